@@ -1,0 +1,73 @@
+"""Proctor's store: the append-only event log and its projections in SQLite.
+
+This package imports neither ``actors`` nor ``cli``; both build on it.
+"""
+
+from persistence._errors import (
+    InvalidTransition,
+    NotAProctorStore,
+    NotSerializable,
+    ProctorError,
+    RunAlreadyFinished,
+    RunNotFound,
+    SchemaTooNew,
+    StoreError,
+    StoreLocked,
+)
+from persistence._json import dumps, loads
+from persistence._records import (
+    AppendOutcome,
+    Appended,
+    EventRecord,
+    NewEvent,
+    Refused,
+    RunRecord,
+    StepRecord,
+)
+from persistence._schema import SCHEMA_VERSION
+from persistence._states import (
+    POST_MORTEM_EVENTS,
+    RUN_TRANSITIONS,
+    STEP_TRANSITIONS,
+    TERMINAL_STATES,
+    EventType,
+    RunState,
+    StepState,
+    next_state,
+    next_step_state,
+)
+from persistence._store import DEFAULT_BUSY_TIMEOUT, Store, Synchronous
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT",
+    "POST_MORTEM_EVENTS",
+    "RUN_TRANSITIONS",
+    "SCHEMA_VERSION",
+    "STEP_TRANSITIONS",
+    "TERMINAL_STATES",
+    "AppendOutcome",
+    "Appended",
+    "EventRecord",
+    "EventType",
+    "InvalidTransition",
+    "NewEvent",
+    "NotAProctorStore",
+    "NotSerializable",
+    "ProctorError",
+    "Refused",
+    "RunAlreadyFinished",
+    "RunNotFound",
+    "RunRecord",
+    "RunState",
+    "SchemaTooNew",
+    "StepRecord",
+    "StepState",
+    "Store",
+    "StoreError",
+    "StoreLocked",
+    "Synchronous",
+    "dumps",
+    "loads",
+    "next_state",
+    "next_step_state",
+]

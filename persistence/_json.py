@@ -1,0 +1,55 @@
+"""Strict JSON for everything that crosses the store (DESIGN D4).
+
+Never a pickle, never a silent ``str()`` fallback: anything that is not
+plain JSON is a :class:`NotSerializable` at the call that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from persistence._errors import NotSerializable
+
+_encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps(value: Any, *, what: str = "value") -> str:
+    """Encode ``value`` as compact JSON or raise :class:`NotSerializable`."""
+    try:
+        return _encoder.encode(value)
+    except (TypeError, ValueError) as exc:
+        raise NotSerializable(what, _culprit(value), str(exc)) from exc
+
+
+def loads(text: str | None) -> Any:
+    """Decode JSON written by :func:`dumps`; ``None`` stays ``None``."""
+    return None if text is None else json.loads(text)
+
+
+def _culprit(value: Any) -> Any:
+    """Find the innermost offending value, so the error names its type."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return key
+            if not _is_json(item):
+                return _culprit(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if not _is_json(item):
+                return _culprit(item)
+    return value
+
+
+def _is_json(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_is_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    return False

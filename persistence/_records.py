@@ -1,0 +1,187 @@
+"""Immutable records read from and written to the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from persistence._json import loads
+from persistence._states import EventType, RunState, StepState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewEvent:
+    """An event to append. ``data`` must be JSON (validated by the caller)."""
+
+    run_id: str
+    type: EventType
+    step: str | None = None
+    call: int | None = None
+    attempt: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The event was written with this global ``seq`` and per-run ``run_seq``."""
+
+    seq: int
+    run_seq: int
+    status: RunState
+
+    @property
+    def accepted(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The store refused the event; ``status`` is the run's state (None: no run)."""
+
+    reason: str
+    status: RunState | None
+
+    @property
+    def accepted(self) -> bool:
+        return False
+
+
+AppendOutcome = Appended | Refused
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """One row of the ``runs`` projection."""
+
+    run_id: str
+    workflow: str
+    status: RunState
+    args: Any
+    result: Any
+    error: dict[str, Any] | None
+    parent_run_id: str | None
+    owner: str | None
+    cancel_requested_at: float | None
+    cancel_reason: str | None
+    cancel_source: str | None
+    terminate_requested_at: float | None
+    terminate_reason: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    last_seq: int
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RunRecord:
+        return cls(
+            run_id=row["run_id"],
+            workflow=row["workflow"],
+            status=RunState(row["status"]),
+            args=loads(row["args"]),
+            result=loads(row["result"]),
+            error=loads(row["error"]),
+            parent_run_id=row["parent_run_id"],
+            owner=row["owner"],
+            cancel_requested_at=row["cancel_requested_at"],
+            cancel_reason=row["cancel_reason"],
+            cancel_source=row["cancel_source"],
+            terminate_requested_at=row["terminate_requested_at"],
+            terminate_reason=row["terminate_reason"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            last_seq=row["last_seq"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status.value,
+            "args": self.args,
+            "result": self.result,
+            "error": self.error,
+            "parent_run_id": self.parent_run_id,
+            "owner": self.owner,
+            "cancel_requested_at": self.cancel_requested_at,
+            "cancel_reason": self.cancel_reason,
+            "cancel_source": self.cancel_source,
+            "terminate_requested_at": self.terminate_requested_at,
+            "terminate_reason": self.terminate_reason,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRecord:
+    """One row of the append-only ``events`` log."""
+
+    seq: int
+    run_id: str
+    run_seq: int
+    ts: float
+    type: EventType
+    step: str | None
+    call: int | None
+    attempt: int | None
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> EventRecord:
+        return cls(
+            seq=row["seq"],
+            run_id=row["run_id"],
+            run_seq=row["run_seq"],
+            ts=row["ts"],
+            type=EventType(row["type"]),
+            step=row["step"],
+            call=row["call"],
+            attempt=row["attempt"],
+            data=loads(row["data"]) or {},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "run_id": self.run_id,
+            "run_seq": self.run_seq,
+            "ts": self.ts,
+            "type": self.type.value,
+            "step": self.step,
+            "call": self.call,
+            "attempt": self.attempt,
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRecord:
+    """One step attempt (one StepActor), from the ``steps`` projection."""
+
+    run_id: str
+    call: int
+    attempt: int
+    name: str
+    status: StepState
+    shielded: bool
+    started_at: float
+    finished_at: float | None
+    result: Any
+    error: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> StepRecord:
+        return cls(
+            run_id=row["run_id"],
+            call=row["call"],
+            attempt=row["attempt"],
+            name=row["name"],
+            status=StepState(row["status"]),
+            shielded=bool(row["shielded"]),
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            result=loads(row["result"]),
+            error=loads(row["error"]),
+        )

@@ -1,0 +1,143 @@
+"""Schema and migrations of the Proctor store.
+
+The store identifies itself with ``PRAGMA application_id`` and records its
+schema version in ``PRAGMA user_version``: both live in the database header,
+so telling a Proctor store from any other SQLite file costs no query.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from sqlite_utils import Database
+
+from persistence._errors import NotAProctorStore, SchemaTooNew
+
+#: "PRCT": marks a SQLite file as a Proctor store.
+APPLICATION_ID: Final = 0x50524354
+
+
+def _v1(db: Database) -> None:
+    db["runs"].create(
+        {
+            "run_id": str,
+            "workflow": str,
+            "status": str,
+            "args": str,
+            "result": str,
+            "error": str,
+            "parent_run_id": str,
+            "owner": str,
+            "lease_expires_at": float,
+            "cancel_requested_at": float,
+            "cancel_reason": str,
+            "cancel_source": str,
+            "terminate_requested_at": float,
+            "terminate_reason": str,
+            "created_at": float,
+            "started_at": float,
+            "finished_at": float,
+            "last_seq": int,
+        },
+        pk="run_id",
+        not_null={"workflow", "status", "args", "created_at", "last_seq"},
+    )
+    db["runs"].create_index(["status", "created_at"])
+    db["runs"].create_index(["workflow", "created_at"])
+    db["runs"].create_index(["created_at"])
+    db["runs"].create_index(["parent_run_id"])
+    db["events"].create(
+        {
+            "seq": int,
+            "run_id": str,
+            "run_seq": int,
+            "ts": float,
+            "type": str,
+            "step": str,
+            "call": int,
+            "attempt": int,
+            "data": str,
+        },
+        pk="seq",
+        not_null={"run_id", "run_seq", "ts", "type"},
+    )
+    db["events"].create_index(["run_id", "run_seq"], unique=True)
+    db["steps"].create(
+        {
+            "run_id": str,
+            "call": int,
+            "attempt": int,
+            "name": str,
+            "status": str,
+            "shielded": int,
+            "started_at": float,
+            "finished_at": float,
+            "result": str,
+            "error": str,
+            "heartbeat_at": float,
+            "heartbeat_details": str,
+        },
+        pk=("run_id", "call", "attempt"),
+        not_null={"name", "status", "started_at"},
+    )
+    db["runtimes"].create(
+        {
+            "owner": str,
+            "pid": int,
+            "hostname": str,
+            "started_at": float,
+            "heartbeat_at": float,
+        },
+        pk="owner",
+    )
+
+
+#: MIGRATIONS[i] upgrades a store from version i to version i + 1.
+MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (_v1,)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def check_identity(conn: sqlite3.Connection, path: str) -> int:
+    """Return the schema version, or raise if this is not a Proctor store.
+
+    An empty database (a new file) has version 0 and is ours to initialise.
+    """
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise NotAProctorStore(f"{path} is not a Proctor store: {exc}") from exc
+    if app_id != APPLICATION_ID and (app_id != 0 or has_tables):
+        raise NotAProctorStore(
+            f"{path} is not a Proctor store: it is another application's SQLite database"
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{path} has schema version {version}, newer than this Proctor "
+            f"understands ({SCHEMA_VERSION}); upgrade Proctor to open it"
+        )
+    return int(version)
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the store to SCHEMA_VERSION, atomically; safe to race."""
+    if check_identity(conn, path) == SCHEMA_VERSION:
+        return
+    db = Database(conn, execute_plugins=False)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated.
+        version = check_identity(conn, path)
+        for migration in MIGRATIONS[version:]:
+            migration(db)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,137 @@
+"""Run and step states, the event types, and the transition tables.
+
+The tables are the single source of truth: the store applies them to every
+event it appends (so fencing holds whoever writes), and the run supervisor
+applies the same function to its own view of the run.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Final
+
+from persistence._errors import InvalidTransition
+
+
+class RunState(enum.Enum):
+    """The life of a run. A terminal state is final."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TERMINATED = "terminated"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL_STATES: Final = frozenset(
+    {RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.TERMINATED}
+)
+
+
+class StepState(enum.Enum):
+    """The life of one step attempt (one StepActor)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ABANDONED = "abandoned"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EventType(enum.Enum):
+    """Every kind of record in the append-only event log."""
+
+    RUN_CREATED = "run_created"
+    RUN_STARTED = "run_started"
+    STEP_SCHEDULED = "step_scheduled"
+    STEP_STARTED = "step_started"
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"
+    STEP_CANCELLED = "step_cancelled"
+    STEP_ABANDONED = "step_abandoned"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCEL_BUFFERED = "cancel_buffered"
+    CANCEL_DELIVERED = "cancel_delivered"
+    SHIELD_ENTERED = "shield_entered"
+    SHIELD_EXITED = "shield_exited"
+    TERMINATE_REQUESTED = "terminate_requested"
+    RUN_COMPLETED = "run_completed"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    RUN_TERMINATED = "run_terminated"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_E = EventType
+_R = RunState
+
+RUN_TRANSITIONS: Final[Mapping[tuple[RunState, EventType], RunState]] = {
+    (_R.PENDING, _E.RUN_STARTED): _R.RUNNING,
+    (_R.PENDING, _E.CANCEL_REQUESTED): _R.CANCELLING,
+    (_R.PENDING, _E.RUN_TERMINATED): _R.TERMINATED,
+    (_R.RUNNING, _E.CANCEL_REQUESTED): _R.CANCELLING,
+    (_R.RUNNING, _E.RUN_COMPLETED): _R.COMPLETED,
+    (_R.RUNNING, _E.RUN_FAILED): _R.FAILED,
+    # A CancellationError can escape a body that was never asked to cancel
+    # (raised by user code, or by a cancelled child); the outcome follows the code.
+    (_R.RUNNING, _E.RUN_CANCELLED): _R.CANCELLED,
+    (_R.RUNNING, _E.RUN_TERMINATED): _R.TERMINATED,
+    # A cancelled run that had not started yet still starts, so that its body
+    # meets the cancel at its first checkpoint and may clean up.
+    (_R.CANCELLING, _E.RUN_STARTED): _R.CANCELLING,
+    # Idempotence (C6): a repeated cancel is logged and changes nothing.
+    (_R.CANCELLING, _E.CANCEL_REQUESTED): _R.CANCELLING,
+    (_R.CANCELLING, _E.RUN_COMPLETED): _R.COMPLETED,
+    (_R.CANCELLING, _E.RUN_FAILED): _R.FAILED,
+    (_R.CANCELLING, _E.RUN_CANCELLED): _R.CANCELLED,
+    (_R.CANCELLING, _E.RUN_TERMINATED): _R.TERMINATED,
+}
+
+#: Event types that change the run's state; each must match RUN_TRANSITIONS.
+RUN_TRANSITION_EVENTS: Final = frozenset(event for _, event in RUN_TRANSITIONS)
+
+#: Records allowed after a run is terminal: they describe its teardown.
+#: Everything else aimed at a terminal run is fenced off by the store.
+POST_MORTEM_EVENTS: Final = frozenset({EventType.STEP_ABANDONED})
+
+_S = StepState
+
+STEP_TRANSITIONS: Final[Mapping[tuple[StepState, EventType], StepState]] = {
+    (_S.RUNNING, _E.STEP_COMPLETED): _S.COMPLETED,
+    (_S.RUNNING, _E.STEP_FAILED): _S.FAILED,
+    (_S.RUNNING, _E.STEP_CANCELLED): _S.CANCELLED,
+    (_S.RUNNING, _E.STEP_ABANDONED): _S.ABANDONED,
+}
+
+STEP_END_EVENTS: Final = frozenset(event for _, event in STEP_TRANSITIONS)
+
+
+def next_state(state: RunState, event: EventType) -> RunState:
+    """Pure; raises :class:`InvalidTransition` for anything not in the table."""
+    try:
+        return RUN_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise InvalidTransition(f"run cannot take {event} while {state}") from None
+
+
+def next_step_state(state: StepState, event: EventType) -> StepState:
+    """Pure; raises :class:`InvalidTransition` for anything not in the table."""
+    try:
+        return STEP_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise InvalidTransition(f"step attempt cannot take {event} while {state}") from None

@@ -1,0 +1,380 @@
+"""The Proctor store: an append-only event log and its projections in SQLite.
+
+Writes go through :meth:`Store.append`, which applies the transition tables
+inside the same transaction as the insert. That is what makes fencing hold
+"whoever writes it": the Journal actor, a CLI in another process, or a step
+thread that was abandoned long ago all meet the same check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import quote
+
+from sqlite_utils import Database
+
+from persistence._errors import (
+    InvalidTransition,
+    NotAProctorStore,
+    NotSerializable,
+    RunNotFound,
+    StoreError,
+    StoreLocked,
+)
+from persistence._json import dumps
+from persistence._records import (
+    AppendOutcome,
+    Appended,
+    EventRecord,
+    NewEvent,
+    Refused,
+    RunRecord,
+    StepRecord,
+)
+from persistence._schema import check_identity, migrate
+from persistence._states import (
+    POST_MORTEM_EVENTS,
+    RUN_TRANSITION_EVENTS,
+    STEP_END_EVENTS,
+    EventType,
+    RunState,
+    StepState,
+    next_state,
+    next_step_state,
+)
+
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+#: How long a connection waits for another one's write lock before StoreLocked.
+DEFAULT_BUSY_TIMEOUT: Final = 5.0
+
+_E = EventType
+
+
+class _GroupRefused(Exception):
+    def __init__(self, refusal: Refused) -> None:
+        self.refusal = refusal
+
+
+class Store:
+    """One connection to a Proctor store. Thread-safe; one writer per process.
+
+    Use :meth:`open`. A store opened with ``readonly=True`` never creates or
+    changes anything, which is what the CLI's reading commands rely on.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: str, *, readonly: bool) -> None:
+        self._conn = conn
+        self._db = Database(conn, execute_plugins=False)
+        self._lock = threading.Lock()
+        self.path = path
+        self.readonly = readonly
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        synchronous: Synchronous = "NORMAL",
+    ) -> Store:
+        """Open (and, unless ``readonly``, create or migrate) the store at ``path``.
+
+        Raises:
+            StoreError: the file is missing (readonly), unreadable, locked past
+                ``busy_timeout``, not a Proctor store, or from a newer version.
+        """
+        spath = os.fspath(path)
+        if readonly:
+            if not Path(spath).is_file():
+                raise StoreError(f"no Proctor store at {spath}: the file does not exist")
+            target, uri = f"file:{quote(spath)}?mode=ro", True
+        else:
+            target, uri = spath, False
+        try:
+            conn = sqlite3.connect(
+                target,
+                uri=uri,
+                timeout=busy_timeout,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,  # guarded by Store._lock
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {spath}: {exc}") from exc
+        try:
+            with _translate(spath):
+                if readonly:
+                    version = check_identity(conn, spath)
+                    if version == 0:
+                        raise NotAProctorStore(f"{spath} is not a Proctor store: it is empty")
+                else:
+                    # WAL: readers never block the writer, and the CLI can read
+                    # while a runtime writes. NORMAL in WAL survives a crash of
+                    # the process; FULL also survives power loss (an fsync per commit).
+                    check_identity(conn, spath)
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute(f"PRAGMA synchronous = {synchronous}")
+                    migrate(conn, spath)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, spath, readonly=readonly)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------
+
+    def append(self, events: Sequence[NewEvent]) -> list[AppendOutcome]:
+        """Append one atomic group of events; all are written or none are."""
+        return self.append_groups([events])[0]
+
+    def append_groups(
+        self, groups: Sequence[Sequence[NewEvent]]
+    ) -> list[list[AppendOutcome]]:
+        """Append several atomic groups in one transaction (group commit).
+
+        A group that breaks a rule (unknown run, fenced terminal run, illegal
+        transition, data that is not JSON) is refused whole; the others commit.
+        """
+        now = time.time()
+        results: list[list[AppendOutcome]] = []
+        with self._lock, _translate(self.path):
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for group in groups:
+                    conn.execute("SAVEPOINT grp")
+                    try:
+                        outcomes: list[AppendOutcome] = [
+                            self._apply(conn, event, now) for event in group
+                        ]
+                    except _GroupRefused as refused:
+                        conn.execute("ROLLBACK TO grp")
+                        outcomes = [refused.refusal] * len(group)
+                    conn.execute("RELEASE grp")
+                    results.append(outcomes)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return results
+
+    def _apply(self, conn: sqlite3.Connection, ev: NewEvent, now: float) -> Appended:
+        try:
+            data = dumps(ev.data, what=f"{ev.type} data") if ev.data else None
+        except NotSerializable as exc:
+            raise _GroupRefused(Refused(str(exc), None)) from exc
+        if ev.type is _E.RUN_CREATED:
+            return self._create_run(conn, ev, data, now)
+        row = conn.execute(
+            "SELECT status, last_seq FROM runs WHERE run_id = ?", (ev.run_id,)
+        ).fetchone()
+        if row is None:
+            raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
+        status, run_seq = RunState(row[0]), row[1] + 1
+        # Invariant: a terminal run never changes again; only its teardown is noted.
+        if status.is_terminal and ev.type not in POST_MORTEM_EVENTS:
+            raise _GroupRefused(Refused(f"run {ev.run_id} already finished: {status}", status))
+        new_status = status
+        try:
+            if ev.type in RUN_TRANSITION_EVENTS:
+                new_status = next_state(status, ev.type)
+            self._project_step(conn, ev, now)
+        except InvalidTransition as exc:
+            raise _GroupRefused(Refused(str(exc), status)) from exc
+        cur = conn.execute(
+            "INSERT INTO events (run_id, run_seq, ts, type, step, call, attempt, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (ev.run_id, run_seq, now, ev.type.value, ev.step, ev.call, ev.attempt, data),
+        )
+        sets, params = _run_projection(ev, now)
+        conn.execute(
+            f"UPDATE runs SET status = ?, last_seq = ?{sets} WHERE run_id = ?",
+            (new_status.value, run_seq, *params, ev.run_id),
+        )
+        assert cur.lastrowid is not None
+        return Appended(cur.lastrowid, run_seq, new_status)
+
+    def _create_run(
+        self, conn: sqlite3.Connection, ev: NewEvent, data: str | None, now: float
+    ) -> Appended:
+        d = ev.data
+        try:
+            conn.execute(
+                "INSERT INTO runs (run_id, workflow, status, args, parent_run_id, owner,"
+                " created_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+                (
+                    ev.run_id,
+                    d["workflow"],
+                    RunState.PENDING.value,
+                    dumps(d.get("args", []), what="workflow arguments"),
+                    d.get("parent_run_id"),
+                    d.get("owner"),
+                    now,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise _GroupRefused(Refused(f"run {ev.run_id} already exists", None)) from exc
+        cur = conn.execute(
+            "INSERT INTO events (run_id, run_seq, ts, type, data) VALUES (?, 1, ?, ?, ?)",
+            (ev.run_id, now, ev.type.value, data),
+        )
+        assert cur.lastrowid is not None
+        return Appended(cur.lastrowid, 1, RunState.PENDING)
+
+    def _project_step(self, conn: sqlite3.Connection, ev: NewEvent, now: float) -> None:
+        if ev.type is _E.STEP_STARTED:
+            conn.execute(
+                "INSERT INTO steps (run_id, call, attempt, name, status, shielded, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ev.run_id,
+                    ev.call,
+                    ev.attempt,
+                    ev.step,
+                    StepState.RUNNING.value,
+                    int(bool(ev.data.get("shielded"))),
+                    now,
+                ),
+            )
+        elif ev.type in STEP_END_EVENTS:
+            key = (ev.run_id, ev.call, ev.attempt)
+            row = conn.execute(
+                "SELECT status FROM steps WHERE run_id = ? AND call = ? AND attempt = ?", key
+            ).fetchone()
+            if row is None:
+                raise InvalidTransition(f"no step attempt {ev.call}.{ev.attempt} to end")
+            new = next_step_state(StepState(row[0]), ev.type)
+            result = dumps(ev.data["result"]) if "result" in ev.data else None
+            error = dumps(ev.data["error"]) if "error" in ev.data else None
+            conn.execute(
+                "UPDATE steps SET status = ?, finished_at = ?, result = ?, error = ?"
+                " WHERE run_id = ? AND call = ? AND attempt = ?",
+                (new.value, now, result, error, *key),
+            )
+
+    # -- reading ------------------------------------------------------------
+
+    def find_run(self, run_id: str) -> RunRecord | None:
+        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        return RunRecord.from_row(rows[0]) if rows else None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run's projection, or :class:`RunNotFound`."""
+        record = self.find_run(run_id)
+        if record is None:
+            raise RunNotFound(run_id)
+        return record
+
+    def list_runs(
+        self,
+        *,
+        status: RunState | Sequence[RunState] | None = None,
+        workflow: str | None = None,
+        parent_run_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first, filtered by any of the arguments."""
+        where, params = [], []
+        if status is not None:
+            states = [status] if isinstance(status, RunState) else list(status)
+            where.append(f"status IN ({', '.join('?' * len(states))})")
+            params.extend(s.value for s in states)
+        if workflow is not None:
+            where.append("workflow = ?")
+            params.append(workflow)
+        if parent_run_id is not None:
+            where.append("parent_run_id = ?")
+            params.append(parent_run_id)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, run_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [RunRecord.from_row(r) for r in self._query(sql, params)]
+
+    def events(self, run_id: str, *, after: int = 0) -> list[EventRecord]:
+        """The run's events with ``run_seq > after``, in order."""
+        rows = self._query(
+            "SELECT * FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq",
+            (run_id, after),
+        )
+        return [EventRecord.from_row(r) for r in rows]
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        """Every step attempt of the run, in call and attempt order."""
+        rows = self._query(
+            "SELECT * FROM steps WHERE run_id = ? ORDER BY call, attempt", (run_id,)
+        )
+        return [StepRecord.from_row(r) for r in rows]
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (``PRAGMA data_version``)."""
+        with self._lock, _translate(self.path):
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        with self._lock, _translate(self.path):
+            return list(self._db.query(sql, params))
+
+
+def _run_projection(ev: NewEvent, now: float) -> tuple[str, tuple[Any, ...]]:
+    """Extra ``runs`` columns an event sets, as (SQL fragment, parameters)."""
+    t, d = ev.type, ev.data
+    if t is _E.RUN_STARTED:
+        return ", started_at = coalesce(started_at, ?)", (now,)
+    if t is _E.CANCEL_REQUESTED:
+        # The first request is the one acted on; repeats are only logged (C6).
+        return (
+            ", cancel_reason = iif(cancel_requested_at IS NULL, ?, cancel_reason)"
+            ", cancel_source = iif(cancel_requested_at IS NULL, ?, cancel_source)"
+            ", cancel_requested_at = coalesce(cancel_requested_at, ?)",
+            (d.get("reason"), d.get("source"), now),
+        )
+    if t is _E.TERMINATE_REQUESTED:
+        return (
+            ", terminate_reason = ?, terminate_requested_at = ?",
+            (d.get("reason"), now),
+        )
+    if t is _E.RUN_COMPLETED:
+        return ", result = ?, finished_at = ?", (dumps(d.get("result")), now)
+    if t is _E.RUN_FAILED:
+        return ", error = ?, finished_at = ?", (dumps(d.get("error")), now)
+    if t in (_E.RUN_CANCELLED, _E.RUN_TERMINATED):
+        return ", finished_at = ?", (now,)
+    return "", ()
+
+
+@contextlib.contextmanager
+def _translate(path: str) -> Iterator[None]:
+    """Turn sqlite3 errors into the StoreError family, with the path named."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        msg = str(exc)
+        if "locked" in msg or "busy" in msg:
+            raise StoreLocked(
+                f"{path} is locked by another process (waited past the busy timeout)"
+            ) from exc
+        raise StoreError(f"{path}: {msg}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise NotAProctorStore(f"{path} is not a Proctor store: {exc}") from exc
