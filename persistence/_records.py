@@ -23,11 +23,19 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class Appended:
-    """The event was written with this global ``seq`` and per-run ``run_seq``."""
+    """The event was written with this global ``seq`` and per-run ``run_seq``.
+
+    ``previous`` and ``status`` are the run's state before and after it.
+    """
 
     seq: int
     run_seq: int
     status: RunState
+    previous: RunState | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.status is not self.previous
 
     @property
     def accepted(self) -> bool:

@@ -210,7 +210,7 @@ class Store:
             (new_status.value, run_seq, *params, ev.run_id),
         )
         assert cur.lastrowid is not None
-        return Appended(cur.lastrowid, run_seq, new_status)
+        return Appended(cur.lastrowid, run_seq, new_status, status)
 
     def _create_run(
         self, conn: sqlite3.Connection, ev: NewEvent, data: str | None, now: float

@@ -1,0 +1,77 @@
+"""Proctor: durable, cancellable workflows on actors, with supervision trees.
+
+The public API is exactly ``__all__``; everything else is private.
+"""
+
+from actors._clock import Clock, FakeClock, SystemClock
+from actors._context import Context, StepContext, WorkflowContext, get_context
+from actors._definitions import StepDef, WorkflowDef, gather, step, workflow
+from actors._errors import (
+    CancellationError,
+    RunCancelled,
+    RunEnded,
+    RunTerminated,
+    StepFailed,
+    Terminated,
+    WorkflowFailed,
+)
+from actors._runtime import ControlResult, RunHandle, Runtime
+from actors._shield import shield
+from persistence import (
+    EventRecord,
+    EventType,
+    InvalidTransition,
+    NotAProctorStore,
+    NotSerializable,
+    ProctorError,
+    RunAlreadyFinished,
+    RunNotFound,
+    RunRecord,
+    RunState,
+    SchemaTooNew,
+    StepRecord,
+    StepState,
+    StoreError,
+    StoreLocked,
+)
+
+__all__ = [
+    "CancellationError",
+    "Clock",
+    "Context",
+    "ControlResult",
+    "EventRecord",
+    "EventType",
+    "FakeClock",
+    "InvalidTransition",
+    "NotAProctorStore",
+    "NotSerializable",
+    "ProctorError",
+    "RunAlreadyFinished",
+    "RunCancelled",
+    "RunEnded",
+    "RunHandle",
+    "RunNotFound",
+    "RunRecord",
+    "RunState",
+    "RunTerminated",
+    "Runtime",
+    "SchemaTooNew",
+    "StepContext",
+    "StepDef",
+    "StepFailed",
+    "StepRecord",
+    "StepState",
+    "StoreError",
+    "StoreLocked",
+    "SystemClock",
+    "Terminated",
+    "WorkflowContext",
+    "WorkflowDef",
+    "WorkflowFailed",
+    "gather",
+    "get_context",
+    "shield",
+    "step",
+    "workflow",
+]

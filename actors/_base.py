@@ -1,0 +1,217 @@
+"""The base actor: pykka plus the guarantees a supervision tree needs.
+
+pykka leaves three holes (DESIGN §2) that this class closes:
+
+* an exception in a ``tell``-ed message stops the actor and tells nobody;
+  here every failure ends the actor with a reason its supervisor receives;
+* an exception in ``on_start`` skips ``on_failure``; here it is a failure like
+  any other;
+* a ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``) in any actor
+  makes pykka stop *every* actor in the process; here it fails that actor only.
+
+Every actor reports its end to its supervisor exactly once, with the reason.
+It also uses a control-first mailbox, so Cancel and Terminate never wait
+behind ordinary work, and so that a busy step can check its mailbox without
+blocking.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pykka
+from pykka._envelope import Envelope
+
+from actors._messages import ChildExited, ControlMessage, ExitKind, ExitReason
+
+logger = logging.getLogger("proctor")
+
+
+class ControlFirstInbox:
+    """A mailbox with two lanes: control messages are always taken first."""
+
+    def __init__(self) -> None:
+        self._control: collections.deque[Envelope[Any]] = collections.deque()
+        self._normal: collections.deque[Envelope[Any]] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        lane = self._control if isinstance(envelope.message, ControlMessage) else self._normal
+        with self._cond:
+            lane.append(envelope)
+            self._cond.notify()
+
+    def get(self) -> Envelope[Any]:
+        with self._cond:
+            while not (self._control or self._normal):
+                self._cond.wait()
+            return self._control.popleft() if self._control else self._normal.popleft()
+
+    def empty(self) -> bool:
+        return not (self._control or self._normal)
+
+    def take_control_nowait(self) -> list[Any]:
+        """Take every pending control message; the cheap check of a busy step."""
+        # Unlocked fast path: deque truthiness is atomic, and a message that
+        # lands right after this read is seen by the next check.
+        if not self._control:
+            return []
+        with self._cond:
+            taken = [env.message for env in self._control]
+            self._control.clear()
+        return taken
+
+    def take_nowait_if(self, accept: Callable[[Any], bool]) -> Any | None:
+        """Take the next ordinary message if ``accept``s it (for batching)."""
+        with self._cond:
+            if self._control or not self._normal or not accept(self._normal[0].message):
+                return None
+            return self._normal.popleft().message
+
+
+class Census:
+    """Every live actor of one runtime, so shutdown can prove none is left."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._live: dict[str, str] = {}
+        self._threads: list[threading.Thread] = []
+
+    def enter(self, urn: str, name: str) -> None:
+        with self._cond:
+            self._live[urn] = name
+            self._threads.append(threading.current_thread())
+
+    def leave(self, urn: str) -> None:
+        with self._cond:
+            self._live.pop(urn, None)
+            self._cond.notify_all()
+
+    def live(self) -> list[str]:
+        with self._cond:
+            return sorted(self._live.values())
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait until every actor stopped and its thread ended; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._live:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads if t is not threading.current_thread())
+
+
+class ProctorActor(pykka.ThreadingActor):
+    """Base of every Proctor actor. Subclasses implement :meth:`handle`.
+
+    Hooks: :meth:`started` (in the actor's thread, before any message),
+    :meth:`handle`, :meth:`stopping`. Call :meth:`exit` to stop with a reason.
+    """
+
+    #: Stopping the runtime must not wait on actors; shutdown joins them itself.
+    use_daemon_thread: ClassVar[bool] = True
+
+    def __init__(self, *, parent: pykka.ActorRef[Any] | None, name: str, census: Census) -> None:
+        super().__init__()
+        self.name = name
+        self._parent = parent
+        self._census = census
+        self._exit_reason: ExitReason | None = None
+        self._reported = False
+
+    @staticmethod
+    def _create_actor_inbox() -> ControlFirstInbox:  # type: ignore[override]
+        return ControlFirstInbox()
+
+    @property
+    def inbox(self) -> ControlFirstInbox:
+        inbox = self.actor_inbox
+        assert isinstance(inbox, ControlFirstInbox)
+        return inbox
+
+    # -- hooks for subclasses ------------------------------------------------
+
+    def started(self) -> None:
+        """Run in the actor's thread before the first message."""
+
+    def handle(self, message: Any) -> Any:
+        """Handle one message."""
+        raise NotImplementedError(f"{type(self).__name__} cannot handle {message!r}")
+
+    def stopping(self) -> None:
+        """Run in the actor's thread when it stops, whatever the reason."""
+
+    # -- the guarantees ------------------------------------------------------
+
+    def exit(self, reason: ExitReason) -> None:
+        """Stop after the current message; the first reason given is the one reported."""
+        if self._exit_reason is None:
+            self._exit_reason = reason
+            try:
+                self.stop()
+            except pykka.ActorDeadError:
+                pass
+
+    def on_start(self) -> None:
+        self._census.enter(self.actor_urn, self.name)
+        try:
+            self.started()
+        except BaseException as exc:
+            self._fail(exc)
+
+    def on_receive(self, message: Any) -> Any:
+        if self._exit_reason is not None:
+            # Dying: the rest of the mailbox is not ours to act on.
+            return None
+        try:
+            return self.handle(message)
+        except BaseException as exc:
+            self._fail(exc)
+            return None
+
+    def on_stop(self) -> None:
+        try:
+            self.stopping()
+        except BaseException as exc:
+            logger.exception("%s failed while stopping", self.name)
+            if self._exit_reason is None:
+                self._exit_reason = ExitReason(kind=ExitKind.FAILED, error=exc)
+        finally:
+            self._report(self._exit_reason or ExitReason.normal())
+            self._census.leave(self.actor_urn)
+
+    def _fail(self, exc: BaseException) -> None:
+        logger.error("%s crashed", self.name, exc_info=exc)
+        self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
+
+    def _report(self, reason: ExitReason) -> None:
+        # Invariant: exactly one ChildExited per actor, whatever path stopped it.
+        if self._reported or self._parent is None:
+            return
+        self._reported = True
+        tell(self._parent, ChildExited(child=self.actor_ref, name=self.name, reason=reason))
+
+
+def tell(ref: pykka.ActorRef[Any], message: Any) -> bool:
+    """Send without raising if the receiver is gone; return whether it was sent.
+
+    A message to a dead actor is dropped by design: whatever it carried is
+    already fenced (late step results) or moot (the receiver has ended).
+    """
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        logger.debug("dropped %r: %s is gone", message, ref)
+        return False
+    return True

@@ -1,0 +1,59 @@
+"""Time, injectable: the Timers actor waits through a Clock.
+
+``SystemClock`` is real time. ``FakeClock`` only moves when a test calls
+:meth:`FakeClock.advance`, which fires every deadline it passes at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards."""
+        ...
+
+    def wait(self, cond: threading.Condition, deadline: float | None) -> None:
+        """Wait on ``cond`` (held by the caller) until notified or ``deadline``."""
+        ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, cond: threading.Condition, deadline: float | None) -> None:
+        cond.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+class FakeClock:
+    """Virtual time for tests: deadlines fire only when :meth:`advance` passes them."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self._waiters: weakref.WeakSet[threading.Condition] = weakref.WeakSet()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._now
+
+    def wait(self, cond: threading.Condition, deadline: float | None) -> None:
+        with self._lock:
+            self._waiters.add(cond)
+        cond.wait()
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward and wake every waiter so that due deadlines fire."""
+        if seconds < 0:
+            raise ValueError("time cannot go backwards")
+        with self._lock:
+            self._now += seconds
+            waiters = list(self._waiters)
+        for cond in waiters:
+            with cond:
+                cond.notify_all()

@@ -1,0 +1,243 @@
+"""What user code sees of its run: ``get_context()`` in a step or a workflow body.
+
+A step's context performs the *mailbox check*: the step thread takes the
+control messages (Cancel, Terminate) waiting in its own StepActor's inbox.
+That is the only place cancel reaches step code (C2), and it costs one
+unlocked deque read when nothing is waiting.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Generator
+from typing import Any, Final
+
+import pykka
+
+from actors._base import ControlFirstInbox, tell
+from actors._errors import CancellationError, Terminated
+from actors._messages import Append, Cancel, Terminate
+from persistence import EventType, NewEvent, ProctorError, dumps
+
+
+class _Checked:
+    """What a check returns: awaiting it is a no-op, so both call styles work."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # pragma: no cover - makes this a generator
+
+    def __repr__(self) -> str:
+        return "<checked>"
+
+
+_CHECKED: Final = _Checked()
+
+_current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "proctor_context", default=None
+)
+
+
+def get_context() -> Context:
+    """The context of the running step or workflow body.
+
+    Raises:
+        ProctorError: when called outside a step or workflow body.
+    """
+    ctx = _current.get()
+    if ctx is None:
+        raise ProctorError("get_context() called outside a Proctor step or workflow body")
+    return ctx
+
+
+class Context:
+    """Common surface of :class:`StepContext` and :class:`WorkflowContext`."""
+
+    run_id: str
+    step_name: str | None = None
+    attempt: int | None = None
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.shield_depth = 0
+
+    @property
+    def is_cancelling(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def cancel_reason(self) -> str | None:
+        raise NotImplementedError
+
+    def check_cancellation(self) -> _Checked:
+        """A checkpoint: raise :class:`CancellationError` if cancelled and unshielded.
+
+        Works called plainly and with ``await``.
+        """
+        raise NotImplementedError
+
+    def heartbeat(self, details: Any = None) -> _Checked:
+        """Renew liveness, keep ``details`` (JSON) and check the mailbox (H1)."""
+        raise ProctorError("heartbeat() is for steps; a workflow body has no heartbeat")
+
+    def _shield_enter(self) -> None:
+        raise NotImplementedError
+
+    def _shield_exit(self) -> None:
+        raise NotImplementedError
+
+
+class StepContext(Context):
+    """The context of one step attempt, used only from that step's thread."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        step_name: str,
+        call: int,
+        attempt: int,
+        inbox: ControlFirstInbox,
+        journal: pykka.ActorRef[Any],
+        last_heartbeat_details: Any = None,
+    ) -> None:
+        super().__init__(run_id)
+        self.step_name = step_name
+        self.call = call
+        self.attempt = attempt
+        self.last_heartbeat_details = last_heartbeat_details
+        self.last_heartbeat_at: float | None = None
+        self._inbox = inbox
+        self._journal = journal
+        self._cancel: Cancel | None = None
+        self._terminate: Terminate | None = None
+        self._delivered = False
+        self._buffered = False
+
+    @property
+    def is_cancelling(self) -> bool:
+        self._take_control()
+        return self._cancel is not None
+
+    @property
+    def cancel_reason(self) -> str | None:
+        return self._cancel.reason if self._cancel else None
+
+    def check_cancellation(self) -> _Checked:
+        self._take_control()
+        if self._terminate is not None:
+            raise Terminated(self._terminate.reason)
+        if self._cancel is not None:
+            if self.shield_depth:
+                if not self._buffered:
+                    self._buffered = True
+                    self._record(EventType.CANCEL_BUFFERED, reason=self._cancel.reason)
+            else:
+                if not self._delivered:
+                    self._delivered = True
+                    self._record(EventType.CANCEL_DELIVERED, reason=self._cancel.reason)
+                # Level-triggered (C3): every unshielded check raises again.
+                raise CancellationError(self._cancel.reason)
+        return _CHECKED
+
+    def check_terminated(self) -> None:
+        """Raise :class:`Terminated` if the run was terminated; ignore cancel."""
+        self._take_control()
+        if self._terminate is not None:
+            raise Terminated(self._terminate.reason)
+
+    def heartbeat(self, details: Any = None) -> _Checked:
+        if details is not None:
+            dumps(details, what="heartbeat details")
+            self.last_heartbeat_details = details
+        self.last_heartbeat_at = time.monotonic()
+        return self.check_cancellation()
+
+    def _take_control(self) -> None:
+        for msg in self._inbox.take_control_nowait():
+            if isinstance(msg, Terminate):
+                self._terminate = msg
+            elif isinstance(msg, Cancel) and self._cancel is None:
+                self._cancel = msg
+
+    def _shield_enter(self) -> None:
+        self.shield_depth += 1
+        self._record(EventType.SHIELD_ENTERED, depth=self.shield_depth)
+
+    def _shield_exit(self) -> None:
+        self.shield_depth -= 1
+        self._take_control()
+        self._record(
+            EventType.SHIELD_EXITED,
+            depth=self.shield_depth,
+            cancel_pending=self._cancel is not None,
+        )
+
+    def _record(self, type_: EventType, **data: Any) -> None:
+        event = NewEvent(
+            run_id=self.run_id,
+            type=type_,
+            step=self.step_name,
+            call=self.call,
+            attempt=self.attempt,
+            data=data,
+        )
+        tell(self._journal, Append(events=(event,)))
+
+
+class WorkflowContext(Context):
+    """The context of a workflow body; lives in its RunSupervisor's thread."""
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        is_cancelling: Callable[[], bool],
+        cancel_reason: Callable[[], str | None],
+        checkpoint: Callable[[], None],
+        record: Callable[..., None],
+    ) -> None:
+        super().__init__(run_id)
+        self._is_cancelling = is_cancelling
+        self._cancel_reason = cancel_reason
+        self._checkpoint = checkpoint
+        self._record = record
+        self.sealed = False
+        self.call_counter = 0
+
+    @property
+    def is_cancelling(self) -> bool:
+        return self._is_cancelling()
+
+    @property
+    def cancel_reason(self) -> str | None:
+        return self._cancel_reason()
+
+    def check_cancellation(self) -> _Checked:
+        self._checkpoint()
+        return _CHECKED
+
+    def _shield_enter(self) -> None:
+        self.shield_depth += 1
+        if not self.sealed:
+            self._record(EventType.SHIELD_ENTERED, depth=self.shield_depth)
+
+    def _shield_exit(self) -> None:
+        self.shield_depth -= 1
+        if not self.sealed:
+            self._record(
+                EventType.SHIELD_EXITED,
+                depth=self.shield_depth,
+                cancel_pending=self.is_cancelling,
+            )
+
+
+def set_current(ctx: Context | None) -> contextvars.Token[Context | None]:
+    return _current.set(ctx)
+
+
+def reset_current(token: contextvars.Token[Context | None]) -> None:
+    _current.reset(token)

@@ -1,0 +1,136 @@
+"""``@workflow()`` and ``@step()``, and the awaitables a workflow body yields.
+
+A workflow body is an ``async def`` driven by its RunSupervisor, not by an
+asyncio loop: ``await some_step(x)`` suspends the body with a
+:class:`StepCall` that the supervisor turns into a StepActor; the step's
+completion message resumes the body. That is what lets the supervisor stay
+responsive to Cancel and Terminate while a step runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from actors._context import WorkflowContext, _current
+from persistence import ProctorError, dumps
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_registry: dict[str, WorkflowDef[..., Any]] = {}
+_registry_lock = threading.Lock()
+
+
+class WorkflowDef(Generic[P, R]):
+    """A workflow: an ``async def`` body, addressable by a stable name."""
+
+    def __init__(self, fn: Callable[P, Awaitable[R]], name: str) -> None:
+        self.fn = fn
+        self.name = name
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name}>"
+
+
+class StepDef(Generic[P, R]):
+    """A step: a sync or async function run by a StepActor, one per attempt."""
+
+    def __init__(self, fn: Callable[P, R] | Callable[P, Awaitable[R]], name: str) -> None:
+        self.fn = fn
+        self.name = name
+        self.is_async = inspect.iscoroutinefunction(fn)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> StepCall[R]:
+        """In a workflow body: an awaitable that runs this step in a StepActor."""
+        ctx = _current.get()
+        if not isinstance(ctx, WorkflowContext):
+            raise ProctorError(
+                f"step {self.name!r} was called outside a workflow body; "
+                f"await it inside a @workflow, or call {self.name}.fn(...) directly"
+            )
+        # D4: arguments are JSON, checked here, at the call, before any record.
+        dumps([list(args), kwargs], what=f"arguments of step {self.name!r}")
+        return StepCall(step=self, args=args, kwargs=tuple(kwargs.items()))
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}>"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepCall(Generic[R]):
+    step: StepDef[..., R]
+    args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...]
+
+    def __await__(self) -> Generator[Any, Any, R]:
+        result: R = yield self
+        return result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gather:
+    calls: tuple[StepCall[Any], ...]
+
+    def __await__(self) -> Generator[Any, Any, list[Any]]:
+        results: list[Any] = yield self
+        return results
+
+
+def gather(*calls: StepCall[Any]) -> Gather:
+    """Run steps in parallel; await the list of their results, in argument order.
+
+    Every step runs to its end before the await resumes. A cancel reaches every
+    active step; if any step failed, the await raises the first failure (in
+    argument order) as :class:`StepFailed`.
+    """
+    for call in calls:
+        if not isinstance(call, StepCall):
+            raise TypeError(f"gather() takes step calls, got {call!r}")
+    return Gather(calls=calls)
+
+
+def _name_of(fn: Callable[..., Any], name: str | None) -> str:
+    return name or f"{fn.__module__}.{fn.__qualname__}"
+
+
+def workflow(
+    *, name: str | None = None
+) -> Callable[[Callable[P, Awaitable[R]]], WorkflowDef[P, R]]:
+    """Declare an ``async def`` as a workflow; ``name`` defaults to module.qualname."""
+
+    def decorate(fn: Callable[P, Awaitable[R]]) -> WorkflowDef[P, R]:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"@workflow() needs an async def, got {fn!r}")
+        wf = WorkflowDef(fn, _name_of(fn, name))
+        with _registry_lock:
+            _registry[wf.name] = wf
+        return wf
+
+    return decorate
+
+
+@overload
+def step(
+    *, name: str | None = None
+) -> Callable[[Callable[P, Awaitable[R]]], StepDef[P, R]]: ...
+@overload
+def step(*, name: str | None = None) -> Callable[[Callable[P, R]], StepDef[P, R]]: ...
+def step(*, name: str | None = None) -> Callable[[Callable[P, Any]], StepDef[P, Any]]:
+    """Declare a sync or async function as a step; ``name`` defaults to module.qualname."""
+
+    def decorate(fn: Callable[P, Any]) -> StepDef[P, Any]:
+        return StepDef(fn, _name_of(fn, name))
+
+    return decorate
+
+
+def lookup_workflow(name: str) -> WorkflowDef[..., Any] | None:
+    with _registry_lock:
+        return _registry.get(name)

@@ -1,0 +1,86 @@
+"""The runtime's half of the exception tree (drawn in ``persistence._errors``).
+
+``CancellationError`` and ``Terminated`` derive from ``BaseException``, like
+``trio.Cancelled`` and ``asyncio.CancelledError``: a broad ``except
+Exception`` in user code must not swallow them.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from persistence import ProctorError
+
+
+class CancellationError(BaseException):
+    """Raised at a checkpoint of a run that is cancelling (and not shielded)."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason or "cancelled")
+        self.reason = reason
+
+
+class Terminated(BaseException):
+    """Raised in a step thread of a terminated run so that it unwinds (T3)."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason or "terminated")
+        self.reason = reason
+
+
+class StepFailed(ProctorError):
+    """A step raised; ``__cause__`` is the exception of its last attempt."""
+
+    def __init__(self, step: str, attempt: int, error: dict[str, Any]) -> None:
+        super().__init__(
+            f"step {step!r} failed on attempt {attempt}: {error['type']}: {error['message']}"
+        )
+        self.step = step
+        self.attempt = attempt
+        self.error = error
+
+
+class RunEnded(ProctorError):
+    """Base of the errors :meth:`RunHandle.result` raises for a run that did not complete."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class WorkflowFailed(RunEnded):
+    """The run ended FAILED; ``error`` describes the exception that escaped the body."""
+
+    def __init__(self, run_id: str, error: dict[str, Any] | None) -> None:
+        error = error or {"type": "Unknown", "message": ""}
+        super().__init__(run_id, f"run {run_id} failed: {error['type']}: {error['message']}")
+        self.error = error
+
+
+class RunCancelled(RunEnded):
+    """The run ended CANCELLED."""
+
+    def __init__(self, run_id: str, reason: str | None) -> None:
+        super().__init__(run_id, f"run {run_id} was cancelled" + (f": {reason}" if reason else ""))
+        self.reason = reason
+
+
+class RunTerminated(RunEnded):
+    """The run ended TERMINATED."""
+
+    def __init__(self, run_id: str, reason: str | None) -> None:
+        super().__init__(
+            run_id, f"run {run_id} was terminated" + (f": {reason}" if reason else "")
+        )
+        self.reason = reason
+
+
+def describe(exc: BaseException) -> dict[str, Any]:
+    """A JSON description of an exception, for the log and the CLI."""
+    return {
+        "type": type(exc).__qualname__,
+        "module": type(exc).__module__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }

@@ -1,0 +1,196 @@
+"""The Guardian: root supervisor of a runtime's actors.
+
+It starts the Journal and the Timers, starts one RunSupervisor per run, hears
+every child's exit (death watch), turns an expired cancel grace into a
+terminate (C8), and stops everything in order on shutdown: run supervisors
+first, so their last records still reach the Journal, then Timers and Journal.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors._base import Census, ProctorActor, logger, tell
+from actors._clock import Clock
+from actors._errors import describe
+from actors._journal import Journal
+from actors._messages import (
+    Append,
+    Cancel,
+    ChildExited,
+    ExitKind,
+    ExitReason,
+    GraceExpired,
+    Shutdown,
+    StartRun,
+    Terminate,
+)
+from actors._supervisor import RunSupervisor
+from actors._timers import Timers
+from persistence import EventType, NewEvent, RunState, Synchronous
+
+
+class Directory:
+    """run id -> RunSupervisor, readable from any thread (the Runtime facade)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+
+    def get(self, run_id: str) -> pykka.ActorRef[Any] | None:
+        with self._lock:
+            return self._refs.get(run_id)
+
+    def add(self, run_id: str, ref: pykka.ActorRef[Any]) -> None:
+        with self._lock:
+            self._refs[run_id] = ref
+
+    def remove(self, run_id: str) -> None:
+        with self._lock:
+            self._refs.pop(run_id, None)
+
+    def all(self) -> list[pykka.ActorRef[Any]]:
+        with self._lock:
+            return list(self._refs.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetWiring:
+    """Ask the Guardian for the refs of the Journal and the Timers."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wiring:
+    journal: pykka.ActorRef[Any]
+    timers: pykka.ActorRef[Any]
+
+
+class Guardian(ProctorActor):
+    def __init__(
+        self,
+        *,
+        census: Census,
+        path: str | os.PathLike[str],
+        synchronous: Synchronous,
+        clock: Clock,
+        directory: Directory,
+        on_terminal: Callable[[str, RunState], None],
+    ) -> None:
+        super().__init__(parent=None, name="Guardian", census=census)
+        self._path = path
+        self._synchronous: Synchronous = synchronous
+        self._clock = clock
+        self._directory = directory
+        self._on_terminal = on_terminal
+        self._shutdown: Shutdown | None = None
+        self._journal: pykka.ActorRef[Any] | None = None
+        self._timers: pykka.ActorRef[Any] | None = None
+
+    def started(self) -> None:
+        self._journal = Journal.start(
+            census=self._census,
+            parent=self.actor_ref,
+            path=self._path,
+            synchronous=self._synchronous,
+            on_terminal=self._on_terminal,
+        )
+        self._timers = Timers.start(census=self._census, parent=self.actor_ref, clock=self._clock)
+
+    @property
+    def journal(self) -> pykka.ActorRef[Any]:
+        assert self._journal is not None
+        return self._journal
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, GetWiring):
+            assert self._timers is not None
+            return Wiring(journal=self.journal, timers=self._timers)
+        if isinstance(message, StartRun):
+            self._start_run(message)
+        elif isinstance(message, ChildExited):
+            self._on_child_exited(message)
+        elif isinstance(message, GraceExpired):
+            self._on_grace_expired(message)
+        elif isinstance(message, Shutdown):
+            self._shutdown = message
+            supervisors = self._directory.all()
+            for ref in supervisors:
+                tell(ref, message)
+            if not supervisors:
+                self._stop_services()
+        else:
+            raise TypeError(f"Guardian cannot handle {message!r}")
+        return None
+
+    def _start_run(self, msg: StartRun) -> None:
+        if self._shutdown is not None:
+            return  # the run stays PENDING in the store for the next runtime
+        state, cancel = msg.state, None
+        if state is RunState.CANCELLING:
+            cancel = Cancel(reason=msg.cancel_reason, source="api")
+        ref = RunSupervisor.start(
+            census=self._census,
+            parent=self.actor_ref,
+            journal=self.journal,
+            run_id=msg.run_id,
+            workflow=msg.workflow,
+            args=msg.args,
+            kwargs=msg.kwargs,
+            state=state,
+            cancel=cancel,
+        )
+        self._directory.add(msg.run_id, ref)
+
+    def _on_child_exited(self, msg: ChildExited) -> None:
+        if msg.child == self._journal or msg.child == self._timers:
+            if self._shutdown is None:
+                logger.critical("%s stopped unexpectedly: %s", msg.name, msg.reason)
+            if msg.child == self._journal:
+                self._journal_exited()
+            return
+        run_id = msg.name
+        self._directory.remove(run_id)
+        if msg.reason.kind is ExitKind.FAILED and self._shutdown is None:
+            # A supervisor crashed (a Proctor bug, or the store failed): record
+            # the run as failed if the store still takes it; fencing decides.
+            error = msg.reason.error or RuntimeError("run supervisor crashed")
+            event = NewEvent(
+                run_id=run_id, type=EventType.RUN_FAILED, data={"error": describe(error)}
+            )
+            tell(self.journal, Append(events=(event,)))
+        if self._shutdown is not None and not self._directory.all():
+            self._stop_services()
+
+    def _on_grace_expired(self, msg: GraceExpired) -> None:
+        """C8: the cancel's grace ended; terminate unless the run already finished."""
+        ref = self._directory.get(msg.run_id)
+        reason = f"cancel grace expired ({msg.reason})" if msg.reason else "cancel grace expired"
+        events = (
+            NewEvent(
+                run_id=msg.run_id,
+                type=EventType.TERMINATE_REQUESTED,
+                data={"reason": reason, "source": "grace"},
+            ),
+            NewEvent(run_id=msg.run_id, type=EventType.RUN_TERMINATED, data={"reason": reason}),
+        )
+        deliver = ((ref, Terminate(reason=reason)),) if ref is not None else ()
+        tell(self.journal, Append(events=events, deliver=deliver))
+
+    def _stop_services(self) -> None:
+        if self._timers is not None:
+            self._timers.stop(block=False)
+        # The Journal stops after every Append already in its mailbox.
+        self.journal.stop(block=False)
+
+    def _journal_exited(self) -> None:
+        if self._shutdown is not None:
+            if self._shutdown.reply is not None:
+                self._shutdown.reply.set(None)
+            self.exit(ExitReason.normal())
+

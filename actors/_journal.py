@@ -1,0 +1,98 @@
+"""The Journal: the single writer of the store in a process (D1).
+
+It group-commits: when it wakes for one Append it also takes every Append
+already waiting behind it (up to ``max_batch``) and writes them all in one
+transaction, so N concurrent runs pay for about one commit, not N.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Final
+
+from actors._base import Census, ProctorActor, tell
+from actors._messages import Append, Journaled
+from persistence import (
+    AppendOutcome,
+    EventType,
+    RunState,
+    Store,
+    StoreError,
+    Synchronous,
+)
+
+MAX_BATCH: Final = 512
+
+_TERMINAL_EVENTS: Final = frozenset(
+    {
+        EventType.RUN_COMPLETED,
+        EventType.RUN_FAILED,
+        EventType.RUN_CANCELLED,
+        EventType.RUN_TERMINATED,
+    }
+)
+
+
+class Journal(ProctorActor):
+    def __init__(
+        self,
+        *,
+        census: Census,
+        parent: Any,
+        path: str | os.PathLike[str],
+        synchronous: Synchronous,
+        on_terminal: Callable[[str, RunState], None],
+    ) -> None:
+        super().__init__(parent=parent, name="Journal", census=census)
+        self._path = path
+        self._synchronous: Synchronous = synchronous
+        self._on_terminal = on_terminal
+        self._store: Store | None = None
+
+    def started(self) -> None:
+        # The connection is made in the journal's own thread: it is its only user.
+        self._store = Store.open(self._path, synchronous=self._synchronous)
+
+    def stopping(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def handle(self, message: Any) -> None:
+        if not isinstance(message, Append):
+            raise TypeError(f"Journal cannot handle {message!r}")
+        batch = [message]
+        while len(batch) < MAX_BATCH:
+            more = self.inbox.take_nowait_if(lambda m: isinstance(m, Append))
+            if more is None:
+                break
+            batch.append(more)
+        self._commit(batch)
+
+    def _commit(self, batch: list[Append]) -> None:
+        assert self._store is not None
+        try:
+            results = self._store.append_groups([a.events for a in batch])
+        except StoreError as exc:
+            for append in batch:
+                self._answer(append, (), exc)
+            return
+        for append, outcomes in zip(batch, results, strict=True):
+            self._answer(append, tuple(outcomes), None)
+            for event, outcome in zip(append.events, outcomes, strict=True):
+                if outcome.accepted and event.type in _TERMINAL_EVENTS:
+                    self._on_terminal(event.run_id, outcome.status)  # type: ignore[union-attr]
+
+    def _answer(
+        self, append: Append, outcomes: tuple[AppendOutcome, ...], error: StoreError | None
+    ) -> None:
+        if append.reply is not None:
+            if error is None:
+                append.reply.set(outcomes)
+            else:
+                append.reply.set_exception((type(error), error, error.__traceback__))
+        if append.notify is not None:
+            tell(append.notify, Journaled(tag=append.tag, outcomes=outcomes, error=error))
+        if error is None and all(o.accepted for o in outcomes):
+            for target, msg in append.deliver:
+                tell(target, msg)

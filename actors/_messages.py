@@ -1,0 +1,182 @@
+"""Every message the actors exchange. All frozen; control messages jump the queue.
+
+pykka does not copy messages: whoever sends one must not mutate it, which
+frozen dataclasses with immutable fields make hard to get wrong.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from persistence import AppendOutcome, NewEvent, RunState
+
+if TYPE_CHECKING:
+    from pykka import ActorRef, Future
+
+_FROZEN = {"frozen": True, "slots": True, "kw_only": True}
+
+
+class ControlMessage:
+    """Marker: delivered before every ordinary message (control-first mailbox)."""
+
+    __slots__ = ()
+
+
+# -- control ---------------------------------------------------------------
+
+
+@dataclass(**_FROZEN)
+class Cancel(ControlMessage):
+    """Graceful: reaches code only at its next checkpoint (C2)."""
+
+    reason: str | None
+    source: str
+
+
+@dataclass(**_FROZEN)
+class Terminate(ControlMessage):
+    """Forceful: the run's actors stop; a busy step unwinds at its next check (T3)."""
+
+    reason: str | None
+
+
+# -- exits (death watch) ---------------------------------------------------
+
+
+class ExitKind(enum.Enum):
+    NORMAL = "normal"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    TERMINATED = "terminated"
+
+
+@dataclass(**_FROZEN)
+class ExitReason:
+    kind: ExitKind
+    error: BaseException | None = None
+
+    @classmethod
+    def normal(cls) -> ExitReason:
+        return cls(kind=ExitKind.NORMAL)
+
+
+@dataclass(**_FROZEN)
+class ChildExited:
+    """Sent exactly once by every actor to its supervisor when it stops."""
+
+    child: ActorRef[Any]
+    name: str
+    reason: ExitReason
+
+
+# -- journal ---------------------------------------------------------------
+
+
+@dataclass(**_FROZEN)
+class Append:
+    """Append one atomic group of events.
+
+    After the commit the Journal sets ``reply``, tells ``notify`` a
+    :class:`Journaled` carrying ``tag``, and, if every event was accepted,
+    delivers each ``(actor, message)`` of ``deliver``: the effect follows the
+    durable record, never the other way round (D1).
+    """
+
+    events: tuple[NewEvent, ...]
+    reply: Future[Any] | None = None
+    notify: ActorRef[Any] | None = None
+    tag: Any = None
+    deliver: tuple[tuple[ActorRef[Any], Any], ...] = ()
+
+
+@dataclass(**_FROZEN)
+class Journaled:
+    tag: Any
+    outcomes: tuple[AppendOutcome, ...]
+    error: BaseException | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None and all(o.accepted for o in self.outcomes)
+
+
+# -- step outcomes ---------------------------------------------------------
+
+
+@dataclass(**_FROZEN)
+class Returned:
+    result_json: str
+
+
+@dataclass(**_FROZEN)
+class Raised:
+    error: dict[str, Any]
+    exception: BaseException
+
+
+@dataclass(**_FROZEN)
+class StepCancelled:
+    reason: str | None
+
+
+@dataclass(**_FROZEN)
+class Unwound:
+    """The step thread unwound with Terminated; its outcome is discarded."""
+
+
+StepOutcome = Returned | Raised | StepCancelled | Unwound
+
+
+@dataclass(**_FROZEN)
+class StepFinished:
+    call: int
+    attempt: int
+    outcome: StepOutcome
+
+
+# -- supervisor, guardian, timers ------------------------------------------
+
+
+@dataclass(**_FROZEN)
+class StartRun:
+    run_id: str
+    workflow: Any  # WorkflowDef; Any keeps this module free of import cycles
+    args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...]
+    #: The run's state in the store when it was handed over (PENDING or CANCELLING).
+    state: RunState
+    cancel_reason: str | None = None
+
+
+@dataclass(**_FROZEN)
+class GraceExpired:
+    run_id: str
+    reason: str | None
+
+
+@dataclass(**_FROZEN)
+class Shutdown:
+    """Stop hosting: abandon in-flight steps, leave unfinished runs for resume."""
+
+    reply: Future[Any] | None = None
+
+
+@dataclass(**_FROZEN)
+class ScheduleTimer:
+    token: object
+    delay: float
+    target: ActorRef[Any]
+    message: Any
+
+
+@dataclass(**_FROZEN)
+class CancelTimer:
+    token: object
+
+
+@dataclass(**_FROZEN)
+class TimerTick:
+    """Synthesised by the Timers inbox when the earliest deadline passes."""

@@ -1,0 +1,454 @@
+"""The Runtime facade and RunHandle: what a service embeds.
+
+The facade is not an actor. It validates at the call (JSON arguments, known
+runs), writes through the Journal, and hands messages to the actor tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Generic, TypeVar
+
+import pykka
+
+from actors._base import Census, logger
+from actors._clock import Clock, SystemClock
+from actors._definitions import WorkflowDef
+from actors._errors import RunCancelled, RunTerminated, WorkflowFailed
+from actors._guardian import Directory, GetWiring, Guardian, Wiring
+from actors._messages import Append, Cancel, GraceExpired, ScheduleTimer, Shutdown, StartRun
+from actors._messages import Terminate as TerminateMsg
+from persistence import (
+    AppendOutcome,
+    EventRecord,
+    EventType,
+    NewEvent,
+    ProctorError,
+    RunNotFound,
+    RunRecord,
+    RunState,
+    Store,
+    StoreError,
+    Synchronous,
+    dumps,
+)
+
+R = TypeVar("R")
+
+#: Upper bound on any internal ask; a healthy runtime answers in microseconds.
+ASK_TIMEOUT: Final = 30.0
+#: How often a waiter re-reads the store for runs that end in another process.
+POLL_INTERVAL: Final = 0.05
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlResult:
+    """What a cancel or terminate did.
+
+    ``changed`` is False when the request changed nothing (C6): the run was
+    already terminal, or already cancelling. ``status`` is the run's state
+    when the call returned (its final state, with ``wait=True``).
+    """
+
+    run_id: str
+    status: RunState
+    changed: bool
+    message: str
+
+
+class _Watchers:
+    """Wakes threads and event loops waiting for runs to end in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watch: dict[str, list[Callable[[], None]]] = {}
+
+    def add(self, run_id: str, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._watch.setdefault(run_id, []).append(wake)
+
+    def discard(self, run_id: str, wake: Callable[[], None]) -> None:
+        with self._lock:
+            wakes = self._watch.get(run_id, [])
+            if wake in wakes:
+                wakes.remove(wake)
+            if not wakes:
+                self._watch.pop(run_id, None)
+
+    def notify(self, run_id: str, _status: RunState) -> None:
+        with self._lock:
+            wakes = list(self._watch.get(run_id, ()))
+        for wake in wakes:
+            wake()
+
+
+class Runtime:
+    """An embedded Proctor runtime: an actor system over one store.
+
+    Use it as a context manager::
+
+        with Runtime(db="proctor.db") as rt:
+            handle = rt.start(order, "o-1")
+            print(handle.result(timeout=30))
+
+    Args:
+        db: path of the SQLite store; created if missing.
+        synchronous: SQLite ``synchronous`` level of the writer. ``NORMAL``
+            (default) survives a crash of the process; ``FULL`` also survives
+            power loss, for an fsync per commit.
+        clock: time source of the Timers actor; a FakeClock in tests.
+        shutdown_timeout: how long :meth:`close` waits for step threads that
+            do not check their mailbox.
+    """
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] = "proctor.db",
+        *,
+        synchronous: Synchronous = "NORMAL",
+        clock: Clock | None = None,
+        shutdown_timeout: float = 5.0,
+    ) -> None:
+        self.id = f"rt-{uuid.uuid4().hex[:12]}"
+        self.db = os.fspath(db)
+        self.clock: Clock = clock or SystemClock()
+        self.shutdown_timeout = shutdown_timeout
+        # Opening the store first surfaces a bad file (locked, foreign, newer
+        # schema) here, at construction, as a StoreError.
+        self._store = Store.open(self.db, synchronous=synchronous)
+        self._census = Census()
+        self._directory = Directory()
+        self._watchers = _Watchers()
+        self._closed = False
+        self._guardian = Guardian.start(
+            census=self._census,
+            path=self.db,
+            synchronous=synchronous,
+            clock=self.clock,
+            directory=self._directory,
+            on_terminal=self._watchers.notify,
+        )
+        wiring: Wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
+        self._journal = wiring.journal
+        self._timers = wiring.timers
+        self._finalizer = weakref.finalize(self, _warn_unclosed, self.id)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every actor of this runtime; unfinished runs stay in the store.
+
+        Steps still running are abandoned (``step_abandoned``) and unwind with
+        :class:`Terminated` at their next check. Waits up to
+        ``shutdown_timeout`` for their threads; a step that never checks is
+        reported in the log and left as a daemon thread.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
+        done: pykka.Future[Any] = pykka.ThreadingFuture()
+        try:
+            self._guardian.tell(Shutdown(reply=done))
+            done.get(timeout=ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            logger.exception("runtime %s: guardian did not shut down cleanly", self.id)
+        if not self._census.wait_empty(self.shutdown_timeout):
+            logger.warning(
+                "runtime %s: %s still running user code that never checks its mailbox",
+                self.id,
+                ", ".join(self._census.live()),
+            )
+        self._store.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProctorError(f"runtime {self.id} is closed")
+
+    # -- runs --------------------------------------------------------------------
+
+    def start(self, workflow: WorkflowDef[..., R], /, *args: Any, **kwargs: Any) -> RunHandle[R]:
+        """Start a durable run of ``workflow``; arguments must be JSON.
+
+        Raises:
+            NotSerializable: an argument is not JSON; nothing is written.
+        """
+        self._check_open()
+        if not isinstance(workflow, WorkflowDef):
+            raise TypeError(f"start() takes a @workflow(), got {workflow!r}")
+        dumps([list(args), kwargs], what=f"arguments of workflow {workflow.name!r}")
+        run_id = uuid.uuid4().hex
+        created = NewEvent(
+            run_id=run_id,
+            type=EventType.RUN_CREATED,
+            data={
+                "workflow": workflow.name,
+                "args": list(args),
+                "kwargs": kwargs,
+                "owner": self.id,
+            },
+        )
+        self._append(created)
+        self._guardian.tell(
+            StartRun(
+                run_id=run_id,
+                workflow=workflow,
+                args=args,
+                kwargs=tuple(kwargs.items()),
+                state=RunState.PENDING,
+            )
+        )
+        return RunHandle(self, run_id)
+
+    def handle(self, run_id: str) -> RunHandle[Any]:
+        """A handle on an existing run. Raises :class:`RunNotFound`."""
+        self._store.get_run(run_id)
+        return RunHandle(self, run_id)
+
+    def cancel(
+        self,
+        run_id: str,
+        reason: str | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        grace: float | None = None,
+        source: str = "api",
+    ) -> ControlResult:
+        """Request a graceful cancel (C1); returns at once unless ``wait``.
+
+        The run becomes CANCELLING durably before this returns. Its code meets
+        the cancel at its next checkpoint (C2). With ``grace``, a run still not
+        terminal ``grace`` seconds later is terminated (C8).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        self._check_open()
+        ref = self._directory.get(run_id)
+        event = NewEvent(
+            run_id=run_id,
+            type=EventType.CANCEL_REQUESTED,
+            data={"reason": reason, "source": source, "grace": grace},
+        )
+        deliver = ((ref, Cancel(reason=reason, source=source)),) if ref is not None else ()
+        outcome = self._append(event, deliver=deliver)[0]
+        if not outcome.accepted:
+            return self._refused(run_id, outcome, "cancel")
+        if grace is not None:
+            self._timers.tell(
+                ScheduleTimer(
+                    token=("grace", run_id),
+                    delay=grace,
+                    target=self._guardian,
+                    message=GraceExpired(run_id=run_id, reason=reason),
+                )
+            )
+        changed = outcome.changed  # type: ignore[union-attr]
+        status = outcome.status
+        if wait:
+            status = self._wait_finished(run_id, timeout).status
+        message = "cancel requested" if changed else "run is already cancelling"
+        return ControlResult(run_id=run_id, status=status, changed=changed, message=message)
+
+    def terminate(
+        self, run_id: str, reason: str | None = None, *, source: str = "api"
+    ) -> ControlResult:
+        """Terminate the run at once (T1): durably TERMINATED before this returns.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        self._check_open()
+        ref = self._directory.get(run_id)
+        events = (
+            NewEvent(
+                run_id=run_id,
+                type=EventType.TERMINATE_REQUESTED,
+                data={"reason": reason, "source": source},
+            ),
+            NewEvent(run_id=run_id, type=EventType.RUN_TERMINATED, data={"reason": reason}),
+        )
+        deliver = ((ref, TerminateMsg(reason=reason)),) if ref is not None else ()
+        outcome = self._append(*events, deliver=deliver)[-1]
+        if not outcome.accepted:
+            return self._refused(run_id, outcome, "terminate")
+        return ControlResult(
+            run_id=run_id, status=RunState.TERMINATED, changed=True, message="terminated"
+        )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run's current record. Raises :class:`RunNotFound`."""
+        return self._store.get_run(run_id)
+
+    def list_runs(
+        self,
+        status: RunState | None = None,
+        *,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs in the store, newest first."""
+        return self._store.list_runs(status=status, workflow=workflow, limit=limit)
+
+    def events(self, run_id: str) -> list[EventRecord]:
+        """The run's event log, in order. Raises :class:`RunNotFound`."""
+        self._store.get_run(run_id)
+        return self._store.events(run_id)
+
+    # -- internals ---------------------------------------------------------------
+
+    def _append(
+        self, *events: NewEvent, deliver: tuple[tuple[Any, Any], ...] = ()
+    ) -> tuple[AppendOutcome, ...]:
+        reply: pykka.Future[tuple[AppendOutcome, ...]] = pykka.ThreadingFuture()
+        self._journal.tell(Append(events=events, reply=reply, deliver=deliver))
+        try:
+            outcomes: tuple[AppendOutcome, ...] = reply.get(timeout=ASK_TIMEOUT)
+        except pykka.Timeout as exc:
+            raise StoreError(f"the journal did not answer within {ASK_TIMEOUT}s") from exc
+        return outcomes
+
+    def _refused(self, run_id: str, outcome: AppendOutcome, verb: str) -> ControlResult:
+        if outcome.status is None:
+            raise RunNotFound(run_id)
+        return ControlResult(
+            run_id=run_id,
+            status=outcome.status,
+            changed=False,
+            message=f"run already finished: {outcome.status}; {verb} changed nothing",
+        )
+
+    def _wait_finished(self, run_id: str, timeout: float | None) -> RunRecord:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        woken = threading.Event()
+        self._watchers.add(run_id, woken.set)
+        try:
+            while True:
+                record = self._store.get_run(run_id)
+                if record.status.is_terminal:
+                    return record
+                remaining = POLL_INTERVAL
+                if deadline is not None:
+                    remaining = min(remaining, deadline - time.monotonic())
+                    if remaining <= 0:
+                        return record
+                woken.wait(remaining)
+        finally:
+            self._watchers.discard(run_id, woken.set)
+
+    async def _wait_finished_async(self, run_id: str, timeout: float | None) -> RunRecord:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        woken = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(woken.set)
+
+        self._watchers.add(run_id, wake)
+        try:
+            while True:
+                record = self._store.get_run(run_id)
+                if record.status.is_terminal:
+                    return record
+                remaining = POLL_INTERVAL
+                if deadline is not None:
+                    remaining = min(remaining, deadline - loop.time())
+                    if remaining <= 0:
+                        return record
+                try:
+                    await asyncio.wait_for(woken.wait(), remaining)
+                except TimeoutError:
+                    pass
+        finally:
+            self._watchers.discard(run_id, wake)
+
+
+class RunHandle(Generic[R]):
+    """A run of a workflow: its id, state, log, outcome, and control."""
+
+    def __init__(self, runtime: Runtime, run_id: str) -> None:
+        self._rt = runtime
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id}>"
+
+    def status(self) -> RunState:
+        return self._rt.get_run(self.run_id).status
+
+    def record(self) -> RunRecord:
+        return self._rt.get_run(self.run_id)
+
+    def events(self) -> list[EventRecord]:
+        return self._rt.events(self.run_id)
+
+    def cancel(
+        self,
+        reason: str | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        grace: float | None = None,
+    ) -> ControlResult:
+        return self._rt.cancel(self.run_id, reason, wait=wait, timeout=timeout, grace=grace)
+
+    def terminate(self, reason: str | None = None) -> ControlResult:
+        return self._rt.terminate(self.run_id, reason)
+
+    def wait_finished(self, timeout: float | None = None) -> RunRecord:
+        """Block until the run is terminal or ``timeout`` passes; return its record."""
+        return self._rt._wait_finished(self.run_id, timeout)  # noqa: SLF001
+
+    def result(self, timeout: float | None = None) -> R:
+        """The run's result, once it is terminal.
+
+        Raises:
+            RunCancelled, RunTerminated, WorkflowFailed: the run did not complete.
+            TimeoutError: still not terminal after ``timeout`` seconds.
+        """
+        return _outcome(self.wait_finished(timeout), timeout)
+
+    async def result_async(self, timeout: float | None = None) -> R:
+        """Like :meth:`result`, without blocking the event loop."""
+        record = await self._rt._wait_finished_async(self.run_id, timeout)  # noqa: SLF001
+        return _outcome(record, timeout)
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self.result_async().__await__()
+
+
+def _outcome(record: RunRecord, timeout: float | None) -> Any:
+    status = record.status
+    if status is RunState.COMPLETED:
+        return record.result
+    if status is RunState.CANCELLED:
+        raise RunCancelled(record.run_id, record.cancel_reason)
+    if status is RunState.TERMINATED:
+        raise RunTerminated(record.run_id, record.terminate_reason)
+    if status is RunState.FAILED:
+        raise WorkflowFailed(record.run_id, record.error)
+    raise TimeoutError(f"run {record.run_id} is still {status} after {timeout}s")
+
+
+def _warn_unclosed(runtime_id: str) -> None:
+    logger.warning("runtime %s was garbage-collected without close()", runtime_id)

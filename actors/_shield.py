@@ -1,0 +1,49 @@
+"""``shield()``: buffer cancellation for a block of code (S1-S4).
+
+Unlike ``asyncio.shield`` (which protects an inner task but still cancels the
+awaiting one) and like a Trio ``CancelScope(shield=True)``, the cancel is not
+lost: it is kept, and takes effect at the first checkpoint after the
+outermost shield exits. Terminate ignores shields (S3).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from actors._context import Context, get_context
+
+
+class shield:  # noqa: N801 - a context manager named like trio's
+    """Use as ``with shield():`` or ``async with shield():`` in a step or body."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self) -> None:
+        self._ctx: Context | None = None
+
+    def __enter__(self) -> shield:
+        if self._ctx is not None:
+            raise RuntimeError("a shield() object cannot be entered twice; make a new one")
+        self._ctx = get_context()
+        self._ctx._shield_enter()  # noqa: SLF001
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._ctx is not None
+        self._ctx._shield_exit()  # noqa: SLF001
+
+    async def __aenter__(self) -> shield:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)

@@ -1,0 +1,113 @@
+"""StepActor: one per step attempt; runs the user's step code in its own thread.
+
+The step's code runs inside the actor (from ``started``), so the actor's
+mailbox stays reachable from that code: ``ctx.check_cancellation()`` takes
+whatever control messages wait there. The result, or the failure, goes back
+to the RunSupervisor as one :class:`StepFinished` message; a supervisor that
+has abandoned this attempt (terminate) simply no longer listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pykka
+
+from actors._base import Census, ProctorActor, tell
+from actors._context import StepContext, reset_current, set_current
+from actors._definitions import StepDef
+from actors._errors import CancellationError, Terminated, describe
+from actors._messages import (
+    ExitKind,
+    ExitReason,
+    Raised,
+    Returned,
+    StepCancelled,
+    StepFinished,
+    StepOutcome,
+    Unwound,
+)
+from persistence import dumps
+
+
+class StepActor(ProctorActor):
+    def __init__(
+        self,
+        *,
+        census: Census,
+        parent: pykka.ActorRef[Any],
+        journal: pykka.ActorRef[Any],
+        run_id: str,
+        call: int,
+        attempt: int,
+        step: StepDef[..., Any],
+        args: tuple[Any, ...],
+        kwargs: tuple[tuple[str, Any], ...],
+    ) -> None:
+        super().__init__(parent=parent, name=f"StepActor {step.name}#{call}.{attempt}", census=census)
+        self._supervisor = parent
+        self._journal = journal
+        self._run_id = run_id
+        self._call = call
+        self._attempt = attempt
+        self._step = step
+        self._args = args
+        self._kwargs = dict(kwargs)
+
+    def started(self) -> None:
+        ctx = StepContext(
+            run_id=self._run_id,
+            step_name=self._step.name,
+            call=self._call,
+            attempt=self._attempt,
+            inbox=self.inbox,
+            journal=self._journal,
+        )
+        outcome = self._run(ctx)
+        tell(
+            self._supervisor,
+            StepFinished(call=self._call, attempt=self._attempt, outcome=outcome),
+        )
+        kind = {
+            Returned: ExitKind.NORMAL,
+            Raised: ExitKind.FAILED,
+            StepCancelled: ExitKind.CANCELLED,
+            Unwound: ExitKind.TERMINATED,
+        }[type(outcome)]
+        self.exit(ExitReason(kind=kind, error=getattr(outcome, "exception", None)))
+
+    def handle(self, message: Any) -> None:
+        # Control messages that arrive after the code returned need no answer.
+        return None
+
+    def _run(self, ctx: StepContext) -> StepOutcome:
+        token = set_current(ctx)
+        try:
+            # A Terminate that arrived before the code started: do not start it.
+            ctx.check_terminated()
+            if self._step.is_async:
+                value = _run_async(self._step.fn(*self._args, **self._kwargs))
+            else:
+                value = self._step.fn(*self._args, **self._kwargs)
+            return Returned(result_json=dumps(value, what=f"result of step {self._step.name!r}"))
+        except Terminated:
+            return Unwound()
+        except CancellationError as exc:
+            return StepCancelled(reason=exc.reason)
+        except BaseException as exc:
+            # SystemExit, KeyboardInterrupt and friends fail this step only:
+            # they are data here, never a reason to stop other actors.
+            return Raised(error=describe(exc), exception=exc)
+        finally:
+            reset_current(token)
+
+
+def _run_async(coro: Any) -> Any:
+    """Run an async step on a private event loop in this step's thread."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
