@@ -86,6 +86,11 @@ class Journal(ProctorActor):
     def _answer(
         self, append: Append, outcomes: tuple[AppendOutcome, ...], error: StoreError | None
     ) -> None:
+        # Deliver first: when the requester's future resolves, the control
+        # message is already in the supervisor's mailbox.
+        if error is None and all(o.accepted for o in outcomes):
+            for target, msg in append.deliver:
+                tell(target, msg)
         if append.reply is not None:
             if error is None:
                 append.reply.set(outcomes)
@@ -93,6 +98,3 @@ class Journal(ProctorActor):
                 append.reply.set_exception((type(error), error, error.__traceback__))
         if append.notify is not None:
             tell(append.notify, Journaled(tag=append.tag, outcomes=outcomes, error=error))
-        if error is None and all(o.accepted for o in outcomes):
-            for target, msg in append.deliver:
-                tell(target, msg)

@@ -167,7 +167,9 @@ class Shutdown:
 @dataclass(**_FROZEN)
 class ScheduleTimer:
     token: object
-    delay: float
+    #: Absolute time on the runtime's clock, fixed by the requester: a timer
+    #: counts from the request, not from when the Timers actor got to it.
+    due: float
     target: ActorRef[Any]
     message: Any
 

@@ -258,7 +258,7 @@ class Runtime:
             self._timers.tell(
                 ScheduleTimer(
                     token=("grace", run_id),
-                    delay=grace,
+                    due=self.clock.monotonic() + grace,
                     target=self._guardian,
                     message=GraceExpired(run_id=run_id, reason=reason),
                 )
@@ -298,6 +298,7 @@ class Runtime:
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run's current record. Raises :class:`RunNotFound`."""
+        self._check_open()
         return self._store.get_run(run_id)
 
     def list_runs(
@@ -308,10 +309,12 @@ class Runtime:
         limit: int | None = None,
     ) -> list[RunRecord]:
         """Runs in the store, newest first."""
+        self._check_open()
         return self._store.list_runs(status=status, workflow=workflow, limit=limit)
 
     def events(self, run_id: str) -> list[EventRecord]:
         """The run's event log, in order. Raises :class:`RunNotFound`."""
+        self._check_open()
         self._store.get_run(run_id)
         return self._store.events(run_id)
 

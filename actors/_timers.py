@@ -57,9 +57,8 @@ class Timers(ProctorActor):
 
     def handle(self, message: Any) -> None:
         if isinstance(message, ScheduleTimer):
-            due = self.clock.monotonic() + max(0.0, message.delay)
             self._pending[message.token] = (message.target, message.message)
-            heapq.heappush(self._heap, (due, next(self._seq), message.token))
+            heapq.heappush(self._heap, (message.due, next(self._seq), message.token))
         elif isinstance(message, CancelTimer):
             self._pending.pop(message.token, None)
         elif isinstance(message, TimerTick):

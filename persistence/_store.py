@@ -376,5 +376,7 @@ def _translate(path: str) -> Iterator[None]:
                 f"{path} is locked by another process (waited past the busy timeout)"
             ) from exc
         raise StoreError(f"{path}: {msg}") from exc
+    except sqlite3.ProgrammingError as exc:  # e.g. used after close(): our bug, not the file's
+        raise StoreError(f"{path}: {exc}") from exc
     except sqlite3.DatabaseError as exc:
         raise NotAProctorStore(f"{path} is not a Proctor store: {exc}") from exc

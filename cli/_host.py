@@ -1,0 +1,111 @@
+"""Commands that host a runtime in this process (they import ``actors``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from actors import CancellationError, RunCancelled, Runtime, get_context, shield, step, workflow
+from persistence import EventRecord, EventType, RunState
+
+# -- the order workflow of the demo ----------------------------------------------
+
+
+@step(name="reserve_inventory")
+def reserve_inventory(order_id: str, items: list[str]) -> dict[str, Any]:
+    return {"reservation": f"res-{order_id}", "items": items}
+
+
+@step(name="charge_payment")
+def charge_payment(order_id: str, amount_cents: int) -> dict[str, Any]:
+    """Talks to a slow payment provider; heartbeats (and so checks for cancel) as it goes."""
+    ctx = get_context()
+    for chunk in range(100):
+        ctx.heartbeat({"order": order_id, "progress": chunk})
+        time.sleep(0.02)  # the provider's latency, simulated
+    return {"charge": f"ch-{order_id}", "amount_cents": amount_cents}
+
+
+@step(name="create_shipment")
+def create_shipment(order_id: str) -> dict[str, Any]:
+    return {"shipment": f"sh-{order_id}"}
+
+
+@step(name="release_inventory")
+def release_inventory(reservation: str) -> str:
+    return f"released {reservation}"
+
+
+@step(name="void_payment")
+def void_payment(order_id: str) -> str:
+    return f"voided authorization for {order_id}"
+
+
+@workflow(name="order")
+async def order(order_id: str, items: list[str], amount_cents: int) -> dict[str, Any]:
+    reservation = await reserve_inventory(order_id, items)
+    try:
+        charge = await charge_payment(order_id, amount_cents)
+        shipment = await create_shipment(order_id)
+    except CancellationError:
+        # Cleanup must finish even though the run is cancelling: shield it.
+        with shield():
+            await void_payment(order_id)
+            await release_inventory(reservation["reservation"])
+        raise
+    return {"reservation": reservation, "charge": charge, "shipment": shipment}
+
+
+# -- proctor demo ------------------------------------------------------------------
+
+
+def run_demo(db: str, *, cancel_after: float) -> None:
+    console = Console()
+    with Runtime(db) as rt:
+        handle = rt.start(order, "o-1001", ["book", "lamp"], 4999)
+        console.print(f"started run [bold]{handle.run_id}[/] of workflow [bold]order[/] on {db}")
+        _wait_for_event(rt, handle.run_id, EventType.STEP_STARTED, "charge_payment")
+        time.sleep(cancel_after)  # let the payment get going: the demo is about mid-step cancel
+        console.print("cancelling it while [bold]charge_payment[/] runs ...")
+        rt.cancel(handle.run_id, "customer changed their mind", wait=True, timeout=30)
+        try:
+            handle.result(timeout=30)
+        except RunCancelled:
+            pass
+        events = rt.events(handle.run_id)
+        final = rt.get_run(handle.run_id).status
+    console.print(timeline(events))
+    style = "green" if final is RunState.CANCELLED else "red"
+    console.print(f"final state: [bold {style}]{final.value.upper()}[/]")
+
+
+def _wait_for_event(rt: Runtime, run_id: str, type_: EventType, step_name: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(e.type is type_ and e.step == step_name for e in rt.events(run_id)):
+            return
+        time.sleep(0.005)
+    raise TimeoutError(f"{step_name} did not start within 30s")
+
+
+def timeline(events: list[EventRecord]) -> Table:
+    """The run's events as a table, times relative to the first."""
+    table = Table(title="run timeline", show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("+ms", justify="right")
+    table.add_column("event")
+    table.add_column("step")
+    table.add_column("details")
+    start = events[0].ts if events else 0.0
+    for e in events:
+        step_label = f"{e.step} (attempt {e.attempt})" if e.attempt else (e.step or "")
+        details = ", ".join(f"{k}={v}" for k, v in e.data.items() if v is not None and k != "error")
+        if "error" in e.data:
+            details = f"{e.data['error']['type']}: {e.data['error']['message']}"
+        table.add_row(
+            str(e.run_seq), f"{(e.ts - start) * 1000:.1f}", e.type.value, step_label, details
+        )
+    return table

@@ -1,0 +1,97 @@
+"""Shared fixtures: a runtime per test with a leak check, and gates for steps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pykka
+import pytest
+
+from actors import EventRecord, EventType, Runtime, StepRecord
+from persistence import Store
+
+#: Gates that steps wait on; keyed by a JSON-friendly string (step args are JSON).
+GATES: dict[str, threading.Event] = {}
+#: What steps report back to the test, keyed the same way.
+NOTES: dict[str, list[object]] = {}
+
+
+def gate(key: str) -> threading.Event:
+    return GATES.setdefault(key, threading.Event())
+
+
+def note(key: str, value: object) -> None:
+    NOTES.setdefault(key, []).append(value)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it is truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(0.001)
+
+
+def wait_for_event(
+    rt: Runtime, run_id: str, type_: EventType, step: str | None = None, timeout: float = 10.0
+) -> None:
+    wait_until(
+        lambda: any(
+            e.type is type_ and (step is None or (e.step or "").endswith(step))
+            for e in rt.events(run_id)
+        ),
+        timeout,
+    )
+
+
+def event_types(rt: Runtime, run_id: str) -> list[str]:
+    return [e.type.value for e in events_of(rt, run_id)]
+
+
+def events_of(rt: Runtime, run_id: str) -> list[EventRecord]:
+    """The run's log, read on a connection of our own (works after rt.close())."""
+    with Store.open(rt.db, readonly=True) as store:
+        return store.events(run_id)
+
+
+def steps_of(rt: Runtime, run_id: str) -> list[StepRecord]:
+    with Store.open(rt.db, readonly=True) as store:
+        return store.steps(run_id)
+
+
+@pytest.fixture(autouse=True)
+def _clean_gates() -> Iterator[None]:
+    yield
+    for event in GATES.values():
+        event.set()  # release any step a failing test left waiting
+    GATES.clear()
+    NOTES.clear()
+
+
+def assert_nothing_left(threads_before: set[threading.Thread]) -> None:
+    """No pykka actor and no thread started by the test outlives its runtime."""
+    assert pykka.ActorRegistry.get_all() == []
+    extra = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert extra == [], f"threads left behind: {extra}"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "proctor.db"
+
+
+@pytest.fixture
+def rt(db: Path) -> Iterator[Runtime]:
+    before = set(threading.enumerate())
+    runtime = Runtime(db)
+    try:
+        yield runtime
+    finally:
+        for event in GATES.values():
+            event.set()
+        runtime.close()
+    assert_nothing_left(before)
