@@ -18,6 +18,7 @@ blocking.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -131,7 +132,7 @@ class ProctorActor(pykka.ThreadingActor):
         self._reported = False
 
     @staticmethod
-    def _create_actor_inbox() -> ControlFirstInbox:  # type: ignore[override]
+    def _create_actor_inbox() -> ControlFirstInbox:
         return ControlFirstInbox()
 
     @property
@@ -158,10 +159,8 @@ class ProctorActor(pykka.ThreadingActor):
         """Stop after the current message; the first reason given is the one reported."""
         if self._exit_reason is None:
             self._exit_reason = reason
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):
                 self.stop()
-            except pykka.ActorDeadError:
-                pass
 
     def on_start(self) -> None:
         self._census.enter(self.actor_urn, self.name)

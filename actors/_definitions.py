@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -32,7 +32,7 @@ class WorkflowDef(Generic[P, R]):
     def __init__(self, fn: Callable[P, Awaitable[R]], name: str) -> None:
         self.fn = fn
         self.name = name
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"<workflow {self.name}>"
@@ -116,19 +116,21 @@ def workflow(
     return decorate
 
 
-@overload
-def step(
-    *, name: str | None = None
-) -> Callable[[Callable[P, Awaitable[R]]], StepDef[P, R]]: ...
-@overload
-def step(*, name: str | None = None) -> Callable[[Callable[P, R]], StepDef[P, R]]: ...
-def step(*, name: str | None = None) -> Callable[[Callable[P, Any]], StepDef[P, Any]]:
+class _StepDecorator:
+    def __init__(self, name: str | None) -> None:
+        self._name = name
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> StepDef[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> StepDef[P, R]: ...
+    def __call__(self, fn: Callable[P, Any]) -> StepDef[P, Any]:
+        return StepDef(fn, _name_of(fn, self._name))
+
+
+def step(*, name: str | None = None) -> _StepDecorator:
     """Declare a sync or async function as a step; ``name`` defaults to module.qualname."""
-
-    def decorate(fn: Callable[P, Any]) -> StepDef[P, Any]:
-        return StepDef(fn, _name_of(fn, name))
-
-    return decorate
+    return _StepDecorator(name)
 
 
 def lookup_workflow(name: str) -> WorkflowDef[..., Any] | None:

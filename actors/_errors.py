@@ -70,9 +70,7 @@ class RunTerminated(RunEnded):
     """The run ended TERMINATED."""
 
     def __init__(self, run_id: str, reason: str | None) -> None:
-        super().__init__(
-            run_id, f"run {run_id} was terminated" + (f": {reason}" if reason else "")
-        )
+        super().__init__(run_id, f"run {run_id} was terminated" + (f": {reason}" if reason else ""))
         self.reason = reason
 
 

@@ -78,6 +78,7 @@ class Guardian(ProctorActor):
         census: Census,
         path: str | os.PathLike[str],
         synchronous: Synchronous,
+        busy_timeout: float,
         clock: Clock,
         directory: Directory,
         on_terminal: Callable[[str, RunState], None],
@@ -85,6 +86,7 @@ class Guardian(ProctorActor):
         super().__init__(parent=None, name="Guardian", census=census)
         self._path = path
         self._synchronous: Synchronous = synchronous
+        self._busy_timeout = busy_timeout
         self._clock = clock
         self._directory = directory
         self._on_terminal = on_terminal
@@ -98,6 +100,7 @@ class Guardian(ProctorActor):
             parent=self.actor_ref,
             path=self._path,
             synchronous=self._synchronous,
+            busy_timeout=self._busy_timeout,
             on_terminal=self._on_terminal,
         )
         self._timers = Timers.start(census=self._census, parent=self.actor_ref, clock=self._clock)
@@ -148,7 +151,7 @@ class Guardian(ProctorActor):
         self._directory.add(msg.run_id, ref)
 
     def _on_child_exited(self, msg: ChildExited) -> None:
-        if msg.child == self._journal or msg.child == self._timers:
+        if msg.child in (self._journal, self._timers):
             if self._shutdown is None:
                 logger.critical("%s stopped unexpectedly: %s", msg.name, msg.reason)
             if msg.child == self._journal:
@@ -193,4 +196,3 @@ class Guardian(ProctorActor):
             if self._shutdown.reply is not None:
                 self._shutdown.reply.set(None)
             self.exit(ExitReason.normal())
-

@@ -14,6 +14,7 @@ from typing import Any, Final
 from actors._base import Census, ProctorActor, tell
 from actors._messages import Append, Journaled
 from persistence import (
+    Appended,
     AppendOutcome,
     EventType,
     RunState,
@@ -42,17 +43,21 @@ class Journal(ProctorActor):
         parent: Any,
         path: str | os.PathLike[str],
         synchronous: Synchronous,
+        busy_timeout: float,
         on_terminal: Callable[[str, RunState], None],
     ) -> None:
         super().__init__(parent=parent, name="Journal", census=census)
         self._path = path
         self._synchronous: Synchronous = synchronous
+        self._busy_timeout = busy_timeout
         self._on_terminal = on_terminal
         self._store: Store | None = None
 
     def started(self) -> None:
         # The connection is made in the journal's own thread: it is its only user.
-        self._store = Store.open(self._path, synchronous=self._synchronous)
+        self._store = Store.open(
+            self._path, synchronous=self._synchronous, busy_timeout=self._busy_timeout
+        )
 
     def stopping(self) -> None:
         if self._store is not None:
@@ -80,8 +85,8 @@ class Journal(ProctorActor):
         for append, outcomes in zip(batch, results, strict=True):
             self._answer(append, tuple(outcomes), None)
             for event, outcome in zip(append.events, outcomes, strict=True):
-                if outcome.accepted and event.type in _TERMINAL_EVENTS:
-                    self._on_terminal(event.run_id, outcome.status)  # type: ignore[union-attr]
+                if isinstance(outcome, Appended) and event.type in _TERMINAL_EVENTS:
+                    self._on_terminal(event.run_id, outcome.status)
 
     def _answer(
         self, append: Append, outcomes: tuple[AppendOutcome, ...], error: StoreError | None

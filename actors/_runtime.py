@@ -7,6 +7,7 @@ runs), writes through the Journal, and hands messages to the actor tree.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -15,7 +16,7 @@ import weakref
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar, cast
 
 import pykka
 
@@ -27,6 +28,8 @@ from actors._guardian import Directory, GetWiring, Guardian, Wiring
 from actors._messages import Append, Cancel, GraceExpired, ScheduleTimer, Shutdown, StartRun
 from actors._messages import Terminate as TerminateMsg
 from persistence import (
+    DEFAULT_BUSY_TIMEOUT,
+    Appended,
     AppendOutcome,
     EventRecord,
     EventType,
@@ -107,6 +110,8 @@ class Runtime:
         clock: time source of the Timers actor; a FakeClock in tests.
         shutdown_timeout: how long :meth:`close` waits for step threads that
             do not check their mailbox.
+        busy_timeout: how long a write waits for another process's lock
+            before failing with :class:`StoreLocked`.
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class Runtime:
         synchronous: Synchronous = "NORMAL",
         clock: Clock | None = None,
         shutdown_timeout: float = 5.0,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> None:
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
         self.db = os.fspath(db)
@@ -123,7 +129,7 @@ class Runtime:
         self.shutdown_timeout = shutdown_timeout
         # Opening the store first surfaces a bad file (locked, foreign, newer
         # schema) here, at construction, as a StoreError.
-        self._store = Store.open(self.db, synchronous=synchronous)
+        self._store = Store.open(self.db, synchronous=synchronous, busy_timeout=busy_timeout)
         self._census = Census()
         self._directory = Directory()
         self._watchers = _Watchers()
@@ -132,11 +138,13 @@ class Runtime:
             census=self._census,
             path=self.db,
             synchronous=synchronous,
+            busy_timeout=busy_timeout,
             clock=self.clock,
             directory=self._directory,
             on_terminal=self._watchers.notify,
         )
-        wiring: Wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
+        wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
+        assert isinstance(wiring, Wiring)
         self._journal = wiring.journal
         self._timers = wiring.timers
         self._finalizer = weakref.finalize(self, _warn_unclosed, self.id)
@@ -252,7 +260,7 @@ class Runtime:
         )
         deliver = ((ref, Cancel(reason=reason, source=source)),) if ref is not None else ()
         outcome = self._append(event, deliver=deliver)[0]
-        if not outcome.accepted:
+        if not isinstance(outcome, Appended):
             return self._refused(run_id, outcome, "cancel")
         if grace is not None:
             self._timers.tell(
@@ -263,7 +271,7 @@ class Runtime:
                     message=GraceExpired(run_id=run_id, reason=reason),
                 )
             )
-        changed = outcome.changed  # type: ignore[union-attr]
+        changed = outcome.changed
         status = outcome.status
         if wait:
             status = self._wait_finished(run_id, timeout).status
@@ -290,7 +298,7 @@ class Runtime:
         )
         deliver = ((ref, TerminateMsg(reason=reason)),) if ref is not None else ()
         outcome = self._append(*events, deliver=deliver)[-1]
-        if not outcome.accepted:
+        if not isinstance(outcome, Appended):
             return self._refused(run_id, outcome, "terminate")
         return ControlResult(
             run_id=run_id, status=RunState.TERMINATED, changed=True, message="terminated"
@@ -332,13 +340,14 @@ class Runtime:
         return outcomes
 
     def _refused(self, run_id: str, outcome: AppendOutcome, verb: str) -> ControlResult:
-        if outcome.status is None:
+        status = outcome.status
+        if status is None:
             raise RunNotFound(run_id)
         return ControlResult(
             run_id=run_id,
-            status=outcome.status,
+            status=status,
             changed=False,
-            message=f"run already finished: {outcome.status}; {verb} changed nothing",
+            message=f"run already finished: {status}; {verb} changed nothing",
         )
 
     def _wait_finished(self, run_id: str, timeout: float | None) -> RunRecord:
@@ -378,10 +387,8 @@ class Runtime:
                     remaining = min(remaining, deadline - loop.time())
                     if remaining <= 0:
                         return record
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), remaining)
-                except TimeoutError:
-                    pass
         finally:
             self._watchers.discard(run_id, wake)
 
@@ -420,7 +427,7 @@ class RunHandle(Generic[R]):
 
     def wait_finished(self, timeout: float | None = None) -> RunRecord:
         """Block until the run is terminal or ``timeout`` passes; return its record."""
-        return self._rt._wait_finished(self.run_id, timeout)  # noqa: SLF001
+        return self._rt._wait_finished(self.run_id, timeout)
 
     def result(self, timeout: float | None = None) -> R:
         """The run's result, once it is terminal.
@@ -429,12 +436,12 @@ class RunHandle(Generic[R]):
             RunCancelled, RunTerminated, WorkflowFailed: the run did not complete.
             TimeoutError: still not terminal after ``timeout`` seconds.
         """
-        return _outcome(self.wait_finished(timeout), timeout)
+        return cast(R, _outcome(self.wait_finished(timeout), timeout))
 
     async def result_async(self, timeout: float | None = None) -> R:
         """Like :meth:`result`, without blocking the event loop."""
-        record = await self._rt._wait_finished_async(self.run_id, timeout)  # noqa: SLF001
-        return _outcome(record, timeout)
+        record = await self._rt._wait_finished_async(self.run_id, timeout)
+        return cast(R, _outcome(record, timeout))
 
     def __await__(self) -> Generator[Any, None, R]:
         return self.result_async().__await__()

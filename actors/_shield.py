@@ -25,7 +25,7 @@ class shield:  # noqa: N801 - a context manager named like trio's
         if self._ctx is not None:
             raise RuntimeError("a shield() object cannot be entered twice; make a new one")
         self._ctx = get_context()
-        self._ctx._shield_enter()  # noqa: SLF001
+        self._ctx._shield_enter()
         return self
 
     def __exit__(
@@ -35,7 +35,7 @@ class shield:  # noqa: N801 - a context manager named like trio's
         tb: TracebackType | None,
     ) -> None:
         assert self._ctx is not None
-        self._ctx._shield_exit()  # noqa: SLF001
+        self._ctx._shield_exit()
 
     async def __aenter__(self) -> shield:
         return self.__enter__()

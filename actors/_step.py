@@ -45,7 +45,8 @@ class StepActor(ProctorActor):
         args: tuple[Any, ...],
         kwargs: tuple[tuple[str, Any], ...],
     ) -> None:
-        super().__init__(parent=parent, name=f"StepActor {step.name}#{call}.{attempt}", census=census)
+        name = f"StepActor {step.name}#{call}.{attempt}"
+        super().__init__(parent=parent, name=name, census=census)
         self._supervisor = parent
         self._journal = journal
         self._run_id = run_id

@@ -37,10 +37,10 @@ from actors._messages import (
     StepFinished,
     StepOutcome,
     Terminate,
-    Unwound,
 )
 from actors._step import StepActor
 from persistence import (
+    Appended,
     EventType,
     NewEvent,
     NotSerializable,
@@ -180,7 +180,9 @@ class RunSupervisor(ProctorActor):
             # message that follows every terminate does the cleanup.
             return
         elif isinstance(tag, _Started):
-            self.state = msg.outcomes[0].status  # type: ignore[union-attr]
+            started = msg.outcomes[0]
+            assert isinstance(started, Appended)
+            self.state = started.status
             self._begin_body()
         elif isinstance(tag, _StepsScheduled):
             self._spawn(tag.steps)
@@ -247,16 +249,18 @@ class RunSupervisor(ProctorActor):
             call_id = self._ctx.call_counter
             self._ctx.call_counter += 1
             scheduled.append(_Scheduled(call_id, call, shielded))
-            common = {"run_id": self.run_id, "step": call.step.name, "call": call_id}
             events.append(
-                NewEvent(
-                    **common,
-                    type=_E.STEP_SCHEDULED,
-                    data={"args": list(call.args), "kwargs": dict(call.kwargs)},
+                self._step_event(
+                    _E.STEP_SCHEDULED,
+                    call.step.name,
+                    call_id,
+                    None,
+                    args=list(call.args),
+                    kwargs=dict(call.kwargs),
                 )
             )
             events.append(
-                NewEvent(**common, type=_E.STEP_STARTED, attempt=1, data={"shielded": shielded})
+                self._step_event(_E.STEP_STARTED, call.step.name, call_id, 1, shielded=shielded)
             )
         self._waiting = _Waiting(
             gathered=isinstance(command, Gather),
@@ -291,29 +295,24 @@ class RunSupervisor(ProctorActor):
             return
         del self._active[msg.call]
         outcome = msg.outcome
-        common = {
-            "run_id": self.run_id,
-            "step": active.name,
-            "call": msg.call,
-            "attempt": msg.attempt,
-        }
+        key = (active.name, msg.call, msg.attempt)
         if isinstance(outcome, Returned):
-            event = NewEvent(
-                **common, type=_E.STEP_COMPLETED, data={"result": loads(outcome.result_json)}
-            )
+            result = loads(outcome.result_json)
+            event = self._step_event(_E.STEP_COMPLETED, *key, result=result)
         elif isinstance(outcome, StepCancelled):
-            event = NewEvent(**common, type=_E.STEP_CANCELLED, data={"reason": outcome.reason})
+            event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason)
         elif isinstance(outcome, Raised):
-            event = NewEvent(**common, type=_E.STEP_FAILED, data={"error": outcome.error})
+            event = self._step_event(_E.STEP_FAILED, *key, error=outcome.error)
         else:  # Unwound although the run was not terminated: user code raised it.
             error = describe(Terminated("step raised Terminated on its own"))
             outcome = Raised(error=error, exception=Terminated())
-            event = NewEvent(**common, type=_E.STEP_FAILED, data={"error": error})
+            event = self._step_event(_E.STEP_FAILED, *key, error=error)
         self._append(event, tag=_StepEnded(msg.call, outcome))
 
     def _on_step_recorded(self, call_id: int, outcome: StepOutcome) -> None:
         waiting = self._waiting
-        assert waiting is not None and call_id in waiting.call_ids
+        assert waiting is not None
+        assert call_id in waiting.call_ids
         waiting.outcomes[call_id] = outcome
         if len(waiting.outcomes) < len(waiting.call_ids):
             return
@@ -322,16 +321,16 @@ class RunSupervisor(ProctorActor):
         if self._cancel_due():
             self._deliver_cancel()
             return
-        outcomes = [(c, waiting.outcomes[c]) for c in waiting.call_ids]
-        for _, outcome in outcomes:
-            if isinstance(outcome, StepCancelled):
-                self._advance(error=CancellationError(outcome.reason))
+        ended = [(c, waiting.outcomes[c]) for c in waiting.call_ids]
+        for _, o in ended:
+            if isinstance(o, StepCancelled):
+                self._advance(error=CancellationError(o.reason))
                 return
-        for call_id_, outcome in outcomes:
-            if isinstance(outcome, Raised):
-                self._advance(error=_step_error(waiting.names[call_id_], outcome))
+        for c, o in ended:
+            if isinstance(o, Raised):
+                self._advance(error=_step_error(waiting.names[c], o))
                 return
-        values = [loads(o.result_json) for _, o in outcomes if isinstance(o, Returned)]
+        values = [loads(o.result_json) for _, o in ended if isinstance(o, Returned)]
         self._advance(value=values if waiting.gathered else values[0])
 
     # -- cancel, shield, terminate ---------------------------------------------------
@@ -382,14 +381,7 @@ class RunSupervisor(ProctorActor):
         if not self._active:
             return
         events = [
-            NewEvent(
-                run_id=self.run_id,
-                type=_E.STEP_ABANDONED,
-                step=a.name,
-                call=call_id,
-                attempt=a.attempt,
-                data={"reason": reason},
-            )
+            self._step_event(_E.STEP_ABANDONED, a.name, call_id, a.attempt, reason=reason)
             for call_id, a in self._active.items()
         ]
         tell(self._journal, Append(events=tuple(events)))
@@ -454,6 +446,13 @@ class RunSupervisor(ProctorActor):
 
     def _append(self, *events: NewEvent, tag: Any) -> None:
         tell(self._journal, Append(events=events, notify=self.actor_ref, tag=tag))
+
+    def _step_event(
+        self, type_: EventType, step: str, call: int, attempt: int | None, **data: Any
+    ) -> NewEvent:
+        return NewEvent(
+            run_id=self.run_id, type=type_, step=step, call=call, attempt=attempt, data=data
+        )
 
     def _record(self, type_: EventType, **data: Any) -> None:
         """Record an event whose effect does not wait for the commit."""

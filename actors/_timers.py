@@ -52,7 +52,7 @@ class Timers(ProctorActor):
         self.actor_inbox.clock = clock
 
     @staticmethod
-    def _create_actor_inbox() -> TimerInbox:  # type: ignore[override]
+    def _create_actor_inbox() -> TimerInbox:
         return TimerInbox()
 
     def handle(self, message: Any) -> None:

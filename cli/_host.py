@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -71,10 +72,8 @@ def run_demo(db: str, *, cancel_after: float) -> None:
         time.sleep(cancel_after)  # let the payment get going: the demo is about mid-step cancel
         console.print("cancelling it while [bold]charge_payment[/] runs ...")
         rt.cancel(handle.run_id, "customer changed their mind", wait=True, timeout=30)
-        try:
+        with contextlib.suppress(RunCancelled):
             handle.result(timeout=30)
-        except RunCancelled:
-            pass
         events = rt.events(handle.run_id)
         final = rt.get_run(handle.run_id).status
     console.print(timeline(events))

@@ -41,8 +41,13 @@ def cli(ctx: click.Context, db: str) -> None:
 
 
 @cli.command()
-@click.option("--cancel-after", default=0.3, show_default=True, type=float,
-              help="Seconds into the payment step at which the demo cancels the run.")
+@click.option(
+    "--cancel-after",
+    default=0.3,
+    show_default=True,
+    type=float,
+    help="Seconds into the payment step at which the demo cancels the run.",
+)
 @click.pass_obj
 def demo(db: str, cancel_after: float) -> None:
     """Run the order workflow, cancel it mid-payment, and print its timeline."""

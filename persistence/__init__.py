@@ -16,8 +16,8 @@ from persistence._errors import (
 )
 from persistence._json import dumps, loads
 from persistence._records import (
-    AppendOutcome,
     Appended,
+    AppendOutcome,
     EventRecord,
     NewEvent,
     Refused,

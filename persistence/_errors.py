@@ -51,9 +51,7 @@ class NotSerializable(ProctorError, TypeError):
     """A value that must cross the store (argument, result, details) is not JSON."""
 
     def __init__(self, what: str, value: Any, detail: str) -> None:
-        super().__init__(
-            f"{what} must be JSON-serializable, got {type(value).__name__}: {detail}"
-        )
+        super().__init__(f"{what} must be JSON-serializable, got {type(value).__name__}: {detail}")
         self.what = what
 
 

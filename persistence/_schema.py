@@ -20,7 +20,10 @@ APPLICATION_ID: Final = 0x50524354
 
 
 def _v1(db: Database) -> None:
-    db["runs"].create(
+    runs, events, steps, runtimes = (
+        db.table(name) for name in ("runs", "events", "steps", "runtimes")
+    )
+    runs.create(
         {
             "run_id": str,
             "workflow": str,
@@ -44,11 +47,11 @@ def _v1(db: Database) -> None:
         pk="run_id",
         not_null={"workflow", "status", "args", "created_at", "last_seq"},
     )
-    db["runs"].create_index(["status", "created_at"])
-    db["runs"].create_index(["workflow", "created_at"])
-    db["runs"].create_index(["created_at"])
-    db["runs"].create_index(["parent_run_id"])
-    db["events"].create(
+    runs.create_index(["status", "created_at"])
+    runs.create_index(["workflow", "created_at"])
+    runs.create_index(["created_at"])
+    runs.create_index(["parent_run_id"])
+    events.create(
         {
             "seq": int,
             "run_id": str,
@@ -63,8 +66,8 @@ def _v1(db: Database) -> None:
         pk="seq",
         not_null={"run_id", "run_seq", "ts", "type"},
     )
-    db["events"].create_index(["run_id", "run_seq"], unique=True)
-    db["steps"].create(
+    events.create_index(["run_id", "run_seq"], unique=True)
+    steps.create(
         {
             "run_id": str,
             "call": int,
@@ -82,7 +85,7 @@ def _v1(db: Database) -> None:
         pk=("run_id", "call", "attempt"),
         not_null={"name", "status", "started_at"},
     )
-    db["runtimes"].create(
+    runtimes.create(
         {
             "owner": str,
             "pid": int,

@@ -30,8 +30,8 @@ from persistence._errors import (
 )
 from persistence._json import dumps
 from persistence._records import (
-    AppendOutcome,
     Appended,
+    AppendOutcome,
     EventRecord,
     NewEvent,
     Refused,
@@ -144,9 +144,7 @@ class Store:
         """Append one atomic group of events; all are written or none are."""
         return self.append_groups([events])[0]
 
-    def append_groups(
-        self, groups: Sequence[Sequence[NewEvent]]
-    ) -> list[list[AppendOutcome]]:
+    def append_groups(self, groups: Sequence[Sequence[NewEvent]]) -> list[list[AppendOutcome]]:
         """Append several atomic groups in one transaction (group commit).
 
         A group that breaks a rule (unknown run, fenced terminal run, illegal
@@ -292,7 +290,8 @@ class Store:
         limit: int | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first, filtered by any of the arguments."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         if status is not None:
             states = [status] if isinstance(status, RunState) else list(status)
             where.append(f"status IN ({', '.join('?' * len(states))})")
@@ -322,9 +321,7 @@ class Store:
 
     def steps(self, run_id: str) -> list[StepRecord]:
         """Every step attempt of the run, in call and attempt order."""
-        rows = self._query(
-            "SELECT * FROM steps WHERE run_id = ? ORDER BY call, attempt", (run_id,)
-        )
+        rows = self._query("SELECT * FROM steps WHERE run_id = ? ORDER BY call, attempt", (run_id,))
         return [StepRecord.from_row(r) for r in rows]
 
     def data_version(self) -> int:

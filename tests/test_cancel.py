@@ -71,7 +71,8 @@ def test_C1_cancel_records_request_and_marks_run_cancelling_at_once(rt: Runtime)
     assert gate("c1:started").wait(10)
     result = rt.cancel(handle.run_id, "operator asked")
     # Durable and immediate, while the step still runs.
-    assert result.changed and result.status is RunState.CANCELLING
+    assert result.changed
+    assert result.status is RunState.CANCELLING
     record = rt.get_run(handle.run_id)
     assert record.status is RunState.CANCELLING
     assert (record.cancel_reason, record.cancel_source) == ("operator asked", "api")
@@ -247,7 +248,8 @@ def test_C6_repeated_cancel_and_cancel_of_finished_run_change_nothing(rt: Runtim
     assert gate("c6:started").wait(10)
     first = rt.cancel(handle.run_id, "first")
     second = rt.cancel(handle.run_id, "second")
-    assert first.changed and not second.changed
+    assert first.changed
+    assert not second.changed
     assert second.status is RunState.CANCELLING
     record = rt.get_run(handle.run_id)
     assert record.cancel_reason == "first"  # the one acted on
