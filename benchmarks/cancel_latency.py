@@ -20,7 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors import CancellationError, RunCancelled, Runtime, get_context, step, workflow  # noqa: E402
+import contextlib
+
+from actors import CancellationError, RunCancelled, Runtime, get_context, step, workflow
 
 _started: dict[str, threading.Event] = {}
 _seen_at: dict[str, float] = {}
@@ -60,10 +62,8 @@ def main() -> None:
             _started[key].wait(10)
             t0 = time.perf_counter()
             rt.cancel(handle.run_id, "bench")
-            try:
+            with contextlib.suppress(RunCancelled):
                 handle.result(timeout=10)
-            except RunCancelled:
-                pass
             latencies.append((_seen_at[key] - t0) * 1000)
     latencies.sort()
     p50 = statistics.median(latencies)
