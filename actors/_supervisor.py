@@ -80,6 +80,7 @@ class _Waiting:
     call_ids: tuple[int, ...]
     names: dict[int, str]
     outcomes: dict[int, StepOutcome] = field(default_factory=dict)
+    values: dict[int, Any] = field(default_factory=dict)
 
 
 # Journal tags: what a Journaled reply is the answer to.
@@ -97,6 +98,8 @@ class _StepsScheduled:
 class _StepEnded:
     call_id: int
     outcome: StepOutcome
+    #: The decoded result of a Returned outcome: decoded once, for the log and the body.
+    value: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +190,7 @@ class RunSupervisor(ProctorActor):
         elif isinstance(tag, _StepsScheduled):
             self._spawn(tag.steps)
         elif isinstance(tag, _StepEnded):
-            self._on_step_recorded(tag.call_id, tag.outcome)
+            self._on_step_recorded(tag)
 
     # -- driving the body --------------------------------------------------------
 
@@ -296,6 +299,7 @@ class RunSupervisor(ProctorActor):
         del self._active[msg.call]
         outcome = msg.outcome
         key = (active.name, msg.call, msg.attempt)
+        result = None
         if isinstance(outcome, Returned):
             result = loads(outcome.result_json)
             event = self._step_event(_E.STEP_COMPLETED, *key, result=result)
@@ -307,13 +311,14 @@ class RunSupervisor(ProctorActor):
             error = describe(Terminated("step raised Terminated on its own"))
             outcome = Raised(error=error, exception=Terminated())
             event = self._step_event(_E.STEP_FAILED, *key, error=error)
-        self._append(event, tag=_StepEnded(msg.call, outcome))
+        self._append(event, tag=_StepEnded(msg.call, outcome, result))
 
-    def _on_step_recorded(self, call_id: int, outcome: StepOutcome) -> None:
+    def _on_step_recorded(self, ended: _StepEnded) -> None:
         waiting = self._waiting
         assert waiting is not None
-        assert call_id in waiting.call_ids
-        waiting.outcomes[call_id] = outcome
+        assert ended.call_id in waiting.call_ids
+        waiting.outcomes[ended.call_id] = ended.outcome
+        waiting.values[ended.call_id] = ended.value
         if len(waiting.outcomes) < len(waiting.call_ids):
             return
         self._waiting = None
@@ -321,16 +326,16 @@ class RunSupervisor(ProctorActor):
         if self._cancel_due():
             self._deliver_cancel()
             return
-        ended = [(c, waiting.outcomes[c]) for c in waiting.call_ids]
-        for _, o in ended:
+        outcomes = [(c, waiting.outcomes[c]) for c in waiting.call_ids]
+        for _, o in outcomes:
             if isinstance(o, StepCancelled):
                 self._advance(error=CancellationError(o.reason))
                 return
-        for c, o in ended:
+        for c, o in outcomes:
             if isinstance(o, Raised):
                 self._advance(error=_step_error(waiting.names[c], o))
                 return
-        values = [loads(o.result_json) for _, o in ended if isinstance(o, Returned)]
+        values = [waiting.values[c] for c in waiting.call_ids]
         self._advance(value=values if waiting.gathered else values[0])
 
     # -- cancel, shield, terminate ---------------------------------------------------
