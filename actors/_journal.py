@@ -14,9 +14,9 @@ from typing import Any, Final
 from actors._base import Census, ProctorActor, tell
 from actors._messages import Append, Journaled
 from persistence import (
+    TERMINAL_EVENTS,
     Appended,
     AppendOutcome,
-    EventType,
     RunState,
     Store,
     StoreError,
@@ -24,15 +24,6 @@ from persistence import (
 )
 
 MAX_BATCH: Final = 512
-
-_TERMINAL_EVENTS: Final = frozenset(
-    {
-        EventType.RUN_COMPLETED,
-        EventType.RUN_FAILED,
-        EventType.RUN_CANCELLED,
-        EventType.RUN_TERMINATED,
-    }
-)
 
 
 class Journal(ProctorActor):
@@ -85,7 +76,7 @@ class Journal(ProctorActor):
         for append, outcomes in zip(batch, results, strict=True):
             self._answer(append, tuple(outcomes), None)
             for event, outcome in zip(append.events, outcomes, strict=True):
-                if isinstance(outcome, Appended) and event.type in _TERMINAL_EVENTS:
+                if isinstance(outcome, Appended) and event.type in TERMINAL_EVENTS:
                     self._on_terminal(event.run_id, outcome.status)
 
     def _answer(

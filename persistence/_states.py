@@ -105,6 +105,11 @@ RUN_TRANSITIONS: Final[Mapping[tuple[RunState, EventType], RunState]] = {
 #: Event types that change the run's state; each must match RUN_TRANSITIONS.
 RUN_TRANSITION_EVENTS: Final = frozenset(event for _, event in RUN_TRANSITIONS)
 
+#: Event types that end a run, derived from the table.
+TERMINAL_EVENTS: Final = frozenset(
+    event for (_, event), target in RUN_TRANSITIONS.items() if target.is_terminal
+)
+
 #: Records allowed after a run is terminal: they describe its teardown.
 #: Everything else aimed at a terminal run is fenced off by the store.
 POST_MORTEM_EVENTS: Final = frozenset({EventType.STEP_ABANDONED})
