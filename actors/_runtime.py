@@ -350,21 +350,31 @@ class Runtime:
             message=f"run already finished: {status}; {verb} changed nothing",
         )
 
+    def _poll(
+        self, run_id: str, deadline: float | None, now: float
+    ) -> tuple[RunRecord, float | None]:
+        """The run's record, and how long to wait before reading it again.
+
+        ``None`` means stop waiting: the run is terminal or the deadline passed.
+        The wait is capped so that runs ending in another process (no wake-up
+        from our Journal) are seen within POLL_INTERVAL.
+        """
+        record = self._store.get_run(run_id)
+        if record.status.is_terminal:
+            return record, None
+        pause = POLL_INTERVAL if deadline is None else min(POLL_INTERVAL, deadline - now)
+        return record, (pause if pause > 0 else None)
+
     def _wait_finished(self, run_id: str, timeout: float | None) -> RunRecord:
         deadline = None if timeout is None else time.monotonic() + timeout
         woken = threading.Event()
         self._watchers.add(run_id, woken.set)
         try:
             while True:
-                record = self._store.get_run(run_id)
-                if record.status.is_terminal:
+                record, pause = self._poll(run_id, deadline, time.monotonic())
+                if pause is None:
                     return record
-                remaining = POLL_INTERVAL
-                if deadline is not None:
-                    remaining = min(remaining, deadline - time.monotonic())
-                    if remaining <= 0:
-                        return record
-                woken.wait(remaining)
+                woken.wait(pause)
         finally:
             self._watchers.discard(run_id, woken.set)
 
@@ -379,16 +389,11 @@ class Runtime:
         self._watchers.add(run_id, wake)
         try:
             while True:
-                record = self._store.get_run(run_id)
-                if record.status.is_terminal:
+                record, pause = self._poll(run_id, deadline, loop.time())
+                if pause is None:
                     return record
-                remaining = POLL_INTERVAL
-                if deadline is not None:
-                    remaining = min(remaining, deadline - loop.time())
-                    if remaining <= 0:
-                        return record
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), remaining)
+                    await asyncio.wait_for(woken.wait(), pause)
         finally:
             self._watchers.discard(run_id, wake)
 
