@@ -3,8 +3,10 @@
 A workflow body is an ``async def`` driven by its RunSupervisor, not by an
 asyncio loop: ``await some_step(x)`` suspends the body with a
 :class:`StepCall` that the supervisor turns into a StepActor; the step's
-completion message resumes the body. That is what lets the supervisor stay
-responsive to Cancel and Terminate while a step runs.
+completion message resumes the body. ``await other_workflow(x)`` suspends it
+with a :class:`ChildCall`, which becomes a child run under its own
+RunSupervisor. That is what lets the supervisor stay responsive to Cancel and
+Terminate while a step or a child run works.
 """
 
 from __future__ import annotations
@@ -32,7 +34,20 @@ class WorkflowDef(Generic[P, R]):
     def __init__(self, fn: Callable[P, Awaitable[R]], name: str) -> None:
         self.fn = fn
         self.name = name
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> ChildCall[R]:
+        """In a workflow body: an awaitable that runs this workflow as a child run.
+
+        The child is a run of its own (its own log, id ``<parent>.<call>``)
+        supervised by the caller's RunSupervisor. Awaiting it returns its
+        result or raises what :meth:`RunHandle.result` would: ``WorkflowFailed``,
+        ``RunCancelled`` or ``RunTerminated``. Cancel and terminate of the parent
+        flow down to it (C7, T4).
+        """
+        _body_context(f"workflow {self.name!r}", "or start it with Runtime.start()")
+        dumps([list(args), kwargs], what=f"arguments of workflow {self.name!r}")
+        return ChildCall(workflow=self, args=args, kwargs=tuple(kwargs.items()))
 
     def __repr__(self) -> str:
         return f"<workflow {self.name}>"
@@ -49,12 +64,7 @@ class StepDef(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> StepCall[R]:
         """In a workflow body: an awaitable that runs this step in a StepActor."""
-        ctx = _current.get()
-        if not isinstance(ctx, WorkflowContext):
-            raise ProctorError(
-                f"step {self.name!r} was called outside a workflow body; "
-                f"await it inside a @workflow, or call {self.name}.fn(...) directly"
-            )
+        _body_context(f"step {self.name!r}", f"or call {self.name}.fn(...) directly")
         # D4: arguments are JSON, checked here, at the call, before any record.
         dumps([list(args), kwargs], what=f"arguments of step {self.name!r}")
         return StepCall(step=self, args=args, kwargs=tuple(kwargs.items()))
@@ -75,25 +85,49 @@ class StepCall(Generic[R]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChildCall(Generic[R]):
+    workflow: WorkflowDef[..., R]
+    args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...]
+
+    def __await__(self) -> Generator[Any, Any, R]:
+        result: R = yield self
+        return result
+
+
+#: What a workflow body can await, alone or in a gather().
+Call = StepCall[Any] | ChildCall[Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Gather:
-    calls: tuple[StepCall[Any], ...]
+    calls: tuple[Call, ...]
 
     def __await__(self) -> Generator[Any, Any, list[Any]]:
         results: list[Any] = yield self
         return results
 
 
-def gather(*calls: StepCall[Any]) -> Gather:
-    """Run steps in parallel; await the list of their results, in argument order.
+def gather(*calls: Call) -> Gather:
+    """Run steps and child runs in parallel; await their results, in argument order.
 
-    Every step runs to its end before the await resumes. A cancel reaches every
-    active step; if any step failed, the await raises the first failure (in
-    argument order) as :class:`StepFailed`.
+    Every call runs to its end before the await resumes. A cancel reaches every
+    active step and child run; if any call failed, the await raises the first
+    failure in argument order (:class:`StepFailed` for a step).
     """
     for call in calls:
-        if not isinstance(call, StepCall):
-            raise TypeError(f"gather() takes step calls, got {call!r}")
+        if not isinstance(call, StepCall | ChildCall):
+            raise TypeError(f"gather() takes step calls and child workflow calls, got {call!r}")
     return Gather(calls=calls)
+
+
+def _body_context(what: str, hint: str) -> WorkflowContext:
+    ctx = _current.get()
+    if not isinstance(ctx, WorkflowContext):
+        raise ProctorError(
+            f"{what} was called outside a workflow body; await it inside a @workflow, {hint}"
+        )
+    return ctx
 
 
 def _name_of(fn: Callable[..., Any], name: str | None) -> str:

@@ -1,9 +1,10 @@
 """The Guardian: root supervisor of a runtime's actors.
 
-It starts the Journal and the Timers, starts one RunSupervisor per run, hears
-every child's exit (death watch), turns an expired cancel grace into a
-terminate (C8), and stops everything in order on shutdown: run supervisors
-first, so their last records still reach the Journal, then Timers and Journal.
+It starts the Journal and the Timers, starts one RunSupervisor per top-level
+run (child runs live under their parent's), hears every child's exit (death
+watch), turns an expired cancel grace into a terminate (C8), and stops
+everything in order on shutdown: run supervisors first, so their last records
+still reach the Journal, then Timers and Journal.
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ from actors._messages import (
 )
 from actors._supervisor import RunSupervisor
 from actors._timers import Timers
-from persistence import EventType, NewEvent, RunState, Synchronous
+from persistence import EventType, NewEvent, RunState, Synchronous, terminate_request
 
 
 class Directory:
-    """run id -> RunSupervisor, readable from any thread (the Runtime facade)."""
+    """run id -> RunSupervisor of every live run, child runs included.
+
+    Readable from any thread (the Runtime facade). A RunSupervisor adds itself
+    when it is created and removes itself when it stops.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -93,6 +98,8 @@ class Guardian(ProctorActor):
         self._shutdown: Shutdown | None = None
         self._journal: pykka.ActorRef[Any] | None = None
         self._timers: pykka.ActorRef[Any] | None = None
+        #: The top-level runs' supervisors, by run id: this actor's own children.
+        self._runs: dict[str, pykka.ActorRef[Any]] = {}
 
     def started(self) -> None:
         self._journal = Journal.start(
@@ -122,10 +129,9 @@ class Guardian(ProctorActor):
             self._on_grace_expired(message)
         elif isinstance(message, Shutdown):
             self._shutdown = message
-            supervisors = self._directory.all()
-            for ref in supervisors:
-                tell(ref, message)
-            if not supervisors:
+            for ref in self._runs.values():
+                tell(ref, Shutdown())
+            if not self._runs:
                 self._stop_services()
         else:
             raise TypeError(f"Guardian cannot handle {message!r}")
@@ -141,6 +147,7 @@ class Guardian(ProctorActor):
             census=self._census,
             parent=self.actor_ref,
             journal=self.journal,
+            directory=self._directory,
             run_id=msg.run_id,
             workflow=msg.workflow,
             args=msg.args,
@@ -148,7 +155,7 @@ class Guardian(ProctorActor):
             state=state,
             cancel=cancel,
         )
-        self._directory.add(msg.run_id, ref)
+        self._runs[msg.run_id] = ref
 
     def _on_child_exited(self, msg: ChildExited) -> None:
         if msg.child in (self._journal, self._timers):
@@ -158,7 +165,7 @@ class Guardian(ProctorActor):
                 self._journal_exited()
             return
         run_id = msg.name
-        self._directory.remove(run_id)
+        self._runs.pop(run_id, None)
         if msg.reason.kind is ExitKind.FAILED and self._shutdown is None:
             # A supervisor crashed (a Proctor bug, or the store failed): record
             # the run as failed if the store still takes it; fencing decides.
@@ -167,21 +174,14 @@ class Guardian(ProctorActor):
                 run_id=run_id, type=EventType.RUN_FAILED, data={"error": describe(error)}
             )
             tell(self.journal, Append(events=(event,)))
-        if self._shutdown is not None and not self._directory.all():
+        if self._shutdown is not None and not self._runs:
             self._stop_services()
 
     def _on_grace_expired(self, msg: GraceExpired) -> None:
         """C8: the cancel's grace ended; terminate unless the run already finished."""
         ref = self._directory.get(msg.run_id)
         reason = f"cancel grace expired ({msg.reason})" if msg.reason else "cancel grace expired"
-        events = (
-            NewEvent(
-                run_id=msg.run_id,
-                type=EventType.TERMINATE_REQUESTED,
-                data={"reason": reason, "source": "grace"},
-            ),
-            NewEvent(run_id=msg.run_id, type=EventType.RUN_TERMINATED, data={"reason": reason}),
-        )
+        events = tuple(terminate_request(msg.run_id, reason, source="grace"))
         deliver = ((ref, Terminate(reason=reason)),) if ref is not None else ()
         tell(self.journal, Append(events=events, deliver=deliver))
 

@@ -57,6 +57,8 @@ class ExitKind(enum.Enum):
 class ExitReason:
     kind: ExitKind
     error: BaseException | None = None
+    #: A RunSupervisor's last record (result, error or reason), for its parent run.
+    data: dict[str, Any] | None = None
 
     @classmethod
     def normal(cls) -> ExitReason:

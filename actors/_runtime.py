@@ -41,7 +41,10 @@ from persistence import (
     Store,
     StoreError,
     Synchronous,
+    cancel_request,
     dumps,
+    terminate_descendants,
+    terminate_request,
 )
 
 R = TypeVar("R")
@@ -253,11 +256,7 @@ class Runtime:
         """
         self._check_open()
         ref = self._directory.get(run_id)
-        event = NewEvent(
-            run_id=run_id,
-            type=EventType.CANCEL_REQUESTED,
-            data={"reason": reason, "source": source, "grace": grace},
-        )
+        event = cancel_request(run_id, reason, source=source, grace=grace)
         deliver = ((ref, Cancel(reason=reason, source=source)),) if ref is not None else ()
         outcome = self._append(event, deliver=deliver)[0]
         if not isinstance(outcome, Appended):
@@ -281,25 +280,27 @@ class Runtime:
     def terminate(
         self, run_id: str, reason: str | None = None, *, source: str = "api"
     ) -> ControlResult:
-        """Terminate the run at once (T1): durably TERMINATED before this returns.
+        """Terminate the run and its child runs at once (T1, T4).
+
+        The run and every unfinished descendant are durably TERMINATED before
+        this returns; their actors stop right after.
 
         Raises:
             RunNotFound: no such run.
         """
         self._check_open()
         ref = self._directory.get(run_id)
-        events = (
-            NewEvent(
-                run_id=run_id,
-                type=EventType.TERMINATE_REQUESTED,
-                data={"reason": reason, "source": source},
-            ),
-            NewEvent(run_id=run_id, type=EventType.RUN_TERMINATED, data={"reason": reason}),
-        )
         deliver = ((ref, TerminateMsg(reason=reason)),) if ref is not None else ()
+        events = terminate_request(run_id, reason, source=source)
         outcome = self._append(*events, deliver=deliver)[-1]
         if not isinstance(outcome, Appended):
             return self._refused(run_id, outcome, "terminate")
+        # The run's supervisor also terminates its live children; writing their
+        # records here makes the whole tree durable before we return, and
+        # reaches children that no runtime of ours hosts.
+        descendants = [r.run_id for r in self._store.descendants(run_id)]
+        for group in terminate_descendants(descendants, reason):
+            self._append(*group)
         return ControlResult(
             run_id=run_id, status=RunState.TERMINATED, changed=True, message="terminated"
         )
@@ -314,11 +315,14 @@ class Runtime:
         status: RunState | None = None,
         *,
         workflow: str | None = None,
+        parent_run_id: str | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        """Runs in the store, newest first."""
+        """Runs in the store, newest first; ``parent_run_id`` gives a run's child runs."""
         self._check_open()
-        return self._store.list_runs(status=status, workflow=workflow, limit=limit)
+        return self._store.list_runs(
+            status=status, workflow=workflow, parent_run_id=parent_run_id, limit=limit
+        )
 
     def events(self, run_id: str) -> list[EventRecord]:
         """The run's event log, in order. Raises :class:`RunNotFound`."""

@@ -9,20 +9,33 @@ or a terminate is handled within milliseconds whatever the steps are doing.
 Every effect waits for its record: a step starts only after its
 ``step_started`` is committed, and the body resumes only after the step's end
 is committed (D1).
+
+A child run (``await other_workflow(x)``) is a RunSupervisor of its own under
+this one: its own log, its own steps. This supervisor forwards a cancel to it
+(C7) and terminates it with the run (T4), and its end resumes the body like a
+step's end does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from actors._base import Census, ProctorActor, logger, tell
 from actors._context import WorkflowContext, reset_current, set_current
-from actors._definitions import Gather, StepCall, WorkflowDef
-from actors._errors import CancellationError, StepFailed, Terminated, describe
+from actors._definitions import Call, ChildCall, Gather, StepCall, WorkflowDef
+from actors._errors import (
+    CancellationError,
+    RunCancelled,
+    RunTerminated,
+    StepFailed,
+    Terminated,
+    WorkflowFailed,
+    describe,
+)
 from actors._messages import (
     Append,
     Cancel,
@@ -35,7 +48,6 @@ from actors._messages import (
     Shutdown,
     StepCancelled,
     StepFinished,
-    StepOutcome,
     Terminate,
 )
 from actors._step import StepActor
@@ -46,10 +58,15 @@ from persistence import (
     NotSerializable,
     ProctorError,
     RunState,
+    cancel_request,
     dumps,
     loads,
     next_state,
+    terminate_request,
 )
+
+if TYPE_CHECKING:
+    from actors._guardian import Directory
 
 _E = EventType
 
@@ -65,22 +82,32 @@ class _Active:
     cancel_sent: bool = False
 
 
+@dataclass(slots=True)
+class _Child:
+    """A child run whose RunSupervisor is running under this one."""
+
+    ref: pykka.ActorRef[Any]
+    run_id: str
+    name: str
+    shielded: bool
+    cancel_sent: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class _Scheduled:
     call_id: int
-    call: StepCall[Any]
+    call: Call
     shielded: bool
 
 
 @dataclass(slots=True)
 class _Waiting:
-    """What the suspended body is waiting for: one step, or a gather()."""
+    """What the suspended body is waiting for: one call, or a gather()."""
 
     gathered: bool
     call_ids: tuple[int, ...]
-    names: dict[int, str]
-    outcomes: dict[int, StepOutcome] = field(default_factory=dict)
     values: dict[int, Any] = field(default_factory=dict)
+    errors: dict[int, BaseException | None] = field(default_factory=dict)
 
 
 # Journal tags: what a Journaled reply is the answer to.
@@ -95,16 +122,20 @@ class _StepsScheduled:
 
 
 @dataclass(frozen=True, slots=True)
-class _StepEnded:
+class _CallEnded:
+    """A step or child run ended; what its await gives the body, once recorded."""
+
     call_id: int
-    outcome: StepOutcome
-    #: The decoded result of a Returned outcome: decoded once, for the log and the body.
+    #: The decoded result: decoded once, for the log and the body.
     value: Any = None
+    #: Raised at the await instead of returning ``value``.
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _RunEnded:
     kind: ExitKind
+    data: dict[str, Any]
 
 
 class RunSupervisor(ProctorActor):
@@ -114,6 +145,7 @@ class RunSupervisor(ProctorActor):
         census: Census,
         parent: pykka.ActorRef[Any],
         journal: pykka.ActorRef[Any],
+        directory: Directory,
         run_id: str,
         workflow: WorkflowDef[..., Any],
         args: tuple[Any, ...],
@@ -125,15 +157,18 @@ class RunSupervisor(ProctorActor):
         self.run_id = run_id
         self.state = state
         self._journal = journal
+        self._directory = directory
         self._workflow = workflow
         self._args = args
         self._kwargs = dict(kwargs)
         self._cancel = cancel
         self._coro: Coroutine[Any, Any, Any] | None = None
         self._active: dict[int, _Active] = {}
+        self._children: dict[int, _Child] = {}
         self._waiting: _Waiting | None = None
         self._terminated = False
         self._finishing = False
+        self._shutting_down = False
         self._ctx = WorkflowContext(
             run_id,
             is_cancelling=lambda: self.state is RunState.CANCELLING,
@@ -141,6 +176,8 @@ class RunSupervisor(ProctorActor):
             checkpoint=self._body_checkpoint,
             record=self._record,
         )
+        # Registered from creation, so a cancel never misses a run that exists.
+        directory.add(run_id, self.actor_ref)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -148,6 +185,7 @@ class RunSupervisor(ProctorActor):
         self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=_Started())
 
     def stopping(self) -> None:
+        self._directory.remove(self.run_id)
         self._seal_body()
 
     def handle(self, message: Any) -> None:
@@ -160,8 +198,7 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, Terminate):
             self._on_terminate(message)
         elif isinstance(message, Shutdown):
-            self._abandon_steps("runtime shutdown")
-            self.exit(ExitReason(kind=ExitKind.TERMINATED))
+            self._on_shutdown()
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
         else:
@@ -177,7 +214,7 @@ class RunSupervisor(ProctorActor):
             return
         tag = msg.tag
         if isinstance(tag, _RunEnded):
-            self.exit(ExitReason(kind=tag.kind))
+            self.exit(ExitReason(kind=tag.kind, data=tag.data))
         elif not msg.accepted or self._terminated:
             # Fenced: the run went terminal under us (terminated). The Terminate
             # message that follows every terminate does the cleanup.
@@ -189,8 +226,8 @@ class RunSupervisor(ProctorActor):
             self._begin_body()
         elif isinstance(tag, _StepsScheduled):
             self._spawn(tag.steps)
-        elif isinstance(tag, _StepEnded):
-            self._on_step_recorded(tag)
+        elif isinstance(tag, _CallEnded):
+            self._on_call_recorded(tag)
 
     # -- driving the body --------------------------------------------------------
 
@@ -226,19 +263,19 @@ class RunSupervisor(ProctorActor):
         self._on_await(command)
 
     def _on_await(self, command: Any) -> None:
-        if isinstance(command, StepCall):
-            calls: tuple[StepCall[Any], ...] = (command,)
+        if isinstance(command, StepCall | ChildCall):
+            calls: tuple[Call, ...] = (command,)
         elif isinstance(command, Gather):
             calls = command.calls
         else:
             self._advance(
                 error=ProctorError(
-                    f"a workflow body can only await steps and proctor gather(); "
-                    f"it awaited {command!r}"
+                    f"a workflow body can only await steps, child workflows and "
+                    f"proctor gather(); it awaited {command!r}"
                 )
             )
             return
-        # Checkpoint (C3): a step whose call starts while cancelling is never started.
+        # Checkpoint (C3): a call that starts while cancelling is never started.
         if self._cancel_due():
             self._deliver_cancel()
             return
@@ -247,49 +284,99 @@ class RunSupervisor(ProctorActor):
             return
         shielded = self._ctx.shield_depth > 0
         scheduled = []
-        events = []
+        events: list[NewEvent] = []
         for call in calls:
             call_id = self._ctx.call_counter
             self._ctx.call_counter += 1
             scheduled.append(_Scheduled(call_id, call, shielded))
-            events.append(
-                self._step_event(
-                    _E.STEP_SCHEDULED,
-                    call.step.name,
-                    call_id,
-                    None,
-                    args=list(call.args),
-                    kwargs=dict(call.kwargs),
-                )
-            )
-            events.append(
-                self._step_event(_E.STEP_STARTED, call.step.name, call_id, 1, shielded=shielded)
-            )
+            if isinstance(call, StepCall):
+                events += self._schedule_step(call, call_id, shielded)
+            else:
+                events += self._schedule_child(call, call_id, shielded)
         self._waiting = _Waiting(
-            gathered=isinstance(command, Gather),
-            call_ids=tuple(s.call_id for s in scheduled),
-            names={s.call_id: s.call.step.name for s in scheduled},
+            gathered=isinstance(command, Gather), call_ids=tuple(s.call_id for s in scheduled)
         )
         self._append(*events, tag=_StepsScheduled(tuple(scheduled)))
 
-    def _spawn(self, steps: tuple[_Scheduled, ...]) -> None:
-        for s in steps:
-            ref = StepActor.start(
-                census=self._census,
-                parent=self.actor_ref,
-                journal=self._journal,
-                run_id=self.run_id,
-                call=s.call_id,
-                attempt=1,
-                step=s.call.step,
-                args=s.call.args,
-                kwargs=s.call.kwargs,
-            )
-            active = _Active(ref=ref, name=s.call.step.name, attempt=1, shielded=s.shielded)
-            self._active[s.call_id] = active
-            # A cancel that arrived while the start was being recorded.
-            if self.state is RunState.CANCELLING and not s.shielded and self._cancel:
-                active.cancel_sent = tell(ref, self._cancel)
+    def _schedule_step(self, call: StepCall[Any], call_id: int, shielded: bool) -> list[NewEvent]:
+        name = call.step.name
+        return [
+            self._step_event(
+                _E.STEP_SCHEDULED,
+                name,
+                call_id,
+                None,
+                args=list(call.args),
+                kwargs=dict(call.kwargs),
+            ),
+            self._step_event(_E.STEP_STARTED, name, call_id, 1, shielded=shielded),
+        ]
+
+    def _schedule_child(self, call: ChildCall[Any], call_id: int, shielded: bool) -> list[NewEvent]:
+        """The parent's record and the child's creation, in one atomic group."""
+        name, child_id = call.workflow.name, self._child_run_id(call_id)
+        return [
+            self._step_event(
+                _E.CHILD_STARTED, name, call_id, None, child_run_id=child_id, shielded=shielded
+            ),
+            NewEvent(
+                run_id=child_id,
+                type=_E.RUN_CREATED,
+                data={
+                    "workflow": name,
+                    "args": list(call.args),
+                    "kwargs": dict(call.kwargs),
+                    "parent_run_id": self.run_id,
+                },
+            ),
+        ]
+
+    def _child_run_id(self, call_id: int) -> str:
+        # Derived, not random: replaying the parent finds the same child again.
+        return f"{self.run_id}.{call_id}"
+
+    def _spawn(self, calls: tuple[_Scheduled, ...]) -> None:
+        forward = self.state is RunState.CANCELLING and self._cancel is not None
+        for s in calls:
+            if isinstance(s.call, ChildCall):
+                self._spawn_child(s.call_id, s.call, s.shielded)
+            else:
+                self._spawn_step(s.call_id, s.call, s.shielded)
+        # A cancel that arrived while the starts were being recorded.
+        if forward:
+            self._forward_cancel()
+
+    def _spawn_step(self, call_id: int, call: StepCall[Any], shielded: bool) -> None:
+        ref = StepActor.start(
+            census=self._census,
+            parent=self.actor_ref,
+            journal=self._journal,
+            run_id=self.run_id,
+            call=call_id,
+            attempt=1,
+            step=call.step,
+            args=call.args,
+            kwargs=call.kwargs,
+        )
+        self._active[call_id] = _Active(ref=ref, name=call.step.name, attempt=1, shielded=shielded)
+
+    def _spawn_child(self, call_id: int, call: ChildCall[Any], shielded: bool) -> None:
+        child_id = self._child_run_id(call_id)
+        ref = RunSupervisor.start(
+            census=self._census,
+            parent=self.actor_ref,
+            journal=self._journal,
+            directory=self._directory,
+            run_id=child_id,
+            workflow=call.workflow,
+            args=call.args,
+            kwargs=call.kwargs,
+            state=RunState.PENDING,
+            cancel=None,
+        )
+        self._children[call_id] = _Child(
+            ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded
+        )
 
     def _on_step_finished(self, msg: StepFinished) -> None:
         active = self._active.get(msg.call)
@@ -299,41 +386,75 @@ class RunSupervisor(ProctorActor):
         del self._active[msg.call]
         outcome = msg.outcome
         key = (active.name, msg.call, msg.attempt)
-        result = None
         if isinstance(outcome, Returned):
             result = loads(outcome.result_json)
             event = self._step_event(_E.STEP_COMPLETED, *key, result=result)
+            ended = _CallEnded(msg.call, value=result)
         elif isinstance(outcome, StepCancelled):
             event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason)
+            ended = _CallEnded(msg.call, error=CancellationError(outcome.reason))
         elif isinstance(outcome, Raised):
             event = self._step_event(_E.STEP_FAILED, *key, error=outcome.error)
+            ended = _CallEnded(msg.call, error=_step_error(active.name, outcome))
         else:  # Unwound although the run was not terminated: user code raised it.
-            error = describe(Terminated("step raised Terminated on its own"))
-            outcome = Raised(error=error, exception=Terminated())
+            exc = Terminated("step raised Terminated on its own")
+            error = describe(exc)
             event = self._step_event(_E.STEP_FAILED, *key, error=error)
-        self._append(event, tag=_StepEnded(msg.call, outcome, result))
+            ended = _CallEnded(
+                msg.call, error=_step_error(active.name, Raised(error=error, exception=exc))
+            )
+        self._append(event, tag=ended)
 
-    def _on_step_recorded(self, ended: _StepEnded) -> None:
+    def _on_child_ended(self, call_id: int, child: _Child, reason: ExitReason) -> None:
+        """Record how the child run ended in our log; its await resumes after."""
+        data = dict(reason.data or {})
+        status, error = _child_outcome(child.run_id, reason.kind, data)
+        events = []
+        if reason.data is None and status is RunState.FAILED:
+            # The child's supervisor crashed before recording its end (a
+            # Proctor bug, or the store failed): record it if the store takes it.
+            err = reason.error or RuntimeError("child run supervisor crashed")
+            data = {"error": describe(err)}
+            error = WorkflowFailed(child.run_id, data["error"])
+            events.append(NewEvent(run_id=child.run_id, type=_E.RUN_FAILED, data=data))
+        events.append(
+            self._step_event(
+                _E.CHILD_ENDED,
+                child.name,
+                call_id,
+                None,
+                child_run_id=child.run_id,
+                status=status.value,
+                **data,
+            )
+        )
+        # The child's records are its own; ours must not be refused with them.
+        for event in events[:-1]:
+            self._record_event(event)
+        self._append(events[-1], tag=_CallEnded(call_id, value=data.get("result"), error=error))
+
+    def _on_call_recorded(self, ended: _CallEnded) -> None:
         waiting = self._waiting
         assert waiting is not None
         assert ended.call_id in waiting.call_ids
-        waiting.outcomes[ended.call_id] = ended.outcome
         waiting.values[ended.call_id] = ended.value
-        if len(waiting.outcomes) < len(waiting.call_ids):
+        waiting.errors[ended.call_id] = ended.error
+        if len(waiting.errors) < len(waiting.call_ids):
             return
         self._waiting = None
-        # C4: the step's result is recorded; the cancel is raised at the await.
+        # C4: the results are recorded and kept; the cancel is raised at the await.
         if self._cancel_due():
             self._deliver_cancel()
             return
-        outcomes = [(c, waiting.outcomes[c]) for c in waiting.call_ids]
-        for _, o in outcomes:
-            if isinstance(o, StepCancelled):
-                self._advance(error=CancellationError(o.reason))
+        errors = [waiting.errors[c] for c in waiting.call_ids]
+        # A cancelled step outranks a failed one: the run is being cancelled.
+        for error in errors:
+            if isinstance(error, CancellationError):
+                self._advance(error=error)
                 return
-        for c, o in outcomes:
-            if isinstance(o, Raised):
-                self._advance(error=_step_error(waiting.names[c], o))
+        for error in errors:
+            if error is not None:
+                self._advance(error=error)
                 return
         values = [waiting.values[c] for c in waiting.call_ids]
         self._advance(value=values if waiting.gathered else values[0])
@@ -365,11 +486,25 @@ class RunSupervisor(ProctorActor):
             self._cancel = msg
         if self._ctx.shield_depth:
             self._record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=self._ctx.shield_depth)
-        cancel = self._cancel or msg
+        self._forward_cancel()
+
+    def _forward_cancel(self) -> None:
+        """Pass the run's cancel to its active steps (C2) and child runs (C7).
+
+        S1: steps and child runs started inside a shield of the body do not get it.
+        """
+        cancel = self._cancel
+        assert cancel is not None
         for active in self._active.values():
-            # S1: steps started inside a shield of the body do not get the cancel.
             if not active.shielded and not active.cancel_sent:
                 active.cancel_sent = tell(active.ref, cancel)
+        for child in self._children.values():
+            if not child.shielded and not child.cancel_sent:
+                child.cancel_sent = True
+                # Durable for the child too: its log says who asked, and why.
+                request = cancel_request(child.run_id, cancel.reason, source="parent")
+                forwarded = Cancel(reason=cancel.reason, source="parent")
+                tell(self._journal, Append(events=(request,), deliver=((child.ref, forwarded),)))
 
     def _on_terminate(self, msg: Terminate) -> None:
         if self._terminated:
@@ -379,7 +514,33 @@ class RunSupervisor(ProctorActor):
         self._terminated = True
         self.state = RunState.TERMINATED
         self._abandon_steps(msg.reason)
-        self.exit(ExitReason(kind=ExitKind.TERMINATED))
+        self._terminate_children(msg.reason)
+        self.exit(ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
+
+    def _terminate_children(self, reason: str | None) -> None:
+        """T4: every child run is terminated with us, whatever its shields.
+
+        The child's records go to the Journal before the child hears of it, so
+        whatever the child writes next is ordered after them (and fenced). A
+        child the caller already terminated in the store refuses the repeat.
+        """
+        for child in self._children.values():
+            self._record_group(terminate_request(child.run_id, reason, source="parent"))
+            tell(child.ref, Terminate(reason=reason))
+        self._children.clear()
+
+    def _on_shutdown(self) -> None:
+        """The runtime stops hosting: leave the run (and its children) for resume.
+
+        Like an OTP supervisor, this one stops its children and waits for them
+        before it ends, so none writes after the Journal is gone.
+        """
+        self._shutting_down = True
+        self._abandon_steps("runtime shutdown")
+        for child in self._children.values():
+            tell(child.ref, Shutdown())
+        if not self._children:
+            self.exit(ExitReason(kind=ExitKind.TERMINATED))
 
     def _abandon_steps(self, reason: str | None) -> None:
         """Leave every running attempt; a busy one unwinds at its next check (T3)."""
@@ -415,6 +576,15 @@ class RunSupervisor(ProctorActor):
 
     def _on_child_exited(self, msg: ChildExited) -> None:
         urn = msg.child.actor_urn
+        for call_id, child in list(self._children.items()):
+            if child.ref.actor_urn == urn:
+                del self._children[call_id]
+                if self._shutting_down:
+                    if not self._children:
+                        self.exit(ExitReason(kind=ExitKind.TERMINATED))
+                elif not self._terminated:
+                    self._on_child_ended(call_id, child, msg.reason)
+                return
         for call_id, active in list(self._active.items()):
             if active.ref.actor_urn == urn:
                 # The StepActor ended without a StepFinished: it crashed outside
@@ -445,7 +615,7 @@ class RunSupervisor(ProctorActor):
     def _finish(self, type_: EventType, kind: ExitKind, **data: Any) -> None:
         self._finishing = True
         self._coro = None
-        self._append(NewEvent(run_id=self.run_id, type=type_, data=data), tag=_RunEnded(kind))
+        self._append(NewEvent(run_id=self.run_id, type=type_, data=data), tag=_RunEnded(kind, data))
 
     # -- journal helpers ---------------------------------------------------------
 
@@ -460,8 +630,33 @@ class RunSupervisor(ProctorActor):
         )
 
     def _record(self, type_: EventType, **data: Any) -> None:
-        """Record an event whose effect does not wait for the commit."""
-        tell(self._journal, Append(events=(NewEvent(run_id=self.run_id, type=type_, data=data),)))
+        """Record an event of this run whose effect does not wait for the commit."""
+        self._record_event(NewEvent(run_id=self.run_id, type=type_, data=data))
+
+    def _record_event(self, event: NewEvent) -> None:
+        self._record_group([event])
+
+    def _record_group(self, events: list[NewEvent]) -> None:
+        tell(self._journal, Append(events=tuple(events)))
+
+
+def _child_outcome(
+    run_id: str, kind: ExitKind, data: dict[str, Any]
+) -> tuple[RunState, BaseException | None]:
+    """The child run's final state, and what its await raises in the parent.
+
+    Like :meth:`RunHandle.result`: a child that did not complete raises
+    ``WorkflowFailed``, ``RunCancelled`` or ``RunTerminated`` (SV4). A child
+    cancelled because its parent is cancelling never gets that far: the
+    parent's await is a checkpoint and raises CancellationError first.
+    """
+    if kind is ExitKind.NORMAL:
+        return RunState.COMPLETED, None
+    if kind is ExitKind.CANCELLED:
+        return RunState.CANCELLED, RunCancelled(run_id, data.get("reason"))
+    if kind is ExitKind.TERMINATED:
+        return RunState.TERMINATED, RunTerminated(run_id, data.get("reason"))
+    return RunState.FAILED, WorkflowFailed(run_id, data.get("error"))
 
 
 def _step_error(name: str, outcome: Raised) -> BaseException:

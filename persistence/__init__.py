@@ -3,6 +3,7 @@
 This package imports neither ``actors`` nor ``cli``; both build on it.
 """
 
+from persistence._control import cancel_request, terminate_descendants, terminate_request
 from persistence._errors import (
     InvalidTransition,
     NotAProctorStore,
@@ -68,8 +69,11 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "Synchronous",
+    "cancel_request",
     "dumps",
     "loads",
     "next_state",
     "next_step_state",
+    "terminate_descendants",
+    "terminate_request",
 ]

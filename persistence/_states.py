@@ -62,6 +62,8 @@ class EventType(enum.Enum):
     STEP_FAILED = "step_failed"
     STEP_CANCELLED = "step_cancelled"
     STEP_ABANDONED = "step_abandoned"
+    CHILD_STARTED = "child_started"
+    CHILD_ENDED = "child_ended"
     CANCEL_REQUESTED = "cancel_requested"
     CANCEL_BUFFERED = "cancel_buffered"
     CANCEL_DELIVERED = "cancel_delivered"

@@ -43,6 +43,7 @@ from persistence._states import (
     POST_MORTEM_EVENTS,
     RUN_TRANSITION_EVENTS,
     STEP_END_EVENTS,
+    TERMINAL_STATES,
     EventType,
     RunState,
     StepState,
@@ -310,6 +311,27 @@ class Store:
             sql += " LIMIT ?"
             params.append(limit)
         return [RunRecord.from_row(r) for r in self._query(sql, params)]
+
+    def descendants(self, run_id: str, *, unfinished: bool = True) -> list[RunRecord]:
+        """The run's child runs, their children, and so on, parents first.
+
+        With ``unfinished`` (the default), only runs not yet terminal: the ones
+        a terminate of ``run_id`` must reach (T4).
+        """
+        sql = """
+            WITH RECURSIVE tree(run_id, depth) AS (
+                SELECT run_id, 1 FROM runs WHERE parent_run_id = ?
+                UNION ALL
+                SELECT runs.run_id, tree.depth + 1
+                FROM runs JOIN tree ON runs.parent_run_id = tree.run_id
+            )
+            SELECT runs.* FROM runs JOIN tree USING (run_id)
+        """
+        if unfinished:
+            terminal = ", ".join(f"'{s.value}'" for s in TERMINAL_STATES)
+            sql += f" WHERE runs.status NOT IN ({terminal})"
+        sql += " ORDER BY tree.depth, runs.created_at, runs.run_id"
+        return [RunRecord.from_row(r) for r in self._query(sql, (run_id,))]
 
     def events(self, run_id: str, *, after: int = 0) -> list[EventRecord]:
         """The run's events with ``run_seq > after``, in order."""
