@@ -5,7 +5,14 @@ The public API is exactly ``__all__``; everything else is private.
 
 from actors._clock import Clock, FakeClock, SystemClock
 from actors._context import Context, StepContext, WorkflowContext, get_context
-from actors._definitions import StepDef, WorkflowDef, gather, step, workflow
+from actors._definitions import (
+    StepDef,
+    WorkflowDef,
+    gather,
+    registered_workflows,
+    step,
+    workflow,
+)
 from actors._errors import (
     CancellationError,
     RunCancelled,
@@ -71,6 +78,7 @@ __all__ = [
     "WorkflowFailed",
     "gather",
     "get_context",
+    "registered_workflows",
     "shield",
     "step",
     "workflow",

@@ -17,7 +17,7 @@ import pykka
 
 from actors._base import ControlFirstInbox, tell
 from actors._errors import CancellationError, Terminated
-from actors._messages import Append, Cancel, Terminate
+from actors._messages import Append, Cancel, Heartbeat, Terminate
 from persistence import EventType, NewEvent, ProctorError, dumps
 
 
@@ -35,6 +35,9 @@ class _Checked:
 
 
 _CHECKED: Final = _Checked()
+
+#: A step's heartbeats reach the store at most this often (seconds).
+HEARTBEAT_RECORD_INTERVAL: Final = 1.0
 
 _current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "proctor_context", default=None
@@ -107,9 +110,10 @@ class StepContext(Context):
         super().__init__(run_id)
         self.step_name = step_name
         self.call = call
-        self.attempt = attempt
+        self.attempt: int = attempt
         self.last_heartbeat_details = last_heartbeat_details
         self.last_heartbeat_at: float | None = None
+        self._recorded_at: float | None = None
         self._inbox = inbox
         self._journal = journal
         self._cancel: Cancel | None = None
@@ -150,10 +154,25 @@ class StepContext(Context):
             raise Terminated(self._terminate.reason)
 
     def heartbeat(self, details: Any = None) -> _Checked:
+        details_json = None
         if details is not None:
-            dumps(details, what="heartbeat details")
+            details_json = dumps(details, what="heartbeat details")
             self.last_heartbeat_details = details
-        self.last_heartbeat_at = time.monotonic()
+        now = time.monotonic()
+        self.last_heartbeat_at = now
+        # The store keeps the latest heartbeat; a chatty step costs one write a second.
+        if self._recorded_at is None or now - self._recorded_at >= HEARTBEAT_RECORD_INTERVAL:
+            self._recorded_at = now
+            tell(
+                self._journal,
+                Heartbeat(
+                    run_id=self.run_id,
+                    call=self.call,
+                    attempt=self.attempt,
+                    at=time.time(),
+                    details_json=details_json,
+                ),
+            )
         return self.check_cancellation()
 
     def _take_control(self) -> None:

@@ -170,3 +170,9 @@ def step(*, name: str | None = None) -> _StepDecorator:
 def lookup_workflow(name: str) -> WorkflowDef[..., Any] | None:
     with _registry_lock:
         return _registry.get(name)
+
+
+def registered_workflows() -> list[str]:
+    """The names of every workflow this process has imported."""
+    with _registry_lock:
+        return sorted(_registry)

@@ -19,6 +19,7 @@ import pykka
 
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import Clock
+from actors._control_inbox import ControlInbox, Forward
 from actors._errors import describe
 from actors._journal import Journal
 from actors._messages import (
@@ -81,14 +82,20 @@ class Guardian(ProctorActor):
         self,
         *,
         census: Census,
+        owner: str,
         path: str | os.PathLike[str],
         synchronous: Synchronous,
         busy_timeout: float,
         clock: Clock,
         directory: Directory,
         on_terminal: Callable[[str, RunState], None],
+        control_interval: float,
+        claim_runs: bool,
     ) -> None:
         super().__init__(parent=None, name="Guardian", census=census)
+        self._owner = owner
+        self._control_interval = control_interval
+        self._claim_runs = claim_runs
         self._path = path
         self._synchronous: Synchronous = synchronous
         self._busy_timeout = busy_timeout
@@ -98,6 +105,7 @@ class Guardian(ProctorActor):
         self._shutdown: Shutdown | None = None
         self._journal: pykka.ActorRef[Any] | None = None
         self._timers: pykka.ActorRef[Any] | None = None
+        self._control: pykka.ActorRef[Any] | None = None
         #: The top-level runs' supervisors, by run id: this actor's own children.
         self._runs: dict[str, pykka.ActorRef[Any]] = {}
 
@@ -111,6 +119,17 @@ class Guardian(ProctorActor):
             on_terminal=self._on_terminal,
         )
         self._timers = Timers.start(census=self._census, parent=self.actor_ref, clock=self._clock)
+        self._control = ControlInbox.start(
+            census=self._census,
+            parent=self.actor_ref,
+            path=self._path,
+            owner=self._owner,
+            journal=self._journal,
+            timers=self._timers,
+            clock_monotonic=self._clock.monotonic,
+            interval=self._control_interval,
+            claim_runs=self._claim_runs,
+        )
 
     @property
     def journal(self) -> pykka.ActorRef[Any]:
@@ -123,12 +142,18 @@ class Guardian(ProctorActor):
             return Wiring(journal=self.journal, timers=self._timers)
         if isinstance(message, StartRun):
             self._start_run(message)
+        elif isinstance(message, Forward):
+            ref = self._directory.get(message.run_id)
+            if ref is not None:
+                tell(ref, message.message)
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
         elif isinstance(message, GraceExpired):
             self._on_grace_expired(message)
         elif isinstance(message, Shutdown):
             self._shutdown = message
+            if self._control is not None:
+                self._control.stop(block=False)  # take no new runs
             for ref in self._runs.values():
                 tell(ref, Shutdown())
             if not self._runs:
@@ -142,12 +167,13 @@ class Guardian(ProctorActor):
             return  # the run stays PENDING in the store for the next runtime
         state, cancel = msg.state, None
         if state is RunState.CANCELLING:
-            cancel = Cancel(reason=msg.cancel_reason, source="api")
+            cancel = Cancel(reason=msg.cancel_reason, source=msg.cancel_source or "api")
         ref = RunSupervisor.start(
             census=self._census,
             parent=self.actor_ref,
             journal=self.journal,
             directory=self._directory,
+            owner=self._owner,
             run_id=msg.run_id,
             workflow=msg.workflow,
             args=msg.args,
@@ -158,7 +184,7 @@ class Guardian(ProctorActor):
         self._runs[msg.run_id] = ref
 
     def _on_child_exited(self, msg: ChildExited) -> None:
-        if msg.child in (self._journal, self._timers):
+        if msg.child in (self._journal, self._timers, self._control):
             if self._shutdown is None:
                 logger.critical("%s stopped unexpectedly: %s", msg.name, msg.reason)
             if msg.child == self._journal:
@@ -181,7 +207,7 @@ class Guardian(ProctorActor):
         """C8: the cancel's grace ended; terminate unless the run already finished."""
         ref = self._directory.get(msg.run_id)
         reason = f"cancel grace expired ({msg.reason})" if msg.reason else "cancel grace expired"
-        events = tuple(terminate_request(msg.run_id, reason, source="grace"))
+        events = tuple(terminate_request(msg.run_id, reason, source="grace", origin=self._owner))
         deliver = ((ref, Terminate(reason=reason)),) if ref is not None else ()
         tell(self.journal, Append(events=events, deliver=deliver))
 

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from actors._base import Census, ProctorActor, tell
-from actors._messages import Append, Journaled
+from actors._messages import Append, Heartbeat, Journaled
 from persistence import (
     TERMINAL_EVENTS,
     Appended,
     AppendOutcome,
+    HeartbeatRecord,
     RunState,
     Store,
     StoreError,
@@ -55,20 +56,25 @@ class Journal(ProctorActor):
             self._store.close()
 
     def handle(self, message: Any) -> None:
-        if not isinstance(message, Append):
+        if not isinstance(message, Append | Heartbeat):
             raise TypeError(f"Journal cannot handle {message!r}")
-        batch = [message]
-        while len(batch) < MAX_BATCH:
-            more = self.inbox.take_nowait_if(lambda m: isinstance(m, Append))
-            if more is None:
-                break
-            batch.append(more)
-        self._commit(batch)
+        batch: list[Append] = []
+        beats: dict[tuple[str, int, int], Heartbeat] = {}
+        while message is not None and len(batch) < MAX_BATCH:
+            if isinstance(message, Append):
+                batch.append(message)
+            else:  # only the newest heartbeat of an attempt matters
+                beats[(message.run_id, message.call, message.attempt)] = message
+            message = self.inbox.take_nowait_if(lambda m: isinstance(m, Append | Heartbeat))
+        self._commit(batch, list(beats.values()))
 
-    def _commit(self, batch: list[Append]) -> None:
+    def _commit(self, batch: list[Append], beats: list[Heartbeat]) -> None:
         assert self._store is not None
+        heartbeats = [
+            HeartbeatRecord(b.run_id, b.call, b.attempt, b.at, b.details_json) for b in beats
+        ]
         try:
-            results = self._store.append_groups([a.events for a in batch])
+            results = self._store.append_groups([a.events for a in batch], heartbeats)
         except StoreError as exc:
             for append in batch:
                 self._answer(append, (), exc)

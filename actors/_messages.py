@@ -95,6 +95,21 @@ class Append:
 
 
 @dataclass(**_FROZEN)
+class Heartbeat:
+    """A step attempt's latest heartbeat, for ``runs status`` (not a log event).
+
+    Liveness is not a transition: like Temporal, Proctor keeps the latest
+    heartbeat on the step's row instead of growing the log with each one.
+    """
+
+    run_id: str
+    call: int
+    attempt: int
+    at: float
+    details_json: str | None
+
+
+@dataclass(**_FROZEN)
 class Journaled:
     tag: Any
     outcomes: tuple[AppendOutcome, ...]
@@ -151,6 +166,7 @@ class StartRun:
     #: The run's state in the store when it was handed over (PENDING or CANCELLING).
     state: RunState
     cancel_reason: str | None = None
+    cancel_source: str | None = None
 
 
 @dataclass(**_FROZEN)

@@ -53,6 +53,8 @@ R = TypeVar("R")
 ASK_TIMEOUT: Final = 30.0
 #: How often a waiter re-reads the store for runs that end in another process.
 POLL_INTERVAL: Final = 0.05
+#: How often the ControlInbox checks the store for requests of other processes.
+CONTROL_INTERVAL: Final = 0.005
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +117,11 @@ class Runtime:
             do not check their mailbox.
         busy_timeout: how long a write waits for another process's lock
             before failing with :class:`StoreLocked`.
+        claim_runs: also run the runs nobody owns yet (created by ``proctor
+            start``) of every workflow this process has imported, as
+            ``proctor worker`` does. Two runtimes never run the same run.
+        control_interval: how often the ControlInbox looks for cancel and
+            terminate requests written by other processes (``proctor cancel``).
     """
 
     def __init__(
@@ -125,6 +132,8 @@ class Runtime:
         clock: Clock | None = None,
         shutdown_timeout: float = 5.0,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        claim_runs: bool = False,
+        control_interval: float = CONTROL_INTERVAL,
     ) -> None:
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
         self.db = os.fspath(db)
@@ -139,12 +148,15 @@ class Runtime:
         self._closed = False
         self._guardian = Guardian.start(
             census=self._census,
+            owner=self.id,
             path=self.db,
             synchronous=synchronous,
             busy_timeout=busy_timeout,
             clock=self.clock,
             directory=self._directory,
             on_terminal=self._watchers.notify,
+            control_interval=control_interval,
+            claim_runs=claim_runs,
         )
         wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
         assert isinstance(wiring, Wiring)
@@ -256,7 +268,7 @@ class Runtime:
         """
         self._check_open()
         ref = self._directory.get(run_id)
-        event = cancel_request(run_id, reason, source=source, grace=grace)
+        event = cancel_request(run_id, reason, source=source, origin=self.id, grace=grace)
         deliver = ((ref, Cancel(reason=reason, source=source)),) if ref is not None else ()
         outcome = self._append(event, deliver=deliver)[0]
         if not isinstance(outcome, Appended):
@@ -291,7 +303,7 @@ class Runtime:
         self._check_open()
         ref = self._directory.get(run_id)
         deliver = ((ref, TerminateMsg(reason=reason)),) if ref is not None else ()
-        events = terminate_request(run_id, reason, source=source)
+        events = terminate_request(run_id, reason, source=source, origin=self.id)
         outcome = self._append(*events, deliver=deliver)[-1]
         if not isinstance(outcome, Appended):
             return self._refused(run_id, outcome, "terminate")
@@ -299,7 +311,7 @@ class Runtime:
         # records here makes the whole tree durable before we return, and
         # reaches children that no runtime of ours hosts.
         descendants = [r.run_id for r in self._store.descendants(run_id)]
-        for group in terminate_descendants(descendants, reason):
+        for group in terminate_descendants(descendants, reason, origin=self.id):
             self._append(*group)
         return ControlResult(
             run_id=run_id, status=RunState.TERMINATED, changed=True, message="terminated"

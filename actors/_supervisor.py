@@ -146,6 +146,7 @@ class RunSupervisor(ProctorActor):
         parent: pykka.ActorRef[Any],
         journal: pykka.ActorRef[Any],
         directory: Directory,
+        owner: str,
         run_id: str,
         workflow: WorkflowDef[..., Any],
         args: tuple[Any, ...],
@@ -158,6 +159,7 @@ class RunSupervisor(ProctorActor):
         self.state = state
         self._journal = journal
         self._directory = directory
+        self._owner = owner
         self._workflow = workflow
         self._args = args
         self._kwargs = dict(kwargs)
@@ -327,6 +329,7 @@ class RunSupervisor(ProctorActor):
                     "args": list(call.args),
                     "kwargs": dict(call.kwargs),
                     "parent_run_id": self.run_id,
+                    "owner": self._owner,
                 },
             ),
         ]
@@ -367,6 +370,7 @@ class RunSupervisor(ProctorActor):
             parent=self.actor_ref,
             journal=self._journal,
             directory=self._directory,
+            owner=self._owner,
             run_id=child_id,
             workflow=call.workflow,
             args=call.args,
@@ -502,7 +506,9 @@ class RunSupervisor(ProctorActor):
             if not child.shielded and not child.cancel_sent:
                 child.cancel_sent = True
                 # Durable for the child too: its log says who asked, and why.
-                request = cancel_request(child.run_id, cancel.reason, source="parent")
+                request = cancel_request(
+                    child.run_id, cancel.reason, source="parent", origin=self._owner
+                )
                 forwarded = Cancel(reason=cancel.reason, source="parent")
                 tell(self._journal, Append(events=(request,), deliver=((child.ref, forwarded),)))
 
@@ -525,7 +531,9 @@ class RunSupervisor(ProctorActor):
         child the caller already terminated in the store refuses the repeat.
         """
         for child in self._children.values():
-            self._record_group(terminate_request(child.run_id, reason, source="parent"))
+            self._record_group(
+                terminate_request(child.run_id, reason, source="parent", origin=self._owner)
+            )
             tell(child.ref, Terminate(reason=reason))
         self._children.clear()
 

@@ -1,6 +1,8 @@
 """The ``proctor`` command line. Inspect and control commands use only
 ``persistence``; the commands that host a runtime import ``actors`` lazily."""
 
-from cli._main import main
+# The command modules register their commands on `cli` when imported.
+from cli import _control, _hosting, _runs  # noqa: F401
+from cli._main import cli, main
 
-__all__ = ["main"]
+__all__ = ["cli", "main"]

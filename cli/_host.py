@@ -1,16 +1,37 @@
-"""Commands that host a runtime in this process (they import ``actors``)."""
+"""What ``demo`` and ``worker`` run: a runtime hosted in this process.
+
+Only those two commands import this module (lazily), so the commands that
+merely read or control runs never load ``actors``.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import click
 from rich.console import Console
-from rich.table import Table
 
-from actors import CancellationError, RunCancelled, Runtime, get_context, shield, step, workflow
-from persistence import EventRecord, EventType, RunState
+from actors import (
+    CancellationError,
+    RunCancelled,
+    Runtime,
+    get_context,
+    registered_workflows,
+    shield,
+    step,
+    workflow,
+)
+from cli._render import timeline
+from persistence import EventType, RunState
 
 # -- the order workflow of the demo ----------------------------------------------
 
@@ -90,21 +111,28 @@ def _wait_for_event(rt: Runtime, run_id: str, type_: EventType, step_name: str) 
     raise TimeoutError(f"{step_name} did not start within 30s")
 
 
-def timeline(events: list[EventRecord]) -> Table:
-    """The run's events as a table, times relative to the first."""
-    table = Table(title="run timeline", show_lines=False)
-    table.add_column("#", justify="right")
-    table.add_column("+ms", justify="right")
-    table.add_column("event")
-    table.add_column("step")
-    table.add_column("details")
-    start = events[0].ts if events else 0.0
-    for e in events:
-        step_label = f"{e.step} (attempt {e.attempt})" if e.attempt else (e.step or "")
-        details = ", ".join(f"{k}={v}" for k, v in e.data.items() if v is not None and k != "error")
-        if "error" in e.data:
-            details = f"{e.data['error']['type']}: {e.data['error']['message']}"
-        table.add_row(
-            str(e.run_seq), f"{(e.ts - start) * 1000:.1f}", e.type.value, step_label, details
-        )
-    return table
+# -- proctor worker ----------------------------------------------------------------
+
+
+def run_worker(db: str, modules: Sequence[str]) -> None:
+    """Host a runtime that claims and runs the store's unowned runs until a signal."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: the project's own modules
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise click.BadParameter(f"cannot import {name}: {exc}", param_hint="MODULE") from exc
+    known = registered_workflows()
+    if not known:
+        raise click.UsageError(f"no @workflow() found in {', '.join(modules)}")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with Runtime(db, claim_runs=True) as rt:
+        click.echo(f"worker {rt.id} (pid {os.getpid()}) on {db}, serving: {', '.join(known)}")
+        stop.wait()
+        click.echo(f"worker {rt.id} stopping; unfinished runs stay in the store")

@@ -1,28 +1,94 @@
-"""``proctor``: the click group and its exit codes."""
+"""``proctor``: the click group, its exit codes, and the store it works on.
+
+The commands that inspect and control runs talk to ``persistence`` only,
+exactly as any other process would; only ``worker`` and ``demo`` host a
+runtime, and they import ``actors`` lazily, so ``proctor runs list`` starts
+fast.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final, NoReturn
+
 import click
 
-from persistence import StoreError
+from persistence import RunNotFound, Store, StoreError
 
 #: Exit codes, documented in --help and docs/cli.md.
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
-EXIT_ALREADY_FINISHED = 4
-EXIT_WAIT_TIMED_OUT = 5
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_NOT_FOUND: Final = 3
+EXIT_ALREADY_FINISHED: Final = 4
+EXIT_WAIT_TIMED_OUT: Final = 5
+
+EXIT_CODES_HELP: Final = (
+    "Exit codes: 0 success; 1 error (bad store file, or the run did not "
+    "complete); 2 usage; 3 run not found; 4 run already finished; "
+    "5 --wait timed out."
+)
 
 
-class StoreProblem(click.ClickException):
-    """The database file is missing, locked, foreign or too new."""
+class CliError(click.ClickException):
+    """One clear sentence on stderr and a documented exit code; never a traceback."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
+
+
+class RunNotFoundError(CliError):
+    exit_code = EXIT_NOT_FOUND
+
+
+class AlreadyFinishedError(CliError):
+    exit_code = EXIT_ALREADY_FINISHED
+
+
+class WaitTimedOutError(CliError):
+    exit_code = EXIT_WAIT_TIMED_OUT
+
+
+_ERRORS: Final[dict[int, type[CliError]]] = {
+    EXIT_ERROR: CliError,
+    EXIT_NOT_FOUND: RunNotFoundError,
+    EXIT_ALREADY_FINISHED: AlreadyFinishedError,
+    EXIT_WAIT_TIMED_OUT: WaitTimedOutError,
+}
+
+
+def fail(message: str, exit_code: int = EXIT_ERROR) -> NoReturn:
+    raise _ERRORS[exit_code](message)
+
+
+@contextlib.contextmanager
+def open_store(db: str, *, write: bool = False, create: bool = False) -> Iterator[Store]:
+    """The store at ``db``: read-only unless ``write``; created only if ``create``.
+
+    A reading command never creates or changes anything. A missing, locked,
+    foreign or too-new file is a one-sentence error (exit 1); an unknown run
+    id raised inside the block is exit 3.
+    """
+    if not create and not Path(db).is_file():
+        fail(f"no Proctor store at {db}: the file does not exist (set --db or PROCTOR_DB)")
+    try:
+        store = Store.open(db, readonly=not write)
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        with store:
+            yield store
+    except RunNotFound as exc:
+        fail(f"{exc} in {db}", EXIT_NOT_FOUND)
+    except StoreError as exc:
+        fail(str(exc))
 
 
 @click.group(
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: 0 success, 1 store error, 2 usage.",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
 )
 @click.option(
     "--db",
@@ -36,29 +102,17 @@ class StoreProblem(click.ClickException):
 @click.version_option(package_name="proctor")
 @click.pass_context
 def cli(ctx: click.Context, db: str) -> None:
-    """Proctor: durable, cancellable workflows on actors."""
-    ctx.obj = db
+    """Proctor: durable, cancellable workflows on actors.
 
-
-@cli.command()
-@click.option(
-    "--cancel-after",
-    default=0.3,
-    show_default=True,
-    type=float,
-    help="Seconds into the payment step at which the demo cancels the run.",
-)
-@click.pass_obj
-def demo(db: str, cancel_after: float) -> None:
-    """Run the order workflow, cancel it mid-payment, and print its timeline."""
-    from cli._host import run_demo  # noqa: PLC0415 - hosts a runtime: import actors lazily
-
-    try:
-        run_demo(db, cancel_after=cancel_after)
-    except StoreError as exc:
-        raise StoreProblem(str(exc)) from exc
+    Inspect runs (runs list/status/logs/tree), control them from any process
+    (cancel, terminate), start them (start) and host them (worker).
+    """
+    ctx.obj = os.fspath(db)
 
 
 def main() -> None:
     """Console-script entry point."""
+    # Imported here so that each module registers its commands on `cli`.
+    from cli import _control, _host, _runs  # noqa: F401, PLC0415
+
     cli(prog_name="proctor")

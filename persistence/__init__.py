@@ -3,7 +3,12 @@
 This package imports neither ``actors`` nor ``cli``; both build on it.
 """
 
-from persistence._control import cancel_request, terminate_descendants, terminate_request
+from persistence._control import (
+    cancel_request,
+    claim_request,
+    terminate_descendants,
+    terminate_request,
+)
 from persistence._errors import (
     InvalidTransition,
     NotAProctorStore,
@@ -20,6 +25,7 @@ from persistence._records import (
     Appended,
     AppendOutcome,
     EventRecord,
+    HeartbeatRecord,
     NewEvent,
     Refused,
     RunRecord,
@@ -52,6 +58,7 @@ __all__ = [
     "Appended",
     "EventRecord",
     "EventType",
+    "HeartbeatRecord",
     "InvalidTransition",
     "NewEvent",
     "NotAProctorStore",
@@ -70,6 +77,7 @@ __all__ = [
     "StoreLocked",
     "Synchronous",
     "cancel_request",
+    "claim_request",
     "dumps",
     "loads",
     "next_state",

@@ -11,35 +11,54 @@ from collections.abc import Iterable
 from persistence._records import NewEvent
 from persistence._states import EventType
 
+#: ``source`` of a request: who asked. ``origin``: which process wrote it, so
+#: that a runtime's ControlInbox skips the requests its own facade delivered.
+
 
 def cancel_request(
-    run_id: str, reason: str | None, *, source: str, grace: float | None = None
+    run_id: str,
+    reason: str | None,
+    *,
+    source: str,
+    origin: str | None = None,
+    grace: float | None = None,
 ) -> NewEvent:
     """C1: the request, with its reason and source; the run becomes CANCELLING."""
     return NewEvent(
         run_id=run_id,
         type=EventType.CANCEL_REQUESTED,
-        data={"reason": reason, "source": source, "grace": grace},
+        data={"reason": reason, "source": source, "origin": origin, "grace": grace},
     )
 
 
-def terminate_request(run_id: str, reason: str | None, *, source: str) -> list[NewEvent]:
+def terminate_request(
+    run_id: str, reason: str | None, *, source: str, origin: str | None = None
+) -> list[NewEvent]:
     """T1: one atomic group that makes the run TERMINATED."""
     return [
         NewEvent(
             run_id=run_id,
             type=EventType.TERMINATE_REQUESTED,
-            data={"reason": reason, "source": source},
+            data={"reason": reason, "source": source, "origin": origin},
         ),
         NewEvent(run_id=run_id, type=EventType.RUN_TERMINATED, data={"reason": reason}),
     ]
 
 
-def terminate_descendants(descendants: Iterable[str], reason: str | None) -> list[list[NewEvent]]:
+def claim_request(run_id: str, owner: str) -> NewEvent:
+    """A runtime takes a run nobody owns; the store refuses it if someone does."""
+    return NewEvent(run_id=run_id, type=EventType.RUN_CLAIMED, data={"owner": owner})
+
+
+def terminate_descendants(
+    descendants: Iterable[str], reason: str | None, *, origin: str | None = None
+) -> list[list[NewEvent]]:
     """T4: one group per unfinished descendant, to append once the run's own
     terminate was accepted (a run that had already finished keeps its children).
 
     Each group stands alone: a child that finished meanwhile is refused
     without holding back its siblings.
     """
-    return [terminate_request(child, reason, source="parent") for child in descendants]
+    return [
+        terminate_request(child, reason, source="parent", origin=origin) for child in descendants
+    ]

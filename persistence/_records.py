@@ -57,6 +57,17 @@ class Refused:
 AppendOutcome = Appended | Refused
 
 
+@dataclass(frozen=True, slots=True)
+class HeartbeatRecord:
+    """The latest heartbeat of a running step attempt; ``details_json`` None keeps the last."""
+
+    run_id: str
+    call: int
+    attempt: int
+    at: float
+    details_json: str | None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRecord:
     """One row of the ``runs`` projection."""
@@ -65,6 +76,7 @@ class RunRecord:
     workflow: str
     status: RunState
     args: Any
+    kwargs: dict[str, Any]
     result: Any
     error: dict[str, Any] | None
     parent_run_id: str | None
@@ -72,6 +84,7 @@ class RunRecord:
     cancel_requested_at: float | None
     cancel_reason: str | None
     cancel_source: str | None
+    cancel_grace: float | None
     terminate_requested_at: float | None
     terminate_reason: str | None
     created_at: float
@@ -86,6 +99,7 @@ class RunRecord:
             workflow=row["workflow"],
             status=RunState(row["status"]),
             args=loads(row["args"]),
+            kwargs=loads(row["kwargs"]) or {},
             result=loads(row["result"]),
             error=loads(row["error"]),
             parent_run_id=row["parent_run_id"],
@@ -93,6 +107,7 @@ class RunRecord:
             cancel_requested_at=row["cancel_requested_at"],
             cancel_reason=row["cancel_reason"],
             cancel_source=row["cancel_source"],
+            cancel_grace=row["cancel_grace"],
             terminate_requested_at=row["terminate_requested_at"],
             terminate_reason=row["terminate_reason"],
             created_at=row["created_at"],
@@ -107,6 +122,7 @@ class RunRecord:
             "workflow": self.workflow,
             "status": self.status.value,
             "args": self.args,
+            "kwargs": self.kwargs,
             "result": self.result,
             "error": self.error,
             "parent_run_id": self.parent_run_id,
@@ -114,6 +130,7 @@ class RunRecord:
             "cancel_requested_at": self.cancel_requested_at,
             "cancel_reason": self.cancel_reason,
             "cancel_source": self.cancel_source,
+            "cancel_grace": self.cancel_grace,
             "terminate_requested_at": self.terminate_requested_at,
             "terminate_reason": self.terminate_reason,
             "created_at": self.created_at,
@@ -178,6 +195,8 @@ class StepRecord:
     finished_at: float | None
     result: Any
     error: dict[str, Any] | None
+    heartbeat_at: float | None = None
+    heartbeat_details: Any = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> StepRecord:
@@ -192,4 +211,22 @@ class StepRecord:
             finished_at=row["finished_at"],
             result=loads(row["result"]),
             error=loads(row["error"]),
+            heartbeat_at=row["heartbeat_at"],
+            heartbeat_details=loads(row["heartbeat_details"]),
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "call": self.call,
+            "attempt": self.attempt,
+            "name": self.name,
+            "status": self.status.value,
+            "shielded": self.shielded,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "result": self.result,
+            "error": self.error,
+            "heartbeat_at": self.heartbeat_at,
+            "heartbeat_details": self.heartbeat_details,
+        }

@@ -97,8 +97,18 @@ def _v1(db: Database) -> None:
     )
 
 
+def _v2(db: Database) -> None:
+    """Keyword arguments of a run (a worker starts runs it did not create), the
+    grace of its cancel (the owning runtime enforces it, whoever asked), and
+    an index for the ControlInbox's scan of new control requests."""
+    runs, events = db.table("runs"), db.table("events")
+    runs.add_column("kwargs", str)
+    runs.add_column("cancel_grace", float)
+    events.create_index(["type", "seq"])
+
+
 #: MIGRATIONS[i] upgrades a store from version i to version i + 1.
-MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (_v1,)
+MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (_v1, _v2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

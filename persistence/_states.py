@@ -55,6 +55,7 @@ class EventType(enum.Enum):
     """Every kind of record in the append-only event log."""
 
     RUN_CREATED = "run_created"
+    RUN_CLAIMED = "run_claimed"
     RUN_STARTED = "run_started"
     STEP_SCHEDULED = "step_scheduled"
     STEP_STARTED = "step_started"

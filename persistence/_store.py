@@ -33,6 +33,7 @@ from persistence._records import (
     Appended,
     AppendOutcome,
     EventRecord,
+    HeartbeatRecord,
     NewEvent,
     Refused,
     RunRecord,
@@ -145,11 +146,17 @@ class Store:
         """Append one atomic group of events; all are written or none are."""
         return self.append_groups([events])[0]
 
-    def append_groups(self, groups: Sequence[Sequence[NewEvent]]) -> list[list[AppendOutcome]]:
+    def append_groups(
+        self,
+        groups: Sequence[Sequence[NewEvent]],
+        heartbeats: Sequence[HeartbeatRecord] = (),
+    ) -> list[list[AppendOutcome]]:
         """Append several atomic groups in one transaction (group commit).
 
         A group that breaks a rule (unknown run, fenced terminal run, illegal
         transition, data that is not JSON) is refused whole; the others commit.
+        ``heartbeats`` update their running step attempts in the same
+        transaction; one for an attempt that has ended is ignored.
         """
         now = time.time()
         results: list[list[AppendOutcome]] = []
@@ -168,6 +175,15 @@ class Store:
                         outcomes = [refused.refusal] * len(group)
                     conn.execute("RELEASE grp")
                     results.append(outcomes)
+                conn.executemany(
+                    "UPDATE steps SET heartbeat_at = ?,"
+                    " heartbeat_details = coalesce(?, heartbeat_details)"
+                    " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
+                    [
+                        (h.at, h.details_json, h.run_id, h.call, h.attempt, StepState.RUNNING.value)
+                        for h in heartbeats
+                    ],
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -183,14 +199,18 @@ class Store:
         if ev.type is _E.RUN_CREATED:
             return self._create_run(conn, ev, data, now)
         row = conn.execute(
-            "SELECT status, last_seq FROM runs WHERE run_id = ?", (ev.run_id,)
+            "SELECT status, last_seq, owner FROM runs WHERE run_id = ?", (ev.run_id,)
         ).fetchone()
         if row is None:
             raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
-        status, run_seq = RunState(row[0]), row[1] + 1
+        status, run_seq, owner = RunState(row[0]), row[1] + 1, row[2]
         # Invariant: a terminal run never changes again; only its teardown is noted.
         if status.is_terminal and ev.type not in POST_MORTEM_EVENTS:
             raise _GroupRefused(Refused(f"run {ev.run_id} already finished: {status}", status))
+        if ev.type is _E.RUN_CLAIMED and owner is not None:
+            # Two runtimes never run the same run: the first claim wins, in
+            # the same transaction as the check.
+            raise _GroupRefused(Refused(f"run {ev.run_id} is owned by {owner}", status))
         new_status = status
         try:
             if ev.type in RUN_TRANSITION_EVENTS:
@@ -217,13 +237,14 @@ class Store:
         d = ev.data
         try:
             conn.execute(
-                "INSERT INTO runs (run_id, workflow, status, args, parent_run_id, owner,"
-                " created_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+                "INSERT INTO runs (run_id, workflow, status, args, kwargs, parent_run_id,"
+                " owner, created_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
                 (
                     ev.run_id,
                     d["workflow"],
                     RunState.PENDING.value,
                     dumps(d.get("args", []), what="workflow arguments"),
+                    dumps(d.get("kwargs") or {}, what="workflow keyword arguments"),
                     d.get("parent_run_id"),
                     d.get("owner"),
                     now,
@@ -333,6 +354,35 @@ class Store:
         sql += " ORDER BY tree.depth, runs.created_at, runs.run_id"
         return [RunRecord.from_row(r) for r in self._query(sql, (run_id,))]
 
+    def last_seq(self) -> int:
+        """The global sequence number of the newest event (0 for an empty log)."""
+        rows = self._query("SELECT coalesce(max(seq), 0) AS seq FROM events", ())
+        return int(rows[0]["seq"])
+
+    def control_requests(self, *, after: int, limit: int = 1000) -> list[EventRecord]:
+        """Cancel and terminate requests with global ``seq > after``, oldest first."""
+        rows = self._query(
+            "SELECT * FROM events WHERE type IN (?, ?) AND seq > ? ORDER BY seq LIMIT ?",
+            (_E.CANCEL_REQUESTED.value, _E.TERMINATE_REQUESTED.value, after, limit),
+        )
+        return [EventRecord.from_row(r) for r in rows]
+
+    def claimable(self, workflows: Sequence[str], *, limit: int) -> list[RunRecord]:
+        """Top-level runs nobody owns yet (``proctor start``), oldest first.
+
+        Child runs are never claimable: they belong to their parent's owner.
+        """
+        if not workflows:
+            return []
+        marks = ", ".join("?" * len(workflows))
+        rows = self._query(
+            f"SELECT * FROM runs WHERE owner IS NULL AND parent_run_id IS NULL"
+            f" AND status IN (?, ?) AND workflow IN ({marks})"
+            f" ORDER BY created_at, run_id LIMIT ?",
+            (RunState.PENDING.value, RunState.CANCELLING.value, *workflows, limit),
+        )
+        return [RunRecord.from_row(r) for r in rows]
+
     def events(self, run_id: str, *, after: int = 0) -> list[EventRecord]:
         """The run's events with ``run_seq > after``, in order."""
         rows = self._query(
@@ -359,6 +409,8 @@ class Store:
 def _run_projection(ev: NewEvent, now: float) -> tuple[str, tuple[Any, ...]]:
     """Extra ``runs`` columns an event sets, as (SQL fragment, parameters)."""
     t, d = ev.type, ev.data
+    if t is _E.RUN_CLAIMED:
+        return ", owner = ?", (d["owner"],)
     if t is _E.RUN_STARTED:
         return ", started_at = coalesce(started_at, ?)", (now,)
     if t is _E.CANCEL_REQUESTED:
@@ -366,8 +418,9 @@ def _run_projection(ev: NewEvent, now: float) -> tuple[str, tuple[Any, ...]]:
         return (
             ", cancel_reason = iif(cancel_requested_at IS NULL, ?, cancel_reason)"
             ", cancel_source = iif(cancel_requested_at IS NULL, ?, cancel_source)"
+            ", cancel_grace = iif(cancel_requested_at IS NULL, ?, cancel_grace)"
             ", cancel_requested_at = coalesce(cancel_requested_at, ?)",
-            (d.get("reason"), d.get("source"), now),
+            (d.get("reason"), d.get("source"), d.get("grace"), now),
         )
     if t is _E.TERMINATE_REQUESTED:
         return (

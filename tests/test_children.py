@@ -178,7 +178,7 @@ def test_C7_cancelling_a_run_cancels_its_child_runs(rt: Runtime) -> None:
     assert NOTES["c7"] == ["CancellationError"]
     assert sorted(NOTES["cleanup"]) == ["child:c7", "parent"]
     requests = [e.data for e in events_of(rt, grandchild) if e.type.value == "cancel_requested"]
-    assert requests == [{"reason": "operator", "source": "parent", "grace": None}]
+    assert requests == [{"reason": "operator", "source": "parent", "origin": rt.id, "grace": None}]
     assert rt.get_run(child).cancel_source == "parent"
 
 

@@ -1,0 +1,218 @@
+"""The ControlInbox: cancel and terminate written by other processes (DESIGN §4).
+
+The CLI, or another runtime on the same store, writes a request into the log
+and exits; it cannot reach our actors. This actor notices such writes
+cheaply: every ``interval`` it reads ``PRAGMA data_version``, which changes
+only when some connection commits, and only then scans the log past its
+cursor for requests. It hands each one to the Guardian, which delivers it to
+the run's supervisor if this runtime hosts the run.
+
+A runtime created with ``claim_runs=True`` (``proctor worker``) also takes
+the runs that nobody owns yet (``proctor start``) for the workflows this
+process knows. A claim is an event the store refuses if another runtime
+claimed first, so two workers never run the same run.
+
+Its mailbox doubles as its poll timer, like the Timers actor's: no extra thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors._base import Census, ProctorActor, logger, tell
+from actors._clock import SystemClock
+from actors._definitions import lookup_workflow, registered_workflows
+from actors._messages import (
+    Append,
+    Cancel,
+    ControlMessage,
+    GraceExpired,
+    Journaled,
+    ScheduleTimer,
+    StartRun,
+    Terminate,
+    TimerTick,
+)
+from actors._timers import TimerInbox
+from persistence import (
+    Appended,
+    EventRecord,
+    EventType,
+    RunRecord,
+    Store,
+    StoreError,
+    claim_request,
+)
+
+#: How many unowned runs one poll claims at most.
+CLAIM_BATCH = 32
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forward:
+    """ControlInbox -> Guardian: deliver ``message`` to the run's supervisor, if hosted.
+
+    An ordinary message on purpose (not control-first): it must stay behind a
+    StartRun the Guardian got from the same sender, so that a run claimed
+    and then cancelled at once still gets its cancel.
+    """
+
+    run_id: str
+    message: ControlMessage
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    record: RunRecord
+
+
+class ControlInbox(ProctorActor):
+    def __init__(
+        self,
+        *,
+        census: Census,
+        parent: pykka.ActorRef[Any],
+        path: str | os.PathLike[str],
+        owner: str,
+        journal: pykka.ActorRef[Any],
+        timers: pykka.ActorRef[Any],
+        clock_monotonic: Callable[[], float],
+        interval: float,
+        claim_runs: bool,
+    ) -> None:
+        super().__init__(parent=parent, name="ControlInbox", census=census)
+        self._path = path
+        self._owner = owner
+        self._guardian = parent
+        self._journal = journal
+        self._timers = timers
+        self._runtime_now = clock_monotonic
+        self._interval = interval
+        self._claim_runs = claim_runs
+        self._store: Store | None = None
+        self._cursor = 0
+        self._version: int | None = None
+        self._claiming: set[str] = set()
+        self._clock = SystemClock()
+        assert isinstance(self.actor_inbox, TimerInbox)
+        self.actor_inbox.clock = self._clock
+
+    @staticmethod
+    def _create_actor_inbox() -> TimerInbox:
+        return TimerInbox()
+
+    def started(self) -> None:
+        self._store = Store.open(self._path, readonly=True)
+        # Requests older than us are not ours to deliver: a run we start
+        # later reads its state (CANCELLING, TERMINATED) from its record.
+        self._cursor = self._store.last_seq()
+        self._poll()
+
+    def stopping(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def handle(self, message: Any) -> None:
+        if isinstance(message, TimerTick):
+            self._poll()
+        elif isinstance(message, Journaled):
+            self._on_claimed(message)
+        else:
+            raise TypeError(f"ControlInbox cannot handle {message!r}")
+
+    def _poll(self) -> None:
+        assert self._store is not None
+        try:
+            version = self._store.data_version()
+            if version != self._version:
+                self._version = version
+                self._deliver(self._store.control_requests(after=self._cursor))
+                if self._claim_runs:
+                    self._claim()
+        except StoreError as exc:
+            # Locked past the busy timeout, say: try again at the next tick.
+            logger.warning("control inbox: cannot read the store: %s", exc)
+            self._version = None
+        assert isinstance(self.actor_inbox, TimerInbox)
+        self.actor_inbox.deadline = self._clock.monotonic() + self._interval
+
+    def _deliver(self, requests: list[EventRecord]) -> None:
+        for request in requests:
+            self._cursor = request.seq
+            data = request.data
+            if data.get("origin") == self._owner:
+                continue  # our own facade or supervisors delivered it already
+            if request.type is EventType.CANCEL_REQUESTED:
+                reason = data.get("reason")
+                cancel = Cancel(reason=reason, source=data.get("source") or "unknown")
+                tell(self._guardian, Forward(run_id=request.run_id, message=cancel))
+                if data.get("grace") is not None:
+                    self._schedule_grace(request.run_id, request.ts, data["grace"], reason)
+            else:
+                terminate = Terminate(reason=data.get("reason"))
+                tell(self._guardian, Forward(run_id=request.run_id, message=terminate))
+
+    def _schedule_grace(
+        self, run_id: str, requested_at: float, grace: float, reason: str | None
+    ) -> None:
+        """C8 for a cancel asked elsewhere: the grace counts from the request."""
+        left = max(0.0, grace - (time.time() - requested_at))
+        tell(
+            self._timers,
+            ScheduleTimer(
+                token=("grace", run_id),
+                due=self._runtime_now() + left,
+                target=self._guardian,
+                message=GraceExpired(run_id=run_id, reason=reason),
+            ),
+        )
+
+    def _claim(self) -> None:
+        assert self._store is not None
+        candidates = self._store.claimable(registered_workflows(), limit=CLAIM_BATCH)
+        for record in candidates:
+            if record.run_id in self._claiming:
+                continue
+            self._claiming.add(record.run_id)
+            tell(
+                self._journal,
+                Append(
+                    events=(claim_request(record.run_id, self._owner),),
+                    notify=self.actor_ref,
+                    tag=_Claim(record),
+                ),
+            )
+
+    def _on_claimed(self, msg: Journaled) -> None:
+        assert isinstance(msg.tag, _Claim)
+        record = msg.tag.record
+        self._claiming.discard(record.run_id)
+        outcome = msg.outcomes[0] if msg.outcomes else None
+        if not isinstance(outcome, Appended):
+            return  # another runtime was first, or the run ended meanwhile
+        workflow = lookup_workflow(record.workflow)
+        assert workflow is not None  # we only claim workflows we know
+        logger.info("claimed run %s (%s)", record.run_id, record.workflow)
+        tell(
+            self._guardian,
+            StartRun(
+                run_id=record.run_id,
+                workflow=workflow,
+                args=tuple(record.args),
+                kwargs=tuple(record.kwargs.items()),
+                state=outcome.status,
+                cancel_reason=record.cancel_reason,
+                cancel_source=record.cancel_source,
+            ),
+        )
+        # A cancel asked while no worker ran: its grace has been running since.
+        if record.cancel_requested_at is not None and record.cancel_grace is not None:
+            self._schedule_grace(
+                record.run_id, record.cancel_requested_at, record.cancel_grace, record.cancel_reason
+            )

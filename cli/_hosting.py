@@ -1,0 +1,50 @@
+"""``proctor demo`` and ``proctor worker``: the two commands that host a runtime.
+
+They import ``cli._host`` (and through it ``actors``) only when they run.
+"""
+
+from __future__ import annotations
+
+import click
+
+from cli._main import EXIT_CODES_HELP, cli, fail
+from persistence import StoreError
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "--cancel-after",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds into the payment step at which the demo cancels the run.",
+)
+@click.pass_obj
+def demo(db: str, cancel_after: float) -> None:
+    """Run the order workflow, cancel it mid-payment, and print its timeline."""
+    from cli._host import run_demo  # noqa: PLC0415 - hosts a runtime: import actors lazily
+
+    try:
+        run_demo(db, cancel_after=cancel_after)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("modules", nargs=-1, required=True, metavar="MODULE...")
+@click.pass_obj
+def worker(db: str, modules: tuple[str, ...]) -> None:
+    """Host a runtime that runs the store's runs of the workflows in MODULE...
+
+    Imports each module (from the current directory too), then claims every
+    run nobody owns yet (`proctor start`) of the workflows it found, and runs
+    it; a run is claimed by one worker only. Cancel and terminate reach these
+    runs like any other. Stops on SIGINT or SIGTERM; unfinished runs stay in
+    the store.
+    """
+    from cli._host import run_worker  # noqa: PLC0415 - hosts a runtime: import actors lazily
+
+    try:
+        run_worker(db, modules)
+    except StoreError as exc:
+        fail(str(exc))

@@ -1,0 +1,307 @@
+"""``proctor runs ...``: read-only views of runs. They never create or change anything."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import click
+from rich.text import Text
+from rich.tree import Tree
+
+from cli import _render as render
+from cli._main import EXIT_CODES_HELP, cli, open_store
+from persistence import EventRecord, EventType, RunRecord, RunState, Store
+
+#: How often ``--follow`` and ``--wait`` look for new events.
+FOLLOW_INTERVAL: Final = 0.05
+
+_STATUS_CHOICE = click.Choice([s.value for s in RunState], case_sensitive=False)
+
+
+@cli.group()
+def runs() -> None:
+    """Inspect runs: list them, show one, read its log, draw its tree."""
+
+
+@runs.command("list", epilog=EXIT_CODES_HELP)
+@click.option(
+    "--status",
+    "status",
+    type=_STATUS_CHOICE,
+    multiple=True,
+    help="Only runs in this state (repeatable).",
+)
+@click.option("--workflow", help="Only runs of this workflow.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many runs, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.pass_obj
+def list_runs(
+    db: str, status: tuple[str, ...], workflow: str | None, limit: int, as_json: bool
+) -> None:
+    """List runs, newest first: id, workflow, status, start, duration, cancel reason."""
+    states = [RunState(s.lower()) for s in status] or None
+    with open_store(db) as store:
+        records = store.list_runs(status=states, workflow=workflow, limit=limit + 1)
+    shown = records[:limit]
+    if as_json:
+        render.echo_json([r.to_json() for r in shown])
+        return
+    if not shown:
+        click.echo("no runs" + (" match" if states or workflow else f" in {db}"))
+        return
+    render.console().print(render.runs_table(shown, more=len(records) > limit))
+
+
+@runs.command(epilog=EXIT_CODES_HELP)
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def status(db: str, run_id: str, as_json: bool) -> None:
+    """Show a run: state, arguments, outcome, steps, pending cancel, parent and children."""
+    with open_store(db) as store:
+        run = store.get_run(run_id)
+        steps = store.steps(run_id)
+        children = store.list_runs(parent_run_id=run_id)
+        cancel = _cancel_state(run, store.events(run_id))
+    if as_json:
+        render.echo_json(
+            {
+                "run": run.to_json(),
+                "cancel": cancel,
+                "steps": [s.to_json() for s in steps],
+                "children": [_brief(c) for c in children],
+            }
+        )
+        return
+    out = render.console()
+    rows: list[tuple[str, Any]] = [
+        ("run", f"{run.run_id}"),
+        ("workflow", run.workflow),
+        ("status", render.status_text(run.status)),
+        ("args", _json_args(run)),
+        ("created", render.when(run.created_at)),
+        ("started", render.when(run.started_at)),
+        ("finished", render.when(run.finished_at)),
+        ("duration", render.duration(run.started_at, run.finished_at)),
+        ("owner", run.owner or "-"),
+    ]
+    if run.status is RunState.COMPLETED:
+        rows.append(("result", json.dumps(run.result)))
+    if run.error:
+        rows.append(("error", f"{run.error.get('type')}: {run.error.get('message')}"))
+    if cancel["requested"]:
+        rows.append(("cancel", _cancel_line(cancel)))
+    if run.terminate_requested_at is not None:
+        rows.append(("terminated", run.terminate_reason or "(no reason given)"))
+    if run.parent_run_id:
+        rows.append(("parent", run.parent_run_id))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        out.print(f"[bold]{key:<{width}}[/]  ", value, sep="")
+    if steps:
+        out.print()
+        out.print(render.steps_table(steps))
+    if children:
+        out.print()
+        out.print(render.runs_table(children))
+
+
+@runs.command(epilog=EXIT_CODES_HELP)
+@click.argument("run_id")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep printing new events until the run is terminal."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def logs(db: str, run_id: str, follow: bool, as_json: bool) -> None:
+    """Print the run's event log in order; --follow streams it until the run ends."""
+    emit = _emitter(as_json)
+    with open_store(db) as store:
+        store.get_run(run_id)
+        if follow:
+            follow_run(store, run_id, emit)
+        else:
+            for event in store.events(run_id):
+                emit(event)
+
+
+@runs.command(epilog=EXIT_CODES_HELP)
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the tree as nested JSON.")
+@click.pass_obj
+def tree(db: str, run_id: str, as_json: bool) -> None:
+    """Draw the run's supervision tree: its step attempts and child runs, with states."""
+    with open_store(db) as store:
+        root = store.get_run(run_id)
+        if as_json:
+            render.echo_json(_tree_json(store, root))
+            return
+        node = render.new_tree(root)
+        _grow(store, root, node)
+    render.console().print(node)
+
+
+# -- helpers shared with the control commands ------------------------------------------
+
+
+def follow_run(
+    store: Store,
+    run_id: str,
+    emit: Callable[[EventRecord], None],
+    *,
+    after: int = 0,
+    deadline: float | None = None,
+) -> RunRecord | None:
+    """Emit the run's events past ``after`` as they come, until it is terminal.
+
+    Returns the final record, or None if ``deadline`` (monotonic) passed first.
+    Polls ``PRAGMA data_version`` so that an idle store costs no query.
+    """
+    version: int | None = None
+    while True:
+        current = store.data_version()
+        if current != version:
+            version = current
+            for event in store.events(run_id, after=after):
+                emit(event)
+                after = event.run_seq
+            record = store.get_run(run_id)
+            if record.status.is_terminal and record.last_seq <= after:
+                return record
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        pause = (
+            FOLLOW_INTERVAL
+            if deadline is None
+            else min(FOLLOW_INTERVAL, deadline - time.monotonic())
+        )
+        time.sleep(max(pause, 0.0))
+
+
+def _emitter(as_json: bool) -> Callable[[EventRecord], None]:
+    if as_json:
+        return lambda e: render.echo_json(e.to_json())
+    out = render.console()
+    return lambda e: out.print(render.event_line(e))
+
+
+def _json_args(run: RunRecord) -> str:
+    text = json.dumps(run.args, ensure_ascii=False)
+    if run.kwargs:
+        text += " " + json.dumps(run.kwargs, ensure_ascii=False)
+    return text
+
+
+def _brief(run: RunRecord) -> dict[str, Any]:
+    return {"run_id": run.run_id, "workflow": run.workflow, "status": run.status.value}
+
+
+def _cancel_state(run: RunRecord, events: list[EventRecord]) -> dict[str, Any]:
+    """Is a cancel pending, and is a shield holding it back (S1-S2)?
+
+    The body's shield depth and each running step's come from the
+    ``shield_entered``/``shield_exited`` records, which carry the depth.
+    """
+    depth: dict[tuple[int | None, int | None], int] = {}
+    delivered = False
+    for e in events:
+        if e.type in (EventType.SHIELD_ENTERED, EventType.SHIELD_EXITED):
+            depth[(e.call, e.attempt)] = int(e.data.get("depth", 0))
+        elif e.type is EventType.CANCEL_DELIVERED and e.step is None:
+            delivered = True
+    pending = run.status is RunState.CANCELLING
+    running_steps = {
+        (e.call, e.attempt): e.step for e in events if e.type is EventType.STEP_STARTED
+    }
+    for e in events:
+        if e.type.value.startswith("step_") and e.type is not EventType.STEP_STARTED and e.attempt:
+            running_steps.pop((e.call, e.attempt), None)
+    buffered_by = []
+    if pending:
+        if depth.get((None, None), 0) > 0:
+            buffered_by.append("workflow body")
+        for key, name in running_steps.items():
+            if depth.get(key, 0) > 0:
+                buffered_by.append(f"step {name} #{key[0]}.{key[1]}")
+    return {
+        "requested": run.cancel_requested_at is not None,
+        "pending": pending,
+        "delivered_to_body": delivered,
+        "reason": run.cancel_reason,
+        "source": run.cancel_source,
+        "requested_at": run.cancel_requested_at,
+        "grace": run.cancel_grace,
+        "buffered_by": buffered_by,
+    }
+
+
+def _cancel_line(cancel: dict[str, Any]) -> str:
+    reason = cancel["reason"] or "(no reason given)"
+    line = f"{reason} (from {cancel['source']}, {render.when(cancel['requested_at'])}"
+    if cancel["grace"] is not None:
+        line += f", grace {cancel['grace']}s"
+    line += ")"
+    if cancel["pending"]:
+        line += "; pending"
+        if cancel["buffered_by"]:
+            line += ", buffered by a shield in " + ", ".join(cancel["buffered_by"])
+    return line
+
+
+def _grow(store: Store, run: RunRecord, node: Tree) -> None:
+    children = {c.run_id: c for c in store.list_runs(parent_run_id=run.run_id)}
+    for kind, call, item in _calls(store, run, children):
+        if kind == "step":
+            label = Text(f"step {item.name} #{call} attempt {item.attempt} ")
+            label.append(item.status.value, style=_step_style(item.status.value))
+            node.add(label)
+        else:
+            _grow(store, item, node.add(render.tree_node(item)))
+
+
+def _calls(
+    store: Store, run: RunRecord, children: dict[str, RunRecord]
+) -> list[tuple[str, int, Any]]:
+    """The run's step attempts and child runs, in call order."""
+    items: list[tuple[str, int, Any]] = [("step", s.call, s) for s in store.steps(run.run_id)]
+    for child_id, child in children.items():
+        call = int(child_id.rsplit(".", 1)[1]) if child_id.startswith(f"{run.run_id}.") else -1
+        items.append(("child", call, child))
+    items.sort(
+        key=lambda item: (item[1], 0 if item[0] == "step" else 1, getattr(item[2], "attempt", 0))
+    )
+    return items
+
+
+def _step_style(status: str) -> str:
+    return {"completed": "green", "failed": "red", "cancelled": "magenta", "abandoned": "red"}.get(
+        status, "cyan"
+    )
+
+
+def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:
+    children = {c.run_id: c for c in store.list_runs(parent_run_id=run.run_id)}
+    nodes = []
+    for kind, call, item in _calls(store, run, children):
+        if kind == "step":
+            nodes.append(
+                {
+                    "kind": "step",
+                    "call": call,
+                    "name": item.name,
+                    "attempt": item.attempt,
+                    "status": item.status.value,
+                }
+            )
+        else:
+            nodes.append({"kind": "run", "call": call, **_tree_json(store, item)})
+    return {**_brief(run), "children": nodes}
