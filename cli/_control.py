@@ -27,6 +27,7 @@ from cli._main import (
     EXIT_WAIT_TIMED_OUT,
     AlreadyFinishedError,
     RunNotFoundError,
+    StoreOptions,
     cli,
     fail,
     open_store,
@@ -71,7 +72,7 @@ def _origin() -> str:
 )
 @click.pass_obj
 def cancel(
-    db: str,
+    options: StoreOptions,
     *,
     run_id: str,
     reason: str | None,
@@ -87,7 +88,7 @@ def cancel(
     runtime enforces it; with --wait, so does this command).
     """
     start = time.monotonic()
-    with open_store(db, write=True) as store:
+    with open_store(options, write=True) as store:
         event = cancel_request(run_id, reason, source="cli", origin=_origin(), grace=grace)
         outcome = store.append([event])[0]
         appended = _accepted(outcome, run_id, "cancel")
@@ -112,14 +113,14 @@ def cancel(
 @click.argument("run_id")
 @click.option("--reason", help="Why; recorded in the log and shown by `runs status`.")
 @click.pass_obj
-def terminate(db: str, run_id: str, reason: str | None) -> None:
+def terminate(options: StoreOptions, run_id: str, reason: str | None) -> None:
     """Stop a run and its child runs at once; their code gets no say.
 
     The run is durably TERMINATED when this returns, whether or not a runtime
     hosts it; a hosting runtime stops its actors right after. No shield, no
     CancellationError, no further step.
     """
-    with open_store(db, write=True) as store:
+    with open_store(options, write=True) as store:
         children = _terminate_tree(store, run_id, reason, source="cli")
     more = f" with {children} child run{'s' if children != 1 else ''}" if children else ""
     click.echo(f"run {run_id} terminated{more}")
@@ -137,7 +138,7 @@ def terminate(db: str, run_id: str, reason: str | None) -> None:
 )
 @click.pass_obj
 def start(
-    db: str,
+    options: StoreOptions,
     *,
     target: str,
     json_args: tuple[str, ...],
@@ -167,7 +168,7 @@ def start(
         type=EventType.RUN_CREATED,
         data={"workflow": name, "args": args, "kwargs": kwargs, "owner": None},
     )
-    with open_store(db, write=True, create=True) as store:
+    with open_store(options, write=True, create=True) as store:
         store.append([created])
         click.echo(run_id)
         click.echo(f"started run {run_id} of {name}; a worker will pick it up", err=True)
@@ -204,7 +205,8 @@ def _terminate_tree(store: Store, run_id: str, reason: str | None, *, source: st
     descendants = [r.run_id for r in store.descendants(run_id)]
     groups = terminate_descendants(descendants, reason, origin=origin)
     results = store.append_groups(groups) if groups else []
-    return sum(1 for outcomes in results if outcomes[-1].accepted)
+    # A hosting runtime may have terminated a child first (it forwards T4 too).
+    return sum(1 for outcomes in results if outcomes[-1].status is RunState.TERMINATED)
 
 
 def _wait(

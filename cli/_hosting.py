@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from cli._main import EXIT_CODES_HELP, cli, fail
+from cli._main import EXIT_CODES_HELP, StoreOptions, cli, fail
 from persistence import StoreError
 
 
@@ -20,12 +20,12 @@ from persistence import StoreError
     help="Seconds into the payment step at which the demo cancels the run.",
 )
 @click.pass_obj
-def demo(db: str, cancel_after: float) -> None:
+def demo(options: StoreOptions, cancel_after: float) -> None:
     """Run the order workflow, cancel it mid-payment, and print its timeline."""
     from cli._host import run_demo  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
     try:
-        run_demo(db, cancel_after=cancel_after)
+        run_demo(options.db, cancel_after=cancel_after)
     except StoreError as exc:
         fail(str(exc))
 
@@ -33,7 +33,7 @@ def demo(db: str, cancel_after: float) -> None:
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("modules", nargs=-1, required=True, metavar="MODULE...")
 @click.pass_obj
-def worker(db: str, modules: tuple[str, ...]) -> None:
+def worker(options: StoreOptions, modules: tuple[str, ...]) -> None:
     """Host a runtime that runs the store's runs of the workflows in MODULE...
 
     Imports each module (from the current directory too), then claims every
@@ -45,6 +45,6 @@ def worker(db: str, modules: tuple[str, ...]) -> None:
     from cli._host import run_worker  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
     try:
-        run_worker(db, modules)
+        run_worker(options.db, modules)
     except StoreError as exc:
         fail(str(exc))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, NoReturn
 
 import click
 
-from persistence import RunNotFound, Store, StoreError
+from persistence import DEFAULT_BUSY_TIMEOUT, RunNotFound, Store, StoreError
 
 #: Exit codes, documented in --help and docs/cli.md.
 EXIT_OK: Final = 0
@@ -63,18 +64,29 @@ def fail(message: str, exit_code: int = EXIT_ERROR) -> NoReturn:
     raise _ERRORS[exit_code](message)
 
 
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """The group's options, handed to every command."""
+
+    db: str
+    busy_timeout: float
+
+
 @contextlib.contextmanager
-def open_store(db: str, *, write: bool = False, create: bool = False) -> Iterator[Store]:
+def open_store(
+    options: StoreOptions, *, write: bool = False, create: bool = False
+) -> Iterator[Store]:
     """The store at ``db``: read-only unless ``write``; created only if ``create``.
 
     A reading command never creates or changes anything. A missing, locked,
     foreign or too-new file is a one-sentence error (exit 1); an unknown run
     id raised inside the block is exit 3.
     """
+    db = options.db
     if not create and not Path(db).is_file():
         fail(f"no Proctor store at {db}: the file does not exist (set --db or PROCTOR_DB)")
     try:
-        store = Store.open(db, readonly=not write)
+        store = Store.open(db, readonly=not write, busy_timeout=options.busy_timeout)
     except StoreError as exc:
         fail(str(exc))
     try:
@@ -99,20 +111,25 @@ def open_store(db: str, *, write: bool = False, create: bool = False) -> Iterato
     type=click.Path(dir_okay=False),
     help="Path of the Proctor store (env PROCTOR_DB).",
 )
+@click.option(
+    "--busy-timeout",
+    default=DEFAULT_BUSY_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="PROCTOR_BUSY_TIMEOUT",
+    help="Seconds to wait for another process's lock before giving up (exit 1).",
+)
 @click.version_option(package_name="proctor")
 @click.pass_context
-def cli(ctx: click.Context, db: str) -> None:
+def cli(ctx: click.Context, db: str, busy_timeout: float) -> None:
     """Proctor: durable, cancellable workflows on actors.
 
     Inspect runs (runs list/status/logs/tree), control them from any process
     (cancel, terminate), start them (start) and host them (worker).
     """
-    ctx.obj = os.fspath(db)
+    ctx.obj = StoreOptions(db=os.fspath(db), busy_timeout=busy_timeout)
 
 
 def main() -> None:
     """Console-script entry point."""
-    # Imported here so that each module registers its commands on `cli`.
-    from cli import _control, _host, _runs  # noqa: F401, PLC0415
-
     cli(prog_name="proctor")

@@ -12,7 +12,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from cli import _render as render
-from cli._main import EXIT_CODES_HELP, cli, open_store
+from cli._main import EXIT_CODES_HELP, StoreOptions, cli, open_store
 from persistence import EventRecord, EventType, RunRecord, RunState, Store
 
 #: How often ``--follow`` and ``--wait`` look for new events.
@@ -45,18 +45,18 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.pass_obj
 def list_runs(
-    db: str, status: tuple[str, ...], workflow: str | None, limit: int, as_json: bool
+    options: StoreOptions, status: tuple[str, ...], workflow: str | None, limit: int, as_json: bool
 ) -> None:
     """List runs, newest first: id, workflow, status, start, duration, cancel reason."""
     states = [RunState(s.lower()) for s in status] or None
-    with open_store(db) as store:
+    with open_store(options) as store:
         records = store.list_runs(status=states, workflow=workflow, limit=limit + 1)
     shown = records[:limit]
     if as_json:
         render.echo_json([r.to_json() for r in shown])
         return
     if not shown:
-        click.echo("no runs" + (" match" if states or workflow else f" in {db}"))
+        click.echo("no runs" + (" match" if states or workflow else f" in {options.db}"))
         return
     render.console().print(render.runs_table(shown, more=len(records) > limit))
 
@@ -65,9 +65,9 @@ def list_runs(
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
-def status(db: str, run_id: str, as_json: bool) -> None:
+def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
     """Show a run: state, arguments, outcome, steps, pending cancel, parent and children."""
-    with open_store(db) as store:
+    with open_store(options) as store:
         run = store.get_run(run_id)
         steps = store.steps(run_id)
         children = store.list_runs(parent_run_id=run_id)
@@ -122,10 +122,10 @@ def status(db: str, run_id: str, as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
-def logs(db: str, run_id: str, follow: bool, as_json: bool) -> None:
+def logs(options: StoreOptions, run_id: str, follow: bool, as_json: bool) -> None:
     """Print the run's event log in order; --follow streams it until the run ends."""
     emit = _emitter(as_json)
-    with open_store(db) as store:
+    with open_store(options) as store:
         store.get_run(run_id)
         if follow:
             follow_run(store, run_id, emit)
@@ -138,9 +138,9 @@ def logs(db: str, run_id: str, follow: bool, as_json: bool) -> None:
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the tree as nested JSON.")
 @click.pass_obj
-def tree(db: str, run_id: str, as_json: bool) -> None:
+def tree(options: StoreOptions, run_id: str, as_json: bool) -> None:
     """Draw the run's supervision tree: its step attempts and child runs, with states."""
-    with open_store(db) as store:
+    with open_store(options) as store:
         root = store.get_run(run_id)
         if as_json:
             render.echo_json(_tree_json(store, root))

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Final
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Final
 
 from persistence._errors import NotAProctorStore, SchemaTooNew
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 #: "PRCT": marks a SQLite file as a Proctor store.
 APPLICATION_ID: Final = 0x50524354
@@ -123,6 +124,8 @@ def check_identity(conn: sqlite3.Connection, path: str) -> int:
         has_tables = conn.execute(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
         ).fetchone()[0]
+    except sqlite3.OperationalError:
+        raise  # locked or busy: the caller's translation says so
     except sqlite3.DatabaseError as exc:
         raise NotAProctorStore(f"{path} is not a Proctor store: {exc}") from exc
     if app_id != APPLICATION_ID and (app_id != 0 or has_tables):
@@ -141,6 +144,10 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
     """Bring the store to SCHEMA_VERSION, atomically; safe to race."""
     if check_identity(conn, path) == SCHEMA_VERSION:
         return
+    # Imported only to create or upgrade a store: it is slow to import, and
+    # opening an up-to-date store (every CLI command) does not need it.
+    from sqlite_utils import Database  # noqa: PLC0415
+
     db = Database(conn, execute_plugins=False)
     conn.execute("BEGIN IMMEDIATE")
     try:

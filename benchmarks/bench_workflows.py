@@ -1,0 +1,34 @@
+"""Workflows the cross-process benchmarks run in a ``proctor worker`` subprocess.
+
+The step and the benchmark meet through files: the step touches
+``<key>.started``, checks its mailbox every 1 ms, and writes the
+``time.monotonic()`` at which it saw the cancel into ``<key>.seen``
+(CLOCK_MONOTONIC is one clock for every process on a Linux host).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from actors import CancellationError, get_context, step, workflow
+
+
+@step(name="bench.xp_looping")
+def xp_looping(folder: str, key: str) -> None:
+    ctx = get_context()
+    pause = threading.Event()
+    Path(folder, f"{key}.started").touch()
+    try:
+        while True:
+            ctx.check_cancellation()
+            pause.wait(0.001)
+    except CancellationError:
+        Path(folder, f"{key}.seen").write_text(repr(time.monotonic()))
+        raise
+
+
+@workflow(name="bench.xp_cancel_me")
+async def xp_cancel_me(folder: str, key: str) -> None:
+    await xp_looping(folder, key)

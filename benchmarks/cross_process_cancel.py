@@ -1,0 +1,83 @@
+"""Cross-process cancel latency: request written to the store -> CancellationError in a step.
+
+A ``proctor worker`` subprocess hosts the runs; this process plays the CLI:
+it creates each run and writes its cancel through ``persistence`` exactly as
+``proctor cancel`` does. The clock starts just before the cancel is written
+(so it includes the commit) and stops in the step's ``except
+CancellationError``, in the worker; both read CLOCK_MONOTONIC.
+
+    python benchmarks/cross_process_cancel.py [--runs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from persistence import EventType, NewEvent, Store, cancel_request  # noqa: E402
+
+
+def wait_for(path: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout}s")
+        time.sleep(0.0005)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=100)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="proctor-xp-"))
+    db, folder = work / "bench.db", work / "markers"
+    folder.mkdir()
+    Store.open(db).close()
+    log = (work / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cli", "--db", str(db), "worker", "bench_workflows"],
+        cwd=ROOT / "benchmarks",
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    latencies = []
+    try:
+        with Store.open(db) as store:
+            for i in range(args.runs):
+                key, run_id = f"k{i}", uuid.uuid4().hex
+                data = {"workflow": "bench.xp_cancel_me", "args": [str(folder), key], "kwargs": {}}
+                store.append([NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data=data)])
+                wait_for(folder / f"{key}.started")
+                t0 = time.monotonic()
+                store.append([cancel_request(run_id, "bench", source="cli", origin="bench")])
+                seen = folder / f"{key}.seen"
+                wait_for(seen)
+                while not (text := seen.read_text()):
+                    time.sleep(0.0005)  # the worker is still writing the file
+                latencies.append((float(text) - t0) * 1000)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        log.close()
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"cross-process cancel latency over {len(latencies)} runs (store write -> step sees it)")
+    print(f"  p50 {statistics.median(latencies):6.2f} ms")
+    print(f"  p99 {p99:6.2f} ms   (target < 50 ms)")
+    print(f"  max {latencies[-1]:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
