@@ -85,6 +85,7 @@ class ControlInbox(ProctorActor):
         clock_monotonic: Callable[[], float],
         interval: float,
         claim_runs: bool,
+        cursor: int,
     ) -> None:
         super().__init__(parent=parent, name="ControlInbox", census=census)
         self._path = path
@@ -96,7 +97,11 @@ class ControlInbox(ProctorActor):
         self._interval = interval
         self._claim_runs = claim_runs
         self._store: Store | None = None
-        self._cursor = 0
+        # Requests older than the runtime are not ours to deliver: a run it
+        # starts later reads its state (CANCELLING, TERMINATED) from its
+        # record. The facade reads the cursor before it takes any work, so
+        # nothing written after that is missed, however late this thread runs.
+        self._cursor = cursor
         self._version: int | None = None
         self._claiming: set[str] = set()
         self._clock = SystemClock()
@@ -109,9 +114,6 @@ class ControlInbox(ProctorActor):
 
     def started(self) -> None:
         self._store = Store.open(self._path, readonly=True)
-        # Requests older than us are not ours to deliver: a run we start
-        # later reads its state (CANCELLING, TERMINATED) from its record.
-        self._cursor = self._store.last_seq()
         self._poll()
 
     def stopping(self) -> None:

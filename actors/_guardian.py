@@ -91,11 +91,13 @@ class Guardian(ProctorActor):
         on_terminal: Callable[[str, RunState], None],
         control_interval: float,
         claim_runs: bool,
+        control_cursor: int,
     ) -> None:
         super().__init__(parent=None, name="Guardian", census=census)
         self._owner = owner
         self._control_interval = control_interval
         self._claim_runs = claim_runs
+        self._control_cursor = control_cursor
         self._path = path
         self._synchronous: Synchronous = synchronous
         self._busy_timeout = busy_timeout
@@ -129,6 +131,7 @@ class Guardian(ProctorActor):
             clock_monotonic=self._clock.monotonic,
             interval=self._control_interval,
             claim_runs=self._claim_runs,
+            cursor=self._control_cursor,
         )
 
     @property

@@ -157,6 +157,7 @@ class Runtime:
             on_terminal=self._watchers.notify,
             control_interval=control_interval,
             claim_runs=claim_runs,
+            control_cursor=self._store.last_seq(),
         )
         wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
         assert isinstance(wiring, Wiring)
