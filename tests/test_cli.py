@@ -49,7 +49,8 @@ def test_runs_list_shows_runs_newest_first_as_a_table_and_as_json(
 ) -> None:
     done = rt.start(wf.add, 1, 2)
     done.result(timeout=10)
-    busy = rt.start(wf.long_job, str(folder), "list")
+    # Shielded, so the run stays CANCELLING until the test releases it.
+    busy = rt.start(wf.shielded_job, str(folder), "list")
     started(folder, "list")
     rt.cancel(busy.run_id, "no longer needed")
 
