@@ -15,6 +15,7 @@ from actors._definitions import (
 )
 from actors._errors import (
     CancellationError,
+    NonDeterminismError,
     RunCancelled,
     RunEnded,
     RunTerminated,
@@ -51,6 +52,7 @@ __all__ = [
     "EventType",
     "FakeClock",
     "InvalidTransition",
+    "NonDeterminismError",
     "NotAProctorStore",
     "NotSerializable",
     "ProctorError",

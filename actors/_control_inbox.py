@@ -12,6 +12,12 @@ the runs that nobody owns yet (``proctor start``) for the workflows this
 process knows. A claim is an event the store refuses if another runtime
 claimed first, so two workers never run the same run.
 
+It keeps the runtime alive in the store: every third of the lease it asks
+the Journal to renew the lease. And, with ``resume=True``, it looks at start
+and every second for unfinished runs whose owner is dead (D2) and hands them
+to the Guardian to resume by replay; a cancel grace that was running when
+the owner died is scheduled again from the request's time.
+
 Its mailbox doubles as its poll timer, like the Timers actor's: no extra thread.
 """
 
@@ -34,6 +40,7 @@ from actors._messages import (
     ControlMessage,
     GraceExpired,
     Journaled,
+    RenewLease,
     ScheduleTimer,
     StartRun,
     Terminate,
@@ -52,6 +59,8 @@ from persistence import (
 
 #: How many unowned runs one poll claims at most.
 CLAIM_BATCH = 32
+#: How often to look for runs whose owner died, at most.
+RESUME_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,8 +95,14 @@ class ControlInbox(ProctorActor):
         interval: float,
         claim_runs: bool,
         cursor: int,
+        resume: bool,
+        lease_ttl: float,
     ) -> None:
         super().__init__(parent=parent, name="ControlInbox", census=census)
+        self._resume = resume
+        self._lease_ttl = lease_ttl
+        self._next_renewal = 0.0
+        self._next_resume_scan = 0.0
         self._path = path
         self._owner = owner
         self._guardian = parent
@@ -137,12 +152,49 @@ class ControlInbox(ProctorActor):
                 self._deliver(self._store.control_requests(after=self._cursor))
                 if self._claim_runs:
                     self._claim()
+            now = self._clock.monotonic()
+            if now >= self._next_renewal:
+                self._next_renewal = now + self._lease_ttl / 3
+                tell(self._journal, RenewLease())
+            if self._resume and now >= self._next_resume_scan:
+                self._next_resume_scan = now + min(RESUME_INTERVAL, self._lease_ttl / 2)
+                self._resume_orphans()
         except StoreError as exc:
             # Locked past the busy timeout, say: try again at the next tick.
             logger.warning("control inbox: cannot read the store: %s", exc)
             self._version = None
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.deadline = self._clock.monotonic() + self._interval
+
+    def _resume_orphans(self) -> None:
+        """D2: hand every unfinished run whose owner is dead to the Guardian."""
+        assert self._store is not None
+        for record, why in self._store.orphaned_runs(registered_workflows(), me=self._owner):
+            workflow = lookup_workflow(record.workflow)
+            assert workflow is not None  # orphaned_runs only lists workflows we know
+            logger.info("resuming run %s (%s): %s", record.run_id, record.workflow, why)
+            tell(
+                self._guardian,
+                StartRun(
+                    run_id=record.run_id,
+                    workflow=workflow,
+                    args=tuple(record.args),
+                    kwargs=tuple(record.kwargs.items()),
+                    state=record.status,
+                    cancel_reason=record.cancel_reason,
+                    cancel_source=record.cancel_source,
+                    resume_from=record.owner,
+                    resume_why=why,
+                ),
+            )
+            self._regrace(record)
+
+    def _regrace(self, record: RunRecord) -> None:
+        """A cancel's grace survives its owner: it counts from the request (C8, D3)."""
+        if record.cancel_requested_at is not None and record.cancel_grace is not None:
+            self._schedule_grace(
+                record.run_id, record.cancel_requested_at, record.cancel_grace, record.cancel_reason
+            )
 
     def _deliver(self, requests: list[EventRecord]) -> None:
         for request in requests:
@@ -214,7 +266,4 @@ class ControlInbox(ProctorActor):
             ),
         )
         # A cancel asked while no worker ran: its grace has been running since.
-        if record.cancel_requested_at is not None and record.cancel_grace is not None:
-            self._schedule_grace(
-                record.run_id, record.cancel_requested_at, record.cancel_grace, record.cancel_reason
-            )
+        self._regrace(record)

@@ -41,6 +41,15 @@ class StepFailed(ProctorError):
         self.error = error
 
 
+class NonDeterminismError(ProctorError):
+    """Replay found the workflow asking for other steps than its log records.
+
+    A resumed run re-runs its body against its log (D2). When the code changed
+    so that it no longer makes the same calls in the same order, replaying it
+    would return one step's recorded result to another: the run fails instead.
+    """
+
+
 class RunEnded(ProctorError):
     """Base of the errors :meth:`RunHandle.result` raises for a run that did not complete."""
 

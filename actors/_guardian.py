@@ -35,7 +35,14 @@ from actors._messages import (
 )
 from actors._supervisor import RunSupervisor
 from actors._timers import Timers
-from persistence import EventType, NewEvent, RunState, Synchronous, terminate_request
+from persistence import (
+    EventType,
+    NewEvent,
+    RunState,
+    Store,
+    Synchronous,
+    terminate_request,
+)
 
 
 class Directory:
@@ -92,8 +99,16 @@ class Guardian(ProctorActor):
         control_interval: float,
         claim_runs: bool,
         control_cursor: int,
+        reader: Store,
+        resume: bool,
+        lease_ttl: float,
+        halted: threading.Event,
     ) -> None:
         super().__init__(parent=None, name="Guardian", census=census)
+        self._reader = reader
+        self._resume = resume
+        self._lease_ttl = lease_ttl
+        self._halted = halted
         self._owner = owner
         self._control_interval = control_interval
         self._claim_runs = claim_runs
@@ -119,6 +134,9 @@ class Guardian(ProctorActor):
             synchronous=self._synchronous,
             busy_timeout=self._busy_timeout,
             on_terminal=self._on_terminal,
+            owner=self._owner,
+            lease_ttl=self._lease_ttl,
+            halted=self._halted,
         )
         self._timers = Timers.start(census=self._census, parent=self.actor_ref, clock=self._clock)
         self._control = ControlInbox.start(
@@ -132,6 +150,8 @@ class Guardian(ProctorActor):
             interval=self._control_interval,
             claim_runs=self._claim_runs,
             cursor=self._control_cursor,
+            resume=self._resume,
+            lease_ttl=self._lease_ttl,
         )
 
     @property
@@ -168,6 +188,8 @@ class Guardian(ProctorActor):
     def _start_run(self, msg: StartRun) -> None:
         if self._shutdown is not None:
             return  # the run stays PENDING in the store for the next runtime
+        if self._directory.get(msg.run_id) is not None:
+            return  # hosted already (found orphaned twice while being resumed)
         state, cancel = msg.state, None
         if state is RunState.CANCELLING:
             cancel = Cancel(reason=msg.cancel_reason, source=msg.cancel_source or "api")
@@ -183,6 +205,10 @@ class Guardian(ProctorActor):
             kwargs=msg.kwargs,
             state=state,
             cancel=cancel,
+            reader=self._reader,
+            resume=msg.resume_from is not None,
+            resume_from=msg.resume_from,
+            resume_why=msg.resume_why,
         )
         self._runs[msg.run_id] = ref
 

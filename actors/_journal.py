@@ -3,16 +3,22 @@
 It group-commits: when it wakes for one Append it also takes every Append
 already waiting behind it (up to ``max_batch``) and writes them all in one
 transaction, so N concurrent runs pay for about one commit, not N.
+
+It also keeps the runtime's registration: the row in ``runtimes`` and the
+lease that vouches for the runs this runtime owns (D2). Every write names
+this runtime as the writer, so the store fences it off a run it no longer
+owns.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from actors._base import Census, ProctorActor, tell
-from actors._messages import Append, Heartbeat, Journaled
+from actors._base import Census, ProctorActor, logger, tell
+from actors._messages import Append, Heartbeat, Journaled, RenewLease
 from persistence import (
     TERMINAL_EVENTS,
     Appended,
@@ -37,8 +43,16 @@ class Journal(ProctorActor):
         synchronous: Synchronous,
         busy_timeout: float,
         on_terminal: Callable[[str, RunState], None],
+        owner: str,
+        lease_ttl: float,
+        halted: threading.Event,
     ) -> None:
         super().__init__(parent=parent, name="Journal", census=census)
+        self._owner = owner
+        self._lease_ttl = lease_ttl
+        #: Set by Runtime.kill(): from then on nothing reaches the store, as
+        #: if the process had died.
+        self._halted = halted
         self._path = path
         self._synchronous: Synchronous = synchronous
         self._busy_timeout = busy_timeout
@@ -50,12 +64,24 @@ class Journal(ProctorActor):
         self._store = Store.open(
             self._path, synchronous=self._synchronous, busy_timeout=self._busy_timeout
         )
+        self._store.register_runtime(self._owner, ttl=self._lease_ttl)
 
     def stopping(self) -> None:
-        if self._store is not None:
+        if self._store is None:
+            return
+        try:
+            if not self._halted.is_set():
+                # Stopped on purpose: our unfinished runs may be resumed at once.
+                self._store.release_runtime(self._owner)
+        except StoreError as exc:
+            logger.warning("journal: could not release runtime %s: %s", self._owner, exc)
+        finally:
             self._store.close()
 
     def handle(self, message: Any) -> None:
+        if isinstance(message, RenewLease):
+            self._renew()
+            return
         if not isinstance(message, Append | Heartbeat):
             raise TypeError(f"Journal cannot handle {message!r}")
         batch: list[Append] = []
@@ -68,13 +94,26 @@ class Journal(ProctorActor):
             message = self.inbox.take_nowait_if(lambda m: isinstance(m, Append | Heartbeat))
         self._commit(batch, list(beats.values()))
 
+    def _renew(self) -> None:
+        assert self._store is not None
+        if self._halted.is_set():
+            return
+        try:
+            self._store.renew_lease(self._owner, ttl=self._lease_ttl)
+        except StoreError as exc:  # locked, say; the lease has slack for a retry
+            logger.warning("journal: could not renew the lease of %s: %s", self._owner, exc)
+
     def _commit(self, batch: list[Append], beats: list[Heartbeat]) -> None:
         assert self._store is not None
         heartbeats = [
             HeartbeatRecord(b.run_id, b.call, b.attempt, b.at, b.details_json) for b in beats
         ]
         try:
-            results = self._store.append_groups([a.events for a in batch], heartbeats)
+            if self._halted.is_set():
+                raise StoreError(f"runtime {self._owner} was killed; nothing more is written")
+            results = self._store.append_groups(
+                [a.events for a in batch], heartbeats, writer=self._owner
+            )
         except StoreError as exc:
             for append in batch:
                 self._answer(append, (), exc)

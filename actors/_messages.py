@@ -167,6 +167,15 @@ class StartRun:
     state: RunState
     cancel_reason: str | None = None
     cancel_source: str | None = None
+    #: Resume an unfinished run by replay, taking it over from this owner (D2).
+    resume_from: str | None = None
+    #: Why the previous owner is considered dead, for the log.
+    resume_why: str | None = None
+
+
+@dataclass(**_FROZEN)
+class RenewLease:
+    """ControlInbox -> Journal: this runtime is still alive (D2)."""
 
 
 @dataclass(**_FROZEN)

@@ -29,6 +29,7 @@ from actors._messages import Append, Cancel, GraceExpired, ScheduleTimer, Shutdo
 from actors._messages import Terminate as TerminateMsg
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_LEASE_TTL,
     Appended,
     AppendOutcome,
     EventRecord,
@@ -122,6 +123,13 @@ class Runtime:
             ``proctor worker`` does. Two runtimes never run the same run.
         control_interval: how often the ControlInbox looks for cancel and
             terminate requests written by other processes (``proctor cancel``).
+        resume: resume, by replay, the unfinished runs (of workflows this
+            process has imported) whose runtime died or stopped (D2). A run's
+            owner is dead when its lease ran out, when it stopped, or when its
+            process is gone from this host.
+        lease_ttl: how long this runtime's lease lasts unless renewed (it is
+            renewed every third of it). A runtime that stops renewing (a hung
+            or partitioned process) loses its runs after this long.
     """
 
     def __init__(
@@ -134,6 +142,8 @@ class Runtime:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         claim_runs: bool = False,
         control_interval: float = CONTROL_INTERVAL,
+        resume: bool = True,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> None:
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
         self.db = os.fspath(db)
@@ -146,6 +156,7 @@ class Runtime:
         self._directory = Directory()
         self._watchers = _Watchers()
         self._closed = False
+        self._halted = threading.Event()
         self._guardian = Guardian.start(
             census=self._census,
             owner=self.id,
@@ -158,6 +169,10 @@ class Runtime:
             control_interval=control_interval,
             claim_runs=claim_runs,
             control_cursor=self._store.last_seq(),
+            reader=self._store,
+            resume=resume,
+            lease_ttl=lease_ttl,
+            halted=self._halted,
         )
         wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
         assert isinstance(wiring, Wiring)
@@ -203,6 +218,21 @@ class Runtime:
                 ", ".join(self._census.live()),
             )
         self._store.close()
+
+    def kill(self) -> None:
+        """Stop as abruptly as a SIGKILLed process, for tests of crash recovery.
+
+        From this call on nothing more reaches the store: no step end, no
+        ``step_abandoned``, no release of the runtime's lease, which is
+        expired at once (as if it had run out) so that another runtime resumes
+        the runs without waiting for it. The actors then stop, like
+        :meth:`close`.
+        """
+        if self._closed:
+            return
+        self._halted.set()
+        self._store.expire_lease(self.id)
+        self.close()
 
     def _check_open(self) -> None:
         if self._closed:

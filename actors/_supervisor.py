@@ -14,6 +14,12 @@ A child run (``await other_workflow(x)``) is a RunSupervisor of its own under
 this one: its own log, its own steps. This supervisor forwards a cancel to it
 (C7) and terminates it with the run (T4), and its end resumes the body like a
 step's end does.
+
+A run whose runtime died is resumed by replay (D2, see ``_replay``): the
+supervisor takes it over with a compare-and-swap on its owner and log, then
+re-runs the body against the log. Recorded calls return at once; calls that
+were in flight run again. A child run in flight is resumed the same way by
+its own supervisor under this one.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from actors._context import WorkflowContext, reset_current, set_current
 from actors._definitions import Call, ChildCall, Gather, StepCall, WorkflowDef
 from actors._errors import (
     CancellationError,
+    NonDeterminismError,
     RunCancelled,
     RunTerminated,
     StepFailed,
@@ -50,6 +57,7 @@ from actors._messages import (
     StepFinished,
     Terminate,
 )
+from actors._replay import History, RecordedCall, recorded_outcome
 from actors._step import StepActor
 from persistence import (
     Appended,
@@ -57,11 +65,16 @@ from persistence import (
     NewEvent,
     NotSerializable,
     ProctorError,
+    Refused,
+    RunRecord,
     RunState,
+    Store,
+    StoreError,
     cancel_request,
     dumps,
     loads,
     next_state,
+    resume_request,
     terminate_request,
 )
 
@@ -98,6 +111,10 @@ class _Scheduled:
     call_id: int
     call: Call
     shielded: bool
+    #: The attempt to start: 1, or the one after an attempt lost in a crash.
+    attempt: int = 1
+    #: A child run that exists already (replay): resume it rather than create it.
+    resume_child: bool = False
 
 
 @dataclass(slots=True)
@@ -138,6 +155,25 @@ class _RunEnded:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Resumed:
+    """Our takeover of a run whose runtime died; the history it was based on."""
+
+    history: History
+
+
+#: How often a takeover is retried when the run's log grew while it was read.
+_RESUME_TRIES = 5
+
+#: A run supervisor's exit kind -> the run's final state.
+_EXIT_STATUS = {
+    ExitKind.NORMAL: RunState.COMPLETED,
+    ExitKind.CANCELLED: RunState.CANCELLED,
+    ExitKind.TERMINATED: RunState.TERMINATED,
+    ExitKind.FAILED: RunState.FAILED,
+}
+
+
 class RunSupervisor(ProctorActor):
     def __init__(
         self,
@@ -153,9 +189,27 @@ class RunSupervisor(ProctorActor):
         kwargs: tuple[tuple[str, Any], ...],
         state: RunState,
         cancel: Cancel | None,
+        reader: Store,
+        resume_from: str | None = None,
+        resume_why: str | None = None,
+        resume: bool = False,
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
+        self._reader = reader
+        self._resume = resume
+        self._resume_from = resume_from
+        self._resume_why = resume_why
+        self._resume_tries = 0
+        #: Replay (D2): the log being re-run, and whether the body is still in it.
+        self._history: History | None = None
+        self._replaying = False
+        self._replayed_cancel: dict[str, Any] | None = None
+        self._cancel_replayed = False
+        self._diverged: NonDeterminismError | None = None
+        #: Checkpoints the body has passed; a cancel_delivered names its own.
+        self._checkpoints = 0
+        self._checkpoint = 0
         self.state = state
         self._journal = journal
         self._directory = directory
@@ -173,10 +227,10 @@ class RunSupervisor(ProctorActor):
         self._shutting_down = False
         self._ctx = WorkflowContext(
             run_id,
-            is_cancelling=lambda: self.state is RunState.CANCELLING,
+            is_cancelling=self._is_cancelling,
             cancel_reason=lambda: self._cancel.reason if self._cancel else None,
             checkpoint=self._body_checkpoint,
-            record=self._record,
+            record=self._record_body,
         )
         # Registered from creation, so a cancel never misses a run that exists.
         directory.add(run_id, self.actor_ref)
@@ -184,7 +238,10 @@ class RunSupervisor(ProctorActor):
     # -- lifecycle -------------------------------------------------------------
 
     def started(self) -> None:
-        self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=_Started())
+        if self._resume:
+            self._take_over()
+        else:
+            self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=_Started())
 
     def stopping(self) -> None:
         self._directory.remove(self.run_id)
@@ -217,6 +274,10 @@ class RunSupervisor(ProctorActor):
         tag = msg.tag
         if isinstance(tag, _RunEnded):
             self.exit(ExitReason(kind=tag.kind, data=tag.data))
+        elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
+            self._lost_ownership(msg.outcomes)
+        elif isinstance(tag, _Resumed):
+            self._on_taken_over(tag.history, msg)
         elif not msg.accepted or self._terminated:
             # Fenced: the run went terminal under us (terminated). The Terminate
             # message that follows every terminate does the cleanup.
@@ -231,6 +292,91 @@ class RunSupervisor(ProctorActor):
         elif isinstance(tag, _CallEnded):
             self._on_call_recorded(tag)
 
+    # -- resuming a run whose runtime died (D2) -------------------------------------
+
+    def _take_over(self) -> None:
+        """Read the run's log, then claim it if nobody wrote to it meanwhile."""
+        try:
+            record = self._reader.get_run(self.run_id)
+            events = self._reader.events(self.run_id)
+        except StoreError as exc:
+            self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
+            return
+        if record.status.is_terminal:
+            # It ended, but the parent's log does not say so: the parent's
+            # runtime died first. Report the recorded end; write nothing.
+            self.exit(_recorded_exit(record))
+            return
+        if record.owner != self._resume_from:
+            # Another runtime took it over first: it is alive and owns it now.
+            logger.info("run %s: taken over by %s first", self.run_id, record.owner)
+            self.exit(ExitReason(kind=ExitKind.TERMINATED))
+            return
+        history = History(record, events)
+        group = [
+            resume_request(
+                self.run_id,
+                self._owner,
+                previous_owner=record.owner,
+                seen_seq=record.last_seq,
+                why=self._resume_why,
+            )
+        ]
+        group += [
+            self._step_event(
+                _E.STEP_ABANDONED,
+                call.name,
+                call.call,
+                attempt,
+                reason=f"lost with runtime {record.owner}",
+            )
+            for call, attempt in history.lost_attempts()
+        ]
+        self._append(*group, tag=_Resumed(history))
+
+    def _on_taken_over(self, history: History, msg: Journaled) -> None:
+        if not msg.accepted:
+            # Someone wrote to the run after we read it (a cancel, or another
+            # runtime that took it first): read again, or leave it.
+            self._resume_tries += 1
+            refused = msg.outcomes[0] if msg.outcomes else None
+            if (
+                self._resume_tries < _RESUME_TRIES
+                and refused is not None
+                and not (refused.status is not None and refused.status.is_terminal)
+            ):
+                self._take_over()
+            else:
+                logger.info("run %s: not resumed: %s", self.run_id, refused)
+                self.exit(ExitReason(kind=ExitKind.TERMINATED))
+            return
+        for call, attempt in history.lost_attempts():
+            call.running.remove(attempt)
+        resumed = msg.outcomes[0]
+        assert isinstance(resumed, Appended)
+        record = history.record
+        logger.info("run %s: resumed from %s", self.run_id, record.owner)
+        if self.state is not RunState.CANCELLING:
+            self.state = resumed.status
+        if self.state is RunState.CANCELLING and self._cancel is None:
+            self._cancel = Cancel(reason=record.cancel_reason, source=record.cancel_source or "api")
+        if not history.started:
+            # The runtime died before the run started: start it now.
+            self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=_Started())
+            return
+        self._history = history
+        self._replaying = True
+        self._begin_body()
+
+    def _lost_ownership(self, outcomes: tuple[Any, ...]) -> None:
+        """The store fenced us off: another runtime took the run over (our lease
+        ran out). Stop driving it and write nothing more; the new owner's
+        replay re-runs what we were doing."""
+        refused = next(o for o in outcomes if isinstance(o, Refused) and o.fenced)
+        logger.warning("run %s: no longer ours, stopping: %s", self.run_id, refused.reason)
+        if not self._shutting_down:
+            self._on_shutdown()
+
     # -- driving the body --------------------------------------------------------
 
     def _begin_body(self) -> None:
@@ -243,62 +389,147 @@ class RunSupervisor(ProctorActor):
         finally:
             reset_current(token)
         self._coro = coro  # type: ignore[assignment]
-        self._advance(value=None)
+        self._drive()
 
-    def _advance(self, *, value: Any = None, error: BaseException | None = None) -> None:
-        """Run the body to its next await (or its end)."""
-        assert self._coro is not None
-        token = set_current(self._ctx)
-        try:
-            command = self._coro.throw(error) if error is not None else self._coro.send(value)
-        except StopIteration as stop:
-            self._finish_completed(stop.value)
-            return
-        except CancellationError as exc:
-            self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=exc.reason)
-            return
-        except BaseException as exc:
-            self._finish_failed(exc)
-            return
-        finally:
-            reset_current(token)
-        self._on_await(command)
+    def _drive(self, value: Any = None, error: BaseException | None = None) -> None:
+        """Run the body until it waits for a step or child run, or ends.
 
-    def _on_await(self, command: Any) -> None:
+        A loop rather than recursion: replay resumes await after await from
+        the log without waiting, however long the run's history is.
+        """
+        while self._coro is not None:
+            token = set_current(self._ctx)
+            try:
+                command = self._coro.throw(error) if error is not None else self._coro.send(value)
+            except StopIteration as stop:
+                if self._end_matches_log():
+                    self._finish_completed(stop.value)
+                return
+            except CancellationError as exc:
+                if self._end_matches_log():
+                    self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=exc.reason)
+                return
+            except BaseException as exc:
+                if self._end_matches_log():
+                    self._finish_failed(exc)
+                return
+            finally:
+                reset_current(token)
+            if self._diverged is not None:
+                self._fail_replay(self._diverged)
+                return
+            resumed = self._on_await(command)
+            if resumed is None:
+                return  # suspended until a call ends
+            value, error = resumed
+
+    def _end_matches_log(self) -> bool:
+        """A body that ends while replaying must have consumed its whole log."""
+        history = self._history
+        if self._diverged is not None:
+            self._fail_replay(self._diverged)
+            return False
+        if self._replaying and history and not history.exhausted(self._ctx.call_counter):
+            self._fail_replay(history.ended_at(self._ctx.call_counter))
+            return False
+        return True
+
+    def _fail_replay(self, error: NonDeterminismError) -> None:
+        """The body no longer matches its log: fail the run, run none of it."""
+        logger.error("%s", error)
+        coro, self._coro = self._coro, None
+        self._ctx.sealed = True
+        if coro is not None:
+            token = set_current(self._ctx)
+            try:
+                coro.close()
+            except BaseException as exc:
+                logger.warning("run %s: body misbehaved while being closed: %r", self.run_id, exc)
+            finally:
+                reset_current(token)
+        self._finish_failed(error)
+
+    def _on_await(self, command: Any) -> tuple[Any, BaseException | None] | None:
+        """Start what the body awaits; or, if it can resume at once, how."""
         if isinstance(command, StepCall | ChildCall):
             calls: tuple[Call, ...] = (command,)
         elif isinstance(command, Gather):
             calls = command.calls
         else:
-            self._advance(
-                error=ProctorError(
-                    f"a workflow body can only await steps, child workflows and "
-                    f"proctor gather(); it awaited {command!r}"
-                )
+            return None, ProctorError(
+                f"a workflow body can only await steps, child workflows and "
+                f"proctor gather(); it awaited {command!r}"
             )
-            return
         # Checkpoint (C3): a call that starts while cancelling is never started.
-        if self._cancel_due():
-            self._deliver_cancel()
-            return
+        if self._checkpoint_due():
+            return None, self._deliver_cancel()
         if not calls:
-            self._advance(value=[])
-            return
+            return [], None
         shielded = self._ctx.shield_depth > 0
-        scheduled = []
+        waiting = _Waiting(gathered=isinstance(command, Gather), call_ids=())
+        scheduled: list[_Scheduled] = []
         events: list[NewEvent] = []
         for call in calls:
             call_id = self._ctx.call_counter
             self._ctx.call_counter += 1
-            scheduled.append(_Scheduled(call_id, call, shielded))
-            if isinstance(call, StepCall):
-                events += self._schedule_step(call, call_id, shielded)
-            else:
-                events += self._schedule_child(call, call_id, shielded)
-        self._waiting = _Waiting(
-            gathered=isinstance(command, Gather), call_ids=tuple(s.call_id for s in scheduled)
-        )
-        self._append(*events, tag=_StepsScheduled(tuple(scheduled)))
+            waiting.call_ids += (call_id,)
+            recorded = self._recorded(call_id, call)
+            if isinstance(recorded, NonDeterminismError):
+                self._fail_replay(recorded)
+                return None
+            if recorded is not None and recorded.end is not None:
+                # Replay: the log has its end; nothing runs again.
+                waiting.values[call_id], waiting.errors[call_id] = recorded_outcome(
+                    self.run_id, recorded
+                )
+                continue
+            s = _Scheduled(
+                call_id,
+                call,
+                shielded,
+                attempt=recorded.last_attempt + 1 if recorded else 1,
+                resume_child=recorded is not None,
+            )
+            scheduled.append(s)
+            events += self._schedule(s, recorded)
+        if not scheduled:
+            return self._settle(waiting)
+        # The log ends with this await: from here on, the run is live.
+        self._replaying = False
+        self._waiting = waiting
+        if events:
+            self._append(*events, tag=_StepsScheduled(tuple(scheduled)))
+        else:
+            self._spawn(tuple(scheduled))
+        return None
+
+    def _recorded(self, call_id: int, call: Call) -> RecordedCall | NonDeterminismError | None:
+        if not self._replaying:
+            return None
+        assert self._history is not None
+        try:
+            return self._history.check_call(call_id, call)
+        except NonDeterminismError as exc:
+            return exc
+
+    def _schedule(self, s: _Scheduled, recorded: RecordedCall | None) -> list[NewEvent]:
+        if isinstance(s.call, ChildCall):
+            # A child run in flight already exists: its own supervisor resumes it.
+            return [] if recorded else self._schedule_child(s.call, s.call_id, s.shielded)
+        if recorded is None:
+            return self._schedule_step(s.call, s.call_id, s.shielded)
+        # The attempt in flight was lost with its runtime: run it again, and say so.
+        name = s.call.step.name
+        return [
+            self._step_event(
+                _E.STEP_REEXECUTED,
+                name,
+                s.call_id,
+                s.attempt,
+                lost_attempt=recorded.last_attempt,
+            ),
+            self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded),
+        ]
 
     def _schedule_step(self, call: StepCall[Any], call_id: int, shielded: bool) -> list[NewEvent]:
         name = call.step.name
@@ -342,29 +573,37 @@ class RunSupervisor(ProctorActor):
         forward = self.state is RunState.CANCELLING and self._cancel is not None
         for s in calls:
             if isinstance(s.call, ChildCall):
-                self._spawn_child(s.call_id, s.call, s.shielded)
+                self._spawn_child(s.call_id, s.call, s.shielded, resume=s.resume_child)
             else:
-                self._spawn_step(s.call_id, s.call, s.shielded)
+                self._spawn_step(s.call_id, s.call, s.shielded, s.attempt)
         # A cancel that arrived while the starts were being recorded.
         if forward:
             self._forward_cancel()
 
-    def _spawn_step(self, call_id: int, call: StepCall[Any], shielded: bool) -> None:
+    def _spawn_step(self, call_id: int, call: StepCall[Any], shielded: bool, attempt: int) -> None:
         ref = StepActor.start(
             census=self._census,
             parent=self.actor_ref,
             journal=self._journal,
             run_id=self.run_id,
             call=call_id,
-            attempt=1,
+            attempt=attempt,
             step=call.step,
             args=call.args,
             kwargs=call.kwargs,
         )
-        self._active[call_id] = _Active(ref=ref, name=call.step.name, attempt=1, shielded=shielded)
+        self._active[call_id] = _Active(
+            ref=ref, name=call.step.name, attempt=attempt, shielded=shielded
+        )
 
-    def _spawn_child(self, call_id: int, call: ChildCall[Any], shielded: bool) -> None:
+    def _spawn_child(
+        self, call_id: int, call: ChildCall[Any], shielded: bool, *, resume: bool = False
+    ) -> None:
         child_id = self._child_run_id(call_id)
+        previous = None
+        if resume:
+            found = self._reader.find_run(child_id)
+            previous = found.owner if found is not None else None
         ref = RunSupervisor.start(
             census=self._census,
             parent=self.actor_ref,
@@ -377,6 +616,10 @@ class RunSupervisor(ProctorActor):
             kwargs=call.kwargs,
             state=RunState.PENDING,
             cancel=None,
+            reader=self._reader,
+            resume=resume,
+            resume_from=previous,
+            resume_why=f"its parent {self.run_id} was resumed",
         )
         self._children[call_id] = _Child(
             ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded
@@ -412,7 +655,8 @@ class RunSupervisor(ProctorActor):
     def _on_child_ended(self, call_id: int, child: _Child, reason: ExitReason) -> None:
         """Record how the child run ended in our log; its await resumes after."""
         data = dict(reason.data or {})
-        status, error = _child_outcome(child.run_id, reason.kind, data)
+        status = _EXIT_STATUS[reason.kind]
+        _, error = child_outcome(child.run_id, status, data)
         events = []
         if reason.data is None and status is RunState.FAILED:
             # The child's supervisor crashed before recording its end (a
@@ -446,41 +690,88 @@ class RunSupervisor(ProctorActor):
         if len(waiting.errors) < len(waiting.call_ids):
             return
         self._waiting = None
+        self._drive(*self._settle(waiting))
+
+    def _settle(self, waiting: _Waiting) -> tuple[Any, BaseException | None]:
+        """Every call of an await ended: what the await gives the body."""
         # C4: the results are recorded and kept; the cancel is raised at the await.
-        if self._cancel_due():
-            self._deliver_cancel()
-            return
+        if self._checkpoint_due():
+            return None, self._deliver_cancel()
         errors = [waiting.errors[c] for c in waiting.call_ids]
         # A cancelled step outranks a failed one: the run is being cancelled.
         for error in errors:
             if isinstance(error, CancellationError):
-                self._advance(error=error)
-                return
+                return None, error
         for error in errors:
             if error is not None:
-                self._advance(error=error)
-                return
+                return None, error
         values = [waiting.values[c] for c in waiting.call_ids]
-        self._advance(value=values if waiting.gathered else values[0])
+        return (values if waiting.gathered else values[0]), None
 
     # -- cancel, shield, terminate ---------------------------------------------------
 
     def _cancel_due(self) -> bool:
         return self.state is RunState.CANCELLING and self._ctx.shield_depth == 0
 
-    def _deliver_cancel(self) -> None:
+    def _checkpoint_due(self) -> bool:
+        """The body is at a checkpoint: is a cancel delivered here?
+
+        Live, that is the state (cancelling, no shield). In replay it is the
+        log: a cancel is delivered again exactly where it was the first time.
+        """
+        self._checkpoint = self._checkpoints
+        self._checkpoints += 1
+        if self._in_history():
+            assert self._history is not None
+            replayed = self._history.cancel_at(self._checkpoint)
+            if replayed is None:
+                return False
+            self._replayed_cancel = replayed.data
+            return True
+        return self._cancel_due()
+
+    def _in_history(self) -> bool:
+        """Whether the body is still replaying its log (and leave replay once not)."""
+        if not self._replaying:
+            return False
+        assert self._history is not None
+        if self._history.exhausted(self._ctx.call_counter):
+            self._replaying = False
+            return False
+        return True
+
+    def _deliver_cancel(self) -> CancellationError:
+        """The cancel meets the body at this checkpoint; recorded unless replayed."""
+        replayed, self._replayed_cancel = self._replayed_cancel, None
+        if replayed is not None:
+            self._cancel_replayed = True
+            return CancellationError(replayed.get("reason"))
         reason = self._cancel.reason if self._cancel else None
-        self._record(_E.CANCEL_DELIVERED, reason=reason)
-        self._advance(error=CancellationError(reason))
+        self._record(_E.CANCEL_DELIVERED, reason=reason, checkpoint=self._checkpoint)
+        return CancellationError(reason)
+
+    def _is_cancelling(self) -> bool:
+        if self._replaying:
+            return self._cancel_replayed
+        return self.state is RunState.CANCELLING
+
+    def _record_body(self, type_: EventType, **data: Any) -> None:
+        """A record of the body itself (a shield); replay matches it, once."""
+        if self._in_history():
+            assert self._history is not None
+            try:
+                self._history.match_body_event(type_)
+            except NonDeterminismError as exc:
+                self._diverged = self._diverged or exc
+            return
+        self._record(type_, **data)
 
     def _body_checkpoint(self) -> None:
-        """``ctx.check_cancellation()`` called in the body (runs inside ``_advance``)."""
+        """``ctx.check_cancellation()`` called in the body (runs inside ``_drive``)."""
         if self._terminated:
             raise Terminated("run terminated")
-        if self._cancel_due():
-            reason = self._cancel.reason if self._cancel else None
-            self._record(_E.CANCEL_DELIVERED, reason=reason)
-            raise CancellationError(reason)
+        if self._checkpoint_due():
+            raise self._deliver_cancel()
 
     def _on_cancel(self, msg: Cancel) -> None:
         if self._terminated or self._finishing or self.state.is_terminal:
@@ -648,8 +939,8 @@ class RunSupervisor(ProctorActor):
         tell(self._journal, Append(events=tuple(events)))
 
 
-def _child_outcome(
-    run_id: str, kind: ExitKind, data: dict[str, Any]
+def child_outcome(
+    run_id: str, status: RunState, data: dict[str, Any]
 ) -> tuple[RunState, BaseException | None]:
     """The child run's final state, and what its await raises in the parent.
 
@@ -658,13 +949,28 @@ def _child_outcome(
     cancelled because its parent is cancelling never gets that far: the
     parent's await is a checkpoint and raises CancellationError first.
     """
-    if kind is ExitKind.NORMAL:
-        return RunState.COMPLETED, None
-    if kind is ExitKind.CANCELLED:
-        return RunState.CANCELLED, RunCancelled(run_id, data.get("reason"))
-    if kind is ExitKind.TERMINATED:
-        return RunState.TERMINATED, RunTerminated(run_id, data.get("reason"))
+    if status is RunState.COMPLETED:
+        return status, None
+    if status is RunState.CANCELLED:
+        return status, RunCancelled(run_id, data.get("reason"))
+    if status is RunState.TERMINATED:
+        return status, RunTerminated(run_id, data.get("reason"))
     return RunState.FAILED, WorkflowFailed(run_id, data.get("error"))
+
+
+def _recorded_exit(record: RunRecord) -> ExitReason:
+    """How a run that already ended ended, as its supervisor's exit reason."""
+    kind = next(k for k, status in _EXIT_STATUS.items() if status is record.status)
+    data: dict[str, Any]
+    if record.status is RunState.COMPLETED:
+        data = {"result": record.result}
+    elif record.status is RunState.FAILED:
+        data = {"error": record.error}
+    elif record.status is RunState.CANCELLED:
+        data = {"reason": record.cancel_reason}
+    else:
+        data = {"reason": record.terminate_reason}
+    return ExitReason(kind=kind, data=data)
 
 
 def _step_error(name: str, outcome: Raised) -> BaseException:

@@ -6,6 +6,7 @@ This package imports neither ``actors`` nor ``cli``; both build on it.
 from persistence._control import (
     cancel_request,
     claim_request,
+    resume_request,
     terminate_descendants,
     terminate_request,
 )
@@ -21,6 +22,7 @@ from persistence._errors import (
     StoreLocked,
 )
 from persistence._json import dumps, loads
+from persistence._leases import DEFAULT_LEASE_TTL, why_dead
 from persistence._records import (
     Appended,
     AppendOutcome,
@@ -29,10 +31,13 @@ from persistence._records import (
     NewEvent,
     Refused,
     RunRecord,
+    RuntimeRecord,
     StepRecord,
 )
 from persistence._schema import SCHEMA_VERSION
 from persistence._states import (
+    BODY_EVENTS,
+    OPEN_EVENTS,
     POST_MORTEM_EVENTS,
     RUN_TRANSITIONS,
     STEP_TRANSITIONS,
@@ -47,7 +52,10 @@ from persistence._states import (
 from persistence._store import DEFAULT_BUSY_TIMEOUT, Store, Synchronous
 
 __all__ = [
+    "BODY_EVENTS",
     "DEFAULT_BUSY_TIMEOUT",
+    "DEFAULT_LEASE_TTL",
+    "OPEN_EVENTS",
     "POST_MORTEM_EVENTS",
     "RUN_TRANSITIONS",
     "SCHEMA_VERSION",
@@ -69,6 +77,7 @@ __all__ = [
     "RunNotFound",
     "RunRecord",
     "RunState",
+    "RuntimeRecord",
     "SchemaTooNew",
     "StepRecord",
     "StepState",
@@ -82,6 +91,8 @@ __all__ = [
     "loads",
     "next_state",
     "next_step_state",
+    "resume_request",
     "terminate_descendants",
     "terminate_request",
+    "why_dead",
 ]

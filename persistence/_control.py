@@ -62,3 +62,15 @@ def terminate_descendants(
     return [
         terminate_request(child, reason, source="parent", origin=origin) for child in descendants
     ]
+
+
+def resume_request(
+    run_id: str, owner: str, *, previous_owner: str | None, seen_seq: int, why: str | None
+) -> NewEvent:
+    """D2: ``owner`` takes over a run whose owner died, after reading its log up
+    to ``seen_seq``; the store refuses it if the owner or the log changed since."""
+    return NewEvent(
+        run_id=run_id,
+        type=EventType.RUN_RESUMED,
+        data={"owner": owner, "previous_owner": previous_owner, "seen_seq": seen_seq, "why": why},
+    )

@@ -54,6 +54,14 @@ class NotSerializable(ProctorError, TypeError):
         super().__init__(f"{what} must be JSON-serializable, got {type(value).__name__}: {detail}")
         self.what = what
 
+    @classmethod
+    def recorded(cls, message: str) -> NotSerializable:
+        """The error again, from its message in the log (replay)."""
+        err = cls.__new__(cls)
+        ProctorError.__init__(err, message)
+        err.what = ""
+        return err
+
 
 class InvalidTransition(ProctorError):
     """A state change that the transition table does not allow (a bug)."""

@@ -48,6 +48,9 @@ class Refused:
 
     reason: str
     status: RunState | None
+    #: True when the writer does not own the run (any more): it lost its lease
+    #: and another runtime resumed the run. The writer must stop driving it.
+    fenced: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -230,3 +233,30 @@ class StepRecord:
             "heartbeat_at": self.heartbeat_at,
             "heartbeat_details": self.heartbeat_details,
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeRecord:
+    """A runtime that registered on the store, and its lease."""
+
+    owner: str
+    pid: int
+    hostname: str
+    started_at: float
+    heartbeat_at: float | None
+    lease_expires_at: float | None
+    stopped_at: float | None
+    version: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RuntimeRecord:
+        return cls(
+            owner=row["owner"],
+            pid=row["pid"],
+            hostname=row["hostname"],
+            started_at=row["started_at"],
+            heartbeat_at=row["heartbeat_at"],
+            lease_expires_at=row["lease_expires_at"],
+            stopped_at=row["stopped_at"],
+            version=row["version"],
+        )

@@ -108,8 +108,17 @@ def _v2(db: Database) -> None:
     events.create_index(["type", "seq"])
 
 
+def _v3(db: Database) -> None:
+    """Leases (D2): a runtime's row says until when it vouches for its runs,
+    and whether it stopped on purpose (its runs are then resumable at once)."""
+    runtimes = db.table("runtimes")
+    runtimes.add_column("lease_expires_at", float)
+    runtimes.add_column("stopped_at", float)
+    runtimes.add_column("version", str)
+
+
 #: MIGRATIONS[i] upgrades a store from version i to version i + 1.
-MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (_v1, _v2)
+MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (_v1, _v2, _v3)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -56,6 +56,7 @@ class EventType(enum.Enum):
 
     RUN_CREATED = "run_created"
     RUN_CLAIMED = "run_claimed"
+    RUN_RESUMED = "run_resumed"
     RUN_STARTED = "run_started"
     STEP_SCHEDULED = "step_scheduled"
     STEP_STARTED = "step_started"
@@ -63,6 +64,7 @@ class EventType(enum.Enum):
     STEP_FAILED = "step_failed"
     STEP_CANCELLED = "step_cancelled"
     STEP_ABANDONED = "step_abandoned"
+    STEP_REEXECUTED = "step_reexecuted"
     CHILD_STARTED = "child_started"
     CHILD_ENDED = "child_ended"
     CANCEL_REQUESTED = "cancel_requested"
@@ -116,6 +118,26 @@ TERMINAL_EVENTS: Final = frozenset(
 #: Records allowed after a run is terminal: they describe its teardown.
 #: Everything else aimed at a terminal run is fenced off by the store.
 POST_MORTEM_EVENTS: Final = frozenset({EventType.STEP_ABANDONED})
+
+#: Records any process may write to a run it does not own: creating it,
+#: taking it over, and asking it to stop. Everything else is fenced: only the
+#: run's owner writes it (a runtime that lost its lease is refused).
+OPEN_EVENTS: Final = frozenset(
+    {
+        EventType.RUN_CREATED,
+        EventType.RUN_CLAIMED,
+        EventType.RUN_RESUMED,
+        EventType.CANCEL_REQUESTED,
+        EventType.TERMINATE_REQUESTED,
+        EventType.RUN_TERMINATED,
+    }
+)
+
+#: Records the workflow body itself writes (not a step, not the supervisor's
+#: bookkeeping). Replay matches them one by one against the body's actions.
+BODY_EVENTS: Final = frozenset(
+    {EventType.SHIELD_ENTERED, EventType.SHIELD_EXITED, EventType.CANCEL_DELIVERED}
+)
 
 _S = StepState
 

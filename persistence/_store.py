@@ -27,6 +27,7 @@ from persistence._errors import (
     StoreLocked,
 )
 from persistence._json import dumps
+from persistence._leases import HOSTNAME, why_dead
 from persistence._records import (
     Appended,
     AppendOutcome,
@@ -35,10 +36,12 @@ from persistence._records import (
     NewEvent,
     Refused,
     RunRecord,
+    RuntimeRecord,
     StepRecord,
 )
 from persistence._schema import check_identity, migrate
 from persistence._states import (
+    OPEN_EVENTS,
     POST_MORTEM_EVENTS,
     RUN_TRANSITION_EVENTS,
     STEP_END_EVENTS,
@@ -139,14 +142,18 @@ class Store:
 
     # -- writing ------------------------------------------------------------
 
-    def append(self, events: Sequence[NewEvent]) -> list[AppendOutcome]:
+    def append(
+        self, events: Sequence[NewEvent], *, writer: str | None = None
+    ) -> list[AppendOutcome]:
         """Append one atomic group of events; all are written or none are."""
-        return self.append_groups([events])[0]
+        return self.append_groups([events], writer=writer)[0]
 
     def append_groups(
         self,
         groups: Sequence[Sequence[NewEvent]],
         heartbeats: Sequence[HeartbeatRecord] = (),
+        *,
+        writer: str | None = None,
     ) -> list[list[AppendOutcome]]:
         """Append several atomic groups in one transaction (group commit).
 
@@ -154,6 +161,10 @@ class Store:
         transition, data that is not JSON) is refused whole; the others commit.
         ``heartbeats`` update their running step attempts in the same
         transaction; one for an attempt that has ended is ignored.
+
+        ``writer`` is the runtime writing (None: a tool such as the CLI). A
+        runtime may write a run's records only while it owns the run; any
+        writer may create, take over, cancel or terminate one (OPEN_EVENTS).
         """
         now = time.time()
         results: list[list[AppendOutcome]] = []
@@ -165,7 +176,7 @@ class Store:
                     conn.execute("SAVEPOINT grp")
                     try:
                         outcomes: list[AppendOutcome] = [
-                            self._apply(conn, event, now) for event in group
+                            self._apply(conn, event, now, writer) for event in group
                         ]
                     except _GroupRefused as refused:
                         conn.execute("ROLLBACK TO grp")
@@ -188,7 +199,9 @@ class Store:
                 raise
         return results
 
-    def _apply(self, conn: sqlite3.Connection, ev: NewEvent, now: float) -> Appended:
+    def _apply(
+        self, conn: sqlite3.Connection, ev: NewEvent, now: float, writer: str | None
+    ) -> Appended:
         try:
             data = dumps(ev.data, what=f"{ev.type} data") if ev.data else None
         except NotSerializable as exc:
@@ -201,6 +214,12 @@ class Store:
         if row is None:
             raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
         status, run_seq, owner = RunState(row[0]), row[1] + 1, row[2]
+        if writer is not None and owner != writer and ev.type not in OPEN_EVENTS:
+            # Fencing (D2): a runtime that lost its lease writes no more, and
+            # learns so from this refusal whatever else happened to the run.
+            raise _GroupRefused(
+                Refused(f"run {ev.run_id} is owned by {owner}, not {writer}", status, fenced=True)
+            )
         # Invariant: a terminal run never changes again; only its teardown is noted.
         if status.is_terminal and ev.type not in POST_MORTEM_EVENTS:
             raise _GroupRefused(Refused(f"run {ev.run_id} already finished: {status}", status))
@@ -208,6 +227,16 @@ class Store:
             # Two runtimes never run the same run: the first claim wins, in
             # the same transaction as the check.
             raise _GroupRefused(Refused(f"run {ev.run_id} is owned by {owner}", status))
+        # A takeover is a compare-and-swap: of the owner (two runtimes resuming
+        # the same orphan: one wins) and of the log's length (the new owner
+        # replays exactly the history it read).
+        if ev.type is _E.RUN_RESUMED and (
+            owner != ev.data.get("previous_owner") or row[1] != ev.data.get("seen_seq")
+        ):
+            raise _GroupRefused(
+                Refused(f"run {ev.run_id} changed hands or grew since it was read", status)
+            )
+
         new_status = status
         try:
             if ev.type in RUN_TRANSITION_EVENTS:
@@ -286,6 +315,71 @@ class Store:
                 " WHERE run_id = ? AND call = ? AND attempt = ?",
                 (new.value, now, result, error, *key),
             )
+
+    # -- runtimes and leases ----------------------------------------------------
+
+    def register_runtime(self, owner: str, *, ttl: float, version: str | None = None) -> None:
+        """Say that ``owner`` (this process) is alive for the next ``ttl`` seconds."""
+        now = time.time()
+        self._write(
+            "INSERT INTO runtimes (owner, pid, hostname, started_at, heartbeat_at,"
+            " lease_expires_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (owner, os.getpid(), HOSTNAME, now, now, now + ttl, version),
+        )
+
+    def renew_lease(self, owner: str, *, ttl: float) -> None:
+        now = time.time()
+        self._write(
+            "UPDATE runtimes SET heartbeat_at = ?, lease_expires_at = ?"
+            " WHERE owner = ? AND stopped_at IS NULL",
+            (now, now + ttl, owner),
+        )
+
+    def release_runtime(self, owner: str) -> None:
+        """``owner`` stopped on purpose: its unfinished runs may be resumed at once."""
+        self._write("UPDATE runtimes SET stopped_at = ? WHERE owner = ?", (time.time(), owner))
+
+    def expire_lease(self, owner: str) -> None:
+        """End ``owner``'s lease now, as if it had stopped renewing it long ago."""
+        self._write("UPDATE runtimes SET lease_expires_at = 0 WHERE owner = ?", (owner,))
+
+    def runtimes(self) -> list[RuntimeRecord]:
+        rows = self._query("SELECT * FROM runtimes ORDER BY started_at", ())
+        return [RuntimeRecord.from_row(r) for r in rows]
+
+    def orphaned_runs(
+        self, workflows: Sequence[str], *, me: str, limit: int = 100
+    ) -> list[tuple[RunRecord, str]]:
+        """Unfinished top-level runs of ``workflows`` whose owner is dead, and why.
+
+        Child runs are resumed by their parent's replay, never on their own.
+        """
+        if not workflows:
+            return []
+        marks = ", ".join("?" * len(workflows))
+        unfinished = [RunState.PENDING, RunState.RUNNING, RunState.CANCELLING]
+        rows = self._query(
+            f"SELECT * FROM runs WHERE status IN (?, ?, ?) AND parent_run_id IS NULL"
+            f" AND owner IS NOT NULL AND owner != ? AND workflow IN ({marks})"
+            f" ORDER BY created_at, run_id",
+            (*(s.value for s in unfinished), me, *workflows),
+        )
+        runtimes = {r.owner: r for r in self.runtimes()}
+        now = time.time()
+        found: list[tuple[RunRecord, str]] = []
+        for row in rows:
+            record = RunRecord.from_row(row)
+            assert record.owner is not None
+            why = why_dead(record.owner, runtimes.get(record.owner), now=now)
+            if why is not None:
+                found.append((record, why))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def _write(self, sql: str, params: Sequence[Any]) -> None:
+        with self._lock, _translate(self.path):
+            self._conn.execute(sql, params)
 
     # -- reading ------------------------------------------------------------
 
@@ -410,7 +504,7 @@ class Store:
 def _run_projection(ev: NewEvent, now: float) -> tuple[str, tuple[Any, ...]]:
     """Extra ``runs`` columns an event sets, as (SQL fragment, parameters)."""
     t, d = ev.type, ev.data
-    if t is _E.RUN_CLAIMED:
+    if t in (_E.RUN_CLAIMED, _E.RUN_RESUMED):
         return ", owner = ?", (d["owner"],)
     if t is _E.RUN_STARTED:
         return ", started_at = coalesce(started_at, ?)", (now,)

@@ -1,0 +1,185 @@
+"""Replay: what a resumed run's log says its body already did (D2).
+
+A runtime that takes over a run re-runs its workflow body from the start.
+The body must make the same calls in the same order: call ids are counted
+the same way, so call ``n`` of the replayed body is call ``n`` of the log.
+
+- A call whose end is in the log returns the recorded result, or raises the
+  recorded failure, without starting anything.
+- A call that started and never ended (its attempt was lost with its
+  runtime) runs again as a new attempt (``step_reexecuted``).
+- What the body itself recorded (shield entry and exit, a cancel delivered
+  at checkpoint ``k``) is matched one by one and not written twice. This
+  is also what makes cancellation replay exactly: a cancel is delivered
+  again at the checkpoint the log names, not at whichever checkpoint
+  happens to come first now.
+
+Once the body has consumed its whole history it runs live.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from actors._definitions import Call, StepCall
+from actors._errors import CancellationError, NonDeterminismError, StepFailed
+from persistence import (
+    BODY_EVENTS,
+    EventRecord,
+    EventType,
+    NotSerializable,
+    RunRecord,
+    RunState,
+)
+
+_E = EventType
+
+_STEP_ENDS = frozenset({_E.STEP_COMPLETED, _E.STEP_FAILED, _E.STEP_CANCELLED})
+
+
+@dataclass(slots=True)
+class RecordedCall:
+    """One call of the body as its log records it."""
+
+    call: int
+    kind: Literal["step", "child"]
+    name: str
+    #: The highest attempt number started so far.
+    last_attempt: int = 0
+    #: Attempts started and neither ended nor abandoned (lost with their runtime).
+    running: list[int] = field(default_factory=list)
+    #: ``step_completed``/``step_failed``/``step_cancelled`` or ``child_ended``.
+    end: EventRecord | None = None
+    child_run_id: str | None = None
+
+    def describe(self) -> str:
+        what = "child workflow" if self.kind == "child" else "step"
+        return f"{what} {self.name!r}"
+
+
+class History:
+    """A run's log, folded into what replay needs."""
+
+    def __init__(self, record: RunRecord, events: list[EventRecord]) -> None:
+        self.record = record
+        self.calls: dict[int, RecordedCall] = {}
+        self.body: deque[EventRecord] = deque()
+        self.started = False
+        self.cancel_seq: int | None = None
+        for event in events:
+            self._fold(event)
+
+    def _fold(self, ev: EventRecord) -> None:
+        t = ev.type
+        if t is _E.RUN_STARTED:
+            self.started = True
+        elif t is _E.CANCEL_REQUESTED and self.cancel_seq is None:
+            self.cancel_seq = ev.run_seq
+        elif t in BODY_EVENTS and ev.call is None:
+            self.body.append(ev)
+        elif t is _E.STEP_SCHEDULED and ev.call is not None and ev.step is not None:
+            self.calls[ev.call] = RecordedCall(ev.call, "step", ev.step)
+        elif t is _E.CHILD_STARTED and ev.call is not None and ev.step is not None:
+            self.calls[ev.call] = RecordedCall(
+                ev.call, "child", ev.step, child_run_id=ev.data.get("child_run_id")
+            )
+        elif ev.call is not None and ev.call in self.calls:
+            call = self.calls[ev.call]
+            if t is _E.STEP_STARTED and ev.attempt is not None:
+                call.last_attempt = max(call.last_attempt, ev.attempt)
+                call.running.append(ev.attempt)
+            elif t is _E.STEP_ABANDONED and ev.attempt in call.running:
+                call.running.remove(ev.attempt)
+            elif t in _STEP_ENDS:
+                if ev.attempt in call.running:
+                    call.running.remove(ev.attempt)
+                call.end = ev
+            elif t is _E.CHILD_ENDED:
+                call.end = ev
+
+    def lost_attempts(self) -> list[tuple[RecordedCall, int]]:
+        """Step attempts the log shows running: their runtime died under them."""
+        return [(c, attempt) for c in self.calls.values() for attempt in c.running]
+
+    def exhausted(self, next_call: int) -> bool:
+        """Nothing left to replay once the body's next call id is ``next_call``."""
+        return not self.body and all(call_id < next_call for call_id in self.calls)
+
+    def check_call(self, call_id: int, call: Call) -> RecordedCall | None:
+        """The recorded call with this id, checked against what the body asks now.
+
+        Raises:
+            NonDeterminismError: the log has another call there, or expects
+                the body to do something else first.
+        """
+        kind = "step" if isinstance(call, StepCall) else "child"
+        name = call.step.name if isinstance(call, StepCall) else call.workflow.name
+        what = f"{'child workflow' if kind == 'child' else 'step'} {name!r}"
+        recorded = self.calls.get(call_id)
+        if recorded is None:
+            if self.body:
+                raise self.diverged(
+                    f"call {call_id} is {what}, but the log has {self.body[0].type} first"
+                )
+            return None
+        if recorded.kind != kind or recorded.name != name:
+            raise self.diverged(f"call {call_id} is {what}, but the log has {recorded.describe()}")
+        return recorded
+
+    def match_body_event(self, type_: EventType) -> None:
+        """The body recorded ``type_`` again; it must be the log's next body event."""
+        expected = self.body.popleft() if self.body else None
+        if expected is None or expected.type is not type_:
+            found = expected.type if expected is not None else "a call"
+            raise self.diverged(f"the workflow records {type_}, but the log has {found} next")
+
+    def cancel_at(self, checkpoint: int) -> EventRecord | None:
+        """The recorded ``cancel_delivered`` of this checkpoint, consumed; or None."""
+        nxt = self.body[0] if self.body else None
+        if (
+            nxt is not None
+            and nxt.type is _E.CANCEL_DELIVERED
+            and nxt.data.get("checkpoint") == checkpoint
+        ):
+            return self.body.popleft()
+        return None
+
+    def diverged(self, detail: str) -> NonDeterminismError:
+        return NonDeterminismError(
+            f"replay of run {self.record.run_id} ({self.record.workflow}) diverged from its "
+            f"log: {detail}. The workflow code changed while the run was unfinished."
+        )
+
+    def ended_at(self, next_call: int) -> NonDeterminismError:
+        left = [c for c in sorted(self.calls) if c >= next_call]
+        if left:
+            detail = f"the workflow ended, but the log has call {left[0]}: " + (
+                self.calls[left[0]].describe()
+            )
+        else:
+            detail = f"the workflow ended, but the log has {self.body[0].type} next"
+        return self.diverged(detail)
+
+
+def recorded_outcome(run_id: str, call: RecordedCall) -> tuple[Any, BaseException | None]:
+    """What the await of an ended call gives the body: (value, error)."""
+    end = call.end
+    assert end is not None
+    data = end.data
+    if end.type is _E.STEP_COMPLETED:
+        return data.get("result"), None
+    if end.type is _E.STEP_CANCELLED:
+        return None, CancellationError(data.get("reason"))
+    if end.type is _E.STEP_FAILED:
+        error = data.get("error") or {"type": "Exception", "message": "unknown"}
+        if error.get("type") == NotSerializable.__name__:
+            return None, NotSerializable.recorded(error.get("message", ""))
+        return None, StepFailed(call.name, end.attempt or 1, error)
+    # child_ended: the same outcome the live child gave, from its record.
+    from actors._supervisor import child_outcome  # noqa: PLC0415 - cycle
+
+    status = RunState(data.get("status"))
+    _, err = child_outcome(call.child_run_id or f"{run_id}.{call.call}", status, data)
+    return data.get("result"), err

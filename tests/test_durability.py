@@ -1,0 +1,349 @@
+"""Durability in one process: kill a runtime, start another, check the log (D2, D3).
+
+``Runtime.kill()`` stops a runtime as a SIGKILL would: nothing more reaches
+the store. The real-process crash tests are in ``test_crash_processes.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors import (
+    CancellationError,
+    EventType,
+    RunState,
+    Runtime,
+    get_context,
+    shield,
+    step,
+    workflow,
+)
+from persistence import Store, cancel_request, terminate_request
+from tests.conftest import (
+    GATES,
+    NOTES,
+    assert_nothing_left,
+    event_types,
+    events_of,
+    gate,
+    note,
+    steps_of,
+    wait_until,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@step()
+def counted(key: str) -> str:
+    note(key, "ran")
+    return f"{key} done"
+
+
+@step()
+def gated(key: str) -> str:
+    """Notes each execution, then works in 1 ms slices until its gate opens."""
+    ctx = get_context()
+    note(f"{key}:runs", get_context().attempt)
+    gate(f"{key}:started:{len(NOTES[f'{key}:runs'])}").set()
+    try:
+        while not gate(key).wait(0.001):
+            ctx.check_cancellation()
+    except CancellationError:
+        note(key, "cancelled")
+        raise
+    return f"{key} released"
+
+
+def started(key: str, nth: int = 1) -> None:
+    assert gate(f"{key}:started:{nth}").wait(10)
+
+
+@workflow()
+async def two_steps(key: str) -> list[str]:
+    first = await counted(f"{key}.1")
+    second = await gated(f"{key}.2")
+    return [first, second]
+
+
+@workflow()
+async def cancellable(key: str) -> str:
+    try:
+        return await gated(key)
+    except CancellationError:
+        with shield():
+            await gated(f"{key}.cleanup")
+        raise
+
+
+@workflow()
+async def shielded(key: str) -> str:
+    with shield():
+        result = await gated(key)
+    await counted(f"{key}.after")
+    return result
+
+
+@workflow()
+async def parent(key: str) -> str:
+    done = await counted(f"{key}.parent")
+    return f"{done} / {await two_steps(key)}"
+
+
+#: Which step the `evolving` workflow calls first; a test changes it between runtimes.
+VERSION = {"first": "counted"}
+
+
+@workflow()
+async def evolving(key: str) -> str:
+    if VERSION["first"] == "counted":
+        await counted(f"{key}.1")
+    else:
+        await gated(f"{key}.new")
+    return await gated(f"{key}.2")
+
+
+@pytest.fixture
+def runtimes(db: Path) -> Iterator[list[Runtime]]:
+    """Runtimes a test opens on ``db``; all closed, and nothing left, at the end."""
+    before = set(threading.enumerate())
+    opened: list[Runtime] = []
+    try:
+        yield opened
+    finally:
+        for event in GATES.values():
+            event.set()
+        for runtime in opened:
+            runtime.close()
+    assert_nothing_left(before)
+
+
+def open_rt(runtimes: list[Runtime], db: Path, **options: object) -> Runtime:
+    runtime = Runtime(db, **options)  # type: ignore[arg-type]
+    runtimes.append(runtime)
+    return runtime
+
+
+def test_D2_resume_replays_recorded_steps_and_reruns_the_lost_attempt(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    run_id = first.start(two_steps, "r").run_id
+    started("r.2")
+    first.kill()
+    assert event_types(first, run_id)[-1] == "step_started"  # nothing written after the kill
+
+    second = open_rt(runtimes, db)
+    started("r.2", 2)
+    gate("r.2").set()
+    result = second.handle(run_id).result(timeout=10)
+
+    assert result == ["r.1 done", "r.2 released"]
+    assert NOTES["r.1"] == ["ran"]  # completed before the crash: not run again
+    assert NOTES["r.2:runs"] == [1, 2]  # in flight: run again, as attempt 2
+    log = events_of(second, run_id)
+    resumed = [e for e in log if e.type is EventType.RUN_RESUMED]
+    assert [e.data["previous_owner"] for e in resumed] == [first.id]
+    assert resumed[0].data["owner"] == second.id
+    reexecuted = [e for e in log if e.type is EventType.STEP_REEXECUTED]
+    assert [(e.call, e.attempt, e.data["lost_attempt"]) for e in reexecuted] == [(1, 2, 1)]
+    assert [(s.call, s.attempt, s.status.value) for s in steps_of(second, run_id)] == [
+        (0, 1, "completed"),
+        (1, 1, "abandoned"),
+        (1, 2, "completed"),
+    ]
+    assert second.get_run(run_id).owner == second.id
+
+
+def test_D2_a_runtime_that_closed_leaves_its_runs_to_the_next_one(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    run_id = first.start(two_steps, "c").run_id
+    started("c.2")
+    first.close()  # graceful: steps abandoned, the lease released
+    second = open_rt(runtimes, db)
+    started("c.2", 2)
+    gate("c.2").set()
+    assert second.handle(run_id).result(timeout=10) == ["c.1 done", "c.2 released"]
+    reasons = [
+        e.data.get("why") for e in events_of(second, run_id) if e.type is EventType.RUN_RESUMED
+    ]
+    assert reasons == [f"runtime {first.id} stopped"]
+
+
+def test_D2_a_cancel_delivered_before_the_crash_is_replayed_at_its_checkpoint(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    handle = first.start(cancellable, "k")
+    started("k")
+    first.cancel(handle.run_id, "stop")
+    started("k.cleanup")  # the cleanup step runs in its shield
+    first.kill()
+
+    second = open_rt(runtimes, db)
+    started("k.cleanup", 2)
+    gate("k.cleanup").set()
+    record = second.handle(handle.run_id).wait_finished(timeout=10)
+
+    assert record.status is RunState.CANCELLED
+    assert NOTES["k:runs"] == [1]  # ended (cancelled) before the crash: not re-run
+    assert NOTES["k.cleanup:runs"] == [1, 2]
+    body = [e.type.value for e in events_of(second, handle.run_id) if e.call is None]
+    assert body.count("cancel_delivered") == 1  # replayed, not delivered again
+    assert body.count("shield_entered") == 1
+    assert body[-1] == "run_cancelled"
+
+
+def test_D2_a_cancel_buffered_by_a_shield_is_honoured_after_resume(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    handle = first.start(shielded, "s")
+    started("s")
+    first.cancel(handle.run_id, "later")
+    wait_until(lambda: "cancel_buffered" in event_types(first, handle.run_id))
+    first.kill()
+
+    second = open_rt(runtimes, db)
+    started("s", 2)
+    assert "s" not in NOTES  # S1: the re-executed attempt is shielded too: no cancel
+    gate("s").set()
+    record = second.handle(handle.run_id).wait_finished(timeout=10)
+    assert record.status is RunState.CANCELLED
+    assert record.cancel_reason == "later"
+    assert "s.after" not in NOTES  # the cancel met the body when the shield ended
+    assert event_types(second, handle.run_id)[-3:] == [
+        "shield_exited",
+        "cancel_delivered",
+        "run_cancelled",
+    ]
+
+
+def test_D3_a_cancel_written_while_no_runtime_lives_takes_effect_on_resume(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    handle = first.start(cancellable, "d")
+    started("d")
+    first.kill()
+    with Store.open(db) as store:  # what `proctor cancel` writes
+        store.append([cancel_request(handle.run_id, "while down", source="cli")])
+
+    second = open_rt(runtimes, db)
+    started("d.cleanup")
+    gate("d.cleanup").set()
+    record = second.handle(handle.run_id).wait_finished(timeout=10)
+    assert record.status is RunState.CANCELLED
+    assert NOTES["d"] == ["cancelled"]  # the re-executed attempt met the cancel
+    assert NOTES["d:runs"] == [1, 2]
+    assert NOTES["d.cleanup:runs"] == [1]
+
+
+def test_D3_a_terminate_written_while_no_runtime_lives_is_final(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    handle = first.start(two_steps, "t")
+    started("t.2")
+    first.kill()
+    with Store.open(db) as store:
+        store.append(terminate_request(handle.run_id, "while down", source="cli"))
+
+    second = open_rt(runtimes, db)
+    other = second.start(two_steps, "t-other")  # proof that `second` is up and scanning
+    started("t-other.2")
+    gate("t-other.2").set()
+    other.result(timeout=10)
+    assert second.get_run(handle.run_id).status is RunState.TERMINATED
+    assert NOTES["t.2:runs"] == [1]  # never resumed
+    assert "run_resumed" not in event_types(second, handle.run_id)
+
+
+def test_D2_replay_fails_the_run_when_the_code_asks_for_other_steps(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    handle = first.start(evolving, "v")
+    started("v.2")
+    first.kill()
+    VERSION["first"] = "gated"
+    try:
+        second = open_rt(runtimes, db)
+        record = second.handle(handle.run_id).wait_finished(timeout=10)
+    finally:
+        VERSION["first"] = "counted"
+    assert record.status is RunState.FAILED
+    assert record.error is not None
+    assert record.error["type"] == "NonDeterminismError"
+    assert "call 0 is step" in record.error["message"]
+    assert "but the log has step" in record.error["message"]
+    assert "v.new:runs" not in NOTES  # nothing of the diverged body ran
+
+
+def test_D2_a_child_run_in_flight_is_resumed_under_its_resumed_parent(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    handle = first.start(parent, "p")
+    started("p.2")
+    first.kill()
+
+    second = open_rt(runtimes, db)
+    started("p.2", 2)
+    gate("p.2").set()
+    assert handle.run_id
+    result = second.handle(handle.run_id).result(timeout=10)
+    assert result == "p.parent done / ['p.1 done', 'p.2 released']"
+    child = f"{handle.run_id}.1"
+    assert NOTES["p.parent"] == NOTES["p.1"] == ["ran"]
+    assert "run_resumed" in event_types(second, child)
+    assert "step_reexecuted" in event_types(second, child)
+    assert second.get_run(child).owner == second.id
+
+
+def test_fencing_a_runtime_that_lost_its_lease_writes_nothing_more(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    # A long lease that is never renewed during the test; then it runs out.
+    stale = open_rt(runtimes, db, lease_ttl=600)
+    run_id = stale.start(two_steps, "f").run_id
+    started("f.2")
+    with Store.open(db) as store:
+        store.expire_lease(stale.id)  # as if `stale` had hung for 10 minutes
+
+    fresh = open_rt(runtimes, db)
+    started("f.2", 2)  # `fresh` took it over; both attempts are now running
+    gate("f.2").set()  # both finish; only the owner's record is taken
+    assert fresh.handle(run_id).result(timeout=10) == ["f.1 done", "f.2 released"]
+    completed = [
+        (e.call, e.attempt) for e in events_of(fresh, run_id) if e.type is EventType.STEP_COMPLETED
+    ]
+    assert completed == [(0, 1), (1, 2)]
+    # The stale runtime noticed it was fenced off and stopped hosting the run.
+    wait_until(lambda: stale._directory.get(run_id) is None)
+
+
+def test_two_runtimes_never_resume_the_same_run(runtimes: list[Runtime], db: Path) -> None:
+    first = open_rt(runtimes, db)
+    ids = [first.start(two_steps, f"m{i}").run_id for i in range(8)]
+    for i in range(8):
+        started(f"m{i}.2")
+    first.kill()
+
+    rivals = [open_rt(runtimes, db), open_rt(runtimes, db)]
+    for i in range(8):
+        started(f"m{i}.2", 2)
+        gate(f"m{i}.2").set()
+    for run_id in ids:
+        assert rivals[0].handle(run_id).wait_finished(timeout=10).status is RunState.COMPLETED
+    for i, run_id in enumerate(ids):
+        assert NOTES[f"m{i}.2:runs"] == [1, 2], run_id  # exactly one re-execution
+        resumed = [e for e in events_of(rivals[0], run_id) if e.type is EventType.RUN_RESUMED]
+        assert len(resumed) == 1
+        assert resumed[0].data["owner"] in {r.id for r in rivals}
