@@ -123,6 +123,7 @@ class Guardian(ProctorActor):
         self._journal: pykka.ActorRef[Any] | None = None
         self._timers: pykka.ActorRef[Any] | None = None
         self._control: pykka.ActorRef[Any] | None = None
+        self._journal_dead = False
         #: The top-level runs' supervisors, by run id: this actor's own children.
         self._runs: dict[str, pykka.ActorRef[Any]] = {}
 
@@ -217,6 +218,7 @@ class Guardian(ProctorActor):
             if self._shutdown is None:
                 logger.critical("%s stopped unexpectedly: %s", msg.name, msg.reason)
             if msg.child == self._journal:
+                self._journal_dead = True
                 self._journal_exited()
             return
         run_id = msg.name
@@ -243,6 +245,9 @@ class Guardian(ProctorActor):
     def _stop_services(self) -> None:
         if self._timers is not None:
             self._timers.stop(block=False)
+        if self._journal_dead:
+            self._journal_exited()  # it crashed earlier: nothing to wait for
+            return
         # The Journal stops after every Append already in its mailbox.
         self.journal.stop(block=False)
 

@@ -4,8 +4,9 @@ It group-commits: when it wakes for one Append it also takes every Append
 already waiting behind it (up to ``max_batch``) and writes them all in one
 transaction, so N concurrent runs pay for about one commit, not N.
 
-It also keeps the runtime's registration: the row in ``runtimes`` and the
-lease that vouches for the runs this runtime owns (D2). Every write names
+It also keeps the runtime's registration alive (the Runtime writes it when
+it is built): it renews the lease that vouches for the runs this runtime
+owns, and releases it when the runtime stops (D2). Every write names
 this runtime as the writer, so the store fences it off a run it no longer
 owns.
 """
@@ -64,7 +65,6 @@ class Journal(ProctorActor):
         self._store = Store.open(
             self._path, synchronous=self._synchronous, busy_timeout=self._busy_timeout
         )
-        self._store.register_runtime(self._owner, ttl=self._lease_ttl)
 
     def stopping(self) -> None:
         if self._store is None:

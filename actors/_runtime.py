@@ -152,6 +152,11 @@ class Runtime:
         # Opening the store first surfaces a bad file (locked, foreign, newer
         # schema) here, at construction, as a StoreError.
         self._store = Store.open(self.db, synchronous=synchronous, busy_timeout=busy_timeout)
+        try:
+            self._store.register_runtime(self.id, ttl=lease_ttl)
+        except BaseException:
+            self._store.close()
+            raise
         self._census = Census()
         self._directory = Directory()
         self._watchers = _Watchers()
