@@ -106,6 +106,7 @@ class StepContext(Context):
         inbox: ControlFirstInbox,
         journal: pykka.ActorRef[Any],
         last_heartbeat_details: Any = None,
+        cancel: Cancel | None = None,
     ) -> None:
         super().__init__(run_id)
         self.step_name = step_name
@@ -116,7 +117,7 @@ class StepContext(Context):
         self._recorded_at: float | None = None
         self._inbox = inbox
         self._journal = journal
-        self._cancel: Cancel | None = None
+        self._cancel: Cancel | None = cancel
         self._terminate: Terminate | None = None
         self._delivered = False
         self._buffered = False

@@ -25,6 +25,7 @@ from persistence import (
     Appended,
     AppendOutcome,
     HeartbeatRecord,
+    NewEvent,
     RunState,
     Store,
     StoreError,
@@ -32,6 +33,11 @@ from persistence import (
 )
 
 MAX_BATCH: Final = 512
+
+#: Called with the events of each commit, after it is durable and before anyone
+#: hears of it: fault injection for crash tests ("die right after step X is
+#: recorded"). Empty in production.
+AFTER_COMMIT: list[Callable[[list[NewEvent]], None]] = []
 
 
 class Journal(ProctorActor):
@@ -118,6 +124,15 @@ class Journal(ProctorActor):
             for append in batch:
                 self._answer(append, (), exc)
             return
+        if AFTER_COMMIT:
+            committed = [
+                event
+                for append, outcomes in zip(batch, results, strict=True)
+                for event, outcome in zip(append.events, outcomes, strict=True)
+                if outcome.accepted
+            ]
+            for hook in AFTER_COMMIT:
+                hook(committed)
         for append, outcomes in zip(batch, results, strict=True):
             self._answer(append, tuple(outcomes), None)
             for event, outcome in zip(append.events, outcomes, strict=True):

@@ -19,6 +19,7 @@ from actors._context import StepContext, reset_current, set_current
 from actors._definitions import StepDef
 from actors._errors import CancellationError, Terminated, describe
 from actors._messages import (
+    Cancel,
     ExitKind,
     ExitReason,
     Raised,
@@ -44,6 +45,7 @@ class StepActor(ProctorActor):
         step: StepDef[..., Any],
         args: tuple[Any, ...],
         kwargs: tuple[tuple[str, Any], ...],
+        cancel: Cancel | None = None,
     ) -> None:
         name = f"StepActor {step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
@@ -55,6 +57,8 @@ class StepActor(ProctorActor):
         self._step = step
         self._args = args
         self._kwargs = dict(kwargs)
+        #: A cancel the run had before this attempt started: its first check sees it.
+        self._cancel = cancel
 
     def started(self) -> None:
         ctx = StepContext(
@@ -64,6 +68,7 @@ class StepActor(ProctorActor):
             attempt=self._attempt,
             inbox=self.inbox,
             journal=self._journal,
+            cancel=self._cancel,
         )
         outcome = self._run(ctx)
         tell(

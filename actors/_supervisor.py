@@ -581,6 +581,9 @@ class RunSupervisor(ProctorActor):
             self._forward_cancel()
 
     def _spawn_step(self, call_id: int, call: StepCall[Any], shielded: bool, attempt: int) -> None:
+        # A run already cancelling hands its cancel to the attempt at birth, so
+        # the attempt's very first check sees it (no race with a later tell).
+        cancel = self._cancel if self.state is RunState.CANCELLING and not shielded else None
         ref = StepActor.start(
             census=self._census,
             parent=self.actor_ref,
@@ -591,9 +594,14 @@ class RunSupervisor(ProctorActor):
             step=call.step,
             args=call.args,
             kwargs=call.kwargs,
+            cancel=cancel,
         )
         self._active[call_id] = _Active(
-            ref=ref, name=call.step.name, attempt=attempt, shielded=shielded
+            ref=ref,
+            name=call.step.name,
+            attempt=attempt,
+            shielded=shielded,
+            cancel_sent=cancel is not None,
         )
 
     def _spawn_child(

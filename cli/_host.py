@@ -135,4 +135,7 @@ def run_worker(db: str, modules: Sequence[str]) -> None:
     with Runtime(db, claim_runs=True) as rt:
         click.echo(f"worker {rt.id} (pid {os.getpid()}) on {db}, serving: {', '.join(known)}")
         stop.wait()
-        click.echo(f"worker {rt.id} stopping; unfinished runs stay in the store")
+        click.echo(
+            f"worker {rt.id} stopping; its unfinished runs stay in the store for the"
+            " next runtime to resume"
+        )
