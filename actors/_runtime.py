@@ -208,6 +208,10 @@ class Runtime:
         """
         if self._closed:
             return
+        self._stop_actors()
+        self._store.close()
+
+    def _stop_actors(self) -> None:
         self._closed = True
         self._finalizer.detach()
         done: pykka.Future[Any] = pykka.ThreadingFuture()
@@ -222,7 +226,6 @@ class Runtime:
                 self.id,
                 ", ".join(self._census.live()),
             )
-        self._store.close()
 
     def kill(self) -> None:
         """Stop as abruptly as a SIGKILLed process, for tests of crash recovery.
@@ -236,8 +239,10 @@ class Runtime:
         if self._closed:
             return
         self._halted.set()
+        self._stop_actors()
+        # After the actors: a lease renewal already under way cannot undo it.
         self._store.expire_lease(self.id)
-        self.close()
+        self._store.close()
 
     def _check_open(self) -> None:
         if self._closed:

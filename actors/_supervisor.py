@@ -286,6 +286,9 @@ class RunSupervisor(ProctorActor):
             started = msg.outcomes[0]
             assert isinstance(started, Appended)
             self.state = started.status
+            if self.state is RunState.CANCELLING and self._cancel is None:
+                # Cancelled before this supervisor existed: the record says why.
+                self._cancel = self._recorded_cancel()
             self._begin_body()
         elif isinstance(tag, _StepsScheduled):
             self._spawn(tag.steps)
@@ -367,6 +370,15 @@ class RunSupervisor(ProctorActor):
         self._history = history
         self._replaying = True
         self._begin_body()
+
+    def _recorded_cancel(self) -> Cancel:
+        try:
+            record = self._reader.find_run(self.run_id)
+        except StoreError:
+            record = None
+        if record is None or record.cancel_requested_at is None:
+            return Cancel(reason=None, source="unknown")
+        return Cancel(reason=record.cancel_reason, source=record.cancel_source or "unknown")
 
     def _lost_ownership(self, outcomes: tuple[Any, ...]) -> None:
         """The store fenced us off: another runtime took the run over (our lease
@@ -786,7 +798,12 @@ class RunSupervisor(ProctorActor):
             return
         if self.state is not RunState.CANCELLING:
             self.state = next_state(self.state, _E.CANCEL_REQUESTED)
-            self._cancel = msg
+        if self._cancel is None:
+            # The first request is the one acted on (C6); messages can arrive
+            # in another order than their records (two processes asking at
+            # once, or a request written before this supervisor existed).
+            recorded = self._recorded_cancel()
+            self._cancel = recorded if recorded.source != "unknown" else msg
         if self._ctx.shield_depth:
             self._record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=self._ctx.shield_depth)
         self._forward_cancel()

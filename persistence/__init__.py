@@ -21,6 +21,7 @@ from persistence._errors import (
     StoreError,
     StoreLocked,
 )
+from persistence._fold import Folded, fold
 from persistence._json import dumps, loads
 from persistence._leases import DEFAULT_LEASE_TTL, why_dead
 from persistence._records import (
@@ -66,6 +67,7 @@ __all__ = [
     "Appended",
     "EventRecord",
     "EventType",
+    "Folded",
     "HeartbeatRecord",
     "InvalidTransition",
     "NewEvent",
@@ -88,6 +90,7 @@ __all__ = [
     "cancel_request",
     "claim_request",
     "dumps",
+    "fold",
     "loads",
     "next_state",
     "next_step_state",

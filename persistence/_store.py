@@ -75,7 +75,7 @@ class Store:
 
     def __init__(self, conn: sqlite3.Connection, path: str, *, readonly: bool) -> None:
         self._conn = conn
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.path = path
         self.readonly = readonly
 
@@ -382,6 +382,22 @@ class Store:
             self._conn.execute(sql, params)
 
     # -- reading ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads in this block see one state of the store, as of its first read.
+
+        (One read transaction; in WAL mode it never blocks the writer.) Other
+        threads using this Store wait until the block ends.
+        """
+        with self._lock:
+            with _translate(self.path):
+                self._conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
 
     def find_run(self, run_id: str) -> RunRecord | None:
         rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))

@@ -266,6 +266,23 @@ def test_C6_repeated_cancel_and_cancel_of_finished_run_change_nothing(rt: Runtim
         rt.cancel("no-such-run")
 
 
+def test_C6_a_cancel_that_races_the_runs_start_keeps_its_reason(rt: Runtime) -> None:
+    """A cancel written before the run's supervisor exists reaches it through the
+    record. (Found by the property test: a second cancel then crashed the
+    supervisor, and the run ended FAILED.) A race, so it is tried many times."""
+    handles = []
+    for i in range(25):
+        handle = rt.start(one_checking, f"race{i}")
+        rt.cancel(handle.run_id, "first")
+        rt.cancel(handle.run_id, "second")
+        handles.append(handle)
+    for handle in handles:
+        record = handle.wait_finished(10)
+        assert record.status is RunState.CANCELLED, record.error
+        delivered = [e for e in handle.events() if e.type.value == "cancel_delivered"]
+        assert delivered[0].data["reason"] == "first"
+
+
 def test_C7_cancel_flows_down_to_every_active_step(rt: Runtime) -> None:
     @workflow()
     async def fan_out(keys: list[str]) -> list[str]:
