@@ -107,6 +107,19 @@ async def evolving(key: str) -> str:
     return await gated(f"{key}.2")
 
 
+@step()
+def look_back(db: str, run_id: str) -> list[str]:
+    """What the log holds while this step's code runs."""
+    with Store.open(db, readonly=True) as store:
+        return [f"{e.type.value}@{e.call}" for e in store.events(run_id)]
+
+
+@workflow()
+async def looking(db: str) -> list[list[str]]:
+    run_id = get_context().run_id
+    return [await look_back(db, run_id), await look_back(db, run_id)]
+
+
 @pytest.fixture
 def runtimes(db: Path) -> Iterator[list[Runtime]]:
     """Runtimes a test opens on ``db``; all closed, and nothing left, at the end."""
@@ -126,6 +139,14 @@ def open_rt(runtimes: list[Runtime], db: Path, **options: object) -> Runtime:
     runtime = Runtime(db, **options)  # type: ignore[arg-type]
     runtimes.append(runtime)
     return runtime
+
+
+def test_D1_every_effect_follows_its_record(rt: Runtime, db: Path) -> None:
+    """A step's code runs only once its start is durable, and the body goes on
+    (here: to the next step) only once the previous step's end is durable."""
+    first, second = rt.start(looking, str(db)).result(timeout=10)
+    assert first[-2:] == ["step_scheduled@0", "step_started@0"]
+    assert second[-3:] == ["step_completed@0", "step_scheduled@1", "step_started@1"]
 
 
 def test_D2_resume_replays_recorded_steps_and_reruns_the_lost_attempt(

@@ -109,7 +109,7 @@ def test_step_failure_reaches_the_body_as_StepFailed_with_its_cause(rt: Runtime)
     assert rt.start(catches).result(timeout=10) == "caught ValueError caused by ValueError"
 
 
-def test_non_json_arguments_are_refused_at_start_and_nothing_is_written(rt: Runtime) -> None:
+def test_D4_non_json_arguments_are_refused_at_start_and_nothing_is_written(rt: Runtime) -> None:
     with pytest.raises(NotSerializable, match="object"):
         rt.start(two_adds, object())
     with pytest.raises(NotSerializable):
@@ -117,7 +117,7 @@ def test_non_json_arguments_are_refused_at_start_and_nothing_is_written(rt: Runt
     assert rt.list_runs() == []
 
 
-def test_non_json_step_arguments_and_results_raise_NotSerializable_at_the_call(
+def test_D4_non_json_step_arguments_and_results_raise_NotSerializable_at_the_call(
     rt: Runtime,
 ) -> None:
     @workflow()
