@@ -6,11 +6,13 @@ the store. The real-process crash tests are in ``test_crash_processes.py``.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from actors import (
     CancellationError,
@@ -22,7 +24,8 @@ from actors import (
     step,
     workflow,
 )
-from persistence import Store, cancel_request, terminate_request
+from persistence import NewEvent, Refused, Store, cancel_request, resume_request, terminate_request
+from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import (
     GATES,
     NOTES,
@@ -368,3 +371,71 @@ def test_two_runtimes_never_resume_the_same_run(runtimes: list[Runtime], db: Pat
         resumed = [e for e in events_of(rivals[0], run_id) if e.type is EventType.RUN_RESUMED]
         assert len(resumed) == 1
         assert resumed[0].data["owner"] in {r.id for r in rivals}
+
+
+# -- the store's side of it -----------------------------------------------------------
+
+
+def _created(run_id: str, owner: str | None) -> NewEvent:
+    return NewEvent(
+        run_id=run_id, type=EventType.RUN_CREATED, data={"workflow": "w", "owner": owner}
+    )
+
+
+def test_fencing_the_store_refuses_a_writer_that_does_not_own_the_run(db: Path) -> None:
+    with Store.open(db) as store:
+        store.append([_created("r1", "rt-a")])
+        started = NewEvent(run_id="r1", type=EventType.RUN_STARTED)
+        [refused] = store.append([started], writer="rt-b")
+        assert isinstance(refused, Refused)
+        assert refused.fenced
+        assert "owned by rt-a, not rt-b" in refused.reason
+        # Anyone may ask the run to stop; only its owner drives it.
+        assert store.append([cancel_request("r1", "x", source="cli")], writer="rt-b")[0].accepted
+        assert store.append([started], writer="rt-a")[0].accepted
+        # A takeover is a compare-and-swap on the owner and the log's length.
+        stale = resume_request("r1", "rt-b", previous_owner="rt-a", seen_seq=2, why="test")
+        assert not store.append([stale], writer="rt-b")[0].accepted  # the log is at 3 now
+        fresh = resume_request("r1", "rt-b", previous_owner="rt-a", seen_seq=3, why="test")
+        assert store.append([fresh], writer="rt-b")[0].accepted
+        again = resume_request("r1", "rt-c", previous_owner="rt-a", seen_seq=4, why="test")
+        assert not store.append([again], writer="rt-c")[0].accepted  # rt-b won
+        assert store.get_run("r1").owner == "rt-b"
+        [late] = store.append([NewEvent(run_id="r1", type=EventType.RUN_COMPLETED)], writer="rt-a")
+        assert isinstance(late, Refused)
+        assert late.fenced  # rt-a lost it
+
+
+def test_leases_say_who_is_dead_and_why(db: Path) -> None:
+    with Store.open(db) as store:
+        store.register_runtime("alive", ttl=60)
+        store.register_runtime("expired", ttl=60)
+        store.expire_lease("expired")
+        store.register_runtime("stopped", ttl=60)
+        store.release_runtime("stopped")
+        for i, owner in enumerate(["alive", "expired", "stopped", "unknown"]):
+            store.append([_created(f"r{i}", owner)])
+        orphans = {r.run_id: why for r, why in store.orphaned_runs(["w"], me="me")}
+    assert orphans == {
+        "r1": "runtime expired's lease expired",
+        "r2": "runtime stopped stopped",
+        "r3": "runtime unknown is not registered",
+    }
+
+
+def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:2]:  # a store written by the release before leases
+        migration(Database(conn))
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    with Store.open(path) as store:
+        store.append([_created("old", "rt-old")])
+        store.register_runtime("rt-new", ttl=10)
+        assert [r.owner for r in store.runtimes()] == ["rt-new"]
+        assert store.get_run("old").owner == "rt-old"
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    conn.close()
