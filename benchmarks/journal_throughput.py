@@ -78,9 +78,7 @@ def store_ceiling(folder: Path, sync: str, events: int, batch: int) -> float:
     db = folder / f"ceiling-{sync}.db"
     with Store.open(db, synchronous=sync) as store:  # type: ignore[arg-type]
         run_id = uuid.uuid4().hex
-        store.append(
-            [NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data={"workflow": "w"})]
-        )
+        store.append([NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data={"workflow": "w"})])
         store.append([NewEvent(run_id=run_id, type=EventType.RUN_STARTED)])
         begin = time.perf_counter()
         written = 0

@@ -13,7 +13,15 @@ from rich.tree import Tree
 
 from cli import _render as render
 from cli._main import EXIT_CODES_HELP, StoreOptions, cli, open_store
-from persistence import EventRecord, EventType, RunRecord, RunState, Store
+from persistence import (
+    EventRecord,
+    EventType,
+    RunRecord,
+    RunState,
+    RuntimeRecord,
+    Store,
+    why_dead,
+)
 
 #: How often ``--follow`` and ``--wait`` look for new events.
 FOLLOW_INTERVAL: Final = 0.05
@@ -72,10 +80,12 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         steps = store.steps(run_id)
         children = store.list_runs(parent_run_id=run_id)
         cancel = _cancel_state(run, store.events(run_id))
+        owner = _owner_state(run, store.runtimes())
     if as_json:
         render.echo_json(
             {
                 "run": run.to_json(),
+                "owner": owner,
                 "cancel": cancel,
                 "steps": [s.to_json() for s in steps],
                 "children": [_brief(c) for c in children],
@@ -92,7 +102,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         ("started", render.when(run.started_at)),
         ("finished", render.when(run.finished_at)),
         ("duration", render.duration(run.started_at, run.finished_at)),
-        ("owner", run.owner or "-"),
+        ("owner", _owner_line(run, owner)),
     ]
     if run.status is RunState.COMPLETED:
         rows.append(("result", json.dumps(run.result)))
@@ -113,6 +123,31 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
     if children:
         out.print()
         out.print(render.runs_table(children))
+
+
+def _owner_state(run: RunRecord, runtimes: list[RuntimeRecord]) -> dict[str, Any]:
+    """Who runs it, and whether that runtime is alive (its lease, its pid)."""
+    if run.owner is None or run.status.is_terminal:
+        return {"owner": run.owner, "alive": None, "why_dead": None}
+    found = next((r for r in runtimes if r.owner == run.owner), None)
+    why = why_dead(run.owner, found, now=time.time())
+    return {
+        "owner": run.owner,
+        "alive": why is None,
+        "why_dead": why,
+        "pid": found.pid if found else None,
+        "hostname": found.hostname if found else None,
+    }
+
+
+def _owner_line(run: RunRecord, owner: dict[str, Any]) -> str:
+    if run.owner is None:
+        return "- (waiting for a worker that knows this workflow)"
+    if owner["alive"] is None:
+        return run.owner
+    if owner["alive"]:
+        return f"{run.owner} (alive, pid {owner['pid']} on {owner['hostname']})"
+    return f"{run.owner} (dead: {owner['why_dead']}; the next runtime that knows it resumes it)"
 
 
 @runs.command(epilog=EXIT_CODES_HELP)

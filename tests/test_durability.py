@@ -6,12 +6,15 @@ the store. The real-process crash tests are in ``test_crash_processes.py``.
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlite_utils import Database
 
 from actors import (
@@ -24,6 +27,7 @@ from actors import (
     step,
     workflow,
 )
+from cli import cli
 from persistence import NewEvent, Refused, Store, cancel_request, resume_request, terminate_request
 from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import (
@@ -439,3 +443,20 @@ def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> 
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     conn.close()
+
+
+def test_runs_status_says_whether_the_owner_is_alive(runtimes: list[Runtime], db: Path) -> None:
+    first = open_rt(runtimes, db, resume=False)
+    run_id = first.start(two_steps, "o").run_id
+    started("o.2")
+
+    def owner_line() -> str:
+        result = CliRunner().invoke(cli, ["--db", str(db), "runs", "status", run_id])
+        assert result.exit_code == 0, result.output
+        return next(line for line in result.stdout.splitlines() if line.startswith("owner"))
+
+    assert f"{first.id} (alive, pid {os.getpid()}" in owner_line()
+    first.kill()
+    assert f"{first.id} (dead: runtime {first.id}'s lease expired;" in owner_line()
+    status = CliRunner().invoke(cli, ["--db", str(db), "runs", "status", run_id, "--json"])
+    assert json.loads(status.stdout)["owner"]["alive"] is False
