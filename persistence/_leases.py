@@ -34,9 +34,33 @@ def why_dead(owner: str, runtime: RuntimeRecord | None, *, now: float) -> str | 
         return f"runtime {owner} stopped"
     if runtime.lease_expires_at is None or runtime.lease_expires_at <= now:
         return f"runtime {owner}'s lease expired"
-    if runtime.hostname == HOSTNAME and not pid_alive(runtime.pid):
-        return f"runtime {owner}'s process {runtime.pid} is gone"
+    if runtime.hostname == HOSTNAME:
+        if not pid_alive(runtime.pid):
+            return f"runtime {owner}'s process {runtime.pid} is gone"
+        started = process_started_at(runtime.pid)
+        if started is not None and started > runtime.started_at + _CLOCK_SLACK:
+            # A container restarted: the new process got the same pid (often 1).
+            return f"runtime {owner}'s process {runtime.pid} is gone (its pid was reused)"
     return None
+
+
+#: Tolerance between the kernel's idea of a process's start and the wall clock.
+_CLOCK_SLACK: Final = 2.0
+
+
+def process_started_at(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), where /proc tells; else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        with open("/proc/stat") as f:
+            boot = next(float(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    # Field 22 (starttime, clock ticks after boot) counted after the ")" that
+    # ends the command name, which may itself hold spaces.
+    fields = stat.rsplit(")", 1)[1].split()
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def pid_alive(pid: int) -> bool:

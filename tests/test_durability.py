@@ -417,13 +417,21 @@ def test_leases_say_who_is_dead_and_why(db: Path) -> None:
         store.expire_lease("expired")
         store.register_runtime("stopped", ttl=60)
         store.release_runtime("stopped")
-        for i, owner in enumerate(["alive", "expired", "stopped", "unknown"]):
+        # Registered by an earlier process that had this process's pid (a
+        # restarted container): the pid is alive, but it is not that process.
+        store.register_runtime("reused", ttl=60)
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "UPDATE runtimes SET started_at = started_at - 3600 WHERE owner = 'reused'"
+            )
+        for i, owner in enumerate(["alive", "expired", "stopped", "unknown", "reused"]):
             store.append([_created(f"r{i}", owner)])
         orphans = {r.run_id: why for r, why in store.orphaned_runs(["w"], me="me")}
     assert orphans == {
         "r1": "runtime expired's lease expired",
         "r2": "runtime stopped stopped",
         "r3": "runtime unknown is not registered",
+        "r4": f"runtime reused's process {os.getpid()} is gone (its pid was reused)",
     }
 
 
