@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from actors import (
     CancellationError,
     EventType,
+    FakeClock,
     RunState,
     Runtime,
     get_context,
@@ -468,3 +469,26 @@ def test_runs_status_says_whether_the_owner_is_alive(runtimes: list[Runtime], db
     assert f"{first.id} (dead: runtime {first.id}'s lease expired;" in owner_line()
     status = CliRunner().invoke(cli, ["--db", str(db), "runs", "status", run_id, "--json"])
     assert json.loads(status.stdout)["owner"]["alive"] is False
+
+
+def test_D3_a_cancel_grace_survives_the_crash_and_counts_from_the_request(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    handle = first.start(shielded, "g")  # the shield holds the cancel back
+    started("g")
+    first.kill()
+    with Store.open(db) as store:
+        store.append([cancel_request(handle.run_id, "too slow", source="cli", grace=30)])
+
+    clock = FakeClock()
+    second = open_rt(runtimes, db, clock=clock)
+    started("g", 2)  # resumed, still inside its shield
+    assert second.get_run(handle.run_id).status is RunState.CANCELLING
+
+    def grace_passed() -> bool:
+        clock.advance(31)  # virtual time: the test does not wait 30 s
+        return second.get_run(handle.run_id).status is RunState.TERMINATED
+
+    wait_until(grace_passed)
+    assert second.get_run(handle.run_id).terminate_reason == "cancel grace expired (too slow)"

@@ -86,7 +86,7 @@ def test_T1_terminate_works_with_no_runtime_alive_to_own_the_run(db: Path) -> No
         assert gate("t1b:started").wait(10)
     # The owner is gone (its step unwound at a heartbeat); the run is left
     # unfinished in the store.
-    with Runtime(db) as other:
+    with Runtime(db, resume=False) as other:  # a tool, not a host of the run
         assert other.get_run(handle.run_id).status is RunState.RUNNING
         result = other.terminate(handle.run_id, "owner is dead")
         assert result.status is RunState.TERMINATED
