@@ -52,6 +52,7 @@ from persistence import (
     EventRecord,
     EventType,
     RunRecord,
+    RunState,
     Store,
     StoreError,
     claim_request,
@@ -170,24 +171,36 @@ class ControlInbox(ProctorActor):
         """D2: hand every unfinished run whose owner is dead to the Guardian."""
         assert self._store is not None
         for record, why in self._store.orphaned_runs(registered_workflows(), me=self._owner):
-            workflow = lookup_workflow(record.workflow)
-            assert workflow is not None  # orphaned_runs only lists workflows we know
             logger.info("resuming run %s (%s): %s", record.run_id, record.workflow, why)
-            tell(
-                self._guardian,
-                StartRun(
-                    run_id=record.run_id,
-                    workflow=workflow,
-                    args=tuple(record.args),
-                    kwargs=tuple(record.kwargs.items()),
-                    state=record.status,
-                    cancel_reason=record.cancel_reason,
-                    cancel_source=record.cancel_source,
-                    resume_from=record.owner,
-                    resume_why=why,
-                ),
-            )
-            self._regrace(record)
+            self._hand_over(record, record.status, resume_from=record.owner, why=why)
+
+    def _hand_over(
+        self,
+        record: RunRecord,
+        state: RunState,
+        *,
+        resume_from: str | None = None,
+        why: str | None = None,
+    ) -> None:
+        """Give the run to the Guardian to host, and re-arm its cancel's grace."""
+        workflow = lookup_workflow(record.workflow)
+        assert workflow is not None  # we only claim or resume workflows we know
+        tell(
+            self._guardian,
+            StartRun(
+                run_id=record.run_id,
+                workflow=workflow,
+                args=tuple(record.args),
+                kwargs=tuple(record.kwargs.items()),
+                state=state,
+                cancel_reason=record.cancel_reason,
+                cancel_source=record.cancel_source,
+                resume_from=resume_from,
+                resume_why=why,
+            ),
+        )
+        # A cancel asked while nobody hosted the run: its grace has been running since.
+        self._regrace(record)
 
     def _regrace(self, record: RunRecord) -> None:
         """A cancel's grace survives its owner: it counts from the request (C8, D3)."""
@@ -250,20 +263,5 @@ class ControlInbox(ProctorActor):
         outcome = msg.outcomes[0] if msg.outcomes else None
         if not isinstance(outcome, Appended):
             return  # another runtime was first, or the run ended meanwhile
-        workflow = lookup_workflow(record.workflow)
-        assert workflow is not None  # we only claim workflows we know
         logger.info("claimed run %s (%s)", record.run_id, record.workflow)
-        tell(
-            self._guardian,
-            StartRun(
-                run_id=record.run_id,
-                workflow=workflow,
-                args=tuple(record.args),
-                kwargs=tuple(record.kwargs.items()),
-                state=outcome.status,
-                cancel_reason=record.cancel_reason,
-                cancel_source=record.cancel_source,
-            ),
-        )
-        # A cancel asked while no worker ran: its grace has been running since.
-        self._regrace(record)
+        self._hand_over(record, outcome.status)

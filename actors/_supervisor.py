@@ -449,16 +449,7 @@ class RunSupervisor(ProctorActor):
     def _fail_replay(self, error: NonDeterminismError) -> None:
         """The body no longer matches its log: fail the run, run none of it."""
         logger.error("%s", error)
-        coro, self._coro = self._coro, None
-        self._ctx.sealed = True
-        if coro is not None:
-            token = set_current(self._ctx)
-            try:
-                coro.close()
-            except BaseException as exc:
-                logger.warning("run %s: body misbehaved while being closed: %r", self.run_id, exc)
-            finally:
-                reset_current(token)
+        self._close_body()
         self._finish_failed(error)
 
     def _on_await(self, command: Any) -> tuple[Any, BaseException | None] | None:
@@ -886,6 +877,10 @@ class RunSupervisor(ProctorActor):
         neither start a step nor write to the log.
         """
         self._terminated = self._terminated or not self._finishing
+        self._close_body()
+
+    def _close_body(self) -> None:
+        """Close the body's coroutine; its ``finally:`` blocks run sealed."""
         self._ctx.sealed = True
         coro, self._coro = self._coro, None
         if coro is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,41 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from persistence import EventRecord, RunRecord, RunState, Store
+from persistence import RunState
 from tests.conftest import wait_until
+from tests.processes import DEADLINE, ROOT, Worker, events, proctor, record
 
 pytestmark = pytest.mark.timeout(60)
-
-ROOT = Path(__file__).resolve().parent.parent
-#: Processes start in a fresh interpreter; give them room on a busy 2-core CI box.
-DEADLINE = 30.0
-
-
-def proctor(db: Path, *args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--db", str(db), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def start(db: Path, workflow: str, *args: str) -> str:
     result = proctor(db, "start", f"tests.cli_workflows:{workflow}", *args)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
-
-
-def record(db: Path, run_id: str) -> RunRecord:
-    with Store.open(db, readonly=True) as store:
-        return store.get_run(run_id)
-
-
-def events(db: Path, run_id: str) -> list[EventRecord]:
-    with Store.open(db, readonly=True) as store:
-        return store.events(run_id)
 
 
 @pytest.fixture
@@ -55,32 +30,10 @@ def folder(tmp_path: Path) -> Path:
     return path
 
 
-class Worker:
-    """``proctor worker tests.cli_workflows`` in a subprocess."""
-
-    def __init__(self, db: Path, log: Path) -> None:
-        self.log = log
-        self._out = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "--db", str(db), "worker", "tests.cli_workflows"],
-            cwd=ROOT,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=DEADLINE)
-        self._out.close()
-        return code
-
-
 @pytest.fixture
 def worker(db: Path, tmp_path: Path) -> Iterator[Worker]:
     # The worker creates the store if it is missing; the CLI then finds it.
-    w = Worker(db, tmp_path / "worker.log")
+    w = Worker(db, tmp_path / "worker.log", "tests.cli_workflows")
     wait_until(lambda: "serving" in w.log.read_text(), timeout=DEADLINE)
     yield w
     assert w.stop() == 0, w.log.read_text()
@@ -152,7 +105,7 @@ def test_control_of_runs_whose_worker_is_not_running(
     assert proctor(db, "terminate", terminated).returncode == 0
     assert record(db, terminated).status is RunState.TERMINATED  # at once (T1)
 
-    w = Worker(db, tmp_path / "worker.log")
+    w = Worker(db, tmp_path / "worker.log", "tests.cli_workflows")
     try:
         wait_until(lambda: record(db, cancelled).status.is_terminal, timeout=DEADLINE)
     finally:

@@ -7,67 +7,19 @@ final state, the log, and the side effects counted in files.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from persistence import EventRecord, RunRecord, RunState, Store
+from persistence import RunRecord, RunState
 from tests.conftest import wait_until
+from tests.processes import DEADLINE, Worker, events, proctor, record
 
 pytestmark = pytest.mark.timeout(90)
 
-ROOT = Path(__file__).resolve().parent.parent
-DEADLINE = 30.0
 MODULE = "tests.crash_workflows"
-
-
-def proctor(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--db", str(db), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        check=False,
-    )
-
-
-class Worker:
-    def __init__(self, db: Path, log: Path, crash_after: str | None = None) -> None:
-        env = dict(os.environ)
-        env.pop("PROCTOR_CRASH_AFTER", None)
-        if crash_after:
-            env["PROCTOR_CRASH_AFTER"] = crash_after
-        self.log = log
-        self._out = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "--db", str(db), "worker", MODULE],
-            cwd=ROOT,
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.reap()
-
-    def reap(self) -> int:
-        """Wait for the process to be gone (a zombie's pid still looks alive)."""
-        code = self.process.wait(timeout=DEADLINE)
-        self._out.close()
-        return code
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.reap()
 
 
 @pytest.fixture
@@ -89,7 +41,8 @@ def folder(tmp_path: Path) -> Path:
 def spawn(
     workers: list[Worker], db: Path, tmp_path: Path, crash_after: str | None = None
 ) -> Worker:
-    w = Worker(db, tmp_path / f"worker{len(workers)}.log", crash_after)
+    env = {"PROCTOR_CRASH_AFTER": crash_after or ""}
+    w = Worker(db, tmp_path / f"worker{len(workers)}.log", MODULE, env)
     workers.append(w)
     return w
 
@@ -98,16 +51,6 @@ def start(db: Path, workflow: str, folder: Path) -> str:
     result = proctor(db, "start", f"{MODULE}:{workflow}", f'"{folder}"')
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
-
-
-def record(db: Path, run_id: str) -> RunRecord:
-    with Store.open(db, readonly=True) as store:
-        return store.get_run(run_id)
-
-
-def events(db: Path, run_id: str) -> list[EventRecord]:
-    with Store.open(db, readonly=True) as store:
-        return store.events(run_id)
 
 
 def types(db: Path, run_id: str) -> list[str]:

@@ -1,0 +1,68 @@
+"""Helpers for tests that run the CLI and workers as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from persistence import EventRecord, RunRecord, Store
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Processes start in a fresh interpreter; give them room on a busy 2-core CI box.
+DEADLINE = 30.0
+
+
+def proctor(db: Path, *args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m cli --db DB ARGS...`` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "--db", str(db), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def record(db: Path, run_id: str) -> RunRecord:
+    with Store.open(db, readonly=True) as store:
+        return store.get_run(run_id)
+
+
+def events(db: Path, run_id: str) -> list[EventRecord]:
+    with Store.open(db, readonly=True) as store:
+        return store.events(run_id)
+
+
+class Worker:
+    """``proctor worker MODULE`` in a subprocess, its output in ``log``."""
+
+    def __init__(self, db: Path, log: Path, module: str, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self._out = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "--db", str(db), "worker", module],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL, then reap: a zombie's pid would still look alive."""
+        self.process.send_signal(signal.SIGKILL)
+        self.reap()
+
+    def reap(self) -> int:
+        code = self.process.wait(timeout=DEADLINE)
+        self._out.close()
+        return code
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.reap()
