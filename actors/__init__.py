@@ -23,6 +23,7 @@ from actors._errors import (
     Terminated,
     WorkflowFailed,
 )
+from actors._policy import RetryPolicy
 from actors._runtime import ControlResult, RunHandle, Runtime
 from actors._shield import shield
 from persistence import (
@@ -56,6 +57,7 @@ __all__ = [
     "NotAProctorStore",
     "NotSerializable",
     "ProctorError",
+    "RetryPolicy",
     "RunAlreadyFinished",
     "RunCancelled",
     "RunEnded",

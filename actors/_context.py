@@ -17,7 +17,7 @@ import pykka
 
 from actors._base import ControlFirstInbox, tell
 from actors._errors import CancellationError, Terminated
-from actors._messages import Append, Cancel, Heartbeat, Terminate
+from actors._messages import Append, Beat, Cancel, Heartbeat, Terminate
 from persistence import EventType, NewEvent, ProctorError, dumps
 
 
@@ -38,6 +38,8 @@ _CHECKED: Final = _Checked()
 
 #: A step's heartbeats reach the store at most this often (seconds).
 HEARTBEAT_RECORD_INTERVAL: Final = 1.0
+#: How often, at most, a heartbeat resets its supervisor's heartbeat deadline.
+BEAT_INTERVAL: Final = 0.05
 
 _current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "proctor_context", default=None
@@ -107,6 +109,8 @@ class StepContext(Context):
         journal: pykka.ActorRef[Any],
         last_heartbeat_details: Any = None,
         cancel: Cancel | None = None,
+        supervisor: pykka.ActorRef[Any] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(run_id)
         self.step_name = step_name
@@ -118,6 +122,10 @@ class StepContext(Context):
         self._inbox = inbox
         self._journal = journal
         self._cancel: Cancel | None = cancel
+        #: Told of heartbeats when the step has a heartbeat timeout (H1).
+        self._supervisor = supervisor
+        self._runtime_now = clock or time.monotonic
+        self._beat_at: float | None = None
         self._terminate: Terminate | None = None
         self._delivered = False
         self._buffered = False
@@ -161,6 +169,14 @@ class StepContext(Context):
             self.last_heartbeat_details = details
         now = time.monotonic()
         self.last_heartbeat_at = now
+        if self._supervisor is not None and (
+            self._beat_at is None or now - self._beat_at >= BEAT_INTERVAL
+        ):
+            self._beat_at = now
+            beat = Beat(
+                call=self.call, attempt=self.attempt, at=self._runtime_now(), details=details
+            )
+            tell(self._supervisor, beat)
         # The store keeps the latest heartbeat; a chatty step costs one write a second.
         if self._recorded_at is None or now - self._recorded_at >= HEARTBEAT_RECORD_INTERVAL:
             self._recorded_at = now

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from actors._context import WorkflowContext, _current
+from actors._policy import Intensity, RetryPolicy
 from persistence import ProctorError, dumps
 
 P = ParamSpec("P")
@@ -31,9 +32,12 @@ _registry_lock = threading.Lock()
 class WorkflowDef(Generic[P, R]):
     """A workflow: an ``async def`` body, addressable by a stable name."""
 
-    def __init__(self, fn: Callable[P, Awaitable[R]], name: str) -> None:
+    def __init__(
+        self, fn: Callable[P, Awaitable[R]], name: str, intensity: Intensity | None = None
+    ) -> None:
         self.fn = fn
         self.name = name
+        self.intensity = intensity or Intensity()
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> ChildCall[R]:
@@ -56,9 +60,23 @@ class WorkflowDef(Generic[P, R]):
 class StepDef(Generic[P, R]):
     """A step: a sync or async function run by a StepActor, one per attempt."""
 
-    def __init__(self, fn: Callable[P, R] | Callable[P, Awaitable[R]], name: str) -> None:
+    def __init__(
+        self,
+        fn: Callable[P, R] | Callable[P, Awaitable[R]],
+        name: str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        heartbeat_timeout: float | None = None,
+    ) -> None:
+        for what, value in (("timeout", timeout), ("heartbeat_timeout", heartbeat_timeout)):
+            if value is not None and value <= 0:
+                raise ValueError(f"@step({what}=...) must be positive, got {value}")
         self.fn = fn
         self.name = name
+        self.retry = retry
+        self.timeout = timeout
+        self.heartbeat_timeout = heartbeat_timeout
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
@@ -135,14 +153,21 @@ def _name_of(fn: Callable[..., Any], name: str | None) -> str:
 
 
 def workflow(
-    *, name: str | None = None
+    *, name: str | None = None, max_restarts: int = 10, within: float = 60.0
 ) -> Callable[[Callable[P, Awaitable[R]]], WorkflowDef[P, R]]:
-    """Declare an ``async def`` as a workflow; ``name`` defaults to module.qualname."""
+    """Declare an ``async def`` as a workflow; ``name`` defaults to module.qualname.
+
+    ``max_restarts`` and ``within``: the run's restart intensity. Once its
+    supervisor has restarted steps ``max_restarts`` times within ``within``
+    seconds, it stops: the next failure raises :class:`StepFailed` in the
+    body, whatever the step's retry policy says.
+    """
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> WorkflowDef[P, R]:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow() needs an async def, got {fn!r}")
-        wf = WorkflowDef(fn, _name_of(fn, name))
+        intensity = Intensity(max_restarts=max_restarts, within=within)
+        wf = WorkflowDef(fn, _name_of(fn, name), intensity)
         with _registry_lock:
             _registry[wf.name] = wf
         return wf
@@ -151,20 +176,38 @@ def workflow(
 
 
 class _StepDecorator:
-    def __init__(self, name: str | None) -> None:
+    def __init__(self, name: str | None, options: dict[str, Any]) -> None:
         self._name = name
+        self._options = options
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> StepDef[P, R]: ...
     @overload
     def __call__(self, fn: Callable[P, R]) -> StepDef[P, R]: ...
     def __call__(self, fn: Callable[P, Any]) -> StepDef[P, Any]:
-        return StepDef(fn, _name_of(fn, self._name))
+        return StepDef(fn, _name_of(fn, self._name), **self._options)
 
 
-def step(*, name: str | None = None) -> _StepDecorator:
-    """Declare a sync or async function as a step; ``name`` defaults to module.qualname."""
-    return _StepDecorator(name)
+def step(
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
+) -> _StepDecorator:
+    """Declare a sync or async function as a step; ``name`` defaults to module.qualname.
+
+    Args:
+        retry: restart a failed or timed-out attempt as a fresh StepActor,
+            with back-off (default: no retry). Cancel and terminate are
+            never retried.
+        timeout: seconds an attempt may run before it is timed out.
+        heartbeat_timeout: seconds an attempt may go without ``ctx.heartbeat()``
+            before it is timed out; its next attempt sees
+            ``ctx.last_heartbeat_details``.
+    """
+    options = {"retry": retry, "timeout": timeout, "heartbeat_timeout": heartbeat_timeout}
+    return _StepDecorator(name, options)
 
 
 def lookup_workflow(name: str) -> WorkflowDef[..., Any] | None:

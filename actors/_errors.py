@@ -32,13 +32,18 @@ class Terminated(BaseException):
 class StepFailed(ProctorError):
     """A step raised; ``__cause__`` is the exception of its last attempt."""
 
-    def __init__(self, step: str, attempt: int, error: dict[str, Any]) -> None:
-        super().__init__(
-            f"step {step!r} failed on attempt {attempt}: {error['type']}: {error['message']}"
-        )
+    def __init__(
+        self, step: str, attempt: int, error: dict[str, Any], *, escalated: str | None = None
+    ) -> None:
+        message = f"step {step!r} failed on attempt {attempt}: {error['type']}: {error['message']}"
+        if escalated:
+            message += f" (not retried: {escalated})"
+        super().__init__(message)
         self.step = step
         self.attempt = attempt
         self.error = error
+        #: Why the supervisor stopped restarting it (restart intensity), if it did.
+        self.escalated = escalated
 
 
 class NonDeterminismError(ProctorError):

@@ -207,6 +207,8 @@ class Guardian(ProctorActor):
             state=state,
             cancel=cancel,
             reader=self._reader,
+            timers=self._timers,
+            clock=self._clock,
             resume=msg.resume_from is not None,
             resume_from=msg.resume_from,
             resume_why=msg.resume_why,

@@ -174,6 +174,33 @@ class StartRun:
 
 
 @dataclass(**_FROZEN)
+class Beat:
+    """StepActor -> supervisor: the attempt heartbeated (H1); at most every 50 ms."""
+
+    call: int
+    attempt: int
+    #: When, on the runtime's clock (virtual in tests), the step heartbeated.
+    at: float
+    details: Any = None
+
+
+@dataclass(**_FROZEN)
+class RetryDue:
+    """Timers -> supervisor: the back-off of a failed attempt is over."""
+
+    call: int
+    attempt: int
+
+
+@dataclass(**_FROZEN)
+class Deadline:
+    """Timers -> supervisor: check an attempt's timeout and heartbeat timeout."""
+
+    call: int
+    attempt: int
+
+
+@dataclass(**_FROZEN)
 class RenewLease:
     """ControlInbox -> Journal: this runtime is still alive (D2)."""
 

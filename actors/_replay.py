@@ -36,7 +36,7 @@ from persistence import (
 
 _E = EventType
 
-_STEP_ENDS = frozenset({_E.STEP_COMPLETED, _E.STEP_FAILED, _E.STEP_CANCELLED})
+_STEP_ENDS = frozenset({_E.STEP_COMPLETED, _E.STEP_FAILED, _E.STEP_CANCELLED, _E.STEP_TIMED_OUT})
 
 
 @dataclass(slots=True)
@@ -53,6 +53,8 @@ class RecordedCall:
     #: ``step_completed``/``step_failed``/``step_cancelled`` or ``child_ended``.
     end: EventRecord | None = None
     child_run_id: str | None = None
+    #: The last attempt was lost with its runtime (not failed and awaiting a retry).
+    lost: bool = False
 
     def describe(self) -> str:
         what = "child workflow" if self.kind == "child" else "step"
@@ -90,12 +92,16 @@ class History:
             if t is _E.STEP_STARTED and ev.attempt is not None:
                 call.last_attempt = max(call.last_attempt, ev.attempt)
                 call.running.append(ev.attempt)
+                call.end, call.lost = None, False
             elif t is _E.STEP_ABANDONED and ev.attempt in call.running:
                 call.running.remove(ev.attempt)
+                call.lost = True
             elif t in _STEP_ENDS:
                 if ev.attempt in call.running:
                     call.running.remove(ev.attempt)
                 call.end = ev
+            elif t is _E.STEP_RETRY_SCHEDULED:
+                call.end = None  # the failure was not the call's end: a retry follows
             elif t is _E.CHILD_ENDED:
                 call.end = ev
 
@@ -172,11 +178,11 @@ def recorded_outcome(run_id: str, call: RecordedCall) -> tuple[Any, BaseExceptio
         return data.get("result"), None
     if end.type is _E.STEP_CANCELLED:
         return None, CancellationError(data.get("reason"))
-    if end.type is _E.STEP_FAILED:
+    if end.type in (_E.STEP_FAILED, _E.STEP_TIMED_OUT):
         error = data.get("error") or {"type": "Exception", "message": "unknown"}
         if error.get("type") == NotSerializable.__name__:
             return None, NotSerializable.recorded(error.get("message", ""))
-        return None, StepFailed(call.name, end.attempt or 1, error)
+        return None, StepFailed(call.name, end.attempt or 1, error, escalated=data.get("escalated"))
     # child_ended: the same outcome the live child gave, from its record.
     from actors._supervisor import child_outcome  # noqa: PLC0415 - cycle
 

@@ -10,6 +10,7 @@ has abandoned this attempt (terminate) simply no longer listens.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -46,6 +47,8 @@ class StepActor(ProctorActor):
         args: tuple[Any, ...],
         kwargs: tuple[tuple[str, Any], ...],
         cancel: Cancel | None = None,
+        last_heartbeat_details: Any = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         name = f"StepActor {step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
@@ -59,6 +62,8 @@ class StepActor(ProctorActor):
         self._kwargs = dict(kwargs)
         #: A cancel the run had before this attempt started: its first check sees it.
         self._cancel = cancel
+        self._last_heartbeat_details = last_heartbeat_details
+        self._clock = clock
 
     def started(self) -> None:
         ctx = StepContext(
@@ -69,6 +74,9 @@ class StepActor(ProctorActor):
             inbox=self.inbox,
             journal=self._journal,
             cancel=self._cancel,
+            last_heartbeat_details=self._last_heartbeat_details,
+            supervisor=self._supervisor if self._step.heartbeat_timeout else None,
+            clock=self._clock,
         )
         outcome = self._run(ctx)
         tell(

@@ -24,6 +24,9 @@ its own supervisor under this one.
 
 from __future__ import annotations
 
+import random
+import time
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors._base import Census, ProctorActor, logger, tell
+from actors._clock import Clock
 from actors._context import WorkflowContext, reset_current, set_current
 from actors._definitions import Call, ChildCall, Gather, StepCall, WorkflowDef
 from actors._errors import (
@@ -45,13 +49,18 @@ from actors._errors import (
 )
 from actors._messages import (
     Append,
+    Beat,
     Cancel,
+    CancelTimer,
     ChildExited,
+    Deadline,
     ExitKind,
     ExitReason,
     Journaled,
     Raised,
+    RetryDue,
     Returned,
+    ScheduleTimer,
     Shutdown,
     StepCancelled,
     StepFinished,
@@ -93,6 +102,22 @@ class _Active:
     attempt: int
     shielded: bool
     cancel_sent: bool = False
+    #: What was called: a retry starts it again.
+    call: StepCall[Any] | None = None
+    #: Runtime-clock times for the step's timeout and heartbeat timeout (H1).
+    started_at: float = 0.0
+    last_beat: float | None = None
+    details: Any = None
+
+
+@dataclass(slots=True)
+class _Backoff:
+    """A step waiting out its back-off before its next attempt (H2)."""
+
+    call: StepCall[Any]
+    shielded: bool
+    attempt: int
+    details: Any = None
 
 
 @dataclass(slots=True)
@@ -115,6 +140,8 @@ class _Scheduled:
     attempt: int = 1
     #: A child run that exists already (replay): resume it rather than create it.
     resume_child: bool = False
+    #: The last heartbeat details of the previous attempt (a retry after a timeout).
+    details: Any = None
 
 
 @dataclass(slots=True)
@@ -156,6 +183,13 @@ class _RunEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class _RetryScheduled:
+    call_id: int
+    attempt: int
+    due: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Resumed:
     """Our takeover of a run whose runtime died; the history it was based on."""
 
@@ -190,6 +224,8 @@ class RunSupervisor(ProctorActor):
         state: RunState,
         cancel: Cancel | None,
         reader: Store,
+        timers: pykka.ActorRef[Any],
+        clock: Clock,
         resume_from: str | None = None,
         resume_why: str | None = None,
         resume: bool = False,
@@ -197,6 +233,12 @@ class RunSupervisor(ProctorActor):
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
         self._reader = reader
+        self._timers = timers
+        self._clock = clock
+        self._rng = random.Random()  # noqa: S311 - jitter, not secrets
+        #: Steps in back-off, by call id; and when this run last restarted steps.
+        self._backoff: dict[int, _Backoff] = {}
+        self._restarts: deque[float] = deque()
         self._resume = resume
         self._resume_from = resume_from
         self._resume_why = resume_why
@@ -260,6 +302,12 @@ class RunSupervisor(ProctorActor):
             self._on_shutdown()
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
+        elif isinstance(message, Beat):
+            self._on_beat(message)
+        elif isinstance(message, Deadline):
+            self._on_deadline(message)
+        elif isinstance(message, RetryDue):
+            self._on_retry_due(message)
         else:
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
@@ -292,6 +340,10 @@ class RunSupervisor(ProctorActor):
             self._begin_body()
         elif isinstance(tag, _StepsScheduled):
             self._spawn(tag.steps)
+        elif isinstance(tag, _RetryScheduled):
+            self._schedule_timer(
+                ("retry", tag.call_id), tag.due, RetryDue(call=tag.call_id, attempt=tag.attempt)
+            )
         elif isinstance(tag, _CallEnded):
             self._on_call_recorded(tag)
 
@@ -355,6 +407,7 @@ class RunSupervisor(ProctorActor):
             return
         for call, attempt in history.lost_attempts():
             call.running.remove(attempt)
+            call.lost = True
         resumed = msg.outcomes[0]
         assert isinstance(resumed, Appended)
         record = history.record
@@ -521,8 +574,13 @@ class RunSupervisor(ProctorActor):
             return [] if recorded else self._schedule_child(s.call, s.call_id, s.shielded)
         if recorded is None:
             return self._schedule_step(s.call, s.call_id, s.shielded)
-        # The attempt in flight was lost with its runtime: run it again, and say so.
         name = s.call.step.name
+        if not recorded.lost:
+            # It failed and was waiting out its back-off: this is its retry.
+            return [
+                self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded)
+            ]
+        # The attempt in flight was lost with its runtime: run it again, and say so.
         return [
             self._step_event(
                 _E.STEP_REEXECUTED,
@@ -578,15 +636,25 @@ class RunSupervisor(ProctorActor):
             if isinstance(s.call, ChildCall):
                 self._spawn_child(s.call_id, s.call, s.shielded, resume=s.resume_child)
             else:
-                self._spawn_step(s.call_id, s.call, s.shielded, s.attempt)
+                self._spawn_step(s.call_id, s.call, s.shielded, s.attempt, s.details)
         # A cancel that arrived while the starts were being recorded.
         if forward:
             self._forward_cancel()
 
-    def _spawn_step(self, call_id: int, call: StepCall[Any], shielded: bool, attempt: int) -> None:
+    def _spawn_step(
+        self,
+        call_id: int,
+        call: StepCall[Any],
+        shielded: bool,
+        attempt: int,
+        details: Any = None,
+    ) -> None:
         # A run already cancelling hands its cancel to the attempt at birth, so
         # the attempt's very first check sees it (no race with a later tell).
         cancel = self._cancel if self.state is RunState.CANCELLING and not shielded else None
+        # Read before the attempt starts: its deadlines count from here, whatever
+        # the step (or a test moving virtual time) does next.
+        now = self._clock.monotonic()
         ref = StepActor.start(
             census=self._census,
             parent=self.actor_ref,
@@ -598,6 +666,8 @@ class RunSupervisor(ProctorActor):
             args=call.args,
             kwargs=call.kwargs,
             cancel=cancel,
+            last_heartbeat_details=details,
+            clock=self._clock.monotonic,
         )
         self._active[call_id] = _Active(
             ref=ref,
@@ -605,7 +675,15 @@ class RunSupervisor(ProctorActor):
             attempt=attempt,
             shielded=shielded,
             cancel_sent=cancel is not None,
+            call=call,
+            started_at=now,
+            details=details,
         )
+        limits = [t for t in (call.step.timeout, call.step.heartbeat_timeout) if t is not None]
+        if limits:
+            self._schedule_timer(
+                ("deadline", call_id), now + min(limits), Deadline(call=call_id, attempt=attempt)
+            )
 
     def _spawn_child(
         self, call_id: int, call: ChildCall[Any], shielded: bool, *, resume: bool = False
@@ -628,6 +706,8 @@ class RunSupervisor(ProctorActor):
             state=RunState.PENDING,
             cancel=None,
             reader=self._reader,
+            timers=self._timers,
+            clock=self._clock,
             resume=resume,
             resume_from=previous,
             resume_why=f"its parent {self.run_id} was resumed",
@@ -642,6 +722,8 @@ class RunSupervisor(ProctorActor):
         if active is None or active.attempt != msg.attempt or self._terminated:
             return
         del self._active[msg.call]
+        if active.call and (active.call.step.timeout or active.call.step.heartbeat_timeout):
+            self._cancel_timer(("deadline", msg.call))
         outcome = msg.outcome
         key = (active.name, msg.call, msg.attempt)
         if isinstance(outcome, Returned):
@@ -652,8 +734,16 @@ class RunSupervisor(ProctorActor):
             event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason)
             ended = _CallEnded(msg.call, error=CancellationError(outcome.reason))
         elif isinstance(outcome, Raised):
-            event = self._step_event(_E.STEP_FAILED, *key, error=outcome.error)
-            ended = _CallEnded(msg.call, error=_step_error(active.name, outcome))
+            data: dict[str, Any] = {"error": outcome.error}
+            escalated = self._retry(msg.call, active, outcome.exception, _E.STEP_FAILED, data)
+            if escalated is None:
+                return  # restarted after a back-off
+            if escalated:
+                data["escalated"] = escalated
+            event = self._step_event(_E.STEP_FAILED, *key, **data)
+            ended = _CallEnded(
+                msg.call, error=_step_error(active.name, outcome, msg.attempt, escalated)
+            )
         else:  # Unwound although the run was not terminated: user code raised it.
             exc = Terminated("step raised Terminated on its own")
             error = describe(exc)
@@ -718,6 +808,135 @@ class RunSupervisor(ProctorActor):
                 return None, error
         values = [waiting.values[c] for c in waiting.call_ids]
         return (values if waiting.gathered else values[0]), None
+
+    # -- supervision: retries, timeouts, intensity (H1-H2, SV1-SV3) --------------------
+
+    def _retry(
+        self,
+        call_id: int,
+        active: _Active,
+        error: BaseException | None,
+        end: EventType,
+        data: dict[str, Any],
+    ) -> str | None:
+        """Restart a failed or timed-out attempt after its back-off, if allowed.
+
+        Returns None when a retry is scheduled (the end and the retry are
+        recorded together); otherwise "" or, when the run's restart intensity
+        stopped a retry the policy allowed, why (the failure escalates).
+        """
+        step = active.call.step if active.call else None
+        policy = step.retry if step else None
+        error_type = data["error"]["type"]
+        if (
+            policy is None
+            or isinstance(error, NotSerializable)  # the caller's bug; retrying cannot help
+            or not policy.allows_another(active.attempt)
+            or not policy.is_retryable(error, error_type)
+            or (self.state is RunState.CANCELLING and not active.shielded)  # C3: never restart
+        ):
+            return ""
+        assert active.call is not None
+        now = self._clock.monotonic()
+        intensity = self._workflow.intensity
+        while self._restarts and self._restarts[0] <= now - intensity.within:
+            self._restarts.popleft()
+        if len(self._restarts) >= intensity.max_restarts:
+            return (
+                f"restart intensity exceeded: {len(self._restarts)} restarts within "
+                f"{intensity.within:g}s (max_restarts={intensity.max_restarts})"
+            )
+        self._restarts.append(now)
+        delay = policy.delay(active.attempt, self._rng)
+        attempt = active.attempt + 1
+        self._backoff[call_id] = _Backoff(
+            call=active.call, shielded=active.shielded, attempt=attempt, details=active.details
+        )
+        events = [
+            self._step_event(end, active.name, call_id, active.attempt, **data),
+            self._step_event(
+                _E.STEP_RETRY_SCHEDULED,
+                active.name,
+                call_id,
+                attempt,
+                delay=round(delay, 6),
+                retry_at=time.time() + delay,
+                after=error_type,
+            ),
+        ]
+        self._append(*events, tag=_RetryScheduled(call_id, attempt, now + delay))
+        return None
+
+    def _on_retry_due(self, msg: RetryDue) -> None:
+        backoff = self._backoff.get(msg.call)
+        if backoff is None or backoff.attempt != msg.attempt or self._terminated:
+            return
+        del self._backoff[msg.call]
+        s = _Scheduled(
+            msg.call, backoff.call, backoff.shielded, msg.attempt, details=backoff.details
+        )
+        started = self._step_event(
+            _E.STEP_STARTED, backoff.call.step.name, msg.call, msg.attempt, shielded=s.shielded
+        )
+        self._append(started, tag=_StepsScheduled((s,)))
+
+    def _on_beat(self, msg: Beat) -> None:
+        active = self._active.get(msg.call)
+        if active is not None and active.attempt == msg.attempt:
+            active.last_beat = max(active.last_beat or msg.at, msg.at)
+            if msg.details is not None:
+                active.details = msg.details
+
+    def _on_deadline(self, msg: Deadline) -> None:
+        """H1: time out an attempt that ran too long or stopped heartbeating."""
+        active = self._active.get(msg.call)
+        if active is None or active.attempt != msg.attempt or active.call is None:
+            return
+        step, now = active.call.step, self._clock.monotonic()
+        due: list[tuple[float, str, float]] = []
+        if step.timeout is not None:
+            due.append((active.started_at + step.timeout, "timeout", step.timeout))
+        if step.heartbeat_timeout is not None:
+            last = active.last_beat if active.last_beat is not None else active.started_at
+            due.append((last + step.heartbeat_timeout, "heartbeat_timeout", step.heartbeat_timeout))
+        when, kind, limit = min(due)
+        if when > now:
+            self._schedule_timer(("deadline", msg.call), when, msg)
+            return
+        # Abandon the attempt: its thread unwinds at its next check, and its
+        # late result is dropped (fencing by attempt).
+        del self._active[msg.call]
+        tell(active.ref, Terminate(reason=f"{kind} ({limit:g}s)"))
+        error = {
+            "type": "StepTimedOut",
+            "module": "proctor",
+            "message": f"{kind}: no {'heartbeat' if kind != 'timeout' else 'result'} "
+            f"within {limit:g}s",
+            "traceback": "",
+        }
+        data: dict[str, Any] = {
+            "kind": kind,
+            "error": error,
+            "last_heartbeat_details": active.details,
+        }
+        escalated = self._retry(msg.call, active, None, _E.STEP_TIMED_OUT, data)
+        if escalated is None:
+            return
+        if escalated:
+            data["escalated"] = escalated
+        event = self._step_event(_E.STEP_TIMED_OUT, active.name, msg.call, active.attempt, **data)
+        failed = StepFailed(active.name, active.attempt, error, escalated=escalated)
+        self._append(event, tag=_CallEnded(msg.call, error=failed))
+
+    def _schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
+        token = (self.run_id, *key)
+        tell(
+            self._timers,
+            ScheduleTimer(token=token, due=due, target=self.actor_ref, message=message),
+        )
+
+    def _cancel_timer(self, key: tuple[str, int]) -> None:
+        tell(self._timers, CancelTimer(token=(self.run_id, *key)))
 
     # -- cancel, shield, terminate ---------------------------------------------------
 
@@ -809,6 +1028,12 @@ class RunSupervisor(ProctorActor):
         for active in self._active.values():
             if not active.shielded and not active.cancel_sent:
                 active.cancel_sent = tell(active.ref, cancel)
+        for call_id, backoff in list(self._backoff.items()):
+            if not backoff.shielded:
+                # C3: a step waiting to be retried is never restarted while cancelling.
+                del self._backoff[call_id]
+                self._cancel_timer(("retry", call_id))
+                self._on_call_recorded(_CallEnded(call_id, error=CancellationError(cancel.reason)))
         for child in self._children.values():
             if not child.shielded and not child.cancel_sent:
                 child.cancel_sent = True
@@ -993,10 +1218,12 @@ def _recorded_exit(record: RunRecord) -> ExitReason:
     return ExitReason(kind=kind, data=data)
 
 
-def _step_error(name: str, outcome: Raised) -> BaseException:
+def _step_error(
+    name: str, outcome: Raised, attempt: int = 1, escalated: str | None = None
+) -> BaseException:
     if isinstance(outcome.exception, NotSerializable):
         # D4: a result that is not JSON is the caller's error, reported as such.
         return outcome.exception
-    err = StepFailed(name, 1, outcome.error)
+    err = StepFailed(name, attempt, outcome.error, escalated=escalated)
     err.__cause__ = outcome.exception
     return err

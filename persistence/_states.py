@@ -46,6 +46,7 @@ class StepState(enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     ABANDONED = "abandoned"
+    TIMED_OUT = "timed_out"
 
     def __str__(self) -> str:
         return self.value
@@ -65,6 +66,8 @@ class EventType(enum.Enum):
     STEP_CANCELLED = "step_cancelled"
     STEP_ABANDONED = "step_abandoned"
     STEP_REEXECUTED = "step_reexecuted"
+    STEP_TIMED_OUT = "step_timed_out"
+    STEP_RETRY_SCHEDULED = "step_retry_scheduled"
     CHILD_STARTED = "child_started"
     CHILD_ENDED = "child_ended"
     CANCEL_REQUESTED = "cancel_requested"
@@ -146,6 +149,7 @@ STEP_TRANSITIONS: Final[Mapping[tuple[StepState, EventType], StepState]] = {
     (_S.RUNNING, _E.STEP_FAILED): _S.FAILED,
     (_S.RUNNING, _E.STEP_CANCELLED): _S.CANCELLED,
     (_S.RUNNING, _E.STEP_ABANDONED): _S.ABANDONED,
+    (_S.RUNNING, _E.STEP_TIMED_OUT): _S.TIMED_OUT,
 }
 
 STEP_END_EVENTS: Final = frozenset(event for _, event in STEP_TRANSITIONS)

@@ -1,0 +1,303 @@
+"""Supervision of steps: retries with back-off, timeouts, restart intensity.
+
+All in virtual time: the runtime runs on a FakeClock, and a test advances it
+past a back-off or a deadline only once the supervisor has recorded that it
+is waiting for one. No test waits real seconds for a timer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors import (
+    CancellationError,
+    FakeClock,
+    RetryPolicy,
+    RunState,
+    Runtime,
+    StepFailed,
+    WorkflowFailed,
+    gather,
+    get_context,
+    step,
+    workflow,
+)
+from persistence import EventRecord, EventType
+from tests.conftest import (
+    GATES,
+    NOTES,
+    assert_nothing_left,
+    events_of,
+    gate,
+    note,
+    steps_of,
+    wait_until,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+BACKOFF = RetryPolicy(max_attempts=5, initial_interval=10, backoff_coefficient=2)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def vrt(db: Path, clock: FakeClock) -> Iterator[Runtime]:
+    """A runtime on virtual time."""
+    before = set(threading.enumerate())
+    runtime = Runtime(db, clock=clock)
+    try:
+        yield runtime
+    finally:
+        for event in GATES.values():
+            event.set()
+        runtime.close()
+    assert_nothing_left(before)
+
+
+def of_type(rt: Runtime, run_id: str, type_: EventType) -> list[EventRecord]:
+    return [e for e in events_of(rt, run_id) if e.type is type_]
+
+
+def advance_when(  # noqa: PLR0917 - reads as a sentence at the call
+    rt: Runtime, clock: FakeClock, run_id: str, type_: EventType, n: int, by: float
+) -> None:
+    """Once the log has ``n`` events of ``type_``, move virtual time on by ``by``."""
+    wait_until(lambda: len(of_type(rt, run_id, type_)) >= n)
+    clock.advance(by)
+
+
+@step(retry=BACKOFF)
+def flaky(key: str, failures: int) -> str:
+    note(key, get_context().attempt)
+    if len(NOTES[key]) <= failures:
+        raise ConnectionError(f"attempt {len(NOTES[key])} lost its connection")
+    return f"{key} ok"
+
+
+@workflow()
+async def call_flaky(key: str, failures: int) -> str:
+    return await flaky(key, failures)
+
+
+def test_H2_a_failed_step_is_restarted_as_a_fresh_attempt_after_exponential_backoff(
+    vrt: Runtime, clock: FakeClock
+) -> None:
+    handle = vrt.start(call_flaky, "f", 2)
+    advance_when(vrt, clock, handle.run_id, EventType.STEP_RETRY_SCHEDULED, 1, 10)
+    advance_when(vrt, clock, handle.run_id, EventType.STEP_RETRY_SCHEDULED, 2, 20)
+    assert handle.result(timeout=10) == "f ok"
+
+    assert NOTES["f"] == [1, 2, 3]  # a fresh StepActor per attempt
+    retries = of_type(vrt, handle.run_id, EventType.STEP_RETRY_SCHEDULED)
+    assert [(e.attempt, e.data["delay"], e.data["after"]) for e in retries] == [
+        (2, 10, "ConnectionError"),
+        (3, 20, "ConnectionError"),
+    ]
+    assert [(s.attempt, s.status.value) for s in steps_of(vrt, handle.run_id)] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "completed"),
+    ]
+
+
+def test_H2_the_back_off_is_capped_and_can_be_jittered() -> None:
+    policy = RetryPolicy(initial_interval=1, backoff_coefficient=3, max_interval=5, jitter=0.1)
+    plain = RetryPolicy(initial_interval=1, backoff_coefficient=3, max_interval=5)
+    assert [plain.delay(n) for n in (1, 2, 3, 4)] == [1, 3, 5, 5]
+    for n in (1, 2, 3):
+        assert 0.9 * plain.delay(n) <= policy.delay(n) <= 1.1 * plain.delay(n)
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
+
+
+@step(retry=RetryPolicy(max_attempts=2, initial_interval=1))
+def always_fails(key: str) -> None:
+    note(key, get_context().attempt)
+    raise ConnectionError("down")
+
+
+@step(retry=RetryPolicy(max_attempts=5, non_retryable=(ValueError, "PermissionError")))
+def refuses(key: str, kind: str) -> None:
+    note(key, kind)
+    raise ValueError("bad input") if kind == "value" else PermissionError("no")
+
+
+@workflow()
+async def call_always_fails(key: str) -> str:
+    try:
+        await always_fails(key)
+    except StepFailed as exc:
+        return f"gave up after attempt {exc.attempt}: {exc.error['type']}"
+    return "unreachable"
+
+
+@workflow()
+async def call_refuses(key: str, kind: str) -> None:
+    await refuses(key, kind)
+
+
+def test_H2_after_max_attempts_the_body_gets_StepFailed(vrt: Runtime, clock: FakeClock) -> None:
+    handle = vrt.start(call_always_fails, "m")
+    advance_when(vrt, clock, handle.run_id, EventType.STEP_RETRY_SCHEDULED, 1, 1)
+    assert handle.result(timeout=10) == "gave up after attempt 2: ConnectionError"
+    assert NOTES["m"] == [1, 2]
+
+
+@pytest.mark.parametrize("kind", ["value", "permission"])
+def test_H2_non_retryable_errors_fail_at_once(vrt: Runtime, kind: str) -> None:
+    handle = vrt.start(call_refuses, f"n{kind}", kind)
+    record = handle.wait_finished(timeout=10)
+    assert record.status is RunState.FAILED
+    assert NOTES[f"n{kind}"] == [kind]  # one attempt, no retry
+    assert not of_type(vrt, handle.run_id, EventType.STEP_RETRY_SCHEDULED)
+
+
+@workflow()
+async def flaky_with_cleanup(key: str) -> str:
+    try:
+        return await always_fails(key)  # type: ignore[func-returns-value]
+    except CancellationError:
+        note(f"{key}.cleanup", "ran")
+        raise
+
+
+def test_H2_a_cancel_during_the_back_off_drops_the_retry(vrt: Runtime) -> None:
+    handle = vrt.start(flaky_with_cleanup, "c")
+    wait_until(lambda: of_type(vrt, handle.run_id, EventType.STEP_RETRY_SCHEDULED))
+    vrt.cancel(handle.run_id, "stop retrying")
+    record = handle.wait_finished(timeout=10)
+    assert record.status is RunState.CANCELLED
+    assert NOTES["c"] == [1]  # cancellation is never retried
+    assert NOTES["c.cleanup"] == ["ran"]
+
+
+@step(heartbeat_timeout=5, retry=RetryPolicy(max_attempts=3, initial_interval=1))
+def goes_silent(key: str) -> object:
+    """Beats once with its progress, then hangs (checking, but never beating)."""
+    ctx = get_context()
+    note(key, ctx.last_heartbeat_details)
+    if ctx.attempt > 1:
+        return ctx.last_heartbeat_details
+    ctx.heartbeat({"chunk": 3})
+    gate(f"{key}:beat").set()
+    while not gate(key).wait(0.001):
+        ctx.check_cancellation()
+    return "never"
+
+
+@step()
+def sibling(key: str) -> str:
+    ctx = get_context()
+    note(key, "started")
+    while not gate(key).wait(0.001):
+        ctx.check_cancellation()
+    return f"{key} done"
+
+
+@workflow()
+async def silent_and_sibling(key: str) -> list[object]:
+    return await gather(goes_silent(key), sibling(f"{key}.sib"))
+
+
+def test_H1_a_silent_step_times_out_and_restarts_while_its_sibling_runs_on(
+    vrt: Runtime, clock: FakeClock
+) -> None:
+    handle = vrt.start(silent_and_sibling, "h")
+    assert gate("h:beat").wait(10)
+    wait_until(lambda: NOTES.get("h.sib") == ["started"])
+    clock.advance(6)  # past the heartbeat timeout
+    advance_when(vrt, clock, handle.run_id, EventType.STEP_RETRY_SCHEDULED, 1, 1)
+    wait_until(lambda: len(NOTES["h"]) == 2)
+    gate("h.sib").set()
+    assert handle.result(timeout=10) == [{"chunk": 3}, "h.sib done"]
+
+    assert NOTES["h"] == [None, {"chunk": 3}]  # the retry saw the last heartbeat's details
+    assert NOTES["h.sib"] == ["started"]  # one_for_one: the sibling was never restarted
+    [timed_out] = of_type(vrt, handle.run_id, EventType.STEP_TIMED_OUT)
+    assert timed_out.data["kind"] == "heartbeat_timeout"
+    assert timed_out.data["last_heartbeat_details"] == {"chunk": 3}
+    statuses = {(s.call, s.attempt): s.status.value for s in steps_of(vrt, handle.run_id)}
+    assert statuses == {(0, 1): "timed_out", (0, 2): "completed", (1, 1): "completed"}
+
+
+@step(timeout=30)
+def too_slow(key: str) -> None:
+    ctx = get_context()
+    gate(f"{key}:started").set()
+    while not gate(key).wait(0.001):
+        ctx.check_cancellation()
+
+
+@workflow()
+async def call_too_slow(key: str) -> str:
+    try:
+        await too_slow(key)
+    except StepFailed as exc:
+        return exc.error["message"]
+    return "finished"
+
+
+def test_H1_an_attempt_that_runs_past_its_timeout_fails(vrt: Runtime, clock: FakeClock) -> None:
+    handle = vrt.start(call_too_slow, "t")
+    assert gate("t:started").wait(10)
+    clock.advance(29)
+    assert handle.status() is RunState.RUNNING
+    clock.advance(2)
+    assert handle.result(timeout=10) == "timeout: no result within 30s"
+
+
+@step(retry=RetryPolicy(max_attempts=None, initial_interval=1, backoff_coefficient=1))
+def never_works(key: str) -> None:
+    note(key, get_context().attempt)
+    raise ConnectionError("down for good")
+
+
+@workflow(max_restarts=3, within=60)
+async def bounded(key: str) -> None:
+    await never_works(key)
+
+
+@workflow()
+async def parent_of_bounded(key: str) -> str:
+    try:
+        await bounded(key)
+    except WorkflowFailed as exc:
+        return f"child failed: {(exc.error or {}).get('message')}"
+    return "unreachable"
+
+
+def test_SV2_restart_intensity_escalates_through_two_levels(vrt: Runtime, clock: FakeClock) -> None:
+    handle = vrt.start(parent_of_bounded, "i")
+    child = f"{handle.run_id}.0"
+    wait_until(lambda: vrt.list_runs(parent_run_id=handle.run_id))
+    for n in (1, 2, 3):
+        advance_when(vrt, clock, child, EventType.STEP_RETRY_SCHEDULED, n, 1)
+    result = handle.result(timeout=10)
+
+    # Level 1: the child's supervisor stopped restarting after 3 restarts in
+    # 60 s; the step's failure reached its body, which let the child fail.
+    assert NOTES["i"] == [1, 2, 3, 4]
+    assert vrt.get_run(child).status is RunState.FAILED
+    [last] = of_type(vrt, child, EventType.STEP_FAILED)[-1:]
+    assert "restart intensity exceeded: 3 restarts within 60s" in last.data["escalated"]
+    # Level 2: the parent's await raised WorkflowFailed; here it handles it.
+    assert result.startswith("child failed: step ")
+    assert "not retried: restart intensity exceeded" in result
+
+
+def test_SV2_restarts_older_than_the_window_do_not_count(vrt: Runtime, clock: FakeClock) -> None:
+    handle = vrt.start(bounded, "w")
+    for n in (1, 2, 3, 4, 5):
+        # 61 virtual seconds between failures: never 3 restarts within 60 s.
+        advance_when(vrt, clock, handle.run_id, EventType.STEP_RETRY_SCHEDULED, n, 61)
+    wait_until(lambda: len(NOTES["w"]) >= 6)
+    assert handle.status() is RunState.RUNNING
+    vrt.terminate(handle.run_id)
