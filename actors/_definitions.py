@@ -16,11 +16,15 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from actors._context import WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
 from persistence import ProctorError, dumps
+
+#: SV3: what a step's restart does to the other steps of its gather().
+Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+STRATEGIES: tuple[Strategy, ...] = ("one_for_one", "one_for_all", "rest_for_one")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,11 +37,16 @@ class WorkflowDef(Generic[P, R]):
     """A workflow: an ``async def`` body, addressable by a stable name."""
 
     def __init__(
-        self, fn: Callable[P, Awaitable[R]], name: str, intensity: Intensity | None = None
+        self,
+        fn: Callable[P, Awaitable[R]],
+        name: str,
+        intensity: Intensity | None = None,
+        strategy: Strategy = "one_for_one",
     ) -> None:
         self.fn = fn
         self.name = name
         self.intensity = intensity or Intensity()
+        self.strategy: Strategy = strategy
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> ChildCall[R]:
@@ -120,23 +129,38 @@ Call = StepCall[Any] | ChildCall[Any]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gather:
     calls: tuple[Call, ...]
+    #: SV3, for this gather; None: the workflow's strategy.
+    strategy: Strategy | None = None
 
     def __await__(self) -> Generator[Any, Any, list[Any]]:
         results: list[Any] = yield self
         return results
 
 
-def gather(*calls: Call) -> Gather:
+def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
     """Run steps and child runs in parallel; await their results, in argument order.
 
     Every call runs to its end before the await resumes. A cancel reaches every
     active step and child run; if any call failed, the await raises the first
     failure in argument order (:class:`StepFailed` for a step).
+
+    ``strategy`` (SV3, Erlang/OTP meanings) says what a step's restart does
+    to its sibling steps: ``one_for_one`` (default) nothing;
+    ``one_for_all`` every other step is stopped at its next check (or, if it
+    finished, its result is dropped) and restarted with it; ``rest_for_one``
+    the same for the steps after it in argument order. Child runs are not
+    restarted by a sibling.
     """
     for call in calls:
         if not isinstance(call, StepCall | ChildCall):
             raise TypeError(f"gather() takes step calls and child workflow calls, got {call!r}")
-    return Gather(calls=calls)
+    _check_strategy(strategy)
+    return Gather(calls=calls, strategy=strategy)
+
+
+def _check_strategy(strategy: str | None) -> None:
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
 
 
 def _body_context(what: str, hint: str) -> WorkflowContext:
@@ -153,7 +177,11 @@ def _name_of(fn: Callable[..., Any], name: str | None) -> str:
 
 
 def workflow(
-    *, name: str | None = None, max_restarts: int = 10, within: float = 60.0
+    *,
+    name: str | None = None,
+    max_restarts: int = 10,
+    within: float = 60.0,
+    strategy: Strategy = "one_for_one",
 ) -> Callable[[Callable[P, Awaitable[R]]], WorkflowDef[P, R]]:
     """Declare an ``async def`` as a workflow; ``name`` defaults to module.qualname.
 
@@ -161,13 +189,17 @@ def workflow(
     supervisor has restarted steps ``max_restarts`` times within ``within``
     seconds, it stops: the next failure raises :class:`StepFailed` in the
     body, whatever the step's retry policy says.
+
+    ``strategy``: the default strategy of this workflow's ``gather()`` calls
+    (SV3; see :func:`gather`).
     """
+    _check_strategy(strategy)
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> WorkflowDef[P, R]:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow() needs an async def, got {fn!r}")
         intensity = Intensity(max_restarts=max_restarts, within=within)
-        wf = WorkflowDef(fn, _name_of(fn, name), intensity)
+        wf = WorkflowDef(fn, _name_of(fn, name), intensity, strategy)
         with _registry_lock:
             _registry[wf.name] = wf
         return wf

@@ -152,6 +152,7 @@ class _Waiting:
     call_ids: tuple[int, ...]
     values: dict[int, Any] = field(default_factory=dict)
     errors: dict[int, BaseException | None] = field(default_factory=dict)
+    strategy: str = "one_for_one"
 
 
 # Journal tags: what a Journaled reply is the answer to.
@@ -239,6 +240,10 @@ class RunSupervisor(ProctorActor):
         #: Steps in back-off, by call id; and when this run last restarted steps.
         self._backoff: dict[int, _Backoff] = {}
         self._restarts: deque[float] = deque()
+        #: SV3: running siblings stopped for a group restart: when, and why.
+        self._restart_after: dict[int, tuple[float, str]] = {}
+        #: Every step call this run made: what, its last attempt, shielded or not.
+        self._step_calls: dict[int, tuple[StepCall[Any], int, bool]] = {}
         self._resume = resume
         self._resume_from = resume_from
         self._resume_why = resume_why
@@ -523,6 +528,8 @@ class RunSupervisor(ProctorActor):
             return [], None
         shielded = self._ctx.shield_depth > 0
         waiting = _Waiting(gathered=isinstance(command, Gather), call_ids=())
+        if isinstance(command, Gather):
+            waiting.strategy = command.strategy or self._workflow.strategy
         scheduled: list[_Scheduled] = []
         events: list[NewEvent] = []
         for call in calls:
@@ -669,6 +676,7 @@ class RunSupervisor(ProctorActor):
             last_heartbeat_details=details,
             clock=self._clock.monotonic,
         )
+        self._step_calls[call_id] = (call, attempt, shielded)
         self._active[call_id] = _Active(
             ref=ref,
             name=call.step.name,
@@ -724,6 +732,7 @@ class RunSupervisor(ProctorActor):
         del self._active[msg.call]
         if active.call and (active.call.step.timeout or active.call.step.heartbeat_timeout):
             self._cancel_timer(("deadline", msg.call))
+        restart = self._restart_after.pop(msg.call, None)
         outcome = msg.outcome
         key = (active.name, msg.call, msg.attempt)
         if isinstance(outcome, Returned):
@@ -751,6 +760,10 @@ class RunSupervisor(ProctorActor):
             ended = _CallEnded(
                 msg.call, error=_step_error(active.name, Raised(error=error, exception=exc))
             )
+        if restart is not None and not self._cancel_due():
+            # SV3: stopped for its sibling's restart; it restarts with it.
+            self._restart_later(msg.call, event, *restart)
+            return
         self._append(event, tag=ended)
 
     def _on_child_ended(self, call_id: int, child: _Child, reason: ExitReason) -> None:
@@ -865,7 +878,47 @@ class RunSupervisor(ProctorActor):
             ),
         ]
         self._append(*events, tag=_RetryScheduled(call_id, attempt, now + delay))
+        self._restart_siblings(call_id, active.name, now + delay)
         return None
+
+    def _restart_siblings(self, failed: int, name: str, due: float) -> None:
+        """SV3: a step of a gather restarts; under one_for_all (rest_for_one)
+        its other (later) sibling steps restart with it, at the same time."""
+        waiting = self._waiting
+        if waiting is None or waiting.strategy == "one_for_one" or failed not in waiting.call_ids:
+            return
+        position = waiting.call_ids.index(failed)
+        reason = f"restarted with {name} ({waiting.strategy})"
+        for index, call_id in enumerate(waiting.call_ids):
+            if call_id == failed or call_id not in self._step_calls or call_id in self._backoff:
+                continue
+            if waiting.strategy == "rest_for_one" and index < position:
+                continue
+            active = self._active.get(call_id)
+            if active is not None:
+                # Running: it stops at its next check, and restarts when it ends.
+                self._restart_after[call_id] = (due, reason)
+                tell(active.ref, Cancel(reason=reason, source="supervisor"))
+            elif call_id in waiting.errors:
+                # It ended already: its outcome is dropped; it runs again.
+                del waiting.errors[call_id]
+                waiting.values.pop(call_id, None)
+                self._restart_later(call_id, None, due, reason)
+
+    def _restart_later(self, call_id: int, ended: NewEvent | None, due: float, reason: str) -> None:
+        call, attempt, shielded = self._step_calls[call_id]
+        self._backoff[call_id] = _Backoff(call=call, shielded=shielded, attempt=attempt + 1)
+        retry = self._step_event(
+            _E.STEP_RETRY_SCHEDULED,
+            call.step.name,
+            call_id,
+            attempt + 1,
+            delay=round(max(0.0, due - self._clock.monotonic()), 6),
+            retry_at=time.time() + max(0.0, due - self._clock.monotonic()),
+            after=reason,
+        )
+        events = [ended, retry] if ended is not None else [retry]
+        self._append(*events, tag=_RetryScheduled(call_id, attempt + 1, due))
 
     def _on_retry_due(self, msg: RetryDue) -> None:
         backoff = self._backoff.get(msg.call)

@@ -87,7 +87,7 @@ async def call_flaky(key: str, failures: int) -> str:
     return await flaky(key, failures)
 
 
-def test_H2_a_failed_step_is_restarted_as_a_fresh_attempt_after_exponential_backoff(
+def test_SV1_a_failed_step_is_restarted_as_a_fresh_attempt_after_exponential_backoff(
     vrt: Runtime, clock: FakeClock
 ) -> None:
     handle = vrt.start(call_flaky, "f", 2)
@@ -108,7 +108,7 @@ def test_H2_a_failed_step_is_restarted_as_a_fresh_attempt_after_exponential_back
     ]
 
 
-def test_H2_the_back_off_is_capped_and_can_be_jittered() -> None:
+def test_SV1_the_back_off_is_capped_and_can_be_jittered() -> None:
     policy = RetryPolicy(initial_interval=1, backoff_coefficient=3, max_interval=5, jitter=0.1)
     plain = RetryPolicy(initial_interval=1, backoff_coefficient=3, max_interval=5)
     assert [plain.delay(n) for n in (1, 2, 3, 4)] == [1, 3, 5, 5]
@@ -144,7 +144,7 @@ async def call_refuses(key: str, kind: str) -> None:
     await refuses(key, kind)
 
 
-def test_H2_after_max_attempts_the_body_gets_StepFailed(vrt: Runtime, clock: FakeClock) -> None:
+def test_SV4_after_max_attempts_the_body_gets_StepFailed(vrt: Runtime, clock: FakeClock) -> None:
     handle = vrt.start(call_always_fails, "m")
     advance_when(vrt, clock, handle.run_id, EventType.STEP_RETRY_SCHEDULED, 1, 1)
     assert handle.result(timeout=10) == "gave up after attempt 2: ConnectionError"
@@ -152,7 +152,7 @@ def test_H2_after_max_attempts_the_body_gets_StepFailed(vrt: Runtime, clock: Fak
 
 
 @pytest.mark.parametrize("kind", ["value", "permission"])
-def test_H2_non_retryable_errors_fail_at_once(vrt: Runtime, kind: str) -> None:
+def test_SV1_non_retryable_errors_fail_at_once(vrt: Runtime, kind: str) -> None:
     handle = vrt.start(call_refuses, f"n{kind}", kind)
     record = handle.wait_finished(timeout=10)
     assert record.status is RunState.FAILED
@@ -169,7 +169,7 @@ async def flaky_with_cleanup(key: str) -> str:
         raise
 
 
-def test_H2_a_cancel_during_the_back_off_drops_the_retry(vrt: Runtime) -> None:
+def test_SV1_a_cancel_during_the_back_off_drops_the_retry(vrt: Runtime) -> None:
     handle = vrt.start(flaky_with_cleanup, "c")
     wait_until(lambda: of_type(vrt, handle.run_id, EventType.STEP_RETRY_SCHEDULED))
     vrt.cancel(handle.run_id, "stop retrying")
@@ -207,7 +207,7 @@ async def silent_and_sibling(key: str) -> list[object]:
     return await gather(goes_silent(key), sibling(f"{key}.sib"))
 
 
-def test_H1_a_silent_step_times_out_and_restarts_while_its_sibling_runs_on(
+def test_H2_a_silent_step_times_out_and_restarts_while_its_sibling_runs_on(
     vrt: Runtime, clock: FakeClock
 ) -> None:
     handle = vrt.start(silent_and_sibling, "h")
@@ -245,7 +245,7 @@ async def call_too_slow(key: str) -> str:
     return "finished"
 
 
-def test_H1_an_attempt_that_runs_past_its_timeout_fails(vrt: Runtime, clock: FakeClock) -> None:
+def test_H2_an_attempt_that_runs_past_its_timeout_fails(vrt: Runtime, clock: FakeClock) -> None:
     handle = vrt.start(call_too_slow, "t")
     assert gate("t:started").wait(10)
     clock.advance(29)
@@ -301,3 +301,90 @@ def test_SV2_restarts_older_than_the_window_do_not_count(vrt: Runtime, clock: Fa
     wait_until(lambda: len(NOTES["w"]) >= 6)
     assert handle.status() is RunState.RUNNING
     vrt.terminate(handle.run_id)
+
+
+# -- SV3: strategies for the steps of a gather() --------------------------------------
+
+
+@step(retry=RetryPolicy(max_attempts=3, initial_interval=5))
+def fails_first(key: str) -> str:
+    """Its first attempt fails once the test says so; the next one succeeds."""
+    ctx = get_context()
+    note(key, ctx.attempt)
+    if ctx.attempt == 1:
+        assert gate(f"{key}:go").wait(10)
+        raise ConnectionError("first attempt fails")
+    return key
+
+
+@step()
+def member(key: str) -> str:
+    ctx = get_context()
+    note(key, ctx.attempt)
+    gate(f"{key}:started:{ctx.attempt}").set()
+    while not gate(f"{key}:release:{ctx.attempt}").wait(0.001):
+        ctx.check_cancellation()
+    return key
+
+
+@workflow()
+async def all_for_one(key: str) -> list[str]:
+    return await gather(
+        fails_first(f"{key}.a"), member(f"{key}.b"), member(f"{key}.c"), strategy="one_for_all"
+    )
+
+
+@workflow(strategy="rest_for_one")
+async def rest_for_one(key: str) -> list[str]:
+    return await gather(member(f"{key}.x"), fails_first(f"{key}.a"), member(f"{key}.y"))
+
+
+def started_attempt(key: str, attempt: int) -> None:
+    assert gate(f"{key}:started:{attempt}").wait(10)
+
+
+def test_SV3_one_for_all_restarts_every_sibling_with_the_failed_step(
+    vrt: Runtime, clock: FakeClock
+) -> None:
+    handle = vrt.start(all_for_one, "g")
+    started_attempt("g.b", 1)
+    started_attempt("g.c", 1)
+    gate("g.c:release:1").set()  # c completes first: one_for_all drops its result too
+    wait_until(
+        lambda: any(
+            (s.call, s.status.value) == (2, "completed") for s in steps_of(vrt, handle.run_id)
+        )
+    )
+    gate("g.a:go").set()
+    advance_when(vrt, clock, handle.run_id, EventType.STEP_RETRY_SCHEDULED, 3, 5)
+    for key in ("g.b", "g.c"):
+        started_attempt(key, 2)
+        gate(f"{key}:release:2").set()
+    assert handle.result(timeout=10) == ["g.a", "g.b", "g.c"]
+
+    assert NOTES["g.a"] == NOTES["g.b"] == NOTES["g.c"] == [1, 2]
+    log = events_of(vrt, handle.run_id)
+    cancelled = [(e.call, e.data["reason"]) for e in log if e.type is EventType.STEP_CANCELLED]
+    reason = "restarted with tests.test_supervision.fails_first (one_for_all)"
+    assert cancelled == [(1, reason)]  # b was running: stopped at its next check
+    retried = sorted((e.call, e.attempt) for e in log if e.type is EventType.STEP_RETRY_SCHEDULED)
+    assert retried == [(0, 2), (1, 2), (2, 2)]
+
+
+def test_SV3_rest_for_one_restarts_only_the_later_siblings(vrt: Runtime, clock: FakeClock) -> None:
+    handle = vrt.start(rest_for_one, "r")  # the strategy comes from @workflow
+    started_attempt("r.x", 1)
+    started_attempt("r.y", 1)
+    gate("r.a:go").set()
+    advance_when(vrt, clock, handle.run_id, EventType.STEP_RETRY_SCHEDULED, 2, 5)
+    started_attempt("r.y", 2)
+    gate("r.x:release:1").set()
+    gate("r.y:release:2").set()
+    assert handle.result(timeout=10) == ["r.x", "r.a", "r.y"]
+    assert NOTES["r.x"] == [1]  # before the failed step: untouched
+    assert NOTES["r.a"] == NOTES["r.y"] == [1, 2]
+
+
+def test_SV3_an_unknown_strategy_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="one_for_one, one_for_all, rest_for_one"):
+        gather(strategy="all_at_once")  # type: ignore[arg-type]
