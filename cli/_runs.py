@@ -79,7 +79,9 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         run = store.get_run(run_id)
         steps = store.steps(run_id)
         children = store.list_runs(parent_run_id=run_id)
-        cancel = _cancel_state(run, store.events(run_id))
+        events = store.events(run_id)
+        cancel = _cancel_state(run, events)
+        retries = _pending_retries(events)
         owner = _owner_state(run, store.runtimes())
     if as_json:
         render.echo_json(
@@ -87,6 +89,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "run": run.to_json(),
                 "owner": owner,
                 "cancel": cancel,
+                "pending_retries": retries,
                 "steps": [s.to_json() for s in steps],
                 "children": [_brief(c) for c in children],
             }
@@ -117,6 +120,12 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         out.print(f"[bold]{key:<{width}}[/]  ", value, sep="")
+    for retry in retries:
+        rows_line = (
+            f"step {retry['step']} #{retry['call']} attempt {retry['attempt']} at "
+            f"{render.when(retry['retry_at'])} (after {retry['after']})"
+        )
+        out.print(f"[bold]{'next retry':<{width}}[/]  ", rows_line, sep="")
     if steps:
         out.print()
         out.print(render.steps_table(steps))
@@ -292,15 +301,49 @@ def _cancel_line(cancel: dict[str, Any]) -> str:
     return line
 
 
+def _pending_retries(events: list[EventRecord]) -> list[dict[str, Any]]:
+    """Attempts a supervisor has scheduled (SV1) that have not started yet."""
+    started = {(e.call, e.attempt) for e in events if e.type is EventType.STEP_STARTED}
+    return [
+        {
+            "call": e.call,
+            "step": e.step,
+            "attempt": e.attempt,
+            "retry_at": e.data.get("retry_at"),
+            "after": e.data.get("after"),
+        }
+        for e in events
+        if e.type is EventType.STEP_RETRY_SCHEDULED and (e.call, e.attempt) not in started
+    ]
+
+
+def _restarts(events: list[EventRecord]) -> dict[tuple[int | None, int | None], str]:
+    """Why each restarted attempt was started: the failure or the sibling before it."""
+    return {
+        (e.call, e.attempt): str(e.data.get("after"))
+        for e in events
+        if e.type is EventType.STEP_RETRY_SCHEDULED
+    }
+
+
 def _grow(store: Store, run: RunRecord, node: Tree) -> None:
     children = {c.run_id: c for c in store.list_runs(parent_run_id=run.run_id)}
+    events = store.events(run.run_id)
+    restarts = _restarts(events)
     for kind, call, item in _calls(store, run, children):
         if kind == "step":
             label = Text(f"step {item.name} #{call} attempt {item.attempt} ")
             label.append(item.status.value, style=_step_style(item.status.value))
+            if (call, item.attempt) in restarts:
+                label.append(f"  restarted after {restarts[(call, item.attempt)]}", style="yellow")
             node.add(label)
         else:
             _grow(store, item, node.add(render.tree_node(item)))
+    for retry in _pending_retries(events):
+        label = Text(f"step {retry['step']} #{retry['call']} attempt {retry['attempt']} ")
+        label.append("retry scheduled", style="yellow")
+        label.append(f" at {render.when(retry['retry_at'])} (after {retry['after']})")
+        node.add(label)
 
 
 def _calls(
@@ -318,9 +361,14 @@ def _calls(
 
 
 def _step_style(status: str) -> str:
-    return {"completed": "green", "failed": "red", "cancelled": "magenta", "abandoned": "red"}.get(
-        status, "cyan"
-    )
+    styles = {
+        "completed": "green",
+        "failed": "red",
+        "cancelled": "magenta",
+        "abandoned": "red",
+        "timed_out": "red",
+    }
+    return styles.get(status, "cyan")
 
 
 def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:

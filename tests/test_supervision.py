@@ -7,11 +7,14 @@ is waiting for one. No test waits real seconds for a timer.
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from actors import (
     CancellationError,
@@ -26,6 +29,7 @@ from actors import (
     step,
     workflow,
 )
+from cli import cli
 from persistence import EventRecord, EventType
 from tests.conftest import (
     GATES,
@@ -388,3 +392,29 @@ def test_SV3_rest_for_one_restarts_only_the_later_siblings(vrt: Runtime, clock: 
 def test_SV3_an_unknown_strategy_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="one_for_one, one_for_all, rest_for_one"):
         gather(strategy="all_at_once")  # type: ignore[arg-type]
+
+
+def test_runs_status_and_tree_show_attempts_restarts_and_the_next_retry(
+    vrt: Runtime, clock: FakeClock, db: Path
+) -> None:
+    def proctor(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--db", str(db), "runs", *args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    handle = vrt.start(call_flaky, "cli", 1)
+    wait_until(lambda: of_type(vrt, handle.run_id, EventType.STEP_RETRY_SCHEDULED))
+    status = proctor("status", handle.run_id)
+    assert re.search(
+        r"next retry\s+step \S+flaky #0 attempt 2 at .* \(after ConnectionError\)", status
+    )
+    assert "retry scheduled" in proctor("tree", handle.run_id)
+    pending = json.loads(proctor("status", handle.run_id, "--json"))["pending_retries"]
+    assert [(r["call"], r["attempt"], r["after"]) for r in pending] == [(0, 2, "ConnectionError")]
+
+    clock.advance(10)
+    handle.result(timeout=10)
+    tree = proctor("tree", handle.run_id)
+    assert re.search(r"attempt 1 failed", tree)
+    assert re.search(r"attempt 2 completed\s+restarted after ConnectionError", tree)
+    assert "next retry" not in proctor("status", handle.run_id)
