@@ -6,10 +6,12 @@ The public API is exactly ``__all__``; everything else is private.
 from actors._clock import Clock, FakeClock, SystemClock
 from actors._context import Context, StepContext, WorkflowContext, get_context
 from actors._definitions import (
+    ChildRun,
     StepDef,
     WorkflowDef,
     gather,
     registered_workflows,
+    start_child,
     step,
     workflow,
 )
@@ -46,6 +48,7 @@ from persistence import (
 
 __all__ = [
     "CancellationError",
+    "ChildRun",
     "Clock",
     "Context",
     "ControlResult",
@@ -84,6 +87,7 @@ __all__ = [
     "get_context",
     "registered_workflows",
     "shield",
+    "start_child",
     "step",
     "workflow",
 ]

@@ -125,6 +125,64 @@ class ChildCall(Generic[R]):
 #: What a workflow body can await, alone or in a gather().
 Call = StepCall[Any] | ChildCall[Any]
 
+#: What happens to a started child run still running when its parent ends.
+ParentClosePolicy = Literal["terminate", "request_cancel", "abandon"]
+PARENT_CLOSE_POLICIES: tuple[ParentClosePolicy, ...] = ("terminate", "request_cancel", "abandon")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartChild(Generic[R]):
+    """``await start_child(...)``: start a child run without waiting for it."""
+
+    call: ChildCall[R]
+    parent_close_policy: ParentClosePolicy
+
+    def __await__(self) -> Generator[Any, Any, ChildRun[R]]:
+        handle: ChildRun[R] = yield self
+        return handle
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRun(Generic[R]):
+    """A child run started with :func:`start_child`; ``await`` it for its result."""
+
+    run_id: str
+    call_id: int
+
+    def __await__(self) -> Generator[Any, Any, R]:
+        result: R = yield JoinChild(call_id=self.call_id)
+        return result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JoinChild:
+    call_id: int
+
+
+def start_child(
+    workflow: WorkflowDef[..., R],
+    /,
+    *args: Any,
+    parent_close_policy: ParentClosePolicy = "terminate",
+    **kwargs: Any,
+) -> StartChild[R]:
+    """In a workflow body: start a child run and go on without waiting for it.
+
+    ``child = await start_child(other, x)`` returns at once with a
+    :class:`ChildRun`; ``await child`` later gives its result (or raises what
+    awaiting it directly would). If the parent run ends by itself (completes,
+    fails, is cancelled) while the child still runs, ``parent_close_policy``
+    decides: ``terminate`` (default) terminates it, ``request_cancel`` asks it
+    to cancel, ``abandon`` lets it run on. A terminate of the parent always
+    takes the whole tree (T4).
+    """
+    if parent_close_policy not in PARENT_CLOSE_POLICIES:
+        raise ValueError(
+            f"parent_close_policy must be one of {', '.join(PARENT_CLOSE_POLICIES)}; "
+            f"got {parent_close_policy!r}"
+        )
+    return StartChild(call=workflow(*args, **kwargs), parent_close_policy=parent_close_policy)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gather:

@@ -36,7 +36,16 @@ import pykka
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import Clock
 from actors._context import WorkflowContext, reset_current, set_current
-from actors._definitions import Call, ChildCall, Gather, StepCall, WorkflowDef
+from actors._definitions import (
+    Call,
+    ChildCall,
+    ChildRun,
+    Gather,
+    JoinChild,
+    StartChild,
+    StepCall,
+    WorkflowDef,
+)
 from actors._errors import (
     CancellationError,
     NonDeterminismError,
@@ -129,6 +138,8 @@ class _Child:
     name: str
     shielded: bool
     cancel_sent: bool = False
+    #: Started with start_child(): what to do with it if the parent ends first.
+    policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +192,17 @@ class _CallEnded:
 class _RunEnded:
     kind: ExitKind
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _ChildStartedNoWait:
+    """start_child() is recorded: spawn the child, resume the body with its handle."""
+
+    call_id: int
+    call: ChildCall[Any]
+    shielded: bool
+    policy: str
+    handle: ChildRun[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +266,11 @@ class RunSupervisor(ProctorActor):
         self._restart_after: dict[int, tuple[float, str]] = {}
         #: Every step call this run made: what, its last attempt, shielded or not.
         self._step_calls: dict[int, tuple[StepCall[Any], int, bool]] = {}
+        #: Child runs started with start_child() that ended before anyone awaited them.
+        self._finished: dict[int, tuple[Any, BaseException | None]] = {}
+        #: The run ended with children still running under their parent close
+        #: policy: the supervisor stays until they end, then exits with this.
+        self._linger: ExitReason | None = None
         self._resume = resume
         self._resume_from = resume_from
         self._resume_why = resume_why
@@ -326,7 +353,7 @@ class RunSupervisor(ProctorActor):
             return
         tag = msg.tag
         if isinstance(tag, _RunEnded):
-            self.exit(ExitReason(kind=tag.kind, data=tag.data))
+            self._on_run_ended(ExitReason(kind=tag.kind, data=tag.data), msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
             self._lost_ownership(msg.outcomes)
         elif isinstance(tag, _Resumed):
@@ -345,6 +372,11 @@ class RunSupervisor(ProctorActor):
             self._begin_body()
         elif isinstance(tag, _StepsScheduled):
             self._spawn(tag.steps)
+        elif isinstance(tag, _ChildStartedNoWait):
+            self._spawn_child(tag.call_id, tag.call, tag.shielded, policy=tag.policy)
+            if self.state is RunState.CANCELLING and self._cancel is not None:
+                self._forward_cancel()
+            self._drive(value=tag.handle)
         elif isinstance(tag, _RetryScheduled):
             self._schedule_timer(
                 ("retry", tag.call_id), tag.due, RetryDue(call=tag.call_id, attempt=tag.attempt)
@@ -512,6 +544,10 @@ class RunSupervisor(ProctorActor):
 
     def _on_await(self, command: Any) -> tuple[Any, BaseException | None] | None:
         """Start what the body awaits; or, if it can resume at once, how."""
+        if isinstance(command, StartChild):
+            return self._start_child(command)
+        if isinstance(command, JoinChild):
+            return self._join_child(command.call_id)
         if isinstance(command, StepCall | ChildCall):
             calls: tuple[Call, ...] = (command,)
         elif isinstance(command, Gather):
@@ -565,6 +601,63 @@ class RunSupervisor(ProctorActor):
         else:
             self._spawn(tuple(scheduled))
         return None
+
+    def _start_child(self, command: StartChild[Any]) -> tuple[Any, BaseException | None] | None:
+        """``await start_child(...)``: the body goes on once the start is recorded."""
+        if self._checkpoint_due():
+            return None, self._deliver_cancel()
+        call, policy = command.call, command.parent_close_policy
+        call_id = self._ctx.call_counter
+        self._ctx.call_counter += 1
+        handle: ChildRun[Any] = ChildRun(self._child_run_id(call_id), call_id)
+        shielded = self._ctx.shield_depth > 0
+        recorded = self._recorded(call_id, call)
+        if isinstance(recorded, NonDeterminismError):
+            self._fail_replay(recorded)
+            return None
+        if recorded is not None:
+            if recorded.end is not None:
+                self._finished[call_id] = recorded_outcome(self.run_id, recorded)
+            else:
+                self._spawn_child(call_id, call, shielded, resume=True, policy=policy)
+            return handle, None
+        self._replaying = False
+        events = self._schedule_child(call, call_id, shielded)
+        events[0].data["parent_close_policy"] = policy
+        self._append(*events, tag=_ChildStartedNoWait(call_id, call, shielded, policy, handle))
+        return None
+
+    def _join_child(self, call_id: int) -> tuple[Any, BaseException | None] | None:
+        """``await child``: its outcome now if it ended, else when it ends."""
+        if self._checkpoint_due():
+            return None, self._deliver_cancel()
+        if call_id in self._finished:
+            return self._finished[call_id]
+        if call_id not in self._children:
+            return None, ProctorError(f"no child run was started as call {call_id} of this run")
+        self._waiting = _Waiting(gathered=False, call_ids=(call_id,))
+        return None
+
+    def _on_run_ended(self, reason: ExitReason, accepted: bool) -> None:
+        """The run's end is recorded; children it started and did not await
+        meet their parent close policy, and the supervisor waits for them."""
+        if not accepted or not self._children:
+            self.exit(reason)
+            return
+        self._linger = reason
+        why = "parent run ended"
+        for child in self._children.values():
+            if child.policy == "request_cancel":
+                request = cancel_request(
+                    child.run_id, why, source="parent_close", origin=self._owner
+                )
+                cancel = Cancel(reason=why, source="parent_close")
+                tell(self._journal, Append(events=(request,), deliver=((child.ref, cancel),)))
+            elif child.policy != "abandon":
+                self._record_group(
+                    terminate_request(child.run_id, why, source="parent_close", origin=self._owner)
+                )
+                tell(child.ref, Terminate(reason=why))
 
     def _recorded(self, call_id: int, call: Call) -> RecordedCall | NonDeterminismError | None:
         if not self._replaying:
@@ -694,7 +787,13 @@ class RunSupervisor(ProctorActor):
             )
 
     def _spawn_child(
-        self, call_id: int, call: ChildCall[Any], shielded: bool, *, resume: bool = False
+        self,
+        call_id: int,
+        call: ChildCall[Any],
+        shielded: bool,
+        *,
+        resume: bool = False,
+        policy: str | None = None,
     ) -> None:
         child_id = self._child_run_id(call_id)
         previous = None
@@ -721,7 +820,7 @@ class RunSupervisor(ProctorActor):
             resume_why=f"its parent {self.run_id} was resumed",
         )
         self._children[call_id] = _Child(
-            ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded
+            ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy
         )
 
     def _on_step_finished(self, msg: StepFinished) -> None:
@@ -797,8 +896,10 @@ class RunSupervisor(ProctorActor):
 
     def _on_call_recorded(self, ended: _CallEnded) -> None:
         waiting = self._waiting
-        assert waiting is not None
-        assert ended.call_id in waiting.call_ids
+        if waiting is None or ended.call_id not in waiting.call_ids:
+            # A child run from start_child() that nobody awaits yet: keep its outcome.
+            self._finished[ended.call_id] = (ended.value, ended.error)
+            return
         waiting.values[ended.call_id] = ended.value
         waiting.errors[ended.call_id] = ended.error
         if len(waiting.errors) < len(waiting.call_ids):
@@ -1176,7 +1277,10 @@ class RunSupervisor(ProctorActor):
         for call_id, child in list(self._children.items()):
             if child.ref.actor_urn == urn:
                 del self._children[call_id]
-                if self._shutting_down:
+                if self._linger is not None:
+                    if not self._children:
+                        self.exit(self._linger)
+                elif self._shutting_down:
                     if not self._children:
                         self.exit(ExitReason(kind=ExitKind.TERMINATED))
                 elif not self._terminated:

@@ -19,6 +19,7 @@ from actors import (
     gather,
     get_context,
     shield,
+    start_child,
     step,
     workflow,
 )
@@ -364,3 +365,101 @@ def test_shutdown_leaves_the_tree_unfinished_and_stops_every_actor(db: Path) -> 
         statuses = [store.get_run(r).status for r in (handle.run_id, child, grandchild)]
     assert statuses == [RunState.RUNNING] * 3  # left for resume (D2)
     assert NOTES["sd"] == ["Terminated"]
+
+
+# -- start_child(): children the parent does not wait for, and parent close policies ------
+
+
+@workflow()
+async def starts_and_awaits_later(key: str) -> list[object]:
+    child = await start_child(waits_for, key)
+    meanwhile = await double(21)  # the parent goes on while the child runs
+    gate(f"{key}").set()
+    return [meanwhile, await child]
+
+
+def test_start_child_returns_at_once_and_the_child_can_be_awaited_later(rt: Runtime) -> None:
+    handle = rt.start(starts_and_awaits_later, "later")
+    assert handle.result(timeout=10) == [42, "later"]
+    started = [e for e in rt.events(handle.run_id) if e.type.value == "child_started"]
+    assert started[0].data["parent_close_policy"] == "terminate"
+
+
+@step()
+def until_started(key: str) -> None:
+    assert gate(f"{key}:started").wait(10)
+
+
+@workflow()
+async def leaves_a_child(key: str, policy: str) -> str:
+    child = await start_child(waits_for, key, parent_close_policy=policy)  # type: ignore[arg-type]
+    await until_started(key)  # the child is busy in its step when the parent ends
+    return child.run_id
+
+
+def test_SV4_parent_close_policy_terminate_is_the_default(rt: Runtime) -> None:
+    handle = rt.start(leaves_a_child, "pc-t", "terminate")
+    child = handle.result(timeout=10)
+    wait_until(lambda: rt.get_run(child).status is RunState.TERMINATED)
+    record = rt.get_run(child)
+    assert record.terminate_reason == "parent run ended"
+    assert NOTES["pc-t"] == ["Terminated"]  # no say for its code, no cleanup
+    assert "cleanup" not in NOTES
+    sources = [
+        e.data.get("source") for e in rt.events(child) if e.type.value == "terminate_requested"
+    ]
+    assert sources == ["parent_close"]
+
+
+def test_SV4_parent_close_policy_request_cancel_lets_the_child_clean_up(rt: Runtime) -> None:
+    handle = rt.start(leaves_a_child, "pc-c", "request_cancel")
+    child = handle.result(timeout=10)
+    record = rt.handle(child).wait_finished(timeout=10)
+    assert record.status is RunState.CANCELLED
+    assert (record.cancel_reason, record.cancel_source) == ("parent run ended", "parent_close")
+    assert NOTES["cleanup"] == ["child:pc-c"]
+
+
+def test_SV4_parent_close_policy_abandon_lets_the_child_run_on(rt: Runtime) -> None:
+    handle = rt.start(leaves_a_child, "pc-a", "abandon")
+    child = handle.result(timeout=10)
+    assert handle.status() is RunState.COMPLETED
+    assert rt.get_run(child).status is RunState.RUNNING  # outlives its parent
+    gate("pc-a").set()
+    assert rt.handle(child).result(timeout=10) == "pc-a"
+
+
+def test_a_parent_terminate_takes_abandoned_children_too(rt: Runtime) -> None:
+    @workflow()
+    async def parent(key: str) -> None:
+        await start_child(waits_for, key, parent_close_policy="abandon")
+        await checking(f"{key}.parent")
+
+    handle = rt.start(parent, "pc-x")
+    assert gate("pc-x:started").wait(10)
+    rt.terminate(handle.run_id, "everything")
+    child = child_of(rt, handle.run_id)
+    assert rt.get_run(child).status is RunState.TERMINATED  # T4 wins over abandon
+
+
+def test_a_child_that_ends_before_it_is_awaited_keeps_its_outcome(rt: Runtime) -> None:
+    @workflow()
+    async def parent(key: str) -> str:
+        child = await start_child(fails, "early")
+        await checking(key)  # the child fails meanwhile
+        try:
+            await child
+        except WorkflowFailed as exc:
+            return f"child failed: {(exc.error or {}).get('message')}"
+        return "unreachable"
+
+    handle = rt.start(parent, "pc-e")
+    assert gate("pc-e:started").wait(10)
+    wait_until(lambda: rt.get_run(child_of(rt, handle.run_id)).status is RunState.FAILED)
+    gate("pc-e").set()
+    assert handle.result(timeout=10).endswith("failed on attempt 1: ValueError: early")
+
+
+def test_an_unknown_parent_close_policy_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="terminate, request_cancel, abandon"):
+        start_child(waits_for, "x", parent_close_policy="orphan")  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ from actors import (
     workflow,
 )
 from cli import cli
-from persistence import EventRecord, EventType
+from persistence import EventRecord, EventType, NotSerializable
 from tests.conftest import (
     GATES,
     NOTES,
@@ -418,3 +418,35 @@ def test_runs_status_and_tree_show_attempts_restarts_and_the_next_retry(
     assert re.search(r"attempt 1 failed", tree)
     assert re.search(r"attempt 2 completed\s+restarted after ConnectionError", tree)
     assert "next retry" not in proctor("status", handle.run_id)
+
+
+@step()
+def beating(key: str) -> object:
+    ctx = get_context()
+    ctx.heartbeat({"done": 1})
+    ctx.heartbeat({"done": 2})
+    try:
+        ctx.heartbeat(object())  # D4: details are JSON
+    except NotSerializable:
+        note(key, "refused")
+    note(key, ctx.last_heartbeat_details)
+    gate(f"{key}:beat").set()
+    while not gate(key).wait(0.001):
+        ctx.heartbeat()  # a mailbox check (C2), keeping the latest details
+    return ctx.last_heartbeat_details
+
+
+@workflow()
+async def call_beating(key: str) -> object:
+    return await beating(key)
+
+
+def test_H1_heartbeat_keeps_the_latest_details_and_is_a_mailbox_check(rt: Runtime) -> None:
+    handle = rt.start(call_beating, "b")
+    assert gate("b:beat").wait(10)
+    wait_until(lambda: steps_of(rt, handle.run_id)[0].heartbeat_details is not None)
+    assert steps_of(rt, handle.run_id)[0].heartbeat_details == {"done": 1}  # stored at most 1/s
+    rt.cancel(handle.run_id, "beat check")
+    record = handle.wait_finished(timeout=10)
+    assert record.status is RunState.CANCELLED  # the heartbeat delivered the cancel
+    assert NOTES["b"] == ["refused", {"done": 2}]  # the latest, in the step's context
