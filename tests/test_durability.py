@@ -21,6 +21,7 @@ from actors import (
     CancellationError,
     EventType,
     FakeClock,
+    RetryPolicy,
     RunState,
     Runtime,
     get_context,
@@ -492,3 +493,30 @@ def test_D3_a_cancel_grace_survives_the_crash_and_counts_from_the_request(
 
     wait_until(grace_passed)
     assert second.get_run(handle.run_id).terminate_reason == "cancel grace expired (too slow)"
+
+
+@step(retry=RetryPolicy(max_attempts=3, initial_interval=30))
+def fails_once(key: str) -> str:
+    note(f"{key}:runs", get_context().attempt)
+    if get_context().attempt == 1:
+        raise ConnectionError("first attempt fails")
+    return key
+
+
+@workflow()
+async def retried(key: str) -> str:
+    return await fails_once(key)
+
+
+def test_D2_a_run_killed_during_a_back_off_retries_on_resume(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db, clock=FakeClock())  # the back-off never ends here
+    handle = first.start(retried, "bo")
+    wait_until(lambda: "step_retry_scheduled" in event_types(first, handle.run_id))
+    first.kill()
+
+    second = open_rt(runtimes, db)
+    assert second.handle(handle.run_id).result(timeout=10) == "bo"
+    assert NOTES["bo:runs"] == [1, 2]  # the failed attempt is not re-run; its retry is
+    assert "step_reexecuted" not in event_types(second, handle.run_id)
