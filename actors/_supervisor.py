@@ -266,7 +266,9 @@ class RunSupervisor(ProctorActor):
         self._restart_after: dict[int, tuple[float, str]] = {}
         #: Every step call this run made: what, its last attempt, shielded or not.
         self._step_calls: dict[int, tuple[StepCall[Any], int, bool]] = {}
-        #: Child runs started with start_child() that ended before anyone awaited them.
+        #: Child runs started with start_child(), and those that ended before
+        #: anyone awaited them.
+        self._started_children: set[int] = set()
         self._finished: dict[int, tuple[Any, BaseException | None]] = {}
         #: The run ended with children still running under their parent close
         #: policy: the supervisor stays until they end, then exits with this.
@@ -610,6 +612,7 @@ class RunSupervisor(ProctorActor):
         call_id = self._ctx.call_counter
         self._ctx.call_counter += 1
         handle: ChildRun[Any] = ChildRun(self._child_run_id(call_id), call_id)
+        self._started_children.add(call_id)
         shielded = self._ctx.shield_depth > 0
         recorded = self._recorded(call_id, call)
         if isinstance(recorded, NonDeterminismError):
@@ -633,8 +636,9 @@ class RunSupervisor(ProctorActor):
             return None, self._deliver_cancel()
         if call_id in self._finished:
             return self._finished[call_id]
-        if call_id not in self._children:
+        if call_id not in self._started_children:
             return None, ProctorError(f"no child run was started as call {call_id} of this run")
+        # Running, or ended with its end not yet recorded: resume once it is.
         self._waiting = _Waiting(gathered=False, call_ids=(call_id,))
         return None
 

@@ -44,8 +44,6 @@ from persistence import (
     Store,
     cancel_request,
     dumps,
-    terminate_descendants,
-    terminate_request,
 )
 
 _SECONDS = click.FloatRange(min=0)
@@ -198,15 +196,13 @@ def _accepted(outcome: AppendOutcome, run_id: str, verb: str) -> Appended:
 
 
 def _terminate_tree(store: Store, run_id: str, reason: str | None, *, source: str) -> int:
-    """T1 and T4: the run, then each unfinished descendant; returns how many of those."""
-    origin = _origin()
-    outcome = store.append(terminate_request(run_id, reason, source=source, origin=origin))[-1]
+    """T1 and T4, in one transaction: the run and each unfinished descendant.
+
+    Returns how many descendants this terminated.
+    """
+    outcome, terminated = store.terminate_tree(run_id, reason, source=source, origin=_origin())
     _accepted(outcome, run_id, "terminate")
-    descendants = [r.run_id for r in store.descendants(run_id)]
-    groups = terminate_descendants(descendants, reason, origin=origin)
-    results = store.append_groups(groups) if groups else []
-    # A hosting runtime may have terminated a child first (it forwards T4 too).
-    return sum(1 for outcomes in results if outcomes[-1].status is RunState.TERMINATED)
+    return len(terminated)
 
 
 def _wait(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
+from persistence._control import terminate_request
 from persistence._errors import (
     InvalidTransition,
     NotAProctorStore,
@@ -172,17 +173,7 @@ class Store:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for group in groups:
-                    conn.execute("SAVEPOINT grp")
-                    try:
-                        outcomes: list[AppendOutcome] = [
-                            self._apply(conn, event, now, writer) for event in group
-                        ]
-                    except _GroupRefused as refused:
-                        conn.execute("ROLLBACK TO grp")
-                        outcomes = [refused.refusal] * len(group)
-                    conn.execute("RELEASE grp")
-                    results.append(outcomes)
+                results.extend(self._apply_group(conn, group, now, writer) for group in groups)
                 conn.executemany(
                     "UPDATE steps SET heartbeat_at = ?,"
                     " heartbeat_details = coalesce(?, heartbeat_details)"
@@ -198,6 +189,49 @@ class Store:
                     conn.execute("ROLLBACK")
                 raise
         return results
+
+    def terminate_tree(
+        self, run_id: str, reason: str | None, *, source: str, origin: str | None = None
+    ) -> tuple[AppendOutcome, list[str]]:
+        """T1 and T4 in one transaction: the run, then each unfinished descendant.
+
+        Returns the run's outcome and the descendants this call terminated
+        (none if the run had already finished: it keeps its children).
+        """
+        now = time.time()
+        terminated: list[str] = []
+        with self._lock, _translate(self.path):
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                group = terminate_request(run_id, reason, source=source, origin=origin)
+                root = self._apply_group(conn, group, now, None)[-1]
+                if root.accepted:
+                    for child in self.descendants(run_id):
+                        request = terminate_request(
+                            child.run_id, reason, source="parent", origin=origin
+                        )
+                        if self._apply_group(conn, request, now, None)[-1].accepted:
+                            terminated.append(child.run_id)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return root, terminated
+
+    def _apply_group(
+        self, conn: sqlite3.Connection, group: Sequence[NewEvent], now: float, writer: str | None
+    ) -> list[AppendOutcome]:
+        """One atomic group inside the open transaction: all or none (a savepoint)."""
+        conn.execute("SAVEPOINT grp")
+        try:
+            outcomes: list[AppendOutcome] = [self._apply(conn, ev, now, writer) for ev in group]
+        except _GroupRefused as refused:
+            conn.execute("ROLLBACK TO grp")
+            outcomes = [refused.refusal] * len(group)
+        conn.execute("RELEASE grp")
+        return outcomes
 
     def _apply(
         self, conn: sqlite3.Connection, ev: NewEvent, now: float, writer: str | None

@@ -363,15 +363,21 @@ def test_a_missing_store_is_a_clear_error_and_is_not_created(db: Path, args: lis
 @pytest.fixture(params=["foreign", "garbage", "newer"])
 def bad_store(request: pytest.FixtureRequest, db: Path) -> tuple[Path, str]:
     if request.param == "foreign":
-        with sqlite3.connect(db) as conn:
-            conn.execute("CREATE TABLE invoices (id INTEGER)")
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+        conn.commit()
+        conn.close()
         return db, "another application's SQLite database"
     if request.param == "garbage":
         db.write_bytes(b"this is not a database at all" * 100)
         return db, "is not a Proctor store"
     Store.open(db).close()
-    with sqlite3.connect(db) as conn:
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    # Closed here, not at garbage collection: closing the last connection
+    # checkpoints the WAL into the file, which must not happen mid-test.
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
     return db, "newer than this Proctor understands"
 
 

@@ -6,6 +6,7 @@ the store. The real-process crash tests are in ``test_crash_processes.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -422,7 +423,7 @@ def test_leases_say_who_is_dead_and_why(db: Path) -> None:
         # Registered by an earlier process that had this process's pid (a
         # restarted container): the pid is alive, but it is not that process.
         store.register_runtime("reused", ttl=60)
-        with sqlite3.connect(db) as conn:
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
             conn.execute(
                 "UPDATE runtimes SET started_at = started_at - 3600 WHERE owner = 'reused'"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -218,7 +219,7 @@ def test_terminal_states_have_no_way_out() -> None:
 
 def test_a_foreign_sqlite_database_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("CREATE TABLE invoices (id INTEGER)")
     before = path.read_bytes()
     with pytest.raises(NotAProctorStore, match="another application"):
@@ -237,7 +238,7 @@ def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
 def test_a_store_from_a_newer_proctor_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     Store.open(path).close()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SchemaTooNew, match="upgrade Proctor"):
         Runtime(path)
