@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -29,12 +26,11 @@ from actors import (
     step,
     workflow,
 )
+from actors.testing import wait_for_event
 from cli import cli
 from persistence import EventRecord, EventType, NotSerializable
 from tests.conftest import (
-    GATES,
     NOTES,
-    assert_nothing_left,
     events_of,
     gate,
     note,
@@ -47,23 +43,16 @@ pytestmark = pytest.mark.timeout(30)
 BACKOFF = RetryPolicy(max_attempts=5, initial_interval=10, backoff_coefficient=2)
 
 
+# The plugin's fixtures (actors.pytest_plugin): a runtime on virtual time,
+# closed after each test with a leak check.
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock(virtual_clock: FakeClock) -> FakeClock:
+    return virtual_clock
 
 
 @pytest.fixture
-def vrt(db: Path, clock: FakeClock) -> Iterator[Runtime]:
-    """A runtime on virtual time."""
-    before = set(threading.enumerate())
-    runtime = Runtime(db, clock=clock)
-    try:
-        yield runtime
-    finally:
-        for event in GATES.values():
-            event.set()
-        runtime.close()
-    assert_nothing_left(before)
+def vrt(runtime: Runtime) -> Runtime:
+    return runtime
 
 
 def of_type(rt: Runtime, run_id: str, type_: EventType) -> list[EventRecord]:
@@ -74,7 +63,7 @@ def advance_when(  # noqa: PLR0917 - reads as a sentence at the call
     rt: Runtime, clock: FakeClock, run_id: str, type_: EventType, n: int, by: float
 ) -> None:
     """Once the log has ``n`` events of ``type_``, move virtual time on by ``by``."""
-    wait_until(lambda: len(of_type(rt, run_id, type_)) >= n)
+    wait_for_event(rt.handle(run_id), type_, n)
     clock.advance(by)
 
 
@@ -395,10 +384,10 @@ def test_SV3_an_unknown_strategy_is_a_clear_error() -> None:
 
 
 def test_runs_status_and_tree_show_attempts_restarts_and_the_next_retry(
-    vrt: Runtime, clock: FakeClock, db: Path
+    vrt: Runtime, clock: FakeClock
 ) -> None:
     def proctor(*args: str) -> str:
-        result = CliRunner().invoke(cli, ["--db", str(db), "runs", *args])
+        result = CliRunner().invoke(cli, ["--db", vrt.db, "runs", *args])
         assert result.exit_code == 0, result.output
         return result.stdout
 
