@@ -17,7 +17,7 @@ import pykka
 
 from actors._base import ControlFirstInbox, tell
 from actors._errors import CancellationError, Terminated
-from actors._messages import Append, Beat, Cancel, Heartbeat, Terminate
+from actors._messages import Append, Cancel, Heartbeat, Terminate
 from persistence import EventType, NewEvent, ProctorError, dumps
 
 
@@ -38,8 +38,6 @@ _CHECKED: Final = _Checked()
 
 #: A step's heartbeats reach the store at most this often (seconds).
 HEARTBEAT_RECORD_INTERVAL: Final = 1.0
-#: How often, at most, a heartbeat resets its supervisor's heartbeat deadline.
-BEAT_INTERVAL: Final = 0.05
 
 _current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "proctor_context", default=None
@@ -95,6 +93,18 @@ class Context:
         raise NotImplementedError
 
 
+class BeatBox:
+    """The latest heartbeat of a step attempt (H1): its time on the runtime
+    clock and its details. The step's thread writes it on every heartbeat; its
+    supervisor reads it when the attempt's heartbeat deadline is due. No
+    message per heartbeat; one tuple assignment, atomic in Python."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: tuple[float, Any] | None = None
+
+
 class StepContext(Context):
     """The context of one step attempt, used only from that step's thread."""
 
@@ -109,7 +119,7 @@ class StepContext(Context):
         journal: pykka.ActorRef[Any],
         last_heartbeat_details: Any = None,
         cancel: Cancel | None = None,
-        supervisor: pykka.ActorRef[Any] | None = None,
+        beats: BeatBox | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(run_id)
@@ -123,9 +133,8 @@ class StepContext(Context):
         self._journal = journal
         self._cancel: Cancel | None = cancel
         #: Told of heartbeats when the step has a heartbeat timeout (H1).
-        self._supervisor = supervisor
+        self._beats = beats
         self._runtime_now = clock or time.monotonic
-        self._beat_at: float | None = None
         self._terminate: Terminate | None = None
         self._delivered = False
         self._buffered = False
@@ -169,14 +178,9 @@ class StepContext(Context):
             self.last_heartbeat_details = details
         now = time.monotonic()
         self.last_heartbeat_at = now
-        if self._supervisor is not None and (
-            self._beat_at is None or now - self._beat_at >= BEAT_INTERVAL
-        ):
-            self._beat_at = now
-            beat = Beat(
-                call=self.call, attempt=self.attempt, at=self._runtime_now(), details=details
-            )
-            tell(self._supervisor, beat)
+        if self._beats is not None:
+            # One atomic store, read by the supervisor when a deadline is due.
+            self._beats.last = (self._runtime_now(), self.last_heartbeat_details)
         # The store keeps the latest heartbeat; a chatty step costs one write a second.
         if self._recorded_at is None or now - self._recorded_at >= HEARTBEAT_RECORD_INTERVAL:
             self._recorded_at = now

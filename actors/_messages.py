@@ -174,17 +174,6 @@ class StartRun:
 
 
 @dataclass(**_FROZEN)
-class Beat:
-    """StepActor -> supervisor: the attempt heartbeated (H1); at most every 50 ms."""
-
-    call: int
-    attempt: int
-    #: When, on the runtime's clock (virtual in tests), the step heartbeated.
-    at: float
-    details: Any = None
-
-
-@dataclass(**_FROZEN)
 class RetryDue:
     """Timers -> supervisor: the back-off of a failed attempt is over."""
 

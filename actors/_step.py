@@ -16,7 +16,7 @@ from typing import Any
 import pykka
 
 from actors._base import Census, ProctorActor, tell
-from actors._context import StepContext, reset_current, set_current
+from actors._context import BeatBox, StepContext, reset_current, set_current
 from actors._definitions import StepDef
 from actors._errors import CancellationError, Terminated, describe
 from actors._messages import (
@@ -49,6 +49,7 @@ class StepActor(ProctorActor):
         cancel: Cancel | None = None,
         last_heartbeat_details: Any = None,
         clock: Callable[[], float] | None = None,
+        beats: BeatBox | None = None,
     ) -> None:
         name = f"StepActor {step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
@@ -64,6 +65,7 @@ class StepActor(ProctorActor):
         self._cancel = cancel
         self._last_heartbeat_details = last_heartbeat_details
         self._clock = clock
+        self._beats = beats
 
     def started(self) -> None:
         ctx = StepContext(
@@ -75,7 +77,7 @@ class StepActor(ProctorActor):
             journal=self._journal,
             cancel=self._cancel,
             last_heartbeat_details=self._last_heartbeat_details,
-            supervisor=self._supervisor if self._step.heartbeat_timeout else None,
+            beats=self._beats,
             clock=self._clock,
         )
         outcome = self._run(ctx)

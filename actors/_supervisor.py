@@ -35,7 +35,7 @@ import pykka
 
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import Clock
-from actors._context import WorkflowContext, reset_current, set_current
+from actors._context import BeatBox, WorkflowContext, reset_current, set_current
 from actors._definitions import (
     Call,
     ChildCall,
@@ -58,7 +58,6 @@ from actors._errors import (
 )
 from actors._messages import (
     Append,
-    Beat,
     Cancel,
     CancelTimer,
     ChildExited,
@@ -115,8 +114,15 @@ class _Active:
     call: StepCall[Any] | None = None
     #: Runtime-clock times for the step's timeout and heartbeat timeout (H1).
     started_at: float = 0.0
-    last_beat: float | None = None
+    #: The attempt's latest heartbeat, written by its thread (steps with a
+    #: heartbeat_timeout only).
+    beats: BeatBox | None = None
     details: Any = None
+
+    def last_heartbeat(self) -> tuple[float, Any]:
+        """When it last beat (its start, if never) and the latest details."""
+        last = self.beats.last if self.beats is not None else None
+        return last if last is not None else (self.started_at, self.details)
 
 
 @dataclass(slots=True)
@@ -336,8 +342,6 @@ class RunSupervisor(ProctorActor):
             self._on_shutdown()
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
-        elif isinstance(message, Beat):
-            self._on_beat(message)
         elif isinstance(message, Deadline):
             self._on_deadline(message)
         elif isinstance(message, RetryDue):
@@ -759,6 +763,7 @@ class RunSupervisor(ProctorActor):
         # Read before the attempt starts: its deadlines count from here, whatever
         # the step (or a test moving virtual time) does next.
         now = self._clock.monotonic()
+        beats = BeatBox() if call.step.heartbeat_timeout is not None else None
         ref = StepActor.start(
             census=self._census,
             parent=self.actor_ref,
@@ -772,6 +777,7 @@ class RunSupervisor(ProctorActor):
             cancel=cancel,
             last_heartbeat_details=details,
             clock=self._clock.monotonic,
+            beats=beats,
         )
         self._step_calls[call_id] = (call, attempt, shielded)
         self._active[call_id] = _Active(
@@ -782,6 +788,7 @@ class RunSupervisor(ProctorActor):
             cancel_sent=cancel is not None,
             call=call,
             started_at=now,
+            beats=beats,
             details=details,
         )
         limits = [t for t in (call.step.timeout, call.step.heartbeat_timeout) if t is not None]
@@ -968,7 +975,10 @@ class RunSupervisor(ProctorActor):
         delay = policy.delay(active.attempt, self._rng)
         attempt = active.attempt + 1
         self._backoff[call_id] = _Backoff(
-            call=active.call, shielded=active.shielded, attempt=attempt, details=active.details
+            call=active.call,
+            shielded=active.shielded,
+            attempt=attempt,
+            details=active.last_heartbeat()[1],
         )
         events = [
             self._step_event(end, active.name, call_id, active.attempt, **data),
@@ -1038,13 +1048,6 @@ class RunSupervisor(ProctorActor):
         )
         self._append(started, tag=_StepsScheduled((s,)))
 
-    def _on_beat(self, msg: Beat) -> None:
-        active = self._active.get(msg.call)
-        if active is not None and active.attempt == msg.attempt:
-            active.last_beat = max(active.last_beat or msg.at, msg.at)
-            if msg.details is not None:
-                active.details = msg.details
-
     def _on_deadline(self, msg: Deadline) -> None:
         """H1: time out an attempt that ran too long or stopped heartbeating."""
         active = self._active.get(msg.call)
@@ -1055,7 +1058,7 @@ class RunSupervisor(ProctorActor):
         if step.timeout is not None:
             due.append((active.started_at + step.timeout, "timeout", step.timeout))
         if step.heartbeat_timeout is not None:
-            last = active.last_beat if active.last_beat is not None else active.started_at
+            last, _ = active.last_heartbeat()
             due.append((last + step.heartbeat_timeout, "heartbeat_timeout", step.heartbeat_timeout))
         when, kind, limit = min(due)
         if when > now:
@@ -1075,7 +1078,7 @@ class RunSupervisor(ProctorActor):
         data: dict[str, Any] = {
             "kind": kind,
             "error": error,
-            "last_heartbeat_details": active.details,
+            "last_heartbeat_details": active.last_heartbeat()[1],
         }
         escalated = self._retry(msg.call, active, None, _E.STEP_TIMED_OUT, data)
         if escalated is None:

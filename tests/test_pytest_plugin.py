@@ -6,85 +6,20 @@ a subprocess: the fixtures come from the ``pytest11`` entry point alone.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.timeout(120)
 
-USER_TESTS = """
-import pytest
-from actors import CancellationError, RetryPolicy, RunState, get_context, shield, step, workflow
+#: The testing guide's example, as a user's project would have it.
+USER_TESTS = (
+    Path(__file__).resolve().parent.parent / "docs" / "examples" / "test_order_workflow.py"
+).read_text()
 
-@step(retry=RetryPolicy(max_attempts=3, initial_interval=60))
-def charge(order: str) -> str:
-    return f"charged {order}"
-
-@step()
-def refund(order: str) -> str:
-    return f"refunded {order}"
-
-@step(heartbeat_timeout=30, retry=RetryPolicy(max_attempts=2, initial_interval=1))
-def sync(shop: str) -> str:
-    return get_context().last_heartbeat_details or "fresh"
-
-@workflow()
-async def order(order_id: str) -> str:
-    try:
-        return await charge(order_id)
-    except CancellationError:
-        with shield():
-            await refund(order_id)
-        raise
-
-@workflow()
-async def nightly(shop: str) -> str:
-    return await sync(shop)
-
-@step()
-def ping(host: str) -> str:
-    return f"pong from {host}"
-
-@workflow()
-async def pinger(host: str) -> str:
-    return await ping(host)
-
-def test_retries_in_virtual_time(proctor, virtual_clock):
-    proctor.fail(charge, times=2, error=ConnectionError("card network down"))
-    run = proctor.runtime.start(order, "o-1")
-    for n in (1, 2):
-        proctor.wait_for_event(run, "step_retry_scheduled", n)
-        virtual_clock.advance(60 * 2 ** (n - 1))  # the back-off, without waiting for it
-    assert run.result(timeout=10) == "charged o-1"
-    proctor.assert_events(run, ["step_failed", "step_retry_scheduled", "step_failed",
-                                "step_retry_scheduled", "step_completed", "run_completed"])
-
-def test_a_hanging_step_is_timed_out(proctor, virtual_clock):
-    proctor.hang(sync)
-    run = proctor.runtime.start(nightly, "s-1")
-    proctor.wait_for_event(run, "step_started", 1)
-    virtual_clock.advance(31)  # past the heartbeat timeout
-    proctor.wait_for_event(run, "step_retry_scheduled", 1)
-    virtual_clock.advance(1)
-    proctor.wait_for_event(run, "step_started", 2)
-    virtual_clock.advance(31)  # the second attempt hangs too; no third
-    record = proctor.wait_for_status(run, RunState.FAILED)
-    assert record.error["message"].startswith("step 'test_user.sync' failed on attempt 2")
-
-def test_crash_after_an_event_and_resume(proctor):
-    proctor.hang(charge)
-    run = proctor.runtime.start(order, "o-2")
-    crashed = proctor.crash_after("step_started")
-    assert crashed.wait(10)
-    proctor.restart()  # a new runtime resumes the run by replay
-    proctor.runtime.cancel(run.run_id, "customer left")
-    proctor.wait_for_status(run, "cancelled")
-    proctor.assert_events(run, ["run_resumed", "step_reexecuted", "cancel_delivered",
-                                "shield_entered", "run_cancelled"])
-
-def test_a_step_raising_BaseException_fails_its_run_only(proctor, runtime):
-    proctor.fail(ping, error=SystemExit(3))
-    run = runtime.start(pinger, "db-1")
-    assert "SystemExit: 3" in proctor.wait_for_status(run, "failed").error["message"]
+#: And a test that fails on purpose, to show what a failure prints.
+FAILING = """
 
 def test_a_failed_assertion_prints_the_timeline(proctor):
     run = proctor.runtime.start(order, "o-4")
@@ -94,7 +29,7 @@ def test_a_failed_assertion_prints_the_timeline(proctor):
 
 
 def test_a_project_that_installs_proctor_gets_the_fixtures(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user=USER_TESTS)
+    pytester.makepyfile(test_order_workflow=USER_TESTS + FAILING)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=4, failed=1)
     # The deliberate failure shows what the log held, one line per event.
