@@ -906,6 +906,10 @@ class RunSupervisor(ProctorActor):
         self._append(events[-1], tag=_CallEnded(call_id, value=data.get("result"), error=error))
 
     def _on_call_recorded(self, ended: _CallEnded) -> None:
+        restart = self._restart_after.pop(ended.call_id, None)
+        if restart is not None and not self._cancel_due():
+            self._restart_later(ended.call_id, None, *restart)  # SV3: its outcome is dropped
+            return
         waiting = self._waiting
         if waiting is None or ended.call_id not in waiting.call_ids:
             # A child run from start_child() that nobody awaits yet: keep its outcome.
@@ -1019,6 +1023,9 @@ class RunSupervisor(ProctorActor):
                 del waiting.errors[call_id]
                 waiting.values.pop(call_id, None)
                 self._restart_later(call_id, None, due, reason)
+            else:
+                # It ended and its end is being recorded: restart it once it is.
+                self._restart_after[call_id] = (due, reason)
 
     def _restart_later(self, call_id: int, ended: NewEvent | None, due: float, reason: str) -> None:
         call, attempt, shielded = self._step_calls[call_id]
