@@ -442,3 +442,12 @@ def test_every_command_has_help_and_a_section_in_docs_cli_md() -> None:
         assert command.help, path
         assert f"## proctor {' '.join(path)}" in docs, path
     assert "Exit codes: 0 success" in CliRunner().invoke(cli, ["--help"]).stdout
+
+
+def test_the_cli_reference_in_docs_is_generated_from_the_commands() -> None:
+    from cli._reference import reference  # noqa: PLC0415 - only this test needs it
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / "cli-reference.md"
+    assert docs.read_text() == reference() + "\n", (
+        "docs/cli-reference.md is stale: python -m cli._reference > docs/cli-reference.md"
+    )
