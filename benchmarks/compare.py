@@ -1,0 +1,148 @@
+"""Proctor side by side with DBOS and PyWorkflow, in the same run, on this machine.
+
+    python3 benchmarks/compare.py [--rounds 3] [--runs 200] [--inflight 1000]
+
+The first run creates ``benchmarks/.venv`` with Proctor (from this checkout),
+``dbos`` (SQLite system database) and ``pyworkflow-engine[sqlite]`` (local
+runtime), so the peers never touch the project's own environment. Each
+scenario runs every system alternately, ``--rounds`` times, each in a fresh
+process on a fresh store, and prints medians and the ratio Proctor/peer. A
+peer that fails or lacks the feature is reported as such, never dropped.
+``proctor runs list`` cold start is ``benchmarks/cli_cold_start.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import tempfile
+import venv
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = Path(__file__).resolve().parent / "peers"
+VENV = Path(__file__).resolve().parent / ".venv"
+SYSTEMS = ("proctor", "dbos", "pyworkflow")
+TIMEOUT = 300.0
+
+#: scenario -> (metric, higher is better, what it means)
+SCENARIOS: dict[str, tuple[str, bool, str]] = {
+    "sequential": ("runs_per_s", True, "3-step workflow, one run at a time (runs/s)"),
+    "concurrent": ("runs_per_s", True, "3-step workflow, 16 runs in flight (runs/s)"),
+    "cancel": ("p99_ms", False, "cancel -> step sees it, check every 1 ms (p50/p99 ms)"),
+    "terminate": ("p99_ms", False, "terminate -> durable TERMINATED (p50/p99 ms)"),
+    "inflight": ("ramp_s", False, "N runs parked in a step at once (s to all in flight)"),
+}
+
+
+def python() -> Path:
+    exe = VENV / "bin" / "python"
+    if not exe.exists():
+        print(f"creating {VENV} with proctor, dbos and pyworkflow-engine ...", flush=True)
+        venv.create(VENV, with_pip=True)
+        peers = ["dbos", "pyworkflow-engine[sqlite]"]
+        subprocess.run([str(exe), "-m", "pip", "install", "-q", str(ROOT), *peers], check=True)
+    return exe
+
+
+def run_one(exe: Path, system: str, scenario: str, runs: int, folder: Path) -> dict[str, Any]:
+    db = folder / f"{system}-{scenario}-{len(list(folder.iterdir()))}.db"
+    command = [str(exe), str(PEERS / f"sys_{system}.py"), scenario, "--db", str(db)]
+    command += ["--runs", str(runs)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {TIMEOUT:.0f}s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit {done.returncode}: {tail[:120]}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def median_of(results: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in results if key in r]
+    return statistics.median(values) if values else None
+
+
+def describe(results: list[dict[str, Any]], scenario: str) -> tuple[str, float | None]:
+    """A cell of the table, and the value the ratio uses."""
+    for r in results:
+        if "unsupported" in r:
+            return f"n/a: {r['unsupported']}", None
+    errors = [r["error"] for r in results if "error" in r]
+    if errors and len(errors) == len(results):
+        return f"FAILED: {errors[0]}", None
+    metric = SCENARIOS[scenario][0]
+    value = median_of(results, metric)
+    if scenario in ("cancel", "terminate"):
+        p50 = median_of(results, "p50_ms")
+        cell = f"{p50:.2f} / {value:.2f}" if p50 is not None and value is not None else "?"
+    elif scenario == "inflight":
+        rss = median_of(results, "kb_per_run")
+        held = all(r.get("held") for r in results if "error" not in r)
+        cell = f"{value:.2f} s, {rss:.0f} KB/run" + ("" if held else " (did not hold)")
+    else:
+        cell = f"{value:.0f}" if value is not None else "?"
+    if errors:
+        cell += f" ({len(errors)} failed)"
+    return cell, value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--inflight", type=int, default=1000)
+    parser.add_argument("--only", choices=tuple(SCENARIOS), action="append")
+    args = parser.parse_args()
+    exe = python()
+    print(
+        f"{platform.platform()}, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}; medians of {args.rounds} rounds\n"
+    )
+    header = (
+        f"{'scenario':<12} {'proctor':>26} {'dbos':>30} {'pyworkflow':>30}"
+        "  proctor/dbos  proctor/pyworkflow"
+    )
+    print(header)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for scenario in args.only or SCENARIOS:
+            runs = args.inflight if scenario == "inflight" else args.runs
+            results: dict[str, list[dict[str, Any]]] = {s: [] for s in SYSTEMS}
+            for _ in range(args.rounds):
+                for system in SYSTEMS:  # alternately, so drift hits every system alike
+                    results[system].append(run_one(exe, system, scenario, runs, folder))
+            cells = {s: describe(results[s], scenario) for s in SYSTEMS}
+            ratios = []
+            higher_better = SCENARIOS[scenario][1]
+            mine = cells["proctor"][1]
+            for peer in ("dbos", "pyworkflow"):
+                theirs = cells[peer][1]
+                if mine and theirs:
+                    ratio = mine / theirs if higher_better else theirs / mine
+                    ratios.append(f"{ratio:.1f}x")
+                else:
+                    ratios.append("-")
+            print(
+                f"{scenario:<12} {cells['proctor'][0]:>26} {cells['dbos'][0][:30]:>30} "
+                f"{cells['pyworkflow'][0][:30]:>30}  {ratios[0]:>12}  {ratios[1]:>18}",
+                flush=True,
+            )
+            for system in SYSTEMS:
+                for r in results[system]:
+                    if "error" in r:
+                        print(f"    {system}: {r['error']}")
+    print("\nRatios: how many times better Proctor is (throughput up, latency down).")
+    for name, (_, _, meaning) in SCENARIOS.items():
+        print(f"  {name}: {meaning}")
+
+
+if __name__ == "__main__":
+    main()

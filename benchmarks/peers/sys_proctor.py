@@ -1,0 +1,125 @@
+"""Proctor in each benchmark scenario (see common.py)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import emit, parse, peak_rss_mb, percentiles
+
+from actors import CancellationError, Runtime, get_context, step, workflow
+
+seen: dict[str, float] = {}
+started: dict[str, threading.Event] = {}
+release = threading.Event()
+
+
+@step(name="bench.noop")
+def noop(i: int) -> int:
+    return i
+
+
+@workflow(name="bench.three_steps")
+async def three_steps(i: int) -> int:
+    return await noop(i) + await noop(i + 1) + await noop(i + 2)
+
+
+@step(name="bench.looping")
+def looping(key: str) -> None:
+    ctx = get_context()
+    pause = threading.Event()
+    started[key].set()
+    try:
+        while True:
+            ctx.check_cancellation()  # a check every 1 ms
+            pause.wait(0.001)
+    except CancellationError:
+        seen[key] = time.perf_counter()
+        raise
+
+
+@workflow(name="bench.cancel_me")
+async def cancel_me(key: str) -> None:
+    await looping(key)
+
+
+@step(name="bench.parked")
+def parked(key: str) -> None:
+    ctx = get_context()
+    started[key].set()
+    while not release.wait(0.05):
+        ctx.check_cancellation()
+
+
+@workflow(name="bench.in_flight")
+async def in_flight(key: str) -> None:
+    await parked(key)
+
+
+def main() -> None:
+    args = parse()
+    with Runtime(args.db, resume=False) as rt:
+        if args.scenario == "sequential":
+            begin = time.perf_counter()
+            for i in range(args.runs):
+                rt.start(three_steps, i).result(timeout=60)
+            elapsed = time.perf_counter() - begin
+            emit({"runs_per_s": args.runs / elapsed, "steps_per_s": 3 * args.runs / elapsed})
+        elif args.scenario == "concurrent":
+            begin = time.perf_counter()
+            pending = []
+            for i in range(args.runs):
+                pending.append(rt.start(three_steps, i))
+                if len(pending) >= args.concurrency:
+                    pending.pop(0).result(timeout=60)
+            for handle in pending:
+                handle.result(timeout=60)
+            elapsed = time.perf_counter() - begin
+            emit({"runs_per_s": args.runs / elapsed, "steps_per_s": 3 * args.runs / elapsed})
+        elif args.scenario in ("cancel", "terminate"):
+            samples = []
+            for i in range(min(args.runs, 100)):
+                key = f"k{i}"
+                started[key] = threading.Event()
+                handle = rt.start(cancel_me, key)
+                started[key].wait(10)
+                begin = time.perf_counter()
+                if args.scenario == "cancel":
+                    rt.cancel(handle.run_id, "bench")
+                    handle.wait_finished(10)
+                    samples.append(1000 * (seen[key] - begin))
+                else:  # to a durable TERMINATED state
+                    rt.terminate(handle.run_id, "bench")
+                    samples.append(1000 * (time.perf_counter() - begin))
+                    handle.wait_finished(10)
+            emit(percentiles(samples))
+        else:  # inflight: N runs parked in a step at once
+            base = peak_rss_mb()
+            begin = time.perf_counter()
+            handles = []
+            for i in range(args.runs):
+                started[f"p{i}"] = threading.Event()
+                handles.append(rt.start(in_flight, f"p{i}"))
+            ok = all(started[f"p{i}"].wait(60) for i in range(args.runs))
+            ramp = time.perf_counter() - begin
+            peak = peak_rss_mb()
+            release.set()
+            for handle in handles:
+                handle.result(timeout=120)
+            emit(
+                {
+                    "held": ok,
+                    "ramp_s": ramp,
+                    "total_s": time.perf_counter() - begin,
+                    "peak_rss_mb": peak,
+                    "kb_per_run": 1024 * (peak - base) / args.runs,
+                }
+            )
+
+
+if __name__ == "__main__":
+    main()
