@@ -12,6 +12,9 @@ import json
 import resource
 import statistics
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 SCENARIOS = ("sequential", "concurrent", "cancel", "terminate", "inflight")
@@ -39,3 +42,50 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def throughput(
+    start: Callable[[int], Any], wait: Callable[[Any], Any], runs: int, window: int
+) -> None:
+    """Start ``runs`` runs, at most ``window`` in flight (1: sequential); emit runs/s."""
+    begin = time.perf_counter()
+    pending: list[Any] = []
+    for i in range(runs):
+        pending.append(start(i))
+        if len(pending) >= window:
+            wait(pending.pop(0))
+    for handle in pending:
+        wait(handle)
+    elapsed = time.perf_counter() - begin
+    emit({"runs_per_s": runs / elapsed, "steps_per_s": 3 * runs / elapsed})
+
+
+def parked_runs(
+    start: Callable[[str], Any],
+    wait: Callable[[Any], Any],
+    started: dict[str, threading.Event],
+    release: threading.Event,
+    runs: int,
+) -> None:
+    """Park ``runs`` runs in a step at once; emit the ramp time and memory per run."""
+    base = peak_rss_mb()
+    begin = time.perf_counter()
+    handles: list[Any] = []
+    for i in range(runs):
+        started[f"p{i}"] = threading.Event()
+        handles.append(start(f"p{i}"))
+    held = all(started[f"p{i}"].wait(60) for i in range(runs))
+    ramp = time.perf_counter() - begin
+    peak = peak_rss_mb()
+    release.set()
+    for handle in handles:
+        wait(handle)
+    emit(
+        {
+            "held": held,
+            "ramp_s": ramp,
+            "total_s": time.perf_counter() - begin,
+            "peak_rss_mb": peak,
+            "kb_per_run": 1024 * (peak - base) / runs,
+        }
+    )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import emit, parse, peak_rss_mb
+from common import emit, parked_runs, parse, throughput
 from dbos import DBOS
 
 release = threading.Event()
@@ -50,44 +49,21 @@ def main() -> None:
 
     DBOS.launch()
     try:
-        if args.scenario == "sequential":
-            begin = time.perf_counter()
-            for i in range(args.runs):
-                DBOS.start_workflow(three_steps, i).get_result()
-            elapsed = time.perf_counter() - begin
-            emit({"runs_per_s": args.runs / elapsed, "steps_per_s": 3 * args.runs / elapsed})
-        elif args.scenario == "concurrent":
-            begin = time.perf_counter()
-            pending = []
-            for i in range(args.runs):
-                pending.append(DBOS.start_workflow(three_steps, i))
-                if len(pending) >= args.concurrency:
-                    pending.pop(0).get_result()
-            for handle in pending:
-                handle.get_result()
-            elapsed = time.perf_counter() - begin
-            emit({"runs_per_s": args.runs / elapsed, "steps_per_s": 3 * args.runs / elapsed})
+        if args.scenario in ("sequential", "concurrent"):
+            window = 1 if args.scenario == "sequential" else args.concurrency
+            throughput(
+                lambda i: DBOS.start_workflow(three_steps, i),
+                lambda handle: handle.get_result(),
+                args.runs,
+                window,
+            )
         else:  # inflight
-            base = peak_rss_mb()
-            begin = time.perf_counter()
-            handles = []
-            for i in range(args.runs):
-                started[f"p{i}"] = threading.Event()
-                handles.append(DBOS.start_workflow(in_flight, f"p{i}"))
-            ok = all(started[f"p{i}"].wait(60) for i in range(args.runs))
-            ramp = time.perf_counter() - begin
-            peak = peak_rss_mb()
-            release.set()
-            for handle in handles:
-                handle.get_result()
-            emit(
-                {
-                    "held": ok,
-                    "ramp_s": ramp,
-                    "total_s": time.perf_counter() - begin,
-                    "peak_rss_mb": peak,
-                    "kb_per_run": 1024 * (peak - base) / args.runs,
-                }
+            parked_runs(
+                lambda key: DBOS.start_workflow(in_flight, key),
+                lambda handle: handle.get_result(),
+                started,
+                release,
+                args.runs,
             )
     finally:
         DBOS.destroy()

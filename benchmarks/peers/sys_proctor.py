@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import emit, parse, peak_rss_mb, percentiles
+from common import emit, parked_runs, parse, percentiles, throughput
 
 from actors import CancellationError, Runtime, get_context, step, workflow
 
@@ -63,23 +63,14 @@ async def in_flight(key: str) -> None:
 def main() -> None:
     args = parse()
     with Runtime(args.db, resume=False) as rt:
-        if args.scenario == "sequential":
-            begin = time.perf_counter()
-            for i in range(args.runs):
-                rt.start(three_steps, i).result(timeout=60)
-            elapsed = time.perf_counter() - begin
-            emit({"runs_per_s": args.runs / elapsed, "steps_per_s": 3 * args.runs / elapsed})
-        elif args.scenario == "concurrent":
-            begin = time.perf_counter()
-            pending = []
-            for i in range(args.runs):
-                pending.append(rt.start(three_steps, i))
-                if len(pending) >= args.concurrency:
-                    pending.pop(0).result(timeout=60)
-            for handle in pending:
-                handle.result(timeout=60)
-            elapsed = time.perf_counter() - begin
-            emit({"runs_per_s": args.runs / elapsed, "steps_per_s": 3 * args.runs / elapsed})
+        if args.scenario in ("sequential", "concurrent"):
+            window = 1 if args.scenario == "sequential" else args.concurrency
+            throughput(
+                lambda i: rt.start(three_steps, i),
+                lambda handle: handle.result(timeout=60),
+                args.runs,
+                window,
+            )
         elif args.scenario in ("cancel", "terminate"):
             samples = []
             for i in range(min(args.runs, 100)):
@@ -98,26 +89,12 @@ def main() -> None:
                     handle.wait_finished(10)
             emit(percentiles(samples))
         else:  # inflight: N runs parked in a step at once
-            base = peak_rss_mb()
-            begin = time.perf_counter()
-            handles = []
-            for i in range(args.runs):
-                started[f"p{i}"] = threading.Event()
-                handles.append(rt.start(in_flight, f"p{i}"))
-            ok = all(started[f"p{i}"].wait(60) for i in range(args.runs))
-            ramp = time.perf_counter() - begin
-            peak = peak_rss_mb()
-            release.set()
-            for handle in handles:
-                handle.result(timeout=120)
-            emit(
-                {
-                    "held": ok,
-                    "ramp_s": ramp,
-                    "total_s": time.perf_counter() - begin,
-                    "peak_rss_mb": peak,
-                    "kb_per_run": 1024 * (peak - base) / args.runs,
-                }
+            parked_runs(
+                lambda key: rt.start(in_flight, key),
+                lambda handle: handle.result(timeout=120),
+                started,
+                release,
+                args.runs,
             )
 
 
