@@ -159,6 +159,10 @@ class _Scheduled:
     resume_child: bool = False
     #: The last heartbeat details of the previous attempt (a retry after a timeout).
     details: Any = None
+    #: When (runtime clock) the start was decided, before its record: the
+    #: attempt's deadlines count from here. Whoever sees the record, a test
+    #: moving virtual time included, sees it after this instant.
+    decided_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -594,6 +598,7 @@ class RunSupervisor(ProctorActor):
                 shielded,
                 attempt=recorded.last_attempt + 1 if recorded else 1,
                 resume_child=recorded is not None,
+                decided_at=self._clock.monotonic(),
             )
             scheduled.append(s)
             events += self._schedule(s, recorded)
@@ -744,25 +749,24 @@ class RunSupervisor(ProctorActor):
             if isinstance(s.call, ChildCall):
                 self._spawn_child(s.call_id, s.call, s.shielded, resume=s.resume_child)
             else:
-                self._spawn_step(s.call_id, s.call, s.shielded, s.attempt, s.details)
+                self._spawn_step(s)
         # A cancel that arrived while the starts were being recorded.
         if forward:
             self._forward_cancel()
 
-    def _spawn_step(
-        self,
-        call_id: int,
-        call: StepCall[Any],
-        shielded: bool,
-        attempt: int,
-        details: Any = None,
-    ) -> None:
+    def _spawn_step(self, s: _Scheduled) -> None:
+        assert isinstance(s.call, StepCall)
+        call_id, call, shielded, attempt, details = (
+            s.call_id,
+            s.call,
+            s.shielded,
+            s.attempt,
+            s.details,
+        )
         # A run already cancelling hands its cancel to the attempt at birth, so
         # the attempt's very first check sees it (no race with a later tell).
         cancel = self._cancel if self.state is RunState.CANCELLING and not shielded else None
-        # Read before the attempt starts: its deadlines count from here, whatever
-        # the step (or a test moving virtual time) does next.
-        now = self._clock.monotonic()
+        now = s.decided_at
         beats = BeatBox() if call.step.heartbeat_timeout is not None else None
         ref = StepActor.start(
             census=self._census,
@@ -1048,7 +1052,12 @@ class RunSupervisor(ProctorActor):
             return
         del self._backoff[msg.call]
         s = _Scheduled(
-            msg.call, backoff.call, backoff.shielded, msg.attempt, details=backoff.details
+            msg.call,
+            backoff.call,
+            backoff.shielded,
+            msg.attempt,
+            details=backoff.details,
+            decided_at=self._clock.monotonic(),
         )
         started = self._step_event(
             _E.STEP_STARTED, backoff.call.step.name, msg.call, msg.attempt, shielded=s.shielded

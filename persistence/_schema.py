@@ -128,11 +128,13 @@ def check_identity(conn: sqlite3.Connection, path: str) -> int:
     An empty database (a new file) has version 0 and is ours to initialise.
     """
     try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        has_tables = conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-        ).fetchone()[0]
+        # One statement, so one snapshot: read separately, a store being
+        # created by another process can show its tables but not yet its id.
+        app_id, version, has_tables = conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id),"
+            " (SELECT user_version FROM pragma_user_version),"
+            " (SELECT count(*) FROM sqlite_master WHERE type = 'table')"
+        ).fetchone()
     except sqlite3.OperationalError:
         raise  # locked or busy: the caller's translation says so
     except sqlite3.DatabaseError as exc:

@@ -123,7 +123,7 @@ class Store:
                     # while a runtime writes. NORMAL in WAL survives a crash of
                     # the process; FULL also survives power loss (an fsync per commit).
                     check_identity(conn, spath)
-                    conn.execute("PRAGMA journal_mode = WAL")
+                    _enable_wal(conn, busy_timeout)
                     conn.execute(f"PRAGMA synchronous = {synchronous}")
                     migrate(conn, spath)
         except BaseException:
@@ -549,6 +549,26 @@ class Store:
             cursor = self._conn.execute(sql, params)
             columns = [c[0] for c in cursor.description]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch a new store to WAL, waiting up to the busy timeout.
+
+    SQLite answers "locked" at once, without its busy handler, when other
+    connections hold the file while the first one switches its journal mode:
+    several processes creating one store together (a worker and `proctor
+    start`, say). Once one switch is done the others find WAL and go on.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+        else:
+            return
 
 
 def _run_projection(ev: NewEvent, now: float) -> tuple[str, tuple[Any, ...]]:
