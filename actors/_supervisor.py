@@ -159,6 +159,8 @@ class _Scheduled:
     resume_child: bool = False
     #: The last heartbeat details of the previous attempt (a retry after a timeout).
     details: Any = None
+    #: A child started with start_child(): its parent close policy.
+    policy: str | None = None
     #: When (runtime clock) the start was decided, before its record: the
     #: attempt's deadlines count from here. Whoever sees the record, a test
     #: moving virtual time included, sees it after this instant.
@@ -208,10 +210,7 @@ class _RunEnded:
 class _ChildStartedNoWait:
     """start_child() is recorded: spawn the child, resume the body with its handle."""
 
-    call_id: int
-    call: ChildCall[Any]
-    shielded: bool
-    policy: str
+    child: _Scheduled
     handle: ChildRun[Any]
 
 
@@ -383,9 +382,7 @@ class RunSupervisor(ProctorActor):
         elif isinstance(tag, _StepsScheduled):
             self._spawn(tag.steps)
         elif isinstance(tag, _ChildStartedNoWait):
-            self._spawn_child(tag.call_id, tag.call, tag.shielded, policy=tag.policy)
-            if self.state is RunState.CANCELLING and self._cancel is not None:
-                self._forward_cancel()
+            self._spawn((tag.child,))
             self._drive(value=tag.handle)
         elif isinstance(tag, _RetryScheduled):
             self._schedule_timer(
@@ -636,7 +633,8 @@ class RunSupervisor(ProctorActor):
         self._replaying = False
         events = self._schedule_child(call, call_id, shielded)
         events[0].data["parent_close_policy"] = policy
-        self._append(*events, tag=_ChildStartedNoWait(call_id, call, shielded, policy, handle))
+        child = _Scheduled(call_id, call, shielded, policy=policy)
+        self._append(*events, tag=_ChildStartedNoWait(child, handle))
         return None
 
     def _join_child(self, call_id: int) -> tuple[Any, BaseException | None] | None:
@@ -747,7 +745,9 @@ class RunSupervisor(ProctorActor):
         forward = self.state is RunState.CANCELLING and self._cancel is not None
         for s in calls:
             if isinstance(s.call, ChildCall):
-                self._spawn_child(s.call_id, s.call, s.shielded, resume=s.resume_child)
+                self._spawn_child(
+                    s.call_id, s.call, s.shielded, resume=s.resume_child, policy=s.policy
+                )
             else:
                 self._spawn_step(s)
         # A cancel that arrived while the starts were being recorded.
@@ -982,27 +982,38 @@ class RunSupervisor(ProctorActor):
         self._restarts.append(now)
         delay = policy.delay(active.attempt, self._rng)
         attempt = active.attempt + 1
-        self._backoff[call_id] = _Backoff(
+        backoff = _Backoff(
             call=active.call,
             shielded=active.shielded,
             attempt=attempt,
             details=active.last_heartbeat()[1],
         )
-        events = [
-            self._step_event(end, active.name, call_id, active.attempt, **data),
-            self._step_event(
-                _E.STEP_RETRY_SCHEDULED,
-                active.name,
-                call_id,
-                attempt,
-                delay=round(delay, 6),
-                retry_at=time.time() + delay,
-                after=error_type,
-            ),
-        ]
-        self._append(*events, tag=_RetryScheduled(call_id, attempt, now + delay))
+        ended = self._step_event(end, active.name, call_id, active.attempt, **data)
+        self._schedule_retry(call_id, backoff, ended, now + delay, error_type)
         self._restart_siblings(call_id, active.name, now + delay)
         return None
+
+    def _schedule_retry(
+        self, call_id: int, backoff: _Backoff, ended: NewEvent | None, due: float, after: str
+    ) -> None:
+        """Wait out a back-off, then start ``backoff.attempt`` (RetryDue).
+
+        The previous attempt's end (if not recorded yet) and the retry are one
+        record group; the timer is set once they are durable.
+        """
+        self._backoff[call_id] = backoff
+        delay = max(0.0, due - self._clock.monotonic())
+        retry = self._step_event(
+            _E.STEP_RETRY_SCHEDULED,
+            backoff.call.step.name,
+            call_id,
+            backoff.attempt,
+            delay=round(delay, 6),
+            retry_at=time.time() + delay,
+            after=after,
+        )
+        events = [ended, retry] if ended is not None else [retry]
+        self._append(*events, tag=_RetryScheduled(call_id, backoff.attempt, due))
 
     def _restart_siblings(self, failed: int, name: str, due: float) -> None:
         """SV3: a step of a gather restarts; under one_for_all (rest_for_one)
@@ -1033,18 +1044,8 @@ class RunSupervisor(ProctorActor):
 
     def _restart_later(self, call_id: int, ended: NewEvent | None, due: float, reason: str) -> None:
         call, attempt, shielded = self._step_calls[call_id]
-        self._backoff[call_id] = _Backoff(call=call, shielded=shielded, attempt=attempt + 1)
-        retry = self._step_event(
-            _E.STEP_RETRY_SCHEDULED,
-            call.step.name,
-            call_id,
-            attempt + 1,
-            delay=round(max(0.0, due - self._clock.monotonic()), 6),
-            retry_at=time.time() + max(0.0, due - self._clock.monotonic()),
-            after=reason,
-        )
-        events = [ended, retry] if ended is not None else [retry]
-        self._append(*events, tag=_RetryScheduled(call_id, attempt + 1, due))
+        backoff = _Backoff(call=call, shielded=shielded, attempt=attempt + 1)
+        self._schedule_retry(call_id, backoff, ended, due, reason)
 
     def _on_retry_due(self, msg: RetryDue) -> None:
         backoff = self._backoff.get(msg.call)
