@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from actors._base import Census, ProctorActor, logger, tell
-from actors._messages import Append, Heartbeat, Journaled, RenewLease
+from actors._messages import Append, Heartbeat, Journaled, RenewLease, TerminateTree
 from persistence import (
     TERMINAL_EVENTS,
     Appended,
@@ -88,6 +88,9 @@ class Journal(ProctorActor):
         if isinstance(message, RenewLease):
             self._renew()
             return
+        if isinstance(message, TerminateTree):
+            self._terminate_tree(message)
+            return
         if not isinstance(message, Append | Heartbeat):
             raise TypeError(f"Journal cannot handle {message!r}")
         batch: list[Append] = []
@@ -99,6 +102,25 @@ class Journal(ProctorActor):
                 beats[(message.run_id, message.call, message.attempt)] = message
             message = self.inbox.take_nowait_if(lambda m: isinstance(m, Append | Heartbeat))
         self._commit(batch, list(beats.values()))
+
+    def _terminate_tree(self, msg: TerminateTree) -> None:
+        """A run and its unfinished descendants, TERMINATED in one transaction."""
+        assert self._store is not None
+        try:
+            if self._halted.is_set():
+                raise StoreError(f"runtime {self._owner} was killed; nothing more is written")
+            outcome, terminated = self._store.terminate_tree(
+                msg.run_id, msg.reason, source=msg.source, origin=msg.origin
+            )
+        except StoreError as exc:
+            msg.reply.set_exception((type(exc), exc, exc.__traceback__))
+            return
+        if outcome.accepted:
+            for target, control in msg.deliver:
+                tell(target, control)
+            for run_id in (msg.run_id, *terminated):
+                self._on_terminal(run_id, RunState.TERMINATED)
+        msg.reply.set((outcome, terminated))
 
     def _renew(self) -> None:
         assert self._store is not None

@@ -95,6 +95,22 @@ class Append:
 
 
 @dataclass(**_FROZEN)
+class TerminateTree:
+    """Facade -> Journal: T1 and T4 in one transaction (``Store.terminate_tree``).
+
+    If the run's terminate is accepted, ``deliver`` is sent after the commit;
+    ``reply`` gets (the run's outcome, the descendants terminated).
+    """
+
+    run_id: str
+    reason: str | None
+    source: str
+    origin: str
+    reply: Future[Any]
+    deliver: tuple[tuple[ActorRef[Any], Any], ...] = ()
+
+
+@dataclass(**_FROZEN)
 class Heartbeat:
     """A step attempt's latest heartbeat, for ``runs status`` (not a log event).
 

@@ -25,7 +25,15 @@ from actors._clock import Clock, SystemClock
 from actors._definitions import WorkflowDef
 from actors._errors import RunCancelled, RunTerminated, WorkflowFailed
 from actors._guardian import Directory, GetWiring, Guardian, Wiring
-from actors._messages import Append, Cancel, GraceExpired, ScheduleTimer, Shutdown, StartRun
+from actors._messages import (
+    Append,
+    Cancel,
+    GraceExpired,
+    ScheduleTimer,
+    Shutdown,
+    StartRun,
+    TerminateTree,
+)
 from actors._messages import Terminate as TerminateMsg
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
@@ -44,8 +52,6 @@ from persistence import (
     Synchronous,
     cancel_request,
     dumps,
-    terminate_descendants,
-    terminate_request,
 )
 
 R = TypeVar("R")
@@ -344,16 +350,26 @@ class Runtime:
         self._check_open()
         ref = self._directory.get(run_id)
         deliver = ((ref, TerminateMsg(reason=reason)),) if ref is not None else ()
-        events = terminate_request(run_id, reason, source=source, origin=self.id)
-        outcome = self._append(*events, deliver=deliver)[-1]
+        # The whole tree in one transaction, through our one writer: durable
+        # before we return, and reaching children no runtime of ours hosts.
+        # (The run's supervisor also terminates its live children's actors.)
+        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        self._journal.tell(
+            TerminateTree(
+                run_id=run_id,
+                reason=reason,
+                source=source,
+                origin=self.id,
+                reply=reply,
+                deliver=deliver,
+            )
+        )
+        try:
+            outcome, _ = reply.get(timeout=ASK_TIMEOUT)
+        except pykka.Timeout as exc:
+            raise StoreError(f"the journal did not answer within {ASK_TIMEOUT}s") from exc
         if not isinstance(outcome, Appended):
             return self._refused(run_id, outcome, "terminate")
-        # The run's supervisor also terminates its live children; writing their
-        # records here makes the whole tree durable before we return, and
-        # reaches children that no runtime of ours hosts.
-        descendants = [r.run_id for r in self._store.descendants(run_id)]
-        for group in terminate_descendants(descendants, reason, origin=self.id):
-            self._append(*group)
         return ControlResult(
             run_id=run_id, status=RunState.TERMINATED, changed=True, message="terminated"
         )

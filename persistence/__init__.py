@@ -7,7 +7,6 @@ from persistence._control import (
     cancel_request,
     claim_request,
     resume_request,
-    terminate_descendants,
     terminate_request,
 )
 from persistence._errors import (
@@ -95,7 +94,6 @@ __all__ = [
     "next_state",
     "next_step_state",
     "resume_request",
-    "terminate_descendants",
     "terminate_request",
     "why_dead",
 ]

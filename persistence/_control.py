@@ -6,8 +6,6 @@ runtime alive) must write exactly the same records, so they build them here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from persistence._records import NewEvent
 from persistence._states import EventType
 
@@ -48,20 +46,6 @@ def terminate_request(
 def claim_request(run_id: str, owner: str) -> NewEvent:
     """A runtime takes a run nobody owns; the store refuses it if someone does."""
     return NewEvent(run_id=run_id, type=EventType.RUN_CLAIMED, data={"owner": owner})
-
-
-def terminate_descendants(
-    descendants: Iterable[str], reason: str | None, *, origin: str | None = None
-) -> list[list[NewEvent]]:
-    """T4: one group per unfinished descendant, to append once the run's own
-    terminate was accepted (a run that had already finished keeps its children).
-
-    Each group stands alone: a child that finished meanwhile is refused
-    without holding back its siblings.
-    """
-    return [
-        terminate_request(child, reason, source="parent", origin=origin) for child in descendants
-    ]
 
 
 def resume_request(
