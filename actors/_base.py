@@ -29,6 +29,7 @@ import pykka
 from pykka._envelope import Envelope
 
 from actors._messages import ChildExited, ControlMessage, ExitKind, ExitReason
+from actors._threads import ThreadPool
 
 logger = logging.getLogger("proctor")
 
@@ -76,12 +77,20 @@ class ControlFirstInbox:
 
 
 class Census:
-    """Every live actor of one runtime, so shutdown can prove none is left."""
+    """Every live actor of one runtime and the threads they run on, so that
+    shutdown can prove none is left.
+
+    Short-lived actors (``pooled = True``: step attempts and run supervisors)
+    borrow their thread from the census's :class:`ThreadPool`; the others
+    (Guardian, Journal, Timers, ControlInbox) live as long as the runtime and
+    own theirs.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._live: dict[str, str] = {}
         self._threads: list[threading.Thread] = []
+        self.pool = ThreadPool("proctor")
 
     def enter(self, urn: str, name: str) -> None:
         with self._cond:
@@ -98,7 +107,8 @@ class Census:
             return sorted(self._live.values())
 
     def wait_empty(self, timeout: float) -> bool:
-        """Wait until every actor stopped and its thread ended; False on timeout."""
+        """At shutdown: wait until every actor stopped and every thread, pooled
+        or not, ended; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._live:
@@ -107,10 +117,13 @@ class Census:
                     return False
                 self._cond.wait(remaining)
             threads, self._threads = self._threads, []
+        self.pool.close()
+        pooled_done = self.pool.join(max(0.0, deadline - time.monotonic()))
         for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in threads if t is not threading.current_thread())
+        own = [t for t in threads if t is not threading.current_thread()]
+        return pooled_done and not any(t.is_alive() for t in own)
 
 
 class ProctorActor(pykka.ThreadingActor):
@@ -122,6 +135,9 @@ class ProctorActor(pykka.ThreadingActor):
 
     #: Stopping the runtime must not wait on actors; shutdown joins them itself.
     use_daemon_thread: ClassVar[bool] = True
+    #: Borrow a thread from the census's pool rather than start one: for
+    #: actors that live for one step or one run.
+    pooled: ClassVar[bool] = False
 
     def __init__(self, *, parent: pykka.ActorRef[Any] | None, name: str, census: Census) -> None:
         super().__init__()
@@ -130,6 +146,12 @@ class ProctorActor(pykka.ThreadingActor):
         self._census = census
         self._exit_reason: ExitReason | None = None
         self._reported = False
+
+    def _start_actor_loop(self) -> None:
+        if self.pooled:
+            self._census.pool.run(self._actor_loop, self.name)
+        else:
+            super()._start_actor_loop()
 
     @staticmethod
     def _create_actor_inbox() -> ControlFirstInbox:

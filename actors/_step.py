@@ -34,6 +34,8 @@ from persistence import dumps
 
 
 class StepActor(ProctorActor):
+    pooled = True
+
     def __init__(
         self,
         *,

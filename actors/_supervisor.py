@@ -241,6 +241,8 @@ _EXIT_STATUS = {
 
 
 class RunSupervisor(ProctorActor):
+    pooled = True
+
     def __init__(
         self,
         *,
