@@ -65,6 +65,13 @@ class Journal(ProctorActor):
         self._busy_timeout = busy_timeout
         self._on_terminal = on_terminal
         self._store: Store | None = None
+        #: Runs one of whose supervisor's groups failed to commit: no later
+        #: group of that supervisor may commit, or the log would have a hole
+        #: (it sends its next group before it hears of the failure). The
+        #: supervisor stops on the Journaled error and the run waits for a
+        #: runtime that can write it (D2). Requests from outside (cancel,
+        #: terminate) are not held back.
+        self._broken: dict[str, StoreError] = {}
 
     def started(self) -> None:
         # The connection is made in the journal's own thread: it is its only user.
@@ -133,6 +140,8 @@ class Journal(ProctorActor):
 
     def _commit(self, batch: list[Append], beats: list[Heartbeat]) -> None:
         assert self._store is not None
+        if self._broken:
+            batch = self._refuse_broken(batch)
         heartbeats = [
             HeartbeatRecord(b.run_id, b.call, b.attempt, b.at, b.details_json) for b in beats
         ]
@@ -144,6 +153,8 @@ class Journal(ProctorActor):
             )
         except StoreError as exc:
             for append in batch:
+                if append.notify is not None:
+                    self._broken.update((event.run_id, exc) for event in append.events)
                 self._answer(append, (), exc)
             return
         if AFTER_COMMIT:
@@ -160,6 +171,21 @@ class Journal(ProctorActor):
             for event, outcome in zip(append.events, outcomes, strict=True):
                 if isinstance(outcome, Appended) and event.type in TERMINAL_EVENTS:
                     self._on_terminal(event.run_id, outcome.status)
+
+    def _refuse_broken(self, batch: list[Append]) -> list[Append]:
+        """Refuse, with the original error, a supervisor's append for a broken run."""
+        kept = []
+        for append in batch:
+            broken = next(
+                (self._broken[e.run_id] for e in append.events if e.run_id in self._broken), None
+            )
+            if broken is None or append.notify is None:
+                kept.append(append)
+            else:
+                self._answer(
+                    append, (), StoreError(f"an earlier record of this run failed: {broken}")
+                )
+        return kept
 
     def _answer(
         self, append: Append, outcomes: tuple[AppendOutcome, ...], error: StoreError | None

@@ -309,6 +309,10 @@ class RunSupervisor(ProctorActor):
         self._active: dict[int, _Active] = {}
         self._children: dict[int, _Child] = {}
         self._waiting: _Waiting | None = None
+        #: Ends of steps whose await the body has already got past, in memory
+        #: only: they go to the Journal at the head of the body's next group,
+        #: before anything the body does next can take effect (D1).
+        self._unsent: list[NewEvent] = []
         self._terminated = False
         self._finishing = False
         self._shutting_down = False
@@ -508,6 +512,13 @@ class RunSupervisor(ProctorActor):
         A loop rather than recursion: replay resumes await after await from
         the log without waiting, however long the run's history is.
         """
+        try:
+            self._drive_body(value, error)
+        finally:
+            if self._unsent:  # the body waits on something already under way
+                self._append(tag=None)
+
+    def _drive_body(self, value: Any, error: BaseException | None) -> None:
         while self._coro is not None:
             token = set_current(self._ctx)
             try:
@@ -880,7 +891,25 @@ class RunSupervisor(ProctorActor):
             # SV3: stopped for its sibling's restart; it restarts with it.
             self._restart_later(msg.call, event, *restart)
             return
+        if self._resumes_body(msg.call):
+            # The body goes on now, in memory. This end is written with the
+            # body's next records (usually the next step's start) in one
+            # group: one commit instead of two, and whatever the body does
+            # next still takes effect only once both are durable (D1).
+            self._unsent.append(event)
+            self._on_call_recorded(ended)
+            return
         self._append(event, tag=ended)
+
+    def _resumes_body(self, call_id: int) -> bool:
+        """Whether this call ending is what the waiting body still lacks."""
+        waiting = self._waiting
+        return (
+            waiting is not None
+            and call_id in waiting.call_ids
+            and call_id not in waiting.errors
+            and len(waiting.errors) == len(waiting.call_ids) - 1
+        )
 
     def _on_child_ended(self, call_id: int, child: _Child, reason: ExitReason) -> None:
         """Record how the child run ended in our log; its await resumes after."""
@@ -1347,6 +1376,12 @@ class RunSupervisor(ProctorActor):
     # -- journal helpers ---------------------------------------------------------
 
     def _append(self, *events: NewEvent, tag: Any) -> None:
+        """Append a group of this run's records; the Journaled reply carries ``tag``.
+
+        Step ends the body has already got past go first, in the same group.
+        """
+        if self._unsent:
+            events, self._unsent = (*self._unsent, *events), []
         tell(self._journal, Append(events=events, notify=self.actor_ref, tag=tag))
 
     def _step_event(
@@ -1357,8 +1392,11 @@ class RunSupervisor(ProctorActor):
         )
 
     def _record(self, type_: EventType, **data: Any) -> None:
-        """Record an event of this run whose effect does not wait for the commit."""
-        self._record_event(NewEvent(run_id=self.run_id, type=type_, data=data))
+        """Record an event of this run whose effect does not wait for the commit.
+
+        A failed commit still stops the run (the Journaled reply, tag None).
+        """
+        self._append(NewEvent(run_id=self.run_id, type=type_, data=data), tag=None)
 
     def _record_event(self, event: NewEvent) -> None:
         self._record_group([event])

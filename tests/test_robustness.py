@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sqlite3
 import threading
 from pathlib import Path
@@ -28,14 +29,19 @@ from actors import (
     step,
     workflow,
 )
+from actors._base import Census
+from actors._journal import Journal
+from actors._messages import Append, Journaled
 from persistence import (
     RUN_TRANSITIONS,
     SCHEMA_VERSION,
     EventType,
+    NewEvent,
     Store,
+    cancel_request,
     next_state,
 )
-from tests.conftest import assert_nothing_left, event_types, gate
+from tests.conftest import assert_nothing_left, event_types, gate, steps_of, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -306,3 +312,117 @@ def test_many_processes_creating_one_store_at_once_all_see_a_proctor_store(
         for t in threads:
             t.join(30)
         assert errors == []
+
+
+# -- a commit that fails ---------------------------------------------------------------
+
+
+@step()
+def waits_for(key: str) -> int:
+    gate(f"{key}.inside").set()
+    gate(key).wait(10)
+    return 1
+
+
+@workflow()
+async def waits_then_adds(key: str) -> int:
+    return await add(await waits_for(key), 1)
+
+
+def test_a_step_end_that_cannot_be_committed_leaves_the_run_for_resume_and_starts_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A step's end is written with the body's next records in one group
+    (the next step's start): if that commit fails, neither is in the log and
+    the next step never ran. The run is left RUNNING for a runtime that can
+    write it (D2)."""
+    path = tmp_path / "locked.db"
+    before = set(threading.enumerate())
+    with Runtime(path, busy_timeout=0.05) as rt:
+        handle = rt.start(waits_then_adds, "k")
+        assert gate("k.inside").wait(10)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            gate("k").set()
+            wait_until(lambda: "journal failed" in caplog.text)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert event_types(rt, handle.run_id)[-2:] == ["step_scheduled", "step_started"]
+        assert [s.status.value for s in steps_of(rt, handle.run_id)] == ["running"]
+        assert handle.status() is RunState.RUNNING
+    assert_nothing_left(before)
+
+
+class _Collector(pykka.ThreadingActor):
+    def __init__(self, into: queue.Queue[Journaled]) -> None:
+        super().__init__()
+        self.into = into
+
+    def on_receive(self, message: object) -> None:
+        assert isinstance(message, Journaled)
+        self.into.put(message)
+
+
+def test_after_a_failed_commit_no_later_group_of_that_supervisor_commits(tmp_path: Path) -> None:
+    """A supervisor sends its next group before it hears that one failed; the
+    Journal refuses it, so the log never has a hole. A cancel from outside
+    the supervisor still gets through."""
+    path = tmp_path / "j.db"
+    before = set(threading.enumerate())
+    census = Census()
+    journal = Journal.start(
+        census=census,
+        parent=None,
+        path=path,
+        synchronous="NORMAL",
+        busy_timeout=0.05,
+        on_terminal=lambda run_id, state: None,
+        owner="me",
+        lease_ttl=10,
+        halted=threading.Event(),
+    )
+    replies: queue.Queue[Journaled] = queue.Queue()
+    probe = _Collector.start(replies)
+    try:
+        with Store.open(path) as store:
+            store.register_runtime("me", ttl=10)
+        create = NewEvent(
+            run_id="r", type=EventType.RUN_CREATED, data={"workflow": "w", "owner": "me"}
+        )
+        started = NewEvent(run_id="r", type=EventType.RUN_STARTED)
+        journal.tell(Append(events=(create, started), notify=probe, tag="start"))
+        assert replies.get(timeout=10).accepted
+
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        shield = NewEvent(run_id="r", type=EventType.SHIELD_ENTERED, data={"depth": 1})
+        journal.tell(Append(events=(shield,), notify=probe, tag="first"))
+        failed = replies.get(timeout=10)
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert isinstance(failed.error, StoreLocked)
+
+        journal.tell(Append(events=(shield,), notify=probe, tag="second"))
+        refused = replies.get(timeout=10)
+        assert refused.tag == "second"
+        assert isinstance(refused.error, StoreError)
+        assert "an earlier record of this run failed" in str(refused.error)
+
+        cancel = Append(
+            events=(cancel_request("r", "ops", source="api"),), reply=pykka.ThreadingFuture()
+        )
+        journal.tell(cancel)
+        assert all(o.accepted for o in cancel.reply.get(timeout=10))
+        with Store.open(path, readonly=True) as store:
+            assert [e.type.value for e in store.events("r")] == [
+                "run_created",
+                "run_started",
+                "cancel_requested",
+            ]
+    finally:
+        probe.stop()
+        journal.stop()
+    assert census.wait_empty(10)
+    assert_nothing_left(before)
