@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -35,45 +36,58 @@ logger = logging.getLogger("proctor")
 
 
 class ControlFirstInbox:
-    """A mailbox with two lanes: control messages are always taken first."""
+    """A mailbox with two lanes: control messages are always taken first.
+
+    Only the owning actor's thread takes messages out (its loop, a busy
+    step's check, the Journal's batching); any thread puts them in. So the
+    lanes are plain deques (their appends and pops are atomic) and a put
+    wakes the owner through a C-level queue of tokens, one per message: no
+    Python-level lock on the path of every message. A token whose message
+    was already taken by a check just makes the owner look again.
+    """
 
     def __init__(self) -> None:
         self._control: collections.deque[Envelope[Any]] = collections.deque()
         self._normal: collections.deque[Envelope[Any]] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._ready: queue.SimpleQueue[None] = queue.SimpleQueue()
 
     def put(self, envelope: Envelope[Any], /) -> None:
         lane = self._control if isinstance(envelope.message, ControlMessage) else self._normal
-        with self._cond:
-            lane.append(envelope)
-            self._cond.notify()
+        lane.append(envelope)
+        self._signal()
+
+    def _signal(self) -> None:
+        self._ready.put(None)
 
     def get(self) -> Envelope[Any]:
-        with self._cond:
-            while not (self._control or self._normal):
-                self._cond.wait()
-            return self._control.popleft() if self._control else self._normal.popleft()
+        while True:
+            self._ready.get()
+            if self._control:
+                return self._control.popleft()
+            if self._normal:
+                return self._normal.popleft()
 
     def empty(self) -> bool:
         return not (self._control or self._normal)
 
     def take_control_nowait(self) -> list[Any]:
         """Take every pending control message; the cheap check of a busy step."""
-        # Unlocked fast path: deque truthiness is atomic, and a message that
-        # lands right after this read is seen by the next check.
-        if not self._control:
-            return []
-        with self._cond:
-            taken = [env.message for env in self._control]
-            self._control.clear()
+        # A message that lands right after this read is seen by the next check.
+        # Step code may check from threads of its own: popleft() is atomic,
+        # and an empty lane ends the take whoever emptied it.
+        taken = []
+        while self._control:
+            try:
+                taken.append(self._control.popleft().message)
+            except IndexError:
+                break
         return taken
 
     def take_nowait_if(self, accept: Callable[[Any], bool]) -> Any | None:
         """Take the next ordinary message if ``accept``s it (for batching)."""
-        with self._cond:
-            if self._control or not self._normal or not accept(self._normal[0].message):
-                return None
-            return self._normal.popleft().message
+        if self._control or not self._normal or not accept(self._normal[0].message):
+            return None
+        return self._normal.popleft().message
 
 
 class Census:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 from typing import Any
 
 from pykka._envelope import Envelope
@@ -19,10 +20,18 @@ from actors._messages import CancelTimer, ScheduleTimer, TimerTick
 
 
 class TimerInbox(ControlFirstInbox):
+    """A mailbox that also yields a TimerTick when ``deadline`` passes on
+    ``clock``; it waits on a condition, which a FakeClock can wake."""
+
     def __init__(self) -> None:
         super().__init__()
+        self._cond = threading.Condition(threading.Lock())
         self.clock: Clock | None = None
         self.deadline: float | None = None
+
+    def _signal(self) -> None:
+        with self._cond:
+            self._cond.notify()
 
     def get(self) -> Envelope[Any]:
         with self._cond:

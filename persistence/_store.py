@@ -9,6 +9,7 @@ thread that was abandoned long ago all meet the same check.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -60,6 +61,31 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 DEFAULT_BUSY_TIMEOUT: Final = 5.0
 
 _E = EventType
+
+
+_RUNNING: Final = StepState.RUNNING.value
+
+
+@dataclasses.dataclass(slots=True)
+class _RunRow:
+    """A run's row as a group of events being applied leaves it."""
+
+    status: RunState
+    last_seq: int
+    owner: str | None
+    #: status/last_seq changed and are not written yet.
+    dirty: bool = False
+
+
+def _log(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int:
+    """Append one row to the log; its seq."""
+    cursor = conn.execute(
+        "INSERT INTO events (run_id, run_seq, ts, type, step, call, attempt, data)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        values,
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 class _GroupRefused(Exception):
@@ -169,21 +195,29 @@ class Store:
         """
         now = time.time()
         results: list[list[AppendOutcome]] = []
+        # A lone group needs no savepoint: refused, the whole transaction is
+        # rolled back. Every statement saved here is a GIL hand-off saved.
+        alone = len(groups) == 1 and not heartbeats
         with self._lock, _translate(self.path):
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                results.extend(self._apply_group(conn, group, now, writer) for group in groups)
-                conn.executemany(
-                    "UPDATE steps SET heartbeat_at = ?,"
-                    " heartbeat_details = coalesce(?, heartbeat_details)"
-                    " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
-                    [
-                        (h.at, h.details_json, h.run_id, h.call, h.attempt, StepState.RUNNING.value)
-                        for h in heartbeats
-                    ],
+                results.extend(
+                    self._apply_group(conn, group, now, writer, savepoint=not alone)
+                    for group in groups
                 )
-                conn.execute("COMMIT")
+                if heartbeats:
+                    conn.executemany(
+                        "UPDATE steps SET heartbeat_at = ?,"
+                        " heartbeat_details = coalesce(?, heartbeat_details)"
+                        " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
+                        [
+                            (h.at, h.details_json, h.run_id, h.call, h.attempt, _RUNNING)
+                            for h in heartbeats
+                        ],
+                    )
+                refused = alone and bool(results[0]) and not results[0][0].accepted
+                conn.execute("ROLLBACK" if refused else "COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -221,33 +255,74 @@ class Store:
         return root, terminated
 
     def _apply_group(
-        self, conn: sqlite3.Connection, group: Sequence[NewEvent], now: float, writer: str | None
+        self,
+        conn: sqlite3.Connection,
+        group: Sequence[NewEvent],
+        now: float,
+        writer: str | None,
+        *,
+        savepoint: bool = True,
     ) -> list[AppendOutcome]:
-        """One atomic group inside the open transaction: all or none (a savepoint)."""
-        conn.execute("SAVEPOINT grp")
+        """One atomic group inside the open transaction: all or none.
+
+        Without ``savepoint`` the caller rolls the whole transaction back if
+        the group is refused.
+        """
+        if savepoint:
+            conn.execute("SAVEPOINT grp")
+        rows: dict[str, _RunRow] = {}
         try:
-            outcomes: list[AppendOutcome] = [self._apply(conn, ev, now, writer) for ev in group]
+            outcomes: list[AppendOutcome] = [
+                self._apply(conn, ev, now, writer, rows) for ev in group
+            ]
+            for run_id, row in rows.items():
+                if row.dirty:  # status and log length the last event left
+                    conn.execute(
+                        "UPDATE runs SET status = ?, last_seq = ? WHERE run_id = ?",
+                        (row.status.value, row.last_seq, run_id),
+                    )
         except _GroupRefused as refused:
-            conn.execute("ROLLBACK TO grp")
+            if savepoint:
+                conn.execute("ROLLBACK TO grp")
             outcomes = [refused.refusal] * len(group)
-        conn.execute("RELEASE grp")
+        if savepoint:
+            conn.execute("RELEASE grp")
         return outcomes
 
     def _apply(
-        self, conn: sqlite3.Connection, ev: NewEvent, now: float, writer: str | None
+        self,
+        conn: sqlite3.Connection,
+        ev: NewEvent,
+        now: float,
+        writer: str | None,
+        rows: dict[str, _RunRow],
     ) -> Appended:
+        """One event: checked, logged, projected.
+
+        ``rows`` caches the runs this group touched; their status and log
+        length are written once, at the end of the group.
+        """
         try:
             data = dumps(ev.data, what=f"{ev.type} data") if ev.data else None
         except NotSerializable as exc:
             raise _GroupRefused(Refused(str(exc), None)) from exc
         if ev.type is _E.RUN_CREATED:
-            return self._create_run(conn, ev, data, now)
-        row = conn.execute(
-            "SELECT status, last_seq, owner FROM runs WHERE run_id = ?", (ev.run_id,)
-        ).fetchone()
+            self._create_run(conn, ev, now)
+            rows[ev.run_id] = _RunRow(RunState.PENDING, 1, ev.data.get("owner"))
+            return Appended(
+                _log(conn, (ev.run_id, 1, now, ev.type.value, None, None, None, data)),
+                1,
+                RunState.PENDING,
+            )
+        row = rows.get(ev.run_id)
         if row is None:
-            raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
-        status, run_seq, owner = RunState(row[0]), row[1] + 1, row[2]
+            found = conn.execute(
+                "SELECT status, last_seq, owner FROM runs WHERE run_id = ?", (ev.run_id,)
+            ).fetchone()
+            if found is None:
+                raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
+            row = rows[ev.run_id] = _RunRow(RunState(found[0]), found[1], found[2])
+        status, run_seq, owner = row.status, row.last_seq + 1, row.owner
         if writer is not None and owner != writer and ev.type not in OPEN_EVENTS:
             # Fencing (D2): a runtime that lost its lease writes no more, and
             # learns so from this refusal whatever else happened to the run.
@@ -265,7 +340,7 @@ class Store:
         # the same orphan: one wins) and of the log's length (the new owner
         # replays exactly the history it read).
         if ev.type is _E.RUN_RESUMED and (
-            owner != ev.data.get("previous_owner") or row[1] != ev.data.get("seen_seq")
+            owner != ev.data.get("previous_owner") or row.last_seq != ev.data.get("seen_seq")
         ):
             raise _GroupRefused(
                 Refused(f"run {ev.run_id} changed hands or grew since it was read", status)
@@ -278,22 +353,22 @@ class Store:
             self._project_step(conn, ev, now)
         except InvalidTransition as exc:
             raise _GroupRefused(Refused(str(exc), status)) from exc
-        cur = conn.execute(
-            "INSERT INTO events (run_id, run_seq, ts, type, step, call, attempt, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (ev.run_id, run_seq, now, ev.type.value, ev.step, ev.call, ev.attempt, data),
+        seq = _log(
+            conn, (ev.run_id, run_seq, now, ev.type.value, ev.step, ev.call, ev.attempt, data)
         )
+        row.status, row.last_seq, row.dirty = new_status, run_seq, True
         sets, params = _run_projection(ev, now)
-        conn.execute(
-            f"UPDATE runs SET status = ?, last_seq = ?{sets} WHERE run_id = ?",
-            (new_status.value, run_seq, *params, ev.run_id),
-        )
-        assert cur.lastrowid is not None
-        return Appended(cur.lastrowid, run_seq, new_status, status)
+        if sets:
+            conn.execute(
+                f"UPDATE runs SET status = ?, last_seq = ?{sets} WHERE run_id = ?",
+                (new_status.value, run_seq, *params, ev.run_id),
+            )
+            row.dirty = False
+            if ev.type in (_E.RUN_CLAIMED, _E.RUN_RESUMED):
+                row.owner = ev.data["owner"]
+        return Appended(seq, run_seq, new_status, status)
 
-    def _create_run(
-        self, conn: sqlite3.Connection, ev: NewEvent, data: str | None, now: float
-    ) -> Appended:
+    def _create_run(self, conn: sqlite3.Connection, ev: NewEvent, now: float) -> None:
         d = ev.data
         try:
             conn.execute(
@@ -312,12 +387,6 @@ class Store:
             )
         except sqlite3.IntegrityError as exc:
             raise _GroupRefused(Refused(f"run {ev.run_id} already exists", None)) from exc
-        cur = conn.execute(
-            "INSERT INTO events (run_id, run_seq, ts, type, data) VALUES (?, 1, ?, ?, ?)",
-            (ev.run_id, now, ev.type.value, data),
-        )
-        assert cur.lastrowid is not None
-        return Appended(cur.lastrowid, 1, RunState.PENDING)
 
     def _project_step(self, conn: sqlite3.Connection, ev: NewEvent, now: float) -> None:
         if ev.type is _E.STEP_STARTED:
@@ -335,20 +404,24 @@ class Store:
                 ),
             )
         elif ev.type in STEP_END_EVENTS:
+            # Every step end is a move out of RUNNING: one guarded UPDATE, and
+            # only if it matches nothing, a read to say why.
             key = (ev.run_id, ev.call, ev.attempt)
-            row = conn.execute(
-                "SELECT status FROM steps WHERE run_id = ? AND call = ? AND attempt = ?", key
-            ).fetchone()
-            if row is None:
-                raise InvalidTransition(f"no step attempt {ev.call}.{ev.attempt} to end")
-            new = next_step_state(StepState(row[0]), ev.type)
+            new = next_step_state(StepState.RUNNING, ev.type)
             result = dumps(ev.data["result"]) if "result" in ev.data else None
             error = dumps(ev.data["error"]) if "error" in ev.data else None
-            conn.execute(
+            cur = conn.execute(
                 "UPDATE steps SET status = ?, finished_at = ?, result = ?, error = ?"
-                " WHERE run_id = ? AND call = ? AND attempt = ?",
-                (new.value, now, result, error, *key),
+                " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
+                (new.value, now, result, error, *key, _RUNNING),
             )
+            if cur.rowcount == 0:
+                row = conn.execute(
+                    "SELECT status FROM steps WHERE run_id = ? AND call = ? AND attempt = ?", key
+                ).fetchone()
+                if row is None:
+                    raise InvalidTransition(f"no step attempt {ev.call}.{ev.attempt} to end")
+                next_step_state(StepState(row[0]), ev.type)  # raises: not RUNNING
 
     # -- runtimes and leases ----------------------------------------------------
 
