@@ -29,6 +29,8 @@ from actors._messages import (
     ExitKind,
     ExitReason,
     GraceExpired,
+    Rehost,
+    ScheduleTimer,
     Shutdown,
     StartRun,
     Terminate,
@@ -38,11 +40,18 @@ from actors._timers import Timers
 from persistence import (
     EventType,
     NewEvent,
+    ProctorError,
     RunState,
     Store,
+    StoreError,
     Synchronous,
     terminate_request,
 )
+
+#: Back-off before a run whose supervisor stopped on a store failure is hosted
+#: again: doubling from REHOST_FIRST, at most REHOST_MAX seconds.
+REHOST_FIRST = 0.5
+REHOST_MAX = 30.0
 
 
 class Directory:
@@ -126,6 +135,11 @@ class Guardian(ProctorActor):
         self._journal_dead = False
         #: The top-level runs' supervisors, by run id: this actor's own children.
         self._runs: dict[str, pykka.ActorRef[Any]] = {}
+        self._workflows: dict[str, Any] = {}
+        #: Runs to host again after a store failure: their workflow, and how
+        #: many times they were (for the back-off).
+        self._rehosting: dict[str, Any] = {}
+        self._rehosts: dict[str, int] = {}
 
     def started(self) -> None:
         self._journal = Journal.start(
@@ -174,6 +188,8 @@ class Guardian(ProctorActor):
             self._on_child_exited(message)
         elif isinstance(message, GraceExpired):
             self._on_grace_expired(message)
+        elif isinstance(message, Rehost):
+            self._rehost(message)
         elif isinstance(message, Shutdown):
             self._shutdown = message
             if self._control is not None:
@@ -188,6 +204,10 @@ class Guardian(ProctorActor):
 
     def _start_run(self, msg: StartRun) -> None:
         if self._shutdown is not None:
+            if msg.created is not None:  # a new run: nothing of it was written
+                msg.created.set_exception(
+                    (ProctorError, ProctorError(f"runtime {self._owner} is closed"), None)
+                )
             return  # the run stays PENDING in the store for the next runtime
         if self._directory.get(msg.run_id) is not None:
             return  # hosted already (found orphaned twice while being resumed)
@@ -212,8 +232,11 @@ class Guardian(ProctorActor):
             resume=msg.resume_from is not None,
             resume_from=msg.resume_from,
             resume_why=msg.resume_why,
+            create=msg.create,
+            created=msg.created,
         )
         self._runs[msg.run_id] = ref
+        self._workflows[msg.run_id] = msg.workflow
 
     def _on_child_exited(self, msg: ChildExited) -> None:
         if msg.child in (self._journal, self._timers, self._control):
@@ -225,7 +248,19 @@ class Guardian(ProctorActor):
             return
         run_id = msg.name
         self._runs.pop(run_id, None)
-        if msg.reason.kind is ExitKind.FAILED and self._shutdown is None:
+        workflow = self._workflows.pop(run_id, None)
+        error = msg.reason.error
+        if (
+            msg.reason.kind is ExitKind.FAILED
+            and self._shutdown is None
+            and isinstance(error, StoreError)
+            and workflow is not None
+        ):
+            # The store failed under the run (locked past the busy timeout,
+            # say), not the run itself: like an OTP supervisor restarting a
+            # crashed child, host it again from its log after a back-off.
+            self._rehost_later(run_id, workflow, f"its supervisor stopped: {error}")
+        elif msg.reason.kind is ExitKind.FAILED and self._shutdown is None:
             # A supervisor crashed (a Proctor bug, or the store failed): record
             # the run as failed if the store still takes it; fencing decides.
             error = msg.reason.error or RuntimeError("run supervisor crashed")
@@ -235,6 +270,48 @@ class Guardian(ProctorActor):
             tell(self.journal, Append(events=(event,)))
         if self._shutdown is not None and not self._runs:
             self._stop_services()
+
+    def _rehost_later(self, run_id: str, workflow: Any, why: str) -> None:
+        assert self._timers is not None
+        tries = self._rehosts[run_id] = self._rehosts.get(run_id, 0) + 1
+        delay = min(REHOST_MAX, REHOST_FIRST * 2 ** (tries - 1))
+        logger.warning("run %s: %s; hosting it again in %.1fs", run_id, why, delay)
+        self._rehosting[run_id] = workflow
+        self._timers.tell(
+            ScheduleTimer(
+                token=("rehost", run_id),
+                due=self._clock.monotonic() + delay,
+                target=self.actor_ref,
+                message=Rehost(run_id=run_id, why=why),
+            )
+        )
+
+    def _rehost(self, msg: Rehost) -> None:
+        """Replay the run from its log, if it is still ours and unfinished."""
+        workflow = self._rehosting.pop(msg.run_id, None)
+        if workflow is None or self._shutdown is not None:
+            return
+        try:
+            record = self._reader.find_run(msg.run_id)
+        except StoreError as exc:
+            self._rehost_later(msg.run_id, workflow, f"{msg.why}; then {exc}")
+            return
+        if record is None or record.status.is_terminal or record.owner != self._owner:
+            self._rehosts.pop(msg.run_id, None)
+            return  # ended (terminated, say) or taken over meanwhile
+        self._start_run(
+            StartRun(
+                run_id=record.run_id,
+                workflow=workflow,
+                args=tuple(record.args),
+                kwargs=tuple(record.kwargs.items()),
+                state=record.status,
+                cancel_reason=record.cancel_reason,
+                cancel_source=record.cancel_source,
+                resume_from=self._owner,
+                resume_why=msg.why,
+            )
+        )
 
     def _on_grace_expired(self, msg: GraceExpired) -> None:
         """C8: the cancel's grace ended; terminate unless the run already finished."""

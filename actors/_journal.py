@@ -24,6 +24,7 @@ from persistence import (
     TERMINAL_EVENTS,
     Appended,
     AppendOutcome,
+    EventType,
     HeartbeatRecord,
     NewEvent,
     RunState,
@@ -167,6 +168,9 @@ class Journal(ProctorActor):
             for hook in AFTER_COMMIT:
                 hook(committed)
         for append, outcomes in zip(batch, results, strict=True):
+            first = append.events[0] if append.events else None
+            if first and first.type is EventType.RUN_RESUMED and outcomes[0].accepted:
+                self._broken.pop(first.run_id, None)  # hosted again, from its log
             self._answer(append, tuple(outcomes), None)
             for event, outcome in zip(append.events, outcomes, strict=True):
                 if isinstance(outcome, Appended) and event.type in TERMINAL_EVENTS:
@@ -179,7 +183,10 @@ class Journal(ProctorActor):
             broken = next(
                 (self._broken[e.run_id] for e in append.events if e.run_id in self._broken), None
             )
-            if broken is None or append.notify is None:
+            # A run_resumed group is a new supervisor starting over from the
+            # log as it is: the hole it would leave is not there.
+            fresh = append.events[0].type is EventType.RUN_RESUMED
+            if broken is None or append.notify is None or fresh:
                 kept.append(append)
             else:
                 self._answer(

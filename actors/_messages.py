@@ -187,6 +187,11 @@ class StartRun:
     resume_from: str | None = None
     #: Why the previous owner is considered dead, for the log.
     resume_why: str | None = None
+    #: A new run started in this process: its ``run_created`` record, written
+    #: by the supervisor with the body's first records in one group, and the
+    #: future that gets that group's outcomes (``Runtime.start`` waits on it).
+    create: NewEvent | None = None
+    created: Future[Any] | None = None
 
 
 @dataclass(**_FROZEN)
@@ -208,6 +213,15 @@ class Deadline:
 @dataclass(**_FROZEN)
 class RenewLease:
     """ControlInbox -> Journal: this runtime is still alive (D2)."""
+
+
+@dataclass(**_FROZEN)
+class Rehost:
+    """Guardian -> itself, by timer: host again, by replay, a run whose
+    supervisor stopped because the store failed."""
+
+    run_id: str
+    why: str
 
 
 @dataclass(**_FROZEN)

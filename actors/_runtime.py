@@ -44,6 +44,7 @@ from persistence import (
     EventType,
     NewEvent,
     ProctorError,
+    Refused,
     RunNotFound,
     RunRecord,
     RunState,
@@ -277,7 +278,10 @@ class Runtime:
                 "owner": self.id,
             },
         )
-        self._append(created)
+        # The run's supervisor writes the record with the body's first ones
+        # (usually the first step's start), in one group; we return once it
+        # is durable.
+        reply: pykka.Future[tuple[AppendOutcome, ...]] = pykka.ThreadingFuture()
         self._guardian.tell(
             StartRun(
                 run_id=run_id,
@@ -285,8 +289,13 @@ class Runtime:
                 args=args,
                 kwargs=tuple(kwargs.items()),
                 state=RunState.PENDING,
+                create=created,
+                created=reply,
             )
         )
+        refused = next((o for o in self._answer(reply) if isinstance(o, Refused)), None)
+        if refused is not None:
+            raise ProctorError(f"run {run_id} was not created: {refused.reason}")
         return RunHandle(self, run_id)
 
     def handle(self, run_id: str) -> RunHandle[Any]:
@@ -406,6 +415,9 @@ class Runtime:
     ) -> tuple[AppendOutcome, ...]:
         reply: pykka.Future[tuple[AppendOutcome, ...]] = pykka.ThreadingFuture()
         self._journal.tell(Append(events=events, reply=reply, deliver=deliver))
+        return self._answer(reply)
+
+    def _answer(self, reply: pykka.Future[tuple[AppendOutcome, ...]]) -> tuple[AppendOutcome, ...]:
         try:
             outcomes: tuple[AppendOutcome, ...] = reply.get(timeout=ASK_TIMEOUT)
         except pykka.Timeout as exc:

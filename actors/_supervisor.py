@@ -263,6 +263,8 @@ class RunSupervisor(ProctorActor):
         resume_from: str | None = None,
         resume_why: str | None = None,
         resume: bool = False,
+        create: NewEvent | None = None,
+        created: pykka.Future[Any] | None = None,
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
@@ -285,6 +287,11 @@ class RunSupervisor(ProctorActor):
         #: policy: the supervisor stays until they end, then exits with this.
         self._linger: ExitReason | None = None
         self._resume = resume
+        #: A new run of this process: its creation is written with the body's
+        #: first records, and ``created`` hears when (Runtime.start waits on it).
+        self._create = create
+        self._created = created
+        self._creating = create is not None
         self._resume_from = resume_from
         self._resume_why = resume_why
         self._resume_tries = 0
@@ -329,10 +336,20 @@ class RunSupervisor(ProctorActor):
     # -- lifecycle -------------------------------------------------------------
 
     def started(self) -> None:
+        started = NewEvent(run_id=self.run_id, type=_E.RUN_STARTED)
         if self._resume:
             self._take_over()
+        elif self._create is not None:
+            # A new run: nobody can have asked anything of it, since it does
+            # not exist until this group commits and this supervisor is in
+            # the directory already. So the body starts now, and its first
+            # records (the first step's start, say) join the run's creation
+            # in one group; nothing it does takes effect before that commit.
+            self.state = RunState.RUNNING
+            self._unsent = [self._create, started]
+            self._begin_body()
         else:
-            self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=_Started())
+            self._append(started, tag=_Started())
 
     def stopping(self) -> None:
         self._directory.remove(self.run_id)
@@ -367,6 +384,12 @@ class RunSupervisor(ProctorActor):
             self.exit(ExitReason(kind=ExitKind.FAILED, error=msg.error))
             return
         tag = msg.tag
+        if self._creating:
+            self._creating = False
+            if not msg.accepted:  # the run was not created: nothing of it may go on
+                self._close_body()
+                self.exit(ExitReason(kind=ExitKind.TERMINATED))
+                return
         if isinstance(tag, _RunEnded):
             self._on_run_ended(ExitReason(kind=tag.kind, data=tag.data), msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
@@ -1382,7 +1405,8 @@ class RunSupervisor(ProctorActor):
         """
         if self._unsent:
             events, self._unsent = (*self._unsent, *events), []
-        tell(self._journal, Append(events=events, notify=self.actor_ref, tag=tag))
+        reply, self._created = self._created, None
+        tell(self._journal, Append(events=events, reply=reply, notify=self.actor_ref, tag=tag))
 
     def _step_event(
         self, type_: EventType, step: str, call: int, attempt: int | None, **data: Any

@@ -163,7 +163,9 @@ class ProctorTestKit:
         """Stop the runtime from recording anything after ``event`` commits.
 
         Returns an Event set when that happened; then call :meth:`restart`.
-        ``step`` narrows it to that step's events.
+        ``step`` narrows it to that step's events. Arm it before the event can
+        happen: a run's first records (its first step's start included)
+        commit before ``start()`` returns.
         """
         wanted = EventType(event)
         crashed = threading.Event()

@@ -2,7 +2,7 @@
 
     python3 benchmarks/compare.py [--rounds 3] [--runs 200] [--inflight 1000]
 
-The first run creates ``benchmarks/.venv`` with Proctor (from this checkout),
+The first run creates ``benchmarks/.venv`` with Proctor (this checkout, editable),
 ``dbos`` (SQLite system database) and ``pyworkflow-engine[sqlite]`` (local
 runtime), so the peers never touch the project's own environment. Each
 scenario runs every system alternately, ``--rounds`` times, each in a fresh
@@ -45,7 +45,9 @@ def python() -> Path:
         print(f"creating {VENV} with proctor, dbos and pyworkflow-engine ...", flush=True)
         venv.create(VENV, with_pip=True)
         peers = ["dbos", "pyworkflow-engine[sqlite]"]
-        subprocess.run([str(exe), "-m", "pip", "install", "-q", str(ROOT), *peers], check=True)
+        # Editable: the benchmark always measures this checkout as it is now.
+        command = [str(exe), "-m", "pip", "install", "-q", "-e", str(ROOT), *peers]
+        subprocess.run(command, check=True)
     return exe
 
 

@@ -41,7 +41,7 @@ from persistence import (
     cancel_request,
     next_state,
 )
-from tests.conftest import assert_nothing_left, event_types, gate, steps_of, wait_until
+from tests.conftest import assert_nothing_left, event_types, gate, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -329,13 +329,14 @@ async def waits_then_adds(key: str) -> int:
     return await add(await waits_for(key), 1)
 
 
-def test_a_step_end_that_cannot_be_committed_leaves_the_run_for_resume_and_starts_nothing(
+def test_a_store_failure_under_a_run_hosts_it_again_from_its_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A step's end is written with the body's next records in one group
-    (the next step's start): if that commit fails, neither is in the log and
-    the next step never ran. The run is left RUNNING for a runtime that can
-    write it (D2)."""
+    """A step's end is written with the body's next records in one group (the
+    next step's start). If that commit fails (the store is locked past the
+    busy timeout), neither is in the log and the next step never ran. The
+    store failed, not the run: the Guardian hosts the run again by replay
+    after a back-off, like an OTP supervisor restarting a crashed child."""
     path = tmp_path / "locked.db"
     before = set(threading.enumerate())
     with Runtime(path, busy_timeout=0.05) as rt:
@@ -345,13 +346,20 @@ def test_a_step_end_that_cannot_be_committed_leaves_the_run_for_resume_and_start
         holder.execute("BEGIN EXCLUSIVE")
         try:
             gate("k").set()
-            wait_until(lambda: "journal failed" in caplog.text)
+            wait_until(lambda: "hosting it again" in caplog.text)
+            assert event_types(rt, handle.run_id)[-2:] == ["step_scheduled", "step_started"]
         finally:
             holder.execute("ROLLBACK")
             holder.close()
-        assert event_types(rt, handle.run_id)[-2:] == ["step_scheduled", "step_started"]
-        assert [s.status.value for s in steps_of(rt, handle.run_id)] == ["running"]
-        assert handle.status() is RunState.RUNNING
+        assert handle.result(timeout=10) == 2
+        log = rt.events(handle.run_id)
+    resumed = [e for e in log if e.type is EventType.RUN_RESUMED]
+    assert len(resumed) == 1
+    assert "locked" in resumed[0].data["why"]
+    # The step whose end was lost runs again, and says so; the next one ran once.
+    reexecuted = [(e.call, e.attempt) for e in log if e.type is EventType.STEP_REEXECUTED]
+    assert reexecuted == [(0, 2)]
+    assert [e.call for e in log if e.type is EventType.STEP_STARTED] == [0, 0, 1]
     assert_nothing_left(before)
 
 

@@ -82,8 +82,8 @@ def test_a_hanging_step_is_timed_out(proctor, virtual_clock):
 
 def test_crash_after_an_event_and_resume(proctor):
     proctor.hang(charge)
+    crashed = proctor.crash_after("step_started")  # armed before it can happen
     run = proctor.runtime.start(order, "o-2")
-    crashed = proctor.crash_after("step_started")
     assert crashed.wait(10)
     proctor.restart()  # a new runtime resumes the run by replay
     proctor.runtime.cancel(run.run_id, "customer left")
