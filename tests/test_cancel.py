@@ -267,9 +267,13 @@ def test_C6_repeated_cancel_and_cancel_of_finished_run_change_nothing(rt: Runtim
 
 
 def test_C6_a_cancel_that_races_the_runs_start_keeps_its_reason(rt: Runtime) -> None:
-    """A cancel written before the run's supervisor exists reaches it through the
-    record. (Found by the property test: a second cancel then crashed the
-    supervisor, and the run ended FAILED.) A race, so it is tried many times."""
+    """Two cancels right after start: the first is the one acted on (C6).
+
+    Found by the property test when a cancel could be written before the
+    run's supervisor existed: a second cancel then crashed the supervisor and
+    the run ended FAILED. A run started here now has its supervisor before it
+    exists in the store; a run claimed from the store can still meet a cancel
+    first (test_control). Tried many times, as message order varies."""
     handles = []
     for i in range(25):
         handle = rt.start(one_checking, f"race{i}")
@@ -331,16 +335,23 @@ def test_C8_grace_does_nothing_once_the_run_finished(db: object) -> None:
         assert event_types(rt, handle.run_id) == log
 
 
-def test_cancel_reaches_a_run_before_its_body_started(rt: Runtime) -> None:
+def test_a_cancel_right_after_start_meets_the_body_at_its_next_checkpoint(rt: Runtime) -> None:
+    """start() returns once the run's first records are durable, the first
+    step's start with them: the body is under way, never skipped. (A cancel
+    recorded before any supervisor exists is the D3 case, in test_durability.)"""
+
     @workflow()
     async def wf() -> int:
         with shield():
-            cleaned = await quick(7)
+            cleaned = await blocking("early")
         note("early", cleaned)
         return await quick(1)
 
     handle = rt.start(wf)
+    assert event_types(rt, handle.run_id)[-1] == "step_started"
     rt.cancel(handle.run_id, "early")
+    gate("early").set()
     with pytest.raises(RunCancelled):
         handle.result(timeout=10)
-    assert NOTES["early"] == [7]  # the shielded cleanup ran; the step after it did not
+    assert NOTES["early"] == ["done early"]  # the shielded step finished; the next never started
+    assert [e.call for e in events_of(rt, handle.run_id) if e.type.value == "step_started"] == [0]
