@@ -62,6 +62,8 @@ from persistence import (
 CLAIM_BATCH = 32
 #: How often to look for runs whose owner died, at most.
 RESUME_INTERVAL = 1.0
+#: How often the WAL is checkpointed (the Journal's commits do not).
+CHECKPOINT_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +106,7 @@ class ControlInbox(ProctorActor):
         self._lease_ttl = lease_ttl
         self._next_renewal = 0.0
         self._next_resume_scan = 0.0
+        self._next_checkpoint = 0.0
         self._path = path
         self._owner = owner
         self._guardian = parent
@@ -129,7 +132,8 @@ class ControlInbox(ProctorActor):
         return TimerInbox()
 
     def started(self) -> None:
-        self._store = Store.open(self._path, readonly=True)
+        # Read-write only to checkpoint the WAL; it writes no records.
+        self._store = Store.open(self._path)
         self._poll()
 
     def stopping(self) -> None:
@@ -157,6 +161,9 @@ class ControlInbox(ProctorActor):
             if now >= self._next_renewal:
                 self._next_renewal = now + self._lease_ttl / 3
                 tell(self._journal, RenewLease())
+            if now >= self._next_checkpoint:
+                self._next_checkpoint = now + CHECKPOINT_INTERVAL
+                self._store.checkpoint()
             if self._resume and now >= self._next_resume_scan:
                 self._next_resume_scan = now + min(RESUME_INTERVAL, self._lease_ttl / 2)
                 self._resume_orphans()

@@ -34,6 +34,9 @@ from persistence import (
 )
 
 MAX_BATCH: Final = 512
+#: WAL pages (4 KiB) after which a commit checkpoints itself: only if the
+#: ControlInbox's checkpoints fall behind.
+JOURNAL_AUTOCHECKPOINT: Final = 10_000
 
 #: Called with the events of each commit, after it is durable and before anyone
 #: hears of it: fault injection for crash tests ("die right after step X is
@@ -76,8 +79,13 @@ class Journal(ProctorActor):
 
     def started(self) -> None:
         # The connection is made in the journal's own thread: it is its only user.
+        # Checkpoints (copying the WAL back, with an fsync) are the
+        # ControlInbox's job, off the path of every commit; this is a backstop.
         self._store = Store.open(
-            self._path, synchronous=self._synchronous, busy_timeout=self._busy_timeout
+            self._path,
+            synchronous=self._synchronous,
+            busy_timeout=self._busy_timeout,
+            autocheckpoint=JOURNAL_AUTOCHECKPOINT,
         )
 
     def stopping(self) -> None:

@@ -41,7 +41,7 @@ from persistence._records import (
     RuntimeRecord,
     StepRecord,
 )
-from persistence._schema import check_identity, migrate
+from persistence._schema import CONTROL_WHERE, check_identity, migrate
 from persistence._states import (
     OPEN_EVENTS,
     POST_MORTEM_EVENTS,
@@ -114,8 +114,13 @@ class Store:
         readonly: bool = False,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         synchronous: Synchronous = "NORMAL",
+        autocheckpoint: int | None = None,
     ) -> Store:
         """Open (and, unless ``readonly``, create or migrate) the store at ``path``.
+
+        ``autocheckpoint``: WAL pages after which a commit on this connection
+        also checkpoints (SQLite's default is 1000). A runtime's Journal sets
+        it high and leaves checkpoints to :meth:`checkpoint` on another thread.
 
         Raises:
             StoreError: the file is missing (readonly), unreadable, locked past
@@ -151,6 +156,8 @@ class Store:
                     check_identity(conn, spath)
                     _enable_wal(conn, busy_timeout)
                     conn.execute(f"PRAGMA synchronous = {synchronous}")
+                    if autocheckpoint is not None:
+                        conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
                     migrate(conn, spath)
         except BaseException:
             conn.close()
@@ -575,9 +582,10 @@ class Store:
 
     def control_requests(self, *, after: int, limit: int = 1000) -> list[EventRecord]:
         """Cancel and terminate requests with global ``seq > after``, oldest first."""
+        # The condition is spelled as in the partial index, so it is used.
         rows = self._query(
-            "SELECT * FROM events WHERE type IN (?, ?) AND seq > ? ORDER BY seq LIMIT ?",
-            (_E.CANCEL_REQUESTED.value, _E.TERMINATE_REQUESTED.value, after, limit),
+            f"SELECT * FROM events WHERE {CONTROL_WHERE} AND seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
         )
         return [EventRecord.from_row(r) for r in rows]
 
@@ -609,6 +617,12 @@ class Store:
         """Every step attempt of the run, in call and attempt order."""
         rows = self._query("SELECT * FROM steps WHERE run_id = ? ORDER BY call, attempt", (run_id,))
         return [StepRecord.from_row(r) for r in rows]
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages back into the database, without waiting
+        for or blocking anyone (a PASSIVE checkpoint)."""
+        with self._lock, _translate(self.path):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def data_version(self) -> int:
         """Changes whenever another connection commits (``PRAGMA data_version``)."""

@@ -30,6 +30,7 @@ from actors import (
     step,
     workflow,
 )
+from actors._journal import JOURNAL_AUTOCHECKPOINT
 from cli import cli
 from persistence import NewEvent, Refused, Store, cancel_request, resume_request, terminate_request
 from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
@@ -452,8 +453,35 @@ def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> 
         assert [r.owner for r in store.runtimes()] == ["rt-new"]
         assert store.get_run("old").owner == "rt-old"
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     conn.close()
+
+
+def test_a_v3_store_gets_the_partial_index_of_control_requests(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:3]:
+        migration(Database(conn))
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    with Store.open(path) as store:
+        store.append([_created("r", "rt")])
+        store.append([cancel_request("r", "ops", source="cli")])
+        requests = store.control_requests(after=0)
+        plan = store._conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM events WHERE type IN"
+            " ('cancel_requested', 'terminate_requested') AND seq > 0 ORDER BY seq"
+        ).fetchall()
+    assert [(e.run_id, e.type.value) for e in requests] == [("r", "cancel_requested")]
+    assert "idx_events_control" in str(plan)
+    conn = sqlite3.connect(path)
+    indexes = {
+        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    conn.close()
+    assert "idx_events_control" in indexes
+    assert "idx_events_type_seq" not in indexes
 
 
 def test_runs_status_says_whether_the_owner_is_alive(runtimes: list[Runtime], db: Path) -> None:
@@ -521,3 +549,22 @@ def test_D2_a_run_killed_during_a_back_off_retries_on_resume(
     assert second.handle(handle.run_id).result(timeout=10) == "bo"
     assert NOTES["bo:runs"] == [1, 2]  # the failed attempt is not re-run; its retry is
     assert "step_reexecuted" not in event_types(second, handle.run_id)
+
+
+@workflow()
+async def counts_twice(key: str) -> list[str]:
+    return [await counted(f"{key}.1"), await counted(f"{key}.2")]
+
+
+def test_the_wal_is_checkpointed_off_the_journals_commits(db: Path) -> None:
+    """The Journal's commits do not checkpoint (below a large backstop); the
+    ControlInbox does, every second: committed pages reach the database file."""
+    before = set(threading.enumerate())
+    with Runtime(db) as rt:
+        size = db.stat().st_size
+        for i in range(40):
+            rt.start(counts_twice, f"w{i}").result(timeout=10)
+        wal_pages = (db.with_name(db.name + "-wal").stat().st_size - 32) // (4096 + 24)
+        assert wal_pages < JOURNAL_AUTOCHECKPOINT  # so the backstop never ran
+        wait_until(lambda: db.stat().st_size > size)
+    assert_nothing_left(before)
