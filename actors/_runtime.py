@@ -7,6 +7,7 @@ runs), writes through the Journal, and hands messages to the actor tree.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import threading
@@ -83,9 +84,14 @@ class ControlResult:
 class _Watchers:
     """Wakes threads and event loops waiting for runs to end in this process."""
 
+    #: How many ended runs it remembers (see :meth:`ended`).
+    MEMORY: Final = 4096
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watch: dict[str, list[Callable[[], None]]] = {}
+        self._ended: collections.deque[str] = collections.deque(maxlen=self.MEMORY)
+        self._ended_set: set[str] = set()
 
     def add(self, run_id: str, wake: Callable[[], None]) -> None:
         with self._lock:
@@ -101,9 +107,18 @@ class _Watchers:
 
     def notify(self, run_id: str, _status: RunState) -> None:
         with self._lock:
+            if len(self._ended) == self.MEMORY:
+                self._ended_set.discard(self._ended[0])
+            self._ended.append(run_id)
+            self._ended_set.add(run_id)
             wakes = list(self._watch.get(run_id, ()))
         for wake in wakes:
             wake()
+
+    def ended(self, run_id: str) -> bool:
+        """Whether this process saw the run end (recently)."""
+        with self._lock:
+            return run_id in self._ended_set
 
 
 class Runtime:
@@ -450,11 +465,22 @@ class Runtime:
         pause = POLL_INTERVAL if deadline is None else min(POLL_INTERVAL, deadline - now)
         return record, (pause if pause > 0 else None)
 
+    def _live_here(self, run_id: str) -> bool:
+        """Whether the run is hosted here and has not ended: its end will wake
+        a watcher already registered, so there is no need to read it first."""
+        return not self._watchers.ended(run_id) and self._directory.get(run_id) is not None
+
+    @staticmethod
+    def _first_pause(deadline: float | None, now: float) -> float:
+        return POLL_INTERVAL if deadline is None else max(0.0, min(POLL_INTERVAL, deadline - now))
+
     def _wait_finished(self, run_id: str, timeout: float | None) -> RunRecord:
         deadline = None if timeout is None else time.monotonic() + timeout
         woken = threading.Event()
         self._watchers.add(run_id, woken.set)
         try:
+            if self._live_here(run_id):
+                woken.wait(self._first_pause(deadline, time.monotonic()))
             while True:
                 record, pause = self._poll(run_id, deadline, time.monotonic())
                 if pause is None:
@@ -473,6 +499,9 @@ class Runtime:
 
         self._watchers.add(run_id, wake)
         try:
+            if self._live_here(run_id):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), self._first_pause(deadline, loop.time()))
             while True:
                 record, pause = self._poll(run_id, deadline, loop.time())
                 if pause is None:
