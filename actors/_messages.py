@@ -59,6 +59,10 @@ class ExitReason:
     error: BaseException | None = None
     #: A RunSupervisor's last record (result, error or reason), for its parent run.
     data: dict[str, Any] | None = None
+    #: A StepActor's outcome. Like an Erlang worker's exit reason, the exit
+    #: report is how the result reaches the supervisor: one message, not two.
+    #: None from a StepActor means it crashed outside the user's code.
+    outcome: StepOutcome | None = None
 
     @classmethod
     def normal(cls) -> ExitReason:

@@ -3,7 +3,8 @@
 The step's code runs inside the actor (from ``started``), so the actor's
 mailbox stays reachable from that code: ``ctx.check_cancellation()`` takes
 whatever control messages wait there. The result, or the failure, goes back
-to the RunSupervisor as one :class:`StepFinished` message; a supervisor that
+to the RunSupervisor in the actor's exit report (``ExitReason.outcome``), the
+one message every actor sends its supervisor when it stops; a supervisor that
 has abandoned this attempt (terminate) simply no longer listens.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import pykka
 
-from actors._base import Census, ProctorActor, tell
+from actors._base import Census, ProctorActor
 from actors._context import BeatBox, StepContext, reset_current, set_current
 from actors._definitions import StepDef
 from actors._errors import CancellationError, Terminated, describe
@@ -26,7 +27,6 @@ from actors._messages import (
     Raised,
     Returned,
     StepCancelled,
-    StepFinished,
     StepOutcome,
     Unwound,
 )
@@ -55,7 +55,6 @@ class StepActor(ProctorActor):
     ) -> None:
         name = f"StepActor {step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
-        self._supervisor = parent
         self._journal = journal
         self._run_id = run_id
         self._call = call
@@ -83,17 +82,13 @@ class StepActor(ProctorActor):
             clock=self._clock,
         )
         outcome = self._run(ctx)
-        tell(
-            self._supervisor,
-            StepFinished(call=self._call, attempt=self._attempt, outcome=outcome),
-        )
         kind = {
             Returned: ExitKind.NORMAL,
             Raised: ExitKind.FAILED,
             StepCancelled: ExitKind.CANCELLED,
             Unwound: ExitKind.TERMINATED,
         }[type(outcome)]
-        self.exit(ExitReason(kind=kind, error=getattr(outcome, "exception", None)))
+        self.exit(ExitReason(kind=kind, error=getattr(outcome, "exception", None), outcome=outcome))
 
     def handle(self, message: Any) -> None:
         # Control messages that arrive after the code returned need no answer.

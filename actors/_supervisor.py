@@ -358,8 +358,6 @@ class RunSupervisor(ProctorActor):
     def handle(self, message: Any) -> None:
         if isinstance(message, Journaled):
             self._on_journaled(message)
-        elif isinstance(message, StepFinished):
-            self._on_step_finished(message)
         elif isinstance(message, Cancel):
             self._on_cancel(message)
         elif isinstance(message, Terminate):
@@ -1366,15 +1364,14 @@ class RunSupervisor(ProctorActor):
                 return
         for call_id, active in list(self._active.items()):
             if active.ref.actor_urn == urn:
-                # The StepActor ended without a StepFinished: it crashed outside
-                # the user's code. Death watch turns that into a step failure.
-                error = msg.reason.error or RuntimeError("step actor died")
+                outcome = msg.reason.outcome
+                if outcome is None:
+                    # It crashed outside the user's code. Death watch turns
+                    # that into a step failure.
+                    error = msg.reason.error or RuntimeError("step actor died")
+                    outcome = Raised(error=describe(error), exception=error)
                 self._on_step_finished(
-                    StepFinished(
-                        call=call_id,
-                        attempt=active.attempt,
-                        outcome=Raised(error=describe(error), exception=error),
-                    )
+                    StepFinished(call=call_id, attempt=active.attempt, outcome=outcome)
                 )
                 return
 
