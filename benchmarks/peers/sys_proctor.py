@@ -51,7 +51,7 @@ async def cancel_me(key: str) -> None:
 def parked(key: str) -> None:
     ctx = get_context()
     started[key].set()
-    while not release.wait(0.05):
+    while not release.wait(1.0):  # parked: a check a second, not a busy loop
         ctx.check_cancellation()
 
 
