@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import resource
 import statistics
 import sys
@@ -38,6 +39,13 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     ordered = sorted(samples_ms)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {"p50_ms": statistics.median(ordered), "p99_ms": p99, "n": len(ordered)}
+
+
+def cancel_phase() -> float:
+    """How long to wait after the step started before cancelling: uniform over
+    two check periods. Asked right after the step's first check, a cancel
+    would always wait out a whole period; a real one lands anywhere in it."""
+    return random.uniform(0.0, 0.002)
 
 
 def peak_rss_mb() -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import emit, parked_runs, parse, percentiles, throughput
+from common import cancel_phase, emit, parked_runs, parse, percentiles, throughput
 
 from actors import CancellationError, Runtime, get_context, step, workflow
 
@@ -78,6 +78,7 @@ def main() -> None:
                 started[key] = threading.Event()
                 handle = rt.start(cancel_me, key)
                 started[key].wait(10)
+                time.sleep(cancel_phase())
                 begin = time.perf_counter()
                 if args.scenario == "cancel":
                     rt.cancel(handle.run_id, "bench")

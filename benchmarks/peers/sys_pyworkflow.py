@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import emit, parse, peak_rss_mb, percentiles
+from common import cancel_phase, emit, parse, peak_rss_mb, percentiles
 from loguru import logger
 from pyworkflow import (
     CancellationError,
@@ -113,6 +113,7 @@ async def scenario(args: argparse.Namespace, storage: SQLiteStorageBackend) -> N
             started[key] = asyncio.Event()
             task = asyncio.create_task(start(cancel_me, key))
             await asyncio.wait_for(started[key].wait(), 10)
+            await asyncio.sleep(cancel_phase())
             begin = time.perf_counter()
             await cancel_workflow(run_ids[key], reason="bench")
             with contextlib.suppress(Exception):
