@@ -439,14 +439,19 @@ def test_leases_say_who_is_dead_and_why(db: Path) -> None:
     }
 
 
-def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+def old_store(path: Path, version: int) -> Path:
+    """A store as a release with schema ``version`` left it."""
     conn = sqlite3.connect(path, isolation_level=None)
-    for migration in MIGRATIONS[:2]:  # a store written by the release before leases
+    for migration in MIGRATIONS[:version]:
         migration(Database(conn))
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.close()
+    return path
+
+
+def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = old_store(tmp_path / "old.db", 2)  # written by the release before leases
     with Store.open(path) as store:
         store.append([_created("old", "rt-old")])
         store.register_runtime("rt-new", ttl=10)
@@ -458,13 +463,7 @@ def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> 
 
 
 def test_a_v3_store_gets_the_partial_index_of_control_requests(tmp_path: Path) -> None:
-    path = tmp_path / "v3.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migration in MIGRATIONS[:3]:
-        migration(Database(conn))
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("PRAGMA user_version = 3")
-    conn.close()
+    path = old_store(tmp_path / "v3.db", 3)
     with Store.open(path) as store:
         store.append([_created("r", "rt")])
         store.append([cancel_request("r", "ops", source="cli")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -11,10 +12,28 @@ from tests.conftest import assert_nothing_left, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
+PoolFactory = Callable[..., ThreadPool]
 
-def test_a_thread_is_reused_by_the_next_task_and_named_after_it() -> None:
+
+@pytest.fixture
+def make_pool() -> Iterator[PoolFactory]:
+    """Pools that are closed after the test, which then checks no thread is left."""
     before = set(threading.enumerate())
-    pool = ThreadPool("t")
+    pools: list[ThreadPool] = []
+
+    def make(idle_timeout: float = 5.0) -> ThreadPool:
+        pools.append(ThreadPool("t", idle_timeout=idle_timeout))
+        return pools[-1]
+
+    yield make
+    for pool in pools:
+        pool.close()
+        assert pool.join(10)
+    assert_nothing_left(before)
+
+
+def test_a_thread_is_reused_by_the_next_task_and_named_after_it(make_pool: PoolFactory) -> None:
+    pool = make_pool()
     seen: list[tuple[threading.Thread, str]] = []
     for name in ("first", "second", "third"):
         done = threading.Event()
@@ -30,14 +49,10 @@ def test_a_thread_is_reused_by_the_next_task_and_named_after_it() -> None:
         wait_until(lambda: len(pool._idle) == 1)
     assert len({thread for thread, _ in seen}) == 1
     assert [name for _, name in seen] == ["t-1 first", "t-1 second", "t-1 third"]
-    pool.close()
-    assert pool.join(10)
-    assert_nothing_left(before)
 
 
-def test_busy_threads_are_not_shared_and_every_task_runs_at_once() -> None:
-    before = set(threading.enumerate())
-    pool = ThreadPool("t")
+def test_busy_threads_are_not_shared_and_every_task_runs_at_once(make_pool: PoolFactory) -> None:
+    pool = make_pool()
     release = threading.Event()
     arrived = threading.Barrier(9)  # eight tasks and this test, all at once
 
@@ -50,14 +65,10 @@ def test_busy_threads_are_not_shared_and_every_task_runs_at_once() -> None:
     arrived.wait(10)  # would time out if any task waited for a thread
     assert len(pool.threads()) == 8
     release.set()
-    pool.close()
-    assert pool.join(10)
-    assert_nothing_left(before)
 
 
-def test_an_idle_thread_ends_after_its_idle_timeout() -> None:
-    before = set(threading.enumerate())
-    pool = ThreadPool("t", idle_timeout=0.05)
+def test_an_idle_thread_ends_after_its_idle_timeout(make_pool: PoolFactory) -> None:
+    pool = make_pool(idle_timeout=0.05)
     done = threading.Event()
     pool.run(done.set, "once")
     assert done.wait(10)
@@ -66,14 +77,10 @@ def test_an_idle_thread_ends_after_its_idle_timeout() -> None:
     again = threading.Event()
     pool.run(again.set, "again")
     assert again.wait(10)
-    pool.close()
-    assert pool.join(10)
-    assert_nothing_left(before)
 
 
-def test_close_lets_a_busy_thread_finish_its_task_then_end() -> None:
-    before = set(threading.enumerate())
-    pool = ThreadPool("t")
+def test_close_lets_a_busy_thread_finish_its_task_then_end(make_pool: PoolFactory) -> None:
+    pool = make_pool()
     inside, release, finished = threading.Event(), threading.Event(), threading.Event()
 
     def task() -> None:
@@ -93,12 +100,13 @@ def test_close_lets_a_busy_thread_finish_its_task_then_end() -> None:
     pool.run(late.set, "late")
     assert late.wait(10)
     assert pool.join(10)
-    assert_nothing_left(before)
+    assert pool.threads() == []
 
 
-def test_a_task_that_raises_does_not_kill_its_thread(caplog: pytest.LogCaptureFixture) -> None:
-    before = set(threading.enumerate())
-    pool = ThreadPool("t")
+def test_a_task_that_raises_does_not_kill_its_thread(
+    make_pool: PoolFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = make_pool()
 
     def bad() -> None:
         raise SystemExit(3)
@@ -110,6 +118,3 @@ def test_a_task_that_raises_does_not_kill_its_thread(caplog: pytest.LogCaptureFi
     assert ok.wait(10)
     assert len(pool.threads()) == 1
     assert "a pooled task failed" in caplog.text
-    pool.close()
-    assert pool.join(10)
-    assert_nothing_left(before)
