@@ -268,6 +268,8 @@ class Guardian(ProctorActor):
                 run_id=run_id, type=EventType.RUN_FAILED, data={"error": describe(error)}
             )
             tell(self.journal, Append(events=(event,)))
+        if run_id not in self._rehosting:
+            self._rehosts.pop(run_id, None)  # its back-off starts afresh next time
         if self._shutdown is not None and not self._runs:
             self._stop_services()
 
