@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import pykka
 from pykka._envelope import Envelope
@@ -160,6 +160,25 @@ class ProctorActor(pykka.ThreadingActor):
         self._census = census
         self._exit_reason: ExitReason | None = None
         self._reported = False
+
+    @classmethod
+    def prepare(cls, **kwargs: Any) -> Self:
+        """Build and register the actor without starting it: its ref takes
+        messages at once, and :meth:`launch` (or :meth:`discard`) follows.
+        ``Actor.start()`` is ``prepare().launch()``."""
+        actor = cls(**kwargs)
+        pykka.ActorRegistry.register(actor.actor_ref)
+        return actor
+
+    def launch(self) -> pykka.ActorRef[Any]:
+        """Start a prepared actor's loop; messages sent meanwhile wait for it."""
+        self._start_actor_loop()
+        return self.actor_ref
+
+    def discard(self) -> None:
+        """Forget a prepared actor that will never be launched."""
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        self.actor_stopped.set()  # its ref reports it dead; tells are dropped
 
     def _start_actor_loop(self) -> None:
         if self.pooled:

@@ -207,13 +207,19 @@ class Journal(ProctorActor):
     ) -> None:
         # Deliver first: when the requester's future resolves, the control
         # message is already in the supervisor's mailbox.
-        if error is None and all(o.accepted for o in outcomes):
+        accepted = error is None and all(o.accepted for o in outcomes)
+        if accepted:
             for target, msg in append.deliver:
                 tell(target, msg)
+            for actor in append.launch:
+                actor.launch()
+        else:
+            for actor in append.launch:
+                actor.discard()
         if append.reply is not None:
             if error is None:
                 append.reply.set(outcomes)
             else:
                 append.reply.set_exception((type(error), error, error.__traceback__))
-        if append.notify is not None:
+        if append.notify is not None and not (accepted and append.launch):
             tell(append.notify, Journaled(tag=append.tag, outcomes=outcomes, error=error))

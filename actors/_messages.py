@@ -96,6 +96,10 @@ class Append:
     notify: ActorRef[Any] | None = None
     tag: Any = None
     deliver: tuple[tuple[ActorRef[Any], Any], ...] = ()
+    #: Prepared actors (step attempts) the Journal launches once the group
+    #: commits, or discards if it does not. Launching them is the whole
+    #: effect, so ``notify`` then hears only of a failure.
+    launch: tuple[Any, ...] = ()
 
 
 @dataclass(**_FROZEN)

@@ -639,10 +639,24 @@ class RunSupervisor(ProctorActor):
         self._replaying = False
         self._waiting = waiting
         if events:
-            self._append(*events, tag=_StepsScheduled(tuple(scheduled)))
+            self._start_calls(events, tuple(scheduled))
         else:
             self._spawn(tuple(scheduled))
         return None
+
+    def _start_calls(self, events: list[NewEvent], scheduled: tuple[_Scheduled, ...]) -> None:
+        """Record the calls' starts; each starts once that group commits (D1).
+
+        Step attempts are built now and the Journal launches them right after
+        the commit, telling this supervisor only if it fails: one hop fewer
+        per step. A group that also starts child runs spawns them when the
+        commit is reported.
+        """
+        if any(isinstance(s.call, ChildCall) for s in scheduled):
+            self._append(*events, tag=_StepsScheduled(scheduled))
+            return
+        prepared = tuple(self._prepare_step(s) for s in scheduled)
+        self._append(*events, tag=_StepsScheduled(scheduled), launch=prepared)
 
     def _start_child(self, command: StartChild[Any]) -> tuple[Any, BaseException | None] | None:
         """``await start_child(...)``: the body goes on once the start is recorded."""
@@ -789,6 +803,10 @@ class RunSupervisor(ProctorActor):
             self._forward_cancel()
 
     def _spawn_step(self, s: _Scheduled) -> None:
+        self._prepare_step(s).launch()
+
+    def _prepare_step(self, s: _Scheduled) -> StepActor:
+        """Build the attempt's actor, not yet running, and count it active."""
         assert isinstance(s.call, StepCall)
         call_id, call, shielded, attempt, details = (
             s.call_id,
@@ -802,7 +820,7 @@ class RunSupervisor(ProctorActor):
         cancel = self._cancel if self.state is RunState.CANCELLING and not shielded else None
         now = s.decided_at
         beats = BeatBox() if call.step.heartbeat_timeout is not None else None
-        ref = StepActor.start(
+        actor = StepActor.prepare(
             census=self._census,
             parent=self.actor_ref,
             journal=self._journal,
@@ -819,7 +837,7 @@ class RunSupervisor(ProctorActor):
         )
         self._step_calls[call_id] = (call, attempt, shielded)
         self._active[call_id] = _Active(
-            ref=ref,
+            ref=actor.actor_ref,
             name=call.step.name,
             attempt=attempt,
             shielded=shielded,
@@ -834,6 +852,7 @@ class RunSupervisor(ProctorActor):
             self._schedule_timer(
                 ("deadline", call_id), now + min(limits), Deadline(call=call_id, attempt=attempt)
             )
+        return actor
 
     def _spawn_child(
         self,
@@ -1115,7 +1134,7 @@ class RunSupervisor(ProctorActor):
         started = self._step_event(
             _E.STEP_STARTED, backoff.call.step.name, msg.call, msg.attempt, shielded=s.shielded
         )
-        self._append(started, tag=_StepsScheduled((s,)))
+        self._start_calls([started], (s,))
 
     def _on_deadline(self, msg: Deadline) -> None:
         """H1: time out an attempt that ran too long or stopped heartbeating."""
@@ -1395,7 +1414,7 @@ class RunSupervisor(ProctorActor):
 
     # -- journal helpers ---------------------------------------------------------
 
-    def _append(self, *events: NewEvent, tag: Any) -> None:
+    def _append(self, *events: NewEvent, tag: Any, launch: tuple[Any, ...] = ()) -> None:
         """Append a group of this run's records; the Journaled reply carries ``tag``.
 
         Step ends the body has already got past go first, in the same group.
@@ -1403,7 +1422,10 @@ class RunSupervisor(ProctorActor):
         if self._unsent:
             events, self._unsent = (*self._unsent, *events), []
         reply, self._created = self._created, None
-        tell(self._journal, Append(events=events, reply=reply, notify=self.actor_ref, tag=tag))
+        tell(
+            self._journal,
+            Append(events=events, reply=reply, notify=self.actor_ref, tag=tag, launch=launch),
+        )
 
     def _step_event(
         self, type_: EventType, step: str, call: int, attempt: int | None, **data: Any
