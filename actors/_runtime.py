@@ -308,7 +308,12 @@ class Runtime:
                 created=reply,
             )
         )
-        refused = next((o for o in self._answer(reply) if isinstance(o, Refused)), None)
+        late = (
+            f"run {run_id} was not recorded within {ASK_TIMEOUT}s: its creation is written"
+            " with the body's first step, and the body has not got there; a workflow"
+            " body must not block (do blocking work in a step)"
+        )
+        refused = next((o for o in self._answer(reply, late) if isinstance(o, Refused)), None)
         if refused is not None:
             raise ProctorError(f"run {run_id} was not created: {refused.reason}")
         return RunHandle(self, run_id)
@@ -432,11 +437,13 @@ class Runtime:
         self._journal.tell(Append(events=events, reply=reply, deliver=deliver))
         return self._answer(reply)
 
-    def _answer(self, reply: pykka.Future[tuple[AppendOutcome, ...]]) -> tuple[AppendOutcome, ...]:
+    def _answer(
+        self, reply: pykka.Future[tuple[AppendOutcome, ...]], late: str | None = None
+    ) -> tuple[AppendOutcome, ...]:
         try:
             outcomes: tuple[AppendOutcome, ...] = reply.get(timeout=ASK_TIMEOUT)
         except pykka.Timeout as exc:
-            raise StoreError(f"the journal did not answer within {ASK_TIMEOUT}s") from exc
+            raise StoreError(late or f"the journal did not answer within {ASK_TIMEOUT}s") from exc
         return outcomes
 
     def _refused(self, run_id: str, outcome: AppendOutcome, verb: str) -> ControlResult:

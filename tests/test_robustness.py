@@ -13,6 +13,7 @@ import pykka
 import pytest
 
 import actors
+import actors._runtime
 from actors import (
     InvalidTransition,
     NotAProctorStore,
@@ -248,6 +249,28 @@ def test_a_store_from_a_newer_proctor_is_refused(tmp_path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SchemaTooNew, match="upgrade Proctor"):
         Runtime(path)
+
+
+def test_a_workflow_body_that_blocks_before_its_first_step_is_a_clear_error(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start() returns once the run's creation is durable, which is written
+    with the body's first step: a body that blocks first is named as the bug."""
+    monkeypatch.setattr(actors._runtime, "ASK_TIMEOUT", 0.2)
+    release = gate("blocks")
+
+    @workflow()
+    async def blocks() -> int:
+        release.wait(10)  # blocking in a body: the bug the error names
+        return await add(1, 1)
+
+    with pytest.raises(StoreError, match="a workflow body must not block"):
+        rt.start(blocks)
+    release.set()
+    # Nothing was lost: the run goes on once the body lets go.
+    wait_until(lambda: rt.list_runs(workflow=blocks.name))
+    [run] = rt.list_runs(workflow=blocks.name)
+    assert rt.handle(run.run_id).result(timeout=10) == 2
 
 
 def test_a_locked_store_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
