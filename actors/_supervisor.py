@@ -320,6 +320,7 @@ class RunSupervisor(ProctorActor):
         #: only: they go to the Journal at the head of the body's next group,
         #: before anything the body does next can take effect (D1).
         self._unsent: list[NewEvent] = []
+        self._driving = False
         self._terminated = False
         self._finishing = False
         self._shutting_down = False
@@ -533,9 +534,11 @@ class RunSupervisor(ProctorActor):
         A loop rather than recursion: replay resumes await after await from
         the log without waiting, however long the run's history is.
         """
+        self._driving = True
         try:
             self._drive_body(value, error)
         finally:
+            self._driving = False
             if self._unsent:  # the body waits on something already under way
                 self._append(tag=None)
 
@@ -1437,9 +1440,15 @@ class RunSupervisor(ProctorActor):
     def _record(self, type_: EventType, **data: Any) -> None:
         """Record an event of this run whose effect does not wait for the commit.
 
-        A failed commit still stops the run (the Journaled reply, tag None).
+        The body's own records (a shield entered, a cancel delivered) join
+        its next group, with the step ends before them. A failed commit still
+        stops the run (the Journaled reply, tag None).
         """
-        self._append(NewEvent(run_id=self.run_id, type=type_, data=data), tag=None)
+        event = NewEvent(run_id=self.run_id, type=type_, data=data)
+        if self._driving:
+            self._unsent.append(event)
+        else:
+            self._append(event, tag=None)
 
     def _record_event(self, event: NewEvent) -> None:
         self._record_group([event])
