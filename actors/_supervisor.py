@@ -424,8 +424,9 @@ class RunSupervisor(ProctorActor):
     def _take_over(self) -> None:
         """Read the run's log, then claim it if nobody wrote to it meanwhile."""
         try:
-            record = self._reader.get_run(self.run_id)
-            events = self._reader.events(self.run_id)
+            with self._reader.snapshot():  # the record and the log it projects
+                record = self._reader.get_run(self.run_id)
+                events = self._reader.events(self.run_id)
         except StoreError as exc:
             self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
             return
