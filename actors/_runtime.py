@@ -275,8 +275,15 @@ class Runtime:
     def start(self, workflow: WorkflowDef[..., R], /, *args: Any, **kwargs: Any) -> RunHandle[R]:
         """Start a durable run of ``workflow``; arguments must be JSON.
 
+        Returns once the run is durable. Its creation is written with the
+        body's first records (its first step's start, usually), so the body
+        is already under way: a workflow body must not block before its first
+        ``await``.
+
         Raises:
             NotSerializable: an argument is not JSON; nothing is written.
+            StoreError: the store cannot take the run (locked past the busy
+                timeout, say), or the body blocked before its first await.
         """
         self._check_open()
         if not isinstance(workflow, WorkflowDef):
