@@ -104,7 +104,6 @@ class ControlInbox(ProctorActor):
         super().__init__(parent=parent, name="ControlInbox", census=census)
         self._resume = resume
         self._lease_ttl = lease_ttl
-        self._next_renewal = 0.0
         self._next_resume_scan = 0.0
         self._next_checkpoint = 0.0
         self._path = path
@@ -124,6 +123,11 @@ class ControlInbox(ProctorActor):
         self._version: int | None = None
         self._claiming: set[str] = set()
         self._clock = SystemClock()
+        # The runtime registered itself with a full lease just before this
+        # was built: the first renewal is due a third of a lease from now.
+        # (Renewing at the first poll raced a test's expire_lease when this
+        # thread started late, and renewed a lease meant to have run out.)
+        self._next_renewal = self._clock.monotonic() + lease_ttl / 3
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.clock = self._clock
 
