@@ -106,10 +106,17 @@ class Census:
         self._threads: list[threading.Thread] = []
         self.pool = ThreadPool("proctor")
 
-    def enter(self, urn: str, name: str) -> None:
+    def enter(self, urn: str, name: str, *, pooled: bool) -> None:
+        """An actor starts, on its own thread or (``pooled``) a lent one.
+
+        Only own threads are remembered for shutdown to join; the pool joins
+        its own. (Remembering the pooled thread of every step attempt grew
+        this list by one per attempt for the runtime's whole life.)
+        """
         with self._cond:
             self._live[urn] = name
-            self._threads.append(threading.current_thread())
+            if not pooled:
+                self._threads.append(threading.current_thread())
 
     def leave(self, urn: str) -> None:
         with self._cond:
@@ -218,7 +225,7 @@ class ProctorActor(pykka.ThreadingActor):
                 self.stop()
 
     def on_start(self) -> None:
-        self._census.enter(self.actor_urn, self.name)
+        self._census.enter(self.actor_urn, self.name, pooled=self.pooled)
         try:
             self.started()
         except BaseException as exc:

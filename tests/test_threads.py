@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from actors import Runtime, step, workflow
 from actors._threads import ThreadPool
 from tests.conftest import assert_nothing_left, wait_until
 
@@ -118,3 +120,22 @@ def test_a_task_that_raises_does_not_kill_its_thread(
     assert ok.wait(10)
     assert len(pool.threads()) == 1
     assert "a pooled task failed" in caplog.text
+
+
+@step()
+def add_one(x: int) -> int:
+    return x + 1
+
+
+@workflow()
+async def two_adds(x: int) -> int:
+    return await add_one(await add_one(x))
+
+
+def test_a_busy_runtime_remembers_no_thread_per_step_attempt(tmp_path: Path) -> None:
+    """The census joins the pool at shutdown; it does not list a pooled
+    thread once per actor it ran, which grew without bound."""
+    with Runtime(tmp_path / "p.db") as rt:
+        for i in range(20):
+            assert rt.start(two_adds, i).result(timeout=10) == i + 2
+        assert len(rt._census._threads) == 4  # Guardian, Journal, Timers, ControlInbox
