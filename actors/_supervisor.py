@@ -106,18 +106,21 @@ class _Active:
     """A step attempt whose StepActor is running."""
 
     ref: pykka.ActorRef[Any]
-    name: str
+    #: What was called: a retry starts it again.
+    call: StepCall[Any]
     attempt: int
     shielded: bool
+    #: Runtime-clock time its timeout and heartbeat timeout count from (H1).
+    started_at: float
     cancel_sent: bool = False
-    #: What was called: a retry starts it again.
-    call: StepCall[Any] | None = None
-    #: Runtime-clock times for the step's timeout and heartbeat timeout (H1).
-    started_at: float = 0.0
     #: The attempt's latest heartbeat, written by its thread (steps with a
     #: heartbeat_timeout only).
     beats: BeatBox | None = None
     details: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.call.step.name
 
     def last_heartbeat(self) -> tuple[float, Any]:
         """When it last beat (its start, if never) and the latest details."""
@@ -842,7 +845,6 @@ class RunSupervisor(ProctorActor):
         self._step_calls[call_id] = (call, attempt, shielded)
         self._active[call_id] = _Active(
             ref=actor.actor_ref,
-            name=call.step.name,
             attempt=attempt,
             shielded=shielded,
             cancel_sent=cancel is not None,
@@ -901,7 +903,7 @@ class RunSupervisor(ProctorActor):
         if active is None or active.attempt != msg.attempt or self._terminated:
             return
         del self._active[msg.call]
-        if active.call and (active.call.step.timeout or active.call.step.heartbeat_timeout):
+        if active.call.step.timeout or active.call.step.heartbeat_timeout:
             self._cancel_timer(("deadline", msg.call))
         restart = self._restart_after.pop(msg.call, None)
         outcome = msg.outcome
@@ -1033,8 +1035,7 @@ class RunSupervisor(ProctorActor):
         recorded together); otherwise "" or, when the run's restart intensity
         stopped a retry the policy allowed, why (the failure escalates).
         """
-        step = active.call.step if active.call else None
-        policy = step.retry if step else None
+        policy = active.call.step.retry
         error_type = data["error"]["type"]
         if (
             policy is None
@@ -1044,7 +1045,6 @@ class RunSupervisor(ProctorActor):
             or (self.state is RunState.CANCELLING and not active.shielded)  # C3: never restart
         ):
             return ""
-        assert active.call is not None
         now = self._clock.monotonic()
         intensity = self._workflow.intensity
         while self._restarts and self._restarts[0] <= now - intensity.within:
@@ -1143,7 +1143,7 @@ class RunSupervisor(ProctorActor):
     def _on_deadline(self, msg: Deadline) -> None:
         """H1: time out an attempt that ran too long or stopped heartbeating."""
         active = self._active.get(msg.call)
-        if active is None or active.attempt != msg.attempt or active.call is None:
+        if active is None or active.attempt != msg.attempt:
             return
         step, now = active.call.step, self._clock.monotonic()
         due: list[tuple[float, str, float]] = []
