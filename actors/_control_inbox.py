@@ -198,17 +198,7 @@ class ControlInbox(ProctorActor):
         assert workflow is not None  # we only claim or resume workflows we know
         tell(
             self._guardian,
-            StartRun(
-                run_id=record.run_id,
-                workflow=workflow,
-                args=tuple(record.args),
-                kwargs=tuple(record.kwargs.items()),
-                state=state,
-                cancel_reason=record.cancel_reason,
-                cancel_source=record.cancel_source,
-                resume_from=resume_from,
-                resume_why=why,
-            ),
+            StartRun.of_record(record, workflow, state, resume_from=resume_from, resume_why=why),
         )
         # A cancel asked while nobody hosted the run: its grace has been running since.
         self._regrace(record)

@@ -20,6 +20,7 @@ import pykka
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import Clock
 from actors._control_inbox import ControlInbox, Forward
+from actors._definitions import lookup_workflow
 from actors._errors import describe
 from actors._journal import Journal
 from actors._messages import (
@@ -135,10 +136,9 @@ class Guardian(ProctorActor):
         self._journal_dead = False
         #: The top-level runs' supervisors, by run id: this actor's own children.
         self._runs: dict[str, pykka.ActorRef[Any]] = {}
-        self._workflows: dict[str, Any] = {}
-        #: Runs to host again after a store failure: their workflow, and how
-        #: many times they were (for the back-off).
-        self._rehosting: dict[str, Any] = {}
+        #: Runs to host again after a store failure, and how many times they
+        #: were (for the back-off).
+        self._rehosting: set[str] = set()
         self._rehosts: dict[str, int] = {}
 
     def started(self) -> None:
@@ -236,7 +236,6 @@ class Guardian(ProctorActor):
             created=msg.created,
         )
         self._runs[msg.run_id] = ref
-        self._workflows[msg.run_id] = msg.workflow
 
     def _on_child_exited(self, msg: ChildExited) -> None:
         if msg.child in (self._journal, self._timers, self._control):
@@ -247,19 +246,18 @@ class Guardian(ProctorActor):
                 self._journal_exited()
             return
         run_id = msg.name
-        self._runs.pop(run_id, None)
-        workflow = self._workflows.pop(run_id, None)
+        hosted = self._runs.pop(run_id, None) is not None
         error = msg.reason.error
         if (
             msg.reason.kind is ExitKind.FAILED
             and self._shutdown is None
             and isinstance(error, StoreError)
-            and workflow is not None
+            and hosted
         ):
             # The store failed under the run (locked past the busy timeout,
             # say), not the run itself: like an OTP supervisor restarting a
             # crashed child, host it again from its log after a back-off.
-            self._rehost_later(run_id, workflow, f"its supervisor stopped: {error}")
+            self._rehost_later(run_id, f"its supervisor stopped: {error}")
         elif msg.reason.kind is ExitKind.FAILED and self._shutdown is None:
             # A supervisor crashed (a Proctor bug, or the store failed): record
             # the run as failed if the store still takes it; fencing decides.
@@ -273,12 +271,12 @@ class Guardian(ProctorActor):
         if self._shutdown is not None and not self._runs:
             self._stop_services()
 
-    def _rehost_later(self, run_id: str, workflow: Any, why: str) -> None:
+    def _rehost_later(self, run_id: str, why: str) -> None:
         assert self._timers is not None
         tries = self._rehosts[run_id] = self._rehosts.get(run_id, 0) + 1
         delay = min(REHOST_MAX, REHOST_FIRST * 2 ** (tries - 1))
         logger.warning("run %s: %s; hosting it again in %.1fs", run_id, why, delay)
-        self._rehosting[run_id] = workflow
+        self._rehosting.add(run_id)
         self._timers.tell(
             ScheduleTimer(
                 token=("rehost", run_id),
@@ -290,28 +288,22 @@ class Guardian(ProctorActor):
 
     def _rehost(self, msg: Rehost) -> None:
         """Replay the run from its log, if it is still ours and unfinished."""
-        workflow = self._rehosting.pop(msg.run_id, None)
-        if workflow is None or self._shutdown is not None:
+        if msg.run_id not in self._rehosting or self._shutdown is not None:
             return
+        self._rehosting.discard(msg.run_id)
         try:
             record = self._reader.find_run(msg.run_id)
         except StoreError as exc:
-            self._rehost_later(msg.run_id, workflow, f"{msg.why}; then {exc}")
+            self._rehost_later(msg.run_id, f"{msg.why}; then {exc}")
             return
         if record is None or record.status.is_terminal or record.owner != self._owner:
             self._rehosts.pop(msg.run_id, None)
             return  # ended (terminated, say) or taken over meanwhile
+        workflow = lookup_workflow(record.workflow)
+        assert workflow is not None  # it was started here, so it is registered
         self._start_run(
-            StartRun(
-                run_id=record.run_id,
-                workflow=workflow,
-                args=tuple(record.args),
-                kwargs=tuple(record.kwargs.items()),
-                state=record.status,
-                cancel_reason=record.cancel_reason,
-                cancel_source=record.cancel_source,
-                resume_from=self._owner,
-                resume_why=msg.why,
+            StartRun.of_record(
+                record, workflow, record.status, resume_from=self._owner, resume_why=msg.why
             )
         )
 

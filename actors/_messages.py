@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from persistence import AppendOutcome, NewEvent, RunState
+from persistence import AppendOutcome, NewEvent, RunRecord, RunState
 
 if TYPE_CHECKING:
     from pykka import ActorRef, Future
@@ -200,6 +200,29 @@ class StartRun:
     #: future that gets that group's outcomes (``Runtime.start`` waits on it).
     create: NewEvent | None = None
     created: Future[Any] | None = None
+
+    @classmethod
+    def of_record(
+        cls,
+        record: RunRecord,
+        workflow: Any,
+        state: RunState,
+        *,
+        resume_from: str | None = None,
+        resume_why: str | None = None,
+    ) -> StartRun:
+        """Host a run that exists in the store (claimed, resumed or re-hosted)."""
+        return cls(
+            run_id=record.run_id,
+            workflow=workflow,
+            args=tuple(record.args),
+            kwargs=tuple(record.kwargs.items()),
+            state=state,
+            cancel_reason=record.cancel_reason,
+            cancel_source=record.cancel_source,
+            resume_from=resume_from,
+            resume_why=resume_why,
+        )
 
 
 @dataclass(**_FROZEN)
