@@ -205,30 +205,22 @@ class Store:
         # A lone group needs no savepoint: refused, the whole transaction is
         # rolled back. Every statement saved here is a GIL hand-off saved.
         alone = len(groups) == 1 and not heartbeats
-        with self._lock, _translate(self.path):
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                results.extend(
-                    self._apply_group(conn, group, now, writer, savepoint=not alone)
-                    for group in groups
+        with self._transaction() as conn:
+            results.extend(
+                self._apply_group(conn, group, now, writer, savepoint=not alone) for group in groups
+            )
+            if heartbeats:
+                conn.executemany(
+                    "UPDATE steps SET heartbeat_at = ?,"
+                    " heartbeat_details = coalesce(?, heartbeat_details)"
+                    " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
+                    [
+                        (h.at, h.details_json, h.run_id, h.call, h.attempt, _RUNNING)
+                        for h in heartbeats
+                    ],
                 )
-                if heartbeats:
-                    conn.executemany(
-                        "UPDATE steps SET heartbeat_at = ?,"
-                        " heartbeat_details = coalesce(?, heartbeat_details)"
-                        " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
-                        [
-                            (h.at, h.details_json, h.run_id, h.call, h.attempt, _RUNNING)
-                            for h in heartbeats
-                        ],
-                    )
-                refused = alone and bool(results[0]) and not results[0][0].accepted
-                conn.execute("ROLLBACK" if refused else "COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            if alone and results[0] and not results[0][0].accepted:
+                conn.execute("ROLLBACK")
         return results
 
     def terminate_tree(
@@ -241,25 +233,33 @@ class Store:
         """
         now = time.time()
         terminated: list[str] = []
+        with self._transaction() as conn:
+            group = terminate_request(run_id, reason, source=source, origin=origin)
+            root = self._apply_group(conn, group, now, None)[-1]
+            if root.accepted:
+                for child in self.descendants(run_id):
+                    request = terminate_request(
+                        child.run_id, reason, source="parent", origin=origin
+                    )
+                    if self._apply_group(conn, request, now, None)[-1].accepted:
+                        terminated.append(child.run_id)
+        return root, terminated
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed at the end of the block unless the
+        block rolled it back, rolled back if the block raises."""
         with self._lock, _translate(self.path):
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                group = terminate_request(run_id, reason, source=source, origin=origin)
-                root = self._apply_group(conn, group, now, None)[-1]
-                if root.accepted:
-                    for child in self.descendants(run_id):
-                        request = terminate_request(
-                            child.run_id, reason, source="parent", origin=origin
-                        )
-                        if self._apply_group(conn, request, now, None)[-1].accepted:
-                            terminated.append(child.run_id)
-                conn.execute("COMMIT")
+                yield conn
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        return root, terminated
+            if conn.in_transaction:
+                conn.execute("COMMIT")
 
     def _apply_group(
         self,
