@@ -123,8 +123,7 @@ class Journal(ProctorActor):
         """A run and its unfinished descendants, TERMINATED in one transaction."""
         assert self._store is not None
         try:
-            if self._halted.is_set():
-                raise StoreError(f"runtime {self._owner} was killed; nothing more is written")
+            self._check_alive()
             outcome, terminated = self._store.terminate_tree(
                 msg.run_id, msg.reason, source=msg.source, origin=msg.origin
             )
@@ -137,6 +136,10 @@ class Journal(ProctorActor):
             for run_id in (msg.run_id, *terminated):
                 self._on_terminal(run_id, RunState.TERMINATED)
         msg.reply.set((outcome, terminated))
+
+    def _check_alive(self) -> None:
+        if self._halted.is_set():
+            raise StoreError(f"runtime {self._owner} was killed; nothing more is written")
 
     def _renew(self) -> None:
         assert self._store is not None
@@ -155,8 +158,7 @@ class Journal(ProctorActor):
             HeartbeatRecord(b.run_id, b.call, b.attempt, b.at, b.details_json) for b in beats
         ]
         try:
-            if self._halted.is_set():
-                raise StoreError(f"runtime {self._owner} was killed; nothing more is written")
+            self._check_alive()
             results = self._store.append_groups(
                 [a.events for a in batch], heartbeats, writer=self._owner
             )

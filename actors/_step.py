@@ -32,6 +32,14 @@ from actors._messages import (
 )
 from persistence import dumps
 
+#: How a step attempt's actor ends, by the step's outcome.
+_EXIT_KIND: dict[type, ExitKind] = {
+    Returned: ExitKind.NORMAL,
+    Raised: ExitKind.FAILED,
+    StepCancelled: ExitKind.CANCELLED,
+    Unwound: ExitKind.TERMINATED,
+}
+
 
 class StepActor(ProctorActor):
     pooled = True
@@ -82,12 +90,7 @@ class StepActor(ProctorActor):
             clock=self._clock,
         )
         outcome = self._run(ctx)
-        kind = {
-            Returned: ExitKind.NORMAL,
-            Raised: ExitKind.FAILED,
-            StepCancelled: ExitKind.CANCELLED,
-            Unwound: ExitKind.TERMINATED,
-        }[type(outcome)]
+        kind = _EXIT_KIND[type(outcome)]
         self.exit(ExitReason(kind=kind, error=getattr(outcome, "exception", None), outcome=outcome))
 
     def handle(self, message: Any) -> None:
