@@ -135,7 +135,9 @@ async def two_adds(x: int) -> int:
 def test_a_busy_runtime_remembers_no_thread_per_step_attempt(tmp_path: Path) -> None:
     """The census joins the pool at shutdown; it does not list a pooled
     thread once per actor it ran, which grew without bound."""
+    before = set(threading.enumerate())
     with Runtime(tmp_path / "p.db") as rt:
         for i in range(20):
             assert rt.start(two_adds, i).result(timeout=10) == i + 2
         assert len(rt._census._threads) == 4  # Guardian, Journal, Timers, ControlInbox
+    assert_nothing_left(before)
