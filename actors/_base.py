@@ -31,6 +31,8 @@ from pykka._envelope import Envelope
 
 from actors._messages import ChildExited, ControlMessage, ExitKind, ExitReason
 from actors._threads import ThreadPool
+from actors._undeliverable import refuse
+from persistence import ProctorError
 
 logger = logging.getLogger("proctor")
 
@@ -50,11 +52,34 @@ class ControlFirstInbox:
         self._control: collections.deque[Envelope[Any]] = collections.deque()
         self._normal: collections.deque[Envelope[Any]] = collections.deque()
         self._ready: queue.SimpleQueue[None] = queue.SimpleQueue()
+        #: Set once the owner stopped: what is left, or arrives later, goes here.
+        self._refuse: Callable[[Envelope[Any]], None] | None = None
 
     def put(self, envelope: Envelope[Any], /) -> None:
         lane = self._control if isinstance(envelope.message, ControlMessage) else self._normal
         lane.append(envelope)
         self._signal()
+        if self._refuse is not None:
+            # The owner stopped after the sender saw it alive: nobody will
+            # take this message, so refuse it now. (Appended first, checked
+            # second: either close() drains it or this does.)
+            self._drain()
+
+    def close(self, refuse: Callable[[Envelope[Any]], None]) -> None:
+        """The owner stopped: refuse every message left, and every later one."""
+        self._refuse = refuse
+        self._drain()
+
+    def _drain(self) -> None:
+        refuse = self._refuse
+        assert refuse is not None
+        for lane in (self._control, self._normal):
+            while True:
+                try:
+                    envelope = lane.popleft()
+                except IndexError:
+                    break
+                refuse(envelope)
 
     def _signal(self) -> None:
         self._ready.put(None)
@@ -231,13 +256,23 @@ class ProctorActor(pykka.ThreadingActor):
         except BaseException as exc:
             self._fail(exc)
 
+    @classmethod
+    def refusal(cls, name: str) -> BaseException:
+        """The error a message to this actor gets once the actor has stopped."""
+        return ProctorError(f"{name} stopped before handling the request: it took no effect")
+
     def on_receive(self, message: Any) -> Any:
         if self._exit_reason is not None:
-            # Dying: the rest of the mailbox is not ours to act on.
+            # Dying: the rest of the mailbox is not ours to act on, but its
+            # senders must hear so.
+            refuse(message, self.refusal(self.name))
             return None
         try:
             return self.handle(message)
         except BaseException as exc:
+            # Whatever the message promised its sender is kept (an error).
+            error = exc if isinstance(exc, ProctorError) else self.refusal(self.name)
+            refuse(message, error)
             self._fail(exc)
             return None
 
@@ -249,6 +284,8 @@ class ProctorActor(pykka.ThreadingActor):
             if self._exit_reason is None:
                 self._exit_reason = ExitReason(kind=ExitKind.FAILED, error=exc)
         finally:
+            error = self.refusal(self.name)
+            self.inbox.close(lambda envelope: refuse(envelope, error))
             self._report(self._exit_reason or ExitReason.normal())
             self._census.leave(self.actor_urn)
 
@@ -268,11 +305,19 @@ def tell(ref: pykka.ActorRef[Any], message: Any) -> bool:
     """Send without raising if the receiver is gone; return whether it was sent.
 
     A message to a dead actor is dropped by design: whatever it carried is
-    already fenced (late step results) or moot (the receiver has ended).
+    already fenced (late step results) or moot (the receiver has ended). What
+    it promised its sender (a reply, a notification) is kept with the
+    receiver's refusal (:func:`refuse`).
     """
     try:
         ref.tell(message)
     except pykka.ActorDeadError:
         logger.debug("dropped %r: %s is gone", message, ref)
+        actor_class = ref.actor_class
+        name = actor_class.__name__
+        if issubclass(actor_class, ProctorActor):
+            refuse(message, actor_class.refusal(name))
+        else:
+            refuse(message, ProctorError(f"{name} has stopped: the request took no effect"))
         return False
     return True

@@ -113,8 +113,10 @@ class Guardian(ProctorActor):
         resume: bool,
         lease_ttl: float,
         halted: threading.Event,
+        max_batch: int,
     ) -> None:
         super().__init__(parent=None, name="Guardian", census=census)
+        self._max_batch = max_batch
         self._reader = reader
         self._resume = resume
         self._lease_ttl = lease_ttl
@@ -152,6 +154,7 @@ class Guardian(ProctorActor):
             owner=self._owner,
             lease_ttl=self._lease_ttl,
             halted=self._halted,
+            max_batch=self._max_batch,
         )
         self._timers = Timers.start(census=self._census, parent=self.actor_ref, clock=self._clock)
         self._control = ControlInbox.start(

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from actors._base import Census, ProctorActor, logger, tell
 from actors._messages import Append, Heartbeat, Journaled, RenewLease, TerminateTree
+from actors._undeliverable import refuse
 from persistence import (
     TERMINAL_EVENTS,
     Appended,
@@ -33,6 +34,7 @@ from persistence import (
     Synchronous,
 )
 
+#: Most Appends one transaction takes (group commit); ``Runtime(max_batch=)``.
 MAX_BATCH: Final = 512
 #: WAL pages (4 KiB) after which a commit checkpoints itself: only if the
 #: ControlInbox's checkpoints fall behind.
@@ -42,6 +44,10 @@ JOURNAL_AUTOCHECKPOINT: Final = 10_000
 #: hears of it: fault injection for crash tests ("die right after step X is
 #: recorded"). Empty in production.
 AFTER_COMMIT: list[Callable[[list[NewEvent]], None]] = []
+
+
+def _batchable(message: Any) -> bool:
+    return isinstance(message, Append | Heartbeat)
 
 
 class Journal(ProctorActor):
@@ -57,8 +63,12 @@ class Journal(ProctorActor):
         owner: str,
         lease_ttl: float,
         halted: threading.Event,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         super().__init__(parent=parent, name="Journal", census=census)
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self._max_batch = max_batch
         self._owner = owner
         self._lease_ttl = lease_ttl
         #: Set by Runtime.kill(): from then on nothing reaches the store, as
@@ -111,13 +121,31 @@ class Journal(ProctorActor):
             raise TypeError(f"Journal cannot handle {message!r}")
         batch: list[Append] = []
         beats: dict[tuple[str, int, int], Heartbeat] = {}
-        while message is not None and len(batch) < MAX_BATCH:
+        # Invariant: a message taken from the inbox is in ``batch`` or
+        # ``beats``; the batch is full before the next one is taken, never after.
+        while True:
             if isinstance(message, Append):
                 batch.append(message)
             else:  # only the newest heartbeat of an attempt matters
                 beats[(message.run_id, message.call, message.attempt)] = message
-            message = self.inbox.take_nowait_if(lambda m: isinstance(m, Append | Heartbeat))
-        self._commit(batch, list(beats.values()))
+            if len(batch) >= self._max_batch:
+                break
+            message = self.inbox.take_nowait_if(_batchable)
+            if message is None:
+                break
+        try:
+            self._commit(batch, list(beats.values()))
+        except BaseException as exc:
+            # A bug, not a store error (those are answered in _commit): the
+            # Journal fails, but nobody in this batch waits for an answer.
+            error = StoreError(f"the journal failed while writing: {exc!r}")
+            for append in batch:
+                refuse(append, error)
+            raise
+
+    @classmethod
+    def refusal(cls, name: str) -> BaseException:
+        return StoreError(f"the {name} has stopped: nothing more is written")
 
     def _terminate_tree(self, msg: TerminateTree) -> None:
         """A run and its unfinished descendants, TERMINATED in one transaction."""

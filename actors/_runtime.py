@@ -21,11 +21,12 @@ from typing import Any, Final, Generic, TypeVar, cast
 
 import pykka
 
-from actors._base import Census, logger
+from actors._base import Census, logger, tell
 from actors._clock import Clock, SystemClock
 from actors._definitions import WorkflowDef
 from actors._errors import RunCancelled, RunTerminated, WorkflowFailed
 from actors._guardian import Directory, GetWiring, Guardian, Wiring
+from actors._journal import MAX_BATCH
 from actors._messages import (
     Append,
     Cancel,
@@ -44,13 +45,13 @@ from persistence import (
     EventRecord,
     EventType,
     NewEvent,
+    OutcomeUnknown,
     ProctorError,
     Refused,
     RunNotFound,
     RunRecord,
     RunState,
     Store,
-    StoreError,
     Synchronous,
     cancel_request,
     dumps,
@@ -152,6 +153,14 @@ class Runtime:
         lease_ttl: how long this runtime's lease lasts unless renewed (it is
             renewed every third of it). A runtime that stops renewing (a hung
             or partitioned process) loses its runs after this long.
+        max_batch: the most appends the Journal commits in one transaction
+            (group commit); at least 1. Larger batches amortise the commit
+            over more runs; smaller ones bound how long one commit holds the
+            write lock.
+        request_timeout: how long (seconds) ``start``, ``cancel`` and
+            ``terminate`` wait for their durable record before raising
+            :class:`OutcomeUnknown`, which names the run: the request may
+            still take effect.
     """
 
     def __init__(
@@ -166,7 +175,14 @@ class Runtime:
         control_interval: float = CONTROL_INTERVAL,
         resume: bool = True,
         lease_ttl: float = DEFAULT_LEASE_TTL,
+        max_batch: int = MAX_BATCH,
+        request_timeout: float = ASK_TIMEOUT,
     ) -> None:
+        if request_timeout <= 0:
+            raise ValueError(f"request_timeout must be positive, got {request_timeout}")
+        self.request_timeout = request_timeout
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
         self.db = os.fspath(db)
         self.clock: Clock = clock or SystemClock()
@@ -200,6 +216,7 @@ class Runtime:
             resume=resume,
             lease_ttl=lease_ttl,
             halted=self._halted,
+            max_batch=max_batch,
         )
         wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
         assert isinstance(wiring, Wiring)
@@ -282,8 +299,12 @@ class Runtime:
 
         Raises:
             NotSerializable: an argument is not JSON; nothing is written.
+            OutcomeUnknown: its creation was not confirmed within
+                ``request_timeout`` (a slow or locked store, or a body that
+                blocked before its first await); the run may exist, and the
+                error names its id (A3).
             StoreError: the store cannot take the run (locked past the busy
-                timeout, say), or the body blocked before its first await.
+                timeout, say); nothing was written.
         """
         self._check_open()
         if not isinstance(workflow, WorkflowDef):
@@ -304,7 +325,8 @@ class Runtime:
         # (usually the first step's start), in one group; we return once it
         # is durable.
         reply: pykka.Future[tuple[AppendOutcome, ...]] = pykka.ThreadingFuture()
-        self._guardian.tell(
+        tell(
+            self._guardian,
             StartRun(
                 run_id=run_id,
                 workflow=workflow,
@@ -313,14 +335,16 @@ class Runtime:
                 state=RunState.PENDING,
                 create=created,
                 created=reply,
-            )
+            ),
         )
         late = (
-            f"run {run_id} was not recorded within {ASK_TIMEOUT}s: its creation is written"
-            " with the body's first step, and the body has not got there; a workflow"
-            " body must not block (do blocking work in a step)"
+            f"its creation was not confirmed within {self.request_timeout}s (the store is slow or"
+            " locked, or the body blocked before its first await: its creation is written"
+            " with the body's first step, so a workflow body must not block; do blocking"
+            " work in a step)"
         )
-        refused = next((o for o in self._answer(reply, late) if isinstance(o, Refused)), None)
+        outcomes = self._answer(reply, run_id, "start", late)
+        refused = next((o for o in outcomes if isinstance(o, Refused)), None)
         if refused is not None:
             raise ProctorError(f"run {run_id} was not created: {refused.reason}")
         return RunHandle(self, run_id)
@@ -348,22 +372,26 @@ class Runtime:
 
         Raises:
             RunNotFound: no such run.
+            OutcomeUnknown: the request was not confirmed within
+                ``request_timeout``; it may still take effect.
+            StoreError: the store refused it; nothing was written.
         """
         self._check_open()
         ref = self._directory.get(run_id)
         event = cancel_request(run_id, reason, source=source, origin=self.id, grace=grace)
         deliver = ((ref, Cancel(reason=reason, source=source)),) if ref is not None else ()
-        outcome = self._append(event, deliver=deliver)[0]
+        outcome = self._append(event, run_id=run_id, request="cancel", deliver=deliver)[0]
         if not isinstance(outcome, Appended):
             return self._refused(run_id, outcome, "cancel")
         if grace is not None:
-            self._timers.tell(
+            tell(
+                self._timers,
                 ScheduleTimer(
                     token=("grace", run_id),
                     due=self.clock.monotonic() + grace,
                     target=self._guardian,
                     message=GraceExpired(run_id=run_id, reason=reason),
-                )
+                ),
             )
         changed = outcome.changed
         status = outcome.status
@@ -382,6 +410,9 @@ class Runtime:
 
         Raises:
             RunNotFound: no such run.
+            OutcomeUnknown: the request was not confirmed within
+                ``request_timeout``; it may still take effect.
+            StoreError: the store refused it; nothing was written.
         """
         self._check_open()
         ref = self._directory.get(run_id)
@@ -390,7 +421,8 @@ class Runtime:
         # before we return, and reaching children no runtime of ours hosts.
         # (The run's supervisor also terminates its live children's actors.)
         reply: pykka.Future[Any] = pykka.ThreadingFuture()
-        self._journal.tell(
+        tell(
+            self._journal,
             TerminateTree(
                 run_id=run_id,
                 reason=reason,
@@ -398,12 +430,9 @@ class Runtime:
                 origin=self.id,
                 reply=reply,
                 deliver=deliver,
-            )
+            ),
         )
-        try:
-            outcome, _ = reply.get(timeout=ASK_TIMEOUT)
-        except pykka.Timeout as exc:
-            raise StoreError(f"the journal did not answer within {ASK_TIMEOUT}s") from exc
+        outcome, _ = self._answer(reply, run_id, "terminate")
         if not isinstance(outcome, Appended):
             return self._refused(run_id, outcome, "terminate")
         return ControlResult(
@@ -438,20 +467,32 @@ class Runtime:
     # -- internals ---------------------------------------------------------------
 
     def _append(
-        self, *events: NewEvent, deliver: tuple[tuple[Any, Any], ...] = ()
+        self,
+        *events: NewEvent,
+        run_id: str,
+        request: str,
+        deliver: tuple[tuple[Any, Any], ...] = (),
     ) -> tuple[AppendOutcome, ...]:
         reply: pykka.Future[tuple[AppendOutcome, ...]] = pykka.ThreadingFuture()
-        self._journal.tell(Append(events=events, reply=reply, deliver=deliver))
-        return self._answer(reply)
+        tell(self._journal, Append(events=events, reply=reply, deliver=deliver))
+        return self._answer(reply, run_id, request)  # type: ignore[no-any-return]
 
     def _answer(
-        self, reply: pykka.Future[tuple[AppendOutcome, ...]], late: str | None = None
-    ) -> tuple[AppendOutcome, ...]:
+        self, reply: pykka.Future[Any], run_id: str, request: str, late: str | None = None
+    ) -> Any:
+        """The Journal's answer to ``request`` of ``run_id``.
+
+        Raises:
+            OutcomeUnknown: no answer within ``request_timeout``: the request was
+                handed to the Journal and may yet take effect (A3).
+            StoreError: the store refused it, or the Journal had stopped;
+                nothing of it was written.
+        """
         try:
-            outcomes: tuple[AppendOutcome, ...] = reply.get(timeout=ASK_TIMEOUT)
+            return reply.get(timeout=self.request_timeout)
         except pykka.Timeout as exc:
-            raise StoreError(late or f"the journal did not answer within {ASK_TIMEOUT}s") from exc
-        return outcomes
+            detail = late or f"the journal did not answer within {self.request_timeout}s"
+            raise OutcomeUnknown(run_id, request, detail) from exc
 
     def _refused(self, run_id: str, outcome: AppendOutcome, verb: str) -> ControlResult:
         status = outcome.status

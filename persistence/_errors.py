@@ -14,6 +14,7 @@ exceptions. The whole tree::
     ├── RunCancelled               (actors) the run ended CANCELLED
     ├── RunTerminated              (actors) the run ended TERMINATED
     └── StoreError
+        ├── OutcomeUnknown         a request may have taken effect; names the run
         ├── StoreLocked            busy past the busy timeout
         ├── NotAProctorStore       not SQLite, or another application's database
         └── SchemaTooNew           written by a newer Proctor
@@ -69,6 +70,24 @@ class InvalidTransition(ProctorError):
 
 class StoreError(ProctorError):
     """The store cannot be opened, read or written."""
+
+
+class OutcomeUnknown(StoreError):
+    """A request was sent but its outcome was not confirmed in time.
+
+    It may have taken effect (the run exists, the cancel is recorded) or not;
+    ``run_id`` names the run to look up before trying again. Like a commit
+    whose acknowledgement was lost: the error says so instead of claiming
+    that nothing happened.
+    """
+
+    def __init__(self, run_id: str, request: str, detail: str) -> None:
+        super().__init__(
+            f"{request} of run {run_id} may have taken effect: {detail};"
+            f" look the run up by its id before asking again"
+        )
+        self.run_id = run_id
+        self.request = request
 
 
 class StoreLocked(StoreError):

@@ -252,11 +252,17 @@ def test_a_store_from_a_newer_proctor_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_workflow_body_that_blocks_before_its_first_step_is_a_clear_error(
-    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """start() returns once the run's creation is durable, which is written
     with the body's first step: a body that blocks first is named as the bug."""
-    monkeypatch.setattr(actors._runtime, "ASK_TIMEOUT", 0.2)
+    before = set(threading.enumerate())
+    with Runtime(tmp_path / "blocks.db", request_timeout=0.2) as rt:
+        _a_body_that_blocks(rt)
+    assert_nothing_left(before)
+
+
+def _a_body_that_blocks(rt: Runtime) -> None:
     release = gate("blocks")
 
     @workflow()
