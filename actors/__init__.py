@@ -23,6 +23,7 @@ from actors._errors import (
     RunTerminated,
     StepFailed,
     Terminated,
+    WaitTimeout,
     WorkflowFailed,
 )
 from actors._policy import RetryPolicy
@@ -82,6 +83,7 @@ __all__ = [
     "StoreLocked",
     "SystemClock",
     "Terminated",
+    "WaitTimeout",
     "WorkflowContext",
     "WorkflowDef",
     "WorkflowFailed",

@@ -88,6 +88,21 @@ class RunTerminated(RunEnded):
         self.reason = reason
 
 
+class WaitTimeout(ProctorError, TimeoutError):
+    """A wait for a run's end (``RunHandle.result(timeout=...)``) ran out.
+
+    The run goes on. The message says its status, what it waits for (a
+    retry's back-off on the runtime's clock, a running step and its last
+    heartbeat, a child run, a cancel not met yet) and its log. A
+    ``TimeoutError`` too, so ``except TimeoutError`` keeps working.
+    """
+
+    def __init__(self, run_id: str, status: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
+
+
 def describe(exc: BaseException) -> dict[str, Any]:
     """A JSON description of an exception, for the log and the CLI."""
     return {

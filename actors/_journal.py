@@ -13,6 +13,7 @@ owns.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -205,6 +206,17 @@ class Journal(ProctorActor):
             ]
             for hook in AFTER_COMMIT:
                 hook(committed)
+            if self._halted.is_set():
+                # A hook "crashed" the process right after this commit: as
+                # after a real crash, nothing of it takes effect here (no
+                # step launched, no actor told); a new runtime resumes from
+                # it. A caller outside the actors hears the truth: durable.
+                killed = StoreError(f"runtime {self._owner} was killed after this commit")
+                for append, outcomes in zip(batch, results, strict=True):
+                    if append.reply is not None:
+                        append.reply.set(tuple(outcomes))
+                    refuse(dataclasses.replace(append, reply=None), killed)
+                return
         for append, outcomes in zip(batch, results, strict=True):
             first = append.events[0] if append.events else None
             if first and first.type is EventType.RUN_RESUMED and outcomes[0].accepted:

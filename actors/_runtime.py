@@ -24,7 +24,8 @@ import pykka
 from actors._base import Census, logger, tell
 from actors._clock import Clock, SystemClock
 from actors._definitions import WorkflowDef
-from actors._errors import RunCancelled, RunTerminated, WorkflowFailed
+from actors._diagnosis import explain
+from actors._errors import RunCancelled, RunTerminated, WaitTimeout, WorkflowFailed
 from actors._guardian import Directory, GetWiring, Guardian, Wiring
 from actors._journal import MAX_BATCH
 from actors._messages import (
@@ -199,6 +200,8 @@ class Runtime:
         self._directory = Directory()
         self._watchers = _Watchers()
         self._closed = False
+        #: Set by the test kit's restart(): handles of this runtime use it.
+        self._successor: Runtime | None = None
         self._halted = threading.Event()
         self._guardian = Guardian.start(
             census=self._census,
@@ -571,8 +574,17 @@ class RunHandle(Generic[R]):
     """A run of a workflow: its id, state, log, outcome, and control."""
 
     def __init__(self, runtime: Runtime, run_id: str) -> None:
-        self._rt = runtime
+        self._runtime = runtime
         self.run_id = run_id
+
+    @property
+    def _rt(self) -> Runtime:
+        # The test kit's restart() hands a killed runtime's handles on to
+        # the runtime that replaced it.
+        runtime = self._runtime
+        while runtime._successor is not None:
+            runtime = runtime._successor
+        return runtime
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id}>"
@@ -608,20 +620,30 @@ class RunHandle(Generic[R]):
 
         Raises:
             RunCancelled, RunTerminated, WorkflowFailed: the run did not complete.
-            TimeoutError: still not terminal after ``timeout`` seconds.
+            WaitTimeout: (a ``TimeoutError``) still not terminal after
+                ``timeout`` seconds; says what the run waits for.
         """
-        return cast(R, _outcome(self.wait_finished(timeout), timeout))
+        return cast(R, self._outcome(self.wait_finished(timeout), timeout))
 
     async def result_async(self, timeout: float | None = None) -> R:
         """Like :meth:`result`, without blocking the event loop."""
         record = await self._rt._wait_finished_async(self.run_id, timeout)
-        return cast(R, _outcome(record, timeout))
+        return cast(R, self._outcome(record, timeout))
+
+    def _outcome(self, record: RunRecord, timeout: float | None) -> Any:
+        if record.status.is_terminal:
+            return _outcome(record)
+        events, steps = self._rt.events(self.run_id), self._rt._store.steps(self.run_id)
+        raise WaitTimeout(
+            self.run_id, record.status.value, explain(record, events, steps, waited=timeout)
+        )
 
     def __await__(self) -> Generator[Any, None, R]:
         return self.result_async().__await__()
 
 
-def _outcome(record: RunRecord, timeout: float | None) -> Any:
+def _outcome(record: RunRecord) -> Any:
+    """A terminal run's result, or the error that says how it ended."""
     status = record.status
     if status is RunState.COMPLETED:
         return record.result
@@ -631,7 +653,7 @@ def _outcome(record: RunRecord, timeout: float | None) -> Any:
         raise RunTerminated(record.run_id, record.terminate_reason)
     if status is RunState.FAILED:
         raise WorkflowFailed(record.run_id, record.error)
-    raise TimeoutError(f"run {record.run_id} is still {status} after {timeout}s")
+    raise AssertionError(f"run {record.run_id} is not terminal: {status}")
 
 
 def _warn_unclosed(runtime_id: str) -> None:

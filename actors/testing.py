@@ -19,13 +19,14 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from actors._clock import FakeClock
 from actors._context import get_context
 from actors._definitions import StepDef
+from actors._diagnosis import timeline
 from actors._journal import AFTER_COMMIT
 from actors._runtime import RunHandle, Runtime
 from persistence import EventRecord, EventType, NewEvent, RunRecord, RunState
@@ -95,26 +96,6 @@ def assert_events(run: RunHandle[Any], expected: Sequence[str | EventType]) -> N
         )
 
 
-def timeline(events: Iterable[EventRecord]) -> str:
-    """A readable log: one line per event, time from the first."""
-    lines = []
-    start: float | None = None
-    for e in events:
-        start = e.ts if start is None else start
-        where = f" {e.step.rsplit('.', 1)[-1]}#{e.call}" if e.step else ""
-        where += f".{e.attempt}" if e.attempt else ""
-        data = " ".join(f"{k}={_brief(v)}" for k, v in e.data.items() if k != "origin")
-        at = 1000 * (e.ts - start)
-        lines.append(f"  {e.run_seq:>3} {at:8.1f}ms {e.type.value}{where} {data}")
-    return "\n".join(lines)
-
-
-def _brief(value: Any) -> str:
-    if isinstance(value, dict) and "type" in value and "message" in value:
-        return f"{value['type']}({value['message']!r})"  # an error: no traceback here
-    return repr(value)
-
-
 class ProctorTestKit:
     """A runtime on a fresh store and a virtual clock, with faults to inject.
 
@@ -153,8 +134,10 @@ class ProctorTestKit:
         The new one resumes the unfinished runs by replay; it becomes
         :attr:`runtime`. Handles from the old one keep working through it.
         """
-        self.runtime.kill()
+        old = self.runtime
+        old.kill()
         self.runtime = self._open()
+        old._successor = self.runtime
         return self.runtime
 
     def crash_after(
@@ -205,12 +188,25 @@ class ProctorTestKit:
 
         self._wrap(step, fault)
 
-    def hang(self, step: StepDef[..., Any]) -> None:
+    def hang(self, step: StepDef[..., Any], times: int | None = None) -> None:
         """Make the step's attempts hang without heartbeating, until stopped
-        (a cancel, a terminate, or a timeout that abandons them)."""
+        (a cancel, a terminate, or a timeout that abandons them).
+
+        ``times``: only the next ``times`` attempts hang, later ones run as
+        usual ("time out once, then the retry succeeds"); None: every one.
+        """
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1 (or None for every attempt), got {times}")
         released = threading.Event()
+        left = [times]
+        lock = threading.Lock()
 
         def fault() -> None:
+            with lock:
+                if left[0] is not None:
+                    if left[0] == 0:
+                        return
+                    left[0] -= 1
             ctx = get_context()
             while not released.wait(0.001):
                 ctx.check_cancellation()

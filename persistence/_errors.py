@@ -13,6 +13,7 @@ exceptions. The whole tree::
     ├── WorkflowFailed             (actors) the run ended FAILED
     ├── RunCancelled               (actors) the run ended CANCELLED
     ├── RunTerminated              (actors) the run ended TERMINATED
+    ├── WaitTimeout                (actors) a wait for a run's end ran out; says why
     └── StoreError
         ├── OutcomeUnknown         a request may have taken effect; names the run
         ├── StoreLocked            busy past the busy timeout
