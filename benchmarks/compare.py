@@ -1,6 +1,7 @@
 """Proctor side by side with DBOS and PyWorkflow, in the same run, on this machine.
 
     python3 benchmarks/compare.py [--rounds 3] [--runs 200] [--inflight 1000]
+                                  [--proctor-synchronous FULL|NORMAL]
 
 The first run creates ``benchmarks/.venv`` with Proctor (this checkout, editable),
 ``dbos`` (SQLite system database) and ``pyworkflow-engine[sqlite]`` (local
@@ -9,6 +10,12 @@ scenario runs every system alternately, ``--rounds`` times, each in a fresh
 process on a fresh store, and prints medians and the ratio Proctor/peer. A
 peer that fails or lacks the feature is reported as such, never dropped.
 ``proctor runs list`` cold start is ``benchmarks/cli_cold_start.py``.
+
+Durability is equal by default: Proctor runs with ``synchronous=FULL`` (an
+fsync per commit), as DBOS and PyWorkflow do with SQLite's defaults. Each
+system reports the settings it ran with, read from its store, and they are
+printed under the table. ``--proctor-synchronous NORMAL`` (no fsync per
+commit) is for a row labelled as such, never for a ratio against the peers.
 """
 
 from __future__ import annotations
@@ -51,10 +58,12 @@ def python() -> Path:
     return exe
 
 
-def run_one(exe: Path, system: str, scenario: str, runs: int, folder: Path) -> dict[str, Any]:
+def run_one(
+    exe: Path, system: str, scenario: str, runs: int, folder: Path, *, synchronous: str
+) -> dict[str, Any]:
     db = folder / f"{system}-{scenario}-{len(list(folder.iterdir()))}.db"
     command = [str(exe), str(PEERS / f"sys_{system}.py"), scenario, "--db", str(db)]
-    command += ["--runs", str(runs)]
+    command += ["--runs", str(runs), "--synchronous", synchronous]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
@@ -102,12 +111,26 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--inflight", type=int, default=1000)
     parser.add_argument("--only", choices=tuple(SCENARIOS), action="append")
+    parser.add_argument(
+        "--proctor-synchronous",
+        choices=("FULL", "NORMAL"),
+        default="FULL",
+        help="FULL (default): equal durability with the peers; NORMAL: a labelled extra",
+    )
     args = parser.parse_args()
     exe = python()
     print(
         f"{platform.platform()}, {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}; medians of {args.rounds} rounds\n"
+        f"Python {platform.python_version()}; medians of {args.rounds} rounds"
     )
+    if args.proctor_synchronous != "FULL":
+        print(
+            f"NOT EQUAL DURABILITY: Proctor runs with synchronous={args.proctor_synchronous}"
+            " (no fsync per commit) while the peers fsync every commit; these ratios"
+            " flatter Proctor and are not comparisons."
+        )
+    print()
+    settings: dict[str, set[str]] = {s: set() for s in SYSTEMS}
     header = (
         f"{'scenario':<12} {'proctor':>26} {'dbos':>30} {'pyworkflow':>30}"
         "  proctor/dbos  proctor/pyworkflow"
@@ -120,7 +143,12 @@ def main() -> None:
             results: dict[str, list[dict[str, Any]]] = {s: [] for s in SYSTEMS}
             for _ in range(args.rounds):
                 for system in SYSTEMS:  # alternately, so drift hits every system alike
-                    results[system].append(run_one(exe, system, scenario, runs, folder))
+                    result = run_one(
+                        exe, system, scenario, runs, folder, synchronous=args.proctor_synchronous
+                    )
+                    results[system].append(result)
+                    if "durability" in result:
+                        settings[system].add(result["durability"])
             cells = {s: describe(results[s], scenario) for s in SYSTEMS}
             ratios = []
             higher_better = SCENARIOS[scenario][1]
@@ -143,6 +171,10 @@ def main() -> None:
                 for r in results[system]:
                     if "error" in r:
                         print(f"    {system}: {r['error']}")
+    print("\nDurability each system ran with (read from its store after each run):")
+    for system in SYSTEMS:
+        for setting in sorted(settings[system]) or ["not reported (no run succeeded)"]:
+            print(f"  {system}: {setting}")
     print("\nRatios: how many times better Proctor is (throughput up, latency down).")
     for name, (_, _, meaning) in SCENARIOS.items():
         print(f"  {name}: {meaning}")

@@ -11,6 +11,7 @@ import argparse
 import json
 import random
 import resource
+import sqlite3
 import statistics
 import sys
 import threading
@@ -27,10 +28,42 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--db", required=True, help="a path for this run's store")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--synchronous",
+        choices=("FULL", "NORMAL"),
+        default="FULL",
+        help="Proctor's SQLite synchronous level (FULL: an fsync per commit, as the peers)",
+    )
     return parser.parse_args()
 
 
+#: Set by each system's script: says, once the run is over, with what
+#: durability it ran (read from the store where the system does not say).
+durability: Callable[[], str] = lambda: "unknown"  # noqa: E731
+
+
+def sqlite_durability(path: str, *, synchronous: str | None = None) -> str:
+    """The journal mode of the store at ``path`` (read from the file) and the
+    ``synchronous`` level: the one given (set by the system), or SQLite's
+    default on a fresh connection (for a system that sets none)."""
+    conn = sqlite3.connect(path)
+    try:
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        level = synchronous
+        if level is None:
+            value = conn.execute("PRAGMA synchronous").fetchone()[0]
+            level = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[value] + " (SQLite default)"
+    finally:
+        conn.close()
+    fsync = "an fsync per commit" if level.startswith(("FULL", "EXTRA")) else "no fsync per commit"
+    if journal == "wal" and level.startswith("NORMAL"):
+        fsync = "no fsync per commit: WAL synced at checkpoints only"
+    return f"journal_mode={journal}, synchronous={level}: {fsync}"
+
+
 def emit(result: dict[str, Any]) -> None:
+    if "error" not in result and "unsupported" not in result:
+        result = {**result, "durability": durability()}
     print(json.dumps(result), flush=True)
     sys.stdout.flush()
 

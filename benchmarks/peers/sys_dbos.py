@@ -9,6 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common
 from common import emit, parked_runs, parse, throughput
 from dbos import DBOS
 
@@ -22,6 +23,8 @@ def main() -> None:
         emit({"unsupported": "DBOS has no terminate: cancel_workflow only marks the workflow"})
         return
     DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{args.db}"})
+    # DBOS sets neither journal_mode nor synchronous: SQLite's defaults.
+    common.durability = lambda: common.sqlite_durability(args.db)
 
     ran_on: list[float] = []
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common
 from common import cancel_phase, emit, parked_runs, parse, percentiles, throughput
 
 from actors import CancellationError, Runtime, get_context, step, workflow
@@ -62,7 +63,8 @@ async def in_flight(key: str) -> None:
 
 def main() -> None:
     args = parse()
-    with Runtime(args.db, resume=False) as rt:
+    common.durability = lambda: common.sqlite_durability(args.db, synchronous=args.synchronous)
+    with Runtime(args.db, resume=False, synchronous=args.synchronous) as rt:
         if args.scenario in ("sequential", "concurrent"):
             window = 1 if args.scenario == "sequential" else args.concurrency
             throughput(

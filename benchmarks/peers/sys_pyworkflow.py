@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common
 from common import cancel_phase, emit, parse, peak_rss_mb, percentiles
 from loguru import logger
 from pyworkflow import (
@@ -73,6 +74,8 @@ async def in_flight(key: str) -> None:
 
 async def main() -> None:
     args = parse()
+    # PyWorkflow's SQLite backend sets neither journal_mode nor synchronous.
+    common.durability = lambda: common.sqlite_durability(args.db)
     logger.remove()  # its DEBUG lines to stderr would be measured too
     if args.scenario == "terminate":
         emit({"unsupported": "PyWorkflow has no terminate"})
