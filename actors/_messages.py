@@ -226,6 +226,18 @@ class StartRun:
 
 
 @dataclass(**_FROZEN)
+class ResumeBody:
+    """Supervisor -> itself: resume the body with the cancel it met at an await.
+
+    Sent instead of resuming at once, so that the mailbox (a Terminate, a
+    Shutdown) is read between two resumptions: a body that catches every
+    CancellationError in a loop must not hold the supervisor's thread.
+    """
+
+    reason: str | None
+
+
+@dataclass(**_FROZEN)
 class RetryDue:
     """Timers -> supervisor: the back-off of a failed attempt is over."""
 

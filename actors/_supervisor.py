@@ -66,6 +66,7 @@ from actors._messages import (
     ExitReason,
     Journaled,
     Raised,
+    ResumeBody,
     RetryDue,
     Returned,
     ScheduleTimer,
@@ -89,6 +90,7 @@ from persistence import (
     StoreError,
     cancel_request,
     dumps,
+    later_state,
     loads,
     next_state,
     resume_request,
@@ -303,6 +305,9 @@ class RunSupervisor(ProctorActor):
         self._replaying = False
         self._replayed_cancel: dict[str, Any] | None = None
         self._cancel_replayed = False
+        #: The reason ("" for none) of the cancel the body met since the last
+        #: outermost shield ended, live or replayed; None if it has not.
+        self._cancel_met: str | None = None
         self._diverged: NonDeterminismError | None = None
         #: Checkpoints the body has passed; a cancel_delivered names its own.
         self._checkpoints = 0
@@ -374,6 +379,9 @@ class RunSupervisor(ProctorActor):
             self._on_deadline(message)
         elif isinstance(message, RetryDue):
             self._on_retry_due(message)
+        elif isinstance(message, ResumeBody):
+            if self._coro is not None and not self._terminated:
+                self._drive(error=CancellationError(message.reason))
         else:
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
@@ -405,7 +413,9 @@ class RunSupervisor(ProctorActor):
         elif isinstance(tag, _Started):
             started = msg.outcomes[0]
             assert isinstance(started, Appended)
-            self.state = started.status
+            # The run's state when run_started committed: a cancel that came
+            # in since (a parent's, say) has moved us on, and stays.
+            self.state = later_state(self.state, started.status)
             if self.state is RunState.CANCELLING and self._cancel is None:
                 # Cancelled before this supervisor existed: the record says why.
                 self._cancel = self._recorded_cancel()
@@ -488,8 +498,7 @@ class RunSupervisor(ProctorActor):
         assert isinstance(resumed, Appended)
         record = history.record
         logger.info("run %s: resumed from %s", self.run_id, record.owner)
-        if self.state is not RunState.CANCELLING:
-            self.state = resumed.status
+        self.state = later_state(self.state, resumed.status)
         if self.state is RunState.CANCELLING and self._cancel is None:
             self._cancel = Cancel(reason=record.cancel_reason, source=record.cancel_source or "api")
         if not history.started:
@@ -572,6 +581,12 @@ class RunSupervisor(ProctorActor):
             if resumed is None:
                 return  # suspended until a call ends
             value, error = resumed
+            if isinstance(error, CancellationError) and not self._replaying:
+                # Met a cancel at this await (C3): resume through the mailbox,
+                # so a Terminate or Shutdown is read first (T2) even if the
+                # body catches every cancel in a loop.
+                tell(self.actor_ref, ResumeBody(reason=error.reason))
+                return
 
     def _end_matches_log(self) -> bool:
         """A body that ends while replaying must have consumed its whole log."""
@@ -695,8 +710,20 @@ class RunSupervisor(ProctorActor):
     def _join_child(self, call_id: int) -> tuple[Any, BaseException | None] | None:
         """``await child``: its outcome now if it ended, else when it ends."""
         if self._checkpoint_due():
-            return None, self._deliver_cancel()
+            child = self._children.get(call_id)
+            if child is None or not child.cancel_sent or self._replayed_cancel is not None:
+                return None, self._deliver_cancel()
+            # C7: the child was asked to cancel; as when the cancel comes during
+            # the wait, the body meets it once the child has ended (and cleaned
+            # up), not before: a parent that ends first would terminate it.
+            self._waiting = _Waiting(gathered=False, call_ids=(call_id,))
+            return None
         if call_id in self._finished:
+            # The second checkpoint of a join that waited (_settle), taken
+            # here too: replay cannot tell whether the child ended before the
+            # await or during it, so both take the same checkpoints.
+            if self._checkpoint_due():
+                return None, self._deliver_cancel()
             return self._finished[call_id]
         if call_id not in self._started_children:
             return None, ProctorError(f"no child run was started as call {call_id} of this run")
@@ -896,6 +923,10 @@ class RunSupervisor(ProctorActor):
         self._children[call_id] = _Child(
             ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy
         )
+        if resume and self._cancel is not None and self.state is RunState.CANCELLING:
+            # D3 for a tree (C7): the run was cancelled while nobody hosted it;
+            # its child in flight gets the cancel as it would have live.
+            self._forward_cancel()
 
     def _on_step_finished(self, msg: StepFinished) -> None:
         active = self._active.get(msg.call)
@@ -1200,17 +1231,19 @@ class RunSupervisor(ProctorActor):
         """The body is at a checkpoint: is a cancel delivered here?
 
         Live, that is the state (cancelling, no shield). In replay it is the
-        log: a cancel is delivered again exactly where it was the first time.
+        log: a cancel is delivered again exactly where it was first recorded,
+        and, being level-triggered (C3), at every unshielded checkpoint after
+        that until a shield ends; only the first of those is recorded.
         """
         self._checkpoint = self._checkpoints
         self._checkpoints += 1
         if self._in_history():
             assert self._history is not None
             replayed = self._history.cancel_at(self._checkpoint)
-            if replayed is None:
-                return False
-            self._replayed_cancel = replayed.data
-            return True
+            if replayed is not None:
+                self._replayed_cancel = replayed.data
+                return True
+            return self._cancel_met is not None and self._ctx.shield_depth == 0
         return self._cancel_due()
 
     def _in_history(self) -> bool:
@@ -1228,9 +1261,15 @@ class RunSupervisor(ProctorActor):
         replayed, self._replayed_cancel = self._replayed_cancel, None
         if replayed is not None:
             self._cancel_replayed = True
-            return CancellationError(replayed.get("reason"))
+            self._cancel_met = replayed.get("reason")
+            return CancellationError(self._cancel_met)
+        if self._cancel_met is not None:
+            # Met again since the last record (level-triggered): the log
+            # says so once per unshielded stretch, not once per checkpoint.
+            return CancellationError(self._cancel_met or None)
         reason = self._cancel.reason if self._cancel else None
         self._record(_E.CANCEL_DELIVERED, reason=reason, checkpoint=self._checkpoint)
+        self._cancel_met = reason or ""
         return CancellationError(reason)
 
     def _is_cancelling(self) -> bool:
@@ -1240,6 +1279,8 @@ class RunSupervisor(ProctorActor):
 
     def _record_body(self, type_: EventType, **data: Any) -> None:
         """A record of the body itself (a shield); replay matches it, once."""
+        if type_ is _E.SHIELD_EXITED and self._ctx.shield_depth == 0:
+            self._cancel_met = None  # the next delivery is recorded again (S2)
         if self._in_history():
             assert self._history is not None
             try:

@@ -47,6 +47,7 @@ from persistence._states import (
     EventType,
     RunState,
     StepState,
+    later_state,
     next_state,
     next_step_state,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "claim_request",
     "dumps",
     "fold",
+    "later_state",
     "loads",
     "next_state",
     "next_step_state",

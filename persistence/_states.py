@@ -169,3 +169,44 @@ def next_step_state(state: StepState, event: EventType) -> StepState:
         return STEP_TRANSITIONS[(state, event)]
     except KeyError:
         raise InvalidTransition(f"step attempt cannot take {event} while {state}") from None
+
+
+def later_state(current: RunState, learned: RunState) -> RunState:
+    """The later of two states of one run, by the transition table.
+
+    For a holder of ``current`` that learns, from an acknowledgement, that
+    the run was ``learned`` when some record committed: the run may have
+    moved on since (a cancel that arrived after that commit), and a state it
+    has moved to is never overwritten by an older one. Between two terminal
+    states the store's (``learned``) stands: it fences every other.
+    """
+    if learned is current or learned in _reachable(current):
+        return learned
+    if current in _reachable(learned):
+        return current
+    if current.is_terminal and learned.is_terminal:
+        return learned
+    raise InvalidTransition(f"run states {current} and {learned} are on no common path")
+
+
+def _reachable(state: RunState) -> frozenset[RunState]:
+    """Every state the table leads to from ``state``, in one step or more."""
+    return _REACHABLE[state]
+
+
+def _closure() -> dict[RunState, frozenset[RunState]]:
+    reach: dict[RunState, set[RunState]] = {s: set() for s in RunState}
+    for (source, _), target in RUN_TRANSITIONS.items():
+        reach[source].add(target)
+    changed = True
+    while changed:
+        changed = False
+        for targets in reach.values():
+            more = set().union(*(reach[t] for t in targets)) - targets
+            if more:
+                targets.update(more)
+                changed = True
+    return {s: frozenset(t - {s}) for s, t in reach.items()}
+
+
+_REACHABLE: Final = _closure()
