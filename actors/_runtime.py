@@ -54,7 +54,9 @@ from persistence import (
     Store,
     Synchronous,
     cancel_request,
-    dumps,
+    check_reason,
+    roundtrip_arguments,
+    safe_repr,
 )
 
 R = TypeVar("R")
@@ -308,8 +310,11 @@ class Runtime:
         """
         self._check_open()
         if not isinstance(workflow, WorkflowDef):
-            raise TypeError(f"start() takes a @workflow(), got {workflow!r}")
-        dumps([list(args), kwargs], what=f"arguments of workflow {workflow.name!r}")
+            raise TypeError(f"start() takes a @workflow(), got {safe_repr(workflow)}")
+        # D4: the body gets the arguments' JSON round trip, as it will after a resume.
+        args, kwargs = roundtrip_arguments(
+            args, kwargs, what=f"arguments of workflow {workflow.name!r}"
+        )
         run_id = uuid.uuid4().hex
         created = NewEvent(
             run_id=run_id,
@@ -375,6 +380,7 @@ class Runtime:
             OutcomeUnknown: the request was not confirmed within
                 ``request_timeout``; it may still take effect.
             StoreError: the store refused it; nothing was written.
+            NotSerializable: ``reason`` is not text; nothing was written.
         """
         self._check_open()
         ref = self._directory.get(run_id)
@@ -413,8 +419,10 @@ class Runtime:
             OutcomeUnknown: the request was not confirmed within
                 ``request_timeout``; it may still take effect.
             StoreError: the store refused it; nothing was written.
+            NotSerializable: ``reason`` is not text; nothing was written.
         """
         self._check_open()
+        reason = check_reason(reason)  # refused here, not by the Journal
         ref = self._directory.get(run_id)
         deliver = ((ref, TerminateMsg(reason=reason)),) if ref is not None else ()
         # The whole tree in one transaction, through our one writer: durable

@@ -88,10 +88,11 @@ from persistence import (
     Store,
     StoreError,
     cancel_request,
-    dumps,
     loads,
     next_state,
     resume_request,
+    roundtrip,
+    safe_repr,
     terminate_request,
 )
 
@@ -126,6 +127,13 @@ class _Active:
         """When it last beat (its start, if never) and the latest details."""
         last = self.beats.last if self.beats is not None else None
         return last if last is not None else (self.started_at, self.details)
+
+    def end_data(self) -> dict[str, Any]:
+        """What every end record of the attempt carries: its latest heartbeat
+        details (H2), so a write the heartbeat throttle skipped is made good
+        and a resumed run's next attempt gets them."""
+        details = self.last_heartbeat()[1]
+        return {} if details is None else {"last_heartbeat_details": details}
 
 
 @dataclass(slots=True)
@@ -430,6 +438,7 @@ class RunSupervisor(ProctorActor):
             with self._reader.snapshot():  # the record and the log it projects
                 record = self._reader.get_run(self.run_id)
                 events = self._reader.events(self.run_id)
+                steps = self._reader.steps(self.run_id)
         except StoreError as exc:
             self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
             return
@@ -443,7 +452,7 @@ class RunSupervisor(ProctorActor):
             logger.info("run %s: taken over by %s first", self.run_id, record.owner)
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
-        history = History(record, events)
+        history = History(record, events, steps)
         group = [
             resume_request(
                 self.run_id,
@@ -460,6 +469,7 @@ class RunSupervisor(ProctorActor):
                 call.call,
                 attempt,
                 reason=f"lost with runtime {record.owner}",
+                **call.end_data(),
             )
             for call, attempt in history.lost_attempts()
         ]
@@ -556,11 +566,11 @@ class RunSupervisor(ProctorActor):
                     self._finish_completed(stop.value)
                 return
             except CancellationError as exc:
-                if self._end_matches_log():
+                if self._end_matches_log(exc):
                     self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=exc.reason)
                 return
             except BaseException as exc:
-                if self._end_matches_log():
+                if self._end_matches_log(exc):
                     self._finish_failed(exc)
                 return
             finally:
@@ -573,14 +583,17 @@ class RunSupervisor(ProctorActor):
                 return  # suspended until a call ends
             value, error = resumed
 
-    def _end_matches_log(self) -> bool:
-        """A body that ends while replaying must have consumed its whole log."""
+    def _end_matches_log(self, raised: BaseException | None = None) -> bool:
+        """A body that ends while replaying must have consumed its whole log.
+
+        One that ``raised`` instead fails naming that exception as the cause.
+        """
         history = self._history
         if self._diverged is not None:
             self._fail_replay(self._diverged)
             return False
         if self._replaying and history and not history.exhausted(self._ctx.call_counter):
-            self._fail_replay(history.ended_at(self._ctx.call_counter))
+            self._fail_replay(history.ended_at(self._ctx.call_counter, raised))
             return False
         return True
 
@@ -603,7 +616,7 @@ class RunSupervisor(ProctorActor):
         else:
             return None, ProctorError(
                 f"a workflow body can only await steps, child workflows and "
-                f"proctor gather(); it awaited {command!r}"
+                f"proctor gather(); it awaited {safe_repr(command)}"
             )
         # Checkpoint (C3): a call that starts while cancelling is never started.
         if self._checkpoint_due():
@@ -636,6 +649,7 @@ class RunSupervisor(ProctorActor):
                 shielded,
                 attempt=recorded.last_attempt + 1 if recorded else 1,
                 resume_child=recorded is not None,
+                details=recorded.heartbeat_details if recorded else None,
                 decided_at=self._clock.monotonic(),
             )
             scheduled.append(s)
@@ -826,7 +840,7 @@ class RunSupervisor(ProctorActor):
         # the attempt's very first check sees it (no race with a later tell).
         cancel = self._cancel if self.state is RunState.CANCELLING and not shielded else None
         now = s.decided_at
-        beats = BeatBox() if call.step.heartbeat_timeout is not None else None
+        beats = BeatBox()
         actor = StepActor.prepare(
             census=self._census,
             parent=self.actor_ref,
@@ -908,15 +922,16 @@ class RunSupervisor(ProctorActor):
         restart = self._restart_after.pop(msg.call, None)
         outcome = msg.outcome
         key = (active.name, msg.call, msg.attempt)
+        beat = active.end_data()
         if isinstance(outcome, Returned):
             result = loads(outcome.result_json)
-            event = self._step_event(_E.STEP_COMPLETED, *key, result=result)
+            event = self._step_event(_E.STEP_COMPLETED, *key, result=result, **beat)
             ended = _CallEnded(msg.call, value=result)
         elif isinstance(outcome, StepCancelled):
-            event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason)
+            event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason, **beat)
             ended = _CallEnded(msg.call, error=CancellationError(outcome.reason))
         elif isinstance(outcome, Raised):
-            data: dict[str, Any] = {"error": outcome.error}
+            data: dict[str, Any] = {"error": outcome.error, **beat}
             escalated = self._retry(msg.call, active, outcome.exception, _E.STEP_FAILED, data)
             if escalated is None:
                 return  # restarted after a back-off
@@ -929,7 +944,7 @@ class RunSupervisor(ProctorActor):
         else:  # Unwound although the run was not terminated: user code raised it.
             exc = Terminated("step raised Terminated on its own")
             error = describe(exc)
-            event = self._step_event(_E.STEP_FAILED, *key, error=error)
+            event = self._step_event(_E.STEP_FAILED, *key, error=error, **beat)
             ended = _CallEnded(
                 msg.call, error=_step_error(active.name, Raised(error=error, exception=exc))
             )
@@ -1340,7 +1355,9 @@ class RunSupervisor(ProctorActor):
         if not self._active:
             return
         events = [
-            self._step_event(_E.STEP_ABANDONED, a.name, call_id, a.attempt, reason=reason)
+            self._step_event(
+                _E.STEP_ABANDONED, a.name, call_id, a.attempt, reason=reason, **a.end_data()
+            )
             for call_id, a in self._active.items()
         ]
         tell(self._journal, Append(events=tuple(events)))
@@ -1367,7 +1384,9 @@ class RunSupervisor(ProctorActor):
         try:
             coro.close()
         except BaseException as exc:
-            logger.warning("run %s: body misbehaved while being closed: %r", self.run_id, exc)
+            logger.warning(
+                "run %s: body misbehaved while being closed: %s", self.run_id, safe_repr(exc)
+            )
         finally:
             reset_current(token)
 
@@ -1402,7 +1421,8 @@ class RunSupervisor(ProctorActor):
 
     def _finish_completed(self, value: Any) -> None:
         try:
-            dumps(value, what=f"result of workflow {self._workflow.name!r}")
+            # D4: a parent awaiting this run gets the round trip, as on replay.
+            _, value = roundtrip(value, what=f"result of workflow {self._workflow.name!r}")
         except NotSerializable as exc:
             self._finish_failed(exc)
             return
