@@ -85,13 +85,13 @@ def _deep(levels: int) -> list[Any]:
 #: below look them up here).
 NOT_JSON: dict[str, Any] = {
     "circular": _circular(),
-    "5000 deep": _deep(5000),
+    "5000-deep": _deep(5000),
     "NaN": float("nan"),
     "Infinity": float("inf"),
     "1e999": float("1e999"),
-    "lone surrogate": "\ud800",
-    "int key": {1: "x"},
-    "mixed keys": {1: "a", 2.5: "b", None: "c"},
+    "lone-surrogate": "\ud800",
+    "int-key": {1: "x"},
+    "mixed-keys": {1: "a", 2.5: "b", None: "c"},
 }
 
 
@@ -327,7 +327,7 @@ def test_D4_a_value_that_is_not_json_is_refused_at_every_call(rt: Runtime, name:
 
 
 def test_D4_a_step_result_with_other_than_str_keys_is_refused_not_changed(rt: Runtime) -> None:
-    message = rt.start(awaits_bad_result, "mixed keys").result(timeout=10)
+    message = rt.start(awaits_bad_result, "mixed-keys").result(timeout=10)
     assert "a dict key must be a str, not int" in message
 
 
@@ -342,7 +342,8 @@ def test_D4_values_nested_up_to_the_bound_cross_and_deeper_ones_do_not() -> None
 
 @pytest.mark.parametrize(
     "text",
-    ["NaN", "Infinity", "-Infinity", "1e999", '"\\ud800"', "[" * 5000 + "]" * 5000, '{"a": NaN}'],
+    ["NaN", "Infinity", "[-Infinity]", "1e999", '"\\ud800"', "[" * 5000 + "]" * 5000, '{"a":NaN}'],
+    ids=["NaN", "Infinity", "minus-Infinity", "1e999", "lone-surrogate", "5000-deep", "nested-NaN"],
 )
 def test_D4_proctor_start_refuses_values_that_are_not_json_and_creates_nothing(
     db: Path, text: str
