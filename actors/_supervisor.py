@@ -290,6 +290,8 @@ class RunSupervisor(ProctorActor):
         self._restart_after: dict[int, tuple[float, str]] = {}
         #: Every step call this run made: what, its last attempt, shielded or not.
         self._step_calls: dict[int, tuple[StepCall[Any], int, bool]] = {}
+        #: The latest heartbeat details of each step call's ended attempts (H2).
+        self._details: dict[int, Any] = {}
         #: Child runs started with start_child(), and those that ended before
         #: anyone awaited them.
         self._started_children: set[int] = set()
@@ -923,6 +925,8 @@ class RunSupervisor(ProctorActor):
         outcome = msg.outcome
         key = (active.name, msg.call, msg.attempt)
         beat = active.end_data()
+        if beat:
+            self._details[msg.call] = beat["last_heartbeat_details"]
         if isinstance(outcome, Returned):
             result = loads(outcome.result_json)
             event = self._step_event(_E.STEP_COMPLETED, *key, result=result, **beat)
@@ -1134,7 +1138,8 @@ class RunSupervisor(ProctorActor):
 
     def _restart_later(self, call_id: int, ended: NewEvent | None, due: float, reason: str) -> None:
         call, attempt, shielded = self._step_calls[call_id]
-        backoff = _Backoff(call=call, shielded=shielded, attempt=attempt + 1)
+        details = self._details.get(call_id)  # H2, as for any other restart
+        backoff = _Backoff(call=call, shielded=shielded, attempt=attempt + 1, details=details)
         self._schedule_retry(call_id, backoff, ended, due, reason)
 
     def _on_retry_due(self, msg: RetryDue) -> None:

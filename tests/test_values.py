@@ -27,6 +27,7 @@ from actors import (
     Runtime,
     StepFailed,
     WorkflowFailed,
+    gather,
     get_context,
     step,
     workflow,
@@ -186,6 +187,39 @@ async def call_beats_then_fails() -> object:
 def test_H2_a_retry_after_a_failure_sees_the_latest_details(rt: Runtime) -> None:
     """Not only after a heartbeat timeout: any next attempt starts from them."""
     assert rt.start(call_beats_then_fails).result(timeout=10) == {"done": 7}
+
+
+@step()
+def sibling(key: str) -> str:
+    ctx = get_context()
+    note(key, ctx.last_heartbeat_details)
+    ctx.heartbeat({"a": ctx.attempt})
+    gate(f"{key}:beat:{ctx.attempt}").set()
+    while not gate(key).wait(0.001):
+        ctx.heartbeat()
+    return "done"
+
+
+@step(retry=RetryPolicy(max_attempts=2, initial_interval=0))
+def fails_once_after(key: str) -> str:
+    if get_context().attempt == 1:
+        assert gate(f"{key}:beat:1").wait(10)
+        raise ConnectionError("flaky")
+    return "ok"
+
+
+@workflow(strategy="one_for_all")
+async def siblings(key: str) -> list[Any]:
+    return await gather(sibling(key), fails_once_after(key))
+
+
+def test_H2_a_sibling_restarted_with_a_failed_step_sees_its_latest_details(rt: Runtime) -> None:
+    """SV3's one_for_all restart is a restart too: the next attempt starts from them."""
+    handle = rt.start(siblings, "s")
+    assert gate("s:beat:2").wait(10)
+    gate("s").set()
+    assert handle.result(timeout=10) == ["done", "ok"]
+    assert NOTES["s"] == [None, {"a": 1}]
 
 
 # -- D4: values live and after resume --------------------------------------------------
