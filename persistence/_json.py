@@ -40,6 +40,9 @@ _encoder = json.JSONEncoder(
     allow_nan=False, check_circular=False, separators=(",", ":"), ensure_ascii=False
 )
 _EXACT_SCALARS: Final = frozenset({str, int, bool, type(None)})
+#: Items the quick check needs not look into (floats: the encoder checks them).
+_LEAVES: Final = frozenset({str, int, float, bool, type(None)})
+_STR: Final = frozenset({str})
 #: Path components shown in an error; a deeper culprit's path is elided.
 _PATH_SHOWN: Final = 8
 
@@ -51,14 +54,27 @@ def dumps(value: Any, *, what: str = "value", max_depth: int = MAX_RECORD_DEPTH)
         NotSerializable: ``value`` is not plain JSON data (see the module's
             invariants); the message names the culprit's type and where it is.
     """
+    # The quick way, at C speed where it can be: keys and depth by a scan of
+    # the containers, types and numbers by the encoder, Unicode on its output.
+    # Only a value that fails is walked item by item, to say what and where.
+    text = None
+    try:
+        if _keys_and_depth_ok(value, max_depth):
+            text = _encoder.encode(value)
+    except Exception:  # not JSON (TypeError, ValueError), or its own code raised
+        text = None
+    if text is not None and (text.isascii() or not _invalid_unicode(text)):
+        return text
     fault = _fault(value, max_depth)
     if fault is not None:
-        culprit, detail = fault
-        raise NotSerializable(what, culprit, detail)
-    try:
-        return _encoder.encode(value)
-    except Exception as exc:  # changed under us by another thread, or its own code raised
+        raise NotSerializable(what, *fault)
+    try:  # it changed under us (another thread), or its own code raised
+        text = _encoder.encode(value)
+    except Exception as exc:
         raise NotSerializable(what, value, safe_str(exc)) from exc
+    if _invalid_unicode(text):
+        raise NotSerializable(what, value, "it changed while it was encoded")
+    return text
 
 
 def roundtrip(value: Any, *, what: str) -> tuple[str, Any]:
@@ -81,15 +97,19 @@ def roundtrip_arguments(
     Raises:
         NotSerializable: an argument is not plain JSON; the message names it.
     """
-    for index, arg in enumerate(args):
-        fault = _fault(arg, MAX_VALUE_DEPTH)
-        if fault is not None:
-            raise NotSerializable(f"{what} (argument {index + 1})", *fault)
-    for key, arg in kwargs.items():
-        fault = _fault(arg, MAX_VALUE_DEPTH)
-        if fault is not None:
-            raise NotSerializable(f"{what} (keyword argument {key!r})", *fault)
-    text = dumps([list(args), dict(kwargs)], what=what, max_depth=MAX_VALUE_DEPTH + 2)
+    try:
+        text = dumps([list(args), dict(kwargs)], what=what, max_depth=MAX_VALUE_DEPTH + 2)
+    except NotSerializable:
+        # Name the argument at fault.
+        for index, arg in enumerate(args):
+            fault = _fault(arg, MAX_VALUE_DEPTH)
+            if fault is not None:
+                raise NotSerializable(f"{what} (argument {index + 1})", *fault) from None
+        for key, arg in kwargs.items():
+            fault = _fault(arg, MAX_VALUE_DEPTH)
+            if fault is not None:
+                raise NotSerializable(f"{what} (keyword argument {key!r})", *fault) from None
+        raise
     decoded_args, decoded_kwargs = json.loads(text)
     return tuple(decoded_args), decoded_kwargs
 
@@ -97,6 +117,29 @@ def roundtrip_arguments(
 def loads(text: str | None) -> Any:
     """Decode JSON written by :func:`dumps`; ``None`` stays ``None``."""
     return None if text is None else json.loads(text)
+
+
+def _keys_and_depth_ok(root: Any, max_depth: int) -> bool:
+    """Every dict key a str and at most ``max_depth`` containers deep; False:
+    look closer. A cycle is infinitely deep: depth first, it is met within
+    ``max_depth`` steps down. Containers holding only leaves cost a C-speed
+    ``set(map(type, ...))`` each, not a Python step per item."""
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth >= max_depth or not set(map(type, value)) <= _STR:
+                return False
+            items: Any = value.values()
+        elif isinstance(value, list | tuple):
+            if depth >= max_depth:
+                return False
+            items = value
+        else:
+            continue
+        if not set(map(type, items)) <= _LEAVES:
+            stack.extend((item, depth + 1) for item in items if type(item) not in _LEAVES)
+    return True
 
 
 def _fault(root: Any, max_depth: int) -> tuple[Any, str] | None:

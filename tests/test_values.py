@@ -8,6 +8,7 @@ JSON cannot give back unchanged is refused at the call.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors import (
     CancellationError,
@@ -539,3 +542,53 @@ def test_SV4_describing_a_hostile_object_never_raises() -> None:
     assert CancellationError(Hostile()).reason == (  # type: ignore[arg-type]
         "<unprintable tests.test_values.Hostile: its __str__ raised RuntimeError>"
     )
+
+
+# -- the codec itself: one rule for every value ------------------------------------------
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and the infinities included: refused
+    | st.text()  # lone surrogates included: refused
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3) | st.integers() | st.none(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _json_data(value: Any) -> Any:
+    """What JSON gives back for plain data; raises ValueError for anything else."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not a JSON number")
+    if isinstance(value, str):
+        value.encode("utf-8")  # raises for a lone surrogate
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_data(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError("a key that is not a str")
+        return {_json_data(k): _json_data(v) for k, v in value.items()}
+    return value
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(_values)
+def test_D4_the_codec_gives_back_plain_data_unchanged_and_refuses_the_rest(value: Any) -> None:
+    try:
+        expected = _json_data(value)
+    except (ValueError, UnicodeEncodeError):
+        with pytest.raises(NotSerializable):
+            roundtrip(value, what="value")
+        return
+    text, back = roundtrip(value, what="value")
+    assert back == expected
+    assert dumps(back) == text  # stable: the round trip of the round trip is itself
