@@ -91,7 +91,14 @@ class StepDef(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> StepCall[R]:
-        """In a workflow body: an awaitable that runs this step in a StepActor."""
+        """In a workflow body: an awaitable that runs this step in a StepActor.
+
+        Every attempt receives the arguments' JSON round trip; the await gives
+        the result's (D4).
+
+        Raises:
+            NotSerializable: an argument is not JSON; nothing is recorded.
+        """
         _body_context(f"step {self.name!r}", f"or call {self.name}.fn(...) directly")
         # D4: arguments are JSON, checked here, at the call, before any record;
         # the step gets their round trip, in every attempt, resumed or not.

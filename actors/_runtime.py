@@ -292,7 +292,10 @@ class Runtime:
     # -- runs --------------------------------------------------------------------
 
     def start(self, workflow: WorkflowDef[..., R], /, *args: Any, **kwargs: Any) -> RunHandle[R]:
-        """Start a durable run of ``workflow``; arguments must be JSON.
+        """Start a durable run of ``workflow``; arguments must be JSON (D4).
+
+        The body receives the arguments' JSON round trip (a tuple arrives as
+        a list), the same values it receives if the run is resumed.
 
         Returns once the run is durable. Its creation is written with the
         body's first records (its first step's start, usually), so the body
@@ -300,7 +303,9 @@ class Runtime:
         ``await``.
 
         Raises:
-            NotSerializable: an argument is not JSON; nothing is written.
+            NotSerializable: an argument is not JSON (a NaN, a dict key that
+                is not a str, a cycle, nested deeper than ``MAX_VALUE_DEPTH``);
+                nothing is written.
             OutcomeUnknown: its creation was not confirmed within
                 ``request_timeout`` (a slow or locked store, or a body that
                 blocked before its first await); the run may exist, and the
