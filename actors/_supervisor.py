@@ -396,6 +396,8 @@ class RunSupervisor(ProctorActor):
             self.exit(ExitReason(kind=ExitKind.FAILED, error=msg.error))
             return
         tag = msg.tag
+        if not msg.accepted and not self._terminated and self._refusal_is_a_fault(msg):
+            return
         if self._creating:
             self._creating = False
             if not msg.accepted:  # the run was not created: nothing of it may go on
@@ -511,6 +513,26 @@ class RunSupervisor(ProctorActor):
         self._history = history
         self._replaying = True
         self._begin_body()
+
+    def _refusal_is_a_fault(self, msg: Journaled) -> bool:
+        """A refusal of a run that exists, neither fencing nor its end explains:
+        the store cannot take a record of ours (a bug). Fail the run, visibly,
+        rather than wait for an effect that will never come."""
+        refused = next((o for o in msg.outcomes if isinstance(o, Refused)), None)
+        if (
+            refused is None
+            or refused.fenced
+            or refused.status is None  # no such run: a creation the store refused
+            or refused.status.is_terminal
+            or isinstance(msg.tag, _Resumed)
+        ):
+            return False
+        error = ProctorError(f"the store refused a record of run {self.run_id}: {refused.reason}")
+        logger.error("%s", error)
+        self._abandon_steps("a record was refused")
+        self._close_body()
+        self.exit(ExitReason(kind=ExitKind.FAILED, error=error))
+        return True
 
     def _recorded_cancel(self) -> Cancel:
         try:

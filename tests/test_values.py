@@ -37,7 +37,15 @@ from actors import (
 )
 from actors._errors import describe
 from cli import cli
-from persistence import MAX_VALUE_DEPTH, Store, dumps, roundtrip
+from persistence import (
+    MAX_VALUE_DEPTH,
+    EventType,
+    InvalidTransition,
+    NewEvent,
+    Store,
+    dumps,
+    roundtrip,
+)
 from tests.conftest import (
     GATES,
     NOTES,
@@ -405,6 +413,36 @@ def test_D4_a_reason_that_is_not_text_is_refused_at_the_call(rt: Runtime, db: Pa
     )
     assert result.exit_code == 2, result.output  # not "no run with id" (exit 3)
     assert "--reason" in result.output
+
+
+@step()
+def refused_step() -> str:
+    return "done"
+
+
+@workflow()
+async def calls_refused_step() -> str:
+    return await refused_step()
+
+
+def test_D1_a_record_the_store_refuses_fails_the_run_instead_of_hanging_it(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every refused write surfaces: a refusal that is not fencing (a record
+    Proctor built wrong, say) fails the run with the store's reason."""
+    project = Store._project_step
+
+    def refusing(self: Store, conn: Any, ev: NewEvent, now: float) -> None:
+        if ev.type is EventType.STEP_COMPLETED and (ev.step or "").endswith("refused_step"):
+            raise InvalidTransition("refused for this test")
+        project(self, conn, ev, now)
+
+    monkeypatch.setattr(Store, "_project_step", refusing)
+    with pytest.raises(WorkflowFailed) as failed:
+        rt.start(calls_refused_step).result(timeout=10)
+    assert failed.value.error["type"] == "ProctorError"
+    assert "the store refused a record" in failed.value.error["message"]
+    assert "refused for this test" in failed.value.error["message"]
 
 
 # -- D2: a replay failure names its real cause -----------------------------------------
