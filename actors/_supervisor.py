@@ -1214,6 +1214,8 @@ class RunSupervisor(ProctorActor):
             "error": error,
             "last_heartbeat_details": active.last_heartbeat()[1],
         }
+        if data["last_heartbeat_details"] is not None:
+            self._details[msg.call] = data["last_heartbeat_details"]
         escalated = self._retry(msg.call, active, None, _E.STEP_TIMED_OUT, data)
         if escalated is None:
             return
