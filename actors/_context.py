@@ -18,7 +18,7 @@ import pykka
 from actors._base import ControlFirstInbox, tell
 from actors._errors import CancellationError, Terminated
 from actors._messages import Append, Cancel, Heartbeat, Terminate
-from persistence import EventType, NewEvent, ProctorError, dumps
+from persistence import EventType, NewEvent, ProctorError, roundtrip
 
 
 class _Checked:
@@ -96,7 +96,8 @@ class Context:
 class BeatBox:
     """The latest heartbeat of a step attempt (H1): its time on the runtime
     clock and its details. The step's thread writes it on every heartbeat; its
-    supervisor reads it when the attempt's heartbeat deadline is due. No
+    supervisor reads it when the attempt's heartbeat deadline is due and when
+    the attempt ends, so the end record carries the latest details (H2). No
     message per heartbeat; one tuple assignment, atomic in Python."""
 
     __slots__ = ("last",)
@@ -127,6 +128,8 @@ class StepContext(Context):
         self.call = call
         self.attempt: int = attempt
         self.last_heartbeat_details = last_heartbeat_details
+        #: The JSON of this attempt's latest details (None: it gave none yet).
+        self._details_json: str | None = None
         self.last_heartbeat_at: float | None = None
         self._recorded_at: float | None = None
         self._inbox = inbox
@@ -172,16 +175,28 @@ class StepContext(Context):
             raise Terminated(self._terminate.reason)
 
     def heartbeat(self, details: Any = None) -> _Checked:
-        details_json = None
+        """Renew liveness, keep ``details`` (JSON) and check the mailbox (H1).
+
+        ``details=None`` keeps the latest details. The step sees (and a later
+        attempt gets) the details' JSON round trip, as after a resume (D4).
+
+        Raises:
+            NotSerializable: ``details`` is not JSON; the latest details stay.
+            CancellationError: the run is cancelling and no shield is active.
+            Terminated: the run was terminated.
+        """
         if details is not None:
-            details_json = dumps(details, what="heartbeat details")
+            self._details_json, details = roundtrip(details, what="heartbeat details")
             self.last_heartbeat_details = details
         now = time.monotonic()
         self.last_heartbeat_at = now
         if self._beats is not None:
-            # One atomic store, read by the supervisor when a deadline is due.
+            # One atomic store, read by the supervisor when a deadline is due
+            # and when the attempt ends (its end record carries the latest).
             self._beats.last = (self._runtime_now(), self.last_heartbeat_details)
-        # The store keeps the latest heartbeat; a chatty step costs one write a second.
+        # The store keeps the latest heartbeat; a chatty step costs one write a
+        # second. Each write carries the latest details, so a write skipped
+        # here is made good by the next one, or by the attempt's end record.
         if self._recorded_at is None or now - self._recorded_at >= HEARTBEAT_RECORD_INTERVAL:
             self._recorded_at = now
             tell(
@@ -191,7 +206,7 @@ class StepContext(Context):
                     call=self.call,
                     attempt=self.attempt,
                     at=time.time(),
-                    details_json=details_json,
+                    details_json=self._details_json,
                 ),
             )
         return self.check_cancellation()

@@ -20,7 +20,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from actors._context import WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
-from persistence import ProctorError, dumps
+from persistence import ProctorError, roundtrip_arguments, safe_repr
 
 #: SV3: what a step's restart does to the other steps of its gather().
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
@@ -59,8 +59,9 @@ class WorkflowDef(Generic[P, R]):
         flow down to it (C7, T4).
         """
         _body_context(f"workflow {self.name!r}", "or start it with Runtime.start()")
-        dumps([list(args), kwargs], what=f"arguments of workflow {self.name!r}")
-        return ChildCall(workflow=self, args=args, kwargs=tuple(kwargs.items()))
+        # D4: the child gets the arguments' JSON round trip, live as after a resume.
+        sent, named = roundtrip_arguments(args, kwargs, what=f"arguments of workflow {self.name!r}")
+        return ChildCall(workflow=self, args=sent, kwargs=tuple(named.items()))
 
     def __repr__(self) -> str:
         return f"<workflow {self.name}>"
@@ -90,11 +91,19 @@ class StepDef(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> StepCall[R]:
-        """In a workflow body: an awaitable that runs this step in a StepActor."""
+        """In a workflow body: an awaitable that runs this step in a StepActor.
+
+        Every attempt receives the arguments' JSON round trip; the await gives
+        the result's (D4).
+
+        Raises:
+            NotSerializable: an argument is not JSON; nothing is recorded.
+        """
         _body_context(f"step {self.name!r}", f"or call {self.name}.fn(...) directly")
-        # D4: arguments are JSON, checked here, at the call, before any record.
-        dumps([list(args), kwargs], what=f"arguments of step {self.name!r}")
-        return StepCall(step=self, args=args, kwargs=tuple(kwargs.items()))
+        # D4: arguments are JSON, checked here, at the call, before any record;
+        # the step gets their round trip, in every attempt, resumed or not.
+        sent, named = roundtrip_arguments(args, kwargs, what=f"arguments of step {self.name!r}")
+        return StepCall(step=self, args=sent, kwargs=tuple(named.items()))
 
     def __repr__(self) -> str:
         return f"<step {self.name}>"
@@ -211,7 +220,9 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
     """
     for call in calls:
         if not isinstance(call, StepCall | ChildCall):
-            raise TypeError(f"gather() takes step calls and child workflow calls, got {call!r}")
+            raise TypeError(
+                f"gather() takes step calls and child workflow calls, got {safe_repr(call)}"
+            )
     _check_strategy(strategy)
     return Gather(calls=calls, strategy=strategy)
 
@@ -255,7 +266,7 @@ def workflow(
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> WorkflowDef[P, R]:
         if not inspect.iscoroutinefunction(fn):
-            raise TypeError(f"@workflow() needs an async def, got {fn!r}")
+            raise TypeError(f"@workflow() needs an async def, got {safe_repr(fn)}")
         intensity = Intensity(max_restarts=max_restarts, within=within)
         wf = WorkflowDef(fn, _name_of(fn, name), intensity, strategy)
         with _registry_lock:

@@ -10,13 +10,18 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from persistence import ProctorError
+from persistence import ProctorError, safe_str, type_name, valid_text
 
 
 class CancellationError(BaseException):
-    """Raised at a checkpoint of a run that is cancelling (and not shielded)."""
+    """Raised at a checkpoint of a run that is cancelling (and not shielded).
+
+    ``reason`` is kept as text (it goes to the log): anything else is turned
+    into its ``str()``, or a placeholder when that raises.
+    """
 
     def __init__(self, reason: str | None = None) -> None:
+        reason = _reason(reason)
         super().__init__(reason or "cancelled")
         self.reason = reason
 
@@ -25,6 +30,7 @@ class Terminated(BaseException):
     """Raised in a step thread of a terminated run so that it unwinds (T3)."""
 
     def __init__(self, reason: str | None = None) -> None:
+        reason = _reason(reason)
         super().__init__(reason or "terminated")
         self.reason = reason
 
@@ -104,10 +110,28 @@ class WaitTimeout(ProctorError, TimeoutError):
 
 
 def describe(exc: BaseException) -> dict[str, Any]:
-    """A JSON description of an exception, for the log and the CLI."""
+    """A JSON description of an exception, for the log and the CLI.
+
+    Shape: ``{"type": str, "module": str, "message": str, "traceback": str}``.
+    Never raises: an exception whose ``__str__`` (or anything else of its
+    own) raises keeps its real type, with a placeholder message.
+    """
+    cls = type(exc)
+    qualname, module = getattr(cls, "__qualname__", None), getattr(cls, "__module__", None)
+    try:
+        trace = valid_text("".join(traceback.format_exception(exc)))
+    except Exception as failed:  # its __notes__, __cause__ or such raised
+        trace = f"{type_name(exc)}: <traceback unavailable: {type(failed).__name__}>"
     return {
-        "type": type(exc).__qualname__,
-        "module": type(exc).__module__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
+        "type": qualname if isinstance(qualname, str) else type_name(exc),
+        "module": module if isinstance(module, str) else "",
+        "message": safe_str(exc),
+        "traceback": trace,
     }
+
+
+def _reason(reason: object) -> str | None:
+    """A cancel or terminate reason as text; whatever the caller passed."""
+    if reason is None:
+        return None
+    return valid_text(reason) if isinstance(reason, str) else safe_str(reason)

@@ -20,6 +20,7 @@ Once the body has consumed its whole history it runs live.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +33,9 @@ from persistence import (
     NotSerializable,
     RunRecord,
     RunState,
+    StepRecord,
+    safe_str,
+    type_name,
 )
 
 _E = EventType
@@ -55,6 +59,14 @@ class RecordedCall:
     child_run_id: str | None = None
     #: The last attempt was lost with its runtime (not failed and awaiting a retry).
     lost: bool = False
+    #: The latest heartbeat details any attempt recorded: the next attempt's
+    #: ``ctx.last_heartbeat_details`` (H2), after a timeout or a crash alike.
+    heartbeat_details: Any = None
+
+    def end_data(self) -> dict[str, Any]:
+        """The latest details, for the end record of an attempt lost in a crash."""
+        details = self.heartbeat_details
+        return {} if details is None else {"last_heartbeat_details": details}
 
     def describe(self) -> str:
         what = "child workflow" if self.kind == "child" else "step"
@@ -64,7 +76,9 @@ class RecordedCall:
 class History:
     """A run's log, folded into what replay needs."""
 
-    def __init__(self, record: RunRecord, events: list[EventRecord]) -> None:
+    def __init__(
+        self, record: RunRecord, events: list[EventRecord], steps: Sequence[StepRecord] = ()
+    ) -> None:
         self.record = record
         self.calls: dict[int, RecordedCall] = {}
         self.body: deque[EventRecord] = deque()
@@ -72,6 +86,12 @@ class History:
         self.cancel_seq: int | None = None
         for event in events:
             self._fold(event)
+        # An attempt lost with its runtime has no end record: its latest
+        # details are the ones its heartbeats wrote to its row (H2).
+        for row in steps:
+            call = self.calls.get(row.call)
+            if call and row.attempt in call.running and row.heartbeat_details is not None:
+                call.heartbeat_details = row.heartbeat_details
 
     def _fold(self, ev: EventRecord) -> None:
         t = ev.type
@@ -89,6 +109,10 @@ class History:
             )
         elif ev.call is not None and ev.call in self.calls:
             call = self.calls[ev.call]
+            if t in _STEP_ENDS or t is _E.STEP_ABANDONED:
+                details = ev.data.get("last_heartbeat_details")
+                if details is not None:
+                    call.heartbeat_details = details
             if t is _E.STEP_STARTED and ev.attempt is not None:
                 call.last_attempt = max(call.last_attempt, ev.attempt)
                 call.running.append(ev.attempt)
@@ -152,21 +176,31 @@ class History:
             return self.body.popleft()
         return None
 
-    def diverged(self, detail: str) -> NonDeterminismError:
+    def diverged(self, detail: str, why: str | None = None) -> NonDeterminismError:
+        why = why or "The workflow code changed while the run was unfinished."
         return NonDeterminismError(
             f"replay of run {self.record.run_id} ({self.record.workflow}) diverged from its "
-            f"log: {detail}. The workflow code changed while the run was unfinished."
+            f"log: {detail}. {why}"
         )
 
-    def ended_at(self, next_call: int) -> NonDeterminismError:
+    def ended_at(self, next_call: int, raised: BaseException | None = None) -> NonDeterminismError:
+        """The body ended (returned, or ``raised``) with its log not all replayed.
+
+        When it raised, the error names that exception (type, message) as its
+        cause: that is what to fix, not necessarily a code change.
+        """
         left = [c for c in sorted(self.calls) if c >= next_call]
-        if left:
-            detail = f"the workflow ended, but the log has call {left[0]}: " + (
-                self.calls[left[0]].describe()
-            )
-        else:
-            detail = f"the workflow ended, but the log has {self.body[0].type} next"
-        return self.diverged(detail)
+        nxt = f"call {left[0]}: {self.calls[left[0]].describe()}" if left else self.body[0].type
+        if raised is None:
+            return self.diverged(f"the workflow ended, but the log has {nxt} next")
+        error = self.diverged(
+            f"the workflow raised {type_name(raised)}: {safe_str(raised)}, where the run went "
+            f"on to {nxt} the first time",
+            "The body behaves differently on replay: its code changed, or it depends on "
+            "something other than its arguments and recorded results.",
+        )
+        error.__cause__ = raised
+        return error
 
 
 def recorded_outcome(run_id: str, call: RecordedCall) -> tuple[Any, BaseException | None]:

@@ -55,7 +55,9 @@ from persistence import (
     Store,
     Synchronous,
     cancel_request,
-    dumps,
+    check_reason,
+    roundtrip_arguments,
+    safe_repr,
 )
 
 R = TypeVar("R")
@@ -293,7 +295,10 @@ class Runtime:
     # -- runs --------------------------------------------------------------------
 
     def start(self, workflow: WorkflowDef[..., R], /, *args: Any, **kwargs: Any) -> RunHandle[R]:
-        """Start a durable run of ``workflow``; arguments must be JSON.
+        """Start a durable run of ``workflow``; arguments must be JSON (D4).
+
+        The body receives the arguments' JSON round trip (a tuple arrives as
+        a list), the same values it receives if the run is resumed.
 
         Returns once the run is durable. Its creation is written with the
         body's first records (its first step's start, usually), so the body
@@ -301,7 +306,9 @@ class Runtime:
         ``await``.
 
         Raises:
-            NotSerializable: an argument is not JSON; nothing is written.
+            NotSerializable: an argument is not JSON (a NaN, a dict key that
+                is not a str, a cycle, nested deeper than ``MAX_VALUE_DEPTH``);
+                nothing is written.
             OutcomeUnknown: its creation was not confirmed within
                 ``request_timeout`` (a slow or locked store, or a body that
                 blocked before its first await); the run may exist, and the
@@ -311,8 +318,11 @@ class Runtime:
         """
         self._check_open()
         if not isinstance(workflow, WorkflowDef):
-            raise TypeError(f"start() takes a @workflow(), got {workflow!r}")
-        dumps([list(args), kwargs], what=f"arguments of workflow {workflow.name!r}")
+            raise TypeError(f"start() takes a @workflow(), got {safe_repr(workflow)}")
+        # D4: the body gets the arguments' JSON round trip, as it will after a resume.
+        args, kwargs = roundtrip_arguments(
+            args, kwargs, what=f"arguments of workflow {workflow.name!r}"
+        )
         run_id = uuid.uuid4().hex
         created = NewEvent(
             run_id=run_id,
@@ -378,6 +388,7 @@ class Runtime:
             OutcomeUnknown: the request was not confirmed within
                 ``request_timeout``; it may still take effect.
             StoreError: the store refused it; nothing was written.
+            NotSerializable: ``reason`` is not text; nothing was written.
         """
         self._check_open()
         ref = self._directory.get(run_id)
@@ -416,8 +427,10 @@ class Runtime:
             OutcomeUnknown: the request was not confirmed within
                 ``request_timeout``; it may still take effect.
             StoreError: the store refused it; nothing was written.
+            NotSerializable: ``reason`` is not text; nothing was written.
         """
         self._check_open()
+        reason = check_reason(reason)  # refused here, not by the Journal
         ref = self._directory.get(run_id)
         deliver = ((ref, TerminateMsg(reason=reason)),) if ref is not None else ()
         # The whole tree in one transaction, through our one writer: durable

@@ -30,7 +30,7 @@ from actors._messages import (
     StepOutcome,
     Unwound,
 )
-from persistence import dumps
+from persistence import MAX_VALUE_DEPTH, dumps
 
 #: How a step attempt's actor ends, by the step's outcome.
 _EXIT_KIND: dict[type, ExitKind] = {
@@ -106,7 +106,8 @@ class StepActor(ProctorActor):
                 value = _run_async(self._step.fn(*self._args, **self._kwargs))
             else:
                 value = self._step.fn(*self._args, **self._kwargs)
-            return Returned(result_json=dumps(value, what=f"result of step {self._step.name!r}"))
+            what = f"result of step {self._step.name!r}"
+            return Returned(result_json=dumps(value, what=what, max_depth=MAX_VALUE_DEPTH))
         except Terminated:
             return Unwound()
         except CancellationError as exc:

@@ -89,11 +89,12 @@ from persistence import (
     Store,
     StoreError,
     cancel_request,
-    dumps,
     later_state,
     loads,
     next_state,
     resume_request,
+    roundtrip,
+    safe_repr,
     terminate_request,
 )
 
@@ -128,6 +129,13 @@ class _Active:
         """When it last beat (its start, if never) and the latest details."""
         last = self.beats.last if self.beats is not None else None
         return last if last is not None else (self.started_at, self.details)
+
+    def end_data(self) -> dict[str, Any]:
+        """What every end record of the attempt carries: its latest heartbeat
+        details (H2), so a write the heartbeat throttle skipped is made good
+        and a resumed run's next attempt gets them."""
+        details = self.last_heartbeat()[1]
+        return {} if details is None else {"last_heartbeat_details": details}
 
 
 @dataclass(slots=True)
@@ -284,6 +292,8 @@ class RunSupervisor(ProctorActor):
         self._restart_after: dict[int, tuple[float, str]] = {}
         #: Every step call this run made: what, its last attempt, shielded or not.
         self._step_calls: dict[int, tuple[StepCall[Any], int, bool]] = {}
+        #: The latest heartbeat details of each step call's ended attempts (H2).
+        self._details: dict[int, Any] = {}
         #: Child runs started with start_child(), and those that ended before
         #: anyone awaited them.
         self._started_children: set[int] = set()
@@ -394,6 +404,8 @@ class RunSupervisor(ProctorActor):
             self.exit(ExitReason(kind=ExitKind.FAILED, error=msg.error))
             return
         tag = msg.tag
+        if not msg.accepted and not self._terminated and self._refusal_is_a_fault(msg):
+            return
         if self._creating:
             self._creating = False
             if not msg.accepted:  # the run was not created: nothing of it may go on
@@ -440,6 +452,7 @@ class RunSupervisor(ProctorActor):
             with self._reader.snapshot():  # the record and the log it projects
                 record = self._reader.get_run(self.run_id)
                 events = self._reader.events(self.run_id)
+                steps = self._reader.steps(self.run_id)
         except StoreError as exc:
             self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
             return
@@ -453,7 +466,7 @@ class RunSupervisor(ProctorActor):
             logger.info("run %s: taken over by %s first", self.run_id, record.owner)
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
-        history = History(record, events)
+        history = History(record, events, steps)
         group = [
             resume_request(
                 self.run_id,
@@ -470,6 +483,7 @@ class RunSupervisor(ProctorActor):
                 call.call,
                 attempt,
                 reason=f"lost with runtime {record.owner}",
+                **call.end_data(),
             )
             for call, attempt in history.lost_attempts()
         ]
@@ -508,6 +522,26 @@ class RunSupervisor(ProctorActor):
         self._history = history
         self._replaying = True
         self._begin_body()
+
+    def _refusal_is_a_fault(self, msg: Journaled) -> bool:
+        """A refusal of a run that exists, neither fencing nor its end explains:
+        the store cannot take a record of ours (a bug). Fail the run, visibly,
+        rather than wait for an effect that will never come."""
+        refused = next((o for o in msg.outcomes if isinstance(o, Refused)), None)
+        if (
+            refused is None
+            or refused.fenced
+            or refused.status is None  # no such run: a creation the store refused
+            or refused.status.is_terminal
+            or isinstance(msg.tag, _Resumed)
+        ):
+            return False
+        error = ProctorError(f"the store refused a record of run {self.run_id}: {refused.reason}")
+        logger.error("%s", error)
+        self._abandon_steps("a record was refused")
+        self._close_body()
+        self.exit(ExitReason(kind=ExitKind.FAILED, error=error))
+        return True
 
     def _recorded_cancel(self) -> Cancel:
         try:
@@ -565,11 +599,11 @@ class RunSupervisor(ProctorActor):
                     self._finish_completed(stop.value)
                 return
             except CancellationError as exc:
-                if self._end_matches_log():
+                if self._end_matches_log(exc):
                     self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=exc.reason)
                 return
             except BaseException as exc:
-                if self._end_matches_log():
+                if self._end_matches_log(exc):
                     self._finish_failed(exc)
                 return
             finally:
@@ -588,14 +622,17 @@ class RunSupervisor(ProctorActor):
                 tell(self.actor_ref, ResumeBody(reason=error.reason))
                 return
 
-    def _end_matches_log(self) -> bool:
-        """A body that ends while replaying must have consumed its whole log."""
+    def _end_matches_log(self, raised: BaseException | None = None) -> bool:
+        """A body that ends while replaying must have consumed its whole log.
+
+        One that ``raised`` instead fails naming that exception as the cause.
+        """
         history = self._history
         if self._diverged is not None:
             self._fail_replay(self._diverged)
             return False
         if self._replaying and history and not history.exhausted(self._ctx.call_counter):
-            self._fail_replay(history.ended_at(self._ctx.call_counter))
+            self._fail_replay(history.ended_at(self._ctx.call_counter, raised))
             return False
         return True
 
@@ -618,7 +655,7 @@ class RunSupervisor(ProctorActor):
         else:
             return None, ProctorError(
                 f"a workflow body can only await steps, child workflows and "
-                f"proctor gather(); it awaited {command!r}"
+                f"proctor gather(); it awaited {safe_repr(command)}"
             )
         # Checkpoint (C3): a call that starts while cancelling is never started.
         if self._checkpoint_due():
@@ -651,6 +688,7 @@ class RunSupervisor(ProctorActor):
                 shielded,
                 attempt=recorded.last_attempt + 1 if recorded else 1,
                 resume_child=recorded is not None,
+                details=recorded.heartbeat_details if recorded else None,
                 decided_at=self._clock.monotonic(),
             )
             scheduled.append(s)
@@ -853,7 +891,7 @@ class RunSupervisor(ProctorActor):
         # the attempt's very first check sees it (no race with a later tell).
         cancel = self._cancel if self.state is RunState.CANCELLING and not shielded else None
         now = s.decided_at
-        beats = BeatBox() if call.step.heartbeat_timeout is not None else None
+        beats = BeatBox()
         actor = StepActor.prepare(
             census=self._census,
             parent=self.actor_ref,
@@ -939,15 +977,18 @@ class RunSupervisor(ProctorActor):
         restart = self._restart_after.pop(msg.call, None)
         outcome = msg.outcome
         key = (active.name, msg.call, msg.attempt)
+        beat = active.end_data()
+        if beat:
+            self._details[msg.call] = beat["last_heartbeat_details"]
         if isinstance(outcome, Returned):
             result = loads(outcome.result_json)
-            event = self._step_event(_E.STEP_COMPLETED, *key, result=result)
+            event = self._step_event(_E.STEP_COMPLETED, *key, result=result, **beat)
             ended = _CallEnded(msg.call, value=result)
         elif isinstance(outcome, StepCancelled):
-            event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason)
+            event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason, **beat)
             ended = _CallEnded(msg.call, error=CancellationError(outcome.reason))
         elif isinstance(outcome, Raised):
-            data: dict[str, Any] = {"error": outcome.error}
+            data: dict[str, Any] = {"error": outcome.error, **beat}
             escalated = self._retry(msg.call, active, outcome.exception, _E.STEP_FAILED, data)
             if escalated is None:
                 return  # restarted after a back-off
@@ -960,7 +1001,7 @@ class RunSupervisor(ProctorActor):
         else:  # Unwound although the run was not terminated: user code raised it.
             exc = Terminated("step raised Terminated on its own")
             error = describe(exc)
-            event = self._step_event(_E.STEP_FAILED, *key, error=error)
+            event = self._step_event(_E.STEP_FAILED, *key, error=error, **beat)
             ended = _CallEnded(
                 msg.call, error=_step_error(active.name, Raised(error=error, exception=exc))
             )
@@ -1150,7 +1191,8 @@ class RunSupervisor(ProctorActor):
 
     def _restart_later(self, call_id: int, ended: NewEvent | None, due: float, reason: str) -> None:
         call, attempt, shielded = self._step_calls[call_id]
-        backoff = _Backoff(call=call, shielded=shielded, attempt=attempt + 1)
+        details = self._details.get(call_id)  # H2, as for any other restart
+        backoff = _Backoff(call=call, shielded=shielded, attempt=attempt + 1, details=details)
         self._schedule_retry(call_id, backoff, ended, due, reason)
 
     def _on_retry_due(self, msg: RetryDue) -> None:
@@ -1203,6 +1245,8 @@ class RunSupervisor(ProctorActor):
             "error": error,
             "last_heartbeat_details": active.last_heartbeat()[1],
         }
+        if data["last_heartbeat_details"] is not None:
+            self._details[msg.call] = data["last_heartbeat_details"]
         escalated = self._retry(msg.call, active, None, _E.STEP_TIMED_OUT, data)
         if escalated is None:
             return
@@ -1381,7 +1425,9 @@ class RunSupervisor(ProctorActor):
         if not self._active:
             return
         events = [
-            self._step_event(_E.STEP_ABANDONED, a.name, call_id, a.attempt, reason=reason)
+            self._step_event(
+                _E.STEP_ABANDONED, a.name, call_id, a.attempt, reason=reason, **a.end_data()
+            )
             for call_id, a in self._active.items()
         ]
         tell(self._journal, Append(events=tuple(events)))
@@ -1408,7 +1454,9 @@ class RunSupervisor(ProctorActor):
         try:
             coro.close()
         except BaseException as exc:
-            logger.warning("run %s: body misbehaved while being closed: %r", self.run_id, exc)
+            logger.warning(
+                "run %s: body misbehaved while being closed: %s", self.run_id, safe_repr(exc)
+            )
         finally:
             reset_current(token)
 
@@ -1443,7 +1491,8 @@ class RunSupervisor(ProctorActor):
 
     def _finish_completed(self, value: Any) -> None:
         try:
-            dumps(value, what=f"result of workflow {self._workflow.name!r}")
+            # D4: a parent awaiting this run gets the round trip, as on replay.
+            _, value = roundtrip(value, what=f"result of workflow {self._workflow.name!r}")
         except NotSerializable as exc:
             self._finish_failed(exc)
             return

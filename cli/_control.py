@@ -34,16 +34,21 @@ from cli._main import (
 )
 from cli._runs import follow_run
 from persistence import (
+    MAX_VALUE_DEPTH,
     Appended,
     AppendOutcome,
     EventRecord,
     EventType,
     NewEvent,
+    NotSerializable,
+    Refused,
     RunRecord,
     RunState,
     Store,
     cancel_request,
+    check_reason,
     dumps,
+    roundtrip_arguments,
 )
 
 _SECONDS = click.FloatRange(min=0)
@@ -86,6 +91,7 @@ def cancel(
     runtime enforces it; with --wait, so does this command).
     """
     start = time.monotonic()
+    reason = _checked_reason(reason)
     with open_store(options, write=True) as store:
         event = cancel_request(run_id, reason, source="cli", origin=_origin(), grace=grace)
         outcome = store.append([event])[0]
@@ -118,6 +124,7 @@ def terminate(options: StoreOptions, run_id: str, reason: str | None) -> None:
     hosts it; a hosting runtime stops its actors right after. No shield, no
     CancellationError, no further step.
     """
+    reason = _checked_reason(reason)
     with open_store(options, write=True) as store:
         children = _terminate_tree(store, run_id, reason, source="cli")
     more = f" with {children} child run{'s' if children != 1 else ''}" if children else ""
@@ -157,6 +164,12 @@ def start(
     if not isinstance(kwargs, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--kwargs")
     try:
+        # D4, as Runtime.start(): NaN, Infinity, 1e999, too deep: refused, nothing written.
+        args_in, kwargs = roundtrip_arguments(args, kwargs, what=f"arguments of workflow {name}")
+    except NotSerializable as exc:
+        raise click.BadParameter(str(exc), param_hint="[JSON_ARGS]...") from exc
+    args = list(args_in)
+    try:
         inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as exc:
         raise click.UsageError(f"the arguments do not fit workflow {name}: {exc}") from exc
@@ -167,7 +180,9 @@ def start(
         data={"workflow": name, "args": args, "kwargs": kwargs, "owner": None},
     )
     with open_store(options, write=True, create=True) as store:
-        store.append([created])
+        refused = next((o for o in store.append([created]) if isinstance(o, Refused)), None)
+        if refused is not None:
+            fail(f"run {run_id} was not created: {refused.reason}")
         click.echo(run_id)
         click.echo(f"started run {run_id} of {name}; a worker will pick it up", err=True)
         if not wait:
@@ -270,6 +285,18 @@ def _parse_json(text: str, what: str) -> Any:
         raise click.BadParameter(
             f"{text!r} is not JSON ({exc.msg}); quote strings, e.g. '\"text\"'", param_hint=what
         ) from exc
+    except RecursionError as exc:
+        raise click.BadParameter(
+            f"nested deeper than a value may be ({MAX_VALUE_DEPTH} levels)", param_hint=what
+        ) from exc
+
+
+def _checked_reason(reason: str | None) -> str | None:
+    """``--reason`` as the log keeps it, or a usage error (exit 2)."""
+    try:
+        return check_reason(reason, "--reason")
+    except NotSerializable as exc:
+        raise click.BadParameter(str(exc), param_hint="--reason") from exc
 
 
 def _why(record: RunRecord) -> str:

@@ -5,6 +5,7 @@ This package imports neither ``actors`` nor ``cli``; both build on it.
 
 from persistence._control import (
     cancel_request,
+    check_reason,
     claim_request,
     resume_request,
     terminate_request,
@@ -22,7 +23,14 @@ from persistence._errors import (
     StoreLocked,
 )
 from persistence._fold import Folded, fold
-from persistence._json import dumps, loads
+from persistence._json import (
+    MAX_RECORD_DEPTH,
+    MAX_VALUE_DEPTH,
+    dumps,
+    loads,
+    roundtrip,
+    roundtrip_arguments,
+)
 from persistence._leases import DEFAULT_LEASE_TTL, why_dead
 from persistence._records import (
     Appended,
@@ -52,11 +60,14 @@ from persistence._states import (
     next_step_state,
 )
 from persistence._store import DEFAULT_BUSY_TIMEOUT, Store, Synchronous
+from persistence._text import safe_repr, safe_str, type_name, valid_text
 
 __all__ = [
     "BODY_EVENTS",
     "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_LEASE_TTL",
+    "MAX_RECORD_DEPTH",
+    "MAX_VALUE_DEPTH",
     "OPEN_EVENTS",
     "POST_MORTEM_EVENTS",
     "RUN_TRANSITIONS",
@@ -90,6 +101,7 @@ __all__ = [
     "StoreLocked",
     "Synchronous",
     "cancel_request",
+    "check_reason",
     "claim_request",
     "dumps",
     "fold",
@@ -98,6 +110,12 @@ __all__ = [
     "next_state",
     "next_step_state",
     "resume_request",
+    "roundtrip",
+    "roundtrip_arguments",
+    "safe_repr",
+    "safe_str",
     "terminate_request",
+    "type_name",
+    "valid_text",
     "why_dead",
 ]

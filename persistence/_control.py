@@ -6,8 +6,28 @@ runtime alive) must write exactly the same records, so they build them here.
 
 from __future__ import annotations
 
+from persistence._errors import NotSerializable
+from persistence._json import dumps
 from persistence._records import NewEvent
 from persistence._states import EventType
+from persistence._text import type_name
+
+
+def check_reason(reason: object, what: str = "reason") -> str | None:
+    """A request's reason as the log keeps it: text or None.
+
+    Raises:
+        NotSerializable: ``reason`` is not a str (or None), or not valid
+            Unicode; checked before anything is written, so the writer gets
+            the error instead of a refusal that reads like "no such run".
+    """
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise NotSerializable(what, reason, f"a reason is text, not {type_name(reason)}")
+    dumps(reason, what=what)
+    return reason
+
 
 #: ``source`` of a request: who asked. ``origin``: which process wrote it, so
 #: that a runtime's ControlInbox skips the requests its own facade delivered.
@@ -21,7 +41,12 @@ def cancel_request(
     origin: str | None = None,
     grace: float | None = None,
 ) -> NewEvent:
-    """C1: the request, with its reason and source; the run becomes CANCELLING."""
+    """C1: the request, with its reason and source; the run becomes CANCELLING.
+
+    Raises:
+        NotSerializable: see :func:`check_reason`.
+    """
+    reason = check_reason(reason)
     return NewEvent(
         run_id=run_id,
         type=EventType.CANCEL_REQUESTED,
@@ -32,7 +57,12 @@ def cancel_request(
 def terminate_request(
     run_id: str, reason: str | None, *, source: str, origin: str | None = None
 ) -> list[NewEvent]:
-    """T1: one atomic group that makes the run TERMINATED."""
+    """T1: one atomic group that makes the run TERMINATED.
+
+    Raises:
+        NotSerializable: see :func:`check_reason`.
+    """
+    reason = check_reason(reason)
     return [
         NewEvent(
             run_id=run_id,

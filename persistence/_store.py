@@ -417,10 +417,15 @@ class Store:
             new = next_step_state(StepState.RUNNING, ev.type)
             result = dumps(ev.data["result"]) if "result" in ev.data else None
             error = dumps(ev.data["error"]) if "error" in ev.data else None
+            # The end carries the attempt's latest heartbeat details (H1): the
+            # row ends with them even when the heartbeat throttle skipped them.
+            beat = ev.data.get("last_heartbeat_details")
+            details = None if beat is None else dumps(beat)
             cur = conn.execute(
-                "UPDATE steps SET status = ?, finished_at = ?, result = ?, error = ?"
+                "UPDATE steps SET status = ?, finished_at = ?, result = ?, error = ?,"
+                " heartbeat_details = coalesce(?, heartbeat_details)"
                 " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
-                (new.value, now, result, error, *key, _RUNNING),
+                (new.value, now, result, error, details, *key, _RUNNING),
             )
             if cur.rowcount == 0:
                 row = conn.execute(
