@@ -18,6 +18,10 @@ and every second for unfinished runs whose owner is dead (D2) and hands them
 to the Guardian to resume by replay; a cancel grace that was running when
 the owner died is scheduled again from the request's time.
 
+With a ``retention``, it also prunes finished runs older than that: one
+small transaction (PRUNE_BATCH runs) per poll while old runs remain, then
+nothing for PRUNE_IDLE_INTERVAL, so the Journal's commits never wait long.
+
 Its mailbox doubles as its poll timer, like the Timers actor's: no extra thread.
 """
 
@@ -51,11 +55,13 @@ from persistence import (
     Appended,
     EventRecord,
     EventType,
+    PruneCursor,
     RunRecord,
     RunState,
     Store,
     StoreError,
     claim_request,
+    prune_batch,
 )
 
 #: How many unowned runs one poll claims at most.
@@ -64,6 +70,11 @@ CLAIM_BATCH = 32
 RESUME_INTERVAL = 1.0
 #: How often the WAL is checkpointed (the Journal's commits do not).
 CHECKPOINT_INTERVAL = 1.0
+#: With a retention: the pause between prune transactions while old runs
+#: remain (the Journal gets the write lock in between), and between scans
+#: once none is left.
+PRUNE_BUSY_INTERVAL = 0.05
+PRUNE_IDLE_INTERVAL = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,8 +111,12 @@ class ControlInbox(ProctorActor):
         cursor: int,
         resume: bool,
         lease_ttl: float,
+        retention: float | None = None,
     ) -> None:
         super().__init__(parent=parent, name="ControlInbox", census=census)
+        self._retention = retention
+        self._next_prune = 0.0
+        self._prune_cursor: PruneCursor | None = None
         self._resume = resume
         self._lease_ttl = lease_ttl
         self._next_resume_scan = 0.0
@@ -171,12 +186,25 @@ class ControlInbox(ProctorActor):
             if self._resume and now >= self._next_resume_scan:
                 self._next_resume_scan = now + min(RESUME_INTERVAL, self._lease_ttl / 2)
                 self._resume_orphans()
+            if self._retention is not None and now >= self._next_prune:
+                self._prune(self._retention, now)
         except StoreError as exc:
             # Locked past the busy timeout, say: try again at the next tick.
             logger.warning("control inbox: cannot read the store: %s", exc)
             self._version = None
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.deadline = self._clock.monotonic() + self._interval
+
+    def _prune(self, retention: float, now: float) -> None:
+        """One prune transaction of runs finished more than ``retention`` ago."""
+        assert self._store is not None
+        # Wall clock on purpose: finished_at is the store's wall-clock time.
+        cutoff = time.time() - retention
+        self._prune_cursor, more = prune_batch(self._store, cutoff, after=self._prune_cursor)
+        if not more:
+            self._prune_cursor = None
+        idle = min(PRUNE_IDLE_INTERVAL, retention / 4)  # a short retention is kept to
+        self._next_prune = now + (PRUNE_BUSY_INTERVAL if more else idle)
 
     def _resume_orphans(self) -> None:
         """D2: hand every unfinished run whose owner is dead to the Guardian."""

@@ -58,8 +58,9 @@ class WorkflowDef(Generic[P, R]):
         ``RunCancelled`` or ``RunTerminated``. Cancel and terminate of the parent
         flow down to it (C7, T4).
         """
-        _body_context(f"workflow {self.name!r}", "or start it with Runtime.start()")
-        dumps([list(args), kwargs], what=f"arguments of workflow {self.name!r}")
+        ctx = _body_context(f"workflow {self.name!r}", "or start it with Runtime.start()")
+        what = f"arguments of workflow {self.name!r}"
+        dumps([list(args), kwargs], what=what, limit=ctx.max_payload_bytes)
         return ChildCall(workflow=self, args=args, kwargs=tuple(kwargs.items()))
 
     def __repr__(self) -> str:
@@ -91,9 +92,11 @@ class StepDef(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> StepCall[R]:
         """In a workflow body: an awaitable that runs this step in a StepActor."""
-        _body_context(f"step {self.name!r}", f"or call {self.name}.fn(...) directly")
-        # D4: arguments are JSON, checked here, at the call, before any record.
-        dumps([list(args), kwargs], what=f"arguments of step {self.name!r}")
+        ctx = _body_context(f"step {self.name!r}", f"or call {self.name}.fn(...) directly")
+        # D4: arguments are JSON within the payload limit, checked here, at
+        # the call, before any record.
+        what = f"arguments of step {self.name!r}"
+        dumps([list(args), kwargs], what=what, limit=ctx.max_payload_bytes)
         return StepCall(step=self, args=args, kwargs=tuple(kwargs.items()))
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime
 import os
 import threading
 import time
@@ -39,6 +40,7 @@ from actors._messages import Terminate as TerminateMsg
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_LEASE_TTL,
+    DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
     AppendOutcome,
     EventRecord,
@@ -53,7 +55,9 @@ from persistence import (
     StoreError,
     Synchronous,
     cancel_request,
+    check_payload_limit,
     dumps,
+    retention_seconds,
 )
 
 R = TypeVar("R")
@@ -152,6 +156,17 @@ class Runtime:
         lease_ttl: how long this runtime's lease lasts unless renewed (it is
             renewed every third of it). A runtime that stops renewing (a hung
             or partitioned process) loses its runs after this long.
+        max_payload_bytes: the most bytes of JSON a workflow or step argument,
+            a step or workflow result, or heartbeat details may take (D4);
+            a larger one is a :class:`PayloadTooLarge` at the call.
+        retention: seconds (or a ``timedelta``) a finished run is kept; older
+            ones are pruned with their log, steps and finished child runs,
+            in small batches off the hot path. None (default) keeps every
+            run forever. See ``proctor runs prune``.
+
+    Raises:
+        ValueError, TypeError: a bad ``max_payload_bytes`` or ``retention``.
+        StoreError: the store cannot be opened.
     """
 
     def __init__(
@@ -166,7 +181,12 @@ class Runtime:
         control_interval: float = CONTROL_INTERVAL,
         resume: bool = True,
         lease_ttl: float = DEFAULT_LEASE_TTL,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        retention: float | datetime.timedelta | None = None,
     ) -> None:
+        # Bad settings are refused before the store is touched.
+        self.max_payload_bytes = check_payload_limit(max_payload_bytes)
+        self.retention = retention_seconds(retention)
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
         self.db = os.fspath(db)
         self.clock: Clock = clock or SystemClock()
@@ -200,6 +220,8 @@ class Runtime:
             resume=resume,
             lease_ttl=lease_ttl,
             halted=self._halted,
+            max_payload_bytes=self.max_payload_bytes,
+            retention=self.retention,
         )
         wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
         assert isinstance(wiring, Wiring)
@@ -282,13 +304,16 @@ class Runtime:
 
         Raises:
             NotSerializable: an argument is not JSON; nothing is written.
+            PayloadTooLarge: the arguments take more than ``max_payload_bytes``
+                of JSON; nothing is written.
             StoreError: the store cannot take the run (locked past the busy
                 timeout, say), or the body blocked before its first await.
         """
         self._check_open()
         if not isinstance(workflow, WorkflowDef):
             raise TypeError(f"start() takes a @workflow(), got {workflow!r}")
-        dumps([list(args), kwargs], what=f"arguments of workflow {workflow.name!r}")
+        what = f"arguments of workflow {workflow.name!r}"
+        dumps([list(args), kwargs], what=what, limit=self.max_payload_bytes)
         run_id = uuid.uuid4().hex
         created = NewEvent(
             run_id=run_id,

@@ -34,11 +34,13 @@ from cli._main import (
 )
 from cli._runs import follow_run
 from persistence import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
     AppendOutcome,
     EventRecord,
     EventType,
     NewEvent,
+    NotSerializable,
     RunRecord,
     RunState,
     Store,
@@ -160,6 +162,11 @@ def start(
         inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as exc:
         raise click.UsageError(f"the arguments do not fit workflow {name}: {exc}") from exc
+    try:
+        # D4: the same payload limit as a runtime's default, before anything is written.
+        dumps([args, kwargs], what=f"arguments of workflow {name}", limit=DEFAULT_MAX_PAYLOAD_BYTES)
+    except NotSerializable as exc:
+        raise click.UsageError(str(exc)) from exc
     run_id = uuid.uuid4().hex
     created = NewEvent(
         run_id=run_id,

@@ -13,6 +13,7 @@ from persistence._errors import (
     InvalidTransition,
     NotAProctorStore,
     NotSerializable,
+    PayloadTooLarge,
     ProctorError,
     RunAlreadyFinished,
     RunNotFound,
@@ -21,7 +22,7 @@ from persistence._errors import (
     StoreLocked,
 )
 from persistence._fold import Folded, fold
-from persistence._json import dumps, loads
+from persistence._json import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_limit, dumps, loads
 from persistence._leases import DEFAULT_LEASE_TTL, why_dead
 from persistence._records import (
     Appended,
@@ -33,6 +34,15 @@ from persistence._records import (
     RunRecord,
     RuntimeRecord,
     StepRecord,
+)
+from persistence._retention import (
+    PRUNE_BATCH,
+    PruneCursor,
+    PruneReport,
+    parse_duration,
+    prune,
+    prune_batch,
+    retention_seconds,
 )
 from persistence._schema import SCHEMA_VERSION
 from persistence._states import (
@@ -55,8 +65,10 @@ __all__ = [
     "BODY_EVENTS",
     "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_LEASE_TTL",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
     "OPEN_EVENTS",
     "POST_MORTEM_EVENTS",
+    "PRUNE_BATCH",
     "RUN_TRANSITIONS",
     "SCHEMA_VERSION",
     "STEP_TRANSITIONS",
@@ -72,7 +84,10 @@ __all__ = [
     "NewEvent",
     "NotAProctorStore",
     "NotSerializable",
+    "PayloadTooLarge",
     "ProctorError",
+    "PruneCursor",
+    "PruneReport",
     "Refused",
     "RunAlreadyFinished",
     "RunNotFound",
@@ -87,13 +102,18 @@ __all__ = [
     "StoreLocked",
     "Synchronous",
     "cancel_request",
+    "check_payload_limit",
     "claim_request",
     "dumps",
     "fold",
     "loads",
     "next_state",
     "next_step_state",
+    "parse_duration",
+    "prune",
+    "prune_batch",
     "resume_request",
+    "retention_seconds",
     "terminate_request",
     "why_dead",
 ]

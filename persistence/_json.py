@@ -8,19 +8,46 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Final
 
-from persistence._errors import NotSerializable
+from persistence._errors import NotSerializable, PayloadTooLarge
+
+#: The default payload limit (bytes of JSON) of an argument, result or heartbeat details.
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 4 * 1024 * 1024
 
 _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 
 
-def dumps(value: Any, *, what: str = "value") -> str:
-    """Encode ``value`` as compact JSON or raise :class:`NotSerializable`."""
+def dumps(value: Any, *, what: str = "value", limit: int | None = None) -> str:
+    """Encode ``value`` as compact JSON or raise :class:`NotSerializable`.
+
+    ``limit``: most bytes of UTF-8 JSON allowed (None: no limit); a larger
+    value raises :class:`PayloadTooLarge`, naming ``what``, its size and the limit.
+    """
     try:
-        return _encoder.encode(value)
+        text = _encoder.encode(value)
     except (TypeError, ValueError) as exc:
         raise NotSerializable(what, _culprit(value), str(exc)) from exc
+    # A character is 1 to 4 bytes of UTF-8: count the bytes only when it matters.
+    if limit is not None and len(text) * 4 > limit:
+        size = len(text.encode())
+        if size > limit:
+            raise PayloadTooLarge(what, size, limit)
+    return text
+
+
+def check_payload_limit(limit: object) -> int:
+    """``limit`` itself, if it is a valid payload limit (a positive int of bytes).
+
+    Raises:
+        TypeError: not an int.
+        ValueError: zero or negative.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"max_payload_bytes must be an int of bytes, got {limit!r}")
+    if limit <= 0:
+        raise ValueError(f"max_payload_bytes must be positive, got {limit}")
+    return limit
 
 
 def loads(text: str | None) -> Any:
