@@ -26,6 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import re
 import sqlite3
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 
 #: Runs deleted per transaction by default.
 PRUNE_BATCH: Final = 100
+#: Seconds between two prune transactions of one prune(): longer than SQLite's
+#: busy-handler retry interval at small waits, so a waiting writer gets in.
+PRUNE_PAUSE: Final = 0.03
 #: SQLite's smallest limit on parameters of one statement (older builds): chunks stay below.
 _CHUNK: Final = 500
 
@@ -155,9 +159,15 @@ def prune(
     report = PruneReport(cutoff=cutoff, dry_run=dry_run)
     cursor: PruneCursor | None = None
     while True:
+        transactions = report.transactions
         cursor, more = prune_batch(store, cutoff, after=cursor, batch=batch, report=report)
         if not more:
             break
+        if report.transactions > transactions:
+            # Leave the write lock free for a while: a writer waiting in its
+            # busy handler (the Journal) retries within PRUNE_PAUSE and gets
+            # in before the next prune transaction, instead of behind it.
+            time.sleep(PRUNE_PAUSE)
     if not dry_run:
         _prune_runtimes(store, cutoff, report)
     return report
@@ -193,8 +203,8 @@ def prune_batch(
     last: PruneCursor = (roots[-1]["created_at"], roots[-1]["pos"])
     if report.dry_run:
         with store.snapshot():
-            for root in roots:
-                _count(store._conn, _tree(store._conn, root["run_id"], cutoff), report)
+            for tree in _trees(store._conn, [r["run_id"] for r in roots], cutoff):
+                _count(store._conn, tree, report)
         return last, len(roots) == batch
     done = _delete_trees(store, [r["run_id"] for r in roots], cutoff, batch, report)
     if done < len(roots):  # the transaction filled up: go on after the last tree it took
@@ -207,58 +217,68 @@ def _delete_trees(
 ) -> int:
     """One transaction: delete each of these trees that is still wholly old and
     finished, until ``batch`` runs are gone; how many roots it got through."""
-    started = time.perf_counter()
-    deleted = 0
     done = 0
+    doomed: list[str] = []
     with store._transaction() as conn:
-        for root in roots:
-            tree = _tree(conn, root, cutoff)
-            if tree is not None and deleted and deleted + len(tree) > batch:
+        started = time.perf_counter()  # the write lock is ours from here to the commit
+        for tree in _trees(conn, roots, cutoff):
+            if tree is not None and doomed and len(doomed) + len(tree) > batch:
                 break  # full: this tree starts the next transaction
             done += 1
             if tree is None:
                 report.kept += 1
-                continue
-            for i in range(0, len(tree), _CHUNK):
-                chunk = tree[i : i + _CHUNK]
-                marks = ", ".join("?" * len(chunk))
-                report.events += conn.execute(
-                    f"DELETE FROM events WHERE run_id IN ({marks})", chunk
+            else:
+                doomed.extend(tree)
+        for i in range(0, len(doomed), _CHUNK):
+            chunk = doomed[i : i + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for table in ("events", "steps", "runs"):
+                deleted = conn.execute(
+                    f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk
                 ).rowcount
-                report.steps += conn.execute(
-                    f"DELETE FROM steps WHERE run_id IN ({marks})", chunk
-                ).rowcount
-                deleted += conn.execute(
-                    f"DELETE FROM runs WHERE run_id IN ({marks})", chunk
-                ).rowcount
-            report.run_ids.extend(tree)
-    report.runs += deleted
-    report.largest_transaction = max(report.largest_transaction, deleted)
+                if table == "events":
+                    report.events += deleted
+                elif table == "steps":
+                    report.steps += deleted
+                else:
+                    report.runs += deleted
+    report.run_ids.extend(doomed)
+    report.largest_transaction = max(report.largest_transaction, len(doomed))
     report.transactions += 1
     report.longest_transaction = max(report.longest_transaction, time.perf_counter() - started)
     return done
 
 
-def _tree(conn: sqlite3.Connection, root: str, cutoff: float) -> list[str] | None:
-    """The run ids of ``root``'s tree, parents first, if every run in it is
-    terminal and finished before ``cutoff``; None if any is not."""
+def _trees(conn: sqlite3.Connection, roots: Sequence[str], cutoff: float) -> list[list[str] | None]:
+    """For each root, the run ids of its tree, parents first, if every run in it
+    is terminal and finished before ``cutoff``; None if any is not (or the
+    root is gone). One statement for all roots: a transaction of the
+    ControlInbox's thread takes the GIL back once per statement."""
+    found: dict[str, list[tuple[str, str, float | None]]] = {root: [] for root in roots}
     rows = conn.execute(
         """
-        WITH RECURSIVE tree(run_id) AS (
-            SELECT ?
+        WITH RECURSIVE tree(root, run_id, depth) AS (
+            SELECT value, value, 0 FROM json_each(?)
             UNION ALL
-            SELECT runs.run_id FROM runs JOIN tree ON runs.parent_run_id = tree.run_id
+            SELECT tree.root, runs.run_id, tree.depth + 1
+            FROM runs JOIN tree ON runs.parent_run_id = tree.run_id
         )
-        SELECT runs.run_id, runs.status, runs.finished_at FROM runs JOIN tree USING (run_id)
+        SELECT tree.root, runs.run_id, runs.status, runs.finished_at
+        FROM tree JOIN runs USING (run_id) ORDER BY tree.root, tree.depth
         """,
-        (root,),
+        (json.dumps(list(roots)),),
     ).fetchall()
-    if not rows:
-        return None  # pruned meanwhile by another process
-    for _run_id, status, finished_at in rows:
-        if status not in _TERMINAL or finished_at is None or finished_at >= cutoff:
-            return None
-    return [row[0] for row in rows]
+    for root, run_id, status, finished_at in rows:
+        found[root].append((run_id, status, finished_at))
+    trees: list[list[str] | None] = []
+    for root in roots:
+        tree = found[root]
+        old = bool(tree) and all(
+            status in _TERMINAL and finished_at is not None and finished_at < cutoff
+            for _, status, finished_at in tree
+        )
+        trees.append([run_id for run_id, _, _ in tree] if old else None)
+    return trees
 
 
 def _count(conn: sqlite3.Connection, tree: list[str] | None, report: PruneReport) -> None:
