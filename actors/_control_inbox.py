@@ -60,6 +60,7 @@ from persistence import (
     RunState,
     Store,
     StoreError,
+    StoreLocked,
     claim_request,
     prune_batch,
 )
@@ -75,6 +76,8 @@ CHECKPOINT_INTERVAL = 1.0
 #: once none is left.
 PRUNE_BUSY_INTERVAL = 0.05
 PRUNE_IDLE_INTERVAL = 60.0
+#: The most a prune transaction waits for the write lock before it tries later.
+PRUNE_LOCK_WAIT = 0.02
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,14 +199,27 @@ class ControlInbox(ProctorActor):
         self.actor_inbox.deadline = self._clock.monotonic() + self._interval
 
     def _prune(self, retention: float, now: float) -> None:
-        """One prune transaction of runs finished more than ``retention`` ago."""
+        """One prune transaction of runs finished more than ``retention`` ago.
+
+        It waits at most PRUNE_LOCK_WAIT for the write lock: this thread also
+        delivers cancels and schedules lease renewals, so a busy store means
+        "prune later", never "stop delivering".
+        """
         assert self._store is not None
+        # A short retention is honoured within a quarter of it.
+        idle = min(PRUNE_IDLE_INTERVAL, retention / 4)
+        self._next_prune = now + idle  # also the back-off if the store fails
         # Wall clock on purpose: finished_at is the store's wall-clock time.
         cutoff = time.time() - retention
-        self._prune_cursor, more = prune_batch(self._store, cutoff, after=self._prune_cursor)
+        try:
+            self._prune_cursor, more = prune_batch(
+                self._store, cutoff, after=self._prune_cursor, lock_wait=PRUNE_LOCK_WAIT
+            )
+        except StoreLocked:
+            self._next_prune = now + PRUNE_BUSY_INTERVAL
+            return
         if not more:
             self._prune_cursor = None
-        idle = min(PRUNE_IDLE_INTERVAL, retention / 4)  # a short retention is kept to
         self._next_prune = now + (PRUNE_BUSY_INTERVAL if more else idle)
 
     def _resume_orphans(self) -> None:

@@ -25,13 +25,14 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -180,12 +181,18 @@ def prune_batch(
     after: PruneCursor | None = None,
     batch: int = PRUNE_BATCH,
     report: PruneReport | None = None,
+    lock_wait: float | None = None,
 ) -> tuple[PruneCursor | None, bool]:
     """One step of a prune: up to ``batch`` runs of trees finished before ``cutoff``.
 
     Returns the cursor to pass as ``after`` next time, and whether more
     candidates may follow it (False: the scan reached the end; start again
     from None later). Counts go into ``report`` (a dry run when it says so).
+    ``lock_wait``: the most seconds to wait for the write lock (default: the
+    store's busy timeout).
+
+    Raises:
+        StoreLocked: the write lock was not free within the wait; nothing changed.
     """
     report = report or PruneReport(cutoff=cutoff, dry_run=False)
     # A run finishes after it is created: the index of creation times finds
@@ -206,10 +213,27 @@ def prune_batch(
             for tree in _trees(store._conn, [r["run_id"] for r in roots], cutoff):
                 _count(store._conn, tree, report)
         return last, len(roots) == batch
-    done = _delete_trees(store, [r["run_id"] for r in roots], cutoff, batch, report)
+    with _busy_timeout(store, lock_wait):
+        done = _delete_trees(store, [r["run_id"] for r in roots], cutoff, batch, report)
     if done < len(roots):  # the transaction filled up: go on after the last tree it took
         return (roots[done - 1]["created_at"], roots[done - 1]["pos"]), True
     return last, len(roots) == batch
+
+
+@contextlib.contextmanager
+def _busy_timeout(store: Store, seconds: float | None) -> Iterator[None]:
+    """The store's connection waits at most ``seconds`` for a lock in this block."""
+    if seconds is None:
+        yield
+        return
+    with store._lock:
+        conn = store._conn
+        before = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(before)}")
 
 
 def _delete_trees(

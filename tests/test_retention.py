@@ -24,9 +24,11 @@ from persistence import (
     EventType,
     NewEvent,
     Store,
+    StoreLocked,
     cancel_request,
     parse_duration,
     prune,
+    prune_batch,
     retention_seconds,
     terminate_request,
 )
@@ -191,6 +193,24 @@ def test_retention_runtimes_that_stopped_long_ago_go_once_no_run_names_them(db: 
         assert sorted(r.owner for r in store.runtimes()) == ["rt-live", "rt-owner"]
 
 
+def test_retention_a_batch_waits_for_the_write_lock_at_most_its_lock_wait(db: Path) -> None:
+    with Store.open(db) as store:
+        _finished(store, "old")
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(StoreLocked):
+                prune_batch(store, LATER, lock_wait=0.05)
+            assert time.monotonic() - t0 < 2.0  # not the 5 s busy timeout
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert store._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        assert prune_batch(store, LATER, lock_wait=0.05)[1] is False
+    assert _rows(db, "runs") == []
+
+
 @pytest.mark.parametrize(
     ("value", "error"),
     [
@@ -274,20 +294,30 @@ def _gone(runtime: Runtime, run_id: str) -> bool:
     return False
 
 
+def _wait_gone(runtime: Runtime, run_ids: list[str]) -> None:
+    deadline = time.monotonic() + 30
+    while not all(_gone(runtime, r) for r in run_ids):
+        assert time.monotonic() < deadline, "finished runs were not pruned"
+        gate("poll").wait(0.01)
+
+
 def test_retention_a_runtime_prunes_finished_runs_in_the_background(
     keeping: Runtime, db: Path
 ) -> None:
-    done = [keeping.start(job, f"j{i}") for i in range(5)]
-    assert [h.result(timeout=10) for h in done] == [f"j{i}" for i in range(5)]
     running = keeping.start(held, "held")
-    deadline = time.monotonic() + 20
-    while not all(_gone(keeping, h.run_id) for h in done):
-        assert time.monotonic() < deadline, "finished runs were not pruned"
-        gate("poll").wait(0.01)
+    # (Not their results: with a retention of 0.2 s they may be gone first.)
+    done = [keeping.start(job, f"j{i}").run_id for i in range(5)]
+    _wait_gone(keeping, done)
+    # Pruning deletes only terminal runs; the one still running is all that is left.
     assert keeping.get_run(running.run_id).status is RunState.RUNNING
-    assert set(_rows(db, "events")) == {running.run_id}
+    assert _everywhere(db) == {
+        "runs": [running.run_id],
+        "events": [running.run_id],
+        "steps": [running.run_id],
+    }
     gate("held").set()
-    assert running.result(timeout=10) == "held"
+    _wait_gone(keeping, [running.run_id])
+    assert _everywhere(db) == {"runs": [], "events": [], "steps": []}
 
 
 # -- the CLI ---------------------------------------------------------------------
