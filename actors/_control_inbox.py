@@ -27,6 +27,7 @@ Its mailbox doubles as its poll timer, like the Timers actor's: no extra thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -63,6 +64,7 @@ from persistence import (
     StoreLocked,
     claim_request,
     prune_batch,
+    prune_runtimes,
 )
 
 #: How many unowned runs one poll claims at most.
@@ -218,8 +220,10 @@ class ControlInbox(ProctorActor):
         except StoreLocked:
             self._next_prune = now + PRUNE_BUSY_INTERVAL
             return
-        if not more:
+        if not more:  # the scan is through: the runtimes' rows, then rest
             self._prune_cursor = None
+            with contextlib.suppress(StoreLocked):
+                prune_runtimes(self._store, cutoff, lock_wait=PRUNE_LOCK_WAIT)
         self._next_prune = now + (PRUNE_BUSY_INTERVAL if more else idle)
 
     def _resume_orphans(self) -> None:

@@ -42,6 +42,7 @@ from persistence._retention import (
     parse_duration,
     prune,
     prune_batch,
+    prune_runtimes,
     retention_seconds,
 )
 from persistence._schema import SCHEMA_VERSION
@@ -112,6 +113,7 @@ __all__ = [
     "parse_duration",
     "prune",
     "prune_batch",
+    "prune_runtimes",
     "resume_request",
     "retention_seconds",
     "terminate_request",

@@ -169,8 +169,7 @@ def prune(
             # busy handler (the Journal) retries within PRUNE_PAUSE and gets
             # in before the next prune transaction, instead of behind it.
             time.sleep(PRUNE_PAUSE)
-    if not dry_run:
-        _prune_runtimes(store, cutoff, report)
+    prune_runtimes(store, cutoff, report)
     return report
 
 
@@ -323,14 +322,42 @@ def _count(conn: sqlite3.Connection, tree: list[str] | None, report: PruneReport
     report.run_ids.extend(tree)
 
 
-def _prune_runtimes(store: Store, cutoff: float, report: PruneReport) -> None:
-    """Rows of runtimes gone before ``cutoff`` that no run names any more."""
-    started = time.perf_counter()
-    with store._transaction() as conn:
-        report.runtimes += conn.execute(
-            "DELETE FROM runtimes WHERE coalesce(stopped_at, lease_expires_at, heartbeat_at) < ?"
-            " AND owner NOT IN (SELECT owner FROM runs WHERE owner IS NOT NULL)",
-            (cutoff,),
-        ).rowcount
+def prune_runtimes(
+    store: Store,
+    cutoff: float,
+    report: PruneReport | None = None,
+    *,
+    lock_wait: float | None = None,
+) -> int:
+    """Delete the rows of runtimes that stopped (or whose lease ran out) before
+    ``cutoff`` and that no run names as its owner any more; how many.
+
+    Such a runtime never owns a run again (claims and takeovers name a live
+    one), so the scan of ``runs`` is a read outside the write transaction.
+
+    Raises:
+        StoreLocked: the write lock was not free within ``lock_wait``.
+    """
+    report = report or PruneReport(cutoff=cutoff, dry_run=False)
+    stale = store._query(
+        "SELECT owner FROM runtimes WHERE coalesce(stopped_at, lease_expires_at, heartbeat_at) < ?"
+        " AND owner NOT IN (SELECT owner FROM runs WHERE owner IS NOT NULL)",
+        (cutoff,),
+    )
+    owners = [row["owner"] for row in stale]
+    if not owners or report.dry_run:
+        report.runtimes += len(owners)
+        return len(owners)
+    with _busy_timeout(store, lock_wait), store._transaction() as conn:
+        started = time.perf_counter()
+        deleted = 0
+        for i in range(0, len(owners), _CHUNK):
+            chunk = owners[i : i + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            deleted += conn.execute(
+                f"DELETE FROM runtimes WHERE owner IN ({marks})", chunk
+            ).rowcount
+    report.runtimes += deleted
     report.transactions += 1
     report.longest_transaction = max(report.longest_transaction, time.perf_counter() - started)
+    return deleted

@@ -264,6 +264,14 @@ def test_D4_each_payload_is_stored_once(db: Path) -> None:
         " UNION ALL SELECT 'runs.result', length(result) FROM runs WHERE length(result) > 1000"
         " UNION ALL SELECT 'steps.result', length(result) FROM steps WHERE length(result) > 1000",
     )
+    # ... and every reader still sees it where it was: the CLI's log, say.
+    logs = CliRunner().invoke(cli, ["--db", str(db), "runs", "logs", run_id, "--json"])
+    assert logs.exit_code == 0, logs.output
+    data = {e["type"]: e["data"] for e in map(json.loads, logs.stdout.splitlines())}
+    assert data["run_created"]["args"] == [blob]
+    assert data["step_completed"]["result"] == blob
+    assert data["child_ended"]["result"] == blob.upper()
+    assert data["run_completed"]["result"] == [blob.upper(), blob]
     where = sorted(name for name, _ in copies)
     assert where == [
         "events.step_scheduled",  # the step's own argument (a payload of its own)

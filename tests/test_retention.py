@@ -79,6 +79,14 @@ def _rows(db: Path, table: str) -> list[str]:
         conn.close()
 
 
+def _rows_of(db: Path, table: str, column: str) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return sorted(r[0] for r in conn.execute(f"SELECT {column} FROM {table}"))
+    finally:
+        conn.close()
+
+
 def _everywhere(db: Path) -> dict[str, list[str]]:
     return {table: _rows(db, table) for table in ("runs", "events", "steps")}
 
@@ -304,6 +312,9 @@ def _wait_gone(runtime: Runtime, run_ids: list[str]) -> None:
 def test_retention_a_runtime_prunes_finished_runs_in_the_background(
     keeping: Runtime, db: Path
 ) -> None:
+    with Store.open(db) as store:  # a runtime that stopped: its row goes too
+        store.register_runtime("rt-gone", ttl=1)
+        store.release_runtime("rt-gone")
     running = keeping.start(held, "held")
     # (Not their results: with a retention of 0.2 s they may be gone first.)
     done = [keeping.start(job, f"j{i}").run_id for i in range(5)]
@@ -318,6 +329,11 @@ def test_retention_a_runtime_prunes_finished_runs_in_the_background(
     gate("held").set()
     _wait_gone(keeping, [running.run_id])
     assert _everywhere(db) == {"runs": [], "events": [], "steps": []}
+    deadline = time.monotonic() + 30
+    while "rt-gone" in _rows_of(db, "runtimes", "owner"):
+        assert time.monotonic() < deadline, "the stopped runtime's row was not pruned"
+        gate("poll").wait(0.01)
+    assert _rows_of(db, "runtimes", "owner") == [keeping.id]
 
 
 # -- the CLI ---------------------------------------------------------------------
@@ -361,7 +377,7 @@ def test_prune_cli_deletes_runs_older_than_the_age_and_says_so(db: Path) -> None
     assert invoke(db, "runs", "prune", "--older-than", "32d").stdout.startswith("pruned 0 runs")
     done = invoke(db, "runs", "prune", "--older-than", "30d")
     assert done.exit_code == 0, done.output
-    assert done.stdout.startswith("pruned 2 runs (10 events, 2 step attempts) in 2 transactions;")
+    assert done.stdout.startswith("pruned 2 runs (10 events, 2 step attempts) in 1 transaction;")
     assert _everywhere(db) == {"runs": ["live"], "events": ["live"], "steps": []}
     logs = invoke(db, "runs", "logs", "old")
     assert logs.exit_code == 3
