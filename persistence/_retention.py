@@ -143,7 +143,10 @@ def prune(
 ) -> PruneReport:
     """Delete every tree of runs that all finished more than ``older_than`` seconds ago.
 
-    Runs ``batch`` runs per transaction until nothing old is left. With
+    Deletes ``batch`` runs per transaction, with a PRUNE_PAUSE between two
+    (a runtime's Journal waiting for the lock gets in first), until nothing
+    old is left; then the rows of runtimes gone before the cutoff that own
+    no run (:func:`prune_runtimes`). With
     ``dry_run`` nothing is written (a read-only store will do) and the
     report says what would go.
 
