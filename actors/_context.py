@@ -18,7 +18,7 @@ import pykka
 from actors._base import ControlFirstInbox, tell
 from actors._errors import CancellationError, Terminated
 from actors._messages import Append, Cancel, Heartbeat, Terminate
-from persistence import EventType, NewEvent, ProctorError, roundtrip
+from persistence import DEFAULT_MAX_PAYLOAD_BYTES, EventType, NewEvent, ProctorError, roundtrip
 
 
 class _Checked:
@@ -62,6 +62,9 @@ class Context:
     run_id: str
     step_name: str | None = None
     attempt: int | None = None
+    #: The runtime's payload limit (D4): bytes of JSON an argument, a result
+    #: or heartbeat details may take.
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -122,8 +125,10 @@ class StepContext(Context):
         cancel: Cancel | None = None,
         beats: BeatBox | None = None,
         clock: Callable[[], float] | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         super().__init__(run_id)
+        self.max_payload_bytes = max_payload_bytes
         self.step_name = step_name
         self.call = call
         self.attempt: int = attempt
@@ -186,7 +191,9 @@ class StepContext(Context):
             Terminated: the run was terminated.
         """
         if details is not None:
-            self._details_json, details = roundtrip(details, what="heartbeat details")
+            self._details_json, details = roundtrip(
+                details, what="heartbeat details", limit=self.max_payload_bytes
+            )
             self.last_heartbeat_details = details
         now = time.monotonic()
         self.last_heartbeat_at = now
@@ -254,8 +261,10 @@ class WorkflowContext(Context):
         cancel_reason: Callable[[], str | None],
         checkpoint: Callable[[], None],
         record: Callable[..., None],
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         super().__init__(run_id)
+        self.max_payload_bytes = max_payload_bytes
         self._is_cancelling = is_cancelling
         self._cancel_reason = cancel_reason
         self._checkpoint = checkpoint

@@ -18,11 +18,16 @@ and every second for unfinished runs whose owner is dead (D2) and hands them
 to the Guardian to resume by replay; a cancel grace that was running when
 the owner died is scheduled again from the request's time.
 
+With a ``retention``, it also prunes finished runs older than that: one
+small transaction (PRUNE_BATCH runs) per poll while old runs remain, then
+nothing for PRUNE_IDLE_INTERVAL, so the Journal's commits never wait long.
+
 Its mailbox doubles as its poll timer, like the Timers actor's: no extra thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -51,11 +56,15 @@ from persistence import (
     Appended,
     EventRecord,
     EventType,
+    PruneCursor,
     RunRecord,
     RunState,
     Store,
     StoreError,
+    StoreLocked,
     claim_request,
+    prune_batch,
+    prune_runtimes,
 )
 
 #: How many unowned runs one poll claims at most.
@@ -64,6 +73,13 @@ CLAIM_BATCH = 32
 RESUME_INTERVAL = 1.0
 #: How often the WAL is checkpointed (the Journal's commits do not).
 CHECKPOINT_INTERVAL = 1.0
+#: With a retention: the pause between prune transactions while old runs
+#: remain (the Journal gets the write lock in between), and between scans
+#: once none is left.
+PRUNE_BUSY_INTERVAL = 0.05
+PRUNE_IDLE_INTERVAL = 60.0
+#: The most a prune transaction waits for the write lock before it tries later.
+PRUNE_LOCK_WAIT = 0.02
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,8 +116,12 @@ class ControlInbox(ProctorActor):
         cursor: int,
         resume: bool,
         lease_ttl: float,
+        retention: float | None = None,
     ) -> None:
         super().__init__(parent=parent, name="ControlInbox", census=census)
+        self._retention = retention
+        self._next_prune = 0.0
+        self._prune_cursor: PruneCursor | None = None
         self._resume = resume
         self._lease_ttl = lease_ttl
         self._next_resume_scan = 0.0
@@ -171,12 +191,40 @@ class ControlInbox(ProctorActor):
             if self._resume and now >= self._next_resume_scan:
                 self._next_resume_scan = now + min(RESUME_INTERVAL, self._lease_ttl / 2)
                 self._resume_orphans()
+            if self._retention is not None and now >= self._next_prune:
+                self._prune(self._retention, now)
         except StoreError as exc:
             # Locked past the busy timeout, say: try again at the next tick.
             logger.warning("control inbox: cannot read the store: %s", exc)
             self._version = None
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.deadline = self._clock.monotonic() + self._interval
+
+    def _prune(self, retention: float, now: float) -> None:
+        """One prune transaction of runs finished more than ``retention`` ago.
+
+        It waits at most PRUNE_LOCK_WAIT for the write lock: this thread also
+        delivers cancels and schedules lease renewals, so a busy store means
+        "prune later", never "stop delivering".
+        """
+        assert self._store is not None
+        # A short retention is honoured within a quarter of it.
+        idle = min(PRUNE_IDLE_INTERVAL, retention / 4)
+        self._next_prune = now + idle  # also the back-off if the store fails
+        # Wall clock on purpose: finished_at is the store's wall-clock time.
+        cutoff = time.time() - retention
+        try:
+            self._prune_cursor, more = prune_batch(
+                self._store, cutoff, after=self._prune_cursor, lock_wait=PRUNE_LOCK_WAIT
+            )
+        except StoreLocked:
+            self._next_prune = now + PRUNE_BUSY_INTERVAL
+            return
+        if not more:  # the scan is through: the runtimes' rows, then rest
+            self._prune_cursor = None
+            with contextlib.suppress(StoreLocked):
+                prune_runtimes(self._store, cutoff, lock_wait=PRUNE_LOCK_WAIT)
+        self._next_prune = now + (PRUNE_BUSY_INTERVAL if more else idle)
 
     def _resume_orphans(self) -> None:
         """D2: hand every unfinished run whose owner is dead to the Guardian."""

@@ -58,9 +58,12 @@ class WorkflowDef(Generic[P, R]):
         ``RunCancelled`` or ``RunTerminated``. Cancel and terminate of the parent
         flow down to it (C7, T4).
         """
-        _body_context(f"workflow {self.name!r}", "or start it with Runtime.start()")
-        # D4: the child gets the arguments' JSON round trip, live as after a resume.
-        sent, named = roundtrip_arguments(args, kwargs, what=f"arguments of workflow {self.name!r}")
+        ctx = _body_context(f"workflow {self.name!r}", "or start it with Runtime.start()")
+        # D4: the child gets the arguments' JSON round trip, live as after a
+        # resume, within the payload limit.
+        sent, named = roundtrip_arguments(
+            args, kwargs, what=f"arguments of workflow {self.name!r}", limit=ctx.max_payload_bytes
+        )
         return ChildCall(workflow=self, args=sent, kwargs=tuple(named.items()))
 
     def __repr__(self) -> str:
@@ -98,11 +101,16 @@ class StepDef(Generic[P, R]):
 
         Raises:
             NotSerializable: an argument is not JSON; nothing is recorded.
+            PayloadTooLarge: the arguments' JSON is over the runtime's
+                ``max_payload_bytes``.
         """
-        _body_context(f"step {self.name!r}", f"or call {self.name}.fn(...) directly")
-        # D4: arguments are JSON, checked here, at the call, before any record;
-        # the step gets their round trip, in every attempt, resumed or not.
-        sent, named = roundtrip_arguments(args, kwargs, what=f"arguments of step {self.name!r}")
+        ctx = _body_context(f"step {self.name!r}", f"or call {self.name}.fn(...) directly")
+        # D4: arguments are JSON within the payload limit, checked here, at the
+        # call, before any record; the step gets their round trip, in every
+        # attempt, resumed or not.
+        sent, named = roundtrip_arguments(
+            args, kwargs, what=f"arguments of step {self.name!r}", limit=ctx.max_payload_bytes
+        )
         return StepCall(step=self, args=sent, kwargs=tuple(named.items()))
 
     def __repr__(self) -> str:

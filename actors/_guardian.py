@@ -39,6 +39,7 @@ from actors._messages import (
 from actors._supervisor import RunSupervisor
 from actors._timers import Timers
 from persistence import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
     EventType,
     NewEvent,
     ProctorError,
@@ -114,9 +115,13 @@ class Guardian(ProctorActor):
         lease_ttl: float,
         halted: threading.Event,
         max_batch: int,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        retention: float | None = None,
     ) -> None:
         super().__init__(parent=None, name="Guardian", census=census)
         self._max_batch = max_batch
+        self._max_payload_bytes = max_payload_bytes
+        self._retention = retention
         self._reader = reader
         self._resume = resume
         self._lease_ttl = lease_ttl
@@ -170,6 +175,7 @@ class Guardian(ProctorActor):
             cursor=self._control_cursor,
             resume=self._resume,
             lease_ttl=self._lease_ttl,
+            retention=self._retention,
         )
 
     @property
@@ -237,6 +243,7 @@ class Guardian(ProctorActor):
             resume_why=msg.resume_why,
             create=msg.create,
             created=msg.created,
+            max_payload_bytes=self._max_payload_bytes,
         )
         self._runs[msg.run_id] = ref
 

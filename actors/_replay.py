@@ -31,6 +31,7 @@ from persistence import (
     EventRecord,
     EventType,
     NotSerializable,
+    PayloadTooLarge,
     RunRecord,
     RunState,
     StepRecord,
@@ -214,8 +215,10 @@ def recorded_outcome(run_id: str, call: RecordedCall) -> tuple[Any, BaseExceptio
         return None, CancellationError(data.get("reason"))
     if end.type in (_E.STEP_FAILED, _E.STEP_TIMED_OUT):
         error = data.get("error") or {"type": "Exception", "message": "unknown"}
-        if error.get("type") == NotSerializable.__name__:
-            return None, NotSerializable.recorded(error.get("message", ""))
+        # D4: the caller's error is raised again as itself, not as a StepFailed.
+        for kind in (NotSerializable, PayloadTooLarge):
+            if error.get("type") == kind.__name__:
+                return None, kind.recorded(error.get("message", ""))
         return None, StepFailed(call.name, end.attempt or 1, error, escalated=data.get("escalated"))
     # child_ended: the same outcome the live child gave, from its record.
     from actors._supervisor import child_outcome  # noqa: PLC0415 - cycle

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime
 import os
 import threading
 import time
@@ -41,6 +42,7 @@ from actors._messages import Terminate as TerminateMsg
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_LEASE_TTL,
+    DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
     AppendOutcome,
     EventRecord,
@@ -55,7 +57,9 @@ from persistence import (
     Store,
     Synchronous,
     cancel_request,
+    check_payload_limit,
     check_reason,
+    retention_seconds,
     roundtrip_arguments,
     safe_repr,
 )
@@ -164,6 +168,17 @@ class Runtime:
             ``terminate`` wait for their durable record before raising
             :class:`OutcomeUnknown`, which names the run: the request may
             still take effect.
+        max_payload_bytes: the most bytes of JSON a workflow or step argument,
+            a step or workflow result, or heartbeat details may take (D4);
+            a larger one is a :class:`PayloadTooLarge` at the call.
+        retention: seconds (or a ``timedelta``) a finished run is kept; older
+            ones are pruned with their log, steps and finished child runs,
+            in small batches off the hot path. None (default) keeps every
+            run forever. See ``proctor runs prune``.
+
+    Raises:
+        ValueError, TypeError: a bad ``max_payload_bytes`` or ``retention``.
+        StoreError: the store cannot be opened.
     """
 
     def __init__(
@@ -180,7 +195,12 @@ class Runtime:
         lease_ttl: float = DEFAULT_LEASE_TTL,
         max_batch: int = MAX_BATCH,
         request_timeout: float = ASK_TIMEOUT,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        retention: float | datetime.timedelta | None = None,
     ) -> None:
+        # Bad settings are refused before the store is touched.
+        self.max_payload_bytes = check_payload_limit(max_payload_bytes)
+        self.retention = retention_seconds(retention)
         if request_timeout <= 0:
             raise ValueError(f"request_timeout must be positive, got {request_timeout}")
         self.request_timeout = request_timeout
@@ -222,6 +242,8 @@ class Runtime:
             lease_ttl=lease_ttl,
             halted=self._halted,
             max_batch=max_batch,
+            max_payload_bytes=self.max_payload_bytes,
+            retention=self.retention,
         )
         wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
         assert isinstance(wiring, Wiring)
@@ -309,6 +331,8 @@ class Runtime:
             NotSerializable: an argument is not JSON (a NaN, a dict key that
                 is not a str, a cycle, nested deeper than ``MAX_VALUE_DEPTH``);
                 nothing is written.
+            PayloadTooLarge: the arguments take more than ``max_payload_bytes``
+                of JSON; nothing is written.
             OutcomeUnknown: its creation was not confirmed within
                 ``request_timeout`` (a slow or locked store, or a body that
                 blocked before its first await); the run may exist, and the
@@ -321,7 +345,10 @@ class Runtime:
             raise TypeError(f"start() takes a @workflow(), got {safe_repr(workflow)}")
         # D4: the body gets the arguments' JSON round trip, as it will after a resume.
         args, kwargs = roundtrip_arguments(
-            args, kwargs, what=f"arguments of workflow {workflow.name!r}"
+            args,
+            kwargs,
+            what=f"arguments of workflow {workflow.name!r}",
+            limit=self.max_payload_bytes,
         )
         run_id = uuid.uuid4().hex
         created = NewEvent(

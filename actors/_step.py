@@ -30,7 +30,7 @@ from actors._messages import (
     StepOutcome,
     Unwound,
 )
-from persistence import MAX_VALUE_DEPTH, dumps
+from persistence import DEFAULT_MAX_PAYLOAD_BYTES, MAX_VALUE_DEPTH, dumps
 
 #: How a step attempt's actor ends, by the step's outcome.
 _EXIT_KIND: dict[type, ExitKind] = {
@@ -60,6 +60,7 @@ class StepActor(ProctorActor):
         last_heartbeat_details: Any = None,
         clock: Callable[[], float] | None = None,
         beats: BeatBox | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         name = f"StepActor {step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
@@ -75,6 +76,7 @@ class StepActor(ProctorActor):
         self._last_heartbeat_details = last_heartbeat_details
         self._clock = clock
         self._beats = beats
+        self._max_payload_bytes = max_payload_bytes
 
     def started(self) -> None:
         ctx = StepContext(
@@ -88,6 +90,7 @@ class StepActor(ProctorActor):
             last_heartbeat_details=self._last_heartbeat_details,
             beats=self._beats,
             clock=self._clock,
+            max_payload_bytes=self._max_payload_bytes,
         )
         outcome = self._run(ctx)
         kind = _EXIT_KIND[type(outcome)]
@@ -106,8 +109,14 @@ class StepActor(ProctorActor):
                 value = _run_async(self._step.fn(*self._args, **self._kwargs))
             else:
                 value = self._step.fn(*self._args, **self._kwargs)
+            # D4: a result that is not JSON or over the limit fails the step
+            # (PayloadTooLarge is a NotSerializable: never retried).
             what = f"result of step {self._step.name!r}"
-            return Returned(result_json=dumps(value, what=what, max_depth=MAX_VALUE_DEPTH))
+            return Returned(
+                result_json=dumps(
+                    value, what=what, max_depth=MAX_VALUE_DEPTH, limit=self._max_payload_bytes
+                )
+            )
         except Terminated:
             return Unwound()
         except CancellationError as exc:

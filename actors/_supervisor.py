@@ -78,6 +78,7 @@ from actors._messages import (
 from actors._replay import History, RecordedCall, recorded_outcome
 from actors._step import StepActor
 from persistence import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
     EventType,
     NewEvent,
@@ -278,9 +279,11 @@ class RunSupervisor(ProctorActor):
         resume: bool = False,
         create: NewEvent | None = None,
         created: pykka.Future[Any] | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
+        self._max_payload_bytes = max_payload_bytes
         self._reader = reader
         self._timers = timers
         self._clock = clock
@@ -348,6 +351,7 @@ class RunSupervisor(ProctorActor):
             cancel_reason=lambda: self._cancel.reason if self._cancel else None,
             checkpoint=self._body_checkpoint,
             record=self._record_body,
+            max_payload_bytes=max_payload_bytes,
         )
         # Registered from creation, so a cancel never misses a run that exists.
         directory.add(run_id, self.actor_ref)
@@ -906,6 +910,7 @@ class RunSupervisor(ProctorActor):
             last_heartbeat_details=details,
             clock=self._clock.monotonic,
             beats=beats,
+            max_payload_bytes=self._max_payload_bytes,
         )
         self._step_calls[call_id] = (call, attempt, shielded)
         self._active[call_id] = _Active(
@@ -957,6 +962,7 @@ class RunSupervisor(ProctorActor):
             resume=resume,
             resume_from=previous,
             resume_why=f"its parent {self.run_id} was resumed",
+            max_payload_bytes=self._max_payload_bytes,
         )
         self._children[call_id] = _Child(
             ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy
@@ -1492,7 +1498,11 @@ class RunSupervisor(ProctorActor):
     def _finish_completed(self, value: Any) -> None:
         try:
             # D4: a parent awaiting this run gets the round trip, as on replay.
-            _, value = roundtrip(value, what=f"result of workflow {self._workflow.name!r}")
+            _, value = roundtrip(
+                value,
+                what=f"result of workflow {self._workflow.name!r}",
+                limit=self._max_payload_bytes,
+            )
         except NotSerializable as exc:
             self._finish_failed(exc)
             return

@@ -34,6 +34,7 @@ from cli._main import (
 )
 from cli._runs import follow_run
 from persistence import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_VALUE_DEPTH,
     Appended,
     AppendOutcome,
@@ -164,8 +165,11 @@ def start(
     if not isinstance(kwargs, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--kwargs")
     try:
-        # D4, as Runtime.start(): NaN, Infinity, 1e999, too deep: refused, nothing written.
-        args_in, kwargs = roundtrip_arguments(args, kwargs, what=f"arguments of workflow {name}")
+        # D4, as Runtime.start(): NaN, Infinity, 1e999, too deep, over a
+        # runtime's default payload limit: refused, nothing written.
+        args_in, kwargs = roundtrip_arguments(
+            args, kwargs, what=f"arguments of workflow {name}", limit=DEFAULT_MAX_PAYLOAD_BYTES
+        )
     except NotSerializable as exc:
         raise click.BadParameter(str(exc), param_hint="[JSON_ARGS]...") from exc
     args = list(args_in)

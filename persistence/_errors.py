@@ -8,6 +8,7 @@ exceptions. The whole tree::
     ├── RunNotFound
     ├── RunAlreadyFinished
     ├── NotSerializable
+    │   └── PayloadTooLarge        JSON, but over the store's payload size limit
     ├── InvalidTransition          a state change outside the transition table: a bug
     ├── StepFailed                 (actors) cause: the last attempt's exception
     ├── WorkflowFailed             (actors) the run ended FAILED
@@ -63,6 +64,24 @@ class NotSerializable(ProctorError, TypeError):
         ProctorError.__init__(err, message)
         err.what = ""
         return err
+
+
+class PayloadTooLarge(NotSerializable):
+    """A value that must cross the store is JSON, but larger than the payload limit.
+
+    ``size`` and ``limit`` are bytes of UTF-8 JSON. A step result over the
+    limit fails its step, never retried (like any NotSerializable).
+    """
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        ProctorError.__init__(
+            self,
+            f"{what} is {size:,} bytes as JSON, over the payload limit of {limit:,} bytes"
+            " (max_payload_bytes); keep large data outside the store and pass a reference",
+        )
+        self.what = what
+        self.size = size
+        self.limit = limit
 
 
 class InvalidTransition(ProctorError):

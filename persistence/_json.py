@@ -25,8 +25,11 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from persistence._errors import NotSerializable
+from persistence._errors import NotSerializable, PayloadTooLarge
 from persistence._text import safe_str, type_name
+
+#: The default payload limit (bytes of JSON) of an argument, result or heartbeat details.
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 4 * 1024 * 1024
 
 #: How deep a value that crosses the store (an argument, a result, heartbeat
 #: details) may nest: containers within containers. Deeper data is refused at
@@ -47,12 +50,22 @@ _STR: Final = frozenset({str})
 _PATH_SHOWN: Final = 8
 
 
-def dumps(value: Any, *, what: str = "value", max_depth: int = MAX_RECORD_DEPTH) -> str:
+def dumps(
+    value: Any,
+    *,
+    what: str = "value",
+    max_depth: int = MAX_RECORD_DEPTH,
+    limit: int | None = None,
+) -> str:
     """Encode ``value`` as compact JSON.
+
+    ``limit``: most bytes of UTF-8 JSON allowed (None: no limit).
 
     Raises:
         NotSerializable: ``value`` is not plain JSON data (see the module's
             invariants); the message names the culprit's type and where it is.
+        PayloadTooLarge: its JSON is over ``limit`` bytes; names ``what``,
+            its size and the limit.
     """
     # The quick way, at C speed where it can be: keys and depth by a scan of
     # the containers, types and numbers by the encoder, Unicode on its output.
@@ -64,7 +77,7 @@ def dumps(value: Any, *, what: str = "value", max_depth: int = MAX_RECORD_DEPTH)
     except Exception:  # not JSON (TypeError, ValueError), or its own code raised
         text = None
     if text is not None and (text.isascii() or not _invalid_unicode(text)):
-        return text
+        return _within(text, what, limit)
     fault = _fault(value, max_depth)
     if fault is not None:
         raise NotSerializable(what, *fault)
@@ -74,31 +87,46 @@ def dumps(value: Any, *, what: str = "value", max_depth: int = MAX_RECORD_DEPTH)
         raise NotSerializable(what, value, safe_str(exc)) from exc
     if _invalid_unicode(text):
         raise NotSerializable(what, value, "it changed while it was encoded")
+    return _within(text, what, limit)
+
+
+def _within(text: str, what: str, limit: int | None) -> str:
+    # A character is 1 to 4 bytes of UTF-8: count the bytes only when it matters.
+    if limit is not None and len(text) * 4 > limit:
+        size = len(text.encode())
+        if size > limit:
+            raise PayloadTooLarge(what, size, limit)
     return text
 
 
-def roundtrip(value: Any, *, what: str) -> tuple[str, Any]:
+def roundtrip(value: Any, *, what: str, limit: int | None = None) -> tuple[str, Any]:
     """Check a value that crosses the store: its JSON, and the value JSON gives back.
 
     The second item is what the receiver gets, live as after a resume.
 
     Raises:
         NotSerializable: not plain JSON, or nested deeper than ``MAX_VALUE_DEPTH``.
+        PayloadTooLarge: its JSON is over ``limit`` bytes.
     """
-    text = dumps(value, what=what, max_depth=MAX_VALUE_DEPTH)
+    text = dumps(value, what=what, max_depth=MAX_VALUE_DEPTH, limit=limit)
     return text, json.loads(text)
 
 
 def roundtrip_arguments(
-    args: Sequence[Any], kwargs: Mapping[str, Any], *, what: str
+    args: Sequence[Any], kwargs: Mapping[str, Any], *, what: str, limit: int | None = None
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Arguments as a body or step receives them: each one's JSON round trip.
 
     Raises:
         NotSerializable: an argument is not plain JSON; the message names it.
+        PayloadTooLarge: the arguments' JSON is over ``limit`` bytes.
     """
     try:
-        text = dumps([list(args), dict(kwargs)], what=what, max_depth=MAX_VALUE_DEPTH + 2)
+        text = dumps(
+            [list(args), dict(kwargs)], what=what, max_depth=MAX_VALUE_DEPTH + 2, limit=limit
+        )
+    except PayloadTooLarge:
+        raise
     except NotSerializable:
         # Name the argument at fault.
         for index, arg in enumerate(args):
@@ -112,6 +140,20 @@ def roundtrip_arguments(
         raise
     decoded_args, decoded_kwargs = json.loads(text)
     return tuple(decoded_args), decoded_kwargs
+
+
+def check_payload_limit(limit: object) -> int:
+    """``limit`` itself, if it is a valid payload limit (a positive int of bytes).
+
+    Raises:
+        TypeError: not an int.
+        ValueError: zero or negative.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"max_payload_bytes must be an int of bytes, got {limit!r}")
+    if limit <= 0:
+        raise ValueError(f"max_payload_bytes must be positive, got {limit}")
+    return limit
 
 
 def loads(text: str | None) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from persistence._errors import NotAProctorStore, SchemaTooNew
+from persistence._payloads import move_existing
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -130,8 +131,22 @@ def _v4(db: Database) -> None:
     db.execute(f"CREATE INDEX idx_events_control ON events (seq) WHERE {CONTROL_WHERE}")
 
 
+def _v5_payloads_once(db: Database) -> None:
+    """Each payload stored once: an event whose ``moved`` is 1 left its
+    payload keys (by type) to the projection that holds the same value;
+    existing events are converted."""
+    db.table("events").add_column("moved", int)
+    move_existing(db.conn)
+
+
 #: MIGRATIONS[i] upgrades a store from version i to version i + 1.
-MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
+    _v1,
+    _v2,
+    _v3,
+    _v4,
+    _v5_payloads_once,
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -30,6 +30,7 @@ from persistence._errors import (
 )
 from persistence._json import dumps
 from persistence._leases import HOSTNAME, why_dead
+from persistence._payloads import event_data, inflate, moves, texts
 from persistence._records import (
     Appended,
     AppendOutcome,
@@ -80,8 +81,8 @@ class _RunRow:
 def _log(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int:
     """Append one row to the log; its seq."""
     cursor = conn.execute(
-        "INSERT INTO events (run_id, run_seq, ts, type, step, call, attempt, data)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (run_id, run_seq, ts, type, step, call, attempt, data, moved)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         values,
     )
     assert cursor.lastrowid is not None
@@ -310,14 +311,16 @@ class Store:
         length are written once, at the end of the group.
         """
         try:
-            data = dumps(ev.data, what=f"{ev.type} data") if ev.data else None
+            # Each payload is stored once: in its projection (see _payloads).
+            payloads = texts(ev)
+            data, moved = event_data(ev, moves(ev, payloads, conn))
         except NotSerializable as exc:
             raise _GroupRefused(Refused(str(exc), None)) from exc
         if ev.type is _E.RUN_CREATED:
-            self._create_run(conn, ev, now)
+            self._create_run(conn, ev, now, payloads)
             rows[ev.run_id] = _RunRow(RunState.PENDING, 1, ev.data.get("owner"))
             return Appended(
-                _log(conn, (ev.run_id, 1, now, ev.type.value, None, None, None, data)),
+                _log(conn, (ev.run_id, 1, now, ev.type.value, None, None, None, data, moved)),
                 1,
                 RunState.PENDING,
             )
@@ -357,14 +360,15 @@ class Store:
         try:
             if ev.type in RUN_TRANSITION_EVENTS:
                 new_status = next_state(status, ev.type)
-            self._project_step(conn, ev, now)
+            self._project_step(conn, ev, now, payloads)
         except InvalidTransition as exc:
             raise _GroupRefused(Refused(str(exc), status)) from exc
         seq = _log(
-            conn, (ev.run_id, run_seq, now, ev.type.value, ev.step, ev.call, ev.attempt, data)
+            conn,
+            (ev.run_id, run_seq, now, ev.type.value, ev.step, ev.call, ev.attempt, data, moved),
         )
         row.status, row.last_seq, row.dirty = new_status, run_seq, True
-        sets, params = _run_projection(ev, now)
+        sets, params = _run_projection(ev, now, payloads)
         if sets:
             conn.execute(
                 f"UPDATE runs SET status = ?, last_seq = ?{sets} WHERE run_id = ?",
@@ -375,7 +379,9 @@ class Store:
                 row.owner = ev.data["owner"]
         return Appended(seq, run_seq, new_status, status)
 
-    def _create_run(self, conn: sqlite3.Connection, ev: NewEvent, now: float) -> None:
+    def _create_run(
+        self, conn: sqlite3.Connection, ev: NewEvent, now: float, payloads: dict[str, str]
+    ) -> None:
         d = ev.data
         try:
             conn.execute(
@@ -385,8 +391,10 @@ class Store:
                     ev.run_id,
                     d["workflow"],
                     RunState.PENDING.value,
-                    dumps(d.get("args", []), what="workflow arguments"),
-                    dumps(d.get("kwargs") or {}, what="workflow keyword arguments"),
+                    payloads.get("args") or dumps(d.get("args", []), what="workflow arguments"),
+                    payloads["kwargs"]
+                    if isinstance(d.get("kwargs"), dict)
+                    else dumps(d.get("kwargs") or {}, what="workflow keyword arguments"),
                     d.get("parent_run_id"),
                     d.get("owner"),
                     now,
@@ -395,7 +403,9 @@ class Store:
         except sqlite3.IntegrityError as exc:
             raise _GroupRefused(Refused(f"run {ev.run_id} already exists", None)) from exc
 
-    def _project_step(self, conn: sqlite3.Connection, ev: NewEvent, now: float) -> None:
+    def _project_step(
+        self, conn: sqlite3.Connection, ev: NewEvent, now: float, payloads: dict[str, str]
+    ) -> None:
         if ev.type is _E.STEP_STARTED:
             conn.execute(
                 "INSERT INTO steps (run_id, call, attempt, name, status, shielded, started_at)"
@@ -415,8 +425,10 @@ class Store:
             # only if it matches nothing, a read to say why.
             key = (ev.run_id, ev.call, ev.attempt)
             new = next_step_state(StepState.RUNNING, ev.type)
-            result = dumps(ev.data["result"]) if "result" in ev.data else None
-            error = dumps(ev.data["error"]) if "error" in ev.data else None
+            result, error = (
+                payloads.get(k) or (dumps(ev.data[k]) if k in ev.data else None)
+                for k in ("result", "error")
+            )
             # The end carries the attempt's latest heartbeat details (H1): the
             # row ends with them even when the heartbeat throttle skipped them.
             beat = ev.data.get("last_heartbeat_details")
@@ -611,12 +623,23 @@ class Store:
         return [RunRecord.from_row(r) for r in rows]
 
     def events(self, run_id: str, *, after: int = 0) -> list[EventRecord]:
-        """The run's events with ``run_seq > after``, in order."""
-        rows = self._query(
-            "SELECT * FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq",
-            (run_id, after),
-        )
-        return [EventRecord.from_row(r) for r in rows]
+        """The run's events with ``run_seq > after``, in order, each as appended
+        (payloads held by a projection are filled back in, from one snapshot)."""
+        with self._lock:
+            outer = self._conn.in_transaction
+            if not outer:
+                with _translate(self.path):
+                    self._conn.execute("BEGIN")
+            try:
+                rows = self._query(
+                    "SELECT * FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq",
+                    (run_id, after),
+                )
+                with _translate(self.path):
+                    return inflate(self._conn, rows)
+            finally:
+                if not outer and self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
 
     def steps(self, run_id: str) -> list[StepRecord]:
         """Every step attempt of the run, in call and attempt order."""
@@ -663,7 +686,9 @@ def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
             return
 
 
-def _run_projection(ev: NewEvent, now: float) -> tuple[str, tuple[Any, ...]]:
+def _run_projection(
+    ev: NewEvent, now: float, payloads: dict[str, str]
+) -> tuple[str, tuple[Any, ...]]:
     """Extra ``runs`` columns an event sets, as (SQL fragment, parameters)."""
     t, d = ev.type, ev.data
     if t in (_E.RUN_CLAIMED, _E.RUN_RESUMED):
@@ -685,9 +710,9 @@ def _run_projection(ev: NewEvent, now: float) -> tuple[str, tuple[Any, ...]]:
             (d.get("reason"), now),
         )
     if t is _E.RUN_COMPLETED:
-        return ", result = ?, finished_at = ?", (dumps(d.get("result")), now)
+        return ", result = ?, finished_at = ?", (payloads.get("result", "null"), now)
     if t is _E.RUN_FAILED:
-        return ", error = ?, finished_at = ?", (dumps(d.get("error")), now)
+        return ", error = ?, finished_at = ?", (payloads.get("error", "null"), now)
     if t in (_E.RUN_CANCELLED, _E.RUN_TERMINATED):
         return ", finished_at = ?", (now,)
     return "", ()

@@ -432,10 +432,10 @@ def test_D1_a_record_the_store_refuses_fails_the_run_instead_of_hanging_it(
     Proctor built wrong, say) fails the run with the store's reason."""
     project = Store._project_step
 
-    def refusing(self: Store, conn: Any, ev: NewEvent, now: float) -> None:
+    def refusing(self: Store, conn: Any, ev: NewEvent, *rest: Any) -> None:
         if ev.type is EventType.STEP_COMPLETED and (ev.step or "").endswith("refused_step"):
             raise InvalidTransition("refused for this test")
-        project(self, conn, ev, now)
+        project(self, conn, ev, *rest)
 
     monkeypatch.setattr(Store, "_project_step", refusing)
     with pytest.raises(WorkflowFailed) as failed:
