@@ -392,15 +392,15 @@ class RunSupervisor(ProctorActor):
                 self._close_body()
                 self.exit(ExitReason(kind=ExitKind.TERMINATED))
                 return
-        if isinstance(tag, _RunEnded):
+        if _refused_as_ended(msg):
+            self._ended_elsewhere()
+        elif isinstance(tag, _RunEnded):
             self._on_run_ended(ExitReason(kind=tag.kind, data=tag.data), msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
             self._lost_ownership(msg.outcomes)
         elif isinstance(tag, _Resumed):
             self._on_taken_over(tag.history, msg)
         elif not msg.accepted or self._terminated:
-            # Fenced: the run went terminal under us (terminated). The Terminate
-            # message that follows every terminate does the cleanup.
             return
         elif isinstance(tag, _Started):
             started = msg.outcomes[0]
@@ -1297,7 +1297,7 @@ class RunSupervisor(ProctorActor):
                 forwarded = Cancel(reason=cancel.reason, source="parent")
                 tell(self._journal, Append(events=(request,), deliver=((child.ref, forwarded),)))
 
-    def _on_terminate(self, msg: Terminate) -> None:
+    def _on_terminate(self, msg: Terminate, recorded: ExitReason | None = None) -> None:
         if self._terminated:
             return
         # T2: from here the body gets no say: no CancellationError, no shield,
@@ -1306,7 +1306,24 @@ class RunSupervisor(ProctorActor):
         self.state = RunState.TERMINATED
         self._abandon_steps(msg.reason)
         self._terminate_children(msg.reason)
-        self.exit(ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
+        self.exit(recorded or ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
+
+    def _ended_elsewhere(self) -> None:
+        """The store refused our records because the run already ended.
+
+        A terminate whose message could not reach this supervisor (written
+        before it existed, or forwarded while the directory did not list it)
+        is learnt here instead: the run stops as if the Terminate had come, and
+        its exit, which its parent records, is the one the store holds.
+        """
+        try:
+            record = self._reader.find_run(self.run_id)
+        except StoreError:
+            record = None
+        if record is None or not record.status.is_terminal:
+            self._on_terminate(Terminate(reason=None))
+            return
+        self._on_terminate(Terminate(reason=record.terminate_reason), _recorded_exit(record))
 
     def _terminate_children(self, reason: str | None) -> None:
         """T4: every child run is terminated with us, whatever its shields.
@@ -1475,6 +1492,14 @@ def child_outcome(
     if status is RunState.TERMINATED:
         return status, RunTerminated(run_id, data.get("reason"))
     return RunState.FAILED, WorkflowFailed(run_id, data.get("error"))
+
+
+def _refused_as_ended(msg: Journaled) -> bool:
+    """Whether the store refused the group because the run is terminal (not fenced)."""
+    return any(
+        isinstance(o, Refused) and not o.fenced and o.status is not None and o.status.is_terminal
+        for o in msg.outcomes
+    )
 
 
 def _recorded_exit(record: RunRecord) -> ExitReason:

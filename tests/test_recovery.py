@@ -1,0 +1,180 @@
+"""Nothing lost, nothing run twice, nothing stranded: recovery across shutdowns and crashes.
+
+- D2/A4: a step result that arrives while ``close()`` waits is recorded, and
+  the next runtime returns it without running the step again.
+- C3/D3: a run cancelled while no runtime lived does not re-run its unshielded
+  in-flight step on resume; the body meets the cancel at that await.
+- D2: every unfinished run has someone to resume it, child runs included.
+- T4/SV4: however a child run ends, its parent hears of it exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors import (
+    EventType,
+    RunCancelled,
+    RunState,
+    RunTerminated,
+    Runtime,
+    get_context,
+    start_child,
+    step,
+    workflow,
+)
+from actors._journal import AFTER_COMMIT
+from persistence import NewEvent, Store
+from tests.conftest import (
+    GATES,
+    NOTES,
+    assert_nothing_left,
+    events_of,
+    gate,
+    note,
+    wait_until,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def runtimes(db: Path) -> Iterator[list[Runtime]]:
+    """Runtimes a test opens on ``db``; all closed, and nothing left, at the end."""
+    before = set(threading.enumerate())
+    opened: list[Runtime] = []
+    try:
+        yield opened
+    finally:
+        for event in GATES.values():
+            event.set()
+        for runtime in opened:
+            runtime.close()
+    assert_nothing_left(before)
+
+
+def open_rt(runtimes: list[Runtime], db: Path, **options: object) -> Runtime:
+    runtime = Runtime(db, **options)  # type: ignore[arg-type]
+    runtimes.append(runtime)
+    return runtime
+
+
+@step()
+def checking(key: str) -> str:
+    """Checks its mailbox every millisecond until its gate opens; notes each run."""
+    ctx = get_context()
+    note(f"{key}:runs", ctx.attempt)
+    gate(f"{key}:started:{len(NOTES[f'{key}:runs'])}").set()
+    try:
+        while not gate(key).wait(0.001):
+            ctx.check_cancellation()
+    except BaseException as exc:
+        note(key, type(exc).__name__)
+        raise
+    return key
+
+
+def started(key: str, nth: int = 1) -> None:
+    assert gate(f"{key}:started:{nth}").wait(10)
+
+
+# -- T4/SV4: every way a child ends reaches its parent exactly once -----------------------
+
+
+@workflow()
+async def child(key: str) -> str:
+    return await checking(key)
+
+
+@workflow()
+async def awaits_child(key: str) -> str:
+    try:
+        return await child(key)
+    except RunTerminated as exc:
+        return f"terminated: {exc.reason}"
+    except RunCancelled as exc:
+        return f"cancelled: {exc.reason}"
+
+
+@workflow()
+async def starts_child(key: str) -> str:
+    handle = await start_child(child, key)
+    try:
+        return await handle
+    except RunTerminated as exc:
+        return f"terminated: {exc.reason}"
+    except RunCancelled as exc:
+        return f"cancelled: {exc.reason}"
+
+
+def _child_ends(rt: Runtime, run_id: str) -> list[str]:
+    return [e.data["status"] for e in events_of(rt, run_id) if e.type is EventType.CHILD_ENDED]
+
+
+@pytest.mark.parametrize("how", ["terminate", "cancel"])
+@pytest.mark.parametrize("parent", [awaits_child, starts_child], ids=["await", "start_child"])
+def test_T4_a_child_stopped_right_after_its_creation_reaches_its_parent(
+    rt: Runtime, how: str, parent: object
+) -> None:
+    """Terminate or cancel the child the moment its row exists: the parent
+    records the child's end once and goes on (it used to wait forever when
+    the terminate came before the child's supervisor existed)."""
+    handle = rt.start(parent, "now")  # type: ignore[arg-type]
+    child_id = f"{handle.run_id}.0"
+    wait_until(lambda: rt._store.find_run(child_id) is not None, timeout=10)
+    if how == "terminate":
+        rt.terminate(child_id, "at once")
+    else:
+        rt.cancel(child_id, "at once")
+    gate("now").set()  # a cancel that came too late for the step lets it end
+    result = handle.result(timeout=10)
+    status = rt.get_run(child_id).status
+    expected = {
+        RunState.TERMINATED: "terminated: at once",
+        RunState.CANCELLED: "cancelled: at once",
+        RunState.COMPLETED: "now",
+    }
+    assert result == expected[status]
+    assert status is not RunState.COMPLETED or how == "cancel"
+    assert _child_ends(rt, handle.run_id) == [status.value]
+
+
+@pytest.fixture
+def terminate_children_on_creation(db: Path) -> Iterator[list[str]]:
+    """Terminates every child run from another connection (as `proctor
+    terminate` would) right after its creation commits, before the parent
+    hears of it and before the child's supervisor exists."""
+    terminated: list[str] = []
+
+    def hook(events: list[NewEvent]) -> None:
+        for event in events:
+            if event.type is EventType.RUN_CREATED and event.data.get("parent_run_id"):
+                with Store.open(db) as store:
+                    store.terminate_tree(event.run_id, "before it started", source="cli")
+                terminated.append(event.run_id)
+
+    AFTER_COMMIT.append(hook)
+    try:
+        yield terminated
+    finally:
+        AFTER_COMMIT.remove(hook)
+
+
+@pytest.mark.parametrize("parent", [awaits_child, starts_child], ids=["await", "start_child"])
+def test_T4_a_child_terminated_before_its_supervisor_exists_reaches_its_parent(
+    runtimes: list[Runtime], db: Path, terminate_children_on_creation: list[str], parent: object
+) -> None:
+    """No Terminate message can reach a supervisor that does not exist yet
+    (and the ControlInbox, polling once an hour here, forwards none): the
+    store's refusal of the child's first record is what tells it."""
+    rt = open_rt(runtimes, db, control_interval=3600)
+    handle = rt.start(parent, "early")  # type: ignore[arg-type]
+    assert handle.result(timeout=10) == "terminated: before it started"
+    assert terminate_children_on_creation == [f"{handle.run_id}.0"]
+    assert _child_ends(rt, handle.run_id) == ["terminated"]
+    assert "early:runs" not in NOTES  # the child's step never started (T2)
+    wait_until(lambda: rt._directory.get(f"{handle.run_id}.0") is None)
