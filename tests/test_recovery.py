@@ -178,3 +178,93 @@ def test_T4_a_child_terminated_before_its_supervisor_exists_reaches_its_parent(
     assert _child_ends(rt, handle.run_id) == ["terminated"]
     assert "early:runs" not in NOTES  # the child's step never started (T2)
     wait_until(lambda: rt._directory.get(f"{handle.run_id}.0") is None)
+
+
+# -- D2: every unfinished run has someone to resume it ----------------------------------
+
+
+@workflow()
+async def abandons_child(key: str) -> str:
+    handle = await start_child(child, key, parent_close_policy="abandon")
+    return handle.run_id
+
+
+def test_D2_an_abandoned_child_of_a_finished_parent_is_resumed_after_a_crash(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    parent = first.start(abandons_child, "orphan")
+    child_id = parent.result(timeout=10)
+    started("orphan")  # the child is in its step; its parent has completed
+    first.kill()
+
+    second = open_rt(runtimes, db)
+    started("orphan", 2)  # resumed by the new runtime (nobody else would)
+    gate("orphan").set()
+    assert second.handle(child_id).result(timeout=10) == "orphan"
+    assert NOTES["orphan:runs"] == [1, 2]
+    resumed = [e for e in events_of(second, child_id) if e.type is EventType.RUN_RESUMED]
+    assert [e.data["previous_owner"] for e in resumed] == [first.id]
+    assert second.get_run(parent.run_id).status is RunState.COMPLETED
+
+
+@workflow()
+async def abandons_and_waits(key: str) -> str:
+    handle = await start_child(child, key, parent_close_policy="abandon")
+    await checking(f"{key}.parent")
+    return handle.run_id
+
+
+def test_D2_a_child_of_an_unfinished_parent_is_resumed_by_the_parent_alone(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    """The scan never takes a child whose parent's replay will resume it: two
+    resumers would race, and the loser's parent would record a false end."""
+    first = open_rt(runtimes, db)
+    parent = first.start(abandons_and_waits, "tree")
+    started("tree")
+    started("tree.parent")
+    first.kill()
+
+    second = open_rt(runtimes, db)
+    started("tree", 2)
+    started("tree.parent", 2)
+    gate("tree").set()
+    gate("tree.parent").set()
+    child_id = second.handle(parent.run_id).result(timeout=10)
+    assert second.handle(child_id).result(timeout=10) == "tree"
+    resumed = [e for e in events_of(second, child_id) if e.type is EventType.RUN_RESUMED]
+    assert [e.data["why"] for e in resumed] == [f"its parent {parent.run_id} was resumed"]
+    assert _child_ends(second, parent.run_id) == []  # started, never awaited
+
+
+def test_D2_the_orphan_scan_finds_every_run_nobody_else_resumes(db: Path) -> None:
+    """Each shape of unfinished run with a dead owner: resumed by the scan, or
+    by its parent's replay, never by both and never by neither."""
+
+    def created(run_id: str, parent: str | None = None) -> NewEvent:
+        data = {"workflow": "w", "owner": "dead", "parent_run_id": parent}
+        return NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data=data)
+
+    def child_event(parent: str, type_: EventType, child_id: str) -> NewEvent:
+        return NewEvent(
+            run_id=parent, type=type_, step="w", call=0, data={"child_run_id": child_id}
+        )
+
+    with Store.open(db) as store:
+        store.register_runtime("dead", ttl=60)
+        store.release_runtime("dead")
+        store.append([created("top")])
+        # A parent that will be resumed resumes its child by replay.
+        store.append([created("live-parent"), created("live-parent.0", "live-parent")])
+        # A parent that ended leaves nobody to resume its abandoned child.
+        store.append([created("done-parent"), created("done-parent.0", "done-parent")])
+        store.append([NewEvent(run_id="done-parent", type=EventType.RUN_TERMINATED)])
+        store.append(
+            [created("gone.0", "gone")]  # its parent's row is gone (pruned, say)
+        )
+        # A parent that recorded its child's end no longer waits for it.
+        store.append([created("moved-on"), created("moved-on.0", "moved-on")])
+        store.append([child_event("moved-on", EventType.CHILD_ENDED, "moved-on.0")])
+        found = sorted(r.run_id for r, _ in store.orphaned_runs(["w"], me="me"))
+    assert found == ["done-parent.0", "gone.0", "live-parent", "moved-on", "moved-on.0", "top"]
