@@ -630,6 +630,15 @@ class RunSupervisor(ProctorActor):
                     self.run_id, recorded
                 )
                 continue
+            if recorded is not None and recorded.kind == "step" and self._cancel_due():
+                # C3 on resume: the attempt in flight was lost (or the step
+                # waits out a back-off) and the run is cancelling now; a new
+                # attempt would start while cancelling, so none does. The
+                # await meets the cancel, as if the step had ended cancelled.
+                assert self._cancel is not None
+                waiting.values[call_id] = None
+                waiting.errors[call_id] = CancellationError(self._cancel.reason)
+                continue
             s = _Scheduled(
                 call_id,
                 call,

@@ -17,25 +17,30 @@ from pathlib import Path
 import pytest
 
 from actors import (
+    CancellationError,
     EventType,
+    RetryPolicy,
     RunCancelled,
     RunState,
     RunTerminated,
     Runtime,
     get_context,
+    shield,
     start_child,
     step,
     workflow,
 )
 from actors._journal import AFTER_COMMIT
-from persistence import NewEvent, Store
+from persistence import NewEvent, Store, cancel_request
 from tests.conftest import (
     GATES,
     NOTES,
     assert_nothing_left,
+    event_types,
     events_of,
     gate,
     note,
+    steps_of,
     wait_until,
 )
 
@@ -268,3 +273,123 @@ def test_D2_the_orphan_scan_finds_every_run_nobody_else_resumes(db: Path) -> Non
         store.append([child_event("moved-on", EventType.CHILD_ENDED, "moved-on.0")])
         found = sorted(r.run_id for r, _ in store.orphaned_runs(["w"], me="me"))
     assert found == ["done-parent.0", "gone.0", "live-parent", "moved-on", "moved-on.0", "top"]
+
+
+# -- C3/D3: a run cancelled while no runtime lived starts nothing new on resume ------------
+
+
+@workflow()
+async def cleans_up(key: str) -> str:
+    try:
+        return await checking(key)
+    except CancellationError:
+        with shield():
+            await checking(f"{key}.cleanup")
+        raise
+
+
+@workflow()
+async def shielded_then_more(key: str) -> str:
+    with shield():
+        result = await checking(key)
+    await checking(f"{key}.after")
+    return result
+
+
+def _cancel_while_down(db: Path, run_id: str) -> None:
+    with Store.open(db) as store:  # what `proctor cancel` writes
+        store.append([cancel_request(run_id, "while down", source="cli")])
+
+
+def test_C3_an_unshielded_step_in_flight_is_not_rerun_when_resumed_cancelling(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    run_id = first.start(cleans_up, "c3").run_id
+    started("c3")
+    first.kill()
+    _cancel_while_down(db, run_id)
+
+    second = open_rt(runtimes, db)
+    started("c3.cleanup")
+    gate("c3.cleanup").set()
+    record = second.handle(run_id).wait_finished(timeout=10)
+    assert record.status is RunState.CANCELLED
+    assert NOTES["c3:runs"] == [1]  # the lost attempt was not started again (C3)
+    assert NOTES["c3.cleanup:runs"] == [1]
+    types = event_types(second, run_id)
+    assert "step_reexecuted" not in types
+    assert types.count("cancel_delivered") == 1
+    assert [(s.call, s.attempt, s.status.value) for s in steps_of(second, run_id)] == [
+        (0, 1, "abandoned"),
+        (1, 1, "completed"),
+    ]
+
+
+def test_C3_a_run_resumed_cancelling_twice_meets_its_cancel_at_the_same_await(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    """Replay of a resume that met the cancel: the same await, no new start."""
+    first = open_rt(runtimes, db)
+    run_id = first.start(cleans_up, "again").run_id
+    started("again")
+    first.kill()
+    _cancel_while_down(db, run_id)
+    second = open_rt(runtimes, db)
+    started("again.cleanup")
+    second.kill()  # in the cleanup, after the cancel met the body
+
+    third = open_rt(runtimes, db)
+    started("again.cleanup", 2)  # shielded and in flight: it runs again (S1)
+    gate("again.cleanup").set()
+    assert third.handle(run_id).wait_finished(timeout=10).status is RunState.CANCELLED
+    assert NOTES["again:runs"] == [1]
+    assert event_types(third, run_id).count("cancel_delivered") == 1
+
+
+def test_D3_a_shielded_step_in_flight_is_rerun_and_the_cancel_waits_for_the_shield(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    run_id = first.start(shielded_then_more, "sh").run_id
+    started("sh")
+    first.kill()
+    _cancel_while_down(db, run_id)
+
+    second = open_rt(runtimes, db)
+    started("sh", 2)  # the shield buffers the cancel: the lost attempt runs again
+    gate("sh").set()
+    record = second.handle(run_id).wait_finished(timeout=10)
+    assert record.status is RunState.CANCELLED
+    assert NOTES["sh:runs"] == [1, 2]
+    assert "CancellationError" not in NOTES["sh"]  # it never saw the cancel
+    assert "sh.after:runs" not in NOTES  # the cancel met the body when the shield ended
+
+
+@step(retry=RetryPolicy(max_attempts=3, initial_interval=3600))
+def fails_first(key: str) -> str:
+    note(f"{key}:runs", get_context().attempt)
+    if get_context().attempt == 1:
+        raise ConnectionError("first attempt fails")
+    return key
+
+
+@workflow()
+async def retries(key: str) -> str:
+    return await fails_first(key)
+
+
+def test_C3_a_step_in_back_off_is_not_retried_when_resumed_cancelling(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    run_id = first.start(retries, "bo").run_id
+    wait_until(lambda: "step_retry_scheduled" in event_types(first, run_id))
+    first.kill()
+    _cancel_while_down(db, run_id)
+
+    second = open_rt(runtimes, db)
+    assert second.handle(run_id).wait_finished(timeout=10).status is RunState.CANCELLED
+    assert NOTES["bo:runs"] == [1]  # C3 (SV1): cancel is never retried
+    starts = [e.attempt for e in events_of(second, run_id) if e.type is EventType.STEP_STARTED]
+    assert starts == [1]  # the retry never started
