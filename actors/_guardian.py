@@ -191,12 +191,15 @@ class Guardian(ProctorActor):
         elif isinstance(message, Rehost):
             self._rehost(message)
         elif isinstance(message, Shutdown):
-            self._shutdown = message
-            if self._control is not None:
-                self._control.stop(block=False)  # take no new runs
+            # A second Shutdown (abandon=True) tells the runs to stop waiting.
+            first = self._shutdown is None
+            if first:
+                self._shutdown = message
+                if self._control is not None:
+                    self._control.stop(block=False)  # take no new runs
             for ref in self._runs.values():
-                tell(ref, Shutdown())
-            if not self._runs:
+                tell(ref, Shutdown(abandon=message.abandon))
+            if first and not self._runs:
                 self._stop_services()
         else:
             raise TypeError(f"Guardian cannot handle {message!r}")

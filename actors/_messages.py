@@ -263,9 +263,15 @@ class GraceExpired:
 
 @dataclass(**_FROZEN)
 class Shutdown:
-    """Stop hosting: abandon in-flight steps, leave unfinished runs for resume."""
+    """Stop hosting: leave unfinished runs for resume.
+
+    Running steps are asked to stop and their ends awaited, so a result that
+    arrives meanwhile is recorded (A4); with ``abandon`` (the runtime gives up
+    waiting, or is killed) what still runs is abandoned at once.
+    """
 
     reply: Future[Any] | None = None
+    abandon: bool = False
 
 
 @dataclass(**_FROZEN)

@@ -367,7 +367,7 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, Terminate):
             self._on_terminate(message)
         elif isinstance(message, Shutdown):
-            self._on_shutdown()
+            self._on_shutdown(message)
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
         elif isinstance(message, Deadline):
@@ -410,6 +410,10 @@ class RunSupervisor(ProctorActor):
                 # Cancelled before this supervisor existed: the record says why.
                 self._cancel = self._recorded_cancel()
             self._begin_body()
+        elif self._shutting_down and isinstance(
+            tag, _StepsScheduled | _ChildStartedNoWait | _RetryScheduled
+        ):
+            return  # nothing new starts; the log has the starts, resume runs them
         elif isinstance(tag, _StepsScheduled):
             self._spawn(tag.steps)
         elif isinstance(tag, _ChildStartedNoWait):
@@ -515,8 +519,7 @@ class RunSupervisor(ProctorActor):
         replay re-runs what we were doing."""
         refused = next(o for o in outcomes if isinstance(o, Refused) and o.fenced)
         logger.warning("run %s: no longer ours, stopping: %s", self.run_id, refused.reason)
-        if not self._shutting_down:
-            self._on_shutdown()
+        self._on_shutdown(Shutdown(abandon=True))
 
     # -- driving the body --------------------------------------------------------
 
@@ -935,6 +938,12 @@ class RunSupervisor(ProctorActor):
             ended = _CallEnded(
                 msg.call, error=_step_error(active.name, outcome, msg.attempt, escalated)
             )
+        elif self._shutting_down:
+            # It unwound at the shutdown's request, unfinished: the next
+            # runtime runs it again.
+            reason = "runtime shutdown"
+            self._record_event(self._step_event(_E.STEP_ABANDONED, *key, reason=reason))
+            return
         else:  # Unwound although the run was not terminated: user code raised it.
             exc = Terminated("step raised Terminated on its own")
             error = describe(exc)
@@ -1133,7 +1142,12 @@ class RunSupervisor(ProctorActor):
 
     def _on_retry_due(self, msg: RetryDue) -> None:
         backoff = self._backoff.get(msg.call)
-        if backoff is None or backoff.attempt != msg.attempt or self._terminated:
+        if (
+            backoff is None
+            or backoff.attempt != msg.attempt
+            or self._terminated
+            or self._shutting_down
+        ):
             return
         del self._backoff[msg.call]
         s = _Scheduled(
@@ -1152,8 +1166,8 @@ class RunSupervisor(ProctorActor):
     def _on_deadline(self, msg: Deadline) -> None:
         """H1: time out an attempt that ran too long or stopped heartbeating."""
         active = self._active.get(msg.call)
-        if active is None or active.attempt != msg.attempt:
-            return
+        if active is None or active.attempt != msg.attempt or self._shutting_down:
+            return  # shutting down: it is awaited until the runtime gives up
         step, now = active.call.step, self._clock.monotonic()
         due: list[tuple[float, str, float]] = []
         if step.timeout is not None:
@@ -1348,17 +1362,34 @@ class RunSupervisor(ProctorActor):
             tell(child.ref, Terminate(reason=reason))
         self._children.clear()
 
-    def _on_shutdown(self) -> None:
+    def _on_shutdown(self, msg: Shutdown) -> None:
         """The runtime stops hosting: leave the run (and its children) for resume.
 
-        Like an OTP supervisor, this one stops its children and waits for them
-        before it ends, so none writes after the Journal is gone.
+        The body goes no further and nothing new starts. Running steps are
+        asked to stop (a busy one unwinds at its next check and is
+        abandoned), but their ends are awaited: a result that arrives
+        meanwhile is recorded (A4), so the next runtime's replay returns it
+        instead of running the step again. ``abandon``: stop waiting; what
+        still runs is abandoned now. Like an OTP supervisor, this one stops
+        its children and waits for them before it ends, so none writes after
+        the Journal is gone.
         """
+        first = not self._shutting_down
         self._shutting_down = True
-        self._abandon_steps("runtime shutdown")
-        for child in self._children.values():
-            tell(child.ref, Shutdown())
-        if not self._children:
+        self._waiting = None  # the body is resumed no more
+        if msg.abandon:
+            self._abandon_steps("runtime shutdown")
+        elif first:
+            for active in self._active.values():
+                tell(active.ref, Terminate(reason="runtime shutdown"))
+        if first or msg.abandon:
+            for child in self._children.values():
+                tell(child.ref, Shutdown(abandon=msg.abandon))
+        self._exit_if_drained()
+
+    def _exit_if_drained(self) -> None:
+        """Shutting down: end once no step attempt and no child run is left."""
+        if self._shutting_down and not self._active and not self._children:
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
 
     def _abandon_steps(self, reason: str | None) -> None:
@@ -1406,8 +1437,7 @@ class RunSupervisor(ProctorActor):
                     if not self._children:
                         self.exit(self._linger)
                 elif self._shutting_down:
-                    if not self._children:
-                        self.exit(ExitReason(kind=ExitKind.TERMINATED))
+                    self._exit_if_drained()
                 elif not self._terminated:
                     self._on_child_ended(call_id, child, msg.reason)
                 return
@@ -1422,6 +1452,7 @@ class RunSupervisor(ProctorActor):
                 self._on_step_finished(
                     StepFinished(call=call_id, attempt=active.attempt, outcome=outcome)
                 )
+                self._exit_if_drained()
                 return
 
     # -- ending the run ----------------------------------------------------------

@@ -393,3 +393,99 @@ def test_C3_a_step_in_back_off_is_not_retried_when_resumed_cancelling(
     assert NOTES["bo:runs"] == [1]  # C3 (SV1): cancel is never retried
     starts = [e.attempt for e in events_of(second, run_id) if e.type is EventType.STEP_STARTED]
     assert starts == [1]  # the retry never started
+
+
+# -- D2/A4: a result that arrives while close() waits is recorded, never run again ---------
+
+
+@step()
+def charge(key: str) -> str:
+    """Never checks its mailbox: it finishes its work after the runtime has
+    asked it to stop (the request waits unread in its mailbox), then records
+    its side effect."""
+    ctx = get_context()
+    inbox = ctx._inbox  # type: ignore[attr-defined]
+    gate(f"{key}:started").set()
+    if ctx.attempt == 1:
+        wait_until(lambda: not inbox.empty())
+    note(key, "charged")
+    return f"{key} charged"
+
+
+@workflow()
+async def pays(key: str) -> list[str]:
+    return [await charge(key), await checking(f"{key}.next")]
+
+
+_STEP_ENDS = {EventType.STEP_COMPLETED, EventType.STEP_ABANDONED, EventType.STEP_FAILED}
+
+
+def test_D2_a_step_result_that_arrives_while_close_waits_is_recorded_and_not_rerun(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    run_id = first.start(pays, "pay").run_id
+    assert gate("pay:started").wait(10)
+    first.close()  # the step returns while close() waits for it
+    assert NOTES["pay"] == ["charged"]
+    ends = [(e.type.value, e.attempt) for e in events_of(first, run_id) if e.type in _STEP_ENDS]
+    assert ends == [("step_completed", 1)]  # recorded, not abandoned
+
+    second = open_rt(runtimes, db)
+    started("pay.next")
+    gate("pay.next").set()
+    assert second.handle(run_id).result(timeout=10) == ["pay charged", "pay.next"]
+    assert NOTES["pay"] == ["charged"]  # the side effect happened exactly once
+    assert "step_reexecuted" not in event_types(second, run_id)
+
+
+@step()
+def never_checks(key: str) -> str:
+    gate(f"{key}:started").set()
+    gate(key).wait(20)
+    note(key, "returned")
+    return key
+
+
+@workflow()
+async def stuck(key: str) -> str:
+    return await never_checks(key)
+
+
+def test_D2_a_step_still_running_when_close_gives_up_is_abandoned_and_rerun(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db, shutdown_timeout=0.2)
+    run_id = first.start(stuck, "late").run_id
+    assert gate("late:started").wait(10)
+    first.close()
+    ends = [(e.type.value, e.data.get("reason")) for e in events_of(first, run_id)]
+    assert ends[-1] == ("step_abandoned", "runtime shutdown")
+    gate("late").set()  # its result comes after close() returned: nowhere to go
+    assert first._census.pool.join(10)
+
+    second = open_rt(runtimes, db)
+    assert second.handle(run_id).result(timeout=10) == "late"
+    assert NOTES["late"] == ["returned", "returned"]
+    assert "step_reexecuted" in event_types(second, run_id)
+
+
+@workflow()
+async def parent_pays(key: str) -> list[str]:
+    return await pays(key)
+
+
+def test_D2_a_child_runs_step_result_that_arrives_while_close_waits_is_recorded(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    first = open_rt(runtimes, db)
+    run_id = first.start(parent_pays, "kid").run_id
+    assert gate("kid:started").wait(10)
+    first.close()
+    assert NOTES["kid"] == ["charged"]
+
+    second = open_rt(runtimes, db)
+    started("kid.next")
+    gate("kid.next").set()
+    assert second.handle(run_id).result(timeout=10) == ["kid charged", "kid.next"]
+    assert NOTES["kid"] == ["charged"]
