@@ -140,6 +140,8 @@ class Guardian(ProctorActor):
         #: were (for the back-off).
         self._rehosting: set[str] = set()
         self._rehosts: dict[str, int] = {}
+        #: Step ends a run's stopped supervisor could not record, for the next.
+        self._unrecorded: dict[str, tuple[NewEvent, ...]] = {}
 
     def started(self) -> None:
         self._journal = Journal.start(
@@ -235,6 +237,7 @@ class Guardian(ProctorActor):
             resume=msg.resume_from is not None,
             resume_from=msg.resume_from,
             resume_why=msg.resume_why,
+            unrecorded=msg.unrecorded,
             create=msg.create,
             created=msg.created,
         )
@@ -260,6 +263,8 @@ class Guardian(ProctorActor):
             # The store failed under the run (locked past the busy timeout,
             # say), not the run itself: like an OTP supervisor restarting a
             # crashed child, host it again from its log after a back-off.
+            if msg.reason.unrecorded:
+                self._unrecorded[run_id] = msg.reason.unrecorded
             self._rehost_later(run_id, f"its supervisor stopped: {error}")
         elif msg.reason.kind is ExitKind.FAILED and self._shutdown is None:
             # A supervisor crashed (a Proctor bug, or the store failed): record
@@ -271,6 +276,7 @@ class Guardian(ProctorActor):
             tell(self.journal, Append(events=(event,)))
         if run_id not in self._rehosting:
             self._rehosts.pop(run_id, None)  # its back-off starts afresh next time
+            self._unrecorded.pop(run_id, None)
         if self._shutdown is not None and not self._runs:
             self._stop_services()
 
@@ -301,12 +307,18 @@ class Guardian(ProctorActor):
             return
         if record is None or record.status.is_terminal or record.owner != self._owner:
             self._rehosts.pop(msg.run_id, None)
+            self._unrecorded.pop(msg.run_id, None)
             return  # ended (terminated, say) or taken over meanwhile
         workflow = lookup_workflow(record.workflow)
         assert workflow is not None  # it was started here, so it is registered
         self._start_run(
             StartRun.of_record(
-                record, workflow, record.status, resume_from=self._owner, resume_why=msg.why
+                record,
+                workflow,
+                record.status,
+                resume_from=self._owner,
+                resume_why=msg.why,
+                unrecorded=self._unrecorded.pop(msg.run_id, ()),
             )
         )
 

@@ -56,6 +56,7 @@ from actors._errors import (
     WorkflowFailed,
     describe,
 )
+from actors._handover import ends_of_lost, fold_written, unrecorded
 from actors._messages import (
     Append,
     Cancel,
@@ -229,10 +230,15 @@ class _Resumed:
     """Our takeover of a run whose runtime died; the history it was based on."""
 
     history: History
+    #: The takeover group: its handed-over step ends join the history.
+    group: tuple[NewEvent, ...] = ()
 
 
 #: How often a takeover is retried when the run's log grew while it was read.
 _RESUME_TRIES = 5
+#: After a store failure, how long (runtime clock) the supervisor waits for
+#: its running steps' ends before it abandons them and lets the run be re-hosted.
+_STORE_FAILURE_DRAIN = 5.0
 
 #: A run supervisor's exit kind -> the run's final state.
 _EXIT_STATUS = {
@@ -268,6 +274,7 @@ class RunSupervisor(ProctorActor):
         resume: bool = False,
         create: NewEvent | None = None,
         created: pykka.Future[Any] | None = None,
+        unrecorded: tuple[NewEvent, ...] = (),
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
@@ -298,6 +305,10 @@ class RunSupervisor(ProctorActor):
         self._resume_from = resume_from
         self._resume_why = resume_why
         self._resume_tries = 0
+        #: Step ends seen and not recorded (a store failure): a predecessor's,
+        #: written at takeover, or ours, for the successor (``_handover``).
+        self._handed: list[NewEvent] = list(unrecorded)
+        self._store_error: BaseException | None = None
         #: Replay (D2): the log being re-run, and whether the body is still in it.
         self._history: History | None = None
         self._replaying = False
@@ -379,11 +390,7 @@ class RunSupervisor(ProctorActor):
 
     def _on_journaled(self, msg: Journaled) -> None:
         if msg.error is not None:
-            # The store cannot take our records: stop driving the run, leave it
-            # unfinished in the store for a runtime that can (D2).
-            logger.error("run %s: journal failed: %s", self.run_id, msg.error)
-            self._abandon_steps("journal failure")
-            self.exit(ExitReason(kind=ExitKind.FAILED, error=msg.error))
+            self._on_store_failure(msg)
             return
         tag = msg.tag
         if self._creating:
@@ -399,7 +406,7 @@ class RunSupervisor(ProctorActor):
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
             self._lost_ownership(msg.outcomes)
         elif isinstance(tag, _Resumed):
-            self._on_taken_over(tag.history, msg)
+            self._on_taken_over(tag.history, tag.group, msg)
         elif not msg.accepted or self._terminated:
             return
         elif isinstance(tag, _Started):
@@ -435,7 +442,7 @@ class RunSupervisor(ProctorActor):
                 record = self._reader.get_run(self.run_id)
                 events = self._reader.events(self.run_id)
         except StoreError as exc:
-            self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
+            self.exit(ExitReason(kind=ExitKind.FAILED, error=exc, unrecorded=tuple(self._handed)))
             return
         if record.status.is_terminal:
             # It ended, but the parent's log does not say so: the parent's
@@ -457,19 +464,20 @@ class RunSupervisor(ProctorActor):
                 why=self._resume_why,
             )
         ]
-        group += [
-            self._step_event(
-                _E.STEP_ABANDONED,
-                call.name,
-                call.call,
-                attempt,
-                reason=f"lost with runtime {record.owner}",
-            )
-            for call, attempt in history.lost_attempts()
-        ]
-        self._append(*group, tag=_Resumed(history))
+        for call, attempt in history.lost_attempts():
+            # An end our predecessor saw but could not record is written now.
+            group += ends_of_lost(self._handed, call.call, attempt) or [
+                self._step_event(
+                    _E.STEP_ABANDONED,
+                    call.name,
+                    call.call,
+                    attempt,
+                    reason=f"lost with runtime {record.owner}",
+                )
+            ]
+        self._append(*group, tag=_Resumed(history, tuple(group)))
 
-    def _on_taken_over(self, history: History, msg: Journaled) -> None:
+    def _on_taken_over(self, history: History, group: tuple[NewEvent, ...], msg: Journaled) -> None:
         if not msg.accepted:
             # Someone wrote to the run after we read it (a cancel, or another
             # runtime that took it first): read again, or leave it.
@@ -485,6 +493,8 @@ class RunSupervisor(ProctorActor):
                 logger.info("run %s: not resumed: %s", self.run_id, refused)
                 self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
+        fold_written(history, group, msg.outcomes, time.time())
+        self._handed = []
         for call, attempt in history.lost_attempts():
             call.running.remove(attempt)
             call.lost = True
@@ -1389,8 +1399,37 @@ class RunSupervisor(ProctorActor):
 
     def _exit_if_drained(self) -> None:
         """Shutting down: end once no step attempt and no child run is left."""
-        if self._shutting_down and not self._active and not self._children:
+        if not self._shutting_down or self._active or self._children:
+            return
+        if self._store_error is None:
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
+            return
+        handed = tuple(self._handed)
+        self.exit(ExitReason(kind=ExitKind.FAILED, error=self._store_error, unrecorded=handed))
+
+    def _on_store_failure(self, msg: Journaled) -> None:
+        """The store cannot take our records: stop driving the run, leave it
+        unfinished for a supervisor that can (the Guardian hosts it again
+        after a back-off, D2), and lose no step end on the way.
+
+        The step ends in the failed group, and those of steps that return
+        while this supervisor stops (as at a shutdown), go to the successor
+        in the exit report (``_handover``).
+        """
+        self._handed += [e for e in unrecorded(self.run_id, msg.events) if e not in self._handed]
+        if isinstance(msg.tag, _StepsScheduled):
+            for s in msg.tag.steps:  # never launched: no exit report will come
+                active = self._active.get(s.call_id)
+                if active is not None and active.attempt == s.attempt:
+                    del self._active[s.call_id]
+        if self._store_error is None:
+            logger.error("run %s: journal failed: %s", self.run_id, msg.error)
+            self._store_error = msg.error
+            if not self._shutting_down:
+                self._on_shutdown(Shutdown())
+                due = self._clock.monotonic() + _STORE_FAILURE_DRAIN
+                self._schedule_timer(("drain", 0), due, Shutdown(abandon=True))
+        self._exit_if_drained()
 
     def _abandon_steps(self, reason: str | None) -> None:
         """Leave every running attempt; a busy one unwinds at its next check (T3)."""
@@ -1482,6 +1521,9 @@ class RunSupervisor(ProctorActor):
         """
         if self._unsent:
             events, self._unsent = (*self._unsent, *events), []
+        if self._store_error is not None:  # kept for the successor instead
+            self._handed += unrecorded(self.run_id, events)
+            return
         reply, self._created = self._created, None
         tell(
             self._journal,

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from actors import (
     RunState,
     RunTerminated,
     Runtime,
+    gather,
     get_context,
     shield,
     start_child,
@@ -489,3 +491,46 @@ def test_D2_a_child_runs_step_result_that_arrives_while_close_waits_is_recorded(
     gate("kid.next").set()
     assert second.handle(run_id).result(timeout=10) == ["kid charged", "kid.next"]
     assert NOTES["kid"] == ["charged"]
+
+
+@step()
+def returns_on_release(key: str) -> str:
+    note(f"{key}:runs", get_context().attempt)
+    gate(f"{key}:started").set()
+    assert gate(key).wait(10)
+    return key
+
+
+@workflow()
+async def two_at_once(key: str) -> list[str]:
+    return await gather(returns_on_release(f"{key}.a"), charge(f"{key}.b"))
+
+
+def test_D2_step_ends_seen_when_the_store_fails_are_handed_to_the_next_host(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Step a's end cannot be written (the store is locked past the busy
+    timeout), so the run's supervisor stops; step b returns while it stops.
+    Neither result is dropped: the supervisor that hosts the run again
+    writes both with its takeover, and neither step runs again."""
+    before = set(threading.enumerate())
+    with Runtime(db, busy_timeout=0.05) as rt:
+        handle = rt.start(two_at_once, "sf")
+        assert gate("sf.a:started").wait(10)
+        assert gate("sf.b:started").wait(10)
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        try:
+            gate("sf.a").set()
+            wait_until(lambda: "hosting it again" in caplog.text)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert handle.result(timeout=10) == ["sf.a", "sf.b charged"]
+        log = rt.events(handle.run_id)
+    assert NOTES["sf.a:runs"] == [1]
+    assert NOTES["sf.b"] == ["charged"]
+    assert [e for e in log if e.type is EventType.STEP_REEXECUTED] == []
+    completed = [(e.call, e.attempt) for e in log if e.type is EventType.STEP_COMPLETED]
+    assert sorted(completed) == [(0, 1), (1, 1)]
+    assert_nothing_left(before)
