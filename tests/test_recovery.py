@@ -1,7 +1,9 @@
 """Nothing lost, nothing run twice, nothing stranded: recovery across shutdowns and crashes.
 
-- D2/A4: a step result that arrives while ``close()`` waits is recorded, and
-  the next runtime returns it without running the step again.
+- D2/A4: a step result that arrives while ``close()`` waits, or while a
+  run's supervisor stops on a store failure, is recorded (by the run's next
+  host, in the second case), and replay returns it without running the step
+  again.
 - C3/D3: a run cancelled while no runtime lived does not re-run its unshielded
   in-flight step on resume; the body meets the cancel at that await.
 - D2: every unfinished run has someone to resume it, child runs included.
