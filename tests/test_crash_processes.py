@@ -99,6 +99,24 @@ def test_D2_killed_inside_a_step_the_step_runs_again_once_and_the_log_says_so(
     assert "is gone" in resumed[0].data["why"]  # noticed by pid, not by waiting for the lease
 
 
+def test_D2_a_step_that_returns_while_its_worker_stops_on_SIGTERM_never_runs_again(
+    workers: list[Worker], db: Path, tmp_path: Path, folder: Path
+) -> None:
+    first = spawn(workers, db, tmp_path)
+    run_id = start(db, "charges", folder)
+    started(folder, "b", 1)
+    assert first.stop() == 0  # SIGTERM: step b returns while the worker stops
+    log = events(db, run_id)
+    assert [(e.type.value, e.call) for e in log][-1] == ("step_completed", 1)
+
+    spawn(workers, db, tmp_path)
+    final = finished(db, run_id)
+    assert final.status is RunState.COMPLETED
+    assert final.result == ["a", "b", "c"]
+    assert (runs(folder, "a"), runs(folder, "b"), runs(folder, "c")) == (1, 1, 1)
+    assert "step_reexecuted" not in types(db, run_id)
+
+
 def test_D2_killed_between_two_steps_nothing_runs_twice(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
