@@ -551,6 +551,8 @@ class RunSupervisor(ProctorActor):
         A loop rather than recursion: replay resumes await after await from
         the log without waiting, however long the run's history is.
         """
+        if self._shutting_down:
+            return  # the runtime stops hosting the run: its body goes no further
         self._driving = True
         try:
             self._drive_body(value, error)
