@@ -175,12 +175,15 @@ def test_D2_a_child_of_an_unfinished_parent_is_resumed_by_the_parent_alone(
     started("tree", 2)
     started("tree.parent", 2)
     gate("tree").set()
-    gate("tree.parent").set()
-    child_id = second.handle(parent.run_id).result(timeout=10)
+    child_id = f"{parent.run_id}.0"
     assert second.handle(child_id).result(timeout=10) == "tree"
+    # Its resumed parent hosts it, so it hears of its end (once).
+    wait_until(lambda: _child_ends(second, parent.run_id) == ["completed"])
+    gate("tree.parent").set()
+    assert second.handle(parent.run_id).result(timeout=10) == child_id
     resumed = [e for e in events_of(second, child_id) if e.type is EventType.RUN_RESUMED]
     assert [e.data["why"] for e in resumed] == [f"its parent {parent.run_id} was resumed"]
-    assert _child_ends(second, parent.run_id) == []  # started, never awaited
+    assert _child_ends(second, parent.run_id) == ["completed"]
 
 
 def test_D2_the_orphan_scan_finds_every_run_nobody_else_resumes(db: Path) -> None:
