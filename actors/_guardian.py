@@ -134,6 +134,8 @@ class Guardian(ProctorActor):
         self._timers: pykka.ActorRef[Any] | None = None
         self._control: pykka.ActorRef[Any] | None = None
         self._journal_dead = False
+        #: Service actors (Timers, ControlInbox) that have ended.
+        self._services_ended: set[str] = set()
         #: The top-level runs' supervisors, by run id: this actor's own children.
         self._runs: dict[str, pykka.ActorRef[Any]] = {}
         #: Runs to host again after a store failure, and how many times they
@@ -250,6 +252,10 @@ class Guardian(ProctorActor):
             if msg.child == self._journal:
                 self._journal_dead = True
                 self._journal_exited()
+            else:
+                self._services_ended.add(msg.child.actor_urn)
+                if self._journal_dead:
+                    self._journal_exited()
             return
         run_id = msg.name
         hosted = self._runs.pop(run_id, None) is not None
@@ -340,7 +346,10 @@ class Guardian(ProctorActor):
         self.journal.stop(block=False)
 
     def _journal_exited(self) -> None:
-        if self._shutdown is not None:
+        # Shutdown is over once the Timers and the ControlInbox have ended
+        # too: none of the runtime's own actors outlives close().
+        services = {ref.actor_urn for ref in (self._timers, self._control) if ref is not None}
+        if self._shutdown is not None and services <= self._services_ended:
             if self._shutdown.reply is not None:
                 self._shutdown.reply.set(None)
             self.exit(ExitReason.normal())
