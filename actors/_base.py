@@ -160,6 +160,8 @@ class Census:
             while self._live:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    # Parked threads end now; a stuck one after its task.
+                    self.pool.close()
                     return False
                 self._cond.wait(remaining)
             threads, self._threads = self._threads, []

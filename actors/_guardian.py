@@ -141,12 +141,16 @@ class Guardian(ProctorActor):
         self._timers: pykka.ActorRef[Any] | None = None
         self._control: pykka.ActorRef[Any] | None = None
         self._journal_dead = False
+        #: Service actors (Timers, ControlInbox) that have ended.
+        self._services_ended: set[str] = set()
         #: The top-level runs' supervisors, by run id: this actor's own children.
         self._runs: dict[str, pykka.ActorRef[Any]] = {}
         #: Runs to host again after a store failure, and how many times they
         #: were (for the back-off).
         self._rehosting: set[str] = set()
         self._rehosts: dict[str, int] = {}
+        #: Step ends a run's stopped supervisor could not record, for the next.
+        self._unrecorded: dict[str, tuple[NewEvent, ...]] = {}
 
     def started(self) -> None:
         self._journal = Journal.start(
@@ -200,12 +204,15 @@ class Guardian(ProctorActor):
         elif isinstance(message, Rehost):
             self._rehost(message)
         elif isinstance(message, Shutdown):
-            self._shutdown = message
-            if self._control is not None:
-                self._control.stop(block=False)  # take no new runs
+            # A second Shutdown (abandon=True) tells the runs to stop waiting.
+            first = self._shutdown is None
+            if first:
+                self._shutdown = message
+                if self._control is not None:
+                    self._control.stop(block=False)  # take no new runs
             for ref in self._runs.values():
-                tell(ref, Shutdown())
-            if not self._runs:
+                tell(ref, Shutdown(abandon=message.abandon))
+            if first and not self._runs:
                 self._stop_services()
         else:
             raise TypeError(f"Guardian cannot handle {message!r}")
@@ -241,6 +248,7 @@ class Guardian(ProctorActor):
             resume=msg.resume_from is not None,
             resume_from=msg.resume_from,
             resume_why=msg.resume_why,
+            unrecorded=msg.unrecorded,
             create=msg.create,
             created=msg.created,
             max_payload_bytes=self._max_payload_bytes,
@@ -254,6 +262,10 @@ class Guardian(ProctorActor):
             if msg.child == self._journal:
                 self._journal_dead = True
                 self._journal_exited()
+            else:
+                self._services_ended.add(msg.child.actor_urn)
+                if self._journal_dead:
+                    self._journal_exited()
             return
         run_id = msg.name
         hosted = self._runs.pop(run_id, None) is not None
@@ -267,6 +279,8 @@ class Guardian(ProctorActor):
             # The store failed under the run (locked past the busy timeout,
             # say), not the run itself: like an OTP supervisor restarting a
             # crashed child, host it again from its log after a back-off.
+            if msg.reason.unrecorded:
+                self._unrecorded[run_id] = msg.reason.unrecorded
             self._rehost_later(run_id, f"its supervisor stopped: {error}")
         elif msg.reason.kind is ExitKind.FAILED and self._shutdown is None:
             # A supervisor crashed (a Proctor bug, or the store failed): record
@@ -278,6 +292,7 @@ class Guardian(ProctorActor):
             tell(self.journal, Append(events=(event,)))
         if run_id not in self._rehosting:
             self._rehosts.pop(run_id, None)  # its back-off starts afresh next time
+            self._unrecorded.pop(run_id, None)
         if self._shutdown is not None and not self._runs:
             self._stop_services()
 
@@ -308,12 +323,18 @@ class Guardian(ProctorActor):
             return
         if record is None or record.status.is_terminal or record.owner != self._owner:
             self._rehosts.pop(msg.run_id, None)
+            self._unrecorded.pop(msg.run_id, None)
             return  # ended (terminated, say) or taken over meanwhile
         workflow = lookup_workflow(record.workflow)
         assert workflow is not None  # it was started here, so it is registered
         self._start_run(
             StartRun.of_record(
-                record, workflow, record.status, resume_from=self._owner, resume_why=msg.why
+                record,
+                workflow,
+                record.status,
+                resume_from=self._owner,
+                resume_why=msg.why,
+                unrecorded=self._unrecorded.pop(msg.run_id, ()),
             )
         )
 
@@ -335,7 +356,10 @@ class Guardian(ProctorActor):
         self.journal.stop(block=False)
 
     def _journal_exited(self) -> None:
-        if self._shutdown is not None:
+        # Shutdown is over once the Timers and the ControlInbox have ended
+        # too: none of the runtime's own actors outlives close().
+        services = {ref.actor_urn for ref in (self._timers, self._control) if ref is not None}
+        if self._shutdown is not None and services <= self._services_ended:
             if self._shutdown.reply is not None:
                 self._shutdown.reply.set(None)
             self.exit(ExitReason.normal())

@@ -264,4 +264,8 @@ class Journal(ProctorActor):
             else:
                 append.reply.set_exception((type(error), error, error.__traceback__))
         if append.notify is not None and not (accepted and append.launch):
-            tell(append.notify, Journaled(tag=append.tag, outcomes=outcomes, error=error))
+            events = append.events if error is not None else ()
+            tell(
+                append.notify,
+                Journaled(tag=append.tag, outcomes=outcomes, error=error, events=events),
+            )

@@ -63,6 +63,9 @@ class ExitReason:
     #: report is how the result reaches the supervisor: one message, not two.
     #: None from a StepActor means it crashed outside the user's code.
     outcome: StepOutcome | None = None
+    #: A RunSupervisor stopped by a store failure: step ends it saw but the
+    #: store did not take, for the supervisor that hosts the run next.
+    unrecorded: tuple[NewEvent, ...] = ()
 
     @classmethod
     def normal(cls) -> ExitReason:
@@ -138,6 +141,9 @@ class Journaled:
     tag: Any
     outcomes: tuple[AppendOutcome, ...]
     error: BaseException | None = None
+    #: On error: the group that was not written (what it carried is not lost
+    #: to the sender, which may hand it over; see ``_handover``).
+    events: tuple[NewEvent, ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -200,6 +206,8 @@ class StartRun:
     #: future that gets that group's outcomes (``Runtime.start`` waits on it).
     create: NewEvent | None = None
     created: Future[Any] | None = None
+    #: Step ends the previous supervisor of this run saw and could not record.
+    unrecorded: tuple[NewEvent, ...] = ()
 
     @classmethod
     def of_record(
@@ -210,6 +218,7 @@ class StartRun:
         *,
         resume_from: str | None = None,
         resume_why: str | None = None,
+        unrecorded: tuple[NewEvent, ...] = (),
     ) -> StartRun:
         """Host a run that exists in the store (claimed, resumed or re-hosted)."""
         return cls(
@@ -222,6 +231,7 @@ class StartRun:
             cancel_source=record.cancel_source,
             resume_from=resume_from,
             resume_why=resume_why,
+            unrecorded=unrecorded,
         )
 
 
@@ -275,9 +285,15 @@ class GraceExpired:
 
 @dataclass(**_FROZEN)
 class Shutdown:
-    """Stop hosting: abandon in-flight steps, leave unfinished runs for resume."""
+    """Stop hosting: leave unfinished runs for resume.
+
+    Running steps are asked to stop and their ends awaited, so a result that
+    arrives meanwhile is recorded (A4); with ``abandon`` (the runtime gives up
+    waiting, or is killed) what still runs is abandoned at once.
+    """
 
     reply: Future[Any] | None = None
+    abandon: bool = False
 
 
 @dataclass(**_FROZEN)

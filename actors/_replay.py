@@ -130,6 +130,10 @@ class History:
             elif t is _E.CHILD_ENDED:
                 call.end = ev
 
+    def fold(self, ev: EventRecord) -> None:
+        """Take in a record written after the log was read (a takeover's own)."""
+        self._fold(ev)
+
     def lost_attempts(self) -> list[tuple[RecordedCall, int]]:
         """Step attempts the log shows running: their runtime died under them."""
         return [(c, attempt) for c in self.calls.values() for attempt in c.running]

@@ -267,26 +267,40 @@ class Runtime:
     def close(self) -> None:
         """Stop every actor of this runtime; unfinished runs stay in the store.
 
-        Steps still running are abandoned (``step_abandoned``) and unwind with
-        :class:`Terminated` at their next check. Waits up to
-        ``shutdown_timeout`` for their threads; a step that never checks is
-        reported in the log and left as a daemon thread.
+        Nothing new starts. Steps still running are asked to stop: they
+        unwind with :class:`Terminated` at their next check, and their
+        attempts are abandoned (``step_abandoned``) and run again by the next
+        runtime. A step that returns (or fails) before ``shutdown_timeout``
+        has its result recorded (A4), and the next runtime's replay returns
+        it without running the step again. A step still running after
+        ``shutdown_timeout`` is abandoned, reported in the log and left as a
+        daemon thread; its late result is discarded.
         """
         if self._closed:
             return
-        self._stop_actors()
+        self._stop_actors(abandon=False)
         self._store.close()
 
-    def _stop_actors(self) -> None:
+    def _stop_actors(self, *, abandon: bool) -> None:
         self._closed = True
         self._finalizer.detach()
+        deadline = time.monotonic() + self.shutdown_timeout
         done: pykka.Future[Any] = pykka.ThreadingFuture()
         try:
-            self._guardian.tell(Shutdown(reply=done))
-            done.get(timeout=ASK_TIMEOUT)
+            self._guardian.tell(Shutdown(reply=done, abandon=abandon))
+            try:
+                done.get(timeout=self.shutdown_timeout)
+            except pykka.Timeout:
+                # Steps that are still running now are abandoned: their
+                # results would come after this process stopped writing.
+                with contextlib.suppress(pykka.ActorDeadError):
+                    self._guardian.tell(Shutdown(abandon=True))
+                done.get(timeout=ASK_TIMEOUT)
         except (pykka.ActorDeadError, pykka.Timeout):
             logger.exception("runtime %s: guardian did not shut down cleanly", self.id)
-        if not self._census.wait_empty(self.shutdown_timeout):
+        # Threads of abandoned steps, and pooled threads on their way out.
+        grace = max(deadline - time.monotonic(), min(1.0, self.shutdown_timeout))
+        if not self._census.wait_empty(grace):
             logger.warning(
                 "runtime %s: %s still running user code that never checks its mailbox",
                 self.id,
@@ -305,7 +319,7 @@ class Runtime:
         if self._closed:
             return
         self._halted.set()
-        self._stop_actors()
+        self._stop_actors(abandon=True)
         # After the actors: a lease renewal already under way cannot undo it.
         self._store.expire_lease(self.id)
         self._store.close()

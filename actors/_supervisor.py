@@ -56,6 +56,7 @@ from actors._errors import (
     WorkflowFailed,
     describe,
 )
+from actors._handover import ends_of_lost, fold_written, unrecorded
 from actors._messages import (
     Append,
     Cancel,
@@ -240,10 +241,15 @@ class _Resumed:
     """Our takeover of a run whose runtime died; the history it was based on."""
 
     history: History
+    #: The takeover group: its handed-over step ends join the history.
+    group: tuple[NewEvent, ...] = ()
 
 
 #: How often a takeover is retried when the run's log grew while it was read.
 _RESUME_TRIES = 5
+#: After a store failure, how long (runtime clock) the supervisor waits for
+#: its running steps' ends before it abandons them and lets the run be re-hosted.
+_STORE_FAILURE_DRAIN = 5.0
 
 #: A run supervisor's exit kind -> the run's final state.
 _EXIT_STATUS = {
@@ -257,7 +263,7 @@ _EXIT_STATUS = {
 class RunSupervisor(ProctorActor):
     pooled = True
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - all of its state, until the supervisor is split
         self,
         *,
         census: Census,
@@ -280,6 +286,7 @@ class RunSupervisor(ProctorActor):
         create: NewEvent | None = None,
         created: pykka.Future[Any] | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        unrecorded: tuple[NewEvent, ...] = (),
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
@@ -313,6 +320,10 @@ class RunSupervisor(ProctorActor):
         self._resume_from = resume_from
         self._resume_why = resume_why
         self._resume_tries = 0
+        #: Step ends seen and not recorded (a store failure): a predecessor's,
+        #: written at takeover, or ours, for the successor (``_handover``).
+        self._handed: list[NewEvent] = list(unrecorded)
+        self._store_error: BaseException | None = None
         #: Replay (D2): the log being re-run, and whether the body is still in it.
         self._history: History | None = None
         self._replaying = False
@@ -386,7 +397,7 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, Terminate):
             self._on_terminate(message)
         elif isinstance(message, Shutdown):
-            self._on_shutdown()
+            self._on_shutdown(message)
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
         elif isinstance(message, Deadline):
@@ -401,11 +412,7 @@ class RunSupervisor(ProctorActor):
 
     def _on_journaled(self, msg: Journaled) -> None:
         if msg.error is not None:
-            # The store cannot take our records: stop driving the run, leave it
-            # unfinished in the store for a runtime that can (D2).
-            logger.error("run %s: journal failed: %s", self.run_id, msg.error)
-            self._abandon_steps("journal failure")
-            self.exit(ExitReason(kind=ExitKind.FAILED, error=msg.error))
+            self._on_store_failure(msg)
             return
         tag = msg.tag
         if not msg.accepted and not self._terminated and self._refusal_is_a_fault(msg):
@@ -416,15 +423,15 @@ class RunSupervisor(ProctorActor):
                 self._close_body()
                 self.exit(ExitReason(kind=ExitKind.TERMINATED))
                 return
-        if isinstance(tag, _RunEnded):
+        if _refused_as_ended(msg):
+            self._ended_elsewhere()
+        elif isinstance(tag, _RunEnded):
             self._on_run_ended(ExitReason(kind=tag.kind, data=tag.data), msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
             self._lost_ownership(msg.outcomes)
         elif isinstance(tag, _Resumed):
-            self._on_taken_over(tag.history, msg)
+            self._on_taken_over(tag.history, tag.group, msg)
         elif not msg.accepted or self._terminated:
-            # Fenced: the run went terminal under us (terminated). The Terminate
-            # message that follows every terminate does the cleanup.
             return
         elif isinstance(tag, _Started):
             started = msg.outcomes[0]
@@ -436,6 +443,10 @@ class RunSupervisor(ProctorActor):
                 # Cancelled before this supervisor existed: the record says why.
                 self._cancel = self._recorded_cancel()
             self._begin_body()
+        elif self._shutting_down and isinstance(
+            tag, _StepsScheduled | _ChildStartedNoWait | _RetryScheduled
+        ):
+            return  # nothing new starts; the log has the starts, resume runs them
         elif isinstance(tag, _StepsScheduled):
             self._spawn(tag.steps)
         elif isinstance(tag, _ChildStartedNoWait):
@@ -458,7 +469,7 @@ class RunSupervisor(ProctorActor):
                 events = self._reader.events(self.run_id)
                 steps = self._reader.steps(self.run_id)
         except StoreError as exc:
-            self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
+            self.exit(ExitReason(kind=ExitKind.FAILED, error=exc, unrecorded=tuple(self._handed)))
             return
         if record.status.is_terminal:
             # It ended, but the parent's log does not say so: the parent's
@@ -480,20 +491,21 @@ class RunSupervisor(ProctorActor):
                 why=self._resume_why,
             )
         ]
-        group += [
-            self._step_event(
-                _E.STEP_ABANDONED,
-                call.name,
-                call.call,
-                attempt,
-                reason=f"lost with runtime {record.owner}",
-                **call.end_data(),
-            )
-            for call, attempt in history.lost_attempts()
-        ]
-        self._append(*group, tag=_Resumed(history))
+        for call, attempt in history.lost_attempts():
+            # An end our predecessor saw but could not record is written now.
+            group += ends_of_lost(self._handed, call.call, attempt) or [
+                self._step_event(
+                    _E.STEP_ABANDONED,
+                    call.name,
+                    call.call,
+                    attempt,
+                    reason=f"lost with runtime {record.owner}",
+                    **call.end_data(),
+                )
+            ]
+        self._append(*group, tag=_Resumed(history, tuple(group)))
 
-    def _on_taken_over(self, history: History, msg: Journaled) -> None:
+    def _on_taken_over(self, history: History, group: tuple[NewEvent, ...], msg: Journaled) -> None:
         if not msg.accepted:
             # Someone wrote to the run after we read it (a cancel, or another
             # runtime that took it first): read again, or leave it.
@@ -509,6 +521,8 @@ class RunSupervisor(ProctorActor):
                 logger.info("run %s: not resumed: %s", self.run_id, refused)
                 self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
+        fold_written(history, group, msg.outcomes, time.time())
+        self._handed = []
         for call, attempt in history.lost_attempts():
             call.running.remove(attempt)
             call.lost = True
@@ -562,8 +576,7 @@ class RunSupervisor(ProctorActor):
         replay re-runs what we were doing."""
         refused = next(o for o in outcomes if isinstance(o, Refused) and o.fenced)
         logger.warning("run %s: no longer ours, stopping: %s", self.run_id, refused.reason)
-        if not self._shutting_down:
-            self._on_shutdown()
+        self._on_shutdown(Shutdown(abandon=True))
 
     # -- driving the body --------------------------------------------------------
 
@@ -585,6 +598,8 @@ class RunSupervisor(ProctorActor):
         A loop rather than recursion: replay resumes await after await from
         the log without waiting, however long the run's history is.
         """
+        if self._shutting_down:
+            return  # the runtime stops hosting the run: its body goes no further
         self._driving = True
         try:
             self._drive_body(value, error)
@@ -685,6 +700,15 @@ class RunSupervisor(ProctorActor):
                 waiting.values[call_id], waiting.errors[call_id] = recorded_outcome(
                     self.run_id, recorded
                 )
+                continue
+            if recorded is not None and recorded.kind == "step" and self._cancel_due():
+                # C3 on resume: the attempt in flight was lost (or the step
+                # waits out a back-off) and the run is cancelling now; a new
+                # attempt would start while cancelling, so none does. The
+                # await meets the cancel, as if the step had ended cancelled.
+                assert self._cancel is not None
+                waiting.values[call_id] = None
+                waiting.errors[call_id] = CancellationError(self._cancel.reason)
                 continue
             s = _Scheduled(
                 call_id,
@@ -1004,6 +1028,12 @@ class RunSupervisor(ProctorActor):
             ended = _CallEnded(
                 msg.call, error=_step_error(active.name, outcome, msg.attempt, escalated)
             )
+        elif self._shutting_down:
+            # It unwound at the shutdown's request, unfinished: the next
+            # runtime runs it again.
+            reason = "runtime shutdown"
+            self._record_event(self._step_event(_E.STEP_ABANDONED, *key, reason=reason, **beat))
+            return
         else:  # Unwound although the run was not terminated: user code raised it.
             exc = Terminated("step raised Terminated on its own")
             error = describe(exc)
@@ -1203,7 +1233,12 @@ class RunSupervisor(ProctorActor):
 
     def _on_retry_due(self, msg: RetryDue) -> None:
         backoff = self._backoff.get(msg.call)
-        if backoff is None or backoff.attempt != msg.attempt or self._terminated:
+        if (
+            backoff is None
+            or backoff.attempt != msg.attempt
+            or self._terminated
+            or self._shutting_down
+        ):
             return
         del self._backoff[msg.call]
         s = _Scheduled(
@@ -1222,8 +1257,8 @@ class RunSupervisor(ProctorActor):
     def _on_deadline(self, msg: Deadline) -> None:
         """H1: time out an attempt that ran too long or stopped heartbeating."""
         active = self._active.get(msg.call)
-        if active is None or active.attempt != msg.attempt:
-            return
+        if active is None or active.attempt != msg.attempt or self._shutting_down:
+            return  # shutting down: it is awaited until the runtime gives up
         step, now = active.call.step, self._clock.monotonic()
         due: list[tuple[float, str, float]] = []
         if step.timeout is not None:
@@ -1388,7 +1423,7 @@ class RunSupervisor(ProctorActor):
                 forwarded = Cancel(reason=cancel.reason, source="parent")
                 tell(self._journal, Append(events=(request,), deliver=((child.ref, forwarded),)))
 
-    def _on_terminate(self, msg: Terminate) -> None:
+    def _on_terminate(self, msg: Terminate, recorded: ExitReason | None = None) -> None:
         if self._terminated:
             return
         # T2: from here the body gets no say: no CancellationError, no shield,
@@ -1397,7 +1432,24 @@ class RunSupervisor(ProctorActor):
         self.state = RunState.TERMINATED
         self._abandon_steps(msg.reason)
         self._terminate_children(msg.reason)
-        self.exit(ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
+        self.exit(recorded or ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
+
+    def _ended_elsewhere(self) -> None:
+        """The store refused our records because the run already ended.
+
+        A terminate whose message could not reach this supervisor (written
+        before it existed, or forwarded while the directory did not list it)
+        is learnt here instead: the run stops as if the Terminate had come, and
+        its exit, which its parent records, is the one the store holds.
+        """
+        try:
+            record = self._reader.find_run(self.run_id)
+        except StoreError:
+            record = None
+        if record is None or not record.status.is_terminal:
+            self._on_terminate(Terminate(reason=None))
+            return
+        self._on_terminate(Terminate(reason=record.terminate_reason), _recorded_exit(record))
 
     def _terminate_children(self, reason: str | None) -> None:
         """T4: every child run is terminated with us, whatever its shields.
@@ -1413,18 +1465,64 @@ class RunSupervisor(ProctorActor):
             tell(child.ref, Terminate(reason=reason))
         self._children.clear()
 
-    def _on_shutdown(self) -> None:
+    def _on_shutdown(self, msg: Shutdown) -> None:
         """The runtime stops hosting: leave the run (and its children) for resume.
 
-        Like an OTP supervisor, this one stops its children and waits for them
-        before it ends, so none writes after the Journal is gone.
+        The body goes no further and nothing new starts. Running steps are
+        asked to stop (a busy one unwinds at its next check and is
+        abandoned), but their ends are awaited: a result that arrives
+        meanwhile is recorded (A4), so the next runtime's replay returns it
+        instead of running the step again. ``abandon``: stop waiting; what
+        still runs is abandoned now. Like an OTP supervisor, this one stops
+        its children and waits for them before it ends, so none writes after
+        the Journal is gone.
         """
+        first = not self._shutting_down
         self._shutting_down = True
-        self._abandon_steps("runtime shutdown")
-        for child in self._children.values():
-            tell(child.ref, Shutdown())
-        if not self._children:
+        self._waiting = None  # the body is resumed no more
+        if msg.abandon:
+            self._abandon_steps("runtime shutdown")
+        elif first:
+            for active in self._active.values():
+                tell(active.ref, Terminate(reason="runtime shutdown"))
+        if first or msg.abandon:
+            for child in self._children.values():
+                tell(child.ref, Shutdown(abandon=msg.abandon))
+        self._exit_if_drained()
+
+    def _exit_if_drained(self) -> None:
+        """Shutting down: end once no step attempt and no child run is left."""
+        if not self._shutting_down or self._active or self._children:
+            return
+        if self._store_error is None:
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
+            return
+        handed = tuple(self._handed)
+        self.exit(ExitReason(kind=ExitKind.FAILED, error=self._store_error, unrecorded=handed))
+
+    def _on_store_failure(self, msg: Journaled) -> None:
+        """The store cannot take our records: stop driving the run, leave it
+        unfinished for a supervisor that can (the Guardian hosts it again
+        after a back-off, D2), and lose no step end on the way.
+
+        The step ends in the failed group, and those of steps that return
+        while this supervisor stops (as at a shutdown), go to the successor
+        in the exit report (``_handover``).
+        """
+        self._handed += [e for e in unrecorded(self.run_id, msg.events) if e not in self._handed]
+        if isinstance(msg.tag, _StepsScheduled):
+            for s in msg.tag.steps:  # never launched: no exit report will come
+                active = self._active.get(s.call_id)
+                if active is not None and active.attempt == s.attempt:
+                    del self._active[s.call_id]
+        if self._store_error is None:
+            logger.error("run %s: journal failed: %s", self.run_id, msg.error)
+            self._store_error = msg.error
+            if not self._shutting_down:
+                self._on_shutdown(Shutdown())
+                due = self._clock.monotonic() + _STORE_FAILURE_DRAIN
+                self._schedule_timer(("drain", 0), due, Shutdown(abandon=True))
+        self._exit_if_drained()
 
     def _abandon_steps(self, reason: str | None) -> None:
         """Leave every running attempt; a busy one unwinds at its next check (T3)."""
@@ -1475,8 +1573,7 @@ class RunSupervisor(ProctorActor):
                     if not self._children:
                         self.exit(self._linger)
                 elif self._shutting_down:
-                    if not self._children:
-                        self.exit(ExitReason(kind=ExitKind.TERMINATED))
+                    self._exit_if_drained()
                 elif not self._terminated:
                     self._on_child_ended(call_id, child, msg.reason)
                 return
@@ -1491,6 +1588,7 @@ class RunSupervisor(ProctorActor):
                 self._on_step_finished(
                     StepFinished(call=call_id, attempt=active.attempt, outcome=outcome)
                 )
+                self._exit_if_drained()
                 return
 
     # -- ending the run ----------------------------------------------------------
@@ -1525,6 +1623,9 @@ class RunSupervisor(ProctorActor):
         """
         if self._unsent:
             events, self._unsent = (*self._unsent, *events), []
+        if self._store_error is not None:  # kept for the successor instead
+            self._handed += unrecorded(self.run_id, events)
+            return
         reply, self._created = self._created, None
         tell(
             self._journal,
@@ -1575,6 +1676,14 @@ def child_outcome(
     if status is RunState.TERMINATED:
         return status, RunTerminated(run_id, data.get("reason"))
     return RunState.FAILED, WorkflowFailed(run_id, data.get("error"))
+
+
+def _refused_as_ended(msg: Journaled) -> bool:
+    """Whether the store refused the group because the run is terminal (not fenced)."""
+    return any(
+        isinstance(o, Refused) and not o.fenced and o.status is not None and o.status.is_terminal
+        for o in msg.outcomes
+    )
 
 
 def _recorded_exit(record: RunRecord) -> ExitReason:

@@ -481,18 +481,30 @@ class Store:
     def orphaned_runs(
         self, workflows: Sequence[str], *, me: str, limit: int = 100
     ) -> list[tuple[RunRecord, str]]:
-        """Unfinished top-level runs of ``workflows`` whose owner is dead, and why.
+        """Unfinished runs of ``workflows`` whose owner is dead and that nobody
+        else will resume, and why.
 
-        Child runs are resumed by their parent's replay, never on their own.
+        A top-level run is resumed here. A child run is resumed by its parent's
+        replay while its parent is unfinished and its log does not record the
+        child's end; otherwise (a child abandoned by a parent that ended, or
+        one whose parent no longer waits for it) nobody would, so it is
+        resumed here too. Never both: two resumers of one child would race,
+        and the parent of the loser would record an end that did not happen.
         """
         if not workflows:
             return []
         marks = ", ".join("?" * len(workflows))
         unfinished = [RunState.PENDING, RunState.RUNNING, RunState.CANCELLING]
+        terminal = ", ".join(f"'{s.value}'" for s in TERMINAL_STATES)
         rows = self._query(
-            f"SELECT * FROM runs WHERE status IN (?, ?, ?) AND parent_run_id IS NULL"
-            f" AND owner IS NOT NULL AND owner != ? AND workflow IN ({marks})"
-            f" ORDER BY created_at, run_id",
+            f"SELECT r.* FROM runs AS r LEFT JOIN runs AS p ON p.run_id = r.parent_run_id"
+            f" WHERE r.status IN (?, ?, ?) AND r.owner IS NOT NULL AND r.owner != ?"
+            f" AND r.workflow IN ({marks})"
+            f" AND (r.parent_run_id IS NULL OR p.run_id IS NULL OR p.status IN ({terminal})"
+            f"  OR EXISTS (SELECT 1 FROM events AS e WHERE e.run_id = p.run_id"
+            f"   AND e.type = '{_E.CHILD_ENDED.value}'"
+            f"   AND json_extract(e.data, '$.child_run_id') = r.run_id))"
+            f" ORDER BY r.created_at, r.run_id",
             (*(s.value for s in unfinished), me, *workflows),
         )
         runtimes = {r.owner: r for r in self.runtimes()}

@@ -57,6 +57,25 @@ def deaf(folder: str, key: str) -> str:
     return key
 
 
+@step()
+def finishes_late(folder: str, key: str) -> str:
+    """Never checks its mailbox: it finishes once its runtime, stopping, has
+    asked it to (the request waits unread in its mailbox), as a charge in
+    flight at SIGTERM would."""
+    ctx = get_context()
+    nth = _runs(folder, key)
+    Path(folder, f"{key}.started.{nth}").touch()
+    inbox = ctx._inbox  # type: ignore[attr-defined]
+    while nth == 1 and inbox.empty():
+        time.sleep(0.001)
+    return key
+
+
+@workflow()
+async def charges(folder: str) -> list[str]:
+    return [await mark(folder, "a"), await finishes_late(folder, "b"), await mark(folder, "c")]
+
+
 @workflow()
 async def pipeline(folder: str) -> list[str]:
     return [await mark(folder, "a"), await hold(folder, "b"), await mark(folder, "c")]

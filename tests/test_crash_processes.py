@@ -99,6 +99,24 @@ def test_D2_killed_inside_a_step_the_step_runs_again_once_and_the_log_says_so(
     assert "is gone" in resumed[0].data["why"]  # noticed by pid, not by waiting for the lease
 
 
+def test_D2_a_step_that_returns_while_its_worker_stops_on_SIGTERM_never_runs_again(
+    workers: list[Worker], db: Path, tmp_path: Path, folder: Path
+) -> None:
+    first = spawn(workers, db, tmp_path)
+    run_id = start(db, "charges", folder)
+    started(folder, "b", 1)
+    assert first.stop() == 0  # SIGTERM: step b returns while the worker stops
+    log = events(db, run_id)
+    assert [(e.type.value, e.call) for e in log][-1] == ("step_completed", 1)
+
+    spawn(workers, db, tmp_path)
+    final = finished(db, run_id)
+    assert final.status is RunState.COMPLETED
+    assert final.result == ["a", "b", "c"]
+    assert (runs(folder, "a"), runs(folder, "b"), runs(folder, "c")) == (1, 1, 1)
+    assert "step_reexecuted" not in types(db, run_id)
+
+
 def test_D2_killed_between_two_steps_nothing_runs_twice(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
@@ -168,7 +186,7 @@ def test_D2_a_cancel_buffered_by_a_shield_survives_the_crash(
     assert types(db, run_id)[-3:] == ["shield_exited", "cancel_delivered", "run_cancelled"]
 
 
-def test_D2_killed_while_cancelling_the_resumed_step_meets_the_cancel(
+def test_C3_killed_while_cancelling_the_lost_step_is_not_started_again(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
     first = spawn(workers, db, tmp_path)
@@ -178,14 +196,16 @@ def test_D2_killed_while_cancelling_the_resumed_step_meets_the_cancel(
     assert record(db, run_id).status is RunState.CANCELLING  # the step has not checked yet
     first.kill()
 
-    release(folder, "deaf")  # the next attempt checks at once
+    release(folder, "deaf")  # a next attempt would check at once
     spawn(workers, db, tmp_path)
     final = finished(db, run_id)
 
     assert final.status is RunState.CANCELLED
-    assert (runs(folder, "deaf"), runs(folder, "cleanup")) == (2, 1)
+    # C3: no attempt starts while cancelling; the body meets the cancel at the await.
+    assert (runs(folder, "deaf"), runs(folder, "cleanup")) == (1, 1)
     log = events(db, run_id)
-    assert [e.attempt for e in log if e.type.value == "step_cancelled"] == [2]
+    assert [e.type.value for e in log if e.type.value.startswith("step_re")] == []
+    assert [e.attempt for e in log if e.type.value == "step_abandoned"] == [1]
 
 
 def test_D3_cancel_and_terminate_sent_while_no_worker_lives_take_effect_on_resume(
@@ -203,12 +223,12 @@ def test_D3_cancel_and_terminate_sent_while_no_worker_lives_take_effect_on_resum
     assert record(db, to_terminate).status is RunState.TERMINATED  # T1: at once, no worker needed
 
     spawn(workers, db, tmp_path)
-    started(folder, "cleanup", 1)  # the resumed `work` attempt met the cancel
+    started(folder, "cleanup", 1)  # the resumed body met the cancel at its await
     release(folder, "cleanup")
     final = finished(db, to_cancel)
     assert final.status is RunState.CANCELLED
     assert final.cancel_reason == "while down"
-    assert runs(folder, "work") == 2
+    assert runs(folder, "work") == 1  # C3: not started again while cancelling
     assert runs(folder, "cleanup") == 1
     assert record(db, to_terminate).status is RunState.TERMINATED
     assert runs(folder, "b") == 1  # a terminated run is never resumed

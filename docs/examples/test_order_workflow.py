@@ -86,6 +86,9 @@ def test_crash_after_an_event_and_resume(proctor):
     run = proctor.runtime.start(order, "o-2")
     assert crashed.wait(10)
     proctor.restart()  # a new runtime resumes the run by replay
+    # The lost attempt runs again; a cancel that came first would have met
+    # the body at that await instead, without running the step again (C3).
+    proctor.wait_for_event(run, "step_reexecuted")
     proctor.runtime.cancel(run.run_id, "customer left")
     proctor.wait_for_status(run, "cancelled")
     proctor.assert_events(
