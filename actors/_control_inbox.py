@@ -159,7 +159,9 @@ class ControlInbox(ProctorActor):
             if version != self._version:
                 self._version = version
                 self._deliver(self._store.control_requests(after=self._cursor))
-                if self._claim_runs:
+                if self._claim_runs and not self._census.slots.statistics()[1]:
+                    # Backpressure (DBOS's worker_concurrency): a worker whose
+                    # steps already wait for slots leaves new runs to others.
                     self._claim()
             now = self._clock.monotonic()
             if now >= self._next_renewal:

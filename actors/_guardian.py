@@ -27,6 +27,7 @@ from actors._messages import (
     Append,
     Cancel,
     ChildExited,
+    ControlAppend,
     ExitKind,
     ExitReason,
     GraceExpired,
@@ -313,7 +314,7 @@ class Guardian(ProctorActor):
         reason = f"cancel grace expired ({msg.reason})" if msg.reason else "cancel grace expired"
         events = tuple(terminate_request(msg.run_id, reason, source="grace", origin=self._owner))
         deliver = ((ref, Terminate(reason=reason)),) if ref is not None else ()
-        tell(self.journal, Append(events=events, deliver=deliver))
+        tell(self.journal, ControlAppend(events=events, deliver=deliver))
 
     def _stop_services(self) -> None:
         if self._timers is not None:

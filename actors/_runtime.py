@@ -27,8 +27,8 @@ from actors._definitions import WorkflowDef
 from actors._errors import RunCancelled, RunTerminated, WorkflowFailed
 from actors._guardian import Directory, GetWiring, Guardian, Wiring
 from actors._messages import (
-    Append,
     Cancel,
+    ControlAppend,
     GraceExpired,
     ScheduleTimer,
     Shutdown,
@@ -36,6 +36,7 @@ from actors._messages import (
     TerminateTree,
 )
 from actors._messages import Terminate as TerminateMsg
+from actors._slots import check_max_concurrent_steps
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_LEASE_TTL,
@@ -152,6 +153,13 @@ class Runtime:
         lease_ttl: how long this runtime's lease lasts unless renewed (it is
             renewed every third of it). A runtime that stops renewing (a hung
             or partitioned process) loses its runs after this long.
+        max_concurrent_steps: how many step attempts run at once, at most
+            (Temporal's ``max_concurrent_activities``); the others wait,
+            recorded as ``waiting`` (``step_waiting``), and start in the order
+            they were decided as slots free. Default: 50 per CPU, at least 16.
+            An abandoned attempt (terminate, timeout) holds its slot until its
+            code returns. Raises ``TypeError``/``ValueError`` if not an int
+            of at least 1.
     """
 
     def __init__(
@@ -166,7 +174,10 @@ class Runtime:
         control_interval: float = CONTROL_INTERVAL,
         resume: bool = True,
         lease_ttl: float = DEFAULT_LEASE_TTL,
+        max_concurrent_steps: int | None = None,
     ) -> None:
+        if max_concurrent_steps is not None:
+            check_max_concurrent_steps(max_concurrent_steps)
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
         self.db = os.fspath(db)
         self.clock: Clock = clock or SystemClock()
@@ -179,7 +190,7 @@ class Runtime:
         except BaseException:
             self._store.close()
             raise
-        self._census = Census()
+        self._census = Census(max_concurrent_steps)
         self._directory = Directory()
         self._watchers = _Watchers()
         self._closed = False
@@ -441,7 +452,8 @@ class Runtime:
         self, *events: NewEvent, deliver: tuple[tuple[Any, Any], ...] = ()
     ) -> tuple[AppendOutcome, ...]:
         reply: pykka.Future[tuple[AppendOutcome, ...]] = pykka.ThreadingFuture()
-        self._journal.tell(Append(events=events, reply=reply, deliver=deliver))
+        # Control-first: a cancel does not wait behind the Journal's backlog.
+        self._journal.tell(ControlAppend(events=events, reply=reply, deliver=deliver))
         return self._answer(reply)
 
     def _answer(

@@ -30,6 +30,7 @@ from actors._messages import (
     StepOutcome,
     Unwound,
 )
+from actors._slots import Ticket
 from persistence import dumps
 
 #: How a step attempt's actor ends, by the step's outcome.
@@ -60,6 +61,7 @@ class StepActor(ProctorActor):
         last_heartbeat_details: Any = None,
         clock: Callable[[], float] | None = None,
         beats: BeatBox | None = None,
+        ticket: Ticket | None = None,
     ) -> None:
         name = f"StepActor {step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
@@ -75,6 +77,20 @@ class StepActor(ProctorActor):
         self._last_heartbeat_details = last_heartbeat_details
         self._clock = clock
         self._beats = beats
+        #: The step slot this attempt holds (StepSlots): given back when its
+        #: thread leaves the user's code, or if it is never launched.
+        self._ticket = ticket
+
+    def discard(self) -> None:
+        super().discard()
+        self._release_slot()
+
+    def stopping(self) -> None:
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._ticket is not None:
+            self._ticket.release()
 
     def started(self) -> None:
         ctx = StepContext(
@@ -90,6 +106,9 @@ class StepActor(ProctorActor):
             clock=self._clock,
         )
         outcome = self._run(ctx)
+        # The latest heartbeat the throttle held back reaches the store before
+        # the attempt's end does (H1: none is lost).
+        ctx.flush_heartbeat()
         kind = _EXIT_KIND[type(outcome)]
         self.exit(ExitReason(kind=kind, error=getattr(outcome, "exception", None), outcome=outcome))
 
