@@ -193,6 +193,7 @@ class Guardian(ProctorActor):
             self._rehost(message)
         elif isinstance(message, Shutdown):
             self._shutdown = message
+            self._census.slots.close()  # no waiting step starts any more
             if self._control is not None:
                 self._control.stop(block=False)  # take no new runs
             for ref in self._runs.values():

@@ -103,19 +103,26 @@ class StepSlots:
         #: until it reaches the head (withdrawing from the middle is O(1)).
         self._queue: deque[Ticket] = deque()
         self._waiting = 0
+        self._closed = False
 
     def request(self, on_grant: Callable[[], bool]) -> Ticket:
         """A ticket for one attempt: granted now if a slot is free and nobody
         waits; otherwise queued, and ``on_grant()`` is called when its turn comes."""
         ticket = Ticket(self, on_grant)
         with self._lock:
-            if self._free > 0 and not self._waiting:
+            if self._free > 0 and not self._waiting and not self._closed:
                 self._free -= 1
                 ticket._state = _TicketState.GRANTED
             else:
                 self._queue.append(ticket)
                 self._waiting += 1
         return ticket
+
+    def close(self) -> None:
+        """The runtime stops (A4: it starts nothing new): no ticket is granted
+        from now on, new or waiting; their holders still release them."""
+        with self._lock:
+            self._closed = True
 
     def statistics(self) -> tuple[int, int]:
         """(attempts holding a slot, attempts waiting for one): a snapshot."""
@@ -141,7 +148,7 @@ class StepSlots:
 
     def _next_waiting(self) -> Ticket | None:
         """Hand the freed slot to the oldest waiting ticket, or free it (lock held)."""
-        while self._queue:
+        while self._queue and not self._closed:
             ticket = self._queue.popleft()
             if ticket._state is _TicketState.WAITING:
                 self._waiting -= 1

@@ -349,3 +349,18 @@ def test_overload_step_slots_grant_in_order_and_skip_withdrawn_tickets() -> None
     c.release()
     assert slots.statistics() == (0, 0)
     assert not withdrawn.granted
+
+
+def test_overload_a_closing_runtime_starts_no_waiting_step() -> None:
+    """A4: once the runtime stops, a freed slot is granted to nobody."""
+    slots = StepSlots(1)
+    got: list[str] = []
+    holder = slots.request(lambda: got.append("holder") is None)
+    waiter = slots.request(lambda: got.append("waiter") is None)
+    slots.close()
+    holder.release()
+    late = slots.request(lambda: got.append("late") is None)
+    assert (got, waiter.granted, late.granted) == ([], False, False)
+    waiter.release()
+    late.release()
+    assert slots.statistics() == (0, 0)
