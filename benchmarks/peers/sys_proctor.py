@@ -62,7 +62,10 @@ async def in_flight(key: str) -> None:
 
 def main() -> None:
     args = parse()
-    with Runtime(args.db, resume=False) as rt:
+    # In flight: every run parked in its step at once, as the peers run them
+    # (DBOS and PyWorkflow do not bound them); so as many step slots as runs.
+    slots = {"max_concurrent_steps": args.runs} if args.scenario == "inflight" else {}
+    with Runtime(args.db, resume=False, **slots) as rt:
         if args.scenario in ("sequential", "concurrent"):
             window = 1 if args.scenario == "sequential" else args.concurrency
             throughput(
