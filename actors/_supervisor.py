@@ -722,6 +722,11 @@ class RunSupervisor(ProctorActor):
         s = self._queued.get(msg.call)
         if s is None or s.attempt != msg.attempt:
             return  # withdrawn (cancel): its ticket was released then
+        if self._cancel_due() and not s.shielded and self._cancel is not None:
+            # C3: the run was cancelling before this supervisor hosted it (a
+            # resumed run): its waiting attempt never starts either.
+            self._end_waiting(_E.STEP_CANCELLED, self._cancel.reason, shielded=False)
+            return
         del self._queued[msg.call]
         if self._terminated or self._finishing or self._shutting_down:
             assert s.ticket is not None
