@@ -6,6 +6,10 @@ whatever control messages wait there. The result, or the failure, goes back
 to the RunSupervisor in the actor's exit report (``ExitReason.outcome``), the
 one message every actor sends its supervisor when it stops; a supervisor that
 has abandoned this attempt (terminate) simply no longer listens.
+
+An attempt holds one of its runtime's step slots (``StepSlots``) from its
+launch until its thread leaves the user's code, abandoned or not; it gives
+it back itself, so the bound counts threads really running step code.
 """
 
 from __future__ import annotations

@@ -86,6 +86,35 @@ class Sampler:
         self._thread.join()
 
 
+class LeaseWatch:
+    """Reads the runtime's lease renewals from the store every 0.1 s; keeps
+    the longest gap between two (renewed every third of the lease: 3.3 s)."""
+
+    def __init__(self, db: str, owner: str) -> None:
+        self.max_gap = 0.0
+        self._db, self._owner = db, owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(f"file:{self._db}?mode=ro", uri=True, timeout=30)
+        last = None
+        while not self._stop.wait(0.1):
+            row = conn.execute(
+                "SELECT heartbeat_at FROM runtimes WHERE owner = ?", (self._owner,)
+            ).fetchone()
+            if row and last is not None and row[0] != last:
+                self.max_gap = max(self.max_gap, row[0] - last)
+            last = row[0] if row else last
+        conn.close()
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.max_gap
+
+
 def pct(samples: list[float], q: float) -> float:
     if not samples:
         return float("nan")
@@ -181,6 +210,7 @@ def one_size(n: int, args: argparse.Namespace, sampler: Sampler) -> dict[str, An
     # The slot settings, reported; absent from a runtime without step slots.
     slots = getattr(rt._census, "slots", None)
     out["max_concurrent_steps"] = slots.limit if slots is not None else "unbounded"
+    lease = LeaseWatch(db, rt.id)
     try:
         ids, starts = start_all(rt, n, "c", args.budget)
         out["started"] = len(ids)
@@ -205,6 +235,7 @@ def one_size(n: int, args: argparse.Namespace, sampler: Sampler) -> dict[str, An
         out["peak_threads_terminate_round"] = sampler.peak_threads
         out["peak_rss_mb"] = sampler.peak_rss
     finally:
+        out["lease_renewal_max_gap_s"] = lease.stop()
         t0 = time.perf_counter()
         rt.close()
         out["close_s"] = time.perf_counter() - t0
@@ -255,6 +286,7 @@ def main() -> None:
         "terminate_all_s",
         "kb_per_run",
         "peak_threads_cancel_round",
+        "lease_renewal_max_gap_s",
         "close_s",
     ]
     print(" | ".join(keys))
