@@ -26,7 +26,7 @@ from actors import (
 from actors._messages import Append, RenewLease
 from actors._slots import StepSlots
 from cli import cli
-from persistence import NewEvent, Store, cancel_request
+from persistence import EventType, NewEvent, Store, cancel_request
 from tests.conftest import (
     GATES,
     NOTES,
@@ -366,3 +366,58 @@ def test_overload_a_closing_runtime_starts_no_waiting_step() -> None:
     waiter.release()
     late.release()
     assert slots.statistics() == (0, 0)
+
+
+def create_unowned(db: Path, key: str, workflow: str = one_counted.name) -> str:
+    """A run nobody owns yet, as `proctor start` writes it."""
+    run_id = f"unowned-{key}"
+    created = NewEvent(
+        run_id=run_id,
+        type=EventType.RUN_CREATED,
+        data={"workflow": workflow, "args": [key], "kwargs": {}, "owner": None},
+    )
+    with Store.open(db) as store:
+        store.append([created])
+    return run_id
+
+
+def test_overload_a_worker_whose_steps_wait_claims_no_new_runs(
+    runtimes: list[Runtime], db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backpressure (DBOS's worker_concurrency): runs are left to other
+    workers while this one's steps wait for slots."""
+    polls: list[int] = []
+    claims: list[int] = []
+    control_requests, claimable = Store.control_requests, Store.claimable
+
+    def spy_poll(self: Store, **kw: Any) -> Any:
+        polls.append(1)
+        return control_requests(self, **kw)
+
+    def spy_claim(self: Store, workflows: Any, **kw: Any) -> Any:
+        claims.append(1)
+        return claimable(self, workflows, **kw)
+
+    monkeypatch.setattr(Store, "control_requests", spy_poll)
+    monkeypatch.setattr(Store, "claimable", spy_claim)
+    rt = open_rt(runtimes, db, claim_runs=True, max_concurrent_steps=1)
+    first = create_unowned(db, "first")
+    wait_until(lambda: entered() == ["first"])
+    second = create_unowned(db, "second")
+    wait_until(lambda: step_status(rt, second) == [StepState.WAITING])
+    claimed = len(claims)
+    # Two more polls of the ControlInbox, each after a write of its own: the
+    # first one saw the third run, and has made its decision by the second.
+    third = create_unowned(db, "third")
+    for poke in range(2):  # runs of a workflow nobody serves: writes, nothing more
+        seen = len(polls)
+        create_unowned(db, f"poke{poke}", workflow="tests.nobody_serves_this")
+        wait_until(lambda seen=seen: len(polls) > seen)
+    assert len(claims) == claimed
+    assert rt.get_run(third).owner is None
+    for key in ("first", "second", "third"):
+        gate(key).set()
+    wait_until(lambda: rt.get_run(third).owner == rt.id)  # claimed once nothing waits
+    assert rt.handle(first).result(timeout=10) == "first"
+    assert rt.handle(third).result(timeout=10) == "third"
+    assert rt.handle(second).result(timeout=10) == "second"
