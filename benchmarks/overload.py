@@ -190,6 +190,7 @@ def stop_round(
     calls = control_all(rt, ids, verb, budget)
     out[f"{verb}_call_p50_ms"] = 1000 * pct(calls, 0.5)
     out[f"{verb}_call_p99_ms"] = 1000 * pct(calls, 0.99)
+    out[f"{verb}_calls_s"] = sum(calls)  # the calls alone, one after another
     status = "cancelled" if verb == "cancel" else "terminated"
     left = max(1.0, budget - (time.perf_counter() - t0))
     done = wait_status(db, status, ids, left)
@@ -281,8 +282,10 @@ def main() -> None:
         "start_p99_ms",
         "start_max_ms",
         "cancel_call_p99_ms",
+        "cancel_calls_s",
         "cancel_all_s",
         "terminate_call_p99_ms",
+        "terminate_calls_s",
         "terminate_all_s",
         "kb_per_run",
         "peak_threads_cancel_round",

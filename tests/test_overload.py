@@ -26,7 +26,7 @@ from actors import (
 from actors._messages import Append, RenewLease
 from actors._slots import StepSlots
 from cli import cli
-from persistence import EventType, NewEvent, Store, cancel_request
+from persistence import EventType, NewEvent, Store, StoreLocked, cancel_request
 from tests.conftest import (
     GATES,
     NOTES,
@@ -421,3 +421,24 @@ def test_overload_a_worker_whose_steps_wait_claims_no_new_runs(
     assert rt.handle(first).result(timeout=10) == "first"
     assert rt.handle(third).result(timeout=10) == "third"
     assert rt.handle(second).result(timeout=10) == "second"
+
+
+def test_overload_lease_renewal_waits_for_no_read_of_the_store(
+    runtimes: list[Runtime], db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ControlInbox renews the lease before it reads the store, so a poll
+    that cannot read (or reads a long backlog) does not hold the renewal up."""
+
+    def unreadable(self: Store) -> int:
+        raise StoreLocked("the store is locked by another process (test)")
+
+    monkeypatch.setattr(Store, "data_version", unreadable)
+    rt = open_rt(runtimes, db, lease_ttl=0.3)  # renewed every 0.1 s
+
+    def renewed_at() -> float:
+        with Store.open(db, readonly=True) as store:
+            (me,) = [r for r in store.runtimes() if r.owner == rt.id]
+            return me.heartbeat_at
+
+    first = renewed_at()
+    wait_until(lambda: renewed_at() > first)
