@@ -103,6 +103,9 @@ class StepSlots:
         #: until it reaches the head (withdrawing from the middle is O(1)).
         self._queue: deque[Ticket] = deque()
         self._waiting = 0
+        #: Released tickets still in the queue; swept once they outnumber
+        #: the waiting ones, so withdrawals never grow it without bound.
+        self._withdrawn = 0
         self._closed = False
 
     def request(self, on_grant: Callable[[], bool]) -> Ticket:
@@ -134,6 +137,10 @@ class StepSlots:
             state, ticket._state = ticket._state, _TicketState.RELEASED
             if state is _TicketState.WAITING:
                 self._waiting -= 1  # skipped when it reaches the head
+                self._withdrawn += 1
+                if self._withdrawn > max(64, self._waiting):
+                    self._queue = deque(t for t in self._queue if t._state is _TicketState.WAITING)
+                    self._withdrawn = 0
                 return
             if state is _TicketState.RELEASED:
                 return
@@ -150,7 +157,9 @@ class StepSlots:
         """Hand the freed slot to the oldest waiting ticket, or free it (lock held)."""
         while self._queue and not self._closed:
             ticket = self._queue.popleft()
-            if ticket._state is _TicketState.WAITING:
+            if ticket._state is not _TicketState.WAITING:
+                self._withdrawn -= 1
+            else:
                 self._waiting -= 1
                 ticket._state = _TicketState.GRANTED
                 return ticket

@@ -442,3 +442,17 @@ def test_overload_lease_renewal_waits_for_no_read_of_the_store(
 
     first = renewed_at()
     wait_until(lambda: renewed_at() > first)
+
+
+def test_overload_withdrawn_tickets_do_not_pile_up() -> None:
+    """Cancelling waiting runs while no slot frees keeps the line short."""
+    slots = StepSlots(1)
+    holder = slots.request(lambda: True)
+    for _ in range(10_000):
+        slots.request(lambda: True).release()
+    last = slots.request(lambda: True)
+    assert len(slots._queue) <= 65
+    holder.release()
+    assert last.granted  # the withdrawn ones were skipped
+    last.release()
+    assert slots.statistics() == (0, 0)
