@@ -30,6 +30,7 @@ import pykka
 from pykka._envelope import Envelope
 
 from actors._messages import ChildExited, ControlMessage, ExitKind, ExitReason
+from actors._slots import StepSlots, default_max_concurrent_steps
 from actors._threads import ThreadPool
 from actors._undeliverable import refuse
 from persistence import ProctorError
@@ -122,14 +123,18 @@ class Census:
     Short-lived actors (``pooled = True``: step attempts and run supervisors)
     borrow their thread from the census's :class:`ThreadPool`; the others
     (Guardian, Journal, Timers, ControlInbox) live as long as the runtime and
-    own theirs.
+    own theirs. How many step attempts may run at once is its
+    :class:`StepSlots`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_concurrent_steps: int | None = None) -> None:
         self._cond = threading.Condition()
         self._live: dict[str, str] = {}
         self._threads: list[threading.Thread] = []
         self.pool = ThreadPool("proctor")
+        if max_concurrent_steps is None:
+            max_concurrent_steps = default_max_concurrent_steps()
+        self.slots = StepSlots(max_concurrent_steps)
 
     def enter(self, urn: str, name: str, *, pooled: bool) -> None:
         """An actor starts, on its own thread or (``pooled``) a lent one.

@@ -133,10 +133,14 @@ class StepContext(Context):
         self.call = call
         self.attempt: int = attempt
         self.last_heartbeat_details = last_heartbeat_details
-        #: The JSON of this attempt's latest details (None: it gave none yet).
-        self._details_json: str | None = None
         self.last_heartbeat_at: float | None = None
         self._recorded_at: float | None = None
+        #: The latest details as JSON, sent with every recorded heartbeat (the
+        #: Journal keeps only an attempt's newest one of a batch), and whether
+        #: a heartbeat since the last record is still unrecorded.
+        self._details_json: str | None = None
+        self._unrecorded = False
+        self._beat_at = 0.0
         self._inbox = inbox
         self._journal = journal
         self._cancel: Cancel | None = cancel
@@ -201,22 +205,30 @@ class StepContext(Context):
             # One atomic store, read by the supervisor when a deadline is due
             # and when the attempt ends (its end record carries the latest).
             self._beats.last = (self._runtime_now(), self.last_heartbeat_details)
-        # The store keeps the latest heartbeat; a chatty step costs one write a
-        # second. Each write carries the latest details, so a write skipped
-        # here is made good by the next one, or by the attempt's end record.
+        # The store keeps the latest heartbeat; a chatty step costs one write
+        # a second, and the one held back last is written at its end.
+        self._unrecorded = True
+        self._beat_at = time.time()
         if self._recorded_at is None or now - self._recorded_at >= HEARTBEAT_RECORD_INTERVAL:
             self._recorded_at = now
-            tell(
-                self._journal,
-                Heartbeat(
-                    run_id=self.run_id,
-                    call=self.call,
-                    attempt=self.attempt,
-                    at=time.time(),
-                    details_json=self._details_json,
-                ),
-            )
+            self.flush_heartbeat()
         return self.check_cancellation()
+
+    def flush_heartbeat(self) -> None:
+        """Send the latest heartbeat to the Journal if it is not recorded yet."""
+        if not self._unrecorded:
+            return
+        self._unrecorded = False
+        tell(
+            self._journal,
+            Heartbeat(
+                run_id=self.run_id,
+                call=self.call,
+                attempt=self.attempt,
+                at=self._beat_at,
+                details_json=self._details_json,
+            ),
+        )
 
     def _take_control(self) -> None:
         for msg in self._inbox.take_control_nowait():

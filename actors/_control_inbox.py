@@ -174,17 +174,22 @@ class ControlInbox(ProctorActor):
 
     def _poll(self) -> None:
         assert self._store is not None
+        now = self._clock.monotonic()
+        if now >= self._next_renewal:
+            # First: a renewal waits for no read of the store, however many
+            # requests a busy store has for this poll to go through.
+            self._next_renewal = now + self._lease_ttl / 3
+            tell(self._journal, RenewLease())
         try:
             version = self._store.data_version()
             if version != self._version:
                 self._version = version
                 self._deliver(self._store.control_requests(after=self._cursor))
-                if self._claim_runs:
+                if self._claim_runs and not self._census.slots.statistics()[1]:
+                    # Backpressure (DBOS's worker_concurrency): a worker whose
+                    # steps already wait for slots leaves new runs to others.
                     self._claim()
             now = self._clock.monotonic()
-            if now >= self._next_renewal:
-                self._next_renewal = now + self._lease_ttl / 3
-                tell(self._journal, RenewLease())
             if now >= self._next_checkpoint:
                 self._next_checkpoint = now + CHECKPOINT_INTERVAL
                 self._store.checkpoint()

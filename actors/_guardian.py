@@ -27,6 +27,7 @@ from actors._messages import (
     Append,
     Cancel,
     ChildExited,
+    ControlAppend,
     ExitKind,
     ExitReason,
     GraceExpired,
@@ -208,6 +209,7 @@ class Guardian(ProctorActor):
             first = self._shutdown is None
             if first:
                 self._shutdown = message
+                self._census.slots.close()  # no waiting step starts any more
                 if self._control is not None:
                     self._control.stop(block=False)  # take no new runs
             for ref in self._runs.values():
@@ -344,7 +346,7 @@ class Guardian(ProctorActor):
         reason = f"cancel grace expired ({msg.reason})" if msg.reason else "cancel grace expired"
         events = tuple(terminate_request(msg.run_id, reason, source="grace", origin=self._owner))
         deliver = ((ref, Terminate(reason=reason)),) if ref is not None else ()
-        tell(self.journal, Append(events=events, deliver=deliver))
+        tell(self.journal, ControlAppend(events=events, deliver=deliver))
 
     def _stop_services(self) -> None:
         if self._timers is not None:

@@ -106,7 +106,16 @@ class Append:
 
 
 @dataclass(**_FROZEN)
-class TerminateTree:
+class ControlAppend(Append, ControlMessage):
+    """An :class:`Append` of a control request from the facade (cancel):
+    taken before the Journal's backlog of ordinary appends, so a cancel keeps
+    its latency under load. Only for requests with no ordering to keep
+    against the sender's earlier appends (the facade writes nothing else
+    about a run it did not create)."""
+
+
+@dataclass(**_FROZEN)
+class TerminateTree(ControlMessage):
     """Facade -> Journal: T1 and T4 in one transaction (``Store.terminate_tree``).
 
     If the run's terminate is accepted, ``deliver`` is sent after the commit;
@@ -264,8 +273,20 @@ class Deadline:
 
 
 @dataclass(**_FROZEN)
-class RenewLease:
-    """ControlInbox -> Journal: this runtime is still alive (D2)."""
+class SlotGranted:
+    """StepSlots -> supervisor: a step slot freed for this waiting attempt."""
+
+    call: int
+    attempt: int
+
+
+@dataclass(**_FROZEN)
+class RenewLease(ControlMessage):
+    """ControlInbox -> Journal: this runtime is still alive (D2).
+
+    Control-first: a renewal must not wait behind a backlog of appends, or
+    an overloaded runtime loses its runs to another while still running them.
+    """
 
 
 @dataclass(**_FROZEN)

@@ -69,6 +69,10 @@ class RecordedCall:
         details = self.heartbeat_details
         return {} if details is None else {"last_heartbeat_details": details}
 
+    #: The next attempt (``last_attempt + 1``) is recorded waiting for a step
+    #: slot: it starts as that attempt, with no new record but its start.
+    waiting: bool = False
+
     def describe(self) -> str:
         what = "child workflow" if self.kind == "child" else "step"
         return f"{what} {self.name!r}"
@@ -117,14 +121,16 @@ class History:
             if t is _E.STEP_STARTED and ev.attempt is not None:
                 call.last_attempt = max(call.last_attempt, ev.attempt)
                 call.running.append(ev.attempt)
-                call.end, call.lost = None, False
+                call.end, call.lost, call.waiting = None, False, False
+            elif t is _E.STEP_WAITING:
+                call.waiting = True
             elif t is _E.STEP_ABANDONED and ev.attempt in call.running:
                 call.running.remove(ev.attempt)
                 call.lost = True
             elif t in _STEP_ENDS:
                 if ev.attempt in call.running:
                     call.running.remove(ev.attempt)
-                call.end = ev
+                call.end, call.waiting = ev, False
             elif t is _E.STEP_RETRY_SCHEDULED:
                 call.end = None  # the failure was not the call's end: a retry follows
             elif t is _E.CHILD_ENDED:

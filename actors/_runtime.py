@@ -30,8 +30,8 @@ from actors._errors import RunCancelled, RunTerminated, WaitTimeout, WorkflowFai
 from actors._guardian import Directory, GetWiring, Guardian, Wiring
 from actors._journal import MAX_BATCH
 from actors._messages import (
-    Append,
     Cancel,
+    ControlAppend,
     GraceExpired,
     ScheduleTimer,
     Shutdown,
@@ -39,6 +39,7 @@ from actors._messages import (
     TerminateTree,
 )
 from actors._messages import Terminate as TerminateMsg
+from actors._slots import check_max_concurrent_steps
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_LEASE_TTL,
@@ -160,6 +161,13 @@ class Runtime:
         lease_ttl: how long this runtime's lease lasts unless renewed (it is
             renewed every third of it). A runtime that stops renewing (a hung
             or partitioned process) loses its runs after this long.
+        max_concurrent_steps: how many step attempts run at once, at most
+            (Temporal's ``max_concurrent_activities``); the others wait,
+            recorded as ``waiting`` (``step_waiting``), and start in the order
+            they were decided as slots free. Default: 50 per CPU, at least 16.
+            An abandoned attempt (terminate, timeout) holds its slot until its
+            code returns. Raises ``TypeError``/``ValueError`` if not an int
+            of at least 1.
         max_batch: the most appends the Journal commits in one transaction
             (group commit); at least 1. Larger batches amortise the commit
             over more runs; smaller ones bound how long one commit holds the
@@ -177,7 +185,9 @@ class Runtime:
             run forever. See ``proctor runs prune``.
 
     Raises:
-        ValueError, TypeError: a bad ``max_payload_bytes`` or ``retention``.
+        ValueError, TypeError: a bad setting (``max_payload_bytes``,
+            ``retention``, ``max_concurrent_steps``, ``max_batch``,
+            ``request_timeout``); nothing is opened.
         StoreError: the store cannot be opened.
     """
 
@@ -197,7 +207,10 @@ class Runtime:
         request_timeout: float = ASK_TIMEOUT,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         retention: float | datetime.timedelta | None = None,
+        max_concurrent_steps: int | None = None,
     ) -> None:
+        if max_concurrent_steps is not None:
+            check_max_concurrent_steps(max_concurrent_steps)
         # Bad settings are refused before the store is touched.
         self.max_payload_bytes = check_payload_limit(max_payload_bytes)
         self.retention = retention_seconds(retention)
@@ -218,7 +231,7 @@ class Runtime:
         except BaseException:
             self._store.close()
             raise
-        self._census = Census()
+        self._census = Census(max_concurrent_steps)
         self._directory = Directory()
         self._watchers = _Watchers()
         self._closed = False
@@ -531,7 +544,8 @@ class Runtime:
         deliver: tuple[tuple[Any, Any], ...] = (),
     ) -> tuple[AppendOutcome, ...]:
         reply: pykka.Future[tuple[AppendOutcome, ...]] = pykka.ThreadingFuture()
-        tell(self._journal, Append(events=events, reply=reply, deliver=deliver))
+        # Control-first: a cancel does not wait behind the Journal's backlog.
+        tell(self._journal, ControlAppend(events=events, reply=reply, deliver=deliver))
         return self._answer(reply, run_id, request)  # type: ignore[no-any-return]
 
     def _answer(

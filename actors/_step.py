@@ -6,6 +6,10 @@ whatever control messages wait there. The result, or the failure, goes back
 to the RunSupervisor in the actor's exit report (``ExitReason.outcome``), the
 one message every actor sends its supervisor when it stops; a supervisor that
 has abandoned this attempt (terminate) simply no longer listens.
+
+An attempt holds one of its runtime's step slots (``StepSlots``) from its
+launch until its thread leaves the user's code, abandoned or not; it gives
+it back itself, so the bound counts threads really running step code.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from actors._messages import (
     StepOutcome,
     Unwound,
 )
+from actors._slots import Ticket
 from persistence import DEFAULT_MAX_PAYLOAD_BYTES, MAX_VALUE_DEPTH, dumps
 
 #: How a step attempt's actor ends, by the step's outcome.
@@ -61,6 +66,7 @@ class StepActor(ProctorActor):
         clock: Callable[[], float] | None = None,
         beats: BeatBox | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        ticket: Ticket | None = None,
     ) -> None:
         name = f"StepActor {step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
@@ -77,6 +83,20 @@ class StepActor(ProctorActor):
         self._clock = clock
         self._beats = beats
         self._max_payload_bytes = max_payload_bytes
+        #: The step slot this attempt holds (StepSlots): given back when its
+        #: thread leaves the user's code, or if it is never launched.
+        self._ticket = ticket
+
+    def discard(self) -> None:
+        super().discard()
+        self._release_slot()
+
+    def stopping(self) -> None:
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._ticket is not None:
+            self._ticket.release()
 
     def started(self) -> None:
         ctx = StepContext(
@@ -93,6 +113,9 @@ class StepActor(ProctorActor):
             max_payload_bytes=self._max_payload_bytes,
         )
         outcome = self._run(ctx)
+        # The latest heartbeat the throttle held back reaches the store before
+        # the attempt's end does (H1: none is lost).
+        ctx.flush_heartbeat()
         kind = _EXIT_KIND[type(outcome)]
         self.exit(ExitReason(kind=kind, error=getattr(outcome, "exception", None), outcome=outcome))
 

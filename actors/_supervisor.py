@@ -24,11 +24,12 @@ its own supervisor under this one.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -72,11 +73,13 @@ from actors._messages import (
     Returned,
     ScheduleTimer,
     Shutdown,
+    SlotGranted,
     StepCancelled,
     StepFinished,
     Terminate,
 )
 from actors._replay import History, RecordedCall, recorded_outcome
+from actors._slots import Ticket, waiting_records
 from actors._step import StepActor
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -180,6 +183,10 @@ class _Scheduled:
     #: attempt's deadlines count from here. Whoever sees the record, a test
     #: moving virtual time included, sees it after this instant.
     decided_at: float = 0.0
+    #: A step attempt's claim on a step slot (StepSlots), once requested.
+    ticket: Ticket | None = None
+    #: The log has this attempt waiting for a slot already (replay).
+    waited: bool = False
 
 
 @dataclass(slots=True)
@@ -346,6 +353,8 @@ class RunSupervisor(ProctorActor):
         self._cancel = cancel
         self._coro: Coroutine[Any, Any, Any] | None = None
         self._active: dict[int, _Active] = {}
+        #: Step attempts recorded as waiting for a step slot, by call id.
+        self._queued: dict[int, _Scheduled] = {}
         self._children: dict[int, _Child] = {}
         self._waiting: _Waiting | None = None
         #: Ends of steps whose await the body has already got past, in memory
@@ -388,6 +397,12 @@ class RunSupervisor(ProctorActor):
     def stopping(self) -> None:
         self._directory.remove(self.run_id)
         self._seal_body()
+        # Waiting attempts are left as recorded (a resume starts them); their
+        # slots, or places in line, go to the next attempts.
+        for s in self._queued.values():
+            assert s.ticket is not None
+            s.ticket.release()
+        self._queued.clear()
 
     def handle(self, message: Any) -> None:
         if isinstance(message, Journaled):
@@ -407,10 +422,17 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, ResumeBody):
             if self._coro is not None and not self._terminated:
                 self._drive(error=CancellationError(message.reason))
+        elif isinstance(message, SlotGranted):
+            self._on_slot_granted(message)
         else:
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
     def _on_journaled(self, msg: Journaled) -> None:
+        if isinstance(msg.tag, _StepsScheduled) and not (msg.accepted and not self._terminated):
+            # Never to be started: their step slots go to the next attempts.
+            for s in msg.tag.steps:
+                if s.ticket is not None:
+                    s.ticket.release()
         if msg.error is not None:
             self._on_store_failure(msg)
             return
@@ -718,6 +740,7 @@ class RunSupervisor(ProctorActor):
                 resume_child=recorded is not None,
                 details=recorded.heartbeat_details if recorded else None,
                 decided_at=self._clock.monotonic(),
+                waited=recorded is not None and recorded.waiting,
             )
             scheduled.append(s)
             events += self._schedule(s, recorded)
@@ -740,11 +763,77 @@ class RunSupervisor(ProctorActor):
         per step. A group that also starts child runs spawns them when the
         commit is reported.
         """
+        events, scheduled = self._take_slots(events, scheduled)
+        if not events and not scheduled:
+            return  # all wait, as the log already says (a resumed run)
         if any(isinstance(s.call, ChildCall) for s in scheduled):
             self._append(*events, tag=_StepsScheduled(scheduled))
             return
         prepared = tuple(self._prepare_step(s) for s in scheduled)
         self._append(*events, tag=_StepsScheduled(scheduled), launch=prepared)
+
+    def _take_slots(
+        self, events: list[NewEvent], scheduled: tuple[_Scheduled, ...]
+    ) -> tuple[list[NewEvent], tuple[_Scheduled, ...]]:
+        """A step slot for each step attempt; those that get none wait (StepSlots).
+
+        A waiting attempt is recorded ``step_waiting`` instead of
+        ``step_started``, and starts when its SlotGranted comes. Returns the
+        records to write and the calls to start now.
+        """
+        ready: list[_Scheduled] = []
+        waiting: dict[tuple[int | None, int | None], bool] = {}
+        for s in scheduled:
+            if isinstance(s.call, ChildCall):
+                ready.append(s)
+                continue
+            granted = SlotGranted(call=s.call_id, attempt=s.attempt)
+            ticket = self._census.slots.request(functools.partial(tell, self.actor_ref, granted))
+            if ticket.granted:
+                ready.append(replace(s, ticket=ticket))
+            else:
+                self._queued[s.call_id] = replace(s, ticket=ticket)
+                waiting[(s.call_id, s.attempt)] = s.waited
+        if waiting:
+            events = waiting_records(events, waiting)
+        return events, tuple(ready)
+
+    def _on_slot_granted(self, msg: SlotGranted) -> None:
+        """A waiting attempt got its step slot: record its start, then launch it."""
+        s = self._queued.get(msg.call)
+        if s is None or s.attempt != msg.attempt:
+            return  # withdrawn (cancel): its ticket was released then
+        if self._cancel_due() and not s.shielded and self._cancel is not None:
+            # C3: the run was cancelling before this supervisor hosted it (a
+            # resumed run): its waiting attempt never starts either.
+            self._end_waiting(_E.STEP_CANCELLED, self._cancel.reason, shielded=False)
+            return
+        del self._queued[msg.call]
+        if self._terminated or self._finishing or self._shutting_down:
+            assert s.ticket is not None
+            s.ticket.release()
+            return
+        assert isinstance(s.call, StepCall)
+        name = s.call.step.name
+        s = replace(s, decided_at=self._clock.monotonic())
+        started = self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded)
+        self._append(started, tag=_StepsScheduled((s,)), launch=(self._prepare_step(s),))
+
+    def _end_waiting(self, type_: EventType, reason: str | None, *, shielded: bool) -> None:
+        """Withdraw waiting attempts (only unshielded ones unless ``shielded``):
+        they are recorded ``type_`` (cancelled or abandoned) and never start."""
+        for call_id, s in list(self._queued.items()):
+            if s.shielded and not shielded:
+                continue
+            del self._queued[call_id]
+            assert s.ticket is not None
+            assert isinstance(s.call, StepCall)
+            s.ticket.release()
+            self._record_event(
+                self._step_event(type_, s.call.step.name, call_id, s.attempt, reason=reason)
+            )
+            if type_ is _E.STEP_CANCELLED:
+                self._on_call_recorded(_CallEnded(call_id, error=CancellationError(reason)))
 
     def _start_child(self, command: StartChild[Any]) -> tuple[Any, BaseException | None] | None:
         """``await start_child(...)``: the body goes on once the start is recorded."""
@@ -834,8 +923,9 @@ class RunSupervisor(ProctorActor):
         if recorded is None:
             return self._schedule_step(s.call, s.call_id, s.shielded)
         name = s.call.step.name
-        if not recorded.lost:
-            # It failed and was waiting out its back-off: this is its retry.
+        if not recorded.lost or recorded.waiting:
+            # It failed and was waiting out its back-off (this is its retry),
+            # or it waits for a step slot (its records are written already).
             return [
                 self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded)
             ]
@@ -921,6 +1011,7 @@ class RunSupervisor(ProctorActor):
         now = s.decided_at
         beats = BeatBox()
         actor = StepActor.prepare(
+            ticket=s.ticket,
             census=self._census,
             parent=self.actor_ref,
             journal=self._journal,
@@ -1209,6 +1300,8 @@ class RunSupervisor(ProctorActor):
         for index, call_id in enumerate(waiting.call_ids):
             if call_id == failed or call_id not in self._step_calls or call_id in self._backoff:
                 continue
+            if call_id in self._queued:
+                continue  # waiting for a slot: it has not started, so it starts once
             if waiting.strategy == "rest_for_one" and index < position:
                 continue
             active = self._active.get(call_id)
@@ -1407,6 +1500,8 @@ class RunSupervisor(ProctorActor):
         for active in self._active.values():
             if not active.shielded and not active.cancel_sent:
                 active.cancel_sent = tell(active.ref, cancel)
+        # C3: an attempt waiting for a step slot is never started while cancelling.
+        self._end_waiting(_E.STEP_CANCELLED, cancel.reason, shielded=False)
         for call_id, backoff in list(self._backoff.items()):
             if not backoff.shielded:
                 # C3: a step waiting to be retried is never restarted while cancelling.
@@ -1431,6 +1526,7 @@ class RunSupervisor(ProctorActor):
         self._terminated = True
         self.state = RunState.TERMINATED
         self._abandon_steps(msg.reason)
+        self._end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
         self._terminate_children(msg.reason)
         self.exit(recorded or ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
 

@@ -114,7 +114,7 @@ def _wait_for_event(rt: Runtime, run_id: str, type_: EventType, step_name: str) 
 # -- proctor worker ----------------------------------------------------------------
 
 
-def run_worker(db: str, modules: Sequence[str]) -> None:
+def run_worker(db: str, modules: Sequence[str], *, max_concurrent_steps: int | None = None) -> None:
     """Host a runtime that claims and runs the store's unowned runs until a signal."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: the project's own modules
@@ -132,7 +132,7 @@ def run_worker(db: str, modules: Sequence[str]) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with Runtime(db, claim_runs=True) as rt:
+    with Runtime(db, claim_runs=True, max_concurrent_steps=max_concurrent_steps) as rt:
         click.echo(f"worker {rt.id} (pid {os.getpid()}) on {db}, serving: {', '.join(known)}")
         stop.wait()
         click.echo(

@@ -32,8 +32,17 @@ def demo(options: StoreOptions, cancel_after: float) -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("modules", nargs=-1, required=True, metavar="MODULE...")
+@click.option(
+    "--max-concurrent-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Step attempts run at once, at most; the others wait, in order"
+    " (default: 50 per CPU, at least 16). A worker whose steps wait claims no new runs.",
+)
 @click.pass_obj
-def worker(options: StoreOptions, modules: tuple[str, ...]) -> None:
+def worker(
+    options: StoreOptions, modules: tuple[str, ...], max_concurrent_steps: int | None
+) -> None:
     """Host a runtime that runs the store's runs of the workflows in MODULE...
 
     Imports each module (from the current directory too), then claims every
@@ -45,6 +54,6 @@ def worker(options: StoreOptions, modules: tuple[str, ...]) -> None:
     from cli._host import run_worker  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
     try:
-        run_worker(options.db, modules)
+        run_worker(options.db, modules, max_concurrent_steps=max_concurrent_steps)
     except StoreError as exc:
         fail(str(exc))

@@ -48,7 +48,11 @@ def fold(events: Iterable[EventRecord]) -> Folded:
         if ev.call is None or ev.attempt is None:
             continue
         key = (ev.call, ev.attempt)
-        if ev.type is EventType.STEP_STARTED:
+        if ev.type is EventType.STEP_WAITING:
+            state.steps[key] = StepState.WAITING
+        elif ev.type is EventType.STEP_STARTED and key in state.steps:
+            state.steps[key] = next_step_state(state.steps[key], ev.type)
+        elif ev.type is EventType.STEP_STARTED:
             state.steps[key] = StepState.RUNNING
         elif ev.type in STEP_END_EVENTS:
             state.steps[key] = next_step_state(state.steps[key], ev.type)

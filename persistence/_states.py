@@ -39,8 +39,13 @@ TERMINAL_STATES: Final = frozenset(
 
 
 class StepState(enum.Enum):
-    """The life of one step attempt (one StepActor)."""
+    """The life of one step attempt (one StepActor).
 
+    WAITING: decided and recorded, but every step slot of its runtime is
+    taken (``max_concurrent_steps``); it starts, in order, when one frees.
+    """
+
+    WAITING = "waiting"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -60,6 +65,7 @@ class EventType(enum.Enum):
     RUN_RESUMED = "run_resumed"
     RUN_STARTED = "run_started"
     STEP_SCHEDULED = "step_scheduled"
+    STEP_WAITING = "step_waiting"
     STEP_STARTED = "step_started"
     STEP_COMPLETED = "step_completed"
     STEP_FAILED = "step_failed"
@@ -145,6 +151,11 @@ BODY_EVENTS: Final = frozenset(
 _S = StepState
 
 STEP_TRANSITIONS: Final[Mapping[tuple[StepState, EventType], StepState]] = {
+    # A waiting attempt (no free step slot) starts when one frees; one whose
+    # run is cancelled or terminated meanwhile is never started (C3, T2).
+    (_S.WAITING, _E.STEP_STARTED): _S.RUNNING,
+    (_S.WAITING, _E.STEP_CANCELLED): _S.CANCELLED,
+    (_S.WAITING, _E.STEP_ABANDONED): _S.ABANDONED,
     (_S.RUNNING, _E.STEP_COMPLETED): _S.COMPLETED,
     (_S.RUNNING, _E.STEP_FAILED): _S.FAILED,
     (_S.RUNNING, _E.STEP_CANCELLED): _S.CANCELLED,
@@ -152,7 +163,10 @@ STEP_TRANSITIONS: Final[Mapping[tuple[StepState, EventType], StepState]] = {
     (_S.RUNNING, _E.STEP_TIMED_OUT): _S.TIMED_OUT,
 }
 
-STEP_END_EVENTS: Final = frozenset(event for _, event in STEP_TRANSITIONS)
+#: Event types that end a step attempt, derived from the table.
+STEP_END_EVENTS: Final = frozenset(
+    event for (_, event), target in STEP_TRANSITIONS.items() if target is not _S.RUNNING
+)
 
 
 def next_state(state: RunState, event: EventType) -> RunState:

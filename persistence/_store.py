@@ -48,6 +48,7 @@ from persistence._states import (
     POST_MORTEM_EVENTS,
     RUN_TRANSITION_EVENTS,
     STEP_END_EVENTS,
+    STEP_TRANSITIONS,
     TERMINAL_STATES,
     EventType,
     RunState,
@@ -65,6 +66,12 @@ _E = EventType
 
 
 _RUNNING: Final = StepState.RUNNING.value
+_WAITING: Final = StepState.WAITING.value
+
+
+def _ending_waiting(type_: EventType) -> str:
+    """The status a step end may also move out of: WAITING, if the table allows."""
+    return _WAITING if (StepState.WAITING, type_) in STEP_TRANSITIONS else _RUNNING
 
 
 @dataclasses.dataclass(slots=True)
@@ -207,9 +214,9 @@ class Store:
         # rolled back. Every statement saved here is a GIL hand-off saved.
         alone = len(groups) == 1 and not heartbeats
         with self._transaction() as conn:
-            results.extend(
-                self._apply_group(conn, group, now, writer, savepoint=not alone) for group in groups
-            )
+            # Heartbeats first: an attempt's last one may share a commit with
+            # its end, and is kept (an attempt beats only once its start is
+            # committed, so none is lost the other way round).
             if heartbeats:
                 conn.executemany(
                     "UPDATE steps SET heartbeat_at = ?,"
@@ -220,6 +227,9 @@ class Store:
                         for h in heartbeats
                     ],
                 )
+            results.extend(
+                self._apply_group(conn, group, now, writer, savepoint=not alone) for group in groups
+            )
             if alone and results[0] and not results[0][0].accepted:
                 conn.execute("ROLLBACK")
         return results
@@ -406,23 +416,34 @@ class Store:
     def _project_step(
         self, conn: sqlite3.Connection, ev: NewEvent, now: float, payloads: dict[str, str]
     ) -> None:
-        if ev.type is _E.STEP_STARTED:
-            conn.execute(
+        if ev.type in (_E.STEP_STARTED, _E.STEP_WAITING):
+            # A waiting attempt's row (started_at: when it began to wait)
+            # becomes RUNNING in place when it starts; any other row there
+            # is a second start, refused below.
+            status = StepState.RUNNING if ev.type is _E.STEP_STARTED else StepState.WAITING
+            cur = conn.execute(
                 "INSERT INTO steps (run_id, call, attempt, name, status, shielded, started_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, call, attempt) DO UPDATE"
+                " SET status = excluded.status, started_at = excluded.started_at"
+                " WHERE steps.status = ? AND excluded.status = ?",
                 (
                     ev.run_id,
                     ev.call,
                     ev.attempt,
                     ev.step,
-                    StepState.RUNNING.value,
+                    status.value,
                     int(bool(ev.data.get("shielded"))),
                     now,
+                    _WAITING,
+                    _RUNNING,
                 ),
             )
+            if cur.rowcount == 0:
+                raise InvalidTransition(f"step attempt {ev.call}.{ev.attempt} exists already")
         elif ev.type in STEP_END_EVENTS:
-            # Every step end is a move out of RUNNING: one guarded UPDATE, and
-            # only if it matches nothing, a read to say why.
+            # Every step end is a move out of RUNNING (or, cancelled or
+            # abandoned, out of WAITING): one guarded UPDATE, and only if it
+            # matches nothing, a read to say why.
             key = (ev.run_id, ev.call, ev.attempt)
             new = next_step_state(StepState.RUNNING, ev.type)
             result, error = (
@@ -436,8 +457,17 @@ class Store:
             cur = conn.execute(
                 "UPDATE steps SET status = ?, finished_at = ?, result = ?, error = ?,"
                 " heartbeat_details = coalesce(?, heartbeat_details)"
-                " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
-                (new.value, now, result, error, details, *key, _RUNNING),
+                " WHERE run_id = ? AND call = ? AND attempt = ? AND status IN (?, ?)",
+                (
+                    new.value,
+                    now,
+                    result,
+                    error,
+                    details,
+                    *key,
+                    _RUNNING,
+                    _ending_waiting(ev.type),
+                ),
             )
             if cur.rowcount == 0:
                 row = conn.execute(

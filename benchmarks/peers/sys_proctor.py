@@ -64,7 +64,10 @@ async def in_flight(key: str) -> None:
 def main() -> None:
     args = parse()
     common.durability = lambda: common.sqlite_durability(args.db, synchronous=args.synchronous)
-    with Runtime(args.db, resume=False, synchronous=args.synchronous) as rt:
+    # In flight: every run parked in its step at once, as the peers run them
+    # (DBOS and PyWorkflow do not bound them); so as many step slots as runs.
+    slots = {"max_concurrent_steps": args.runs} if args.scenario == "inflight" else {}
+    with Runtime(args.db, resume=False, synchronous=args.synchronous, **slots) as rt:
         if args.scenario in ("sequential", "concurrent"):
             window = 1 if args.scenario == "sequential" else args.concurrency
             throughput(
