@@ -34,6 +34,7 @@ import pykka
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import SystemClock
 from actors._definitions import lookup_workflow, registered_workflows
+from actors._halt import StoreLost
 from actors._messages import (
     Append,
     Cancel,
@@ -51,11 +52,18 @@ from persistence import (
     Appended,
     EventRecord,
     EventType,
+    FileIdentity,
+    NewEvent,
     RunRecord,
     RunState,
     Store,
+    StoreCorrupt,
     StoreError,
+    StoreReplaced,
+    check_same_file,
     claim_request,
+    resume_request,
+    unreadable_run_failure,
 )
 
 #: How many unowned runs one poll claims at most.
@@ -64,6 +72,9 @@ CLAIM_BATCH = 32
 RESUME_INTERVAL = 1.0
 #: How often the WAL is checkpointed (the Journal's commits do not).
 CHECKPOINT_INTERVAL = 1.0
+#: How often to check that the store's path still names the file the
+#: runtime opened (two stat calls).
+FILE_CHECK_INTERVAL = 0.1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,8 +111,14 @@ class ControlInbox(ProctorActor):
         cursor: int,
         resume: bool,
         lease_ttl: float,
+        opened: FileIdentity | None = None,
     ) -> None:
         super().__init__(parent=parent, name="ControlInbox", census=census)
+        #: The store file the runtime opened: if the path names another
+        #: (deleted, replaced), the runtime must stop.
+        self._opened = opened
+        self._next_file_check = 0.0
+        self._lost = False
         self._resume = resume
         self._lease_ttl = lease_ttl
         self._next_resume_scan = 0.0
@@ -122,6 +139,8 @@ class ControlInbox(ProctorActor):
         self._cursor = cursor
         self._version: int | None = None
         self._claiming: set[str] = set()
+        #: Runs whose records cannot be read, already logged as failing.
+        self._unreadable: set[str] = set()
         self._clock = SystemClock()
         # The runtime registered itself with a full lease just before this
         # was built: the first renewal is due a third of a lease from now.
@@ -134,6 +153,11 @@ class ControlInbox(ProctorActor):
     @staticmethod
     def _create_actor_inbox() -> TimerInbox:
         return TimerInbox()
+
+    @property
+    def cursor(self) -> int:
+        """The global seq of the last control request taken (a restart goes on from it)."""
+        return self._cursor
 
     def started(self) -> None:
         # Read-write only to checkpoint the WAL; it writes no records.
@@ -154,7 +178,10 @@ class ControlInbox(ProctorActor):
 
     def _poll(self) -> None:
         assert self._store is not None
+        if self._lost:
+            return  # the Guardian is stopping the runtime
         try:
+            self._check_file()
             version = self._store.data_version()
             if version != self._version:
                 self._version = version
@@ -171,12 +198,28 @@ class ControlInbox(ProctorActor):
             if self._resume and now >= self._next_resume_scan:
                 self._next_resume_scan = now + min(RESUME_INTERVAL, self._lease_ttl / 2)
                 self._resume_orphans()
+        except (StoreReplaced, StoreCorrupt) as exc:
+            self._lost = True
+            tell(self._guardian, StoreLost(error=exc))
+            return
         except StoreError as exc:
             # Locked past the busy timeout, say: try again at the next tick.
             logger.warning("control inbox: cannot read the store: %s", exc)
             self._version = None
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.deadline = self._clock.monotonic() + self._interval
+
+    def _check_file(self) -> None:
+        """Raise StoreReplaced/StoreCorrupt if the store's path no longer
+        names the file the runtime opened (every FILE_CHECK_INTERVAL)."""
+        assert self._store is not None
+        now = self._clock.monotonic()
+        if now < self._next_file_check:
+            return
+        self._next_file_check = now + FILE_CHECK_INTERVAL
+        if self._opened is not None:
+            check_same_file(self._store.path, self._opened)
+        self._store.check_file()
 
     def _resume_orphans(self) -> None:
         """D2: hand every unfinished run whose owner is dead to the Guardian."""
@@ -194,6 +237,18 @@ class ControlInbox(ProctorActor):
         why: str | None = None,
     ) -> None:
         """Give the run to the Guardian to host, and re-arm its cancel's grace."""
+        if record.defect is not None:
+            take = None
+            if resume_from is not None:
+                take = resume_request(
+                    record.run_id,
+                    self._owner,
+                    previous_owner=resume_from,
+                    seen_seq=record.last_seq,
+                    why=why,
+                )
+            self._fail_unreadable(record, record.defect, take)
+            return
         workflow = lookup_workflow(record.workflow)
         assert workflow is not None  # we only claim or resume workflows we know
         tell(
@@ -202,6 +257,14 @@ class ControlInbox(ProctorActor):
         )
         # A cancel asked while nobody hosted the run: its grace has been running since.
         self._regrace(record)
+
+    def _fail_unreadable(self, record: RunRecord, defect: str, take: NewEvent | None) -> None:
+        """A run whose record cannot be read fails alone; this actor goes on."""
+        if record.run_id not in self._unreadable:
+            self._unreadable.add(record.run_id)
+            logger.error("run %s cannot be read, failing it: %s", record.run_id, defect)
+        group = unreadable_run_failure(record, defect, take=take)
+        tell(self._journal, Append(events=tuple(group)))
 
     def _regrace(self, record: RunRecord) -> None:
         """A cancel's grace survives its owner: it counts from the request (C8, D3)."""
@@ -214,6 +277,15 @@ class ControlInbox(ProctorActor):
         for request in requests:
             self._cursor = request.seq
             data = request.data
+            if request.defect is not None:
+                # Its type is known, so it is still delivered; its details are lost.
+                logger.warning(
+                    "run %s: %s #%d cannot be read (%s); delivered without its details",
+                    request.run_id,
+                    request.type,
+                    request.seq,
+                    request.defect,
+                )
             if data.get("origin") == self._owner:
                 continue  # our own facade or supervisors delivered it already
             if request.type is EventType.CANCEL_REQUESTED:
@@ -246,6 +318,10 @@ class ControlInbox(ProctorActor):
         candidates = self._store.claimable(registered_workflows(), limit=CLAIM_BATCH)
         for record in candidates:
             if record.run_id in self._claiming:
+                continue
+            if record.defect is not None:  # claimed and failed in one group
+                take = claim_request(record.run_id, self._owner)
+                self._fail_unreadable(record, record.defect, take)
                 continue
             self._claiming.add(record.run_id)
             tell(

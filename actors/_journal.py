@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from actors._base import Census, ProctorActor, logger, tell
+from actors._halt import StoreLost, check_halted
 from actors._messages import Append, Heartbeat, Journaled, RenewLease, TerminateTree
 from persistence import (
     TERMINAL_EVENTS,
@@ -29,7 +30,9 @@ from persistence import (
     NewEvent,
     RunState,
     Store,
+    StoreCorrupt,
     StoreError,
+    StoreReplaced,
     Synchronous,
 )
 
@@ -128,6 +131,7 @@ class Journal(ProctorActor):
                 msg.run_id, msg.reason, source=msg.source, origin=msg.origin
             )
         except StoreError as exc:
+            self._store_failed(exc)
             msg.reply.set_exception((type(exc), exc, exc.__traceback__))
             return
         if outcome.accepted:
@@ -138,8 +142,19 @@ class Journal(ProctorActor):
         msg.reply.set((outcome, terminated))
 
     def _check_alive(self) -> None:
-        if self._halted.is_set():
-            raise StoreError(f"runtime {self._owner} was killed; nothing more is written")
+        check_halted(self._halted, self._owner)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """A write failed: if the file itself is gone or damaged, the runtime must stop."""
+        assert self._store is not None
+        lost: StoreError | None = exc if isinstance(exc, StoreReplaced | StoreCorrupt) else None
+        if lost is None and not self._halted.is_set():
+            try:
+                self._store.check_file()
+            except StoreError as gone:
+                lost = gone
+        if lost is not None and self._parent is not None and not self._halted.is_set():
+            tell(self._parent, StoreLost(error=lost))
 
     def _renew(self) -> None:
         assert self._store is not None
@@ -163,6 +178,7 @@ class Journal(ProctorActor):
                 [a.events for a in batch], heartbeats, writer=self._owner
             )
         except StoreError as exc:
+            self._store_failed(exc)
             for append in batch:
                 if append.notify is not None:
                     self._broken.update((event.run_id, exc) for event in append.events)

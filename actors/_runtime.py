@@ -26,6 +26,7 @@ from actors._clock import Clock, SystemClock
 from actors._definitions import WorkflowDef
 from actors._errors import RunCancelled, RunTerminated, WorkflowFailed
 from actors._guardian import Directory, GetWiring, Guardian, Wiring
+from actors._halt import Halt
 from actors._messages import (
     Append,
     Cancel,
@@ -41,6 +42,7 @@ from persistence import (
     DEFAULT_LEASE_TTL,
     Appended,
     AppendOutcome,
+    CorruptRecord,
     EventRecord,
     EventType,
     NewEvent,
@@ -183,7 +185,7 @@ class Runtime:
         self._directory = Directory()
         self._watchers = _Watchers()
         self._closed = False
-        self._halted = threading.Event()
+        self._halted = Halt()
         self._guardian = Guardian.start(
             census=self._census,
             owner=self.id,
@@ -241,7 +243,8 @@ class Runtime:
             self._guardian.tell(Shutdown(reply=done))
             done.get(timeout=ASK_TIMEOUT)
         except (pykka.ActorDeadError, pykka.Timeout):
-            logger.exception("runtime %s: guardian did not shut down cleanly", self.id)
+            if self._halted.error is None:  # else it said why when it stopped
+                logger.exception("runtime %s: guardian did not shut down cleanly", self.id)
         if not self._census.wait_empty(self.shutdown_timeout):
             logger.warning(
                 "runtime %s: %s still running user code that never checks its mailbox",
@@ -266,7 +269,20 @@ class Runtime:
         self._store.expire_lease(self.id)
         self._store.close()
 
+    @property
+    def failure(self) -> StoreError | None:
+        """Why this runtime stopped itself, or None while it runs.
+
+        It stops, and hosts nothing more, when its store's path no longer
+        names the file it opened (deleted or replaced), when the file is
+        damaged, or when a shared actor keeps dying; every call then raises
+        this error (``StoreReplaced``, ``StoreCorrupt`` or ``StoreError``).
+        """
+        return self._halted.error
+
     def _check_open(self) -> None:
+        if self._halted.error is not None:
+            self._halted.check(self.id)
         if self._closed:
             raise ProctorError(f"runtime {self.id} is closed")
 
@@ -283,7 +299,9 @@ class Runtime:
         Raises:
             NotSerializable: an argument is not JSON; nothing is written.
             StoreError: the store cannot take the run (locked past the busy
-                timeout, say), or the body blocked before its first await.
+                timeout, say), or the body blocked before its first await;
+                ``StoreReplaced``/``StoreCorrupt`` once the runtime stopped
+                because its store file was deleted, replaced or damaged.
         """
         self._check_open()
         if not isinstance(workflow, WorkflowDef):
@@ -348,6 +366,7 @@ class Runtime:
 
         Raises:
             RunNotFound: no such run.
+            StoreError: the runtime stopped (see :attr:`failure`).
         """
         self._check_open()
         ref = self._directory.get(run_id)
@@ -473,6 +492,8 @@ class Runtime:
         The wait is capped so that runs ending in another process (no wake-up
         from our Journal) are seen within POLL_INTERVAL.
         """
+        if self._halted.error is not None:  # the store under the run is gone
+            self._halted.check(self.id)
         record = self._store.get_run(run_id)
         if record.status.is_terminal:
             return record, None
@@ -583,6 +604,8 @@ class RunHandle(Generic[R]):
 def _outcome(record: RunRecord, timeout: float | None) -> Any:
     status = record.status
     if status is RunState.COMPLETED:
+        if record.defect is not None:
+            raise CorruptRecord(f"run {record.run_id}'s result cannot be read: {record.defect}")
         return record.result
     if status is RunState.CANCELLED:
         raise RunCancelled(record.run_id, record.cancel_reason)

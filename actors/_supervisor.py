@@ -78,6 +78,7 @@ from actors._replay import History, RecordedCall, recorded_outcome
 from actors._step import StepActor
 from persistence import (
     Appended,
+    CorruptRecord,
     EventType,
     NewEvent,
     NotSerializable,
@@ -93,6 +94,7 @@ from persistence import (
     next_state,
     resume_request,
     terminate_request,
+    unreadable_run_failure,
 )
 
 if TYPE_CHECKING:
@@ -426,10 +428,17 @@ class RunSupervisor(ProctorActor):
 
     def _take_over(self) -> None:
         """Read the run's log, then claim it if nobody wrote to it meanwhile."""
+        record: RunRecord | None = None
+        unreadable: str | None = None
         try:
             with self._reader.snapshot():  # the record and the log it projects
                 record = self._reader.get_run(self.run_id)
                 events = self._reader.events(self.run_id)
+        except CorruptRecord as exc:
+            if record is None:
+                self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
+                return
+            unreadable, events = str(exc), []
         except StoreError as exc:
             self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
             return
@@ -443,16 +452,25 @@ class RunSupervisor(ProctorActor):
             logger.info("run %s: taken over by %s first", self.run_id, record.owner)
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
+        take = resume_request(
+            self.run_id,
+            self._owner,
+            previous_owner=record.owner,
+            seen_seq=record.last_seq,
+            why=self._resume_why,
+        )
+        unreadable = (
+            unreadable or record.defect or next((e.defect for e in events if e.defect), None)
+        )
+        if unreadable is not None:
+            # Replaying a log it cannot read would return wrong results: fail the run.
+            logger.error("run %s cannot be read, failing it: %s", self.run_id, unreadable)
+            group = unreadable_run_failure(record, unreadable, take=take)
+            data = group[-1].data
+            self._append(*group, tag=_RunEnded(ExitKind.FAILED, data))
+            return
         history = History(record, events)
-        group = [
-            resume_request(
-                self.run_id,
-                self._owner,
-                previous_owner=record.owner,
-                seen_seq=record.last_seq,
-                why=self._resume_why,
-            )
-        ]
+        group = [take]
         group += [
             self._step_event(
                 _E.STEP_ABANDONED,

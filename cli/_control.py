@@ -39,6 +39,7 @@ from persistence import (
     EventRecord,
     EventType,
     NewEvent,
+    Refused,
     RunRecord,
     RunState,
     Store,
@@ -158,7 +159,8 @@ def start(
         raise click.BadParameter("must be a JSON object", param_hint="--kwargs")
     try:
         inspect.signature(fn).bind(*args, **kwargs)
-    except TypeError as exc:
+        dumps([args, kwargs], what=f"arguments of workflow {name}")  # D4: depth too
+    except TypeError as exc:  # NotSerializable is one
         raise click.UsageError(f"the arguments do not fit workflow {name}: {exc}") from exc
     run_id = uuid.uuid4().hex
     created = NewEvent(
@@ -167,7 +169,9 @@ def start(
         data={"workflow": name, "args": args, "kwargs": kwargs, "owner": None},
     )
     with open_store(options, write=True, create=True) as store:
-        store.append([created])
+        outcome = store.append([created])[0]
+        if isinstance(outcome, Refused):
+            fail(f"run {run_id} was not created: {outcome.reason}")
         click.echo(run_id)
         click.echo(f"started run {run_id} of {name}; a worker will pick it up", err=True)
         if not wait:
@@ -270,6 +274,8 @@ def _parse_json(text: str, what: str) -> Any:
         raise click.BadParameter(
             f"{text!r} is not JSON ({exc.msg}); quote strings, e.g. '\"text\"'", param_hint=what
         ) from exc
+    except RecursionError as exc:
+        raise click.BadParameter("is nested too deeply to be read", param_hint=what) from exc
 
 
 def _why(record: RunRecord) -> str:

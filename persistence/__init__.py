@@ -8,8 +8,10 @@ from persistence._control import (
     claim_request,
     resume_request,
     terminate_request,
+    unreadable_run_failure,
 )
 from persistence._errors import (
+    CorruptRecord,
     InvalidTransition,
     NotAProctorStore,
     NotSerializable,
@@ -17,9 +19,12 @@ from persistence._errors import (
     RunAlreadyFinished,
     RunNotFound,
     SchemaTooNew,
+    StoreCorrupt,
     StoreError,
     StoreLocked,
+    StoreReplaced,
 )
+from persistence._file import FileIdentity, check_same_file
 from persistence._fold import Folded, fold
 from persistence._json import dumps, loads
 from persistence._leases import DEFAULT_LEASE_TTL, why_dead
@@ -64,8 +69,10 @@ __all__ = [
     "TERMINAL_STATES",
     "AppendOutcome",
     "Appended",
+    "CorruptRecord",
     "EventRecord",
     "EventType",
+    "FileIdentity",
     "Folded",
     "HeartbeatRecord",
     "InvalidTransition",
@@ -83,10 +90,13 @@ __all__ = [
     "StepRecord",
     "StepState",
     "Store",
+    "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StoreReplaced",
     "Synchronous",
     "cancel_request",
+    "check_same_file",
     "claim_request",
     "dumps",
     "fold",
@@ -95,5 +105,6 @@ __all__ = [
     "next_step_state",
     "resume_request",
     "terminate_request",
+    "unreadable_run_failure",
     "why_dead",
 ]

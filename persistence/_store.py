@@ -21,12 +21,20 @@ from urllib.parse import quote
 
 from persistence._control import terminate_request
 from persistence._errors import (
+    CorruptRecord,
     InvalidTransition,
     NotAProctorStore,
     NotSerializable,
     RunNotFound,
     StoreError,
     StoreLocked,
+)
+from persistence._file import (
+    FileIdentity,
+    check_same_file,
+    check_shm_writable,
+    damage,
+    identify,
 )
 from persistence._json import dumps
 from persistence._leases import HOSTNAME, why_dead
@@ -42,6 +50,7 @@ from persistence._records import (
     StepRecord,
 )
 from persistence._schema import CONTROL_WHERE, check_identity, migrate
+from persistence._shapes import MAX_STORED_DEPTH, InvalidEvent, encode_event
 from persistence._states import (
     OPEN_EVENTS,
     POST_MORTEM_EVENTS,
@@ -64,6 +73,8 @@ _E = EventType
 
 
 _RUNNING: Final = StepState.RUNNING.value
+_STATES: Final = frozenset(s.value for s in RunState)
+_STEP_STATES: Final = frozenset(s.value for s in StepState)
 
 
 @dataclasses.dataclass(slots=True)
@@ -105,6 +116,8 @@ class Store:
         self._lock = threading.RLock()
         self.path = path
         self.readonly = readonly
+        #: The file (and -wal) the connection opened; see check_file().
+        self._opened: FileIdentity | None = None
 
     @classmethod
     def open(
@@ -132,6 +145,7 @@ class Store:
                 raise StoreError(f"no Proctor store at {spath}: the file does not exist")
             target, uri = f"file:{quote(spath)}?mode=ro", True
         else:
+            check_shm_writable(spath)  # SQLite would crash the process (SIGBUS)
             target, uri = spath, False
         try:
             conn = sqlite3.connect(
@@ -162,7 +176,24 @@ class Store:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, spath, readonly=readonly)
+        store = cls(conn, spath, readonly=readonly)
+        store._opened = identify(spath)
+        return store
+
+    @property
+    def opened(self) -> FileIdentity | None:
+        """The identity of the file (and ``-wal``) this store opened."""
+        return self._opened
+
+    def check_file(self) -> None:
+        """Raise unless the path still names the file this store has open.
+
+        Raises:
+            StoreReplaced: the file was deleted or replaced by another.
+            StoreCorrupt: its ``-wal`` was deleted or replaced.
+        """
+        if self._opened is not None:
+            check_same_file(self.path, self._opened)
 
     def close(self) -> None:
         with self._lock:
@@ -310,8 +341,8 @@ class Store:
         length are written once, at the end of the group.
         """
         try:
-            data = dumps(ev.data, what=f"{ev.type} data") if ev.data else None
-        except NotSerializable as exc:
+            data = encode_event(ev)  # whoever writes: JSON, and the shapes readers need
+        except (NotSerializable, InvalidEvent) as exc:
             raise _GroupRefused(Refused(str(exc), None)) from exc
         if ev.type is _E.RUN_CREATED:
             self._create_run(conn, ev, now)
@@ -328,6 +359,10 @@ class Store:
             ).fetchone()
             if found is None:
                 raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
+            if found[0] not in _STATES:  # a row written by hand: refuse, never crash
+                raise _GroupRefused(
+                    Refused(f"run {ev.run_id} has unknown status {found[0]!r}", None)
+                )
             row = rows[ev.run_id] = _RunRow(RunState(found[0]), found[1], found[2])
         status, run_seq, owner = row.status, row.last_seq + 1, row.owner
         if writer is not None and owner != writer and ev.type not in OPEN_EVENTS:
@@ -358,7 +393,7 @@ class Store:
             if ev.type in RUN_TRANSITION_EVENTS:
                 new_status = next_state(status, ev.type)
             self._project_step(conn, ev, now)
-        except InvalidTransition as exc:
+        except (InvalidTransition, CorruptRecord) as exc:
             raise _GroupRefused(Refused(str(exc), status)) from exc
         seq = _log(
             conn, (ev.run_id, run_seq, now, ev.type.value, ev.step, ev.call, ev.attempt, data)
@@ -385,8 +420,8 @@ class Store:
                     ev.run_id,
                     d["workflow"],
                     RunState.PENDING.value,
-                    dumps(d.get("args", []), what="workflow arguments"),
-                    dumps(d.get("kwargs") or {}, what="workflow keyword arguments"),
+                    _column(d.get("args", [])),
+                    _column(d.get("kwargs") or {}),
                     d.get("parent_run_id"),
                     d.get("owner"),
                     now,
@@ -415,8 +450,8 @@ class Store:
             # only if it matches nothing, a read to say why.
             key = (ev.run_id, ev.call, ev.attempt)
             new = next_step_state(StepState.RUNNING, ev.type)
-            result = dumps(ev.data["result"]) if "result" in ev.data else None
-            error = dumps(ev.data["error"]) if "error" in ev.data else None
+            result = _column(ev.data["result"]) if "result" in ev.data else None
+            error = _column(ev.data["error"]) if "error" in ev.data else None
             cur = conn.execute(
                 "UPDATE steps SET status = ?, finished_at = ?, result = ?, error = ?"
                 " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
@@ -428,6 +463,10 @@ class Store:
                 ).fetchone()
                 if row is None:
                     raise InvalidTransition(f"no step attempt {ev.call}.{ev.attempt} to end")
+                if row[0] not in _STEP_STATES:
+                    raise CorruptRecord(
+                        f"step {ev.call}.{ev.attempt} has unknown status {row[0]!r}"
+                    )
                 next_step_state(StepState(row[0]), ev.type)  # raises: not RUNNING
 
     # -- runtimes and leases ----------------------------------------------------
@@ -658,6 +697,11 @@ def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
             return
 
 
+def _column(value: Any) -> str:
+    """A part of an event's data, already checked by encode_event, as a column."""
+    return dumps(value, max_depth=MAX_STORED_DEPTH)
+
+
 def _run_projection(ev: NewEvent, now: float) -> tuple[str, tuple[Any, ...]]:
     """Extra ``runs`` columns an event sets, as (SQL fragment, parameters)."""
     t, d = ev.type, ev.data
@@ -680,9 +724,9 @@ def _run_projection(ev: NewEvent, now: float) -> tuple[str, tuple[Any, ...]]:
             (d.get("reason"), now),
         )
     if t is _E.RUN_COMPLETED:
-        return ", result = ?, finished_at = ?", (dumps(d.get("result")), now)
+        return ", result = ?, finished_at = ?", (_column(d.get("result")), now)
     if t is _E.RUN_FAILED:
-        return ", error = ?, finished_at = ?", (dumps(d.get("error")), now)
+        return ", error = ?, finished_at = ?", (_column(d.get("error")), now)
     if t in (_E.RUN_CANCELLED, _E.RUN_TERMINATED):
         return ", finished_at = ?", (now,)
     return "", ()
@@ -699,8 +743,10 @@ def _translate(path: str) -> Iterator[None]:
             raise StoreLocked(
                 f"{path} is locked by another process (waited past the busy timeout)"
             ) from exc
-        raise StoreError(f"{path}: {msg}") from exc
+        raise damage(path, exc) or StoreError(f"{path}: {msg}") from exc
     except sqlite3.ProgrammingError as exc:  # e.g. used after close(): our bug, not the file's
         raise StoreError(f"{path}: {exc}") from exc
     except sqlite3.DatabaseError as exc:
-        raise NotAProctorStore(f"{path} is not a Proctor store: {exc}") from exc
+        raise damage(path, exc) or NotAProctorStore(
+            f"{path} is not a Proctor store: {exc}"
+        ) from exc
