@@ -88,8 +88,8 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
         "status": (_STR, True),
         "error": (_OPT_OBJECT, False),
     },
-    _E.SHIELD_ENTERED: {"depth": (_OPT_INT, False)},
-    _E.SHIELD_EXITED: {"depth": (_OPT_INT, False)},
+    _E.SHIELD_ENTERED: {"depth": ((int,), False)},
+    _E.SHIELD_EXITED: {"depth": ((int,), False)},
     _E.CANCEL_DELIVERED: {"checkpoint": (_OPT_INT, False)},
     **{t: {"error": (_OPT_OBJECT, False)} for t in STEP_END_EVENTS},
 }
