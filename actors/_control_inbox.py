@@ -160,6 +160,13 @@ class ControlInbox(ProctorActor):
         return self._cursor
 
     def started(self) -> None:
+        if self._opened is not None:
+            try:  # opening a path whose file is gone would create another store
+                check_same_file(os.fspath(self._path), self._opened)
+            except (StoreReplaced, StoreCorrupt) as exc:
+                self._lost = True
+                tell(self._guardian, StoreLost(error=exc))
+                return
         # Read-write only to checkpoint the WAL; it writes no records.
         self._store = Store.open(self._path)
         self._poll()
@@ -177,9 +184,9 @@ class ControlInbox(ProctorActor):
             raise TypeError(f"ControlInbox cannot handle {message!r}")
 
     def _poll(self) -> None:
-        assert self._store is not None
         if self._lost:
             return  # the Guardian is stopping the runtime
+        assert self._store is not None
         try:
             self._check_file()
             version = self._store.data_version()

@@ -391,9 +391,12 @@ class Guardian(ProctorActor):
         more; every later call of the facade raises ``error`` (OTP: a
         supervisor past its restart intensity terminates its children and
         itself). Its runs stay in the store for another runtime."""
-        if not self._halted.halt(error):
+        if self._halted.is_set():
             return  # killed, or stopped already
+        # Said before it shows (only this actor and kill() set it): whoever
+        # sees the runtime stopped finds the reason in the log already.
         logger.critical("runtime %s stops: %s", self._owner, error)
+        self._halted.halt(error)
         self._shutdown = Shutdown()  # no reply: the facade's close() sends its own
         if self._control is not None:
             self._control.stop(block=False)
