@@ -29,6 +29,7 @@ from actors._policy import RetryPolicy
 from actors._runtime import ControlResult, RunHandle, Runtime
 from actors._shield import shield
 from persistence import (
+    CorruptRecord,
     EventRecord,
     EventType,
     InvalidTransition,
@@ -42,8 +43,10 @@ from persistence import (
     SchemaTooNew,
     StepRecord,
     StepState,
+    StoreCorrupt,
     StoreError,
     StoreLocked,
+    StoreReplaced,
 )
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "Clock",
     "Context",
     "ControlResult",
+    "CorruptRecord",
     "EventRecord",
     "EventType",
     "FakeClock",
@@ -76,8 +80,10 @@ __all__ = [
     "StepFailed",
     "StepRecord",
     "StepState",
+    "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StoreReplaced",
     "SystemClock",
     "Terminated",
     "WorkflowContext",

@@ -67,7 +67,7 @@ def stops_loudly(
     assert any(why in m for m in critical), critical
 
 
-def test_store_deleted_under_a_runtime_stops_it_loudly_and_it_hosts_nothing_more(
+def test_D1_store_deleted_under_a_runtime_stops_it_loudly_and_it_hosts_nothing_more(
     db: Path, folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     before = set(threading.enumerate())
@@ -92,7 +92,7 @@ def test_store_deleted_under_a_runtime_stops_it_loudly_and_it_hosts_nothing_more
     assert_nothing_left(before)
 
 
-def test_store_replaced_by_a_backup_stops_the_runtime_and_the_cli_never_crashes(
+def test_D1_store_replaced_by_a_backup_stops_the_runtime_and_the_cli_never_crashes(
     db: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     before = set(threading.enumerate())
@@ -118,7 +118,7 @@ def test_store_replaced_by_a_backup_stops_the_runtime_and_the_cli_never_crashes(
     assert_nothing_left(before)
 
 
-def test_store_wal_deleted_under_a_runtime_stops_it_and_the_cli_says_so_in_one_sentence(
+def test_D1_store_wal_deleted_under_a_runtime_stops_it_and_the_cli_says_so_in_one_sentence(
     db: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     before = set(threading.enumerate())
@@ -139,7 +139,7 @@ def test_store_wal_deleted_under_a_runtime_stops_it_and_the_cli_says_so_in_one_s
     assert_nothing_left(before)
 
 
-def test_store_damaged_is_one_sentence_from_the_cli_and_a_clear_error_from_the_runtime(
+def test_D1_store_damaged_is_one_sentence_from_the_cli_and_a_clear_error_from_the_runtime(
     db: Path,
 ) -> None:
     with Runtime(db) as rt:
@@ -216,7 +216,7 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
-def test_store_shm_read_only_is_refused_before_sqlite_opens_it(shared_dir: Path) -> None:
+def test_D1_store_shm_read_only_is_refused_before_sqlite_opens_it(shared_dir: Path) -> None:
     python = _unprivileged_python()
     if python is None:
         pytest.skip("no Python an unprivileged user may run: root ignores file modes")
@@ -244,7 +244,7 @@ def test_store_shm_read_only_is_refused_before_sqlite_opens_it(shared_dir: Path)
     assert outputs[True] == "opened"  # reading needs no write to the -shm
 
 
-def test_store_deleted_under_a_worker_process_makes_it_exit_1_saying_why(
+def test_D1_store_deleted_under_a_worker_process_makes_it_exit_1_saying_why(
     db: Path, tmp_path: Path
 ) -> None:
     worker = Worker(db, tmp_path / "worker.log", "tests.cli_workflows")
