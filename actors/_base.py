@@ -31,6 +31,7 @@ from pykka._envelope import Envelope
 
 from actors._messages import ChildExited, ControlMessage, ExitKind, ExitReason
 from actors._threads import ThreadPool
+from persistence import StoreCorrupt, StoreReplaced
 
 logger = logging.getLogger("proctor")
 
@@ -253,7 +254,11 @@ class ProctorActor(pykka.ThreadingActor):
             self._census.leave(self.actor_urn)
 
     def _fail(self, exc: BaseException) -> None:
-        logger.error("%s crashed", self.name, exc_info=exc)
+        if isinstance(exc, StoreReplaced | StoreCorrupt):
+            # Not a bug: the file is gone or damaged; the one sentence says it all.
+            logger.error("%s stopped: %s", self.name, exc)
+        else:
+            logger.error("%s crashed", self.name, exc_info=exc)
         self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
 
     def _report(self, reason: ExitReason) -> None:

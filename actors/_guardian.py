@@ -48,7 +48,9 @@ from persistence import (
     ProctorError,
     RunState,
     Store,
+    StoreCorrupt,
     StoreError,
+    StoreReplaced,
     Synchronous,
     terminate_request,
 )
@@ -166,6 +168,7 @@ class Guardian(ProctorActor):
             owner=self._owner,
             lease_ttl=self._lease_ttl,
             halted=self._halted,
+            opened=self._reader.opened,
         )
         self._timers = Timers.start(census=self._census, parent=self.actor_ref, clock=self._clock)
         self._start_control(self._control_cursor)
@@ -366,6 +369,9 @@ class Guardian(ProctorActor):
 
     def _service_died(self, msg: ChildExited) -> None:
         """A shared actor stopped while the runtime runs: never silently."""
+        if isinstance(msg.reason.error, StoreReplaced | StoreCorrupt):
+            self._escalate(msg.reason.error)  # its file is gone: a restart cannot help
+            return
         why = describe(msg.reason.error) if msg.reason.error is not None else None
         cause = f"{why['type']}: {why['message']}" if why else msg.reason.kind.value
         logger.critical("%s stopped unexpectedly: %s", msg.name, cause)

@@ -26,6 +26,7 @@ from persistence import (
     Appended,
     AppendOutcome,
     EventType,
+    FileIdentity,
     HeartbeatRecord,
     NewEvent,
     RunState,
@@ -34,6 +35,7 @@ from persistence import (
     StoreError,
     StoreReplaced,
     Synchronous,
+    check_same_file,
 )
 
 MAX_BATCH: Final = 512
@@ -60,8 +62,11 @@ class Journal(ProctorActor):
         owner: str,
         lease_ttl: float,
         halted: threading.Event,
+        opened: FileIdentity | None = None,
     ) -> None:
         super().__init__(parent=parent, name="Journal", census=census)
+        #: The file the runtime opened: the Journal never opens another one.
+        self._opened = opened
         self._owner = owner
         self._lease_ttl = lease_ttl
         #: Set by Runtime.kill(): from then on nothing reaches the store, as
@@ -84,6 +89,8 @@ class Journal(ProctorActor):
         # The connection is made in the journal's own thread: it is its only user.
         # Checkpoints (copying the WAL back, with an fsync) are the
         # ControlInbox's job, off the path of every commit; this is a backstop.
+        if self._opened is not None:  # opening a path whose file is gone creates one
+            check_same_file(os.fspath(self._path), self._opened)
         self._store = Store.open(
             self._path,
             synchronous=self._synchronous,

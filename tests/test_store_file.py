@@ -262,3 +262,30 @@ def test_D1_store_deleted_under_a_worker_process_makes_it_exit_1_saying_why(
     assert log.strip().splitlines()[-1].startswith("Error: worker"), log
     assert "Traceback" not in log
     assert not db.exists()  # it created nothing at the path either
+
+
+def test_D1_store_deleted_before_the_journal_opens_it_is_never_created_again(
+    db: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Opening a path whose file is gone would create a new, empty store that
+    this runtime alone writes: each actor checks the path before it opens it."""
+    from actors._journal import Journal  # noqa: PLC0415
+
+    before = set(threading.enumerate())
+    caplog.set_level(logging.WARNING, logger="proctor")
+    started = Journal.started
+
+    def deleted_first(self: Journal) -> None:
+        db.unlink()
+        started(self)
+
+    monkeypatch.setattr(Journal, "started", deleted_first)
+    rt = Runtime(db)
+    try:
+        stops_loudly(rt, StoreReplaced, caplog, "was deleted")
+        assert not db.exists()
+    finally:
+        rt.close()
+    assert not db.exists()
+    assert "Traceback" not in caplog.text
+    assert_nothing_left(before)
