@@ -34,7 +34,7 @@ import pykka
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import SystemClock
 from actors._definitions import lookup_workflow, registered_workflows
-from actors._halt import StoreLost
+from actors._halt import StoreLost, open_same_store
 from actors._messages import (
     Append,
     Cancel,
@@ -160,15 +160,13 @@ class ControlInbox(ProctorActor):
         return self._cursor
 
     def started(self) -> None:
-        if self._opened is not None:
-            try:  # opening a path whose file is gone would create another store
-                check_same_file(os.fspath(self._path), self._opened)
-            except (StoreReplaced, StoreCorrupt) as exc:
-                self._lost = True
-                tell(self._guardian, StoreLost(error=exc))
-                return
-        # Read-write only to checkpoint the WAL; it writes no records.
-        self._store = Store.open(self._path)
+        try:
+            # Read-write only to checkpoint the WAL; it writes no records.
+            self._store = open_same_store(self._path, self._opened)
+        except (StoreReplaced, StoreCorrupt) as exc:
+            self._lost = True
+            tell(self._guardian, StoreLost(error=exc))
+            return
         self._poll()
 
     def stopping(self) -> None:

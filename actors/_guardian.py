@@ -399,6 +399,10 @@ class Guardian(ProctorActor):
         itself). Its runs stay in the store for another runtime."""
         if self._halted.is_set():
             return  # killed, or stopped already
+        try:  # the file gone is the root cause of any damage SQLite reports
+            self._reader.check_file()
+        except StoreError as gone:
+            error = gone
         # Said before it shows (only this actor and kill() set it): whoever
         # sees the runtime stopped finds the reason in the log already.
         logger.critical("runtime %s stops: %s", self._owner, error)

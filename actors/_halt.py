@@ -12,10 +12,12 @@ Invariant: the first reason given is the one kept.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
+from typing import Any
 
-from persistence import StoreError
+from persistence import FileIdentity, Store, StoreError, StoreReplaced, check_same_file
 
 
 class Halt(threading.Event):
@@ -66,3 +68,30 @@ class StoreLost:
     (its file was deleted, replaced or damaged); the runtime must stop."""
 
     error: StoreError
+
+
+def open_same_store(
+    path: str | os.PathLike[str], opened: FileIdentity | None, **options: Any
+) -> Store:
+    """Open another connection to the runtime's store, only if ``path`` still
+    names the file the runtime opened: never a new store in its place.
+
+    Raises:
+        StoreReplaced: the file was deleted or replaced.
+        StoreCorrupt: its ``-wal`` was deleted or replaced, or it is damaged.
+        StoreError: as :meth:`Store.open`.
+    """
+    if opened is None:
+        return Store.open(path, **options)
+    spath = os.fspath(path)
+    check_same_file(spath, opened)
+    try:
+        store = Store.open(spath, create=False, **options)
+    except StoreError:
+        check_same_file(spath, opened)  # gone meanwhile: that is the reason
+        raise
+    if store.opened is None or store.opened.db != opened.db:
+        store.close()
+        check_same_file(spath, opened)
+        raise StoreReplaced(f"{spath} was replaced by another file while it was being opened")
+    return store

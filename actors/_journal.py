@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from actors._base import Census, ProctorActor, logger, tell
-from actors._halt import StoreLost, check_halted
+from actors._halt import StoreLost, check_halted, open_same_store
 from actors._messages import Append, Heartbeat, Journaled, RenewLease, TerminateTree
 from persistence import (
     TERMINAL_EVENTS,
@@ -35,7 +35,6 @@ from persistence import (
     StoreError,
     StoreReplaced,
     Synchronous,
-    check_same_file,
 )
 
 MAX_BATCH: Final = 512
@@ -89,10 +88,9 @@ class Journal(ProctorActor):
         # The connection is made in the journal's own thread: it is its only user.
         # Checkpoints (copying the WAL back, with an fsync) are the
         # ControlInbox's job, off the path of every commit; this is a backstop.
-        if self._opened is not None:  # opening a path whose file is gone creates one
-            check_same_file(os.fspath(self._path), self._opened)
-        self._store = Store.open(
+        self._store = open_same_store(
             self._path,
+            self._opened,
             synchronous=self._synchronous,
             busy_timeout=self._busy_timeout,
             autocheckpoint=JOURNAL_AUTOCHECKPOINT,

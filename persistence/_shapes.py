@@ -109,28 +109,30 @@ def encode_event(ev: NewEvent) -> str | None:
         NotSerializable: its data is not JSON, or nests too deeply.
         InvalidEvent: a field has the wrong type (``args`` not a list, ...).
     """
-    if not isinstance(ev.type, EventType):
-        raise InvalidEvent(f"event type must be an EventType, got {ev.type!r}")
+    type_, data = ev.type, ev.data
+    if not isinstance(type_, EventType):
+        raise InvalidEvent(f"event type must be an EventType, got {type_!r}")
     if not isinstance(ev.run_id, str) or not ev.run_id:
-        raise InvalidEvent(f"{ev.type} needs a run id (a non-empty string), got {ev.run_id!r}")
-    if not isinstance(ev.step, _OPT_STR):
-        raise InvalidEvent(f"{ev.type} step must be a string, got {type(ev.step).__name__}")
-    for name in ("call", "attempt"):
-        value = getattr(ev, name)
-        needed = ev.type in _ATTEMPT_EVENTS
-        if (value is None and needed) or (value is not None and not _is_int(value)):
-            raise InvalidEvent(f"{ev.type} {name} must be an integer, got {value!r}")
-    if ev.type is _E.STEP_STARTED and ev.step is None:
-        raise InvalidEvent(f"{ev.type} needs its step's name")
-    data = ev.data
+        raise InvalidEvent(f"{type_} needs a run id (a non-empty string), got {ev.run_id!r}")
+    if ev.step is not None and not isinstance(ev.step, str):
+        raise InvalidEvent(f"{type_} step must be a string, got {type(ev.step).__name__}")
+    call, attempt = ev.call, ev.attempt
+    if type_ in _ATTEMPT_EVENTS:
+        if not (_is_int(call) and _is_int(attempt)):
+            raise InvalidEvent(f"{type_} needs integer call and attempt, got {call!r}, {attempt!r}")
+        if ev.step is None and type_ is _E.STEP_STARTED:
+            raise InvalidEvent(f"{type_} needs its step's name")
+    elif not ((call is None or _is_int(call)) and (attempt is None or _is_int(attempt))):
+        raise InvalidEvent(f"{type_} call and attempt must be integers, got {call!r}, {attempt!r}")
     if not isinstance(data, dict):
-        raise InvalidEvent(f"{ev.type} data must be a JSON object, got {type(data).__name__}")
-    problem = data_problem(ev.type, data)
-    if problem is not None:
-        raise InvalidEvent(problem)
+        raise InvalidEvent(f"{type_} data must be a JSON object, got {type(data).__name__}")
+    if type_ in _FIELDS:
+        problem = data_problem(type_, data)
+        if problem is not None:
+            raise InvalidEvent(problem)
     if not data:
         return None
-    return dumps(data, what=f"{ev.type} data", max_depth=MAX_STORED_DEPTH)
+    return dumps(data, what=f"{type_} data", max_depth=MAX_STORED_DEPTH)
 
 
 def data_problem(type_: EventType, data: dict[str, Any]) -> str | None:

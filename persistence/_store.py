@@ -128,12 +128,14 @@ class Store:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         synchronous: Synchronous = "NORMAL",
         autocheckpoint: int | None = None,
+        create: bool = True,
     ) -> Store:
         """Open (and, unless ``readonly``, create or migrate) the store at ``path``.
 
         ``autocheckpoint``: WAL pages after which a commit on this connection
         also checkpoints (SQLite's default is 1000). A runtime's Journal sets
         it high and leaves checkpoints to :meth:`checkpoint` on another thread.
+        ``create=False``: a missing file is an error, not a new store.
 
         Raises:
             StoreError: the file is missing (readonly), unreadable, locked past
@@ -146,7 +148,7 @@ class Store:
             target, uri = f"file:{quote(spath)}?mode=ro", True
         else:
             check_shm_writable(spath)  # SQLite would crash the process (SIGBUS)
-            target, uri = spath, False
+            target, uri = (spath, False) if create else (f"file:{quote(spath)}?mode=rw", True)
         try:
             conn = sqlite3.connect(
                 target,
