@@ -184,6 +184,20 @@ def test_D4_arguments_nested_too_deeply_are_NotSerializable_at_the_call(rt: Runt
     assert rt.list_runs() == []
 
 
+def test_D4_proctor_start_refuses_arguments_nested_too_deeply_in_one_sentence(db: Path) -> None:
+    with Store.open(db):
+        pass  # an empty store
+    for text in (deep_json(5000), deep_json(MAX_DEPTH + 10)):
+        result = CliRunner().invoke(
+            cli, ["--db", str(db), "start", "tests.cli_workflows:add", text, "1"]
+        )
+        assert result.exit_code == 2, result.output  # usage: bad arguments
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "nested" in result.output
+    with Store.open(db, readonly=True) as store:
+        assert store.list_runs() == []
+
+
 # -- a bad row fails only its run, read by every shared reader ---------------------------------
 
 
