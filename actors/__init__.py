@@ -30,6 +30,7 @@ from actors._policy import RetryPolicy
 from actors._runtime import ControlResult, RunHandle, Runtime
 from actors._shield import shield
 from persistence import (
+    CorruptRecord,
     EventRecord,
     EventType,
     InvalidTransition,
@@ -45,8 +46,10 @@ from persistence import (
     SchemaTooNew,
     StepRecord,
     StepState,
+    StoreCorrupt,
     StoreError,
     StoreLocked,
+    StoreReplaced,
 )
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "Clock",
     "Context",
     "ControlResult",
+    "CorruptRecord",
     "EventRecord",
     "EventType",
     "FakeClock",
@@ -81,8 +85,10 @@ __all__ = [
     "StepFailed",
     "StepRecord",
     "StepState",
+    "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StoreReplaced",
     "SystemClock",
     "Terminated",
     "WaitTimeout",

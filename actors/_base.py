@@ -33,7 +33,7 @@ from actors._messages import ChildExited, ControlMessage, ExitKind, ExitReason
 from actors._slots import StepSlots, default_max_concurrent_steps
 from actors._threads import ThreadPool
 from actors._undeliverable import refuse
-from persistence import ProctorError
+from persistence import ProctorError, StoreCorrupt, StoreReplaced
 
 logger = logging.getLogger("proctor")
 
@@ -297,7 +297,11 @@ class ProctorActor(pykka.ThreadingActor):
             self._census.leave(self.actor_urn)
 
     def _fail(self, exc: BaseException) -> None:
-        logger.error("%s crashed", self.name, exc_info=exc)
+        if isinstance(exc, StoreReplaced | StoreCorrupt):
+            # Not a bug: the file is gone or damaged; the one sentence says it all.
+            logger.error("%s stopped: %s", self.name, exc)
+        else:
+            logger.error("%s crashed", self.name, exc_info=exc)
         self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
 
     def _report(self, reason: ExitReason) -> None:

@@ -39,6 +39,7 @@ import pykka
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import SystemClock
 from actors._definitions import lookup_workflow, registered_workflows
+from actors._halt import StoreLost, open_same_store
 from actors._messages import (
     Append,
     Cancel,
@@ -56,15 +57,22 @@ from persistence import (
     Appended,
     EventRecord,
     EventType,
+    FileIdentity,
+    NewEvent,
     PruneCursor,
     RunRecord,
     RunState,
     Store,
+    StoreCorrupt,
     StoreError,
     StoreLocked,
+    StoreReplaced,
+    check_same_file,
     claim_request,
     prune_batch,
     prune_runtimes,
+    resume_request,
+    unreadable_run_failure,
 )
 
 #: How many unowned runs one poll claims at most.
@@ -80,6 +88,9 @@ PRUNE_BUSY_INTERVAL = 0.05
 PRUNE_IDLE_INTERVAL = 60.0
 #: The most a prune transaction waits for the write lock before it tries later.
 PRUNE_LOCK_WAIT = 0.02
+#: How often to check that the store's path still names the file the
+#: runtime opened (two stat calls).
+FILE_CHECK_INTERVAL = 0.1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,11 +128,17 @@ class ControlInbox(ProctorActor):
         resume: bool,
         lease_ttl: float,
         retention: float | None = None,
+        opened: FileIdentity | None = None,
     ) -> None:
         super().__init__(parent=parent, name="ControlInbox", census=census)
         self._retention = retention
         self._next_prune = 0.0
         self._prune_cursor: PruneCursor | None = None
+        #: The store file the runtime opened: if the path names another
+        #: (deleted, replaced), the runtime must stop.
+        self._opened = opened
+        self._next_file_check = 0.0
+        self._lost = False
         self._resume = resume
         self._lease_ttl = lease_ttl
         self._next_resume_scan = 0.0
@@ -142,6 +159,8 @@ class ControlInbox(ProctorActor):
         self._cursor = cursor
         self._version: int | None = None
         self._claiming: set[str] = set()
+        #: Runs whose records cannot be read, already logged as failing.
+        self._unreadable: set[str] = set()
         self._clock = SystemClock()
         # The runtime registered itself with a full lease just before this
         # was built: the first renewal is due a third of a lease from now.
@@ -155,9 +174,19 @@ class ControlInbox(ProctorActor):
     def _create_actor_inbox() -> TimerInbox:
         return TimerInbox()
 
+    @property
+    def cursor(self) -> int:
+        """The global seq of the last control request taken (a restart goes on from it)."""
+        return self._cursor
+
     def started(self) -> None:
-        # Read-write only to checkpoint the WAL; it writes no records.
-        self._store = Store.open(self._path)
+        try:
+            # Read-write only to checkpoint the WAL; it writes no records.
+            self._store = open_same_store(self._path, self._opened)
+        except (StoreReplaced, StoreCorrupt) as exc:
+            self._lost = True
+            tell(self._guardian, StoreLost(error=exc))
+            return
         self._poll()
 
     def stopping(self) -> None:
@@ -173,6 +202,8 @@ class ControlInbox(ProctorActor):
             raise TypeError(f"ControlInbox cannot handle {message!r}")
 
     def _poll(self) -> None:
+        if self._lost:
+            return  # the Guardian is stopping the runtime
         assert self._store is not None
         now = self._clock.monotonic()
         if now >= self._next_renewal:
@@ -181,6 +212,7 @@ class ControlInbox(ProctorActor):
             self._next_renewal = now + self._lease_ttl / 3
             tell(self._journal, RenewLease())
         try:
+            self._check_file()
             version = self._store.data_version()
             if version != self._version:
                 self._version = version
@@ -198,6 +230,10 @@ class ControlInbox(ProctorActor):
                 self._resume_orphans()
             if self._retention is not None and now >= self._next_prune:
                 self._prune(self._retention, now)
+        except (StoreReplaced, StoreCorrupt) as exc:
+            self._lost = True
+            tell(self._guardian, StoreLost(error=exc))
+            return
         except StoreError as exc:
             # Locked past the busy timeout, say: try again at the next tick.
             logger.warning("control inbox: cannot read the store: %s", exc)
@@ -231,6 +267,18 @@ class ControlInbox(ProctorActor):
                 prune_runtimes(self._store, cutoff, lock_wait=PRUNE_LOCK_WAIT)
         self._next_prune = now + (PRUNE_BUSY_INTERVAL if more else idle)
 
+    def _check_file(self) -> None:
+        """Raise StoreReplaced/StoreCorrupt if the store's path no longer
+        names the file the runtime opened (every FILE_CHECK_INTERVAL)."""
+        assert self._store is not None
+        now = self._clock.monotonic()
+        if now < self._next_file_check:
+            return
+        self._next_file_check = now + FILE_CHECK_INTERVAL
+        if self._opened is not None:
+            check_same_file(self._store.path, self._opened)
+        self._store.check_file()
+
     def _resume_orphans(self) -> None:
         """D2: hand every unfinished run whose owner is dead to the Guardian."""
         assert self._store is not None
@@ -247,6 +295,18 @@ class ControlInbox(ProctorActor):
         why: str | None = None,
     ) -> None:
         """Give the run to the Guardian to host, and re-arm its cancel's grace."""
+        if record.defect is not None:
+            take = None
+            if resume_from is not None:
+                take = resume_request(
+                    record.run_id,
+                    self._owner,
+                    previous_owner=resume_from,
+                    seen_seq=record.last_seq,
+                    why=why,
+                )
+            self._fail_unreadable(record, record.defect, take)
+            return
         workflow = lookup_workflow(record.workflow)
         assert workflow is not None  # we only claim or resume workflows we know
         tell(
@@ -255,6 +315,14 @@ class ControlInbox(ProctorActor):
         )
         # A cancel asked while nobody hosted the run: its grace has been running since.
         self._regrace(record)
+
+    def _fail_unreadable(self, record: RunRecord, defect: str, take: NewEvent | None) -> None:
+        """A run whose record cannot be read fails alone; this actor goes on."""
+        if record.run_id not in self._unreadable:
+            self._unreadable.add(record.run_id)
+            logger.error("run %s cannot be read, failing it: %s", record.run_id, defect)
+        group = unreadable_run_failure(record, defect, take=take)
+        tell(self._journal, Append(events=tuple(group)))
 
     def _regrace(self, record: RunRecord) -> None:
         """A cancel's grace survives its owner: it counts from the request (C8, D3)."""
@@ -267,6 +335,15 @@ class ControlInbox(ProctorActor):
         for request in requests:
             self._cursor = request.seq
             data = request.data
+            if request.defect is not None:
+                # Its type is known, so it is still delivered; its details are lost.
+                logger.warning(
+                    "run %s: %s #%d cannot be read (%s); delivered without its details",
+                    request.run_id,
+                    request.type,
+                    request.seq,
+                    request.defect,
+                )
             if data.get("origin") == self._owner:
                 continue  # our own facade or supervisors delivered it already
             if request.type is EventType.CANCEL_REQUESTED:
@@ -299,6 +376,10 @@ class ControlInbox(ProctorActor):
         candidates = self._store.claimable(registered_workflows(), limit=CLAIM_BATCH)
         for record in candidates:
             if record.run_id in self._claiming:
+                continue
+            if record.defect is not None:  # claimed and failed in one group
+                take = claim_request(record.run_id, self._owner)
+                self._fail_unreadable(record, record.defect, take)
                 continue
             self._claiming.add(record.run_id)
             tell(

@@ -9,8 +9,10 @@ still reach the Journal, then Timers and Journal.
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from actors._clock import Clock
 from actors._control_inbox import ControlInbox, Forward
 from actors._definitions import lookup_workflow
 from actors._errors import describe
+from actors._halt import Halt, StoreLost
 from actors._journal import Journal
 from actors._messages import (
     Append,
@@ -41,12 +44,15 @@ from actors._supervisor import RunSupervisor
 from actors._timers import Timers
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
+    CorruptRecord,
     EventType,
     NewEvent,
     ProctorError,
     RunState,
     Store,
+    StoreCorrupt,
     StoreError,
+    StoreReplaced,
     Synchronous,
     terminate_request,
 )
@@ -55,6 +61,13 @@ from persistence import (
 #: again: doubling from REHOST_FIRST, at most REHOST_MAX seconds.
 REHOST_FIRST = 0.5
 REHOST_MAX = 30.0
+#: Restart intensity of the ControlInbox (Erlang/OTP's MaxR and MaxT): a
+#: death beyond RESTART_INTENSITY restarts within RESTART_PERIOD seconds
+#: escalates, and the runtime stops. The Journal and the Timers are never
+#: restarted: other actors hold their refs and their state (unanswered
+#: appends, pending timers) dies with them, so their death stops the runtime.
+RESTART_INTENSITY = 3
+RESTART_PERIOD = 5.0
 
 
 class Directory:
@@ -114,7 +127,7 @@ class Guardian(ProctorActor):
         reader: Store,
         resume: bool,
         lease_ttl: float,
-        halted: threading.Event,
+        halted: Halt,
         max_batch: int,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         retention: float | None = None,
@@ -141,6 +154,9 @@ class Guardian(ProctorActor):
         self._journal: pykka.ActorRef[Any] | None = None
         self._timers: pykka.ActorRef[Any] | None = None
         self._control: pykka.ActorRef[Any] | None = None
+        self._control_actor: ControlInbox | None = None
+        #: When the ControlInbox was restarted, within the last RESTART_PERIOD.
+        self._restarts: collections.deque[float] = collections.deque()
         self._journal_dead = False
         #: Service actors (Timers, ControlInbox) that have ended.
         self._services_ended: set[str] = set()
@@ -165,9 +181,16 @@ class Guardian(ProctorActor):
             lease_ttl=self._lease_ttl,
             halted=self._halted,
             max_batch=self._max_batch,
+            opened=self._reader.opened,
         )
         self._timers = Timers.start(census=self._census, parent=self.actor_ref, clock=self._clock)
-        self._control = ControlInbox.start(
+        self._start_control(self._control_cursor)
+
+    def _start_control(self, cursor: int) -> None:
+        """(Re)start the ControlInbox; it delivers requests past ``cursor``."""
+        assert self._journal is not None
+        assert self._timers is not None
+        self._control_actor = ControlInbox.prepare(
             census=self._census,
             parent=self.actor_ref,
             path=self._path,
@@ -177,11 +200,13 @@ class Guardian(ProctorActor):
             clock_monotonic=self._clock.monotonic,
             interval=self._control_interval,
             claim_runs=self._claim_runs,
-            cursor=self._control_cursor,
+            cursor=cursor,
             resume=self._resume,
             lease_ttl=self._lease_ttl,
             retention=self._retention,
+            opened=self._reader.opened,
         )
+        self._control = self._control_actor.launch()
 
     @property
     def journal(self) -> pykka.ActorRef[Any]:
@@ -204,6 +229,8 @@ class Guardian(ProctorActor):
             self._on_grace_expired(message)
         elif isinstance(message, Rehost):
             self._rehost(message)
+        elif isinstance(message, StoreLost):
+            self._escalate(message.error)
         elif isinstance(message, Shutdown):
             # A second Shutdown (abandon=True) tells the runs to stop waiting.
             first = self._shutdown is None
@@ -212,6 +239,15 @@ class Guardian(ProctorActor):
                 self._census.slots.close()  # no waiting step starts any more
                 if self._control is not None:
                     self._control.stop(block=False)  # take no new runs
+            elif (
+                message.reply is not None
+                and self._shutdown is not None
+                and self._shutdown.reply is None
+            ):
+                # The runtime stopped itself (escalation): the facade's
+                # close() waits for this answer.
+                self._shutdown = message
+                first = True
             for ref in self._runs.values():
                 tell(ref, Shutdown(abandon=message.abandon))
             if first and not self._runs:
@@ -259,10 +295,11 @@ class Guardian(ProctorActor):
 
     def _on_child_exited(self, msg: ChildExited) -> None:
         if msg.child in (self._journal, self._timers, self._control):
-            if self._shutdown is None:
-                logger.critical("%s stopped unexpectedly: %s", msg.name, msg.reason)
             if msg.child == self._journal:
                 self._journal_dead = True
+            if self._shutdown is None:
+                self._service_died(msg)
+            if msg.child == self._journal:
                 self._journal_exited()
             else:
                 self._services_ended.add(msg.child.actor_urn)
@@ -276,6 +313,7 @@ class Guardian(ProctorActor):
             msg.reason.kind is ExitKind.FAILED
             and self._shutdown is None
             and isinstance(error, StoreError)
+            and not isinstance(error, CorruptRecord)  # reading it again cannot help
             and hosted
         ):
             # The store failed under the run (locked past the busy timeout,
@@ -320,6 +358,10 @@ class Guardian(ProctorActor):
         self._rehosting.discard(msg.run_id)
         try:
             record = self._reader.find_run(msg.run_id)
+        except CorruptRecord as exc:
+            logger.error("run %s: not hosted again: %s", msg.run_id, exc)
+            self._rehosts.pop(msg.run_id, None)
+            return
         except StoreError as exc:
             self._rehost_later(msg.run_id, f"{msg.why}; then {exc}")
             return
@@ -364,4 +406,56 @@ class Guardian(ProctorActor):
         if self._shutdown is not None and services <= self._services_ended:
             if self._shutdown.reply is not None:
                 self._shutdown.reply.set(None)
+            elif self._halted.error is not None:
+                return  # it stopped itself: the facade's close() ends this actor
             self.exit(ExitReason.normal())
+
+    # -- shared actors dying, and escalation (Erlang/OTP) --------------------------------
+
+    def _service_died(self, msg: ChildExited) -> None:
+        """A shared actor stopped while the runtime runs: never silently."""
+        if isinstance(msg.reason.error, StoreReplaced | StoreCorrupt):
+            self._escalate(msg.reason.error)  # its file is gone: a restart cannot help
+            return
+        why = describe(msg.reason.error) if msg.reason.error is not None else None
+        cause = f"{why['type']}: {why['message']}" if why else msg.reason.kind.value
+        logger.critical("%s stopped unexpectedly: %s", msg.name, cause)
+        if msg.child == self._control and self._control_actor is not None:
+            now = time.monotonic()
+            while self._restarts and self._restarts[0] <= now - RESTART_PERIOD:
+                self._restarts.popleft()
+            if len(self._restarts) < RESTART_INTENSITY:
+                self._restarts.append(now)
+                logger.warning(
+                    "restarting the ControlInbox (%d of %d restarts allowed within %.0fs)",
+                    len(self._restarts),
+                    RESTART_INTENSITY,
+                    RESTART_PERIOD,
+                )
+                self._start_control(self._control_actor.cursor)
+                return
+            cause += f"; it died {RESTART_INTENSITY + 1} times within {RESTART_PERIOD:.0f}s"
+        self._escalate(StoreError(f"its {msg.name} stopped unexpectedly ({cause})"))
+
+    def _escalate(self, error: StoreError) -> None:
+        """The runtime cannot go on: it stops hosting runs and writes nothing
+        more; every later call of the facade raises ``error`` (OTP: a
+        supervisor past its restart intensity terminates its children and
+        itself). Its runs stay in the store for another runtime."""
+        if self._halted.is_set():
+            return  # killed, or stopped already
+        try:  # the file gone is the root cause of any damage SQLite reports
+            self._reader.check_file()
+        except StoreError as gone:
+            error = gone
+        # Said before it shows (only this actor and kill() set it): whoever
+        # sees the runtime stopped finds the reason in the log already.
+        logger.critical("runtime %s stops: %s", self._owner, error)
+        self._halted.halt(error)
+        self._shutdown = Shutdown()  # no reply: the facade's close() sends its own
+        if self._control is not None:
+            self._control.stop(block=False)
+        for ref in self._runs.values():
+            tell(ref, Shutdown())
+        if not self._runs:
+            self._stop_services()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from actors._base import Census, ProctorActor, logger, tell
+from actors._halt import StoreLost, check_halted, open_same_store
 from actors._messages import Append, Heartbeat, Journaled, RenewLease, TerminateTree
 from actors._undeliverable import refuse
 from persistence import (
@@ -27,11 +28,14 @@ from persistence import (
     Appended,
     AppendOutcome,
     EventType,
+    FileIdentity,
     HeartbeatRecord,
     NewEvent,
     RunState,
     Store,
+    StoreCorrupt,
     StoreError,
+    StoreReplaced,
     Synchronous,
 )
 
@@ -65,11 +69,14 @@ class Journal(ProctorActor):
         lease_ttl: float,
         halted: threading.Event,
         max_batch: int = MAX_BATCH,
+        opened: FileIdentity | None = None,
     ) -> None:
         super().__init__(parent=parent, name="Journal", census=census)
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self._max_batch = max_batch
+        #: The file the runtime opened: the Journal never opens another one.
+        self._opened = opened
         self._owner = owner
         self._lease_ttl = lease_ttl
         #: Set by Runtime.kill(): from then on nothing reaches the store, as
@@ -92,8 +99,9 @@ class Journal(ProctorActor):
         # The connection is made in the journal's own thread: it is its only user.
         # Checkpoints (copying the WAL back, with an fsync) are the
         # ControlInbox's job, off the path of every commit; this is a backstop.
-        self._store = Store.open(
+        self._store = open_same_store(
             self._path,
+            self._opened,
             synchronous=self._synchronous,
             busy_timeout=self._busy_timeout,
             autocheckpoint=JOURNAL_AUTOCHECKPOINT,
@@ -157,6 +165,7 @@ class Journal(ProctorActor):
                 msg.run_id, msg.reason, source=msg.source, origin=msg.origin
             )
         except StoreError as exc:
+            self._store_failed(exc)
             msg.reply.set_exception((type(exc), exc, exc.__traceback__))
             return
         if outcome.accepted:
@@ -167,8 +176,19 @@ class Journal(ProctorActor):
         msg.reply.set((outcome, terminated))
 
     def _check_alive(self) -> None:
-        if self._halted.is_set():
-            raise StoreError(f"runtime {self._owner} was killed; nothing more is written")
+        check_halted(self._halted, self._owner)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """A write failed: if the file itself is gone or damaged, the runtime must stop."""
+        assert self._store is not None
+        lost: StoreError | None = exc if isinstance(exc, StoreReplaced | StoreCorrupt) else None
+        if lost is None and not self._halted.is_set():
+            try:
+                self._store.check_file()
+            except StoreError as gone:
+                lost = gone
+        if lost is not None and self._parent is not None and not self._halted.is_set():
+            tell(self._parent, StoreLost(error=lost))
 
     def _renew(self) -> None:
         assert self._store is not None
@@ -192,6 +212,7 @@ class Journal(ProctorActor):
                 [a.events for a in batch], heartbeats, writer=self._owner
             )
         except StoreError as exc:
+            self._store_failed(exc)
             for append in batch:
                 if append.notify is not None:
                     self._broken.update((event.run_id, exc) for event in append.events)

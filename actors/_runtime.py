@@ -28,6 +28,7 @@ from actors._definitions import WorkflowDef
 from actors._diagnosis import explain
 from actors._errors import RunCancelled, RunTerminated, WaitTimeout, WorkflowFailed
 from actors._guardian import Directory, GetWiring, Guardian, Wiring
+from actors._halt import Halt
 from actors._journal import MAX_BATCH
 from actors._messages import (
     Cancel,
@@ -46,6 +47,7 @@ from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
     AppendOutcome,
+    CorruptRecord,
     EventRecord,
     EventType,
     NewEvent,
@@ -56,6 +58,7 @@ from persistence import (
     RunRecord,
     RunState,
     Store,
+    StoreError,
     Synchronous,
     cancel_request,
     check_payload_limit,
@@ -237,7 +240,7 @@ class Runtime:
         self._closed = False
         #: Set by the test kit's restart(): handles of this runtime use it.
         self._successor: Runtime | None = None
-        self._halted = threading.Event()
+        self._halted = Halt()
         self._guardian = Guardian.start(
             census=self._census,
             owner=self.id,
@@ -310,7 +313,8 @@ class Runtime:
                     self._guardian.tell(Shutdown(abandon=True))
                 done.get(timeout=ASK_TIMEOUT)
         except (pykka.ActorDeadError, pykka.Timeout):
-            logger.exception("runtime %s: guardian did not shut down cleanly", self.id)
+            if self._halted.error is None:  # else it said why when it stopped
+                logger.exception("runtime %s: guardian did not shut down cleanly", self.id)
         # Threads of abandoned steps, and pooled threads on their way out.
         grace = max(deadline - time.monotonic(), min(1.0, self.shutdown_timeout))
         if not self._census.wait_empty(grace):
@@ -337,7 +341,20 @@ class Runtime:
         self._store.expire_lease(self.id)
         self._store.close()
 
+    @property
+    def failure(self) -> StoreError | None:
+        """Why this runtime stopped itself, or None while it runs.
+
+        It stops, and hosts nothing more, when its store's path no longer
+        names the file it opened (deleted or replaced), when the file is
+        damaged, or when a shared actor keeps dying; every call then raises
+        this error (``StoreReplaced``, ``StoreCorrupt`` or ``StoreError``).
+        """
+        return self._halted.error
+
     def _check_open(self) -> None:
+        if self._halted.error is not None:
+            self._halted.check(self.id)
         if self._closed:
             raise ProctorError(f"runtime {self.id} is closed")
 
@@ -365,7 +382,9 @@ class Runtime:
                 blocked before its first await); the run may exist, and the
                 error names its id (A3).
             StoreError: the store cannot take the run (locked past the busy
-                timeout, say); nothing was written.
+                timeout, say); nothing was written. ``StoreReplaced`` or
+                ``StoreCorrupt`` once the runtime stopped because its store
+                file was deleted, replaced or damaged.
         """
         self._check_open()
         if not isinstance(workflow, WorkflowDef):
@@ -441,7 +460,8 @@ class Runtime:
             RunNotFound: no such run.
             OutcomeUnknown: the request was not confirmed within
                 ``request_timeout``; it may still take effect.
-            StoreError: the store refused it; nothing was written.
+            StoreError: the store refused it (nothing was written), or the
+                runtime stopped (see :attr:`failure`).
             NotSerializable: ``reason`` is not text; nothing was written.
         """
         self._check_open()
@@ -585,6 +605,8 @@ class Runtime:
         The wait is capped so that runs ending in another process (no wake-up
         from our Journal) are seen within POLL_INTERVAL.
         """
+        if self._halted.error is not None:  # the store under the run is gone
+            self._halted.check(self.id)
         record = self._store.get_run(run_id)
         if record.status.is_terminal:
             return record, None
@@ -714,6 +736,8 @@ def _outcome(record: RunRecord) -> Any:
     """A terminal run's result, or the error that says how it ended."""
     status = record.status
     if status is RunState.COMPLETED:
+        if record.defect is not None:
+            raise CorruptRecord(f"run {record.run_id}'s result cannot be read: {record.defect}")
         return record.result
     if status is RunState.CANCELLED:
         raise RunCancelled(record.run_id, record.cancel_reason)

@@ -84,6 +84,7 @@ from actors._step import StepActor
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
+    CorruptRecord,
     EventType,
     NewEvent,
     NotSerializable,
@@ -101,6 +102,7 @@ from persistence import (
     roundtrip,
     safe_repr,
     terminate_request,
+    unreadable_run_failure,
 )
 
 if TYPE_CHECKING:
@@ -485,11 +487,18 @@ class RunSupervisor(ProctorActor):
 
     def _take_over(self) -> None:
         """Read the run's log, then claim it if nobody wrote to it meanwhile."""
+        record: RunRecord | None = None
+        unreadable: str | None = None
         try:
             with self._reader.snapshot():  # the record and the log it projects
                 record = self._reader.get_run(self.run_id)
                 events = self._reader.events(self.run_id)
                 steps = self._reader.steps(self.run_id)
+        except CorruptRecord as exc:
+            if record is None:
+                self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
+                return
+            unreadable, events, steps = str(exc), [], []
         except StoreError as exc:
             self.exit(ExitReason(kind=ExitKind.FAILED, error=exc, unrecorded=tuple(self._handed)))
             return
@@ -503,16 +512,25 @@ class RunSupervisor(ProctorActor):
             logger.info("run %s: taken over by %s first", self.run_id, record.owner)
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
+        take = resume_request(
+            self.run_id,
+            self._owner,
+            previous_owner=record.owner,
+            seen_seq=record.last_seq,
+            why=self._resume_why,
+        )
+        unreadable = (
+            unreadable or record.defect or next((e.defect for e in events if e.defect), None)
+        )
+        if unreadable is not None:
+            # Replaying a log it cannot read would return wrong results: fail the run.
+            logger.error("run %s cannot be read, failing it: %s", self.run_id, unreadable)
+            group = unreadable_run_failure(record, unreadable, take=take)
+            data = group[-1].data
+            self._append(*group, tag=_RunEnded(ExitKind.FAILED, data))
+            return
         history = History(record, events, steps)
-        group = [
-            resume_request(
-                self.run_id,
-                self._owner,
-                previous_owner=record.owner,
-                seen_seq=record.last_seq,
-                why=self._resume_why,
-            )
-        ]
+        group = [take]
         for call, attempt in history.lost_attempts():
             # An end our predecessor saw but could not record is written now.
             group += ends_of_lost(self._handed, call.call, attempt) or [

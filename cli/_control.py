@@ -175,7 +175,8 @@ def start(
     args = list(args_in)
     try:
         inspect.signature(fn).bind(*args, **kwargs)
-    except TypeError as exc:
+        dumps([args, kwargs], what=f"arguments of workflow {name}")  # D4: depth too
+    except TypeError as exc:  # NotSerializable is one
         raise click.UsageError(f"the arguments do not fit workflow {name}: {exc}") from exc
     run_id = uuid.uuid4().hex
     created = NewEvent(
@@ -184,9 +185,9 @@ def start(
         data={"workflow": name, "args": args, "kwargs": kwargs, "owner": None},
     )
     with open_store(options, write=True, create=True) as store:
-        refused = next((o for o in store.append([created]) if isinstance(o, Refused)), None)
-        if refused is not None:
-            fail(f"run {run_id} was not created: {refused.reason}")
+        outcome = store.append([created])[0]
+        if isinstance(outcome, Refused):
+            fail(f"run {run_id} was not created: {outcome.reason}")
         click.echo(run_id)
         click.echo(f"started run {run_id} of {name}; a worker will pick it up", err=True)
         if not wait:

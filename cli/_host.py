@@ -30,6 +30,7 @@ from actors import (
     step,
     workflow,
 )
+from cli._main import fail
 from cli._render import timeline
 from persistence import EventType, RunState
 
@@ -113,6 +114,9 @@ def _wait_for_event(rt: Runtime, run_id: str, type_: EventType, step_name: str) 
 
 # -- proctor worker ----------------------------------------------------------------
 
+#: How often a worker looks whether its runtime stopped itself, in seconds.
+WORKER_CHECK_INTERVAL = 0.2
+
 
 def run_worker(db: str, modules: Sequence[str], *, max_concurrent_steps: int | None = None) -> None:
     """Host a runtime that claims and runs the store's unowned runs until a signal."""
@@ -134,8 +138,14 @@ def run_worker(db: str, modules: Sequence[str], *, max_concurrent_steps: int | N
         signal.signal(signum, lambda *_: stop.set())
     with Runtime(db, claim_runs=True, max_concurrent_steps=max_concurrent_steps) as rt:
         click.echo(f"worker {rt.id} (pid {os.getpid()}) on {db}, serving: {', '.join(known)}")
-        stop.wait()
+        # Until a signal, or until the runtime stops itself (its store file
+        # deleted, replaced or damaged): then the worker exits 1 and says why.
+        while not stop.wait(WORKER_CHECK_INTERVAL) and rt.failure is None:
+            pass
+        failure = rt.failure
         click.echo(
             f"worker {rt.id} stopping; its unfinished runs stay in the store for the"
             " next runtime to resume"
         )
+    if failure is not None:
+        fail(f"worker {rt.id} stopped: {failure}")

@@ -42,9 +42,13 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False))
 
 
-def status_text(status: RunState | str) -> Text:
+def status_text(status: RunState | str, *, unreadable: bool = False) -> Text:
+    """The state in capitals; ``unreadable`` marks a row that cannot be read whole."""
     state = RunState(status) if isinstance(status, str) else status
-    return Text(state.value.upper(), style=STATUS_STYLE.get(state, ""))
+    text = Text(state.value.upper(), style=STATUS_STYLE.get(state, ""))
+    if unreadable:
+        text.append(" (bad row)", style="bold red")
+    return text
 
 
 def when(ts: float | None) -> str:
@@ -74,7 +78,10 @@ def _seconds(seconds: float) -> str:
 
 
 def runs_table(runs: list[RunRecord], *, more: bool = False) -> Table:
-    caption = f"the newest {len(runs)} runs; there are more (use --limit)" if more else None
+    notes = [f"the newest {len(runs)} runs; there are more (use --limit)"] if more else []
+    if any(run.defect is not None for run in runs):
+        notes.append("a (bad row) cannot be read whole: `proctor runs status RUN_ID` says why")
+    caption = "; ".join(notes) or None
     table = Table(caption=caption, box=None, header_style="bold")
     table.add_column("RUN ID", no_wrap=True, min_width=32)
     table.add_column("WORKFLOW", no_wrap=True)
@@ -86,7 +93,7 @@ def runs_table(runs: list[RunRecord], *, more: bool = False) -> Table:
         table.add_row(
             run.run_id,
             run.workflow,
-            status_text(run.status),
+            status_text(run.status, unreadable=run.defect is not None),
             when(run.started_at or run.created_at),
             duration(run.started_at, run.finished_at),
             run.cancel_reason or "",
@@ -95,6 +102,8 @@ def runs_table(runs: list[RunRecord], *, more: bool = False) -> Table:
 
 
 def event_details(e: EventRecord) -> str:
+    if e.defect is not None:
+        return f"(cannot be read: {e.defect})"
     data = e.data
     if "error" in data and isinstance(data["error"], dict):
         return f"{data['error'].get('type')}: {data['error'].get('message')}"

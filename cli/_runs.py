@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import click
+from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
@@ -100,6 +101,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         ("run", f"{run.run_id}"),
         ("workflow", run.workflow),
         ("status", render.status_text(run.status)),
+        *([("bad row", f"[red]cannot be read: {escape(run.defect)}[/]")] if run.defect else []),
         ("args", _json_args(run)),
         ("created", render.when(run.created_at)),
         ("started", render.when(run.started_at)),
@@ -126,6 +128,12 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
             f"{render.when(retry['retry_at'])} (after {retry['after']})"
         )
         out.print(f"[bold]{'next retry':<{width}}[/]  ", rows_line, sep="")
+    for step in steps:
+        if step.defect is not None:
+            out.print(f"[bold]{'bad row':<{width}}[/]  ", end="")
+            out.print(
+                f"step #{step.call}.{step.attempt} cannot be read: {step.defect}", markup=False
+            )
     if steps:
         out.print()
         out.print(render.steps_table(steps))
@@ -239,6 +247,8 @@ def _emitter(as_json: bool) -> Callable[[EventRecord], None]:
 
 
 def _json_args(run: RunRecord) -> str:
+    if run.defect and any(p.startswith(("args", "kwargs")) for p in run.defect.split("; ")):
+        return "(cannot be read)"
     text = json.dumps(run.args, ensure_ascii=False)
     if run.kwargs:
         text += " " + json.dumps(run.kwargs, ensure_ascii=False)

@@ -9,8 +9,10 @@ from persistence._control import (
     claim_request,
     resume_request,
     terminate_request,
+    unreadable_run_failure,
 )
 from persistence._errors import (
+    CorruptRecord,
     InvalidTransition,
     NotAProctorStore,
     NotSerializable,
@@ -20,9 +22,12 @@ from persistence._errors import (
     RunAlreadyFinished,
     RunNotFound,
     SchemaTooNew,
+    StoreCorrupt,
     StoreError,
     StoreLocked,
+    StoreReplaced,
 )
+from persistence._file import FileIdentity, check_same_file
 from persistence._fold import Folded, fold
 from persistence._json import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -92,8 +97,10 @@ __all__ = [
     "TERMINAL_STATES",
     "AppendOutcome",
     "Appended",
+    "CorruptRecord",
     "EventRecord",
     "EventType",
+    "FileIdentity",
     "Folded",
     "HeartbeatRecord",
     "InvalidTransition",
@@ -115,12 +122,15 @@ __all__ = [
     "StepRecord",
     "StepState",
     "Store",
+    "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StoreReplaced",
     "Synchronous",
     "cancel_request",
     "check_payload_limit",
     "check_reason",
+    "check_same_file",
     "claim_request",
     "dumps",
     "fold",
@@ -140,6 +150,7 @@ __all__ = [
     "safe_str",
     "terminate_request",
     "type_name",
+    "unreadable_run_failure",
     "valid_text",
     "why_dead",
 ]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from persistence._errors import NotSerializable
 from persistence._json import dumps
-from persistence._records import NewEvent
-from persistence._states import EventType
+from persistence._records import NewEvent, RunRecord
+from persistence._states import EventType, RunState
 from persistence._text import type_name
 
 
@@ -88,3 +88,24 @@ def resume_request(
         type=EventType.RUN_RESUMED,
         data={"owner": owner, "previous_owner": previous_owner, "seen_seq": seen_seq, "why": why},
     )
+
+
+def unreadable_run_failure(
+    record: RunRecord, defect: str, *, take: NewEvent | None = None
+) -> list[NewEvent]:
+    """A run whose records cannot be read is failed, never hosted: one group.
+
+    ``take`` is the claim or takeover that makes the writer its owner (None
+    if it owns the run already); a run that never started starts first, so
+    that the transition tables allow its end.
+    """
+    message = (
+        f"run {record.run_id} cannot be read from the store: {defect}"
+        " (the row was written by hand or by another version of Proctor)"
+    )
+    error = {"type": "CorruptRecord", "module": "persistence", "message": message}
+    group = [take] if take is not None else []
+    if record.status is RunState.PENDING:
+        group.append(NewEvent(run_id=record.run_id, type=EventType.RUN_STARTED))
+    group.append(NewEvent(run_id=record.run_id, type=EventType.RUN_FAILED, data={"error": error}))
+    return group

@@ -19,7 +19,10 @@ exceptions. The whole tree::
         ├── OutcomeUnknown         a request may have taken effect; names the run
         ├── StoreLocked            busy past the busy timeout
         ├── NotAProctorStore       not SQLite, or another application's database
-        └── SchemaTooNew           written by a newer Proctor
+        ├── SchemaTooNew           written by a newer Proctor
+        ├── StoreCorrupt           the file is damaged (malformed, I/O error, stale WAL)
+        ├── StoreReplaced          the path no longer names the file this process opened
+        └── CorruptRecord          one row cannot be read (written by hand, or by an old Proctor)
     CancellationError(BaseException)   (actors) like trio.Cancelled
     Terminated(BaseException)          (actors) a terminated step unwinds with it
 """
@@ -120,3 +123,21 @@ class NotAProctorStore(StoreError):
 
 class SchemaTooNew(StoreError):
     """The store was written by a newer Proctor with a newer schema."""
+
+
+class StoreCorrupt(StoreError):
+    """The store file is damaged: SQLite reports it malformed, or cannot read it
+    (a backup restored over a live store with its old ``-wal``/``-shm``, a
+    deleted ``-wal``, a ``-shm`` this process may not write)."""
+
+
+class StoreReplaced(StoreError):
+    """The store's path no longer names the file this process opened: it was
+    deleted, or replaced by another file (a backup, say). Writing on would
+    write into a file nobody else sees."""
+
+
+class CorruptRecord(StoreError):
+    """One row of the store cannot be read: a value the transition tables do
+    not know (a run state, an event type), written by hand or by another
+    version. JSON columns never raise this; their records carry a ``defect``."""

@@ -42,7 +42,7 @@ def fold(events: Iterable[EventRecord]) -> Folded:
         if ev.type is EventType.RUN_CREATED:
             state.owner = ev.data.get("owner")
         elif ev.type in (EventType.RUN_CLAIMED, EventType.RUN_RESUMED):
-            state.owner = ev.data["owner"]
+            state.owner = ev.data.get("owner")  # a defective record reads as {}
         elif ev.type in RUN_TRANSITION_EVENTS:
             state.status = next_state(state.status, ev.type)
         if ev.call is None or ev.attempt is None:

@@ -16,6 +16,9 @@ Invariants:
 - What a body or step receives live is :func:`roundtrip` of the value:
   the value as the store gives it back (a tuple arrives as a list), which is
   also what it receives on replay. Live and replay cannot differ.
+- Depth is bounded because Python's JSON codec recurses: a deep enough value
+  would raise ``RecursionError`` in whichever thread later reads it, a
+  shared actor's included.
 """
 
 from __future__ import annotations

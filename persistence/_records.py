@@ -1,17 +1,25 @@
-"""Immutable records read from and written to the store."""
+"""Immutable records read from and written to the store.
+
+Reading a row never raises for a bad JSON column (written by hand, or by an
+older Proctor): the record holds an empty value there and says what is
+wrong in ``defect``. A state or event type no table knows raises
+:class:`CorruptRecord` (a StoreError): nothing sensible stands in for it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from persistence._json import loads
+from persistence._errors import CorruptRecord
+from persistence._shapes import decode, decode_data, joined
 from persistence._states import EventType, RunState, StepState
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewEvent:
-    """An event to append. ``data`` must be JSON (validated by the caller)."""
+    """An event to append. The store checks it (JSON data, field types) and
+    refuses it whole if it is malformed."""
 
     run_id: str
     type: EventType
@@ -94,17 +102,25 @@ class RunRecord:
     started_at: float | None
     finished_at: float | None
     last_seq: int
+    #: What is wrong with this row, if a column could not be read (that
+    #: column then holds an empty value). The runtime fails such a run.
+    defect: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
+        run_id = row["run_id"]
+        args, bad_args = decode(row["args"], "args", "list")
+        kwargs, bad_kwargs = decode(row["kwargs"], "kwargs", "object")
+        result, bad_result = decode(row["result"], "result")
+        error, bad_error = decode(row["error"], "error", "object")
         return cls(
-            run_id=row["run_id"],
+            run_id=run_id,
             workflow=row["workflow"],
-            status=RunState(row["status"]),
-            args=loads(row["args"]),
-            kwargs=loads(row["kwargs"]) or {},
-            result=loads(row["result"]),
-            error=loads(row["error"]),
+            status=_enum(RunState, row["status"], f"run {run_id}'s status"),
+            args=args,
+            kwargs=kwargs,
+            result=result,
+            error=error or None,
             parent_run_id=row["parent_run_id"],
             owner=row["owner"],
             cancel_requested_at=row["cancel_requested_at"],
@@ -117,10 +133,11 @@ class RunRecord:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             last_seq=row["last_seq"],
+            defect=joined(bad_args, bad_kwargs, bad_result, bad_error),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        fields = {
             "run_id": self.run_id,
             "workflow": self.workflow,
             "status": self.status.value,
@@ -140,6 +157,7 @@ class RunRecord:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
+        return _with_defect(self.defect, fields)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,23 +173,29 @@ class EventRecord:
     call: int | None
     attempt: int | None
     data: dict[str, Any]
+    #: What is wrong with this row's data, if it could not be read (``data``
+    #: is then empty). Replaying a run with such an event fails the run.
+    defect: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EventRecord:
+        type_ = _enum(EventType, row["type"], f"event {row['seq']}'s type")
+        data, defect = decode_data(row["data"], type_)
         return cls(
             seq=row["seq"],
             run_id=row["run_id"],
             run_seq=row["run_seq"],
             ts=row["ts"],
-            type=EventType(row["type"]),
+            type=type_,
             step=row["step"],
             call=row["call"],
             attempt=row["attempt"],
-            data=loads(row["data"]) or {},
+            data=data,
+            defect=defect,
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        fields = {
             "seq": self.seq,
             "run_id": self.run_id,
             "run_seq": self.run_seq,
@@ -182,6 +206,7 @@ class EventRecord:
             "attempt": self.attempt,
             "data": self.data,
         }
+        return _with_defect(self.defect, fields)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,26 +225,32 @@ class StepRecord:
     error: dict[str, Any] | None
     heartbeat_at: float | None = None
     heartbeat_details: Any = None
+    #: What is wrong with this row, if a column could not be read.
+    defect: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> StepRecord:
+        result, bad_result = decode(row["result"], "result")
+        error, bad_error = decode(row["error"], "error", "object")
+        details, bad_details = decode(row["heartbeat_details"], "heartbeat_details")
         return cls(
             run_id=row["run_id"],
             call=row["call"],
             attempt=row["attempt"],
             name=row["name"],
-            status=StepState(row["status"]),
+            status=_enum(StepState, row["status"], f"step {row['call']}.{row['attempt']}'s status"),
             shielded=bool(row["shielded"]),
             started_at=row["started_at"],
             finished_at=row["finished_at"],
-            result=loads(row["result"]),
-            error=loads(row["error"]),
+            result=result,
+            error=error or None,
             heartbeat_at=row["heartbeat_at"],
-            heartbeat_details=loads(row["heartbeat_details"]),
+            heartbeat_details=details,
+            defect=joined(bad_result, bad_error, bad_details),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        fields = {
             "run_id": self.run_id,
             "call": self.call,
             "attempt": self.attempt,
@@ -233,6 +264,7 @@ class StepRecord:
             "heartbeat_at": self.heartbeat_at,
             "heartbeat_details": self.heartbeat_details,
         }
+        return _with_defect(self.defect, fields)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,3 +292,24 @@ class RuntimeRecord:
             stopped_at=row["stopped_at"],
             version=row["version"],
         )
+
+
+_Enum = TypeVar("_Enum", RunState, EventType, StepState)
+
+
+def _enum(kind: type[_Enum], value: Any, what: str) -> _Enum:
+    """A stored state or event type; CorruptRecord if no table knows it."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise CorruptRecord(
+            f"{what} is {value!r}, which this Proctor does not know"
+            " (the row was written by hand, or by another version)"
+        ) from None
+
+
+def _with_defect(defect: str | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """A record as JSON; ``defect`` only appears on a row that has one."""
+    if defect is not None:
+        fields["defect"] = defect
+    return fields

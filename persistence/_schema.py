@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from persistence._errors import NotAProctorStore, SchemaTooNew
+from persistence._file import damage
 from persistence._payloads import move_existing
 
 if TYPE_CHECKING:
@@ -166,6 +167,9 @@ def check_identity(conn: sqlite3.Connection, path: str) -> int:
     except sqlite3.OperationalError:
         raise  # locked or busy: the caller's translation says so
     except sqlite3.DatabaseError as exc:
+        damaged = damage(path, exc)
+        if damaged is not None:
+            raise damaged from exc
         raise NotAProctorStore(f"{path} is not a Proctor store: {exc}") from exc
     if app_id != APPLICATION_ID and (app_id != 0 or has_tables):
         raise NotAProctorStore(

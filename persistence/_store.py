@@ -21,12 +21,20 @@ from urllib.parse import quote
 
 from persistence._control import terminate_request
 from persistence._errors import (
+    CorruptRecord,
     InvalidTransition,
     NotAProctorStore,
     NotSerializable,
     RunNotFound,
     StoreError,
     StoreLocked,
+)
+from persistence._file import (
+    FileIdentity,
+    check_same_file,
+    check_shm_writable,
+    damage,
+    identify,
 )
 from persistence._json import dumps
 from persistence._leases import HOSTNAME, why_dead
@@ -43,6 +51,7 @@ from persistence._records import (
     StepRecord,
 )
 from persistence._schema import CONTROL_WHERE, check_identity, migrate
+from persistence._shapes import InvalidEvent, check_event
 from persistence._states import (
     OPEN_EVENTS,
     POST_MORTEM_EVENTS,
@@ -72,6 +81,10 @@ _WAITING: Final = StepState.WAITING.value
 def _ending_waiting(type_: EventType) -> str:
     """The status a step end may also move out of: WAITING, if the table allows."""
     return _WAITING if (StepState.WAITING, type_) in STEP_TRANSITIONS else _RUNNING
+
+
+_STATES: Final = frozenset(s.value for s in RunState)
+_STEP_STATES: Final = frozenset(s.value for s in StepState)
 
 
 @dataclasses.dataclass(slots=True)
@@ -113,6 +126,8 @@ class Store:
         self._lock = threading.RLock()
         self.path = path
         self.readonly = readonly
+        #: The file (and -wal) the connection opened; see check_file().
+        self._opened: FileIdentity | None = None
 
     @classmethod
     def open(
@@ -123,12 +138,14 @@ class Store:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         synchronous: Synchronous = "NORMAL",
         autocheckpoint: int | None = None,
+        create: bool = True,
     ) -> Store:
         """Open (and, unless ``readonly``, create or migrate) the store at ``path``.
 
         ``autocheckpoint``: WAL pages after which a commit on this connection
         also checkpoints (SQLite's default is 1000). A runtime's Journal sets
         it high and leaves checkpoints to :meth:`checkpoint` on another thread.
+        ``create=False``: a missing file is an error, not a new store.
 
         Raises:
             StoreError: the file is missing (readonly), unreadable, locked past
@@ -140,7 +157,8 @@ class Store:
                 raise StoreError(f"no Proctor store at {spath}: the file does not exist")
             target, uri = f"file:{quote(spath)}?mode=ro", True
         else:
-            target, uri = spath, False
+            check_shm_writable(spath)  # SQLite would crash the process (SIGBUS)
+            target, uri = (spath, False) if create else (f"file:{quote(spath)}?mode=rw", True)
         try:
             conn = sqlite3.connect(
                 target,
@@ -170,7 +188,24 @@ class Store:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, spath, readonly=readonly)
+        store = cls(conn, spath, readonly=readonly)
+        store._opened = identify(spath)
+        return store
+
+    @property
+    def opened(self) -> FileIdentity | None:
+        """The identity of the file (and ``-wal``) this store opened."""
+        return self._opened
+
+    def check_file(self) -> None:
+        """Raise unless the path still names the file this store has open.
+
+        Raises:
+            StoreReplaced: the file was deleted or replaced by another.
+            StoreCorrupt: its ``-wal`` was deleted or replaced.
+        """
+        if self._opened is not None:
+            check_same_file(self.path, self._opened)
 
     def close(self) -> None:
         with self._lock:
@@ -321,10 +356,11 @@ class Store:
         length are written once, at the end of the group.
         """
         try:
+            check_event(ev)  # whoever writes: the shapes readers need
             # Each payload is stored once: in its projection (see _payloads).
             payloads = texts(ev)
             data, moved = event_data(ev, moves(ev, payloads, conn))
-        except NotSerializable as exc:
+        except (NotSerializable, InvalidEvent) as exc:
             raise _GroupRefused(Refused(str(exc), None)) from exc
         if ev.type is _E.RUN_CREATED:
             self._create_run(conn, ev, now, payloads)
@@ -341,6 +377,10 @@ class Store:
             ).fetchone()
             if found is None:
                 raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
+            if found[0] not in _STATES:  # a row written by hand: refuse, never crash
+                raise _GroupRefused(
+                    Refused(f"run {ev.run_id} has unknown status {found[0]!r}", None)
+                )
             row = rows[ev.run_id] = _RunRow(RunState(found[0]), found[1], found[2])
         status, run_seq, owner = row.status, row.last_seq + 1, row.owner
         if writer is not None and owner != writer and ev.type not in OPEN_EVENTS:
@@ -371,7 +411,7 @@ class Store:
             if ev.type in RUN_TRANSITION_EVENTS:
                 new_status = next_state(status, ev.type)
             self._project_step(conn, ev, now, payloads)
-        except InvalidTransition as exc:
+        except (InvalidTransition, CorruptRecord) as exc:
             raise _GroupRefused(Refused(str(exc), status)) from exc
         seq = _log(
             conn,
@@ -475,6 +515,10 @@ class Store:
                 ).fetchone()
                 if row is None:
                     raise InvalidTransition(f"no step attempt {ev.call}.{ev.attempt} to end")
+                if row[0] not in _STEP_STATES:
+                    raise CorruptRecord(
+                        f"step {ev.call}.{ev.attempt} has unknown status {row[0]!r}"
+                    )
                 next_step_state(StepState(row[0]), ev.type)  # raises: not RUNNING
 
     # -- runtimes and leases ----------------------------------------------------
@@ -771,8 +815,10 @@ def _translate(path: str) -> Iterator[None]:
             raise StoreLocked(
                 f"{path} is locked by another process (waited past the busy timeout)"
             ) from exc
-        raise StoreError(f"{path}: {msg}") from exc
+        raise damage(path, exc) or StoreError(f"{path}: {msg}") from exc
     except sqlite3.ProgrammingError as exc:  # e.g. used after close(): our bug, not the file's
         raise StoreError(f"{path}: {exc}") from exc
     except sqlite3.DatabaseError as exc:
-        raise NotAProctorStore(f"{path} is not a Proctor store: {exc}") from exc
+        raise damage(path, exc) or NotAProctorStore(
+            f"{path} is not a Proctor store: {exc}"
+        ) from exc

@@ -195,9 +195,10 @@ def test_D2_the_orphan_scan_finds_every_run_nobody_else_resumes(db: Path) -> Non
         return NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data=data)
 
     def child_event(parent: str, type_: EventType, child_id: str) -> NewEvent:
-        return NewEvent(
-            run_id=parent, type=type_, step="w", call=0, data={"child_run_id": child_id}
-        )
+        data: dict[str, object] = {"child_run_id": child_id}
+        if type_ is EventType.CHILD_ENDED:  # the shape the store checks at append
+            data["status"] = "completed"
+        return NewEvent(run_id=parent, type=type_, step="w", call=0, data=data)
 
     with Store.open(db) as store:
         store.register_runtime("dead", ttl=60)

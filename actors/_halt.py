@@ -1,0 +1,97 @@
+"""The runtime's halt switch: once set, nothing more of this runtime reaches the store.
+
+Two things set it. :meth:`Runtime.kill` simulates a crash (tests of
+recovery). And the runtime stops itself when it cannot go on safely: its
+store's path no longer names the file it has open (deleted or replaced),
+the file is damaged, or a shared actor kept dying past its restart
+intensity. Then it says why: the Guardian logs it, the Journal refuses every
+write with it, and every later call of the facade raises it.
+
+Invariant: the first reason given is the one kept.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from persistence import FileIdentity, Store, StoreError, StoreReplaced, check_same_file
+
+
+class Halt(threading.Event):
+    """A ``threading.Event`` that may carry why it was set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._error: StoreError | None = None
+
+    def halt(self, error: StoreError) -> bool:
+        """Set it, with ``error`` as the reason; False if it was set already."""
+        with self._lock:
+            if self.is_set():
+                return False
+            self._error = error
+            self.set()
+            return True
+
+    @property
+    def error(self) -> StoreError | None:
+        """Why the runtime stopped itself; None while it runs, or after ``kill()``."""
+        with self._lock:
+            return self._error
+
+    def check(self, owner: str) -> None:
+        """Raise if set: see :func:`check_halted`."""
+        check_halted(self, owner)
+
+
+def check_halted(halted: threading.Event, owner: str) -> None:
+    """Raise StoreError if ``halted`` is set: its reason if it is a :class:`Halt`
+    that has one, else that the runtime was killed.
+
+    A new exception each time, so tracebacks do not pile up on one object.
+    """
+    if not halted.is_set():
+        return
+    error = halted.error if isinstance(halted, Halt) else None
+    if error is None:
+        raise StoreError(f"runtime {owner} was killed; nothing more is written")
+    raise type(error)(f"runtime {owner} stopped: {error}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreLost:
+    """ControlInbox or Journal -> Guardian: the store cannot be used any more
+    (its file was deleted, replaced or damaged); the runtime must stop."""
+
+    error: StoreError
+
+
+def open_same_store(
+    path: str | os.PathLike[str], opened: FileIdentity | None, **options: Any
+) -> Store:
+    """Open another connection to the runtime's store, only if ``path`` still
+    names the file the runtime opened: never a new store in its place.
+
+    Raises:
+        StoreReplaced: the file was deleted or replaced.
+        StoreCorrupt: its ``-wal`` was deleted or replaced, or it is damaged.
+        StoreError: as :meth:`Store.open`.
+    """
+    if opened is None:
+        return Store.open(path, **options)
+    spath = os.fspath(path)
+    check_same_file(spath, opened)
+    try:
+        store = Store.open(spath, create=False, **options)
+    except StoreError:
+        check_same_file(spath, opened)  # gone meanwhile: that is the reason
+        raise
+    if store.opened is None or store.opened.db != opened.db:
+        store.close()
+        check_same_file(spath, opened)
+        raise StoreReplaced(f"{spath} was replaced by another file while it was being opened")
+    return store
