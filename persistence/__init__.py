@@ -4,8 +4,11 @@ This package imports neither ``actors`` nor ``cli``; both build on it.
 """
 
 from persistence._control import (
+    MAX_REASON_BYTES,
     cancel_request,
+    cap_reason,
     claim_request,
+    reason_cut,
     resume_request,
     terminate_request,
 )
@@ -56,6 +59,7 @@ __all__ = [
     "BODY_EVENTS",
     "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_LEASE_TTL",
+    "MAX_REASON_BYTES",
     "OPEN_EVENTS",
     "POST_MORTEM_EVENTS",
     "RUN_TRANSITIONS",
@@ -89,12 +93,14 @@ __all__ = [
     "StoreLocked",
     "Synchronous",
     "cancel_request",
+    "cap_reason",
     "claim_request",
     "dumps",
     "fold",
     "loads",
     "next_state",
     "next_step_state",
+    "reason_cut",
     "resume_request",
     "terminate_request",
     "why_dead",
