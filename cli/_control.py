@@ -175,7 +175,7 @@ def start(
     try:
         inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as exc:
-        raise click.UsageError(f"the arguments do not fit workflow {name}: {exc}") from exc
+        raise click.UsageError(clean(f"the arguments do not fit workflow {name}: {exc}")) from exc
     try:
         dumps([args, kwargs], what="the arguments")
     except (NotSerializable, RecursionError) as exc:
@@ -307,7 +307,7 @@ def _resolve(target: str) -> tuple[str, Any]:
     obj = getattr(module, attr, None)
     fn, name = getattr(obj, "fn", None), getattr(obj, "name", None)
     if obj is None or not isinstance(name, str) or not inspect.iscoroutinefunction(fn):
-        raise click.BadParameter(f"{target} is not a @workflow()", param_hint=_HINT)
+        raise click.BadParameter(f"{clean(target)} is not a @workflow()", param_hint=_HINT)
     return name, fn
 
 

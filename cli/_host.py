@@ -44,7 +44,7 @@ def run_worker(db: str, modules: Sequence[str]) -> None:
             empty.append(name)
     if empty:
         raise click.BadParameter(
-            f"no @workflow() found in {', '.join(empty)}: a worker serves the workflows"
+            f"no @workflow() found in {clean(', '.join(empty))}: a worker serves the workflows"
             " its modules define",
             param_hint="MODULE",
         )

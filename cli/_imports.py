@@ -15,6 +15,8 @@ from types import ModuleType
 
 import click
 
+from cli._text import clean
+
 
 def import_user_module(name: str, *, param_hint: str) -> ModuleType:
     """Import ``name`` as ``python -m`` would (the current directory first on the path).
@@ -29,7 +31,7 @@ def import_user_module(name: str, *, param_hint: str) -> ModuleType:
         return importlib.import_module(name)
     except Exception as exc:
         raise click.BadParameter(
-            f"cannot import {name}: {describe_import_error(exc)}", param_hint=param_hint
+            clean(f"cannot import {name}: {describe_import_error(exc)}"), param_hint=param_hint
         ) from exc
 
 
