@@ -332,7 +332,8 @@ class Tree:
         stack: list[tuple[Tree, str, str]] = [(self, "", "")]
         while stack:
             node, guide, prefix = stack.pop()
-            line = Text(guide, style="dim")
+            line = Text()
+            line.append(guide, style="dim")  # the guides only: the label keeps its own style
             line.append_text(node.label)
             yield line
             last = len(node.children) - 1
