@@ -34,10 +34,14 @@ def proctor(db: Path, *args: str, columns: int | None = None) -> Result:
     return CliRunner().invoke(cli, ["--db", str(db), *args], env=env)
 
 
-def spawn(db: Path, *args: str, cwd: Path = ROOT) -> subprocess.Popen[str]:
+def spawn(
+    db: Path, *args: str, cwd: Path = ROOT, columns: int | None = None
+) -> subprocess.Popen[str]:
     """``proctor --db DB ARGS`` in a process of its own, its output in pipes."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("COLUMNS", None)
+    if columns:
+        env["COLUMNS"] = str(columns)
     return subprocess.Popen(
         [sys.executable, "-m", "cli", "--db", str(db), *args],
         cwd=cwd,
@@ -48,8 +52,8 @@ def spawn(db: Path, *args: str, cwd: Path = ROOT) -> subprocess.Popen[str]:
     )
 
 
-def run(db: Path, *args: str, cwd: Path = ROOT) -> tuple[int, str, str]:
-    with spawn(db, *args, cwd=cwd) as process:
+def run(db: Path, *args: str, cwd: Path = ROOT, columns: int | None = None) -> tuple[int, str, str]:
+    with spawn(db, *args, cwd=cwd, columns=columns) as process:
         try:
             out, err = process.communicate(timeout=DEADLINE)
         except subprocess.TimeoutExpired:
@@ -246,6 +250,9 @@ def test_runs_tree_keeps_every_node_when_piped_and_at_80_columns(rt: Runtime, db
     assert narrow.exit_code == 0, narrow.output
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
     check(narrow.stdout)
+    code, out, err = run(db, "runs", "tree", handle.run_id, columns=80)  # a pipe, COLUMNS=80
+    assert code == 0, err
+    assert out == narrow.stdout
 
 
 # -- 11: user text is never markup, never a terminal escape -----------------------------------
