@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,9 @@ def open_store(
         fail(f"{exc} in {db}", EXIT_NOT_FOUND)
     except StoreError as exc:
         fail(str(exc))
+    except RecursionError:
+        # Past even main()'s headroom: a row no runtime could have written.
+        fail(f"a value in {db} is nested too deeply to be read")
 
 
 @click.group(
@@ -163,6 +167,14 @@ def cli(ctx: click.Context, db: str, busy_timeout: float) -> None:
     ctx.obj = StoreOptions(db=os.fspath(db), busy_timeout=busy_timeout)
 
 
+#: Python's recursion limit in the ``proctor`` process. A runtime writes values
+#: nested as deep as its own limit allows (about 1,000 levels at the default);
+#: the CLI reads them from deeper in its stack (click, the view), so it needs
+#: more room than any writer had, or one such value fails every listing.
+READ_RECURSION_LIMIT: Final = 5000
+
+
 def main() -> None:
     """Console-script entry point."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), READ_RECURSION_LIMIT))
     cli(prog_name="proctor")

@@ -350,6 +350,26 @@ def test_an_argument_json_cannot_hold_is_a_usage_error(
     assert not db.exists()
 
 
+def test_a_deeply_nested_stored_value_does_not_break_the_views(db: Path) -> None:
+    # As deep as a runtime can write at Python's default recursion limit.
+    value: list[object] = []
+    for _ in range(985):
+        value = [value]
+    Store.open(db).close()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + 1000)  # pytest's stack is deeper than a runtime's
+    try:
+        run_id = create_run(db, "w", value)
+    finally:
+        sys.setrecursionlimit(limit)
+    for args in (["runs", "list"], ["runs", "list", "--json"], ["runs", "status", run_id]):
+        code, out, err = run(db, *args)
+        assert code == 0, (args, err[-500:])
+        assert run_id in out
+        if args != ["runs", "list"]:  # the table has no arguments column
+            assert "[" * 986 in out.replace(" ", "")
+
+
 # -- 12: Ctrl-C, dead owners, usage, import errors, read-only and empty stores -----------------
 
 
