@@ -61,7 +61,20 @@ def _where(exc: BaseException) -> str | None:
     frames = [
         f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen ")
     ]
-    if not frames:
+    # Raised by Proctor itself (a @workflow() refused at import, say): the
+    # user's line that called it is the place to fix.
+    theirs = [f for f in frames if not _is_proctors(f.filename)]
+    chosen = theirs or frames
+    if not chosen:
         return None
-    frame = frames[-1]
-    return f"{frame.filename}, line {frame.lineno}"
+    return f"{chosen[-1].filename}, line {chosen[-1].lineno}"
+
+
+_PROCTOR_DIRS = tuple(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package, "")
+    for package in ("actors", "persistence", "cli")
+)
+
+
+def _is_proctors(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PROCTOR_DIRS)

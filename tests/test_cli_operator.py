@@ -452,8 +452,13 @@ def test_timeout_without_wait_is_a_usage_error(rt: Runtime, db: Path, folder: Pa
         ("import os\n\nVALUE = undefined_name\n", "NameError", 3),
         ("x = 1\ndef broken(:\n", "SyntaxError", 2),
         ("import os\nimport no_such_module_anywhere\n", "ModuleNotFoundError", 2),
+        (  # raised inside Proctor: the place is the user's line that called it
+            "from actors import workflow\n@workflow()\ndef wf(): ...\n",
+            "TypeError",
+            2,
+        ),
     ],
-    ids=["NameError", "SyntaxError", "ModuleNotFoundError"],
+    ids=["NameError", "SyntaxError", "ModuleNotFoundError", "refused-by-proctor"],
 )
 @pytest.mark.parametrize("command", ["start", "worker"])
 def test_an_import_error_names_its_type_file_and_line(
