@@ -311,10 +311,17 @@ def _resolve(target: str) -> tuple[str, Any]:
     return name, fn
 
 
+#: How deeply a JSON argument may nest. The runtime that runs the workflow
+#: decodes it deep in its own stack, so it must stay well within Python's
+#: default recursion limit (1000).
+MAX_JSON_DEPTH = 512
+
+
 def _parse_json(text: str, what: str) -> Any:
-    """One JSON value, as the store keeps it: NaN, Infinity and 1e999 are not JSON."""
+    """One JSON value, as the store keeps it: NaN, Infinity and 1e999 are not JSON,
+    and nothing nests deeper than :data:`MAX_JSON_DEPTH`."""
     try:
-        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+        value = json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(
             f"{_short(text)} is not JSON ({exc.msg}); quote strings, e.g. '\"text\"'",
@@ -326,6 +333,25 @@ def _parse_json(text: str, what: str) -> Any:
         raise click.BadParameter(
             f"{_short(text)} is nested too deeply to be read", param_hint=what
         ) from exc
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise click.BadParameter(
+            f"{_short(text)} is nested too deeply (more than {MAX_JSON_DEPTH} levels)",
+            param_hint=what,
+        )
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects; without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def _not_json(constant: str) -> Any:

@@ -335,6 +335,7 @@ def test_a_reason_is_capped_at_4_KiB_and_the_cut_is_said(
     ("argument", "message"),
     [
         ("[" * 990 + "]" * 990, "nested too deeply"),
+        ('{"a": ' * 513 + "1" + "}" * 513, "nested too deeply (more than 512 levels)"),
         ("NaN", "NaN is not a JSON number"),
         ("[-Infinity]", "-Infinity is not a JSON number"),
         ("1e999", "too large for a JSON number"),
