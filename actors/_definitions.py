@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
@@ -262,6 +263,10 @@ def workflow(
 ) -> Callable[[Callable[P, Awaitable[R]]], WorkflowDef[P, R]]:
     """Declare an ``async def`` as a workflow; ``name`` defaults to module.qualname.
 
+    A name belongs to one definition per process: declaring a different
+    function under a name already taken raises ``ValueError`` at import (see
+    :func:`_register` for how "the same definition" is judged).
+
     ``max_restarts`` and ``within``: the run's restart intensity. Once its
     supervisor has restarted steps ``max_restarts`` times within ``within``
     seconds, it stops: the next failure raises :class:`StepFailed` in the
@@ -277,8 +282,7 @@ def workflow(
             raise TypeError(f"@workflow() needs an async def, got {safe_repr(fn)}")
         intensity = Intensity(max_restarts=max_restarts, within=within)
         wf = WorkflowDef(fn, _name_of(fn, name), intensity, strategy)
-        with _registry_lock:
-            _registry[wf.name] = wf
+        _register(wf)
         return wf
 
     return decorate
@@ -317,6 +321,49 @@ def step(
     """
     options = {"retry": retry, "timeout": timeout, "heartbeat_timeout": heartbeat_timeout}
     return _StepDecorator(name, options)
+
+
+def _register(wf: WorkflowDef[..., Any]) -> None:
+    """Add ``wf`` to the registry by name; refuse a different workflow under a taken name.
+
+    A run records only its workflow's name, and any runtime resumes it with
+    whatever this process registered under that name: two workflows sharing
+    one would run one's runs with the other's code.
+
+    Identity is the definition's place: the source file (resolved) and the
+    function's qualified name, not the function object. So the same
+    definition registered again (its module reloaded, or run as ``__main__``
+    and imported by name) replaces the entry, and the newest code serves the
+    name; two functions of the same name in different files, or under
+    different names in one file, conflict.
+
+    Raises:
+        ValueError: ``wf.name`` is taken by a workflow defined elsewhere.
+    """
+    with _registry_lock:
+        known = _registry.get(wf.name)
+        if known is not None and _definition(known.fn) != _definition(wf.fn):
+            raise ValueError(
+                f"two workflows are named {wf.name!r}: {_where(known.fn)} and {_where(wf.fn)};"
+                " a run records only its workflow's name, so give one another name"
+                " (@workflow(name=...))"
+            )
+        _registry[wf.name] = wf
+
+
+def _definition(fn: Callable[..., Any]) -> tuple[str, str]:
+    """Where ``fn`` is defined: (its resolved source file, its qualified name)."""
+    fn = inspect.unwrap(fn)
+    code = getattr(fn, "__code__", None)
+    path = os.path.realpath(code.co_filename) if code is not None else fn.__module__
+    return path, fn.__qualname__
+
+
+def _where(fn: Callable[..., Any]) -> str:
+    fn = inspect.unwrap(fn)
+    code = getattr(fn, "__code__", None)
+    place = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else fn.__module__
+    return f"{fn.__qualname__} ({place})"
 
 
 def lookup_workflow(name: str) -> WorkflowDef[..., Any] | None:

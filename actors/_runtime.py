@@ -45,6 +45,7 @@ from persistence import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_LEASE_TTL,
     DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_REASON_BYTES,
     Appended,
     AppendOutcome,
     CorruptRecord,
@@ -61,8 +62,10 @@ from persistence import (
     StoreError,
     Synchronous,
     cancel_request,
+    cap_reason,
     check_payload_limit,
     check_reason,
+    reason_cut,
     retention_seconds,
     roundtrip_arguments,
     safe_repr,
@@ -84,13 +87,19 @@ class ControlResult:
 
     ``changed`` is False when the request changed nothing (C6): the run was
     already terminal, or already cancelling. ``status`` is the run's state
-    when the call returned (its final state, with ``wait=True``).
+    when the call returned (its final state, with ``wait=True``). ``message``
+    says so when the reason was longer than ``MAX_REASON_BYTES`` (4 KiB) and
+    was cut to it.
     """
 
     run_id: str
     status: RunState
     changed: bool
     message: str
+
+
+def _cut_note(cut: bool) -> str:
+    return f" (its reason was cut to {MAX_REASON_BYTES} bytes)" if cut else ""
 
 
 class _Watchers:
@@ -466,6 +475,8 @@ class Runtime:
         """
         self._check_open()
         ref = self._directory.get(run_id)
+        reason = check_reason(reason)  # refused here, not by the Journal
+        cut, reason = reason_cut(reason), cap_reason(reason)
         event = cancel_request(run_id, reason, source=source, origin=self.id, grace=grace)
         deliver = ((ref, Cancel(reason=reason, source=source)),) if ref is not None else ()
         outcome = self._append(event, run_id=run_id, request="cancel", deliver=deliver)[0]
@@ -486,7 +497,9 @@ class Runtime:
         if wait:
             status = self._wait_finished(run_id, timeout).status
         message = "cancel requested" if changed else "run is already cancelling"
-        return ControlResult(run_id=run_id, status=status, changed=changed, message=message)
+        return ControlResult(
+            run_id=run_id, status=status, changed=changed, message=message + _cut_note(cut)
+        )
 
     def terminate(
         self, run_id: str, reason: str | None = None, *, source: str = "api"
@@ -506,6 +519,7 @@ class Runtime:
         self._check_open()
         reason = check_reason(reason)  # refused here, not by the Journal
         ref = self._directory.get(run_id)
+        cut, reason = reason_cut(reason), cap_reason(reason)
         deliver = ((ref, TerminateMsg(reason=reason)),) if ref is not None else ()
         # The whole tree in one transaction, through our one writer: durable
         # before we return, and reaching children no runtime of ours hosts.
@@ -526,7 +540,10 @@ class Runtime:
         if not isinstance(outcome, Appended):
             return self._refused(run_id, outcome, "terminate")
         return ControlResult(
-            run_id=run_id, status=RunState.TERMINATED, changed=True, message="terminated"
+            run_id=run_id,
+            status=RunState.TERMINATED,
+            changed=True,
+            message="terminated" + _cut_note(cut),
         )
 
     def get_run(self, run_id: str) -> RunRecord:

@@ -10,11 +10,10 @@ the run up.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import json
+import math
 import os
-import sys
 import time
 import uuid
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import click
 
 from cli import _render as render
+from cli._imports import import_user_module
 from cli._main import (
     EXIT_CODES_HELP,
     EXIT_WAIT_TIMED_OUT,
@@ -30,11 +30,14 @@ from cli._main import (
     StoreOptions,
     cli,
     fail,
+    interrupted,
     open_store,
 )
-from cli._runs import follow_run
+from cli._runs import follow_run, owner_state
+from cli._text import clean, json_text
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_REASON_BYTES,
     MAX_VALUE_DEPTH,
     Appended,
     AppendOutcome,
@@ -48,12 +51,16 @@ from persistence import (
     Store,
     cancel_request,
     check_reason,
-    dumps,
+    reason_cut,
     roundtrip_arguments,
 )
 
 _SECONDS = click.FloatRange(min=0)
-_TIMEOUT_HELP = "With --wait: give up after this many seconds (exit 5)."
+_TIMEOUT_HELP = "With --wait: give up after this many seconds (exit 5); only with --wait."
+_REASON_HELP = (
+    f"Why; recorded in the log and shown by `runs status`. At most {MAX_REASON_BYTES} bytes"
+    " (UTF-8): a longer one is cut, and the command says so."
+)
 
 
 def _origin() -> str:
@@ -62,13 +69,11 @@ def _origin() -> str:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("run_id")
-@click.option("--reason", help="Why; recorded in the log and shown by `runs status`.")
+@click.option("--reason", help=_REASON_HELP)
 @click.option(
     "--wait", is_flag=True, help="Show the run's progress and return once it is terminal."
 )
-@click.option(
-    "--timeout", type=_SECONDS, help="With --wait: give up after this many seconds (exit 5)."
-)
+@click.option("--timeout", type=_SECONDS, help=_TIMEOUT_HELP)
 @click.option(
     "--grace",
     type=_SECONDS,
@@ -89,34 +94,42 @@ def cancel(
     The run is durably CANCELLING when this returns. A shielded section of the
     run finishes first. Cancel of a run nobody hosts right now is honoured
     when a worker picks it up; --grace counts from now either way (the owning
-    runtime enforces it; with --wait, so does this command).
+    runtime enforces it; with --wait, so does this command). Ctrl-C during
+    --wait stops waiting (exit 130); the cancel stays requested.
     """
+    _timeout_needs_wait(timeout, wait)
     start = time.monotonic()
     reason = _checked_reason(reason)
     with open_store(options, write=True) as store:
         event = cancel_request(run_id, reason, source="cli", origin=_origin(), grace=grace)
         outcome = store.append([event])[0]
         appended = _accepted(outcome, run_id, "cancel")
-        if appended.changed:
-            click.echo(f"cancel requested: run {run_id} is now cancelling")
-        else:
-            click.echo(f"run {run_id} is already cancelling; the repeated request is logged")
-        if wait:
+        with interrupted(f"stopped waiting; the cancel of run {run_id} stays requested"):
+            _say_if_cut(reason)
+            if appended.changed:
+                click.echo(f"cancel requested: run {clean(run_id)} is now cancelling")
+            else:
+                click.echo(
+                    f"run {clean(run_id)} is already cancelling; the repeated request is logged"
+                )
+            if not wait:
+                return
+            _say_if_unowned(store, run_id)
             grace_at = None if grace is None else start + grace
             timeout_at = None if timeout is None else start + timeout
             final = _wait(store, run_id, timeout_at, grace_at, reason, after=appended.run_seq)
-            if final is None:
-                status = store.get_run(run_id).status
-                fail(
-                    f"run {run_id} is still {status} after {timeout}s; the cancel stays requested",
-                    EXIT_WAIT_TIMED_OUT,
-                )
-            click.echo(f"run {run_id} is {final.status}")
+        if final is None:
+            status = store.get_run(run_id).status
+            fail(
+                f"run {run_id} is still {status} after {timeout}s; the cancel stays requested",
+                EXIT_WAIT_TIMED_OUT,
+            )
+        click.echo(f"run {clean(run_id)} is {final.status}")
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("run_id")
-@click.option("--reason", help="Why; recorded in the log and shown by `runs status`.")
+@click.option("--reason", help=_REASON_HELP)
 @click.pass_obj
 def terminate(options: StoreOptions, run_id: str, reason: str | None) -> None:
     """Stop a run and its child runs at once; their code gets no say.
@@ -128,8 +141,9 @@ def terminate(options: StoreOptions, run_id: str, reason: str | None) -> None:
     reason = _checked_reason(reason)
     with open_store(options, write=True) as store:
         children = _terminate_tree(store, run_id, reason, source="cli")
+    _say_if_cut(reason)
     more = f" with {children} child run{'s' if children != 1 else ''}" if children else ""
-    click.echo(f"run {run_id} terminated{more}")
+    click.echo(f"run {clean(run_id)} terminated{more}")
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -139,9 +153,7 @@ def terminate(options: StoreOptions, run_id: str, reason: str | None) -> None:
     "--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, as one JSON object."
 )
 @click.option("--wait", is_flag=True, help="Wait for the run to end and print its result.")
-@click.option(
-    "--timeout", type=_SECONDS, help="With --wait: give up after this many seconds (exit 5)."
-)
+@click.option("--timeout", type=_SECONDS, help=_TIMEOUT_HELP)
 @click.pass_obj
 def start(
     options: StoreOptions,
@@ -157,8 +169,10 @@ def start(
     Each argument is one JSON value: 42, '"text"', '["a", "b"]'. The module is
     imported (from the current directory too) to check that the workflow
     exists and that the arguments fit it. A `proctor worker` that imports
-    the same module runs it.
+    the same module runs it. Ctrl-C during --wait stops waiting (exit 130);
+    the run stays.
     """
+    _timeout_needs_wait(timeout, wait)
     name, fn = _resolve(target)
     args = [_parse_json(text, f"argument {i}") for i, text in enumerate(json_args, 1)]
     kwargs = _parse_json(kwargs_json, "--kwargs") if kwargs_json is not None else {}
@@ -175,9 +189,8 @@ def start(
     args = list(args_in)
     try:
         inspect.signature(fn).bind(*args, **kwargs)
-        dumps([args, kwargs], what=f"arguments of workflow {name}")  # D4: depth too
-    except TypeError as exc:  # NotSerializable is one
-        raise click.UsageError(f"the arguments do not fit workflow {name}: {exc}") from exc
+    except TypeError as exc:
+        raise click.UsageError(clean(f"the arguments do not fit workflow {name}: {exc}")) from exc
     run_id = uuid.uuid4().hex
     created = NewEvent(
         run_id=run_id,
@@ -188,20 +201,55 @@ def start(
         outcome = store.append([created])[0]
         if isinstance(outcome, Refused):
             fail(f"run {run_id} was not created: {outcome.reason}")
-        click.echo(run_id)
-        click.echo(f"started run {run_id} of {name}; a worker will pick it up", err=True)
-        if not wait:
-            return
-        deadline = None if timeout is None else time.monotonic() + timeout
-        final = follow_run(store, run_id, lambda _e: None, deadline=deadline)
+        with interrupted(f"stopped waiting; run {run_id} stays, for a worker to run"):
+            click.echo(run_id)
+            click.echo(f"started run {run_id} of {clean(name)}; a worker will pick it up", err=True)
+            if not wait:
+                return
+            deadline = None if timeout is None else time.monotonic() + timeout
+            final = follow_run(store, run_id, lambda _e: None, deadline=deadline)
     if final is None:
         fail(f"run {run_id} did not finish within {timeout}s", EXIT_WAIT_TIMED_OUT)
     if final.status is not RunState.COMPLETED:
         fail(f"run {run_id} ended {final.status}{_why(final)}")
-    click.echo(dumps(final.result))
+    click.echo(json_text(final.result))
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _timeout_needs_wait(timeout: float | None, wait: bool) -> None:
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout only bounds --wait; add --wait, or drop --timeout")
+
+
+def _say_if_cut(reason: str | None) -> None:
+    if reason_cut(reason):
+        click.echo(
+            f"note: the reason was cut to {MAX_REASON_BYTES} bytes; its end is not recorded",
+            err=True,
+        )
+
+
+def _say_if_unowned(store: Store, run_id: str) -> None:
+    """Before waiting: say when no runtime hosts the run, so nothing happens yet."""
+    record = store.get_run(run_id)
+    if record.status.is_terminal:
+        return
+    if record.owner is None:
+        click.echo(
+            f"no runtime owns run {clean(run_id)} yet: the cancel takes effect when a worker"
+            " that knows its workflow picks it up",
+            err=True,
+        )
+        return
+    owner = owner_state(record, store.runtimes())
+    if owner["alive"] is False:
+        click.echo(
+            f"no runtime owns run {clean(run_id)}: {clean(owner['why_dead'])}; the cancel"
+            " takes effect when a worker that knows its workflow resumes it",
+            err=True,
+        )
 
 
 def _accepted(outcome: AppendOutcome, run_id: str, verb: str) -> Appended:
@@ -268,32 +316,72 @@ def _resolve(target: str) -> tuple[str, Any]:
         raise click.BadParameter(
             "expected MODULE:WORKFLOW, e.g. shop.workflows:order", param_hint="MODULE:WORKFLOW"
         )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like `python -m`: the project's own modules
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise click.BadParameter(
-            f"cannot import {module_name}: {exc}", param_hint="MODULE:WORKFLOW"
-        ) from exc
+    module = import_user_module(module_name, param_hint=_HINT)
     obj = getattr(module, attr, None)
     fn, name = getattr(obj, "fn", None), getattr(obj, "name", None)
     if obj is None or not isinstance(name, str) or not inspect.iscoroutinefunction(fn):
-        raise click.BadParameter(f"{target} is not a @workflow()", param_hint=_HINT)
+        raise click.BadParameter(f"{clean(target)} is not a @workflow()", param_hint=_HINT)
     return name, fn
 
 
+#: How deeply a JSON argument may nest: as deep as any value a runtime takes
+#: (``MAX_VALUE_DEPTH``), checked as it is parsed.
+MAX_JSON_DEPTH = MAX_VALUE_DEPTH
+
+
 def _parse_json(text: str, what: str) -> Any:
+    """One JSON value, as the store keeps it: NaN, Infinity and 1e999 are not JSON,
+    and nothing nests deeper than :data:`MAX_JSON_DEPTH`."""
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(
-            f"{text!r} is not JSON ({exc.msg}); quote strings, e.g. '\"text\"'", param_hint=what
+            f"{_short(text)} is not JSON ({exc.msg}); quote strings, e.g. '\"text\"'",
+            param_hint=what,
         ) from exc
+    except ValueError as exc:
+        raise click.BadParameter(f"{_short(text)} is not JSON ({exc})", param_hint=what) from exc
     except RecursionError as exc:
         raise click.BadParameter(
-            f"nested deeper than a value may be ({MAX_VALUE_DEPTH} levels)", param_hint=what
+            f"{_short(text)} is nested too deeply to be read", param_hint=what
         ) from exc
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise click.BadParameter(
+            f"{_short(text)} is nested too deeply (more than {MAX_JSON_DEPTH} levels)",
+            param_hint=what,
+        )
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects; without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, long ones elided in the middle."""
+    if len(text) > limit:
+        text = f"{text[: limit // 2]}...{text[-limit // 2 :]}"
+    return repr(text)
 
 
 def _checked_reason(reason: str | None) -> str | None:

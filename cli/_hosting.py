@@ -1,6 +1,8 @@
 """``proctor demo`` and ``proctor worker``: the two commands that host a runtime.
 
-They import ``cli._host`` (and through it ``actors``) only when they run.
+They import ``cli._demo`` and ``cli._host`` (and through them ``actors``)
+only when they run, and each only its own: the demo's workflow is never
+registered in a worker.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from persistence import StoreError
 @click.pass_obj
 def demo(options: StoreOptions, cancel_after: float) -> None:
     """Run the order workflow, cancel it mid-payment, and print its timeline."""
-    from cli._host import run_demo  # noqa: PLC0415 - hosts a runtime: import actors lazily
+    from cli._demo import run_demo  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
     try:
         run_demo(options.db, cancel_after=cancel_after)
@@ -46,8 +48,10 @@ def worker(
     """Host a runtime that runs the store's runs of the workflows in MODULE...
 
     Imports each module (from the current directory too), then claims every
-    run nobody owns yet (`proctor start`) of the workflows it found, and runs
-    it; a run is claimed by one worker only. Cancel and terminate reach these
+    run nobody owns yet (`proctor start`) of the workflows they define, and
+    runs it; a run is claimed by one worker only. It serves exactly those
+    workflows (with those of the modules they import); a module without a
+    workflow is a usage error (exit 2). Cancel and terminate reach these
     runs like any other. Stops on SIGINT or SIGTERM; unfinished runs stay in
     the store.
     """

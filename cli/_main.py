@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Final, NoReturn
 
 import click
 
+from cli._text import clean
 from persistence import DEFAULT_BUSY_TIMEOUT, RunNotFound, Store, StoreError
 
 #: Exit codes, documented in --help and docs/cli.md.
@@ -26,18 +28,26 @@ EXIT_USAGE: Final = 2
 EXIT_NOT_FOUND: Final = 3
 EXIT_ALREADY_FINISHED: Final = 4
 EXIT_WAIT_TIMED_OUT: Final = 5
+#: 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
+EXIT_INTERRUPTED: Final = 130
 
 EXIT_CODES_HELP: Final = (
     "Exit codes: 0 success; 1 error (bad store file, or the run did not "
     "complete); 2 usage; 3 run not found; 4 run already finished; "
-    "5 --wait timed out."
+    "5 --wait timed out; 130 stopped by Ctrl-C (a request made stays)."
 )
 
 
 class CliError(click.ClickException):
-    """One clear sentence on stderr and a documented exit code; never a traceback."""
+    """One clear sentence on stderr and a documented exit code; never a traceback.
+
+    The message is escaped (:func:`cli._text.clean`): it may quote user text.
+    """
 
     exit_code = EXIT_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(clean(message))
 
 
 class RunNotFoundError(CliError):
@@ -52,16 +62,34 @@ class WaitTimedOutError(CliError):
     exit_code = EXIT_WAIT_TIMED_OUT
 
 
+class InterruptedByUser(CliError):
+    exit_code = EXIT_INTERRUPTED
+
+
 _ERRORS: Final[dict[int, type[CliError]]] = {
     EXIT_ERROR: CliError,
     EXIT_NOT_FOUND: RunNotFoundError,
     EXIT_ALREADY_FINISHED: AlreadyFinishedError,
     EXIT_WAIT_TIMED_OUT: WaitTimedOutError,
+    EXIT_INTERRUPTED: InterruptedByUser,
 }
 
 
 def fail(message: str, exit_code: int = EXIT_ERROR) -> NoReturn:
     raise _ERRORS[exit_code](message)
+
+
+@contextlib.contextmanager
+def interrupted(what_stays: str) -> Iterator[None]:
+    """Ctrl-C in a waiting command: exit 130 with ``what_stays``, not click's "Aborted!".
+
+    Waiting is all these commands do at that point; what they asked for is
+    already durable, and the message says so.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail(f"interrupted: {what_stays}", EXIT_INTERRUPTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +106,8 @@ def open_store(
 ) -> Iterator[Store]:
     """The store at ``db``: read-only unless ``write``; created only if ``create``.
 
-    A reading command never creates or changes anything. A missing, locked,
+    A reading command never creates or changes anything; it reads a store in
+    a folder it cannot write (``Store.open(readonly=True)``). A missing, locked,
     foreign or too-new file is a one-sentence error (exit 1); an unknown run
     id raised inside the block is exit 3.
     """
@@ -86,6 +115,11 @@ def open_store(
     if not create and not Path(db).is_file():
         fail(f"no Proctor store at {db}: the file does not exist (set --db or PROCTOR_DB)")
     try:
+        if write and not create:
+            # A command that does not create a store judges the file as the
+            # reading ones do (an empty file, 0 bytes or no tables, is not a
+            # store) instead of making one in it.
+            Store.open(db, readonly=True, busy_timeout=options.busy_timeout).close()
         store = Store.open(db, readonly=not write, busy_timeout=options.busy_timeout)
     except StoreError as exc:
         fail(str(exc))
@@ -96,6 +130,9 @@ def open_store(
         fail(f"{exc} in {db}", EXIT_NOT_FOUND)
     except StoreError as exc:
         fail(str(exc))
+    except RecursionError:
+        # Past even main()'s headroom: a row no runtime could have written.
+        fail(f"a value in {db} is nested too deeply to be read")
 
 
 @click.group(
@@ -130,6 +167,14 @@ def cli(ctx: click.Context, db: str, busy_timeout: float) -> None:
     ctx.obj = StoreOptions(db=os.fspath(db), busy_timeout=busy_timeout)
 
 
+#: Python's recursion limit in the ``proctor`` process. A runtime writes values
+#: nested as deep as its own limit allows (about 1,000 levels at the default);
+#: the CLI reads them from deeper in its stack (click, the view), so it needs
+#: more room than any writer had, or one such value fails every listing.
+READ_RECURSION_LIMIT: Final = 5000
+
+
 def main() -> None:
     """Console-script entry point."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), READ_RECURSION_LIMIT))
     cli(prog_name="proctor")

@@ -1,20 +1,35 @@
-"""How runs, steps and events look on a terminal (rich) and as JSON."""
+"""How runs, steps and events look on a terminal (rich) and as JSON.
+
+Invariants (docs/cli.md, "Reading the output"):
+
+- User text is plain text, escaped (:mod:`cli._text`); the console never
+  parses markup or emoji codes.
+- No view drops content at any width. Rows under headers are a table when
+  the table fits, and otherwise one block per row, each value wrapping under
+  its label (:class:`Grid`); a status is never cut. A line that is longer
+  than the width wraps; nothing is cropped.
+- The width is ``COLUMNS`` when set, else the terminal's; output to a pipe
+  or a file without ``COLUMNS`` is not limited (one line per row).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
+from cli._text import clean, json_text, plain
 from persistence import EventRecord, EventType, RunRecord, RunState, StepRecord
 
 STATUS_STYLE = {
@@ -27,25 +42,37 @@ STATUS_STYLE = {
     RunState.TERMINATED: "bold red",
 }
 
+#: Width of output to a pipe or a file without ``COLUMNS``: in effect unlimited,
+#: so a script reading it gets one line per row and nothing cut.
+PIPE_WIDTH: Final = 1_000_000
 
-#: Width of output that goes to a pipe or a file, where rich would assume 80.
-PIPE_WIDTH = 200
+
+def width() -> int | None:
+    """``COLUMNS`` if set; None (the terminal's) on a terminal; else :data:`PIPE_WIDTH`."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if sys.stdout.isatty() else PIPE_WIDTH
 
 
 def console() -> Console:
     # Made at each call: click's test runner swaps sys.stdout per invocation.
-    width = None if sys.stdout.isatty() else PIPE_WIDTH
-    return Console(highlight=False, soft_wrap=True, width=width)
+    return Console(highlight=False, markup=False, emoji=False, width=width())
 
 
 def echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False))
+    click.echo(json_text(value))
 
 
-def status_text(status: RunState | str, *, unreadable: bool = False) -> Text:
-    """The state in capitals; ``unreadable`` marks a row that cannot be read whole."""
+def status_text(
+    status: RunState | str, *, owner_dead: bool = False, unreadable: bool = False
+) -> Text:
+    """The state in capitals; marks a run whose owner is dead, and a row that
+    cannot be read whole."""
     state = RunState(status) if isinstance(status, str) else status
     text = Text(state.value.upper(), style=STATUS_STYLE.get(state, ""))
+    if owner_dead:
+        text.append(" (owner dead)", style="red")
     if unreadable:
         text.append(" (bad row)", style="bold red")
     return text
@@ -77,28 +104,110 @@ def _seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def runs_table(runs: list[RunRecord], *, more: bool = False) -> Table:
+# -- rows under headers ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Grid:
+    """Rows under headers: a table if it fits the width, else a block per row.
+
+    In a block each value wraps under its label, so nothing is cut at any
+    width; empty values are left out of a block.
+    """
+
+    headers: Sequence[str]
+    rows: list[Sequence[Text]] = field(default_factory=list)
+    title: str | None = None
+    caption: str | None = None
+    #: Indexes of the columns justified right in the table form.
+    right: frozenset[int] = frozenset()
+
+    def add_row(self, *cells: Text | str) -> None:
+        self.rows.append([c if isinstance(c, Text) else plain(c) for c in cells])
+
+    def table(self) -> Table:
+        table = Table(
+            title=self.title,
+            title_justify="left",
+            caption=self.caption,
+            box=None,
+            header_style="bold",
+        )
+        for i, header in enumerate(self.headers):
+            table.add_column(header, no_wrap=True, justify="right" if i in self.right else "left")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def blocks(self) -> Iterator[RenderableType]:
+        if self.title:
+            yield Text(self.title, style="bold")
+        label_width = max((len(h) for h in self.headers), default=0)
+        for i, row in enumerate(self.rows):
+            if i:
+                yield Text()
+            block = Table.grid(padding=(0, 2))
+            block.add_column(no_wrap=True, style="bold", min_width=label_width)
+            block.add_column(overflow="fold")
+            for header, cell in zip(self.headers, row, strict=True):
+                if cell.plain:
+                    block.add_row(header, cell)
+            yield block
+        if self.caption:
+            yield Text(self.caption, style="dim")
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = self.table()
+        # Measured with room to spare: a measurement is clamped to the room given.
+        natural = Measurement.get(console, options.update_width(PIPE_WIDTH), table).maximum
+        if natural <= options.max_width:
+            yield table
+        else:
+            yield from self.blocks()
+
+
+def key_values(rows: Iterable[tuple[str, Text | str]]) -> Table:
+    """``label  value`` lines; a long value wraps under itself, never cut."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, value if isinstance(value, Text) else plain(value))
+    return grid
+
+
+def runs_table(
+    runs: list[RunRecord], *, more: bool = False, dead: frozenset[str] = frozenset()
+) -> Grid:
+    """``dead``: the ids of the runs whose owner is dead (marked in STATUS)."""
     notes = [f"the newest {len(runs)} runs; there are more (use --limit)"] if more else []
     if any(run.defect is not None for run in runs):
         notes.append("a (bad row) cannot be read whole: `proctor runs status RUN_ID` says why")
     caption = "; ".join(notes) or None
-    table = Table(caption=caption, box=None, header_style="bold")
-    table.add_column("RUN ID", no_wrap=True, min_width=32)
-    table.add_column("WORKFLOW", no_wrap=True)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("STARTED", no_wrap=True)
-    table.add_column("DURATION", justify="right", no_wrap=True)
-    table.add_column("CANCEL REASON")
+    grid = Grid(
+        ["RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION", "CANCEL REASON"],
+        caption=caption,
+        right=frozenset({4}),
+    )
     for run in runs:
-        table.add_row(
-            run.run_id,
-            run.workflow,
-            status_text(run.status, unreadable=run.defect is not None),
+        grid.add_row(
+            plain(run.run_id),
+            plain(run.workflow),
+            status_text(
+                run.status, owner_dead=run.run_id in dead, unreadable=run.defect is not None
+            ),
             when(run.started_at or run.created_at),
             duration(run.started_at, run.finished_at),
-            run.cancel_reason or "",
+            plain(run.cancel_reason or ""),
         )
-    return table
+    return grid
+
+
+def error_text(error: Any) -> str:
+    """A recorded error (``{"type", "message"}``) as ``Type: message``."""
+    if isinstance(error, dict):
+        return f"{error.get('type')}: {error.get('message')}"
+    return str(error)
 
 
 def event_details(e: EventRecord) -> str:
@@ -106,7 +215,7 @@ def event_details(e: EventRecord) -> str:
         return f"(cannot be read: {e.defect})"
     data = e.data
     if "error" in data and isinstance(data["error"], dict):
-        return f"{data['error'].get('type')}: {data['error'].get('message')}"
+        return error_text(data["error"])
     parts = []
     for key, value in data.items():
         if value is None or key in {"origin", "traceback"}:
@@ -124,16 +233,16 @@ def step_label(e: EventRecord) -> str:
 
 
 def event_line(e: EventRecord) -> Text:
-    """One event, one line: for ``runs logs`` and ``cancel --wait``."""
+    """One event, one line (wrapped, never cut): for ``runs logs`` and ``cancel --wait``."""
     clock = dt.datetime.fromtimestamp(e.ts).strftime("%H:%M:%S.%f")[:-3]
     line = Text(f"{e.run_seq:>4}  {clock}  ")
     line.append(f"{e.type.value:<20}", style=_event_style(e.type))
     label = step_label(e)
     if label:
-        line.append(f" {label}", style="bold")
+        line.append(f" {clean(label)}", style="bold")
     details = event_details(e)
     if details:
-        line.append(f"  {details}", style="dim")
+        line.append(f"  {clean(details)}", style="dim")
     return line
 
 
@@ -150,63 +259,104 @@ def _event_style(t: EventType) -> str:
     return ""
 
 
-def timeline(events: list[EventRecord], title: str = "run timeline") -> Table:
-    """The run's events as a table, times relative to the first."""
-    table = Table(title=title, header_style="bold")
-    table.add_column("#", justify="right")
-    table.add_column("+ms", justify="right")
-    table.add_column("event")
-    table.add_column("step")
-    table.add_column("details")
+def timeline(events: list[EventRecord], title: str = "run timeline") -> Grid:
+    """The run's events as rows, times relative to the first."""
+    grid = Grid(["#", "+ms", "event", "step", "details"], title=title, right=frozenset({0, 1}))
     start = events[0].ts if events else 0.0
     for e in events:
-        table.add_row(
+        grid.add_row(
             str(e.run_seq),
             f"{(e.ts - start) * 1000:.1f}",
             Text(e.type.value, style=_event_style(e.type)),
-            step_label(e),
-            event_details(e),
+            plain(step_label(e)),
+            plain(event_details(e)),
         )
-    return table
+    return grid
 
 
-def steps_table(steps: Iterable[StepRecord]) -> Table:
-    table = Table(box=None, header_style="bold", title="steps", title_justify="left")
-    table.add_column("CALL", justify="right")
-    table.add_column("STEP", no_wrap=True)
-    table.add_column("ATTEMPT", justify="right")
-    table.add_column("STATUS")
-    table.add_column("STARTED", no_wrap=True)
-    table.add_column("DURATION", justify="right")
-    table.add_column("SHIELDED")
-    table.add_column("LAST HEARTBEAT")
+def steps_table(steps: Iterable[StepRecord]) -> Grid:
+    grid = Grid(
+        ["CALL", "STEP", "ATTEMPT", "STATUS", "STARTED", "DURATION", "SHIELDED", "LAST HEARTBEAT"],
+        title="steps",
+        right=frozenset({0, 2, 5}),
+    )
     for s in steps:
         heartbeat = "-"
         if s.heartbeat_at is not None:
             heartbeat = when(s.heartbeat_at)
             if s.heartbeat_details is not None:
-                heartbeat += f" {json.dumps(s.heartbeat_details)}"
-        table.add_row(
+                heartbeat += f" {json.dumps(s.heartbeat_details, ensure_ascii=False)}"
+        grid.add_row(
             str(s.call),
-            s.name,
+            plain(s.name),
             str(s.attempt),
-            s.status.value,
+            Text(s.status.value, style=step_style(s.status.value)),
             when(s.started_at),
             duration(s.started_at, s.finished_at),
             "yes" if s.shielded else "",
-            heartbeat,
+            plain(heartbeat),
         )
-    return table
+    return grid
+
+
+def step_style(status: str) -> str:
+    styles = {
+        "completed": "green",
+        "failed": "red",
+        "cancelled": "magenta",
+        "abandoned": "red",
+        "timed_out": "red",
+    }
+    return styles.get(status, "cyan")
+
+
+# -- trees ---------------------------------------------------------------------------------
 
 
 def tree_node(run: RunRecord) -> Text:
     text = Text("run ", style="bold")
-    text.append(run.run_id, style="bold")
-    text.append(f" ({run.workflow}) ")
+    text.append(clean(run.run_id), style="bold")
+    text.append(f" ({clean(run.workflow)}) ")
     text.append_text(status_text(run.status))
     if run.cancel_reason:
-        text.append(f"  cancel: {run.cancel_reason}", style="yellow")
+        text.append(f"  cancel: {clean(run.cancel_reason)}", style="yellow")
     return text
+
+
+class Tree:
+    """A tree drawn with guides, one line per node, at any depth.
+
+    Unlike rich's Tree, which narrows each level's room and crops what does
+    not fit (a deep tree loses its leaves), a line that is longer than the
+    width wraps: no node and no status is ever lost.
+    """
+
+    def __init__(self, label: Text) -> None:
+        self.label = label
+        self.children: list[Tree] = []
+
+    def add(self, label: Text) -> Tree:
+        child = Tree(label)
+        self.children.append(child)
+        return child
+
+    def lines(self) -> Iterator[Text]:
+        # Iterative: a tree deeper than Python's recursion limit still draws.
+        stack: list[tuple[Tree, str, str]] = [(self, "", "")]
+        while stack:
+            node, guide, prefix = stack.pop()
+            line = Text()
+            line.append(guide, style="dim")  # the guides only: the label keeps its own style
+            line.append_text(node.label)
+            yield line
+            last = len(node.children) - 1
+            for i in range(last, -1, -1):
+                child = node.children[i]
+                branch, rest = ("└── ", "    ") if i == last else ("├── ", "│   ")
+                stack.append((child, prefix + branch, prefix + rest))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.lines()
 
 
 def new_tree(run: RunRecord) -> Tree:

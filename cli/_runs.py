@@ -8,12 +8,11 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import click
-from rich.markup import escape
 from rich.text import Text
-from rich.tree import Tree
 
 from cli import _render as render
-from cli._main import EXIT_CODES_HELP, StoreOptions, cli, open_store
+from cli._main import EXIT_CODES_HELP, StoreOptions, cli, interrupted, open_store
+from cli._text import clean, plain
 from persistence import (
     EventRecord,
     EventType,
@@ -56,18 +55,26 @@ def runs() -> None:
 def list_runs(
     options: StoreOptions, status: tuple[str, ...], workflow: str | None, limit: int, as_json: bool
 ) -> None:
-    """List runs, newest first: id, workflow, status, start, duration, cancel reason."""
+    """List runs, newest first: id, workflow, status, start, duration, cancel reason.
+
+    An unfinished run whose runtime is dead (stopped, lease expired, process
+    gone) shows "(owner dead)" after its status: nothing runs it until a
+    worker that knows its workflow resumes it.
+    """
     states = [RunState(s.lower()) for s in status] or None
     with open_store(options) as store:
         records = store.list_runs(status=states, workflow=workflow, limit=limit + 1)
+        runtimes = store.runtimes()
     shown = records[:limit]
+    owners = {r.run_id: owner_state(r, runtimes) for r in shown}
     if as_json:
-        render.echo_json([r.to_json() for r in shown])
+        render.echo_json([{**r.to_json(), **_owner_json(owners[r.run_id])} for r in shown])
         return
     if not shown:
-        click.echo("no runs" + (" match" if states or workflow else f" in {options.db}"))
+        click.echo("no runs" + (" match" if states or workflow else f" in {clean(options.db)}"))
         return
-    render.console().print(render.runs_table(shown, more=len(records) > limit))
+    dead = frozenset(run_id for run_id, o in owners.items() if o["alive"] is False)
+    render.console().print(render.runs_table(shown, more=len(records) > limit, dead=dead))
 
 
 @runs.command(epilog=EXIT_CODES_HELP)
@@ -83,7 +90,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         events = store.events(run_id)
         cancel = _cancel_state(run, events)
         retries = _pending_retries(events)
-        owner = _owner_state(run, store.runtimes())
+        owner = owner_state(run, store.runtimes())
     if as_json:
         render.echo_json(
             {
@@ -97,43 +104,40 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         )
         return
     out = render.console()
-    rows: list[tuple[str, Any]] = [
-        ("run", f"{run.run_id}"),
-        ("workflow", run.workflow),
-        ("status", render.status_text(run.status)),
-        *([("bad row", f"[red]cannot be read: {escape(run.defect)}[/]")] if run.defect else []),
-        ("args", _json_args(run)),
+    rows: list[tuple[str, Text | str]] = [
+        ("run", plain(run.run_id)),
+        ("workflow", plain(run.workflow)),
+        ("status", render.status_text(run.status, owner_dead=owner["alive"] is False)),
+        *([("bad row", plain(f"cannot be read: {run.defect}"))] if run.defect else []),
+        ("args", plain(_json_args(run))),
         ("created", render.when(run.created_at)),
         ("started", render.when(run.started_at)),
         ("finished", render.when(run.finished_at)),
         ("duration", render.duration(run.started_at, run.finished_at)),
-        ("owner", _owner_line(run, owner)),
+        ("owner", plain(_owner_line(run, owner))),
     ]
     if run.status is RunState.COMPLETED:
-        rows.append(("result", json.dumps(run.result)))
+        rows.append(("result", plain(json.dumps(run.result, ensure_ascii=False))))
     if run.error:
-        rows.append(("error", f"{run.error.get('type')}: {run.error.get('message')}"))
+        rows.append(("error", plain(render.error_text(run.error))))
     if cancel["requested"]:
-        rows.append(("cancel", _cancel_line(cancel)))
+        rows.append(("cancel", plain(_cancel_line(cancel))))
     if run.terminate_requested_at is not None:
-        rows.append(("terminated", run.terminate_reason or "(no reason given)"))
+        rows.append(("terminated", plain(run.terminate_reason or "(no reason given)")))
     if run.parent_run_id:
-        rows.append(("parent", run.parent_run_id))
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        out.print(f"[bold]{key:<{width}}[/]  ", value, sep="")
+        rows.append(("parent", plain(run.parent_run_id)))
     for retry in retries:
-        rows_line = (
+        line = (
             f"step {retry['step']} #{retry['call']} attempt {retry['attempt']} at "
             f"{render.when(retry['retry_at'])} (after {retry['after']})"
         )
-        out.print(f"[bold]{'next retry':<{width}}[/]  ", rows_line, sep="")
-    for step in steps:
-        if step.defect is not None:
-            out.print(f"[bold]{'bad row':<{width}}[/]  ", end="")
-            out.print(
-                f"step #{step.call}.{step.attempt} cannot be read: {step.defect}", markup=False
-            )
+        rows.append(("next retry", plain(line)))
+    rows.extend(
+        ("bad row", plain(f"step #{s.call}.{s.attempt} cannot be read: {s.defect}"))
+        for s in steps
+        if s.defect is not None
+    )
+    out.print(render.key_values(rows))
     if steps:
         out.print()
         out.print(render.steps_table(steps))
@@ -142,7 +146,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         out.print(render.runs_table(children))
 
 
-def _owner_state(run: RunRecord, runtimes: list[RuntimeRecord]) -> dict[str, Any]:
+def owner_state(run: RunRecord, runtimes: list[RuntimeRecord]) -> dict[str, Any]:
     """Who runs it, and whether that runtime is alive (its lease, its pid)."""
     if run.owner is None or run.status.is_terminal:
         return {"owner": run.owner, "alive": None, "why_dead": None}
@@ -155,6 +159,11 @@ def _owner_state(run: RunRecord, runtimes: list[RuntimeRecord]) -> dict[str, Any
         "pid": found.pid if found else None,
         "hostname": found.hostname if found else None,
     }
+
+
+def _owner_json(owner: dict[str, Any]) -> dict[str, Any]:
+    """For ``runs list --json``: is the run's runtime alive (None: finished or unowned)."""
+    return {"owner_alive": owner["alive"], "why_dead": owner["why_dead"]}
 
 
 def _owner_line(run: RunRecord, owner: dict[str, Any]) -> str:
@@ -175,12 +184,16 @@ def _owner_line(run: RunRecord, owner: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def logs(options: StoreOptions, run_id: str, follow: bool, as_json: bool) -> None:
-    """Print the run's event log in order; --follow streams it until the run ends."""
+    """Print the run's event log in order; --follow streams it until the run ends.
+
+    Ctrl-C stops following (exit 130); the run is not affected.
+    """
     emit = _emitter(as_json)
     with open_store(options) as store:
         store.get_run(run_id)
         if follow:
-            follow_run(store, run_id, emit)
+            with interrupted(f"stopped following run {run_id}; the run goes on"):
+                follow_run(store, run_id, emit)
         else:
             for event in store.events(run_id):
                 emit(event)
@@ -336,23 +349,24 @@ def _restarts(events: list[EventRecord]) -> dict[tuple[int | None, int | None], 
     }
 
 
-def _grow(store: Store, run: RunRecord, node: Tree) -> None:
+def _grow(store: Store, run: RunRecord, node: render.Tree) -> None:
     children = {c.run_id: c for c in store.list_runs(parent_run_id=run.run_id)}
     events = store.events(run.run_id)
     restarts = _restarts(events)
     for kind, call, item in _calls(store, run, children):
         if kind == "step":
-            label = Text(f"step {item.name} #{call} attempt {item.attempt} ")
-            label.append(item.status.value, style=_step_style(item.status.value))
+            label = Text(f"step {clean(item.name)} #{call} attempt {item.attempt} ")
+            label.append(item.status.value, style=render.step_style(item.status.value))
             if (call, item.attempt) in restarts:
-                label.append(f"  restarted after {restarts[(call, item.attempt)]}", style="yellow")
+                after = clean(restarts[(call, item.attempt)])
+                label.append(f"  restarted after {after}", style="yellow")
             node.add(label)
         else:
             _grow(store, item, node.add(render.tree_node(item)))
     for retry in _pending_retries(events):
-        label = Text(f"step {retry['step']} #{retry['call']} attempt {retry['attempt']} ")
+        label = Text(f"step {clean(retry['step'])} #{retry['call']} attempt {retry['attempt']} ")
         label.append("retry scheduled", style="yellow")
-        label.append(f" at {render.when(retry['retry_at'])} (after {retry['after']})")
+        label.append(f" at {render.when(retry['retry_at'])} (after {clean(retry['after'])})")
         node.add(label)
 
 
@@ -368,17 +382,6 @@ def _calls(
         key=lambda item: (item[1], 0 if item[0] == "step" else 1, getattr(item[2], "attempt", 0))
     )
     return items
-
-
-def _step_style(status: str) -> str:
-    styles = {
-        "completed": "green",
-        "failed": "red",
-        "cancelled": "magenta",
-        "abandoned": "red",
-        "timed_out": "red",
-    }
-    return styles.get(status, "cyan")
 
 
 def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:

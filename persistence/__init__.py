@@ -4,9 +4,12 @@ This package imports neither ``actors`` nor ``cli``; both build on it.
 """
 
 from persistence._control import (
+    MAX_REASON_BYTES,
     cancel_request,
+    cap_reason,
     check_reason,
     claim_request,
+    reason_cut,
     resume_request,
     terminate_request,
     unreadable_run_failure,
@@ -85,6 +88,7 @@ __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_PAYLOAD_BYTES",
+    "MAX_REASON_BYTES",
     "MAX_RECORD_DEPTH",
     "MAX_VALUE_DEPTH",
     "OPEN_EVENTS",
@@ -128,6 +132,7 @@ __all__ = [
     "StoreReplaced",
     "Synchronous",
     "cancel_request",
+    "cap_reason",
     "check_payload_limit",
     "check_reason",
     "check_same_file",
@@ -142,6 +147,7 @@ __all__ = [
     "prune",
     "prune_batch",
     "prune_runtimes",
+    "reason_cut",
     "resume_request",
     "retention_seconds",
     "roundtrip",

@@ -6,6 +6,8 @@ runtime alive) must write exactly the same records, so they build them here.
 
 from __future__ import annotations
 
+from typing import Final
+
 from persistence._errors import NotSerializable
 from persistence._json import dumps
 from persistence._records import NewEvent, RunRecord
@@ -32,6 +34,28 @@ def check_reason(reason: object, what: str = "reason") -> str | None:
 #: ``source`` of a request: who asked. ``origin``: which process wrote it, so
 #: that a runtime's ControlInbox skips the requests its own facade delivered.
 
+#: The most a recorded cancel or terminate reason holds, in UTF-8 bytes. A
+#: reason is a sentence for an operator; it is repeated in the run's record,
+#: its log, its children's and every listing, so it is bounded.
+MAX_REASON_BYTES: Final = 4096
+
+
+def reason_cut(reason: str | None) -> bool:
+    """Whether :func:`cap_reason` shortens ``reason``."""
+    return reason is not None and len(reason.encode("utf-8", "surrogatepass")) > MAX_REASON_BYTES
+
+
+def cap_reason(reason: str | None) -> str | None:
+    """``reason`` as recorded: at most :data:`MAX_REASON_BYTES`, cut on a character
+    boundary, and ending with a note that says how long it was when it is cut."""
+    if not reason_cut(reason):
+        return reason
+    assert reason is not None
+    raw = reason.encode("utf-8", "surrogatepass")
+    note = f"... [cut: {len(raw)} bytes]"
+    head = raw[: MAX_REASON_BYTES - len(note)].decode("utf-8", "ignore")
+    return head + note
+
 
 def cancel_request(
     run_id: str,
@@ -41,12 +65,13 @@ def cancel_request(
     origin: str | None = None,
     grace: float | None = None,
 ) -> NewEvent:
-    """C1: the request, with its reason and source; the run becomes CANCELLING.
+    """C1: the request, with its reason (checked, :func:`check_reason`, and
+    capped, :func:`cap_reason`) and source; the run becomes CANCELLING.
 
     Raises:
         NotSerializable: see :func:`check_reason`.
     """
-    reason = check_reason(reason)
+    reason = cap_reason(check_reason(reason))
     return NewEvent(
         run_id=run_id,
         type=EventType.CANCEL_REQUESTED,
@@ -57,12 +82,13 @@ def cancel_request(
 def terminate_request(
     run_id: str, reason: str | None, *, source: str, origin: str | None = None
 ) -> list[NewEvent]:
-    """T1: one atomic group that makes the run TERMINATED.
+    """T1: one atomic group that makes the run TERMINATED (reason checked and
+    capped, :func:`check_reason`, :func:`cap_reason`).
 
     Raises:
         NotSerializable: see :func:`check_reason`.
     """
-    reason = check_reason(reason)
+    reason = cap_reason(check_reason(reason))
     return [
         NewEvent(
             run_id=run_id,

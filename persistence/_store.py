@@ -155,7 +155,38 @@ class Store:
         if readonly:
             if not Path(spath).is_file():
                 raise StoreError(f"no Proctor store at {spath}: the file does not exist")
-            target, uri = f"file:{quote(spath)}?mode=ro", True
+            try:
+                return cls._open(spath, f"file:{quote(spath)}?mode=ro", busy_timeout=busy_timeout)
+            except StoreError as exc:
+                if not _in_read_only_folder(spath, exc):
+                    raise
+            # See _in_read_only_folder: with no WAL, the file is all there is.
+            target = f"file:{quote(spath)}?mode=ro&immutable=1"
+            return cls._open(spath, target, busy_timeout=busy_timeout)
+        return cls._open(
+            spath,
+            None,
+            busy_timeout=busy_timeout,
+            synchronous=synchronous,
+            autocheckpoint=autocheckpoint,
+            create=create,
+        )
+
+    @classmethod
+    def _open(
+        cls,
+        spath: str,
+        readonly_uri: str | None,
+        *,
+        busy_timeout: float,
+        synchronous: Synchronous = "NORMAL",
+        autocheckpoint: int | None = None,
+        create: bool = True,
+    ) -> Store:
+        """:meth:`open`'s work: read-only through ``readonly_uri``, else read-write."""
+        readonly = readonly_uri is not None
+        if readonly_uri is not None:
+            target, uri = readonly_uri, True
         else:
             check_shm_writable(spath)  # SQLite would crash the process (SIGBUS)
             target, uri = (spath, False) if create else (f"file:{quote(spath)}?mode=rw", True)
@@ -802,6 +833,30 @@ def _run_projection(
     if t in (_E.RUN_CANCELLED, _E.RUN_TERMINATED):
         return ", finished_at = ?", (now,)
     return "", ()
+
+
+#: SQLite's primary result codes for "cannot create the -shm index beside it".
+_SQLITE_READONLY: Final = 8
+_SQLITE_CANTOPEN: Final = 14
+
+
+def _in_read_only_folder(path: str, exc: StoreError) -> bool:
+    """Whether a read-only open failed only because the folder is read-only.
+
+    Reading a WAL-mode database needs its ``-shm`` index, which SQLite
+    creates beside it; in a folder this process cannot write (permissions,
+    a read-only mount) a plain read-only open fails ("attempt to write a
+    readonly database"). With no ``-wal`` file, no runtime has the store
+    open and the main file holds every commit, so it is then read as an
+    immutable snapshot, as SQLite documents for read-only media. A runtime
+    that writes the store has its ``-wal`` and ``-shm`` beside it, and they
+    are used as usual.
+    """
+    cause = exc.__cause__
+    code = getattr(cause, "sqlite_errorcode", None)
+    if not isinstance(cause, sqlite3.OperationalError) or code is None:
+        return False
+    return code & 0xFF in (_SQLITE_READONLY, _SQLITE_CANTOPEN) and not os.path.exists(f"{path}-wal")
 
 
 @contextlib.contextmanager
