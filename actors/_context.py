@@ -17,6 +17,7 @@ import pykka
 
 from actors._base import ControlFirstInbox, tell
 from actors._errors import CancellationError, Terminated
+from actors._fencing import LeaseGuard
 from actors._messages import Append, Cancel, Heartbeat, Terminate
 from persistence import EventType, NewEvent, ProctorError, dumps
 
@@ -121,6 +122,7 @@ class StepContext(Context):
         cancel: Cancel | None = None,
         beats: BeatBox | None = None,
         clock: Callable[[], float] | None = None,
+        guard: LeaseGuard | None = None,
     ) -> None:
         super().__init__(run_id)
         self.step_name = step_name
@@ -136,6 +138,9 @@ class StepContext(Context):
         self._beats = beats
         self._runtime_now = clock or time.monotonic
         self._terminate: Terminate | None = None
+        #: The runtime's lease: a step whose runtime may no longer own the run
+        #: unwinds at its next check, like a terminated one (fencing).
+        self._guard = guard
         self._delivered = False
         self._buffered = False
 
@@ -152,6 +157,8 @@ class StepContext(Context):
         self._take_control()
         if self._terminate is not None:
             raise Terminated(self._terminate.reason)
+        if self._guard is not None:
+            self._guard.check(self.run_id)
         if self._cancel is not None:
             if self.shield_depth:
                 if not self._buffered:
@@ -170,8 +177,12 @@ class StepContext(Context):
         self._take_control()
         if self._terminate is not None:
             raise Terminated(self._terminate.reason)
+        if self._guard is not None:
+            self._guard.check(self.run_id)
 
     def heartbeat(self, details: Any = None) -> _Checked:
+        if self._guard is not None:  # a fenced step writes no heartbeat either
+            self._guard.check(self.run_id)
         details_json = None
         if details is not None:
             details_json = dumps(details, what="heartbeat details")

@@ -13,10 +13,15 @@ process knows. A claim is an event the store refuses if another runtime
 claimed first, so two workers never run the same run.
 
 It keeps the runtime alive in the store: every third of the lease it asks
-the Journal to renew the lease. And, with ``resume=True``, it looks at start
-and every second for unfinished runs whose owner is dead (D2) and hands them
-to the Guardian to resume by replay; a cancel grace that was running when
-the owner died is scheduled again from the request's time.
+the Journal to renew the lease, and it watches the LeaseGuard: when the
+lease's safe window passes without a renewal, it tells the Guardian to stop
+every run (self-fencing; the steps themselves already raise at their next
+check). And, with ``resume=True``, it looks at start and every second for
+unfinished runs whose owner is dead (D2) and hands them to the Guardian to
+resume by replay; it judges a silent owner by its own monotonic clock
+(a LeaseObserver, P3). A cancel grace that was running when the owner died
+is scheduled again from the request's time. While fenced it claims and
+resumes nothing.
 
 Its mailbox doubles as its poll timer, like the Timers actor's: no extra thread.
 """
@@ -34,6 +39,7 @@ import pykka
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import SystemClock
 from actors._definitions import lookup_workflow, registered_workflows
+from actors._fencing import LeaseGuard, LeaseLost
 from actors._messages import (
     Append,
     Cancel,
@@ -51,6 +57,7 @@ from persistence import (
     Appended,
     EventRecord,
     EventType,
+    LeaseObserver,
     RunRecord,
     RunState,
     Store,
@@ -100,8 +107,12 @@ class ControlInbox(ProctorActor):
         cursor: int,
         resume: bool,
         lease_ttl: float,
+        guard: LeaseGuard | None = None,
     ) -> None:
         super().__init__(parent=parent, name="ControlInbox", census=census)
+        self._guard = guard
+        #: Whether the Guardian was told the lease's window passed (once per episode).
+        self._fence_told = False
         self._resume = resume
         self._lease_ttl = lease_ttl
         self._next_resume_scan = 0.0
@@ -123,6 +134,7 @@ class ControlInbox(ProctorActor):
         self._version: int | None = None
         self._claiming: set[str] = set()
         self._clock = SystemClock()
+        self._observer = LeaseObserver(self._clock.monotonic)
         # The runtime registered itself with a full lease just before this
         # was built: the first renewal is due a third of a lease from now.
         # (Renewing at the first poll raced a test's expire_lease when this
@@ -154,12 +166,13 @@ class ControlInbox(ProctorActor):
 
     def _poll(self) -> None:
         assert self._store is not None
+        fenced = self._watch_fence()
         try:
             version = self._store.data_version()
             if version != self._version:
                 self._version = version
                 self._deliver(self._store.control_requests(after=self._cursor))
-                if self._claim_runs:
+                if self._claim_runs and not fenced:
                     self._claim()
             now = self._clock.monotonic()
             if now >= self._next_renewal:
@@ -168,7 +181,7 @@ class ControlInbox(ProctorActor):
             if now >= self._next_checkpoint:
                 self._next_checkpoint = now + CHECKPOINT_INTERVAL
                 self._store.checkpoint()
-            if self._resume and now >= self._next_resume_scan:
+            if self._resume and not fenced and now >= self._next_resume_scan:
                 self._next_resume_scan = now + min(RESUME_INTERVAL, self._lease_ttl / 2)
                 self._resume_orphans()
         except StoreError as exc:
@@ -178,10 +191,23 @@ class ControlInbox(ProctorActor):
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.deadline = self._clock.monotonic() + self._interval
 
+    def _watch_fence(self) -> bool:
+        """Whether this runtime is fenced now; tells the Guardian once per episode."""
+        why = self._guard.why_fenced() if self._guard is not None else None
+        if why is None:
+            self._fence_told = False
+        elif not self._fence_told:
+            self._fence_told = True
+            tell(self._guardian, LeaseLost(why=why))
+        return why is not None
+
     def _resume_orphans(self) -> None:
         """D2: hand every unfinished run whose owner is dead to the Guardian."""
         assert self._store is not None
-        for record, why in self._store.orphaned_runs(registered_workflows(), me=self._owner):
+        workflows = registered_workflows()
+        for record, why in self._store.orphaned_runs(
+            workflows, me=self._owner, observer=self._observer
+        ):
             logger.info("resuming run %s (%s): %s", record.run_id, record.workflow, why)
             self._hand_over(record, record.status, resume_from=record.owner, why=why)
 

@@ -8,7 +8,11 @@ It also keeps the runtime's registration alive (the Runtime writes it when
 it is built): it renews the lease that vouches for the runs this runtime
 owns, and releases it when the runtime stops (D2). Every write names
 this runtime as the writer, so the store fences it off a run it no longer
-owns.
+owns. What it learns of ownership goes to the runtime's LeaseGuard, which
+every step checks (fencing): when each renewal was sent and whether it
+took; a renewal refused (our row revoked: we were judged dead); a write
+refused as fenced, or a heartbeat of a run the store says is another's;
+and, at each renewal, any hosted run now owned elsewhere.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from actors._base import Census, ProctorActor, logger, tell
+from actors._fencing import LeaseGuard, LeaseLost
 from actors._messages import Append, Heartbeat, Journaled, RenewLease, TerminateTree
 from persistence import (
     TERMINAL_EVENTS,
@@ -27,6 +32,7 @@ from persistence import (
     EventType,
     HeartbeatRecord,
     NewEvent,
+    Refused,
     RunState,
     Store,
     StoreError,
@@ -57,8 +63,14 @@ class Journal(ProctorActor):
         owner: str,
         lease_ttl: float,
         halted: threading.Event,
+        guard: LeaseGuard | None = None,
+        hosted: Callable[[], list[str]] = list,
     ) -> None:
         super().__init__(parent=parent, name="Journal", census=census)
+        self._parent_ref = parent
+        self._guard = guard
+        #: The run ids this runtime hosts now (its Directory).
+        self._hosted = hosted
         self._owner = owner
         self._lease_ttl = lease_ttl
         #: Set by Runtime.kill(): from then on nothing reaches the store, as
@@ -145,10 +157,48 @@ class Journal(ProctorActor):
         assert self._store is not None
         if self._halted.is_set():
             return
+        # Measured from before the write is sent: an observer's count of our
+        # silence starts no earlier than its commit (fencing, P3).
+        sent = self._guard.now() if self._guard is not None else 0.0
         try:
-            self._store.renew_lease(self._owner, ttl=self._lease_ttl)
+            renewed = self._store.renew_lease(self._owner, ttl=self._lease_ttl)
+            if renewed:
+                if self._guard is not None:
+                    self._guard.renewed(sent)
+                self._check_hosted()
         except StoreError as exc:  # locked, say; the lease has slack for a retry
             logger.warning("journal: could not renew the lease of %s: %s", self._owner, exc)
+            return
+        if not renewed:
+            self._revoked()
+
+    def _revoked(self) -> None:
+        """Our row says we stopped or were judged dead: we own nothing any more."""
+        assert self._store is not None
+        row = next((r for r in self._store.runtimes() if r.owner == self._owner), None)
+        why = (row.revoked if row is not None else None) or "its row says it stopped"
+        if self._guard is None or self._guard.revoked is None:
+            logger.critical(
+                "runtime %s lost its lease (%s): it stops its runs, which other runtimes"
+                " resume; restart this process to host runs again",
+                self._owner,
+                why,
+            )
+        if self._guard is not None:
+            self._guard.revoke(why)
+        tell(self._parent_ref, LeaseLost(why=f"lease revoked: {why}"))
+
+    def _check_hosted(self) -> None:
+        """Any run we host that the store says is another's stops at once."""
+        assert self._store is not None
+        hosted = self._hosted()
+        if hosted:
+            for run_id, owner in self._store.owned_elsewhere(hosted, me=self._owner).items():
+                self._lost(run_id, f"run {run_id} is owned by {owner} now")
+
+    def _lost(self, run_id: str, why: str) -> None:
+        if self._guard is None or self._guard.lose(run_id, why):
+            tell(self._parent_ref, LeaseLost(why=why, run_id=run_id))
 
     def _commit(self, batch: list[Append], beats: list[Heartbeat]) -> None:
         assert self._store is not None
@@ -157,10 +207,11 @@ class Journal(ProctorActor):
         heartbeats = [
             HeartbeatRecord(b.run_id, b.call, b.attempt, b.at, b.details_json) for b in beats
         ]
+        foreign: set[str] = set()
         try:
             self._check_alive()
             results = self._store.append_groups(
-                [a.events for a in batch], heartbeats, writer=self._owner
+                [a.events for a in batch], heartbeats, writer=self._owner, foreign=foreign
             )
         except StoreError as exc:
             for append in batch:
@@ -177,10 +228,17 @@ class Journal(ProctorActor):
             ]
             for hook in AFTER_COMMIT:
                 hook(committed)
+        for run_id in foreign:
+            self._lost(run_id, f"a heartbeat found run {run_id} owned by another runtime")
         for append, outcomes in zip(batch, results, strict=True):
             first = append.events[0] if append.events else None
             if first and first.type is EventType.RUN_RESUMED and outcomes[0].accepted:
                 self._broken.pop(first.run_id, None)  # hosted again, from its log
+                if self._guard is not None:
+                    self._guard.regain(first.run_id)
+            for event, outcome in zip(append.events, outcomes, strict=True):
+                if isinstance(outcome, Refused) and outcome.fenced:
+                    self._lost(event.run_id, outcome.reason)
             self._answer(append, tuple(outcomes), None)
             for event, outcome in zip(append.events, outcomes, strict=True):
                 if isinstance(outcome, Appended) and event.type in TERMINAL_EVENTS:

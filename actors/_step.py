@@ -20,6 +20,7 @@ from actors._base import Census, ProctorActor
 from actors._context import BeatBox, StepContext, reset_current, set_current
 from actors._definitions import StepDef
 from actors._errors import CancellationError, Terminated, describe
+from actors._fencing import Fenced, LeaseGuard
 from actors._messages import (
     Cancel,
     ExitKind,
@@ -60,6 +61,7 @@ class StepActor(ProctorActor):
         last_heartbeat_details: Any = None,
         clock: Callable[[], float] | None = None,
         beats: BeatBox | None = None,
+        guard: LeaseGuard | None = None,
     ) -> None:
         name = f"StepActor {step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
@@ -75,6 +77,7 @@ class StepActor(ProctorActor):
         self._last_heartbeat_details = last_heartbeat_details
         self._clock = clock
         self._beats = beats
+        self._guard = guard
 
     def started(self) -> None:
         ctx = StepContext(
@@ -88,6 +91,7 @@ class StepActor(ProctorActor):
             last_heartbeat_details=self._last_heartbeat_details,
             beats=self._beats,
             clock=self._clock,
+            guard=self._guard,
         )
         outcome = self._run(ctx)
         kind = _EXIT_KIND[type(outcome)]
@@ -107,6 +111,8 @@ class StepActor(ProctorActor):
             else:
                 value = self._step.fn(*self._args, **self._kwargs)
             return Returned(result_json=dumps(value, what=f"result of step {self._step.name!r}"))
+        except Fenced as exc:
+            return Unwound(fenced=exc.reason)
         except Terminated:
             return Unwound()
         except CancellationError as exc:

@@ -56,6 +56,7 @@ from actors._errors import (
     WorkflowFailed,
     describe,
 )
+from actors._fencing import LeaseGuard, LeaseLost
 from actors._messages import (
     Append,
     Cancel,
@@ -73,6 +74,7 @@ from actors._messages import (
     StepCancelled,
     StepFinished,
     Terminate,
+    Unwound,
 )
 from actors._replay import History, RecordedCall, recorded_outcome
 from actors._step import StepActor
@@ -268,9 +270,11 @@ class RunSupervisor(ProctorActor):
         resume: bool = False,
         create: NewEvent | None = None,
         created: pykka.Future[Any] | None = None,
+        guard: LeaseGuard | None = None,
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
+        self._guard = guard
         self._reader = reader
         self._timers = timers
         self._clock = clock
@@ -374,6 +378,8 @@ class RunSupervisor(ProctorActor):
             self._on_deadline(message)
         elif isinstance(message, RetryDue):
             self._on_retry_due(message)
+        elif isinstance(message, LeaseLost):
+            self._lost_ownership(message.why)
         else:
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
@@ -395,7 +401,8 @@ class RunSupervisor(ProctorActor):
         if isinstance(tag, _RunEnded):
             self._on_run_ended(ExitReason(kind=tag.kind, data=tag.data), msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
-            self._lost_ownership(msg.outcomes)
+            refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
+            self._lost_ownership(refused.reason)
         elif isinstance(tag, _Resumed):
             self._on_taken_over(tag.history, msg)
         elif not msg.accepted or self._terminated:
@@ -509,14 +516,19 @@ class RunSupervisor(ProctorActor):
             return Cancel(reason=None, source="unknown")
         return Cancel(reason=record.cancel_reason, source=record.cancel_source or "unknown")
 
-    def _lost_ownership(self, outcomes: tuple[Any, ...]) -> None:
-        """The store fenced us off: another runtime took the run over (our lease
-        ran out). Stop driving it and write nothing more; the new owner's
-        replay re-runs what we were doing."""
-        refused = next(o for o in outcomes if isinstance(o, Refused) and o.fenced)
-        logger.warning("run %s: no longer ours, stopping: %s", self.run_id, refused.reason)
-        if not self._shutting_down:
-            self._on_shutdown()
+    def _lost_ownership(self, why: str) -> None:
+        """The store fenced us off (another runtime took the run over), or our
+        runtime could not prove it still owns it (self-fencing). Stop driving
+        it; the owner's replay re-runs what we were doing. The Guardian hears
+        of it (and hosts the run again if it turns out to be still ours)."""
+        if self._shutting_down:
+            return
+        logger.warning("run %s: no longer ours, stopping: %s", self.run_id, why)
+        # The parent first (a run supervisor, or the Guardian): it stops
+        # hosting too before it hears of our exit, so it records no end of us.
+        assert self._parent is not None
+        tell(self._parent, LeaseLost(why=why, run_id=self.run_id))
+        self._on_shutdown()
 
     # -- driving the body --------------------------------------------------------
 
@@ -841,6 +853,7 @@ class RunSupervisor(ProctorActor):
             last_heartbeat_details=details,
             clock=self._clock.monotonic,
             beats=beats,
+            guard=self._guard,
         )
         self._step_calls[call_id] = (call, attempt, shielded)
         self._active[call_id] = _Active(
@@ -892,6 +905,7 @@ class RunSupervisor(ProctorActor):
             resume=resume,
             resume_from=previous,
             resume_why=f"its parent {self.run_id} was resumed",
+            guard=self._guard,
         )
         self._children[call_id] = _Child(
             ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy
@@ -907,6 +921,10 @@ class RunSupervisor(ProctorActor):
             self._cancel_timer(("deadline", msg.call))
         restart = self._restart_after.pop(msg.call, None)
         outcome = msg.outcome
+        if isinstance(outcome, Unwound) and outcome.fenced is not None:
+            # Not ours to record: the runtime may no longer own the run.
+            self._lost_ownership(outcome.fenced)
+            return
         key = (active.name, msg.call, msg.attempt)
         if isinstance(outcome, Returned):
             result = loads(outcome.result_json)

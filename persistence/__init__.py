@@ -22,7 +22,7 @@ from persistence._errors import (
 )
 from persistence._fold import Folded, fold
 from persistence._json import dumps, loads
-from persistence._leases import DEFAULT_LEASE_TTL, why_dead
+from persistence._leases import DEFAULT_LEASE_TTL, LeaseObserver, why_dead
 from persistence._records import (
     Appended,
     AppendOutcome,
@@ -69,6 +69,7 @@ __all__ = [
     "Folded",
     "HeartbeatRecord",
     "InvalidTransition",
+    "LeaseObserver",
     "NewEvent",
     "NotAProctorStore",
     "NotSerializable",

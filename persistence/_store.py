@@ -29,7 +29,7 @@ from persistence._errors import (
     StoreLocked,
 )
 from persistence._json import dumps
-from persistence._leases import HOSTNAME, why_dead
+from persistence._leases import BOOT_ID, HOSTNAME, PID_NS, LeaseObserver, why_dead
 from persistence._records import (
     Appended,
     AppendOutcome,
@@ -61,6 +61,9 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 DEFAULT_BUSY_TIMEOUT: Final = 5.0
 
 _E = EventType
+
+#: Ids per ``IN (...)`` list: well under SQLite's limit on bound parameters.
+_IN_CHUNK: Final = 500
 
 
 _RUNNING: Final = StepState.RUNNING.value
@@ -188,6 +191,7 @@ class Store:
         heartbeats: Sequence[HeartbeatRecord] = (),
         *,
         writer: str | None = None,
+        foreign: set[str] | None = None,
     ) -> list[list[AppendOutcome]]:
         """Append several atomic groups in one transaction (group commit).
 
@@ -199,6 +203,9 @@ class Store:
         ``writer`` is the runtime writing (None: a tool such as the CLI). A
         runtime may write a run's records only while it owns the run; any
         writer may create, take over, cancel or terminate one (OPEN_EVENTS).
+        A heartbeat of a run ``writer`` no longer owns is not written either;
+        its run id is added to ``foreign``, so the writer learns it lost the
+        run although a heartbeat has no outcome to refuse.
         """
         now = time.time()
         results: list[list[AppendOutcome]] = []
@@ -209,6 +216,8 @@ class Store:
             results.extend(
                 self._apply_group(conn, group, now, writer, savepoint=not alone) for group in groups
             )
+            if heartbeats and writer is not None:
+                heartbeats = self._owned_heartbeats(conn, heartbeats, writer, foreign)
             if heartbeats:
                 conn.executemany(
                     "UPDATE steps SET heartbeat_at = ?,"
@@ -222,6 +231,31 @@ class Store:
             if alone and results[0] and not results[0][0].accepted:
                 conn.execute("ROLLBACK")
         return results
+
+    @staticmethod
+    def _owned_heartbeats(
+        conn: sqlite3.Connection,
+        heartbeats: Sequence[HeartbeatRecord],
+        writer: str,
+        foreign: set[str] | None,
+    ) -> list[HeartbeatRecord]:
+        run_ids = list({h.run_id for h in heartbeats})
+        lost: set[str] = set()
+        for i in range(0, len(run_ids), _IN_CHUNK):
+            chunk = run_ids[i : i + _IN_CHUNK]
+            lost.update(
+                row[0]
+                for row in conn.execute(
+                    f"SELECT run_id FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
+                    " AND owner IS NOT ?",
+                    (*chunk, writer),
+                )
+            )
+        if not lost:
+            return list(heartbeats)
+        if foreign is not None:
+            foreign.update(lost)
+        return [h for h in heartbeats if h.run_id not in lost]
 
     def terminate_tree(
         self, run_id: str, reason: str | None, *, source: str, origin: str | None = None
@@ -433,40 +467,69 @@ class Store:
     # -- runtimes and leases ----------------------------------------------------
 
     def register_runtime(self, owner: str, *, ttl: float, version: str | None = None) -> None:
-        """Say that ``owner`` (this process) is alive for the next ``ttl`` seconds."""
+        """Say that ``owner`` (this process) is alive and renews within ``ttl`` seconds.
+
+        The row names this process's PID namespace and boot, so that only a
+        process that can see it judges it by its pid (P3).
+        """
         now = time.time()
         self._write(
             "INSERT INTO runtimes (owner, pid, hostname, started_at, heartbeat_at,"
-            " lease_expires_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (owner, os.getpid(), HOSTNAME, now, now, now + ttl, version),
+            " lease_expires_at, version, renewals, lease_ttl, pid_ns, boot_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            (owner, os.getpid(), HOSTNAME, now, now, now + ttl, version, ttl, PID_NS, BOOT_ID),
         )
 
-    def renew_lease(self, owner: str, *, ttl: float) -> None:
+    def renew_lease(self, owner: str, *, ttl: float) -> bool:
+        """Renew ``owner``'s lease: bump its renewal counter (what observers watch).
+
+        Returns False, and changes nothing, when the row says the runtime
+        stopped or its lease was revoked (another runtime found it silent and
+        may be resuming its runs): it must stop its runs (self-fencing).
+        ``heartbeat_at`` and ``lease_expires_at`` are this host's wall clock,
+        for people to read; no liveness verdict uses them (P3).
+        """
         now = time.time()
-        self._write(
-            "UPDATE runtimes SET heartbeat_at = ?, lease_expires_at = ?"
-            " WHERE owner = ? AND stopped_at IS NULL",
-            (now, now + ttl, owner),
-        )
+        with self._lock, _translate(self.path):
+            cur = self._conn.execute(
+                "UPDATE runtimes SET heartbeat_at = ?, lease_expires_at = ?,"
+                " renewals = renewals + 1"
+                " WHERE owner = ? AND stopped_at IS NULL AND revoked IS NULL",
+                (now, now + ttl, owner),
+            )
+            return cur.rowcount == 1
 
     def release_runtime(self, owner: str) -> None:
         """``owner`` stopped on purpose: its unfinished runs may be resumed at once."""
         self._write("UPDATE runtimes SET stopped_at = ? WHERE owner = ?", (time.time(), owner))
 
-    def expire_lease(self, owner: str) -> None:
-        """End ``owner``'s lease now, as if it had stopped renewing it long ago."""
-        self._write("UPDATE runtimes SET lease_expires_at = 0 WHERE owner = ?", (owner,))
+    def expire_lease(self, owner: str, why: str = "ended at once") -> None:
+        """End ``owner``'s lease now, as if it had stopped renewing it long ago:
+        its runs may be resumed at once, and its next renewal fails."""
+        self._write(
+            "UPDATE runtimes SET lease_expires_at = 0, revoked = ? WHERE owner = ?", (why, owner)
+        )
 
     def runtimes(self) -> list[RuntimeRecord]:
         rows = self._query("SELECT * FROM runtimes ORDER BY started_at", ())
         return [RuntimeRecord.from_row(r) for r in rows]
 
     def orphaned_runs(
-        self, workflows: Sequence[str], *, me: str, limit: int = 100
+        self,
+        workflows: Sequence[str],
+        *,
+        me: str,
+        observer: LeaseObserver | None = None,
+        limit: int = 100,
     ) -> list[tuple[RunRecord, str]]:
         """Unfinished top-level runs of ``workflows`` whose owner is dead, and why.
 
         Child runs are resumed by their parent's replay, never on their own.
+        ``observer`` judges silence on the caller's own clock (P3); without
+        one, only rows that say so and gone processes count. An owner found
+        silent is revoked here by a compare-and-swap on its renewal counter,
+        before any of its runs is returned: if it renewed meanwhile it is
+        alive after all; if not, its next renewal fails and it stops its runs.
         """
         if not workflows:
             return []
@@ -479,16 +542,55 @@ class Store:
             (*(s.value for s in unfinished), me, *workflows),
         )
         runtimes = {r.owner: r for r in self.runtimes()}
-        now = time.time()
+        silence: dict[str, float] = {}
+        if observer is not None:
+            observer.forget_others(runtimes)
+            silence = {owner: observer.silent_for(r) for owner, r in runtimes.items()}
+        verdicts: dict[str, str | None] = {}
         found: list[tuple[RunRecord, str]] = []
         for row in rows:
             record = RunRecord.from_row(row)
-            assert record.owner is not None
-            why = why_dead(record.owner, runtimes.get(record.owner), now=now)
+            owner = record.owner
+            assert owner is not None
+            if owner not in verdicts:
+                runtime = runtimes.get(owner)
+                why = why_dead(owner, runtime, silent_for=silence.get(owner))
+                if why is not None and runtime is not None and why_dead(owner, runtime) is None:
+                    # Dead by silence alone: make it so in the row, or find it alive.
+                    why = why if self._revoke(runtime, f"{me}: {why}") else None
+                verdicts[owner] = why
+            why = verdicts[owner]
             if why is not None:
                 found.append((record, why))
                 if len(found) >= limit:
                     break
+        return found
+
+    def _revoke(self, runtime: RuntimeRecord, why: str) -> bool:
+        """Revoke ``runtime``'s lease unless it renewed since we read its row."""
+        with self._lock, _translate(self.path):
+            cur = self._conn.execute(
+                "UPDATE runtimes SET revoked = ? WHERE owner = ? AND renewals = ?"
+                " AND stopped_at IS NULL AND revoked IS NULL",
+                (why, runtime.owner, runtime.renewals),
+            )
+            return cur.rowcount == 1
+
+    def owned_elsewhere(self, run_ids: Sequence[str], *, me: str) -> dict[str, str | None]:
+        """Of ``run_ids``, those the store says are not ``me``'s: run id -> owner.
+
+        What a runtime asks about the runs it hosts: one taken over while it
+        could not tell (paused, partitioned) must stop at once (fencing).
+        """
+        found: dict[str, str | None] = {}
+        for i in range(0, len(run_ids), _IN_CHUNK):
+            chunk = run_ids[i : i + _IN_CHUNK]
+            rows = self._query(
+                f"SELECT run_id, owner FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
+                " AND owner IS NOT ?",
+                (*chunk, me),
+            )
+            found.update((r["run_id"], r["owner"]) for r in rows)
         return found
 
     def _write(self, sql: str, params: Sequence[Any]) -> None:
