@@ -17,6 +17,7 @@ and, at each renewal, any hosted run now owned elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -175,8 +176,10 @@ class Journal(ProctorActor):
     def _revoked(self) -> None:
         """Our row says we stopped or were judged dead: we own nothing any more."""
         assert self._store is not None
-        row = next((r for r in self._store.runtimes() if r.owner == self._owner), None)
-        why = (row.revoked if row is not None else None) or "its row says it stopped"
+        why = "its row says it stopped or its lease was revoked"
+        with contextlib.suppress(StoreError):  # the reason is a nicety; the verdict is not
+            row = next((r for r in self._store.runtimes() if r.owner == self._owner), None)
+            why = (row.revoked if row is not None else None) or why
         if self._guard is None or self._guard.revoked is None:
             logger.critical(
                 "runtime %s lost its lease (%s): it stops its runs, which other runtimes"
