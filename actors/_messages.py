@@ -248,8 +248,12 @@ class Deadline:
 
 
 @dataclass(**_FROZEN)
-class RenewLease:
-    """ControlInbox -> Journal: this runtime is still alive (D2)."""
+class RenewLease(ControlMessage):
+    """ControlInbox -> Journal: this runtime is still alive (D2).
+
+    Control-first: a renewal never waits behind a backlog of appends, or the
+    runtime would fence itself (stop its own runs) merely for being busy.
+    """
 
 
 @dataclass(**_FROZEN)
