@@ -30,6 +30,7 @@ from persistence._errors import (
 )
 from persistence._json import dumps
 from persistence._leases import BOOT_ID, HOSTNAME, PID_NS, LeaseObserver, why_dead
+from persistence._ownership import owners_other_than
 from persistence._records import (
     Appended,
     AppendOutcome,
@@ -61,9 +62,6 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 DEFAULT_BUSY_TIMEOUT: Final = 5.0
 
 _E = EventType
-
-#: Ids per ``IN (...)`` list: well under SQLite's limit on bound parameters.
-_IN_CHUNK: Final = 500
 
 
 _RUNNING: Final = StepState.RUNNING.value
@@ -239,18 +237,7 @@ class Store:
         writer: str,
         foreign: set[str] | None,
     ) -> list[HeartbeatRecord]:
-        run_ids = list({h.run_id for h in heartbeats})
-        lost: set[str] = set()
-        for i in range(0, len(run_ids), _IN_CHUNK):
-            chunk = run_ids[i : i + _IN_CHUNK]
-            lost.update(
-                row[0]
-                for row in conn.execute(
-                    f"SELECT run_id FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
-                    " AND owner IS NOT ?",
-                    (*chunk, writer),
-                )
-            )
+        lost = set(owners_other_than(conn, list({h.run_id for h in heartbeats}), writer))
         if not lost:
             return list(heartbeats)
         if foreign is not None:
@@ -582,16 +569,8 @@ class Store:
         What a runtime asks about the runs it hosts: one taken over while it
         could not tell (paused, partitioned) must stop at once (fencing).
         """
-        found: dict[str, str | None] = {}
-        for i in range(0, len(run_ids), _IN_CHUNK):
-            chunk = run_ids[i : i + _IN_CHUNK]
-            rows = self._query(
-                f"SELECT run_id, owner FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
-                " AND owner IS NOT ?",
-                (*chunk, me),
-            )
-            found.update((r["run_id"], r["owner"]) for r in rows)
-        return found
+        with self._lock, _translate(self.path):
+            return owners_other_than(self._conn, run_ids, me)
 
     def _write(self, sql: str, params: Sequence[Any]) -> None:
         with self._lock, _translate(self.path):
