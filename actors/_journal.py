@@ -41,6 +41,8 @@ from persistence import (
 )
 
 MAX_BATCH: Final = 512
+#: Records by which a runtime becomes a run's owner.
+_OWNING: Final = frozenset({EventType.RUN_CREATED, EventType.RUN_CLAIMED, EventType.RUN_RESUMED})
 #: WAL pages (4 KiB) after which a commit checkpoints itself: only if the
 #: ControlInbox's checkpoints fall behind.
 JOURNAL_AUTOCHECKPOINT: Final = 10_000
@@ -72,6 +74,12 @@ class Journal(ProctorActor):
         self._guard = guard
         #: The run ids this runtime hosts now (its Directory).
         self._hosted = hosted
+        #: Runs whose ownership by us this Journal wrote (created, claimed,
+        #: resumed) and that have not ended or been lost since. Only these can
+        #: be *lost*: a run being taken over is hosted before its run_resumed
+        #: commits, and is still the old owner's until then.
+        self._owned: set[str] = set()
+        self._unhosted: set[str] = set()
         self._owner = owner
         self._lease_ttl = lease_ttl
         #: Set by Runtime.kill(): from then on nothing reaches the store, as
@@ -194,12 +202,19 @@ class Journal(ProctorActor):
     def _check_hosted(self) -> None:
         """Any run we host that the store says is another's stops at once."""
         assert self._store is not None
-        hosted = self._hosted()
+        now_hosted = set(self._hosted())
+        # Forget runs hosted no more at two checks in a row (ended, say, by a
+        # terminate from another process); one just claimed is hosted soon.
+        unhosted = self._owned - now_hosted
+        self._owned -= unhosted & self._unhosted
+        self._unhosted = unhosted
+        hosted = list(self._owned & now_hosted)
         if hosted:
             for run_id, owner in self._store.owned_elsewhere(hosted, me=self._owner).items():
                 self._lost(run_id, f"run {run_id} is owned by {owner} now")
 
     def _lost(self, run_id: str, why: str) -> None:
+        self._owned.discard(run_id)
         if self._guard is None or self._guard.lose(run_id, why):
             tell(self._parent_ref, LeaseLost(why=why, run_id=run_id))
 
@@ -237,15 +252,23 @@ class Journal(ProctorActor):
             first = append.events[0] if append.events else None
             if first and first.type is EventType.RUN_RESUMED and outcomes[0].accepted:
                 self._broken.pop(first.run_id, None)  # hosted again, from its log
-                if self._guard is not None:
-                    self._guard.regain(first.run_id)
             for event, outcome in zip(append.events, outcomes, strict=True):
                 if isinstance(outcome, Refused) and outcome.fenced:
                     self._lost(event.run_id, outcome.reason)
+                elif outcome.accepted:
+                    self._note_ownership(event)
             self._answer(append, tuple(outcomes), None)
             for event, outcome in zip(append.events, outcomes, strict=True):
                 if isinstance(outcome, Appended) and event.type in TERMINAL_EVENTS:
                     self._on_terminal(event.run_id, outcome.status)
+
+    def _note_ownership(self, event: NewEvent) -> None:
+        if event.type in _OWNING and event.data.get("owner") == self._owner:
+            self._owned.add(event.run_id)
+            if self._guard is not None:
+                self._guard.regain(event.run_id)  # a new hosting, from its log
+        elif event.type in TERMINAL_EVENTS:
+            self._owned.discard(event.run_id)
 
     def _refuse_broken(self, batch: list[Append]) -> list[Append]:
         """Refuse, with the original error, a supervisor's append for a broken run."""

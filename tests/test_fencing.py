@@ -17,10 +17,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pykka
 import pytest
 
-from actors import EventType, ProctorError, RunState, Runtime
-from actors._fencing import LeaseGuard
+from actors import EventType, ProctorError, RunState, Runtime, Terminated
+from actors._base import Census
+from actors._fencing import LeaseGuard, LeaseLost
+from actors._journal import Journal
+from actors._messages import Append, RenewLease
 from persistence import LeaseObserver, NewEvent, Store, resume_request
 from persistence._leases import BOOT_ID, PID_NS
 from tests.conftest import assert_nothing_left, events_of, wait_until
@@ -312,3 +316,76 @@ def test_P3_a_store_of_schema_4_gets_renewal_counters_and_pid_namespaces(tmp_pat
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     conn.close()
+
+
+# -- what the Journal counts as lost ---------------------------------------------------
+
+
+class _Collector(pykka.ThreadingActor):
+    """Stands in for the Guardian: keeps what the Journal tells it."""
+
+    def __init__(self, got: list[object]) -> None:
+        super().__init__()
+        self.got = got
+
+    def on_receive(self, message: object) -> object:
+        if message == "sync":
+            return None
+        self.got.append(message)
+        return None
+
+
+def test_fencing_a_run_being_taken_over_is_not_lost_before_its_takeover_commits(
+    db: Path,
+) -> None:
+    """The new owner hosts a run a moment before its ``run_resumed`` commits; a
+    renewal in that moment must not find it "owned by another runtime" (it
+    is still the old owner's) and stop it. Once ours, a takeover is seen."""
+    with Store.open(db) as store:
+        store.register_runtime("rt-b", ttl=30)
+        store.append([_created("r", "rt-a")])  # rt-b is resuming it
+    got: list[object] = []
+    parent = _Collector.start(got)
+    census = Census()
+    guard = LeaseGuard(owner="rt-b", lease_ttl=30, registered_at=time.monotonic())
+    journal = Journal.start(
+        census=census,
+        parent=parent,
+        path=db,
+        synchronous="NORMAL",
+        busy_timeout=1,
+        on_terminal=lambda *_: None,
+        owner="rt-b",
+        lease_ttl=30,
+        halted=threading.Event(),
+        guard=guard,
+        hosted=lambda: ["r"],
+    )
+
+    def renew_and_sync() -> None:
+        reply: pykka.Future[object] = pykka.ThreadingFuture()
+        journal.tell(RenewLease())
+        journal.tell(Append(events=(), reply=reply))  # after the renewal, in order
+        reply.get(timeout=10)
+        parent.ask("sync", timeout=10)  # every LeaseLost told so far is in `got`
+
+    try:
+        renew_and_sync()
+        assert [m for m in got if isinstance(m, LeaseLost)] == []
+        guard.check("r")  # its steps may run
+
+        reply: pykka.Future[list[object]] = pykka.ThreadingFuture()
+        taken = resume_request("r", "rt-b", previous_owner="rt-a", seen_seq=1, why="test")
+        journal.tell(Append(events=(taken,), reply=reply))
+        assert reply.get(timeout=10)[0].accepted  # type: ignore[attr-defined]
+        with Store.open(db) as store:
+            again = resume_request("r", "rt-c", previous_owner="rt-b", seen_seq=2, why="test")
+            assert store.append([again])[0].accepted
+        renew_and_sync()
+        assert [m.run_id for m in got if isinstance(m, LeaseLost)] == ["r"]
+        with pytest.raises(Terminated, match="owned by rt-c"):
+            guard.check("r")
+    finally:
+        journal.stop()
+        parent.stop()
+        census.wait_empty(10)
