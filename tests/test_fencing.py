@@ -27,6 +27,7 @@ from actors._journal import Journal
 from actors._messages import Append, RenewLease
 from persistence import LeaseObserver, NewEvent, Store, resume_request
 from persistence._leases import BOOT_ID, PID_NS
+from persistence._schema import SCHEMA_VERSION
 from tests.conftest import assert_nothing_left, events_of, wait_until
 from tests.fencing_workflows import Attempt, attempts, beating, checking
 from tests.test_durability import old_store
@@ -314,7 +315,7 @@ def test_P3_a_store_of_schema_4_gets_renewal_counters_and_pid_namespaces(tmp_pat
         assert (new.pid_ns, new.boot_id, new.lease_ttl) == (PID_NS, BOOT_ID, 10)
         assert next(r for r in store.runtimes() if r.owner == "rt-old").renewals == 1
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
 
 
