@@ -110,9 +110,24 @@ def pause_outside_a_transaction(worker: FencingWorker, db: Path) -> None:
     inside a transaction blocks every writer, which is not this scenario)."""
     while True:
         worker.signal(signal.SIGSTOP)
+        # kill() returns before every thread has stopped: one running on
+        # another core may still be taking the lock.
+        wait_until(lambda: all_stopped(worker.process.pid), timeout=DEADLINE)
         if holds_no_write_lock(db):
             return
         worker.signal(signal.SIGCONT)
+
+
+def all_stopped(pid: int) -> bool:
+    """Whether every thread of process ``pid`` is stopped (state T)."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread ended
+        if state not in ("T", "t"):
+            return False
+    return True
 
 
 def test_fencing_a_paused_owner_learns_at_its_next_heartbeat_that_it_lost_the_run(
@@ -136,7 +151,7 @@ def test_fencing_a_paused_owner_learns_at_its_next_heartbeat_that_it_lost_the_ru
     wait_until(lambda: attempts(folder, "b")[0].ended == "terminated", timeout=10)
     old = attempts(folder, "b")[0]
     assert old.end is not None
-    assert old.end - resumed_at < 1.0
+    assert old.end - resumed_at < 5.0  # its first check once it runs again, on a busy box
     # At most a beat that was under way when the SIGSTOP came lands late.
     assert len([t for t in old.beats if t > taken_at]) <= 1
 
