@@ -17,6 +17,7 @@ import pykka
 
 from actors._base import ControlFirstInbox, tell
 from actors._errors import CancellationError, Terminated
+from actors._fencing import LeaseGuard
 from actors._messages import Append, Cancel, Heartbeat, Terminate
 from persistence import DEFAULT_MAX_PAYLOAD_BYTES, EventType, NewEvent, ProctorError, roundtrip
 
@@ -126,6 +127,7 @@ class StepContext(Context):
         beats: BeatBox | None = None,
         clock: Callable[[], float] | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        guard: LeaseGuard | None = None,
     ) -> None:
         super().__init__(run_id)
         self.max_payload_bytes = max_payload_bytes
@@ -148,6 +150,9 @@ class StepContext(Context):
         self._beats = beats
         self._runtime_now = clock or time.monotonic
         self._terminate: Terminate | None = None
+        #: The runtime's lease: a step whose runtime may no longer own the run
+        #: unwinds at its next check, like a terminated one (fencing).
+        self._guard = guard
         self._delivered = False
         self._buffered = False
 
@@ -164,6 +169,8 @@ class StepContext(Context):
         self._take_control()
         if self._terminate is not None:
             raise Terminated(self._terminate.reason)
+        if self._guard is not None:
+            self._guard.check(self.run_id)
         if self._cancel is not None:
             if self.shield_depth:
                 if not self._buffered:
@@ -182,6 +189,8 @@ class StepContext(Context):
         self._take_control()
         if self._terminate is not None:
             raise Terminated(self._terminate.reason)
+        if self._guard is not None:
+            self._guard.check(self.run_id)
 
     def heartbeat(self, details: Any = None) -> _Checked:
         """Renew liveness, keep ``details`` (JSON) and check the mailbox (H1).
@@ -194,6 +203,8 @@ class StepContext(Context):
             CancellationError: the run is cancelling and no shield is active.
             Terminated: the run was terminated.
         """
+        if self._guard is not None:  # a fenced step writes no heartbeat either
+            self._guard.check(self.run_id)
         if details is not None:
             self._details_json, details = roundtrip(
                 details, what="heartbeat details", limit=self.max_payload_bytes

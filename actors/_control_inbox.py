@@ -13,10 +13,15 @@ process knows. A claim is an event the store refuses if another runtime
 claimed first, so two workers never run the same run.
 
 It keeps the runtime alive in the store: every third of the lease it asks
-the Journal to renew the lease. And, with ``resume=True``, it looks at start
-and every second for unfinished runs whose owner is dead (D2) and hands them
-to the Guardian to resume by replay; a cancel grace that was running when
-the owner died is scheduled again from the request's time.
+the Journal to renew the lease, and it watches the LeaseGuard: when the
+lease's safe window passes without a renewal, it tells the Guardian to stop
+every run (self-fencing; the steps themselves already raise at their next
+check). And, with ``resume=True``, it looks at start and every second for
+unfinished runs whose owner is dead (D2) and hands them to the Guardian to
+resume by replay; it judges a silent owner by its own monotonic clock
+(a LeaseObserver, P3). A cancel grace that was running when the owner died
+is scheduled again from the request's time. While fenced it claims and
+resumes nothing.
 
 With a ``retention``, it also prunes finished runs older than that: one
 small transaction (PRUNE_BATCH runs) per poll while old runs remain, then
@@ -39,6 +44,7 @@ import pykka
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import SystemClock
 from actors._definitions import lookup_workflow, registered_workflows
+from actors._fencing import LeaseGuard, LeaseLost
 from actors._halt import StoreLost, open_same_store
 from actors._messages import (
     Append,
@@ -58,6 +64,7 @@ from persistence import (
     EventRecord,
     EventType,
     FileIdentity,
+    LeaseObserver,
     NewEvent,
     PruneCursor,
     RunRecord,
@@ -129,6 +136,7 @@ class ControlInbox(ProctorActor):
         lease_ttl: float,
         retention: float | None = None,
         opened: FileIdentity | None = None,
+        guard: LeaseGuard | None = None,
     ) -> None:
         super().__init__(parent=parent, name="ControlInbox", census=census)
         self._retention = retention
@@ -139,6 +147,9 @@ class ControlInbox(ProctorActor):
         self._opened = opened
         self._next_file_check = 0.0
         self._lost = False
+        self._guard = guard
+        #: Whether the Guardian was told the lease's window passed (once per episode).
+        self._fence_told = False
         self._resume = resume
         self._lease_ttl = lease_ttl
         self._next_resume_scan = 0.0
@@ -162,6 +173,7 @@ class ControlInbox(ProctorActor):
         #: Runs whose records cannot be read, already logged as failing.
         self._unreadable: set[str] = set()
         self._clock = SystemClock()
+        self._observer = LeaseObserver(self._clock.monotonic)
         # The runtime registered itself with a full lease just before this
         # was built: the first renewal is due a third of a lease from now.
         # (Renewing at the first poll raced a test's expire_lease when this
@@ -211,13 +223,14 @@ class ControlInbox(ProctorActor):
             # requests a busy store has for this poll to go through.
             self._next_renewal = now + self._lease_ttl / 3
             tell(self._journal, RenewLease())
+        fenced = self._watch_fence()
         try:
             self._check_file()
             version = self._store.data_version()
             if version != self._version:
                 self._version = version
                 self._deliver(self._store.control_requests(after=self._cursor))
-                if self._claim_runs and not self._census.slots.statistics()[1]:
+                if self._claim_runs and not fenced and not self._census.slots.statistics()[1]:
                     # Backpressure (DBOS's worker_concurrency): a worker whose
                     # steps already wait for slots leaves new runs to others.
                     self._claim()
@@ -225,7 +238,7 @@ class ControlInbox(ProctorActor):
             if now >= self._next_checkpoint:
                 self._next_checkpoint = now + CHECKPOINT_INTERVAL
                 self._store.checkpoint()
-            if self._resume and now >= self._next_resume_scan:
+            if self._resume and not fenced and now >= self._next_resume_scan:
                 self._next_resume_scan = now + min(RESUME_INTERVAL, self._lease_ttl / 2)
                 self._resume_orphans()
             if self._retention is not None and now >= self._next_prune:
@@ -279,10 +292,23 @@ class ControlInbox(ProctorActor):
             check_same_file(self._store.path, self._opened)
         self._store.check_file()
 
+    def _watch_fence(self) -> bool:
+        """Whether this runtime is fenced now; tells the Guardian once per episode."""
+        why = self._guard.why_fenced() if self._guard is not None else None
+        if why is None:
+            self._fence_told = False
+        elif not self._fence_told:
+            self._fence_told = True
+            tell(self._guardian, LeaseLost(why=why))
+        return why is not None
+
     def _resume_orphans(self) -> None:
         """D2: hand every unfinished run whose owner is dead to the Guardian."""
         assert self._store is not None
-        for record, why in self._store.orphaned_runs(registered_workflows(), me=self._owner):
+        workflows = registered_workflows()
+        for record, why in self._store.orphaned_runs(
+            workflows, me=self._owner, observer=self._observer
+        ):
             logger.info("resuming run %s (%s): %s", record.run_id, record.workflow, why)
             self._hand_over(record, record.status, resume_from=record.owner, why=why)
 

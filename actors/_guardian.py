@@ -5,6 +5,12 @@ run (child runs live under their parent's), hears every child's exit (death
 watch), turns an expired cancel grace into a terminate (C8), and stops
 everything in order on shutdown: run supervisors first, so their last records
 still reach the Journal, then Timers and Journal.
+
+Fencing: when the runtime cannot prove it still owns a run (``LeaseLost``,
+from the Journal, the ControlInbox or a run's supervisor), it stops hosting
+it at once, recording nothing more; a run stopped only because the lease's
+safe window passed is hosted again from its log once a renewal succeeds,
+if the store still says it is ours.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from actors._clock import Clock
 from actors._control_inbox import ControlInbox, Forward
 from actors._definitions import lookup_workflow
 from actors._errors import describe
+from actors._fencing import LeaseGuard, LeaseLost
 from actors._halt import Halt, StoreLost
 from actors._journal import Journal
 from actors._messages import (
@@ -97,6 +104,10 @@ class Directory:
         with self._lock:
             return list(self._refs.values())
 
+    def run_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._refs)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GetWiring:
@@ -131,11 +142,15 @@ class Guardian(ProctorActor):
         max_batch: int,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         retention: float | None = None,
+        guard: LeaseGuard | None = None,
     ) -> None:
         super().__init__(parent=None, name="Guardian", census=census)
         self._max_batch = max_batch
         self._max_payload_bytes = max_payload_bytes
         self._retention = retention
+        self._guard = guard
+        #: Top-level runs whose hosting stopped for fencing, and why.
+        self._fenced: dict[str, str] = {}
         self._reader = reader
         self._resume = resume
         self._lease_ttl = lease_ttl
@@ -182,6 +197,8 @@ class Guardian(ProctorActor):
             halted=self._halted,
             max_batch=self._max_batch,
             opened=self._reader.opened,
+            guard=self._guard,
+            hosted=self._directory.run_ids,
         )
         self._timers = Timers.start(census=self._census, parent=self.actor_ref, clock=self._clock)
         self._start_control(self._control_cursor)
@@ -205,6 +222,7 @@ class Guardian(ProctorActor):
             lease_ttl=self._lease_ttl,
             retention=self._retention,
             opened=self._reader.opened,
+            guard=self._guard,
         )
         self._control = self._control_actor.launch()
 
@@ -231,6 +249,8 @@ class Guardian(ProctorActor):
             self._rehost(message)
         elif isinstance(message, StoreLost):
             self._escalate(message.error)
+        elif isinstance(message, LeaseLost):
+            self._on_lease_lost(message)
         elif isinstance(message, Shutdown):
             # A second Shutdown (abandon=True) tells the runs to stop waiting.
             first = self._shutdown is None
@@ -265,6 +285,13 @@ class Guardian(ProctorActor):
             return  # the run stays PENDING in the store for the next runtime
         if self._directory.get(msg.run_id) is not None:
             return  # hosted already (found orphaned twice while being resumed)
+        fenced = self._guard.why_fenced() if self._guard is not None else None
+        if fenced is not None:
+            if msg.created is not None:  # a new run: nothing of it was written
+                msg.created.set_exception((ProctorError, ProctorError(fenced), None))
+            else:  # claimed or resumed just before: host it once we can, if still ours
+                self._rehost_later(msg.run_id, fenced)
+            return
         state, cancel = msg.state, None
         if state is RunState.CANCELLING:
             cancel = Cancel(reason=msg.cancel_reason, source=msg.cancel_source or "api")
@@ -290,6 +317,7 @@ class Guardian(ProctorActor):
             create=msg.create,
             created=msg.created,
             max_payload_bytes=self._max_payload_bytes,
+            guard=self._guard,
         )
         self._runs[msg.run_id] = ref
 
@@ -308,6 +336,10 @@ class Guardian(ProctorActor):
             return
         run_id = msg.name
         hosted = self._runs.pop(run_id, None) is not None
+        fenced = self._fenced.pop(run_id, None)
+        if fenced is not None and self._shutdown is None:
+            self._rehost_later(run_id, fenced)  # if the store says it is still ours
+            return
         error = msg.reason.error
         if (
             msg.reason.kind is ExitKind.FAILED
@@ -356,6 +388,8 @@ class Guardian(ProctorActor):
         if msg.run_id not in self._rehosting or self._shutdown is not None:
             return
         self._rehosting.discard(msg.run_id)
+        if self._guard is not None and self._guard.revoked is not None:
+            return  # we were judged dead: the run is for other runtimes to resume
         try:
             record = self._reader.find_run(msg.run_id)
         except CorruptRecord as exc:
@@ -381,6 +415,25 @@ class Guardian(ProctorActor):
                 unrecorded=self._unrecorded.pop(msg.run_id, ()),
             )
         )
+
+    def _on_lease_lost(self, msg: LeaseLost) -> None:
+        """Stop hosting what we may no longer own (fencing); record nothing of it."""
+        if self._shutdown is not None:
+            return
+        if msg.run_id is None:
+            logger.critical("runtime %s stops all its runs: %s", self._owner, msg.why)
+            targets = list(self._runs)
+        elif msg.run_id in self._runs:
+            targets = [msg.run_id]
+        else:  # a child run (its supervisor escalates to its parent) or not hosted
+            ref = self._directory.get(msg.run_id)
+            if ref is not None:
+                tell(ref, msg)
+            return
+        for run_id in targets:
+            if run_id not in self._fenced:
+                self._fenced[run_id] = msg.why
+                tell(self._runs[run_id], LeaseLost(why=msg.why, run_id=run_id))
 
     def _on_grace_expired(self, msg: GraceExpired) -> None:
         """C8: the cancel's grace ended; terminate unless the run already finished."""

@@ -180,7 +180,13 @@ class StepCancelled:
 
 @dataclass(**_FROZEN)
 class Unwound:
-    """The step thread unwound with Terminated; its outcome is discarded."""
+    """The step thread unwound with Terminated; its outcome is discarded.
+
+    ``fenced``: why, when the runtime no longer owns the run (self-fencing):
+    its supervisor then records nothing of the attempt and stops hosting it.
+    """
+
+    fenced: str | None = None
 
 
 StepOutcome = Returned | Raised | StepCancelled | Unwound

@@ -27,6 +27,7 @@ from actors._clock import Clock, SystemClock
 from actors._definitions import WorkflowDef
 from actors._diagnosis import explain
 from actors._errors import RunCancelled, RunTerminated, WaitTimeout, WorkflowFailed
+from actors._fencing import MIN_LEASE_PER_BUSY_TIMEOUT, LeaseGuard, check_lease_config
 from actors._guardian import Directory, GetWiring, Guardian, Wiring
 from actors._halt import Halt
 from actors._journal import MAX_BATCH
@@ -160,7 +161,8 @@ class Runtime:
         shutdown_timeout: how long :meth:`close` waits for step threads that
             do not check their mailbox.
         busy_timeout: how long a write waits for another process's lock
-            before failing with :class:`StoreLocked`.
+            before failing with :class:`StoreLocked`. Default: a third of
+            ``lease_ttl``, at most 5 s.
         claim_runs: also run the runs nobody owns yet (created by ``proctor
             start``) of every workflow this process has imported, as
             ``proctor worker`` does. Two runtimes never run the same run.
@@ -171,8 +173,12 @@ class Runtime:
             owner is dead when its lease ran out, when it stopped, or when its
             process is gone from this host.
         lease_ttl: how long this runtime's lease lasts unless renewed (it is
-            renewed every third of it). A runtime that stops renewing (a hung
-            or partitioned process) loses its runs after this long.
+            renewed every third of it). Another runtime that sees it not
+            renewed for this long, on its own clock, takes its runs over.
+            This runtime stops its own steps first (self-fencing): when three
+            quarters of it pass without a renewal that took, every check and
+            heartbeat of its steps raises :class:`Terminated` and it stops
+            hosting its runs, as Chubby's and Temporal's workers do.
         max_concurrent_steps: how many step attempts run at once, at most
             (Temporal's ``max_concurrent_activities``); the others wait,
             recorded as ``waiting`` (``step_waiting``), and start in the order
@@ -199,7 +205,9 @@ class Runtime:
     Raises:
         ValueError, TypeError: a bad setting (``max_payload_bytes``,
             ``retention``, ``max_concurrent_steps``, ``max_batch``,
-            ``request_timeout``); nothing is opened.
+            ``request_timeout``), or ``lease_ttl`` under 3x
+            ``busy_timeout`` (one wait for a locked store could then outlast
+            the lease's safe window); nothing is opened.
         StoreError: the store cannot be opened.
     """
 
@@ -210,7 +218,7 @@ class Runtime:
         synchronous: Synchronous = "NORMAL",
         clock: Clock | None = None,
         shutdown_timeout: float = 5.0,
-        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        busy_timeout: float | None = None,
         claim_runs: bool = False,
         control_interval: float = CONTROL_INTERVAL,
         resume: bool = True,
@@ -231,6 +239,9 @@ class Runtime:
         self.request_timeout = request_timeout
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if busy_timeout is None:
+            busy_timeout = min(DEFAULT_BUSY_TIMEOUT, lease_ttl / MIN_LEASE_PER_BUSY_TIMEOUT)
+        check_lease_config(lease_ttl, busy_timeout)
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
         self.db = os.fspath(db)
         self.clock: Clock = clock or SystemClock()
@@ -238,11 +249,13 @@ class Runtime:
         # Opening the store first surfaces a bad file (locked, foreign, newer
         # schema) here, at construction, as a StoreError.
         self._store = Store.open(self.db, synchronous=synchronous, busy_timeout=busy_timeout)
+        registered_at = time.monotonic()  # sent; the guard counts from here
         try:
             self._store.register_runtime(self.id, ttl=lease_ttl)
         except BaseException:
             self._store.close()
             raise
+        self._guard = LeaseGuard(owner=self.id, lease_ttl=lease_ttl, registered_at=registered_at)
         self._census = Census(max_concurrent_steps)
         self._directory = Directory()
         self._watchers = _Watchers()
@@ -269,6 +282,7 @@ class Runtime:
             max_batch=max_batch,
             max_payload_bytes=self.max_payload_bytes,
             retention=self.retention,
+            guard=self._guard,
         )
         wiring = self._guardian.ask(GetWiring(), timeout=ASK_TIMEOUT)
         assert isinstance(wiring, Wiring)
@@ -347,7 +361,7 @@ class Runtime:
         self._halted.set()
         self._stop_actors(abandon=True)
         # After the actors: a lease renewal already under way cannot undo it.
-        self._store.expire_lease(self.id)
+        self._store.expire_lease(self.id, "killed")
         self._store.close()
 
     @property

@@ -24,6 +24,7 @@ from actors._base import Census, ProctorActor
 from actors._context import BeatBox, StepContext, reset_current, set_current
 from actors._definitions import StepDef
 from actors._errors import CancellationError, Terminated, describe
+from actors._fencing import Fenced, LeaseGuard
 from actors._messages import (
     Cancel,
     ExitKind,
@@ -67,6 +68,7 @@ class StepActor(ProctorActor):
         beats: BeatBox | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         ticket: Ticket | None = None,
+        guard: LeaseGuard | None = None,
     ) -> None:
         name = f"StepActor {step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
@@ -86,6 +88,7 @@ class StepActor(ProctorActor):
         #: The step slot this attempt holds (StepSlots): given back when its
         #: thread leaves the user's code, or if it is never launched.
         self._ticket = ticket
+        self._guard = guard
 
     def discard(self) -> None:
         super().discard()
@@ -111,6 +114,7 @@ class StepActor(ProctorActor):
             beats=self._beats,
             clock=self._clock,
             max_payload_bytes=self._max_payload_bytes,
+            guard=self._guard,
         )
         outcome = self._run(ctx)
         # The latest heartbeat the throttle held back reaches the store before
@@ -140,6 +144,8 @@ class StepActor(ProctorActor):
                     value, what=what, max_depth=MAX_VALUE_DEPTH, limit=self._max_payload_bytes
                 )
             )
+        except Fenced as exc:
+            return Unwound(fenced=exc.reason)
         except Terminated:
             return Unwound()
         except CancellationError as exc:

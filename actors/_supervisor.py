@@ -57,6 +57,7 @@ from actors._errors import (
     WorkflowFailed,
     describe,
 )
+from actors._fencing import LeaseGuard, LeaseLost
 from actors._handover import ends_of_lost, fold_written, unrecorded
 from actors._messages import (
     Append,
@@ -77,6 +78,7 @@ from actors._messages import (
     StepCancelled,
     StepFinished,
     Terminate,
+    Unwound,
 )
 from actors._replay import History, RecordedCall, recorded_outcome
 from actors._slots import Ticket, waiting_records
@@ -296,10 +298,12 @@ class RunSupervisor(ProctorActor):
         created: pykka.Future[Any] | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         unrecorded: tuple[NewEvent, ...] = (),
+        guard: LeaseGuard | None = None,
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
         self._max_payload_bytes = max_payload_bytes
+        self._guard = guard
         self._reader = reader
         self._timers = timers
         self._clock = clock
@@ -426,6 +430,8 @@ class RunSupervisor(ProctorActor):
                 self._drive(error=CancellationError(message.reason))
         elif isinstance(message, SlotGranted):
             self._on_slot_granted(message)
+        elif isinstance(message, LeaseLost):
+            self._lost_ownership(message.why)
         else:
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
@@ -452,7 +458,8 @@ class RunSupervisor(ProctorActor):
         elif isinstance(tag, _RunEnded):
             self._on_run_ended(ExitReason(kind=tag.kind, data=tag.data), msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
-            self._lost_ownership(msg.outcomes)
+            refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
+            self._lost_ownership(refused.reason)
         elif isinstance(tag, _Resumed):
             self._on_taken_over(tag.history, tag.group, msg)
         elif not msg.accepted or self._terminated:
@@ -610,12 +617,19 @@ class RunSupervisor(ProctorActor):
             return Cancel(reason=None, source="unknown")
         return Cancel(reason=record.cancel_reason, source=record.cancel_source or "unknown")
 
-    def _lost_ownership(self, outcomes: tuple[Any, ...]) -> None:
-        """The store fenced us off: another runtime took the run over (our lease
-        ran out). Stop driving it and write nothing more; the new owner's
-        replay re-runs what we were doing."""
-        refused = next(o for o in outcomes if isinstance(o, Refused) and o.fenced)
-        logger.warning("run %s: no longer ours, stopping: %s", self.run_id, refused.reason)
+    def _lost_ownership(self, why: str) -> None:
+        """The store fenced us off (another runtime took the run over), or our
+        runtime could not prove it still owns it (self-fencing). Stop driving
+        it; the owner's replay re-runs what we were doing. The Guardian hears
+        of it (and hosts the run again if it turns out to be still ours)."""
+        if self._shutting_down:
+            self._exit_if_drained()  # stopping already: this attempt was the last, say
+            return
+        logger.warning("run %s: no longer ours, stopping: %s", self.run_id, why)
+        # The parent first (a run supervisor, or the Guardian): it stops
+        # hosting too before it hears of our exit, so it records no end of us.
+        assert self._parent is not None
+        tell(self._parent, LeaseLost(why=why, run_id=self.run_id))
         self._on_shutdown(Shutdown(abandon=True))
 
     # -- driving the body --------------------------------------------------------
@@ -1044,6 +1058,7 @@ class RunSupervisor(ProctorActor):
             clock=self._clock.monotonic,
             beats=beats,
             max_payload_bytes=self._max_payload_bytes,
+            guard=self._guard,
         )
         self._step_calls[call_id] = (call, attempt, shielded)
         self._active[call_id] = _Active(
@@ -1096,6 +1111,7 @@ class RunSupervisor(ProctorActor):
             resume_from=previous,
             resume_why=f"its parent {self.run_id} was resumed",
             max_payload_bytes=self._max_payload_bytes,
+            guard=self._guard,
         )
         self._children[call_id] = _Child(
             ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy
@@ -1115,6 +1131,10 @@ class RunSupervisor(ProctorActor):
             self._cancel_timer(("deadline", msg.call))
         restart = self._restart_after.pop(msg.call, None)
         outcome = msg.outcome
+        if isinstance(outcome, Unwound) and outcome.fenced is not None:
+            # Not ours to record: the runtime may no longer own the run.
+            self._lost_ownership(outcome.fenced)
+            return
         key = (active.name, msg.call, msg.attempt)
         beat = active.end_data()
         if beat:

@@ -151,7 +151,8 @@ def owner_state(run: RunRecord, runtimes: list[RuntimeRecord]) -> dict[str, Any]
     if run.owner is None or run.status.is_terminal:
         return {"owner": run.owner, "alive": None, "why_dead": None}
     found = next((r for r in runtimes if r.owner == run.owner), None)
-    why = why_dead(run.owner, found, now=time.time())
+    # One look, no watching: judged by what its row and its pid say (P3).
+    why = why_dead(run.owner, found)
     return {
         "owner": run.owner,
         "alive": why is None,

@@ -42,7 +42,7 @@ from persistence._json import (
     roundtrip,
     roundtrip_arguments,
 )
-from persistence._leases import DEFAULT_LEASE_TTL, why_dead
+from persistence._leases import DEFAULT_LEASE_TTL, LeaseObserver, why_dead
 from persistence._records import (
     Appended,
     AppendOutcome,
@@ -108,6 +108,7 @@ __all__ = [
     "Folded",
     "HeartbeatRecord",
     "InvalidTransition",
+    "LeaseObserver",
     "NewEvent",
     "NotAProctorStore",
     "NotSerializable",

@@ -279,6 +279,14 @@ class RuntimeRecord:
     lease_expires_at: float | None
     stopped_at: float | None
     version: str | None
+    #: Bumped by every renewal: what another runtime watches (P3).
+    renewals: int = 0
+    lease_ttl: float | None = None
+    #: Where its pid is meaningful: ``/proc/self/ns/pid`` and the boot id.
+    pid_ns: str | None = None
+    boot_id: str | None = None
+    #: Why its lease was ended while it did not stop on purpose, if it was.
+    revoked: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RuntimeRecord:
@@ -291,6 +299,11 @@ class RuntimeRecord:
             lease_expires_at=row["lease_expires_at"],
             stopped_at=row["stopped_at"],
             version=row["version"],
+            renewals=row["renewals"],
+            lease_ttl=row["lease_ttl"],
+            pid_ns=row["pid_ns"],
+            boot_id=row["boot_id"],
+            revoked=row["revoked"],
         )
 
 

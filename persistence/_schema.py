@@ -140,6 +140,27 @@ def _v5_payloads_once(db: Database) -> None:
     move_existing(db.conn)
 
 
+def _v6_leases_proven(db: Database) -> None:
+    """Leases proven, not assumed (P3, fencing). A runtime's row carries:
+
+    - ``renewals``: a counter each renewal bumps. Another runtime judges the
+      lease lapsed when it has seen the counter unchanged for ``lease_ttl``
+      seconds of its *own* monotonic clock, never by comparing wall clocks.
+    - ``lease_ttl``: the lease the runtime promised to renew within.
+    - ``pid_ns`` and ``boot_id``: where its pid means something. A pid is
+      checked only by a process in the same PID namespace of the same boot.
+    - ``revoked``: why its lease was ended without it stopping on purpose
+      (another runtime found it silent, or it was killed); its renewals
+      then fail, and it stops its runs (self-fencing).
+    """
+    runtimes = db.table("runtimes")
+    runtimes.add_column("renewals", int, not_null_default=0)
+    runtimes.add_column("lease_ttl", float)
+    runtimes.add_column("pid_ns", str)
+    runtimes.add_column("boot_id", str)
+    runtimes.add_column("revoked", str)
+
+
 #: MIGRATIONS[i] upgrades a store from version i to version i + 1.
 MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v1,
@@ -147,6 +168,7 @@ MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v3,
     _v4,
     _v5_payloads_once,
+    _v6_leases_proven,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -37,7 +37,8 @@ from persistence._file import (
     identify,
 )
 from persistence._json import dumps
-from persistence._leases import HOSTNAME, why_dead
+from persistence._leases import BOOT_ID, HOSTNAME, PID_NS, LeaseObserver, why_dead
+from persistence._ownership import owners_other_than
 from persistence._payloads import event_data, inflate, moves, texts
 from persistence._records import (
     Appended,
@@ -262,6 +263,7 @@ class Store:
         heartbeats: Sequence[HeartbeatRecord] = (),
         *,
         writer: str | None = None,
+        foreign: set[str] | None = None,
     ) -> list[list[AppendOutcome]]:
         """Append several atomic groups in one transaction (group commit).
 
@@ -273,6 +275,9 @@ class Store:
         ``writer`` is the runtime writing (None: a tool such as the CLI). A
         runtime may write a run's records only while it owns the run; any
         writer may create, take over, cancel or terminate one (OPEN_EVENTS).
+        A heartbeat of a run ``writer`` no longer owns is not written either;
+        its run id is added to ``foreign``, so the writer learns it lost the
+        run although a heartbeat has no outcome to refuse.
         """
         now = time.time()
         results: list[list[AppendOutcome]] = []
@@ -280,6 +285,8 @@ class Store:
         # rolled back. Every statement saved here is a GIL hand-off saved.
         alone = len(groups) == 1 and not heartbeats
         with self._transaction() as conn:
+            if heartbeats and writer is not None:
+                heartbeats = self._owned_heartbeats(conn, heartbeats, writer, foreign)
             # Heartbeats first: an attempt's last one may share a commit with
             # its end, and is kept (an attempt beats only once its start is
             # committed, so none is lost the other way round).
@@ -299,6 +306,20 @@ class Store:
             if alone and results[0] and not results[0][0].accepted:
                 conn.execute("ROLLBACK")
         return results
+
+    @staticmethod
+    def _owned_heartbeats(
+        conn: sqlite3.Connection,
+        heartbeats: Sequence[HeartbeatRecord],
+        writer: str,
+        foreign: set[str] | None,
+    ) -> list[HeartbeatRecord]:
+        lost = set(owners_other_than(conn, list({h.run_id for h in heartbeats}), writer))
+        if not lost:
+            return list(heartbeats)
+        if foreign is not None:
+            foreign.update(lost)
+        return [h for h in heartbeats if h.run_id not in lost]
 
     def terminate_tree(
         self, run_id: str, reason: str | None, *, source: str, origin: str | None = None
@@ -555,36 +576,60 @@ class Store:
     # -- runtimes and leases ----------------------------------------------------
 
     def register_runtime(self, owner: str, *, ttl: float, version: str | None = None) -> None:
-        """Say that ``owner`` (this process) is alive for the next ``ttl`` seconds."""
+        """Say that ``owner`` (this process) is alive and renews within ``ttl`` seconds.
+
+        The row names this process's PID namespace and boot, so that only a
+        process that can see it judges it by its pid (P3).
+        """
         now = time.time()
         self._write(
             "INSERT INTO runtimes (owner, pid, hostname, started_at, heartbeat_at,"
-            " lease_expires_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (owner, os.getpid(), HOSTNAME, now, now, now + ttl, version),
+            " lease_expires_at, version, renewals, lease_ttl, pid_ns, boot_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            (owner, os.getpid(), HOSTNAME, now, now, now + ttl, version, ttl, PID_NS, BOOT_ID),
         )
 
-    def renew_lease(self, owner: str, *, ttl: float) -> None:
+    def renew_lease(self, owner: str, *, ttl: float) -> bool:
+        """Renew ``owner``'s lease: bump its renewal counter (what observers watch).
+
+        Returns False, and changes nothing, when the row says the runtime
+        stopped or its lease was revoked (another runtime found it silent and
+        may be resuming its runs): it must stop its runs (self-fencing).
+        ``heartbeat_at`` and ``lease_expires_at`` are this host's wall clock,
+        for people to read; no liveness verdict uses them (P3).
+        """
         now = time.time()
-        self._write(
-            "UPDATE runtimes SET heartbeat_at = ?, lease_expires_at = ?"
-            " WHERE owner = ? AND stopped_at IS NULL",
-            (now, now + ttl, owner),
-        )
+        with self._lock, _translate(self.path):
+            cur = self._conn.execute(
+                "UPDATE runtimes SET heartbeat_at = ?, lease_expires_at = ?,"
+                " renewals = renewals + 1"
+                " WHERE owner = ? AND stopped_at IS NULL AND revoked IS NULL",
+                (now, now + ttl, owner),
+            )
+            return cur.rowcount == 1
 
     def release_runtime(self, owner: str) -> None:
         """``owner`` stopped on purpose: its unfinished runs may be resumed at once."""
         self._write("UPDATE runtimes SET stopped_at = ? WHERE owner = ?", (time.time(), owner))
 
-    def expire_lease(self, owner: str) -> None:
-        """End ``owner``'s lease now, as if it had stopped renewing it long ago."""
-        self._write("UPDATE runtimes SET lease_expires_at = 0 WHERE owner = ?", (owner,))
+    def expire_lease(self, owner: str, why: str = "ended at once") -> None:
+        """End ``owner``'s lease now, as if it had stopped renewing it long ago:
+        its runs may be resumed at once, and its next renewal fails."""
+        self._write(
+            "UPDATE runtimes SET lease_expires_at = 0, revoked = ? WHERE owner = ?", (why, owner)
+        )
 
     def runtimes(self) -> list[RuntimeRecord]:
         rows = self._query("SELECT * FROM runtimes ORDER BY started_at", ())
         return [RuntimeRecord.from_row(r) for r in rows]
 
     def orphaned_runs(
-        self, workflows: Sequence[str], *, me: str, limit: int = 100
+        self,
+        workflows: Sequence[str],
+        *,
+        me: str,
+        observer: LeaseObserver | None = None,
+        limit: int = 100,
     ) -> list[tuple[RunRecord, str]]:
         """Unfinished runs of ``workflows`` whose owner is dead and that nobody
         else will resume, and why.
@@ -595,6 +640,11 @@ class Store:
         one whose parent no longer waits for it) nobody would, so it is
         resumed here too. Never both: two resumers of one child would race,
         and the parent of the loser would record an end that did not happen.
+        ``observer`` judges silence on the caller's own clock (P3); without
+        one, only rows that say so and gone processes count. An owner found
+        silent is revoked here by a compare-and-swap on its renewal counter,
+        before any of its runs is returned: if it renewed meanwhile it is
+        alive after all; if not, its next renewal fails and it stops its runs.
         """
         if not workflows:
             return []
@@ -613,17 +663,48 @@ class Store:
             (*(s.value for s in unfinished), me, *workflows),
         )
         runtimes = {r.owner: r for r in self.runtimes()}
-        now = time.time()
+        silence: dict[str, float] = {}
+        if observer is not None:
+            observer.forget_others(runtimes)
+            silence = {owner: observer.silent_for(r) for owner, r in runtimes.items()}
+        verdicts: dict[str, str | None] = {}
         found: list[tuple[RunRecord, str]] = []
         for row in rows:
             record = RunRecord.from_row(row)
-            assert record.owner is not None
-            why = why_dead(record.owner, runtimes.get(record.owner), now=now)
+            owner = record.owner
+            assert owner is not None
+            if owner not in verdicts:
+                runtime = runtimes.get(owner)
+                why = why_dead(owner, runtime, silent_for=silence.get(owner))
+                if why is not None and runtime is not None and why_dead(owner, runtime) is None:
+                    # Dead by silence alone: make it so in the row, or find it alive.
+                    why = why if self._revoke(runtime, f"{me}: {why}") else None
+                verdicts[owner] = why
+            why = verdicts[owner]
             if why is not None:
                 found.append((record, why))
                 if len(found) >= limit:
                     break
         return found
+
+    def _revoke(self, runtime: RuntimeRecord, why: str) -> bool:
+        """Revoke ``runtime``'s lease unless it renewed since we read its row."""
+        with self._lock, _translate(self.path):
+            cur = self._conn.execute(
+                "UPDATE runtimes SET revoked = ? WHERE owner = ? AND renewals = ?"
+                " AND stopped_at IS NULL AND revoked IS NULL",
+                (why, runtime.owner, runtime.renewals),
+            )
+            return cur.rowcount == 1
+
+    def owned_elsewhere(self, run_ids: Sequence[str], *, me: str) -> dict[str, str | None]:
+        """Of ``run_ids``, those the store says are not ``me``'s: run id -> owner.
+
+        What a runtime asks about the runs it hosts: one taken over while it
+        could not tell (paused, partitioned) must stop at once (fencing).
+        """
+        with self._lock, _translate(self.path):
+            return owners_other_than(self._conn, run_ids, me)
 
     def _write(self, sql: str, params: Sequence[Any]) -> None:
         with self._lock, _translate(self.path):

@@ -433,7 +433,7 @@ def test_leases_say_who_is_dead_and_why(db: Path) -> None:
             store.append([_created(f"r{i}", owner)])
         orphans = {r.run_id: why for r, why in store.orphaned_runs(["w"], me="me")}
     assert orphans == {
-        "r1": "runtime expired's lease expired",
+        "r1": "runtime expired's lease expired (ended at once)",
         "r2": "runtime stopped stopped",
         "r3": "runtime unknown is not registered",
         "r4": f"runtime reused's process {os.getpid()} is gone (its pid was reused)",
@@ -459,7 +459,7 @@ def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> 
         assert [r.owner for r in store.runtimes()] == ["rt-new"]
         assert store.get_run("old").owner == "rt-old"
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     conn.close()
 
 
@@ -496,7 +496,7 @@ def test_runs_status_says_whether_the_owner_is_alive(runtimes: list[Runtime], db
 
     assert f"{first.id} (alive, pid {os.getpid()}" in owner_line()
     first.kill()
-    assert f"{first.id} (dead: runtime {first.id}'s lease expired;" in owner_line()
+    assert f"{first.id} (dead: runtime {first.id}'s lease expired (killed);" in owner_line()
     status = CliRunner().invoke(cli, ["--db", str(db), "runs", "status", run_id, "--json"])
     assert json.loads(status.stdout)["owner"]["alive"] is False
 

@@ -165,7 +165,7 @@ def test_A3_a_start_not_confirmed_in_time_names_the_run_and_a_lookup_finds_it(
     the lock is released, under the id the error gave."""
     path = tmp_path / "a3.db"
     before = set(threading.enumerate())
-    with Runtime(path, busy_timeout=30, request_timeout=0.2) as rt:
+    with Runtime(path, busy_timeout=30, lease_ttl=120, request_timeout=0.2) as rt:
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
         try:
@@ -188,7 +188,7 @@ def test_A3_a_cancel_not_confirmed_in_time_says_it_may_have_taken_effect(
 ) -> None:
     path = tmp_path / "a3c.db"
     before = set(threading.enumerate())
-    with Runtime(path, busy_timeout=30, request_timeout=0.2) as rt:
+    with Runtime(path, busy_timeout=30, lease_ttl=120, request_timeout=0.2) as rt:
         run = rt.start(parked, "a3c")
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")

@@ -254,8 +254,9 @@ def test_overload_control_jumps_the_journals_backlog(
 ) -> None:
     """Cancel, terminate and lease renewal are taken before ordinary appends
     already waiting in the Journal's mailbox, so they keep their latency."""
-    # The Journal waits out the test's write lock, however loaded the machine.
-    rt = open_rt(runtimes, db, busy_timeout=60)
+    # The Journal waits out the test's write lock, however loaded the machine
+    # (and the lease outlasts that wait, so the runtime does not fence itself).
+    rt = open_rt(runtimes, db, busy_timeout=60, lease_ttl=600)
     calls: list[str] = []
     append_groups, renew, terminate_tree = (
         Store.append_groups,
@@ -267,9 +268,9 @@ def test_overload_control_jumps_the_journals_backlog(
         calls.extend(str(e.data.get("reason")) for g in groups for e in g)
         return append_groups(self, groups, heartbeats, **kw)
 
-    def spy_renew(self: Store, owner: str, **kw: Any) -> None:
+    def spy_renew(self: Store, owner: str, **kw: Any) -> bool:
         calls.append("renew")
-        renew(self, owner, **kw)
+        return renew(self, owner, **kw)
 
     def spy_terminate(self: Store, run_id: str, reason: str | None, **kw: Any) -> Any:
         calls.append(str(reason))
