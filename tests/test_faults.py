@@ -48,7 +48,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(150)]
 #: With the faults over and a healthy worker left, every run ends within this.
 SETTLE = 60.0
 #: A worker whose store went bad must have stopped within this.
-LOUD_EXIT = 20.0
+LOUD_EXIT = 15.0
 
 
 def settle_and_check(
