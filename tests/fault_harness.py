@@ -365,6 +365,17 @@ def wait_all_terminal(db: Path, run_ids: Iterable[str], *, timeout: float) -> li
         time.sleep(0.05)
 
 
+def wait_for_run(db: Path, run_id: str, *, timeout: float) -> bool:
+    """Poll (every millisecond) until the run exists; whether it does."""
+    deadline = time.monotonic() + timeout
+    with Store.open(db, readonly=True) as store:
+        while time.monotonic() < deadline:
+            if store.find_run(run_id) is not None:
+                return True
+            time.sleep(0.001)
+    return False
+
+
 def wait_for_side_lines(folder: Path, count: int, *, timeout: float) -> bool:
     """Poll until the side files hold ``count`` ``start`` lines in all (steps under way)."""
     deadline = time.monotonic() + timeout

@@ -37,7 +37,15 @@ import time
 from pathlib import Path
 from typing import cast
 
-from actors import CancellationError, Runtime, get_context, shield, step, workflow
+from actors import (
+    CancellationError,
+    Runtime,
+    get_context,
+    shield,
+    start_child,
+    step,
+    workflow,
+)
 from actors._context import StepContext
 
 #: How a side file is named, for the checker.
@@ -103,6 +111,15 @@ async def cancellable(folder: str, steps: int, ticks: int, slice_s: float) -> li
         with shield():
             await work(folder, "cleanup", 2, slice_s)
         raise
+
+
+@workflow()
+async def family(folder: str, ticks: int, slice_s: float) -> list[str]:
+    """Two child runs: one abandoned that outlives its parent, one awaited; a step between."""
+    await start_child(chain, folder, 5, ticks, slice_s, parent_close_policy="abandon")
+    kid = await start_child(chain, folder, 2, ticks, slice_s)
+    mine = await work(folder, "parent", ticks, slice_s)
+    return [mine, *await kid]
 
 
 def _configure_runtime_defaults() -> None:

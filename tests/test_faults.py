@@ -30,6 +30,7 @@ from tests.fault_harness import (
     Findings,
     Fleet,
     WriteLock,
+    all_runs,
     cancel,
     cancelled_outcomes,
     check_invariants,
@@ -39,6 +40,7 @@ from tests.fault_harness import (
     start_runs,
     terminate,
     wait_all_terminal,
+    wait_for_run,
     wait_for_side_lines,
 )
 from tests.processes import proctor
@@ -60,6 +62,8 @@ def settle_and_check(
 ) -> None:
     """Leave a healthy worker, wait for every run to end, check every invariant."""
     f.ensure_healthy()
+    # Child runs too: they are in the store, not in the list the test kept.
+    run_ids = sorted({*run_ids, *(r.run_id for r in all_runs(f.db) if r.parent_run_id)})
     stuck = wait_all_terminal(f.db, run_ids, timeout=SETTLE)
     clean = f.clean_exit_pids()
     found = check_invariants(
@@ -137,6 +141,35 @@ def test_faults_interleaved_start_cancel_terminate_and_kills_never_strand_a_run(
                 f.spawn()
                 f.spawn()
         settle_and_check(f, run_ids, extra=lambda: cancelled_outcomes(db, cancelled))
+
+
+def test_faults_child_runs_under_kills_and_terminates_are_never_stranded(
+    db: Path, tmp_path: Path
+) -> None:
+    """Parents with an abandoned and an awaited child; children terminated, workers killed."""
+    with fleet(db, tmp_path, seed=seed_for(1311)) as f:
+        f.spawn()
+        f.spawn()
+        run_ids: list[str] = []
+        for _op in range(30):
+            op = f.rng.random()
+            if op < 0.35:
+                run_ids += start_runs(db, "family", [[str(f.folder), 6, 0.05]] * 2)
+            elif op < 0.5:
+                children = [r.run_id for r in all_runs(db) if r.parent_run_id]
+                if children:
+                    terminate(db, f.rng.choice(children))
+            elif op < 0.7:
+                # Terminate the awaited child the moment it exists.
+                (parent,) = start_runs(db, "family", [[str(f.folder), 6, 0.05]])
+                run_ids.append(parent)
+                if wait_for_run(db, f"{parent}.1", timeout=20.0):
+                    terminate(db, f"{parent}.1")
+            elif f.live():
+                f.rng.choice(f.live()).kill()
+                f.spawn()
+            time.sleep(f.rng.uniform(0.05, 0.4))
+        settle_and_check(f, run_ids)
 
 
 # -- SIGSTOP ------------------------------------------------------------------------------
