@@ -193,7 +193,11 @@ class Fleet:
         return w
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until every live worker has registered its runtime on the store."""
+        """Wait until every live worker has registered its runtime on the store.
+
+        Counts registrations (a worker in another PID namespace registers a pid
+        of its own), so call it before any worker is killed.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with Store.open(self.db, readonly=True) as store:

@@ -96,8 +96,8 @@ def test_faults_kill_loop_every_run_ends_and_no_step_runs_twice_at_once(
         for _wave in range(12):
             run_ids += start_runs(db, "chain", [[str(f.folder), 3, 8, 0.05]] * 6)
             time.sleep(f.rng.uniform(0.3, 1.0))  # the fault's random moment
-            victim = f.rng.choice(f.live())
-            victim.kill()
+            if f.live():
+                f.rng.choice(f.live()).kill()
             f.spawn()
         settle_and_check(f, run_ids)
 
