@@ -27,6 +27,7 @@ import pytest
 from persistence import Store, StoreError
 from tests.fault_harness import (
     LEASE_TTL,
+    FaultWorker,
     Findings,
     Fleet,
     WriteLock,
@@ -82,6 +83,13 @@ def in_flight(f: Fleet, count: int) -> None:
     assert wait_for_side_lines(f.folder, count, timeout=60.0), f.report()
 
 
+def busiest(f: Fleet) -> FaultWorker:
+    """The live worker with the most step attempts under way (by their side files)."""
+    sides = read_side_files(f.folder)
+    running = [lines[-1].pid for lines in sides.values() if lines[-1].kind in ("start", "tick")]
+    return max(f.live(), key=lambda w: running.count(w.pid))
+
+
 # -- SIGKILL ------------------------------------------------------------------------------
 
 
@@ -135,7 +143,8 @@ def test_faults_interleaved_start_cancel_terminate_and_kills_never_strand_a_run(
                 # Every worker dies; cancels arrive while none is alive (D3).
                 for w in f.live():
                     w.kill()
-                for run_id in f.rng.sample(run_ids, 3):
+                unfinished = sorted(r.run_id for r in all_runs(db) if not r.status.is_terminal)
+                for run_id in f.rng.sample(unfinished, min(3, len(unfinished))):
                     if cancel(db, run_id):
                         cancelled.add(run_id)
                 f.spawn()
@@ -177,14 +186,12 @@ def test_faults_child_runs_under_kills_and_terminates_are_never_stranded(
 
 def _pause_scenario(db: Path, tmp_path: Path, *, seed: int, pause: float) -> None:
     with fleet(db, tmp_path, seed=seed) as f:
-        a, b = f.spawn(), f.spawn()
+        f.spawn()
+        f.spawn()
         run_ids = start_runs(db, "chain", [[str(f.folder), 2, 50, 0.05]] * 10)
         in_flight(f, 10)
         f.wait_ready()
-        # Freeze the worker that runs the most steps right now.
-        sides = read_side_files(f.folder)
-        running = [lns[-1].pid for lns in sides.values() if lns and lns[-1].kind != "end"]
-        victim = max((a, b), key=lambda w: running.count(w.pid))
+        victim = busiest(f)
         victim.pause()
         time.sleep(pause)  # the fault itself: a process frozen this long
         victim.resume()
@@ -286,7 +293,7 @@ def test_faults_sigterm_loop_a_step_finished_before_exit_is_recorded(
         for _wave in range(5):
             run_ids += start_runs(db, "chain", [[str(f.folder), 3, 2, 0.05, 0.3]] * 6)
             time.sleep(f.rng.uniform(0.8, 1.5))
-            f.rng.choice(f.live()).stop()
+            busiest(f).stop()
             f.spawn()
         settle_and_check(f, run_ids)
 
