@@ -4,10 +4,14 @@ nothing run twice, nothing stranded).
 Each scenario starts workers on one store, starts runs whose steps write
 side files (:mod:`tests.fault_workflows`), injects faults (SIGKILL,
 SIGSTOP past or within the lease, a write lock held past the lease,
-cancel/terminate interleaved with kills, a clean SIGTERM, a store file
-deleted, replaced or damaged), then leaves a healthy worker and checks the
-invariants of :mod:`tests.fault_harness`. Randomness is seeded; a failure
-message starts with the seed (``PROCTOR_FAULT_SEED=<n>`` replays it).
+cancel/terminate interleaved with kills, child runs abandoned or terminated
+as they start, a second worker in another PID namespace or with its wall
+clock an hour ahead, a clean SIGTERM, a store file deleted, replaced or
+damaged), then leaves a healthy worker and checks the invariants of
+:mod:`tests.fault_harness`. Randomness is seeded; a failure message starts
+with the seed (``PROCTOR_FAULT_SEED=<n>`` replays the same choices; the
+timing of processes still varies). The ``time.sleep`` calls are the faults'
+durations and random moments, never a wait for something to happen.
 
 Marked ``faults``: part of the default run (``-m "not faults"`` skips them).
 """
