@@ -97,7 +97,7 @@ def busiest(f: Fleet) -> FaultWorker:
 # -- SIGKILL ------------------------------------------------------------------------------
 
 
-def test_faults_kill_loop_every_run_ends_and_no_step_runs_twice_at_once(
+def test_faults_D2_kill_loop_every_run_ends_and_no_step_runs_twice_at_once(
     db: Path, tmp_path: Path
 ) -> None:
     """kill -9 a random worker of three, again and again, while ~70 runs execute."""
@@ -114,7 +114,7 @@ def test_faults_kill_loop_every_run_ends_and_no_step_runs_twice_at_once(
         settle_and_check(f, run_ids)
 
 
-def test_faults_interleaved_start_cancel_terminate_and_kills_never_strand_a_run(
+def test_faults_C3_D3_interleaved_start_cancel_terminate_and_kills_never_strand_a_run(
     db: Path, tmp_path: Path
 ) -> None:
     """Random starts, cancels (some through the CLI), terminates and kills."""
@@ -156,7 +156,7 @@ def test_faults_interleaved_start_cancel_terminate_and_kills_never_strand_a_run(
         settle_and_check(f, run_ids, extra=lambda: cancelled_outcomes(db, cancelled))
 
 
-def test_faults_child_runs_under_kills_and_terminates_are_never_stranded(
+def test_faults_stranded_child_runs_under_kills_and_terminates_are_never_stranded(
     db: Path, tmp_path: Path
 ) -> None:
     """Parents with an abandoned and an awaited child; children terminated, workers killed."""
@@ -202,14 +202,14 @@ def _pause_scenario(db: Path, tmp_path: Path, *, seed: int, pause: float) -> Non
         settle_and_check(f, run_ids)
 
 
-def test_faults_pause_past_the_lease_the_frozen_worker_does_not_run_on_beside_its_successor(
+def test_faults_fencing_pause_past_the_lease_the_frozen_worker_does_not_run_on_beside_its_successor(
     db: Path, tmp_path: Path
 ) -> None:
     """SIGSTOP a worker for twice its lease, then SIGCONT (issue item 3, fencing)."""
     _pause_scenario(db, tmp_path, seed=seed_for(1303), pause=2 * LEASE_TTL)
 
 
-def test_faults_pause_within_the_lease_changes_nothing(db: Path, tmp_path: Path) -> None:
+def test_faults_fencing_pause_within_the_lease_changes_nothing(db: Path, tmp_path: Path) -> None:
     """SIGSTOP a worker for a third of its lease: nobody takes its runs over."""
     _pause_scenario(db, tmp_path, seed=seed_for(1304), pause=LEASE_TTL / 3)
 
@@ -217,7 +217,7 @@ def test_faults_pause_within_the_lease_changes_nothing(db: Path, tmp_path: Path)
 # -- the write lock ------------------------------------------------------------------------
 
 
-def test_faults_write_lock_held_past_the_lease_no_step_runs_twice_at_once(
+def test_faults_fencing_write_lock_held_past_the_lease_no_step_runs_twice_at_once(
     db: Path, tmp_path: Path
 ) -> None:
     """Another process holds ``BEGIN EXCLUSIVE`` for longer than the lease (item 3)."""
@@ -265,7 +265,7 @@ def _unshare_works() -> bool:
     return probe.returncode == 0
 
 
-def test_faults_a_worker_in_another_pid_namespace_does_not_take_live_runs(
+def test_faults_fencing_a_worker_in_another_pid_namespace_does_not_take_live_runs(
     db: Path, tmp_path: Path
 ) -> None:
     """Same hostname, another PID namespace (two containers): A's pid means nothing to B."""
@@ -275,7 +275,7 @@ def test_faults_a_worker_in_another_pid_namespace_does_not_take_live_runs(
     _second_opinion_scenario(db, tmp_path, seed=seed_for(1309), env={}, prefix=prefix)
 
 
-def test_faults_a_worker_whose_wall_clock_is_an_hour_ahead_does_not_take_live_runs(
+def test_faults_P3_a_worker_whose_wall_clock_is_an_hour_ahead_does_not_take_live_runs(
     db: Path, tmp_path: Path
 ) -> None:
     """B's wall clock is an hour ahead (P3: never compare two hosts' wall clocks)."""
@@ -286,7 +286,7 @@ def test_faults_a_worker_whose_wall_clock_is_an_hour_ahead_does_not_take_live_ru
 # -- a clean stop -------------------------------------------------------------------------
 
 
-def test_faults_sigterm_loop_a_step_finished_before_exit_is_recorded(
+def test_faults_A4_sigterm_loop_a_step_finished_before_exit_is_recorded(
     db: Path, tmp_path: Path
 ) -> None:
     """SIGTERM workers while steps finish their last unchecked stretch (A4, item 2)."""
