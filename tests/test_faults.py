@@ -156,7 +156,7 @@ def test_faults_C3_D3_interleaved_start_cancel_terminate_and_kills_never_strand_
         settle_and_check(f, run_ids, extra=lambda: cancelled_outcomes(db, cancelled))
 
 
-def test_faults_stranded_child_runs_under_kills_and_terminates_are_never_stranded(
+def test_faults_stranded_child_runs_under_kills_and_terminates_all_end(
     db: Path, tmp_path: Path
 ) -> None:
     """Parents with an abandoned and an awaited child; children terminated, workers killed."""
