@@ -10,12 +10,14 @@ survives a SIGKILL of its writer the moment it is written::
     end   <pid> <attempt> <monotonic> <wall>   its side effect is done; it returns
     exit  <pid> <attempt> <monotonic> <wall> <exception>   it unwound instead
 
-Every ``start``/``tick``/``end`` timestamp is taken right *after* a heartbeat
-(a mailbox check) passed: it is a moment at which the runtime let this
-attempt go on. A process frozen between a check and its write still writes
-the time of the check. So two attempts whose ``[start, last tick or end]``
-intervals overlap were both allowed to work at the same moment, and
-``CLOCK_MONOTONIC`` is one clock for every process of the host.
+Every ``start``/``tick``/``end`` timestamp is taken right *before* a heartbeat
+(a mailbox check) that then passed: the runtime let this attempt go on at a
+moment no earlier than it. A process frozen anywhere between taking the
+time and writing the line writes a time from before the freeze; a check
+that runs after the freeze and passes writes a time from after it. So two
+attempts whose ``[start, last tick or end]`` intervals overlap were both
+allowed to work at the same moment, and ``CLOCK_MONOTONIC`` is one clock
+for every process of the host.
 
 Environment knobs, read at import (the worker imports this module before it
 builds its runtime):
@@ -40,13 +42,13 @@ from typing import cast
 from actors import (
     CancellationError,
     Runtime,
+    StepContext,
     get_context,
     shield,
     start_child,
     step,
     workflow,
 )
-from actors._context import StepContext
 
 #: How a side file is named, for the checker.
 SIDE_FILE_SUFFIX = ".steplog"
@@ -72,19 +74,19 @@ def work(folder: str, key: str, ticks: int, slice_s: float, tail_s: float = 0.0)
     """``ticks`` slices of ``slice_s`` seconds, a heartbeat (and a side-file line) each,
     then ``tail_s`` seconds of work that checks nothing before the side effect is done.
 
-    The ``end`` line carries the time of the last check (the runtime last let
-    the attempt go on then); it is written when the side effect is complete.
+    The ``end`` line carries the time of the last passed check; it is written
+    when the side effect is complete.
     """
     ctx = cast(StepContext, get_context())
     path = side_file(folder, ctx.run_id, ctx.call)
-    ctx.heartbeat()
     at = time.monotonic()
+    ctx.heartbeat()
     _line(path, "start", ctx, at)
     try:
         for _ in range(ticks):
             time.sleep(slice_s)
-            ctx.heartbeat()
             at = time.monotonic()
+            ctx.heartbeat()
             _line(path, "tick", ctx, at)
     except BaseException as exc:
         _line(path, "exit", ctx, time.monotonic(), type(exc).__name__)
