@@ -8,7 +8,7 @@ cancel/terminate interleaved with kills, child runs abandoned or terminated
 as they start, a second worker in another PID namespace or with its wall
 clock an hour ahead, a clean SIGTERM, a store file deleted, replaced or
 damaged), then leaves a healthy worker and checks the invariants of
-:mod:`tests.fault_harness`. Randomness is seeded; a failure message starts
+:mod:`tests.fault_invariants`. Randomness is seeded; a failure message starts
 with the seed (``PROCTOR_FAULT_SEED=<n>`` replays the same choices; the
 timing of processes still varies). The ``time.sleep`` calls are the faults'
 durations and random moments, never a wait for something to happen.
@@ -32,21 +32,23 @@ from persistence import Store, StoreError
 from tests.fault_harness import (
     LEASE_TTL,
     FaultWorker,
-    Findings,
     Fleet,
     WriteLock,
     all_runs,
     cancel,
-    cancelled_outcomes,
-    check_invariants,
     fleet,
-    read_side_files,
     seed_for,
     start_runs,
     terminate,
     wait_all_terminal,
     wait_for_run,
     wait_for_side_lines,
+)
+from tests.fault_invariants import (
+    Findings,
+    cancelled_outcomes,
+    check_invariants,
+    read_side_files,
 )
 from tests.processes import proctor
 
