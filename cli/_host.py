@@ -12,6 +12,7 @@ which only ``proctor demo`` imports.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -53,6 +54,10 @@ def run_worker(db: str, modules: Sequence[str], *, max_concurrent_steps: int | N
             param_hint="MODULE",
         )
     known = registered_workflows()
+    # A fatal signal (SIGBUS when SQLite's mapped -shm is truncated under it,
+    # SIGSEGV) kills the process before any Python code can react: it says
+    # so on stderr, with every thread's stack, instead of dying silently.
+    faulthandler.enable()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
