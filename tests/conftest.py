@@ -95,3 +95,24 @@ def rt(db: Path) -> Iterator[Runtime]:
             event.set()
         runtime.close()
     assert_nothing_left(before)
+
+
+@pytest.fixture
+def runtimes(db: Path) -> Iterator[list[Runtime]]:
+    """Runtimes a test opens on ``db``; all closed, and nothing left, at the end."""
+    before = set(threading.enumerate())
+    opened: list[Runtime] = []
+    try:
+        yield opened
+    finally:
+        for event in GATES.values():
+            event.set()
+        for runtime in opened:
+            runtime.close()
+    assert_nothing_left(before)
+
+
+def open_rt(runtimes: list[Runtime], db: Path, **options: object) -> Runtime:
+    runtime = Runtime(db, **options)  # type: ignore[arg-type]
+    runtimes.append(runtime)
+    return runtime

@@ -4,35 +4,8 @@ mailbox until released."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from actors import Runtime, get_context, step
-from tests.conftest import GATES, NOTES, assert_nothing_left, gate, note
-
-
-@pytest.fixture
-def runtimes(db: Path) -> Iterator[list[Runtime]]:
-    """Runtimes a test opens on ``db``; all closed, and nothing left, at the end."""
-    before = set(threading.enumerate())
-    opened: list[Runtime] = []
-    try:
-        yield opened
-    finally:
-        for event in GATES.values():
-            event.set()
-        for runtime in opened:
-            runtime.close()
-    assert_nothing_left(before)
-
-
-def open_rt(runtimes: list[Runtime], db: Path, **options: object) -> Runtime:
-    runtime = Runtime(db, **options)  # type: ignore[arg-type]
-    runtimes.append(runtime)
-    return runtime
+from actors import get_context, step
+from tests.conftest import NOTES, gate, note
 
 
 @step()

@@ -11,7 +11,6 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,13 @@ from cli import cli
 from persistence import NewEvent, Refused, Store, cancel_request, resume_request, terminate_request
 from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import (
-    GATES,
     NOTES,
     assert_nothing_left,
     event_types,
     events_of,
     gate,
     note,
+    open_rt,
     steps_of,
     wait_until,
 )
@@ -129,27 +128,6 @@ def look_back(db: str, run_id: str) -> list[str]:
 async def looking(db: str) -> list[list[str]]:
     run_id = get_context().run_id
     return [await look_back(db, run_id), await look_back(db, run_id)]
-
-
-@pytest.fixture
-def runtimes(db: Path) -> Iterator[list[Runtime]]:
-    """Runtimes a test opens on ``db``; all closed, and nothing left, at the end."""
-    before = set(threading.enumerate())
-    opened: list[Runtime] = []
-    try:
-        yield opened
-    finally:
-        for event in GATES.values():
-            event.set()
-        for runtime in opened:
-            runtime.close()
-    assert_nothing_left(before)
-
-
-def open_rt(runtimes: list[Runtime], db: Path, **options: object) -> Runtime:
-    runtime = Runtime(db, **options)  # type: ignore[arg-type]
-    runtimes.append(runtime)
-    return runtime
 
 
 def test_D1_every_effect_follows_its_record(rt: Runtime, db: Path) -> None:

@@ -19,12 +19,10 @@ from actors import (
 )
 from actors._journal import AFTER_COMMIT
 from persistence import NewEvent, Store
-from tests.conftest import NOTES, events_of, gate, wait_until
-from tests.recovery_helpers import checking, open_rt, runtimes, started
+from tests.conftest import NOTES, events_of, gate, open_rt, wait_until
+from tests.recovery_helpers import checking, started
 
 pytestmark = pytest.mark.timeout(30)
-
-__all__ = ["runtimes"]  # a fixture, used by name
 
 
 # -- T4/SV4: every way a child ends reaches its parent exactly once -----------------------

@@ -28,12 +28,11 @@ from actors._slots import StepSlots
 from cli import cli
 from persistence import EventType, NewEvent, Store, StoreLocked, cancel_request
 from tests.conftest import (
-    GATES,
     NOTES,
-    assert_nothing_left,
     events_of,
     gate,
     note,
+    open_rt,
     steps_of,
     wait_until,
 )
@@ -73,25 +72,10 @@ async def shielded_counted(key: str) -> str:
         return await counted(key)
 
 
-@pytest.fixture
-def runtimes(db: Path) -> Iterator[list[Runtime]]:
-    before = set(threading.enumerate())
-    opened: list[Runtime] = []
-    try:
-        yield opened
-    finally:
-        for event in GATES.values():
-            event.set()
-        for runtime in opened:
-            runtime.close()
-        _RUNNING.clear()
-    assert_nothing_left(before)
-
-
-def open_rt(runtimes: list[Runtime], db: Path, **options: Any) -> Runtime:
-    runtime = Runtime(db, **options)
-    runtimes.append(runtime)
-    return runtime
+@pytest.fixture(autouse=True)
+def _forget_running() -> Iterator[None]:
+    yield
+    _RUNNING.clear()
 
 
 def entered() -> list[object]:

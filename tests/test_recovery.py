@@ -39,14 +39,14 @@ from tests.conftest import (
     events_of,
     gate,
     note,
+    open_rt,
     steps_of,
     wait_until,
 )
-from tests.recovery_helpers import checking, open_rt, runtimes, started
+from tests.recovery_helpers import checking, started
 
 pytestmark = pytest.mark.timeout(30)
 
-__all__ = ["runtimes"]  # a fixture, used by name
 
 # -- C3/D3: a run cancelled while no runtime lived starts nothing new on resume ------------
 

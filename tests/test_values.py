@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,35 +48,14 @@ from persistence import (
 from tests.conftest import (
     GATES,
     NOTES,
-    assert_nothing_left,
     gate,
     note,
+    open_rt,
     steps_of,
     wait_until,
 )
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def runtimes(db: Path) -> Iterator[list[Runtime]]:
-    """Runtimes a test opens on ``db``; all closed, and nothing left, at the end."""
-    before = set(threading.enumerate())
-    opened: list[Runtime] = []
-    try:
-        yield opened
-    finally:
-        for event in GATES.values():
-            event.set()
-        for runtime in opened:
-            runtime.close()
-    assert_nothing_left(before)
-
-
-def open_rt(runtimes: list[Runtime], db: Path) -> Runtime:
-    runtime = Runtime(db)
-    runtimes.append(runtime)
-    return runtime
 
 
 def _circular() -> list[Any]:
