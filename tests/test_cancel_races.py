@@ -158,7 +158,7 @@ def test_T2_terminate_stops_a_body_that_swallows_every_cancel(db: Path) -> None:
     assert NOTES["spin"][-1] == "sealed"  # never resumed after that
     assert closed_in < rt.shutdown_timeout
     types = [e.type.value for e in events_of(rt, run.run_id)]
-    assert types.count("cancel_delivered") == 1
+    assert types.count("cancel_delivered") == 1, types
     assert "run_terminated" in types
     assert_nothing_left(before)
 
