@@ -158,7 +158,12 @@ def test_T2_terminate_stops_a_body_that_swallows_every_cancel(db: Path) -> None:
     assert NOTES["spin"][-1] == "sealed"  # never resumed after that
     assert closed_in < rt.shutdown_timeout
     types = [e.type.value for e in events_of(rt, run.run_id)]
-    assert types.count("cancel_delivered") == 1, types
+    # Over a thousand spins, at most one record of the delivery. (None when
+    # the terminate, a control message, commits before the body's pending
+    # group that holds it: a terminated run takes no more records, T1.)
+    assert types.count("cancel_delivered") <= 1, " ".join(types)
+    after_cancel = types[types.index("cancel_requested") :]
+    assert len(after_cancel) < 10, " ".join(types)
     assert "run_terminated" in types
     assert_nothing_left(before)
 
