@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
@@ -251,7 +252,27 @@ def _body_context(what: str, hint: str) -> WorkflowContext:
 
 
 def _name_of(fn: Callable[..., Any], name: str | None) -> str:
-    return name or f"{fn.__module__}.{fn.__qualname__}"
+    """The name a run records: ``name``, or ``module.qualname``.
+
+    A function defined in a script run as ``python shop.py`` (module
+    ``__main__``) is named after the module it would be imported as
+    (``shop``), so that ``proctor worker shop`` serves, and resumes, the runs
+    that the script started. Under ``python -m shop.flows`` that is its
+    spec's name.
+    """
+    return name or f"{_module_name(fn)}.{fn.__qualname__}"
+
+
+def _module_name(fn: Callable[..., Any]) -> str:
+    module = fn.__module__
+    if module != "__main__":
+        return module
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    return os.path.splitext(os.path.basename(path))[0] if path else module
 
 
 def workflow(

@@ -58,17 +58,23 @@ def _message(exc: BaseException) -> str:
 def _where(exc: BaseException) -> str | None:
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{exc.filename}, line {exc.lineno}"
+    # Python's import machinery is never the place to fix: a module that is
+    # not found at all has no place, only its name.
     frames = [
-        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen ")
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<frozen ")
+        and not os.path.abspath(f.filename).startswith(_IMPORTLIB_DIR)
     ]
     # Raised by Proctor itself (a @workflow() refused at import, say): the
     # user's line that called it is the place to fix.
     theirs = [f for f in frames if not _is_proctors(f.filename)]
-    chosen = theirs or frames
-    if not chosen:
+    if not theirs:
         return None
-    return f"{chosen[-1].filename}, line {chosen[-1].lineno}"
+    return f"{theirs[-1].filename}, line {theirs[-1].lineno}"
 
+
+_IMPORTLIB_DIR = os.path.join(os.path.dirname(os.path.abspath(importlib.__file__)), "")
 
 _PROCTOR_DIRS = tuple(
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package, "")

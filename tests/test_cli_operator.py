@@ -478,6 +478,18 @@ def test_an_import_error_names_its_type_file_and_line(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["start", "worker"])
+def test_a_module_that_does_not_exist_is_named_without_a_place_in_python_or_proctor(
+    db: Path, tmp_path: Path, command: str
+) -> None:
+    target = "no_such_flows:wf" if command == "start" else "no_such_flows"
+    code, out, err = run(db, command, target, cwd=tmp_path)
+    assert code == 2, out + err
+    assert "cannot import no_such_flows: ModuleNotFoundError: No module named" in err
+    assert "importlib" not in err
+    assert "_imports.py" not in err
+
+
 @pytest.fixture
 def read_only_folder(db: Path, rt: Runtime) -> Iterator[Path]:
     """A store (closed, its WAL folded in) in a folder nobody can write to."""
