@@ -27,7 +27,13 @@ class SystemClock:
         return time.monotonic()
 
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
-        cond.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if deadline is None:
+            cond.wait()
+            return
+        # A deadline centuries away (a huge grace or back-off) is a wait
+        # that ends only when woken: past TIMEOUT_MAX, Condition.wait raises
+        # OverflowError and would kill the Timers' thread.
+        cond.wait(min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX))
 
 
 class FakeClock:

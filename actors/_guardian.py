@@ -434,6 +434,16 @@ class Guardian(ProctorActor):
             if run_id not in self._fenced:
                 self._fenced[run_id] = msg.why
                 tell(self._runs[run_id], LeaseLost(why=msg.why, run_id=run_id))
+        if msg.run_id is None and self._guard is not None and self._guard.revoked is not None:
+            # Judged dead by another runtime: this one can never renew again,
+            # so it must not look alive (a worker would idle forever, claiming
+            # nothing). It stops loudly, as for a lost store file.
+            self._escalate(
+                StoreError(
+                    f"runtime {self._owner} lost its lease for good ({msg.why}): it hosts"
+                    " nothing more; restart the process"
+                )
+            )
 
     def _on_grace_expired(self, msg: GraceExpired) -> None:
         """C8: the cancel's grace ended; terminate unless the run already finished."""

@@ -25,6 +25,7 @@ from cli._imports import import_user_module
 from cli._main import (
     EXIT_CODES_HELP,
     EXIT_WAIT_TIMED_OUT,
+    SECONDS,
     AlreadyFinishedError,
     RunNotFoundError,
     StoreOptions,
@@ -55,7 +56,7 @@ from persistence import (
     roundtrip_arguments,
 )
 
-_SECONDS = click.FloatRange(min=0)
+_SECONDS = SECONDS
 _TIMEOUT_HELP = "With --wait: give up after this many seconds (exit 5); only with --wait."
 _REASON_HELP = (
     f"Why; recorded in the log and shown by `runs status`. At most {MAX_REASON_BYTES} bytes"

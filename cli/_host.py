@@ -34,7 +34,13 @@ from cli._text import clean
 WORKER_CHECK_INTERVAL = 0.2
 
 
-def run_worker(db: str, modules: Sequence[str], *, max_concurrent_steps: int | None = None) -> None:
+def run_worker(
+    db: str,
+    modules: Sequence[str],
+    *,
+    max_concurrent_steps: int | None = None,
+    busy_timeout: float | None = None,
+) -> None:
     """Host a runtime that claims and runs the store's unowned runs until a signal.
 
     Raises:
@@ -64,7 +70,16 @@ def run_worker(db: str, modules: Sequence[str], *, max_concurrent_steps: int | N
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with Runtime(db, claim_runs=True, max_concurrent_steps=max_concurrent_steps) as rt:
+    try:
+        runtime = Runtime(
+            db,
+            claim_runs=True,
+            max_concurrent_steps=max_concurrent_steps,
+            busy_timeout=busy_timeout,
+        )
+    except ValueError as exc:  # --busy-timeout too long for the lease, say
+        raise click.UsageError(clean(str(exc))) from exc
+    with runtime as rt:
         serving = clean(", ".join(known))
         click.echo(f"worker {rt.id} (pid {os.getpid()}) on {clean(db)}, serving: {serving}")
         # Until a signal, or until the runtime stops itself (its store file

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from cli._main import EXIT_CODES_HELP, StoreOptions, cli, fail
+from cli._main import EXIT_CODES_HELP, SECONDS, StoreOptions, cli, fail
 from persistence import StoreError
 
 
@@ -18,7 +18,7 @@ from persistence import StoreError
     "--cancel-after",
     default=0.3,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=SECONDS,
     help="Seconds into the payment step at which the demo cancels the run.",
 )
 @click.pass_obj
@@ -58,6 +58,11 @@ def worker(
     from cli._host import run_worker  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
     try:
-        run_worker(options.db, modules, max_concurrent_steps=max_concurrent_steps)
+        run_worker(
+            options.db,
+            modules,
+            max_concurrent_steps=max_concurrent_steps,
+            busy_timeout=options.busy_timeout,
+        )
     except StoreError as exc:
         fail(str(exc))

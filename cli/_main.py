@@ -9,12 +9,13 @@ fast.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 import click
 
@@ -97,7 +98,13 @@ class StoreOptions:
     """The group's options, handed to every command."""
 
     db: str
-    busy_timeout: float
+    #: As given (``--busy-timeout``), or None: each command's own default.
+    busy_timeout: float | None
+
+    @property
+    def waiting(self) -> float:
+        """How long a command waits for another process's write lock."""
+        return DEFAULT_BUSY_TIMEOUT if self.busy_timeout is None else self.busy_timeout
 
 
 @contextlib.contextmanager
@@ -119,8 +126,8 @@ def open_store(
             # A command that does not create a store judges the file as the
             # reading ones do (an empty file, 0 bytes or no tables, is not a
             # store) instead of making one in it.
-            Store.open(db, readonly=True, busy_timeout=options.busy_timeout).close()
-        store = Store.open(db, readonly=not write, busy_timeout=options.busy_timeout)
+            Store.open(db, readonly=True, busy_timeout=options.waiting).close()
+        store = Store.open(db, readonly=not write, busy_timeout=options.waiting)
     except StoreError as exc:
         fail(str(exc))
     try:
@@ -133,6 +140,39 @@ def open_store(
     except RecursionError:
         # Past even main()'s headroom: a row no runtime could have written.
         fail(f"a value in {db} is nested too deeply to be read")
+
+
+if TYPE_CHECKING:
+    _FloatParam = click.ParamType[float]
+else:  # a plain class before click 8.2
+    _FloatParam = click.ParamType
+
+
+class Seconds(_FloatParam):
+    """A finite number of seconds, zero or more: ``nan`` and ``inf`` are usage errors."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float) and math.isfinite(value) and value >= 0:
+            return value
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.fail(f"{clean(str(value))!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds < 0:
+            self.fail(f"{clean(str(value))!r} is not a finite number of seconds >= 0", param, ctx)
+        return seconds
+
+
+#: Every option that takes seconds: --timeout, --grace, --busy-timeout, ...
+SECONDS: Final = Seconds()
+
+#: The largest count an option takes (--limit, --batch): SQLite's integers are
+#: 64-bit, and a count is sometimes given one more (a page's "is there more").
+MAX_COUNT: Final = 2**62
 
 
 @click.group(
@@ -150,15 +190,17 @@ def open_store(
 )
 @click.option(
     "--busy-timeout",
-    default=DEFAULT_BUSY_TIMEOUT,
-    show_default=True,
-    type=click.FloatRange(min=0),
+    type=SECONDS,
     envvar="PROCTOR_BUSY_TIMEOUT",
-    help="Seconds to wait for another process's lock before giving up (exit 1).",
+    help=(
+        f"Seconds to wait for another process's lock before giving up (exit 1)."
+        f"  [default: {DEFAULT_BUSY_TIMEOUT:g}; a worker: a third of its lease, at most"
+        f" {DEFAULT_BUSY_TIMEOUT:g}]"
+    ),
 )
 @click.version_option(package_name="proctor")
 @click.pass_context
-def cli(ctx: click.Context, db: str, busy_timeout: float) -> None:
+def cli(ctx: click.Context, db: str, busy_timeout: float | None) -> None:
     """Proctor: durable, cancellable workflows on actors.
 
     Inspect runs (runs list/status/logs/tree), control them from any process

@@ -10,7 +10,7 @@ import json
 
 import click
 
-from cli._main import EXIT_CODES_HELP, StoreOptions, open_store
+from cli._main import EXIT_CODES_HELP, MAX_COUNT, StoreOptions, open_store
 from cli._runs import runs
 from persistence import PRUNE_BATCH, parse_duration, prune
 
@@ -37,7 +37,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float
     "--batch",
     default=PRUNE_BATCH,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_COUNT),
     help="Runs deleted per transaction (a runtime's commits wait at most one).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as a JSON object.")

@@ -11,7 +11,7 @@ import click
 from rich.text import Text
 
 from cli import _render as render
-from cli._main import EXIT_CODES_HELP, StoreOptions, cli, interrupted, open_store
+from cli._main import EXIT_CODES_HELP, MAX_COUNT, StoreOptions, cli, interrupted, open_store
 from cli._text import clean, plain
 from persistence import (
     EventRecord,
@@ -47,7 +47,7 @@ def runs() -> None:
     "--limit",
     default=50,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_COUNT),
     help="At most this many runs, newest first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")

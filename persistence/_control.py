@@ -6,6 +6,7 @@ runtime alive) must write exactly the same records, so they build them here.
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from persistence._errors import NotSerializable
@@ -68,10 +69,21 @@ def cancel_request(
     """C1: the request, with its reason (checked, :func:`check_reason`, and
     capped, :func:`cap_reason`) and source; the run becomes CANCELLING.
 
+    ``grace`` (C8): seconds after which a run still not terminal is
+    terminated; a finite number >= 0, or None.
+
     Raises:
         NotSerializable: see :func:`check_reason`.
+        ValueError: ``grace`` is negative, NaN or infinite; nothing is written.
     """
     reason = cap_reason(check_reason(reason))
+    if grace is not None and (
+        isinstance(grace, bool)
+        or not isinstance(grace, int | float)
+        or not math.isfinite(grace)
+        or grace < 0
+    ):
+        raise ValueError(f"grace must be a finite number of seconds >= 0, got {grace!r}")
     return NewEvent(
         run_id=run_id,
         type=EventType.CANCEL_REQUESTED,

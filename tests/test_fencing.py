@@ -77,7 +77,7 @@ def test_fencing_a_store_locked_past_the_lease_stops_the_step_before_anyone_can_
 ) -> None:
     lease = 1.5
     a = open_rt(runtimes, db, lease_ttl=lease)
-    open_rt(runtimes, db, lease_ttl=lease)  # resumes orphans, watching `a`'s lease
+    b = open_rt(runtimes, db, lease_ttl=lease)  # resumes orphans, watching `a`'s lease
     run_id = a.start(beating, str(folder)).run_id
     wait_until(lambda: attempts(folder, "b"))
 
@@ -103,7 +103,8 @@ def test_fencing_a_store_locked_past_the_lease_stops_the_step_before_anyone_can_
     # takes the run over: one of them, never both at once.
     wait_until(lambda: len(attempts(folder, "b")) >= 2, timeout=30)
     (folder / "b.release").touch()
-    assert a.handle(run_id).wait_finished(timeout=30).status is RunState.COMPLETED
+    # Asked through `b`: `a`, if revoked, has stopped itself (and says why).
+    assert b.handle(run_id).wait_finished(timeout=30).status is RunState.COMPLETED
     runs = attempts(folder, "b")
     never_two_at_once(runs)
     types = [e.type for e in events_of(a, run_id)]
@@ -122,10 +123,15 @@ def test_fencing_a_runtime_whose_lease_was_revoked_stops_its_steps_and_hosts_not
     wait_until(lambda: terminated(folder) is not None)
     wait_until(lambda: a._directory.get(run_id) is None)
     # Nothing of the fenced attempt was recorded: the run waits for a runtime.
-    record = a.get_run(run_id)
+    with Store.open(db, readonly=True) as store:
+        record = store.get_run(run_id)
     assert record.status is RunState.RUNNING
     assert record.owner == a.id
     assert EventType.STEP_FAILED not in [e.type for e in events_of(a, run_id)]
+    # It can never renew again: it stops loudly instead of idling as if alive
+    # (a worker would claim nothing, forever), and every call says why.
+    wait_until(lambda: a.failure is not None)
+    assert "lost its lease for good" in str(a.failure)
     with pytest.raises(ProctorError, match="lost its lease"):
         a.start(beating, str(folder))
     # Another runtime resumes it at once: the row says `a` is dead.
