@@ -26,6 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import math
@@ -118,19 +119,7 @@ class PruneReport:
     run_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "cutoff": self.cutoff,
-            "dry_run": self.dry_run,
-            "runs": self.runs,
-            "events": self.events,
-            "steps": self.steps,
-            "runtimes": self.runtimes,
-            "kept": self.kept,
-            "transactions": self.transactions,
-            "longest_transaction": self.longest_transaction,
-            "largest_transaction": self.largest_transaction,
-            "run_ids": self.run_ids,
-        }
+        return dataclasses.asdict(self)
 
 
 def prune(
