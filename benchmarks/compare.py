@@ -2,6 +2,7 @@
 
     python3 benchmarks/compare.py [--rounds 3] [--runs 200] [--inflight 1000]
                                   [--proctor-synchronous FULL|NORMAL]
+                                  [--baseline CHECKOUT] [--no-peers]
 
 The first run creates ``benchmarks/.venv`` with Proctor (this checkout, editable),
 ``dbos`` (SQLite system database) and ``pyworkflow-engine[sqlite]`` (local
@@ -16,12 +17,19 @@ fsync per commit), as DBOS and PyWorkflow do with SQLite's defaults. Each
 system reports the settings it ran with, read from its store, and they are
 printed under the table. ``--proctor-synchronous NORMAL`` (no fsync per
 commit) is for a row labelled as such, never for a ratio against the peers.
+
+``--baseline CHECKOUT`` adds a system ``baseline``: the same Proctor scenario
+script run against another checkout's code (``PYTHONPATH=CHECKOUT``), alternated
+with the others, for before/after comparisons of a change; ``--no-peers``
+leaves DBOS and PyWorkflow out. Every round's value is printed under the
+table, so the spread is visible beside the medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -58,14 +66,46 @@ def python() -> Path:
     return exe
 
 
+def environment(system: str, baseline: Path | None) -> dict[str, str] | None:
+    """The environment a system's process runs in: the baseline's code first."""
+    if system != "baseline" or baseline is None:
+        return None
+    return {**os.environ, "PYTHONPATH": str(baseline)}
+
+
+def code_of(exe: Path, system: str, baseline: Path | None) -> str:
+    """Which checkout a Proctor system really imports (printed beside the numbers)."""
+    probe = "import actors, pathlib; print(pathlib.Path(actors.__file__).parent.parent)"
+    done = subprocess.run(  # from the scripts' folder, the first entry of their sys.path
+        [str(exe), "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=PEERS,
+        env=environment(system, baseline),
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 def run_one(
-    exe: Path, system: str, scenario: str, runs: int, folder: Path, *, synchronous: str
+    exe: Path,
+    system: str,
+    scenario: str,
+    runs: int,
+    folder: Path,
+    *,
+    synchronous: str,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     db = folder / f"{system}-{scenario}-{len(list(folder.iterdir()))}.db"
-    command = [str(exe), str(PEERS / f"sys_{system}.py"), scenario, "--db", str(db)]
+    script = "proctor" if system == "baseline" else system
+    command = [str(exe), str(PEERS / f"sys_{script}.py"), scenario, "--db", str(db)]
     command += ["--runs", str(runs), "--synchronous", synchronous]
+    env = environment(system, baseline)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=TIMEOUT, check=False, env=env
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {TIMEOUT:.0f}s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -105,7 +145,7 @@ def describe(results: list[dict[str, Any]], scenario: str) -> tuple[str, float |
     return cell, value
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - one table, printed as it fills
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=200)
@@ -117,12 +157,25 @@ def main() -> None:
         default="FULL",
         help="FULL (default): equal durability with the peers; NORMAL: a labelled extra",
     )
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout of Proctor, run as system 'baseline'"
+    )
+    parser.add_argument("--no-peers", action="store_true", help="leave DBOS and PyWorkflow out")
     args = parser.parse_args()
+    baseline: Path | None = args.baseline.resolve() if args.baseline else None
+    if baseline is not None and not (baseline / "actors" / "__init__.py").is_file():
+        parser.error(f"--baseline {baseline}: not a Proctor checkout (no actors/__init__.py)")
+    systems = ["proctor"] + (["baseline"] if baseline else [])
+    systems += [] if args.no_peers else [s for s in SYSTEMS if s != "proctor"]
+    others = systems[1:]
     exe = python()
     print(
         f"{platform.platform()}, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}; medians of {args.rounds} rounds"
     )
+    for system in ("proctor", "baseline"):
+        if system in systems:
+            print(f"{system} imports the code of {code_of(exe, system, baseline)}")
     if args.proctor_synchronous != "FULL":
         print(
             f"NOT EQUAL DURABILITY: Proctor runs with synchronous={args.proctor_synchronous}"
@@ -130,49 +183,55 @@ def main() -> None:
             " flatter Proctor and are not comparisons."
         )
     print()
-    settings: dict[str, set[str]] = {s: set() for s in SYSTEMS}
-    header = (
-        f"{'scenario':<12} {'proctor':>26} {'dbos':>30} {'pyworkflow':>30}"
-        "  proctor/dbos  proctor/pyworkflow"
-    )
+    settings: dict[str, set[str]] = {s: set() for s in systems}
+    header = f"{'scenario':<12} {'proctor':>26}" + "".join(f" {s:>30}" for s in others)
+    header += "".join(f"  {'proctor/' + s:>18}" for s in others)
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for scenario in args.only or SCENARIOS:
             runs = args.inflight if scenario == "inflight" else args.runs
-            results: dict[str, list[dict[str, Any]]] = {s: [] for s in SYSTEMS}
+            results: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
             for _ in range(args.rounds):
-                for system in SYSTEMS:  # alternately, so drift hits every system alike
+                for system in systems:  # alternately, so drift hits every system alike
                     result = run_one(
-                        exe, system, scenario, runs, folder, synchronous=args.proctor_synchronous
+                        exe,
+                        system,
+                        scenario,
+                        runs,
+                        folder,
+                        synchronous=args.proctor_synchronous,
+                        baseline=baseline,
                     )
                     results[system].append(result)
                     if "durability" in result:
                         settings[system].add(result["durability"])
-            cells = {s: describe(results[s], scenario) for s in SYSTEMS}
+            cells = {s: describe(results[s], scenario) for s in systems}
             ratios = []
             higher_better = SCENARIOS[scenario][1]
             mine = cells["proctor"][1]
-            for peer in ("dbos", "pyworkflow"):
-                theirs = cells[peer][1]
+            for other in others:
+                theirs = cells[other][1]
                 if mine and theirs:
                     ratio = mine / theirs if higher_better else theirs / mine
-                    ratios.append(f"{ratio:.1f}x")
+                    ratios.append(f"{ratio:.2f}x")
                 else:
                     ratios.append("-")
-            print(
-                f"{scenario:<12} {cells['proctor'][0]:>26} {cells['dbos'][0][:30]:>30} "
-                f"{cells['pyworkflow'][0][:30]:>30}  {ratios[0]:>12}  {ratios[1]:>18}",
-                flush=True,
-            )
-            for system in SYSTEMS:
+            row = f"{scenario:<12} {cells['proctor'][0]:>26}"
+            row += "".join(f" {cells[s][0][:30]:>30}" for s in others)
+            row += "".join(f"  {r:>18}" for r in ratios)
+            print(row, flush=True)
+            metric = SCENARIOS[scenario][0]
+            for system in systems:
                 if cells[system][0].startswith("n/a") and len(cells[system][0]) > 30:
                     print(f"    {system}: {cells[system][0]}")  # the table cuts it short
+                rounds = [f"{r[metric]:.2f}" for r in results[system] if metric in r]
+                print(f"    {system} {metric} per round: {', '.join(rounds) or '-'}")
                 for r in results[system]:
                     if "error" in r:
                         print(f"    {system}: {r['error']}")
     print("\nDurability each system ran with (read from its store after each run):")
-    for system in SYSTEMS:
+    for system in systems:
         for setting in sorted(settings[system]) or ["not reported (no run succeeded)"]:
             print(f"  {system}: {setting}")
     print("\nRatios: how many times better Proctor is (throughput up, latency down).")
