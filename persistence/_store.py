@@ -29,6 +29,7 @@ from persistence._errors import (
     StoreError,
     StoreLocked,
 )
+from persistence._fencing import fence
 from persistence._file import (
     FileIdentity,
     check_same_file,
@@ -54,8 +55,6 @@ from persistence._records import (
 from persistence._schema import CONTROL_WHERE, check_identity, migrate
 from persistence._shapes import InvalidEvent, check_event
 from persistence._states import (
-    OPEN_EVENTS,
-    POST_MORTEM_EVENTS,
     RUN_TRANSITION_EVENTS,
     STEP_END_EVENTS,
     STEP_TRANSITIONS,
@@ -435,28 +434,9 @@ class Store:
                 )
             row = rows[ev.run_id] = _RunRow(RunState(found[0]), found[1], found[2])
         status, run_seq, owner = row.status, row.last_seq + 1, row.owner
-        if writer is not None and owner != writer and ev.type not in OPEN_EVENTS:
-            # Fencing (D2): a runtime that lost its lease writes no more, and
-            # learns so from this refusal whatever else happened to the run.
-            raise _GroupRefused(
-                Refused(f"run {ev.run_id} is owned by {owner}, not {writer}", status, fenced=True)
-            )
-        # Invariant: a terminal run never changes again; only its teardown is noted.
-        if status.is_terminal and ev.type not in POST_MORTEM_EVENTS:
-            raise _GroupRefused(Refused(f"run {ev.run_id} already finished: {status}", status))
-        if ev.type is _E.RUN_CLAIMED and owner is not None:
-            # Two runtimes never run the same run: the first claim wins, in
-            # the same transaction as the check.
-            raise _GroupRefused(Refused(f"run {ev.run_id} is owned by {owner}", status))
-        # A takeover is a compare-and-swap: of the owner (two runtimes resuming
-        # the same orphan: one wins) and of the log's length (the new owner
-        # replays exactly the history it read).
-        if ev.type is _E.RUN_RESUMED and (
-            owner != ev.data.get("previous_owner") or row.last_seq != ev.data.get("seen_seq")
-        ):
-            raise _GroupRefused(
-                Refused(f"run {ev.run_id} changed hands or grew since it was read", status)
-            )
+        refusal = fence(ev, status, owner, row.last_seq, writer)
+        if refusal is not None:
+            raise _GroupRefused(refusal)
 
         new_status = status
         try:
