@@ -3,6 +3,7 @@
 This package imports neither ``actors`` nor ``cli``; both build on it.
 """
 
+from persistence._connection import DEFAULT_BUSY_TIMEOUT, Synchronous
 from persistence._control import (
     MAX_REASON_BYTES,
     cancel_request,
@@ -80,7 +81,7 @@ from persistence._states import (
     next_state,
     next_step_state,
 )
-from persistence._store import DEFAULT_BUSY_TIMEOUT, Store, Synchronous
+from persistence._store import Store
 from persistence._text import safe_repr, safe_str, type_name, valid_text
 
 __all__ = [

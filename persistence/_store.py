@@ -15,26 +15,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, Final, Literal
-from urllib.parse import quote
+from typing import Any, Final
 
+from persistence._connection import DEFAULT_BUSY_TIMEOUT, Synchronous, connect, translate
 from persistence._control import terminate_request
 from persistence._errors import (
     CorruptRecord,
     InvalidTransition,
-    NotAProctorStore,
     NotSerializable,
     RunNotFound,
-    StoreError,
-    StoreLocked,
 )
 from persistence._fencing import fence
 from persistence._file import (
     FileIdentity,
     check_same_file,
-    check_shm_writable,
-    damage,
     identify,
 )
 from persistence._json import dumps
@@ -52,7 +46,7 @@ from persistence._records import (
     RuntimeRecord,
     StepRecord,
 )
-from persistence._schema import CONTROL_WHERE, check_identity, migrate
+from persistence._schema import CONTROL_WHERE
 from persistence._shapes import InvalidEvent, check_event
 from persistence._states import (
     RUN_TRANSITION_EVENTS,
@@ -65,11 +59,6 @@ from persistence._states import (
     next_state,
     next_step_state,
 )
-
-Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
-
-#: How long a connection waits for another one's write lock before StoreLocked.
-DEFAULT_BUSY_TIMEOUT: Final = 5.0
 
 _E = EventType
 
@@ -152,73 +141,14 @@ class Store:
                 ``busy_timeout``, not a Proctor store, or from a newer version.
         """
         spath = os.fspath(path)
-        if readonly:
-            if not Path(spath).is_file():
-                raise StoreError(f"no Proctor store at {spath}: the file does not exist")
-            try:
-                return cls._open(spath, f"file:{quote(spath)}?mode=ro", busy_timeout=busy_timeout)
-            except StoreError as exc:
-                if not _in_read_only_folder(spath, exc):
-                    raise
-            # See _in_read_only_folder: with no WAL, the file is all there is.
-            target = f"file:{quote(spath)}?mode=ro&immutable=1"
-            return cls._open(spath, target, busy_timeout=busy_timeout)
-        return cls._open(
+        conn = connect(
             spath,
-            None,
+            readonly=readonly,
             busy_timeout=busy_timeout,
             synchronous=synchronous,
             autocheckpoint=autocheckpoint,
             create=create,
         )
-
-    @classmethod
-    def _open(
-        cls,
-        spath: str,
-        readonly_uri: str | None,
-        *,
-        busy_timeout: float,
-        synchronous: Synchronous = "NORMAL",
-        autocheckpoint: int | None = None,
-        create: bool = True,
-    ) -> Store:
-        """:meth:`open`'s work: read-only through ``readonly_uri``, else read-write."""
-        readonly = readonly_uri is not None
-        if readonly_uri is not None:
-            target, uri = readonly_uri, True
-        else:
-            check_shm_writable(spath)  # SQLite would crash the process (SIGBUS)
-            target, uri = (spath, False) if create else (f"file:{quote(spath)}?mode=rw", True)
-        try:
-            conn = sqlite3.connect(
-                target,
-                uri=uri,
-                timeout=busy_timeout,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,  # guarded by Store._lock
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {spath}: {exc}") from exc
-        try:
-            with _translate(spath):
-                if readonly:
-                    version = check_identity(conn, spath)
-                    if version == 0:
-                        raise NotAProctorStore(f"{spath} is not a Proctor store: it is empty")
-                else:
-                    # WAL: readers never block the writer, and the CLI can read
-                    # while a runtime writes. NORMAL in WAL survives a crash of
-                    # the process; FULL also survives power loss (an fsync per commit).
-                    check_identity(conn, spath)
-                    _enable_wal(conn, busy_timeout)
-                    conn.execute(f"PRAGMA synchronous = {synchronous}")
-                    if autocheckpoint is not None:
-                        conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
-                    migrate(conn, spath)
-        except BaseException:
-            conn.close()
-            raise
         store = cls(conn, spath, readonly=readonly)
         store._opened = identify(spath)
         return store
@@ -346,7 +276,7 @@ class Store:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed at the end of the block unless the
         block rolled it back, rolled back if the block raises."""
-        with self._lock, _translate(self.path):
+        with self._lock, translate(self.path):
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -579,7 +509,7 @@ class Store:
         for people to read; no liveness verdict uses them (P3).
         """
         now = time.time()
-        with self._lock, _translate(self.path):
+        with self._lock, translate(self.path):
             cur = self._conn.execute(
                 "UPDATE runtimes SET heartbeat_at = ?, lease_expires_at = ?,"
                 " renewals = renewals + 1"
@@ -669,7 +599,7 @@ class Store:
 
     def _revoke(self, runtime: RuntimeRecord, why: str) -> bool:
         """Revoke ``runtime``'s lease unless it renewed since we read its row."""
-        with self._lock, _translate(self.path):
+        with self._lock, translate(self.path):
             cur = self._conn.execute(
                 "UPDATE runtimes SET revoked = ? WHERE owner = ? AND renewals = ?"
                 " AND stopped_at IS NULL AND revoked IS NULL",
@@ -683,11 +613,11 @@ class Store:
         What a runtime asks about the runs it hosts: one taken over while it
         could not tell (paused, partitioned) must stop at once (fencing).
         """
-        with self._lock, _translate(self.path):
+        with self._lock, translate(self.path):
             return owners_other_than(self._conn, run_ids, me)
 
     def _write(self, sql: str, params: Sequence[Any]) -> None:
-        with self._lock, _translate(self.path):
+        with self._lock, translate(self.path):
             self._conn.execute(sql, params)
 
     # -- reading ------------------------------------------------------------
@@ -700,7 +630,7 @@ class Store:
         threads using this Store wait until the block ends.
         """
         with self._lock:
-            with _translate(self.path):
+            with translate(self.path):
                 self._conn.execute("BEGIN")
             try:
                 yield
@@ -806,14 +736,14 @@ class Store:
         with self._lock:
             outer = self._conn.in_transaction
             if not outer:
-                with _translate(self.path):
+                with translate(self.path):
                     self._conn.execute("BEGIN")
             try:
                 rows = self._query(
                     "SELECT * FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq",
                     (run_id, after),
                 )
-                with _translate(self.path):
+                with translate(self.path):
                     return inflate(self._conn, rows)
             finally:
                 if not outer and self._conn.in_transaction:
@@ -827,41 +757,21 @@ class Store:
     def checkpoint(self) -> None:
         """Copy committed WAL pages back into the database, without waiting
         for or blocking anyone (a PASSIVE checkpoint)."""
-        with self._lock, _translate(self.path):
+        with self._lock, translate(self.path):
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def data_version(self) -> int:
         """Changes whenever another connection commits (``PRAGMA data_version``)."""
-        with self._lock, _translate(self.path):
+        with self._lock, translate(self.path):
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         # Plain sqlite3 on the read path: sqlite-utils (schema and migrations)
         # costs ~80 ms to import, a third of `proctor runs list`'s budget.
-        with self._lock, _translate(self.path):
+        with self._lock, translate(self.path):
             cursor = self._conn.execute(sql, params)
             columns = [c[0] for c in cursor.description]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
-    """Switch a new store to WAL, waiting up to the busy timeout.
-
-    SQLite answers "locked" at once, without its busy handler, when other
-    connections hold the file while the first one switches its journal mode:
-    several processes creating one store together (a worker and `proctor
-    start`, say). Once one switch is done the others find WAL and go on.
-    """
-    deadline = time.monotonic() + busy_timeout
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.005)
-        else:
-            return
 
 
 def _run_projection(
@@ -894,47 +804,3 @@ def _run_projection(
     if t in (_E.RUN_CANCELLED, _E.RUN_TERMINATED):
         return ", finished_at = ?", (now,)
     return "", ()
-
-
-#: SQLite's primary result codes for "cannot create the -shm index beside it".
-_SQLITE_READONLY: Final = 8
-_SQLITE_CANTOPEN: Final = 14
-
-
-def _in_read_only_folder(path: str, exc: StoreError) -> bool:
-    """Whether a read-only open failed only because the folder is read-only.
-
-    Reading a WAL-mode database needs its ``-shm`` index, which SQLite
-    creates beside it; in a folder this process cannot write (permissions,
-    a read-only mount) a plain read-only open fails ("attempt to write a
-    readonly database"). With no ``-wal`` file, no runtime has the store
-    open and the main file holds every commit, so it is then read as an
-    immutable snapshot, as SQLite documents for read-only media. A runtime
-    that writes the store has its ``-wal`` and ``-shm`` beside it, and they
-    are used as usual.
-    """
-    cause = exc.__cause__
-    code = getattr(cause, "sqlite_errorcode", None)
-    if not isinstance(cause, sqlite3.OperationalError) or code is None:
-        return False
-    return code & 0xFF in (_SQLITE_READONLY, _SQLITE_CANTOPEN) and not os.path.exists(f"{path}-wal")
-
-
-@contextlib.contextmanager
-def _translate(path: str) -> Iterator[None]:
-    """Turn sqlite3 errors into the StoreError family, with the path named."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        msg = str(exc)
-        if "locked" in msg or "busy" in msg:
-            raise StoreLocked(
-                f"{path} is locked by another process (waited past the busy timeout)"
-            ) from exc
-        raise damage(path, exc) or StoreError(f"{path}: {msg}") from exc
-    except sqlite3.ProgrammingError as exc:  # e.g. used after close(): our bug, not the file's
-        raise StoreError(f"{path}: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise damage(path, exc) or NotAProctorStore(
-            f"{path} is not a Proctor store: {exc}"
-        ) from exc
