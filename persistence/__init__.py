@@ -44,6 +44,7 @@ from persistence._json import (
     roundtrip_arguments,
 )
 from persistence._leases import DEFAULT_LEASE_TTL, LeaseObserver, why_dead
+from persistence._pruning import prune, prune_batch, prune_runtimes
 from persistence._records import (
     Appended,
     AppendOutcome,
@@ -60,9 +61,6 @@ from persistence._retention import (
     PruneCursor,
     PruneReport,
     parse_duration,
-    prune,
-    prune_batch,
-    prune_runtimes,
     retention_seconds,
 )
 from persistence._schema import SCHEMA_VERSION

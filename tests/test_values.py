@@ -42,6 +42,7 @@ from persistence import (
     InvalidTransition,
     NewEvent,
     Store,
+    _append,
     dumps,
     roundtrip,
 )
@@ -408,14 +409,14 @@ def test_D1_a_record_the_store_refuses_fails_the_run_instead_of_hanging_it(
 ) -> None:
     """Every refused write surfaces: a refusal that is not fencing (a record
     Proctor built wrong, say) fails the run with the store's reason."""
-    project = Store._project_step
+    project = _append.project_step
 
-    def refusing(self: Store, conn: Any, ev: NewEvent, *rest: Any) -> None:
+    def refusing(conn: Any, ev: NewEvent, *rest: Any) -> None:
         if ev.type is EventType.STEP_COMPLETED and (ev.step or "").endswith("refused_step"):
             raise InvalidTransition("refused for this test")
-        project(self, conn, ev, *rest)
+        project(conn, ev, *rest)
 
-    monkeypatch.setattr(Store, "_project_step", refusing)
+    monkeypatch.setattr(_append, "project_step", refusing)
     with pytest.raises(WorkflowFailed) as failed:
         rt.start(calls_refused_step).result(timeout=10)
     assert failed.value.error["type"] == "ProctorError"
