@@ -1,4 +1,7 @@
-"""Proctor's store: the append-only event log and its projections in SQLite.
+"""Proctor's store: the append-only event log and its projections.
+
+``Store`` is the interface (a Protocol) the actors and the CLI type against;
+``SQLiteStore`` is its SQLite implementation, named only where a store is opened.
 
 This package imports neither ``actors`` nor ``cli``; both build on it.
 """
@@ -33,6 +36,7 @@ from persistence._errors import (
 )
 from persistence._file import FileIdentity, check_same_file
 from persistence._fold import Folded, fold
+from persistence._interface import Store
 from persistence._json import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_RECORD_DEPTH,
@@ -79,7 +83,7 @@ from persistence._states import (
     next_state,
     next_step_state,
 )
-from persistence._store import Store
+from persistence._store import SQLiteStore
 from persistence._text import safe_repr, safe_str, type_name, valid_text
 
 __all__ = [
@@ -122,6 +126,7 @@ __all__ = [
     "RunRecord",
     "RunState",
     "RuntimeRecord",
+    "SQLiteStore",
     "SchemaTooNew",
     "StepRecord",
     "StepState",

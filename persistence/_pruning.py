@@ -42,7 +42,7 @@ from persistence._retention import PRUNE_BATCH, PruneCursor, PruneReport
 from persistence._states import TERMINAL_STATES
 
 if TYPE_CHECKING:
-    from persistence._store import Store
+    from persistence._interface import Store
 
 #: Seconds between two prune transactions of one prune(): longer than SQLite's
 #: busy-handler retry interval at small waits, so a waiting writer gets in.

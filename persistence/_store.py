@@ -1,6 +1,6 @@
-"""The SQLite store, as a facade over one module per concept.
+"""The SQLite store: one implementation of the ``Store`` interface, as a facade.
 
-:class:`Store` composes the pieces, each in its own module:
+:class:`SQLiteStore` composes the pieces, each in its own module:
 
 - ``_connection``: the shared connection, opening, WAL, transactions, errors;
 - ``_append`` (with ``_fencing`` and ``_projections``): appending groups;
@@ -9,7 +9,9 @@
 - ``_pruning``: retention.
 
 It adds only what is SQLite's alone: the file it opened (``opened``,
-:meth:`Store.check_file`), ``PRAGMA data_version`` and WAL checkpoints.
+:meth:`SQLiteStore.check_file`), ``PRAGMA data_version`` and WAL checkpoints,
+each also under the interface's store-neutral name (``changes``,
+``housekeep``, ``check_same_store``).
 
 Invariants: every statement goes through the one :class:`SharedConnection`
 (one lock, errors translated); writes go through ``_append``, which applies
@@ -25,7 +27,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persistence import _append, _queries, _runtimes
 from persistence._connection import (
@@ -35,6 +37,7 @@ from persistence._connection import (
     connect,
 )
 from persistence._file import FileIdentity, check_same_file, identify
+from persistence._interface import Store
 from persistence._leases import LeaseObserver
 from persistence._pruning import sqlite_prune_batch, sqlite_prune_runtimes
 from persistence._records import (
@@ -50,12 +53,14 @@ from persistence._retention import PRUNE_BATCH, PruneCursor, PruneReport
 from persistence._states import RunState
 
 
-class Store:
+class SQLiteStore:
     """One connection to a Proctor store file. Thread-safe; one writer per process.
 
     Use :meth:`open`. A store opened with ``readonly=True`` never creates or
     changes anything, which is what the CLI's reading commands rely on.
-    Each method is documented in the module that implements it.
+    The methods are the :class:`~persistence.Store` interface's (documented
+    there and in the modules that implement them), plus :meth:`open`,
+    :meth:`data_version`, :meth:`checkpoint` and :meth:`check_file`.
     """
 
     def __init__(self, conn: sqlite3.Connection, path: str, *, readonly: bool) -> None:
@@ -84,7 +89,7 @@ class Store:
         synchronous: Synchronous = "NORMAL",
         autocheckpoint: int | None = None,
         create: bool = True,
-    ) -> Store:
+    ) -> SQLiteStore:
         """Open (and, unless ``readonly``, create or migrate) the store at ``path``.
 
         ``autocheckpoint``: WAL pages after which a commit on this connection
@@ -124,10 +129,14 @@ class Store:
         if self._opened is not None:
             check_same_file(self.path, self._opened)
 
+    def check_same_store(self) -> None:
+        """The interface's name for :meth:`check_file`."""
+        self.check_file()
+
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SQLiteStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -244,11 +253,19 @@ class Store:
         with self._db.locked() as conn:
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def changes(self) -> int:
+        """The interface's change token: :meth:`data_version`."""
+        return self.data_version()
+
     def checkpoint(self) -> None:
         """Copy committed WAL pages back into the database, without waiting
         for or blocking anyone (a PASSIVE checkpoint)."""
         with self._db.locked() as conn:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def housekeep(self) -> None:
+        """The interface's periodic upkeep: :meth:`checkpoint`."""
+        self.checkpoint()
 
     def prune_batch(
         self,
@@ -267,3 +284,10 @@ class Store:
         self, cutoff: float, report: PruneReport | None = None, *, lock_wait: float | None = None
     ) -> int:
         return sqlite_prune_runtimes(self._db, cutoff, report, lock_wait=lock_wait)
+
+
+if TYPE_CHECKING:
+    # Static proof, checked by mypy: SQLiteStore implements the Store
+    # interface (a method missing or with another signature fails here).
+    # tests/test_store_interface.py checks the method sets at run time.
+    _IMPLEMENTS: type[Store] = SQLiteStore

@@ -41,7 +41,7 @@ from persistence import (
     EventType,
     InvalidTransition,
     NewEvent,
-    Store,
+    SQLiteStore,
     _append,
     dumps,
     roundtrip,
@@ -377,7 +377,7 @@ def test_D4_proctor_start_refuses_values_that_are_not_json_and_creates_nothing(
     )
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    assert not db.exists() or Store.open(db, readonly=True).list_runs() == []
+    assert not db.exists() or SQLiteStore.open(db, readonly=True).list_runs() == []
 
 
 def test_D4_a_reason_that_is_not_text_is_refused_at_the_call(rt: Runtime, db: Path) -> None:
