@@ -226,7 +226,7 @@ class ControlInbox(ProctorActor):
         fenced = self._watch_fence()
         try:
             self._check_file()
-            version = self._store.data_version()
+            version = self._store.changes()
             if version != self._version:
                 self._version = version
                 self._deliver(self._store.control_requests(after=self._cursor))
@@ -237,7 +237,7 @@ class ControlInbox(ProctorActor):
             now = self._clock.monotonic()
             if now >= self._next_checkpoint:
                 self._next_checkpoint = now + CHECKPOINT_INTERVAL
-                self._store.checkpoint()
+                self._store.housekeep()
             if self._resume and not fenced and now >= self._next_resume_scan:
                 self._next_resume_scan = now + min(RESUME_INTERVAL, self._lease_ttl / 2)
                 self._resume_orphans()
@@ -290,7 +290,7 @@ class ControlInbox(ProctorActor):
         self._next_file_check = now + FILE_CHECK_INTERVAL
         if self._opened is not None:
             check_same_file(self._store.path, self._opened)
-        self._store.check_file()
+        self._store.check_same_store()
 
     def _watch_fence(self) -> bool:
         """Whether this runtime is fenced now; tells the Guardian once per episode."""

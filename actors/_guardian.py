@@ -508,7 +508,7 @@ class Guardian(ProctorActor):
         if self._halted.is_set():
             return  # killed, or stopped already
         try:  # the file gone is the root cause of any damage SQLite reports
-            self._reader.check_file()
+            self._reader.check_same_store()
         except StoreError as gone:
             error = gone
         # Said before it shows (only this actor and kill() set it): whoever

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from persistence import FileIdentity, Store, StoreError, StoreReplaced, check_same_file
+from persistence import FileIdentity, SQLiteStore, Store, StoreError, StoreReplaced, check_same_file
 
 
 class Halt(threading.Event):
@@ -79,14 +79,14 @@ def open_same_store(
     Raises:
         StoreReplaced: the file was deleted or replaced.
         StoreCorrupt: its ``-wal`` was deleted or replaced, or it is damaged.
-        StoreError: as :meth:`Store.open`.
+        StoreError: as :meth:`SQLiteStore.open`.
     """
     if opened is None:
-        return Store.open(path, **options)
+        return SQLiteStore.open(path, **options)
     spath = os.fspath(path)
     check_same_file(spath, opened)
     try:
-        store = Store.open(spath, create=False, **options)
+        store = SQLiteStore.open(spath, create=False, **options)
     except StoreError:
         check_same_file(spath, opened)  # gone meanwhile: that is the reason
         raise

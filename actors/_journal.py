@@ -205,7 +205,7 @@ class Journal(ProctorActor):
         lost: StoreError | None = exc if isinstance(exc, StoreReplaced | StoreCorrupt) else None
         if lost is None and not self._halted.is_set():
             try:
-                self._store.check_file()
+                self._store.check_same_store()
             except StoreError as gone:
                 lost = gone
         if lost is not None and self._parent is not None and not self._halted.is_set():

@@ -59,7 +59,7 @@ from persistence import (
     RunNotFound,
     RunRecord,
     RunState,
-    Store,
+    SQLiteStore,
     StoreError,
     Synchronous,
     cancel_request,
@@ -248,7 +248,7 @@ class Runtime:
         self.shutdown_timeout = shutdown_timeout
         # Opening the store first surfaces a bad file (locked, foreign, newer
         # schema) here, at construction, as a StoreError.
-        self._store = Store.open(self.db, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._store = SQLiteStore.open(self.db, synchronous=synchronous, busy_timeout=busy_timeout)
         registered_at = time.monotonic()  # sent; the guard counts from here
         try:
             self._store.register_runtime(self.id, ttl=lease_ttl)

@@ -21,12 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from persistence import EventType, NewEvent, Store  # noqa: E402
+from persistence import EventType, NewEvent, SQLiteStore  # noqa: E402
 
 
 def build(db: Path, runs: int) -> None:
     """``runs`` completed 3-step-free runs, written in batches of 500 runs."""
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         for start in range(0, runs, 500):
             groups = []
             for i in range(start, min(start + 500, runs)):

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from persistence import EventType, NewEvent, Store, cancel_request  # noqa: E402
+from persistence import EventType, NewEvent, SQLiteStore, cancel_request  # noqa: E402
 
 
 def wait_for(path: Path, timeout: float = 30.0) -> None:
@@ -43,7 +43,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="proctor-xp-"))
     db, folder = work / "bench.db", work / "markers"
     folder.mkdir()
-    Store.open(db).close()
+    SQLiteStore.open(db).close()
     log = (work / "worker.log").open("w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "cli", "--db", str(db), "worker", "bench_workflows"],
@@ -54,7 +54,7 @@ def main() -> None:
     )
     latencies = []
     try:
-        with Store.open(db) as store:
+        with SQLiteStore.open(db) as store:
             for i in range(args.runs):
                 key, run_id = f"k{i}", uuid.uuid4().hex
                 data = {"workflow": "bench.xp_cancel_me", "args": [str(folder), key], "kwargs": {}}

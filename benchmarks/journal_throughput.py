@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors import Runtime, step, workflow
-from persistence import EventType, NewEvent, Store
+from persistence import EventType, NewEvent, SQLiteStore, Store
 
 SYNC_LEVELS = ("NORMAL", "FULL")
 
@@ -43,20 +43,20 @@ async def chain(steps: int) -> int:
 
 
 class _CountingStore:
-    """Counts Store.append_groups calls (one per transaction)."""
+    """Counts SQLiteStore.append_groups calls (one per transaction)."""
 
     commits = 0
     _original: Any = None
 
     @classmethod
     def install(cls) -> None:
-        cls._original = Store.append_groups
+        cls._original = SQLiteStore.append_groups
 
         def counted(self: Store, *args: Any, **kwargs: Any) -> Any:
             cls.commits += 1
             return cls._original(self, *args, **kwargs)
 
-        Store.append_groups = counted  # type: ignore[method-assign]
+        SQLiteStore.append_groups = counted  # type: ignore[method-assign]
 
 
 def one_round(folder: Path, sync: str, runs: int, steps: int) -> tuple[float, int, int]:
@@ -74,9 +74,9 @@ def one_round(folder: Path, sync: str, runs: int, steps: int) -> tuple[float, in
 
 
 def store_ceiling(folder: Path, sync: str, events: int, batch: int) -> float:
-    """Events/s of Store.append_groups alone: one thread, ``batch`` events a commit."""
+    """Events/s of SQLiteStore.append_groups alone: one thread, ``batch`` events a commit."""
     db = folder / f"ceiling-{sync}.db"
-    with Store.open(db, synchronous=sync) as store:  # type: ignore[arg-type]
+    with SQLiteStore.open(db, synchronous=sync) as store:  # type: ignore[arg-type]
         run_id = uuid.uuid4().hex
         store.append([NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data={"workflow": "w"})])
         store.append([NewEvent(run_id=run_id, type=EventType.RUN_STARTED)])

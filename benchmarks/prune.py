@@ -6,7 +6,7 @@ runs a steady load of new 3-step runs on a Runtime while old runs are pruned
 (``--by cli``: ``persistence.prune()`` on a connection of its own, as
 ``proctor runs prune`` does; ``--by runtime``: a second Runtime with
 ``retention=1 day`` prunes in its ControlInbox). Prints the longest prune
-transaction and the Journal's commit latency (each ``Store.append_groups``,
+transaction and the Journal's commit latency (each ``SQLiteStore.append_groups``,
 lock wait included) before and during the prune.
 
     python benchmarks/prune.py [--runs 20000] [--by cli|runtime]
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import persistence._retention as retention
 from actors import Runtime, step, workflow
-from persistence import Store, prune
+from persistence import SQLiteStore, Store, prune
 
 DAY = 86400.0
 
@@ -47,14 +47,14 @@ async def three_steps(order: str) -> str:
 
 
 class _Timed:
-    """Times every Store.append_groups call (one Journal commit each)."""
+    """Times every SQLiteStore.append_groups call (one Journal commit each)."""
 
     samples: ClassVar[list[tuple[float, float]]] = []  # (monotonic at start, seconds)
     _original: Any = None
 
     @classmethod
     def install(cls) -> None:
-        cls._original = Store.append_groups
+        cls._original = SQLiteStore.append_groups
 
         def timed(self: Store, *args: Any, **kwargs: Any) -> Any:
             t0 = time.monotonic()
@@ -63,7 +63,7 @@ class _Timed:
             finally:
                 cls.samples.append((t0, time.monotonic() - t0))
 
-        Store.append_groups = timed  # type: ignore[method-assign]
+        SQLiteStore.append_groups = timed  # type: ignore[method-assign]
 
 
 class _PruneTimed:
@@ -147,7 +147,7 @@ def main() -> None:
             time.sleep(opts.baseline)  # a benchmark: a fixed window of load alone
             started = time.monotonic()
             if opts.by == "cli":
-                with Store.open(db) as store:
+                with SQLiteStore.open(db) as store:
                     report = prune(store, DAY)
                 what = f"{report.runs} runs in {report.transactions} transactions"
             else:

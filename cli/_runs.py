@@ -230,11 +230,12 @@ def follow_run(
     """Emit the run's events past ``after`` as they come, until it is terminal.
 
     Returns the final record, or None if ``deadline`` (monotonic) passed first.
-    Polls ``PRAGMA data_version`` so that an idle store costs no query.
+    Polls the store's change token (``Store.changes``) so that an idle store
+    costs no query.
     """
     version: int | None = None
     while True:
-        current = store.data_version()
+        current = store.changes()
         if current != version:
             version = current
             for event in store.events(run_id, after=after):

@@ -1,8 +1,12 @@
-"""Proctor's store: the append-only event log and its projections in SQLite.
+"""Proctor's store: the append-only event log and its projections.
+
+``Store`` is the interface (a Protocol) the actors and the CLI type against;
+``SQLiteStore`` is its SQLite implementation, named only where a store is opened.
 
 This package imports neither ``actors`` nor ``cli``; both build on it.
 """
 
+from persistence._connection import DEFAULT_BUSY_TIMEOUT, Synchronous
 from persistence._control import (
     MAX_REASON_BYTES,
     cancel_request,
@@ -32,6 +36,7 @@ from persistence._errors import (
 )
 from persistence._file import FileIdentity, check_same_file
 from persistence._fold import Folded, fold
+from persistence._interface import Store
 from persistence._json import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_RECORD_DEPTH,
@@ -43,6 +48,7 @@ from persistence._json import (
     roundtrip_arguments,
 )
 from persistence._leases import DEFAULT_LEASE_TTL, LeaseObserver, why_dead
+from persistence._pruning import prune, prune_batch, prune_runtimes
 from persistence._records import (
     Appended,
     AppendOutcome,
@@ -59,9 +65,6 @@ from persistence._retention import (
     PruneCursor,
     PruneReport,
     parse_duration,
-    prune,
-    prune_batch,
-    prune_runtimes,
     retention_seconds,
 )
 from persistence._schema import SCHEMA_VERSION
@@ -80,7 +83,7 @@ from persistence._states import (
     next_state,
     next_step_state,
 )
-from persistence._store import DEFAULT_BUSY_TIMEOUT, Store, Synchronous
+from persistence._store import SQLiteStore
 from persistence._text import safe_repr, safe_str, type_name, valid_text
 
 __all__ = [
@@ -123,6 +126,7 @@ __all__ = [
     "RunRecord",
     "RunState",
     "RuntimeRecord",
+    "SQLiteStore",
     "SchemaTooNew",
     "StepRecord",
     "StepState",

@@ -1,134 +1,83 @@
-"""The Proctor store: an append-only event log and its projections in SQLite.
+"""The SQLite store: one implementation of the ``Store`` interface, as a facade.
 
-Writes go through :meth:`Store.append`, which applies the transition tables
-inside the same transaction as the insert. That is what makes fencing hold
-"whoever writes it": the Journal actor, a CLI in another process, or a step
-thread that was abandoned long ago all meet the same check.
+:class:`SQLiteStore` composes the pieces, each in its own module:
+
+- ``_connection``: the shared connection, opening, WAL, transactions, errors;
+- ``_append`` (with ``_fencing`` and ``_projections``): appending groups;
+- ``_queries``: the read API;
+- ``_runtimes``: leases and orphaned runs;
+- ``_pruning``: retention.
+
+It adds only what is SQLite's alone: the file it opened (``opened``,
+:meth:`SQLiteStore.check_file`), ``PRAGMA data_version`` and WAL checkpoints,
+each also under the interface's store-neutral name (``changes``,
+``housekeep``, ``check_same_store``).
+
+Invariants: every statement goes through the one :class:`SharedConnection`
+(one lock, errors translated); writes go through ``_append``, which applies
+the transition tables and the fencing rules inside the same transaction as
+the insert. That is what makes fencing hold "whoever writes it": the Journal
+actor, a CLI in another process, or a step thread that was abandoned long
+ago all meet the same check.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, Final, Literal
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
 
-from persistence._control import terminate_request
-from persistence._errors import (
-    CorruptRecord,
-    InvalidTransition,
-    NotAProctorStore,
-    NotSerializable,
-    RunNotFound,
-    StoreError,
-    StoreLocked,
+from persistence import _append, _queries, _runtimes
+from persistence._connection import (
+    DEFAULT_BUSY_TIMEOUT,
+    SharedConnection,
+    Synchronous,
+    connect,
 )
-from persistence._file import (
-    FileIdentity,
-    check_same_file,
-    check_shm_writable,
-    damage,
-    identify,
-)
-from persistence._json import dumps
-from persistence._leases import BOOT_ID, HOSTNAME, PID_NS, LeaseObserver, why_dead
-from persistence._ownership import owners_other_than
-from persistence._payloads import event_data, inflate, moves, texts
+from persistence._file import FileIdentity, check_same_file, identify
+from persistence._interface import Store
+from persistence._leases import LeaseObserver
+from persistence._pruning import sqlite_prune_batch, sqlite_prune_runtimes
 from persistence._records import (
-    Appended,
     AppendOutcome,
     EventRecord,
     HeartbeatRecord,
     NewEvent,
-    Refused,
     RunRecord,
     RuntimeRecord,
     StepRecord,
 )
-from persistence._schema import CONTROL_WHERE, check_identity, migrate
-from persistence._shapes import InvalidEvent, check_event
-from persistence._states import (
-    OPEN_EVENTS,
-    POST_MORTEM_EVENTS,
-    RUN_TRANSITION_EVENTS,
-    STEP_END_EVENTS,
-    STEP_TRANSITIONS,
-    TERMINAL_STATES,
-    EventType,
-    RunState,
-    StepState,
-    next_state,
-    next_step_state,
-)
-
-Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
-
-#: How long a connection waits for another one's write lock before StoreLocked.
-DEFAULT_BUSY_TIMEOUT: Final = 5.0
-
-_E = EventType
+from persistence._retention import PRUNE_BATCH, PruneCursor, PruneReport
+from persistence._states import RunState
 
 
-_RUNNING: Final = StepState.RUNNING.value
-_WAITING: Final = StepState.WAITING.value
-
-
-def _ending_waiting(type_: EventType) -> str:
-    """The status a step end may also move out of: WAITING, if the table allows."""
-    return _WAITING if (StepState.WAITING, type_) in STEP_TRANSITIONS else _RUNNING
-
-
-_STATES: Final = frozenset(s.value for s in RunState)
-_STEP_STATES: Final = frozenset(s.value for s in StepState)
-
-
-@dataclasses.dataclass(slots=True)
-class _RunRow:
-    """A run's row as a group of events being applied leaves it."""
-
-    status: RunState
-    last_seq: int
-    owner: str | None
-    #: status/last_seq changed and are not written yet.
-    dirty: bool = False
-
-
-def _log(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int:
-    """Append one row to the log; its seq."""
-    cursor = conn.execute(
-        "INSERT INTO events (run_id, run_seq, ts, type, step, call, attempt, data, moved)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        values,
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
-
-
-class _GroupRefused(Exception):
-    def __init__(self, refusal: Refused) -> None:
-        self.refusal = refusal
-
-
-class Store:
-    """One connection to a Proctor store. Thread-safe; one writer per process.
+class SQLiteStore:
+    """One connection to a Proctor store file. Thread-safe; one writer per process.
 
     Use :meth:`open`. A store opened with ``readonly=True`` never creates or
     changes anything, which is what the CLI's reading commands rely on.
+    The methods are the :class:`~persistence.Store` interface's (documented
+    there and in the modules that implement them), plus :meth:`open`,
+    :meth:`data_version`, :meth:`checkpoint` and :meth:`check_file`.
     """
 
     def __init__(self, conn: sqlite3.Connection, path: str, *, readonly: bool) -> None:
-        self._conn = conn
-        self._lock = threading.RLock()
+        self._db = SharedConnection(conn, path)
         self.path = path
         self.readonly = readonly
         #: The file (and -wal) the connection opened; see check_file().
         self._opened: FileIdentity | None = None
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The raw connection (for tests and tools that inspect SQLite itself)."""
+        return self._db.conn
+
+    def _write(self, sql: str, params: Sequence[Any]) -> None:
+        """One raw statement (for tests that write what Proctor never would)."""
+        self._db.write(sql, params)
 
     @classmethod
     def open(
@@ -140,7 +89,7 @@ class Store:
         synchronous: Synchronous = "NORMAL",
         autocheckpoint: int | None = None,
         create: bool = True,
-    ) -> Store:
+    ) -> SQLiteStore:
         """Open (and, unless ``readonly``, create or migrate) the store at ``path``.
 
         ``autocheckpoint``: WAL pages after which a commit on this connection
@@ -153,73 +102,14 @@ class Store:
                 ``busy_timeout``, not a Proctor store, or from a newer version.
         """
         spath = os.fspath(path)
-        if readonly:
-            if not Path(spath).is_file():
-                raise StoreError(f"no Proctor store at {spath}: the file does not exist")
-            try:
-                return cls._open(spath, f"file:{quote(spath)}?mode=ro", busy_timeout=busy_timeout)
-            except StoreError as exc:
-                if not _in_read_only_folder(spath, exc):
-                    raise
-            # See _in_read_only_folder: with no WAL, the file is all there is.
-            target = f"file:{quote(spath)}?mode=ro&immutable=1"
-            return cls._open(spath, target, busy_timeout=busy_timeout)
-        return cls._open(
+        conn = connect(
             spath,
-            None,
+            readonly=readonly,
             busy_timeout=busy_timeout,
             synchronous=synchronous,
             autocheckpoint=autocheckpoint,
             create=create,
         )
-
-    @classmethod
-    def _open(
-        cls,
-        spath: str,
-        readonly_uri: str | None,
-        *,
-        busy_timeout: float,
-        synchronous: Synchronous = "NORMAL",
-        autocheckpoint: int | None = None,
-        create: bool = True,
-    ) -> Store:
-        """:meth:`open`'s work: read-only through ``readonly_uri``, else read-write."""
-        readonly = readonly_uri is not None
-        if readonly_uri is not None:
-            target, uri = readonly_uri, True
-        else:
-            check_shm_writable(spath)  # SQLite would crash the process (SIGBUS)
-            target, uri = (spath, False) if create else (f"file:{quote(spath)}?mode=rw", True)
-        try:
-            conn = sqlite3.connect(
-                target,
-                uri=uri,
-                timeout=busy_timeout,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,  # guarded by Store._lock
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {spath}: {exc}") from exc
-        try:
-            with _translate(spath):
-                if readonly:
-                    version = check_identity(conn, spath)
-                    if version == 0:
-                        raise NotAProctorStore(f"{spath} is not a Proctor store: it is empty")
-                else:
-                    # WAL: readers never block the writer, and the CLI can read
-                    # while a runtime writes. NORMAL in WAL survives a crash of
-                    # the process; FULL also survives power loss (an fsync per commit).
-                    check_identity(conn, spath)
-                    _enable_wal(conn, busy_timeout)
-                    conn.execute(f"PRAGMA synchronous = {synchronous}")
-                    if autocheckpoint is not None:
-                        conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
-                    migrate(conn, spath)
-        except BaseException:
-            conn.close()
-            raise
         store = cls(conn, spath, readonly=readonly)
         store._opened = identify(spath)
         return store
@@ -239,17 +129,20 @@ class Store:
         if self._opened is not None:
             check_same_file(self.path, self._opened)
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def check_same_store(self) -> None:
+        """The interface's name for :meth:`check_file`."""
+        self.check_file()
 
-    def __enter__(self) -> Store:
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- writing ------------------------------------------------------------
+    # -- writing (``_append``) -------------------------------------------------
 
     def append(
         self, events: Sequence[NewEvent], *, writer: str | None = None
@@ -265,363 +158,29 @@ class Store:
         writer: str | None = None,
         foreign: set[str] | None = None,
     ) -> list[list[AppendOutcome]]:
-        """Append several atomic groups in one transaction (group commit).
-
-        A group that breaks a rule (unknown run, fenced terminal run, illegal
-        transition, data that is not JSON) is refused whole; the others commit.
-        ``heartbeats`` update their running step attempts in the same
-        transaction; one for an attempt that has ended is ignored.
-
-        ``writer`` is the runtime writing (None: a tool such as the CLI). A
-        runtime may write a run's records only while it owns the run; any
-        writer may create, take over, cancel or terminate one (OPEN_EVENTS).
-        A heartbeat of a run ``writer`` no longer owns is not written either;
-        its run id is added to ``foreign``, so the writer learns it lost the
-        run although a heartbeat has no outcome to refuse.
-        """
-        now = time.time()
-        results: list[list[AppendOutcome]] = []
-        # A lone group needs no savepoint: refused, the whole transaction is
-        # rolled back. Every statement saved here is a GIL hand-off saved.
-        alone = len(groups) == 1 and not heartbeats
-        with self._transaction() as conn:
-            if heartbeats and writer is not None:
-                heartbeats = self._owned_heartbeats(conn, heartbeats, writer, foreign)
-            # Heartbeats first: an attempt's last one may share a commit with
-            # its end, and is kept (an attempt beats only once its start is
-            # committed, so none is lost the other way round).
-            if heartbeats:
-                conn.executemany(
-                    "UPDATE steps SET heartbeat_at = ?,"
-                    " heartbeat_details = coalesce(?, heartbeat_details)"
-                    " WHERE run_id = ? AND call = ? AND attempt = ? AND status = ?",
-                    [
-                        (h.at, h.details_json, h.run_id, h.call, h.attempt, _RUNNING)
-                        for h in heartbeats
-                    ],
-                )
-            results.extend(
-                self._apply_group(conn, group, now, writer, savepoint=not alone) for group in groups
-            )
-            if alone and results[0] and not results[0][0].accepted:
-                conn.execute("ROLLBACK")
-        return results
-
-    @staticmethod
-    def _owned_heartbeats(
-        conn: sqlite3.Connection,
-        heartbeats: Sequence[HeartbeatRecord],
-        writer: str,
-        foreign: set[str] | None,
-    ) -> list[HeartbeatRecord]:
-        lost = set(owners_other_than(conn, list({h.run_id for h in heartbeats}), writer))
-        if not lost:
-            return list(heartbeats)
-        if foreign is not None:
-            foreign.update(lost)
-        return [h for h in heartbeats if h.run_id not in lost]
+        return _append.append_groups(self._db, groups, heartbeats, writer=writer, foreign=foreign)
 
     def terminate_tree(
         self, run_id: str, reason: str | None, *, source: str, origin: str | None = None
     ) -> tuple[AppendOutcome, list[str]]:
-        """T1 and T4 in one transaction: the run, then each unfinished descendant.
+        return _append.terminate_tree(self._db, run_id, reason, source=source, origin=origin)
 
-        Returns the run's outcome and the descendants this call terminated
-        (none if the run had already finished: it keeps its children).
-        """
-        now = time.time()
-        terminated: list[str] = []
-        with self._transaction() as conn:
-            group = terminate_request(run_id, reason, source=source, origin=origin)
-            root = self._apply_group(conn, group, now, None)[-1]
-            if root.accepted:
-                for child in self.descendants(run_id):
-                    request = terminate_request(
-                        child.run_id, reason, source="parent", origin=origin
-                    )
-                    if self._apply_group(conn, request, now, None)[-1].accepted:
-                        terminated.append(child.run_id)
-        return root, terminated
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed at the end of the block unless the
-        block rolled it back, rolled back if the block raises."""
-        with self._lock, _translate(self.path):
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-
-    def _apply_group(
-        self,
-        conn: sqlite3.Connection,
-        group: Sequence[NewEvent],
-        now: float,
-        writer: str | None,
-        *,
-        savepoint: bool = True,
-    ) -> list[AppendOutcome]:
-        """One atomic group inside the open transaction: all or none.
-
-        Without ``savepoint`` the caller rolls the whole transaction back if
-        the group is refused.
-        """
-        if savepoint:
-            conn.execute("SAVEPOINT grp")
-        rows: dict[str, _RunRow] = {}
-        try:
-            outcomes: list[AppendOutcome] = [
-                self._apply(conn, ev, now, writer, rows) for ev in group
-            ]
-            for run_id, row in rows.items():
-                if row.dirty:  # status and log length the last event left
-                    conn.execute(
-                        "UPDATE runs SET status = ?, last_seq = ? WHERE run_id = ?",
-                        (row.status.value, row.last_seq, run_id),
-                    )
-        except _GroupRefused as refused:
-            if savepoint:
-                conn.execute("ROLLBACK TO grp")
-            outcomes = [refused.refusal] * len(group)
-        if savepoint:
-            conn.execute("RELEASE grp")
-        return outcomes
-
-    def _apply(
-        self,
-        conn: sqlite3.Connection,
-        ev: NewEvent,
-        now: float,
-        writer: str | None,
-        rows: dict[str, _RunRow],
-    ) -> Appended:
-        """One event: checked, logged, projected.
-
-        ``rows`` caches the runs this group touched; their status and log
-        length are written once, at the end of the group.
-        """
-        try:
-            check_event(ev)  # whoever writes: the shapes readers need
-            # Each payload is stored once: in its projection (see _payloads).
-            payloads = texts(ev)
-            data, moved = event_data(ev, moves(ev, payloads, conn))
-        except (NotSerializable, InvalidEvent) as exc:
-            raise _GroupRefused(Refused(str(exc), None)) from exc
-        if ev.type is _E.RUN_CREATED:
-            self._create_run(conn, ev, now, payloads)
-            rows[ev.run_id] = _RunRow(RunState.PENDING, 1, ev.data.get("owner"))
-            return Appended(
-                _log(conn, (ev.run_id, 1, now, ev.type.value, None, None, None, data, moved)),
-                1,
-                RunState.PENDING,
-            )
-        row = rows.get(ev.run_id)
-        if row is None:
-            found = conn.execute(
-                "SELECT status, last_seq, owner FROM runs WHERE run_id = ?", (ev.run_id,)
-            ).fetchone()
-            if found is None:
-                raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
-            if found[0] not in _STATES:  # a row written by hand: refuse, never crash
-                raise _GroupRefused(
-                    Refused(f"run {ev.run_id} has unknown status {found[0]!r}", None)
-                )
-            row = rows[ev.run_id] = _RunRow(RunState(found[0]), found[1], found[2])
-        status, run_seq, owner = row.status, row.last_seq + 1, row.owner
-        if writer is not None and owner != writer and ev.type not in OPEN_EVENTS:
-            # Fencing (D2): a runtime that lost its lease writes no more, and
-            # learns so from this refusal whatever else happened to the run.
-            raise _GroupRefused(
-                Refused(f"run {ev.run_id} is owned by {owner}, not {writer}", status, fenced=True)
-            )
-        # Invariant: a terminal run never changes again; only its teardown is noted.
-        if status.is_terminal and ev.type not in POST_MORTEM_EVENTS:
-            raise _GroupRefused(Refused(f"run {ev.run_id} already finished: {status}", status))
-        if ev.type is _E.RUN_CLAIMED and owner is not None:
-            # Two runtimes never run the same run: the first claim wins, in
-            # the same transaction as the check.
-            raise _GroupRefused(Refused(f"run {ev.run_id} is owned by {owner}", status))
-        # A takeover is a compare-and-swap: of the owner (two runtimes resuming
-        # the same orphan: one wins) and of the log's length (the new owner
-        # replays exactly the history it read).
-        if ev.type is _E.RUN_RESUMED and (
-            owner != ev.data.get("previous_owner") or row.last_seq != ev.data.get("seen_seq")
-        ):
-            raise _GroupRefused(
-                Refused(f"run {ev.run_id} changed hands or grew since it was read", status)
-            )
-
-        new_status = status
-        try:
-            if ev.type in RUN_TRANSITION_EVENTS:
-                new_status = next_state(status, ev.type)
-            self._project_step(conn, ev, now, payloads)
-        except (InvalidTransition, CorruptRecord) as exc:
-            raise _GroupRefused(Refused(str(exc), status)) from exc
-        seq = _log(
-            conn,
-            (ev.run_id, run_seq, now, ev.type.value, ev.step, ev.call, ev.attempt, data, moved),
-        )
-        row.status, row.last_seq, row.dirty = new_status, run_seq, True
-        sets, params = _run_projection(ev, now, payloads)
-        if sets:
-            conn.execute(
-                f"UPDATE runs SET status = ?, last_seq = ?{sets} WHERE run_id = ?",
-                (new_status.value, run_seq, *params, ev.run_id),
-            )
-            row.dirty = False
-            if ev.type in (_E.RUN_CLAIMED, _E.RUN_RESUMED):
-                row.owner = ev.data["owner"]
-        return Appended(seq, run_seq, new_status, status)
-
-    def _create_run(
-        self, conn: sqlite3.Connection, ev: NewEvent, now: float, payloads: dict[str, str]
-    ) -> None:
-        d = ev.data
-        try:
-            conn.execute(
-                "INSERT INTO runs (run_id, workflow, status, args, kwargs, parent_run_id,"
-                " owner, created_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                (
-                    ev.run_id,
-                    d["workflow"],
-                    RunState.PENDING.value,
-                    payloads.get("args") or dumps(d.get("args", []), what="workflow arguments"),
-                    payloads["kwargs"]
-                    if isinstance(d.get("kwargs"), dict)
-                    else dumps(d.get("kwargs") or {}, what="workflow keyword arguments"),
-                    d.get("parent_run_id"),
-                    d.get("owner"),
-                    now,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise _GroupRefused(Refused(f"run {ev.run_id} already exists", None)) from exc
-
-    def _project_step(
-        self, conn: sqlite3.Connection, ev: NewEvent, now: float, payloads: dict[str, str]
-    ) -> None:
-        if ev.type in (_E.STEP_STARTED, _E.STEP_WAITING):
-            # A waiting attempt's row (started_at: when it began to wait)
-            # becomes RUNNING in place when it starts; any other row there
-            # is a second start, refused below.
-            status = StepState.RUNNING if ev.type is _E.STEP_STARTED else StepState.WAITING
-            cur = conn.execute(
-                "INSERT INTO steps (run_id, call, attempt, name, status, shielded, started_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, call, attempt) DO UPDATE"
-                " SET status = excluded.status, started_at = excluded.started_at"
-                " WHERE steps.status = ? AND excluded.status = ?",
-                (
-                    ev.run_id,
-                    ev.call,
-                    ev.attempt,
-                    ev.step,
-                    status.value,
-                    int(bool(ev.data.get("shielded"))),
-                    now,
-                    _WAITING,
-                    _RUNNING,
-                ),
-            )
-            if cur.rowcount == 0:
-                raise InvalidTransition(f"step attempt {ev.call}.{ev.attempt} exists already")
-        elif ev.type in STEP_END_EVENTS:
-            # Every step end is a move out of RUNNING (or, cancelled or
-            # abandoned, out of WAITING): one guarded UPDATE, and only if it
-            # matches nothing, a read to say why.
-            key = (ev.run_id, ev.call, ev.attempt)
-            new = next_step_state(StepState.RUNNING, ev.type)
-            result, error = (
-                payloads.get(k) or (dumps(ev.data[k]) if k in ev.data else None)
-                for k in ("result", "error")
-            )
-            # The end carries the attempt's latest heartbeat details (H1): the
-            # row ends with them even when the heartbeat throttle skipped them.
-            beat = ev.data.get("last_heartbeat_details")
-            details = None if beat is None else dumps(beat)
-            cur = conn.execute(
-                "UPDATE steps SET status = ?, finished_at = ?, result = ?, error = ?,"
-                " heartbeat_details = coalesce(?, heartbeat_details)"
-                " WHERE run_id = ? AND call = ? AND attempt = ? AND status IN (?, ?)",
-                (
-                    new.value,
-                    now,
-                    result,
-                    error,
-                    details,
-                    *key,
-                    _RUNNING,
-                    _ending_waiting(ev.type),
-                ),
-            )
-            if cur.rowcount == 0:
-                row = conn.execute(
-                    "SELECT status FROM steps WHERE run_id = ? AND call = ? AND attempt = ?", key
-                ).fetchone()
-                if row is None:
-                    raise InvalidTransition(f"no step attempt {ev.call}.{ev.attempt} to end")
-                if row[0] not in _STEP_STATES:
-                    raise CorruptRecord(
-                        f"step {ev.call}.{ev.attempt} has unknown status {row[0]!r}"
-                    )
-                next_step_state(StepState(row[0]), ev.type)  # raises: not RUNNING
-
-    # -- runtimes and leases ----------------------------------------------------
+    # -- runtimes and leases (``_runtimes``) -------------------------------------
 
     def register_runtime(self, owner: str, *, ttl: float, version: str | None = None) -> None:
-        """Say that ``owner`` (this process) is alive and renews within ``ttl`` seconds.
-
-        The row names this process's PID namespace and boot, so that only a
-        process that can see it judges it by its pid (P3).
-        """
-        now = time.time()
-        self._write(
-            "INSERT INTO runtimes (owner, pid, hostname, started_at, heartbeat_at,"
-            " lease_expires_at, version, renewals, lease_ttl, pid_ns, boot_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            (owner, os.getpid(), HOSTNAME, now, now, now + ttl, version, ttl, PID_NS, BOOT_ID),
-        )
+        _runtimes.register_runtime(self._db, owner, ttl=ttl, version=version)
 
     def renew_lease(self, owner: str, *, ttl: float) -> bool:
-        """Renew ``owner``'s lease: bump its renewal counter (what observers watch).
-
-        Returns False, and changes nothing, when the row says the runtime
-        stopped or its lease was revoked (another runtime found it silent and
-        may be resuming its runs): it must stop its runs (self-fencing).
-        ``heartbeat_at`` and ``lease_expires_at`` are this host's wall clock,
-        for people to read; no liveness verdict uses them (P3).
-        """
-        now = time.time()
-        with self._lock, _translate(self.path):
-            cur = self._conn.execute(
-                "UPDATE runtimes SET heartbeat_at = ?, lease_expires_at = ?,"
-                " renewals = renewals + 1"
-                " WHERE owner = ? AND stopped_at IS NULL AND revoked IS NULL",
-                (now, now + ttl, owner),
-            )
-            return cur.rowcount == 1
+        return _runtimes.renew_lease(self._db, owner, ttl=ttl)
 
     def release_runtime(self, owner: str) -> None:
-        """``owner`` stopped on purpose: its unfinished runs may be resumed at once."""
-        self._write("UPDATE runtimes SET stopped_at = ? WHERE owner = ?", (time.time(), owner))
+        _runtimes.release_runtime(self._db, owner)
 
     def expire_lease(self, owner: str, why: str = "ended at once") -> None:
-        """End ``owner``'s lease now, as if it had stopped renewing it long ago:
-        its runs may be resumed at once, and its next renewal fails."""
-        self._write(
-            "UPDATE runtimes SET lease_expires_at = 0, revoked = ? WHERE owner = ?", (why, owner)
-        )
+        _runtimes.expire_lease(self._db, owner, why)
 
     def runtimes(self) -> list[RuntimeRecord]:
-        rows = self._query("SELECT * FROM runtimes ORDER BY started_at", ())
-        return [RuntimeRecord.from_row(r) for r in rows]
+        return _runtimes.runtimes(self._db)
 
     def orphaned_runs(
         self,
@@ -631,86 +190,15 @@ class Store:
         observer: LeaseObserver | None = None,
         limit: int = 100,
     ) -> list[tuple[RunRecord, str]]:
-        """Unfinished runs of ``workflows`` whose owner is dead and that nobody
-        else will resume, and why.
-
-        A top-level run is resumed here. A child run is resumed by its parent's
-        replay while its parent is unfinished and its log does not record the
-        child's end; otherwise (a child abandoned by a parent that ended, or
-        one whose parent no longer waits for it) nobody would, so it is
-        resumed here too. Never both: two resumers of one child would race,
-        and the parent of the loser would record an end that did not happen.
-        ``observer`` judges silence on the caller's own clock (P3); without
-        one, only rows that say so and gone processes count. An owner found
-        silent is revoked here by a compare-and-swap on its renewal counter,
-        before any of its runs is returned: if it renewed meanwhile it is
-        alive after all; if not, its next renewal fails and it stops its runs.
-        """
-        if not workflows:
-            return []
-        marks = ", ".join("?" * len(workflows))
-        unfinished = [RunState.PENDING, RunState.RUNNING, RunState.CANCELLING]
-        terminal = ", ".join(f"'{s.value}'" for s in TERMINAL_STATES)
-        rows = self._query(
-            f"SELECT r.* FROM runs AS r LEFT JOIN runs AS p ON p.run_id = r.parent_run_id"
-            f" WHERE r.status IN (?, ?, ?) AND r.owner IS NOT NULL AND r.owner != ?"
-            f" AND r.workflow IN ({marks})"
-            f" AND (r.parent_run_id IS NULL OR p.run_id IS NULL OR p.status IN ({terminal})"
-            f"  OR EXISTS (SELECT 1 FROM events AS e WHERE e.run_id = p.run_id"
-            f"   AND e.type = '{_E.CHILD_ENDED.value}'"
-            f"   AND json_extract(e.data, '$.child_run_id') = r.run_id))"
-            f" ORDER BY r.created_at, r.run_id",
-            (*(s.value for s in unfinished), me, *workflows),
-        )
-        runtimes = {r.owner: r for r in self.runtimes()}
-        silence: dict[str, float] = {}
-        if observer is not None:
-            observer.forget_others(runtimes)
-            silence = {owner: observer.silent_for(r) for owner, r in runtimes.items()}
-        verdicts: dict[str, str | None] = {}
-        found: list[tuple[RunRecord, str]] = []
-        for row in rows:
-            record = RunRecord.from_row(row)
-            owner = record.owner
-            assert owner is not None
-            if owner not in verdicts:
-                runtime = runtimes.get(owner)
-                why = why_dead(owner, runtime, silent_for=silence.get(owner))
-                if why is not None and runtime is not None and why_dead(owner, runtime) is None:
-                    # Dead by silence alone: make it so in the row, or find it alive.
-                    why = why if self._revoke(runtime, f"{me}: {why}") else None
-                verdicts[owner] = why
-            why = verdicts[owner]
-            if why is not None:
-                found.append((record, why))
-                if len(found) >= limit:
-                    break
-        return found
+        return _runtimes.orphaned_runs(self._db, workflows, me=me, observer=observer, limit=limit)
 
     def _revoke(self, runtime: RuntimeRecord, why: str) -> bool:
-        """Revoke ``runtime``'s lease unless it renewed since we read its row."""
-        with self._lock, _translate(self.path):
-            cur = self._conn.execute(
-                "UPDATE runtimes SET revoked = ? WHERE owner = ? AND renewals = ?"
-                " AND stopped_at IS NULL AND revoked IS NULL",
-                (why, runtime.owner, runtime.renewals),
-            )
-            return cur.rowcount == 1
+        return _runtimes.revoke(self._db, runtime, why)
 
     def owned_elsewhere(self, run_ids: Sequence[str], *, me: str) -> dict[str, str | None]:
-        """Of ``run_ids``, those the store says are not ``me``'s: run id -> owner.
+        return _runtimes.owned_elsewhere(self._db, run_ids, me=me)
 
-        What a runtime asks about the runs it hosts: one taken over while it
-        could not tell (paused, partitioned) must stop at once (fencing).
-        """
-        with self._lock, _translate(self.path):
-            return owners_other_than(self._conn, run_ids, me)
-
-    def _write(self, sql: str, params: Sequence[Any]) -> None:
-        with self._lock, _translate(self.path):
-            self._conn.execute(sql, params)
-
-    # -- reading ------------------------------------------------------------
+    # -- reading (``_queries``) ------------------------------------------------
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -719,25 +207,14 @@ class Store:
         (One read transaction; in WAL mode it never blocks the writer.) Other
         threads using this Store wait until the block ends.
         """
-        with self._lock:
-            with _translate(self.path):
-                self._conn.execute("BEGIN")
-            try:
-                yield
-            finally:
-                if self._conn.in_transaction:
-                    self._conn.execute("COMMIT")
+        with self._db.snapshot():
+            yield
 
     def find_run(self, run_id: str) -> RunRecord | None:
-        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
-        return RunRecord.from_row(rows[0]) if rows else None
+        return _queries.find_run(self._db, run_id)
 
     def get_run(self, run_id: str) -> RunRecord:
-        """The run's projection, or :class:`RunNotFound`."""
-        record = self.find_run(run_id)
-        if record is None:
-            raise RunNotFound(run_id)
-        return record
+        return _queries.get_run(self._db, run_id)
 
     def list_runs(
         self,
@@ -747,214 +224,70 @@ class Store:
         parent_run_id: str | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first, filtered by any of the arguments."""
-        where: list[str] = []
-        params: list[str | int] = []
-        if status is not None:
-            states = [status] if isinstance(status, RunState) else list(status)
-            where.append(f"status IN ({', '.join('?' * len(states))})")
-            params.extend(s.value for s in states)
-        if workflow is not None:
-            where.append("workflow = ?")
-            params.append(workflow)
-        if parent_run_id is not None:
-            where.append("parent_run_id = ?")
-            params.append(parent_run_id)
-        sql = "SELECT * FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, run_id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [RunRecord.from_row(r) for r in self._query(sql, params)]
+        return _queries.list_runs(
+            self._db, status=status, workflow=workflow, parent_run_id=parent_run_id, limit=limit
+        )
 
     def descendants(self, run_id: str, *, unfinished: bool = True) -> list[RunRecord]:
-        """The run's child runs, their children, and so on, parents first.
-
-        With ``unfinished`` (the default), only runs not yet terminal: the ones
-        a terminate of ``run_id`` must reach (T4).
-        """
-        sql = """
-            WITH RECURSIVE tree(run_id, depth) AS (
-                SELECT run_id, 1 FROM runs WHERE parent_run_id = ?
-                UNION ALL
-                SELECT runs.run_id, tree.depth + 1
-                FROM runs JOIN tree ON runs.parent_run_id = tree.run_id
-            )
-            SELECT runs.* FROM runs JOIN tree USING (run_id)
-        """
-        if unfinished:
-            terminal = ", ".join(f"'{s.value}'" for s in TERMINAL_STATES)
-            sql += f" WHERE runs.status NOT IN ({terminal})"
-        sql += " ORDER BY tree.depth, runs.created_at, runs.run_id"
-        return [RunRecord.from_row(r) for r in self._query(sql, (run_id,))]
+        return _queries.descendants(self._db, run_id, unfinished=unfinished)
 
     def last_seq(self) -> int:
-        """The global sequence number of the newest event (0 for an empty log)."""
-        rows = self._query("SELECT coalesce(max(seq), 0) AS seq FROM events", ())
-        return int(rows[0]["seq"])
+        return _queries.last_seq(self._db)
 
     def control_requests(self, *, after: int, limit: int = 1000) -> list[EventRecord]:
-        """Cancel and terminate requests with global ``seq > after``, oldest first."""
-        # The condition is spelled as in the partial index, so it is used.
-        rows = self._query(
-            f"SELECT * FROM events WHERE {CONTROL_WHERE} AND seq > ? ORDER BY seq LIMIT ?",
-            (after, limit),
-        )
-        return [EventRecord.from_row(r) for r in rows]
+        return _queries.control_requests(self._db, after=after, limit=limit)
 
     def claimable(self, workflows: Sequence[str], *, limit: int) -> list[RunRecord]:
-        """Top-level runs nobody owns yet (``proctor start``), oldest first.
-
-        Child runs are never claimable: they belong to their parent's owner.
-        """
-        if not workflows:
-            return []
-        marks = ", ".join("?" * len(workflows))
-        rows = self._query(
-            f"SELECT * FROM runs WHERE owner IS NULL AND parent_run_id IS NULL"
-            f" AND status IN (?, ?) AND workflow IN ({marks})"
-            f" ORDER BY created_at, run_id LIMIT ?",
-            (RunState.PENDING.value, RunState.CANCELLING.value, *workflows, limit),
-        )
-        return [RunRecord.from_row(r) for r in rows]
+        return _queries.claimable(self._db, workflows, limit=limit)
 
     def events(self, run_id: str, *, after: int = 0) -> list[EventRecord]:
-        """The run's events with ``run_seq > after``, in order, each as appended
-        (payloads held by a projection are filled back in, from one snapshot)."""
-        with self._lock:
-            outer = self._conn.in_transaction
-            if not outer:
-                with _translate(self.path):
-                    self._conn.execute("BEGIN")
-            try:
-                rows = self._query(
-                    "SELECT * FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq",
-                    (run_id, after),
-                )
-                with _translate(self.path):
-                    return inflate(self._conn, rows)
-            finally:
-                if not outer and self._conn.in_transaction:
-                    self._conn.execute("COMMIT")
+        return _queries.events(self._db, run_id, after=after)
 
     def steps(self, run_id: str) -> list[StepRecord]:
-        """Every step attempt of the run, in call and attempt order."""
-        rows = self._query("SELECT * FROM steps WHERE run_id = ? ORDER BY call, attempt", (run_id,))
-        return [StepRecord.from_row(r) for r in rows]
+        return _queries.steps(self._db, run_id)
+
+    # -- change detection and housekeeping: SQLite's own mechanisms ---------------
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (``PRAGMA data_version``)."""
+        with self._db.locked() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def changes(self) -> int:
+        """The interface's change token: :meth:`data_version`."""
+        return self.data_version()
 
     def checkpoint(self) -> None:
         """Copy committed WAL pages back into the database, without waiting
         for or blocking anyone (a PASSIVE checkpoint)."""
-        with self._lock, _translate(self.path):
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        with self._db.locked() as conn:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits (``PRAGMA data_version``)."""
-        with self._lock, _translate(self.path):
-            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+    def housekeep(self) -> None:
+        """The interface's periodic upkeep: :meth:`checkpoint`."""
+        self.checkpoint()
 
-    def _query(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        # Plain sqlite3 on the read path: sqlite-utils (schema and migrations)
-        # costs ~80 ms to import, a third of `proctor runs list`'s budget.
-        with self._lock, _translate(self.path):
-            cursor = self._conn.execute(sql, params)
-            columns = [c[0] for c in cursor.description]
-            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
-    """Switch a new store to WAL, waiting up to the busy timeout.
-
-    SQLite answers "locked" at once, without its busy handler, when other
-    connections hold the file while the first one switches its journal mode:
-    several processes creating one store together (a worker and `proctor
-    start`, say). Once one switch is done the others find WAL and go on.
-    """
-    deadline = time.monotonic() + busy_timeout
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.005)
-        else:
-            return
-
-
-def _run_projection(
-    ev: NewEvent, now: float, payloads: dict[str, str]
-) -> tuple[str, tuple[Any, ...]]:
-    """Extra ``runs`` columns an event sets, as (SQL fragment, parameters)."""
-    t, d = ev.type, ev.data
-    if t in (_E.RUN_CLAIMED, _E.RUN_RESUMED):
-        return ", owner = ?", (d["owner"],)
-    if t is _E.RUN_STARTED:
-        return ", started_at = coalesce(started_at, ?)", (now,)
-    if t is _E.CANCEL_REQUESTED:
-        # The first request is the one acted on; repeats are only logged (C6).
-        return (
-            ", cancel_reason = iif(cancel_requested_at IS NULL, ?, cancel_reason)"
-            ", cancel_source = iif(cancel_requested_at IS NULL, ?, cancel_source)"
-            ", cancel_grace = iif(cancel_requested_at IS NULL, ?, cancel_grace)"
-            ", cancel_requested_at = coalesce(cancel_requested_at, ?)",
-            (d.get("reason"), d.get("source"), d.get("grace"), now),
+    def prune_batch(
+        self,
+        cutoff: float,
+        *,
+        after: PruneCursor | None = None,
+        batch: int = PRUNE_BATCH,
+        report: PruneReport | None = None,
+        lock_wait: float | None = None,
+    ) -> tuple[PruneCursor | None, bool]:
+        return sqlite_prune_batch(
+            self._db, cutoff, after=after, batch=batch, report=report, lock_wait=lock_wait
         )
-    if t is _E.TERMINATE_REQUESTED:
-        return (
-            ", terminate_reason = ?, terminate_requested_at = ?",
-            (d.get("reason"), now),
-        )
-    if t is _E.RUN_COMPLETED:
-        return ", result = ?, finished_at = ?", (payloads.get("result", "null"), now)
-    if t is _E.RUN_FAILED:
-        return ", error = ?, finished_at = ?", (payloads.get("error", "null"), now)
-    if t in (_E.RUN_CANCELLED, _E.RUN_TERMINATED):
-        return ", finished_at = ?", (now,)
-    return "", ()
+
+    def prune_runtimes(
+        self, cutoff: float, report: PruneReport | None = None, *, lock_wait: float | None = None
+    ) -> int:
+        return sqlite_prune_runtimes(self._db, cutoff, report, lock_wait=lock_wait)
 
 
-#: SQLite's primary result codes for "cannot create the -shm index beside it".
-_SQLITE_READONLY: Final = 8
-_SQLITE_CANTOPEN: Final = 14
-
-
-def _in_read_only_folder(path: str, exc: StoreError) -> bool:
-    """Whether a read-only open failed only because the folder is read-only.
-
-    Reading a WAL-mode database needs its ``-shm`` index, which SQLite
-    creates beside it; in a folder this process cannot write (permissions,
-    a read-only mount) a plain read-only open fails ("attempt to write a
-    readonly database"). With no ``-wal`` file, no runtime has the store
-    open and the main file holds every commit, so it is then read as an
-    immutable snapshot, as SQLite documents for read-only media. A runtime
-    that writes the store has its ``-wal`` and ``-shm`` beside it, and they
-    are used as usual.
-    """
-    cause = exc.__cause__
-    code = getattr(cause, "sqlite_errorcode", None)
-    if not isinstance(cause, sqlite3.OperationalError) or code is None:
-        return False
-    return code & 0xFF in (_SQLITE_READONLY, _SQLITE_CANTOPEN) and not os.path.exists(f"{path}-wal")
-
-
-@contextlib.contextmanager
-def _translate(path: str) -> Iterator[None]:
-    """Turn sqlite3 errors into the StoreError family, with the path named."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        msg = str(exc)
-        if "locked" in msg or "busy" in msg:
-            raise StoreLocked(
-                f"{path} is locked by another process (waited past the busy timeout)"
-            ) from exc
-        raise damage(path, exc) or StoreError(f"{path}: {msg}") from exc
-    except sqlite3.ProgrammingError as exc:  # e.g. used after close(): our bug, not the file's
-        raise StoreError(f"{path}: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise damage(path, exc) or NotAProctorStore(
-            f"{path} is not a Proctor store: {exc}"
-        ) from exc
+if TYPE_CHECKING:
+    # Static proof, checked by mypy: SQLiteStore implements the Store
+    # interface (a method missing or with another signature fails here).
+    # tests/test_store_interface.py checks the method sets at run time.
+    _IMPLEMENTS: type[Store] = SQLiteStore

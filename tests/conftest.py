@@ -11,7 +11,7 @@ import pykka
 import pytest
 
 from actors import EventRecord, EventType, Runtime, StepRecord
-from persistence import Store
+from persistence import SQLiteStore
 
 #: Gates that steps wait on; keyed by a JSON-friendly string (step args are JSON).
 GATES: dict[str, threading.Event] = {}
@@ -54,12 +54,12 @@ def event_types(rt: Runtime, run_id: str) -> list[str]:
 
 def events_of(rt: Runtime, run_id: str) -> list[EventRecord]:
     """The run's log, read on a connection of our own (works after rt.close())."""
-    with Store.open(rt.db, readonly=True) as store:
+    with SQLiteStore.open(rt.db, readonly=True) as store:
         return store.events(run_id)
 
 
 def steps_of(rt: Runtime, run_id: str) -> list[StepRecord]:
-    with Store.open(rt.db, readonly=True) as store:
+    with SQLiteStore.open(rt.db, readonly=True) as store:
         return store.steps(run_id)
 
 

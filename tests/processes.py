@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from persistence import EventRecord, RunRecord, Store
+from persistence import EventRecord, RunRecord, SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Processes start in a fresh interpreter; give them room on a busy 2-core CI box.
@@ -28,12 +28,12 @@ def proctor(db: Path, *args: str, timeout: float = DEADLINE) -> subprocess.Compl
 
 
 def record(db: Path, run_id: str) -> RunRecord:
-    with Store.open(db, readonly=True) as store:
+    with SQLiteStore.open(db, readonly=True) as store:
         return store.get_run(run_id)
 
 
 def events(db: Path, run_id: str) -> list[EventRecord]:
-    with Store.open(db, readonly=True) as store:
+    with SQLiteStore.open(db, readonly=True) as store:
         return store.events(run_id)
 
 

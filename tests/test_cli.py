@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from actors import RunState, Runtime
 from cli import cli
-from persistence import SCHEMA_VERSION, Store
+from persistence import SCHEMA_VERSION, SQLiteStore
 from tests import cli_workflows as wf
 from tests.conftest import assert_nothing_left, steps_of, wait_until
 
@@ -305,7 +305,7 @@ def test_start_creates_a_run_a_claiming_runtime_runs(db: Path) -> None:
         assert result.exit_code == 0, result.output
         run_id, value = result.stdout.split()
         assert value == "42"
-    with Store.open(db, readonly=True) as store:
+    with SQLiteStore.open(db, readonly=True) as store:
         record = store.get_run(run_id)
         assert record.owner is not None
         assert record.owner.startswith("rt-")
@@ -371,7 +371,7 @@ def bad_store(request: pytest.FixtureRequest, db: Path) -> tuple[Path, str]:
     if request.param == "garbage":
         db.write_bytes(b"this is not a database at all" * 100)
         return db, "is not a Proctor store"
-    Store.open(db).close()
+    SQLiteStore.open(db).close()
     # Closed here, not at garbage collection: closing the last connection
     # checkpoints the WAL into the file, which must not happen mid-test.
     conn = sqlite3.connect(db)
@@ -396,7 +396,7 @@ def test_a_bad_store_is_a_clear_error_and_is_left_untouched(
 
 @pytest.fixture
 def locked_store(db: Path) -> Iterator[Path]:
-    Store.open(db).close()
+    SQLiteStore.open(db).close()
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA locking_mode = EXCLUSIVE")
     conn.execute("BEGIN EXCLUSIVE")

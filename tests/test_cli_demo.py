@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli._main import cli
-from persistence import RunState, Store
+from persistence import RunState, SQLiteStore
 from tests.conftest import assert_nothing_left
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,7 +23,7 @@ def test_demo_cancels_mid_payment_and_cleans_up_in_a_shield(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "CANCELLED" in result.output
     assert_nothing_left(before)
-    with Store.open(db, readonly=True) as store:
+    with SQLiteStore.open(db, readonly=True) as store:
         (run,) = store.list_runs()
         assert run.status is RunState.CANCELLED
         events = [(e.type.value, e.step) for e in store.events(run.run_id)]

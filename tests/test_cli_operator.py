@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 
 from actors import RunState, Runtime, workflow
 from cli import cli
-from persistence import MAX_REASON_BYTES, MAX_VALUE_DEPTH, Store
+from persistence import MAX_REASON_BYTES, MAX_VALUE_DEPTH, SQLiteStore
 from tests import cli_workflows as wf
 from tests import operator_workflows as ow
 from tests.conftest import wait_until
@@ -80,7 +80,7 @@ def create_run(db: Path, workflow_name: str, *args: object) -> str:
     from persistence import EventType, NewEvent  # noqa: PLC0415
 
     run_id = f"op-{workflow_name}-{len(args)}-{os.urandom(4).hex()}"
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         store.append(
             [
                 NewEvent(
@@ -102,7 +102,7 @@ def create_run(db: Path, workflow_name: str, *args: object) -> str:
 
 
 def test_a_worker_serves_exactly_the_workflows_of_its_modules(db: Path, tmp_path: Path) -> None:
-    Store.open(db).close()
+    SQLiteStore.open(db).close()
     foreign = create_run(db, "order", "o-1", ["book"], 100)  # the demo's workflow
     mine = create_run(db, wf.add.name, 20, 22)
     worker = Worker(db, tmp_path / "worker.log", "tests.cli_workflows")
@@ -357,7 +357,7 @@ def test_a_deeply_nested_stored_value_does_not_break_the_views(db: Path) -> None
     value: list[object] = []
     for _ in range(MAX_VALUE_DEPTH):
         value = [value]
-    Store.open(db).close()
+    SQLiteStore.open(db).close()
     run_id = create_run(db, "w", value)
     deeper = create_run(db, "w", 1)
     with sqlite3.connect(db) as conn:  # what no writer through the store can do
@@ -393,7 +393,7 @@ def interrupt_after_first_line(process: subprocess.Popen[str]) -> tuple[str, str
 
 
 def test_ctrl_c_while_waiting_exits_130_and_the_request_stays(db: Path) -> None:
-    Store.open(db).close()
+    SQLiteStore.open(db).close()
     run_id = create_run(db, wf.add.name, 1, 2)  # no worker: the wait never ends by itself
     with spawn(db, "cancel", run_id, "--reason", "ops", "--wait") as waiting:
         out, err = interrupt_after_first_line(waiting)
@@ -521,7 +521,7 @@ def read_only_folder(db: Path, rt: Runtime) -> Iterator[Path]:
 def test_reading_commands_work_on_a_store_in_a_read_only_folder(
     read_only_folder: Path, args: list[str]
 ) -> None:
-    with Store.open(read_only_folder, readonly=True) as store:
+    with SQLiteStore.open(read_only_folder, readonly=True) as store:
         (only,) = store.list_runs()
     args = [only.run_id if a == "RUN" else a for a in args]
     code, out, err = run(read_only_folder, *args)

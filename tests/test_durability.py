@@ -31,7 +31,14 @@ from actors import (
 )
 from actors._journal import JOURNAL_AUTOCHECKPOINT
 from cli import cli
-from persistence import NewEvent, Refused, Store, cancel_request, resume_request, terminate_request
+from persistence import (
+    NewEvent,
+    Refused,
+    SQLiteStore,
+    cancel_request,
+    resume_request,
+    terminate_request,
+)
 from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import (
     NOTES,
@@ -120,7 +127,7 @@ async def evolving(key: str) -> str:
 @step()
 def look_back(db: str, run_id: str) -> list[str]:
     """What the log holds while this step's code runs."""
-    with Store.open(db, readonly=True) as store:
+    with SQLiteStore.open(db, readonly=True) as store:
         return [f"{e.type.value}@{e.call}" for e in store.events(run_id)]
 
 
@@ -242,7 +249,7 @@ def test_D3_a_cancel_written_while_no_runtime_lives_takes_effect_on_resume(
     handle = first.start(cancellable, "d")
     started("d")
     first.kill()
-    with Store.open(db) as store:  # what `proctor cancel` writes
+    with SQLiteStore.open(db) as store:  # what `proctor cancel` writes
         store.append([cancel_request(handle.run_id, "while down", source="cli")])
 
     second = open_rt(runtimes, db)
@@ -263,7 +270,7 @@ def test_D3_a_terminate_written_while_no_runtime_lives_is_final(
     handle = first.start(two_steps, "t")
     started("t.2")
     first.kill()
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         store.append(terminate_request(handle.run_id, "while down", source="cli"))
 
     second = open_rt(runtimes, db)
@@ -325,7 +332,7 @@ def test_fencing_a_runtime_that_lost_its_lease_writes_nothing_more(
     stale = open_rt(runtimes, db, lease_ttl=600)
     run_id = stale.start(two_steps, "f").run_id
     started("f.2")
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         store.expire_lease(stale.id)  # as if `stale` had hung for 10 minutes
 
     fresh = open_rt(runtimes, db)
@@ -370,7 +377,7 @@ def _created(run_id: str, owner: str | None) -> NewEvent:
 
 
 def test_fencing_the_store_refuses_a_writer_that_does_not_own_the_run(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         store.append([_created("r1", "rt-a")])
         started = NewEvent(run_id="r1", type=EventType.RUN_STARTED)
         [refused] = store.append([started], writer="rt-b")
@@ -394,7 +401,7 @@ def test_fencing_the_store_refuses_a_writer_that_does_not_own_the_run(db: Path) 
 
 
 def test_leases_say_who_is_dead_and_why(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         store.register_runtime("alive", ttl=60)
         store.register_runtime("expired", ttl=60)
         store.expire_lease("expired")
@@ -431,7 +438,7 @@ def old_store(path: Path, version: int) -> Path:
 
 def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
     path = old_store(tmp_path / "old.db", 2)  # written by the release before leases
-    with Store.open(path) as store:
+    with SQLiteStore.open(path) as store:
         store.append([_created("old", "rt-old")])
         store.register_runtime("rt-new", ttl=10)
         assert [r.owner for r in store.runtimes()] == ["rt-new"]
@@ -443,7 +450,7 @@ def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> 
 
 def test_a_v3_store_gets_the_partial_index_of_control_requests(tmp_path: Path) -> None:
     path = old_store(tmp_path / "v3.db", 3)
-    with Store.open(path) as store:
+    with SQLiteStore.open(path) as store:
         store.append([_created("r", "rt")])
         store.append([cancel_request("r", "ops", source="cli")])
         requests = store.control_requests(after=0)
@@ -486,7 +493,7 @@ def test_D3_a_cancel_grace_survives_the_crash_and_counts_from_the_request(
     handle = first.start(shielded, "g")  # the shield holds the cancel back
     started("g")
     first.kill()
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         store.append([cancel_request(handle.run_id, "too slow", source="cli", grace=30)])
 
     clock = FakeClock()

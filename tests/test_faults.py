@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from persistence import Store, StoreError
+from persistence import SQLiteStore, StoreError
 from tests.fault_harness import (
     LEASE_TTL,
     FaultWorker,
@@ -383,7 +383,7 @@ def test_faults_store_file_damaged_the_worker_stops_loudly_and_nothing_is_lost_o
             # may also refuse a store it finds inconsistent, loudly.
             fresh = f.spawn()
             try:
-                with Store.open(db, readonly=True) as store:
+                with SQLiteStore.open(db, readonly=True) as store:
                     known = [r.run_id for r in store.list_runs()]
             except StoreError:
                 assert not _loud_exit(f, len(f.workers) - 1), f.report()

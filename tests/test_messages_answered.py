@@ -20,7 +20,7 @@ from actors import OutcomeUnknown, Runtime, StoreError, step, workflow
 from actors._base import Census, tell
 from actors._journal import Journal
 from actors._messages import Append
-from persistence import EventType, NewEvent, RunState, Store
+from persistence import EventType, NewEvent, RunState, SQLiteStore
 from tests.conftest import assert_nothing_left, gate, wait_until
 
 #: Enough appends to fill several batches of the default size.
@@ -60,7 +60,7 @@ def test_D1_every_append_queued_behind_a_lock_is_answered_and_written_once(
     released every one is answered and every run exists exactly once. (A full
     batch used to drop the message it had just taken: #512, #1025, #1538.)"""
     path = tmp_path / "j.db"
-    with Store.open(path) as store:
+    with SQLiteStore.open(path) as store:
         store.register_runtime("me", ttl=60)
     journal = _start_journal(census, path, max_batch)
     try:
@@ -94,7 +94,7 @@ def _queue_behind_a_lock_and_check(journal: pykka.ActorRef[object], path: Path) 
         assert isinstance(outcomes, tuple)
         assert all(o.accepted for o in outcomes)
     assert unanswered == []
-    with Store.open(path, readonly=True) as store:
+    with SQLiteStore.open(path, readonly=True) as store:
         runs = store.list_runs()
     assert sorted(r.run_id for r in runs) == sorted(f"r{n}" for n in range(QUEUED))
 

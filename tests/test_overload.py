@@ -26,7 +26,7 @@ from actors import (
 from actors._messages import Append, RenewLease
 from actors._slots import StepSlots
 from cli import cli
-from persistence import EventType, NewEvent, Store, StoreLocked, cancel_request
+from persistence import EventType, NewEvent, SQLiteStore, Store, StoreLocked, cancel_request
 from tests.conftest import (
     NOTES,
     events_of,
@@ -218,13 +218,13 @@ def test_H1_a_heartbeat_flood_is_coalesced_with_the_latest_details_recorded(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written: list[int] = []
-    append_groups = Store.append_groups
+    append_groups = SQLiteStore.append_groups
 
     def counting(self: Store, groups: Any, heartbeats: Any = (), **kw: Any) -> Any:
         written.append(len(heartbeats))
         return append_groups(self, groups, heartbeats, **kw)
 
-    monkeypatch.setattr(Store, "append_groups", counting)
+    monkeypatch.setattr(SQLiteStore, "append_groups", counting)
     handle = rt.start(one_flood, "f", 20_000)
     assert handle.result(timeout=30) == "f"
     (row,) = steps_of(rt, handle.run_id)
@@ -243,9 +243,9 @@ def test_overload_control_jumps_the_journals_backlog(
     rt = open_rt(runtimes, db, busy_timeout=60, lease_ttl=600)
     calls: list[str] = []
     append_groups, renew, terminate_tree = (
-        Store.append_groups,
-        Store.renew_lease,
-        Store.terminate_tree,
+        SQLiteStore.append_groups,
+        SQLiteStore.renew_lease,
+        SQLiteStore.terminate_tree,
     )
 
     def spy_groups(self: Store, groups: Any, heartbeats: Any = (), **kw: Any) -> Any:
@@ -262,9 +262,9 @@ def test_overload_control_jumps_the_journals_backlog(
 
     victims = [rt.start(one_counted, f"v{i}") for i in range(2)]
     wait_until(lambda: len(entered()) == 2)
-    monkeypatch.setattr(Store, "append_groups", spy_groups)
-    monkeypatch.setattr(Store, "renew_lease", spy_renew)
-    monkeypatch.setattr(Store, "terminate_tree", spy_terminate)
+    monkeypatch.setattr(SQLiteStore, "append_groups", spy_groups)
+    monkeypatch.setattr(SQLiteStore, "renew_lease", spy_renew)
+    monkeypatch.setattr(SQLiteStore, "terminate_tree", spy_terminate)
     journal = rt._journal
     inbox = journal.actor_inbox
     holder = sqlite3.connect(db, isolation_level=None)
@@ -361,7 +361,7 @@ def create_unowned(db: Path, key: str, workflow: str = one_counted.name) -> str:
         type=EventType.RUN_CREATED,
         data={"workflow": workflow, "args": [key], "kwargs": {}, "owner": None},
     )
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         store.append([created])
     return run_id
 
@@ -373,7 +373,7 @@ def test_overload_a_worker_whose_steps_wait_claims_no_new_runs(
     workers while this one's steps wait for slots."""
     polls: list[int] = []
     claims: list[int] = []
-    control_requests, claimable = Store.control_requests, Store.claimable
+    control_requests, claimable = SQLiteStore.control_requests, SQLiteStore.claimable
 
     def spy_poll(self: Store, **kw: Any) -> Any:
         polls.append(1)
@@ -383,8 +383,8 @@ def test_overload_a_worker_whose_steps_wait_claims_no_new_runs(
         claims.append(1)
         return claimable(self, workflows, **kw)
 
-    monkeypatch.setattr(Store, "control_requests", spy_poll)
-    monkeypatch.setattr(Store, "claimable", spy_claim)
+    monkeypatch.setattr(SQLiteStore, "control_requests", spy_poll)
+    monkeypatch.setattr(SQLiteStore, "claimable", spy_claim)
     rt = open_rt(runtimes, db, claim_runs=True, max_concurrent_steps=1)
     first = create_unowned(db, "first")
     wait_until(lambda: entered() == ["first"])
@@ -417,11 +417,11 @@ def test_overload_lease_renewal_waits_for_no_read_of_the_store(
     def unreadable(self: Store) -> int:
         raise StoreLocked("the store is locked by another process (test)")
 
-    monkeypatch.setattr(Store, "data_version", unreadable)
+    monkeypatch.setattr(SQLiteStore, "data_version", unreadable)
     rt = open_rt(runtimes, db, lease_ttl=0.3)  # renewed every 0.1 s
 
     def renewed_at() -> float:
-        with Store.open(db, readonly=True) as store:
+        with SQLiteStore.open(db, readonly=True) as store:
             (me,) = [r for r in store.runtimes() if r.owner == rt.id]
             return me.heartbeat_at
 

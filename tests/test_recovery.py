@@ -31,7 +31,7 @@ from actors import (
     step,
     workflow,
 )
-from persistence import Store, cancel_request
+from persistence import SQLiteStore, cancel_request
 from tests.conftest import (
     NOTES,
     assert_nothing_left,
@@ -70,7 +70,7 @@ async def shielded_then_more(key: str) -> str:
 
 
 def _cancel_while_down(db: Path, run_id: str) -> None:
-    with Store.open(db) as store:  # what `proctor cancel` writes
+    with SQLiteStore.open(db) as store:  # what `proctor cancel` writes
         store.append([cancel_request(run_id, "while down", source="cli")])
 
 

@@ -23,6 +23,7 @@ from cli import cli
 from persistence import (
     EventType,
     NewEvent,
+    SQLiteStore,
     Store,
     StoreLocked,
     cancel_request,
@@ -95,7 +96,7 @@ LATER = time.time() + DAY  # "now", a day on: everything written by the test is 
 
 
 def test_retention_prunes_old_finished_runs_with_their_events_and_steps(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         _finished(store, "done-1")
         _finished(store, "done-2")
         _unfinished(store, "running")
@@ -116,14 +117,14 @@ def test_retention_prunes_old_finished_runs_with_their_events_and_steps(db: Path
 
 
 def test_retention_keeps_runs_that_finished_more_recently_than_the_age(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         _finished(store, "recent")
         assert prune(store, DAY, now=time.time()).runs == 0
         assert prune(store, DAY, now=LATER + DAY).runs == 1
 
 
 def test_retention_never_prunes_a_tree_with_an_unfinished_run(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         # A finished parent whose abandoned child still runs, and its grandchild.
         _finished(store, "p")
         _finished(store, "p.1", parent="p")
@@ -142,7 +143,7 @@ def test_retention_never_prunes_a_tree_with_an_unfinished_run(db: Path) -> None:
 
 
 def test_retention_a_tree_with_a_recently_finished_child_is_kept(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         _finished(store, "p")
         _unfinished(store, "p.0", parent="p")
         store.append(terminate_request("p.0", None, source="api"))
@@ -156,7 +157,7 @@ def test_retention_a_tree_with_a_recently_finished_child_is_kept(db: Path) -> No
 
 
 def test_retention_prunes_in_transactions_of_at_most_batch_runs(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         for i in range(250):
             _finished(store, f"r{i:03d}")
         _finished(store, "big")
@@ -170,7 +171,7 @@ def test_retention_prunes_in_transactions_of_at_most_batch_runs(db: Path) -> Non
 
 
 def test_retention_dry_run_counts_and_deletes_nothing(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         _finished(store, "a")
         _finished(store, "a.0", parent="a")
         _unfinished(store, "b")
@@ -181,7 +182,7 @@ def test_retention_dry_run_counts_and_deletes_nothing(db: Path) -> None:
 
 
 def test_retention_runtimes_that_stopped_long_ago_go_once_no_run_names_them(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         store.register_runtime("rt-old", ttl=1)
         store.release_runtime("rt-old")
         store.register_runtime("rt-owner", ttl=1)
@@ -202,7 +203,7 @@ def test_retention_runtimes_that_stopped_long_ago_go_once_no_run_names_them(db: 
 
 
 def test_retention_a_batch_waits_for_the_write_lock_at_most_its_lock_wait(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         _finished(store, "old")
         holder = sqlite3.connect(db, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
@@ -236,7 +237,7 @@ def test_retention_bad_ages_are_refused_before_the_store_is_touched(
     with pytest.raises(error, match="retention must be"):
         Runtime(db, retention=value)  # type: ignore[arg-type]
     assert not db.exists()
-    with Store.open(db) as store, pytest.raises(ValueError, match="older_than"):
+    with SQLiteStore.open(db) as store, pytest.raises(ValueError, match="older_than"):
         prune(store, -1)
 
 
@@ -312,7 +313,7 @@ def _wait_gone(runtime: Runtime, run_ids: list[str]) -> None:
 def test_retention_a_runtime_prunes_finished_runs_in_the_background(
     keeping: Runtime, db: Path
 ) -> None:
-    with Store.open(db) as store:  # a runtime that stopped: its row goes too
+    with SQLiteStore.open(db) as store:  # a runtime that stopped: its row goes too
         store.register_runtime("rt-gone", ttl=1)
         store.release_runtime("rt-gone")
     running = keeping.start(held, "held")
@@ -344,7 +345,7 @@ def invoke(db: Path, *args: str) -> Result:
 
 
 def _aged_store(db: Path) -> None:
-    with Store.open(db) as store:
+    with SQLiteStore.open(db) as store:
         _finished(store, "old")
         _finished(store, "old.0", parent="old")
         _unfinished(store, "live")

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 
 from actors import Runtime, StoreError
 from cli import cli
-from persistence import Store, StoreCorrupt, StoreReplaced
+from persistence import SQLiteStore, StoreCorrupt, StoreReplaced
 from tests import cli_workflows as wf
 from tests.conftest import assert_nothing_left, wait_until
 from tests.processes import DEADLINE, ROOT, Worker
@@ -84,7 +84,7 @@ def test_D1_store_deleted_under_a_runtime_stops_it_loudly_and_it_hosts_nothing_m
         with pytest.raises(StoreReplaced):
             handle.wait_finished(timeout=5)
         # A new store at the path is another store; this runtime does not touch it.
-        with Store.open(db) as fresh:
+        with SQLiteStore.open(db) as fresh:
             assert fresh.list_runs() == []
             assert fresh.runtimes() == []
     finally:
@@ -212,9 +212,9 @@ _NOBODY: dict[str, Any] = (
 _OPEN = """
 import sys
 sys.path.insert(0, {root!r})
-from persistence import Store, StoreError
+from persistence import SQLiteStore, StoreError
 try:
-    Store.open({db!r}, readonly={readonly}).close()
+    SQLiteStore.open({db!r}, readonly={readonly}).close()
 except StoreError as exc:
     print("refused:", exc)
 else:
@@ -236,7 +236,7 @@ def test_D1_store_shm_read_only_is_refused_before_sqlite_opens_it(shared_dir: Pa
     if python is None:
         pytest.skip("no Python an unprivileged user may run: root ignores file modes")
     tmp_path, db = shared_dir, shared_dir / "proctor.db"
-    with Store.open(db) as live:  # a live writer keeps the -wal and -shm in place
+    with SQLiteStore.open(db) as live:  # a live writer keeps the -wal and -shm in place
         live.register_runtime("rt-live", ttl=60)
         for suffix in ("", "-wal", "-shm"):
             (tmp_path / (db.name + suffix)).chmod(0o666)

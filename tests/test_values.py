@@ -41,7 +41,8 @@ from persistence import (
     EventType,
     InvalidTransition,
     NewEvent,
-    Store,
+    SQLiteStore,
+    _append,
     dumps,
     roundtrip,
 )
@@ -376,7 +377,7 @@ def test_D4_proctor_start_refuses_values_that_are_not_json_and_creates_nothing(
     )
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    assert not db.exists() or Store.open(db, readonly=True).list_runs() == []
+    assert not db.exists() or SQLiteStore.open(db, readonly=True).list_runs() == []
 
 
 def test_D4_a_reason_that_is_not_text_is_refused_at_the_call(rt: Runtime, db: Path) -> None:
@@ -408,14 +409,14 @@ def test_D1_a_record_the_store_refuses_fails_the_run_instead_of_hanging_it(
 ) -> None:
     """Every refused write surfaces: a refusal that is not fencing (a record
     Proctor built wrong, say) fails the run with the store's reason."""
-    project = Store._project_step
+    project = _append.project_step
 
-    def refusing(self: Store, conn: Any, ev: NewEvent, *rest: Any) -> None:
+    def refusing(conn: Any, ev: NewEvent, *rest: Any) -> None:
         if ev.type is EventType.STEP_COMPLETED and (ev.step or "").endswith("refused_step"):
             raise InvalidTransition("refused for this test")
-        project(self, conn, ev, *rest)
+        project(conn, ev, *rest)
 
-    monkeypatch.setattr(Store, "_project_step", refusing)
+    monkeypatch.setattr(_append, "project_step", refusing)
     with pytest.raises(WorkflowFailed) as failed:
         rt.start(calls_refused_step).result(timeout=10)
     assert failed.value.error["type"] == "ProctorError"
