@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import Clock
 from actors._control_inbox import ControlInbox, Forward
 from actors._definitions import lookup_workflow
+from actors._directory import Directory
 from actors._errors import describe
 from actors._fencing import LeaseGuard, LeaseLost
 from actors._halt import Halt, StoreLost
@@ -75,38 +75,6 @@ REHOST_MAX = 30.0
 #: appends, pending timers) dies with them, so their death stops the runtime.
 RESTART_INTENSITY = 3
 RESTART_PERIOD = 5.0
-
-
-class Directory:
-    """run id -> RunSupervisor of every live run, child runs included.
-
-    Readable from any thread (the Runtime facade). A RunSupervisor adds itself
-    when it is created and removes itself when it stops.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._refs: dict[str, pykka.ActorRef[Any]] = {}
-
-    def get(self, run_id: str) -> pykka.ActorRef[Any] | None:
-        with self._lock:
-            return self._refs.get(run_id)
-
-    def add(self, run_id: str, ref: pykka.ActorRef[Any]) -> None:
-        with self._lock:
-            self._refs[run_id] = ref
-
-    def remove(self, run_id: str) -> None:
-        with self._lock:
-            self._refs.pop(run_id, None)
-
-    def all(self) -> list[pykka.ActorRef[Any]]:
-        with self._lock:
-            return list(self._refs.values())
-
-    def run_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._refs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,9 +26,10 @@ from actors._base import Census, logger, tell
 from actors._clock import Clock, SystemClock
 from actors._definitions import WorkflowDef
 from actors._diagnosis import explain
+from actors._directory import Directory
 from actors._errors import RunCancelled, RunTerminated, WaitTimeout, WorkflowFailed
 from actors._fencing import MIN_LEASE_PER_BUSY_TIMEOUT, LeaseGuard, check_lease_config
-from actors._guardian import Directory, GetWiring, Guardian, Wiring
+from actors._guardian import GetWiring, Guardian, Wiring
 from actors._halt import Halt
 from actors._journal import MAX_BATCH
 from actors._messages import (

@@ -108,7 +108,7 @@ from persistence import (
 )
 
 if TYPE_CHECKING:
-    from actors._guardian import Directory
+    from actors._directory import Directory
 
 _E = EventType
 
