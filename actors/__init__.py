@@ -26,8 +26,9 @@ from actors._errors import (
     WaitTimeout,
     WorkflowFailed,
 )
+from actors._handle import ControlResult, RunHandle
 from actors._policy import RetryPolicy
-from actors._runtime import ControlResult, RunHandle, Runtime
+from actors._runtime import Runtime
 from actors._shield import shield
 from persistence import (
     CorruptRecord,

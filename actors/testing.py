@@ -27,8 +27,9 @@ from actors._clock import FakeClock
 from actors._context import get_context
 from actors._definitions import StepDef
 from actors._diagnosis import timeline
+from actors._handle import RunHandle
 from actors._journal import AFTER_COMMIT
-from actors._runtime import RunHandle, Runtime
+from actors._runtime import Runtime
 from persistence import EventRecord, EventType, NewEvent, RunRecord, RunState
 
 __all__ = ["ProctorTestKit", "assert_events", "timeline", "wait_for_event", "wait_for_status"]
