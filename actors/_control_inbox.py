@@ -41,7 +41,8 @@ from typing import Any
 
 import pykka
 
-from actors._base import Census, ProctorActor, logger, tell
+from actors._base import ProctorActor, logger, tell
+from actors._census import Census
 from actors._clock import SystemClock
 from actors._definitions import lookup_workflow, registered_workflows
 from actors._fencing import LeaseGuard, LeaseLost

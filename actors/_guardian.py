@@ -24,7 +24,8 @@ from typing import Any
 
 import pykka
 
-from actors._base import Census, ProctorActor, logger, tell
+from actors._base import ProctorActor, logger, tell
+from actors._census import Census
 from actors._clock import Clock
 from actors._control_inbox import ControlInbox, Forward
 from actors._definitions import lookup_workflow

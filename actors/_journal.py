@@ -24,7 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from actors._base import Census, ProctorActor, logger, tell
+from actors._base import ProctorActor, logger, tell
+from actors._census import Census
 from actors._fencing import LeaseGuard, LeaseLost
 from actors._halt import StoreLost, check_halted, open_same_store
 from actors._messages import Append, Heartbeat, Journaled, RenewLease, TerminateTree

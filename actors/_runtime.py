@@ -21,7 +21,8 @@ import weakref
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from actors._base import Census, logger
+from actors._base import logger
+from actors._census import Census
 from actors._clock import Clock, SystemClock
 from actors._definitions import WorkflowDef
 from actors._directory import Directory

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors._base import Census, ProctorActor, logger, tell
+from actors._base import ProctorActor, logger, tell
+from actors._census import Census
 from actors._clock import Clock
 from actors._context import BeatBox, WorkflowContext, reset_current, set_current
 from actors._definitions import (

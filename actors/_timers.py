@@ -14,7 +14,8 @@ from typing import Any
 
 from pykka._envelope import Envelope
 
-from actors._base import Census, ControlFirstInbox, ProctorActor, tell
+from actors._base import ControlFirstInbox, ProctorActor, tell
+from actors._census import Census
 from actors._clock import Clock
 from actors._messages import CancelTimer, ScheduleTimer, TimerTick
 

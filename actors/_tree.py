@@ -19,7 +19,8 @@ from typing import Any, Final
 
 import pykka
 
-from actors._base import Census, logger
+from actors._base import logger
+from actors._census import Census
 from actors._guardian import GetWiring, Guardian, Wiring
 from actors._halt import Halt
 from actors._messages import Shutdown

@@ -21,7 +21,7 @@ import pykka
 import pytest
 
 from actors import EventType, ProctorError, RunState, Runtime, Terminated
-from actors._base import Census
+from actors._census import Census
 from actors._fencing import LeaseGuard, LeaseLost
 from actors._journal import Journal
 from actors._messages import Append, RenewLease
