@@ -17,100 +17,19 @@ blocking.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
-import queue
-from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import pykka
-from pykka._envelope import Envelope
 
 from actors._census import Census
-from actors._messages import ChildExited, ControlMessage, ExitKind, ExitReason
+from actors._mailbox import ControlFirstInbox
+from actors._messages import ChildExited, ExitKind, ExitReason
 from actors._undeliverable import refuse
 from persistence import ProctorError, StoreCorrupt, StoreReplaced
 
 logger = logging.getLogger("proctor")
-
-
-class ControlFirstInbox:
-    """A mailbox with two lanes: control messages are always taken first.
-
-    Only the owning actor's thread takes messages out (its loop, a busy
-    step's check, the Journal's batching); any thread puts them in. So the
-    lanes are plain deques (their appends and pops are atomic) and a put
-    wakes the owner through a C-level queue of tokens, one per message: no
-    Python-level lock on the path of every message. A token whose message
-    was already taken by a check just makes the owner look again.
-    """
-
-    def __init__(self) -> None:
-        self._control: collections.deque[Envelope[Any]] = collections.deque()
-        self._normal: collections.deque[Envelope[Any]] = collections.deque()
-        self._ready: queue.SimpleQueue[None] = queue.SimpleQueue()
-        #: Set once the owner stopped: what is left, or arrives later, goes here.
-        self._refuse: Callable[[Envelope[Any]], None] | None = None
-
-    def put(self, envelope: Envelope[Any], /) -> None:
-        lane = self._control if isinstance(envelope.message, ControlMessage) else self._normal
-        lane.append(envelope)
-        self._signal()
-        if self._refuse is not None:
-            # The owner stopped after the sender saw it alive: nobody will
-            # take this message, so refuse it now. (Appended first, checked
-            # second: either close() drains it or this does.)
-            self._drain()
-
-    def close(self, refuse: Callable[[Envelope[Any]], None]) -> None:
-        """The owner stopped: refuse every message left, and every later one."""
-        self._refuse = refuse
-        self._drain()
-
-    def _drain(self) -> None:
-        refuse = self._refuse
-        assert refuse is not None
-        for lane in (self._control, self._normal):
-            while True:
-                try:
-                    envelope = lane.popleft()
-                except IndexError:
-                    break
-                refuse(envelope)
-
-    def _signal(self) -> None:
-        self._ready.put(None)
-
-    def get(self) -> Envelope[Any]:
-        while True:
-            self._ready.get()
-            if self._control:
-                return self._control.popleft()
-            if self._normal:
-                return self._normal.popleft()
-
-    def empty(self) -> bool:
-        return not (self._control or self._normal)
-
-    def take_control_nowait(self) -> list[Any]:
-        """Take every pending control message; the cheap check of a busy step."""
-        # A message that lands right after this read is seen by the next check.
-        # Step code may check from threads of its own: popleft() is atomic,
-        # and an empty lane ends the take whoever emptied it.
-        taken = []
-        while self._control:
-            try:
-                taken.append(self._control.popleft().message)
-            except IndexError:
-                break
-        return taken
-
-    def take_nowait_if(self, accept: Callable[[Any], bool]) -> Any | None:
-        """Take the next ordinary message if ``accept``s it (for batching)."""
-        if self._control or not self._normal or not accept(self._normal[0].message):
-            return None
-        return self._normal.popleft().message
 
 
 class ProctorActor(pykka.ThreadingActor):

@@ -47,6 +47,7 @@ from actors._clock import SystemClock
 from actors._definitions import lookup_workflow, registered_workflows
 from actors._fencing import LeaseGuard, LeaseLost
 from actors._halt import StoreLost, open_same_store
+from actors._mailbox import TimerInbox
 from actors._messages import (
     Append,
     Cancel,
@@ -59,7 +60,6 @@ from actors._messages import (
     Terminate,
     TimerTick,
 )
-from actors._timers import TimerInbox
 from persistence import (
     Appended,
     EventRecord,
