@@ -36,7 +36,6 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -45,18 +44,21 @@ from actors._base import ProctorActor, logger, tell
 from actors._census import Census
 from actors._clock import SystemClock
 from actors._definitions import lookup_workflow, registered_workflows
-from actors._fencing import LeaseGuard, LeaseLost
-from actors._halt import StoreLost, open_same_store
+from actors._fencing import LeaseGuard
+from actors._halt import open_same_store
 from actors._mailbox import TimerInbox
 from actors._messages import (
     Append,
     Cancel,
-    ControlMessage,
+    ClaimTag,
+    Forward,
     GraceExpired,
     Journaled,
+    LeaseLost,
     RenewLease,
     ScheduleTimer,
     StartRun,
+    StoreLost,
     Terminate,
     TimerTick,
 )
@@ -99,24 +101,6 @@ PRUNE_LOCK_WAIT = 0.02
 #: How often to check that the store's path still names the file the
 #: runtime opened (two stat calls).
 FILE_CHECK_INTERVAL = 0.1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Forward:
-    """ControlInbox -> Guardian: deliver ``message`` to the run's supervisor, if hosted.
-
-    An ordinary message on purpose (not control-first): it must stay behind a
-    StartRun the Guardian got from the same sender, so that a run claimed
-    and then cancelled at once still gets its cancel.
-    """
-
-    run_id: str
-    message: ControlMessage
-
-
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    record: RunRecord
 
 
 class ControlInbox(ProctorActor):
@@ -414,12 +398,12 @@ class ControlInbox(ProctorActor):
                 Append(
                     events=(claim_request(record.run_id, self._owner),),
                     notify=self.actor_ref,
-                    tag=_Claim(record),
+                    tag=ClaimTag(record=record),
                 ),
             )
 
     def _on_claimed(self, msg: Journaled) -> None:
-        assert isinstance(msg.tag, _Claim)
+        assert isinstance(msg.tag, ClaimTag)
         record = msg.tag.record
         self._claiming.discard(record.run_id)
         outcome = msg.outcomes[0] if msg.outcomes else None

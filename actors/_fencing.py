@@ -32,7 +32,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 from actors._errors import Terminated
@@ -67,15 +66,6 @@ class Fenced(Terminated):
     """The :class:`Terminated` a step gets when its runtime no longer owns its
     run: user code sees a Terminated; the step's supervisor records nothing
     of the attempt and stops hosting the run."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LeaseLost:
-    """-> Guardian: stop hosting ``run_id`` (None: every run) without recording
-    what is no longer ours to record; ``why`` says what was seen."""
-
-    why: str
-    run_id: str | None = None
 
 
 class LeaseGuard:

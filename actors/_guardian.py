@@ -19,7 +19,6 @@ import collections
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -27,12 +26,12 @@ import pykka
 from actors._base import ProctorActor, logger, tell
 from actors._census import Census
 from actors._clock import Clock
-from actors._control_inbox import ControlInbox, Forward
+from actors._control_inbox import ControlInbox
 from actors._definitions import lookup_workflow
 from actors._directory import Directory
 from actors._errors import describe
-from actors._fencing import LeaseGuard, LeaseLost
-from actors._halt import Halt, StoreLost
+from actors._fencing import LeaseGuard
+from actors._halt import Halt
 from actors._journal import Journal
 from actors._messages import (
     Append,
@@ -41,12 +40,17 @@ from actors._messages import (
     ControlAppend,
     ExitKind,
     ExitReason,
+    Forward,
+    GetWiring,
     GraceExpired,
+    LeaseLost,
     Rehost,
     ScheduleTimer,
     Shutdown,
     StartRun,
+    StoreLost,
     Terminate,
+    Wiring,
 )
 from actors._supervisor import RunSupervisor
 from actors._timers import Timers
@@ -76,17 +80,6 @@ REHOST_MAX = 30.0
 #: appends, pending timers) dies with them, so their death stops the runtime.
 RESTART_INTENSITY = 3
 RESTART_PERIOD = 5.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GetWiring:
-    """Ask the Guardian for the refs of the Journal and the Timers."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Wiring:
-    journal: pykka.ActorRef[Any]
-    timers: pykka.ActorRef[Any]
 
 
 class Guardian(ProctorActor):

@@ -26,9 +26,17 @@ from typing import Any, Final
 
 from actors._base import ProctorActor, logger, tell
 from actors._census import Census
-from actors._fencing import LeaseGuard, LeaseLost
-from actors._halt import StoreLost, check_halted, open_same_store
-from actors._messages import Append, Heartbeat, Journaled, RenewLease, TerminateTree
+from actors._fencing import LeaseGuard
+from actors._halt import check_halted, open_same_store
+from actors._messages import (
+    Append,
+    Heartbeat,
+    Journaled,
+    LeaseLost,
+    RenewLease,
+    StoreLost,
+    TerminateTree,
+)
 from actors._undeliverable import refuse
 from persistence import (
     TERMINAL_EVENTS,

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from persistence import AppendOutcome, NewEvent, RunRecord, RunState
+from persistence import AppendOutcome, NewEvent, RunRecord, RunState, StoreError
 
 if TYPE_CHECKING:
     from pykka import ActorRef, Future
@@ -341,3 +341,58 @@ class CancelTimer:
 @dataclass(**_FROZEN)
 class TimerTick:
     """Synthesised by the Timers inbox when the earliest deadline passes."""
+
+
+# -- moved here from the modules that sent them (issue 15) ------------------
+# Guardian wiring, ControlInbox forwarding and claims, fencing, store loss.
+
+
+@dataclass(**_FROZEN)
+class GetWiring:
+    """Facade -> Guardian: ask for the refs of the Journal and the Timers."""
+
+
+@dataclass(**_FROZEN)
+class Wiring:
+    """Guardian -> facade: the answer to :class:`GetWiring`."""
+
+    journal: ActorRef[Any]
+    timers: ActorRef[Any]
+
+
+@dataclass(**_FROZEN)
+class Forward:
+    """ControlInbox -> Guardian: deliver ``message`` to the run's supervisor, if hosted.
+
+    An ordinary message on purpose (not control-first): it must stay behind a
+    StartRun the Guardian got from the same sender, so that a run claimed
+    and then cancelled at once still gets its cancel.
+    """
+
+    run_id: str
+    message: ControlMessage
+
+
+@dataclass(**_FROZEN)
+class ClaimTag:
+    """The tag of a claim's :class:`Append`: the claimed run's record, which
+    the ControlInbox hands to the Guardian once the claim commits."""
+
+    record: RunRecord
+
+
+@dataclass(**_FROZEN)
+class LeaseLost:
+    """-> Guardian: stop hosting ``run_id`` (None: every run) without recording
+    what is no longer ours to record; ``why`` says what was seen."""
+
+    why: str
+    run_id: str | None = None
+
+
+@dataclass(**_FROZEN)
+class StoreLost:
+    """ControlInbox or Journal -> Guardian: the store cannot be used any more
+    (its file was deleted, replaced or damaged); the runtime must stop."""
+
+    error: StoreError

@@ -58,7 +58,7 @@ from actors._errors import (
     WorkflowFailed,
     describe,
 )
-from actors._fencing import LeaseGuard, LeaseLost
+from actors._fencing import LeaseGuard
 from actors._handover import ends_of_lost, fold_written, unrecorded
 from actors._messages import (
     Append,
@@ -69,6 +69,7 @@ from actors._messages import (
     ExitKind,
     ExitReason,
     Journaled,
+    LeaseLost,
     Raised,
     ResumeBody,
     RetryDue,

@@ -21,9 +21,9 @@ import pykka
 
 from actors._base import logger
 from actors._census import Census
-from actors._guardian import GetWiring, Guardian, Wiring
+from actors._guardian import Guardian
 from actors._halt import Halt
-from actors._messages import Shutdown
+from actors._messages import GetWiring, Shutdown, Wiring
 from actors._settings import Settings
 
 #: Upper bound on any internal ask; a healthy runtime answers in microseconds.
