@@ -29,7 +29,7 @@ from actors._clock import Clock
 from actors._control_inbox import ControlInbox
 from actors._definitions import lookup_workflow
 from actors._directory import Directory
-from actors._errors import describe
+from actors._errors import RuntimeClosed, describe
 from actors._fencing import LeaseGuard
 from actors._halt import Halt
 from actors._journal import Journal
@@ -241,9 +241,8 @@ class Guardian(ProctorActor):
     def _start_run(self, msg: StartRun) -> None:
         if self._shutdown is not None:
             if msg.created is not None:  # a new run: nothing of it was written
-                msg.created.set_exception(
-                    (ProctorError, ProctorError(f"runtime {self._owner} is closed"), None)
-                )
+                closed = RuntimeClosed(f"runtime {self._owner} is closed")
+                msg.created.set_exception((RuntimeClosed, closed, None))
             return  # the run stays PENDING in the store for the next runtime
         if self._directory.get(msg.run_id) is not None:
             return  # hosted already (found orphaned twice while being resumed)

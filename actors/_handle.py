@@ -113,7 +113,10 @@ class RunHandle(Generic[R]):
         return self._rt.terminate(self.run_id, reason)
 
     def wait_finished(self, timeout: float | None = None) -> RunRecord:
-        """Block until the run is terminal or ``timeout`` passes; return its record."""
+        """Block until the run is terminal or ``timeout`` passes; return its record.
+
+        Raises :class:`RuntimeClosed` once the runtime is closed or killed.
+        """
         return self._rt._wait_finished(self.run_id, timeout)
 
     def result(self, timeout: float | None = None) -> R:
@@ -123,6 +126,10 @@ class RunHandle(Generic[R]):
             RunCancelled, RunTerminated, WorkflowFailed: the run did not complete.
             WaitTimeout: (a ``TimeoutError``) still not terminal after
                 ``timeout`` seconds; says what the run waits for.
+            RunNotFound: no such run.
+            RuntimeClosed: the runtime was closed or killed (before or
+                during the wait).
+            StoreError: the runtime stopped itself (see ``Runtime.failure``).
         """
         return cast(R, self._outcome(self.wait_finished(timeout), timeout))
 

@@ -43,6 +43,7 @@ from persistence import (
     Appended,
     AppendOutcome,
     EventType,
+    InvalidArgumentType,
     NewEvent,
     OutcomeUnknown,
     ProctorError,
@@ -104,7 +105,7 @@ class Requests:
         ``limit``: the most bytes of JSON the arguments may take.
         """
         if not isinstance(workflow, WorkflowDef):
-            raise TypeError(f"start() takes a @workflow(), got {safe_repr(workflow)}")
+            raise InvalidArgumentType(f"start() takes a @workflow(), got {safe_repr(workflow)}")
         # D4: the body gets the arguments' JSON round trip, as it will after a resume.
         args, kwargs = roundtrip_arguments(
             args, kwargs, what=f"arguments of workflow {workflow.name!r}", limit=limit

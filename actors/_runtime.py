@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import time
 import uuid
 import weakref
 from types import TracebackType
@@ -26,7 +25,8 @@ from actors._census import Census
 from actors._clock import Clock, SystemClock
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
-from actors._fencing import LeaseGuard
+from actors._errors import RuntimeClosed
+from actors._fencing import register
 from actors._halt import Halt
 from actors._handle import ControlResult, RunHandle
 from actors._journal import MAX_BATCH
@@ -38,7 +38,6 @@ from persistence import (
     DEFAULT_LEASE_TTL,
     DEFAULT_MAX_PAYLOAD_BYTES,
     EventRecord,
-    ProctorError,
     RunRecord,
     RunState,
     StepRecord,
@@ -94,7 +93,7 @@ class Runtime:
             recorded as ``waiting`` (``step_waiting``), and start in the order
             they were decided as slots free. Default: 50 per CPU, at least 16.
             An abandoned attempt (terminate, timeout) holds its slot until its
-            code returns. Raises ``TypeError``/``ValueError`` if not an int
+            code returns. Raises ``InvalidArgument`` if not an int
             of at least 1.
         max_batch: the most appends the Journal commits in one transaction
             (group commit); at least 1. Larger batches amortise the commit
@@ -113,12 +112,14 @@ class Runtime:
             run forever. See ``proctor runs prune``.
 
     Raises:
-        ValueError, TypeError: a bad setting (``max_payload_bytes``,
+        InvalidArgument: (a ``ValueError``) a bad setting (``max_payload_bytes``,
             ``retention``, ``max_concurrent_steps``, ``max_batch``,
-            ``request_timeout``), or ``lease_ttl`` under 3x
-            ``busy_timeout`` (one wait for a locked store could then outlast
-            the lease's safe window); nothing is opened.
+            ``request_timeout``), or ``lease_ttl`` under 3x ``busy_timeout``
+            (one wait for a locked store could then outlast the lease's safe
+            window); ``InvalidArgumentType`` (also a ``TypeError``) for one of
+            the wrong type. Nothing is opened.
         StoreError: the store cannot be opened.
+        RuntimeClosed: its actors could not start; the store is closed again.
     """
 
     def __init__(
@@ -160,39 +161,37 @@ class Runtime:
         # Opening the store first surfaces a bad file (locked, foreign, newer
         # schema) here, at construction, as a StoreError.
         self._store = Store.open(self.db, synchronous=synchronous, busy_timeout=busy_timeout)
-        registered_at = time.monotonic()  # sent; the guard counts from here
-        try:
-            self._store.register_runtime(self.id, ttl=lease_ttl)
-        except BaseException:
-            self._store.close()
-            raise
-        self._guard = LeaseGuard(owner=self.id, lease_ttl=lease_ttl, registered_at=registered_at)
+        self._guard = register(self._store, self.id, lease_ttl)
         self._census = Census(max_concurrent_steps)
         self._directory = Directory()
         self._halted = Halt()
         self._waiter = RunWaiter(
-            owner=self.id, store=self._store, directory=self._directory, halted=self._halted
+            owner=self.id, store=self._store, directory=self._directory, check_open=self._check_open
         )
         self._closed = False
         #: Set by the test kit's restart(): handles of this runtime use it.
         self._successor: Runtime | None = None
-        self._tree = ActorTree.start(
-            census=self._census,
-            owner=self.id,
-            halted=self._halted,
-            path=self.db,
-            synchronous=synchronous,
-            clock=self.clock,
-            directory=self._directory,
-            on_terminal=self._waiter.watchers.notify,
-            control_interval=control_interval,
-            claim_runs=claim_runs,
-            control_cursor=self._store.last_seq(),
-            reader=self._store,
-            resume=resume,
-            settings=settings,
-            guard=self._guard,
-        )
+        try:
+            self._tree = ActorTree.start(
+                census=self._census,
+                owner=self.id,
+                halted=self._halted,
+                path=self.db,
+                synchronous=synchronous,
+                clock=self.clock,
+                directory=self._directory,
+                on_terminal=self._waiter.watchers.notify,
+                control_interval=control_interval,
+                claim_runs=claim_runs,
+                control_cursor=self._store.last_seq(),
+                reader=self._store,
+                resume=resume,
+                settings=settings,
+                guard=self._guard,
+            )
+        except BaseException:
+            self._store.close()
+            raise
         self._journal = self._tree.journal  # for tests that watch its mailbox
         self._requests = Requests(
             owner=self.id,
@@ -273,7 +272,7 @@ class Runtime:
         if self._halted.error is not None:
             self._halted.check(self.id)
         if self._closed:
-            raise ProctorError(f"runtime {self.id} is closed")
+            raise RuntimeClosed(f"runtime {self.id} is closed")
 
     # -- runs --------------------------------------------------------------------
 
@@ -290,18 +289,17 @@ class Runtime:
 
         Raises:
             NotSerializable: an argument is not JSON (a NaN, a dict key that
-                is not a str, a cycle, nested deeper than ``MAX_VALUE_DEPTH``);
-                nothing is written.
-            PayloadTooLarge: the arguments take more than ``max_payload_bytes``
-                of JSON; nothing is written.
+                is not a str, a cycle, nested deeper than ``MAX_VALUE_DEPTH``).
+            PayloadTooLarge: the arguments take over ``max_payload_bytes`` of JSON.
+            InvalidArgumentType: ``workflow`` is not a ``@workflow()``.
             OutcomeUnknown: its creation was not confirmed within
                 ``request_timeout`` (a slow or locked store, or a body that
                 blocked before its first await); the run may exist, and the
-                error names its id (A3).
+                error names its id (A3). After any other error nothing was written.
             StoreError: the store cannot take the run (locked past the busy
-                timeout, say); nothing was written. ``StoreReplaced`` or
-                ``StoreCorrupt`` once the runtime stopped because its store
-                file was deleted, replaced or damaged.
+                timeout, say); ``StoreReplaced`` or ``StoreCorrupt`` once the
+                runtime stopped because its store file was deleted, replaced or damaged.
+            RuntimeClosed: the runtime was closed or killed.
         """
         self._check_open()
         run_id = self._requests.create(workflow, args, kwargs, limit=self.max_payload_bytes)
@@ -309,6 +307,7 @@ class Runtime:
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on an existing run. Raises :class:`RunNotFound`."""
+        self._check_open()
         self._store.get_run(run_id)
         return RunHandle(self, run_id)
 

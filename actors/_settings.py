@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from actors._fencing import MIN_LEASE_PER_BUSY_TIMEOUT, check_lease_config
 from actors._slots import check_max_concurrent_steps
-from persistence import DEFAULT_BUSY_TIMEOUT, check_payload_limit, retention_seconds
+from persistence import (
+    DEFAULT_BUSY_TIMEOUT,
+    InvalidArgument,
+    InvalidArgumentType,
+    ProctorError,
+    check_payload_limit,
+    retention_seconds,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,8 +50,38 @@ def check_settings(
     of ``lease_ttl``, at most ``DEFAULT_BUSY_TIMEOUT``).
 
     Raises:
-        ValueError, TypeError: the first bad setting, named.
+        InvalidArgument: the first bad setting, named (a ``ValueError``);
+            :class:`InvalidArgumentType` (also a ``TypeError``) for one of
+            the wrong type.
     """
+    try:
+        return _check(
+            max_payload_bytes=max_payload_bytes,
+            retention=retention,
+            request_timeout=request_timeout,
+            max_batch=max_batch,
+            lease_ttl=lease_ttl,
+            busy_timeout=busy_timeout,
+            max_concurrent_steps=max_concurrent_steps,
+        )
+    except ProctorError:
+        raise
+    except TypeError as exc:  # the helpers raise builtins; the API raises ours
+        raise InvalidArgumentType(str(exc)) from exc
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from exc
+
+
+def _check(
+    *,
+    max_payload_bytes: int,
+    retention: float | datetime.timedelta | None,
+    request_timeout: float,
+    max_batch: int,
+    lease_ttl: float,
+    busy_timeout: float | None,
+    max_concurrent_steps: int | None,
+) -> Settings:
     if max_concurrent_steps is not None:
         check_max_concurrent_steps(max_concurrent_steps)
     payload = check_payload_limit(max_payload_bytes)

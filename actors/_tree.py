@@ -21,6 +21,7 @@ import pykka
 
 from actors._base import logger
 from actors._census import Census
+from actors._errors import RuntimeClosed
 from actors._guardian import Guardian
 from actors._halt import Halt
 from actors._messages import GetWiring, Shutdown, Wiring
@@ -46,7 +47,12 @@ class ActorTree:
         cls, *, census: Census, owner: str, halted: Halt, settings: Settings, **guardian: Any
     ) -> ActorTree:
         """Start the Guardian with ``settings`` and ``guardian`` (its other
-        keyword arguments)."""
+        keyword arguments).
+
+        Raises:
+            RuntimeClosed: the Guardian died or did not answer while starting
+                (its error is the ``__cause__``); nothing of it is left running.
+        """
         ref = Guardian.start(
             census=census,
             owner=owner,
@@ -58,7 +64,12 @@ class ActorTree:
             retention=settings.retention,
             **guardian,
         )
-        wiring = ref.ask(GetWiring(), timeout=ASK_TIMEOUT)
+        try:
+            wiring = ref.ask(GetWiring(), timeout=ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(Shutdown(abandon=True))
+            raise RuntimeClosed(f"runtime {owner} could not start its actors: {exc}") from exc
         assert isinstance(wiring, Wiring)
         return cls(
             owner=owner,

@@ -25,8 +25,7 @@ from collections.abc import Callable
 from typing import Final
 
 from actors._directory import Directory
-from actors._halt import Halt
-from persistence import RunRecord, RunState, Store
+from persistence import RunRecord, RunState, Store, StoreError
 
 #: How often a waiter re-reads the store for runs that end in another process.
 POLL_INTERVAL: Final = 0.05
@@ -79,14 +78,22 @@ class RunWaiter:
         owner: the runtime's id, for the error of a stopped runtime.
         store: the facade's reading connection.
         directory: the runs hosted here (their end wakes a watcher).
-        halted: the runtime's halt switch: a wait on a stopped runtime raises.
+        check_open: raises if the runtime stopped (closed, killed, or
+            stopped itself): a wait on it raises that, not a store error.
     """
 
-    def __init__(self, *, owner: str, store: Store, directory: Directory, halted: Halt) -> None:
+    def __init__(
+        self,
+        *,
+        owner: str,
+        store: Store,
+        directory: Directory,
+        check_open: Callable[[], None],
+    ) -> None:
         self._owner = owner
         self._store = store
         self._directory = directory
-        self._halted = halted
+        self._check_open = check_open
         self.watchers = Watchers()
 
     def poll(
@@ -98,9 +105,12 @@ class RunWaiter:
         The wait is capped so that runs ending in another process (no wake-up
         from our Journal) are seen within POLL_INTERVAL.
         """
-        if self._halted.error is not None:  # the store under the run is gone
-            self._halted.check(self._owner)
-        record = self._store.get_run(run_id)
+        self._check_open()  # the store under the run is gone, or closed
+        try:
+            record = self._store.get_run(run_id)
+        except StoreError:
+            self._check_open()  # closed meanwhile: that is the reason
+            raise
         if record.status.is_terminal:
             return record, None
         pause = POLL_INTERVAL if deadline is None else min(POLL_INTERVAL, deadline - now)

@@ -30,7 +30,7 @@ from actors._diagnosis import timeline
 from actors._handle import RunHandle
 from actors._journal import AFTER_COMMIT
 from actors._runtime import Runtime
-from persistence import EventRecord, EventType, NewEvent, RunRecord, RunState
+from persistence import EventRecord, EventType, InvalidArgument, NewEvent, RunRecord, RunState
 
 __all__ = ["ProctorTestKit", "assert_events", "timeline", "wait_for_event", "wait_for_status"]
 
@@ -197,7 +197,9 @@ class ProctorTestKit:
         usual ("time out once, then the retry succeeds"); None: every one.
         """
         if times is not None and times < 1:
-            raise ValueError(f"times must be at least 1 (or None for every attempt), got {times}")
+            raise InvalidArgument(
+                f"times must be at least 1 (or None for every attempt), got {times}"
+            )
         released = threading.Event()
         left = [times]
         lock = threading.Lock()
