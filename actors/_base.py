@@ -26,13 +26,14 @@ import pykka
 from actors._census import Census
 from actors._mailbox import ControlFirstInbox
 from actors._messages import ChildExited, ExitKind, ExitReason
+from actors._pykka import PykkaHooks
 from actors._undeliverable import refuse
 from persistence import ProctorError, StoreCorrupt, StoreReplaced
 
 logger = logging.getLogger("proctor")
 
 
-class ProctorActor(pykka.ThreadingActor):
+class ProctorActor(PykkaHooks):
     """Base of every Proctor actor. Subclasses implement :meth:`handle`.
 
     Hooks: :meth:`started` (in the actor's thread, before any message),
@@ -64,7 +65,7 @@ class ProctorActor(pykka.ThreadingActor):
 
     def launch(self) -> pykka.ActorRef[Any]:
         """Start a prepared actor's loop; messages sent meanwhile wait for it."""
-        self._start_actor_loop()
+        self.start_loop()
         return self.actor_ref
 
     def discard(self) -> None:
@@ -72,14 +73,13 @@ class ProctorActor(pykka.ThreadingActor):
         pykka.ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()  # its ref reports it dead; tells are dropped
 
-    def _start_actor_loop(self) -> None:
+    def start_loop(self) -> None:
         if self.pooled:
-            self._census.pool.run(self._actor_loop, self.name)
+            self._census.pool.run(self.run_loop, self.name)
         else:
-            super()._start_actor_loop()
+            super().start_loop()
 
-    @staticmethod
-    def _create_actor_inbox() -> ControlFirstInbox:
+    def new_inbox(self) -> ControlFirstInbox:
         return ControlFirstInbox()
 
     @property

@@ -112,8 +112,7 @@ class ControlInbox(ProctorActor):
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.clock = self._clock
 
-    @staticmethod
-    def _create_actor_inbox() -> TimerInbox:
+    def new_inbox(self) -> TimerInbox:
         return TimerInbox()
 
     @property

@@ -21,10 +21,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pykka._envelope import Envelope
-
 from actors._clock import Clock
 from actors._messages import ControlMessage, TimerTick
+from actors._pykka import Envelope
 
 
 class ControlFirstInbox:

@@ -28,8 +28,7 @@ class Timers(ProctorActor):
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.clock = clock
 
-    @staticmethod
-    def _create_actor_inbox() -> TimerInbox:
+    def new_inbox(self) -> TimerInbox:
         return TimerInbox()
 
     def handle(self, message: Any) -> None:
