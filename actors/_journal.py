@@ -203,7 +203,7 @@ class Journal(ProctorActor):
                 tell(target, control)
             for run_id in (msg.run_id, *terminated):
                 self._on_terminal(run_id, RunState.TERMINATED)
-        msg.reply.set((outcome, terminated))
+        msg.reply.set((outcome, tuple(terminated)))
 
     def _check_alive(self) -> None:
         check_halted(self._halted, self._owner)
