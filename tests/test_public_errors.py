@@ -268,6 +268,18 @@ def test_bad_definitions_policies_and_test_helpers_are_invalid_arguments(db: Pat
         kit.hang(echo_step, times=0)
 
 
+def test_a_closed_test_kit_starts_no_runtime_and_says_so(db: Path) -> None:
+    before = set(threading.enumerate())
+    kit = ProctorTestKit(db)
+    run = kit.runtime.start(echo_flow, 1)
+    kit.close()
+    with pytest.raises(RuntimeClosed):
+        kit.restart()  # it started a runtime nobody would close
+    with pytest.raises(RuntimeClosed):
+        kit.wait_for_status(run, "completed", timeout=1)
+    assert_nothing_left(before)
+
+
 # -- a dead runtime -------------------------------------------------------------------
 
 
