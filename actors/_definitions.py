@@ -22,12 +22,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from actors._context import WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
-from persistence import (
-    InvalidArgument,
-    ProctorError,
-    roundtrip_arguments,
-    safe_repr,
-)
+from persistence import InvalidArgument, ProctorError, roundtrip_arguments, safe_repr
 
 #: SV3: what a step's restart does to the other steps of its gather().
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
@@ -243,8 +238,7 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
 
 
 def _check_strategy(strategy: str | None, error: type[ValueError] = ValueError) -> None:
-    # ``gather()`` in a body keeps raising a ValueError (its type is recorded
-    # in the run's log); ``@workflow()`` raises Proctor's own InvalidArgument.
+    # gather() in a body keeps its ValueError: the type is recorded in the log.
     if strategy is not None and strategy not in STRATEGIES:
         raise error(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
 
@@ -307,8 +301,7 @@ def workflow(
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> WorkflowDef[P, R]:
         if not inspect.iscoroutinefunction(fn):
-            # A bare TypeError on purpose: the CLI names it when an import
-            # fails, and operators' scripts match that name.
+            # A bare TypeError on purpose: the CLI prints its name on a failed import.
             raise TypeError(f"@workflow() needs an async def, got {safe_repr(fn)}")
         intensity = Intensity(max_restarts=max_restarts, within=within)
         wf = WorkflowDef(fn, _name_of(fn, name), intensity, strategy)
