@@ -21,25 +21,28 @@ from actors._errors import (
     RunCancelled,
     RunEnded,
     RunTerminated,
+    RuntimeClosed,
     StepFailed,
     Terminated,
     WaitTimeout,
     WorkflowFailed,
 )
+from actors._handle import ControlResult, RunHandle
 from actors._policy import RetryPolicy
-from actors._runtime import ControlResult, RunHandle, Runtime
+from actors._runtime import Runtime
 from actors._shield import shield
 from persistence import (
     CorruptRecord,
     EventRecord,
     EventType,
+    InvalidArgument,
+    InvalidArgumentType,
     InvalidTransition,
     NotAProctorStore,
     NotSerializable,
     OutcomeUnknown,
     PayloadTooLarge,
     ProctorError,
-    RunAlreadyFinished,
     RunNotFound,
     RunRecord,
     RunState,
@@ -62,6 +65,8 @@ __all__ = [
     "EventRecord",
     "EventType",
     "FakeClock",
+    "InvalidArgument",
+    "InvalidArgumentType",
     "InvalidTransition",
     "NonDeterminismError",
     "NotAProctorStore",
@@ -70,7 +75,6 @@ __all__ = [
     "PayloadTooLarge",
     "ProctorError",
     "RetryPolicy",
-    "RunAlreadyFinished",
     "RunCancelled",
     "RunEnded",
     "RunHandle",
@@ -79,6 +83,7 @@ __all__ = [
     "RunState",
     "RunTerminated",
     "Runtime",
+    "RuntimeClosed",
     "SchemaTooNew",
     "StepContext",
     "StepDef",

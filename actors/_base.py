@@ -17,169 +17,23 @@ blocking.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
-import queue
-import threading
-import time
-from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import pykka
-from pykka._envelope import Envelope
 
-from actors._messages import ChildExited, ControlMessage, ExitKind, ExitReason
-from actors._slots import StepSlots, default_max_concurrent_steps
-from actors._threads import ThreadPool
+from actors._census import Census
+from actors._mailbox import ControlFirstInbox
+from actors._messages import ChildExited, ExitKind, ExitReason
+from actors._pykka import PykkaHooks
 from actors._undeliverable import refuse
 from persistence import ProctorError, StoreCorrupt, StoreReplaced
 
 logger = logging.getLogger("proctor")
 
 
-class ControlFirstInbox:
-    """A mailbox with two lanes: control messages are always taken first.
-
-    Only the owning actor's thread takes messages out (its loop, a busy
-    step's check, the Journal's batching); any thread puts them in. So the
-    lanes are plain deques (their appends and pops are atomic) and a put
-    wakes the owner through a C-level queue of tokens, one per message: no
-    Python-level lock on the path of every message. A token whose message
-    was already taken by a check just makes the owner look again.
-    """
-
-    def __init__(self) -> None:
-        self._control: collections.deque[Envelope[Any]] = collections.deque()
-        self._normal: collections.deque[Envelope[Any]] = collections.deque()
-        self._ready: queue.SimpleQueue[None] = queue.SimpleQueue()
-        #: Set once the owner stopped: what is left, or arrives later, goes here.
-        self._refuse: Callable[[Envelope[Any]], None] | None = None
-
-    def put(self, envelope: Envelope[Any], /) -> None:
-        lane = self._control if isinstance(envelope.message, ControlMessage) else self._normal
-        lane.append(envelope)
-        self._signal()
-        if self._refuse is not None:
-            # The owner stopped after the sender saw it alive: nobody will
-            # take this message, so refuse it now. (Appended first, checked
-            # second: either close() drains it or this does.)
-            self._drain()
-
-    def close(self, refuse: Callable[[Envelope[Any]], None]) -> None:
-        """The owner stopped: refuse every message left, and every later one."""
-        self._refuse = refuse
-        self._drain()
-
-    def _drain(self) -> None:
-        refuse = self._refuse
-        assert refuse is not None
-        for lane in (self._control, self._normal):
-            while True:
-                try:
-                    envelope = lane.popleft()
-                except IndexError:
-                    break
-                refuse(envelope)
-
-    def _signal(self) -> None:
-        self._ready.put(None)
-
-    def get(self) -> Envelope[Any]:
-        while True:
-            self._ready.get()
-            if self._control:
-                return self._control.popleft()
-            if self._normal:
-                return self._normal.popleft()
-
-    def empty(self) -> bool:
-        return not (self._control or self._normal)
-
-    def take_control_nowait(self) -> list[Any]:
-        """Take every pending control message; the cheap check of a busy step."""
-        # A message that lands right after this read is seen by the next check.
-        # Step code may check from threads of its own: popleft() is atomic,
-        # and an empty lane ends the take whoever emptied it.
-        taken = []
-        while self._control:
-            try:
-                taken.append(self._control.popleft().message)
-            except IndexError:
-                break
-        return taken
-
-    def take_nowait_if(self, accept: Callable[[Any], bool]) -> Any | None:
-        """Take the next ordinary message if ``accept``s it (for batching)."""
-        if self._control or not self._normal or not accept(self._normal[0].message):
-            return None
-        return self._normal.popleft().message
-
-
-class Census:
-    """Every live actor of one runtime and the threads they run on, so that
-    shutdown can prove none is left.
-
-    Short-lived actors (``pooled = True``: step attempts and run supervisors)
-    borrow their thread from the census's :class:`ThreadPool`; the others
-    (Guardian, Journal, Timers, ControlInbox) live as long as the runtime and
-    own theirs. How many step attempts may run at once is its
-    :class:`StepSlots`.
-    """
-
-    def __init__(self, max_concurrent_steps: int | None = None) -> None:
-        self._cond = threading.Condition()
-        self._live: dict[str, str] = {}
-        self._threads: list[threading.Thread] = []
-        self.pool = ThreadPool("proctor")
-        if max_concurrent_steps is None:
-            max_concurrent_steps = default_max_concurrent_steps()
-        self.slots = StepSlots(max_concurrent_steps)
-
-    def enter(self, urn: str, name: str, *, pooled: bool) -> None:
-        """An actor starts, on its own thread or (``pooled``) a lent one.
-
-        Only own threads are remembered for shutdown to join; the pool joins
-        its own. (Remembering the pooled thread of every step attempt grew
-        this list by one per attempt for the runtime's whole life.)
-        """
-        with self._cond:
-            self._live[urn] = name
-            if not pooled:
-                self._threads.append(threading.current_thread())
-
-    def leave(self, urn: str) -> None:
-        with self._cond:
-            self._live.pop(urn, None)
-            self._cond.notify_all()
-
-    def live(self) -> list[str]:
-        with self._cond:
-            return sorted(self._live.values())
-
-    def wait_empty(self, timeout: float) -> bool:
-        """At shutdown: wait until every actor stopped and every thread, pooled
-        or not, ended; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._live:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    # Parked threads end now; a stuck one after its task.
-                    self.pool.close()
-                    return False
-                self._cond.wait(remaining)
-            threads, self._threads = self._threads, []
-        self.pool.close()
-        pooled_done = self.pool.join(max(0.0, deadline - time.monotonic()))
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
-        own = [t for t in threads if t is not threading.current_thread()]
-        return pooled_done and not any(t.is_alive() for t in own)
-
-
-class ProctorActor(pykka.ThreadingActor):
+class ProctorActor(PykkaHooks):
     """Base of every Proctor actor. Subclasses implement :meth:`handle`.
 
     Hooks: :meth:`started` (in the actor's thread, before any message),
@@ -211,7 +65,7 @@ class ProctorActor(pykka.ThreadingActor):
 
     def launch(self) -> pykka.ActorRef[Any]:
         """Start a prepared actor's loop; messages sent meanwhile wait for it."""
-        self._start_actor_loop()
+        self.start_loop()
         return self.actor_ref
 
     def discard(self) -> None:
@@ -219,14 +73,13 @@ class ProctorActor(pykka.ThreadingActor):
         pykka.ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()  # its ref reports it dead; tells are dropped
 
-    def _start_actor_loop(self) -> None:
+    def start_loop(self) -> None:
         if self.pooled:
-            self._census.pool.run(self._actor_loop, self.name)
+            self._census.pool.run(self.run_loop, self.name)
         else:
-            super()._start_actor_loop()
+            super().start_loop()
 
-    @staticmethod
-    def _create_actor_inbox() -> ControlFirstInbox:
+    def new_inbox(self) -> ControlFirstInbox:
         return ControlFirstInbox()
 
     @property

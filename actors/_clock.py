@@ -11,6 +11,8 @@ import time
 import weakref
 from typing import Protocol
 
+from persistence import InvalidArgument
+
 
 class Clock(Protocol):
     def monotonic(self) -> float:
@@ -56,7 +58,7 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Move time forward and wake every waiter so that due deadlines fire."""
         if seconds < 0:
-            raise ValueError("time cannot go backwards")
+            raise InvalidArgument("time cannot go backwards")
         with self._lock:
             self._now += seconds
             waiters = list(self._waiters)

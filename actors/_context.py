@@ -15,9 +15,10 @@ from typing import Any, Final
 
 import pykka
 
-from actors._base import ControlFirstInbox, tell
+from actors._base import tell
 from actors._errors import CancellationError, Terminated
 from actors._fencing import LeaseGuard
+from actors._mailbox import ControlFirstInbox
 from actors._messages import Append, Cancel, Heartbeat, Terminate
 from persistence import DEFAULT_MAX_PAYLOAD_BYTES, EventType, NewEvent, ProctorError, roundtrip
 

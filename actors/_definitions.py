@@ -22,7 +22,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from actors._context import WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
-from persistence import ProctorError, roundtrip_arguments, safe_repr
+from persistence import InvalidArgument, ProctorError, roundtrip_arguments, safe_repr
 
 #: SV3: what a step's restart does to the other steps of its gather().
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
@@ -86,7 +86,7 @@ class StepDef(Generic[P, R]):
     ) -> None:
         for what, value in (("timeout", timeout), ("heartbeat_timeout", heartbeat_timeout)):
             if value is not None and value <= 0:
-                raise ValueError(f"@step({what}=...) must be positive, got {value}")
+                raise InvalidArgument(f"@step({what}=...) must be positive, got {value}")
         self.fn = fn
         self.name = name
         self.retry = retry
@@ -237,9 +237,10 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
     return Gather(calls=calls, strategy=strategy)
 
 
-def _check_strategy(strategy: str | None) -> None:
+def _check_strategy(strategy: str | None, error: type[ValueError] = ValueError) -> None:
+    # gather() in a body keeps its ValueError: the type is recorded in the log.
     if strategy is not None and strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+        raise error(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
 
 
 def _body_context(what: str, hint: str) -> WorkflowContext:
@@ -296,10 +297,11 @@ def workflow(
     ``strategy``: the default strategy of this workflow's ``gather()`` calls
     (SV3; see :func:`gather`).
     """
-    _check_strategy(strategy)
+    _check_strategy(strategy, InvalidArgument)
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> WorkflowDef[P, R]:
         if not inspect.iscoroutinefunction(fn):
+            # A bare TypeError on purpose: the CLI prints its name on a failed import.
             raise TypeError(f"@workflow() needs an async def, got {safe_repr(fn)}")
         intensity = Intensity(max_restarts=max_restarts, within=within)
         wf = WorkflowDef(fn, _name_of(fn, name), intensity, strategy)
@@ -359,12 +361,12 @@ def _register(wf: WorkflowDef[..., Any]) -> None:
     different names in one file, conflict.
 
     Raises:
-        ValueError: ``wf.name`` is taken by a workflow defined elsewhere.
+        InvalidArgument: ``wf.name`` is taken by a workflow defined elsewhere.
     """
     with _registry_lock:
         known = _registry.get(wf.name)
         if known is not None and _definition(known.fn) != _definition(wf.fn):
-            raise ValueError(
+            raise InvalidArgument(
                 f"two workflows are named {wf.name!r}: {_where(known.fn)} and {_where(wf.fn)};"
                 " a run records only its workflow's name, so give one another name"
                 " (@workflow(name=...))"

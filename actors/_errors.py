@@ -1,4 +1,4 @@
-"""The runtime's half of the exception tree (drawn in ``persistence._errors``).
+"""The runtime's half of the exception tree (drawn whole in ``persistence._errors``).
 
 ``CancellationError`` and ``Terminated`` derive from ``BaseException``, like
 ``trio.Cancelled`` and ``asyncio.CancelledError``: a broad ``except
@@ -59,6 +59,12 @@ class NonDeterminismError(ProctorError):
     so that it no longer makes the same calls in the same order, replaying it
     would return one step's recorded result to another: the run fails instead.
     """
+
+
+class RuntimeClosed(ProctorError):
+    """The runtime was closed or killed, or its actors could not start: it
+    takes no more requests. (A runtime that stopped itself raises the reason
+    instead, a :class:`StoreError`; see ``Runtime.failure``.)"""
 
 
 class RunEnded(ProctorError):

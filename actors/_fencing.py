@@ -32,10 +32,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 from actors._errors import Terminated
+from persistence import Store
 
 #: Fraction of the lease after its last renewal (sent) that a runtime trusts
 #: itself to still own its runs. The remaining quarter is the margin for a
@@ -67,15 +67,6 @@ class Fenced(Terminated):
     """The :class:`Terminated` a step gets when its runtime no longer owns its
     run: user code sees a Terminated; the step's supervisor records nothing
     of the attempt and stops hosting the run."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LeaseLost:
-    """-> Guardian: stop hosting ``run_id`` (None: every run) without recording
-    what is no longer ours to record; ``why`` says what was seen."""
-
-    why: str
-    run_id: str | None = None
 
 
 class LeaseGuard:
@@ -151,3 +142,19 @@ class LeaseGuard:
         why = self.why_fenced()
         if why is not None:
             raise Fenced(why)
+
+
+def register(store: Store, owner: str, lease_ttl: float) -> LeaseGuard:
+    """Register runtime ``owner`` in ``store`` with a full lease of ``lease_ttl``
+    seconds; return the guard that counts that lease down.
+
+    Raises:
+        StoreError: the registration failed; ``store`` is closed.
+    """
+    registered_at = time.monotonic()  # sent; the guard counts from here
+    try:
+        store.register_runtime(owner, ttl=lease_ttl)
+    except BaseException:
+        store.close()
+        raise
+    return LeaseGuard(owner=owner, lease_ttl=lease_ttl, registered_at=registered_at)

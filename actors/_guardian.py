@@ -1,6 +1,7 @@
 """The Guardian: root supervisor of a runtime's actors.
 
-It starts the Journal and the Timers, starts one RunSupervisor per top-level
+It starts the shared actors (Journal, Timers, ControlInbox: ``_services``),
+starts one RunSupervisor per top-level
 run (child runs live under their parent's), hears every child's exit (death
 watch), turns an expired cancel grace into a terminate (C8), and stops
 everything in order on shutdown: run supervisors first, so their last records
@@ -10,29 +11,29 @@ Fencing: when the runtime cannot prove it still owns a run (``LeaseLost``,
 from the Journal, the ControlInbox or a run's supervisor), it stops hosting
 it at once, recording nothing more; a run stopped only because the lease's
 safe window passed is hosted again from its log once a renewal succeeds,
-if the store still says it is ours.
+if the store still says it is ours (``_rehosting``).
+
+Invariants: every child's exit is heard exactly once; shutdown ends only
+after every run supervisor, then the Timers, the ControlInbox and the
+Journal have ended; a runtime that stops itself (escalation) says why once,
+before anything shows it stopped.
 """
 
 from __future__ import annotations
 
-import collections
 import os
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
-from actors._base import Census, ProctorActor, logger, tell
+from actors._base import ProctorActor, logger, tell
+from actors._census import Census
 from actors._clock import Clock
-from actors._control_inbox import ControlInbox, Forward
-from actors._definitions import lookup_workflow
-from actors._errors import describe
-from actors._fencing import LeaseGuard, LeaseLost
-from actors._halt import Halt, StoreLost
-from actors._journal import Journal
+from actors._directory import Directory
+from actors._errors import RuntimeClosed, describe
+from actors._fencing import LeaseGuard
+from actors._halt import Halt
 from actors._messages import (
     Append,
     Cancel,
@@ -40,15 +41,20 @@ from actors._messages import (
     ControlAppend,
     ExitKind,
     ExitReason,
+    Forward,
+    GetWiring,
     GraceExpired,
+    LeaseLost,
     Rehost,
-    ScheduleTimer,
     Shutdown,
     StartRun,
+    StoreLost,
     Terminate,
+    Wiring,
 )
+from actors._rehosting import Rehosting
+from actors._services import Services
 from actors._supervisor import RunSupervisor
-from actors._timers import Timers
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     CorruptRecord,
@@ -63,61 +69,6 @@ from persistence import (
     Synchronous,
     terminate_request,
 )
-
-#: Back-off before a run whose supervisor stopped on a store failure is hosted
-#: again: doubling from REHOST_FIRST, at most REHOST_MAX seconds.
-REHOST_FIRST = 0.5
-REHOST_MAX = 30.0
-#: Restart intensity of the ControlInbox (Erlang/OTP's MaxR and MaxT): a
-#: death beyond RESTART_INTENSITY restarts within RESTART_PERIOD seconds
-#: escalates, and the runtime stops. The Journal and the Timers are never
-#: restarted: other actors hold their refs and their state (unanswered
-#: appends, pending timers) dies with them, so their death stops the runtime.
-RESTART_INTENSITY = 3
-RESTART_PERIOD = 5.0
-
-
-class Directory:
-    """run id -> RunSupervisor of every live run, child runs included.
-
-    Readable from any thread (the Runtime facade). A RunSupervisor adds itself
-    when it is created and removes itself when it stops.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._refs: dict[str, pykka.ActorRef[Any]] = {}
-
-    def get(self, run_id: str) -> pykka.ActorRef[Any] | None:
-        with self._lock:
-            return self._refs.get(run_id)
-
-    def add(self, run_id: str, ref: pykka.ActorRef[Any]) -> None:
-        with self._lock:
-            self._refs[run_id] = ref
-
-    def remove(self, run_id: str) -> None:
-        with self._lock:
-            self._refs.pop(run_id, None)
-
-    def all(self) -> list[pykka.ActorRef[Any]]:
-        with self._lock:
-            return list(self._refs.values())
-
-    def run_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._refs)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GetWiring:
-    """Ask the Guardian for the refs of the Journal and the Timers."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Wiring:
-    journal: pykka.ActorRef[Any]
-    timers: pykka.ActorRef[Any]
 
 
 class Guardian(ProctorActor):
@@ -145,96 +96,64 @@ class Guardian(ProctorActor):
         guard: LeaseGuard | None = None,
     ) -> None:
         super().__init__(parent=None, name="Guardian", census=census)
-        self._max_batch = max_batch
         self._max_payload_bytes = max_payload_bytes
-        self._retention = retention
         self._guard = guard
-        #: Top-level runs whose hosting stopped for fencing, and why.
-        self._fenced: dict[str, str] = {}
         self._reader = reader
-        self._resume = resume
-        self._lease_ttl = lease_ttl
         self._halted = halted
         self._owner = owner
-        self._control_interval = control_interval
-        self._claim_runs = claim_runs
         self._control_cursor = control_cursor
-        self._path = path
-        self._synchronous: Synchronous = synchronous
-        self._busy_timeout = busy_timeout
         self._clock = clock
         self._directory = directory
-        self._on_terminal = on_terminal
         self._shutdown: Shutdown | None = None
-        self._journal: pykka.ActorRef[Any] | None = None
-        self._timers: pykka.ActorRef[Any] | None = None
-        self._control: pykka.ActorRef[Any] | None = None
-        self._control_actor: ControlInbox | None = None
-        #: When the ControlInbox was restarted, within the last RESTART_PERIOD.
-        self._restarts: collections.deque[float] = collections.deque()
-        self._journal_dead = False
-        #: Service actors (Timers, ControlInbox) that have ended.
-        self._services_ended: set[str] = set()
+        self._services = Services(
+            census=census,
+            owner=owner,
+            path=path,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            clock=clock,
+            on_terminal=on_terminal,
+            hosted=directory.run_ids,
+            control_interval=control_interval,
+            claim_runs=claim_runs,
+            resume=resume,
+            lease_ttl=lease_ttl,
+            halted=halted,
+            max_batch=max_batch,
+            retention=retention,
+            opened=reader.opened,
+            guard=guard,
+        )
         #: The top-level runs' supervisors, by run id: this actor's own children.
         self._runs: dict[str, pykka.ActorRef[Any]] = {}
-        #: Runs to host again after a store failure, and how many times they
-        #: were (for the back-off).
-        self._rehosting: set[str] = set()
-        self._rehosts: dict[str, int] = {}
-        #: Step ends a run's stopped supervisor could not record, for the next.
-        self._unrecorded: dict[str, tuple[NewEvent, ...]] = {}
+        #: Runs to host again (after a store failure, or fencing): set once
+        #: the Timers exist.
+        self._again: Rehosting | None = None
 
     def started(self) -> None:
-        self._journal = Journal.start(
-            census=self._census,
-            parent=self.actor_ref,
-            path=self._path,
-            synchronous=self._synchronous,
-            busy_timeout=self._busy_timeout,
-            on_terminal=self._on_terminal,
+        self._services.start(self.actor_ref, self._control_cursor)
+        self._again = Rehosting(
             owner=self._owner,
-            lease_ttl=self._lease_ttl,
-            halted=self._halted,
-            max_batch=self._max_batch,
-            opened=self._reader.opened,
+            reader=self._reader,
             guard=self._guard,
-            hosted=self._directory.run_ids,
+            clock=self._clock,
+            timers=self._services.timers,
+            guardian=self.actor_ref,
+            start_run=self._start_run,
         )
-        self._timers = Timers.start(census=self._census, parent=self.actor_ref, clock=self._clock)
-        self._start_control(self._control_cursor)
-
-    def _start_control(self, cursor: int) -> None:
-        """(Re)start the ControlInbox; it delivers requests past ``cursor``."""
-        assert self._journal is not None
-        assert self._timers is not None
-        self._control_actor = ControlInbox.prepare(
-            census=self._census,
-            parent=self.actor_ref,
-            path=self._path,
-            owner=self._owner,
-            journal=self._journal,
-            timers=self._timers,
-            clock_monotonic=self._clock.monotonic,
-            interval=self._control_interval,
-            claim_runs=self._claim_runs,
-            cursor=cursor,
-            resume=self._resume,
-            lease_ttl=self._lease_ttl,
-            retention=self._retention,
-            opened=self._reader.opened,
-            guard=self._guard,
-        )
-        self._control = self._control_actor.launch()
 
     @property
     def journal(self) -> pykka.ActorRef[Any]:
-        assert self._journal is not None
-        return self._journal
+        return self._services.journal
+
+    @property
+    def again(self) -> Rehosting:
+        assert self._again is not None
+        return self._again
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, GetWiring):
-            assert self._timers is not None
-            return Wiring(journal=self.journal, timers=self._timers)
+            return Wiring(journal=self.journal, timers=self._services.timers)
         if isinstance(message, StartRun):
             self._start_run(message)
         elif isinstance(message, Forward):
@@ -246,7 +165,8 @@ class Guardian(ProctorActor):
         elif isinstance(message, GraceExpired):
             self._on_grace_expired(message)
         elif isinstance(message, Rehost):
-            self._rehost(message)
+            if self._shutdown is None:
+                self.again.due(message)
         elif isinstance(message, StoreLost):
             self._escalate(message.error)
         elif isinstance(message, LeaseLost):
@@ -257,8 +177,7 @@ class Guardian(ProctorActor):
             if first:
                 self._shutdown = message
                 self._census.slots.close()  # no waiting step starts any more
-                if self._control is not None:
-                    self._control.stop(block=False)  # take no new runs
+                self._services.stop_control()  # take no new runs
             elif (
                 message.reply is not None
                 and self._shutdown is not None
@@ -279,9 +198,8 @@ class Guardian(ProctorActor):
     def _start_run(self, msg: StartRun) -> None:
         if self._shutdown is not None:
             if msg.created is not None:  # a new run: nothing of it was written
-                msg.created.set_exception(
-                    (ProctorError, ProctorError(f"runtime {self._owner} is closed"), None)
-                )
+                closed = RuntimeClosed(f"runtime {self._owner} is closed")
+                msg.created.set_exception((RuntimeClosed, closed, None))
             return  # the run stays PENDING in the store for the next runtime
         if self._directory.get(msg.run_id) is not None:
             return  # hosted already (found orphaned twice while being resumed)
@@ -290,7 +208,7 @@ class Guardian(ProctorActor):
             if msg.created is not None:  # a new run: nothing of it was written
                 msg.created.set_exception((ProctorError, ProctorError(fenced), None))
             else:  # claimed or resumed just before: host it once we can, if still ours
-                self._rehost_later(msg.run_id, fenced)
+                self.again.later(msg.run_id, fenced)
             return
         state, cancel = msg.state, None
         if state is RunState.CANCELLING:
@@ -308,7 +226,7 @@ class Guardian(ProctorActor):
             state=state,
             cancel=cancel,
             reader=self._reader,
-            timers=self._timers,
+            timers=self._services.timers,
             clock=self._clock,
             resume=msg.resume_from is not None,
             resume_from=msg.resume_from,
@@ -322,23 +240,24 @@ class Guardian(ProctorActor):
         self._runs[msg.run_id] = ref
 
     def _on_child_exited(self, msg: ChildExited) -> None:
-        if msg.child in (self._journal, self._timers, self._control):
-            if msg.child == self._journal:
-                self._journal_dead = True
+        if self._services.owns(msg.child):
+            is_journal = msg.child == self._services.journal
+            if is_journal:
+                self._services.journal_dead = True
             if self._shutdown is None:
                 self._service_died(msg)
-            if msg.child == self._journal:
+            if is_journal:
                 self._journal_exited()
             else:
-                self._services_ended.add(msg.child.actor_urn)
-                if self._journal_dead:
+                self._services.ended(msg.child)
+                if self._services.journal_dead:
                     self._journal_exited()
             return
         run_id = msg.name
         hosted = self._runs.pop(run_id, None) is not None
-        fenced = self._fenced.pop(run_id, None)
+        fenced = self.again.take_fenced(run_id)
         if fenced is not None and self._shutdown is None:
-            self._rehost_later(run_id, fenced)  # if the store says it is still ours
+            self.again.later(run_id, fenced)  # if the store says it is still ours
             return
         error = msg.reason.error
         if (
@@ -351,9 +270,8 @@ class Guardian(ProctorActor):
             # The store failed under the run (locked past the busy timeout,
             # say), not the run itself: like an OTP supervisor restarting a
             # crashed child, host it again from its log after a back-off.
-            if msg.reason.unrecorded:
-                self._unrecorded[run_id] = msg.reason.unrecorded
-            self._rehost_later(run_id, f"its supervisor stopped: {error}")
+            self.again.keep_unrecorded(run_id, msg.reason.unrecorded)
+            self.again.later(run_id, f"its supervisor stopped: {error}")
         elif msg.reason.kind is ExitKind.FAILED and self._shutdown is None:
             # A supervisor crashed (a Proctor bug, or the store failed): record
             # the run as failed if the store still takes it; fencing decides.
@@ -362,59 +280,9 @@ class Guardian(ProctorActor):
                 run_id=run_id, type=EventType.RUN_FAILED, data={"error": describe(error)}
             )
             tell(self.journal, Append(events=(event,)))
-        if run_id not in self._rehosting:
-            self._rehosts.pop(run_id, None)  # its back-off starts afresh next time
-            self._unrecorded.pop(run_id, None)
+        self.again.ended(run_id)
         if self._shutdown is not None and not self._runs:
             self._stop_services()
-
-    def _rehost_later(self, run_id: str, why: str) -> None:
-        assert self._timers is not None
-        tries = self._rehosts[run_id] = self._rehosts.get(run_id, 0) + 1
-        delay = min(REHOST_MAX, REHOST_FIRST * 2 ** (tries - 1))
-        logger.warning("run %s: %s; hosting it again in %.1fs", run_id, why, delay)
-        self._rehosting.add(run_id)
-        self._timers.tell(
-            ScheduleTimer(
-                token=("rehost", run_id),
-                due=self._clock.monotonic() + delay,
-                target=self.actor_ref,
-                message=Rehost(run_id=run_id, why=why),
-            )
-        )
-
-    def _rehost(self, msg: Rehost) -> None:
-        """Replay the run from its log, if it is still ours and unfinished."""
-        if msg.run_id not in self._rehosting or self._shutdown is not None:
-            return
-        self._rehosting.discard(msg.run_id)
-        if self._guard is not None and self._guard.revoked is not None:
-            return  # we were judged dead: the run is for other runtimes to resume
-        try:
-            record = self._reader.find_run(msg.run_id)
-        except CorruptRecord as exc:
-            logger.error("run %s: not hosted again: %s", msg.run_id, exc)
-            self._rehosts.pop(msg.run_id, None)
-            return
-        except StoreError as exc:
-            self._rehost_later(msg.run_id, f"{msg.why}; then {exc}")
-            return
-        if record is None or record.status.is_terminal or record.owner != self._owner:
-            self._rehosts.pop(msg.run_id, None)
-            self._unrecorded.pop(msg.run_id, None)
-            return  # ended (terminated, say) or taken over meanwhile
-        workflow = lookup_workflow(record.workflow)
-        assert workflow is not None  # it was started here, so it is registered
-        self._start_run(
-            StartRun.of_record(
-                record,
-                workflow,
-                record.status,
-                resume_from=self._owner,
-                resume_why=msg.why,
-                unrecorded=self._unrecorded.pop(msg.run_id, ()),
-            )
-        )
 
     def _on_lease_lost(self, msg: LeaseLost) -> None:
         """Stop hosting what we may no longer own (fencing); record nothing of it."""
@@ -431,8 +299,7 @@ class Guardian(ProctorActor):
                 tell(ref, msg)
             return
         for run_id in targets:
-            if run_id not in self._fenced:
-                self._fenced[run_id] = msg.why
+            if self.again.fence(run_id, msg.why):
                 tell(self._runs[run_id], LeaseLost(why=msg.why, run_id=run_id))
         if msg.run_id is None and self._guard is not None and self._guard.revoked is not None:
             # Judged dead by another runtime: this one can never renew again,
@@ -454,19 +321,13 @@ class Guardian(ProctorActor):
         tell(self.journal, ControlAppend(events=events, deliver=deliver))
 
     def _stop_services(self) -> None:
-        if self._timers is not None:
-            self._timers.stop(block=False)
-        if self._journal_dead:
+        if self._services.stop():
             self._journal_exited()  # it crashed earlier: nothing to wait for
-            return
-        # The Journal stops after every Append already in its mailbox.
-        self.journal.stop(block=False)
 
     def _journal_exited(self) -> None:
         # Shutdown is over once the Timers and the ControlInbox have ended
         # too: none of the runtime's own actors outlives close().
-        services = {ref.actor_urn for ref in (self._timers, self._control) if ref is not None}
-        if self._shutdown is not None and services <= self._services_ended:
+        if self._shutdown is not None and self._services.others_ended():
             if self._shutdown.reply is not None:
                 self._shutdown.reply.set(None)
             elif self._halted.error is not None:
@@ -483,21 +344,10 @@ class Guardian(ProctorActor):
         why = describe(msg.reason.error) if msg.reason.error is not None else None
         cause = f"{why['type']}: {why['message']}" if why else msg.reason.kind.value
         logger.critical("%s stopped unexpectedly: %s", msg.name, cause)
-        if msg.child == self._control and self._control_actor is not None:
-            now = time.monotonic()
-            while self._restarts and self._restarts[0] <= now - RESTART_PERIOD:
-                self._restarts.popleft()
-            if len(self._restarts) < RESTART_INTENSITY:
-                self._restarts.append(now)
-                logger.warning(
-                    "restarting the ControlInbox (%d of %d restarts allowed within %.0fs)",
-                    len(self._restarts),
-                    RESTART_INTENSITY,
-                    RESTART_PERIOD,
-                )
-                self._start_control(self._control_actor.cursor)
-                return
-            cause += f"; it died {RESTART_INTENSITY + 1} times within {RESTART_PERIOD:.0f}s"
+        why_not = self._services.restart_control(msg.child)
+        if why_not is None:
+            return  # restarted, within its intensity
+        cause += why_not
         self._escalate(StoreError(f"its {msg.name} stopped unexpectedly ({cause})"))
 
     def _escalate(self, error: StoreError) -> None:
@@ -516,8 +366,7 @@ class Guardian(ProctorActor):
         logger.critical("runtime %s stops: %s", self._owner, error)
         self._halted.halt(error)
         self._shutdown = Shutdown()  # no reply: the facade's close() sends its own
-        if self._control is not None:
-            self._control.stop(block=False)
+        self._services.stop_control()
         for ref in self._runs.values():
             tell(ref, Shutdown())
         if not self._runs:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from persistence import FileIdentity, SQLiteStore, Store, StoreError, StoreReplaced, check_same_file
@@ -60,14 +59,6 @@ def check_halted(halted: threading.Event, owner: str) -> None:
     if error is None:
         raise StoreError(f"runtime {owner} was killed; nothing more is written")
     raise type(error)(f"runtime {owner} stopped: {error}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoreLost:
-    """ControlInbox or Journal -> Guardian: the store cannot be used any more
-    (its file was deleted, replaced or damaged); the runtime must stop."""
-
-    error: StoreError
 
 
 def open_same_store(

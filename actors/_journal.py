@@ -8,26 +8,42 @@ It also keeps the runtime's registration alive (the Runtime writes it when
 it is built): it renews the lease that vouches for the runs this runtime
 owns, and releases it when the runtime stops (D2). Every write names
 this runtime as the writer, so the store fences it off a run it no longer
-owns. What it learns of ownership goes to the runtime's LeaseGuard, which
-every step checks (fencing): when each renewal was sent and whether it
-took; a renewal refused (our row revoked: we were judged dead); a write
-refused as fenced, or a heartbeat of a run the store says is another's;
-and, at each renewal, any hosted run now owned elsewhere.
+owns. What those writes teach about ownership is kept by its Tenure
+(``_tenure``), which tells the LeaseGuard and the Guardian.
+
+What stays here though it is not only writing, and why: terminate-tree is
+one transaction (T1 and T4 together), so it is a write; launching prepared
+step actors and delivering control messages after a commit is how a
+commit is acknowledged (the effect follows the durable record, D1), and
+moving it to another actor would add a hop and a window in which the
+record is durable but its effect not yet under way.
+
+Invariant: a message taken from the mailbox is answered (committed,
+refused, or its requester told of the failure); an Append of a run whose
+earlier group failed never commits after it (no hole in the log).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from actors._base import Census, ProctorActor, logger, tell
-from actors._fencing import LeaseGuard, LeaseLost
-from actors._halt import StoreLost, check_halted, open_same_store
-from actors._messages import Append, Heartbeat, Journaled, RenewLease, TerminateTree
+from actors._base import ProctorActor, logger, tell
+from actors._census import Census
+from actors._fencing import LeaseGuard
+from actors._halt import check_halted, open_same_store
+from actors._messages import (
+    Append,
+    Heartbeat,
+    Journaled,
+    RenewLease,
+    StoreLost,
+    TerminateTree,
+)
+from actors._tenure import Tenure
 from actors._undeliverable import refuse
 from persistence import (
     TERMINAL_EVENTS,
@@ -48,8 +64,6 @@ from persistence import (
 
 #: Most Appends one transaction takes (group commit); ``Runtime(max_batch=)``.
 MAX_BATCH: Final = 512
-#: Records by which a runtime becomes a run's owner.
-_OWNING: Final = frozenset({EventType.RUN_CREATED, EventType.RUN_CLAIMED, EventType.RUN_RESUMED})
 #: WAL pages (4 KiB) after which a commit checkpoints itself: only if the
 #: ControlInbox's checkpoints fall behind.
 JOURNAL_AUTOCHECKPOINT: Final = 10_000
@@ -88,16 +102,8 @@ class Journal(ProctorActor):
         self._max_batch = max_batch
         #: The file the runtime opened: the Journal never opens another one.
         self._opened = opened
-        self._parent_ref = parent
-        self._guard = guard
-        #: The run ids this runtime hosts now (its Directory).
-        self._hosted = hosted
-        #: Runs whose ownership by us this Journal wrote (created, claimed,
-        #: resumed) and that have not ended or been lost since. Only these can
-        #: be *lost*: a run being taken over is hosted before its run_resumed
-        #: commits, and is still the old owner's until then.
-        self._owned: set[str] = set()
-        self._unhosted: set[str] = set()
+        #: What this runtime owns, as learnt from these writes (and renewals).
+        self._tenure = Tenure(owner=owner, guard=guard, hosted=hosted, guardian=parent)
         self._owner = owner
         self._lease_ttl = lease_ttl
         #: Set by Runtime.kill(): from then on nothing reaches the store, as
@@ -194,7 +200,7 @@ class Journal(ProctorActor):
                 tell(target, control)
             for run_id in (msg.run_id, *terminated):
                 self._on_terminal(run_id, RunState.TERMINATED)
-        msg.reply.set((outcome, terminated))
+        msg.reply.set((outcome, tuple(terminated)))
 
     def _check_alive(self) -> None:
         check_halted(self._halted, self._owner)
@@ -217,55 +223,16 @@ class Journal(ProctorActor):
             return
         # Measured from before the write is sent: an observer's count of our
         # silence starts no earlier than its commit (fencing, P3).
-        sent = self._guard.now() if self._guard is not None else 0.0
+        sent = self._tenure.now()
         try:
             renewed = self._store.renew_lease(self._owner, ttl=self._lease_ttl)
             if renewed:
-                if self._guard is not None:
-                    self._guard.renewed(sent)
-                self._check_hosted()
+                self._tenure.renewed(sent, self._store)
         except StoreError as exc:  # locked, say; the lease has slack for a retry
             logger.warning("journal: could not renew the lease of %s: %s", self._owner, exc)
             return
         if not renewed:
-            self._revoked()
-
-    def _revoked(self) -> None:
-        """Our row says we stopped or were judged dead: we own nothing any more."""
-        assert self._store is not None
-        why = "its row says it stopped or its lease was revoked"
-        with contextlib.suppress(StoreError):  # the reason is a nicety; the verdict is not
-            row = next((r for r in self._store.runtimes() if r.owner == self._owner), None)
-            why = (row.revoked if row is not None else None) or why
-        if self._guard is None or self._guard.revoked is None:
-            logger.critical(
-                "runtime %s lost its lease (%s): it stops its runs, which other runtimes"
-                " resume; restart this process to host runs again",
-                self._owner,
-                why,
-            )
-        if self._guard is not None:
-            self._guard.revoke(why)
-        tell(self._parent_ref, LeaseLost(why=f"lease revoked: {why}"))
-
-    def _check_hosted(self) -> None:
-        """Any run we host that the store says is another's stops at once."""
-        assert self._store is not None
-        now_hosted = set(self._hosted())
-        # Forget runs hosted no more at two checks in a row (ended, say, by a
-        # terminate from another process); one just claimed is hosted soon.
-        unhosted = self._owned - now_hosted
-        self._owned -= unhosted & self._unhosted
-        self._unhosted = unhosted
-        hosted = list(self._owned & now_hosted)
-        if hosted:
-            for run_id, owner in self._store.owned_elsewhere(hosted, me=self._owner).items():
-                self._lost(run_id, f"run {run_id} is owned by {owner} now")
-
-    def _lost(self, run_id: str, why: str) -> None:
-        self._owned.discard(run_id)
-        if self._guard is None or self._guard.lose(run_id, why):
-            tell(self._parent_ref, LeaseLost(why=why, run_id=run_id))
+            self._tenure.revoked(self._store)
 
     def _commit(self, batch: list[Append], beats: list[Heartbeat]) -> None:
         assert self._store is not None
@@ -308,28 +275,20 @@ class Journal(ProctorActor):
                     refuse(dataclasses.replace(append, reply=None), killed)
                 return
         for run_id in foreign:
-            self._lost(run_id, f"a heartbeat found run {run_id} owned by another runtime")
+            self._tenure.lost(run_id, f"a heartbeat found run {run_id} owned by another runtime")
         for append, outcomes in zip(batch, results, strict=True):
             first = append.events[0] if append.events else None
             if first and first.type is EventType.RUN_RESUMED and outcomes[0].accepted:
                 self._broken.pop(first.run_id, None)  # hosted again, from its log
             for event, outcome in zip(append.events, outcomes, strict=True):
                 if isinstance(outcome, Refused) and outcome.fenced:
-                    self._lost(event.run_id, outcome.reason)
+                    self._tenure.lost(event.run_id, outcome.reason)
                 elif outcome.accepted:
-                    self._note_ownership(event)
+                    self._tenure.note(event)
             self._answer(append, tuple(outcomes), None)
             for event, outcome in zip(append.events, outcomes, strict=True):
                 if isinstance(outcome, Appended) and event.type in TERMINAL_EVENTS:
                     self._on_terminal(event.run_id, outcome.status)
-
-    def _note_ownership(self, event: NewEvent) -> None:
-        if event.type in _OWNING and event.data.get("owner") == self._owner:
-            self._owned.add(event.run_id)
-            if self._guard is not None:
-                self._guard.regain(event.run_id)  # a new hosting, from its log
-        elif event.type in TERMINAL_EVENTS:
-            self._owned.discard(event.run_id)
 
     def _refuse_broken(self, batch: list[Append]) -> list[Append]:
         """Refuse, with the original error, a supervisor's append for a broken run."""

@@ -2,15 +2,26 @@
 
 pykka does not copy messages: whoever sends one must not mutate it, which
 frozen dataclasses with immutable fields make hard to get wrong.
+
+Invariants: every message is a frozen dataclass; its containers are tuples,
+read-only mappings (``MappingProxyType``) or frozen dataclasses; a field
+holding a live actor is an ``ActorRef`` (or a :class:`Launchable` prepared
+actor), a future says what it resolves to. Known exceptions: JSON values
+carried as they were decoded (a run's arguments, a step error's
+description, ``Raised.error``) are the senders' to leave alone, and
+``StartRun.workflow`` is a ``WorkflowDef`` typed ``Any`` (naming it here
+would make this bottom module import the definitions, a cycle).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
 
-from persistence import AppendOutcome, NewEvent, RunRecord, RunState
+from persistence import AppendOutcome, NewEvent, RunRecord, RunState, StoreError
 
 if TYPE_CHECKING:
     from pykka import ActorRef, Future
@@ -22,6 +33,14 @@ class ControlMessage:
     """Marker: delivered before every ordinary message (control-first mailbox)."""
 
     __slots__ = ()
+
+
+class Launchable(Protocol):
+    """A prepared actor (a step attempt) the Journal launches or discards."""
+
+    def launch(self) -> ActorRef[Any]: ...
+
+    def discard(self) -> None: ...
 
 
 # -- control ---------------------------------------------------------------
@@ -57,8 +76,9 @@ class ExitKind(enum.Enum):
 class ExitReason:
     kind: ExitKind
     error: BaseException | None = None
-    #: A RunSupervisor's last record (result, error or reason), for its parent run.
-    data: dict[str, Any] | None = None
+    #: A RunSupervisor's last record (result, error or reason), for its parent
+    #: run; read-only (a copy of what it is built with).
+    data: Mapping[str, Any] | None = None
     #: A StepActor's outcome. Like an Erlang worker's exit reason, the exit
     #: report is how the result reaches the supervisor: one message, not two.
     #: None from a StepActor means it crashed outside the user's code.
@@ -66,6 +86,10 @@ class ExitReason:
     #: A RunSupervisor stopped by a store failure: step ends it saw but the
     #: store did not take, for the supervisor that hosts the run next.
     unrecorded: tuple[NewEvent, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.data is not None and not isinstance(self.data, MappingProxyType):
+            object.__setattr__(self, "data", MappingProxyType(dict(self.data)))
 
     @classmethod
     def normal(cls) -> ExitReason:
@@ -95,14 +119,14 @@ class Append:
     """
 
     events: tuple[NewEvent, ...]
-    reply: Future[Any] | None = None
+    reply: Future[tuple[AppendOutcome, ...]] | None = None
     notify: ActorRef[Any] | None = None
-    tag: Any = None
-    deliver: tuple[tuple[ActorRef[Any], Any], ...] = ()
+    tag: object = None
+    deliver: tuple[tuple[ActorRef[Any], ControlMessage], ...] = ()
     #: Prepared actors (step attempts) the Journal launches once the group
     #: commits, or discards if it does not. Launching them is the whole
     #: effect, so ``notify`` then hears only of a failure.
-    launch: tuple[Any, ...] = ()
+    launch: tuple[Launchable, ...] = ()
 
 
 @dataclass(**_FROZEN)
@@ -126,8 +150,9 @@ class TerminateTree(ControlMessage):
     reason: str | None
     source: str
     origin: str
-    reply: Future[Any]
-    deliver: tuple[tuple[ActorRef[Any], Any], ...] = ()
+    #: The run's outcome, and the ids of the descendants it terminated.
+    reply: Future[tuple[AppendOutcome, tuple[str, ...]]]
+    deliver: tuple[tuple[ActorRef[Any], ControlMessage], ...] = ()
 
 
 @dataclass(**_FROZEN)
@@ -147,7 +172,7 @@ class Heartbeat:
 
 @dataclass(**_FROZEN)
 class Journaled:
-    tag: Any
+    tag: object
     outcomes: tuple[AppendOutcome, ...]
     error: BaseException | None = None
     #: On error: the group that was not written (what it carried is not lost
@@ -220,7 +245,7 @@ class StartRun:
     #: by the supervisor with the body's first records in one group, and the
     #: future that gets that group's outcomes (``Runtime.start`` waits on it).
     create: NewEvent | None = None
-    created: Future[Any] | None = None
+    created: Future[tuple[AppendOutcome, ...]] | None = None
     #: Step ends the previous supervisor of this run saw and could not record.
     unrecorded: tuple[NewEvent, ...] = ()
 
@@ -319,25 +344,80 @@ class Shutdown:
     waiting, or is killed) what still runs is abandoned at once.
     """
 
-    reply: Future[Any] | None = None
+    reply: Future[None] | None = None
     abandon: bool = False
 
 
 @dataclass(**_FROZEN)
 class ScheduleTimer:
-    token: object
+    token: Hashable
     #: Absolute time on the runtime's clock, fixed by the requester: a timer
     #: counts from the request, not from when the Timers actor got to it.
     due: float
     target: ActorRef[Any]
-    message: Any
+    message: object
 
 
 @dataclass(**_FROZEN)
 class CancelTimer:
-    token: object
+    token: Hashable
 
 
 @dataclass(**_FROZEN)
 class TimerTick:
     """Synthesised by the Timers inbox when the earliest deadline passes."""
+
+
+# -- moved here from the modules that sent them (issue 15) ------------------
+# Guardian wiring, ControlInbox forwarding and claims, fencing, store loss.
+
+
+@dataclass(**_FROZEN)
+class GetWiring:
+    """Facade -> Guardian: ask for the refs of the Journal and the Timers."""
+
+
+@dataclass(**_FROZEN)
+class Wiring:
+    """Guardian -> facade: the answer to :class:`GetWiring`."""
+
+    journal: ActorRef[Any]
+    timers: ActorRef[Any]
+
+
+@dataclass(**_FROZEN)
+class Forward:
+    """ControlInbox -> Guardian: deliver ``message`` to the run's supervisor, if hosted.
+
+    An ordinary message on purpose (not control-first): it must stay behind a
+    StartRun the Guardian got from the same sender, so that a run claimed
+    and then cancelled at once still gets its cancel.
+    """
+
+    run_id: str
+    message: ControlMessage
+
+
+@dataclass(**_FROZEN)
+class ClaimTag:
+    """The tag of a claim's :class:`Append`: the claimed run's record, which
+    the ControlInbox hands to the Guardian once the claim commits."""
+
+    record: RunRecord
+
+
+@dataclass(**_FROZEN)
+class LeaseLost:
+    """-> Guardian: stop hosting ``run_id`` (None: every run) without recording
+    what is no longer ours to record; ``why`` says what was seen."""
+
+    why: str
+    run_id: str | None = None
+
+
+@dataclass(**_FROZEN)
+class StoreLost:
+    """ControlInbox or Journal -> Guardian: the store cannot be used any more
+    (its file was deleted, replaced or damaged); the runtime must stop."""
+
+    error: StoreError

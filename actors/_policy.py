@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from persistence import InvalidArgument
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
@@ -40,13 +42,13 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts is not None and self.max_attempts < 1:
-            raise ValueError("RetryPolicy.max_attempts must be at least 1 (or None)")
+            raise InvalidArgument("RetryPolicy.max_attempts must be at least 1 (or None)")
         if self.initial_interval < 0 or self.max_interval < 0:
-            raise ValueError("RetryPolicy intervals cannot be negative")
+            raise InvalidArgument("RetryPolicy intervals cannot be negative")
         if self.backoff_coefficient < 1:
-            raise ValueError("RetryPolicy.backoff_coefficient must be at least 1")
+            raise InvalidArgument("RetryPolicy.backoff_coefficient must be at least 1")
         if not 0 <= self.jitter <= 1:
-            raise ValueError("RetryPolicy.jitter is a fraction between 0 and 1")
+            raise InvalidArgument("RetryPolicy.jitter is a fraction between 0 and 1")
 
     def delay(self, failed_attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after attempt ``failed_attempt`` (1-based) failed."""

@@ -20,7 +20,8 @@ from typing import Any
 
 import pykka
 
-from actors._base import Census, ProctorActor
+from actors._base import ProctorActor
+from actors._census import Census
 from actors._context import BeatBox, StepContext, reset_current, set_current
 from actors._definitions import StepDef
 from actors._errors import CancellationError, Terminated, describe

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors._base import Census, ProctorActor, logger, tell
+from actors._base import ProctorActor, logger, tell
+from actors._census import Census
 from actors._clock import Clock
 from actors._context import BeatBox, WorkflowContext, reset_current, set_current
 from actors._definitions import (
@@ -57,7 +58,7 @@ from actors._errors import (
     WorkflowFailed,
     describe,
 )
-from actors._fencing import LeaseGuard, LeaseLost
+from actors._fencing import LeaseGuard
 from actors._handover import ends_of_lost, fold_written, unrecorded
 from actors._messages import (
     Append,
@@ -68,6 +69,7 @@ from actors._messages import (
     ExitKind,
     ExitReason,
     Journaled,
+    LeaseLost,
     Raised,
     ResumeBody,
     RetryDue,
@@ -108,7 +110,7 @@ from persistence import (
 )
 
 if TYPE_CHECKING:
-    from actors._guardian import Directory
+    from actors._directory import Directory
 
 _E = EventType
 

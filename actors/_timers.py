@@ -9,45 +9,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import threading
 from typing import Any
 
-from pykka._envelope import Envelope
-
-from actors._base import Census, ControlFirstInbox, ProctorActor, tell
+from actors._base import ProctorActor, tell
+from actors._census import Census
 from actors._clock import Clock
+from actors._mailbox import TimerInbox
 from actors._messages import CancelTimer, ScheduleTimer, TimerTick
-
-
-class TimerInbox(ControlFirstInbox):
-    """A mailbox that also yields a TimerTick when ``deadline`` passes on
-    ``clock``; it waits on a condition, which a FakeClock can wake."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._cond = threading.Condition(threading.Lock())
-        self.clock: Clock | None = None
-        self.deadline: float | None = None
-
-    def _signal(self) -> None:
-        with self._cond:
-            self._cond.notify()
-
-    def get(self) -> Envelope[Any]:
-        with self._cond:
-            while not (self._control or self._normal):
-                clock, deadline = self.clock, self.deadline
-                if clock is not None and deadline is not None and clock.monotonic() >= deadline:
-                    return Envelope(TimerTick())
-                if clock is None:
-                    self._cond.wait()
-                else:
-                    clock.wait(self._cond, deadline)
-            return self._control.popleft() if self._control else self._normal.popleft()
-
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
 
 
 class Timers(ProctorActor):
@@ -60,8 +28,7 @@ class Timers(ProctorActor):
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.clock = clock
 
-    @staticmethod
-    def _create_actor_inbox() -> TimerInbox:
+    def new_inbox(self) -> TimerInbox:
         return TimerInbox()
 
     def handle(self, message: Any) -> None:

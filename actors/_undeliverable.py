@@ -18,9 +18,9 @@ import queue
 from typing import Any
 
 import pykka
-from pykka._envelope import Envelope
 
 from actors._messages import Append, Journaled, Shutdown, StartRun, TerminateTree
+from actors._pykka import Envelope
 
 
 def refuse(message: Any, error: BaseException) -> None:

@@ -27,9 +27,11 @@ from actors._clock import FakeClock
 from actors._context import get_context
 from actors._definitions import StepDef
 from actors._diagnosis import timeline
+from actors._errors import RuntimeClosed
+from actors._handle import RunHandle
 from actors._journal import AFTER_COMMIT
-from actors._runtime import RunHandle, Runtime
-from persistence import EventRecord, EventType, NewEvent, RunRecord, RunState
+from actors._runtime import Runtime
+from persistence import EventRecord, EventType, InvalidArgument, NewEvent, RunRecord, RunState
 
 __all__ = ["ProctorTestKit", "assert_events", "timeline", "wait_for_event", "wait_for_status"]
 
@@ -113,6 +115,7 @@ class ProctorTestKit:
         self._patches: list[Callable[[], None]] = []
         self._hooks: list[Callable[[list[NewEvent]], None]] = []
         self._threads_before = set(threading.enumerate())
+        self._closed = False
         self.runtime = self._open()
 
     def __enter__(self) -> ProctorTestKit:
@@ -133,7 +136,13 @@ class ProctorTestKit:
 
         The new one resumes the unfinished runs by replay; it becomes
         :attr:`runtime`. Handles from the old one keep working through it.
+
+        Raises:
+            RuntimeClosed: the kit was closed (a runtime started now would
+                be left running).
         """
+        if self._closed:
+            raise RuntimeClosed(f"this test kit on {self.db} is closed")
         old = self.runtime
         old.kill()
         self.runtime = self._open()
@@ -196,7 +205,9 @@ class ProctorTestKit:
         usual ("time out once, then the retry succeeds"); None: every one.
         """
         if times is not None and times < 1:
-            raise ValueError(f"times must be at least 1 (or None for every attempt), got {times}")
+            raise InvalidArgument(
+                f"times must be at least 1 (or None for every attempt), got {times}"
+            )
         released = threading.Event()
         left = [times]
         lock = threading.Lock()
@@ -255,6 +266,7 @@ class ProctorTestKit:
 
     def close(self) -> None:
         """Undo every fault, close every runtime, and check nothing was left running."""
+        self._closed = True
         for hook in self._hooks:
             if hook in AFTER_COMMIT:
                 AFTER_COMMIT.remove(hook)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
-import math
 import os
 import time
 import uuid
@@ -22,6 +20,7 @@ import click
 
 from cli import _render as render
 from cli._imports import import_user_module
+from cli._json_args import parse_json
 from cli._main import (
     EXIT_CODES_HELP,
     EXIT_WAIT_TIMED_OUT,
@@ -34,12 +33,12 @@ from cli._main import (
     interrupted,
     open_store,
 )
-from cli._runs import follow_run, owner_state
+from cli._owner import owner_state
+from cli._runs import follow_run
 from cli._text import clean, json_text
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_REASON_BYTES,
-    MAX_VALUE_DEPTH,
     Appended,
     AppendOutcome,
     EventRecord,
@@ -175,8 +174,8 @@ def start(
     """
     _timeout_needs_wait(timeout, wait)
     name, fn = _resolve(target)
-    args = [_parse_json(text, f"argument {i}") for i, text in enumerate(json_args, 1)]
-    kwargs = _parse_json(kwargs_json, "--kwargs") if kwargs_json is not None else {}
+    args = [parse_json(text, f"argument {i}") for i, text in enumerate(json_args, 1)]
+    kwargs = parse_json(kwargs_json, "--kwargs") if kwargs_json is not None else {}
     if not isinstance(kwargs, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--kwargs")
     try:
@@ -323,66 +322,6 @@ def _resolve(target: str) -> tuple[str, Any]:
     if obj is None or not isinstance(name, str) or not inspect.iscoroutinefunction(fn):
         raise click.BadParameter(f"{clean(target)} is not a @workflow()", param_hint=_HINT)
     return name, fn
-
-
-#: How deeply a JSON argument may nest: as deep as any value a runtime takes
-#: (``MAX_VALUE_DEPTH``), checked as it is parsed.
-MAX_JSON_DEPTH = MAX_VALUE_DEPTH
-
-
-def _parse_json(text: str, what: str) -> Any:
-    """One JSON value, as the store keeps it: NaN, Infinity and 1e999 are not JSON,
-    and nothing nests deeper than :data:`MAX_JSON_DEPTH`."""
-    try:
-        value = json.loads(text, parse_constant=_not_json, parse_float=_finite)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(
-            f"{_short(text)} is not JSON ({exc.msg}); quote strings, e.g. '\"text\"'",
-            param_hint=what,
-        ) from exc
-    except ValueError as exc:
-        raise click.BadParameter(f"{_short(text)} is not JSON ({exc})", param_hint=what) from exc
-    except RecursionError as exc:
-        raise click.BadParameter(
-            f"{_short(text)} is nested too deeply to be read", param_hint=what
-        ) from exc
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise click.BadParameter(
-            f"{_short(text)} is nested too deeply (more than {MAX_JSON_DEPTH} levels)",
-            param_hint=what,
-        )
-    return value
-
-
-def _depth(value: Any) -> int:
-    """How deeply ``value`` nests lists and objects; without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in item)
-    return deepest
-
-
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is too large for a JSON number")
-    return value
-
-
-def _short(text: str, limit: int = 60) -> str:
-    """``text`` quoted for a message, long ones elided in the middle."""
-    if len(text) > limit:
-        text = f"{text[: limit // 2]}...{text[-limit // 2 :]}"
-    return repr(text)
 
 
 def _checked_reason(reason: str | None) -> str | None:

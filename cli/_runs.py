@@ -12,15 +12,14 @@ from rich.text import Text
 
 from cli import _render as render
 from cli._main import EXIT_CODES_HELP, MAX_COUNT, StoreOptions, cli, interrupted, open_store
+from cli._owner import owner_json, owner_line, owner_state
 from cli._text import clean, plain
 from persistence import (
     EventRecord,
     EventType,
     RunRecord,
     RunState,
-    RuntimeRecord,
     Store,
-    why_dead,
 )
 
 #: How often ``--follow`` and ``--wait`` look for new events.
@@ -68,7 +67,7 @@ def list_runs(
     shown = records[:limit]
     owners = {r.run_id: owner_state(r, runtimes) for r in shown}
     if as_json:
-        render.echo_json([{**r.to_json(), **_owner_json(owners[r.run_id])} for r in shown])
+        render.echo_json([{**r.to_json(), **owner_json(owners[r.run_id])} for r in shown])
         return
     if not shown:
         click.echo("no runs" + (" match" if states or workflow else f" in {clean(options.db)}"))
@@ -114,7 +113,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         ("started", render.when(run.started_at)),
         ("finished", render.when(run.finished_at)),
         ("duration", render.duration(run.started_at, run.finished_at)),
-        ("owner", plain(_owner_line(run, owner))),
+        ("owner", plain(owner_line(run, owner))),
     ]
     if run.status is RunState.COMPLETED:
         rows.append(("result", plain(json.dumps(run.result, ensure_ascii=False))))
@@ -144,37 +143,6 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
     if children:
         out.print()
         out.print(render.runs_table(children))
-
-
-def owner_state(run: RunRecord, runtimes: list[RuntimeRecord]) -> dict[str, Any]:
-    """Who runs it, and whether that runtime is alive (its lease, its pid)."""
-    if run.owner is None or run.status.is_terminal:
-        return {"owner": run.owner, "alive": None, "why_dead": None}
-    found = next((r for r in runtimes if r.owner == run.owner), None)
-    # One look, no watching: judged by what its row and its pid say (P3).
-    why = why_dead(run.owner, found)
-    return {
-        "owner": run.owner,
-        "alive": why is None,
-        "why_dead": why,
-        "pid": found.pid if found else None,
-        "hostname": found.hostname if found else None,
-    }
-
-
-def _owner_json(owner: dict[str, Any]) -> dict[str, Any]:
-    """For ``runs list --json``: is the run's runtime alive (None: finished or unowned)."""
-    return {"owner_alive": owner["alive"], "why_dead": owner["why_dead"]}
-
-
-def _owner_line(run: RunRecord, owner: dict[str, Any]) -> str:
-    if run.owner is None:
-        return "- (waiting for a worker that knows this workflow)"
-    if owner["alive"] is None:
-        return run.owner
-    if owner["alive"]:
-        return f"{run.owner} (alive, pid {owner['pid']} on {owner['hostname']})"
-    return f"{run.owner} (dead: {owner['why_dead']}; the next runtime that knows it resumes it)"
 
 
 @runs.command(epilog=EXIT_CODES_HELP)

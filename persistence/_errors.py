@@ -1,20 +1,29 @@
-"""The exception tree shared by the store, the runtime and the CLI.
+"""The exception tree shared by the store, the runtime and the CLI: the one drawing.
 
 It lives in ``persistence`` because that package is the one every other
-package may import; ``actors`` re-exports it and adds the control-flow
-exceptions. The whole tree::
+package may import; ``actors`` re-exports it and adds the errors marked
+(actors) below, in ``actors._errors``. Every public error of Proctor is in
+this drawing (a test checks it against ``actors.__all__``); nothing from
+pykka and no bare builtin exception leaves the public API: where a builtin
+is the natural type, the error subclasses it too (``except TypeError``,
+``except ValueError`` and ``except TimeoutError`` keep working). The whole
+tree::
 
     ProctorError
     ├── RunNotFound
-    ├── RunAlreadyFinished
-    ├── NotSerializable
-    │   └── PayloadTooLarge        JSON, but over the store's payload size limit
-    ├── InvalidTransition          a state change outside the transition table: a bug
-    ├── StepFailed                 (actors) cause: the last attempt's exception
-    ├── WorkflowFailed             (actors) the run ended FAILED
-    ├── RunCancelled               (actors) the run ended CANCELLED
-    ├── RunTerminated              (actors) the run ended TERMINATED
-    ├── WaitTimeout                (actors) a wait for a run's end ran out; says why
+    ├── InvalidArgument(ValueError)    a bad setting or argument; nothing was done
+    │   └── InvalidArgumentType(TypeError)   an argument of the wrong type
+    ├── NotSerializable(TypeError)     a value that must cross the store is not JSON
+    │   └── PayloadTooLarge            JSON, but over the store's payload size limit
+    ├── InvalidTransition              a state change outside the transition table: a bug
+    ├── NonDeterminismError            (actors) replay found other calls than the log records
+    ├── RuntimeClosed                  (actors) the runtime was closed or killed, or never started
+    ├── StepFailed                     (actors) cause: the last attempt's exception
+    ├── RunEnded                       (actors) RunHandle.result(): the run did not complete
+    │   ├── WorkflowFailed             the run ended FAILED
+    │   ├── RunCancelled               the run ended CANCELLED
+    │   └── RunTerminated              the run ended TERMINATED
+    ├── WaitTimeout(TimeoutError)      (actors) a wait for a run's end ran out; says why
     └── StoreError
         ├── OutcomeUnknown         a request may have taken effect; names the run
         ├── StoreLocked            busy past the busy timeout
@@ -25,6 +34,10 @@ exceptions. The whole tree::
         └── CorruptRecord          one row cannot be read (written by hand, or by an old Proctor)
     CancellationError(BaseException)   (actors) like trio.Cancelled
     Terminated(BaseException)          (actors) a terminated step unwinds with it
+
+A control request on a run that already finished is not an error: it
+changes nothing and says so (``ControlResult.changed`` is False, C6; the CLI
+exits 4).
 """
 
 from __future__ import annotations
@@ -44,13 +57,12 @@ class RunNotFound(ProctorError):
         self.run_id = run_id
 
 
-class RunAlreadyFinished(ProctorError):
-    """A control request reached a run that is already in a terminal state."""
+class InvalidArgument(ProctorError, ValueError):
+    """A bad setting or argument (a value out of range, say); nothing was done."""
 
-    def __init__(self, run_id: str, status: str) -> None:
-        super().__init__(f"run {run_id} already finished: {status}")
-        self.run_id = run_id
-        self.status = status
+
+class InvalidArgumentType(InvalidArgument, TypeError):
+    """An argument of the wrong type (not a ``@workflow()``, say); nothing was done."""
 
 
 class NotSerializable(ProctorError, TypeError):

@@ -15,7 +15,8 @@ from typing import Any
 import pykka
 import pytest
 
-from actors._base import Census, ProctorActor
+from actors._base import ProctorActor
+from actors._census import Census
 from actors._messages import ChildExited, ExitKind, ExitReason
 from tests.conftest import assert_nothing_left, wait_until
 

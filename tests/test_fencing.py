@@ -21,10 +21,10 @@ import pykka
 import pytest
 
 from actors import EventType, ProctorError, RunState, Runtime, Terminated
-from actors._base import Census
-from actors._fencing import LeaseGuard, LeaseLost
+from actors._census import Census
+from actors._fencing import LeaseGuard
 from actors._journal import Journal
-from actors._messages import Append, RenewLease
+from actors._messages import Append, LeaseLost, RenewLease
 from persistence import LeaseObserver, NewEvent, SQLiteStore, resume_request
 from persistence._leases import BOOT_ID, PID_NS
 from persistence._schema import SCHEMA_VERSION

@@ -17,7 +17,8 @@ import pykka
 import pytest
 
 from actors import OutcomeUnknown, Runtime, StoreError, step, workflow
-from actors._base import Census, tell
+from actors._base import tell
+from actors._census import Census
 from actors._journal import Journal
 from actors._messages import Append
 from persistence import EventType, NewEvent, RunState, SQLiteStore

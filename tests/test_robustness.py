@@ -30,7 +30,7 @@ from actors import (
     step,
     workflow,
 )
-from actors._base import Census
+from actors._census import Census
 from actors._journal import Journal
 from actors._messages import Append, Journaled
 from persistence import (

@@ -1,0 +1,45 @@
+"""The Directory: run id -> the RunSupervisor hosting that run in this runtime.
+
+Readable from any thread (the Runtime facade, the Journal's ownership
+checks, the waiters); written by the supervisors themselves.
+
+Invariants: a RunSupervisor adds itself when it is created and removes
+itself when it stops, so an entry names a live (or just stopping) actor; a
+message sent through a stale entry is refused, never lost silently (see
+``_undeliverable``). Child runs are listed too, not only top-level ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pykka
+
+
+class Directory:
+    """run id -> RunSupervisor of every live run, child runs included."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+
+    def get(self, run_id: str) -> pykka.ActorRef[Any] | None:
+        with self._lock:
+            return self._refs.get(run_id)
+
+    def add(self, run_id: str, ref: pykka.ActorRef[Any]) -> None:
+        with self._lock:
+            self._refs[run_id] = ref
+
+    def remove(self, run_id: str) -> None:
+        with self._lock:
+            self._refs.pop(run_id, None)
+
+    def all(self) -> list[pykka.ActorRef[Any]]:
+        with self._lock:
+            return list(self._refs.values())
+
+    def run_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._refs)

@@ -1,0 +1,166 @@
+"""A run seen from the service: :class:`RunHandle`, and :class:`ControlResult`.
+
+A handle is an id and a way to its runtime (:class:`RunHost`, which the
+Runtime facade implements): it holds no state of the run, so any number of
+handles on one run agree, and a handle outlives a test kit's restart (it
+follows the runtime that replaced the killed one).
+
+Invariant: :meth:`RunHandle.result` returns only for a COMPLETED run; every
+other end is an exception that says how it ended (:func:`_outcome`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+from actors._diagnosis import explain
+from actors._errors import RunCancelled, RunTerminated, WaitTimeout, WorkflowFailed
+from persistence import CorruptRecord, EventRecord, RunRecord, RunState, StepRecord
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlResult:
+    """What a cancel or terminate did.
+
+    ``changed`` is False when the request changed nothing (C6): the run was
+    already terminal, or already cancelling. ``status`` is the run's state
+    when the call returned (its final state, with ``wait=True``). ``message``
+    says so when the reason was longer than ``MAX_REASON_BYTES`` (4 KiB) and
+    was cut to it.
+    """
+
+    run_id: str
+    status: RunState
+    changed: bool
+    message: str
+
+
+class RunHost(Protocol):
+    """What a :class:`RunHandle` needs of its runtime (the Runtime facade)."""
+
+    @property
+    def _successor(self) -> RunHost | None: ...
+
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    def events(self, run_id: str) -> list[EventRecord]: ...
+
+    def cancel(
+        self,
+        run_id: str,
+        reason: str | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        grace: float | None = None,
+        source: str = "api",
+    ) -> ControlResult: ...
+
+    def terminate(
+        self, run_id: str, reason: str | None = None, *, source: str = "api"
+    ) -> ControlResult: ...
+
+    def _steps(self, run_id: str) -> list[StepRecord]: ...
+
+    def _wait_finished(self, run_id: str, timeout: float | None) -> RunRecord: ...
+
+    async def _wait_finished_async(self, run_id: str, timeout: float | None) -> RunRecord: ...
+
+
+class RunHandle(Generic[R]):
+    """A run of a workflow: its id, state, log, outcome, and control."""
+
+    def __init__(self, runtime: RunHost, run_id: str) -> None:
+        self._runtime = runtime
+        self.run_id = run_id
+
+    @property
+    def _rt(self) -> RunHost:
+        # The test kit's restart() hands a killed runtime's handles on to
+        # the runtime that replaced it.
+        runtime = self._runtime
+        while runtime._successor is not None:
+            runtime = runtime._successor
+        return runtime
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id}>"
+
+    def status(self) -> RunState:
+        return self._rt.get_run(self.run_id).status
+
+    def record(self) -> RunRecord:
+        return self._rt.get_run(self.run_id)
+
+    def events(self) -> list[EventRecord]:
+        return self._rt.events(self.run_id)
+
+    def cancel(
+        self,
+        reason: str | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        grace: float | None = None,
+    ) -> ControlResult:
+        return self._rt.cancel(self.run_id, reason, wait=wait, timeout=timeout, grace=grace)
+
+    def terminate(self, reason: str | None = None) -> ControlResult:
+        return self._rt.terminate(self.run_id, reason)
+
+    def wait_finished(self, timeout: float | None = None) -> RunRecord:
+        """Block until the run is terminal or ``timeout`` passes; return its record.
+
+        Raises :class:`RuntimeClosed` once the runtime is closed or killed.
+        """
+        return self._rt._wait_finished(self.run_id, timeout)
+
+    def result(self, timeout: float | None = None) -> R:
+        """The run's result, once it is terminal.
+
+        Raises:
+            RunCancelled, RunTerminated, WorkflowFailed: the run did not complete.
+            WaitTimeout: (a ``TimeoutError``) still not terminal after
+                ``timeout`` seconds; says what the run waits for.
+            RunNotFound: no such run.
+            RuntimeClosed: the runtime was closed or killed (before or
+                during the wait).
+            StoreError: the runtime stopped itself (see ``Runtime.failure``).
+        """
+        return cast(R, self._outcome(self.wait_finished(timeout), timeout))
+
+    async def result_async(self, timeout: float | None = None) -> R:
+        """Like :meth:`result`, without blocking the event loop."""
+        record = await self._rt._wait_finished_async(self.run_id, timeout)
+        return cast(R, self._outcome(record, timeout))
+
+    def _outcome(self, record: RunRecord, timeout: float | None) -> Any:
+        if record.status.is_terminal:
+            return _outcome(record)
+        events, steps = self._rt.events(self.run_id), self._rt._steps(self.run_id)
+        raise WaitTimeout(
+            self.run_id, record.status.value, explain(record, events, steps, waited=timeout)
+        )
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self.result_async().__await__()
+
+
+def _outcome(record: RunRecord) -> Any:
+    """A terminal run's result, or the error that says how it ended."""
+    status = record.status
+    if status is RunState.COMPLETED:
+        if record.defect is not None:
+            raise CorruptRecord(f"run {record.run_id}'s result cannot be read: {record.defect}")
+        return record.result
+    if status is RunState.CANCELLED:
+        raise RunCancelled(record.run_id, record.cancel_reason)
+    if status is RunState.TERMINATED:
+        raise RunTerminated(record.run_id, record.terminate_reason)
+    if status is RunState.FAILED:
+        raise WorkflowFailed(record.run_id, record.error)
+    raise AssertionError(f"run {record.run_id} is not terminal: {status}")

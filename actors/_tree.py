@@ -1,0 +1,108 @@
+"""One runtime's actor tree, seen from the facade: started whole, stopped whole.
+
+The facade starts the Guardian (which starts the Journal, the Timers and the
+ControlInbox) and learns the refs it sends requests to; at close it asks
+the Guardian to shut down and waits for every actor and thread to end.
+
+Invariants: :meth:`ActorTree.start` returns only once the Journal and the
+Timers exist (the facade's first request cannot find them missing);
+:meth:`ActorTree.stop` never raises: whatever did not stop in time is
+logged, named by the census, and left as a daemon thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pykka
+
+from actors._base import logger
+from actors._census import Census
+from actors._errors import RuntimeClosed
+from actors._guardian import Guardian
+from actors._halt import Halt
+from actors._messages import GetWiring, Shutdown, Wiring
+from actors._settings import Settings
+
+#: Upper bound on any internal ask; a healthy runtime answers in microseconds.
+ASK_TIMEOUT: Final = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ActorTree:
+    """The refs of a started tree: its Guardian, Journal and Timers."""
+
+    owner: str
+    census: Census
+    halted: Halt
+    guardian: pykka.ActorRef[Any]
+    journal: pykka.ActorRef[Any]
+    timers: pykka.ActorRef[Any]
+
+    @classmethod
+    def start(
+        cls, *, census: Census, owner: str, halted: Halt, settings: Settings, **guardian: Any
+    ) -> ActorTree:
+        """Start the Guardian with ``settings`` and ``guardian`` (its other
+        keyword arguments).
+
+        Raises:
+            RuntimeClosed: the Guardian died or did not answer while starting
+                (its error is the ``__cause__``); nothing of it is left running.
+        """
+        ref = Guardian.start(
+            census=census,
+            owner=owner,
+            halted=halted,
+            busy_timeout=settings.busy_timeout,
+            lease_ttl=settings.lease_ttl,
+            max_batch=settings.max_batch,
+            max_payload_bytes=settings.max_payload_bytes,
+            retention=settings.retention,
+            **guardian,
+        )
+        try:
+            wiring = ref.ask(GetWiring(), timeout=ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(Shutdown(abandon=True))
+            raise RuntimeClosed(f"runtime {owner} could not start its actors: {exc}") from exc
+        assert isinstance(wiring, Wiring)
+        return cls(
+            owner=owner,
+            census=census,
+            halted=halted,
+            guardian=ref,
+            journal=wiring.journal,
+            timers=wiring.timers,
+        )
+
+    def stop(self, *, abandon: bool, timeout: float) -> None:
+        """Shut the tree down; steps still running after ``timeout`` (seconds)
+        are abandoned (with ``abandon``, at once)."""
+        deadline = time.monotonic() + timeout
+        done: pykka.Future[Any] = pykka.ThreadingFuture()
+        try:
+            self.guardian.tell(Shutdown(reply=done, abandon=abandon))
+            try:
+                done.get(timeout=timeout)
+            except pykka.Timeout:
+                # Steps that are still running now are abandoned: their
+                # results would come after this process stopped writing.
+                with contextlib.suppress(pykka.ActorDeadError):
+                    self.guardian.tell(Shutdown(abandon=True))
+                done.get(timeout=ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            if self.halted.error is None:  # else it said why when it stopped
+                logger.exception("runtime %s: guardian did not shut down cleanly", self.owner)
+        # Threads of abandoned steps, and pooled threads on their way out.
+        grace = max(deadline - time.monotonic(), min(1.0, timeout))
+        if not self.census.wait_empty(grace):
+            logger.warning(
+                "runtime %s: %s still running user code that never checks its mailbox",
+                self.owner,
+                ", ".join(self.census.live()),
+            )
