@@ -145,6 +145,8 @@ class Runtime:
             max_payload_bytes=max_payload_bytes,
             retention=retention,
             request_timeout=request_timeout,
+            shutdown_timeout=shutdown_timeout,
+            control_interval=control_interval,
             max_batch=max_batch,
             lease_ttl=lease_ttl,
             busy_timeout=busy_timeout,
@@ -157,7 +159,7 @@ class Runtime:
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
         self.db = os.fspath(db)
         self.clock: Clock = clock or SystemClock()
-        self.shutdown_timeout = shutdown_timeout
+        self.shutdown_timeout = settings.shutdown_timeout
         # Opening the store first surfaces a bad file (locked, foreign, newer
         # schema) here, at construction, as a StoreError.
         self._store = SQLiteStore.open(self.db, synchronous=synchronous, busy_timeout=busy_timeout)

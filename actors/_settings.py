@@ -4,12 +4,14 @@ Pure rules: :func:`check_settings` reads no clock, no file and no store, so
 a bad setting is refused before the store is touched and costs nothing.
 
 Invariant: a :class:`Settings` holds only values a runtime can run with
-(every limit positive, a lease long enough for a wait on a locked store).
+(every duration a finite count of seconds, every limit positive, a lease
+long enough for a wait on a locked store).
 """
 
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass
 
 from actors._fencing import MIN_LEASE_PER_BUSY_TIMEOUT, check_lease_config
@@ -31,6 +33,8 @@ class Settings:
     max_payload_bytes: int
     retention: float | None
     request_timeout: float
+    shutdown_timeout: float
+    control_interval: float
     max_batch: int
     lease_ttl: float
     busy_timeout: float
@@ -41,6 +45,8 @@ def check_settings(
     max_payload_bytes: int,
     retention: float | datetime.timedelta | None,
     request_timeout: float,
+    shutdown_timeout: float,
+    control_interval: float,
     max_batch: int,
     lease_ttl: float,
     busy_timeout: float | None,
@@ -59,6 +65,8 @@ def check_settings(
             max_payload_bytes=max_payload_bytes,
             retention=retention,
             request_timeout=request_timeout,
+            shutdown_timeout=shutdown_timeout,
+            control_interval=control_interval,
             max_batch=max_batch,
             lease_ttl=lease_ttl,
             busy_timeout=busy_timeout,
@@ -77,11 +85,28 @@ def _check(
     max_payload_bytes: int,
     retention: float | datetime.timedelta | None,
     request_timeout: float,
+    shutdown_timeout: float,
+    control_interval: float,
     max_batch: int,
     lease_ttl: float,
     busy_timeout: float | None,
     max_concurrent_steps: int | None,
 ) -> Settings:
+    # NaN compares false with everything and infinity waits forever: every
+    # duration is a finite count of seconds, checked before it is compared.
+    for name, value in (
+        ("request_timeout", request_timeout),
+        ("shutdown_timeout", shutdown_timeout),
+        ("control_interval", control_interval),
+        ("lease_ttl", lease_ttl),
+        ("busy_timeout", busy_timeout),
+    ):
+        if value is not None:
+            _finite_seconds(name, value)
+    if shutdown_timeout < 0:
+        raise ValueError(f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout}")
+    if control_interval <= 0:
+        raise ValueError(f"control_interval must be positive, got {control_interval}")
     if max_concurrent_steps is not None:
         check_max_concurrent_steps(max_concurrent_steps)
     payload = check_payload_limit(max_payload_bytes)
@@ -97,7 +122,16 @@ def _check(
         max_payload_bytes=payload,
         retention=kept,
         request_timeout=request_timeout,
+        shutdown_timeout=shutdown_timeout,
+        control_interval=control_interval,
         max_batch=max_batch,
         lease_ttl=lease_ttl,
         busy_timeout=busy_timeout,
     )
+
+
+def _finite_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")

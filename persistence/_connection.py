@@ -22,20 +22,23 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 from urllib.parse import quote
 
-from persistence._errors import NotAProctorStore, StoreError, StoreLocked
+from persistence._errors import InvalidArgument, NotAProctorStore, StoreError, StoreLocked
 from persistence._file import check_shm_writable, damage
 from persistence._schema import check_identity, migrate
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+#: The levels of ``PRAGMA synchronous``, weakest first.
+SYNCHRONOUS_LEVELS: Final = get_args(Synchronous)
 
 #: How long a connection waits for another one's write lock before StoreLocked.
 DEFAULT_BUSY_TIMEOUT: Final = 5.0
@@ -106,6 +109,23 @@ class SharedConnection:
             self.conn.close()
 
 
+def check_connection_settings(*, synchronous: str, busy_timeout: float) -> None:
+    """Refuse a ``synchronous`` level SQLite does not know (it would ignore
+    it silently) and a busy timeout that is not a finite count of seconds."""
+    if synchronous not in SYNCHRONOUS_LEVELS:
+        levels = ", ".join(SYNCHRONOUS_LEVELS)
+        raise InvalidArgument(f"synchronous must be one of {levels}, got {synchronous!r}")
+    if (
+        isinstance(busy_timeout, bool)
+        or not isinstance(busy_timeout, int | float)
+        or not math.isfinite(busy_timeout)
+        or busy_timeout < 0
+    ):
+        raise InvalidArgument(
+            f"busy_timeout must be a finite number of seconds >= 0, got {busy_timeout!r}"
+        )
+
+
 def connect(
     spath: str,
     *,
@@ -121,7 +141,10 @@ def connect(
     Raises:
         StoreError: the file is missing (readonly), unreadable, locked past
             ``busy_timeout``, not a Proctor store, or from a newer version.
+        InvalidArgument: ``synchronous`` is not one of SQLite's levels, or
+            ``busy_timeout`` is not a finite number of seconds >= 0.
     """
+    check_connection_settings(synchronous=synchronous, busy_timeout=busy_timeout)
     if readonly:
         if not Path(spath).is_file():
             raise StoreError(f"no Proctor store at {spath}: the file does not exist")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -235,6 +236,20 @@ def test_each_public_call_raises_the_errors_its_docstring_names(rt: Runtime) -> 
         ({"max_concurrent_steps": 1.5}, TypeError),
         ({"lease_ttl": 1.0, "busy_timeout": 1.0}, ValueError),
         ({"lease_ttl": -1.0}, ValueError),
+        # Non-finite durations compare false (NaN) or wait forever (inf).
+        ({"request_timeout": math.nan}, ValueError),
+        ({"request_timeout": math.inf}, ValueError),
+        ({"shutdown_timeout": math.nan}, ValueError),
+        ({"shutdown_timeout": -1.0}, ValueError),
+        ({"shutdown_timeout": "5"}, TypeError),
+        ({"control_interval": 0}, ValueError),
+        ({"control_interval": math.nan}, ValueError),
+        ({"lease_ttl": math.inf}, ValueError),
+        ({"busy_timeout": math.nan}, ValueError),
+        ({"busy_timeout": True}, TypeError),
+        # SQLite ignores a synchronous level it does not know: we refuse it.
+        ({"synchronous": "BOGUS"}, ValueError),
+        ({"synchronous": "full; PRAGMA x"}, ValueError),
     ],
     ids=str,
 )
