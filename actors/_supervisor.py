@@ -50,8 +50,6 @@ from actors._definitions import (
 from actors._errors import (
     CancellationError,
     NonDeterminismError,
-    RunCancelled,
-    RunTerminated,
     StepFailed,
     Terminated,
     WorkflowFailed,
@@ -80,6 +78,7 @@ from actors._messages import (
     Terminate,
     Unwound,
 )
+from actors._outcomes import EXIT_STATUS, child_outcome, recorded_exit
 from actors._replay import History, RecordedCall, recorded_outcome
 from actors._slots import Ticket, waiting_records
 from actors._step import StepActor
@@ -261,14 +260,6 @@ _RESUME_TRIES = 5
 #: After a store failure, how long (runtime clock) the supervisor waits for
 #: its running steps' ends before it abandons them and lets the run be re-hosted.
 _STORE_FAILURE_DRAIN = 5.0
-
-#: A run supervisor's exit kind -> the run's final state.
-_EXIT_STATUS = {
-    ExitKind.NORMAL: RunState.COMPLETED,
-    ExitKind.CANCELLED: RunState.CANCELLED,
-    ExitKind.TERMINATED: RunState.TERMINATED,
-    ExitKind.FAILED: RunState.FAILED,
-}
 
 
 class RunSupervisor(ProctorActor):
@@ -512,7 +503,7 @@ class RunSupervisor(ProctorActor):
         if record.status.is_terminal:
             # It ended, but the parent's log does not say so: the parent's
             # runtime died first. Report the recorded end; write nothing.
-            self.exit(_recorded_exit(record))
+            self.exit(recorded_exit(record))
             return
         if record.owner != self._resume_from:
             # Another runtime took it over first: it is alive and owns it now.
@@ -1197,7 +1188,7 @@ class RunSupervisor(ProctorActor):
     def _on_child_ended(self, call_id: int, child: _Child, reason: ExitReason) -> None:
         """Record how the child run ended in our log; its await resumes after."""
         data = dict(reason.data or {})
-        status = _EXIT_STATUS[reason.kind]
+        status = EXIT_STATUS[reason.kind]
         _, error = child_outcome(child.run_id, status, data)
         events = []
         if reason.data is None and status is RunState.FAILED:
@@ -1583,7 +1574,7 @@ class RunSupervisor(ProctorActor):
         if record is None or not record.status.is_terminal:
             self._on_terminate(Terminate(reason=None))
             return
-        self._on_terminate(Terminate(reason=record.terminate_reason), _recorded_exit(record))
+        self._on_terminate(Terminate(reason=record.terminate_reason), recorded_exit(record))
 
     def _terminate_children(self, reason: str | None) -> None:
         """T4: every child run is terminated with us, whatever its shields.
@@ -1793,46 +1784,12 @@ class RunSupervisor(ProctorActor):
         tell(self._journal, Append(events=tuple(events)))
 
 
-def child_outcome(
-    run_id: str, status: RunState, data: dict[str, Any]
-) -> tuple[RunState, BaseException | None]:
-    """The child run's final state, and what its await raises in the parent.
-
-    Like :meth:`RunHandle.result`: a child that did not complete raises
-    ``WorkflowFailed``, ``RunCancelled`` or ``RunTerminated`` (SV4). A child
-    cancelled because its parent is cancelling never gets that far: the
-    parent's await is a checkpoint and raises CancellationError first.
-    """
-    if status is RunState.COMPLETED:
-        return status, None
-    if status is RunState.CANCELLED:
-        return status, RunCancelled(run_id, data.get("reason"))
-    if status is RunState.TERMINATED:
-        return status, RunTerminated(run_id, data.get("reason"))
-    return RunState.FAILED, WorkflowFailed(run_id, data.get("error"))
-
-
 def _refused_as_ended(msg: Journaled) -> bool:
     """Whether the store refused the group because the run is terminal (not fenced)."""
     return any(
         isinstance(o, Refused) and not o.fenced and o.status is not None and o.status.is_terminal
         for o in msg.outcomes
     )
-
-
-def _recorded_exit(record: RunRecord) -> ExitReason:
-    """How a run that already ended ended, as its supervisor's exit reason."""
-    kind = next(k for k, status in _EXIT_STATUS.items() if status is record.status)
-    data: dict[str, Any]
-    if record.status is RunState.COMPLETED:
-        data = {"result": record.result}
-    elif record.status is RunState.FAILED:
-        data = {"error": record.error}
-    elif record.status is RunState.CANCELLED:
-        data = {"reason": record.cancel_reason}
-    else:
-        data = {"reason": record.terminate_reason}
-    return ExitReason(kind=kind, data=data)
 
 
 def _step_error(
