@@ -7,8 +7,9 @@ frozen dataclasses with immutable fields make hard to get wrong.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from persistence import AppendOutcome, NewEvent, RunRecord, RunState
 
@@ -341,3 +342,76 @@ class CancelTimer:
 @dataclass(**_FROZEN)
 class TimerTick:
     """Synthesised by the Timers inbox when the earliest deadline passes."""
+
+
+# -- journal tags ------------------------------------------------------------
+# The run supervisor's, kept at the end of this module on purpose. A tag
+# rides on an Append and comes back in its Journaled reply: it says what the
+# committed group was for, and the supervisor acts on the reply by its type.
+# The supervisor's own records (a scheduled call, a child handle, a replayed
+# history) are type parameters, so that this module imports no other actors
+# module. ``CallEnded.value`` is a step's decoded JSON result: handed to the
+# body as is, never mutated by the runtime.
+
+_Sched = TypeVar("_Sched")
+_Handle = TypeVar("_Handle")
+_History = TypeVar("_History")
+
+
+@dataclass(**_FROZEN)
+class Started:
+    """``run_started`` is recorded: the body starts."""
+
+
+@dataclass(**_FROZEN)
+class StepsScheduled(Generic[_Sched]):
+    """Step (or child) starts are recorded: launch them."""
+
+    steps: tuple[_Sched, ...]
+
+
+@dataclass(**_FROZEN)
+class CallEnded:
+    """A step or child run ended; what its await gives the body, once recorded."""
+
+    call_id: int
+    #: The decoded result: decoded once, for the log and the body.
+    value: Any = None
+    #: Raised at the await instead of returning ``value``.
+    error: BaseException | None = None
+
+
+@dataclass(**_FROZEN)
+class RunFinished:
+    """The run's end is being recorded: the supervisor exits with it."""
+
+    kind: ExitKind
+    #: The end record's data (read-only).
+    data: Mapping[str, Any]
+
+
+@dataclass(**_FROZEN)
+class ChildStartedNoWait(Generic[_Sched, _Handle]):
+    """start_child() is recorded: spawn the child, resume the body with its handle."""
+
+    child: _Sched
+    handle: _Handle
+
+
+@dataclass(**_FROZEN)
+class RetryScheduled:
+    """A retry is recorded: set its back-off timer."""
+
+    call_id: int
+    attempt: int
+    #: Runtime-clock time the retry is due.
+    due: float
+
+
+@dataclass(**_FROZEN)
+class Resumed(Generic[_History]):
+    """Our takeover of a run whose runtime died; the history it was based on."""
+
+    history: _History
+    #: The takeover group: its handed-over step ends join the history.
+    group: tuple[NewEvent, ...] = ()

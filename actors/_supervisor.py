@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -59,22 +60,29 @@ from actors._fencing import LeaseGuard, LeaseLost
 from actors._handover import ends_of_lost, fold_written, unrecorded
 from actors._messages import (
     Append,
+    CallEnded,
     Cancel,
     CancelTimer,
     ChildExited,
+    ChildStartedNoWait,
     Deadline,
     ExitKind,
     ExitReason,
     Journaled,
     Raised,
     ResumeBody,
+    Resumed,
     RetryDue,
+    RetryScheduled,
     Returned,
+    RunFinished,
     ScheduleTimer,
     Shutdown,
     SlotGranted,
+    Started,
     StepCancelled,
     StepFinished,
+    StepsScheduled,
     Terminate,
     Unwound,
 )
@@ -201,58 +209,6 @@ class _Waiting:
     values: dict[int, Any] = field(default_factory=dict)
     errors: dict[int, BaseException | None] = field(default_factory=dict)
     strategy: str = "one_for_one"
-
-
-# Journal tags: what a Journaled reply is the answer to.
-@dataclass(frozen=True, slots=True)
-class _Started:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _StepsScheduled:
-    steps: tuple[_Scheduled, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _CallEnded:
-    """A step or child run ended; what its await gives the body, once recorded."""
-
-    call_id: int
-    #: The decoded result: decoded once, for the log and the body.
-    value: Any = None
-    #: Raised at the await instead of returning ``value``.
-    error: BaseException | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _RunEnded:
-    kind: ExitKind
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _ChildStartedNoWait:
-    """start_child() is recorded: spawn the child, resume the body with its handle."""
-
-    child: _Scheduled
-    handle: ChildRun[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _RetryScheduled:
-    call_id: int
-    attempt: int
-    due: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Resumed:
-    """Our takeover of a run whose runtime died; the history it was based on."""
-
-    history: History
-    #: The takeover group: its handed-over step ends join the history.
-    group: tuple[NewEvent, ...] = ()
 
 
 #: How often a takeover is retried when the run's log grew while it was read.
@@ -389,7 +345,7 @@ class RunSupervisor(ProctorActor):
             self._unsent = [self._create, started]
             self._begin_body()
         else:
-            self._append(started, tag=_Started())
+            self._append(started, tag=Started())
 
     def stopping(self) -> None:
         self._directory.remove(self.run_id)
@@ -427,7 +383,7 @@ class RunSupervisor(ProctorActor):
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
     def _on_journaled(self, msg: Journaled) -> None:
-        if isinstance(msg.tag, _StepsScheduled) and not (msg.accepted and not self._terminated):
+        if isinstance(msg.tag, StepsScheduled) and not (msg.accepted and not self._terminated):
             # Never to be started: their step slots go to the next attempts.
             for s in msg.tag.steps:
                 if s.ticket is not None:
@@ -446,16 +402,16 @@ class RunSupervisor(ProctorActor):
                 return
         if _refused_as_ended(msg):
             self._ended_elsewhere()
-        elif isinstance(tag, _RunEnded):
-            self._on_run_ended(ExitReason(kind=tag.kind, data=tag.data), msg.accepted)
+        elif isinstance(tag, RunFinished):
+            self._on_run_ended(ExitReason(kind=tag.kind, data=dict(tag.data)), msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
             refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
             self._lost_ownership(refused.reason)
-        elif isinstance(tag, _Resumed):
+        elif isinstance(tag, Resumed):
             self._on_taken_over(tag.history, tag.group, msg)
         elif not msg.accepted or self._terminated:
             return
-        elif isinstance(tag, _Started):
+        elif isinstance(tag, Started):
             started = msg.outcomes[0]
             assert isinstance(started, Appended)
             # The run's state when run_started committed: a cancel that came
@@ -466,19 +422,19 @@ class RunSupervisor(ProctorActor):
                 self._cancel = self._recorded_cancel()
             self._begin_body()
         elif self._shutting_down and isinstance(
-            tag, _StepsScheduled | _ChildStartedNoWait | _RetryScheduled
+            tag, StepsScheduled | ChildStartedNoWait | RetryScheduled
         ):
             return  # nothing new starts; the log has the starts, resume runs them
-        elif isinstance(tag, _StepsScheduled):
+        elif isinstance(tag, StepsScheduled):
             self._spawn(tag.steps)
-        elif isinstance(tag, _ChildStartedNoWait):
+        elif isinstance(tag, ChildStartedNoWait):
             self._spawn((tag.child,))
             self._drive(value=tag.handle)
-        elif isinstance(tag, _RetryScheduled):
+        elif isinstance(tag, RetryScheduled):
             self._schedule_timer(
                 ("retry", tag.call_id), tag.due, RetryDue(call=tag.call_id, attempt=tag.attempt)
             )
-        elif isinstance(tag, _CallEnded):
+        elif isinstance(tag, CallEnded):
             self._on_call_recorded(tag)
 
     # -- resuming a run whose runtime died (D2) -------------------------------------
@@ -525,7 +481,7 @@ class RunSupervisor(ProctorActor):
             logger.error("run %s cannot be read, failing it: %s", self.run_id, unreadable)
             group = unreadable_run_failure(record, unreadable, take=take)
             data = group[-1].data
-            self._append(*group, tag=_RunEnded(ExitKind.FAILED, data))
+            self._append(*group, tag=RunFinished(kind=ExitKind.FAILED, data=MappingProxyType(data)))
             return
         history = History(record, events, steps)
         group = [take]
@@ -541,7 +497,7 @@ class RunSupervisor(ProctorActor):
                     **call.end_data(),
                 )
             ]
-        self._append(*group, tag=_Resumed(history, tuple(group)))
+        self._append(*group, tag=Resumed(history=history, group=tuple(group)))
 
     def _on_taken_over(self, history: History, group: tuple[NewEvent, ...], msg: Journaled) -> None:
         if not msg.accepted:
@@ -573,7 +529,7 @@ class RunSupervisor(ProctorActor):
             self._cancel = Cancel(reason=record.cancel_reason, source=record.cancel_source or "api")
         if not history.started:
             # The runtime died before the run started: start it now.
-            self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=_Started())
+            self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=Started())
             return
         self._history = history
         self._replaying = True
@@ -589,7 +545,7 @@ class RunSupervisor(ProctorActor):
             or refused.fenced
             or refused.status is None  # no such run: a creation the store refused
             or refused.status.is_terminal
-            or isinstance(msg.tag, _Resumed)
+            or isinstance(msg.tag, Resumed)
         ):
             return False
         error = ProctorError(f"the store refused a record of run {self.run_id}: {refused.reason}")
@@ -790,10 +746,10 @@ class RunSupervisor(ProctorActor):
         if not events and not scheduled:
             return  # all wait, as the log already says (a resumed run)
         if any(isinstance(s.call, ChildCall) for s in scheduled):
-            self._append(*events, tag=_StepsScheduled(scheduled))
+            self._append(*events, tag=StepsScheduled(steps=scheduled))
             return
         prepared = tuple(self._prepare_step(s) for s in scheduled)
-        self._append(*events, tag=_StepsScheduled(scheduled), launch=prepared)
+        self._append(*events, tag=StepsScheduled(steps=scheduled), launch=prepared)
 
     def _take_slots(
         self, events: list[NewEvent], scheduled: tuple[_Scheduled, ...]
@@ -840,7 +796,7 @@ class RunSupervisor(ProctorActor):
         name = s.call.step.name
         s = replace(s, decided_at=self._clock.monotonic())
         started = self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded)
-        self._append(started, tag=_StepsScheduled((s,)), launch=(self._prepare_step(s),))
+        self._append(started, tag=StepsScheduled(steps=(s,)), launch=(self._prepare_step(s),))
 
     def _end_waiting(self, type_: EventType, reason: str | None, *, shielded: bool) -> None:
         """Withdraw waiting attempts (only unshielded ones unless ``shielded``):
@@ -856,7 +812,7 @@ class RunSupervisor(ProctorActor):
                 self._step_event(type_, s.call.step.name, call_id, s.attempt, reason=reason)
             )
             if type_ is _E.STEP_CANCELLED:
-                self._on_call_recorded(_CallEnded(call_id, error=CancellationError(reason)))
+                self._on_call_recorded(CallEnded(call_id=call_id, error=CancellationError(reason)))
 
     def _start_child(self, command: StartChild[Any]) -> tuple[Any, BaseException | None] | None:
         """``await start_child(...)``: the body goes on once the start is recorded."""
@@ -882,7 +838,7 @@ class RunSupervisor(ProctorActor):
         events = self._schedule_child(call, call_id, shielded)
         events[0].data["parent_close_policy"] = policy
         child = _Scheduled(call_id, call, shielded, policy=policy)
-        self._append(*events, tag=_ChildStartedNoWait(child, handle))
+        self._append(*events, tag=ChildStartedNoWait(child=child, handle=handle))
         return None
 
     def _join_child(self, call_id: int) -> tuple[Any, BaseException | None] | None:
@@ -1133,10 +1089,10 @@ class RunSupervisor(ProctorActor):
         if isinstance(outcome, Returned):
             result = loads(outcome.result_json)
             event = self._step_event(_E.STEP_COMPLETED, *key, result=result, **beat)
-            ended = _CallEnded(msg.call, value=result)
+            ended = CallEnded(call_id=msg.call, value=result)
         elif isinstance(outcome, StepCancelled):
             event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason, **beat)
-            ended = _CallEnded(msg.call, error=CancellationError(outcome.reason))
+            ended = CallEnded(call_id=msg.call, error=CancellationError(outcome.reason))
         elif isinstance(outcome, Raised):
             data: dict[str, Any] = {"error": outcome.error, **beat}
             escalated = self._retry(msg.call, active, outcome.exception, _E.STEP_FAILED, data)
@@ -1145,8 +1101,8 @@ class RunSupervisor(ProctorActor):
             if escalated:
                 data["escalated"] = escalated
             event = self._step_event(_E.STEP_FAILED, *key, **data)
-            ended = _CallEnded(
-                msg.call, error=_step_error(active.name, outcome, msg.attempt, escalated)
+            ended = CallEnded(
+                call_id=msg.call, error=_step_error(active.name, outcome, msg.attempt, escalated)
             )
         elif self._shutting_down:
             # It unwound at the shutdown's request, unfinished: the next
@@ -1158,8 +1114,8 @@ class RunSupervisor(ProctorActor):
             exc = Terminated("step raised Terminated on its own")
             error = describe(exc)
             event = self._step_event(_E.STEP_FAILED, *key, error=error, **beat)
-            ended = _CallEnded(
-                msg.call, error=_step_error(active.name, Raised(error=error, exception=exc))
+            ended = CallEnded(
+                call_id=msg.call, error=_step_error(active.name, Raised(error=error, exception=exc))
             )
         if restart is not None and not self._cancel_due():
             # SV3: stopped for its sibling's restart; it restarts with it.
@@ -1212,9 +1168,11 @@ class RunSupervisor(ProctorActor):
         # The child's records are its own; ours must not be refused with them.
         for event in events[:-1]:
             self._record_event(event)
-        self._append(events[-1], tag=_CallEnded(call_id, value=data.get("result"), error=error))
+        self._append(
+            events[-1], tag=CallEnded(call_id=call_id, value=data.get("result"), error=error)
+        )
 
-    def _on_call_recorded(self, ended: _CallEnded) -> None:
+    def _on_call_recorded(self, ended: CallEnded) -> None:
         restart = self._restart_after.pop(ended.call_id, None)
         if restart is not None and not self._cancel_due():
             self._restart_later(ended.call_id, None, *restart)  # SV3: its outcome is dropped
@@ -1316,7 +1274,7 @@ class RunSupervisor(ProctorActor):
             after=after,
         )
         events = [ended, retry] if ended is not None else [retry]
-        self._append(*events, tag=_RetryScheduled(call_id, backoff.attempt, due))
+        self._append(*events, tag=RetryScheduled(call_id=call_id, attempt=backoff.attempt, due=due))
 
     def _restart_siblings(self, failed: int, name: str, due: float) -> None:
         """SV3: a step of a gather restarts; under one_for_all (rest_for_one)
@@ -1417,7 +1375,7 @@ class RunSupervisor(ProctorActor):
             data["escalated"] = escalated
         event = self._step_event(_E.STEP_TIMED_OUT, active.name, msg.call, active.attempt, **data)
         failed = StepFailed(active.name, active.attempt, error, escalated=escalated)
-        self._append(event, tag=_CallEnded(msg.call, error=failed))
+        self._append(event, tag=CallEnded(call_id=msg.call, error=failed))
 
     def _schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
         token = (self.run_id, *key)
@@ -1536,7 +1494,9 @@ class RunSupervisor(ProctorActor):
                 # C3: a step waiting to be retried is never restarted while cancelling.
                 del self._backoff[call_id]
                 self._cancel_timer(("retry", call_id))
-                self._on_call_recorded(_CallEnded(call_id, error=CancellationError(cancel.reason)))
+                self._on_call_recorded(
+                    CallEnded(call_id=call_id, error=CancellationError(cancel.reason))
+                )
         for child in self._children.values():
             if not child.shielded and not child.cancel_sent:
                 child.cancel_sent = True
@@ -1635,7 +1595,7 @@ class RunSupervisor(ProctorActor):
         in the exit report (``_handover``).
         """
         self._handed += [e for e in unrecorded(self.run_id, msg.events) if e not in self._handed]
-        if isinstance(msg.tag, _StepsScheduled):
+        if isinstance(msg.tag, StepsScheduled):
             for s in msg.tag.steps:  # never launched: no exit report will come
                 active = self._active.get(s.call_id)
                 if active is not None and active.attempt == s.attempt:
@@ -1737,7 +1697,10 @@ class RunSupervisor(ProctorActor):
     def _finish(self, type_: EventType, kind: ExitKind, **data: Any) -> None:
         self._finishing = True
         self._coro = None
-        self._append(NewEvent(run_id=self.run_id, type=type_, data=data), tag=_RunEnded(kind, data))
+        self._append(
+            NewEvent(run_id=self.run_id, type=type_, data=data),
+            tag=RunFinished(kind=kind, data=MappingProxyType(dict(data))),
+        )
 
     # -- journal helpers ---------------------------------------------------------
 
