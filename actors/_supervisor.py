@@ -835,8 +835,7 @@ class RunSupervisor(ProctorActor):
                 self._spawn_child(call_id, call, shielded, resume=True, policy=policy)
             return handle, None
         self._replaying = False
-        events = self._schedule_child(call, call_id, shielded)
-        events[0].data["parent_close_policy"] = policy
+        events = self._schedule_child(call, call_id, shielded, {"parent_close_policy": policy})
         child = _Scheduled(call_id, call, shielded, policy=policy)
         self._append(*events, tag=ChildStartedNoWait(child=child, handle=handle))
         return None
@@ -934,12 +933,28 @@ class RunSupervisor(ProctorActor):
             self._step_event(_E.STEP_STARTED, name, call_id, 1, shielded=shielded),
         ]
 
-    def _schedule_child(self, call: ChildCall[Any], call_id: int, shielded: bool) -> list[NewEvent]:
-        """The parent's record and the child's creation, in one atomic group."""
+    def _schedule_child(
+        self,
+        call: ChildCall[Any],
+        call_id: int,
+        shielded: bool,
+        started: dict[str, Any] | None = None,
+    ) -> list[NewEvent]:
+        """The parent's record and the child's creation, in one atomic group.
+
+        ``started``: more data for the parent's ``child_started`` (a
+        start_child()'s policy), built into it, never added later.
+        """
         name, child_id = call.workflow.name, self._child_run_id(call_id)
         return [
             self._step_event(
-                _E.CHILD_STARTED, name, call_id, None, child_run_id=child_id, shielded=shielded
+                _E.CHILD_STARTED,
+                name,
+                call_id,
+                None,
+                child_run_id=child_id,
+                shielded=shielded,
+                **(started or {}),
             ),
             NewEvent(
                 run_id=child_id,
