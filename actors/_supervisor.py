@@ -419,7 +419,7 @@ class RunSupervisor(ProctorActor):
             self.state = later_state(self.state, started.status)
             if self.state is RunState.CANCELLING and self._cancel is None:
                 # Cancelled before this supervisor existed: the record says why.
-                self._cancel = self._recorded_cancel()
+                self._cancel = self._recorded_cancel()  # not on the control path
             self._begin_body()
         elif self._shutting_down and isinstance(
             tag, StepsScheduled | ChildStartedNoWait | RetryScheduled
@@ -556,6 +556,9 @@ class RunSupervisor(ProctorActor):
         return True
 
     def _recorded_cancel(self) -> Cancel:
+        """The cancel the store holds for this run: read only when the run
+        turns out to be cancelling as its start commits, never while a
+        control message is being handled."""
         try:
             record = self._reader.find_run(self.run_id)
         except StoreError:
@@ -1483,11 +1486,12 @@ class RunSupervisor(ProctorActor):
         if self.state is not RunState.CANCELLING:
             self.state = next_state(self.state, _E.CANCEL_REQUESTED)
         if self._cancel is None:
-            # The first request is the one acted on (C6); messages can arrive
-            # in another order than their records (two processes asking at
-            # once, or a request written before this supervisor existed).
-            recorded = self._recorded_cancel()
-            self._cancel = recorded if recorded.source != "unknown" else msg
+            # The first request is the one acted on (C6). The message says
+            # why: a supervisor never waits on the store while handling
+            # control. Requests of one process reach it in record order; a
+            # cancel recorded before it existed came with its creation, or
+            # with run_started's commit (_on_journaled).
+            self._cancel = msg
         if self._ctx.shield_depth:
             self._record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=self._ctx.shield_depth)
         self._forward_cancel()
