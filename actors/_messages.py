@@ -356,6 +356,16 @@ class TimerTick:
 _Sched = TypeVar("_Sched")
 _Handle = TypeVar("_Handle")
 _History = TypeVar("_History")
+_Then = TypeVar("_Then")
+
+
+@dataclass(**_FROZEN)
+class Created(Generic[_Then]):
+    """The group that creates a new run (with the body's first records):
+    its reply confirms the run exists, or says nothing of it may go on.
+    ``then`` is what the group is for besides (another tag, or None)."""
+
+    then: _Then
 
 
 @dataclass(**_FROZEN)

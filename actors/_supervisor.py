@@ -58,6 +58,15 @@ from actors._errors import (
 )
 from actors._fencing import LeaseGuard, LeaseLost
 from actors._handover import ends_of_lost, fold_written, unrecorded
+from actors._lifecycle import (
+    ENDED,
+    Hosting,
+    HostingEvent,
+    Phase,
+    PhaseEvent,
+    next_hosting,
+    next_phase,
+)
 from actors._messages import (
     Append,
     CallEnded,
@@ -65,6 +74,7 @@ from actors._messages import (
     CancelTimer,
     ChildExited,
     ChildStartedNoWait,
+    Created,
     Deadline,
     ExitKind,
     ExitReason,
@@ -221,7 +231,7 @@ _STORE_FAILURE_DRAIN = 5.0
 class RunSupervisor(ProctorActor):
     pooled = True
 
-    def __init__(  # noqa: PLR0915 - all of its state, until the supervisor is split
+    def __init__(
         self,
         *,
         census: Census,
@@ -271,12 +281,15 @@ class RunSupervisor(ProctorActor):
         #: The run ended with children still running under their parent close
         #: policy: the supervisor stays until they end, then exits with this.
         self._linger: ExitReason | None = None
+        #: The lifecycle (_lifecycle): what is done with the body, and whether
+        #: this runtime still hosts the run.
+        self._phase = Phase.STARTING
+        self._hosting = Hosting.HOSTING
         self._resume = resume
         #: A new run of this process: its creation is written with the body's
         #: first records, and ``created`` hears when (Runtime.start waits on it).
         self._create = create
         self._created = created
-        self._creating = create is not None
         self._resume_from = resume_from
         self._resume_why = resume_why
         self._resume_tries = 0
@@ -286,8 +299,9 @@ class RunSupervisor(ProctorActor):
         self._store_error: BaseException | None = None
         #: Replay (D2): the log being re-run, and whether the body is still in it.
         self._history: History | None = None
-        self._replaying = False
         self._replayed_cancel: dict[str, Any] | None = None
+        #: Replay met a cancel of the log: what ctx.is_cancelling() says
+        #: while replaying (data of the log, not a phase).
         self._cancel_replayed = False
         #: The reason ("" for none) of the cancel the body met since the last
         #: outermost shield ended, live or replayed; None if it has not.
@@ -314,10 +328,9 @@ class RunSupervisor(ProctorActor):
         #: only: they go to the Journal at the head of the body's next group,
         #: before anything the body does next can take effect (D1).
         self._unsent: list[NewEvent] = []
+        #: Re-entrancy guard, not a phase: the body is being stepped now
+        #: (its own records then join the group its next await makes).
         self._driving = False
-        self._terminated = False
-        self._finishing = False
-        self._shutting_down = False
         self._ctx = WorkflowContext(
             run_id,
             is_cancelling=self._is_cancelling,
@@ -341,13 +354,41 @@ class RunSupervisor(ProctorActor):
             # the directory already. So the body starts now, and its first
             # records (the first step's start, say) join the run's creation
             # in one group; nothing it does takes effect before that commit.
-            self.state = RunState.RUNNING
+            self.state = next_state(self.state, _E.RUN_STARTED)
             self._unsent = [self._create, started]
-            self._begin_body()
+            self._begin_body(PhaseEvent.BEGIN)
         else:
             self._append(started, tag=Started())
 
+    # -- lifecycle (_lifecycle) -------------------------------------------------
+
+    def _advance(self, event: PhaseEvent) -> None:
+        self._phase = next_phase(self._phase, event)
+
+    def _go_live(self) -> None:
+        """The body made a call its log does not have: it runs live from here."""
+        if self._phase is Phase.REPLAYING:
+            self._advance(PhaseEvent.GO_LIVE)
+
+    @property
+    def _replaying(self) -> bool:
+        return self._phase is Phase.REPLAYING
+
+    @property
+    def _terminated(self) -> bool:
+        return self._phase is Phase.TERMINATED
+
+    @property
+    def _ended(self) -> bool:
+        """The body ended: its end is recorded, or being recorded."""
+        return self._phase in ENDED
+
+    @property
+    def _draining(self) -> bool:
+        return self._hosting is not Hosting.HOSTING
+
     def stopping(self) -> None:
+        self._hosting = next_hosting(self._hosting, HostingEvent.STOP)
         self._directory.remove(self.run_id)
         self._seal_body()
         # Waiting attempts are left as recorded (a resume starts them); their
@@ -383,6 +424,9 @@ class RunSupervisor(ProctorActor):
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
     def _on_journaled(self, msg: Journaled) -> None:
+        creating = isinstance(msg.tag, Created)
+        if isinstance(msg.tag, Created):
+            msg = replace(msg, tag=msg.tag.then)
         if isinstance(msg.tag, StepsScheduled) and not (msg.accepted and not self._terminated):
             # Never to be started: their step slots go to the next attempts.
             for s in msg.tag.steps:
@@ -394,12 +438,10 @@ class RunSupervisor(ProctorActor):
         tag = msg.tag
         if not msg.accepted and not self._terminated and self._refusal_is_a_fault(msg):
             return
-        if self._creating:
-            self._creating = False
-            if not msg.accepted:  # the run was not created: nothing of it may go on
-                self._close_body()
-                self.exit(ExitReason(kind=ExitKind.TERMINATED))
-                return
+        if creating and not msg.accepted:  # the run was not created: nothing of it may go on
+            self._close_body()
+            self.exit(ExitReason(kind=ExitKind.TERMINATED))
+            return
         if _refused_as_ended(msg):
             self._ended_elsewhere()
         elif isinstance(tag, RunFinished):
@@ -420,8 +462,8 @@ class RunSupervisor(ProctorActor):
             if self.state is RunState.CANCELLING and self._cancel is None:
                 # Cancelled before this supervisor existed: the record says why.
                 self._cancel = self._recorded_cancel()  # not on the control path
-            self._begin_body()
-        elif self._shutting_down and isinstance(
+            self._begin_body(PhaseEvent.BEGIN)
+        elif self._draining and isinstance(
             tag, StepsScheduled | ChildStartedNoWait | RetryScheduled
         ):
             return  # nothing new starts; the log has the starts, resume runs them
@@ -532,8 +574,7 @@ class RunSupervisor(ProctorActor):
             self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=Started())
             return
         self._history = history
-        self._replaying = True
-        self._begin_body()
+        self._begin_body(PhaseEvent.BEGIN_REPLAY)
 
     def _refusal_is_a_fault(self, msg: Journaled) -> bool:
         """A refusal of a run that exists, neither fencing nor its end explains:
@@ -572,7 +613,7 @@ class RunSupervisor(ProctorActor):
         runtime could not prove it still owns it (self-fencing). Stop driving
         it; the owner's replay re-runs what we were doing. The Guardian hears
         of it (and hosts the run again if it turns out to be still ours)."""
-        if self._shutting_down:
+        if self._draining:
             self._exit_if_drained()  # stopping already: this attempt was the last, say
             return
         logger.warning("run %s: no longer ours, stopping: %s", self.run_id, why)
@@ -584,7 +625,8 @@ class RunSupervisor(ProctorActor):
 
     # -- driving the body --------------------------------------------------------
 
-    def _begin_body(self) -> None:
+    def _begin_body(self, begin: PhaseEvent) -> None:
+        self._advance(begin)
         token = set_current(self._ctx)
         try:
             coro = self._workflow.fn(*self._args, **self._kwargs)
@@ -602,7 +644,7 @@ class RunSupervisor(ProctorActor):
         A loop rather than recursion: replay resumes await after await from
         the log without waiting, however long the run's history is.
         """
-        if self._shutting_down:
+        if self._draining:
             return  # the runtime stops hosting the run: its body goes no further
         self._driving = True
         try:
@@ -729,7 +771,7 @@ class RunSupervisor(ProctorActor):
         if not scheduled:
             return self._settle(waiting)
         # The log ends with this await: from here on, the run is live.
-        self._replaying = False
+        self._go_live()
         self._waiting = waiting
         if events:
             self._start_calls(events, tuple(scheduled))
@@ -791,7 +833,7 @@ class RunSupervisor(ProctorActor):
             self._end_waiting(_E.STEP_CANCELLED, self._cancel.reason, shielded=False)
             return
         del self._queued[msg.call]
-        if self._terminated or self._finishing or self._shutting_down:
+        if self._terminated or self._ended or self._draining:
             assert s.ticket is not None
             s.ticket.release()
             return
@@ -837,7 +879,7 @@ class RunSupervisor(ProctorActor):
             else:
                 self._spawn_child(call_id, call, shielded, resume=True, policy=policy)
             return handle, None
-        self._replaying = False
+        self._go_live()
         events = self._schedule_child(call, call_id, shielded, {"parent_close_policy": policy})
         child = _Scheduled(call_id, call, shielded, policy=policy)
         self._append(*events, tag=ChildStartedNoWait(child=child, handle=handle))
@@ -874,6 +916,7 @@ class RunSupervisor(ProctorActor):
             self.exit(reason)
             return
         self._linger = reason
+        self._advance(PhaseEvent.LINGER)
         why = "parent run ended"
         for child in self._children.values():
             if child.policy == "request_cancel":
@@ -1122,7 +1165,7 @@ class RunSupervisor(ProctorActor):
             ended = CallEnded(
                 call_id=msg.call, error=_step_error(active.name, outcome, msg.attempt, escalated)
             )
-        elif self._shutting_down:
+        elif self._draining:
             # It unwound at the shutdown's request, unfinished: the next
             # runtime runs it again.
             reason = "runtime shutdown"
@@ -1331,12 +1374,7 @@ class RunSupervisor(ProctorActor):
 
     def _on_retry_due(self, msg: RetryDue) -> None:
         backoff = self._backoff.get(msg.call)
-        if (
-            backoff is None
-            or backoff.attempt != msg.attempt
-            or self._terminated
-            or self._shutting_down
-        ):
+        if backoff is None or backoff.attempt != msg.attempt or self._terminated or self._draining:
             return
         del self._backoff[msg.call]
         s = _Scheduled(
@@ -1355,7 +1393,7 @@ class RunSupervisor(ProctorActor):
     def _on_deadline(self, msg: Deadline) -> None:
         """H1: time out an attempt that ran too long or stopped heartbeating."""
         active = self._active.get(msg.call)
-        if active is None or active.attempt != msg.attempt or self._shutting_down:
+        if active is None or active.attempt != msg.attempt or self._draining:
             return  # shutting down: it is awaited until the runtime gives up
         step, now = active.call.step, self._clock.monotonic()
         due: list[tuple[float, str, float]] = []
@@ -1435,7 +1473,7 @@ class RunSupervisor(ProctorActor):
             return False
         assert self._history is not None
         if self._history.exhausted(self._ctx.call_counter):
-            self._replaying = False
+            self._go_live()
             return False
         return True
 
@@ -1481,7 +1519,7 @@ class RunSupervisor(ProctorActor):
             raise self._deliver_cancel()
 
     def _on_cancel(self, msg: Cancel) -> None:
-        if self._terminated or self._finishing or self.state.is_terminal:
+        if self._terminated or self._ended or self.state.is_terminal:
             return
         if self.state is not RunState.CANCELLING:
             self.state = next_state(self.state, _E.CANCEL_REQUESTED)
@@ -1531,8 +1569,9 @@ class RunSupervisor(ProctorActor):
             return
         # T2: from here the body gets no say: no CancellationError, no shield,
         # no further step. The record (run_terminated) is already durable (T1).
-        self._terminated = True
-        self.state = RunState.TERMINATED
+        self._advance(PhaseEvent.TERMINATE)
+        if not self.state.is_terminal:
+            self.state = next_state(self.state, _E.RUN_TERMINATED)
         self._abandon_steps(msg.reason)
         self._end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
         self._terminate_children(msg.reason)
@@ -1581,8 +1620,8 @@ class RunSupervisor(ProctorActor):
         its children and waits for them before it ends, so none writes after
         the Journal is gone.
         """
-        first = not self._shutting_down
-        self._shutting_down = True
+        first = self._hosting is Hosting.HOSTING
+        self._hosting = next_hosting(self._hosting, HostingEvent.SHUTDOWN)
         self._waiting = None  # the body is resumed no more
         if msg.abandon:
             self._abandon_steps("runtime shutdown")
@@ -1596,7 +1635,7 @@ class RunSupervisor(ProctorActor):
 
     def _exit_if_drained(self) -> None:
         """Shutting down: end once no step attempt and no child run is left."""
-        if not self._shutting_down or self._active or self._children:
+        if not self._draining or self._active or self._children:
             return
         if self._store_error is None:
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
@@ -1622,7 +1661,7 @@ class RunSupervisor(ProctorActor):
         if self._store_error is None:
             logger.error("run %s: journal failed: %s", self.run_id, msg.error)
             self._store_error = msg.error
-            if not self._shutting_down:
+            if not self._draining:
                 self._on_shutdown(Shutdown())
                 due = self._clock.monotonic() + _STORE_FAILURE_DRAIN
                 self._schedule_timer(("drain", 0), due, Shutdown(abandon=True))
@@ -1649,7 +1688,7 @@ class RunSupervisor(ProctorActor):
         Python runs ``finally:`` blocks of a closed coroutine; sealed, they can
         neither start a step nor write to the log.
         """
-        self._terminated = self._terminated or not self._finishing
+        self._advance(PhaseEvent.SEAL)
         self._close_body()
 
     def _close_body(self) -> None:
@@ -1673,10 +1712,11 @@ class RunSupervisor(ProctorActor):
         for call_id, child in list(self._children.items()):
             if child.ref.actor_urn == urn:
                 del self._children[call_id]
-                if self._linger is not None:
+                if self._phase is Phase.LINGERING:
+                    assert self._linger is not None
                     if not self._children:
                         self.exit(self._linger)
-                elif self._shutting_down:
+                elif self._draining:
                     self._exit_if_drained()
                 elif not self._terminated:
                     self._on_child_ended(call_id, child, msg.reason)
@@ -1714,7 +1754,7 @@ class RunSupervisor(ProctorActor):
         self._finish(_E.RUN_FAILED, ExitKind.FAILED, error=describe(exc))
 
     def _finish(self, type_: EventType, kind: ExitKind, **data: Any) -> None:
-        self._finishing = True
+        self._advance(PhaseEvent.FINISH)
         self._coro = None
         self._append(
             NewEvent(run_id=self.run_id, type=type_, data=data),
@@ -1733,6 +1773,9 @@ class RunSupervisor(ProctorActor):
         if self._store_error is not None:  # kept for the successor instead
             self._handed += unrecorded(self.run_id, events)
             return
+        if self._create is not None:
+            # The group that creates the run: its reply says so (Created).
+            tag, self._create = Created(then=tag), None
         reply, self._created = self._created, None
         tell(
             self._journal,
