@@ -29,12 +29,21 @@ import random
 import time
 from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from actors._attempts import (
+    Active,
+    Attempts,
+    Backoff,
+    Scheduled,
+    Waiting,
+    start_records,
+    step_error,
+)
 from actors._base import Census, ProctorActor, logger, tell
 from actors._clock import Clock
 from actors._context import BeatBox, WorkflowContext, reset_current, set_current
@@ -98,7 +107,7 @@ from actors._messages import (
 )
 from actors._outcomes import EXIT_STATUS, child_outcome, recorded_exit
 from actors._replay import History, RecordedCall, recorded_outcome
-from actors._slots import Ticket, waiting_records
+from actors._slots import waiting_records
 from actors._step import StepActor
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -131,50 +140,6 @@ _E = EventType
 
 
 @dataclass(slots=True)
-class _Active:
-    """A step attempt whose StepActor is running."""
-
-    ref: pykka.ActorRef[Any]
-    #: What was called: a retry starts it again.
-    call: StepCall[Any]
-    attempt: int
-    shielded: bool
-    #: Runtime-clock time its timeout and heartbeat timeout count from (H1).
-    started_at: float
-    cancel_sent: bool = False
-    #: The attempt's latest heartbeat, written by its thread (steps with a
-    #: heartbeat_timeout only).
-    beats: BeatBox | None = None
-    details: Any = None
-
-    @property
-    def name(self) -> str:
-        return self.call.step.name
-
-    def last_heartbeat(self) -> tuple[float, Any]:
-        """When it last beat (its start, if never) and the latest details."""
-        last = self.beats.last if self.beats is not None else None
-        return last if last is not None else (self.started_at, self.details)
-
-    def end_data(self) -> dict[str, Any]:
-        """What every end record of the attempt carries: its latest heartbeat
-        details (H2), so a write the heartbeat throttle skipped is made good
-        and a resumed run's next attempt gets them."""
-        details = self.last_heartbeat()[1]
-        return {} if details is None else {"last_heartbeat_details": details}
-
-
-@dataclass(slots=True)
-class _Backoff:
-    """A step waiting out its back-off before its next attempt (H2)."""
-
-    call: StepCall[Any]
-    shielded: bool
-    attempt: int
-    details: Any = None
-
-
-@dataclass(slots=True)
 class _Child:
     """A child run whose RunSupervisor is running under this one."""
 
@@ -185,40 +150,6 @@ class _Child:
     cancel_sent: bool = False
     #: Started with start_child(): what to do with it if the parent ends first.
     policy: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Scheduled:
-    call_id: int
-    call: Call
-    shielded: bool
-    #: The attempt to start: 1, or the one after an attempt lost in a crash.
-    attempt: int = 1
-    #: A child run that exists already (replay): resume it rather than create it.
-    resume_child: bool = False
-    #: The last heartbeat details of the previous attempt (a retry after a timeout).
-    details: Any = None
-    #: A child started with start_child(): its parent close policy.
-    policy: str | None = None
-    #: When (runtime clock) the start was decided, before its record: the
-    #: attempt's deadlines count from here. Whoever sees the record, a test
-    #: moving virtual time included, sees it after this instant.
-    decided_at: float = 0.0
-    #: A step attempt's claim on a step slot (StepSlots), once requested.
-    ticket: Ticket | None = None
-    #: The log has this attempt waiting for a slot already (replay).
-    waited: bool = False
-
-
-@dataclass(slots=True)
-class _Waiting:
-    """What the suspended body is waiting for: one call, or a gather()."""
-
-    gathered: bool
-    call_ids: tuple[int, ...]
-    values: dict[int, Any] = field(default_factory=dict)
-    errors: dict[int, BaseException | None] = field(default_factory=dict)
-    strategy: str = "one_for_one"
 
 
 #: How often a takeover is retried when the run's log grew while it was read.
@@ -265,15 +196,9 @@ class RunSupervisor(ProctorActor):
         self._timers = timers
         self._clock = clock
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
-        #: Steps in back-off, by call id; and when this run last restarted steps.
-        self._backoff: dict[int, _Backoff] = {}
+        #: The run's step attempts, by call id; and when it last restarted steps.
+        self._attempts = Attempts()
         self._restarts: deque[float] = deque()
-        #: SV3: running siblings stopped for a group restart: when, and why.
-        self._restart_after: dict[int, tuple[float, str]] = {}
-        #: Every step call this run made: what, its last attempt, shielded or not.
-        self._step_calls: dict[int, tuple[StepCall[Any], int, bool]] = {}
-        #: The latest heartbeat details of each step call's ended attempts (H2).
-        self._details: dict[int, Any] = {}
         #: Child runs started with start_child(), and those that ended before
         #: anyone awaited them.
         self._started_children: set[int] = set()
@@ -319,11 +244,8 @@ class RunSupervisor(ProctorActor):
         self._kwargs = dict(kwargs)
         self._cancel = cancel
         self._coro: Coroutine[Any, Any, Any] | None = None
-        self._active: dict[int, _Active] = {}
-        #: Step attempts recorded as waiting for a step slot, by call id.
-        self._queued: dict[int, _Scheduled] = {}
         self._children: dict[int, _Child] = {}
-        self._waiting: _Waiting | None = None
+        self._waiting: Waiting | None = None
         #: Ends of steps whose await the body has already got past, in memory
         #: only: they go to the Journal at the head of the body's next group,
         #: before anything the body does next can take effect (D1).
@@ -393,10 +315,7 @@ class RunSupervisor(ProctorActor):
         self._seal_body()
         # Waiting attempts are left as recorded (a resume starts them); their
         # slots, or places in line, go to the next attempts.
-        for s in self._queued.values():
-            assert s.ticket is not None
-            s.ticket.release()
-        self._queued.clear()
+        self._attempts.release_queued()
 
     def handle(self, message: Any) -> None:
         if isinstance(message, Journaled):
@@ -728,10 +647,10 @@ class RunSupervisor(ProctorActor):
         if not calls:
             return [], None
         shielded = self._ctx.shield_depth > 0
-        waiting = _Waiting(gathered=isinstance(command, Gather), call_ids=())
+        waiting = Waiting(gathered=isinstance(command, Gather), call_ids=())
         if isinstance(command, Gather):
             waiting.strategy = command.strategy or self._workflow.strategy
-        scheduled: list[_Scheduled] = []
+        scheduled: list[Scheduled] = []
         events: list[NewEvent] = []
         for call in calls:
             call_id = self._ctx.call_counter
@@ -756,7 +675,7 @@ class RunSupervisor(ProctorActor):
                 waiting.values[call_id] = None
                 waiting.errors[call_id] = CancellationError(self._cancel.reason)
                 continue
-            s = _Scheduled(
+            s = Scheduled(
                 call_id,
                 call,
                 shielded,
@@ -779,7 +698,7 @@ class RunSupervisor(ProctorActor):
             self._spawn(tuple(scheduled))
         return None
 
-    def _start_calls(self, events: list[NewEvent], scheduled: tuple[_Scheduled, ...]) -> None:
+    def _start_calls(self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]) -> None:
         """Record the calls' starts; each starts once that group commits (D1).
 
         Step attempts are built now and the Journal launches them right after
@@ -797,15 +716,15 @@ class RunSupervisor(ProctorActor):
         self._append(*events, tag=StepsScheduled(steps=scheduled), launch=prepared)
 
     def _take_slots(
-        self, events: list[NewEvent], scheduled: tuple[_Scheduled, ...]
-    ) -> tuple[list[NewEvent], tuple[_Scheduled, ...]]:
+        self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]
+    ) -> tuple[list[NewEvent], tuple[Scheduled, ...]]:
         """A step slot for each step attempt; those that get none wait (StepSlots).
 
         A waiting attempt is recorded ``step_waiting`` instead of
         ``step_started``, and starts when its SlotGranted comes. Returns the
         records to write and the calls to start now.
         """
-        ready: list[_Scheduled] = []
+        ready: list[Scheduled] = []
         waiting: dict[tuple[int | None, int | None], bool] = {}
         for s in scheduled:
             if isinstance(s.call, ChildCall):
@@ -816,7 +735,7 @@ class RunSupervisor(ProctorActor):
             if ticket.granted:
                 ready.append(replace(s, ticket=ticket))
             else:
-                self._queued[s.call_id] = replace(s, ticket=ticket)
+                self._attempts.queued[s.call_id] = replace(s, ticket=ticket)
                 waiting[(s.call_id, s.attempt)] = s.waited
         if waiting:
             events = waiting_records(events, waiting)
@@ -824,7 +743,7 @@ class RunSupervisor(ProctorActor):
 
     def _on_slot_granted(self, msg: SlotGranted) -> None:
         """A waiting attempt got its step slot: record its start, then launch it."""
-        s = self._queued.get(msg.call)
+        s = self._attempts.queued.get(msg.call)
         if s is None or s.attempt != msg.attempt:
             return  # withdrawn (cancel): its ticket was released then
         if self._cancel_due() and not s.shielded and self._cancel is not None:
@@ -832,7 +751,7 @@ class RunSupervisor(ProctorActor):
             # resumed run): its waiting attempt never starts either.
             self._end_waiting(_E.STEP_CANCELLED, self._cancel.reason, shielded=False)
             return
-        del self._queued[msg.call]
+        del self._attempts.queued[msg.call]
         if self._terminated or self._ended or self._draining:
             assert s.ticket is not None
             s.ticket.release()
@@ -846,10 +765,10 @@ class RunSupervisor(ProctorActor):
     def _end_waiting(self, type_: EventType, reason: str | None, *, shielded: bool) -> None:
         """Withdraw waiting attempts (only unshielded ones unless ``shielded``):
         they are recorded ``type_`` (cancelled or abandoned) and never start."""
-        for call_id, s in list(self._queued.items()):
+        for call_id, s in list(self._attempts.queued.items()):
             if s.shielded and not shielded:
                 continue
-            del self._queued[call_id]
+            del self._attempts.queued[call_id]
             assert s.ticket is not None
             assert isinstance(s.call, StepCall)
             s.ticket.release()
@@ -881,7 +800,7 @@ class RunSupervisor(ProctorActor):
             return handle, None
         self._go_live()
         events = self._schedule_child(call, call_id, shielded, {"parent_close_policy": policy})
-        child = _Scheduled(call_id, call, shielded, policy=policy)
+        child = Scheduled(call_id, call, shielded, policy=policy)
         self._append(*events, tag=ChildStartedNoWait(child=child, handle=handle))
         return None
 
@@ -894,7 +813,7 @@ class RunSupervisor(ProctorActor):
             # C7: the child was asked to cancel; as when the cancel comes during
             # the wait, the body meets it once the child has ended (and cleaned
             # up), not before: a parent that ends first would terminate it.
-            self._waiting = _Waiting(gathered=False, call_ids=(call_id,))
+            self._waiting = Waiting(gathered=False, call_ids=(call_id,))
             return None
         if call_id in self._finished:
             # The second checkpoint of a join that waited (_settle), taken
@@ -906,7 +825,7 @@ class RunSupervisor(ProctorActor):
         if call_id not in self._started_children:
             return None, ProctorError(f"no child run was started as call {call_id} of this run")
         # Running, or ended with its end not yet recorded: resume once it is.
-        self._waiting = _Waiting(gathered=False, call_ids=(call_id,))
+        self._waiting = Waiting(gathered=False, call_ids=(call_id,))
         return None
 
     def _on_run_ended(self, reason: ExitReason, accepted: bool) -> None:
@@ -940,44 +859,11 @@ class RunSupervisor(ProctorActor):
         except NonDeterminismError as exc:
             return exc
 
-    def _schedule(self, s: _Scheduled, recorded: RecordedCall | None) -> list[NewEvent]:
+    def _schedule(self, s: Scheduled, recorded: RecordedCall | None) -> list[NewEvent]:
         if isinstance(s.call, ChildCall):
             # A child run in flight already exists: its own supervisor resumes it.
             return [] if recorded else self._schedule_child(s.call, s.call_id, s.shielded)
-        if recorded is None:
-            return self._schedule_step(s.call, s.call_id, s.shielded)
-        name = s.call.step.name
-        if not recorded.lost or recorded.waiting:
-            # It failed and was waiting out its back-off (this is its retry),
-            # or it waits for a step slot (its records are written already).
-            return [
-                self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded)
-            ]
-        # The attempt in flight was lost with its runtime: run it again, and say so.
-        return [
-            self._step_event(
-                _E.STEP_REEXECUTED,
-                name,
-                s.call_id,
-                s.attempt,
-                lost_attempt=recorded.last_attempt,
-            ),
-            self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded),
-        ]
-
-    def _schedule_step(self, call: StepCall[Any], call_id: int, shielded: bool) -> list[NewEvent]:
-        name = call.step.name
-        return [
-            self._step_event(
-                _E.STEP_SCHEDULED,
-                name,
-                call_id,
-                None,
-                args=list(call.args),
-                kwargs=dict(call.kwargs),
-            ),
-            self._step_event(_E.STEP_STARTED, name, call_id, 1, shielded=shielded),
-        ]
+        return start_records(self.run_id, s, recorded)
 
     def _schedule_child(
         self,
@@ -1019,7 +905,7 @@ class RunSupervisor(ProctorActor):
         # Derived, not random: replaying the parent finds the same child again.
         return f"{self.run_id}.{call_id}"
 
-    def _spawn(self, calls: tuple[_Scheduled, ...]) -> None:
+    def _spawn(self, calls: tuple[Scheduled, ...]) -> None:
         forward = self.state is RunState.CANCELLING and self._cancel is not None
         for s in calls:
             if isinstance(s.call, ChildCall):
@@ -1032,10 +918,10 @@ class RunSupervisor(ProctorActor):
         if forward:
             self._forward_cancel()
 
-    def _spawn_step(self, s: _Scheduled) -> None:
+    def _spawn_step(self, s: Scheduled) -> None:
         self._prepare_step(s).launch()
 
-    def _prepare_step(self, s: _Scheduled) -> StepActor:
+    def _prepare_step(self, s: Scheduled) -> StepActor:
         """Build the attempt's actor, not yet running, and count it active."""
         assert isinstance(s.call, StepCall)
         call_id, call, shielded, attempt, details = (
@@ -1068,8 +954,8 @@ class RunSupervisor(ProctorActor):
             max_payload_bytes=self._max_payload_bytes,
             guard=self._guard,
         )
-        self._step_calls[call_id] = (call, attempt, shielded)
-        self._active[call_id] = _Active(
+        self._attempts.calls[call_id] = (call, attempt, shielded)
+        self._attempts.active[call_id] = Active(
             ref=actor.actor_ref,
             attempt=attempt,
             shielded=shielded,
@@ -1130,14 +1016,14 @@ class RunSupervisor(ProctorActor):
             self._forward_cancel()
 
     def _on_step_finished(self, msg: StepFinished) -> None:
-        active = self._active.get(msg.call)
+        active = self._attempts.active.get(msg.call)
         # Fencing by attempt: a result from an attempt we no longer run is dropped.
         if active is None or active.attempt != msg.attempt or self._terminated:
             return
-        del self._active[msg.call]
+        del self._attempts.active[msg.call]
         if active.call.step.timeout or active.call.step.heartbeat_timeout:
             self._cancel_timer(("deadline", msg.call))
-        restart = self._restart_after.pop(msg.call, None)
+        restart = self._attempts.restart_after.pop(msg.call, None)
         outcome = msg.outcome
         if isinstance(outcome, Unwound) and outcome.fenced is not None:
             # Not ours to record: the runtime may no longer own the run.
@@ -1146,7 +1032,7 @@ class RunSupervisor(ProctorActor):
         key = (active.name, msg.call, msg.attempt)
         beat = active.end_data()
         if beat:
-            self._details[msg.call] = beat["last_heartbeat_details"]
+            self._attempts.details[msg.call] = beat["last_heartbeat_details"]
         if isinstance(outcome, Returned):
             result = loads(outcome.result_json)
             event = self._step_event(_E.STEP_COMPLETED, *key, result=result, **beat)
@@ -1163,7 +1049,7 @@ class RunSupervisor(ProctorActor):
                 data["escalated"] = escalated
             event = self._step_event(_E.STEP_FAILED, *key, **data)
             ended = CallEnded(
-                call_id=msg.call, error=_step_error(active.name, outcome, msg.attempt, escalated)
+                call_id=msg.call, error=step_error(active.name, outcome, msg.attempt, escalated)
             )
         elif self._draining:
             # It unwound at the shutdown's request, unfinished: the next
@@ -1176,7 +1062,7 @@ class RunSupervisor(ProctorActor):
             error = describe(exc)
             event = self._step_event(_E.STEP_FAILED, *key, error=error, **beat)
             ended = CallEnded(
-                call_id=msg.call, error=_step_error(active.name, Raised(error=error, exception=exc))
+                call_id=msg.call, error=step_error(active.name, Raised(error=error, exception=exc))
             )
         if restart is not None and not self._cancel_due():
             # SV3: stopped for its sibling's restart; it restarts with it.
@@ -1234,7 +1120,7 @@ class RunSupervisor(ProctorActor):
         )
 
     def _on_call_recorded(self, ended: CallEnded) -> None:
-        restart = self._restart_after.pop(ended.call_id, None)
+        restart = self._attempts.restart_after.pop(ended.call_id, None)
         if restart is not None and not self._cancel_due():
             self._restart_later(ended.call_id, None, *restart)  # SV3: its outcome is dropped
             return
@@ -1250,7 +1136,7 @@ class RunSupervisor(ProctorActor):
         self._waiting = None
         self._drive(*self._settle(waiting))
 
-    def _settle(self, waiting: _Waiting) -> tuple[Any, BaseException | None]:
+    def _settle(self, waiting: Waiting) -> tuple[Any, BaseException | None]:
         """Every call of an await ended: what the await gives the body."""
         # C4: the results are recorded and kept; the cancel is raised at the await.
         if self._checkpoint_due():
@@ -1271,7 +1157,7 @@ class RunSupervisor(ProctorActor):
     def _retry(
         self,
         call_id: int,
-        active: _Active,
+        active: Active,
         error: BaseException | None,
         end: EventType,
         data: dict[str, Any],
@@ -1304,7 +1190,7 @@ class RunSupervisor(ProctorActor):
         self._restarts.append(now)
         delay = policy.delay(active.attempt, self._rng)
         attempt = active.attempt + 1
-        backoff = _Backoff(
+        backoff = Backoff(
             call=active.call,
             shielded=active.shielded,
             attempt=attempt,
@@ -1316,14 +1202,14 @@ class RunSupervisor(ProctorActor):
         return None
 
     def _schedule_retry(
-        self, call_id: int, backoff: _Backoff, ended: NewEvent | None, due: float, after: str
+        self, call_id: int, backoff: Backoff, ended: NewEvent | None, due: float, after: str
     ) -> None:
         """Wait out a back-off, then start ``backoff.attempt`` (RetryDue).
 
         The previous attempt's end (if not recorded yet) and the retry are one
         record group; the timer is set once they are durable.
         """
-        self._backoff[call_id] = backoff
+        self._attempts.backoff[call_id] = backoff
         delay = max(0.0, due - self._clock.monotonic())
         retry = self._step_event(
             _E.STEP_RETRY_SCHEDULED,
@@ -1346,16 +1232,20 @@ class RunSupervisor(ProctorActor):
         position = waiting.call_ids.index(failed)
         reason = f"restarted with {name} ({waiting.strategy})"
         for index, call_id in enumerate(waiting.call_ids):
-            if call_id == failed or call_id not in self._step_calls or call_id in self._backoff:
+            if (
+                call_id == failed
+                or call_id not in self._attempts.calls
+                or call_id in self._attempts.backoff
+            ):
                 continue
-            if call_id in self._queued:
+            if call_id in self._attempts.queued:
                 continue  # waiting for a slot: it has not started, so it starts once
             if waiting.strategy == "rest_for_one" and index < position:
                 continue
-            active = self._active.get(call_id)
+            active = self._attempts.active.get(call_id)
             if active is not None:
                 # Running: it stops at its next check, and restarts when it ends.
-                self._restart_after[call_id] = (due, reason)
+                self._attempts.restart_after[call_id] = (due, reason)
                 tell(active.ref, Cancel(reason=reason, source="supervisor"))
             elif call_id in waiting.errors:
                 # It ended already: its outcome is dropped; it runs again.
@@ -1364,20 +1254,20 @@ class RunSupervisor(ProctorActor):
                 self._restart_later(call_id, None, due, reason)
             else:
                 # It ended and its end is being recorded: restart it once it is.
-                self._restart_after[call_id] = (due, reason)
+                self._attempts.restart_after[call_id] = (due, reason)
 
     def _restart_later(self, call_id: int, ended: NewEvent | None, due: float, reason: str) -> None:
-        call, attempt, shielded = self._step_calls[call_id]
-        details = self._details.get(call_id)  # H2, as for any other restart
-        backoff = _Backoff(call=call, shielded=shielded, attempt=attempt + 1, details=details)
+        call, attempt, shielded = self._attempts.calls[call_id]
+        details = self._attempts.details.get(call_id)  # H2, as for any other restart
+        backoff = Backoff(call=call, shielded=shielded, attempt=attempt + 1, details=details)
         self._schedule_retry(call_id, backoff, ended, due, reason)
 
     def _on_retry_due(self, msg: RetryDue) -> None:
-        backoff = self._backoff.get(msg.call)
+        backoff = self._attempts.backoff.get(msg.call)
         if backoff is None or backoff.attempt != msg.attempt or self._terminated or self._draining:
             return
-        del self._backoff[msg.call]
-        s = _Scheduled(
+        del self._attempts.backoff[msg.call]
+        s = Scheduled(
             msg.call,
             backoff.call,
             backoff.shielded,
@@ -1392,7 +1282,7 @@ class RunSupervisor(ProctorActor):
 
     def _on_deadline(self, msg: Deadline) -> None:
         """H1: time out an attempt that ran too long or stopped heartbeating."""
-        active = self._active.get(msg.call)
+        active = self._attempts.active.get(msg.call)
         if active is None or active.attempt != msg.attempt or self._draining:
             return  # shutting down: it is awaited until the runtime gives up
         step, now = active.call.step, self._clock.monotonic()
@@ -1408,7 +1298,7 @@ class RunSupervisor(ProctorActor):
             return
         # Abandon the attempt: its thread unwinds at its next check, and its
         # late result is dropped (fencing by attempt).
-        del self._active[msg.call]
+        del self._attempts.active[msg.call]
         tell(active.ref, Terminate(reason=f"{kind} ({limit:g}s)"))
         error = {
             "type": "StepTimedOut",
@@ -1423,7 +1313,7 @@ class RunSupervisor(ProctorActor):
             "last_heartbeat_details": active.last_heartbeat()[1],
         }
         if data["last_heartbeat_details"] is not None:
-            self._details[msg.call] = data["last_heartbeat_details"]
+            self._attempts.details[msg.call] = data["last_heartbeat_details"]
         escalated = self._retry(msg.call, active, None, _E.STEP_TIMED_OUT, data)
         if escalated is None:
             return
@@ -1541,15 +1431,15 @@ class RunSupervisor(ProctorActor):
         """
         cancel = self._cancel
         assert cancel is not None
-        for active in self._active.values():
+        for active in self._attempts.active.values():
             if not active.shielded and not active.cancel_sent:
                 active.cancel_sent = tell(active.ref, cancel)
         # C3: an attempt waiting for a step slot is never started while cancelling.
         self._end_waiting(_E.STEP_CANCELLED, cancel.reason, shielded=False)
-        for call_id, backoff in list(self._backoff.items()):
+        for call_id, backoff in list(self._attempts.backoff.items()):
             if not backoff.shielded:
                 # C3: a step waiting to be retried is never restarted while cancelling.
-                del self._backoff[call_id]
+                del self._attempts.backoff[call_id]
                 self._cancel_timer(("retry", call_id))
                 self._on_call_recorded(
                     CallEnded(call_id=call_id, error=CancellationError(cancel.reason))
@@ -1626,7 +1516,7 @@ class RunSupervisor(ProctorActor):
         if msg.abandon:
             self._abandon_steps("runtime shutdown")
         elif first:
-            for active in self._active.values():
+            for active in self._attempts.active.values():
                 tell(active.ref, Terminate(reason="runtime shutdown"))
         if first or msg.abandon:
             for child in self._children.values():
@@ -1635,7 +1525,7 @@ class RunSupervisor(ProctorActor):
 
     def _exit_if_drained(self) -> None:
         """Shutting down: end once no step attempt and no child run is left."""
-        if not self._draining or self._active or self._children:
+        if not self._draining or self._attempts.active or self._children:
             return
         if self._store_error is None:
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
@@ -1655,9 +1545,9 @@ class RunSupervisor(ProctorActor):
         self._handed += [e for e in unrecorded(self.run_id, msg.events) if e not in self._handed]
         if isinstance(msg.tag, StepsScheduled):
             for s in msg.tag.steps:  # never launched: no exit report will come
-                active = self._active.get(s.call_id)
+                active = self._attempts.active.get(s.call_id)
                 if active is not None and active.attempt == s.attempt:
-                    del self._active[s.call_id]
+                    del self._attempts.active[s.call_id]
         if self._store_error is None:
             logger.error("run %s: journal failed: %s", self.run_id, msg.error)
             self._store_error = msg.error
@@ -1669,18 +1559,18 @@ class RunSupervisor(ProctorActor):
 
     def _abandon_steps(self, reason: str | None) -> None:
         """Leave every running attempt; a busy one unwinds at its next check (T3)."""
-        if not self._active:
+        if not self._attempts.active:
             return
         events = [
             self._step_event(
                 _E.STEP_ABANDONED, a.name, call_id, a.attempt, reason=reason, **a.end_data()
             )
-            for call_id, a in self._active.items()
+            for call_id, a in self._attempts.active.items()
         ]
         tell(self._journal, Append(events=tuple(events)))
-        for active in self._active.values():
+        for active in self._attempts.active.values():
             tell(active.ref, Terminate(reason=reason))
-        self._active.clear()
+        self._attempts.active.clear()
 
     def _seal_body(self) -> None:
         """Close the body's coroutine so nothing of it runs later, unrecorded.
@@ -1721,7 +1611,7 @@ class RunSupervisor(ProctorActor):
                 elif not self._terminated:
                     self._on_child_ended(call_id, child, msg.reason)
                 return
-        for call_id, active in list(self._active.items()):
+        for call_id, active in list(self._attempts.active.items()):
             if active.ref.actor_urn == urn:
                 outcome = msg.reason.outcome
                 if outcome is None:
@@ -1815,14 +1705,3 @@ def _refused_as_ended(msg: Journaled) -> bool:
         isinstance(o, Refused) and not o.fenced and o.status is not None and o.status.is_terminal
         for o in msg.outcomes
     )
-
-
-def _step_error(
-    name: str, outcome: Raised, attempt: int = 1, escalated: str | None = None
-) -> BaseException:
-    if isinstance(outcome.exception, NotSerializable):
-        # D4: a result that is not JSON is the caller's error, reported as such.
-        return outcome.exception
-    err = StepFailed(name, attempt, outcome.error, escalated=escalated)
-    err.__cause__ = outcome.exception
-    return err
