@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -107,6 +106,13 @@ from actors._messages import (
 )
 from actors._outcomes import EXIT_STATUS, child_outcome, recorded_exit
 from actors._replay import History, RecordedCall, recorded_outcome
+from actors._restarts import (
+    RestartIntensity,
+    may_retry,
+    next_deadline,
+    siblings_to_restart,
+    timed_out_error,
+)
 from actors._slots import waiting_records
 from actors._step import StepActor
 from persistence import (
@@ -198,7 +204,7 @@ class RunSupervisor(ProctorActor):
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         #: The run's step attempts, by call id; and when it last restarted steps.
         self._attempts = Attempts()
-        self._restarts: deque[float] = deque()
+        self._intensity = RestartIntensity(workflow.intensity)
         #: Child runs started with start_child(), and those that ended before
         #: anyone awaited them.
         self._started_children: set[int] = set()
@@ -1170,24 +1176,14 @@ class RunSupervisor(ProctorActor):
         """
         policy = active.call.step.retry
         error_type = data["error"]["type"]
-        if (
-            policy is None
-            or isinstance(error, NotSerializable)  # the caller's bug; retrying cannot help
-            or not policy.allows_another(active.attempt)
-            or not policy.is_retryable(error, error_type)
-            or (self.state is RunState.CANCELLING and not active.shielded)  # C3: never restart
-        ):
+        cancelling = self.state is RunState.CANCELLING and not active.shielded
+        if not may_retry(policy, error, error_type, active.attempt, cancelling=cancelling):
             return ""
+        assert policy is not None
         now = self._clock.monotonic()
-        intensity = self._workflow.intensity
-        while self._restarts and self._restarts[0] <= now - intensity.within:
-            self._restarts.popleft()
-        if len(self._restarts) >= intensity.max_restarts:
-            return (
-                f"restart intensity exceeded: {len(self._restarts)} restarts within "
-                f"{intensity.within:g}s (max_restarts={intensity.max_restarts})"
-            )
-        self._restarts.append(now)
+        exceeded = self._intensity.admit(now)
+        if exceeded is not None:
+            return exceeded
         delay = policy.delay(active.attempt, self._rng)
         attempt = active.attempt + 1
         backoff = Backoff(
@@ -1227,21 +1223,14 @@ class RunSupervisor(ProctorActor):
         """SV3: a step of a gather restarts; under one_for_all (rest_for_one)
         its other (later) sibling steps restart with it, at the same time."""
         waiting = self._waiting
-        if waiting is None or waiting.strategy == "one_for_one" or failed not in waiting.call_ids:
+        if waiting is None:
             return
-        position = waiting.call_ids.index(failed)
         reason = f"restarted with {name} ({waiting.strategy})"
-        for index, call_id in enumerate(waiting.call_ids):
-            if (
-                call_id == failed
-                or call_id not in self._attempts.calls
-                or call_id in self._attempts.backoff
-            ):
+        for call_id in siblings_to_restart(waiting.strategy, waiting.call_ids, failed):
+            if call_id not in self._attempts.calls or call_id in self._attempts.backoff:
                 continue
             if call_id in self._attempts.queued:
                 continue  # waiting for a slot: it has not started, so it starts once
-            if waiting.strategy == "rest_for_one" and index < position:
-                continue
             active = self._attempts.active.get(call_id)
             if active is not None:
                 # Running: it stops at its next check, and restarts when it ends.
@@ -1285,14 +1274,9 @@ class RunSupervisor(ProctorActor):
         active = self._attempts.active.get(msg.call)
         if active is None or active.attempt != msg.attempt or self._draining:
             return  # shutting down: it is awaited until the runtime gives up
-        step, now = active.call.step, self._clock.monotonic()
-        due: list[tuple[float, str, float]] = []
-        if step.timeout is not None:
-            due.append((active.started_at + step.timeout, "timeout", step.timeout))
-        if step.heartbeat_timeout is not None:
-            last, _ = active.last_heartbeat()
-            due.append((last + step.heartbeat_timeout, "heartbeat_timeout", step.heartbeat_timeout))
-        when, kind, limit = min(due)
+        now = self._clock.monotonic()
+        last, _ = active.last_heartbeat()
+        when, kind, limit = next_deadline(active.call.step, active.started_at, last)
         if when > now:
             self._schedule_timer(("deadline", msg.call), when, msg)
             return
@@ -1300,13 +1284,7 @@ class RunSupervisor(ProctorActor):
         # late result is dropped (fencing by attempt).
         del self._attempts.active[msg.call]
         tell(active.ref, Terminate(reason=f"{kind} ({limit:g}s)"))
-        error = {
-            "type": "StepTimedOut",
-            "module": "proctor",
-            "message": f"{kind}: no {'heartbeat' if kind != 'timeout' else 'result'} "
-            f"within {limit:g}s",
-            "traceback": "",
-        }
+        error = timed_out_error(kind, limit)
         data: dict[str, Any] = {
             "kind": kind,
             "error": error,
