@@ -65,7 +65,7 @@ from actors._errors import (
     describe,
 )
 from actors._fencing import LeaseGuard, LeaseLost
-from actors._handover import ends_of_lost, fold_written, unrecorded
+from actors._handover import unrecorded
 from actors._lifecycle import (
     ENDED,
     Hosting,
@@ -115,16 +115,15 @@ from actors._restarts import (
 )
 from actors._slots import waiting_records
 from actors._step import StepActor
+from actors._takeover import FailUnreadable, adopt, plan_takeover, read_again
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
-    CorruptRecord,
     EventType,
     NewEvent,
     NotSerializable,
     ProctorError,
     Refused,
-    RunRecord,
     RunState,
     Store,
     StoreError,
@@ -132,11 +131,9 @@ from persistence import (
     later_state,
     loads,
     next_state,
-    resume_request,
     roundtrip,
     safe_repr,
     terminate_request,
-    unreadable_run_failure,
 )
 
 if TYPE_CHECKING:
@@ -158,8 +155,6 @@ class _Child:
     policy: str | None = None
 
 
-#: How often a takeover is retried when the run's log grew while it was read.
-_RESUME_TRIES = 5
 #: After a store failure, how long (runtime clock) the supervisor waits for
 #: its running steps' ends before it abandons them and lets the run be re-hosted.
 _STORE_FAILURE_DRAIN = 5.0
@@ -408,85 +403,36 @@ class RunSupervisor(ProctorActor):
 
     def _take_over(self) -> None:
         """Read the run's log, then claim it if nobody wrote to it meanwhile."""
-        record: RunRecord | None = None
-        unreadable: str | None = None
-        try:
-            with self._reader.snapshot():  # the record and the log it projects
-                record = self._reader.get_run(self.run_id)
-                events = self._reader.events(self.run_id)
-                steps = self._reader.steps(self.run_id)
-        except CorruptRecord as exc:
-            if record is None:
-                self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
-                return
-            unreadable, events, steps = str(exc), [], []
-        except StoreError as exc:
-            self.exit(ExitReason(kind=ExitKind.FAILED, error=exc, unrecorded=tuple(self._handed)))
-            return
-        if record.status.is_terminal:
-            # It ended, but the parent's log does not say so: the parent's
-            # runtime died first. Report the recorded end; write nothing.
-            self.exit(recorded_exit(record))
-            return
-        if record.owner != self._resume_from:
-            # Another runtime took it over first: it is alive and owns it now.
-            logger.info("run %s: taken over by %s first", self.run_id, record.owner)
-            self.exit(ExitReason(kind=ExitKind.TERMINATED))
-            return
-        take = resume_request(
+        plan = plan_takeover(
+            self._reader,
             self.run_id,
-            self._owner,
-            previous_owner=record.owner,
-            seen_seq=record.last_seq,
+            owner=self._owner,
+            resume_from=self._resume_from,
             why=self._resume_why,
+            handed=self._handed,
         )
-        unreadable = (
-            unreadable or record.defect or next((e.defect for e in events if e.defect), None)
-        )
-        if unreadable is not None:
-            # Replaying a log it cannot read would return wrong results: fail the run.
-            logger.error("run %s cannot be read, failing it: %s", self.run_id, unreadable)
-            group = unreadable_run_failure(record, unreadable, take=take)
-            data = group[-1].data
-            self._append(*group, tag=RunFinished(kind=ExitKind.FAILED, data=MappingProxyType(data)))
-            return
-        history = History(record, events, steps)
-        group = [take]
-        for call, attempt in history.lost_attempts():
-            # An end our predecessor saw but could not record is written now.
-            group += ends_of_lost(self._handed, call.call, attempt) or [
-                self._step_event(
-                    _E.STEP_ABANDONED,
-                    call.name,
-                    call.call,
-                    attempt,
-                    reason=f"lost with runtime {record.owner}",
-                    **call.end_data(),
-                )
-            ]
-        self._append(*group, tag=Resumed(history=history, group=tuple(group)))
+        if isinstance(plan, ExitReason):
+            self.exit(plan)
+        elif isinstance(plan, FailUnreadable):
+            data = MappingProxyType(plan.group[-1].data)
+            self._append(*plan.group, tag=RunFinished(kind=ExitKind.FAILED, data=data))
+        else:
+            self._append(*plan.group, tag=Resumed(history=plan.history, group=plan.group))
 
     def _on_taken_over(self, history: History, group: tuple[NewEvent, ...], msg: Journaled) -> None:
         if not msg.accepted:
             # Someone wrote to the run after we read it (a cancel, or another
             # runtime that took it first): read again, or leave it.
             self._resume_tries += 1
-            refused = msg.outcomes[0] if msg.outcomes else None
-            if (
-                self._resume_tries < _RESUME_TRIES
-                and refused is not None
-                and not (refused.status is not None and refused.status.is_terminal)
-            ):
+            if read_again(self._resume_tries, msg.outcomes):
                 self._take_over()
             else:
+                refused = msg.outcomes[0] if msg.outcomes else None
                 logger.info("run %s: not resumed: %s", self.run_id, refused)
                 self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
-        fold_written(history, group, msg.outcomes, time.time())
+        adopt(history, group, msg.outcomes, time.time())
         self._handed = []
-        for call, attempt in history.lost_attempts():
-            call.running.remove(attempt)
-            call.lost = True
         resumed = msg.outcomes[0]
         assert isinstance(resumed, Appended)
         record = history.record

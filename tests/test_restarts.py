@@ -23,7 +23,9 @@ def test_SV1_a_retry_needs_a_policy_attempts_left_and_a_retryable_error() -> Non
     assert not may_retry(policy, boom, "ValueError", 3, cancelling=False)  # the last one
     assert not may_retry(None, boom, "ValueError", 1, cancelling=False)
     assert not may_retry(policy, KeyError("k"), "KeyError", 1, cancelling=False)
-    assert not may_retry(policy, NotSerializable.recorded("not JSON"), "NotSerializable", 1, cancelling=False)
+    assert not may_retry(
+        policy, NotSerializable.recorded("not JSON"), "NotSerializable", 1, cancelling=False
+    )
     assert may_retry(policy, None, "StepTimedOut", 1, cancelling=False)  # a timeout
 
 
