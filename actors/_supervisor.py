@@ -28,7 +28,7 @@ import functools
 import random
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,9 @@ from actors._attempts import (
     step_error,
 )
 from actors._base import Census, ProctorActor, logger, tell
+from actors._children import Child, Children, child_run_id
+from actors._children import end_records as child_end_records
+from actors._children import start_records as child_start_records
 from actors._clock import Clock
 from actors._context import BeatBox, WorkflowContext, reset_current, set_current
 from actors._definitions import (
@@ -61,7 +64,6 @@ from actors._errors import (
     NonDeterminismError,
     StepFailed,
     Terminated,
-    WorkflowFailed,
     describe,
 )
 from actors._fencing import LeaseGuard, LeaseLost
@@ -104,7 +106,7 @@ from actors._messages import (
     Terminate,
     Unwound,
 )
-from actors._outcomes import EXIT_STATUS, child_outcome, recorded_exit
+from actors._outcomes import recorded_exit
 from actors._replay import History, RecordedCall, recorded_outcome
 from actors._restarts import (
     RestartIntensity,
@@ -127,32 +129,17 @@ from persistence import (
     RunState,
     Store,
     StoreError,
-    cancel_request,
     later_state,
     loads,
     next_state,
     roundtrip,
     safe_repr,
-    terminate_request,
 )
 
 if TYPE_CHECKING:
     from actors._guardian import Directory
 
 _E = EventType
-
-
-@dataclass(slots=True)
-class _Child:
-    """A child run whose RunSupervisor is running under this one."""
-
-    ref: pykka.ActorRef[Any]
-    run_id: str
-    name: str
-    shielded: bool
-    cancel_sent: bool = False
-    #: Started with start_child(): what to do with it if the parent ends first.
-    policy: str | None = None
 
 
 #: After a store failure, how long (runtime clock) the supervisor waits for
@@ -202,8 +189,6 @@ class RunSupervisor(ProctorActor):
         self._intensity = RestartIntensity(workflow.intensity)
         #: Child runs started with start_child(), and those that ended before
         #: anyone awaited them.
-        self._started_children: set[int] = set()
-        self._finished: dict[int, tuple[Any, BaseException | None]] = {}
         #: The run ended with children still running under their parent close
         #: policy: the supervisor stays until they end, then exits with this.
         self._linger: ExitReason | None = None
@@ -245,7 +230,7 @@ class RunSupervisor(ProctorActor):
         self._kwargs = dict(kwargs)
         self._cancel = cancel
         self._coro: Coroutine[Any, Any, Any] | None = None
-        self._children: dict[int, _Child] = {}
+        self._children = Children(journal=journal, owner=owner)
         self._waiting: Waiting | None = None
         #: Ends of steps whose await the body has already got past, in memory
         #: only: they go to the Journal at the head of the body's next group,
@@ -737,8 +722,8 @@ class RunSupervisor(ProctorActor):
         call, policy = command.call, command.parent_close_policy
         call_id = self._ctx.call_counter
         self._ctx.call_counter += 1
-        handle: ChildRun[Any] = ChildRun(self._child_run_id(call_id), call_id)
-        self._started_children.add(call_id)
+        handle: ChildRun[Any] = ChildRun(child_run_id(self.run_id, call_id), call_id)
+        self._children.started.add(call_id)
         shielded = self._ctx.shield_depth > 0
         recorded = self._recorded(call_id, call)
         if isinstance(recorded, NonDeterminismError):
@@ -746,12 +731,19 @@ class RunSupervisor(ProctorActor):
             return None
         if recorded is not None:
             if recorded.end is not None:
-                self._finished[call_id] = recorded_outcome(self.run_id, recorded)
+                self._children.finished[call_id] = recorded_outcome(self.run_id, recorded)
             else:
                 self._spawn_child(call_id, call, shielded, resume=True, policy=policy)
             return handle, None
         self._go_live()
-        events = self._schedule_child(call, call_id, shielded, {"parent_close_policy": policy})
+        events = child_start_records(
+            self.run_id,
+            self._owner,
+            call,
+            call_id,
+            shielded,
+            started={"parent_close_policy": policy},
+        )
         child = Scheduled(call_id, call, shielded, policy=policy)
         self._append(*events, tag=ChildStartedNoWait(child=child, handle=handle))
         return None
@@ -759,7 +751,7 @@ class RunSupervisor(ProctorActor):
     def _join_child(self, call_id: int) -> tuple[Any, BaseException | None] | None:
         """``await child``: its outcome now if it ended, else when it ends."""
         if self._checkpoint_due():
-            child = self._children.get(call_id)
+            child = self._children.running.get(call_id)
             if child is None or not child.cancel_sent or self._replayed_cancel is not None:
                 return None, self._deliver_cancel()
             # C7: the child was asked to cancel; as when the cancel comes during
@@ -767,14 +759,14 @@ class RunSupervisor(ProctorActor):
             # up), not before: a parent that ends first would terminate it.
             self._waiting = Waiting(gathered=False, call_ids=(call_id,))
             return None
-        if call_id in self._finished:
+        if call_id in self._children.finished:
             # The second checkpoint of a join that waited (_settle), taken
             # here too: replay cannot tell whether the child ended before the
             # await or during it, so both take the same checkpoints.
             if self._checkpoint_due():
                 return None, self._deliver_cancel()
-            return self._finished[call_id]
-        if call_id not in self._started_children:
+            return self._children.finished[call_id]
+        if call_id not in self._children.started:
             return None, ProctorError(f"no child run was started as call {call_id} of this run")
         # Running, or ended with its end not yet recorded: resume once it is.
         self._waiting = Waiting(gathered=False, call_ids=(call_id,))
@@ -788,19 +780,7 @@ class RunSupervisor(ProctorActor):
             return
         self._linger = reason
         self._advance(PhaseEvent.LINGER)
-        why = "parent run ended"
-        for child in self._children.values():
-            if child.policy == "request_cancel":
-                request = cancel_request(
-                    child.run_id, why, source="parent_close", origin=self._owner
-                )
-                cancel = Cancel(reason=why, source="parent_close")
-                tell(self._journal, Append(events=(request,), deliver=((child.ref, cancel),)))
-            elif child.policy != "abandon":
-                self._record_group(
-                    terminate_request(child.run_id, why, source="parent_close", origin=self._owner)
-                )
-                tell(child.ref, Terminate(reason=why))
+        self._children.close()
 
     def _recorded(self, call_id: int, call: Call) -> RecordedCall | NonDeterminismError | None:
         if not self._replaying:
@@ -814,48 +794,10 @@ class RunSupervisor(ProctorActor):
     def _schedule(self, s: Scheduled, recorded: RecordedCall | None) -> list[NewEvent]:
         if isinstance(s.call, ChildCall):
             # A child run in flight already exists: its own supervisor resumes it.
-            return [] if recorded else self._schedule_child(s.call, s.call_id, s.shielded)
+            if recorded:
+                return []
+            return child_start_records(self.run_id, self._owner, s.call, s.call_id, s.shielded)
         return start_records(self.run_id, s, recorded)
-
-    def _schedule_child(
-        self,
-        call: ChildCall[Any],
-        call_id: int,
-        shielded: bool,
-        started: dict[str, Any] | None = None,
-    ) -> list[NewEvent]:
-        """The parent's record and the child's creation, in one atomic group.
-
-        ``started``: more data for the parent's ``child_started`` (a
-        start_child()'s policy), built into it, never added later.
-        """
-        name, child_id = call.workflow.name, self._child_run_id(call_id)
-        return [
-            self._step_event(
-                _E.CHILD_STARTED,
-                name,
-                call_id,
-                None,
-                child_run_id=child_id,
-                shielded=shielded,
-                **(started or {}),
-            ),
-            NewEvent(
-                run_id=child_id,
-                type=_E.RUN_CREATED,
-                data={
-                    "workflow": name,
-                    "args": list(call.args),
-                    "kwargs": dict(call.kwargs),
-                    "parent_run_id": self.run_id,
-                    "owner": self._owner,
-                },
-            ),
-        ]
-
-    def _child_run_id(self, call_id: int) -> str:
-        # Derived, not random: replaying the parent finds the same child again.
-        return f"{self.run_id}.{call_id}"
 
     def _spawn(self, calls: tuple[Scheduled, ...]) -> None:
         forward = self.state is RunState.CANCELLING and self._cancel is not None
@@ -933,7 +875,7 @@ class RunSupervisor(ProctorActor):
         resume: bool = False,
         policy: str | None = None,
     ) -> None:
-        child_id = self._child_run_id(call_id)
+        child_id = child_run_id(self.run_id, call_id)
         previous = None
         if resume:
             found = self._reader.find_run(child_id)
@@ -959,7 +901,7 @@ class RunSupervisor(ProctorActor):
             max_payload_bytes=self._max_payload_bytes,
             guard=self._guard,
         )
-        self._children[call_id] = _Child(
+        self._children.running[call_id] = Child(
             ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy
         )
         if resume and self._cancel is not None and self.state is RunState.CANCELLING:
@@ -1040,36 +982,13 @@ class RunSupervisor(ProctorActor):
             and len(waiting.errors) == len(waiting.call_ids) - 1
         )
 
-    def _on_child_ended(self, call_id: int, child: _Child, reason: ExitReason) -> None:
+    def _on_child_ended(self, call_id: int, child: Child, reason: ExitReason) -> None:
         """Record how the child run ended in our log; its await resumes after."""
-        data = dict(reason.data or {})
-        status = EXIT_STATUS[reason.kind]
-        _, error = child_outcome(child.run_id, status, data)
-        events = []
-        if reason.data is None and status is RunState.FAILED:
-            # The child's supervisor crashed before recording its end (a
-            # Proctor bug, or the store failed): record it if the store takes it.
-            err = reason.error or RuntimeError("child run supervisor crashed")
-            data = {"error": describe(err)}
-            error = WorkflowFailed(child.run_id, data["error"])
-            events.append(NewEvent(run_id=child.run_id, type=_E.RUN_FAILED, data=data))
-        events.append(
-            self._step_event(
-                _E.CHILD_ENDED,
-                child.name,
-                call_id,
-                None,
-                child_run_id=child.run_id,
-                status=status.value,
-                **data,
-            )
-        )
+        own, ended, tag = child_end_records(self.run_id, call_id, child, reason)
         # The child's records are its own; ours must not be refused with them.
-        for event in events[:-1]:
+        for event in own:
             self._record_event(event)
-        self._append(
-            events[-1], tag=CallEnded(call_id=call_id, value=data.get("result"), error=error)
-        )
+        self._append(ended, tag=tag)
 
     def _on_call_recorded(self, ended: CallEnded) -> None:
         restart = self._attempts.restart_after.pop(ended.call_id, None)
@@ -1079,7 +998,7 @@ class RunSupervisor(ProctorActor):
         waiting = self._waiting
         if waiting is None or ended.call_id not in waiting.call_ids:
             # A child run from start_child() that nobody awaits yet: keep its outcome.
-            self._finished[ended.call_id] = (ended.value, ended.error)
+            self._children.finished[ended.call_id] = (ended.value, ended.error)
             return
         waiting.values[ended.call_id] = ended.value
         waiting.errors[ended.call_id] = ended.error
@@ -1368,15 +1287,7 @@ class RunSupervisor(ProctorActor):
                 self._on_call_recorded(
                     CallEnded(call_id=call_id, error=CancellationError(cancel.reason))
                 )
-        for child in self._children.values():
-            if not child.shielded and not child.cancel_sent:
-                child.cancel_sent = True
-                # Durable for the child too: its log says who asked, and why.
-                request = cancel_request(
-                    child.run_id, cancel.reason, source="parent", origin=self._owner
-                )
-                forwarded = Cancel(reason=cancel.reason, source="parent")
-                tell(self._journal, Append(events=(request,), deliver=((child.ref, forwarded),)))
+        self._children.forward_cancel(cancel.reason)
 
     def _on_terminate(self, msg: Terminate, recorded: ExitReason | None = None) -> None:
         if self._terminated:
@@ -1388,7 +1299,9 @@ class RunSupervisor(ProctorActor):
             self.state = next_state(self.state, _E.RUN_TERMINATED)
         self._abandon_steps(msg.reason)
         self._end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
-        self._terminate_children(msg.reason)
+        # T4: the child's records go to the Journal before the child hears of
+        # it, so whatever the child writes next is ordered after them (fenced).
+        self._children.terminate_all(msg.reason)
         self.exit(recorded or ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
 
     def _ended_elsewhere(self) -> None:
@@ -1407,20 +1320,6 @@ class RunSupervisor(ProctorActor):
             self._on_terminate(Terminate(reason=None))
             return
         self._on_terminate(Terminate(reason=record.terminate_reason), recorded_exit(record))
-
-    def _terminate_children(self, reason: str | None) -> None:
-        """T4: every child run is terminated with us, whatever its shields.
-
-        The child's records go to the Journal before the child hears of it, so
-        whatever the child writes next is ordered after them (and fenced). A
-        child the caller already terminated in the store refuses the repeat.
-        """
-        for child in self._children.values():
-            self._record_group(
-                terminate_request(child.run_id, reason, source="parent", origin=self._owner)
-            )
-            tell(child.ref, Terminate(reason=reason))
-        self._children.clear()
 
     def _on_shutdown(self, msg: Shutdown) -> None:
         """The runtime stops hosting: leave the run (and its children) for resume.
@@ -1443,8 +1342,7 @@ class RunSupervisor(ProctorActor):
             for active in self._attempts.active.values():
                 tell(active.ref, Terminate(reason="runtime shutdown"))
         if first or msg.abandon:
-            for child in self._children.values():
-                tell(child.ref, Shutdown(abandon=msg.abandon))
+            self._children.shutdown(abandon=msg.abandon)
         self._exit_if_drained()
 
     def _exit_if_drained(self) -> None:
@@ -1523,18 +1421,18 @@ class RunSupervisor(ProctorActor):
 
     def _on_child_exited(self, msg: ChildExited) -> None:
         urn = msg.child.actor_urn
-        for call_id, child in list(self._children.items()):
-            if child.ref.actor_urn == urn:
-                del self._children[call_id]
-                if self._phase is Phase.LINGERING:
-                    assert self._linger is not None
-                    if not self._children:
-                        self.exit(self._linger)
-                elif self._draining:
-                    self._exit_if_drained()
-                elif not self._terminated:
-                    self._on_child_ended(call_id, child, msg.reason)
-                return
+        ended = self._children.pop(urn)
+        if ended is not None:
+            call_id, child = ended
+            if self._phase is Phase.LINGERING:
+                assert self._linger is not None
+                if not self._children:
+                    self.exit(self._linger)
+            elif self._draining:
+                self._exit_if_drained()
+            elif not self._terminated:
+                self._on_child_ended(call_id, child, msg.reason)
+            return
         for call_id, active in list(self._attempts.active.items()):
             if active.ref.actor_urn == urn:
                 outcome = msg.reason.outcome
