@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Coroutine
 from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -44,11 +43,12 @@ from actors._attempts import (
     step_error,
 )
 from actors._base import Census, ProctorActor, logger, tell
+from actors._body import Body
 from actors._children import Child, Children, child_run_id
 from actors._children import end_records as child_end_records
 from actors._children import start_records as child_start_records
 from actors._clock import Clock
-from actors._context import BeatBox, WorkflowContext, reset_current, set_current
+from actors._context import BeatBox
 from actors._definitions import (
     Call,
     ChildCall,
@@ -209,27 +209,12 @@ class RunSupervisor(ProctorActor):
         self._handed: list[NewEvent] = list(unrecorded)
         self._store_error: BaseException | None = None
         #: Replay (D2): the log being re-run, and whether the body is still in it.
-        self._history: History | None = None
-        self._replayed_cancel: dict[str, Any] | None = None
-        #: Replay met a cancel of the log: what ctx.is_cancelling() says
-        #: while replaying (data of the log, not a phase).
-        self._cancel_replayed = False
-        #: The reason ("" for none) of the cancel the body met since the last
-        #: outermost shield ended, live or replayed; None if it has not.
-        self._cancel_met: str | None = None
-        self._diverged: NonDeterminismError | None = None
-        #: Checkpoints the body has passed; a cancel_delivered names its own.
-        self._checkpoints = 0
-        self._checkpoint = 0
         self.state = state
         self._journal = journal
         self._directory = directory
         self._owner = owner
         self._workflow = workflow
-        self._args = args
-        self._kwargs = dict(kwargs)
         self._cancel = cancel
-        self._coro: Coroutine[Any, Any, Any] | None = None
         self._children = Children(journal=journal, owner=owner)
         self._waiting: Waiting | None = None
         #: Ends of steps whose await the body has already got past, in memory
@@ -239,12 +224,13 @@ class RunSupervisor(ProctorActor):
         #: Re-entrancy guard, not a phase: the body is being stepped now
         #: (its own records then join the group its next await makes).
         self._driving = False
-        self._ctx = WorkflowContext(
-            run_id,
-            is_cancelling=self._is_cancelling,
-            cancel_reason=lambda: self._cancel.reason if self._cancel else None,
-            checkpoint=self._body_checkpoint,
-            record=self._record_body,
+        #: The workflow body: its coroutine, context and replay cursor.
+        self._body = Body(
+            self,
+            run_id=run_id,
+            workflow=workflow,
+            args=args,
+            kwargs=dict(kwargs),
             max_payload_bytes=max_payload_bytes,
         )
         # Registered from creation, so a cancel never misses a run that exists.
@@ -273,17 +259,17 @@ class RunSupervisor(ProctorActor):
     def _advance(self, event: PhaseEvent) -> None:
         self._phase = next_phase(self._phase, event)
 
-    def _go_live(self) -> None:
+    def go_live(self) -> None:
         """The body made a call its log does not have: it runs live from here."""
         if self._phase is Phase.REPLAYING:
             self._advance(PhaseEvent.GO_LIVE)
 
     @property
-    def _replaying(self) -> bool:
+    def replaying(self) -> bool:
         return self._phase is Phase.REPLAYING
 
     @property
-    def _terminated(self) -> bool:
+    def terminated(self) -> bool:
         return self._phase is Phase.TERMINATED
 
     @property
@@ -294,6 +280,20 @@ class RunSupervisor(ProctorActor):
     @property
     def _draining(self) -> bool:
         return self._hosting is not Hosting.HOSTING
+
+    # -- what the body needs of its supervisor (BodyHost) ---------------------------
+
+    def cancelling(self) -> bool:
+        return self.state is RunState.CANCELLING
+
+    def cancel_reason(self) -> str | None:
+        return self._cancel.reason if self._cancel else None
+
+    def resume_later(self, reason: str | None) -> None:
+        tell(self.actor_ref, ResumeBody(reason=reason))
+
+    def finish_cancelled(self, reason: str | None) -> None:
+        self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=reason)
 
     def stopping(self) -> None:
         self._hosting = next_hosting(self._hosting, HostingEvent.STOP)
@@ -319,7 +319,7 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, RetryDue):
             self._on_retry_due(message)
         elif isinstance(message, ResumeBody):
-            if self._coro is not None and not self._terminated:
+            if self._body.coro is not None and not self.terminated:
                 self._drive(error=CancellationError(message.reason))
         elif isinstance(message, SlotGranted):
             self._on_slot_granted(message)
@@ -332,7 +332,7 @@ class RunSupervisor(ProctorActor):
         creating = isinstance(msg.tag, Created)
         if isinstance(msg.tag, Created):
             msg = replace(msg, tag=msg.tag.then)
-        if isinstance(msg.tag, StepsScheduled) and not (msg.accepted and not self._terminated):
+        if isinstance(msg.tag, StepsScheduled) and not (msg.accepted and not self.terminated):
             # Never to be started: their step slots go to the next attempts.
             for s in msg.tag.steps:
                 if s.ticket is not None:
@@ -341,10 +341,10 @@ class RunSupervisor(ProctorActor):
             self._on_store_failure(msg)
             return
         tag = msg.tag
-        if not msg.accepted and not self._terminated and self._refusal_is_a_fault(msg):
+        if not msg.accepted and not self.terminated and self._refusal_is_a_fault(msg):
             return
         if creating and not msg.accepted:  # the run was not created: nothing of it may go on
-            self._close_body()
+            self._body.close()
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
         if _refused_as_ended(msg):
@@ -356,7 +356,7 @@ class RunSupervisor(ProctorActor):
             self._lost_ownership(refused.reason)
         elif isinstance(tag, Resumed):
             self._on_taken_over(tag.history, tag.group, msg)
-        elif not msg.accepted or self._terminated:
+        elif not msg.accepted or self.terminated:
             return
         elif isinstance(tag, Started):
             started = msg.outcomes[0]
@@ -429,7 +429,7 @@ class RunSupervisor(ProctorActor):
             # The runtime died before the run started: start it now.
             self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=Started())
             return
-        self._history = history
+        self._body.history = history
         self._begin_body(PhaseEvent.BEGIN_REPLAY)
 
     def _refusal_is_a_fault(self, msg: Journaled) -> bool:
@@ -448,7 +448,7 @@ class RunSupervisor(ProctorActor):
         error = ProctorError(f"the store refused a record of run {self.run_id}: {refused.reason}")
         logger.error("%s", error)
         self._abandon_steps("a record was refused")
-        self._close_body()
+        self._body.close()
         self.exit(ExitReason(kind=ExitKind.FAILED, error=error))
         return True
 
@@ -483,16 +483,8 @@ class RunSupervisor(ProctorActor):
 
     def _begin_body(self, begin: PhaseEvent) -> None:
         self._advance(begin)
-        token = set_current(self._ctx)
-        try:
-            coro = self._workflow.fn(*self._args, **self._kwargs)
-        except BaseException as exc:  # e.g. TypeError: the arguments do not fit
-            self._finish_failed(exc)
-            return
-        finally:
-            reset_current(token)
-        self._coro = coro  # type: ignore[assignment]
-        self._drive()
+        if self._body.begin():
+            self._drive()
 
     def _drive(self, value: Any = None, error: BaseException | None = None) -> None:
         """Run the body until it waits for a step or child run, or ends.
@@ -504,66 +496,13 @@ class RunSupervisor(ProctorActor):
             return  # the runtime stops hosting the run: its body goes no further
         self._driving = True
         try:
-            self._drive_body(value, error)
+            self._body.run(value, error)
         finally:
             self._driving = False
             if self._unsent:  # the body waits on something already under way
                 self._append(tag=None)
 
-    def _drive_body(self, value: Any, error: BaseException | None) -> None:
-        while self._coro is not None:
-            token = set_current(self._ctx)
-            try:
-                command = self._coro.throw(error) if error is not None else self._coro.send(value)
-            except StopIteration as stop:
-                if self._end_matches_log():
-                    self._finish_completed(stop.value)
-                return
-            except CancellationError as exc:
-                if self._end_matches_log(exc):
-                    self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=exc.reason)
-                return
-            except BaseException as exc:
-                if self._end_matches_log(exc):
-                    self._finish_failed(exc)
-                return
-            finally:
-                reset_current(token)
-            if self._diverged is not None:
-                self._fail_replay(self._diverged)
-                return
-            resumed = self._on_await(command)
-            if resumed is None:
-                return  # suspended until a call ends
-            value, error = resumed
-            if isinstance(error, CancellationError) and not self._replaying:
-                # Met a cancel at this await (C3): resume through the mailbox,
-                # so a Terminate or Shutdown is read first (T2) even if the
-                # body catches every cancel in a loop.
-                tell(self.actor_ref, ResumeBody(reason=error.reason))
-                return
-
-    def _end_matches_log(self, raised: BaseException | None = None) -> bool:
-        """A body that ends while replaying must have consumed its whole log.
-
-        One that ``raised`` instead fails naming that exception as the cause.
-        """
-        history = self._history
-        if self._diverged is not None:
-            self._fail_replay(self._diverged)
-            return False
-        if self._replaying and history and not history.exhausted(self._ctx.call_counter):
-            self._fail_replay(history.ended_at(self._ctx.call_counter, raised))
-            return False
-        return True
-
-    def _fail_replay(self, error: NonDeterminismError) -> None:
-        """The body no longer matches its log: fail the run, run none of it."""
-        logger.error("%s", error)
-        self._close_body()
-        self._finish_failed(error)
-
-    def _on_await(self, command: Any) -> tuple[Any, BaseException | None] | None:
+    def on_await(self, command: Any) -> tuple[Any, BaseException | None] | None:
         """Start what the body awaits; or, if it can resume at once, how."""
         if isinstance(command, StartChild):
             return self._start_child(command)
@@ -579,23 +518,22 @@ class RunSupervisor(ProctorActor):
                 f"proctor gather(); it awaited {safe_repr(command)}"
             )
         # Checkpoint (C3): a call that starts while cancelling is never started.
-        if self._checkpoint_due():
-            return None, self._deliver_cancel()
+        if self._body.checkpoint_due():
+            return None, self._body.deliver_cancel()
         if not calls:
             return [], None
-        shielded = self._ctx.shield_depth > 0
+        shielded = self._body.shielded
         waiting = Waiting(gathered=isinstance(command, Gather), call_ids=())
         if isinstance(command, Gather):
             waiting.strategy = command.strategy or self._workflow.strategy
         scheduled: list[Scheduled] = []
         events: list[NewEvent] = []
         for call in calls:
-            call_id = self._ctx.call_counter
-            self._ctx.call_counter += 1
+            call_id = self._body.next_call_id()
             waiting.call_ids += (call_id,)
-            recorded = self._recorded(call_id, call)
+            recorded = self._body.recorded(call_id, call)
             if isinstance(recorded, NonDeterminismError):
-                self._fail_replay(recorded)
+                self._body.fail_replay(recorded)
                 return None
             if recorded is not None and recorded.end is not None:
                 # Replay: the log has its end; nothing runs again.
@@ -603,7 +541,7 @@ class RunSupervisor(ProctorActor):
                     self.run_id, recorded
                 )
                 continue
-            if recorded is not None and recorded.kind == "step" and self._cancel_due():
+            if recorded is not None and recorded.kind == "step" and self.cancel_due():
                 # C3 on resume: the attempt in flight was lost (or the step
                 # waits out a back-off) and the run is cancelling now; a new
                 # attempt would start while cancelling, so none does. The
@@ -625,9 +563,9 @@ class RunSupervisor(ProctorActor):
             scheduled.append(s)
             events += self._schedule(s, recorded)
         if not scheduled:
-            return self._settle(waiting)
+            return self._body.settle(waiting)
         # The log ends with this await: from here on, the run is live.
-        self._go_live()
+        self.go_live()
         self._waiting = waiting
         if events:
             self._start_calls(events, tuple(scheduled))
@@ -683,13 +621,13 @@ class RunSupervisor(ProctorActor):
         s = self._attempts.queued.get(msg.call)
         if s is None or s.attempt != msg.attempt:
             return  # withdrawn (cancel): its ticket was released then
-        if self._cancel_due() and not s.shielded and self._cancel is not None:
+        if self.cancel_due() and not s.shielded and self._cancel is not None:
             # C3: the run was cancelling before this supervisor hosted it (a
             # resumed run): its waiting attempt never starts either.
             self._end_waiting(_E.STEP_CANCELLED, self._cancel.reason, shielded=False)
             return
         del self._attempts.queued[msg.call]
-        if self._terminated or self._ended or self._draining:
+        if self.terminated or self._ended or self._draining:
             assert s.ticket is not None
             s.ticket.release()
             return
@@ -717,17 +655,16 @@ class RunSupervisor(ProctorActor):
 
     def _start_child(self, command: StartChild[Any]) -> tuple[Any, BaseException | None] | None:
         """``await start_child(...)``: the body goes on once the start is recorded."""
-        if self._checkpoint_due():
-            return None, self._deliver_cancel()
+        if self._body.checkpoint_due():
+            return None, self._body.deliver_cancel()
         call, policy = command.call, command.parent_close_policy
-        call_id = self._ctx.call_counter
-        self._ctx.call_counter += 1
+        call_id = self._body.next_call_id()
         handle: ChildRun[Any] = ChildRun(child_run_id(self.run_id, call_id), call_id)
         self._children.started.add(call_id)
-        shielded = self._ctx.shield_depth > 0
-        recorded = self._recorded(call_id, call)
+        shielded = self._body.shielded
+        recorded = self._body.recorded(call_id, call)
         if isinstance(recorded, NonDeterminismError):
-            self._fail_replay(recorded)
+            self._body.fail_replay(recorded)
             return None
         if recorded is not None:
             if recorded.end is not None:
@@ -735,7 +672,7 @@ class RunSupervisor(ProctorActor):
             else:
                 self._spawn_child(call_id, call, shielded, resume=True, policy=policy)
             return handle, None
-        self._go_live()
+        self.go_live()
         events = child_start_records(
             self.run_id,
             self._owner,
@@ -750,10 +687,10 @@ class RunSupervisor(ProctorActor):
 
     def _join_child(self, call_id: int) -> tuple[Any, BaseException | None] | None:
         """``await child``: its outcome now if it ended, else when it ends."""
-        if self._checkpoint_due():
+        if self._body.checkpoint_due():
             child = self._children.running.get(call_id)
-            if child is None or not child.cancel_sent or self._replayed_cancel is not None:
-                return None, self._deliver_cancel()
+            if child is None or not child.cancel_sent or self._body.replayed_cancel is not None:
+                return None, self._body.deliver_cancel()
             # C7: the child was asked to cancel; as when the cancel comes during
             # the wait, the body meets it once the child has ended (and cleaned
             # up), not before: a parent that ends first would terminate it.
@@ -763,8 +700,8 @@ class RunSupervisor(ProctorActor):
             # The second checkpoint of a join that waited (_settle), taken
             # here too: replay cannot tell whether the child ended before the
             # await or during it, so both take the same checkpoints.
-            if self._checkpoint_due():
-                return None, self._deliver_cancel()
+            if self._body.checkpoint_due():
+                return None, self._body.deliver_cancel()
             return self._children.finished[call_id]
         if call_id not in self._children.started:
             return None, ProctorError(f"no child run was started as call {call_id} of this run")
@@ -781,15 +718,6 @@ class RunSupervisor(ProctorActor):
         self._linger = reason
         self._advance(PhaseEvent.LINGER)
         self._children.close()
-
-    def _recorded(self, call_id: int, call: Call) -> RecordedCall | NonDeterminismError | None:
-        if not self._replaying:
-            return None
-        assert self._history is not None
-        try:
-            return self._history.check_call(call_id, call)
-        except NonDeterminismError as exc:
-            return exc
 
     def _schedule(self, s: Scheduled, recorded: RecordedCall | None) -> list[NewEvent]:
         if isinstance(s.call, ChildCall):
@@ -912,7 +840,7 @@ class RunSupervisor(ProctorActor):
     def _on_step_finished(self, msg: StepFinished) -> None:
         active = self._attempts.active.get(msg.call)
         # Fencing by attempt: a result from an attempt we no longer run is dropped.
-        if active is None or active.attempt != msg.attempt or self._terminated:
+        if active is None or active.attempt != msg.attempt or self.terminated:
             return
         del self._attempts.active[msg.call]
         if active.call.step.timeout or active.call.step.heartbeat_timeout:
@@ -958,7 +886,7 @@ class RunSupervisor(ProctorActor):
             ended = CallEnded(
                 call_id=msg.call, error=step_error(active.name, Raised(error=error, exception=exc))
             )
-        if restart is not None and not self._cancel_due():
+        if restart is not None and not self.cancel_due():
             # SV3: stopped for its sibling's restart; it restarts with it.
             self._restart_later(msg.call, event, *restart)
             return
@@ -992,7 +920,7 @@ class RunSupervisor(ProctorActor):
 
     def _on_call_recorded(self, ended: CallEnded) -> None:
         restart = self._attempts.restart_after.pop(ended.call_id, None)
-        if restart is not None and not self._cancel_due():
+        if restart is not None and not self.cancel_due():
             self._restart_later(ended.call_id, None, *restart)  # SV3: its outcome is dropped
             return
         waiting = self._waiting
@@ -1005,23 +933,7 @@ class RunSupervisor(ProctorActor):
         if len(waiting.errors) < len(waiting.call_ids):
             return
         self._waiting = None
-        self._drive(*self._settle(waiting))
-
-    def _settle(self, waiting: Waiting) -> tuple[Any, BaseException | None]:
-        """Every call of an await ended: what the await gives the body."""
-        # C4: the results are recorded and kept; the cancel is raised at the await.
-        if self._checkpoint_due():
-            return None, self._deliver_cancel()
-        errors = [waiting.errors[c] for c in waiting.call_ids]
-        # A cancelled step outranks a failed one: the run is being cancelled.
-        for error in errors:
-            if isinstance(error, CancellationError):
-                return None, error
-        for error in errors:
-            if error is not None:
-                return None, error
-        values = [waiting.values[c] for c in waiting.call_ids]
-        return (values if waiting.gathered else values[0]), None
+        self._drive(*self._body.settle(waiting))
 
     # -- supervision: retries, timeouts, intensity (H1-H2, SV1-SV3) --------------------
 
@@ -1118,7 +1030,7 @@ class RunSupervisor(ProctorActor):
 
     def _on_retry_due(self, msg: RetryDue) -> None:
         backoff = self._attempts.backoff.get(msg.call)
-        if backoff is None or backoff.attempt != msg.attempt or self._terminated or self._draining:
+        if backoff is None or backoff.attempt != msg.attempt or self.terminated or self._draining:
             return
         del self._attempts.backoff[msg.call]
         s = Scheduled(
@@ -1178,81 +1090,11 @@ class RunSupervisor(ProctorActor):
 
     # -- cancel, shield, terminate ---------------------------------------------------
 
-    def _cancel_due(self) -> bool:
-        return self.state is RunState.CANCELLING and self._ctx.shield_depth == 0
-
-    def _checkpoint_due(self) -> bool:
-        """The body is at a checkpoint: is a cancel delivered here?
-
-        Live, that is the state (cancelling, no shield). In replay it is the
-        log: a cancel is delivered again exactly where it was first recorded,
-        and, being level-triggered (C3), at every unshielded checkpoint after
-        that until a shield ends; only the first of those is recorded.
-        """
-        self._checkpoint = self._checkpoints
-        self._checkpoints += 1
-        if self._in_history():
-            assert self._history is not None
-            replayed = self._history.cancel_at(self._checkpoint)
-            if replayed is not None:
-                self._replayed_cancel = replayed.data
-                return True
-            return self._cancel_met is not None and self._ctx.shield_depth == 0
-        return self._cancel_due()
-
-    def _in_history(self) -> bool:
-        """Whether the body is still replaying its log (and leave replay once not)."""
-        if not self._replaying:
-            return False
-        assert self._history is not None
-        if self._history.exhausted(self._ctx.call_counter):
-            self._go_live()
-            return False
-        return True
-
-    def _deliver_cancel(self) -> CancellationError:
-        """The cancel meets the body at this checkpoint; recorded unless replayed."""
-        replayed, self._replayed_cancel = self._replayed_cancel, None
-        if replayed is not None:
-            self._cancel_replayed = True
-            self._cancel_met = replayed.get("reason")
-            return CancellationError(self._cancel_met)
-        if self._cancel_met is not None:
-            # Met again since the last record (level-triggered): the log
-            # says so once per unshielded stretch, not once per checkpoint.
-            return CancellationError(self._cancel_met or None)
-        reason = self._cancel.reason if self._cancel else None
-        self._record(_E.CANCEL_DELIVERED, reason=reason, checkpoint=self._checkpoint)
-        self._cancel_met = reason or ""
-        return CancellationError(reason)
-
-    def _is_cancelling(self) -> bool:
-        if self._replaying:
-            return self._cancel_replayed
-        return self.state is RunState.CANCELLING
-
-    def _record_body(self, type_: EventType, **data: Any) -> None:
-        """A record of the body itself (a shield); replay matches it, once."""
-        if type_ is _E.SHIELD_EXITED and self._ctx.shield_depth == 0:
-            self._cancel_met = None  # the next delivery is recorded again (S2)
-        if self._in_history():
-            assert self._history is not None
-            try:
-                self._history.match_body_event(type_)
-            except NonDeterminismError as exc:
-                self._diverged = self._diverged or exc
-            return
-        self._record(type_, **data)
-
-    def _body_checkpoint(self) -> None:
-        """``ctx.check_cancellation()`` called in the body (runs inside ``_drive``)."""
-        if self._terminated:
-            raise Terminated("run terminated")
-        if self._checkpoint_due():
-            raise self._deliver_cancel()
+    def cancel_due(self) -> bool:
+        return self.state is RunState.CANCELLING and self._body.ctx.shield_depth == 0
 
     def _on_cancel(self, msg: Cancel) -> None:
-        if self._terminated or self._ended or self.state.is_terminal:
+        if self.terminated or self._ended or self.state.is_terminal:
             return
         if self.state is not RunState.CANCELLING:
             self.state = next_state(self.state, _E.CANCEL_REQUESTED)
@@ -1263,8 +1105,8 @@ class RunSupervisor(ProctorActor):
             # cancel recorded before it existed came with its creation, or
             # with run_started's commit (_on_journaled).
             self._cancel = msg
-        if self._ctx.shield_depth:
-            self._record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=self._ctx.shield_depth)
+        if self._body.ctx.shield_depth:
+            self.record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=self._body.ctx.shield_depth)
         self._forward_cancel()
 
     def _forward_cancel(self) -> None:
@@ -1290,7 +1132,7 @@ class RunSupervisor(ProctorActor):
         self._children.forward_cancel(cancel.reason)
 
     def _on_terminate(self, msg: Terminate, recorded: ExitReason | None = None) -> None:
-        if self._terminated:
+        if self.terminated:
             return
         # T2: from here the body gets no say: no CancellationError, no shield,
         # no further step. The record (run_terminated) is already durable (T1).
@@ -1401,23 +1243,7 @@ class RunSupervisor(ProctorActor):
         neither start a step nor write to the log.
         """
         self._advance(PhaseEvent.SEAL)
-        self._close_body()
-
-    def _close_body(self) -> None:
-        """Close the body's coroutine; its ``finally:`` blocks run sealed."""
-        self._ctx.sealed = True
-        coro, self._coro = self._coro, None
-        if coro is None:
-            return
-        token = set_current(self._ctx)
-        try:
-            coro.close()
-        except BaseException as exc:
-            logger.warning(
-                "run %s: body misbehaved while being closed: %s", self.run_id, safe_repr(exc)
-            )
-        finally:
-            reset_current(token)
+        self._body.close()
 
     def _on_child_exited(self, msg: ChildExited) -> None:
         urn = msg.child.actor_urn
@@ -1430,7 +1256,7 @@ class RunSupervisor(ProctorActor):
                     self.exit(self._linger)
             elif self._draining:
                 self._exit_if_drained()
-            elif not self._terminated:
+            elif not self.terminated:
                 self._on_child_ended(call_id, child, msg.reason)
             return
         for call_id, active in list(self._attempts.active.items()):
@@ -1449,7 +1275,7 @@ class RunSupervisor(ProctorActor):
 
     # -- ending the run ----------------------------------------------------------
 
-    def _finish_completed(self, value: Any) -> None:
+    def finish_completed(self, value: Any) -> None:
         try:
             # D4: a parent awaiting this run gets the round trip, as on replay.
             _, value = roundtrip(
@@ -1458,16 +1284,16 @@ class RunSupervisor(ProctorActor):
                 limit=self._max_payload_bytes,
             )
         except NotSerializable as exc:
-            self._finish_failed(exc)
+            self.finish_failed(exc)
             return
         self._finish(_E.RUN_COMPLETED, ExitKind.NORMAL, result=value)
 
-    def _finish_failed(self, exc: BaseException) -> None:
+    def finish_failed(self, exc: BaseException) -> None:
         self._finish(_E.RUN_FAILED, ExitKind.FAILED, error=describe(exc))
 
     def _finish(self, type_: EventType, kind: ExitKind, **data: Any) -> None:
         self._advance(PhaseEvent.FINISH)
-        self._coro = None
+        self._body.coro = None
         self._append(
             NewEvent(run_id=self.run_id, type=type_, data=data),
             tag=RunFinished(kind=kind, data=MappingProxyType(dict(data))),
@@ -1501,7 +1327,7 @@ class RunSupervisor(ProctorActor):
             run_id=self.run_id, type=type_, step=step, call=call, attempt=attempt, data=data
         )
 
-    def _record(self, type_: EventType, **data: Any) -> None:
+    def record(self, type_: EventType, **data: Any) -> None:
         """Record an event of this run whose effect does not wait for the commit.
 
         The body's own records (a shield entered, a cancel delivered) join
