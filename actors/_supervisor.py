@@ -67,7 +67,6 @@ from actors._errors import (
     describe,
 )
 from actors._fencing import LeaseGuard, LeaseLost
-from actors._handover import unrecorded
 from actors._lifecycle import (
     ENDED,
     Hosting,
@@ -78,7 +77,6 @@ from actors._lifecycle import (
     next_phase,
 )
 from actors._messages import (
-    Append,
     CallEnded,
     Cancel,
     CancelTimer,
@@ -107,6 +105,7 @@ from actors._messages import (
     Unwound,
 )
 from actors._outcomes import recorded_exit
+from actors._recorder import Recorder
 from actors._replay import History, RecordedCall, recorded_outcome
 from actors._restarts import (
     RestartIntensity,
@@ -197,18 +196,18 @@ class RunSupervisor(ProctorActor):
         self._phase = Phase.STARTING
         self._hosting = Hosting.HOSTING
         self._resume = resume
-        #: A new run of this process: its creation is written with the body's
-        #: first records, and ``created`` hears when (Runtime.start waits on it).
-        self._create = create
-        self._created = created
         self._resume_from = resume_from
         self._resume_why = resume_why
         self._resume_tries = 0
-        #: Step ends seen and not recorded (a store failure): a predecessor's,
-        #: written at takeover, or ours, for the successor (``_handover``).
-        self._handed: list[NewEvent] = list(unrecorded)
-        self._store_error: BaseException | None = None
-        #: Replay (D2): the log being re-run, and whether the body is still in it.
+        #: What this supervisor writes to the Journal, and in which group.
+        self._log = Recorder(
+            run_id=run_id,
+            journal=journal,
+            notify=self.actor_ref,
+            create=create,
+            created=created,
+            handed=unrecorded,
+        )
         self.state = state
         self._journal = journal
         self._directory = directory
@@ -217,13 +216,6 @@ class RunSupervisor(ProctorActor):
         self._cancel = cancel
         self._children = Children(journal=journal, owner=owner)
         self._waiting: Waiting | None = None
-        #: Ends of steps whose await the body has already got past, in memory
-        #: only: they go to the Journal at the head of the body's next group,
-        #: before anything the body does next can take effect (D1).
-        self._unsent: list[NewEvent] = []
-        #: Re-entrancy guard, not a phase: the body is being stepped now
-        #: (its own records then join the group its next await makes).
-        self._driving = False
         #: The workflow body: its coroutine, context and replay cursor.
         self._body = Body(
             self,
@@ -242,17 +234,17 @@ class RunSupervisor(ProctorActor):
         started = NewEvent(run_id=self.run_id, type=_E.RUN_STARTED)
         if self._resume:
             self._take_over()
-        elif self._create is not None:
+        elif self._log.create is not None:
             # A new run: nobody can have asked anything of it, since it does
             # not exist until this group commits and this supervisor is in
             # the directory already. So the body starts now, and its first
             # records (the first step's start, say) join the run's creation
             # in one group; nothing it does takes effect before that commit.
             self.state = next_state(self.state, _E.RUN_STARTED)
-            self._unsent = [self._create, started]
+            self._log.begin_with(self._log.create, started)
             self._begin_body(PhaseEvent.BEGIN)
         else:
-            self._append(started, tag=Started())
+            self._log.append(started, tag=Started())
 
     # -- lifecycle (_lifecycle) -------------------------------------------------
 
@@ -394,15 +386,15 @@ class RunSupervisor(ProctorActor):
             owner=self._owner,
             resume_from=self._resume_from,
             why=self._resume_why,
-            handed=self._handed,
+            handed=self._log.handed,
         )
         if isinstance(plan, ExitReason):
             self.exit(plan)
         elif isinstance(plan, FailUnreadable):
             data = MappingProxyType(plan.group[-1].data)
-            self._append(*plan.group, tag=RunFinished(kind=ExitKind.FAILED, data=data))
+            self._log.append(*plan.group, tag=RunFinished(kind=ExitKind.FAILED, data=data))
         else:
-            self._append(*plan.group, tag=Resumed(history=plan.history, group=plan.group))
+            self._log.append(*plan.group, tag=Resumed(history=plan.history, group=plan.group))
 
     def _on_taken_over(self, history: History, group: tuple[NewEvent, ...], msg: Journaled) -> None:
         if not msg.accepted:
@@ -417,7 +409,7 @@ class RunSupervisor(ProctorActor):
                 self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
         adopt(history, group, msg.outcomes, time.time())
-        self._handed = []
+        self._log.handed = []
         resumed = msg.outcomes[0]
         assert isinstance(resumed, Appended)
         record = history.record
@@ -427,7 +419,7 @@ class RunSupervisor(ProctorActor):
             self._cancel = Cancel(reason=record.cancel_reason, source=record.cancel_source or "api")
         if not history.started:
             # The runtime died before the run started: start it now.
-            self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=Started())
+            self._log.append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=Started())
             return
         self._body.history = history
         self._begin_body(PhaseEvent.BEGIN_REPLAY)
@@ -494,13 +486,12 @@ class RunSupervisor(ProctorActor):
         """
         if self._draining:
             return  # the runtime stops hosting the run: its body goes no further
-        self._driving = True
+        self._log.driving = True
         try:
             self._body.run(value, error)
         finally:
-            self._driving = False
-            if self._unsent:  # the body waits on something already under way
-                self._append(tag=None)
+            self._log.driving = False
+            self._log.flush()  # the body waits on something already under way
 
     def on_await(self, command: Any) -> tuple[Any, BaseException | None] | None:
         """Start what the body awaits; or, if it can resume at once, how."""
@@ -585,10 +576,10 @@ class RunSupervisor(ProctorActor):
         if not events and not scheduled:
             return  # all wait, as the log already says (a resumed run)
         if any(isinstance(s.call, ChildCall) for s in scheduled):
-            self._append(*events, tag=StepsScheduled(steps=scheduled))
+            self._log.append(*events, tag=StepsScheduled(steps=scheduled))
             return
         prepared = tuple(self._prepare_step(s) for s in scheduled)
-        self._append(*events, tag=StepsScheduled(steps=scheduled), launch=prepared)
+        self._log.append(*events, tag=StepsScheduled(steps=scheduled), launch=prepared)
 
     def _take_slots(
         self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]
@@ -635,7 +626,7 @@ class RunSupervisor(ProctorActor):
         name = s.call.step.name
         s = replace(s, decided_at=self._clock.monotonic())
         started = self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded)
-        self._append(started, tag=StepsScheduled(steps=(s,)), launch=(self._prepare_step(s),))
+        self._log.append(started, tag=StepsScheduled(steps=(s,)), launch=(self._prepare_step(s),))
 
     def _end_waiting(self, type_: EventType, reason: str | None, *, shielded: bool) -> None:
         """Withdraw waiting attempts (only unshielded ones unless ``shielded``):
@@ -647,7 +638,7 @@ class RunSupervisor(ProctorActor):
             assert s.ticket is not None
             assert isinstance(s.call, StepCall)
             s.ticket.release()
-            self._record_event(
+            self._log.send(
                 self._step_event(type_, s.call.step.name, call_id, s.attempt, reason=reason)
             )
             if type_ is _E.STEP_CANCELLED:
@@ -682,7 +673,7 @@ class RunSupervisor(ProctorActor):
             started={"parent_close_policy": policy},
         )
         child = Scheduled(call_id, call, shielded, policy=policy)
-        self._append(*events, tag=ChildStartedNoWait(child=child, handle=handle))
+        self._log.append(*events, tag=ChildStartedNoWait(child=child, handle=handle))
         return None
 
     def _join_child(self, call_id: int) -> tuple[Any, BaseException | None] | None:
@@ -877,7 +868,7 @@ class RunSupervisor(ProctorActor):
             # It unwound at the shutdown's request, unfinished: the next
             # runtime runs it again.
             reason = "runtime shutdown"
-            self._record_event(self._step_event(_E.STEP_ABANDONED, *key, reason=reason, **beat))
+            self._log.send(self._step_event(_E.STEP_ABANDONED, *key, reason=reason, **beat))
             return
         else:  # Unwound although the run was not terminated: user code raised it.
             exc = Terminated("step raised Terminated on its own")
@@ -895,10 +886,10 @@ class RunSupervisor(ProctorActor):
             # body's next records (usually the next step's start) in one
             # group: one commit instead of two, and whatever the body does
             # next still takes effect only once both are durable (D1).
-            self._unsent.append(event)
+            self._log.defer(event)
             self._on_call_recorded(ended)
             return
-        self._append(event, tag=ended)
+        self._log.append(event, tag=ended)
 
     def _resumes_body(self, call_id: int) -> bool:
         """Whether this call ending is what the waiting body still lacks."""
@@ -915,8 +906,8 @@ class RunSupervisor(ProctorActor):
         own, ended, tag = child_end_records(self.run_id, call_id, child, reason)
         # The child's records are its own; ours must not be refused with them.
         for event in own:
-            self._record_event(event)
-        self._append(ended, tag=tag)
+            self._log.send(event)
+        self._log.append(ended, tag=tag)
 
     def _on_call_recorded(self, ended: CallEnded) -> None:
         restart = self._attempts.restart_after.pop(ended.call_id, None)
@@ -994,7 +985,9 @@ class RunSupervisor(ProctorActor):
             after=after,
         )
         events = [ended, retry] if ended is not None else [retry]
-        self._append(*events, tag=RetryScheduled(call_id=call_id, attempt=backoff.attempt, due=due))
+        self._log.append(
+            *events, tag=RetryScheduled(call_id=call_id, attempt=backoff.attempt, due=due)
+        )
 
     def _restart_siblings(self, failed: int, name: str, due: float) -> None:
         """SV3: a step of a gather restarts; under one_for_all (rest_for_one)
@@ -1076,7 +1069,7 @@ class RunSupervisor(ProctorActor):
             data["escalated"] = escalated
         event = self._step_event(_E.STEP_TIMED_OUT, active.name, msg.call, active.attempt, **data)
         failed = StepFailed(active.name, active.attempt, error, escalated=escalated)
-        self._append(event, tag=CallEnded(call_id=msg.call, error=failed))
+        self._log.append(event, tag=CallEnded(call_id=msg.call, error=failed))
 
     def _schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
         token = (self.run_id, *key)
@@ -1191,11 +1184,12 @@ class RunSupervisor(ProctorActor):
         """Shutting down: end once no step attempt and no child run is left."""
         if not self._draining or self._attempts.active or self._children:
             return
-        if self._store_error is None:
+        error = self._log.store_error
+        if error is None:
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
-        handed = tuple(self._handed)
-        self.exit(ExitReason(kind=ExitKind.FAILED, error=self._store_error, unrecorded=handed))
+        handed = tuple(self._log.handed)
+        self.exit(ExitReason(kind=ExitKind.FAILED, error=error, unrecorded=handed))
 
     def _on_store_failure(self, msg: Journaled) -> None:
         """The store cannot take our records: stop driving the run, leave it
@@ -1206,15 +1200,15 @@ class RunSupervisor(ProctorActor):
         while this supervisor stops (as at a shutdown), go to the successor
         in the exit report (``_handover``).
         """
-        self._handed += [e for e in unrecorded(self.run_id, msg.events) if e not in self._handed]
+        assert msg.error is not None
+        first = self._log.store_failed(msg.error, msg.events)
         if isinstance(msg.tag, StepsScheduled):
             for s in msg.tag.steps:  # never launched: no exit report will come
                 active = self._attempts.active.get(s.call_id)
                 if active is not None and active.attempt == s.attempt:
                     del self._attempts.active[s.call_id]
-        if self._store_error is None:
+        if first:
             logger.error("run %s: journal failed: %s", self.run_id, msg.error)
-            self._store_error = msg.error
             if not self._draining:
                 self._on_shutdown(Shutdown())
                 due = self._clock.monotonic() + _STORE_FAILURE_DRAIN
@@ -1231,7 +1225,7 @@ class RunSupervisor(ProctorActor):
             )
             for call_id, a in self._attempts.active.items()
         ]
-        tell(self._journal, Append(events=tuple(events)))
+        self._log.send(*events)
         for active in self._attempts.active.values():
             tell(active.ref, Terminate(reason=reason))
         self._attempts.active.clear()
@@ -1294,31 +1288,12 @@ class RunSupervisor(ProctorActor):
     def _finish(self, type_: EventType, kind: ExitKind, **data: Any) -> None:
         self._advance(PhaseEvent.FINISH)
         self._body.coro = None
-        self._append(
+        self._log.append(
             NewEvent(run_id=self.run_id, type=type_, data=data),
             tag=RunFinished(kind=kind, data=MappingProxyType(dict(data))),
         )
 
     # -- journal helpers ---------------------------------------------------------
-
-    def _append(self, *events: NewEvent, tag: Any, launch: tuple[Any, ...] = ()) -> None:
-        """Append a group of this run's records; the Journaled reply carries ``tag``.
-
-        Step ends the body has already got past go first, in the same group.
-        """
-        if self._unsent:
-            events, self._unsent = (*self._unsent, *events), []
-        if self._store_error is not None:  # kept for the successor instead
-            self._handed += unrecorded(self.run_id, events)
-            return
-        if self._create is not None:
-            # The group that creates the run: its reply says so (Created).
-            tag, self._create = Created(then=tag), None
-        reply, self._created = self._created, None
-        tell(
-            self._journal,
-            Append(events=events, reply=reply, notify=self.actor_ref, tag=tag, launch=launch),
-        )
 
     def _step_event(
         self, type_: EventType, step: str, call: int, attempt: int | None, **data: Any
@@ -1328,23 +1303,7 @@ class RunSupervisor(ProctorActor):
         )
 
     def record(self, type_: EventType, **data: Any) -> None:
-        """Record an event of this run whose effect does not wait for the commit.
-
-        The body's own records (a shield entered, a cancel delivered) join
-        its next group, with the step ends before them. A failed commit still
-        stops the run (the Journaled reply, tag None).
-        """
-        event = NewEvent(run_id=self.run_id, type=type_, data=data)
-        if self._driving:
-            self._unsent.append(event)
-        else:
-            self._append(event, tag=None)
-
-    def _record_event(self, event: NewEvent) -> None:
-        self._record_group([event])
-
-    def _record_group(self, events: list[NewEvent]) -> None:
-        tell(self._journal, Append(events=tuple(events)))
+        self._log.record(type_, **data)
 
 
 def _refused_as_ended(msg: Journaled) -> bool:
