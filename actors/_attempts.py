@@ -22,11 +22,11 @@ import pykka
 
 from actors._context import BeatBox
 from actors._definitions import Call, StepCall
-from actors._errors import StepFailed
-from actors._messages import Raised
+from actors._errors import CancellationError, StepFailed, Terminated, describe
+from actors._messages import CallEnded, Raised, Returned, StepCancelled, StepOutcome
 from actors._replay import RecordedCall
 from actors._slots import Ticket
-from persistence import EventType, NewEvent, NotSerializable
+from persistence import EventType, NewEvent, NotSerializable, loads
 
 _E = EventType
 
@@ -187,3 +187,40 @@ def step_error(
     err = StepFailed(name, attempt, outcome.error, escalated=escalated)
     err.__cause__ = outcome.exception
     return err
+
+
+def step_end(
+    run_id: str,
+    key: tuple[str, int, int],
+    outcome: StepOutcome,
+    beat: dict[str, Any],
+    *,
+    escalated: str = "",
+) -> tuple[NewEvent, CallEnded]:
+    """Outcome -> event: the record of an attempt's end, and what its await gets.
+
+    ``key``: (step name, call id, attempt); ``beat``: its latest heartbeat
+    details, carried by every end record (H2); ``escalated``: why a failure
+    the policy would retry was not (SV2). An ``Unwound`` here was raised by
+    user code, the run not being terminated: it fails the step.
+    """
+    name, call_id, attempt = key
+    if isinstance(outcome, Returned):
+        result = loads(outcome.result_json)
+        event = step_event(run_id, _E.STEP_COMPLETED, *key, result=result, **beat)
+        return event, CallEnded(call_id=call_id, value=result)
+    if isinstance(outcome, StepCancelled):
+        event = step_event(run_id, _E.STEP_CANCELLED, *key, reason=outcome.reason, **beat)
+        return event, CallEnded(call_id=call_id, error=CancellationError(outcome.reason))
+    if isinstance(outcome, Raised):
+        data: dict[str, Any] = {"error": outcome.error, **beat}
+        if escalated:
+            data["escalated"] = escalated
+        event = step_event(run_id, _E.STEP_FAILED, *key, **data)
+        error = step_error(name, outcome, attempt, escalated)
+        return event, CallEnded(call_id=call_id, error=error)
+    exc = Terminated("step raised Terminated on its own")
+    described = describe(exc)
+    event = step_event(run_id, _E.STEP_FAILED, *key, error=described, **beat)
+    raised = Raised(error=described, exception=exc)
+    return event, CallEnded(call_id=call_id, error=step_error(name, raised))

@@ -40,7 +40,7 @@ from actors._attempts import (
     Scheduled,
     Waiting,
     start_records,
-    step_error,
+    step_end,
 )
 from actors._base import Census, ProctorActor, logger, tell
 from actors._body import Body
@@ -63,7 +63,6 @@ from actors._errors import (
     CancellationError,
     NonDeterminismError,
     StepFailed,
-    Terminated,
     describe,
 )
 from actors._fencing import LeaseGuard, LeaseLost
@@ -92,13 +91,11 @@ from actors._messages import (
     Resumed,
     RetryDue,
     RetryScheduled,
-    Returned,
     RunFinished,
     ScheduleTimer,
     Shutdown,
     SlotGranted,
     Started,
-    StepCancelled,
     StepFinished,
     StepsScheduled,
     Terminate,
@@ -129,7 +126,6 @@ from persistence import (
     Store,
     StoreError,
     later_state,
-    loads,
     next_state,
     roundtrip,
     safe_repr,
@@ -846,37 +842,20 @@ class RunSupervisor(ProctorActor):
         beat = active.end_data()
         if beat:
             self._attempts.details[msg.call] = beat["last_heartbeat_details"]
-        if isinstance(outcome, Returned):
-            result = loads(outcome.result_json)
-            event = self._step_event(_E.STEP_COMPLETED, *key, result=result, **beat)
-            ended = CallEnded(call_id=msg.call, value=result)
-        elif isinstance(outcome, StepCancelled):
-            event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason, **beat)
-            ended = CallEnded(call_id=msg.call, error=CancellationError(outcome.reason))
-        elif isinstance(outcome, Raised):
+        if isinstance(outcome, Raised):
             data: dict[str, Any] = {"error": outcome.error, **beat}
             escalated = self._retry(msg.call, active, outcome.exception, _E.STEP_FAILED, data)
             if escalated is None:
                 return  # restarted after a back-off
-            if escalated:
-                data["escalated"] = escalated
-            event = self._step_event(_E.STEP_FAILED, *key, **data)
-            ended = CallEnded(
-                call_id=msg.call, error=step_error(active.name, outcome, msg.attempt, escalated)
-            )
-        elif self._draining:
+            event, ended = step_end(self.run_id, key, outcome, beat, escalated=escalated)
+        elif isinstance(outcome, Unwound) and self._draining:
             # It unwound at the shutdown's request, unfinished: the next
             # runtime runs it again.
             reason = "runtime shutdown"
             self._log.send(self._step_event(_E.STEP_ABANDONED, *key, reason=reason, **beat))
             return
-        else:  # Unwound although the run was not terminated: user code raised it.
-            exc = Terminated("step raised Terminated on its own")
-            error = describe(exc)
-            event = self._step_event(_E.STEP_FAILED, *key, error=error, **beat)
-            ended = CallEnded(
-                call_id=msg.call, error=step_error(active.name, Raised(error=error, exception=exc))
-            )
+        else:
+            event, ended = step_end(self.run_id, key, outcome, beat)
         if restart is not None and not self.cancel_due():
             # SV3: stopped for its sibling's restart; it restarts with it.
             self._restart_later(msg.call, event, *restart)
