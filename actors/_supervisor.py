@@ -25,7 +25,6 @@ its own supervisor under this one.
 from __future__ import annotations
 
 import functools
-import random
 import time
 from dataclasses import replace
 from types import MappingProxyType
@@ -36,7 +35,6 @@ import pykka
 from actors._attempts import (
     Active,
     Attempts,
-    Backoff,
     Scheduled,
     Waiting,
     start_records,
@@ -62,7 +60,6 @@ from actors._definitions import (
 from actors._errors import (
     CancellationError,
     NonDeterminismError,
-    StepFailed,
     describe,
 )
 from actors._fencing import LeaseGuard, LeaseLost
@@ -105,11 +102,7 @@ from actors._outcomes import recorded_exit
 from actors._recorder import Recorder
 from actors._replay import History, RecordedCall, recorded_outcome
 from actors._restarts import (
-    RestartIntensity,
-    may_retry,
-    next_deadline,
-    siblings_to_restart,
-    timed_out_error,
+    Restarts,
 )
 from actors._slots import waiting_records
 from actors._step import StepActor
@@ -178,10 +171,8 @@ class RunSupervisor(ProctorActor):
         self._reader = reader
         self._timers = timers
         self._clock = clock
-        self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         #: The run's step attempts, by call id; and when it last restarted steps.
         self._attempts = Attempts()
-        self._intensity = RestartIntensity(workflow.intensity)
         #: Child runs started with start_child(), and those that ended before
         #: anyone awaited them.
         #: The run ended with children still running under their parent close
@@ -203,6 +194,15 @@ class RunSupervisor(ProctorActor):
             create=create,
             created=created,
             handed=unrecorded,
+        )
+        #: Retries, group restarts and timeouts of the run's step attempts.
+        self._restarts = Restarts(
+            self,
+            run_id=run_id,
+            attempts=self._attempts,
+            log=self._log,
+            clock=clock,
+            intensity=workflow.intensity,
         )
         self.state = state
         self._journal = journal
@@ -277,6 +277,15 @@ class RunSupervisor(ProctorActor):
     def cancel_reason(self) -> str | None:
         return self._cancel.reason if self._cancel else None
 
+    # -- what the restarts need of their supervisor (RestartHost) ------------------
+
+    @property
+    def waiting(self) -> Waiting | None:
+        return self._waiting
+
+    def start_calls(self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]) -> None:
+        self._start_calls(events, scheduled)
+
     def resume_later(self, reason: str | None) -> None:
         tell(self.actor_ref, ResumeBody(reason=reason))
 
@@ -303,9 +312,11 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
         elif isinstance(message, Deadline):
-            self._on_deadline(message)
+            if not self._draining:  # draining: attempts are awaited until given up
+                self._restarts.on_deadline(message)
         elif isinstance(message, RetryDue):
-            self._on_retry_due(message)
+            if not (self.terminated or self._draining):
+                self._restarts.on_retry_due(message)
         elif isinstance(message, ResumeBody):
             if self._body.coro is not None and not self.terminated:
                 self._drive(error=CancellationError(message.reason))
@@ -366,7 +377,7 @@ class RunSupervisor(ProctorActor):
             self._spawn((tag.child,))
             self._drive(value=tag.handle)
         elif isinstance(tag, RetryScheduled):
-            self._schedule_timer(
+            self.schedule_timer(
                 ("retry", tag.call_id), tag.due, RetryDue(call=tag.call_id, attempt=tag.attempt)
             )
         elif isinstance(tag, CallEnded):
@@ -776,7 +787,7 @@ class RunSupervisor(ProctorActor):
         )
         limits = [t for t in (call.step.timeout, call.step.heartbeat_timeout) if t is not None]
         if limits:
-            self._schedule_timer(
+            self.schedule_timer(
                 ("deadline", call_id), now + min(limits), Deadline(call=call_id, attempt=attempt)
             )
         return actor
@@ -844,7 +855,9 @@ class RunSupervisor(ProctorActor):
             self._attempts.details[msg.call] = beat["last_heartbeat_details"]
         if isinstance(outcome, Raised):
             data: dict[str, Any] = {"error": outcome.error, **beat}
-            escalated = self._retry(msg.call, active, outcome.exception, _E.STEP_FAILED, data)
+            escalated = self._restarts.retry(
+                msg.call, active, outcome.exception, _E.STEP_FAILED, data
+            )
             if escalated is None:
                 return  # restarted after a back-off
             event, ended = step_end(self.run_id, key, outcome, beat, escalated=escalated)
@@ -858,7 +871,7 @@ class RunSupervisor(ProctorActor):
             event, ended = step_end(self.run_id, key, outcome, beat)
         if restart is not None and not self.cancel_due():
             # SV3: stopped for its sibling's restart; it restarts with it.
-            self._restart_later(msg.call, event, *restart)
+            self._restarts.restart_later(msg.call, event, *restart)
             return
         if self._resumes_body(msg.call):
             # The body goes on now, in memory. This end is written with the
@@ -891,7 +904,9 @@ class RunSupervisor(ProctorActor):
     def _on_call_recorded(self, ended: CallEnded) -> None:
         restart = self._attempts.restart_after.pop(ended.call_id, None)
         if restart is not None and not self.cancel_due():
-            self._restart_later(ended.call_id, None, *restart)  # SV3: its outcome is dropped
+            self._restarts.restart_later(
+                ended.call_id, None, *restart
+            )  # SV3: its outcome is dropped
             return
         waiting = self._waiting
         if waiting is None or ended.call_id not in waiting.call_ids:
@@ -905,152 +920,7 @@ class RunSupervisor(ProctorActor):
         self._waiting = None
         self._drive(*self._body.settle(waiting))
 
-    # -- supervision: retries, timeouts, intensity (H1-H2, SV1-SV3) --------------------
-
-    def _retry(
-        self,
-        call_id: int,
-        active: Active,
-        error: BaseException | None,
-        end: EventType,
-        data: dict[str, Any],
-    ) -> str | None:
-        """Restart a failed or timed-out attempt after its back-off, if allowed.
-
-        Returns None when a retry is scheduled (the end and the retry are
-        recorded together); otherwise "" or, when the run's restart intensity
-        stopped a retry the policy allowed, why (the failure escalates).
-        """
-        policy = active.call.step.retry
-        error_type = data["error"]["type"]
-        cancelling = self.state is RunState.CANCELLING and not active.shielded
-        if not may_retry(policy, error, error_type, active.attempt, cancelling=cancelling):
-            return ""
-        assert policy is not None
-        now = self._clock.monotonic()
-        exceeded = self._intensity.admit(now)
-        if exceeded is not None:
-            return exceeded
-        delay = policy.delay(active.attempt, self._rng)
-        attempt = active.attempt + 1
-        backoff = Backoff(
-            call=active.call,
-            shielded=active.shielded,
-            attempt=attempt,
-            details=active.last_heartbeat()[1],
-        )
-        ended = self._step_event(end, active.name, call_id, active.attempt, **data)
-        self._schedule_retry(call_id, backoff, ended, now + delay, error_type)
-        self._restart_siblings(call_id, active.name, now + delay)
-        return None
-
-    def _schedule_retry(
-        self, call_id: int, backoff: Backoff, ended: NewEvent | None, due: float, after: str
-    ) -> None:
-        """Wait out a back-off, then start ``backoff.attempt`` (RetryDue).
-
-        The previous attempt's end (if not recorded yet) and the retry are one
-        record group; the timer is set once they are durable.
-        """
-        self._attempts.backoff[call_id] = backoff
-        delay = max(0.0, due - self._clock.monotonic())
-        retry = self._step_event(
-            _E.STEP_RETRY_SCHEDULED,
-            backoff.call.step.name,
-            call_id,
-            backoff.attempt,
-            delay=round(delay, 6),
-            retry_at=time.time() + delay,
-            after=after,
-        )
-        events = [ended, retry] if ended is not None else [retry]
-        self._log.append(
-            *events, tag=RetryScheduled(call_id=call_id, attempt=backoff.attempt, due=due)
-        )
-
-    def _restart_siblings(self, failed: int, name: str, due: float) -> None:
-        """SV3: a step of a gather restarts; under one_for_all (rest_for_one)
-        its other (later) sibling steps restart with it, at the same time."""
-        waiting = self._waiting
-        if waiting is None:
-            return
-        reason = f"restarted with {name} ({waiting.strategy})"
-        for call_id in siblings_to_restart(waiting.strategy, waiting.call_ids, failed):
-            if call_id not in self._attempts.calls or call_id in self._attempts.backoff:
-                continue
-            if call_id in self._attempts.queued:
-                continue  # waiting for a slot: it has not started, so it starts once
-            active = self._attempts.active.get(call_id)
-            if active is not None:
-                # Running: it stops at its next check, and restarts when it ends.
-                self._attempts.restart_after[call_id] = (due, reason)
-                tell(active.ref, Cancel(reason=reason, source="supervisor"))
-            elif call_id in waiting.errors:
-                # It ended already: its outcome is dropped; it runs again.
-                del waiting.errors[call_id]
-                waiting.values.pop(call_id, None)
-                self._restart_later(call_id, None, due, reason)
-            else:
-                # It ended and its end is being recorded: restart it once it is.
-                self._attempts.restart_after[call_id] = (due, reason)
-
-    def _restart_later(self, call_id: int, ended: NewEvent | None, due: float, reason: str) -> None:
-        call, attempt, shielded = self._attempts.calls[call_id]
-        details = self._attempts.details.get(call_id)  # H2, as for any other restart
-        backoff = Backoff(call=call, shielded=shielded, attempt=attempt + 1, details=details)
-        self._schedule_retry(call_id, backoff, ended, due, reason)
-
-    def _on_retry_due(self, msg: RetryDue) -> None:
-        backoff = self._attempts.backoff.get(msg.call)
-        if backoff is None or backoff.attempt != msg.attempt or self.terminated or self._draining:
-            return
-        del self._attempts.backoff[msg.call]
-        s = Scheduled(
-            msg.call,
-            backoff.call,
-            backoff.shielded,
-            msg.attempt,
-            details=backoff.details,
-            decided_at=self._clock.monotonic(),
-        )
-        started = self._step_event(
-            _E.STEP_STARTED, backoff.call.step.name, msg.call, msg.attempt, shielded=s.shielded
-        )
-        self._start_calls([started], (s,))
-
-    def _on_deadline(self, msg: Deadline) -> None:
-        """H1: time out an attempt that ran too long or stopped heartbeating."""
-        active = self._attempts.active.get(msg.call)
-        if active is None or active.attempt != msg.attempt or self._draining:
-            return  # shutting down: it is awaited until the runtime gives up
-        now = self._clock.monotonic()
-        last, _ = active.last_heartbeat()
-        when, kind, limit = next_deadline(active.call.step, active.started_at, last)
-        if when > now:
-            self._schedule_timer(("deadline", msg.call), when, msg)
-            return
-        # Abandon the attempt: its thread unwinds at its next check, and its
-        # late result is dropped (fencing by attempt).
-        del self._attempts.active[msg.call]
-        tell(active.ref, Terminate(reason=f"{kind} ({limit:g}s)"))
-        error = timed_out_error(kind, limit)
-        data: dict[str, Any] = {
-            "kind": kind,
-            "error": error,
-            "last_heartbeat_details": active.last_heartbeat()[1],
-        }
-        if data["last_heartbeat_details"] is not None:
-            self._attempts.details[msg.call] = data["last_heartbeat_details"]
-        escalated = self._retry(msg.call, active, None, _E.STEP_TIMED_OUT, data)
-        if escalated is None:
-            return
-        if escalated:
-            data["escalated"] = escalated
-        event = self._step_event(_E.STEP_TIMED_OUT, active.name, msg.call, active.attempt, **data)
-        failed = StepFailed(active.name, active.attempt, error, escalated=escalated)
-        self._log.append(event, tag=CallEnded(call_id=msg.call, error=failed))
-
-    def _schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
+    def schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
         token = (self.run_id, *key)
         tell(
             self._timers,
@@ -1191,7 +1061,7 @@ class RunSupervisor(ProctorActor):
             if not self._draining:
                 self._on_shutdown(Shutdown())
                 due = self._clock.monotonic() + _STORE_FAILURE_DRAIN
-                self._schedule_timer(("drain", 0), due, Shutdown(abandon=True))
+                self.schedule_timer(("drain", 0), due, Shutdown(abandon=True))
         self._exit_if_drained()
 
     def _abandon_steps(self, reason: str | None) -> None:
