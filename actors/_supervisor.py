@@ -24,7 +24,6 @@ its own supervisor under this one.
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import replace
 from types import MappingProxyType
@@ -33,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors._attempts import (
-    Active,
     Attempts,
     Scheduled,
     Waiting,
@@ -46,7 +44,6 @@ from actors._children import Child, Children, child_run_id
 from actors._children import end_records as child_end_records
 from actors._children import start_records as child_start_records
 from actors._clock import Clock
-from actors._context import BeatBox
 from actors._definitions import (
     Call,
     ChildCall,
@@ -63,6 +60,7 @@ from actors._errors import (
     describe,
 )
 from actors._fencing import LeaseGuard, LeaseLost
+from actors._launch import Launcher
 from actors._lifecycle import (
     ENDED,
     Hosting,
@@ -104,8 +102,6 @@ from actors._replay import History, RecordedCall, recorded_outcome
 from actors._restarts import (
     Restarts,
 )
-from actors._slots import waiting_records
-from actors._step import StepActor
 from actors._takeover import FailUnreadable, adopt, plan_takeover, read_again
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -195,6 +191,19 @@ class RunSupervisor(ProctorActor):
             created=created,
             handed=unrecorded,
         )
+        #: Starting the run's step attempts (slots, actors, deadlines).
+        self._launcher = Launcher(
+            self,
+            run_id=run_id,
+            parent=self.actor_ref,
+            census=census,
+            journal=journal,
+            attempts=self._attempts,
+            log=self._log,
+            clock=clock,
+            max_payload_bytes=max_payload_bytes,
+            guard=guard,
+        )
         #: Retries, group restarts and timeouts of the run's step attempts.
         self._restarts = Restarts(
             self,
@@ -277,6 +286,15 @@ class RunSupervisor(ProctorActor):
     def cancel_reason(self) -> str | None:
         return self._cancel.reason if self._cancel else None
 
+    # -- what the launcher needs of its supervisor (LaunchHost) --------------------
+
+    @property
+    def current_cancel(self) -> Cancel | None:
+        return self._cancel
+
+    def may_start(self) -> bool:
+        return not (self.terminated or self._ended or self._draining)
+
     # -- what the restarts need of their supervisor (RestartHost) ------------------
 
     @property
@@ -321,7 +339,7 @@ class RunSupervisor(ProctorActor):
             if self._body.coro is not None and not self.terminated:
                 self._drive(error=CancellationError(message.reason))
         elif isinstance(message, SlotGranted):
-            self._on_slot_granted(message)
+            self._launcher.on_slot_granted(message)
         elif isinstance(message, LeaseLost):
             self._lost_ownership(message.why)
         else:
@@ -381,7 +399,7 @@ class RunSupervisor(ProctorActor):
                 ("retry", tag.call_id), tag.due, RetryDue(call=tag.call_id, attempt=tag.attempt)
             )
         elif isinstance(tag, CallEnded):
-            self._on_call_recorded(tag)
+            self.on_call_recorded(tag)
 
     # -- resuming a run whose runtime died (D2) -------------------------------------
 
@@ -446,7 +464,7 @@ class RunSupervisor(ProctorActor):
             return False
         error = ProctorError(f"the store refused a record of run {self.run_id}: {refused.reason}")
         logger.error("%s", error)
-        self._abandon_steps("a record was refused")
+        self._launcher.abandon_running("a record was refused")
         self._body.close()
         self.exit(ExitReason(kind=ExitKind.FAILED, error=error))
         return True
@@ -579,77 +597,14 @@ class RunSupervisor(ProctorActor):
         per step. A group that also starts child runs spawns them when the
         commit is reported.
         """
-        events, scheduled = self._take_slots(events, scheduled)
+        events, scheduled = self._launcher.take_slots(events, scheduled)
         if not events and not scheduled:
             return  # all wait, as the log already says (a resumed run)
         if any(isinstance(s.call, ChildCall) for s in scheduled):
             self._log.append(*events, tag=StepsScheduled(steps=scheduled))
             return
-        prepared = tuple(self._prepare_step(s) for s in scheduled)
+        prepared = tuple(self._launcher.prepare(s) for s in scheduled)
         self._log.append(*events, tag=StepsScheduled(steps=scheduled), launch=prepared)
-
-    def _take_slots(
-        self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]
-    ) -> tuple[list[NewEvent], tuple[Scheduled, ...]]:
-        """A step slot for each step attempt; those that get none wait (StepSlots).
-
-        A waiting attempt is recorded ``step_waiting`` instead of
-        ``step_started``, and starts when its SlotGranted comes. Returns the
-        records to write and the calls to start now.
-        """
-        ready: list[Scheduled] = []
-        waiting: dict[tuple[int | None, int | None], bool] = {}
-        for s in scheduled:
-            if isinstance(s.call, ChildCall):
-                ready.append(s)
-                continue
-            granted = SlotGranted(call=s.call_id, attempt=s.attempt)
-            ticket = self._census.slots.request(functools.partial(tell, self.actor_ref, granted))
-            if ticket.granted:
-                ready.append(replace(s, ticket=ticket))
-            else:
-                self._attempts.queued[s.call_id] = replace(s, ticket=ticket)
-                waiting[(s.call_id, s.attempt)] = s.waited
-        if waiting:
-            events = waiting_records(events, waiting)
-        return events, tuple(ready)
-
-    def _on_slot_granted(self, msg: SlotGranted) -> None:
-        """A waiting attempt got its step slot: record its start, then launch it."""
-        s = self._attempts.queued.get(msg.call)
-        if s is None or s.attempt != msg.attempt:
-            return  # withdrawn (cancel): its ticket was released then
-        if self.cancel_due() and not s.shielded and self._cancel is not None:
-            # C3: the run was cancelling before this supervisor hosted it (a
-            # resumed run): its waiting attempt never starts either.
-            self._end_waiting(_E.STEP_CANCELLED, self._cancel.reason, shielded=False)
-            return
-        del self._attempts.queued[msg.call]
-        if self.terminated or self._ended or self._draining:
-            assert s.ticket is not None
-            s.ticket.release()
-            return
-        assert isinstance(s.call, StepCall)
-        name = s.call.step.name
-        s = replace(s, decided_at=self._clock.monotonic())
-        started = self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded)
-        self._log.append(started, tag=StepsScheduled(steps=(s,)), launch=(self._prepare_step(s),))
-
-    def _end_waiting(self, type_: EventType, reason: str | None, *, shielded: bool) -> None:
-        """Withdraw waiting attempts (only unshielded ones unless ``shielded``):
-        they are recorded ``type_`` (cancelled or abandoned) and never start."""
-        for call_id, s in list(self._attempts.queued.items()):
-            if s.shielded and not shielded:
-                continue
-            del self._attempts.queued[call_id]
-            assert s.ticket is not None
-            assert isinstance(s.call, StepCall)
-            s.ticket.release()
-            self._log.send(
-                self._step_event(type_, s.call.step.name, call_id, s.attempt, reason=reason)
-            )
-            if type_ is _E.STEP_CANCELLED:
-                self._on_call_recorded(CallEnded(call_id=call_id, error=CancellationError(reason)))
 
     def _start_child(self, command: StartChild[Any]) -> tuple[Any, BaseException | None] | None:
         """``await start_child(...)``: the body goes on once the start is recorded."""
@@ -739,58 +694,7 @@ class RunSupervisor(ProctorActor):
             self._forward_cancel()
 
     def _spawn_step(self, s: Scheduled) -> None:
-        self._prepare_step(s).launch()
-
-    def _prepare_step(self, s: Scheduled) -> StepActor:
-        """Build the attempt's actor, not yet running, and count it active."""
-        assert isinstance(s.call, StepCall)
-        call_id, call, shielded, attempt, details = (
-            s.call_id,
-            s.call,
-            s.shielded,
-            s.attempt,
-            s.details,
-        )
-        # A run already cancelling hands its cancel to the attempt at birth, so
-        # the attempt's very first check sees it (no race with a later tell).
-        cancel = self._cancel if self.state is RunState.CANCELLING and not shielded else None
-        now = s.decided_at
-        beats = BeatBox()
-        actor = StepActor.prepare(
-            ticket=s.ticket,
-            census=self._census,
-            parent=self.actor_ref,
-            journal=self._journal,
-            run_id=self.run_id,
-            call=call_id,
-            attempt=attempt,
-            step=call.step,
-            args=call.args,
-            kwargs=call.kwargs,
-            cancel=cancel,
-            last_heartbeat_details=details,
-            clock=self._clock.monotonic,
-            beats=beats,
-            max_payload_bytes=self._max_payload_bytes,
-            guard=self._guard,
-        )
-        self._attempts.calls[call_id] = (call, attempt, shielded)
-        self._attempts.active[call_id] = Active(
-            ref=actor.actor_ref,
-            attempt=attempt,
-            shielded=shielded,
-            cancel_sent=cancel is not None,
-            call=call,
-            started_at=now,
-            beats=beats,
-            details=details,
-        )
-        limits = [t for t in (call.step.timeout, call.step.heartbeat_timeout) if t is not None]
-        if limits:
-            self.schedule_timer(
-                ("deadline", call_id), now + min(limits), Deadline(call=call_id, attempt=attempt)
-            )
-        return actor
+        self._launcher.prepare(s).launch()
 
     def _spawn_child(
         self,
@@ -879,7 +783,7 @@ class RunSupervisor(ProctorActor):
             # group: one commit instead of two, and whatever the body does
             # next still takes effect only once both are durable (D1).
             self._log.defer(event)
-            self._on_call_recorded(ended)
+            self.on_call_recorded(ended)
             return
         self._log.append(event, tag=ended)
 
@@ -901,7 +805,7 @@ class RunSupervisor(ProctorActor):
             self._log.send(event)
         self._log.append(ended, tag=tag)
 
-    def _on_call_recorded(self, ended: CallEnded) -> None:
+    def on_call_recorded(self, ended: CallEnded) -> None:
         restart = self._attempts.restart_after.pop(ended.call_id, None)
         if restart is not None and not self.cancel_due():
             self._restarts.restart_later(
@@ -962,13 +866,13 @@ class RunSupervisor(ProctorActor):
             if not active.shielded and not active.cancel_sent:
                 active.cancel_sent = tell(active.ref, cancel)
         # C3: an attempt waiting for a step slot is never started while cancelling.
-        self._end_waiting(_E.STEP_CANCELLED, cancel.reason, shielded=False)
+        self._launcher.end_waiting(_E.STEP_CANCELLED, cancel.reason, shielded=False)
         for call_id, backoff in list(self._attempts.backoff.items()):
             if not backoff.shielded:
                 # C3: a step waiting to be retried is never restarted while cancelling.
                 del self._attempts.backoff[call_id]
                 self._cancel_timer(("retry", call_id))
-                self._on_call_recorded(
+                self.on_call_recorded(
                     CallEnded(call_id=call_id, error=CancellationError(cancel.reason))
                 )
         self._children.forward_cancel(cancel.reason)
@@ -981,8 +885,8 @@ class RunSupervisor(ProctorActor):
         self._advance(PhaseEvent.TERMINATE)
         if not self.state.is_terminal:
             self.state = next_state(self.state, _E.RUN_TERMINATED)
-        self._abandon_steps(msg.reason)
-        self._end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
+        self._launcher.abandon_running(msg.reason)
+        self._launcher.end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
         # T4: the child's records go to the Journal before the child hears of
         # it, so whatever the child writes next is ordered after them (fenced).
         self._children.terminate_all(msg.reason)
@@ -1021,7 +925,7 @@ class RunSupervisor(ProctorActor):
         self._hosting = next_hosting(self._hosting, HostingEvent.SHUTDOWN)
         self._waiting = None  # the body is resumed no more
         if msg.abandon:
-            self._abandon_steps("runtime shutdown")
+            self._launcher.abandon_running("runtime shutdown")
         elif first:
             for active in self._attempts.active.values():
                 tell(active.ref, Terminate(reason="runtime shutdown"))
@@ -1063,21 +967,6 @@ class RunSupervisor(ProctorActor):
                 due = self._clock.monotonic() + _STORE_FAILURE_DRAIN
                 self.schedule_timer(("drain", 0), due, Shutdown(abandon=True))
         self._exit_if_drained()
-
-    def _abandon_steps(self, reason: str | None) -> None:
-        """Leave every running attempt; a busy one unwinds at its next check (T3)."""
-        if not self._attempts.active:
-            return
-        events = [
-            self._step_event(
-                _E.STEP_ABANDONED, a.name, call_id, a.attempt, reason=reason, **a.end_data()
-            )
-            for call_id, a in self._attempts.active.items()
-        ]
-        self._log.send(*events)
-        for active in self._attempts.active.values():
-            tell(active.ref, Terminate(reason=reason))
-        self._attempts.active.clear()
 
     def _seal_body(self) -> None:
         """Close the body's coroutine so nothing of it runs later, unrecorded.
