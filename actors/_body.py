@@ -37,7 +37,7 @@ from persistence import EventType, safe_repr
 _E = EventType
 
 #: What an await gives the body: (value, error); error is raised instead.
-Resumed = tuple[Any, BaseException | None]
+AwaitResult = tuple[Any, BaseException | None]
 
 
 class BodyHost(Protocol):
@@ -65,7 +65,7 @@ class BodyHost(Protocol):
     def record(self, type_: EventType, **data: Any) -> None:
         """Record one of the run's own events (its effect waits for nothing)."""
 
-    def on_await(self, command: Any) -> Resumed | None:
+    def on_await(self, command: Any) -> AwaitResult | None:
         """Start what the body awaits; or, if it can resume at once, how."""
 
     def resume_later(self, reason: str | None) -> None:
@@ -278,7 +278,7 @@ class Body:
         self._cancel_met = reason or ""
         return CancellationError(reason)
 
-    def settle(self, waiting: Waiting) -> Resumed:
+    def settle(self, waiting: Waiting) -> AwaitResult:
         """Every call of an await ended: what the await gives the body."""
         # C4: the results are recorded and kept; the cancel is raised at the await.
         if self.checkpoint_due():

@@ -35,28 +35,20 @@ from actors._attempts import (
     Attempts,
     Scheduled,
     Waiting,
-    start_records,
     step_end,
 )
+from actors._awaits import Awaits
 from actors._base import Census, ProctorActor, logger, tell
-from actors._body import Body
+from actors._body import AwaitResult, Body
 from actors._children import Child, Children, child_run_id
 from actors._children import end_records as child_end_records
-from actors._children import start_records as child_start_records
 from actors._clock import Clock
 from actors._definitions import (
-    Call,
     ChildCall,
-    ChildRun,
-    Gather,
-    JoinChild,
-    StartChild,
-    StepCall,
     WorkflowDef,
 )
 from actors._errors import (
     CancellationError,
-    NonDeterminismError,
     describe,
 )
 from actors._fencing import LeaseGuard, LeaseLost
@@ -98,7 +90,7 @@ from actors._messages import (
 )
 from actors._outcomes import recorded_exit
 from actors._recorder import Recorder
-from actors._replay import History, RecordedCall, recorded_outcome
+from actors._replay import History
 from actors._restarts import (
     Restarts,
 )
@@ -117,7 +109,6 @@ from persistence import (
     later_state,
     next_state,
     roundtrip,
-    safe_repr,
 )
 
 if TYPE_CHECKING:
@@ -220,7 +211,6 @@ class RunSupervisor(ProctorActor):
         self._workflow = workflow
         self._cancel = cancel
         self._children = Children(journal=journal, owner=owner)
-        self._waiting: Waiting | None = None
         #: The workflow body: its coroutine, context and replay cursor.
         self._body = Body(
             self,
@@ -229,6 +219,18 @@ class RunSupervisor(ProctorActor):
             args=args,
             kwargs=dict(kwargs),
             max_payload_bytes=max_payload_bytes,
+        )
+        #: What the suspended body waits for, and the calls that answer it.
+        self._awaits = Awaits(
+            self,
+            run_id=run_id,
+            owner=owner,
+            strategy=workflow.strategy,
+            body=self._body,
+            children=self._children,
+            launcher=self._launcher,
+            log=self._log,
+            clock=clock,
         )
         # Registered from creation, so a cancel never misses a run that exists.
         directory.add(run_id, self.actor_ref)
@@ -299,10 +301,15 @@ class RunSupervisor(ProctorActor):
 
     @property
     def waiting(self) -> Waiting | None:
-        return self._waiting
+        return self._awaits.waiting
 
     def start_calls(self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]) -> None:
-        self._start_calls(events, scheduled)
+        self._awaits.start_calls(events, scheduled)
+
+    # -- what the body needs of its supervisor, besides (BodyHost) -----------------
+
+    def on_await(self, command: Any) -> AwaitResult | None:
+        return self._awaits.on_await(command)
 
     def resume_later(self, reason: str | None) -> None:
         tell(self.actor_ref, ResumeBody(reason=reason))
@@ -390,9 +397,9 @@ class RunSupervisor(ProctorActor):
         ):
             return  # nothing new starts; the log has the starts, resume runs them
         elif isinstance(tag, StepsScheduled):
-            self._spawn(tag.steps)
+            self.spawn(tag.steps)
         elif isinstance(tag, ChildStartedNoWait):
-            self._spawn((tag.child,))
+            self.spawn((tag.child,))
             self._drive(value=tag.handle)
         elif isinstance(tag, RetryScheduled):
             self.schedule_timer(
@@ -518,150 +525,6 @@ class RunSupervisor(ProctorActor):
             self._log.driving = False
             self._log.flush()  # the body waits on something already under way
 
-    def on_await(self, command: Any) -> tuple[Any, BaseException | None] | None:
-        """Start what the body awaits; or, if it can resume at once, how."""
-        if isinstance(command, StartChild):
-            return self._start_child(command)
-        if isinstance(command, JoinChild):
-            return self._join_child(command.call_id)
-        if isinstance(command, StepCall | ChildCall):
-            calls: tuple[Call, ...] = (command,)
-        elif isinstance(command, Gather):
-            calls = command.calls
-        else:
-            return None, ProctorError(
-                f"a workflow body can only await steps, child workflows and "
-                f"proctor gather(); it awaited {safe_repr(command)}"
-            )
-        # Checkpoint (C3): a call that starts while cancelling is never started.
-        if self._body.checkpoint_due():
-            return None, self._body.deliver_cancel()
-        if not calls:
-            return [], None
-        shielded = self._body.shielded
-        waiting = Waiting(gathered=isinstance(command, Gather), call_ids=())
-        if isinstance(command, Gather):
-            waiting.strategy = command.strategy or self._workflow.strategy
-        scheduled: list[Scheduled] = []
-        events: list[NewEvent] = []
-        for call in calls:
-            call_id = self._body.next_call_id()
-            waiting.call_ids += (call_id,)
-            recorded = self._body.recorded(call_id, call)
-            if isinstance(recorded, NonDeterminismError):
-                self._body.fail_replay(recorded)
-                return None
-            if recorded is not None and recorded.end is not None:
-                # Replay: the log has its end; nothing runs again.
-                waiting.values[call_id], waiting.errors[call_id] = recorded_outcome(
-                    self.run_id, recorded
-                )
-                continue
-            if recorded is not None and recorded.kind == "step" and self.cancel_due():
-                # C3 on resume: the attempt in flight was lost (or the step
-                # waits out a back-off) and the run is cancelling now; a new
-                # attempt would start while cancelling, so none does. The
-                # await meets the cancel, as if the step had ended cancelled.
-                assert self._cancel is not None
-                waiting.values[call_id] = None
-                waiting.errors[call_id] = CancellationError(self._cancel.reason)
-                continue
-            s = Scheduled(
-                call_id,
-                call,
-                shielded,
-                attempt=recorded.last_attempt + 1 if recorded else 1,
-                resume_child=recorded is not None,
-                details=recorded.heartbeat_details if recorded else None,
-                decided_at=self._clock.monotonic(),
-                waited=recorded is not None and recorded.waiting,
-            )
-            scheduled.append(s)
-            events += self._schedule(s, recorded)
-        if not scheduled:
-            return self._body.settle(waiting)
-        # The log ends with this await: from here on, the run is live.
-        self.go_live()
-        self._waiting = waiting
-        if events:
-            self._start_calls(events, tuple(scheduled))
-        else:
-            self._spawn(tuple(scheduled))
-        return None
-
-    def _start_calls(self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]) -> None:
-        """Record the calls' starts; each starts once that group commits (D1).
-
-        Step attempts are built now and the Journal launches them right after
-        the commit, telling this supervisor only if it fails: one hop fewer
-        per step. A group that also starts child runs spawns them when the
-        commit is reported.
-        """
-        events, scheduled = self._launcher.take_slots(events, scheduled)
-        if not events and not scheduled:
-            return  # all wait, as the log already says (a resumed run)
-        if any(isinstance(s.call, ChildCall) for s in scheduled):
-            self._log.append(*events, tag=StepsScheduled(steps=scheduled))
-            return
-        prepared = tuple(self._launcher.prepare(s) for s in scheduled)
-        self._log.append(*events, tag=StepsScheduled(steps=scheduled), launch=prepared)
-
-    def _start_child(self, command: StartChild[Any]) -> tuple[Any, BaseException | None] | None:
-        """``await start_child(...)``: the body goes on once the start is recorded."""
-        if self._body.checkpoint_due():
-            return None, self._body.deliver_cancel()
-        call, policy = command.call, command.parent_close_policy
-        call_id = self._body.next_call_id()
-        handle: ChildRun[Any] = ChildRun(child_run_id(self.run_id, call_id), call_id)
-        self._children.started.add(call_id)
-        shielded = self._body.shielded
-        recorded = self._body.recorded(call_id, call)
-        if isinstance(recorded, NonDeterminismError):
-            self._body.fail_replay(recorded)
-            return None
-        if recorded is not None:
-            if recorded.end is not None:
-                self._children.finished[call_id] = recorded_outcome(self.run_id, recorded)
-            else:
-                self._spawn_child(call_id, call, shielded, resume=True, policy=policy)
-            return handle, None
-        self.go_live()
-        events = child_start_records(
-            self.run_id,
-            self._owner,
-            call,
-            call_id,
-            shielded,
-            started={"parent_close_policy": policy},
-        )
-        child = Scheduled(call_id, call, shielded, policy=policy)
-        self._log.append(*events, tag=ChildStartedNoWait(child=child, handle=handle))
-        return None
-
-    def _join_child(self, call_id: int) -> tuple[Any, BaseException | None] | None:
-        """``await child``: its outcome now if it ended, else when it ends."""
-        if self._body.checkpoint_due():
-            child = self._children.running.get(call_id)
-            if child is None or not child.cancel_sent or self._body.replayed_cancel is not None:
-                return None, self._body.deliver_cancel()
-            # C7: the child was asked to cancel; as when the cancel comes during
-            # the wait, the body meets it once the child has ended (and cleaned
-            # up), not before: a parent that ends first would terminate it.
-            self._waiting = Waiting(gathered=False, call_ids=(call_id,))
-            return None
-        if call_id in self._children.finished:
-            # The second checkpoint of a join that waited (_settle), taken
-            # here too: replay cannot tell whether the child ended before the
-            # await or during it, so both take the same checkpoints.
-            if self._body.checkpoint_due():
-                return None, self._body.deliver_cancel()
-            return self._children.finished[call_id]
-        if call_id not in self._children.started:
-            return None, ProctorError(f"no child run was started as call {call_id} of this run")
-        # Running, or ended with its end not yet recorded: resume once it is.
-        self._waiting = Waiting(gathered=False, call_ids=(call_id,))
-        return None
-
     def _on_run_ended(self, reason: ExitReason, accepted: bool) -> None:
         """The run's end is recorded; children it started and did not await
         meet their parent close policy, and the supervisor waits for them."""
@@ -672,19 +535,11 @@ class RunSupervisor(ProctorActor):
         self._advance(PhaseEvent.LINGER)
         self._children.close()
 
-    def _schedule(self, s: Scheduled, recorded: RecordedCall | None) -> list[NewEvent]:
-        if isinstance(s.call, ChildCall):
-            # A child run in flight already exists: its own supervisor resumes it.
-            if recorded:
-                return []
-            return child_start_records(self.run_id, self._owner, s.call, s.call_id, s.shielded)
-        return start_records(self.run_id, s, recorded)
-
-    def _spawn(self, calls: tuple[Scheduled, ...]) -> None:
+    def spawn(self, calls: tuple[Scheduled, ...]) -> None:
         forward = self.state is RunState.CANCELLING and self._cancel is not None
         for s in calls:
             if isinstance(s.call, ChildCall):
-                self._spawn_child(
+                self.spawn_child(
                     s.call_id, s.call, s.shielded, resume=s.resume_child, policy=s.policy
                 )
             else:
@@ -696,7 +551,7 @@ class RunSupervisor(ProctorActor):
     def _spawn_step(self, s: Scheduled) -> None:
         self._launcher.prepare(s).launch()
 
-    def _spawn_child(
+    def spawn_child(
         self,
         call_id: int,
         call: ChildCall[Any],
@@ -777,7 +632,7 @@ class RunSupervisor(ProctorActor):
             # SV3: stopped for its sibling's restart; it restarts with it.
             self._restarts.restart_later(msg.call, event, *restart)
             return
-        if self._resumes_body(msg.call):
+        if self._awaits.resumes_body(msg.call):
             # The body goes on now, in memory. This end is written with the
             # body's next records (usually the next step's start) in one
             # group: one commit instead of two, and whatever the body does
@@ -786,16 +641,6 @@ class RunSupervisor(ProctorActor):
             self.on_call_recorded(ended)
             return
         self._log.append(event, tag=ended)
-
-    def _resumes_body(self, call_id: int) -> bool:
-        """Whether this call ending is what the waiting body still lacks."""
-        waiting = self._waiting
-        return (
-            waiting is not None
-            and call_id in waiting.call_ids
-            and call_id not in waiting.errors
-            and len(waiting.errors) == len(waiting.call_ids) - 1
-        )
 
     def _on_child_ended(self, call_id: int, child: Child, reason: ExitReason) -> None:
         """Record how the child run ended in our log; its await resumes after."""
@@ -812,17 +657,9 @@ class RunSupervisor(ProctorActor):
                 ended.call_id, None, *restart
             )  # SV3: its outcome is dropped
             return
-        waiting = self._waiting
-        if waiting is None or ended.call_id not in waiting.call_ids:
-            # A child run from start_child() that nobody awaits yet: keep its outcome.
-            self._children.finished[ended.call_id] = (ended.value, ended.error)
-            return
-        waiting.values[ended.call_id] = ended.value
-        waiting.errors[ended.call_id] = ended.error
-        if len(waiting.errors) < len(waiting.call_ids):
-            return
-        self._waiting = None
-        self._drive(*self._body.settle(waiting))
+        resumed = self._awaits.call_ended(ended)
+        if resumed is not None:
+            self._drive(*resumed)
 
     def schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
         token = (self.run_id, *key)
@@ -923,7 +760,7 @@ class RunSupervisor(ProctorActor):
         """
         first = self._hosting is Hosting.HOSTING
         self._hosting = next_hosting(self._hosting, HostingEvent.SHUTDOWN)
-        self._waiting = None  # the body is resumed no more
+        self._awaits.waiting = None  # the body is resumed no more
         if msg.abandon:
             self._launcher.abandon_running("runtime shutdown")
         elif first:
