@@ -1,25 +1,33 @@
-"""RunSupervisor: one per run; drives the workflow body and owns its steps.
+"""RunSupervisor: one per run; message dispatch, its lifecycle, and control
+(cancel, terminate, shutdown).
 
-It never runs blocking code and never waits on a future. The body is a
-coroutine it steps by hand: ``send`` a step's result, ``throw`` a step's
-failure or a CancellationError. Between two steps of the body the supervisor
-is just an actor reading its (control-first) mailbox, which is why a cancel
-or a terminate is handled within milliseconds whatever the steps are doing.
+It never runs blocking code and never waits on a future, nor on the store
+while it handles control. The body is a coroutine stepped by hand; between
+two steps of the body the supervisor is just an actor reading its
+(control-first) mailbox, which is why a cancel or a terminate is handled
+within milliseconds whatever the steps are doing. Every effect waits for its
+record (D1): a step starts only after its ``step_started`` is committed, and
+the body resumes only after the step's end is committed.
 
-Every effect waits for its record: a step starts only after its
-``step_started`` is committed, and the body resumes only after the step's end
-is committed (D1).
+A child run is a RunSupervisor of its own under this one (C7, T4). A run
+whose runtime died is taken over and replayed (D2).
 
-A child run (``await other_workflow(x)``) is a RunSupervisor of its own under
-this one: its own log, its own steps. This supervisor forwards a cancel to it
-(C7) and terminates it with the run (T4), and its end resumes the body like a
-step's end does.
+What it delegates, one collaborator per concept, each module stating its
+invariants:
 
-A run whose runtime died is resumed by replay (D2, see ``_replay``): the
-supervisor takes it over with a compare-and-swap on its owner and log, then
-re-runs the body against the log. Recorded calls return at once; calls that
-were in flight run again. A child run in flight is resumed the same way by
-its own supervisor under this one.
+- ``_body.Body``: the workflow coroutine, its checkpoints and replay cursor;
+- ``_awaits.Awaits``: what the body awaits, as calls, and how it resumes;
+- ``_launch.Launcher``: starting and abandoning step attempts, kept in the
+  ``_attempts.Attempts`` book;
+- ``_restarts.Restarts``: retries, group restarts, timeouts (SV1-SV3, H2);
+- ``_children.Children``: child runs and what flows down to them;
+- ``_recorder.Recorder``: the run's records, in groups, to the Journal;
+- ``_takeover``: claiming a dead runtime's run; ``_outcomes``: exits as
+  states and errors; ``_lifecycle``: the phase tables.
+
+Invariants: every change of phase goes through ``_lifecycle``'s tables and
+every change of the run's state through ``persistence.next_state`` (or
+``later_state``, learning the store's view from an acknowledgement).
 """
 
 from __future__ import annotations
@@ -31,26 +39,15 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors._attempts import (
-    Attempts,
-    Scheduled,
-    Waiting,
-    step_end,
-)
+from actors._attempts import Attempts, Scheduled, Waiting, step_end
 from actors._awaits import Awaits
 from actors._base import Census, ProctorActor, logger, tell
 from actors._body import AwaitResult, Body
 from actors._children import Child, Children, child_run_id
 from actors._children import end_records as child_end_records
 from actors._clock import Clock
-from actors._definitions import (
-    ChildCall,
-    WorkflowDef,
-)
-from actors._errors import (
-    CancellationError,
-    describe,
-)
+from actors._definitions import ChildCall, WorkflowDef
+from actors._errors import CancellationError, describe
 from actors._fencing import LeaseGuard, LeaseLost
 from actors._launch import Launcher
 from actors._lifecycle import (
@@ -91,9 +88,7 @@ from actors._messages import (
 from actors._outcomes import recorded_exit
 from actors._recorder import Recorder
 from actors._replay import History
-from actors._restarts import (
-    Restarts,
-)
+from actors._restarts import Restarts
 from actors._takeover import FailUnreadable, adopt, plan_takeover, read_again
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -158,10 +153,8 @@ class RunSupervisor(ProctorActor):
         self._reader = reader
         self._timers = timers
         self._clock = clock
-        #: The run's step attempts, by call id; and when it last restarted steps.
+        #: The run's step attempts, by call id.
         self._attempts = Attempts()
-        #: Child runs started with start_child(), and those that ended before
-        #: anyone awaited them.
         #: The run ended with children still running under their parent close
         #: policy: the supervisor stays until they end, then exits with this.
         self._linger: ExitReason | None = None
