@@ -348,14 +348,13 @@ class TimerTick:
 # The run supervisor's, kept at the end of this module on purpose. A tag
 # rides on an Append and comes back in its Journaled reply: it says what the
 # committed group was for, and the supervisor acts on the reply by its type.
-# The supervisor's own records (a scheduled call, a child handle, a replayed
-# history) are type parameters, so that this module imports no other actors
-# module. ``CallEnded.value`` is a step's decoded JSON result: handed to the
-# body as is, never mutated by the runtime.
+# The supervisor's own records (a scheduled call, a child handle) are type
+# parameters, so that this module imports no other actors module.
+# ``CallEnded.value`` is a step's decoded JSON result: handed to the body as
+# is, never mutated by the runtime.
 
 _Sched = TypeVar("_Sched")
 _Handle = TypeVar("_Handle")
-_History = TypeVar("_History")
 _Then = TypeVar("_Then")
 
 
@@ -419,9 +418,8 @@ class RetryScheduled:
 
 
 @dataclass(**_FROZEN)
-class Resumed(Generic[_History]):
-    """Our takeover of a run whose runtime died; the history it was based on."""
+class Resumed:
+    """Our takeover of a run whose runtime died is recorded (or refused)."""
 
-    history: _History
-    #: The takeover group: its handed-over step ends join the history.
+    #: The takeover group: its handed-over step ends join the history replayed.
     group: tuple[NewEvent, ...] = ()

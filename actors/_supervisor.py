@@ -166,6 +166,8 @@ class RunSupervisor(ProctorActor):
         self._resume_from = resume_from
         self._resume_why = resume_why
         self._resume_tries = 0
+        #: The history a takeover in flight was based on.
+        self._taking: History | None = None
         #: What this supervisor writes to the Journal, and in which group.
         self._log = Recorder(
             run_id=run_id,
@@ -372,7 +374,7 @@ class RunSupervisor(ProctorActor):
             refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
             self._lost_ownership(refused.reason)
         elif isinstance(tag, Resumed):
-            self._on_taken_over(tag.history, tag.group, msg)
+            self._on_taken_over(tag.group, msg)
         elif not msg.accepted or self.terminated:
             return
         elif isinstance(tag, Started):
@@ -419,9 +421,14 @@ class RunSupervisor(ProctorActor):
             data = MappingProxyType(plan.group[-1].data)
             self._log.append(*plan.group, tag=RunFinished(kind=ExitKind.FAILED, data=data))
         else:
-            self._log.append(*plan.group, tag=Resumed(history=plan.history, group=plan.group))
+            # One takeover at a time: the next is tried only once this one's
+            # reply is in. The history is kept here, not in the (frozen) tag.
+            self._taking = plan.history
+            self._log.append(*plan.group, tag=Resumed(group=plan.group))
 
-    def _on_taken_over(self, history: History, group: tuple[NewEvent, ...], msg: Journaled) -> None:
+    def _on_taken_over(self, group: tuple[NewEvent, ...], msg: Journaled) -> None:
+        history, self._taking = self._taking, None
+        assert history is not None
         if not msg.accepted:
             # Someone wrote to the run after we read it (a cancel, or another
             # runtime that took it first): read again, or leave it.
