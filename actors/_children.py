@@ -19,12 +19,13 @@ after it):
 
 Invariants: a child is in ``running`` from its spawn until its exit report
 (or until it is terminated with its parent); a start_child() call's outcome
-that nobody awaited yet is kept in ``finished``.
+that nobody awaited yet is kept in ``finished``; the store is read only to
+resume a child in flight (its owner, for the takeover), never on control.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ from actors._definitions import ChildCall
 from actors._errors import WorkflowFailed, describe
 from actors._messages import Append, CallEnded, Cancel, ExitReason, Shutdown, Terminate
 from actors._outcomes import EXIT_STATUS, child_outcome
-from persistence import EventType, NewEvent, RunState, cancel_request, terminate_request
+from persistence import EventType, NewEvent, RunState, Store, cancel_request, terminate_request
 
 _E = EventType
 
@@ -129,12 +130,28 @@ def end_records(
     return own, ended, CallEnded(call_id=call_id, value=data.get("result"), error=error)
 
 
+#: Starts a child run's supervisor under this one, from the keyword arguments
+#: run_id, workflow, args, kwargs, resume, resume_from and resume_why.
+StartChildRun = Callable[..., pykka.ActorRef[Any]]
+
+
 class Children:
     """The child runs of one run (see the module docstring)."""
 
-    def __init__(self, *, journal: pykka.ActorRef[Any], owner: str) -> None:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        journal: pykka.ActorRef[Any],
+        owner: str,
+        reader: Store,
+        start: StartChildRun,
+    ) -> None:
+        self._run_id = run_id
         self._journal = journal
         self._owner = owner
+        self._reader = reader
+        self._start = start
         #: Running children, by the parent's call id.
         self.running: dict[int, Child] = {}
         #: Call ids of children started with start_child().
@@ -144,6 +161,35 @@ class Children:
 
     def __bool__(self) -> bool:
         return bool(self.running)
+
+    def spawn(
+        self,
+        call_id: int,
+        call: ChildCall[Any],
+        shielded: bool,
+        *,
+        resume: bool = False,
+        policy: str | None = None,
+    ) -> None:
+        """Start the child run of call ``call_id``; ``resume``: it exists (replay),
+        and its own supervisor takes it over from the owner its record names."""
+        child_id = child_run_id(self._run_id, call_id)
+        previous = None
+        if resume:
+            found = self._reader.find_run(child_id)
+            previous = found.owner if found is not None else None
+        ref = self._start(
+            run_id=child_id,
+            workflow=call.workflow,
+            args=call.args,
+            kwargs=call.kwargs,
+            resume=resume,
+            resume_from=previous,
+            resume_why=f"its parent {self._run_id} was resumed",
+        )
+        self.running[call_id] = Child(
+            ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy
+        )
 
     def pop(self, urn: str) -> tuple[int, Child] | None:
         """The running child with this actor urn, no longer running; or None."""

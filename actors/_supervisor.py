@@ -32,6 +32,7 @@ every change of the run's state through ``persistence.next_state`` (or
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import replace
 from types import MappingProxyType
@@ -43,7 +44,7 @@ from actors._attempts import Attempts, Scheduled, Waiting, step_end
 from actors._awaits import Awaits
 from actors._base import Census, ProctorActor, logger, tell
 from actors._body import AwaitResult, Body
-from actors._children import Child, Children, child_run_id
+from actors._children import Child, Children
 from actors._children import end_records as child_end_records
 from actors._clock import Clock
 from actors._definitions import ChildCall, WorkflowDef
@@ -205,7 +206,27 @@ class RunSupervisor(ProctorActor):
         self._owner = owner
         self._workflow = workflow
         self._cancel = cancel
-        self._children = Children(journal=journal, owner=owner)
+        self._children = Children(
+            run_id=run_id,
+            journal=journal,
+            owner=owner,
+            reader=reader,
+            start=functools.partial(
+                RunSupervisor.start,
+                census=census,
+                parent=self.actor_ref,
+                journal=journal,
+                directory=directory,
+                owner=owner,
+                state=RunState.PENDING,
+                cancel=None,
+                reader=reader,
+                timers=timers,
+                clock=clock,
+                max_payload_bytes=max_payload_bytes,
+                guard=guard,
+            ),
+        )
         #: The workflow body: its coroutine, context and replay cursor.
         self._body = Body(
             self,
@@ -560,35 +581,7 @@ class RunSupervisor(ProctorActor):
         resume: bool = False,
         policy: str | None = None,
     ) -> None:
-        child_id = child_run_id(self.run_id, call_id)
-        previous = None
-        if resume:
-            found = self._reader.find_run(child_id)
-            previous = found.owner if found is not None else None
-        ref = RunSupervisor.start(
-            census=self._census,
-            parent=self.actor_ref,
-            journal=self._journal,
-            directory=self._directory,
-            owner=self._owner,
-            run_id=child_id,
-            workflow=call.workflow,
-            args=call.args,
-            kwargs=call.kwargs,
-            state=RunState.PENDING,
-            cancel=None,
-            reader=self._reader,
-            timers=self._timers,
-            clock=self._clock,
-            resume=resume,
-            resume_from=previous,
-            resume_why=f"its parent {self.run_id} was resumed",
-            max_payload_bytes=self._max_payload_bytes,
-            guard=self._guard,
-        )
-        self._children.running[call_id] = Child(
-            ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy
-        )
+        self._children.spawn(call_id, call, shielded, resume=resume, policy=policy)
         if resume and self._cancel is not None and self.state is RunState.CANCELLING:
             # D3 for a tree (C7): the run was cancelled while nobody hosted it;
             # its child in flight gets the cancel as it would have live.
