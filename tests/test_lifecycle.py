@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from actors import ProctorError, Runtime, step, workflow
 from actors._lifecycle import (
     ENDED,
     HOSTING_TRANSITIONS,
@@ -15,7 +18,8 @@ from actors._lifecycle import (
     next_hosting,
     next_phase,
 )
-from persistence import InvalidTransition
+from persistence import EventType, InvalidTransition, Refused
+from tests.conftest import wait_until
 
 
 @pytest.mark.parametrize(("pair", "target"), list(PHASE_TRANSITIONS.items()))
@@ -74,3 +78,47 @@ def test_every_phase_is_reachable_and_every_phase_can_be_terminated_or_sealed() 
         next_phase(phase, PhaseEvent.SEAL)
         if phase is not Phase.TERMINATED:
             assert next_phase(phase, PhaseEvent.TERMINATE) is Phase.TERMINATED
+
+
+# -- the creation of a new run is no phase: its group's reply says so ---------------
+
+
+@step()
+def first_step(value: int) -> int:
+    return value
+
+
+@workflow()
+async def refused_at_creation() -> int:
+    return await first_step(1)
+
+
+def test_a_run_whose_creation_the_store_refuses_leaves_no_supervisor(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first group's reply (Created) ends the supervisor of a run that was
+    never created; without it the refusal would look like any other and the
+    supervisor would wait forever on a body nothing resumes."""
+    store_type = type(rt._store)
+    append_groups = store_type.append_groups
+
+    def refuse_creation(self: Any, groups: Any, *args: Any, **kwargs: Any) -> Any:
+        outcomes = append_groups(self, groups, *args, **kwargs)
+        return [
+            [Refused("injected: creation refused", None)] * len(group)
+            if any(
+                e.type is EventType.RUN_CREATED
+                and str(e.data.get("workflow")).endswith("refused_at_creation")
+                for e in group
+            )
+            else group_outcomes
+            for group, group_outcomes in zip(groups, outcomes, strict=True)
+        ]
+
+    monkeypatch.setattr(store_type, "append_groups", refuse_creation)
+    with pytest.raises(ProctorError, match="was not created") as refused:
+        rt.start(refused_at_creation)
+    run_id = str(refused.value).split()[1]
+    wait_until(lambda: rt._directory.get(run_id) is None)
+    monkeypatch.undo()
+    assert rt.start(refused_at_creation).result(timeout=10) == 1  # the runtime goes on
