@@ -12,7 +12,7 @@ A run supervisor does two independent things, each with its own phases
   and children are awaited) and then stop.
 
 A run can be finishing while its runtime drains, so the two are kept apart
-rather than multiplied out. Invariants: every change of either goes through
+rather than multiplied out; ``Lifecycle`` holds one supervisor's pair. Invariants: every change of either goes through
 ``next_phase`` / ``next_hosting``, which raise ``InvalidTransition`` for any
 pair not in its table (an illegal transition is a bug); TERMINATED has no
 way out, and neither has STOPPED. The run's own state (RunState) is a third
@@ -155,3 +155,41 @@ def next_hosting(hosting: Hosting, event: HostingEvent) -> Hosting:
         return HOSTING_TRANSITIONS[(hosting, event)]
     except KeyError:
         raise InvalidTransition(f"run supervisor cannot {event} while {hosting}") from None
+
+
+class Lifecycle:
+    """One run supervisor's phase and hosting, changed only through the tables."""
+
+    __slots__ = ("hosting", "phase")
+
+    def __init__(self) -> None:
+        self.phase = Phase.STARTING
+        self.hosting = Hosting.HOSTING
+
+    def advance(self, event: PhaseEvent) -> None:
+        self.phase = next_phase(self.phase, event)
+
+    def host(self, event: HostingEvent) -> None:
+        self.hosting = next_hosting(self.hosting, event)
+
+    def go_live(self) -> None:
+        """The body made a call its log does not have: it runs live from here."""
+        if self.phase is Phase.REPLAYING:
+            self.advance(PhaseEvent.GO_LIVE)
+
+    @property
+    def replaying(self) -> bool:
+        return self.phase is Phase.REPLAYING
+
+    @property
+    def terminated(self) -> bool:
+        return self.phase is Phase.TERMINATED
+
+    @property
+    def ended(self) -> bool:
+        """The body ended: its end is recorded, or being recorded."""
+        return self.phase in ENDED
+
+    @property
+    def draining(self) -> bool:
+        return self.hosting is not Hosting.HOSTING

@@ -51,15 +51,7 @@ from actors._definitions import ChildCall, WorkflowDef
 from actors._errors import CancellationError, describe
 from actors._fencing import LeaseGuard, LeaseLost
 from actors._launch import Launcher
-from actors._lifecycle import (
-    ENDED,
-    Hosting,
-    HostingEvent,
-    Phase,
-    PhaseEvent,
-    next_hosting,
-    next_phase,
-)
+from actors._lifecycle import HostingEvent, Lifecycle, Phase, PhaseEvent
 from actors._messages import (
     CallEnded,
     Cancel,
@@ -161,8 +153,7 @@ class RunSupervisor(ProctorActor):
         self._linger: ExitReason | None = None
         #: The lifecycle (_lifecycle): what is done with the body, and whether
         #: this runtime still hosts the run.
-        self._phase = Phase.STARTING
-        self._hosting = Hosting.HOSTING
+        self._life = Lifecycle()
         self._resume = resume
         self._resume_from = resume_from
         self._resume_why = resume_why
@@ -272,29 +263,26 @@ class RunSupervisor(ProctorActor):
     # -- lifecycle (_lifecycle) -------------------------------------------------
 
     def _advance(self, event: PhaseEvent) -> None:
-        self._phase = next_phase(self._phase, event)
+        self._life.advance(event)
 
     def go_live(self) -> None:
-        """The body made a call its log does not have: it runs live from here."""
-        if self._phase is Phase.REPLAYING:
-            self._advance(PhaseEvent.GO_LIVE)
+        self._life.go_live()
 
     @property
     def replaying(self) -> bool:
-        return self._phase is Phase.REPLAYING
+        return self._life.replaying
 
     @property
     def terminated(self) -> bool:
-        return self._phase is Phase.TERMINATED
+        return self._life.terminated
 
     @property
     def _ended(self) -> bool:
-        """The body ended: its end is recorded, or being recorded."""
-        return self._phase in ENDED
+        return self._life.ended
 
     @property
     def _draining(self) -> bool:
-        return self._hosting is not Hosting.HOSTING
+        return self._life.draining
 
     # -- what the body needs of its supervisor (BodyHost) ---------------------------
 
@@ -334,7 +322,7 @@ class RunSupervisor(ProctorActor):
         self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=reason)
 
     def stopping(self) -> None:
-        self._hosting = next_hosting(self._hosting, HostingEvent.STOP)
+        self._life.host(HostingEvent.STOP)
         self._directory.remove(self.run_id)
         self._seal_body()
         # Waiting attempts are left as recorded (a resume starts them); their
@@ -751,8 +739,8 @@ class RunSupervisor(ProctorActor):
         its children and waits for them before it ends, so none writes after
         the Journal is gone.
         """
-        first = self._hosting is Hosting.HOSTING
-        self._hosting = next_hosting(self._hosting, HostingEvent.SHUTDOWN)
+        first = not self._life.draining
+        self._life.host(HostingEvent.SHUTDOWN)
         self._awaits.waiting = None  # the body is resumed no more
         if msg.abandon:
             self._launcher.abandon_running("runtime shutdown")
@@ -812,7 +800,7 @@ class RunSupervisor(ProctorActor):
         ended = self._children.pop(urn)
         if ended is not None:
             call_id, child = ended
-            if self._phase is Phase.LINGERING:
+            if self._life.phase is Phase.LINGERING:
                 assert self._linger is not None
                 if not self._children:
                     self.exit(self._linger)

@@ -13,6 +13,7 @@ from actors._lifecycle import (
     PHASE_TRANSITIONS,
     Hosting,
     HostingEvent,
+    Lifecycle,
     Phase,
     PhaseEvent,
     next_hosting,
@@ -78,6 +79,33 @@ def test_every_phase_is_reachable_and_every_phase_can_be_terminated_or_sealed() 
         next_phase(phase, PhaseEvent.SEAL)
         if phase is not Phase.TERMINATED:
             assert next_phase(phase, PhaseEvent.TERMINATE) is Phase.TERMINATED
+
+
+def test_a_lifecycle_moves_only_through_its_tables() -> None:
+    life = Lifecycle()
+    assert (life.phase, life.hosting) == (Phase.STARTING, Hosting.HOSTING)
+    life.go_live()  # not replaying: nothing to leave
+    assert life.phase is Phase.STARTING
+    life.advance(PhaseEvent.BEGIN_REPLAY)
+    assert life.replaying
+    life.go_live()
+    assert life.phase is Phase.LIVE
+    with pytest.raises(InvalidTransition):
+        life.advance(PhaseEvent.LINGER)
+    assert life.phase is Phase.LIVE  # a refused change changes nothing
+    life.advance(PhaseEvent.FINISH)
+    assert life.ended
+    assert not life.draining
+    life.host(HostingEvent.SHUTDOWN)
+    assert life.draining
+    assert life.ended  # a run can be finishing while its runtime drains
+    life.advance(PhaseEvent.SEAL)
+    assert life.phase is Phase.FINISHING
+    life.host(HostingEvent.STOP)
+    with pytest.raises(InvalidTransition):
+        life.host(HostingEvent.SHUTDOWN)
+    life.advance(PhaseEvent.TERMINATE)
+    assert life.terminated
 
 
 # -- the creation of a new run is no phase: its group's reply says so ---------------
