@@ -19,7 +19,7 @@ import enum
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from persistence import AppendOutcome, NewEvent, RunRecord, RunState, StoreError
 
@@ -421,3 +421,84 @@ class StoreLost:
     (its file was deleted, replaced or damaged); the runtime must stop."""
 
     error: StoreError
+
+
+# -- journal tags ------------------------------------------------------------
+# The run supervisor's, kept at the end of this module on purpose. A tag
+# rides on an Append and comes back in its Journaled reply: it says what the
+# committed group was for, and the supervisor acts on the reply by its type.
+# The supervisor's own records (a scheduled call, a child handle) are type
+# parameters, so that this module imports no other actors module.
+# ``CallEnded.value`` is a step's decoded JSON result: handed to the body as
+# is, never mutated by the runtime.
+
+_Sched = TypeVar("_Sched")
+_Handle = TypeVar("_Handle")
+_Then = TypeVar("_Then")
+
+
+@dataclass(**_FROZEN)
+class Created(Generic[_Then]):
+    """The group that creates a new run (with the body's first records):
+    its reply confirms the run exists, or says nothing of it may go on.
+    ``then`` is what the group is for besides (another tag, or None)."""
+
+    then: _Then
+
+
+@dataclass(**_FROZEN)
+class Started:
+    """``run_started`` is recorded: the body starts."""
+
+
+@dataclass(**_FROZEN)
+class StepsScheduled(Generic[_Sched]):
+    """Step (or child) starts are recorded: launch them."""
+
+    steps: tuple[_Sched, ...]
+
+
+@dataclass(**_FROZEN)
+class CallEnded:
+    """A step or child run ended; what its await gives the body, once recorded."""
+
+    call_id: int
+    #: The decoded result: decoded once, for the log and the body.
+    value: object = None
+    #: Raised at the await instead of returning ``value``.
+    error: BaseException | None = None
+
+
+@dataclass(**_FROZEN)
+class RunFinished:
+    """The run's end is being recorded: the supervisor exits with it."""
+
+    kind: ExitKind
+    #: The end record's data (read-only).
+    data: Mapping[str, Any]
+
+
+@dataclass(**_FROZEN)
+class ChildStartedNoWait(Generic[_Sched, _Handle]):
+    """start_child() is recorded: spawn the child, resume the body with its handle."""
+
+    child: _Sched
+    handle: _Handle
+
+
+@dataclass(**_FROZEN)
+class RetryScheduled:
+    """A retry is recorded: set its back-off timer."""
+
+    call_id: int
+    attempt: int
+    #: Runtime-clock time the retry is due.
+    due: float
+
+
+@dataclass(**_FROZEN)
+class Resumed:
+    """Our takeover of a run whose runtime died is recorded (or refused)."""
+
+    #: The takeover group: its handed-over step ends join the history replayed.
+    group: tuple[NewEvent, ...] = ()

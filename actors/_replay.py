@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from actors._definitions import Call, StepCall
 from actors._errors import CancellationError, NonDeterminismError, StepFailed
+from actors._outcomes import child_outcome
 from persistence import (
     BODY_EVENTS,
     EventRecord,
@@ -231,8 +232,6 @@ def recorded_outcome(run_id: str, call: RecordedCall) -> tuple[Any, BaseExceptio
                 return None, kind.recorded(error.get("message", ""))
         return None, StepFailed(call.name, end.attempt or 1, error, escalated=data.get("escalated"))
     # child_ended: the same outcome the live child gave, from its record.
-    from actors._supervisor import child_outcome  # noqa: PLC0415 - cycle
-
     status = RunState(data.get("status"))
     _, err = child_outcome(call.child_run_id or f"{run_id}.{call.call}", status, data)
     return data.get("result"), err

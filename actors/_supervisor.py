@@ -1,70 +1,65 @@
-"""RunSupervisor: one per run; drives the workflow body and owns its steps.
+"""RunSupervisor: one per run; message dispatch, its lifecycle, and control
+(cancel, terminate, shutdown).
 
-It never runs blocking code and never waits on a future. The body is a
-coroutine it steps by hand: ``send`` a step's result, ``throw`` a step's
-failure or a CancellationError. Between two steps of the body the supervisor
-is just an actor reading its (control-first) mailbox, which is why a cancel
-or a terminate is handled within milliseconds whatever the steps are doing.
+It never runs blocking code and never waits on a future, nor on the store
+while it handles control. The body is a coroutine stepped by hand; between
+two steps of the body the supervisor is just an actor reading its
+(control-first) mailbox, which is why a cancel or a terminate is handled
+within milliseconds whatever the steps are doing. Every effect waits for its
+record (D1): a step starts only after its ``step_started`` is committed, and
+the body resumes only after the step's end is committed.
 
-Every effect waits for its record: a step starts only after its
-``step_started`` is committed, and the body resumes only after the step's end
-is committed (D1).
+A child run is a RunSupervisor of its own under this one (C7, T4). A run
+whose runtime died is taken over and replayed (D2).
 
-A child run (``await other_workflow(x)``) is a RunSupervisor of its own under
-this one: its own log, its own steps. This supervisor forwards a cancel to it
-(C7) and terminates it with the run (T4), and its end resumes the body like a
-step's end does.
+What it delegates, one collaborator per concept, each module stating its
+invariants:
 
-A run whose runtime died is resumed by replay (D2, see ``_replay``): the
-supervisor takes it over with a compare-and-swap on its owner and log, then
-re-runs the body against the log. Recorded calls return at once; calls that
-were in flight run again. A child run in flight is resumed the same way by
-its own supervisor under this one.
+- ``_body.Body``: the workflow coroutine, its checkpoints and replay cursor;
+- ``_awaits.Awaits``: what the body awaits, as calls, and how it resumes;
+- ``_launch.Launcher``: starting and abandoning step attempts, kept in the
+  ``_attempts.Attempts`` book;
+- ``_restarts.Restarts``: retries, group restarts, timeouts (SV1-SV3, H2);
+- ``_children.Children``: child runs and what flows down to them;
+- ``_recorder.Recorder``: the run's records, in groups, to the Journal;
+- ``_takeover``: claiming a dead runtime's run; ``_outcomes``: exits as
+  states and errors; ``_lifecycle``: the phase tables.
+
+Invariants: every change of phase goes through ``_lifecycle``'s tables and
+every change of the run's state through ``persistence.next_state`` (or
+``later_state``, learning the store's view from an acknowledgement).
 """
 
 from __future__ import annotations
 
 import functools
-import random
 import time
-from collections import deque
-from collections.abc import Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from actors._attempts import Attempts, Scheduled, Waiting, step_end
+from actors._awaits import Awaits
 from actors._base import ProctorActor, logger, tell
+from actors._body import AwaitResult, Body
 from actors._census import Census
+from actors._children import Child, Children
+from actors._children import end_records as child_end_records
 from actors._clock import Clock
-from actors._context import BeatBox, WorkflowContext, reset_current, set_current
-from actors._definitions import (
-    Call,
-    ChildCall,
-    ChildRun,
-    Gather,
-    JoinChild,
-    StartChild,
-    StepCall,
-    WorkflowDef,
-)
-from actors._errors import (
-    CancellationError,
-    NonDeterminismError,
-    RunCancelled,
-    RunTerminated,
-    StepFailed,
-    Terminated,
-    WorkflowFailed,
-    describe,
-)
+from actors._definitions import ChildCall, WorkflowDef
+from actors._errors import CancellationError, describe
 from actors._fencing import LeaseGuard
-from actors._handover import ends_of_lost, fold_written, unrecorded
+from actors._launch import Launcher
+from actors._lifecycle import HostingEvent, Lifecycle, Phase, PhaseEvent
 from actors._messages import (
-    Append,
+    CallEnded,
     Cancel,
     CancelTimer,
     ChildExited,
+    ChildStartedNoWait,
+    Created,
     Deadline,
     ExitKind,
     ExitReason,
@@ -72,41 +67,38 @@ from actors._messages import (
     LeaseLost,
     Raised,
     ResumeBody,
+    Resumed,
     RetryDue,
-    Returned,
+    RetryScheduled,
+    RunFinished,
     ScheduleTimer,
     Shutdown,
     SlotGranted,
-    StepCancelled,
+    Started,
     StepFinished,
+    StepsScheduled,
     Terminate,
     Unwound,
 )
-from actors._replay import History, RecordedCall, recorded_outcome
-from actors._slots import Ticket, waiting_records
-from actors._step import StepActor
+from actors._outcomes import recorded_exit
+from actors._recorder import Recorder
+from actors._replay import History
+from actors._restarts import Restarts
+from actors._takeover import FailUnreadable, adopt, plan_takeover, read_again
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
-    CorruptRecord,
     EventType,
     NewEvent,
     NotSerializable,
     ProctorError,
     Refused,
-    RunRecord,
     RunState,
     Store,
     StoreError,
-    cancel_request,
     later_state,
-    loads,
     next_state,
-    resume_request,
     roundtrip,
-    safe_repr,
-    terminate_request,
-    unreadable_run_failure,
 )
 
 if TYPE_CHECKING:
@@ -115,168 +107,15 @@ if TYPE_CHECKING:
 _E = EventType
 
 
-@dataclass(slots=True)
-class _Active:
-    """A step attempt whose StepActor is running."""
-
-    ref: pykka.ActorRef[Any]
-    #: What was called: a retry starts it again.
-    call: StepCall[Any]
-    attempt: int
-    shielded: bool
-    #: Runtime-clock time its timeout and heartbeat timeout count from (H1).
-    started_at: float
-    cancel_sent: bool = False
-    #: The attempt's latest heartbeat, written by its thread (steps with a
-    #: heartbeat_timeout only).
-    beats: BeatBox | None = None
-    details: Any = None
-
-    @property
-    def name(self) -> str:
-        return self.call.step.name
-
-    def last_heartbeat(self) -> tuple[float, Any]:
-        """When it last beat (its start, if never) and the latest details."""
-        last = self.beats.last if self.beats is not None else None
-        return last if last is not None else (self.started_at, self.details)
-
-    def end_data(self) -> dict[str, Any]:
-        """What every end record of the attempt carries: its latest heartbeat
-        details (H2), so a write the heartbeat throttle skipped is made good
-        and a resumed run's next attempt gets them."""
-        details = self.last_heartbeat()[1]
-        return {} if details is None else {"last_heartbeat_details": details}
-
-
-@dataclass(slots=True)
-class _Backoff:
-    """A step waiting out its back-off before its next attempt (H2)."""
-
-    call: StepCall[Any]
-    shielded: bool
-    attempt: int
-    details: Any = None
-
-
-@dataclass(slots=True)
-class _Child:
-    """A child run whose RunSupervisor is running under this one."""
-
-    ref: pykka.ActorRef[Any]
-    run_id: str
-    name: str
-    shielded: bool
-    cancel_sent: bool = False
-    #: Started with start_child(): what to do with it if the parent ends first.
-    policy: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Scheduled:
-    call_id: int
-    call: Call
-    shielded: bool
-    #: The attempt to start: 1, or the one after an attempt lost in a crash.
-    attempt: int = 1
-    #: A child run that exists already (replay): resume it rather than create it.
-    resume_child: bool = False
-    #: The last heartbeat details of the previous attempt (a retry after a timeout).
-    details: Any = None
-    #: A child started with start_child(): its parent close policy.
-    policy: str | None = None
-    #: When (runtime clock) the start was decided, before its record: the
-    #: attempt's deadlines count from here. Whoever sees the record, a test
-    #: moving virtual time included, sees it after this instant.
-    decided_at: float = 0.0
-    #: A step attempt's claim on a step slot (StepSlots), once requested.
-    ticket: Ticket | None = None
-    #: The log has this attempt waiting for a slot already (replay).
-    waited: bool = False
-
-
-@dataclass(slots=True)
-class _Waiting:
-    """What the suspended body is waiting for: one call, or a gather()."""
-
-    gathered: bool
-    call_ids: tuple[int, ...]
-    values: dict[int, Any] = field(default_factory=dict)
-    errors: dict[int, BaseException | None] = field(default_factory=dict)
-    strategy: str = "one_for_one"
-
-
-# Journal tags: what a Journaled reply is the answer to.
-@dataclass(frozen=True, slots=True)
-class _Started:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _StepsScheduled:
-    steps: tuple[_Scheduled, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _CallEnded:
-    """A step or child run ended; what its await gives the body, once recorded."""
-
-    call_id: int
-    #: The decoded result: decoded once, for the log and the body.
-    value: Any = None
-    #: Raised at the await instead of returning ``value``.
-    error: BaseException | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _RunEnded:
-    kind: ExitKind
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _ChildStartedNoWait:
-    """start_child() is recorded: spawn the child, resume the body with its handle."""
-
-    child: _Scheduled
-    handle: ChildRun[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _RetryScheduled:
-    call_id: int
-    attempt: int
-    due: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Resumed:
-    """Our takeover of a run whose runtime died; the history it was based on."""
-
-    history: History
-    #: The takeover group: its handed-over step ends join the history.
-    group: tuple[NewEvent, ...] = ()
-
-
-#: How often a takeover is retried when the run's log grew while it was read.
-_RESUME_TRIES = 5
 #: After a store failure, how long (runtime clock) the supervisor waits for
 #: its running steps' ends before it abandons them and lets the run be re-hosted.
 _STORE_FAILURE_DRAIN = 5.0
-
-#: A run supervisor's exit kind -> the run's final state.
-_EXIT_STATUS = {
-    ExitKind.NORMAL: RunState.COMPLETED,
-    ExitKind.CANCELLED: RunState.CANCELLED,
-    ExitKind.TERMINATED: RunState.TERMINATED,
-    ExitKind.FAILED: RunState.FAILED,
-}
 
 
 class RunSupervisor(ProctorActor):
     pooled = True
 
-    def __init__(  # noqa: PLR0915 - all of its state, until the supervisor is split
+    def __init__(
         self,
         *,
         census: Census,
@@ -309,77 +148,98 @@ class RunSupervisor(ProctorActor):
         self._reader = reader
         self._timers = timers
         self._clock = clock
-        self._rng = random.Random()  # noqa: S311 - jitter, not secrets
-        #: Steps in back-off, by call id; and when this run last restarted steps.
-        self._backoff: dict[int, _Backoff] = {}
-        self._restarts: deque[float] = deque()
-        #: SV3: running siblings stopped for a group restart: when, and why.
-        self._restart_after: dict[int, tuple[float, str]] = {}
-        #: Every step call this run made: what, its last attempt, shielded or not.
-        self._step_calls: dict[int, tuple[StepCall[Any], int, bool]] = {}
-        #: The latest heartbeat details of each step call's ended attempts (H2).
-        self._details: dict[int, Any] = {}
-        #: Child runs started with start_child(), and those that ended before
-        #: anyone awaited them.
-        self._started_children: set[int] = set()
-        self._finished: dict[int, tuple[Any, BaseException | None]] = {}
+        #: The run's step attempts, by call id.
+        self._attempts = Attempts()
         #: The run ended with children still running under their parent close
         #: policy: the supervisor stays until they end, then exits with this.
         self._linger: ExitReason | None = None
+        #: The lifecycle (_lifecycle): what is done with the body, and whether
+        #: this runtime still hosts the run.
+        self._life = Lifecycle()
         self._resume = resume
-        #: A new run of this process: its creation is written with the body's
-        #: first records, and ``created`` hears when (Runtime.start waits on it).
-        self._create = create
-        self._created = created
-        self._creating = create is not None
         self._resume_from = resume_from
         self._resume_why = resume_why
         self._resume_tries = 0
-        #: Step ends seen and not recorded (a store failure): a predecessor's,
-        #: written at takeover, or ours, for the successor (``_handover``).
-        self._handed: list[NewEvent] = list(unrecorded)
-        self._store_error: BaseException | None = None
-        #: Replay (D2): the log being re-run, and whether the body is still in it.
-        self._history: History | None = None
-        self._replaying = False
-        self._replayed_cancel: dict[str, Any] | None = None
-        self._cancel_replayed = False
-        #: The reason ("" for none) of the cancel the body met since the last
-        #: outermost shield ended, live or replayed; None if it has not.
-        self._cancel_met: str | None = None
-        self._diverged: NonDeterminismError | None = None
-        #: Checkpoints the body has passed; a cancel_delivered names its own.
-        self._checkpoints = 0
-        self._checkpoint = 0
+        #: The history a takeover in flight was based on.
+        self._taking: History | None = None
+        #: What this supervisor writes to the Journal, and in which group.
+        self._log = Recorder(
+            run_id=run_id,
+            journal=journal,
+            notify=self.actor_ref,
+            create=create,
+            created=created,
+            handed=unrecorded,
+        )
+        #: Starting the run's step attempts (slots, actors, deadlines).
+        self._launcher = Launcher(
+            self,
+            run_id=run_id,
+            parent=self.actor_ref,
+            census=census,
+            journal=journal,
+            attempts=self._attempts,
+            log=self._log,
+            clock=clock,
+            max_payload_bytes=max_payload_bytes,
+            guard=guard,
+        )
+        #: Retries, group restarts and timeouts of the run's step attempts.
+        self._restarts = Restarts(
+            self,
+            run_id=run_id,
+            attempts=self._attempts,
+            log=self._log,
+            clock=clock,
+            intensity=workflow.intensity,
+        )
         self.state = state
         self._journal = journal
         self._directory = directory
         self._owner = owner
         self._workflow = workflow
-        self._args = args
-        self._kwargs = dict(kwargs)
         self._cancel = cancel
-        self._coro: Coroutine[Any, Any, Any] | None = None
-        self._active: dict[int, _Active] = {}
-        #: Step attempts recorded as waiting for a step slot, by call id.
-        self._queued: dict[int, _Scheduled] = {}
-        self._children: dict[int, _Child] = {}
-        self._waiting: _Waiting | None = None
-        #: Ends of steps whose await the body has already got past, in memory
-        #: only: they go to the Journal at the head of the body's next group,
-        #: before anything the body does next can take effect (D1).
-        self._unsent: list[NewEvent] = []
-        self._driving = False
-        self._terminated = False
-        self._finishing = False
-        self._shutting_down = False
-        self._ctx = WorkflowContext(
-            run_id,
-            is_cancelling=self._is_cancelling,
-            cancel_reason=lambda: self._cancel.reason if self._cancel else None,
-            checkpoint=self._body_checkpoint,
-            record=self._record_body,
+        self._children = Children(
+            run_id=run_id,
+            journal=journal,
+            owner=owner,
+            reader=reader,
+            start=functools.partial(
+                RunSupervisor.start,
+                census=census,
+                parent=self.actor_ref,
+                journal=journal,
+                directory=directory,
+                owner=owner,
+                state=RunState.PENDING,
+                cancel=None,
+                reader=reader,
+                timers=timers,
+                clock=clock,
+                max_payload_bytes=max_payload_bytes,
+                guard=guard,
+            ),
+        )
+        #: The workflow body: its coroutine, context and replay cursor.
+        self._body = Body(
+            self,
+            run_id=run_id,
+            workflow=workflow,
+            args=args,
+            kwargs=dict(kwargs),
             max_payload_bytes=max_payload_bytes,
+        )
+        #: What the suspended body waits for, and the calls that answer it.
+        self._awaits = Awaits(
+            self,
+            run_id=run_id,
+            owner=owner,
+            strategy=workflow.strategy,
+            body=self._body,
+            children=self._children,
+            launcher=self._launcher,
+            log=self._log,
+            clock=clock,
         )
         # Registered from creation, so a cancel never misses a run that exists.
         directory.add(run_id, self.actor_ref)
@@ -390,27 +250,86 @@ class RunSupervisor(ProctorActor):
         started = NewEvent(run_id=self.run_id, type=_E.RUN_STARTED)
         if self._resume:
             self._take_over()
-        elif self._create is not None:
+        elif self._log.create is not None:
             # A new run: nobody can have asked anything of it, since it does
             # not exist until this group commits and this supervisor is in
             # the directory already. So the body starts now, and its first
             # records (the first step's start, say) join the run's creation
             # in one group; nothing it does takes effect before that commit.
-            self.state = RunState.RUNNING
-            self._unsent = [self._create, started]
-            self._begin_body()
+            self.state = next_state(self.state, _E.RUN_STARTED)
+            self._log.begin_with(self._log.create, started)
+            self._begin_body(PhaseEvent.BEGIN)
         else:
-            self._append(started, tag=_Started())
+            self._log.append(started, tag=Started())
+
+    # -- lifecycle (_lifecycle) -------------------------------------------------
+
+    def _advance(self, event: PhaseEvent) -> None:
+        self._life.advance(event)
+
+    def go_live(self) -> None:
+        self._life.go_live()
+
+    @property
+    def replaying(self) -> bool:
+        return self._life.replaying
+
+    @property
+    def terminated(self) -> bool:
+        return self._life.terminated
+
+    @property
+    def _ended(self) -> bool:
+        return self._life.ended
+
+    @property
+    def _draining(self) -> bool:
+        return self._life.draining
+
+    # -- what the body needs of its supervisor (BodyHost) ---------------------------
+
+    def cancelling(self) -> bool:
+        return self.state is RunState.CANCELLING
+
+    def cancel_reason(self) -> str | None:
+        return self._cancel.reason if self._cancel else None
+
+    # -- what the launcher needs of its supervisor (LaunchHost) --------------------
+
+    @property
+    def current_cancel(self) -> Cancel | None:
+        return self._cancel
+
+    def may_start(self) -> bool:
+        return not (self.terminated or self._ended or self._draining)
+
+    # -- what the restarts need of their supervisor (RestartHost) ------------------
+
+    @property
+    def waiting(self) -> Waiting | None:
+        return self._awaits.waiting
+
+    def start_calls(self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]) -> None:
+        self._awaits.start_calls(events, scheduled)
+
+    # -- what the body needs of its supervisor, besides (BodyHost) -----------------
+
+    def on_await(self, command: Any) -> AwaitResult | None:
+        return self._awaits.on_await(command)
+
+    def resume_later(self, reason: str | None) -> None:
+        tell(self.actor_ref, ResumeBody(reason=reason))
+
+    def finish_cancelled(self, reason: str | None) -> None:
+        self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=reason)
 
     def stopping(self) -> None:
+        self._life.host(HostingEvent.STOP)
         self._directory.remove(self.run_id)
         self._seal_body()
         # Waiting attempts are left as recorded (a resume starts them); their
         # slots, or places in line, go to the next attempts.
-        for s in self._queued.values():
-            assert s.ticket is not None
-            s.ticket.release()
-        self._queued.clear()
+        self._attempts.release_queued()
 
     def handle(self, message: Any) -> None:
         if isinstance(message, Journaled):
@@ -424,21 +343,26 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
         elif isinstance(message, Deadline):
-            self._on_deadline(message)
+            if not self._draining:  # draining: attempts are awaited until given up
+                self._restarts.on_deadline(message)
         elif isinstance(message, RetryDue):
-            self._on_retry_due(message)
+            if not (self.terminated or self._draining):
+                self._restarts.on_retry_due(message)
         elif isinstance(message, ResumeBody):
-            if self._coro is not None and not self._terminated:
+            if self._body.coro is not None and not self.terminated:
                 self._drive(error=CancellationError(message.reason))
         elif isinstance(message, SlotGranted):
-            self._on_slot_granted(message)
+            self._launcher.on_slot_granted(message)
         elif isinstance(message, LeaseLost):
             self._lost_ownership(message.why)
         else:
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
     def _on_journaled(self, msg: Journaled) -> None:
-        if isinstance(msg.tag, _StepsScheduled) and not (msg.accepted and not self._terminated):
+        creating = isinstance(msg.tag, Created)
+        if isinstance(msg.tag, Created):
+            msg = replace(msg, tag=msg.tag.then)
+        if isinstance(msg.tag, StepsScheduled) and not (msg.accepted and not self.terminated):
             # Never to be started: their step slots go to the next attempts.
             for s in msg.tag.steps:
                 if s.ticket is not None:
@@ -447,26 +371,24 @@ class RunSupervisor(ProctorActor):
             self._on_store_failure(msg)
             return
         tag = msg.tag
-        if not msg.accepted and not self._terminated and self._refusal_is_a_fault(msg):
+        if not msg.accepted and not self.terminated and self._refusal_is_a_fault(msg):
             return
-        if self._creating:
-            self._creating = False
-            if not msg.accepted:  # the run was not created: nothing of it may go on
-                self._close_body()
-                self.exit(ExitReason(kind=ExitKind.TERMINATED))
-                return
+        if creating and not msg.accepted:  # the run was not created: nothing of it may go on
+            self._body.close()
+            self.exit(ExitReason(kind=ExitKind.TERMINATED))
+            return
         if _refused_as_ended(msg):
             self._ended_elsewhere()
-        elif isinstance(tag, _RunEnded):
-            self._on_run_ended(ExitReason(kind=tag.kind, data=tag.data), msg.accepted)
+        elif isinstance(tag, RunFinished):
+            self._on_run_ended(ExitReason(kind=tag.kind, data=dict(tag.data)), msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
             refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
             self._lost_ownership(refused.reason)
-        elif isinstance(tag, _Resumed):
-            self._on_taken_over(tag.history, tag.group, msg)
-        elif not msg.accepted or self._terminated:
+        elif isinstance(tag, Resumed):
+            self._on_taken_over(tag.group, msg)
+        elif not msg.accepted or self.terminated:
             return
-        elif isinstance(tag, _Started):
+        elif isinstance(tag, Started):
             started = msg.outcomes[0]
             assert isinstance(started, Appended)
             # The run's state when run_started committed: a cancel that came
@@ -474,107 +396,63 @@ class RunSupervisor(ProctorActor):
             self.state = later_state(self.state, started.status)
             if self.state is RunState.CANCELLING and self._cancel is None:
                 # Cancelled before this supervisor existed: the record says why.
-                self._cancel = self._recorded_cancel()
-            self._begin_body()
-        elif self._shutting_down and isinstance(
-            tag, _StepsScheduled | _ChildStartedNoWait | _RetryScheduled
+                self._cancel = self._recorded_cancel()  # not on the control path
+            self._begin_body(PhaseEvent.BEGIN)
+        elif self._draining and isinstance(
+            tag, StepsScheduled | ChildStartedNoWait | RetryScheduled
         ):
             return  # nothing new starts; the log has the starts, resume runs them
-        elif isinstance(tag, _StepsScheduled):
-            self._spawn(tag.steps)
-        elif isinstance(tag, _ChildStartedNoWait):
-            self._spawn((tag.child,))
+        elif isinstance(tag, StepsScheduled):
+            self.spawn(tag.steps)
+        elif isinstance(tag, ChildStartedNoWait):
+            self.spawn((tag.child,))
             self._drive(value=tag.handle)
-        elif isinstance(tag, _RetryScheduled):
-            self._schedule_timer(
+        elif isinstance(tag, RetryScheduled):
+            self.schedule_timer(
                 ("retry", tag.call_id), tag.due, RetryDue(call=tag.call_id, attempt=tag.attempt)
             )
-        elif isinstance(tag, _CallEnded):
-            self._on_call_recorded(tag)
+        elif isinstance(tag, CallEnded):
+            self.on_call_recorded(tag)
 
     # -- resuming a run whose runtime died (D2) -------------------------------------
 
     def _take_over(self) -> None:
         """Read the run's log, then claim it if nobody wrote to it meanwhile."""
-        record: RunRecord | None = None
-        unreadable: str | None = None
-        try:
-            with self._reader.snapshot():  # the record and the log it projects
-                record = self._reader.get_run(self.run_id)
-                events = self._reader.events(self.run_id)
-                steps = self._reader.steps(self.run_id)
-        except CorruptRecord as exc:
-            if record is None:
-                self.exit(ExitReason(kind=ExitKind.FAILED, error=exc))
-                return
-            unreadable, events, steps = str(exc), [], []
-        except StoreError as exc:
-            self.exit(ExitReason(kind=ExitKind.FAILED, error=exc, unrecorded=tuple(self._handed)))
-            return
-        if record.status.is_terminal:
-            # It ended, but the parent's log does not say so: the parent's
-            # runtime died first. Report the recorded end; write nothing.
-            self.exit(_recorded_exit(record))
-            return
-        if record.owner != self._resume_from:
-            # Another runtime took it over first: it is alive and owns it now.
-            logger.info("run %s: taken over by %s first", self.run_id, record.owner)
-            self.exit(ExitReason(kind=ExitKind.TERMINATED))
-            return
-        take = resume_request(
+        plan = plan_takeover(
+            self._reader,
             self.run_id,
-            self._owner,
-            previous_owner=record.owner,
-            seen_seq=record.last_seq,
+            owner=self._owner,
+            resume_from=self._resume_from,
             why=self._resume_why,
+            handed=self._log.handed,
         )
-        unreadable = (
-            unreadable or record.defect or next((e.defect for e in events if e.defect), None)
-        )
-        if unreadable is not None:
-            # Replaying a log it cannot read would return wrong results: fail the run.
-            logger.error("run %s cannot be read, failing it: %s", self.run_id, unreadable)
-            group = unreadable_run_failure(record, unreadable, take=take)
-            data = group[-1].data
-            self._append(*group, tag=_RunEnded(ExitKind.FAILED, data))
-            return
-        history = History(record, events, steps)
-        group = [take]
-        for call, attempt in history.lost_attempts():
-            # An end our predecessor saw but could not record is written now.
-            group += ends_of_lost(self._handed, call.call, attempt) or [
-                self._step_event(
-                    _E.STEP_ABANDONED,
-                    call.name,
-                    call.call,
-                    attempt,
-                    reason=f"lost with runtime {record.owner}",
-                    **call.end_data(),
-                )
-            ]
-        self._append(*group, tag=_Resumed(history, tuple(group)))
+        if isinstance(plan, ExitReason):
+            self.exit(plan)
+        elif isinstance(plan, FailUnreadable):
+            data = MappingProxyType(plan.group[-1].data)
+            self._log.append(*plan.group, tag=RunFinished(kind=ExitKind.FAILED, data=data))
+        else:
+            # One takeover at a time: the next is tried only once this one's
+            # reply is in. The history is kept here, not in the (frozen) tag.
+            self._taking = plan.history
+            self._log.append(*plan.group, tag=Resumed(group=plan.group))
 
-    def _on_taken_over(self, history: History, group: tuple[NewEvent, ...], msg: Journaled) -> None:
+    def _on_taken_over(self, group: tuple[NewEvent, ...], msg: Journaled) -> None:
+        history, self._taking = self._taking, None
+        assert history is not None
         if not msg.accepted:
             # Someone wrote to the run after we read it (a cancel, or another
             # runtime that took it first): read again, or leave it.
             self._resume_tries += 1
-            refused = msg.outcomes[0] if msg.outcomes else None
-            if (
-                self._resume_tries < _RESUME_TRIES
-                and refused is not None
-                and not (refused.status is not None and refused.status.is_terminal)
-            ):
+            if read_again(self._resume_tries, msg.outcomes):
                 self._take_over()
             else:
+                refused = msg.outcomes[0] if msg.outcomes else None
                 logger.info("run %s: not resumed: %s", self.run_id, refused)
                 self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
-        fold_written(history, group, msg.outcomes, time.time())
-        self._handed = []
-        for call, attempt in history.lost_attempts():
-            call.running.remove(attempt)
-            call.lost = True
+        adopt(history, group, msg.outcomes, time.time())
+        self._log.handed = []
         resumed = msg.outcomes[0]
         assert isinstance(resumed, Appended)
         record = history.record
@@ -584,11 +462,10 @@ class RunSupervisor(ProctorActor):
             self._cancel = Cancel(reason=record.cancel_reason, source=record.cancel_source or "api")
         if not history.started:
             # The runtime died before the run started: start it now.
-            self._append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=_Started())
+            self._log.append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=Started())
             return
-        self._history = history
-        self._replaying = True
-        self._begin_body()
+        self._body.history = history
+        self._begin_body(PhaseEvent.BEGIN_REPLAY)
 
     def _refusal_is_a_fault(self, msg: Journaled) -> bool:
         """A refusal of a run that exists, neither fencing nor its end explains:
@@ -600,17 +477,20 @@ class RunSupervisor(ProctorActor):
             or refused.fenced
             or refused.status is None  # no such run: a creation the store refused
             or refused.status.is_terminal
-            or isinstance(msg.tag, _Resumed)
+            or isinstance(msg.tag, Resumed)
         ):
             return False
         error = ProctorError(f"the store refused a record of run {self.run_id}: {refused.reason}")
         logger.error("%s", error)
-        self._abandon_steps("a record was refused")
-        self._close_body()
+        self._launcher.abandon_running("a record was refused")
+        self._body.close()
         self.exit(ExitReason(kind=ExitKind.FAILED, error=error))
         return True
 
     def _recorded_cancel(self) -> Cancel:
+        """The cancel the store holds for this run: read only when the run
+        turns out to be cancelling as its start commits, never while a
+        control message is being handled."""
         try:
             record = self._reader.find_run(self.run_id)
         except StoreError:
@@ -624,7 +504,7 @@ class RunSupervisor(ProctorActor):
         runtime could not prove it still owns it (self-fencing). Stop driving
         it; the owner's replay re-runs what we were doing. The Guardian hears
         of it (and hosts the run again if it turns out to be still ours)."""
-        if self._shutting_down:
+        if self._draining:
             self._exit_if_drained()  # stopping already: this attempt was the last, say
             return
         logger.warning("run %s: no longer ours, stopping: %s", self.run_id, why)
@@ -636,17 +516,10 @@ class RunSupervisor(ProctorActor):
 
     # -- driving the body --------------------------------------------------------
 
-    def _begin_body(self) -> None:
-        token = set_current(self._ctx)
-        try:
-            coro = self._workflow.fn(*self._args, **self._kwargs)
-        except BaseException as exc:  # e.g. TypeError: the arguments do not fit
-            self._finish_failed(exc)
-            return
-        finally:
-            reset_current(token)
-        self._coro = coro  # type: ignore[assignment]
-        self._drive()
+    def _begin_body(self, begin: PhaseEvent) -> None:
+        self._advance(begin)
+        if self._body.begin():
+            self._drive()
 
     def _drive(self, value: Any = None, error: BaseException | None = None) -> None:
         """Run the body until it waits for a step or child run, or ends.
@@ -654,271 +527,14 @@ class RunSupervisor(ProctorActor):
         A loop rather than recursion: replay resumes await after await from
         the log without waiting, however long the run's history is.
         """
-        if self._shutting_down:
+        if self._draining:
             return  # the runtime stops hosting the run: its body goes no further
-        self._driving = True
+        self._log.driving = True
         try:
-            self._drive_body(value, error)
+            self._body.run(value, error)
         finally:
-            self._driving = False
-            if self._unsent:  # the body waits on something already under way
-                self._append(tag=None)
-
-    def _drive_body(self, value: Any, error: BaseException | None) -> None:
-        while self._coro is not None:
-            token = set_current(self._ctx)
-            try:
-                command = self._coro.throw(error) if error is not None else self._coro.send(value)
-            except StopIteration as stop:
-                if self._end_matches_log():
-                    self._finish_completed(stop.value)
-                return
-            except CancellationError as exc:
-                if self._end_matches_log(exc):
-                    self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=exc.reason)
-                return
-            except BaseException as exc:
-                if self._end_matches_log(exc):
-                    self._finish_failed(exc)
-                return
-            finally:
-                reset_current(token)
-            if self._diverged is not None:
-                self._fail_replay(self._diverged)
-                return
-            resumed = self._on_await(command)
-            if resumed is None:
-                return  # suspended until a call ends
-            value, error = resumed
-            if isinstance(error, CancellationError) and not self._replaying:
-                # Met a cancel at this await (C3): resume through the mailbox,
-                # so a Terminate or Shutdown is read first (T2) even if the
-                # body catches every cancel in a loop.
-                tell(self.actor_ref, ResumeBody(reason=error.reason))
-                return
-
-    def _end_matches_log(self, raised: BaseException | None = None) -> bool:
-        """A body that ends while replaying must have consumed its whole log.
-
-        One that ``raised`` instead fails naming that exception as the cause.
-        """
-        history = self._history
-        if self._diverged is not None:
-            self._fail_replay(self._diverged)
-            return False
-        if self._replaying and history and not history.exhausted(self._ctx.call_counter):
-            self._fail_replay(history.ended_at(self._ctx.call_counter, raised))
-            return False
-        return True
-
-    def _fail_replay(self, error: NonDeterminismError) -> None:
-        """The body no longer matches its log: fail the run, run none of it."""
-        logger.error("%s", error)
-        self._close_body()
-        self._finish_failed(error)
-
-    def _on_await(self, command: Any) -> tuple[Any, BaseException | None] | None:
-        """Start what the body awaits; or, if it can resume at once, how."""
-        if isinstance(command, StartChild):
-            return self._start_child(command)
-        if isinstance(command, JoinChild):
-            return self._join_child(command.call_id)
-        if isinstance(command, StepCall | ChildCall):
-            calls: tuple[Call, ...] = (command,)
-        elif isinstance(command, Gather):
-            calls = command.calls
-        else:
-            return None, ProctorError(
-                f"a workflow body can only await steps, child workflows and "
-                f"proctor gather(); it awaited {safe_repr(command)}"
-            )
-        # Checkpoint (C3): a call that starts while cancelling is never started.
-        if self._checkpoint_due():
-            return None, self._deliver_cancel()
-        if not calls:
-            return [], None
-        shielded = self._ctx.shield_depth > 0
-        waiting = _Waiting(gathered=isinstance(command, Gather), call_ids=())
-        if isinstance(command, Gather):
-            waiting.strategy = command.strategy or self._workflow.strategy
-        scheduled: list[_Scheduled] = []
-        events: list[NewEvent] = []
-        for call in calls:
-            call_id = self._ctx.call_counter
-            self._ctx.call_counter += 1
-            waiting.call_ids += (call_id,)
-            recorded = self._recorded(call_id, call)
-            if isinstance(recorded, NonDeterminismError):
-                self._fail_replay(recorded)
-                return None
-            if recorded is not None and recorded.end is not None:
-                # Replay: the log has its end; nothing runs again.
-                waiting.values[call_id], waiting.errors[call_id] = recorded_outcome(
-                    self.run_id, recorded
-                )
-                continue
-            if recorded is not None and recorded.kind == "step" and self._cancel_due():
-                # C3 on resume: the attempt in flight was lost (or the step
-                # waits out a back-off) and the run is cancelling now; a new
-                # attempt would start while cancelling, so none does. The
-                # await meets the cancel, as if the step had ended cancelled.
-                assert self._cancel is not None
-                waiting.values[call_id] = None
-                waiting.errors[call_id] = CancellationError(self._cancel.reason)
-                continue
-            s = _Scheduled(
-                call_id,
-                call,
-                shielded,
-                attempt=recorded.last_attempt + 1 if recorded else 1,
-                resume_child=recorded is not None,
-                details=recorded.heartbeat_details if recorded else None,
-                decided_at=self._clock.monotonic(),
-                waited=recorded is not None and recorded.waiting,
-            )
-            scheduled.append(s)
-            events += self._schedule(s, recorded)
-        if not scheduled:
-            return self._settle(waiting)
-        # The log ends with this await: from here on, the run is live.
-        self._replaying = False
-        self._waiting = waiting
-        if events:
-            self._start_calls(events, tuple(scheduled))
-        else:
-            self._spawn(tuple(scheduled))
-        return None
-
-    def _start_calls(self, events: list[NewEvent], scheduled: tuple[_Scheduled, ...]) -> None:
-        """Record the calls' starts; each starts once that group commits (D1).
-
-        Step attempts are built now and the Journal launches them right after
-        the commit, telling this supervisor only if it fails: one hop fewer
-        per step. A group that also starts child runs spawns them when the
-        commit is reported.
-        """
-        events, scheduled = self._take_slots(events, scheduled)
-        if not events and not scheduled:
-            return  # all wait, as the log already says (a resumed run)
-        if any(isinstance(s.call, ChildCall) for s in scheduled):
-            self._append(*events, tag=_StepsScheduled(scheduled))
-            return
-        prepared = tuple(self._prepare_step(s) for s in scheduled)
-        self._append(*events, tag=_StepsScheduled(scheduled), launch=prepared)
-
-    def _take_slots(
-        self, events: list[NewEvent], scheduled: tuple[_Scheduled, ...]
-    ) -> tuple[list[NewEvent], tuple[_Scheduled, ...]]:
-        """A step slot for each step attempt; those that get none wait (StepSlots).
-
-        A waiting attempt is recorded ``step_waiting`` instead of
-        ``step_started``, and starts when its SlotGranted comes. Returns the
-        records to write and the calls to start now.
-        """
-        ready: list[_Scheduled] = []
-        waiting: dict[tuple[int | None, int | None], bool] = {}
-        for s in scheduled:
-            if isinstance(s.call, ChildCall):
-                ready.append(s)
-                continue
-            granted = SlotGranted(call=s.call_id, attempt=s.attempt)
-            ticket = self._census.slots.request(functools.partial(tell, self.actor_ref, granted))
-            if ticket.granted:
-                ready.append(replace(s, ticket=ticket))
-            else:
-                self._queued[s.call_id] = replace(s, ticket=ticket)
-                waiting[(s.call_id, s.attempt)] = s.waited
-        if waiting:
-            events = waiting_records(events, waiting)
-        return events, tuple(ready)
-
-    def _on_slot_granted(self, msg: SlotGranted) -> None:
-        """A waiting attempt got its step slot: record its start, then launch it."""
-        s = self._queued.get(msg.call)
-        if s is None or s.attempt != msg.attempt:
-            return  # withdrawn (cancel): its ticket was released then
-        if self._cancel_due() and not s.shielded and self._cancel is not None:
-            # C3: the run was cancelling before this supervisor hosted it (a
-            # resumed run): its waiting attempt never starts either.
-            self._end_waiting(_E.STEP_CANCELLED, self._cancel.reason, shielded=False)
-            return
-        del self._queued[msg.call]
-        if self._terminated or self._finishing or self._shutting_down:
-            assert s.ticket is not None
-            s.ticket.release()
-            return
-        assert isinstance(s.call, StepCall)
-        name = s.call.step.name
-        s = replace(s, decided_at=self._clock.monotonic())
-        started = self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded)
-        self._append(started, tag=_StepsScheduled((s,)), launch=(self._prepare_step(s),))
-
-    def _end_waiting(self, type_: EventType, reason: str | None, *, shielded: bool) -> None:
-        """Withdraw waiting attempts (only unshielded ones unless ``shielded``):
-        they are recorded ``type_`` (cancelled or abandoned) and never start."""
-        for call_id, s in list(self._queued.items()):
-            if s.shielded and not shielded:
-                continue
-            del self._queued[call_id]
-            assert s.ticket is not None
-            assert isinstance(s.call, StepCall)
-            s.ticket.release()
-            self._record_event(
-                self._step_event(type_, s.call.step.name, call_id, s.attempt, reason=reason)
-            )
-            if type_ is _E.STEP_CANCELLED:
-                self._on_call_recorded(_CallEnded(call_id, error=CancellationError(reason)))
-
-    def _start_child(self, command: StartChild[Any]) -> tuple[Any, BaseException | None] | None:
-        """``await start_child(...)``: the body goes on once the start is recorded."""
-        if self._checkpoint_due():
-            return None, self._deliver_cancel()
-        call, policy = command.call, command.parent_close_policy
-        call_id = self._ctx.call_counter
-        self._ctx.call_counter += 1
-        handle: ChildRun[Any] = ChildRun(self._child_run_id(call_id), call_id)
-        self._started_children.add(call_id)
-        shielded = self._ctx.shield_depth > 0
-        recorded = self._recorded(call_id, call)
-        if isinstance(recorded, NonDeterminismError):
-            self._fail_replay(recorded)
-            return None
-        if recorded is not None:
-            if recorded.end is not None:
-                self._finished[call_id] = recorded_outcome(self.run_id, recorded)
-            else:
-                self._spawn_child(call_id, call, shielded, resume=True, policy=policy)
-            return handle, None
-        self._replaying = False
-        events = self._schedule_child(call, call_id, shielded)
-        events[0].data["parent_close_policy"] = policy
-        child = _Scheduled(call_id, call, shielded, policy=policy)
-        self._append(*events, tag=_ChildStartedNoWait(child, handle))
-        return None
-
-    def _join_child(self, call_id: int) -> tuple[Any, BaseException | None] | None:
-        """``await child``: its outcome now if it ended, else when it ends."""
-        if self._checkpoint_due():
-            child = self._children.get(call_id)
-            if child is None or not child.cancel_sent or self._replayed_cancel is not None:
-                return None, self._deliver_cancel()
-            # C7: the child was asked to cancel; as when the cancel comes during
-            # the wait, the body meets it once the child has ended (and cleaned
-            # up), not before: a parent that ends first would terminate it.
-            self._waiting = _Waiting(gathered=False, call_ids=(call_id,))
-            return None
-        if call_id in self._finished:
-            # The second checkpoint of a join that waited (_settle), taken
-            # here too: replay cannot tell whether the child ended before the
-            # await or during it, so both take the same checkpoints.
-            if self._checkpoint_due():
-                return None, self._deliver_cancel()
-            return self._finished[call_id]
-        if call_id not in self._started_children:
-            return None, ProctorError(f"no child run was started as call {call_id} of this run")
-        # Running, or ended with its end not yet recorded: resume once it is.
-        self._waiting = _Waiting(gathered=False, call_ids=(call_id,))
-        return None
+            self._log.driving = False
+            self._log.flush()  # the body waits on something already under way
 
     def _on_run_ended(self, reason: ExitReason, accepted: bool) -> None:
         """The run's end is recorded; children it started and did not await
@@ -927,97 +543,14 @@ class RunSupervisor(ProctorActor):
             self.exit(reason)
             return
         self._linger = reason
-        why = "parent run ended"
-        for child in self._children.values():
-            if child.policy == "request_cancel":
-                request = cancel_request(
-                    child.run_id, why, source="parent_close", origin=self._owner
-                )
-                cancel = Cancel(reason=why, source="parent_close")
-                tell(self._journal, Append(events=(request,), deliver=((child.ref, cancel),)))
-            elif child.policy != "abandon":
-                self._record_group(
-                    terminate_request(child.run_id, why, source="parent_close", origin=self._owner)
-                )
-                tell(child.ref, Terminate(reason=why))
+        self._advance(PhaseEvent.LINGER)
+        self._children.close()
 
-    def _recorded(self, call_id: int, call: Call) -> RecordedCall | NonDeterminismError | None:
-        if not self._replaying:
-            return None
-        assert self._history is not None
-        try:
-            return self._history.check_call(call_id, call)
-        except NonDeterminismError as exc:
-            return exc
-
-    def _schedule(self, s: _Scheduled, recorded: RecordedCall | None) -> list[NewEvent]:
-        if isinstance(s.call, ChildCall):
-            # A child run in flight already exists: its own supervisor resumes it.
-            return [] if recorded else self._schedule_child(s.call, s.call_id, s.shielded)
-        if recorded is None:
-            return self._schedule_step(s.call, s.call_id, s.shielded)
-        name = s.call.step.name
-        if not recorded.lost or recorded.waiting:
-            # It failed and was waiting out its back-off (this is its retry),
-            # or it waits for a step slot (its records are written already).
-            return [
-                self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded)
-            ]
-        # The attempt in flight was lost with its runtime: run it again, and say so.
-        return [
-            self._step_event(
-                _E.STEP_REEXECUTED,
-                name,
-                s.call_id,
-                s.attempt,
-                lost_attempt=recorded.last_attempt,
-            ),
-            self._step_event(_E.STEP_STARTED, name, s.call_id, s.attempt, shielded=s.shielded),
-        ]
-
-    def _schedule_step(self, call: StepCall[Any], call_id: int, shielded: bool) -> list[NewEvent]:
-        name = call.step.name
-        return [
-            self._step_event(
-                _E.STEP_SCHEDULED,
-                name,
-                call_id,
-                None,
-                args=list(call.args),
-                kwargs=dict(call.kwargs),
-            ),
-            self._step_event(_E.STEP_STARTED, name, call_id, 1, shielded=shielded),
-        ]
-
-    def _schedule_child(self, call: ChildCall[Any], call_id: int, shielded: bool) -> list[NewEvent]:
-        """The parent's record and the child's creation, in one atomic group."""
-        name, child_id = call.workflow.name, self._child_run_id(call_id)
-        return [
-            self._step_event(
-                _E.CHILD_STARTED, name, call_id, None, child_run_id=child_id, shielded=shielded
-            ),
-            NewEvent(
-                run_id=child_id,
-                type=_E.RUN_CREATED,
-                data={
-                    "workflow": name,
-                    "args": list(call.args),
-                    "kwargs": dict(call.kwargs),
-                    "parent_run_id": self.run_id,
-                    "owner": self._owner,
-                },
-            ),
-        ]
-
-    def _child_run_id(self, call_id: int) -> str:
-        # Derived, not random: replaying the parent finds the same child again.
-        return f"{self.run_id}.{call_id}"
-
-    def _spawn(self, calls: tuple[_Scheduled, ...]) -> None:
+    def spawn(self, calls: tuple[Scheduled, ...]) -> None:
         forward = self.state is RunState.CANCELLING and self._cancel is not None
         for s in calls:
             if isinstance(s.call, ChildCall):
-                self._spawn_child(
+                self.spawn_child(
                     s.call_id, s.call, s.shielded, resume=s.resume_child, policy=s.policy
                 )
             else:
@@ -1026,61 +559,10 @@ class RunSupervisor(ProctorActor):
         if forward:
             self._forward_cancel()
 
-    def _spawn_step(self, s: _Scheduled) -> None:
-        self._prepare_step(s).launch()
+    def _spawn_step(self, s: Scheduled) -> None:
+        self._launcher.prepare(s).launch()
 
-    def _prepare_step(self, s: _Scheduled) -> StepActor:
-        """Build the attempt's actor, not yet running, and count it active."""
-        assert isinstance(s.call, StepCall)
-        call_id, call, shielded, attempt, details = (
-            s.call_id,
-            s.call,
-            s.shielded,
-            s.attempt,
-            s.details,
-        )
-        # A run already cancelling hands its cancel to the attempt at birth, so
-        # the attempt's very first check sees it (no race with a later tell).
-        cancel = self._cancel if self.state is RunState.CANCELLING and not shielded else None
-        now = s.decided_at
-        beats = BeatBox()
-        actor = StepActor.prepare(
-            ticket=s.ticket,
-            census=self._census,
-            parent=self.actor_ref,
-            journal=self._journal,
-            run_id=self.run_id,
-            call=call_id,
-            attempt=attempt,
-            step=call.step,
-            args=call.args,
-            kwargs=call.kwargs,
-            cancel=cancel,
-            last_heartbeat_details=details,
-            clock=self._clock.monotonic,
-            beats=beats,
-            max_payload_bytes=self._max_payload_bytes,
-            guard=self._guard,
-        )
-        self._step_calls[call_id] = (call, attempt, shielded)
-        self._active[call_id] = _Active(
-            ref=actor.actor_ref,
-            attempt=attempt,
-            shielded=shielded,
-            cancel_sent=cancel is not None,
-            call=call,
-            started_at=now,
-            beats=beats,
-            details=details,
-        )
-        limits = [t for t in (call.step.timeout, call.step.heartbeat_timeout) if t is not None]
-        if limits:
-            self._schedule_timer(
-                ("deadline", call_id), now + min(limits), Deadline(call=call_id, attempt=attempt)
-            )
-        return actor
-
-    def _spawn_child(
+    def spawn_child(
         self,
         call_id: int,
         call: ChildCall[Any],
@@ -1089,49 +571,21 @@ class RunSupervisor(ProctorActor):
         resume: bool = False,
         policy: str | None = None,
     ) -> None:
-        child_id = self._child_run_id(call_id)
-        previous = None
-        if resume:
-            found = self._reader.find_run(child_id)
-            previous = found.owner if found is not None else None
-        ref = RunSupervisor.start(
-            census=self._census,
-            parent=self.actor_ref,
-            journal=self._journal,
-            directory=self._directory,
-            owner=self._owner,
-            run_id=child_id,
-            workflow=call.workflow,
-            args=call.args,
-            kwargs=call.kwargs,
-            state=RunState.PENDING,
-            cancel=None,
-            reader=self._reader,
-            timers=self._timers,
-            clock=self._clock,
-            resume=resume,
-            resume_from=previous,
-            resume_why=f"its parent {self.run_id} was resumed",
-            max_payload_bytes=self._max_payload_bytes,
-            guard=self._guard,
-        )
-        self._children[call_id] = _Child(
-            ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy
-        )
+        self._children.spawn(call_id, call, shielded, resume=resume, policy=policy)
         if resume and self._cancel is not None and self.state is RunState.CANCELLING:
             # D3 for a tree (C7): the run was cancelled while nobody hosted it;
             # its child in flight gets the cancel as it would have live.
             self._forward_cancel()
 
     def _on_step_finished(self, msg: StepFinished) -> None:
-        active = self._active.get(msg.call)
+        active = self._attempts.active.get(msg.call)
         # Fencing by attempt: a result from an attempt we no longer run is dropped.
-        if active is None or active.attempt != msg.attempt or self._terminated:
+        if active is None or active.attempt != msg.attempt or self.terminated:
             return
-        del self._active[msg.call]
+        del self._attempts.active[msg.call]
         if active.call.step.timeout or active.call.step.heartbeat_timeout:
             self._cancel_timer(("deadline", msg.call))
-        restart = self._restart_after.pop(msg.call, None)
+        restart = self._attempts.restart_after.pop(msg.call, None)
         outcome = msg.outcome
         if isinstance(outcome, Unwound) and outcome.fenced is not None:
             # Not ours to record: the runtime may no longer own the run.
@@ -1140,297 +594,57 @@ class RunSupervisor(ProctorActor):
         key = (active.name, msg.call, msg.attempt)
         beat = active.end_data()
         if beat:
-            self._details[msg.call] = beat["last_heartbeat_details"]
-        if isinstance(outcome, Returned):
-            result = loads(outcome.result_json)
-            event = self._step_event(_E.STEP_COMPLETED, *key, result=result, **beat)
-            ended = _CallEnded(msg.call, value=result)
-        elif isinstance(outcome, StepCancelled):
-            event = self._step_event(_E.STEP_CANCELLED, *key, reason=outcome.reason, **beat)
-            ended = _CallEnded(msg.call, error=CancellationError(outcome.reason))
-        elif isinstance(outcome, Raised):
+            self._attempts.details[msg.call] = beat["last_heartbeat_details"]
+        if isinstance(outcome, Raised):
             data: dict[str, Any] = {"error": outcome.error, **beat}
-            escalated = self._retry(msg.call, active, outcome.exception, _E.STEP_FAILED, data)
+            escalated = self._restarts.retry(
+                msg.call, active, outcome.exception, _E.STEP_FAILED, data
+            )
             if escalated is None:
                 return  # restarted after a back-off
-            if escalated:
-                data["escalated"] = escalated
-            event = self._step_event(_E.STEP_FAILED, *key, **data)
-            ended = _CallEnded(
-                msg.call, error=_step_error(active.name, outcome, msg.attempt, escalated)
-            )
-        elif self._shutting_down:
+            event, ended = step_end(self.run_id, key, outcome, beat, escalated=escalated)
+        elif isinstance(outcome, Unwound) and self._draining:
             # It unwound at the shutdown's request, unfinished: the next
             # runtime runs it again.
             reason = "runtime shutdown"
-            self._record_event(self._step_event(_E.STEP_ABANDONED, *key, reason=reason, **beat))
+            self._log.send(self._step_event(_E.STEP_ABANDONED, *key, reason=reason, **beat))
             return
-        else:  # Unwound although the run was not terminated: user code raised it.
-            exc = Terminated("step raised Terminated on its own")
-            error = describe(exc)
-            event = self._step_event(_E.STEP_FAILED, *key, error=error, **beat)
-            ended = _CallEnded(
-                msg.call, error=_step_error(active.name, Raised(error=error, exception=exc))
-            )
-        if restart is not None and not self._cancel_due():
+        else:
+            event, ended = step_end(self.run_id, key, outcome, beat)
+        if restart is not None and not self.cancel_due():
             # SV3: stopped for its sibling's restart; it restarts with it.
-            self._restart_later(msg.call, event, *restart)
+            self._restarts.restart_later(msg.call, event, *restart)
             return
-        if self._resumes_body(msg.call):
+        if self._awaits.resumes_body(msg.call):
             # The body goes on now, in memory. This end is written with the
             # body's next records (usually the next step's start) in one
             # group: one commit instead of two, and whatever the body does
             # next still takes effect only once both are durable (D1).
-            self._unsent.append(event)
-            self._on_call_recorded(ended)
+            self._log.defer(event)
+            self.on_call_recorded(ended)
             return
-        self._append(event, tag=ended)
+        self._log.append(event, tag=ended)
 
-    def _resumes_body(self, call_id: int) -> bool:
-        """Whether this call ending is what the waiting body still lacks."""
-        waiting = self._waiting
-        return (
-            waiting is not None
-            and call_id in waiting.call_ids
-            and call_id not in waiting.errors
-            and len(waiting.errors) == len(waiting.call_ids) - 1
-        )
-
-    def _on_child_ended(self, call_id: int, child: _Child, reason: ExitReason) -> None:
+    def _on_child_ended(self, call_id: int, child: Child, reason: ExitReason) -> None:
         """Record how the child run ended in our log; its await resumes after."""
-        data = dict(reason.data or {})
-        status = _EXIT_STATUS[reason.kind]
-        _, error = child_outcome(child.run_id, status, data)
-        events = []
-        if reason.data is None and status is RunState.FAILED:
-            # The child's supervisor crashed before recording its end (a
-            # Proctor bug, or the store failed): record it if the store takes it.
-            err = reason.error or RuntimeError("child run supervisor crashed")
-            data = {"error": describe(err)}
-            error = WorkflowFailed(child.run_id, data["error"])
-            events.append(NewEvent(run_id=child.run_id, type=_E.RUN_FAILED, data=data))
-        events.append(
-            self._step_event(
-                _E.CHILD_ENDED,
-                child.name,
-                call_id,
-                None,
-                child_run_id=child.run_id,
-                status=status.value,
-                **data,
-            )
-        )
+        own, ended, tag = child_end_records(self.run_id, call_id, child, reason)
         # The child's records are its own; ours must not be refused with them.
-        for event in events[:-1]:
-            self._record_event(event)
-        self._append(events[-1], tag=_CallEnded(call_id, value=data.get("result"), error=error))
+        for event in own:
+            self._log.send(event)
+        self._log.append(ended, tag=tag)
 
-    def _on_call_recorded(self, ended: _CallEnded) -> None:
-        restart = self._restart_after.pop(ended.call_id, None)
-        if restart is not None and not self._cancel_due():
-            self._restart_later(ended.call_id, None, *restart)  # SV3: its outcome is dropped
+    def on_call_recorded(self, ended: CallEnded) -> None:
+        restart = self._attempts.restart_after.pop(ended.call_id, None)
+        if restart is not None and not self.cancel_due():
+            self._restarts.restart_later(
+                ended.call_id, None, *restart
+            )  # SV3: its outcome is dropped
             return
-        waiting = self._waiting
-        if waiting is None or ended.call_id not in waiting.call_ids:
-            # A child run from start_child() that nobody awaits yet: keep its outcome.
-            self._finished[ended.call_id] = (ended.value, ended.error)
-            return
-        waiting.values[ended.call_id] = ended.value
-        waiting.errors[ended.call_id] = ended.error
-        if len(waiting.errors) < len(waiting.call_ids):
-            return
-        self._waiting = None
-        self._drive(*self._settle(waiting))
+        resumed = self._awaits.call_ended(ended)
+        if resumed is not None:
+            self._drive(*resumed)
 
-    def _settle(self, waiting: _Waiting) -> tuple[Any, BaseException | None]:
-        """Every call of an await ended: what the await gives the body."""
-        # C4: the results are recorded and kept; the cancel is raised at the await.
-        if self._checkpoint_due():
-            return None, self._deliver_cancel()
-        errors = [waiting.errors[c] for c in waiting.call_ids]
-        # A cancelled step outranks a failed one: the run is being cancelled.
-        for error in errors:
-            if isinstance(error, CancellationError):
-                return None, error
-        for error in errors:
-            if error is not None:
-                return None, error
-        values = [waiting.values[c] for c in waiting.call_ids]
-        return (values if waiting.gathered else values[0]), None
-
-    # -- supervision: retries, timeouts, intensity (H1-H2, SV1-SV3) --------------------
-
-    def _retry(
-        self,
-        call_id: int,
-        active: _Active,
-        error: BaseException | None,
-        end: EventType,
-        data: dict[str, Any],
-    ) -> str | None:
-        """Restart a failed or timed-out attempt after its back-off, if allowed.
-
-        Returns None when a retry is scheduled (the end and the retry are
-        recorded together); otherwise "" or, when the run's restart intensity
-        stopped a retry the policy allowed, why (the failure escalates).
-        """
-        policy = active.call.step.retry
-        error_type = data["error"]["type"]
-        if (
-            policy is None
-            or isinstance(error, NotSerializable)  # the caller's bug; retrying cannot help
-            or not policy.allows_another(active.attempt)
-            or not policy.is_retryable(error, error_type)
-            or (self.state is RunState.CANCELLING and not active.shielded)  # C3: never restart
-        ):
-            return ""
-        now = self._clock.monotonic()
-        intensity = self._workflow.intensity
-        while self._restarts and self._restarts[0] <= now - intensity.within:
-            self._restarts.popleft()
-        if len(self._restarts) >= intensity.max_restarts:
-            return (
-                f"restart intensity exceeded: {len(self._restarts)} restarts within "
-                f"{intensity.within:g}s (max_restarts={intensity.max_restarts})"
-            )
-        self._restarts.append(now)
-        delay = policy.delay(active.attempt, self._rng)
-        attempt = active.attempt + 1
-        backoff = _Backoff(
-            call=active.call,
-            shielded=active.shielded,
-            attempt=attempt,
-            details=active.last_heartbeat()[1],
-        )
-        ended = self._step_event(end, active.name, call_id, active.attempt, **data)
-        self._schedule_retry(call_id, backoff, ended, now + delay, error_type)
-        self._restart_siblings(call_id, active.name, now + delay)
-        return None
-
-    def _schedule_retry(
-        self, call_id: int, backoff: _Backoff, ended: NewEvent | None, due: float, after: str
-    ) -> None:
-        """Wait out a back-off, then start ``backoff.attempt`` (RetryDue).
-
-        The previous attempt's end (if not recorded yet) and the retry are one
-        record group; the timer is set once they are durable.
-        """
-        self._backoff[call_id] = backoff
-        delay = max(0.0, due - self._clock.monotonic())
-        retry = self._step_event(
-            _E.STEP_RETRY_SCHEDULED,
-            backoff.call.step.name,
-            call_id,
-            backoff.attempt,
-            delay=round(delay, 6),
-            retry_at=time.time() + delay,
-            after=after,
-        )
-        events = [ended, retry] if ended is not None else [retry]
-        self._append(*events, tag=_RetryScheduled(call_id, backoff.attempt, due))
-
-    def _restart_siblings(self, failed: int, name: str, due: float) -> None:
-        """SV3: a step of a gather restarts; under one_for_all (rest_for_one)
-        its other (later) sibling steps restart with it, at the same time."""
-        waiting = self._waiting
-        if waiting is None or waiting.strategy == "one_for_one" or failed not in waiting.call_ids:
-            return
-        position = waiting.call_ids.index(failed)
-        reason = f"restarted with {name} ({waiting.strategy})"
-        for index, call_id in enumerate(waiting.call_ids):
-            if call_id == failed or call_id not in self._step_calls or call_id in self._backoff:
-                continue
-            if call_id in self._queued:
-                continue  # waiting for a slot: it has not started, so it starts once
-            if waiting.strategy == "rest_for_one" and index < position:
-                continue
-            active = self._active.get(call_id)
-            if active is not None:
-                # Running: it stops at its next check, and restarts when it ends.
-                self._restart_after[call_id] = (due, reason)
-                tell(active.ref, Cancel(reason=reason, source="supervisor"))
-            elif call_id in waiting.errors:
-                # It ended already: its outcome is dropped; it runs again.
-                del waiting.errors[call_id]
-                waiting.values.pop(call_id, None)
-                self._restart_later(call_id, None, due, reason)
-            else:
-                # It ended and its end is being recorded: restart it once it is.
-                self._restart_after[call_id] = (due, reason)
-
-    def _restart_later(self, call_id: int, ended: NewEvent | None, due: float, reason: str) -> None:
-        call, attempt, shielded = self._step_calls[call_id]
-        details = self._details.get(call_id)  # H2, as for any other restart
-        backoff = _Backoff(call=call, shielded=shielded, attempt=attempt + 1, details=details)
-        self._schedule_retry(call_id, backoff, ended, due, reason)
-
-    def _on_retry_due(self, msg: RetryDue) -> None:
-        backoff = self._backoff.get(msg.call)
-        if (
-            backoff is None
-            or backoff.attempt != msg.attempt
-            or self._terminated
-            or self._shutting_down
-        ):
-            return
-        del self._backoff[msg.call]
-        s = _Scheduled(
-            msg.call,
-            backoff.call,
-            backoff.shielded,
-            msg.attempt,
-            details=backoff.details,
-            decided_at=self._clock.monotonic(),
-        )
-        started = self._step_event(
-            _E.STEP_STARTED, backoff.call.step.name, msg.call, msg.attempt, shielded=s.shielded
-        )
-        self._start_calls([started], (s,))
-
-    def _on_deadline(self, msg: Deadline) -> None:
-        """H1: time out an attempt that ran too long or stopped heartbeating."""
-        active = self._active.get(msg.call)
-        if active is None or active.attempt != msg.attempt or self._shutting_down:
-            return  # shutting down: it is awaited until the runtime gives up
-        step, now = active.call.step, self._clock.monotonic()
-        due: list[tuple[float, str, float]] = []
-        if step.timeout is not None:
-            due.append((active.started_at + step.timeout, "timeout", step.timeout))
-        if step.heartbeat_timeout is not None:
-            last, _ = active.last_heartbeat()
-            due.append((last + step.heartbeat_timeout, "heartbeat_timeout", step.heartbeat_timeout))
-        when, kind, limit = min(due)
-        if when > now:
-            self._schedule_timer(("deadline", msg.call), when, msg)
-            return
-        # Abandon the attempt: its thread unwinds at its next check, and its
-        # late result is dropped (fencing by attempt).
-        del self._active[msg.call]
-        tell(active.ref, Terminate(reason=f"{kind} ({limit:g}s)"))
-        error = {
-            "type": "StepTimedOut",
-            "module": "proctor",
-            "message": f"{kind}: no {'heartbeat' if kind != 'timeout' else 'result'} "
-            f"within {limit:g}s",
-            "traceback": "",
-        }
-        data: dict[str, Any] = {
-            "kind": kind,
-            "error": error,
-            "last_heartbeat_details": active.last_heartbeat()[1],
-        }
-        if data["last_heartbeat_details"] is not None:
-            self._details[msg.call] = data["last_heartbeat_details"]
-        escalated = self._retry(msg.call, active, None, _E.STEP_TIMED_OUT, data)
-        if escalated is None:
-            return
-        if escalated:
-            data["escalated"] = escalated
-        event = self._step_event(_E.STEP_TIMED_OUT, active.name, msg.call, active.attempt, **data)
-        failed = StepFailed(active.name, active.attempt, error, escalated=escalated)
-        self._append(event, tag=_CallEnded(msg.call, error=failed))
-
-    def _schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
+    def schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
         token = (self.run_id, *key)
         tell(
             self._timers,
@@ -1442,92 +656,23 @@ class RunSupervisor(ProctorActor):
 
     # -- cancel, shield, terminate ---------------------------------------------------
 
-    def _cancel_due(self) -> bool:
-        return self.state is RunState.CANCELLING and self._ctx.shield_depth == 0
-
-    def _checkpoint_due(self) -> bool:
-        """The body is at a checkpoint: is a cancel delivered here?
-
-        Live, that is the state (cancelling, no shield). In replay it is the
-        log: a cancel is delivered again exactly where it was first recorded,
-        and, being level-triggered (C3), at every unshielded checkpoint after
-        that until a shield ends; only the first of those is recorded.
-        """
-        self._checkpoint = self._checkpoints
-        self._checkpoints += 1
-        if self._in_history():
-            assert self._history is not None
-            replayed = self._history.cancel_at(self._checkpoint)
-            if replayed is not None:
-                self._replayed_cancel = replayed.data
-                return True
-            return self._cancel_met is not None and self._ctx.shield_depth == 0
-        return self._cancel_due()
-
-    def _in_history(self) -> bool:
-        """Whether the body is still replaying its log (and leave replay once not)."""
-        if not self._replaying:
-            return False
-        assert self._history is not None
-        if self._history.exhausted(self._ctx.call_counter):
-            self._replaying = False
-            return False
-        return True
-
-    def _deliver_cancel(self) -> CancellationError:
-        """The cancel meets the body at this checkpoint; recorded unless replayed."""
-        replayed, self._replayed_cancel = self._replayed_cancel, None
-        if replayed is not None:
-            self._cancel_replayed = True
-            self._cancel_met = replayed.get("reason")
-            return CancellationError(self._cancel_met)
-        if self._cancel_met is not None:
-            # Met again since the last record (level-triggered): the log
-            # says so once per unshielded stretch, not once per checkpoint.
-            return CancellationError(self._cancel_met or None)
-        reason = self._cancel.reason if self._cancel else None
-        self._record(_E.CANCEL_DELIVERED, reason=reason, checkpoint=self._checkpoint)
-        self._cancel_met = reason or ""
-        return CancellationError(reason)
-
-    def _is_cancelling(self) -> bool:
-        if self._replaying:
-            return self._cancel_replayed
-        return self.state is RunState.CANCELLING
-
-    def _record_body(self, type_: EventType, **data: Any) -> None:
-        """A record of the body itself (a shield); replay matches it, once."""
-        if type_ is _E.SHIELD_EXITED and self._ctx.shield_depth == 0:
-            self._cancel_met = None  # the next delivery is recorded again (S2)
-        if self._in_history():
-            assert self._history is not None
-            try:
-                self._history.match_body_event(type_)
-            except NonDeterminismError as exc:
-                self._diverged = self._diverged or exc
-            return
-        self._record(type_, **data)
-
-    def _body_checkpoint(self) -> None:
-        """``ctx.check_cancellation()`` called in the body (runs inside ``_drive``)."""
-        if self._terminated:
-            raise Terminated("run terminated")
-        if self._checkpoint_due():
-            raise self._deliver_cancel()
+    def cancel_due(self) -> bool:
+        return self.state is RunState.CANCELLING and self._body.ctx.shield_depth == 0
 
     def _on_cancel(self, msg: Cancel) -> None:
-        if self._terminated or self._finishing or self.state.is_terminal:
+        if self.terminated or self._ended or self.state.is_terminal:
             return
         if self.state is not RunState.CANCELLING:
             self.state = next_state(self.state, _E.CANCEL_REQUESTED)
         if self._cancel is None:
-            # The first request is the one acted on (C6); messages can arrive
-            # in another order than their records (two processes asking at
-            # once, or a request written before this supervisor existed).
-            recorded = self._recorded_cancel()
-            self._cancel = recorded if recorded.source != "unknown" else msg
-        if self._ctx.shield_depth:
-            self._record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=self._ctx.shield_depth)
+            # The first request is the one acted on (C6). The message says
+            # why: a supervisor never waits on the store while handling
+            # control. Requests of one process reach it in record order; a
+            # cancel recorded before it existed came with its creation, or
+            # with run_started's commit (_on_journaled).
+            self._cancel = msg
+        if self._body.ctx.shield_depth:
+            self.record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=self._body.ctx.shield_depth)
         self._forward_cancel()
 
     def _forward_cancel(self) -> None:
@@ -1537,37 +682,34 @@ class RunSupervisor(ProctorActor):
         """
         cancel = self._cancel
         assert cancel is not None
-        for active in self._active.values():
+        for active in self._attempts.active.values():
             if not active.shielded and not active.cancel_sent:
                 active.cancel_sent = tell(active.ref, cancel)
         # C3: an attempt waiting for a step slot is never started while cancelling.
-        self._end_waiting(_E.STEP_CANCELLED, cancel.reason, shielded=False)
-        for call_id, backoff in list(self._backoff.items()):
+        self._launcher.end_waiting(_E.STEP_CANCELLED, cancel.reason, shielded=False)
+        for call_id, backoff in list(self._attempts.backoff.items()):
             if not backoff.shielded:
                 # C3: a step waiting to be retried is never restarted while cancelling.
-                del self._backoff[call_id]
+                del self._attempts.backoff[call_id]
                 self._cancel_timer(("retry", call_id))
-                self._on_call_recorded(_CallEnded(call_id, error=CancellationError(cancel.reason)))
-        for child in self._children.values():
-            if not child.shielded and not child.cancel_sent:
-                child.cancel_sent = True
-                # Durable for the child too: its log says who asked, and why.
-                request = cancel_request(
-                    child.run_id, cancel.reason, source="parent", origin=self._owner
+                self.on_call_recorded(
+                    CallEnded(call_id=call_id, error=CancellationError(cancel.reason))
                 )
-                forwarded = Cancel(reason=cancel.reason, source="parent")
-                tell(self._journal, Append(events=(request,), deliver=((child.ref, forwarded),)))
+        self._children.forward_cancel(cancel.reason)
 
     def _on_terminate(self, msg: Terminate, recorded: ExitReason | None = None) -> None:
-        if self._terminated:
+        if self.terminated:
             return
         # T2: from here the body gets no say: no CancellationError, no shield,
         # no further step. The record (run_terminated) is already durable (T1).
-        self._terminated = True
-        self.state = RunState.TERMINATED
-        self._abandon_steps(msg.reason)
-        self._end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
-        self._terminate_children(msg.reason)
+        self._advance(PhaseEvent.TERMINATE)
+        if not self.state.is_terminal:
+            self.state = next_state(self.state, _E.RUN_TERMINATED)
+        self._launcher.abandon_running(msg.reason)
+        self._launcher.end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
+        # T4: the child's records go to the Journal before the child hears of
+        # it, so whatever the child writes next is ordered after them (fenced).
+        self._children.terminate_all(msg.reason)
         self.exit(recorded or ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
 
     def _ended_elsewhere(self) -> None:
@@ -1585,21 +727,7 @@ class RunSupervisor(ProctorActor):
         if record is None or not record.status.is_terminal:
             self._on_terminate(Terminate(reason=None))
             return
-        self._on_terminate(Terminate(reason=record.terminate_reason), _recorded_exit(record))
-
-    def _terminate_children(self, reason: str | None) -> None:
-        """T4: every child run is terminated with us, whatever its shields.
-
-        The child's records go to the Journal before the child hears of it, so
-        whatever the child writes next is ordered after them (and fenced). A
-        child the caller already terminated in the store refuses the repeat.
-        """
-        for child in self._children.values():
-            self._record_group(
-                terminate_request(child.run_id, reason, source="parent", origin=self._owner)
-            )
-            tell(child.ref, Terminate(reason=reason))
-        self._children.clear()
+        self._on_terminate(Terminate(reason=record.terminate_reason), recorded_exit(record))
 
     def _on_shutdown(self, msg: Shutdown) -> None:
         """The runtime stops hosting: leave the run (and its children) for resume.
@@ -1613,28 +741,28 @@ class RunSupervisor(ProctorActor):
         its children and waits for them before it ends, so none writes after
         the Journal is gone.
         """
-        first = not self._shutting_down
-        self._shutting_down = True
-        self._waiting = None  # the body is resumed no more
+        first = not self._life.draining
+        self._life.host(HostingEvent.SHUTDOWN)
+        self._awaits.waiting = None  # the body is resumed no more
         if msg.abandon:
-            self._abandon_steps("runtime shutdown")
+            self._launcher.abandon_running("runtime shutdown")
         elif first:
-            for active in self._active.values():
+            for active in self._attempts.active.values():
                 tell(active.ref, Terminate(reason="runtime shutdown"))
         if first or msg.abandon:
-            for child in self._children.values():
-                tell(child.ref, Shutdown(abandon=msg.abandon))
+            self._children.shutdown(abandon=msg.abandon)
         self._exit_if_drained()
 
     def _exit_if_drained(self) -> None:
         """Shutting down: end once no step attempt and no child run is left."""
-        if not self._shutting_down or self._active or self._children:
+        if not self._draining or self._attempts.active or self._children:
             return
-        if self._store_error is None:
+        error = self._log.store_error
+        if error is None:
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
-        handed = tuple(self._handed)
-        self.exit(ExitReason(kind=ExitKind.FAILED, error=self._store_error, unrecorded=handed))
+        handed = tuple(self._log.handed)
+        self.exit(ExitReason(kind=ExitKind.FAILED, error=error, unrecorded=handed))
 
     def _on_store_failure(self, msg: Journaled) -> None:
         """The store cannot take our records: stop driving the run, leave it
@@ -1645,35 +773,20 @@ class RunSupervisor(ProctorActor):
         while this supervisor stops (as at a shutdown), go to the successor
         in the exit report (``_handover``).
         """
-        self._handed += [e for e in unrecorded(self.run_id, msg.events) if e not in self._handed]
-        if isinstance(msg.tag, _StepsScheduled):
+        assert msg.error is not None
+        first = self._log.store_failed(msg.error, msg.events)
+        if isinstance(msg.tag, StepsScheduled):
             for s in msg.tag.steps:  # never launched: no exit report will come
-                active = self._active.get(s.call_id)
+                active = self._attempts.active.get(s.call_id)
                 if active is not None and active.attempt == s.attempt:
-                    del self._active[s.call_id]
-        if self._store_error is None:
+                    del self._attempts.active[s.call_id]
+        if first:
             logger.error("run %s: journal failed: %s", self.run_id, msg.error)
-            self._store_error = msg.error
-            if not self._shutting_down:
+            if not self._draining:
                 self._on_shutdown(Shutdown())
                 due = self._clock.monotonic() + _STORE_FAILURE_DRAIN
-                self._schedule_timer(("drain", 0), due, Shutdown(abandon=True))
+                self.schedule_timer(("drain", 0), due, Shutdown(abandon=True))
         self._exit_if_drained()
-
-    def _abandon_steps(self, reason: str | None) -> None:
-        """Leave every running attempt; a busy one unwinds at its next check (T3)."""
-        if not self._active:
-            return
-        events = [
-            self._step_event(
-                _E.STEP_ABANDONED, a.name, call_id, a.attempt, reason=reason, **a.end_data()
-            )
-            for call_id, a in self._active.items()
-        ]
-        tell(self._journal, Append(events=tuple(events)))
-        for active in self._active.values():
-            tell(active.ref, Terminate(reason=reason))
-        self._active.clear()
 
     def _seal_body(self) -> None:
         """Close the body's coroutine so nothing of it runs later, unrecorded.
@@ -1681,39 +794,24 @@ class RunSupervisor(ProctorActor):
         Python runs ``finally:`` blocks of a closed coroutine; sealed, they can
         neither start a step nor write to the log.
         """
-        self._terminated = self._terminated or not self._finishing
-        self._close_body()
-
-    def _close_body(self) -> None:
-        """Close the body's coroutine; its ``finally:`` blocks run sealed."""
-        self._ctx.sealed = True
-        coro, self._coro = self._coro, None
-        if coro is None:
-            return
-        token = set_current(self._ctx)
-        try:
-            coro.close()
-        except BaseException as exc:
-            logger.warning(
-                "run %s: body misbehaved while being closed: %s", self.run_id, safe_repr(exc)
-            )
-        finally:
-            reset_current(token)
+        self._advance(PhaseEvent.SEAL)
+        self._body.close()
 
     def _on_child_exited(self, msg: ChildExited) -> None:
         urn = msg.child.actor_urn
-        for call_id, child in list(self._children.items()):
-            if child.ref.actor_urn == urn:
-                del self._children[call_id]
-                if self._linger is not None:
-                    if not self._children:
-                        self.exit(self._linger)
-                elif self._shutting_down:
-                    self._exit_if_drained()
-                elif not self._terminated:
-                    self._on_child_ended(call_id, child, msg.reason)
-                return
-        for call_id, active in list(self._active.items()):
+        ended = self._children.pop(urn)
+        if ended is not None:
+            call_id, child = ended
+            if self._life.phase is Phase.LINGERING:
+                assert self._linger is not None
+                if not self._children:
+                    self.exit(self._linger)
+            elif self._draining:
+                self._exit_if_drained()
+            elif not self.terminated:
+                self._on_child_ended(call_id, child, msg.reason)
+            return
+        for call_id, active in list(self._attempts.active.items()):
             if active.ref.actor_urn == urn:
                 outcome = msg.reason.outcome
                 if outcome is None:
@@ -1729,7 +827,7 @@ class RunSupervisor(ProctorActor):
 
     # -- ending the run ----------------------------------------------------------
 
-    def _finish_completed(self, value: Any) -> None:
+    def finish_completed(self, value: Any) -> None:
         try:
             # D4: a parent awaiting this run gets the round trip, as on replay.
             _, value = roundtrip(
@@ -1738,35 +836,22 @@ class RunSupervisor(ProctorActor):
                 limit=self._max_payload_bytes,
             )
         except NotSerializable as exc:
-            self._finish_failed(exc)
+            self.finish_failed(exc)
             return
         self._finish(_E.RUN_COMPLETED, ExitKind.NORMAL, result=value)
 
-    def _finish_failed(self, exc: BaseException) -> None:
+    def finish_failed(self, exc: BaseException) -> None:
         self._finish(_E.RUN_FAILED, ExitKind.FAILED, error=describe(exc))
 
     def _finish(self, type_: EventType, kind: ExitKind, **data: Any) -> None:
-        self._finishing = True
-        self._coro = None
-        self._append(NewEvent(run_id=self.run_id, type=type_, data=data), tag=_RunEnded(kind, data))
+        self._advance(PhaseEvent.FINISH)
+        self._body.coro = None
+        self._log.append(
+            NewEvent(run_id=self.run_id, type=type_, data=data),
+            tag=RunFinished(kind=kind, data=MappingProxyType(dict(data))),
+        )
 
     # -- journal helpers ---------------------------------------------------------
-
-    def _append(self, *events: NewEvent, tag: Any, launch: tuple[Any, ...] = ()) -> None:
-        """Append a group of this run's records; the Journaled reply carries ``tag``.
-
-        Step ends the body has already got past go first, in the same group.
-        """
-        if self._unsent:
-            events, self._unsent = (*self._unsent, *events), []
-        if self._store_error is not None:  # kept for the successor instead
-            self._handed += unrecorded(self.run_id, events)
-            return
-        reply, self._created = self._created, None
-        tell(
-            self._journal,
-            Append(events=events, reply=reply, notify=self.actor_ref, tag=tag, launch=launch),
-        )
 
     def _step_event(
         self, type_: EventType, step: str, call: int, attempt: int | None, **data: Any
@@ -1775,43 +860,8 @@ class RunSupervisor(ProctorActor):
             run_id=self.run_id, type=type_, step=step, call=call, attempt=attempt, data=data
         )
 
-    def _record(self, type_: EventType, **data: Any) -> None:
-        """Record an event of this run whose effect does not wait for the commit.
-
-        The body's own records (a shield entered, a cancel delivered) join
-        its next group, with the step ends before them. A failed commit still
-        stops the run (the Journaled reply, tag None).
-        """
-        event = NewEvent(run_id=self.run_id, type=type_, data=data)
-        if self._driving:
-            self._unsent.append(event)
-        else:
-            self._append(event, tag=None)
-
-    def _record_event(self, event: NewEvent) -> None:
-        self._record_group([event])
-
-    def _record_group(self, events: list[NewEvent]) -> None:
-        tell(self._journal, Append(events=tuple(events)))
-
-
-def child_outcome(
-    run_id: str, status: RunState, data: dict[str, Any]
-) -> tuple[RunState, BaseException | None]:
-    """The child run's final state, and what its await raises in the parent.
-
-    Like :meth:`RunHandle.result`: a child that did not complete raises
-    ``WorkflowFailed``, ``RunCancelled`` or ``RunTerminated`` (SV4). A child
-    cancelled because its parent is cancelling never gets that far: the
-    parent's await is a checkpoint and raises CancellationError first.
-    """
-    if status is RunState.COMPLETED:
-        return status, None
-    if status is RunState.CANCELLED:
-        return status, RunCancelled(run_id, data.get("reason"))
-    if status is RunState.TERMINATED:
-        return status, RunTerminated(run_id, data.get("reason"))
-    return RunState.FAILED, WorkflowFailed(run_id, data.get("error"))
+    def record(self, type_: EventType, **data: Any) -> None:
+        self._log.record(type_, **data)
 
 
 def _refused_as_ended(msg: Journaled) -> bool:
@@ -1820,29 +870,3 @@ def _refused_as_ended(msg: Journaled) -> bool:
         isinstance(o, Refused) and not o.fenced and o.status is not None and o.status.is_terminal
         for o in msg.outcomes
     )
-
-
-def _recorded_exit(record: RunRecord) -> ExitReason:
-    """How a run that already ended ended, as its supervisor's exit reason."""
-    kind = next(k for k, status in _EXIT_STATUS.items() if status is record.status)
-    data: dict[str, Any]
-    if record.status is RunState.COMPLETED:
-        data = {"result": record.result}
-    elif record.status is RunState.FAILED:
-        data = {"error": record.error}
-    elif record.status is RunState.CANCELLED:
-        data = {"reason": record.cancel_reason}
-    else:
-        data = {"reason": record.terminate_reason}
-    return ExitReason(kind=kind, data=data)
-
-
-def _step_error(
-    name: str, outcome: Raised, attempt: int = 1, escalated: str | None = None
-) -> BaseException:
-    if isinstance(outcome.exception, NotSerializable):
-        # D4: a result that is not JSON is the caller's error, reported as such.
-        return outcome.exception
-    err = StepFailed(name, attempt, outcome.error, escalated=escalated)
-    err.__cause__ = outcome.exception
-    return err
