@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -21,8 +22,9 @@ from actors._messages import ExitKind, ExitReason
 MESSAGES = [
     cls
     for _, cls in inspect.getmembers(_messages, inspect.isclass)
-    if cls.__module__ == _messages.__name__ and dataclasses.is_dataclass(cls)
+    if cls.__module__.startswith(_messages.__name__) and dataclasses.is_dataclass(cls)
 ]
+PACKAGE = Path(inspect.getfile(_messages)).parent
 #: Fields whose type is left open, each with its reason (see the module's docstring).
 OPEN_FIELDS = {("StartRun", "workflow")}
 #: JSON values carried as decoded; the receiver copies before it changes them.
@@ -33,13 +35,21 @@ def test_the_messages_that_lived_elsewhere_are_in_the_messages_module() -> None:
     names = {cls.__name__ for cls in MESSAGES}
     assert {"Forward", "ClaimTag", "GetWiring", "Wiring", "LeaseLost", "StoreLost"} <= names
     # ...and defined nowhere else among the actors' modules.
-    root = inspect.getfile(_messages).rsplit("/", 1)[0]
-    for path in sorted(__import__("pathlib").Path(root).glob("_*.py")):
-        if path.name == "_messages.py":
-            continue
+    for path in sorted(PACKAGE.parent.glob("_*.py")):
         text = path.read_text()
         for name in ("Forward", "_Claim", "ClaimTag", "GetWiring", "Wiring", "LeaseLost"):
             assert not re.search(rf"^class {name}\b", text, re.MULTILINE), (path.name, name)
+
+
+def test_every_message_of_the_package_is_exported_from_it() -> None:
+    """One place to import from: a class defined in a module of the package
+    but missing from its ``__init__`` would be a message nobody finds."""
+    defined = set()
+    for path in PACKAGE.glob("_*.py"):
+        if path.name != "__init__.py":
+            defined |= set(re.findall(r"^class (\w+)", path.read_text(), re.MULTILINE))
+    assert defined
+    assert defined <= set(_messages.__all__), defined - set(_messages.__all__)
 
 
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda c: c.__name__)
