@@ -6,7 +6,8 @@ handles on one run agree, and a handle outlives a test kit's restart (it
 follows the runtime that replaced the killed one).
 
 Invariant: :meth:`RunHandle.result` returns only for a COMPLETED run; every
-other end is an exception that says how it ended (:func:`_outcome`).
+other end is an exception that says how it ended (``run_outcome`` of
+``actors._outcomes``, the one mapping).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from actors._diagnosis import explain
-from actors._errors import RunCancelled, RunTerminated, WaitTimeout, WorkflowFailed
-from persistence import CorruptRecord, EventRecord, RunRecord, RunState, StepRecord
+from actors._errors import WaitTimeout
+from actors._outcomes import run_outcome
+from persistence import EventRecord, RunRecord, RunState, StepRecord
 
 R = TypeVar("R")
 
@@ -140,7 +142,7 @@ class RunHandle(Generic[R]):
 
     def _outcome(self, record: RunRecord, timeout: float | None) -> Any:
         if record.status.is_terminal:
-            return _outcome(record)
+            return run_outcome(record)
         events, steps = self._rt.events(self.run_id), self._rt._steps(self.run_id)
         raise WaitTimeout(
             self.run_id, record.status.value, explain(record, events, steps, waited=timeout)
@@ -148,19 +150,3 @@ class RunHandle(Generic[R]):
 
     def __await__(self) -> Generator[Any, None, R]:
         return self.result_async().__await__()
-
-
-def _outcome(record: RunRecord) -> Any:
-    """A terminal run's result, or the error that says how it ended."""
-    status = record.status
-    if status is RunState.COMPLETED:
-        if record.defect is not None:
-            raise CorruptRecord(f"run {record.run_id}'s result cannot be read: {record.defect}")
-        return record.result
-    if status is RunState.CANCELLED:
-        raise RunCancelled(record.run_id, record.cancel_reason)
-    if status is RunState.TERMINATED:
-        raise RunTerminated(record.run_id, record.terminate_reason)
-    if status is RunState.FAILED:
-        raise WorkflowFailed(record.run_id, record.error)
-    raise AssertionError(f"run {record.run_id} is not terminal: {status}")
