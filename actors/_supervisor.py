@@ -40,15 +40,15 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors._attempts import Attempts, Scheduled, Waiting, step_end
+from actors._attempts import Attempts, Scheduled, Waiting
 from actors._awaits import Awaits
 from actors._base import ProctorActor, logger, tell
 from actors._body import AwaitResult, Body
 from actors._census import Census
-from actors._children import Child, Children
-from actors._children import end_records as child_end_records
+from actors._children import Children
 from actors._clock import Clock
 from actors._definitions import ChildCall, WorkflowDef
+from actors._ends import Ends
 from actors._errors import CancellationError, describe
 from actors._fencing import LeaseGuard
 from actors._launch import Launcher
@@ -65,7 +65,6 @@ from actors._messages import (
     ExitReason,
     Journaled,
     LeaseLost,
-    Raised,
     ResumeBody,
     Resumed,
     RetryDue,
@@ -75,10 +74,8 @@ from actors._messages import (
     Shutdown,
     SlotGranted,
     Started,
-    StepFinished,
     StepsScheduled,
     Terminate,
-    Unwound,
 )
 from actors._outcomes import recorded_exit
 from actors._recorder import Recorder
@@ -241,6 +238,16 @@ class RunSupervisor(ProctorActor):
             log=self._log,
             clock=clock,
         )
+        #: What each call's end means: retry, restart, record, resume.
+        self._ends = Ends(
+            self,
+            run_id=run_id,
+            life=self._life,
+            attempts=self._attempts,
+            restarts=self._restarts,
+            awaits=self._awaits,
+            log=self._log,
+        )
         # Registered from creation, so a cancel never misses a run that exists.
         directory.add(run_id, self.actor_ref)
 
@@ -350,11 +357,11 @@ class RunSupervisor(ProctorActor):
                 self._restarts.on_retry_due(message)
         elif isinstance(message, ResumeBody):
             if self._body.coro is not None and not self.terminated:
-                self._drive(error=CancellationError(message.reason))
+                self.drive(error=CancellationError(message.reason))
         elif isinstance(message, SlotGranted):
             self._launcher.on_slot_granted(message)
         elif isinstance(message, LeaseLost):
-            self._lost_ownership(message.why)
+            self.lost_ownership(message.why)
         else:
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
@@ -383,7 +390,7 @@ class RunSupervisor(ProctorActor):
             self._on_run_ended(ExitReason(kind=tag.kind, data=dict(tag.data)), msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
             refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
-            self._lost_ownership(refused.reason)
+            self.lost_ownership(refused.reason)
         elif isinstance(tag, Resumed):
             self._on_taken_over(tag.group, msg)
         elif not msg.accepted or self.terminated:
@@ -406,7 +413,7 @@ class RunSupervisor(ProctorActor):
             self.spawn(tag.steps)
         elif isinstance(tag, ChildStartedNoWait):
             self.spawn((tag.child,))
-            self._drive(value=tag.handle)
+            self.drive(value=tag.handle)
         elif isinstance(tag, RetryScheduled):
             self.schedule_timer(
                 ("retry", tag.call_id), tag.due, RetryDue(call=tag.call_id, attempt=tag.attempt)
@@ -499,7 +506,7 @@ class RunSupervisor(ProctorActor):
             return Cancel(reason=None, source="unknown")
         return Cancel(reason=record.cancel_reason, source=record.cancel_source or "unknown")
 
-    def _lost_ownership(self, why: str) -> None:
+    def lost_ownership(self, why: str) -> None:
         """The store fenced us off (another runtime took the run over), or our
         runtime could not prove it still owns it (self-fencing). Stop driving
         it; the owner's replay re-runs what we were doing. The Guardian hears
@@ -519,9 +526,9 @@ class RunSupervisor(ProctorActor):
     def _begin_body(self, begin: PhaseEvent) -> None:
         self._advance(begin)
         if self._body.begin():
-            self._drive()
+            self.drive()
 
-    def _drive(self, value: Any = None, error: BaseException | None = None) -> None:
+    def drive(self, value: Any = None, error: BaseException | None = None) -> None:
         """Run the body until it waits for a step or child run, or ends.
 
         A loop rather than recursion: replay resumes await after await from
@@ -577,72 +584,8 @@ class RunSupervisor(ProctorActor):
             # its child in flight gets the cancel as it would have live.
             self._forward_cancel()
 
-    def _on_step_finished(self, msg: StepFinished) -> None:
-        active = self._attempts.active.get(msg.call)
-        # Fencing by attempt: a result from an attempt we no longer run is dropped.
-        if active is None or active.attempt != msg.attempt or self.terminated:
-            return
-        del self._attempts.active[msg.call]
-        if active.call.step.timeout or active.call.step.heartbeat_timeout:
-            self._cancel_timer(("deadline", msg.call))
-        restart = self._attempts.restart_after.pop(msg.call, None)
-        outcome = msg.outcome
-        if isinstance(outcome, Unwound) and outcome.fenced is not None:
-            # Not ours to record: the runtime may no longer own the run.
-            self._lost_ownership(outcome.fenced)
-            return
-        key = (active.name, msg.call, msg.attempt)
-        beat = active.end_data()
-        if beat:
-            self._attempts.details[msg.call] = beat["last_heartbeat_details"]
-        if isinstance(outcome, Raised):
-            data: dict[str, Any] = {"error": outcome.error, **beat}
-            escalated = self._restarts.retry(
-                msg.call, active, outcome.exception, _E.STEP_FAILED, data
-            )
-            if escalated is None:
-                return  # restarted after a back-off
-            event, ended = step_end(self.run_id, key, outcome, beat, escalated=escalated)
-        elif isinstance(outcome, Unwound) and self._draining:
-            # It unwound at the shutdown's request, unfinished: the next
-            # runtime runs it again.
-            reason = "runtime shutdown"
-            self._log.send(self._step_event(_E.STEP_ABANDONED, *key, reason=reason, **beat))
-            return
-        else:
-            event, ended = step_end(self.run_id, key, outcome, beat)
-        if restart is not None and not self.cancel_due():
-            # SV3: stopped for its sibling's restart; it restarts with it.
-            self._restarts.restart_later(msg.call, event, *restart)
-            return
-        if self._awaits.resumes_body(msg.call):
-            # The body goes on now, in memory. This end is written with the
-            # body's next records (usually the next step's start) in one
-            # group: one commit instead of two, and whatever the body does
-            # next still takes effect only once both are durable (D1).
-            self._log.defer(event)
-            self.on_call_recorded(ended)
-            return
-        self._log.append(event, tag=ended)
-
-    def _on_child_ended(self, call_id: int, child: Child, reason: ExitReason) -> None:
-        """Record how the child run ended in our log; its await resumes after."""
-        own, ended, tag = child_end_records(self.run_id, call_id, child, reason)
-        # The child's records are its own; ours must not be refused with them.
-        for event in own:
-            self._log.send(event)
-        self._log.append(ended, tag=tag)
-
     def on_call_recorded(self, ended: CallEnded) -> None:
-        restart = self._attempts.restart_after.pop(ended.call_id, None)
-        if restart is not None and not self.cancel_due():
-            self._restarts.restart_later(
-                ended.call_id, None, *restart
-            )  # SV3: its outcome is dropped
-            return
-        resumed = self._awaits.call_ended(ended)
-        if resumed is not None:
-            self._drive(*resumed)
+        self._ends.on_call_recorded(ended)
 
     def schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
         token = (self.run_id, *key)
@@ -651,7 +594,7 @@ class RunSupervisor(ProctorActor):
             ScheduleTimer(token=token, due=due, target=self.actor_ref, message=message),
         )
 
-    def _cancel_timer(self, key: tuple[str, int]) -> None:
+    def cancel_timer(self, key: tuple[str, int]) -> None:
         tell(self._timers, CancelTimer(token=(self.run_id, *key)))
 
     # -- cancel, shield, terminate ---------------------------------------------------
@@ -691,7 +634,7 @@ class RunSupervisor(ProctorActor):
             if not backoff.shielded:
                 # C3: a step waiting to be retried is never restarted while cancelling.
                 del self._attempts.backoff[call_id]
-                self._cancel_timer(("retry", call_id))
+                self.cancel_timer(("retry", call_id))
                 self.on_call_recorded(
                     CallEnded(call_id=call_id, error=CancellationError(cancel.reason))
                 )
@@ -809,21 +752,10 @@ class RunSupervisor(ProctorActor):
             elif self._draining:
                 self._exit_if_drained()
             elif not self.terminated:
-                self._on_child_ended(call_id, child, msg.reason)
+                self._ends.on_child_ended(call_id, child, msg.reason)
             return
-        for call_id, active in list(self._attempts.active.items()):
-            if active.ref.actor_urn == urn:
-                outcome = msg.reason.outcome
-                if outcome is None:
-                    # It crashed outside the user's code. Death watch turns
-                    # that into a step failure.
-                    error = msg.reason.error or RuntimeError("step actor died")
-                    outcome = Raised(error=describe(error), exception=error)
-                self._on_step_finished(
-                    StepFinished(call=call_id, attempt=active.attempt, outcome=outcome)
-                )
-                self._exit_if_drained()
-                return
+        if self._ends.on_step_actor_exited(urn, msg.reason):
+            self._exit_if_drained()
 
     # -- ending the run ----------------------------------------------------------
 
@@ -852,13 +784,6 @@ class RunSupervisor(ProctorActor):
         )
 
     # -- journal helpers ---------------------------------------------------------
-
-    def _step_event(
-        self, type_: EventType, step: str, call: int, attempt: int | None, **data: Any
-    ) -> NewEvent:
-        return NewEvent(
-            run_id=self.run_id, type=type_, step=step, call=call, attempt=attempt, data=data
-        )
 
     def record(self, type_: EventType, **data: Any) -> None:
         self._log.record(type_, **data)
