@@ -48,6 +48,7 @@ from actors._census import Census
 from actors._children import Children
 from actors._clock import Clock
 from actors._definitions import ChildCall, WorkflowDef
+from actors._draining import Drain
 from actors._ends import Ends
 from actors._errors import CancellationError, describe
 from actors._fencing import LeaseGuard
@@ -102,11 +103,6 @@ if TYPE_CHECKING:
     from actors._directory import Directory
 
 _E = EventType
-
-
-#: After a store failure, how long (runtime clock) the supervisor waits for
-#: its running steps' ends before it abandons them and lets the run be re-hosted.
-_STORE_FAILURE_DRAIN = 5.0
 
 
 class RunSupervisor(ProctorActor):
@@ -238,6 +234,19 @@ class RunSupervisor(ProctorActor):
             log=self._log,
             clock=clock,
         )
+        #: Stopping to host the run: shutdown, store failure, lost lease.
+        self._drain = Drain(
+            self,
+            run_id=run_id,
+            parent=parent,
+            life=self._life,
+            attempts=self._attempts,
+            awaits=self._awaits,
+            launcher=self._launcher,
+            children=self._children,
+            log=self._log,
+            clock=clock,
+        )
         #: What each call's end means: retry, restart, record, resume.
         self._ends = Ends(
             self,
@@ -346,7 +355,7 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, Terminate):
             self._on_terminate(message)
         elif isinstance(message, Shutdown):
-            self._on_shutdown(message)
+            self._drain.on_shutdown(message)
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
         elif isinstance(message, Deadline):
@@ -375,7 +384,7 @@ class RunSupervisor(ProctorActor):
                 if s.ticket is not None:
                     s.ticket.release()
         if msg.error is not None:
-            self._on_store_failure(msg)
+            self._drain.on_store_failure(msg)
             return
         tag = msg.tag
         if not msg.accepted and not self.terminated and self._refusal_is_a_fault(msg):
@@ -507,19 +516,7 @@ class RunSupervisor(ProctorActor):
         return Cancel(reason=record.cancel_reason, source=record.cancel_source or "unknown")
 
     def lost_ownership(self, why: str) -> None:
-        """The store fenced us off (another runtime took the run over), or our
-        runtime could not prove it still owns it (self-fencing). Stop driving
-        it; the owner's replay re-runs what we were doing. The Guardian hears
-        of it (and hosts the run again if it turns out to be still ours)."""
-        if self._draining:
-            self._exit_if_drained()  # stopping already: this attempt was the last, say
-            return
-        logger.warning("run %s: no longer ours, stopping: %s", self.run_id, why)
-        # The parent first (a run supervisor, or the Guardian): it stops
-        # hosting too before it hears of our exit, so it records no end of us.
-        assert self._parent is not None
-        tell(self._parent, LeaseLost(why=why, run_id=self.run_id))
-        self._on_shutdown(Shutdown(abandon=True))
+        self._drain.lost_ownership(why)
 
     # -- driving the body --------------------------------------------------------
 
@@ -672,65 +669,6 @@ class RunSupervisor(ProctorActor):
             return
         self._on_terminate(Terminate(reason=record.terminate_reason), recorded_exit(record))
 
-    def _on_shutdown(self, msg: Shutdown) -> None:
-        """The runtime stops hosting: leave the run (and its children) for resume.
-
-        The body goes no further and nothing new starts. Running steps are
-        asked to stop (a busy one unwinds at its next check and is
-        abandoned), but their ends are awaited: a result that arrives
-        meanwhile is recorded (A4), so the next runtime's replay returns it
-        instead of running the step again. ``abandon``: stop waiting; what
-        still runs is abandoned now. Like an OTP supervisor, this one stops
-        its children and waits for them before it ends, so none writes after
-        the Journal is gone.
-        """
-        first = not self._life.draining
-        self._life.host(HostingEvent.SHUTDOWN)
-        self._awaits.waiting = None  # the body is resumed no more
-        if msg.abandon:
-            self._launcher.abandon_running("runtime shutdown")
-        elif first:
-            for active in self._attempts.active.values():
-                tell(active.ref, Terminate(reason="runtime shutdown"))
-        if first or msg.abandon:
-            self._children.shutdown(abandon=msg.abandon)
-        self._exit_if_drained()
-
-    def _exit_if_drained(self) -> None:
-        """Shutting down: end once no step attempt and no child run is left."""
-        if not self._draining or self._attempts.active or self._children:
-            return
-        error = self._log.store_error
-        if error is None:
-            self.exit(ExitReason(kind=ExitKind.TERMINATED))
-            return
-        handed = tuple(self._log.handed)
-        self.exit(ExitReason(kind=ExitKind.FAILED, error=error, unrecorded=handed))
-
-    def _on_store_failure(self, msg: Journaled) -> None:
-        """The store cannot take our records: stop driving the run, leave it
-        unfinished for a supervisor that can (the Guardian hosts it again
-        after a back-off, D2), and lose no step end on the way.
-
-        The step ends in the failed group, and those of steps that return
-        while this supervisor stops (as at a shutdown), go to the successor
-        in the exit report (``_handover``).
-        """
-        assert msg.error is not None
-        first = self._log.store_failed(msg.error, msg.events)
-        if isinstance(msg.tag, StepsScheduled):
-            for s in msg.tag.steps:  # never launched: no exit report will come
-                active = self._attempts.active.get(s.call_id)
-                if active is not None and active.attempt == s.attempt:
-                    del self._attempts.active[s.call_id]
-        if first:
-            logger.error("run %s: journal failed: %s", self.run_id, msg.error)
-            if not self._draining:
-                self._on_shutdown(Shutdown())
-                due = self._clock.monotonic() + _STORE_FAILURE_DRAIN
-                self.schedule_timer(("drain", 0), due, Shutdown(abandon=True))
-        self._exit_if_drained()
-
     def _seal_body(self) -> None:
         """Close the body's coroutine so nothing of it runs later, unrecorded.
 
@@ -750,12 +688,12 @@ class RunSupervisor(ProctorActor):
                 if not self._children:
                     self.exit(self._linger)
             elif self._draining:
-                self._exit_if_drained()
+                self._drain.exit_if_drained()
             elif not self.terminated:
                 self._ends.on_child_ended(call_id, child, msg.reason)
             return
         if self._ends.on_step_actor_exited(urn, msg.reason):
-            self._exit_if_drained()
+            self._drain.exit_if_drained()
 
     # -- ending the run ----------------------------------------------------------
 
