@@ -44,6 +44,7 @@ from actors._attempts import Attempts, Scheduled, Waiting
 from actors._awaits import Awaits
 from actors._base import ProctorActor, logger, tell
 from actors._body import AwaitResult, Body
+from actors._cancelling import Cancelling
 from actors._census import Census
 from actors._children import Children
 from actors._clock import Clock
@@ -94,8 +95,6 @@ from persistence import (
     RunState,
     Store,
     StoreError,
-    later_state,
-    next_state,
     roundtrip,
 )
 
@@ -186,12 +185,10 @@ class RunSupervisor(ProctorActor):
             clock=clock,
             intensity=workflow.intensity,
         )
-        self.state = state
         self._journal = journal
         self._directory = directory
         self._owner = owner
         self._workflow = workflow
-        self._cancel = cancel
         self._children = Children(
             run_id=run_id,
             journal=journal,
@@ -234,6 +231,20 @@ class RunSupervisor(ProctorActor):
             log=self._log,
             clock=clock,
         )
+        #: The run's state and the cancel it acts on.
+        self._run = Cancelling(
+            self,
+            run_id=run_id,
+            state=state,
+            cancel=cancel,
+            reader=reader,
+            life=self._life,
+            body=self._body,
+            attempts=self._attempts,
+            launcher=self._launcher,
+            children=self._children,
+            log=self._log,
+        )
         #: Stopping to host the run: shutdown, store failure, lost lease.
         self._drain = Drain(
             self,
@@ -272,7 +283,7 @@ class RunSupervisor(ProctorActor):
             # the directory already. So the body starts now, and its first
             # records (the first step's start, say) join the run's creation
             # in one group; nothing it does takes effect before that commit.
-            self.state = next_state(self.state, _E.RUN_STARTED)
+            self._run.advance(_E.RUN_STARTED)
             self._log.begin_with(self._log.create, started)
             self._begin_body(PhaseEvent.BEGIN)
         else:
@@ -305,16 +316,16 @@ class RunSupervisor(ProctorActor):
     # -- what the body needs of its supervisor (BodyHost) ---------------------------
 
     def cancelling(self) -> bool:
-        return self.state is RunState.CANCELLING
+        return self._run.cancelling()
 
     def cancel_reason(self) -> str | None:
-        return self._cancel.reason if self._cancel else None
+        return self._run.cancel.reason if self._run.cancel else None
 
     # -- what the launcher needs of its supervisor (LaunchHost) --------------------
 
     @property
     def current_cancel(self) -> Cancel | None:
-        return self._cancel
+        return self._run.cancel
 
     def may_start(self) -> bool:
         return not (self.terminated or self._ended or self._draining)
@@ -351,7 +362,7 @@ class RunSupervisor(ProctorActor):
         if isinstance(message, Journaled):
             self._on_journaled(message)
         elif isinstance(message, Cancel):
-            self._on_cancel(message)
+            self._run.on_cancel(message)
         elif isinstance(message, Terminate):
             self._on_terminate(message)
         elif isinstance(message, Shutdown):
@@ -409,10 +420,9 @@ class RunSupervisor(ProctorActor):
             assert isinstance(started, Appended)
             # The run's state when run_started committed: a cancel that came
             # in since (a parent's, say) has moved us on, and stays.
-            self.state = later_state(self.state, started.status)
-            if self.state is RunState.CANCELLING and self._cancel is None:
-                # Cancelled before this supervisor existed: the record says why.
-                self._cancel = self._recorded_cancel()  # not on the control path
+            # Cancelled before this supervisor existed: the record says why
+            # (read here, not on the control path).
+            self._run.learn(started.status, self._run.recorded_cancel)
             self._begin_body(PhaseEvent.BEGIN)
         elif self._draining and isinstance(
             tag, StepsScheduled | ChildStartedNoWait | RetryScheduled
@@ -473,9 +483,10 @@ class RunSupervisor(ProctorActor):
         assert isinstance(resumed, Appended)
         record = history.record
         logger.info("run %s: resumed from %s", self.run_id, record.owner)
-        self.state = later_state(self.state, resumed.status)
-        if self.state is RunState.CANCELLING and self._cancel is None:
-            self._cancel = Cancel(reason=record.cancel_reason, source=record.cancel_source or "api")
+        self._run.learn(
+            resumed.status,
+            lambda: Cancel(reason=record.cancel_reason, source=record.cancel_source or "api"),
+        )
         if not history.started:
             # The runtime died before the run started: start it now.
             self._log.append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=Started())
@@ -502,18 +513,6 @@ class RunSupervisor(ProctorActor):
         self._body.close()
         self.exit(ExitReason(kind=ExitKind.FAILED, error=error))
         return True
-
-    def _recorded_cancel(self) -> Cancel:
-        """The cancel the store holds for this run: read only when the run
-        turns out to be cancelling as its start commits, never while a
-        control message is being handled."""
-        try:
-            record = self._reader.find_run(self.run_id)
-        except StoreError:
-            record = None
-        if record is None or record.cancel_requested_at is None:
-            return Cancel(reason=None, source="unknown")
-        return Cancel(reason=record.cancel_reason, source=record.cancel_source or "unknown")
 
     def lost_ownership(self, why: str) -> None:
         self._drain.lost_ownership(why)
@@ -551,7 +550,7 @@ class RunSupervisor(ProctorActor):
         self._children.close()
 
     def spawn(self, calls: tuple[Scheduled, ...]) -> None:
-        forward = self.state is RunState.CANCELLING and self._cancel is not None
+        forward = self._run.forward_pending()
         for s in calls:
             if isinstance(s.call, ChildCall):
                 self.spawn_child(
@@ -561,7 +560,7 @@ class RunSupervisor(ProctorActor):
                 self._spawn_step(s)
         # A cancel that arrived while the starts were being recorded.
         if forward:
-            self._forward_cancel()
+            self._run.forward()
 
     def _spawn_step(self, s: Scheduled) -> None:
         self._launcher.prepare(s).launch()
@@ -576,10 +575,10 @@ class RunSupervisor(ProctorActor):
         policy: str | None = None,
     ) -> None:
         self._children.spawn(call_id, call, shielded, resume=resume, policy=policy)
-        if resume and self._cancel is not None and self.state is RunState.CANCELLING:
+        if resume and self._run.forward_pending():
             # D3 for a tree (C7): the run was cancelled while nobody hosted it;
             # its child in flight gets the cancel as it would have live.
-            self._forward_cancel()
+            self._run.forward()
 
     def on_call_recorded(self, ended: CallEnded) -> None:
         self._ends.on_call_recorded(ended)
@@ -597,45 +596,7 @@ class RunSupervisor(ProctorActor):
     # -- cancel, shield, terminate ---------------------------------------------------
 
     def cancel_due(self) -> bool:
-        return self.state is RunState.CANCELLING and self._body.ctx.shield_depth == 0
-
-    def _on_cancel(self, msg: Cancel) -> None:
-        if self.terminated or self._ended or self.state.is_terminal:
-            return
-        if self.state is not RunState.CANCELLING:
-            self.state = next_state(self.state, _E.CANCEL_REQUESTED)
-        if self._cancel is None:
-            # The first request is the one acted on (C6). The message says
-            # why: a supervisor never waits on the store while handling
-            # control. Requests of one process reach it in record order; a
-            # cancel recorded before it existed came with its creation, or
-            # with run_started's commit (_on_journaled).
-            self._cancel = msg
-        if self._body.ctx.shield_depth:
-            self.record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=self._body.ctx.shield_depth)
-        self._forward_cancel()
-
-    def _forward_cancel(self) -> None:
-        """Pass the run's cancel to its active steps (C2) and child runs (C7).
-
-        S1: steps and child runs started inside a shield of the body do not get it.
-        """
-        cancel = self._cancel
-        assert cancel is not None
-        for active in self._attempts.active.values():
-            if not active.shielded and not active.cancel_sent:
-                active.cancel_sent = tell(active.ref, cancel)
-        # C3: an attempt waiting for a step slot is never started while cancelling.
-        self._launcher.end_waiting(_E.STEP_CANCELLED, cancel.reason, shielded=False)
-        for call_id, backoff in list(self._attempts.backoff.items()):
-            if not backoff.shielded:
-                # C3: a step waiting to be retried is never restarted while cancelling.
-                del self._attempts.backoff[call_id]
-                self.cancel_timer(("retry", call_id))
-                self.on_call_recorded(
-                    CallEnded(call_id=call_id, error=CancellationError(cancel.reason))
-                )
-        self._children.forward_cancel(cancel.reason)
+        return self._run.cancel_due()
 
     def _on_terminate(self, msg: Terminate, recorded: ExitReason | None = None) -> None:
         if self.terminated:
@@ -643,8 +604,8 @@ class RunSupervisor(ProctorActor):
         # T2: from here the body gets no say: no CancellationError, no shield,
         # no further step. The record (run_terminated) is already durable (T1).
         self._advance(PhaseEvent.TERMINATE)
-        if not self.state.is_terminal:
-            self.state = next_state(self.state, _E.RUN_TERMINATED)
+        if not self._run.state.is_terminal:
+            self._run.advance(_E.RUN_TERMINATED)
         self._launcher.abandon_running(msg.reason)
         self._launcher.end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
         # T4: the child's records go to the Journal before the child hears of
