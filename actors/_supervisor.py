@@ -50,11 +50,12 @@ from actors._children import Children
 from actors._clock import Clock
 from actors._definitions import ChildCall, WorkflowDef
 from actors._draining import Drain
+from actors._ending import Ending
 from actors._ends import Ends
-from actors._errors import CancellationError, describe
+from actors._errors import CancellationError
 from actors._fencing import LeaseGuard
 from actors._launch import Launcher
-from actors._lifecycle import HostingEvent, Lifecycle, Phase, PhaseEvent
+from actors._lifecycle import HostingEvent, Lifecycle, PhaseEvent
 from actors._messages import (
     CallEnded,
     Cancel,
@@ -89,13 +90,11 @@ from persistence import (
     Appended,
     EventType,
     NewEvent,
-    NotSerializable,
     ProctorError,
     Refused,
     RunState,
     Store,
     StoreError,
-    roundtrip,
 )
 
 if TYPE_CHECKING:
@@ -135,16 +134,12 @@ class RunSupervisor(ProctorActor):
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
-        self._max_payload_bytes = max_payload_bytes
         self._guard = guard
         self._reader = reader
         self._timers = timers
         self._clock = clock
         #: The run's step attempts, by call id.
         self._attempts = Attempts()
-        #: The run ended with children still running under their parent close
-        #: policy: the supervisor stays until they end, then exits with this.
-        self._linger: ExitReason | None = None
         #: The lifecycle (_lifecycle): what is done with the body, and whether
         #: this runtime still hosts the run.
         self._life = Lifecycle()
@@ -188,7 +183,6 @@ class RunSupervisor(ProctorActor):
         self._journal = journal
         self._directory = directory
         self._owner = owner
-        self._workflow = workflow
         self._children = Children(
             run_id=run_id,
             journal=journal,
@@ -242,6 +236,17 @@ class RunSupervisor(ProctorActor):
             body=self._body,
             attempts=self._attempts,
             launcher=self._launcher,
+            children=self._children,
+            log=self._log,
+        )
+        #: Recording the run's end, and exiting with it.
+        self._ending = Ending(
+            self,
+            run_id=run_id,
+            workflow_name=workflow.name,
+            max_payload_bytes=max_payload_bytes,
+            life=self._life,
+            body=self._body,
             children=self._children,
             log=self._log,
         )
@@ -347,8 +352,14 @@ class RunSupervisor(ProctorActor):
     def resume_later(self, reason: str | None) -> None:
         tell(self.actor_ref, ResumeBody(reason=reason))
 
+    def finish_completed(self, value: Any) -> None:
+        self._ending.completed(value)
+
+    def finish_failed(self, exc: BaseException) -> None:
+        self._ending.failed(exc)
+
     def finish_cancelled(self, reason: str | None) -> None:
-        self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=reason)
+        self._ending.cancelled(reason)
 
     def stopping(self) -> None:
         self._life.host(HostingEvent.STOP)
@@ -407,7 +418,7 @@ class RunSupervisor(ProctorActor):
         if _refused_as_ended(msg):
             self._ended_elsewhere()
         elif isinstance(tag, RunFinished):
-            self._on_run_ended(ExitReason(kind=tag.kind, data=dict(tag.data)), msg.accepted)
+            self._ending.on_recorded(tag, msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
             refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
             self.lost_ownership(refused.reason)
@@ -539,16 +550,6 @@ class RunSupervisor(ProctorActor):
             self._log.driving = False
             self._log.flush()  # the body waits on something already under way
 
-    def _on_run_ended(self, reason: ExitReason, accepted: bool) -> None:
-        """The run's end is recorded; children it started and did not await
-        meet their parent close policy, and the supervisor waits for them."""
-        if not accepted or not self._children:
-            self.exit(reason)
-            return
-        self._linger = reason
-        self._advance(PhaseEvent.LINGER)
-        self._children.close()
-
     def spawn(self, calls: tuple[Scheduled, ...]) -> None:
         forward = self._run.forward_pending()
         for s in calls:
@@ -644,10 +645,8 @@ class RunSupervisor(ProctorActor):
         ended = self._children.pop(urn)
         if ended is not None:
             call_id, child = ended
-            if self._life.phase is Phase.LINGERING:
-                assert self._linger is not None
-                if not self._children:
-                    self.exit(self._linger)
+            if self._ending.lingering:
+                self._ending.on_child_left()
             elif self._draining:
                 self._drain.exit_if_drained()
             elif not self.terminated:
@@ -655,32 +654,6 @@ class RunSupervisor(ProctorActor):
             return
         if self._ends.on_step_actor_exited(urn, msg.reason):
             self._drain.exit_if_drained()
-
-    # -- ending the run ----------------------------------------------------------
-
-    def finish_completed(self, value: Any) -> None:
-        try:
-            # D4: a parent awaiting this run gets the round trip, as on replay.
-            _, value = roundtrip(
-                value,
-                what=f"result of workflow {self._workflow.name!r}",
-                limit=self._max_payload_bytes,
-            )
-        except NotSerializable as exc:
-            self.finish_failed(exc)
-            return
-        self._finish(_E.RUN_COMPLETED, ExitKind.NORMAL, result=value)
-
-    def finish_failed(self, exc: BaseException) -> None:
-        self._finish(_E.RUN_FAILED, ExitKind.FAILED, error=describe(exc))
-
-    def _finish(self, type_: EventType, kind: ExitKind, **data: Any) -> None:
-        self._advance(PhaseEvent.FINISH)
-        self._body.coro = None
-        self._log.append(
-            NewEvent(run_id=self.run_id, type=type_, data=data),
-            tag=RunFinished(kind=kind, data=MappingProxyType(dict(data))),
-        )
 
     # -- journal helpers ---------------------------------------------------------
 
