@@ -80,11 +80,11 @@ from actors._messages import (
     StepsScheduled,
     Terminate,
 )
-from actors._outcomes import recorded_exit
 from actors._recorder import Recorder
 from actors._replay import History
 from actors._restarts import Restarts
 from actors._takeover import FailUnreadable, adopt, plan_takeover, read_again
+from actors._terminating import Termination
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
@@ -94,7 +94,6 @@ from persistence import (
     Refused,
     RunState,
     Store,
-    StoreError,
 )
 
 if TYPE_CHECKING:
@@ -239,6 +238,16 @@ class RunSupervisor(ProctorActor):
             children=self._children,
             log=self._log,
         )
+        #: Terminating the run (T1-T4).
+        self._terminate = Termination(
+            self,
+            run_id=run_id,
+            reader=reader,
+            life=self._life,
+            run=self._run,
+            launcher=self._launcher,
+            children=self._children,
+        )
         #: Recording the run's end, and exiting with it.
         self._ending = Ending(
             self,
@@ -375,7 +384,7 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, Cancel):
             self._run.on_cancel(message)
         elif isinstance(message, Terminate):
-            self._on_terminate(message)
+            self._terminate.on_terminate(message)
         elif isinstance(message, Shutdown):
             self._drain.on_shutdown(message)
         elif isinstance(message, ChildExited):
@@ -416,7 +425,7 @@ class RunSupervisor(ProctorActor):
             self.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
         if _refused_as_ended(msg):
-            self._ended_elsewhere()
+            self._terminate.ended_elsewhere()
         elif isinstance(tag, RunFinished):
             self._ending.on_recorded(tag, msg.accepted)
         elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
@@ -598,38 +607,6 @@ class RunSupervisor(ProctorActor):
 
     def cancel_due(self) -> bool:
         return self._run.cancel_due()
-
-    def _on_terminate(self, msg: Terminate, recorded: ExitReason | None = None) -> None:
-        if self.terminated:
-            return
-        # T2: from here the body gets no say: no CancellationError, no shield,
-        # no further step. The record (run_terminated) is already durable (T1).
-        self._advance(PhaseEvent.TERMINATE)
-        if not self._run.state.is_terminal:
-            self._run.advance(_E.RUN_TERMINATED)
-        self._launcher.abandon_running(msg.reason)
-        self._launcher.end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
-        # T4: the child's records go to the Journal before the child hears of
-        # it, so whatever the child writes next is ordered after them (fenced).
-        self._children.terminate_all(msg.reason)
-        self.exit(recorded or ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
-
-    def _ended_elsewhere(self) -> None:
-        """The store refused our records because the run already ended.
-
-        A terminate whose message could not reach this supervisor (written
-        before it existed, or forwarded while the directory did not list it)
-        is learnt here instead: the run stops as if the Terminate had come, and
-        its exit, which its parent records, is the one the store holds.
-        """
-        try:
-            record = self._reader.find_run(self.run_id)
-        except StoreError:
-            record = None
-        if record is None or not record.status.is_terminal:
-            self._on_terminate(Terminate(reason=None))
-            return
-        self._on_terminate(Terminate(reason=record.terminate_reason), recorded_exit(record))
 
     def _seal_body(self) -> None:
         """Close the body's coroutine so nothing of it runs later, unrecorded.
