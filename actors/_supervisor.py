@@ -33,9 +33,7 @@ every change of the run's state through ``persistence.next_state`` (or
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -81,9 +79,8 @@ from actors._messages import (
     Terminate,
 )
 from actors._recorder import Recorder
-from actors._replay import History
 from actors._restarts import Restarts
-from actors._takeover import FailUnreadable, adopt, plan_takeover, read_again
+from actors._resuming import Resumption
 from actors._terminating import Termination
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -133,21 +130,13 @@ class RunSupervisor(ProctorActor):
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
-        self._guard = guard
-        self._reader = reader
         self._timers = timers
-        self._clock = clock
         #: The run's step attempts, by call id.
         self._attempts = Attempts()
         #: The lifecycle (_lifecycle): what is done with the body, and whether
         #: this runtime still hosts the run.
         self._life = Lifecycle()
         self._resume = resume
-        self._resume_from = resume_from
-        self._resume_why = resume_why
-        self._resume_tries = 0
-        #: The history a takeover in flight was based on.
-        self._taking: History | None = None
         #: What this supervisor writes to the Journal, and in which group.
         self._log = Recorder(
             run_id=run_id,
@@ -179,9 +168,7 @@ class RunSupervisor(ProctorActor):
             clock=clock,
             intensity=workflow.intensity,
         )
-        self._journal = journal
         self._directory = directory
-        self._owner = owner
         self._children = Children(
             run_id=run_id,
             journal=journal,
@@ -238,6 +225,18 @@ class RunSupervisor(ProctorActor):
             children=self._children,
             log=self._log,
         )
+        #: Taking over a run whose runtime died, until its replay begins.
+        self._resuming = Resumption(
+            self,
+            run_id=run_id,
+            owner=owner,
+            resume_from=resume_from,
+            why=resume_why,
+            reader=reader,
+            run=self._run,
+            body=self._body,
+            log=self._log,
+        )
         #: Terminating the run (T1-T4).
         self._terminate = Termination(
             self,
@@ -290,7 +289,7 @@ class RunSupervisor(ProctorActor):
     def started(self) -> None:
         started = NewEvent(run_id=self.run_id, type=_E.RUN_STARTED)
         if self._resume:
-            self._take_over()
+            self._resuming.take_over()
         elif self._log.create is not None:
             # A new run: nobody can have asked anything of it, since it does
             # not exist until this group commits and this supervisor is in
@@ -299,7 +298,7 @@ class RunSupervisor(ProctorActor):
             # in one group; nothing it does takes effect before that commit.
             self._run.advance(_E.RUN_STARTED)
             self._log.begin_with(self._log.create, started)
-            self._begin_body(PhaseEvent.BEGIN)
+            self.begin_body(PhaseEvent.BEGIN)
         else:
             self._log.append(started, tag=Started())
 
@@ -432,7 +431,7 @@ class RunSupervisor(ProctorActor):
             refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
             self.lost_ownership(refused.reason)
         elif isinstance(tag, Resumed):
-            self._on_taken_over(tag.group, msg)
+            self._resuming.on_claimed(tag.group, msg)
         elif not msg.accepted or self.terminated:
             return
         elif isinstance(tag, Started):
@@ -443,7 +442,7 @@ class RunSupervisor(ProctorActor):
             # Cancelled before this supervisor existed: the record says why
             # (read here, not on the control path).
             self._run.learn(started.status, self._run.recorded_cancel)
-            self._begin_body(PhaseEvent.BEGIN)
+            self.begin_body(PhaseEvent.BEGIN)
         elif self._draining and isinstance(
             tag, StepsScheduled | ChildStartedNoWait | RetryScheduled
         ):
@@ -459,60 +458,6 @@ class RunSupervisor(ProctorActor):
             )
         elif isinstance(tag, CallEnded):
             self.on_call_recorded(tag)
-
-    # -- resuming a run whose runtime died (D2) -------------------------------------
-
-    def _take_over(self) -> None:
-        """Read the run's log, then claim it if nobody wrote to it meanwhile."""
-        plan = plan_takeover(
-            self._reader,
-            self.run_id,
-            owner=self._owner,
-            resume_from=self._resume_from,
-            why=self._resume_why,
-            handed=self._log.handed,
-        )
-        if isinstance(plan, ExitReason):
-            self.exit(plan)
-        elif isinstance(plan, FailUnreadable):
-            data = MappingProxyType(plan.group[-1].data)
-            self._log.append(*plan.group, tag=RunFinished(kind=ExitKind.FAILED, data=data))
-        else:
-            # One takeover at a time: the next is tried only once this one's
-            # reply is in. The history is kept here, not in the (frozen) tag.
-            self._taking = plan.history
-            self._log.append(*plan.group, tag=Resumed(group=plan.group))
-
-    def _on_taken_over(self, group: tuple[NewEvent, ...], msg: Journaled) -> None:
-        history, self._taking = self._taking, None
-        assert history is not None
-        if not msg.accepted:
-            # Someone wrote to the run after we read it (a cancel, or another
-            # runtime that took it first): read again, or leave it.
-            self._resume_tries += 1
-            if read_again(self._resume_tries, msg.outcomes):
-                self._take_over()
-            else:
-                refused = msg.outcomes[0] if msg.outcomes else None
-                logger.info("run %s: not resumed: %s", self.run_id, refused)
-                self.exit(ExitReason(kind=ExitKind.TERMINATED))
-            return
-        adopt(history, group, msg.outcomes, time.time())
-        self._log.handed = []
-        resumed = msg.outcomes[0]
-        assert isinstance(resumed, Appended)
-        record = history.record
-        logger.info("run %s: resumed from %s", self.run_id, record.owner)
-        self._run.learn(
-            resumed.status,
-            lambda: Cancel(reason=record.cancel_reason, source=record.cancel_source or "api"),
-        )
-        if not history.started:
-            # The runtime died before the run started: start it now.
-            self._log.append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=Started())
-            return
-        self._body.history = history
-        self._begin_body(PhaseEvent.BEGIN_REPLAY)
 
     def _refusal_is_a_fault(self, msg: Journaled) -> bool:
         """A refusal of a run that exists, neither fencing nor its end explains:
@@ -539,7 +484,7 @@ class RunSupervisor(ProctorActor):
 
     # -- driving the body --------------------------------------------------------
 
-    def _begin_body(self, begin: PhaseEvent) -> None:
+    def begin_body(self, begin: PhaseEvent) -> None:
         self._advance(begin)
         if self._body.begin():
             self.drive()
