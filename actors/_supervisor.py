@@ -33,14 +33,14 @@ every change of the run's state through ``persistence.next_state`` (or
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from actors._acks import JournalReplies
 from actors._attempts import Attempts, Scheduled, Waiting
 from actors._awaits import Awaits
-from actors._base import ProctorActor, logger, tell
+from actors._base import ProctorActor, tell
 from actors._body import AwaitResult, Body
 from actors._cancelling import Cancelling
 from actors._census import Census
@@ -59,23 +59,15 @@ from actors._messages import (
     Cancel,
     CancelTimer,
     ChildExited,
-    ChildStartedNoWait,
-    Created,
     Deadline,
-    ExitKind,
-    ExitReason,
     Journaled,
     LeaseLost,
     ResumeBody,
-    Resumed,
     RetryDue,
-    RetryScheduled,
-    RunFinished,
     ScheduleTimer,
     Shutdown,
     SlotGranted,
     Started,
-    StepsScheduled,
     Terminate,
 )
 from actors._recorder import Recorder
@@ -84,11 +76,8 @@ from actors._resuming import Resumption
 from actors._terminating import Termination
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
-    Appended,
     EventType,
     NewEvent,
-    ProctorError,
-    Refused,
     RunState,
     Store,
 )
@@ -281,6 +270,20 @@ class RunSupervisor(ProctorActor):
             awaits=self._awaits,
             log=self._log,
         )
+        #: What each reply of the Journal means for the run.
+        self._replies = JournalReplies(
+            self,
+            run_id=run_id,
+            life=self._life,
+            run=self._run,
+            body=self._body,
+            launcher=self._launcher,
+            ends=self._ends,
+            ending=self._ending,
+            terminate=self._terminate,
+            resuming=self._resuming,
+            drain=self._drain,
+        )
         # Registered from creation, so a cancel never misses a run that exists.
         directory.add(run_id, self.actor_ref)
 
@@ -379,7 +382,7 @@ class RunSupervisor(ProctorActor):
 
     def handle(self, message: Any) -> None:
         if isinstance(message, Journaled):
-            self._on_journaled(message)
+            self._replies.on_journaled(message)
         elif isinstance(message, Cancel):
             self._run.on_cancel(message)
         elif isinstance(message, Terminate):
@@ -403,81 +406,6 @@ class RunSupervisor(ProctorActor):
             self.lost_ownership(message.why)
         else:
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
-
-    def _on_journaled(self, msg: Journaled) -> None:
-        creating = isinstance(msg.tag, Created)
-        if isinstance(msg.tag, Created):
-            msg = replace(msg, tag=msg.tag.then)
-        if isinstance(msg.tag, StepsScheduled) and not (msg.accepted and not self.terminated):
-            # Never to be started: their step slots go to the next attempts.
-            for s in msg.tag.steps:
-                if s.ticket is not None:
-                    s.ticket.release()
-        if msg.error is not None:
-            self._drain.on_store_failure(msg)
-            return
-        tag = msg.tag
-        if not msg.accepted and not self.terminated and self._refusal_is_a_fault(msg):
-            return
-        if creating and not msg.accepted:  # the run was not created: nothing of it may go on
-            self._body.close()
-            self.exit(ExitReason(kind=ExitKind.TERMINATED))
-            return
-        if _refused_as_ended(msg):
-            self._terminate.ended_elsewhere()
-        elif isinstance(tag, RunFinished):
-            self._ending.on_recorded(tag, msg.accepted)
-        elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
-            refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
-            self.lost_ownership(refused.reason)
-        elif isinstance(tag, Resumed):
-            self._resuming.on_claimed(tag.group, msg)
-        elif not msg.accepted or self.terminated:
-            return
-        elif isinstance(tag, Started):
-            started = msg.outcomes[0]
-            assert isinstance(started, Appended)
-            # The run's state when run_started committed: a cancel that came
-            # in since (a parent's, say) has moved us on, and stays.
-            # Cancelled before this supervisor existed: the record says why
-            # (read here, not on the control path).
-            self._run.learn(started.status, self._run.recorded_cancel)
-            self.begin_body(PhaseEvent.BEGIN)
-        elif self._draining and isinstance(
-            tag, StepsScheduled | ChildStartedNoWait | RetryScheduled
-        ):
-            return  # nothing new starts; the log has the starts, resume runs them
-        elif isinstance(tag, StepsScheduled):
-            self.spawn(tag.steps)
-        elif isinstance(tag, ChildStartedNoWait):
-            self.spawn((tag.child,))
-            self.drive(value=tag.handle)
-        elif isinstance(tag, RetryScheduled):
-            self.schedule_timer(
-                ("retry", tag.call_id), tag.due, RetryDue(call=tag.call_id, attempt=tag.attempt)
-            )
-        elif isinstance(tag, CallEnded):
-            self.on_call_recorded(tag)
-
-    def _refusal_is_a_fault(self, msg: Journaled) -> bool:
-        """A refusal of a run that exists, neither fencing nor its end explains:
-        the store cannot take a record of ours (a bug). Fail the run, visibly,
-        rather than wait for an effect that will never come."""
-        refused = next((o for o in msg.outcomes if isinstance(o, Refused)), None)
-        if (
-            refused is None
-            or refused.fenced
-            or refused.status is None  # no such run: a creation the store refused
-            or refused.status.is_terminal
-            or isinstance(msg.tag, Resumed)
-        ):
-            return False
-        error = ProctorError(f"the store refused a record of run {self.run_id}: {refused.reason}")
-        logger.error("%s", error)
-        self._launcher.abandon_running("a record was refused")
-        self._body.close()
-        self.exit(ExitReason(kind=ExitKind.FAILED, error=error))
-        return True
 
     def lost_ownership(self, why: str) -> None:
         self._drain.lost_ownership(why)
@@ -581,11 +509,3 @@ class RunSupervisor(ProctorActor):
 
     def record(self, type_: EventType, **data: Any) -> None:
         self._log.record(type_, **data)
-
-
-def _refused_as_ended(msg: Journaled) -> bool:
-    """Whether the store refused the group because the run is terminal (not fenced)."""
-    return any(
-        isinstance(o, Refused) and not o.fenced and o.status is not None and o.status.is_terminal
-        for o in msg.outcomes
-    )
