@@ -23,8 +23,8 @@ record. In the order they are tested:
 
 Invariants: a step slot taken for attempts that will never start is given
 back whatever the reply; nothing a refused or failed group announced takes
-effect; a terminated run acts on no reply but its end, its fencing and its
-claim.
+effect; a terminated run acts on no reply but a store failure, its end, a
+fencing and a takeover's claim.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ run's state lives here with the cancel that moved it there:
 
 Invariants: every change of ``state`` goes through ``persistence.next_state``
 (or ``later_state``, from an acknowledgement); ``cancel`` is set at most
-once (or handed over at creation with the state it explains); a step or child run gets the
-cancel at most once (its ``cancel_sent``).
+once (or handed over at creation, with the state it explains); a step or
+child run gets the cancel at most once (its ``cancel_sent``).
 """
 
 from __future__ import annotations

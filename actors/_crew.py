@@ -27,9 +27,8 @@ Invariants: one crew per supervisor, built in its constructor, before its
 actor runs, so no collaborator acts before all exist; they share one
 Lifecycle, one Attempts book, one Recorder and one Body, each handed in
 here and nowhere else; the supervisor is every collaborator's host
-(``RunHost``, the union of their Host protocols), so what a collaborator
-asks of the run outside its own concept goes through the supervisor's
-dispatch, and collaborators otherwise know only those handed to them.
+(``RunHost``, the union of their Host protocols): a collaborator knows
+only those handed to it here, and reaches the rest through the supervisor.
 """
 
 from __future__ import annotations
