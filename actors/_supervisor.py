@@ -1,5 +1,4 @@
-"""RunSupervisor: one per run; message dispatch, its lifecycle, and control
-(cancel, terminate, shutdown).
+"""RunSupervisor: one per run; message dispatch and its actor's lifecycle.
 
 It never runs blocking code and never waits on a future, nor on the store
 while it handles control. The body is a coroutine stepped by hand; between
@@ -12,104 +11,63 @@ the body resumes only after the step's end is committed.
 A child run is a RunSupervisor of its own under this one (C7, T4). A run
 whose runtime died is taken over and replayed (D2).
 
-What it delegates, one collaborator per concept, each module stating its
-invariants:
-
-- ``_body.Body``: the workflow coroutine, its checkpoints and replay cursor;
-- ``_awaits.Awaits``: what the body awaits, as calls, and how it resumes;
-- ``_launch.Launcher``: starting and abandoning step attempts, kept in the
-  ``_attempts.Attempts`` book;
-- ``_restarts.Restarts``: retries, group restarts, timeouts (SV1-SV3, H2);
-- ``_children.Children``: child runs and what flows down to them;
-- ``_recorder.Recorder``: the run's records, in groups, to the Journal;
-- ``_takeover``: claiming a dead runtime's run; ``_outcomes``: exits as
-  states and errors; ``_lifecycle``: the phase tables.
+Each concept is a collaborator of its own, built in ``_crew`` (which lists
+them): the supervisor hands each message to the one it concerns, steps the
+body, starts calls whose starts are recorded, and is every collaborator's
+host (``_crew.RunHost``): what one asks of the run outside its own concept
+comes back through here.
 
 Invariants: every change of phase goes through ``_lifecycle``'s tables and
 every change of the run's state through ``persistence.next_state`` (or
-``later_state``, learning the store's view from an acknowledgement).
+``later_state``, learning the store's view from an acknowledgement), both
+inside the collaborators; the supervisor is in the Directory from its
+construction until it stops, so a cancel never misses a run that exists.
 """
 
 from __future__ import annotations
 
-import functools
-import time
-from dataclasses import replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors._attempts import Attempts, Scheduled, Waiting, step_end
-from actors._awaits import Awaits
-from actors._base import ProctorActor, logger, tell
-from actors._body import AwaitResult, Body
+from actors._attempts import Scheduled, Waiting
+from actors._base import ProctorActor, tell
+from actors._body import AwaitResult
 from actors._census import Census
-from actors._children import Child, Children
-from actors._children import end_records as child_end_records
 from actors._clock import Clock
+from actors._crew import assemble
 from actors._definitions import ChildCall, WorkflowDef
-from actors._errors import CancellationError, describe
+from actors._errors import CancellationError
 from actors._fencing import LeaseGuard
-from actors._launch import Launcher
-from actors._lifecycle import HostingEvent, Lifecycle, Phase, PhaseEvent
+from actors._lifecycle import HostingEvent, PhaseEvent
 from actors._messages import (
     CallEnded,
     Cancel,
     CancelTimer,
     ChildExited,
-    ChildStartedNoWait,
-    Created,
     Deadline,
-    ExitKind,
-    ExitReason,
     Journaled,
     LeaseLost,
-    Raised,
     ResumeBody,
-    Resumed,
     RetryDue,
-    RetryScheduled,
-    RunFinished,
     ScheduleTimer,
     Shutdown,
     SlotGranted,
     Started,
-    StepFinished,
-    StepsScheduled,
     Terminate,
-    Unwound,
 )
-from actors._outcomes import recorded_exit
-from actors._recorder import Recorder
-from actors._replay import History
-from actors._restarts import Restarts
-from actors._takeover import FailUnreadable, adopt, plan_takeover, read_again
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
-    Appended,
     EventType,
     NewEvent,
-    NotSerializable,
-    ProctorError,
-    Refused,
     RunState,
     Store,
-    StoreError,
-    later_state,
-    next_state,
-    roundtrip,
 )
 
 if TYPE_CHECKING:
     from actors._directory import Directory
 
 _E = EventType
-
-
-#: After a store failure, how long (runtime clock) the supervisor waits for
-#: its running steps' ends before it abandons them and lets the run be re-hosted.
-_STORE_FAILURE_DRAIN = 5.0
 
 
 class RunSupervisor(ProctorActor):
@@ -143,103 +101,35 @@ class RunSupervisor(ProctorActor):
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=census)
         self.run_id = run_id
-        self._max_payload_bytes = max_payload_bytes
-        self._guard = guard
-        self._reader = reader
         self._timers = timers
-        self._clock = clock
-        #: The run's step attempts, by call id.
-        self._attempts = Attempts()
-        #: The run ended with children still running under their parent close
-        #: policy: the supervisor stays until they end, then exits with this.
-        self._linger: ExitReason | None = None
-        #: The lifecycle (_lifecycle): what is done with the body, and whether
-        #: this runtime still hosts the run.
-        self._life = Lifecycle()
-        self._resume = resume
-        self._resume_from = resume_from
-        self._resume_why = resume_why
-        self._resume_tries = 0
-        #: The history a takeover in flight was based on.
-        self._taking: History | None = None
-        #: What this supervisor writes to the Journal, and in which group.
-        self._log = Recorder(
-            run_id=run_id,
-            journal=journal,
-            notify=self.actor_ref,
-            create=create,
-            created=created,
-            handed=unrecorded,
-        )
-        #: Starting the run's step attempts (slots, actors, deadlines).
-        self._launcher = Launcher(
-            self,
-            run_id=run_id,
-            parent=self.actor_ref,
-            census=census,
-            journal=journal,
-            attempts=self._attempts,
-            log=self._log,
-            clock=clock,
-            max_payload_bytes=max_payload_bytes,
-            guard=guard,
-        )
-        #: Retries, group restarts and timeouts of the run's step attempts.
-        self._restarts = Restarts(
-            self,
-            run_id=run_id,
-            attempts=self._attempts,
-            log=self._log,
-            clock=clock,
-            intensity=workflow.intensity,
-        )
-        self.state = state
-        self._journal = journal
         self._directory = directory
-        self._owner = owner
-        self._workflow = workflow
-        self._cancel = cancel
-        self._children = Children(
-            run_id=run_id,
-            journal=journal,
-            owner=owner,
-            reader=reader,
-            start=functools.partial(
-                RunSupervisor.start,
-                census=census,
-                parent=self.actor_ref,
-                journal=journal,
-                directory=directory,
-                owner=owner,
-                state=RunState.PENDING,
-                cancel=None,
-                reader=reader,
-                timers=timers,
-                clock=clock,
-                max_payload_bytes=max_payload_bytes,
-                guard=guard,
-            ),
-        )
-        #: The workflow body: its coroutine, context and replay cursor.
-        self._body = Body(
+        self._resume = resume
+        #: The collaborators, one per concept (_crew), this supervisor their host.
+        self._crew = assemble(
             self,
+            me=self.actor_ref,
+            start_run=RunSupervisor.start,
+            census=census,
+            parent=parent,
+            journal=journal,
+            directory=directory,
+            owner=owner,
             run_id=run_id,
             workflow=workflow,
             args=args,
-            kwargs=dict(kwargs),
-            max_payload_bytes=max_payload_bytes,
-        )
-        #: What the suspended body waits for, and the calls that answer it.
-        self._awaits = Awaits(
-            self,
-            run_id=run_id,
-            owner=owner,
-            strategy=workflow.strategy,
-            body=self._body,
-            children=self._children,
-            launcher=self._launcher,
-            log=self._log,
+            kwargs=kwargs,
+            state=state,
+            cancel=cancel,
+            reader=reader,
+            timers=timers,
             clock=clock,
+            resume_from=resume_from,
+            resume_why=resume_why,
+            create=create,
+            created=created,
+            max_payload_bytes=max_payload_bytes,
+            unrecorded=unrecorded,
+            guard=guard,
         )
         # Registered from creation, so a cancel never misses a run that exists.
         directory.add(run_id, self.actor_ref)
@@ -249,318 +139,158 @@ class RunSupervisor(ProctorActor):
     def started(self) -> None:
         started = NewEvent(run_id=self.run_id, type=_E.RUN_STARTED)
         if self._resume:
-            self._take_over()
-        elif self._log.create is not None:
+            self._crew.resuming.take_over()
+        elif self._crew.log.create is not None:
             # A new run: nobody can have asked anything of it, since it does
             # not exist until this group commits and this supervisor is in
             # the directory already. So the body starts now, and its first
             # records (the first step's start, say) join the run's creation
             # in one group; nothing it does takes effect before that commit.
-            self.state = next_state(self.state, _E.RUN_STARTED)
-            self._log.begin_with(self._log.create, started)
-            self._begin_body(PhaseEvent.BEGIN)
+            self._crew.run.advance(_E.RUN_STARTED)
+            self._crew.log.begin_with(self._crew.log.create, started)
+            self.begin_body(PhaseEvent.BEGIN)
         else:
-            self._log.append(started, tag=Started())
-
-    # -- lifecycle (_lifecycle) -------------------------------------------------
-
-    def _advance(self, event: PhaseEvent) -> None:
-        self._life.advance(event)
-
-    def go_live(self) -> None:
-        self._life.go_live()
-
-    @property
-    def replaying(self) -> bool:
-        return self._life.replaying
-
-    @property
-    def terminated(self) -> bool:
-        return self._life.terminated
-
-    @property
-    def _ended(self) -> bool:
-        return self._life.ended
-
-    @property
-    def _draining(self) -> bool:
-        return self._life.draining
-
-    # -- what the body needs of its supervisor (BodyHost) ---------------------------
-
-    def cancelling(self) -> bool:
-        return self.state is RunState.CANCELLING
-
-    def cancel_reason(self) -> str | None:
-        return self._cancel.reason if self._cancel else None
-
-    # -- what the launcher needs of its supervisor (LaunchHost) --------------------
-
-    @property
-    def current_cancel(self) -> Cancel | None:
-        return self._cancel
-
-    def may_start(self) -> bool:
-        return not (self.terminated or self._ended or self._draining)
-
-    # -- what the restarts need of their supervisor (RestartHost) ------------------
-
-    @property
-    def waiting(self) -> Waiting | None:
-        return self._awaits.waiting
-
-    def start_calls(self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]) -> None:
-        self._awaits.start_calls(events, scheduled)
-
-    # -- what the body needs of its supervisor, besides (BodyHost) -----------------
-
-    def on_await(self, command: Any) -> AwaitResult | None:
-        return self._awaits.on_await(command)
-
-    def resume_later(self, reason: str | None) -> None:
-        tell(self.actor_ref, ResumeBody(reason=reason))
-
-    def finish_cancelled(self, reason: str | None) -> None:
-        self._finish(_E.RUN_CANCELLED, ExitKind.CANCELLED, reason=reason)
+            self._crew.log.append(started, tag=Started())
 
     def stopping(self) -> None:
-        self._life.host(HostingEvent.STOP)
+        self._crew.life.host(HostingEvent.STOP)
         self._directory.remove(self.run_id)
-        self._seal_body()
+        # Sealed: Python runs ``finally:`` blocks of a closed coroutine; they
+        # can neither start a step nor write to the log, so nothing of the
+        # body runs later, unrecorded.
+        self._crew.life.advance(PhaseEvent.SEAL)
+        self._crew.body.close()
         # Waiting attempts are left as recorded (a resume starts them); their
         # slots, or places in line, go to the next attempts.
-        self._attempts.release_queued()
+        self._crew.attempts.release_queued()
+
+    # -- dispatch ----------------------------------------------------------------
 
     def handle(self, message: Any) -> None:
+        crew = self._crew
         if isinstance(message, Journaled):
-            self._on_journaled(message)
+            crew.replies.on_journaled(message)
         elif isinstance(message, Cancel):
-            self._on_cancel(message)
+            crew.run.on_cancel(message)
         elif isinstance(message, Terminate):
-            self._on_terminate(message)
+            crew.terminate.on_terminate(message)
         elif isinstance(message, Shutdown):
-            self._on_shutdown(message)
+            crew.drain.on_shutdown(message)
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
         elif isinstance(message, Deadline):
-            if not self._draining:  # draining: attempts are awaited until given up
-                self._restarts.on_deadline(message)
+            if not crew.life.draining:  # draining: attempts are awaited until given up
+                crew.restarts.on_deadline(message)
         elif isinstance(message, RetryDue):
-            if not (self.terminated or self._draining):
-                self._restarts.on_retry_due(message)
+            if not (crew.life.terminated or crew.life.draining):
+                crew.restarts.on_retry_due(message)
         elif isinstance(message, ResumeBody):
-            if self._body.coro is not None and not self.terminated:
-                self._drive(error=CancellationError(message.reason))
+            if crew.body.coro is not None and not crew.life.terminated:
+                self.drive(error=CancellationError(message.reason))
         elif isinstance(message, SlotGranted):
-            self._launcher.on_slot_granted(message)
+            crew.launcher.on_slot_granted(message)
         elif isinstance(message, LeaseLost):
-            self._lost_ownership(message.why)
+            crew.drain.lost_ownership(message.why)
         else:
             raise TypeError(f"RunSupervisor cannot handle {message!r}")
 
-    def _on_journaled(self, msg: Journaled) -> None:
-        creating = isinstance(msg.tag, Created)
-        if isinstance(msg.tag, Created):
-            msg = replace(msg, tag=msg.tag.then)
-        if isinstance(msg.tag, StepsScheduled) and not (msg.accepted and not self.terminated):
-            # Never to be started: their step slots go to the next attempts.
-            for s in msg.tag.steps:
-                if s.ticket is not None:
-                    s.ticket.release()
-        if msg.error is not None:
-            self._on_store_failure(msg)
+    def _on_child_exited(self, msg: ChildExited) -> None:
+        """A child run's supervisor, or a step attempt's actor, has exited."""
+        crew = self._crew
+        urn = msg.child.actor_urn
+        ended = crew.children.pop(urn)
+        if ended is not None:
+            call_id, child = ended
+            if crew.ending.lingering:
+                crew.ending.on_child_left()
+            elif crew.life.draining:
+                crew.drain.exit_if_drained()
+            elif not crew.life.terminated:
+                crew.ends.on_child_ended(call_id, child, msg.reason)
             return
-        tag = msg.tag
-        if not msg.accepted and not self.terminated and self._refusal_is_a_fault(msg):
-            return
-        if creating and not msg.accepted:  # the run was not created: nothing of it may go on
-            self._body.close()
-            self.exit(ExitReason(kind=ExitKind.TERMINATED))
-            return
-        if _refused_as_ended(msg):
-            self._ended_elsewhere()
-        elif isinstance(tag, RunFinished):
-            self._on_run_ended(ExitReason(kind=tag.kind, data=dict(tag.data)), msg.accepted)
-        elif any(isinstance(o, Refused) and o.fenced for o in msg.outcomes):
-            refused = next(o for o in msg.outcomes if isinstance(o, Refused) and o.fenced)
-            self._lost_ownership(refused.reason)
-        elif isinstance(tag, Resumed):
-            self._on_taken_over(tag.group, msg)
-        elif not msg.accepted or self.terminated:
-            return
-        elif isinstance(tag, Started):
-            started = msg.outcomes[0]
-            assert isinstance(started, Appended)
-            # The run's state when run_started committed: a cancel that came
-            # in since (a parent's, say) has moved us on, and stays.
-            self.state = later_state(self.state, started.status)
-            if self.state is RunState.CANCELLING and self._cancel is None:
-                # Cancelled before this supervisor existed: the record says why.
-                self._cancel = self._recorded_cancel()  # not on the control path
-            self._begin_body(PhaseEvent.BEGIN)
-        elif self._draining and isinstance(
-            tag, StepsScheduled | ChildStartedNoWait | RetryScheduled
-        ):
-            return  # nothing new starts; the log has the starts, resume runs them
-        elif isinstance(tag, StepsScheduled):
-            self.spawn(tag.steps)
-        elif isinstance(tag, ChildStartedNoWait):
-            self.spawn((tag.child,))
-            self._drive(value=tag.handle)
-        elif isinstance(tag, RetryScheduled):
-            self.schedule_timer(
-                ("retry", tag.call_id), tag.due, RetryDue(call=tag.call_id, attempt=tag.attempt)
-            )
-        elif isinstance(tag, CallEnded):
-            self.on_call_recorded(tag)
+        if crew.ends.on_step_actor_exited(urn, msg.reason):
+            crew.drain.exit_if_drained()
 
-    # -- resuming a run whose runtime died (D2) -------------------------------------
+    # -- driving the body (BodyHost, AckHost, EndHost, ResumeHost) ----------------
 
-    def _take_over(self) -> None:
-        """Read the run's log, then claim it if nobody wrote to it meanwhile."""
-        plan = plan_takeover(
-            self._reader,
-            self.run_id,
-            owner=self._owner,
-            resume_from=self._resume_from,
-            why=self._resume_why,
-            handed=self._log.handed,
-        )
-        if isinstance(plan, ExitReason):
-            self.exit(plan)
-        elif isinstance(plan, FailUnreadable):
-            data = MappingProxyType(plan.group[-1].data)
-            self._log.append(*plan.group, tag=RunFinished(kind=ExitKind.FAILED, data=data))
-        else:
-            # One takeover at a time: the next is tried only once this one's
-            # reply is in. The history is kept here, not in the (frozen) tag.
-            self._taking = plan.history
-            self._log.append(*plan.group, tag=Resumed(group=plan.group))
+    def begin_body(self, begin: PhaseEvent) -> None:
+        self._crew.life.advance(begin)
+        if self._crew.body.begin():
+            self.drive()
 
-    def _on_taken_over(self, group: tuple[NewEvent, ...], msg: Journaled) -> None:
-        history, self._taking = self._taking, None
-        assert history is not None
-        if not msg.accepted:
-            # Someone wrote to the run after we read it (a cancel, or another
-            # runtime that took it first): read again, or leave it.
-            self._resume_tries += 1
-            if read_again(self._resume_tries, msg.outcomes):
-                self._take_over()
-            else:
-                refused = msg.outcomes[0] if msg.outcomes else None
-                logger.info("run %s: not resumed: %s", self.run_id, refused)
-                self.exit(ExitReason(kind=ExitKind.TERMINATED))
-            return
-        adopt(history, group, msg.outcomes, time.time())
-        self._log.handed = []
-        resumed = msg.outcomes[0]
-        assert isinstance(resumed, Appended)
-        record = history.record
-        logger.info("run %s: resumed from %s", self.run_id, record.owner)
-        self.state = later_state(self.state, resumed.status)
-        if self.state is RunState.CANCELLING and self._cancel is None:
-            self._cancel = Cancel(reason=record.cancel_reason, source=record.cancel_source or "api")
-        if not history.started:
-            # The runtime died before the run started: start it now.
-            self._log.append(NewEvent(run_id=self.run_id, type=_E.RUN_STARTED), tag=Started())
-            return
-        self._body.history = history
-        self._begin_body(PhaseEvent.BEGIN_REPLAY)
-
-    def _refusal_is_a_fault(self, msg: Journaled) -> bool:
-        """A refusal of a run that exists, neither fencing nor its end explains:
-        the store cannot take a record of ours (a bug). Fail the run, visibly,
-        rather than wait for an effect that will never come."""
-        refused = next((o for o in msg.outcomes if isinstance(o, Refused)), None)
-        if (
-            refused is None
-            or refused.fenced
-            or refused.status is None  # no such run: a creation the store refused
-            or refused.status.is_terminal
-            or isinstance(msg.tag, Resumed)
-        ):
-            return False
-        error = ProctorError(f"the store refused a record of run {self.run_id}: {refused.reason}")
-        logger.error("%s", error)
-        self._launcher.abandon_running("a record was refused")
-        self._body.close()
-        self.exit(ExitReason(kind=ExitKind.FAILED, error=error))
-        return True
-
-    def _recorded_cancel(self) -> Cancel:
-        """The cancel the store holds for this run: read only when the run
-        turns out to be cancelling as its start commits, never while a
-        control message is being handled."""
-        try:
-            record = self._reader.find_run(self.run_id)
-        except StoreError:
-            record = None
-        if record is None or record.cancel_requested_at is None:
-            return Cancel(reason=None, source="unknown")
-        return Cancel(reason=record.cancel_reason, source=record.cancel_source or "unknown")
-
-    def _lost_ownership(self, why: str) -> None:
-        """The store fenced us off (another runtime took the run over), or our
-        runtime could not prove it still owns it (self-fencing). Stop driving
-        it; the owner's replay re-runs what we were doing. The Guardian hears
-        of it (and hosts the run again if it turns out to be still ours)."""
-        if self._draining:
-            self._exit_if_drained()  # stopping already: this attempt was the last, say
-            return
-        logger.warning("run %s: no longer ours, stopping: %s", self.run_id, why)
-        # The parent first (a run supervisor, or the Guardian): it stops
-        # hosting too before it hears of our exit, so it records no end of us.
-        assert self._parent is not None
-        tell(self._parent, LeaseLost(why=why, run_id=self.run_id))
-        self._on_shutdown(Shutdown(abandon=True))
-
-    # -- driving the body --------------------------------------------------------
-
-    def _begin_body(self, begin: PhaseEvent) -> None:
-        self._advance(begin)
-        if self._body.begin():
-            self._drive()
-
-    def _drive(self, value: Any = None, error: BaseException | None = None) -> None:
+    def drive(self, value: Any = None, error: BaseException | None = None) -> None:
         """Run the body until it waits for a step or child run, or ends.
 
         A loop rather than recursion: replay resumes await after await from
         the log without waiting, however long the run's history is.
         """
-        if self._draining:
+        log = self._crew.log
+        if self._crew.life.draining:
             return  # the runtime stops hosting the run: its body goes no further
-        self._log.driving = True
+        log.driving = True
         try:
-            self._body.run(value, error)
+            self._crew.body.run(value, error)
         finally:
-            self._log.driving = False
-            self._log.flush()  # the body waits on something already under way
+            log.driving = False
+            log.flush()  # the body waits on something already under way
 
-    def _on_run_ended(self, reason: ExitReason, accepted: bool) -> None:
-        """The run's end is recorded; children it started and did not await
-        meet their parent close policy, and the supervisor waits for them."""
-        if not accepted or not self._children:
-            self.exit(reason)
-            return
-        self._linger = reason
-        self._advance(PhaseEvent.LINGER)
-        self._children.close()
+    def resume_later(self, reason: str | None) -> None:
+        tell(self.actor_ref, ResumeBody(reason=reason))
+
+    @property
+    def replaying(self) -> bool:
+        return self._crew.life.replaying
+
+    @property
+    def terminated(self) -> bool:
+        return self._crew.life.terminated
+
+    def go_live(self) -> None:
+        self._crew.life.go_live()
+
+    def on_await(self, command: Any) -> AwaitResult | None:
+        return self._crew.awaits.on_await(command)
+
+    @property
+    def waiting(self) -> Waiting | None:
+        return self._crew.awaits.waiting
+
+    def start_calls(self, events: list[NewEvent], scheduled: tuple[Scheduled, ...]) -> None:
+        self._crew.awaits.start_calls(events, scheduled)
+
+    def on_call_recorded(self, ended: CallEnded) -> None:
+        self._crew.ends.on_call_recorded(ended)
+
+    def record(self, type_: EventType, **data: Any) -> None:
+        self._crew.log.record(type_, **data)
+
+    def finish_completed(self, value: Any) -> None:
+        self._crew.ending.completed(value)
+
+    def finish_failed(self, exc: BaseException) -> None:
+        self._crew.ending.failed(exc)
+
+    def finish_cancelled(self, reason: str | None) -> None:
+        self._crew.ending.cancelled(reason)
+
+    # -- starting calls (AwaitHost, AckHost, LaunchHost) ---------------------------
+
+    def may_start(self) -> bool:
+        life = self._crew.life
+        return not (life.terminated or life.ended or life.draining)
 
     def spawn(self, calls: tuple[Scheduled, ...]) -> None:
-        forward = self.state is RunState.CANCELLING and self._cancel is not None
+        forward = self._crew.run.forward_pending()
         for s in calls:
             if isinstance(s.call, ChildCall):
                 self.spawn_child(
                     s.call_id, s.call, s.shielded, resume=s.resume_child, policy=s.policy
                 )
             else:
-                self._spawn_step(s)
+                self._crew.launcher.prepare(s).launch()
         # A cancel that arrived while the starts were being recorded.
         if forward:
-            self._forward_cancel()
-
-    def _spawn_step(self, s: Scheduled) -> None:
-        self._launcher.prepare(s).launch()
+            self._crew.run.forward()
 
     def spawn_child(
         self,
@@ -571,78 +301,32 @@ class RunSupervisor(ProctorActor):
         resume: bool = False,
         policy: str | None = None,
     ) -> None:
-        self._children.spawn(call_id, call, shielded, resume=resume, policy=policy)
-        if resume and self._cancel is not None and self.state is RunState.CANCELLING:
+        self._crew.children.spawn(call_id, call, shielded, resume=resume, policy=policy)
+        if resume and self._crew.run.forward_pending():
             # D3 for a tree (C7): the run was cancelled while nobody hosted it;
             # its child in flight gets the cancel as it would have live.
-            self._forward_cancel()
+            self._crew.run.forward()
 
-    def _on_step_finished(self, msg: StepFinished) -> None:
-        active = self._attempts.active.get(msg.call)
-        # Fencing by attempt: a result from an attempt we no longer run is dropped.
-        if active is None or active.attempt != msg.attempt or self.terminated:
-            return
-        del self._attempts.active[msg.call]
-        if active.call.step.timeout or active.call.step.heartbeat_timeout:
-            self._cancel_timer(("deadline", msg.call))
-        restart = self._attempts.restart_after.pop(msg.call, None)
-        outcome = msg.outcome
-        if isinstance(outcome, Unwound) and outcome.fenced is not None:
-            # Not ours to record: the runtime may no longer own the run.
-            self._lost_ownership(outcome.fenced)
-            return
-        key = (active.name, msg.call, msg.attempt)
-        beat = active.end_data()
-        if beat:
-            self._attempts.details[msg.call] = beat["last_heartbeat_details"]
-        if isinstance(outcome, Raised):
-            data: dict[str, Any] = {"error": outcome.error, **beat}
-            escalated = self._restarts.retry(
-                msg.call, active, outcome.exception, _E.STEP_FAILED, data
-            )
-            if escalated is None:
-                return  # restarted after a back-off
-            event, ended = step_end(self.run_id, key, outcome, beat, escalated=escalated)
-        elif isinstance(outcome, Unwound) and self._draining:
-            # It unwound at the shutdown's request, unfinished: the next
-            # runtime runs it again.
-            reason = "runtime shutdown"
-            self._log.send(self._step_event(_E.STEP_ABANDONED, *key, reason=reason, **beat))
-            return
-        else:
-            event, ended = step_end(self.run_id, key, outcome, beat)
-        if restart is not None and not self.cancel_due():
-            # SV3: stopped for its sibling's restart; it restarts with it.
-            self._restarts.restart_later(msg.call, event, *restart)
-            return
-        if self._awaits.resumes_body(msg.call):
-            # The body goes on now, in memory. This end is written with the
-            # body's next records (usually the next step's start) in one
-            # group: one commit instead of two, and whatever the body does
-            # next still takes effect only once both are durable (D1).
-            self._log.defer(event)
-            self.on_call_recorded(ended)
-            return
-        self._log.append(event, tag=ended)
+    # -- the run's cancel (_cancelling), as its collaborators see it ---------------
 
-    def _on_child_ended(self, call_id: int, child: Child, reason: ExitReason) -> None:
-        """Record how the child run ended in our log; its await resumes after."""
-        own, ended, tag = child_end_records(self.run_id, call_id, child, reason)
-        # The child's records are its own; ours must not be refused with them.
-        for event in own:
-            self._log.send(event)
-        self._log.append(ended, tag=tag)
+    def cancelling(self) -> bool:
+        return self._crew.run.cancelling()
 
-    def on_call_recorded(self, ended: CallEnded) -> None:
-        restart = self._attempts.restart_after.pop(ended.call_id, None)
-        if restart is not None and not self.cancel_due():
-            self._restarts.restart_later(
-                ended.call_id, None, *restart
-            )  # SV3: its outcome is dropped
-            return
-        resumed = self._awaits.call_ended(ended)
-        if resumed is not None:
-            self._drive(*resumed)
+    def cancel_due(self) -> bool:
+        return self._crew.run.cancel_due()
+
+    def cancel_reason(self) -> str | None:
+        cancel = self._crew.run.cancel
+        return cancel.reason if cancel else None
+
+    @property
+    def current_cancel(self) -> Cancel | None:
+        return self._crew.run.cancel
+
+    def lost_ownership(self, why: str) -> None:
+        self._crew.drain.lost_ownership(why)
+
+    # -- timers (the runtime's timer service) --------------------------------------
 
     def schedule_timer(self, key: tuple[str, int], due: float, message: Any) -> None:
         token = (self.run_id, *key)
@@ -651,222 +335,5 @@ class RunSupervisor(ProctorActor):
             ScheduleTimer(token=token, due=due, target=self.actor_ref, message=message),
         )
 
-    def _cancel_timer(self, key: tuple[str, int]) -> None:
+    def cancel_timer(self, key: tuple[str, int]) -> None:
         tell(self._timers, CancelTimer(token=(self.run_id, *key)))
-
-    # -- cancel, shield, terminate ---------------------------------------------------
-
-    def cancel_due(self) -> bool:
-        return self.state is RunState.CANCELLING and self._body.ctx.shield_depth == 0
-
-    def _on_cancel(self, msg: Cancel) -> None:
-        if self.terminated or self._ended or self.state.is_terminal:
-            return
-        if self.state is not RunState.CANCELLING:
-            self.state = next_state(self.state, _E.CANCEL_REQUESTED)
-        if self._cancel is None:
-            # The first request is the one acted on (C6). The message says
-            # why: a supervisor never waits on the store while handling
-            # control. Requests of one process reach it in record order; a
-            # cancel recorded before it existed came with its creation, or
-            # with run_started's commit (_on_journaled).
-            self._cancel = msg
-        if self._body.ctx.shield_depth:
-            self.record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=self._body.ctx.shield_depth)
-        self._forward_cancel()
-
-    def _forward_cancel(self) -> None:
-        """Pass the run's cancel to its active steps (C2) and child runs (C7).
-
-        S1: steps and child runs started inside a shield of the body do not get it.
-        """
-        cancel = self._cancel
-        assert cancel is not None
-        for active in self._attempts.active.values():
-            if not active.shielded and not active.cancel_sent:
-                active.cancel_sent = tell(active.ref, cancel)
-        # C3: an attempt waiting for a step slot is never started while cancelling.
-        self._launcher.end_waiting(_E.STEP_CANCELLED, cancel.reason, shielded=False)
-        for call_id, backoff in list(self._attempts.backoff.items()):
-            if not backoff.shielded:
-                # C3: a step waiting to be retried is never restarted while cancelling.
-                del self._attempts.backoff[call_id]
-                self._cancel_timer(("retry", call_id))
-                self.on_call_recorded(
-                    CallEnded(call_id=call_id, error=CancellationError(cancel.reason))
-                )
-        self._children.forward_cancel(cancel.reason)
-
-    def _on_terminate(self, msg: Terminate, recorded: ExitReason | None = None) -> None:
-        if self.terminated:
-            return
-        # T2: from here the body gets no say: no CancellationError, no shield,
-        # no further step. The record (run_terminated) is already durable (T1).
-        self._advance(PhaseEvent.TERMINATE)
-        if not self.state.is_terminal:
-            self.state = next_state(self.state, _E.RUN_TERMINATED)
-        self._launcher.abandon_running(msg.reason)
-        self._launcher.end_waiting(_E.STEP_ABANDONED, msg.reason, shielded=True)
-        # T4: the child's records go to the Journal before the child hears of
-        # it, so whatever the child writes next is ordered after them (fenced).
-        self._children.terminate_all(msg.reason)
-        self.exit(recorded or ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason}))
-
-    def _ended_elsewhere(self) -> None:
-        """The store refused our records because the run already ended.
-
-        A terminate whose message could not reach this supervisor (written
-        before it existed, or forwarded while the directory did not list it)
-        is learnt here instead: the run stops as if the Terminate had come, and
-        its exit, which its parent records, is the one the store holds.
-        """
-        try:
-            record = self._reader.find_run(self.run_id)
-        except StoreError:
-            record = None
-        if record is None or not record.status.is_terminal:
-            self._on_terminate(Terminate(reason=None))
-            return
-        self._on_terminate(Terminate(reason=record.terminate_reason), recorded_exit(record))
-
-    def _on_shutdown(self, msg: Shutdown) -> None:
-        """The runtime stops hosting: leave the run (and its children) for resume.
-
-        The body goes no further and nothing new starts. Running steps are
-        asked to stop (a busy one unwinds at its next check and is
-        abandoned), but their ends are awaited: a result that arrives
-        meanwhile is recorded (A4), so the next runtime's replay returns it
-        instead of running the step again. ``abandon``: stop waiting; what
-        still runs is abandoned now. Like an OTP supervisor, this one stops
-        its children and waits for them before it ends, so none writes after
-        the Journal is gone.
-        """
-        first = not self._life.draining
-        self._life.host(HostingEvent.SHUTDOWN)
-        self._awaits.waiting = None  # the body is resumed no more
-        if msg.abandon:
-            self._launcher.abandon_running("runtime shutdown")
-        elif first:
-            for active in self._attempts.active.values():
-                tell(active.ref, Terminate(reason="runtime shutdown"))
-        if first or msg.abandon:
-            self._children.shutdown(abandon=msg.abandon)
-        self._exit_if_drained()
-
-    def _exit_if_drained(self) -> None:
-        """Shutting down: end once no step attempt and no child run is left."""
-        if not self._draining or self._attempts.active or self._children:
-            return
-        error = self._log.store_error
-        if error is None:
-            self.exit(ExitReason(kind=ExitKind.TERMINATED))
-            return
-        handed = tuple(self._log.handed)
-        self.exit(ExitReason(kind=ExitKind.FAILED, error=error, unrecorded=handed))
-
-    def _on_store_failure(self, msg: Journaled) -> None:
-        """The store cannot take our records: stop driving the run, leave it
-        unfinished for a supervisor that can (the Guardian hosts it again
-        after a back-off, D2), and lose no step end on the way.
-
-        The step ends in the failed group, and those of steps that return
-        while this supervisor stops (as at a shutdown), go to the successor
-        in the exit report (``_handover``).
-        """
-        assert msg.error is not None
-        first = self._log.store_failed(msg.error, msg.events)
-        if isinstance(msg.tag, StepsScheduled):
-            for s in msg.tag.steps:  # never launched: no exit report will come
-                active = self._attempts.active.get(s.call_id)
-                if active is not None and active.attempt == s.attempt:
-                    del self._attempts.active[s.call_id]
-        if first:
-            logger.error("run %s: journal failed: %s", self.run_id, msg.error)
-            if not self._draining:
-                self._on_shutdown(Shutdown())
-                due = self._clock.monotonic() + _STORE_FAILURE_DRAIN
-                self.schedule_timer(("drain", 0), due, Shutdown(abandon=True))
-        self._exit_if_drained()
-
-    def _seal_body(self) -> None:
-        """Close the body's coroutine so nothing of it runs later, unrecorded.
-
-        Python runs ``finally:`` blocks of a closed coroutine; sealed, they can
-        neither start a step nor write to the log.
-        """
-        self._advance(PhaseEvent.SEAL)
-        self._body.close()
-
-    def _on_child_exited(self, msg: ChildExited) -> None:
-        urn = msg.child.actor_urn
-        ended = self._children.pop(urn)
-        if ended is not None:
-            call_id, child = ended
-            if self._life.phase is Phase.LINGERING:
-                assert self._linger is not None
-                if not self._children:
-                    self.exit(self._linger)
-            elif self._draining:
-                self._exit_if_drained()
-            elif not self.terminated:
-                self._on_child_ended(call_id, child, msg.reason)
-            return
-        for call_id, active in list(self._attempts.active.items()):
-            if active.ref.actor_urn == urn:
-                outcome = msg.reason.outcome
-                if outcome is None:
-                    # It crashed outside the user's code. Death watch turns
-                    # that into a step failure.
-                    error = msg.reason.error or RuntimeError("step actor died")
-                    outcome = Raised(error=describe(error), exception=error)
-                self._on_step_finished(
-                    StepFinished(call=call_id, attempt=active.attempt, outcome=outcome)
-                )
-                self._exit_if_drained()
-                return
-
-    # -- ending the run ----------------------------------------------------------
-
-    def finish_completed(self, value: Any) -> None:
-        try:
-            # D4: a parent awaiting this run gets the round trip, as on replay.
-            _, value = roundtrip(
-                value,
-                what=f"result of workflow {self._workflow.name!r}",
-                limit=self._max_payload_bytes,
-            )
-        except NotSerializable as exc:
-            self.finish_failed(exc)
-            return
-        self._finish(_E.RUN_COMPLETED, ExitKind.NORMAL, result=value)
-
-    def finish_failed(self, exc: BaseException) -> None:
-        self._finish(_E.RUN_FAILED, ExitKind.FAILED, error=describe(exc))
-
-    def _finish(self, type_: EventType, kind: ExitKind, **data: Any) -> None:
-        self._advance(PhaseEvent.FINISH)
-        self._body.coro = None
-        self._log.append(
-            NewEvent(run_id=self.run_id, type=type_, data=data),
-            tag=RunFinished(kind=kind, data=MappingProxyType(dict(data))),
-        )
-
-    # -- journal helpers ---------------------------------------------------------
-
-    def _step_event(
-        self, type_: EventType, step: str, call: int, attempt: int | None, **data: Any
-    ) -> NewEvent:
-        return NewEvent(
-            run_id=self.run_id, type=type_, step=step, call=call, attempt=attempt, data=data
-        )
-
-    def record(self, type_: EventType, **data: Any) -> None:
-        self._log.record(type_, **data)
-
-
-def _refused_as_ended(msg: Journaled) -> bool:
-    """Whether the store refused the group because the run is terminal (not fenced)."""
-    return any(
-        isinstance(o, Refused) and not o.fenced and o.status is not None and o.status.is_terminal
-        for o in msg.outcomes
-    )

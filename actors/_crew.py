@@ -1,0 +1,290 @@
+"""Crew: one run supervisor's collaborators, built together and wired to each other.
+
+Each concept of a run's supervision is an object of its own (its module
+states its invariants); this is who they are and what each shares:
+
+=================  =============  ==========================================
+collaborator       module         concept
+=================  =============  ==========================================
+``life``           _lifecycle     the supervisor's phase and hosting
+``attempts``       _attempts      the run's step attempts (the shared book)
+``log``            _recorder      the run's records, in groups, to the Journal
+``launcher``       _launch        starting and abandoning step attempts
+``restarts``       _restarts      retries, group restarts, timeouts
+``children``       _children      child runs and what flows down to them
+``body``           _body          the workflow coroutine and its replay cursor
+``awaits``         _awaits        what the body awaits, as calls
+``run``            _cancelling    the run's state and the cancel it acts on
+``resuming``       _resuming      the takeover of a run whose runtime died
+``terminate``      _terminating   a terminate (T1-T4)
+``ending``         _ending        recording the run's end, lingering
+``drain``          _draining      shutdown, store failure, lost lease
+``ends``           _ends          what a step's or child's end means
+``replies``        _acks          what each reply of the Journal means
+=================  =============  ==========================================
+
+Invariants: one crew per supervisor, built in its constructor, before its
+actor runs, so no collaborator acts before all exist; they share one
+Lifecycle, one Attempts book, one Recorder and one Body, each handed in
+here and nowhere else; the supervisor is every collaborator's host
+(``RunHost``, the union of their Host protocols): a collaborator knows
+only those handed to it here, and reaches the rest through the supervisor.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pykka
+
+from actors._acks import AckHost, JournalReplies
+from actors._attempts import Attempts
+from actors._awaits import AwaitHost, Awaits
+from actors._body import Body, BodyHost
+from actors._cancelling import CancelHost, Cancelling
+from actors._census import Census
+from actors._children import Children
+from actors._clock import Clock
+from actors._definitions import WorkflowDef
+from actors._directory import Directory
+from actors._draining import Drain, DrainHost
+from actors._ending import Ending, EndingHost
+from actors._ends import EndHost, Ends
+from actors._fencing import LeaseGuard
+from actors._launch import Launcher, LaunchHost
+from actors._lifecycle import Lifecycle
+from actors._messages import Cancel
+from actors._recorder import Recorder
+from actors._restarts import RestartHost, Restarts
+from actors._resuming import ResumeHost, Resumption
+from actors._terminating import TerminateHost, Termination
+from persistence import NewEvent, RunState, Store
+
+
+class RunHost(
+    BodyHost,
+    AwaitHost,
+    LaunchHost,
+    RestartHost,
+    CancelHost,
+    EndHost,
+    DrainHost,
+    EndingHost,
+    TerminateHost,
+    ResumeHost,
+    AckHost,
+    Protocol,
+):
+    """Everything the collaborators need of their run supervisor."""
+
+
+@dataclass(frozen=True, slots=True)
+class Crew:
+    """One run supervisor's collaborators (see the module docstring)."""
+
+    life: Lifecycle
+    attempts: Attempts
+    log: Recorder
+    launcher: Launcher
+    restarts: Restarts
+    children: Children
+    body: Body
+    awaits: Awaits
+    run: Cancelling
+    resuming: Resumption
+    terminate: Termination
+    ending: Ending
+    drain: Drain
+    ends: Ends
+    replies: JournalReplies
+
+
+def assemble(
+    host: RunHost,
+    *,
+    me: pykka.ActorRef[Any],
+    start_run: Callable[..., pykka.ActorRef[Any]],
+    census: Census,
+    parent: pykka.ActorRef[Any],
+    journal: pykka.ActorRef[Any],
+    directory: Directory,
+    owner: str,
+    run_id: str,
+    workflow: WorkflowDef[..., Any],
+    args: tuple[Any, ...],
+    kwargs: tuple[tuple[str, Any], ...],
+    state: RunState,
+    cancel: Cancel | None,
+    reader: Store,
+    timers: pykka.ActorRef[Any],
+    clock: Clock,
+    resume_from: str | None,
+    resume_why: str | None,
+    create: NewEvent | None,
+    created: pykka.Future[Any] | None,
+    max_payload_bytes: int,
+    unrecorded: tuple[NewEvent, ...],
+    guard: LeaseGuard | None,
+) -> Crew:
+    """Build the crew of the supervisor ``host`` (actor ``me``) of run ``run_id``.
+
+    ``start_run``: how a child run's supervisor starts (``RunSupervisor.start``);
+    the other arguments are the supervisor's own.
+    """
+    life = Lifecycle()
+    attempts = Attempts()
+    log = Recorder(
+        run_id=run_id, journal=journal, notify=me, create=create, created=created, handed=unrecorded
+    )
+    launcher = Launcher(
+        host,
+        run_id=run_id,
+        parent=me,
+        census=census,
+        journal=journal,
+        attempts=attempts,
+        log=log,
+        clock=clock,
+        max_payload_bytes=max_payload_bytes,
+        guard=guard,
+    )
+    restarts = Restarts(
+        host, run_id=run_id, attempts=attempts, log=log, clock=clock, intensity=workflow.intensity
+    )
+    children = Children(
+        run_id=run_id,
+        journal=journal,
+        owner=owner,
+        reader=reader,
+        start=functools.partial(
+            start_run,
+            census=census,
+            parent=me,
+            journal=journal,
+            directory=directory,
+            owner=owner,
+            state=RunState.PENDING,
+            cancel=None,
+            reader=reader,
+            timers=timers,
+            clock=clock,
+            max_payload_bytes=max_payload_bytes,
+            guard=guard,
+        ),
+    )
+    body = Body(
+        host,
+        run_id=run_id,
+        workflow=workflow,
+        args=args,
+        kwargs=dict(kwargs),
+        max_payload_bytes=max_payload_bytes,
+    )
+    awaits = Awaits(
+        host,
+        run_id=run_id,
+        owner=owner,
+        strategy=workflow.strategy,
+        body=body,
+        children=children,
+        launcher=launcher,
+        log=log,
+        clock=clock,
+    )
+    run = Cancelling(
+        host,
+        run_id=run_id,
+        state=state,
+        cancel=cancel,
+        reader=reader,
+        life=life,
+        body=body,
+        attempts=attempts,
+        launcher=launcher,
+        children=children,
+        log=log,
+    )
+    resuming = Resumption(
+        host,
+        run_id=run_id,
+        owner=owner,
+        resume_from=resume_from,
+        why=resume_why,
+        reader=reader,
+        run=run,
+        body=body,
+        log=log,
+    )
+    terminate = Termination(
+        host,
+        run_id=run_id,
+        reader=reader,
+        life=life,
+        run=run,
+        launcher=launcher,
+        children=children,
+    )
+    ending = Ending(
+        host,
+        run_id=run_id,
+        workflow_name=workflow.name,
+        max_payload_bytes=max_payload_bytes,
+        life=life,
+        body=body,
+        children=children,
+        log=log,
+    )
+    drain = Drain(
+        host,
+        run_id=run_id,
+        parent=parent,
+        life=life,
+        attempts=attempts,
+        awaits=awaits,
+        launcher=launcher,
+        children=children,
+        log=log,
+        clock=clock,
+    )
+    ends = Ends(
+        host,
+        run_id=run_id,
+        life=life,
+        attempts=attempts,
+        restarts=restarts,
+        awaits=awaits,
+        log=log,
+    )
+    replies = JournalReplies(
+        host,
+        run_id=run_id,
+        life=life,
+        run=run,
+        body=body,
+        launcher=launcher,
+        ends=ends,
+        ending=ending,
+        terminate=terminate,
+        resuming=resuming,
+        drain=drain,
+    )
+    return Crew(
+        life=life,
+        attempts=attempts,
+        log=log,
+        launcher=launcher,
+        restarts=restarts,
+        children=children,
+        body=body,
+        awaits=awaits,
+        run=run,
+        resuming=resuming,
+        terminate=terminate,
+        ending=ending,
+        drain=drain,
+        ends=ends,
+        replies=replies,
+    )
