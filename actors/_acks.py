@@ -19,7 +19,7 @@ record. In the order they are tested:
   ``StepsScheduled`` / ``ChildStartedNoWait`` start what was recorded
   (nothing new while draining: the log has the starts, resume runs them);
   ``RetryScheduled`` sets the back-off timer; ``CallEnded`` resumes the
-  await (``_ends``).
+  await (``_call_ends``).
 
 Invariants: a step slot taken for attempts that will never start is given
 back whatever the reply; nothing a refused or failed group announced takes
@@ -35,10 +35,10 @@ from typing import Any, Protocol
 from actors._attempts import Scheduled
 from actors._base import logger
 from actors._body import Body
+from actors._call_ends import CallEnds
 from actors._cancelling import Cancelling
 from actors._draining import Drain
 from actors._ending import Ending
-from actors._ends import Ends
 from actors._launch import Launcher
 from actors._lifecycle import Lifecycle, PhaseEvent
 from actors._messages import (
@@ -112,7 +112,7 @@ class JournalReplies:
         run: Cancelling,
         body: Body,
         launcher: Launcher,
-        ends: Ends,
+        ends: CallEnds,
         ending: Ending,
         terminate: Termination,
         resuming: Resumption,

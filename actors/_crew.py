@@ -19,7 +19,7 @@ collaborator       module         concept
 ``terminate``      _terminating   a terminate (T1-T4)
 ``ending``         _ending        recording the run's end, lingering
 ``drain``          _draining      shutdown, store failure, lost lease
-``ends``           _ends          what a step's or child's end means
+``ends``           _call_ends     what a step's or child's end means
 ``replies``        _acks          what each reply of the Journal means
 =================  =============  ==========================================
 
@@ -44,6 +44,7 @@ from actors._acks import AckHost, JournalReplies
 from actors._attempts import Attempts
 from actors._awaits import AwaitHost, Awaits
 from actors._body import Body, BodyHost
+from actors._call_ends import CallEndHost, CallEnds
 from actors._cancelling import CancelHost, Cancelling
 from actors._census import Census
 from actors._children import Children
@@ -52,7 +53,6 @@ from actors._definitions import WorkflowDef
 from actors._directory import Directory
 from actors._draining import Drain, DrainHost
 from actors._ending import Ending, EndingHost
-from actors._ends import EndHost, Ends
 from actors._fencing import LeaseGuard
 from actors._launch import Launcher, LaunchHost
 from actors._lifecycle import Lifecycle
@@ -70,7 +70,7 @@ class RunHost(
     LaunchHost,
     RestartHost,
     CancelHost,
-    EndHost,
+    CallEndHost,
     DrainHost,
     EndingHost,
     TerminateHost,
@@ -98,7 +98,7 @@ class Crew:
     terminate: Termination
     ending: Ending
     drain: Drain
-    ends: Ends
+    ends: CallEnds
     replies: JournalReplies
 
 
@@ -249,7 +249,7 @@ def assemble(
         log=log,
         clock=clock,
     )
-    ends = Ends(
+    ends = CallEnds(
         host,
         run_id=run_id,
         life=life,

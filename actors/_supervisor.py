@@ -211,7 +211,7 @@ class RunSupervisor(ProctorActor):
         if crew.ends.on_step_actor_exited(urn, msg.reason):
             crew.drain.exit_if_drained()
 
-    # -- driving the body (BodyHost, AckHost, EndHost, ResumeHost) ----------------
+    # -- driving the body (BodyHost, AckHost, CallEndHost, ResumeHost) ----------------
 
     def begin_body(self, begin: PhaseEvent) -> None:
         self._crew.life.advance(begin)

@@ -1,8 +1,8 @@
-"""Ends: what a call's end means to its run: a step attempt's, a child run's.
+"""CallEnds: what a call's end means to its run: a step attempt's, a child run's.
 
 A step attempt ends with a ``StepFinished`` from its actor (or, if the
 actor died outside the user's code, with its exit report); a child run
-ends with its supervisor's exit report. ``Ends`` decides what follows:
+ends with its supervisor's exit report. ``CallEnds`` decides what follows:
 
 - a failure the policy retries restarts after a back-off (``_restarts``);
   a sibling stopped for a group restart (SV3) restarts with it;
@@ -39,7 +39,7 @@ from persistence import EventType
 _E = EventType
 
 
-class EndHost(Protocol):
+class CallEndHost(Protocol):
     """What handling calls' ends needs of the run supervisor."""
 
     def cancel_due(self) -> bool:
@@ -54,12 +54,12 @@ class EndHost(Protocol):
     def cancel_timer(self, key: tuple[str, int]) -> None: ...
 
 
-class Ends:
+class CallEnds:
     """One run's calls' ends, applied (see the module docstring)."""
 
     def __init__(
         self,
-        host: EndHost,
+        host: CallEndHost,
         *,
         run_id: str,
         life: Lifecycle,
