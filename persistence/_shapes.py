@@ -24,13 +24,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from persistence._json import MAX_RECORD_DEPTH
 from persistence._states import STEP_END_EVENTS, EventType, RunState
-
-if TYPE_CHECKING:
-    from persistence._records import NewEvent
 
 _E = EventType
 
@@ -101,7 +98,26 @@ class InvalidEvent(ValueError):
     """An event the store refuses: one sentence saying what is wrong."""
 
 
-def check_event(ev: NewEvent) -> None:
+class EventShape(Protocol):
+    """What :func:`check_event` reads of an event (a ``NewEvent``, structurally:
+    this module sits below the records, so it does not import them). Every
+    field is ``object`` because checking its type is the point."""
+
+    @property
+    def run_id(self) -> object: ...
+    @property
+    def type(self) -> object: ...
+    @property
+    def step(self) -> object: ...
+    @property
+    def call(self) -> object: ...
+    @property
+    def attempt(self) -> object: ...
+    @property
+    def data(self) -> object: ...
+
+
+def check_event(ev: EventShape) -> None:
     """Check ``ev`` as every reader will need it (its JSON is checked where it
     is encoded, at ``MAX_STORED_DEPTH``).
 
