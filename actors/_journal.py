@@ -34,9 +34,10 @@ from typing import Any, Final
 from actors._base import ProctorActor, logger, tell
 from actors._census import Census
 from actors._fencing import LeaseGuard
-from actors._halt import check_halted, open_same_store
+from actors._halt import check_halted
 from actors._messages import (
     Append,
+    ControlAppend,
     Heartbeat,
     Journaled,
     RenewLease,
@@ -60,6 +61,7 @@ from persistence import (
     StoreError,
     StoreReplaced,
     Synchronous,
+    open_same_store,
 )
 
 #: Most Appends one transaction takes (group commit); ``Runtime(max_batch=)``.
@@ -195,7 +197,7 @@ class Journal(ProctorActor):
             self._store_failed(exc)
             msg.reply.set_exception((type(exc), exc, exc.__traceback__))
             return
-        if outcome.accepted:
+        if outcome.accepted and _changed(outcome):
             for target, control in msg.deliver:
                 tell(target, control)
             for run_id in (msg.run_id, *terminated):
@@ -314,7 +316,7 @@ class Journal(ProctorActor):
         # Deliver first: when the requester's future resolves, the control
         # message is already in the supervisor's mailbox.
         accepted = error is None and all(o.accepted for o in outcomes)
-        if accepted:
+        if accepted and _delivers(append, outcomes):
             for target, msg in append.deliver:
                 tell(target, msg)
             for actor in append.launch:
@@ -333,3 +335,20 @@ class Journal(ProctorActor):
                 append.notify,
                 Journaled(tag=append.tag, outcomes=outcomes, error=error, events=events),
             )
+
+
+def _changed(outcome: AppendOutcome) -> bool:
+    return isinstance(outcome, Appended) and outcome.changed
+
+
+def _delivers(append: Append, outcomes: tuple[AppendOutcome, ...]) -> bool:
+    """Whether an accepted group's control messages are delivered.
+
+    A control request of the facade is delivered only if it changed the
+    run's state, that is, if it is the first recorded (C6): a request that
+    found the run already CANCELLING (or TERMINATED) was preceded by another,
+    perhaps from another process and still on its way through the
+    ControlInbox, and the supervisor must act on that first one, whose reason
+    the run's record keeps.
+    """
+    return not isinstance(append, ControlAppend) or all(_changed(o) for o in outcomes)

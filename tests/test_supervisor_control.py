@@ -96,3 +96,33 @@ def test_terminate_of_a_tree_reads_nothing_from_the_store(spied: Runtime) -> Non
     assert handle.wait_finished(10).status is RunState.TERMINATED
     assert rt.get_run(f"{handle.run_id}.1").status is RunState.TERMINATED
     assert _READS == []
+
+
+def test_C6_the_first_recorded_cancel_is_acted_on_when_a_later_one_arrives_first(
+    db: Any,
+) -> None:
+    """Two cancels, the first from another process (it reaches the host through
+    its ControlInbox, here at a 1 s poll), the second in process (delivered
+    at once): the run, its body and its log all follow the FIRST recorded.
+    The second finds the run CANCELLING, changes nothing (C6) and is not
+    delivered, so the supervisor never acts on it before the first arrives."""
+    with Runtime(db, control_interval=1.0) as host, Runtime(db, resume=False) as other:
+        handle = host.start(child, "order")
+        assert gate("order:started").wait(10)
+        first = other.cancel(handle.run_id, "FIRST")
+        second = host.cancel(handle.run_id, "SECOND")
+        assert first.changed
+        assert not second.changed
+        with pytest.raises(RunCancelled, match="FIRST"):
+            handle.result(timeout=10)
+        assert host.get_run(handle.run_id).cancel_reason == "FIRST"
+        acted = {
+            e.type.value: e.data.get("reason")
+            for e in host.events(handle.run_id)
+            if e.type.value in ("cancel_delivered", "step_cancelled", "run_cancelled")
+        }
+        assert acted == {
+            "cancel_delivered": "FIRST",
+            "step_cancelled": "FIRST",
+            "run_cancelled": "FIRST",
+        }
