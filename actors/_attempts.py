@@ -206,9 +206,13 @@ def step_end(
     """
     name, call_id, attempt = key
     if isinstance(outcome, Returned):
-        result = loads(outcome.result_json)
-        event = step_event(run_id, _E.STEP_COMPLETED, *key, result=result, **beat)
-        return event, CallEnded(call_id=call_id, value=result)
+        # Decoded twice on purpose: the body goes on before this record
+        # commits (it is written with the body's next group), so the body
+        # must not hold the very object the record will encode (D1, D4).
+        event = step_event(
+            run_id, _E.STEP_COMPLETED, *key, result=loads(outcome.result_json), **beat
+        )
+        return event, CallEnded(call_id=call_id, value=loads(outcome.result_json))
     if isinstance(outcome, StepCancelled):
         event = step_event(run_id, _E.STEP_CANCELLED, *key, reason=outcome.reason, **beat)
         return event, CallEnded(call_id=call_id, error=CancellationError(outcome.reason))

@@ -616,3 +616,39 @@ def test_D4_the_codec_gives_back_plain_data_unchanged_and_refuses_the_rest(value
     text, back = roundtrip(value, what="value")
     assert back == expected
     assert dumps(back) == text  # stable: the round trip of the round trip is itself
+
+
+@step()
+def a_list() -> list[int]:
+    return [1]
+
+
+@step()
+def after_the_list(key: str) -> int:
+    assert gate(key).wait(10)
+    return 0
+
+
+@workflow()
+async def changes_its_result(key: str) -> list[int]:
+    got = await a_list()
+    got.append(2)  # the body's own copy: the step's record must not change
+    await after_the_list(key)
+    return got
+
+
+def test_D4_a_body_that_changes_a_step_result_changes_only_its_own_copy(db: Path) -> None:
+    """A step's end is written with the body's next group, after the body has
+    gone on in memory: the record must hold what the step returned, not what
+    the body made of it, or replay would start from the changed value."""
+    first = Runtime(db, shutdown_timeout=0.1)
+    handle = first.start(changes_its_result, "changes-result")
+    wait_until(lambda: [e.step for e in first.events(handle.run_id)][-1] == after_the_list.name)
+    first.kill()  # while the second step runs: its end is not recorded
+    with SQLiteStore.open(db, readonly=True) as store:
+        events = store.events(handle.run_id)
+    recorded = [e.data["result"] for e in events if e.type is EventType.STEP_COMPLETED]
+    assert recorded == [[1]]
+    gate("changes-result").set()
+    with Runtime(db) as second:  # replays the first step's recorded result
+        assert second.handle(handle.run_id).result(timeout=10) == [1, 2]
