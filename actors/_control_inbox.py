@@ -34,7 +34,6 @@ from actors._base import ProctorActor, logger, tell
 from actors._census import Census
 from actors._clock import SystemClock
 from actors._fencing import LeaseGuard
-from actors._halt import open_same_store
 from actors._housekeeping import Housekeeping
 from actors._mailbox import TimerInbox
 from actors._messages import (
@@ -56,6 +55,7 @@ from persistence import (
     StoreCorrupt,
     StoreError,
     StoreReplaced,
+    open_same_store,
 )
 
 

@@ -12,11 +12,9 @@ Invariant: the first reason given is the one kept.
 
 from __future__ import annotations
 
-import os
 import threading
-from typing import Any
 
-from persistence import FileIdentity, SQLiteStore, Store, StoreError, StoreReplaced, check_same_file
+from persistence import StoreError
 
 
 class Halt(threading.Event):
@@ -59,30 +57,3 @@ def check_halted(halted: threading.Event, owner: str) -> None:
     if error is None:
         raise StoreError(f"runtime {owner} was killed; nothing more is written")
     raise type(error)(f"runtime {owner} stopped: {error}")
-
-
-def open_same_store(
-    path: str | os.PathLike[str], opened: FileIdentity | None, **options: Any
-) -> Store:
-    """Open another connection to the runtime's store, only if ``path`` still
-    names the file the runtime opened: never a new store in its place.
-
-    Raises:
-        StoreReplaced: the file was deleted or replaced.
-        StoreCorrupt: its ``-wal`` was deleted or replaced, or it is damaged.
-        StoreError: as :meth:`SQLiteStore.open`.
-    """
-    if opened is None:
-        return SQLiteStore.open(path, **options)
-    spath = os.fspath(path)
-    check_same_file(spath, opened)
-    try:
-        store = SQLiteStore.open(spath, create=False, **options)
-    except StoreError:
-        check_same_file(spath, opened)  # gone meanwhile: that is the reason
-        raise
-    if store.opened is None or store.opened.db != opened.db:
-        store.close()
-        check_same_file(spath, opened)
-        raise StoreReplaced(f"{spath} was replaced by another file while it was being opened")
-    return store

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 import click
 
+import persistence
 from cli._text import clean
-from persistence import DEFAULT_BUSY_TIMEOUT, RunNotFound, SQLiteStore, Store, StoreError
+from persistence import DEFAULT_BUSY_TIMEOUT, RunNotFound, Store, StoreError
 
 #: Exit codes, documented in --help and docs/cli.md.
 EXIT_OK: Final = 0
@@ -114,7 +115,7 @@ def open_store(
     """The store at ``db``: read-only unless ``write``; created only if ``create``.
 
     A reading command never creates or changes anything; it reads a store in
-    a folder it cannot write (``SQLiteStore.open(readonly=True)``). A missing, locked,
+    a folder it cannot write (``persistence.open_store(readonly=True)``). A missing, locked,
     foreign or too-new file is a one-sentence error (exit 1); an unknown run
     id raised inside the block is exit 3.
     """
@@ -126,8 +127,8 @@ def open_store(
             # A command that does not create a store judges the file as the
             # reading ones do (an empty file, 0 bytes or no tables, is not a
             # store) instead of making one in it.
-            SQLiteStore.open(db, readonly=True, busy_timeout=options.waiting).close()
-        store = SQLiteStore.open(db, readonly=not write, busy_timeout=options.waiting)
+            persistence.open_store(db, readonly=True, busy_timeout=options.waiting).close()
+        store = persistence.open_store(db, readonly=not write, busy_timeout=options.waiting)
     except StoreError as exc:
         fail(str(exc))
     try:

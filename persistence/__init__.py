@@ -1,7 +1,8 @@
 """Proctor's store: the append-only event log and its projections.
 
 ``Store`` is the interface (a Protocol) the actors and the CLI type against;
-``SQLiteStore`` is its SQLite implementation, named only where a store is opened.
+``SQLiteStore`` is its SQLite implementation; :func:`open_store` is where a
+store is opened and its implementation chosen.
 
 This package imports neither ``actors`` nor ``cli``; both build on it.
 """
@@ -49,6 +50,7 @@ from persistence._json import (
     roundtrip_arguments,
 )
 from persistence._leases import DEFAULT_LEASE_TTL, LeaseObserver, why_dead
+from persistence._opening import open_same_store, open_store
 from persistence._pruning import prune, prune_batch, prune_runtimes
 from persistence._records import (
     Appended,
@@ -150,6 +152,8 @@ __all__ = [
     "loads",
     "next_state",
     "next_step_state",
+    "open_same_store",
+    "open_store",
     "parse_duration",
     "prune",
     "prune_batch",

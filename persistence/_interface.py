@@ -69,6 +69,12 @@ class Store(Protocol):
         """Release the connection; the object is unusable afterwards."""
         ...
 
+    def __enter__(self) -> Store:
+        """``with store:`` closes it at the end of the block."""
+        ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
     # -- writing ------------------------------------------------------------
 
     def append(
@@ -180,7 +186,7 @@ class Store(Protocol):
     def list_runs(
         self,
         *,
-        status: RunState | Sequence[RunState] | None = None,
+        status: RunState | str | Sequence[RunState | str] | None = None,
         workflow: str | None = None,
         parent_run_id: str | None = None,
         limit: int | None = None,

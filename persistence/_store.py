@@ -219,7 +219,7 @@ class SQLiteStore:
     def list_runs(
         self,
         *,
-        status: RunState | Sequence[RunState] | None = None,
+        status: RunState | str | Sequence[RunState | str] | None = None,
         workflow: str | None = None,
         parent_run_id: str | None = None,
         limit: int | None = None,

@@ -82,6 +82,10 @@ def _sqlite_uses(path: Path, root: Path = ROOT) -> list[str]:
         where = f"{path.relative_to(root)}:{getattr(node, 'lineno', '?')}"
         if isinstance(node, ast.Attribute) and node.attr in SQLITE_ATTRIBUTES:
             found.append(f"{where} .{node.attr}")
+        elif isinstance(node, ast.Name | ast.alias) and "SQLiteStore" in (
+            node.id if isinstance(node, ast.Name) else node.name
+        ):
+            found.append(f"{where} SQLiteStore")  # open through open_store()
         elif isinstance(node, ast.Import):
             found += [f"{where} import {a.name}" for a in node.names if a.name in SQLITE_MODULES]
         elif isinstance(node, ast.ImportFrom) and node.module in SQLITE_MODULES:
@@ -119,6 +123,7 @@ def test_P1_the_sqlite_check_finds_each_kind_of_sqlite_use(tmp_path: Path) -> No
         "    store.checkpoint()\n"
         "    store.check_file()\n"
         "    store._conn.execute('pragma busy_timeout')\n"
+        "from persistence import SQLiteStore\n"
     )
     uses = sorted(use.split(" ", 1)[1] for use in _sqlite_uses(tmp_path / "m.py", tmp_path))
     assert uses == sorted(
@@ -130,6 +135,7 @@ def test_P1_the_sqlite_check_finds_each_kind_of_sqlite_use(tmp_path: Path) -> No
             ".check_file",
             "._conn",
             "'pragma busy_timeout'",
+            "SQLiteStore",
         ]
     )
 
