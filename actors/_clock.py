@@ -9,11 +9,12 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from persistence import InvalidArgument
 
 
+@runtime_checkable
 class Clock(Protocol):
     def monotonic(self) -> float:
         """Seconds on a clock that never goes backwards."""

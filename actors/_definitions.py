@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
-import sys
-import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
+from actors._arguments import count, fits, instance, optional_seconds, seconds, signature_of
 from actors._context import WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
-from persistence import InvalidArgument, ProctorError, roundtrip_arguments, safe_repr
+from actors._registry import Registry, name_of
+from persistence import (
+    InvalidArgument,
+    InvalidArgumentType,
+    ProctorError,
+    roundtrip_arguments,
+    safe_repr,
+)
 
 #: SV3: what a step's restart does to the other steps of its gather().
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
@@ -31,8 +36,8 @@ STRATEGIES: tuple[Strategy, ...] = ("one_for_one", "one_for_all", "rest_for_one"
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_registry: dict[str, WorkflowDef[..., Any]] = {}
-_registry_lock = threading.Lock()
+#: Every workflow this process imported, by the name its runs record.
+_workflows: Registry[WorkflowDef[..., Any]] = Registry()
 
 
 class WorkflowDef(Generic[P, R]):
@@ -47,6 +52,7 @@ class WorkflowDef(Generic[P, R]):
     ) -> None:
         self.fn = fn
         self.name = name
+        self.signature = signature_of(fn)
         self.intensity = intensity or Intensity()
         self.strategy: Strategy = strategy
         functools.update_wrapper(self, fn)
@@ -61,6 +67,7 @@ class WorkflowDef(Generic[P, R]):
         flow down to it (C7, T4).
         """
         ctx = _body_context(f"workflow {self.name!r}", "or start it with Runtime.start()")
+        fits(f"workflow {self.name}", self.signature, args, kwargs)
         # D4: the child gets the arguments' JSON round trip, live as after a
         # resume, within the payload limit.
         sent, named = roundtrip_arguments(
@@ -84,14 +91,16 @@ class StepDef(Generic[P, R]):
         timeout: float | None = None,
         heartbeat_timeout: float | None = None,
     ) -> None:
-        for what, value in (("timeout", timeout), ("heartbeat_timeout", heartbeat_timeout)):
-            if value is not None and value <= 0:
-                raise InvalidArgument(f"@step({what}=...) must be positive, got {value}")
+        if retry is not None:
+            instance("@step(retry=...)", retry, RetryPolicy, "a RetryPolicy (or None)")
         self.fn = fn
         self.name = name
+        self.signature = signature_of(fn)
         self.retry = retry
-        self.timeout = timeout
-        self.heartbeat_timeout = heartbeat_timeout
+        self.timeout = optional_seconds("@step(timeout=...)", timeout, positive=True)
+        self.heartbeat_timeout = optional_seconds(
+            "@step(heartbeat_timeout=...)", heartbeat_timeout, positive=True
+        )
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
@@ -107,6 +116,7 @@ class StepDef(Generic[P, R]):
                 ``max_payload_bytes``.
         """
         ctx = _body_context(f"step {self.name!r}", f"or call {self.name}.fn(...) directly")
+        fits(f"step {self.name}", self.signature, args, kwargs)
         # D4: arguments are JSON within the payload limit, checked here, at the
         # call, before any record; the step gets their round trip, in every
         # attempt, resumed or not.
@@ -230,17 +240,16 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
     """
     for call in calls:
         if not isinstance(call, StepCall | ChildCall):
-            raise TypeError(
+            raise InvalidArgumentType(
                 f"gather() takes step calls and child workflow calls, got {safe_repr(call)}"
             )
     _check_strategy(strategy)
     return Gather(calls=calls, strategy=strategy)
 
 
-def _check_strategy(strategy: str | None, error: type[ValueError] = ValueError) -> None:
-    # gather() in a body keeps its ValueError: the type is recorded in the log.
+def _check_strategy(strategy: str | None) -> None:
     if strategy is not None and strategy not in STRATEGIES:
-        raise error(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+        raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
 
 
 def _body_context(what: str, hint: str) -> WorkflowContext:
@@ -252,31 +261,9 @@ def _body_context(what: str, hint: str) -> WorkflowContext:
     return ctx
 
 
-def _name_of(fn: Callable[..., Any], name: str | None) -> str:
-    """The name a run records: ``name``, or ``module.qualname``.
-
-    A function defined in a script run as ``python shop.py`` (module
-    ``__main__``) is named after the module it would be imported as
-    (``shop``), so that ``proctor worker shop`` serves, and resumes, the runs
-    that the script started. Under ``python -m shop.flows`` that is its
-    spec's name.
-    """
-    return name or f"{_module_name(fn)}.{fn.__qualname__}"
-
-
-def _module_name(fn: Callable[..., Any]) -> str:
-    module = fn.__module__
-    if module != "__main__":
-        return module
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name and spec.name != "__main__":
-        return str(spec.name)
-    path = getattr(main, "__file__", None)
-    return os.path.splitext(os.path.basename(path))[0] if path else module
-
-
 def workflow(
+    _bare: object = None,
+    /,
     *,
     name: str | None = None,
     max_restarts: int = 10,
@@ -297,15 +284,20 @@ def workflow(
     ``strategy``: the default strategy of this workflow's ``gather()`` calls
     (SV3; see :func:`gather`).
     """
-    _check_strategy(strategy, InvalidArgument)
+    _check_called("workflow", _bare)
+    if name is not None:
+        instance("@workflow(name=...)", name, str, "a str (or None)")
+    _check_strategy(strategy)
+    intensity = Intensity(
+        max_restarts=count("@workflow(max_restarts=...)", max_restarts),
+        within=seconds("@workflow(within=...)", within, positive=True),
+    )
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> WorkflowDef[P, R]:
         if not inspect.iscoroutinefunction(fn):
-            # A bare TypeError on purpose: the CLI prints its name on a failed import.
-            raise TypeError(f"@workflow() needs an async def, got {safe_repr(fn)}")
-        intensity = Intensity(max_restarts=max_restarts, within=within)
-        wf = WorkflowDef(fn, _name_of(fn, name), intensity, strategy)
-        _register(wf)
+            raise InvalidArgumentType(f"@workflow() needs an async def, got {safe_repr(fn)}")
+        wf = WorkflowDef(fn, name_of(fn, name), intensity, strategy)
+        _workflows.register(wf)
         return wf
 
     return decorate
@@ -321,10 +313,12 @@ class _StepDecorator:
     @overload
     def __call__(self, fn: Callable[P, R]) -> StepDef[P, R]: ...
     def __call__(self, fn: Callable[P, Any]) -> StepDef[P, Any]:
-        return StepDef(fn, _name_of(fn, self._name), **self._options)
+        return StepDef(fn, name_of(fn, self._name), **self._options)
 
 
 def step(
+    _bare: object = None,
+    /,
     *,
     name: str | None = None,
     retry: RetryPolicy | None = None,
@@ -342,59 +336,27 @@ def step(
             before it is timed out; its next attempt sees
             ``ctx.last_heartbeat_details``.
     """
+    _check_called("step", _bare)
+    if name is not None:
+        instance("@step(name=...)", name, str, "a str (or None)")
     options = {"retry": retry, "timeout": timeout, "heartbeat_timeout": heartbeat_timeout}
     return _StepDecorator(name, options)
 
 
-def _register(wf: WorkflowDef[..., Any]) -> None:
-    """Add ``wf`` to the registry by name; refuse a different workflow under a taken name.
-
-    A run records only its workflow's name, and any runtime resumes it with
-    whatever this process registered under that name: two workflows sharing
-    one would run one's runs with the other's code.
-
-    Identity is the definition's place: the source file (resolved) and the
-    function's qualified name, not the function object. So the same
-    definition registered again (its module reloaded, or run as ``__main__``
-    and imported by name) replaces the entry, and the newest code serves the
-    name; two functions of the same name in different files, or under
-    different names in one file, conflict.
-
-    Raises:
-        InvalidArgument: ``wf.name`` is taken by a workflow defined elsewhere.
-    """
-    with _registry_lock:
-        known = _registry.get(wf.name)
-        if known is not None and _definition(known.fn) != _definition(wf.fn):
-            raise InvalidArgument(
-                f"two workflows are named {wf.name!r}: {_where(known.fn)} and {_where(wf.fn)};"
-                " a run records only its workflow's name, so give one another name"
-                " (@workflow(name=...))"
-            )
-        _registry[wf.name] = wf
-
-
-def _definition(fn: Callable[..., Any]) -> tuple[str, str]:
-    """Where ``fn`` is defined: (its resolved source file, its qualified name)."""
-    fn = inspect.unwrap(fn)
-    code = getattr(fn, "__code__", None)
-    path = os.path.realpath(code.co_filename) if code is not None else fn.__module__
-    return path, fn.__qualname__
-
-
-def _where(fn: Callable[..., Any]) -> str:
-    fn = inspect.unwrap(fn)
-    code = getattr(fn, "__code__", None)
-    place = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else fn.__module__
-    return f"{fn.__qualname__} ({place})"
+def _check_called(decorator: str, bare: object) -> None:
+    """``@workflow`` / ``@step`` written without parentheses pass the function."""
+    if bare is not None:
+        raise InvalidArgumentType(
+            f"write @{decorator}() with parentheses (options are keywords), got @{decorator}"
+            f" applied to {safe_repr(bare)}"
+        )
 
 
 def lookup_workflow(name: str) -> WorkflowDef[..., Any] | None:
-    with _registry_lock:
-        return _registry.get(name)
+    """The workflow this process registered under ``name``, if any."""
+    return _workflows.get(name)
 
 
 def registered_workflows() -> list[str]:
     """The names of every workflow this process has imported."""
-    with _registry_lock:
-        return sorted(_registry)
+    return _workflows.names()

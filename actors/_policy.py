@@ -14,7 +14,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from persistence import InvalidArgument
+from actors._arguments import count, number, seconds
+from persistence import InvalidArgument, InvalidArgumentType
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,14 +42,23 @@ class RetryPolicy:
     non_retryable: tuple[type[BaseException] | str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.max_attempts is not None and self.max_attempts < 1:
-            raise InvalidArgument("RetryPolicy.max_attempts must be at least 1 (or None)")
-        if self.initial_interval < 0 or self.max_interval < 0:
-            raise InvalidArgument("RetryPolicy intervals cannot be negative")
-        if self.backoff_coefficient < 1:
+        """Raises InvalidArgumentType / InvalidArgument naming the bad field."""
+        if self.max_attempts is not None:
+            count("RetryPolicy.max_attempts", self.max_attempts, minimum=1)
+        seconds("RetryPolicy.initial_interval", self.initial_interval)
+        seconds("RetryPolicy.max_interval", self.max_interval)
+        if number("RetryPolicy.backoff_coefficient", self.backoff_coefficient) < 1:
             raise InvalidArgument("RetryPolicy.backoff_coefficient must be at least 1")
-        if not 0 <= self.jitter <= 1:
+        if not 0 <= number("RetryPolicy.jitter", self.jitter) <= 1:
             raise InvalidArgument("RetryPolicy.jitter is a fraction between 0 and 1")
+        if not isinstance(self.non_retryable, tuple) or not all(
+            isinstance(e, str) or (isinstance(e, type) and issubclass(e, BaseException))
+            for e in self.non_retryable
+        ):
+            raise InvalidArgumentType(
+                "RetryPolicy.non_retryable must be a tuple of exception classes or their names,"
+                f" got {self.non_retryable!r}"
+            )
 
     def delay(self, failed_attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after attempt ``failed_attempt`` (1-based) failed."""

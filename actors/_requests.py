@@ -23,6 +23,8 @@ from typing import Any
 
 import pykka
 
+from actors._arguments import fits, flag, optional_seconds, text
+from actors._arguments import run_id as check_run_id
 from actors._base import tell
 from actors._clock import Clock
 from actors._definitions import WorkflowDef
@@ -110,6 +112,9 @@ class Requests:
         args, kwargs = roundtrip_arguments(
             args, kwargs, what=f"arguments of workflow {workflow.name!r}", limit=limit
         )
+        # ...and they must fit its signature, or the run would only fail (as
+        # ``proctor start`` checks too).
+        fits(f"workflow {workflow.name}", workflow.signature, args, kwargs)
         run_id = uuid.uuid4().hex
         created = NewEvent(
             run_id=run_id,
@@ -160,8 +165,12 @@ class Requests:
         source: str,
     ) -> ControlResult:
         """C1, C6, C8: see :meth:`Runtime.cancel`."""
-        ref = self._directory.get(run_id)
+        ref = self._directory.get(check_run_id(run_id))
+        # Every argument is checked before the request is written.
         reason = check_reason(reason)  # refused here, not by the Journal
+        timeout = optional_seconds("timeout", timeout)
+        flag("wait", wait)
+        text("source", source)
         cut, reason = reason_cut(reason), cap_reason(reason)
         event = cancel_request(run_id, reason, source=source, origin=self._owner, grace=grace)
         deliver = ((ref, Cancel(reason=reason, source=source)),) if ref is not None else ()
@@ -189,7 +198,9 @@ class Requests:
 
     def terminate(self, run_id: str, reason: str | None, *, source: str) -> ControlResult:
         """T1, T4: see :meth:`Runtime.terminate`."""
+        run_id = check_run_id(run_id)
         reason = check_reason(reason)  # refused here, not by the Journal
+        text("source", source)
         ref = self._directory.get(run_id)
         cut, reason = reason_cut(reason), cap_reason(reason)
         deliver = ((ref, Terminate(reason=reason)),) if ref is not None else ()

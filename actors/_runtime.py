@@ -17,10 +17,9 @@ import datetime
 import os
 import uuid
 import weakref
-from types import TracebackType
+from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
-from actors._base import logger
 from actors._census import Census
 from actors._clock import Clock, SystemClock
 from actors._definitions import WorkflowDef
@@ -32,7 +31,7 @@ from actors._handle import ControlResult, RunHandle
 from actors._journal import MAX_BATCH
 from actors._requests import Requests
 from actors._settings import check_settings
-from actors._tree import ASK_TIMEOUT, ActorTree
+from actors._tree import ASK_TIMEOUT, ActorTree, warn_unclosed
 from actors._waiting import RunWaiter
 from persistence import (
     DEFAULT_LEASE_TTL,
@@ -40,10 +39,10 @@ from persistence import (
     EventRecord,
     RunRecord,
     RunState,
-    SQLiteStore,
     StepRecord,
     StoreError,
     Synchronous,
+    open_store,
 )
 
 R = TypeVar("R")
@@ -112,12 +111,10 @@ class Runtime:
             run forever. See ``proctor runs prune``.
 
     Raises:
-        InvalidArgument: (a ``ValueError``) a bad setting (``max_payload_bytes``,
-            ``retention``, ``max_concurrent_steps``, ``max_batch``,
-            ``request_timeout``), or ``lease_ttl`` under 3x ``busy_timeout``
-            (one wait for a locked store could then outlast the lease's safe
-            window); ``InvalidArgumentType`` (also a ``TypeError``) for one of
-            the wrong type. Nothing is opened.
+        InvalidArgument: (a ``ValueError``) a bad setting, named: a duration
+            that is not a finite number of seconds, a limit out of range, or
+            ``lease_ttl`` under 3x ``busy_timeout``; ``InvalidArgumentType``
+            (a ``TypeError``) for one of the wrong type. Nothing is opened.
         StoreError: the store cannot be opened.
         RuntimeClosed: its actors could not start; the store is closed again.
     """
@@ -142,6 +139,10 @@ class Runtime:
     ) -> None:
         # Bad settings are refused before the store is touched.
         settings = check_settings(
+            db=db,
+            clock=clock,
+            claim_runs=claim_runs,
+            resume=resume,
             max_payload_bytes=max_payload_bytes,
             retention=retention,
             request_timeout=request_timeout,
@@ -155,14 +156,15 @@ class Runtime:
         self.max_payload_bytes = settings.max_payload_bytes
         self.retention = settings.retention
         self.request_timeout = settings.request_timeout
-        busy_timeout = settings.busy_timeout
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
-        self.db = os.fspath(db)
+        self.db = settings.db
         self.clock: Clock = clock or SystemClock()
         self.shutdown_timeout = settings.shutdown_timeout
         # Opening the store first surfaces a bad file (locked, foreign, newer
         # schema) here, at construction, as a StoreError.
-        self._store = SQLiteStore.open(self.db, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._store = open_store(
+            self.db, synchronous=synchronous, busy_timeout=settings.busy_timeout
+        )
         self._guard = register(self._store, self.id, lease_ttl)
         self._census = Census(max_concurrent_steps)
         self._directory = Directory()
@@ -178,17 +180,13 @@ class Runtime:
                 census=self._census,
                 owner=self.id,
                 halted=self._halted,
-                path=self.db,
+                settings=settings,
                 synchronous=synchronous,
                 clock=self.clock,
                 directory=self._directory,
                 on_terminal=self._waiter.watchers.notify,
-                control_interval=control_interval,
-                claim_runs=claim_runs,
                 control_cursor=self._store.last_seq(),
                 reader=self._store,
-                resume=resume,
-                settings=settings,
                 guard=self._guard,
             )
         except BaseException:
@@ -205,19 +203,16 @@ class Runtime:
             waiter=self._waiter,
             request_timeout=request_timeout,
         )
-        self._finalizer = weakref.finalize(self, _warn_unclosed, self.id)
+        self._finalizer = weakref.finalize(self, warn_unclosed, self.id)
 
     # -- lifecycle ---------------------------------------------------------------
 
     def __enter__(self) -> Runtime:
+        """Raises :class:`RuntimeClosed` if the runtime was closed or killed."""
+        self._check_open()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -261,13 +256,9 @@ class Runtime:
 
     @property
     def failure(self) -> StoreError | None:
-        """Why this runtime stopped itself, or None while it runs.
-
-        It stops, and hosts nothing more, when its store's path no longer
-        names the file it opened (deleted or replaced), when the file is
-        damaged, or when a shared actor keeps dying; every call then raises
-        this error (``StoreReplaced``, ``StoreCorrupt`` or ``StoreError``).
-        """
+        """Why this runtime stopped itself (its store file deleted, replaced or
+        damaged, or a shared actor kept dying), or None while it runs; every
+        call then raises it (``StoreReplaced``, ``StoreCorrupt``, ``StoreError``)."""
         return self._halted.error
 
     def _check_open(self) -> None:
@@ -293,7 +284,8 @@ class Runtime:
             NotSerializable: an argument is not JSON (a NaN, a dict key that
                 is not a str, a cycle, nested deeper than ``MAX_VALUE_DEPTH``).
             PayloadTooLarge: the arguments take over ``max_payload_bytes`` of JSON.
-            InvalidArgumentType: ``workflow`` is not a ``@workflow()``.
+            InvalidArgumentType: ``workflow`` is not a ``@workflow()``, or the
+                arguments do not fit its signature; nothing was written.
             OutcomeUnknown: its creation was not confirmed within
                 ``request_timeout`` (a slow or locked store, or a body that
                 blocked before its first await); the run may exist, and the
@@ -327,9 +319,13 @@ class Runtime:
 
         The run becomes CANCELLING durably before this returns. Its code meets
         the cancel at its next checkpoint (C2). With ``grace``, a run still not
-        terminal ``grace`` seconds later is terminated (C8).
+        terminal ``grace`` seconds later is terminated (C8). ``wait``: return
+        once the run is terminal or after ``timeout`` seconds; a wait that
+        runs out is no error (``ControlResult.status`` says CANCELLING).
 
         Raises:
+            InvalidArgument: ``timeout`` or ``grace`` is not a finite number
+                of seconds >= 0; nothing was written.
             RunNotFound: no such run.
             OutcomeUnknown: the request was not confirmed within
                 ``request_timeout``; it may still take effect.
@@ -367,13 +363,17 @@ class Runtime:
 
     def list_runs(
         self,
-        status: RunState | None = None,
+        status: RunState | str | Sequence[RunState | str] | None = None,
         *,
         workflow: str | None = None,
         parent_run_id: str | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        """Runs in the store, newest first; ``parent_run_id`` gives a run's child runs."""
+        """Runs in the store, newest first; ``parent_run_id`` gives a run's child runs.
+
+        ``status``: a state, its name (``"running"``) or a sequence of them.
+        Raises :class:`InvalidArgument` for a status that names no state.
+        """
         self._check_open()
         return self._store.list_runs(
             status=status, workflow=workflow, parent_run_id=parent_run_id, limit=limit
@@ -385,8 +385,6 @@ class Runtime:
         self._store.get_run(run_id)
         return self._store.events(run_id)
 
-    # -- internals ---------------------------------------------------------------
-
     def _steps(self, run_id: str) -> list[StepRecord]:
         return self._store.steps(run_id)
 
@@ -395,7 +393,3 @@ class Runtime:
 
     async def _wait_finished_async(self, run_id: str, timeout: float | None) -> RunRecord:
         return await self._waiter.wait_finished_async(run_id, timeout)
-
-
-def _warn_unclosed(runtime_id: str) -> None:
-    logger.warning("runtime %s was garbage-collected without close()", runtime_id)

@@ -11,9 +11,11 @@ long enough for a wait on a locked store).
 from __future__ import annotations
 
 import datetime
-import math
+import os
 from dataclasses import dataclass
 
+from actors._arguments import count, flag, instance, seconds
+from actors._clock import Clock
 from actors._fencing import MIN_LEASE_PER_BUSY_TIMEOUT, check_lease_config
 from actors._slots import check_max_concurrent_steps
 from persistence import (
@@ -30,6 +32,9 @@ from persistence import (
 class Settings:
     """The checked settings of one runtime (see :class:`Runtime` for each)."""
 
+    db: str
+    claim_runs: bool
+    resume: bool
     max_payload_bytes: int
     retention: float | None
     request_timeout: float
@@ -42,6 +47,10 @@ class Settings:
 
 def check_settings(
     *,
+    db: object,
+    clock: object,
+    claim_runs: object,
+    resume: object,
     max_payload_bytes: int,
     retention: float | datetime.timedelta | None,
     request_timeout: float,
@@ -62,6 +71,10 @@ def check_settings(
     """
     try:
         return _check(
+            db=db,
+            clock=clock,
+            claim_runs=claim_runs,
+            resume=resume,
             max_payload_bytes=max_payload_bytes,
             retention=retention,
             request_timeout=request_timeout,
@@ -82,6 +95,10 @@ def check_settings(
 
 def _check(
     *,
+    db: object,
+    clock: object,
+    claim_runs: object,
+    resume: object,
     max_payload_bytes: int,
     retention: float | datetime.timedelta | None,
     request_timeout: float,
@@ -92,33 +109,32 @@ def _check(
     busy_timeout: float | None,
     max_concurrent_steps: int | None,
 ) -> Settings:
-    # NaN compares false with everything and infinity waits forever: every
+    # NaN compares false with every bound and infinity waits forever: every
     # duration is a finite count of seconds, checked before it is compared.
+    seconds("shutdown_timeout", shutdown_timeout)
     for name, value in (
         ("request_timeout", request_timeout),
-        ("shutdown_timeout", shutdown_timeout),
         ("control_interval", control_interval),
         ("lease_ttl", lease_ttl),
         ("busy_timeout", busy_timeout),
     ):
         if value is not None:
-            _finite_seconds(name, value)
-    if shutdown_timeout < 0:
-        raise ValueError(f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout}")
-    if control_interval <= 0:
-        raise ValueError(f"control_interval must be positive, got {control_interval}")
+            seconds(name, value, positive=True)
+    path = instance("db", db, (str, os.PathLike), "a path (str or os.PathLike)")
+    if clock is not None:
+        instance("clock", clock, Clock, "a Clock (monotonic() and wait()), or None")
     if max_concurrent_steps is not None:
         check_max_concurrent_steps(max_concurrent_steps)
     payload = check_payload_limit(max_payload_bytes)
     kept = retention_seconds(retention)
-    if request_timeout <= 0:
-        raise ValueError(f"request_timeout must be positive, got {request_timeout}")
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    count("max_batch", max_batch, minimum=1)
     if busy_timeout is None:
         busy_timeout = min(DEFAULT_BUSY_TIMEOUT, lease_ttl / MIN_LEASE_PER_BUSY_TIMEOUT)
     check_lease_config(lease_ttl, busy_timeout)
     return Settings(
+        db=os.fspath(path),
+        claim_runs=flag("claim_runs", claim_runs),
+        resume=flag("resume", resume),
         max_payload_bytes=payload,
         retention=kept,
         request_timeout=request_timeout,
@@ -128,10 +144,3 @@ def _check(
         lease_ttl=lease_ttl,
         busy_timeout=busy_timeout,
     )
-
-
-def _finite_seconds(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")

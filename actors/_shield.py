@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from actors._context import Context, get_context
+from actors._context import Context, _current
+from persistence import ProctorError
 
 
 class shield:  # noqa: N801 - a context manager named like trio's
@@ -23,8 +24,11 @@ class shield:  # noqa: N801 - a context manager named like trio's
 
     def __enter__(self) -> shield:
         if self._ctx is not None:
-            raise RuntimeError("a shield() object cannot be entered twice; make a new one")
-        self._ctx = get_context()
+            raise ProctorError("a shield() object cannot be entered twice; make a new one")
+        ctx = _current.get()
+        if ctx is None:
+            raise ProctorError("shield() is used inside a step or a workflow body, not outside")
+        self._ctx = ctx
         self._ctx._shield_enter()
         return self
 

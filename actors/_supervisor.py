@@ -5,8 +5,10 @@ while it handles control. The body is a coroutine stepped by hand; between
 two steps of the body the supervisor is just an actor reading its
 (control-first) mailbox, which is why a cancel or a terminate is handled
 within milliseconds whatever the steps are doing. Every effect waits for its
-record (D1): a step starts only after its ``step_started`` is committed, and
-the body resumes only after the step's end is committed.
+record (D1): a step starts only after its ``step_started`` is committed; when
+a step ends the body goes on at once, in memory, and the step's end is
+written in one group with what the body records next, so nothing the body
+does takes effect before that group commits (``_recorder``).
 
 A child run is a RunSupervisor of its own under this one (C7, T4). A run
 whose runtime died is taken over and replayed (D2).

@@ -62,6 +62,10 @@ class ActorTree:
             max_batch=settings.max_batch,
             max_payload_bytes=settings.max_payload_bytes,
             retention=settings.retention,
+            path=settings.db,
+            control_interval=settings.control_interval,
+            claim_runs=settings.claim_runs,
+            resume=settings.resume,
             **guardian,
         )
         try:
@@ -106,3 +110,8 @@ class ActorTree:
                 self.owner,
                 ", ".join(self.census.live()),
             )
+
+
+def warn_unclosed(runtime_id: str) -> None:
+    """A runtime garbage-collected without ``close()``: its tree was never stopped."""
+    logger.warning("runtime %s was garbage-collected without close()", runtime_id)

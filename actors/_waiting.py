@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from actors._arguments import optional_seconds
 from actors._directory import Directory
 from persistence import RunRecord, RunState, Store, StoreError
 
@@ -126,7 +127,13 @@ class RunWaiter:
         return POLL_INTERVAL if deadline is None else max(0.0, min(POLL_INTERVAL, deadline - now))
 
     def wait_finished(self, run_id: str, timeout: float | None) -> RunRecord:
-        """Block until the run is terminal or ``timeout`` passes; its last record."""
+        """Block until the run is terminal or ``timeout`` passes; its last record.
+
+        Raises:
+            InvalidArgument: ``timeout`` is not None or a finite number of
+                seconds >= 0 (``InvalidArgumentType`` for a non-number).
+        """
+        timeout = optional_seconds("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         woken = threading.Event()
         self.watchers.add(run_id, woken.set)
@@ -143,6 +150,7 @@ class RunWaiter:
 
     async def wait_finished_async(self, run_id: str, timeout: float | None) -> RunRecord:
         """Like :meth:`wait_finished`, awaiting instead of blocking the loop."""
+        timeout = optional_seconds("timeout", timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         woken = asyncio.Event()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from persistence._errors import NotSerializable
+from persistence._errors import InvalidArgument, InvalidArgumentType, NotSerializable
 from persistence._json import dumps
 from persistence._records import NewEvent, RunRecord
 from persistence._states import EventType, RunState
@@ -74,16 +74,15 @@ def cancel_request(
 
     Raises:
         NotSerializable: see :func:`check_reason`.
-        ValueError: ``grace`` is negative, NaN or infinite; nothing is written.
+        InvalidArgument: ``grace`` is not a finite number of seconds >= 0 (a
+            ``ValueError``; ``InvalidArgumentType`` for a non-number); nothing
+            is written.
     """
     reason = cap_reason(check_reason(reason))
-    if grace is not None and (
-        isinstance(grace, bool)
-        or not isinstance(grace, int | float)
-        or not math.isfinite(grace)
-        or grace < 0
-    ):
-        raise ValueError(f"grace must be a finite number of seconds >= 0, got {grace!r}")
+    if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int | float)):
+        raise InvalidArgumentType(f"grace must be a number of seconds, got {grace!r}")
+    if grace is not None and (not math.isfinite(grace) or grace < 0):
+        raise InvalidArgument(f"grace must be a finite number of seconds >= 0, got {grace!r}")
     return NewEvent(
         run_id=run_id,
         type=EventType.CANCEL_REQUESTED,

@@ -16,15 +16,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from persistence._connection import SharedConnection
-from persistence._errors import RunNotFound
+from persistence._errors import InvalidArgument, InvalidArgumentType, RunNotFound
 from persistence._payloads import inflate
 from persistence._records import EventRecord, RunRecord, StepRecord
 from persistence._schema import CONTROL_WHERE
 from persistence._states import TERMINAL_STATES, RunState
 
 
+def _run_id(run_id: object) -> None:
+    if not isinstance(run_id, str):
+        raise InvalidArgumentType(f"a run id is a str, got {type(run_id).__name__}: {run_id!r}")
+
+
 def find_run(db: SharedConnection, run_id: str) -> RunRecord | None:
-    """The run's projection, or None."""
+    """The run's projection, or None. Raises InvalidArgumentType for a run
+    id that is not a str."""
+    _run_id(run_id)
     rows = db.query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
     return RunRecord.from_row(rows[0]) if rows else None
 
@@ -37,21 +44,65 @@ def get_run(db: SharedConnection, run_id: str) -> RunRecord:
     return record
 
 
+def run_states(status: object) -> list[RunState]:
+    """``status`` as a list of states: a RunState, a state's name in any case
+    (``"running"``), or a sequence (not a str) of those.
+
+    Raises:
+        InvalidArgument: a name that is no state (the message lists them).
+        InvalidArgumentType: anything else.
+    """
+    items = [status] if isinstance(status, RunState | str) else status
+    if not isinstance(items, Sequence):
+        raise InvalidArgumentType(
+            f"status must be a RunState, its name, or a sequence of them; got {status!r}"
+        )
+    states = []
+    for item in items:
+        if isinstance(item, RunState):
+            states.append(item)
+        elif isinstance(item, str) and item.lower() in _STATE_NAMES:
+            states.append(RunState(item.lower()))
+        elif isinstance(item, str):
+            names = ", ".join(sorted(_STATE_NAMES))
+            raise InvalidArgument(f"status {item!r} names no run state; one of: {names}")
+        else:
+            raise InvalidArgumentType(f"status must be a RunState or its name, got {item!r}")
+    return states
+
+
+_STATE_NAMES = frozenset(s.value for s in RunState)
+
+
 def list_runs(
     db: SharedConnection,
     *,
-    status: RunState | Sequence[RunState] | None = None,
+    status: RunState | str | Sequence[RunState | str] | None = None,
     workflow: str | None = None,
     parent_run_id: str | None = None,
     limit: int | None = None,
 ) -> list[RunRecord]:
-    """Runs, newest first, filtered by any of the arguments."""
+    """Runs, newest first, filtered by any of the arguments.
+
+    ``status`` is a state, its name (``"running"``) or a sequence of them.
+
+    Raises:
+        InvalidArgument: a status that names no state, or a negative
+            ``limit`` (``InvalidArgumentType`` for an argument of the wrong type).
+    """
     where: list[str] = []
     params: list[str | int] = []
     if status is not None:
-        states = [status] if isinstance(status, RunState) else list(status)
+        states = run_states(status)
         where.append(f"status IN ({', '.join('?' * len(states))})")
         params.extend(s.value for s in states)
+    for what, text in (("workflow", workflow), ("parent_run_id", parent_run_id)):
+        if text is not None and not isinstance(text, str):
+            raise InvalidArgumentType(f"{what} must be a str (or None), got {text!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise InvalidArgumentType(f"limit must be an int (or None), got {limit!r}")
+    if limit is not None and limit < 0:
+        raise InvalidArgument(f"limit must be at least 0, got {limit}")
     if workflow is not None:
         where.append("workflow = ?")
         params.append(workflow)
@@ -126,6 +177,7 @@ def claimable(db: SharedConnection, workflows: Sequence[str], *, limit: int) -> 
 def events(db: SharedConnection, run_id: str, *, after: int = 0) -> list[EventRecord]:
     """The run's events with ``run_seq > after``, in order, each as appended
     (payloads held by a projection are filled back in, from one snapshot)."""
+    _run_id(run_id)
     with db.lock:
         outer = db.conn.in_transaction
         if not outer:
@@ -145,5 +197,6 @@ def events(db: SharedConnection, run_id: str, *, after: int = 0) -> list[EventRe
 
 def steps(db: SharedConnection, run_id: str) -> list[StepRecord]:
     """Every step attempt of the run, in call and attempt order."""
+    _run_id(run_id)
     rows = db.query("SELECT * FROM steps WHERE run_id = ? ORDER BY call, attempt", (run_id,))
     return [StepRecord.from_row(r) for r in rows]

@@ -458,7 +458,7 @@ def test_timeout_without_wait_is_a_usage_error(rt: Runtime, db: Path, folder: Pa
         ("import os\nimport no_such_module_anywhere\n", "ModuleNotFoundError", 2),
         (  # raised inside Proctor: the place is the user's line that called it
             "from actors import workflow\n@workflow()\ndef wf(): ...\n",
-            "TypeError",
+            "InvalidArgumentType",
             2,
         ),
     ],

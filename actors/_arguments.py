@@ -1,0 +1,152 @@
+"""Arguments of the public API, checked where they enter: one rule per kind.
+
+A bad argument must fail at the call that passed it, with a sentence naming
+it, before anything is created or started, and never later inside an actor
+(where it would crash a supervisor and fail a run that did nothing wrong).
+Every check here raises :class:`InvalidArgumentType` (also a ``TypeError``)
+for a value of the wrong type and :class:`InvalidArgument` (also a
+``ValueError``) for a value out of range, so callers that catch the
+builtins keep working.
+
+Invariants: a duration is a finite, real number of seconds (``bool`` is not
+a number here; NaN compares false with every bound and infinity waits
+forever, so both are refused); a count is an ``int``; a flag is a ``bool``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+from persistence import InvalidArgument, InvalidArgumentType
+
+
+def number(what: str, value: object, *, unit: str = "") -> float:
+    """``value`` as a finite real number (``unit`` names it in the messages).
+
+    Raises:
+        InvalidArgumentType: not a real number (a str, a bool, None...).
+        InvalidArgument: NaN or infinite.
+    """
+    kind = f"a number of {unit}" if unit else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentType(f"{what} must be {kind}, got {type(value).__name__}: {value!r}")
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{what} must be {kind}, finite, got {value!r}")
+    return float(value)
+
+
+def seconds(what: str, value: object, *, positive: bool = False) -> float:
+    """``value`` as a finite number of seconds, at least 0 (above 0 if ``positive``).
+
+    Raises:
+        InvalidArgumentType: not a real number (a str, a bool, None...).
+        InvalidArgument: NaN, infinite, negative, or 0 where ``positive``.
+    """
+    checked = number(what, value, unit="seconds")
+    if checked < 0 or (positive and checked == 0):
+        bound = "positive" if positive else "at least 0"
+        raise InvalidArgument(f"{what} must be {bound} (seconds), got {value!r}")
+    return checked
+
+
+def optional_seconds(what: str, value: object, *, positive: bool = False) -> float | None:
+    """Like :func:`seconds`, with ``None`` meaning "no limit"."""
+    return None if value is None else seconds(what, value, positive=positive)
+
+
+def count(what: str, value: object, *, minimum: int = 0) -> int:
+    """``value`` as an ``int`` of at least ``minimum``.
+
+    Raises:
+        InvalidArgumentType: not an ``int`` (a float, a str, a bool...).
+        InvalidArgument: below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentType(f"{what} must be an int, got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise InvalidArgument(f"{what} must be at least {minimum}, got {value}")
+    return value
+
+
+def flag(what: str, value: object) -> bool:
+    """``value`` as a ``bool`` (a truthy string such as ``"no"`` is refused).
+
+    Raises:
+        InvalidArgumentType: not a ``bool``.
+    """
+    if not isinstance(value, bool):
+        raise InvalidArgumentType(f"{what} must be True or False, got {value!r}")
+    return value
+
+
+def run_id(value: object) -> str:
+    """``value`` as a run id: a non-empty str.
+
+    Raises:
+        InvalidArgumentType: not a str (a run id is never a number or a list).
+        InvalidArgument: the empty string.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentType(f"a run id is a str, got {type(value).__name__}: {value!r}")
+    if not value:
+        raise InvalidArgument("a run id is a non-empty str, got ''")
+    return value
+
+
+def text(what: str, value: object) -> str:
+    """``value`` if it is a str.
+
+    Raises:
+        InvalidArgumentType: it is not.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentType(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def instance(what: str, value: Any, kind: type[Any] | tuple[type[Any], ...], hint: str) -> Any:
+    """``value`` if it is an instance of ``kind``.
+
+    Raises:
+        InvalidArgumentType: it is not; the message says what was given and
+            ``hint`` says what to pass instead.
+    """
+    if not isinstance(value, kind):
+        raise InvalidArgumentType(f"{what} must be {hint}, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
+    """``fn``'s signature, or None where Python cannot tell it (some builtins).
+
+    String annotations (``from __future__ import annotations``) are evaluated
+    so that messages show ``a: int``, not ``a: 'int'``; where one cannot be
+    (a name defined later), they are shown as written.
+    """
+    try:
+        try:
+            return inspect.signature(fn, eval_str=True)
+        except Exception:  # an annotation naming what is not defined yet
+            return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def fits(what: str, signature: inspect.Signature | None, args: Any, kwargs: Any) -> None:
+    """Check that ``args`` and ``kwargs`` bind to ``signature`` (as a call would).
+
+    A call that cannot bind would fail only later, inside a step attempt or a
+    run's body, after a run was created; it fails here instead, at the call.
+
+    Raises:
+        InvalidArgumentType: they do not fit; the message shows the signature.
+    """
+    if signature is None:
+        return
+    try:
+        signature.bind(*args, **dict(kwargs))
+    except TypeError as exc:
+        raise InvalidArgumentType(f"the arguments do not fit {what}{signature}: {exc}") from None
