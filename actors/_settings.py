@@ -69,46 +69,6 @@ def check_settings(
             :class:`InvalidArgumentType` (also a ``TypeError``) for one of
             the wrong type.
     """
-    try:
-        return _check(
-            db=db,
-            clock=clock,
-            claim_runs=claim_runs,
-            resume=resume,
-            max_payload_bytes=max_payload_bytes,
-            retention=retention,
-            request_timeout=request_timeout,
-            shutdown_timeout=shutdown_timeout,
-            control_interval=control_interval,
-            max_batch=max_batch,
-            lease_ttl=lease_ttl,
-            busy_timeout=busy_timeout,
-            max_concurrent_steps=max_concurrent_steps,
-        )
-    except ProctorError:
-        raise
-    except TypeError as exc:  # the helpers raise builtins; the API raises ours
-        raise InvalidArgumentType(str(exc)) from exc
-    except ValueError as exc:
-        raise InvalidArgument(str(exc)) from exc
-
-
-def _check(
-    *,
-    db: object,
-    clock: object,
-    claim_runs: object,
-    resume: object,
-    max_payload_bytes: int,
-    retention: float | datetime.timedelta | None,
-    request_timeout: float,
-    shutdown_timeout: float,
-    control_interval: float,
-    max_batch: int,
-    lease_ttl: float,
-    busy_timeout: float | None,
-    max_concurrent_steps: int | None,
-) -> Settings:
     # NaN compares false with every bound and infinity waits forever: every
     # duration is a finite count of seconds, checked before it is compared.
     seconds("shutdown_timeout", shutdown_timeout)
@@ -123,14 +83,21 @@ def _check(
     path = instance("db", db, (str, os.PathLike), "a path (str or os.PathLike)")
     if clock is not None:
         instance("clock", clock, Clock, "a Clock (monotonic() and wait()), or None")
-    if max_concurrent_steps is not None:
-        check_max_concurrent_steps(max_concurrent_steps)
-    payload = check_payload_limit(max_payload_bytes)
-    kept = retention_seconds(retention)
     count("max_batch", max_batch, minimum=1)
     if busy_timeout is None:
         busy_timeout = min(DEFAULT_BUSY_TIMEOUT, lease_ttl / MIN_LEASE_PER_BUSY_TIMEOUT)
-    check_lease_config(lease_ttl, busy_timeout)
+    try:  # these shared rules raise builtins (the CLI uses them too); ours here
+        if max_concurrent_steps is not None:
+            check_max_concurrent_steps(max_concurrent_steps)
+        payload = check_payload_limit(max_payload_bytes)
+        kept = retention_seconds(retention)
+        check_lease_config(lease_ttl, busy_timeout)
+    except ProctorError:
+        raise
+    except TypeError as exc:
+        raise InvalidArgumentType(str(exc)) from exc
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from exc
     return Settings(
         db=os.fspath(path),
         claim_runs=flag("claim_runs", claim_runs),
