@@ -13,7 +13,7 @@ from persistence._errors import InvalidArgument, InvalidArgumentType, NotSeriali
 from persistence._json import dumps
 from persistence._records import NewEvent, RunRecord
 from persistence._states import EventType, RunState
-from persistence._text import type_name
+from persistence._text import safe_repr, type_name
 
 
 def check_reason(reason: object, what: str = "reason") -> str | None:
@@ -27,7 +27,8 @@ def check_reason(reason: object, what: str = "reason") -> str | None:
     if reason is None:
         return None
     if not isinstance(reason, str):
-        raise NotSerializable(what, reason, f"a reason is text, not {type_name(reason)}")
+        given = f"{type_name(reason)}: {safe_repr(reason)}"
+        raise NotSerializable.recorded(f"{what} must be text (a str) or None, got {given}", what)
     dumps(reason, what=what)
     return reason
 

@@ -73,11 +73,13 @@ class NotSerializable(ProctorError, TypeError):
         self.what = what
 
     @classmethod
-    def recorded(cls, message: str) -> NotSerializable:
-        """The error again, from its message in the log (replay)."""
+    def recorded(cls, message: str, what: str = "") -> NotSerializable:
+        """The error with ``message`` as it is: from the log (replay), or where
+        "must be JSON" would mislead (a reason that is a number is JSON, but
+        not text)."""
         err = cls.__new__(cls)
         ProctorError.__init__(err, message)
-        err.what = ""
+        err.what = what
         return err
 
 

@@ -22,6 +22,7 @@ import pytest
 from actors import (
     InvalidArgument,
     InvalidArgumentType,
+    NotSerializable,
     ProctorError,
     RetryPolicy,
     RunState,
@@ -200,3 +201,10 @@ def test_shield_outside_a_step_or_body_says_so() -> None:
     outside = r"shield\(\) is used inside a step or a workflow body"
     with pytest.raises(ProctorError, match=outside), shield():
         pass
+
+
+def test_a_reason_that_is_not_text_says_so_not_that_it_is_not_json(rt: Runtime) -> None:
+    done = rt.start(adds, 1, 2)
+    done.result(timeout=10)
+    with pytest.raises(NotSerializable, match=r"reason must be text \(a str\) or None, got int: 5"):
+        rt.cancel(done.run_id, 5)  # type: ignore[arg-type]
