@@ -81,6 +81,22 @@ class RunHost(
     """Everything the collaborators need of their run supervisor."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunServices:
+    """What every run supervisor of one runtime shares, built once by the
+    Guardian and handed down unchanged to child runs."""
+
+    census: Census
+    journal: pykka.ActorRef[Any]
+    directory: Directory
+    owner: str
+    reader: Store
+    timers: pykka.ActorRef[Any]
+    clock: Clock
+    max_payload_bytes: int
+    guard: LeaseGuard | None
+
+
 @dataclass(frozen=True, slots=True)
 class Crew:
     """One run supervisor's collaborators (see the module docstring)."""
@@ -107,33 +123,27 @@ def assemble(
     *,
     me: pykka.ActorRef[Any],
     start_run: Callable[..., pykka.ActorRef[Any]],
-    census: Census,
+    shared: RunServices,
     parent: pykka.ActorRef[Any],
-    journal: pykka.ActorRef[Any],
-    directory: Directory,
-    owner: str,
     run_id: str,
     workflow: WorkflowDef[..., Any],
     args: tuple[Any, ...],
     kwargs: tuple[tuple[str, Any], ...],
     state: RunState,
     cancel: Cancel | None,
-    reader: Store,
-    timers: pykka.ActorRef[Any],
-    clock: Clock,
     resume_from: str | None,
     resume_why: str | None,
     create: NewEvent | None,
     created: pykka.Future[Any] | None,
-    max_payload_bytes: int,
     unrecorded: tuple[NewEvent, ...],
-    guard: LeaseGuard | None,
 ) -> Crew:
     """Build the crew of the supervisor ``host`` (actor ``me``) of run ``run_id``.
 
     ``start_run``: how a child run's supervisor starts (``RunSupervisor.start``);
     the other arguments are the supervisor's own.
     """
+    census, journal, owner, reader = shared.census, shared.journal, shared.owner, shared.reader
+    clock, max_payload_bytes, guard = shared.clock, shared.max_payload_bytes, shared.guard
     life = Lifecycle()
     attempts = Attempts()
     log = Recorder(
@@ -160,19 +170,7 @@ def assemble(
         owner=owner,
         reader=reader,
         start=functools.partial(
-            start_run,
-            census=census,
-            parent=me,
-            journal=journal,
-            directory=directory,
-            owner=owner,
-            state=RunState.PENDING,
-            cancel=None,
-            reader=reader,
-            timers=timers,
-            clock=clock,
-            max_payload_bytes=max_payload_bytes,
-            guard=guard,
+            start_run, shared=shared, parent=me, state=RunState.PENDING, cancel=None
         ),
     )
     body = Body(

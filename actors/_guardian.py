@@ -30,6 +30,7 @@ import pykka
 from actors._base import ProctorActor, logger, tell
 from actors._census import Census
 from actors._clock import Clock
+from actors._crew import RunServices
 from actors._directory import Directory
 from actors._errors import RuntimeClosed, describe
 from actors._fencing import LeaseGuard
@@ -214,30 +215,36 @@ class Guardian(ProctorActor):
         if state is RunState.CANCELLING:
             cancel = Cancel(reason=msg.cancel_reason, source=msg.cancel_source or "api")
         ref = RunSupervisor.start(
-            census=self._census,
+            shared=self._run_services(),
             parent=self.actor_ref,
-            journal=self.journal,
-            directory=self._directory,
-            owner=self._owner,
             run_id=msg.run_id,
             workflow=msg.workflow,
             args=msg.args,
             kwargs=msg.kwargs,
             state=state,
             cancel=cancel,
-            reader=self._reader,
-            timers=self._services.timers,
-            clock=self._clock,
             resume=msg.resume_from is not None,
             resume_from=msg.resume_from,
             resume_why=msg.resume_why,
             unrecorded=msg.unrecorded,
             create=msg.create,
             created=msg.created,
+        )
+        self._runs[msg.run_id] = ref
+
+    def _run_services(self) -> RunServices:
+        """What every run supervisor of this runtime shares (its children too)."""
+        return RunServices(
+            census=self._census,
+            journal=self.journal,
+            directory=self._directory,
+            owner=self._owner,
+            reader=self._reader,
+            timers=self._services.timers,
+            clock=self._clock,
             max_payload_bytes=self._max_payload_bytes,
             guard=self._guard,
         )
-        self._runs[msg.run_id] = ref
 
     def _on_child_exited(self, msg: ChildExited) -> None:
         if self._services.owns(msg.child):

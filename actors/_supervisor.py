@@ -35,12 +35,9 @@ import pykka
 from actors._attempts import Scheduled, Waiting
 from actors._base import ProctorActor, tell
 from actors._body import AwaitResult
-from actors._census import Census
-from actors._clock import Clock
-from actors._crew import assemble
+from actors._crew import RunServices, assemble
 from actors._definitions import ChildCall, WorkflowDef
 from actors._errors import CancellationError
-from actors._fencing import LeaseGuard
 from actors._lifecycle import HostingEvent, PhaseEvent
 from actors._messages import (
     CallEnded,
@@ -59,15 +56,13 @@ from actors._messages import (
     Terminate,
 )
 from persistence import (
-    DEFAULT_MAX_PAYLOAD_BYTES,
     EventType,
     NewEvent,
     RunState,
-    Store,
 )
 
 if TYPE_CHECKING:
-    from actors._directory import Directory
+    pass
 
 _E = EventType
 
@@ -78,63 +73,47 @@ class RunSupervisor(ProctorActor):
     def __init__(
         self,
         *,
-        census: Census,
+        shared: RunServices,
         parent: pykka.ActorRef[Any],
-        journal: pykka.ActorRef[Any],
-        directory: Directory,
-        owner: str,
         run_id: str,
         workflow: WorkflowDef[..., Any],
         args: tuple[Any, ...],
         kwargs: tuple[tuple[str, Any], ...],
         state: RunState,
         cancel: Cancel | None,
-        reader: Store,
-        timers: pykka.ActorRef[Any],
-        clock: Clock,
         resume_from: str | None = None,
         resume_why: str | None = None,
         resume: bool = False,
         create: NewEvent | None = None,
         created: pykka.Future[Any] | None = None,
-        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         unrecorded: tuple[NewEvent, ...] = (),
-        guard: LeaseGuard | None = None,
     ) -> None:
-        super().__init__(parent=parent, name=run_id, census=census)
+        super().__init__(parent=parent, name=run_id, census=shared.census)
         self.run_id = run_id
-        self._timers = timers
-        self._directory = directory
+        self._timers = shared.timers
+        self._directory = shared.directory
         self._resume = resume
         #: The collaborators, one per concept (_crew), this supervisor their host.
         self._crew = assemble(
             self,
             me=self.actor_ref,
             start_run=RunSupervisor.start,
-            census=census,
+            shared=shared,
             parent=parent,
-            journal=journal,
-            directory=directory,
-            owner=owner,
             run_id=run_id,
             workflow=workflow,
             args=args,
             kwargs=kwargs,
             state=state,
             cancel=cancel,
-            reader=reader,
-            timers=timers,
-            clock=clock,
             resume_from=resume_from,
             resume_why=resume_why,
             create=create,
             created=created,
-            max_payload_bytes=max_payload_bytes,
             unrecorded=unrecorded,
-            guard=guard,
         )
         # Registered from creation, so a cancel never misses a run that exists.
-        directory.add(run_id, self.actor_ref)
+        shared.directory.add(run_id, self.actor_ref)
 
     # -- lifecycle -------------------------------------------------------------
 
