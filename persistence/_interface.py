@@ -242,8 +242,11 @@ class Store(Protocol):
         lock_wait: float | None = None,
     ) -> tuple[PruneCursor | None, bool]:
         """One step of retention: up to ``batch`` runs of trees wholly finished
-        before ``cutoff`` (epoch seconds), in one transaction; the cursor to go
-        on from and whether more may follow. See ``persistence.prune_batch``.
+        before ``cutoff`` (epoch seconds), in one transaction. Returns the
+        cursor to pass as ``after`` next time, and whether more candidates may
+        follow it (False: the scan reached the end). Counts go into ``report``
+        (a dry run when it says so). ``lock_wait``: the most seconds to wait
+        for the write lock (default: the store's busy timeout).
 
         Raises:
             StoreLocked: the write lock was not free within ``lock_wait`` seconds.

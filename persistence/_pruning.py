@@ -105,17 +105,8 @@ def prune_batch(
     report: PruneReport | None = None,
     lock_wait: float | None = None,
 ) -> tuple[PruneCursor | None, bool]:
-    """One step of a prune: up to ``batch`` runs of trees finished before ``cutoff``.
-
-    Returns the cursor to pass as ``after`` next time, and whether more
-    candidates may follow it (False: the scan reached the end; start again
-    from None later). Counts go into ``report`` (a dry run when it says so).
-    ``lock_wait``: the most seconds to wait for the write lock (default: the
-    store's busy timeout).
-
-    Raises:
-        StoreLocked: the write lock was not free within the wait; nothing changed.
-    """
+    """:meth:`Store.prune_batch` of ``store`` (documented there): one step
+    of a prune, for callers that drive it batch by batch."""
     return store.prune_batch(cutoff, after=after, batch=batch, report=report, lock_wait=lock_wait)
 
 
@@ -126,12 +117,7 @@ def prune_runtimes(
     *,
     lock_wait: float | None = None,
 ) -> int:
-    """Delete the rows of runtimes that stopped (or whose lease ran out) before
-    ``cutoff`` and that no run names as its owner any more; how many.
-
-    Raises:
-        StoreLocked: the write lock was not free within ``lock_wait``.
-    """
+    """:meth:`Store.prune_runtimes` of ``store`` (documented there)."""
     return store.prune_runtimes(cutoff, report, lock_wait=lock_wait)
 
 
@@ -144,13 +130,8 @@ def sqlite_prune_batch(
     report: PruneReport | None = None,
     lock_wait: float | None = None,
 ) -> tuple[PruneCursor | None, bool]:
-    """One step of a prune: up to ``batch`` runs of trees finished before ``cutoff``.
-
-    Returns the cursor to pass as ``after`` next time, and whether more
-    candidates may follow it (False: the scan reached the end; start again
-    from None later). Counts go into ``report`` (a dry run when it says so).
-    ``lock_wait``: the most seconds to wait for the write lock (default: the
-    store's busy timeout).
+    """SQLite's :meth:`Store.prune_batch` (documented there): candidates in
+    the order of the creation-time index, deleted a tree at a time.
 
     Raises:
         StoreLocked: the write lock was not free within the wait; nothing changed.
