@@ -17,7 +17,6 @@ import datetime
 import os
 import uuid
 import weakref
-from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
 from actors._census import Census
@@ -29,6 +28,7 @@ from actors._fencing import register
 from actors._halt import Halt
 from actors._handle import ControlResult, RunHandle
 from actors._journal import MAX_BATCH
+from actors._reading import StoreReads
 from actors._requests import Requests
 from actors._settings import check_settings
 from actors._tree import ASK_TIMEOUT, ActorTree, warn_unclosed
@@ -36,9 +36,7 @@ from actors._waiting import RunWaiter
 from persistence import (
     DEFAULT_LEASE_TTL,
     DEFAULT_MAX_PAYLOAD_BYTES,
-    EventRecord,
     RunRecord,
-    RunState,
     StepRecord,
     StoreError,
     Synchronous,
@@ -51,8 +49,11 @@ R = TypeVar("R")
 CONTROL_INTERVAL: Final = 0.005
 
 
-class Runtime:
+class Runtime(StoreReads):
     """An embedded Proctor runtime: an actor system over one store.
+
+    Reads (``get_run``, ``list_runs``, ``events`` and their ``*_async``
+    twins) are :class:`StoreReads`'s, shared with ``Client``.
 
     Use it as a context manager::
 
@@ -355,35 +356,6 @@ class Runtime:
         """
         self._check_open()
         return self._requests.terminate(run_id, reason, source=source)
-
-    def get_run(self, run_id: str) -> RunRecord:
-        """The run's current record. Raises :class:`RunNotFound`."""
-        self._check_open()
-        return self._store.get_run(run_id)
-
-    def list_runs(
-        self,
-        status: RunState | str | Sequence[RunState | str] | None = None,
-        *,
-        workflow: str | None = None,
-        parent_run_id: str | None = None,
-        limit: int | None = None,
-    ) -> list[RunRecord]:
-        """Runs in the store, newest first; ``parent_run_id`` gives a run's child runs.
-
-        ``status``: a state, its name (``"running"``) or a sequence of them.
-        Raises :class:`InvalidArgument` for a status that names no state.
-        """
-        self._check_open()
-        return self._store.list_runs(
-            status=status, workflow=workflow, parent_run_id=parent_run_id, limit=limit
-        )
-
-    def events(self, run_id: str) -> list[EventRecord]:
-        """The run's event log, in order. Raises :class:`RunNotFound`."""
-        self._check_open()
-        self._store.get_run(run_id)
-        return self._store.events(run_id)
 
     def _steps(self, run_id: str) -> list[StepRecord]:
         return self._store.steps(run_id)
