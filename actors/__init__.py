@@ -3,6 +3,7 @@
 The public API is exactly ``__all__``; everything else is private.
 """
 
+from actors._client import Client
 from actors._clock import Clock, FakeClock, SystemClock
 from actors._context import Context, StepContext, WorkflowContext, get_context
 from actors._definitions import (
@@ -44,6 +45,7 @@ from persistence import (
     PayloadTooLarge,
     ProctorError,
     RunNotFound,
+    RunPage,
     RunRecord,
     RunState,
     SchemaTooNew,
@@ -58,6 +60,7 @@ from persistence import (
 __all__ = [
     "CancellationError",
     "ChildRun",
+    "Client",
     "Clock",
     "Context",
     "ControlResult",
@@ -79,6 +82,7 @@ __all__ = [
     "RunEnded",
     "RunHandle",
     "RunNotFound",
+    "RunPage",
     "RunRecord",
     "RunState",
     "RunTerminated",

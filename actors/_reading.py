@@ -23,7 +23,15 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from persistence import EventRecord, RunRecord, RunState, Store
+from persistence import (
+    EventRecord,
+    Instant,
+    RunPage,
+    RunRecord,
+    RunState,
+    Store,
+    run_query,
+)
 
 T = TypeVar("T")
 
@@ -67,19 +75,29 @@ class StoreReads(abc.ABC):
         workflow: str | None = None,
         parent_run_id: str | None = None,
         limit: int | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        ended_since: Instant | None = None,
+        ended_until: Instant | None = None,
+        cursor: str | None = None,
     ) -> list[RunRecord]:
-        """Runs in the store, newest first; ``parent_run_id`` gives a run's child runs.
-
-        ``status``: a state, its name (``"running"``) or a sequence of them.
+        """Runs in the store, newest first: the runs of :meth:`list_runs_page`.
 
         Raises:
-            InvalidArgument: a status that names no state, or a negative ``limit``.
+            InvalidArgument: see :meth:`list_runs_page`.
             RuntimeClosed: closed.
         """
-        self._check_open()
-        return self._store.list_runs(
-            status=status, workflow=workflow, parent_run_id=parent_run_id, limit=limit
-        )
+        return self.list_runs_page(
+            status,
+            workflow=workflow,
+            parent_run_id=parent_run_id,
+            limit=limit,
+            since=since,
+            until=until,
+            ended_since=ended_since,
+            ended_until=ended_until,
+            cursor=cursor,
+        ).runs
 
     async def list_runs_async(
         self,
@@ -88,10 +106,105 @@ class StoreReads(abc.ABC):
         workflow: str | None = None,
         parent_run_id: str | None = None,
         limit: int | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        ended_since: Instant | None = None,
+        ended_until: Instant | None = None,
+        cursor: str | None = None,
     ) -> list[RunRecord]:
         """Like :meth:`list_runs`, without blocking the event loop (A1)."""
         return await self._off_loop(
-            self.list_runs, status, workflow=workflow, parent_run_id=parent_run_id, limit=limit
+            self.list_runs,
+            status,
+            workflow=workflow,
+            parent_run_id=parent_run_id,
+            limit=limit,
+            since=since,
+            until=until,
+            ended_since=ended_since,
+            ended_until=ended_until,
+            cursor=cursor,
+        )
+
+    def list_runs_page(
+        self,
+        status: RunState | str | Sequence[RunState | str] | None = None,
+        *,
+        workflow: str | None = None,
+        parent_run_id: str | None = None,
+        limit: int | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        ended_since: Instant | None = None,
+        ended_until: Instant | None = None,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first (A6); ``next_cursor`` reads the next.
+
+        Filters (all optional, combined with AND):
+
+        * ``status``: a state, its name (``"running"``) or a sequence of them;
+        * ``workflow``: the full name, or the short name after its last dot
+          (``"order"`` matches ``"shop.orders.order"``);
+        * ``parent_run_id``: the run's child runs;
+        * ``since`` / ``until``: created at or after / before (half-open);
+        * ``ended_since`` / ``ended_until``: the same on the end time (a run
+          not ended never matches these).
+
+        A time is epoch seconds, an aware ``datetime``, or a text: ISO 8601
+        (UTC without an offset) or a duration ago (``"30m"``, ``"2h"``,
+        ``"1d"``). ``limit`` runs per page at most (None: all of them). ``cursor``: the
+        ``next_cursor`` of the previous page, with the same filters. Paging
+        is by key (``created_at``, ``run_id``), as Temporal's and DBOS's
+        listings page: it never repeats a run, and never skips one that
+        existed when the first page was read, whatever is created meanwhile.
+
+        Raises:
+            InvalidArgument: a status that names no state, a time that is
+                neither ISO 8601 nor a duration, a naive ``datetime``, a
+                negative ``limit``, a cursor no listing gave out
+                (``InvalidArgumentType`` for an argument of the wrong type).
+            RuntimeClosed: closed.
+        """
+        self._check_open()
+        query = run_query(
+            status=status,
+            workflow=workflow,
+            parent_run_id=parent_run_id,
+            limit=limit,
+            since=since,
+            until=until,
+            ended_since=ended_since,
+            ended_until=ended_until,
+            cursor=cursor,
+        )
+        return self._store.list_runs_page(query)
+
+    async def list_runs_page_async(
+        self,
+        status: RunState | str | Sequence[RunState | str] | None = None,
+        *,
+        workflow: str | None = None,
+        parent_run_id: str | None = None,
+        limit: int | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        ended_since: Instant | None = None,
+        ended_until: Instant | None = None,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Like :meth:`list_runs_page`, without blocking the event loop (A1)."""
+        return await self._off_loop(
+            self.list_runs_page,
+            status,
+            workflow=workflow,
+            parent_run_id=parent_run_id,
+            limit=limit,
+            since=since,
+            until=until,
+            ended_since=ended_since,
+            ended_until=ended_until,
+            cursor=cursor,
         )
 
     def events(self, run_id: str) -> list[EventRecord]:

@@ -9,7 +9,6 @@ the run up.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import time
@@ -34,24 +33,24 @@ from cli._main import (
     open_store,
 )
 from cli._owner import owner_state
-from cli._runs import follow_run
 from cli._text import clean, json_text
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_REASON_BYTES,
     Appended,
     AppendOutcome,
-    EventRecord,
-    EventType,
-    NewEvent,
     NotSerializable,
-    Refused,
+    ProctorError,
     RunRecord,
     RunState,
     Store,
-    cancel_request,
+    StoreError,
     check_reason,
+    create_unowned_run,
+    follow_run,
+    follow_to_end,
     reason_cut,
+    request_cancel,
     roundtrip_arguments,
 )
 
@@ -101,8 +100,7 @@ def cancel(
     start = time.monotonic()
     reason = _checked_reason(reason)
     with open_store(options, write=True) as store:
-        event = cancel_request(run_id, reason, source="cli", origin=_origin(), grace=grace)
-        outcome = store.append([event])[0]
+        outcome = request_cancel(store, run_id, reason, source="cli", origin=_origin(), grace=grace)
         appended = _accepted(outcome, run_id, "cancel")
         with interrupted(f"stopped waiting; the cancel of run {run_id} stays requested"):
             _say_if_cut(reason)
@@ -192,15 +190,13 @@ def start(
     except TypeError as exc:
         raise click.UsageError(clean(f"the arguments do not fit workflow {name}: {exc}")) from exc
     run_id = uuid.uuid4().hex
-    created = NewEvent(
-        run_id=run_id,
-        type=EventType.RUN_CREATED,
-        data={"workflow": name, "args": args, "kwargs": kwargs, "owner": None},
-    )
     with open_store(options, write=True, create=True) as store:
-        outcome = store.append([created])[0]
-        if isinstance(outcome, Refused):
-            fail(f"run {run_id} was not created: {outcome.reason}")
+        try:
+            create_unowned_run(store, name, args, kwargs, run_id=run_id)
+        except StoreError:
+            raise  # open_store says it
+        except ProctorError as exc:
+            fail(str(exc))
         with interrupted(f"stopped waiting; run {run_id} stays, for a worker to run"):
             click.echo(run_id)
             click.echo(f"started run {run_id} of {clean(name)}; a worker will pick it up", err=True)
@@ -284,26 +280,17 @@ def _wait(
 ) -> RunRecord | None:
     """Follow the run until it is terminal; terminate it when the grace ends (C8)."""
     out = render.console()
-    seen = after
-
-    def emit(event: EventRecord) -> None:
-        nonlocal seen
-        seen = event.run_seq
-        out.print(render.event_line(event))
-
-    while True:
-        deadline = min((d for d in (timeout_at, grace_at) if d is not None), default=None)
-        final = follow_run(store, run_id, emit, after=seen, deadline=deadline)
-        if final is not None:
-            return final
-        if grace_at is None or time.monotonic() < grace_at:
-            return None  # the timeout came first
-        grace_at = None
-        why = f"cancel grace expired ({reason})" if reason else "cancel grace expired"
-        click.echo(f"grace is over: terminating run {run_id}")
-        # It may have finished meanwhile, or its runtime's own grace timer fired.
-        with contextlib.suppress(AlreadyFinishedError):
-            _terminate_tree(store, run_id, why, source="grace")
+    return follow_to_end(
+        store,
+        run_id,
+        timeout_at=timeout_at,
+        grace_at=grace_at,
+        reason=reason,
+        origin=_origin(),
+        emit=lambda event: out.print(render.event_line(event)),
+        after=after,
+        on_grace=lambda: click.echo(f"grace is over: terminating run {run_id}"),
+    )
 
 
 _HINT = "MODULE:WORKFLOW"

@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import click
 
 import persistence
 from cli._text import clean
-from persistence import DEFAULT_BUSY_TIMEOUT, RunNotFound, Store, StoreError
+from persistence import DEFAULT_BUSY_TIMEOUT, InvalidArgument, RunNotFound, Store, StoreError
 
 #: Exit codes, documented in --help and docs/cli.md.
 EXIT_OK: Final = 0
@@ -170,6 +171,30 @@ class Seconds(_FloatParam):
 
 #: Every option that takes seconds: --timeout, --grace, --busy-timeout, ...
 SECONDS: Final = Seconds()
+
+
+class Time(_FloatParam):
+    """A point in time, as epoch seconds: ISO 8601 (UTC without an offset) or
+    a duration ago (``30m``, ``2h``, ``1d``), as ``persistence.instant`` reads it."""
+
+    name = "time"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        what = param.opts[0] if param is not None and param.opts else "time"
+        try:
+            when = persistence.instant(value, what, time.time())
+        except InvalidArgument as exc:
+            self.fail(clean(str(exc)), param, ctx)
+        assert when is not None
+        return when
+
+
+#: Every option that takes a point in time: --since, --until, ...
+TIME: Final = Time()
 
 #: The largest count an option takes (--limit, --batch): SQLite's integers are
 #: 64-bit, and a count is sometimes given one more (a page's "is there more").

@@ -177,10 +177,21 @@ def key_values(rows: Iterable[tuple[str, Text | str]]) -> Table:
 
 
 def runs_table(
-    runs: list[RunRecord], *, more: bool = False, dead: frozenset[str] = frozenset()
+    runs: list[RunRecord],
+    *,
+    next_cursor: str | None = None,
+    dead: frozenset[str] = frozenset(),
 ) -> Grid:
-    """``dead``: the ids of the runs whose owner is dead (marked in STATUS)."""
-    notes = [f"the newest {len(runs)} runs; there are more (use --limit)"] if more else []
+    """``dead``: the ids of the runs whose owner is dead (marked in STATUS);
+    ``next_cursor``: the cursor of the next page, if there is one."""
+    notes = (
+        [
+            f"the newest {len(runs)} runs; there are more (use --limit); next page:"
+            f" the same command with --cursor {next_cursor}"
+        ]
+        if next_cursor
+        else []
+    )
     if any(run.defect is not None for run in runs):
         notes.append("a (bad row) cannot be read whole: `proctor runs status RUN_ID` says why")
     caption = "; ".join(notes) or None

@@ -19,6 +19,15 @@ from persistence._control import (
     terminate_request,
     unreadable_run_failure,
 )
+from persistence._direct import (
+    FOLLOW_INTERVAL,
+    create_unowned_run,
+    follow_run,
+    follow_to_end,
+    grace_reason,
+    refused_create,
+    request_cancel,
+)
 from persistence._errors import (
     CorruptRecord,
     InvalidArgument,
@@ -50,6 +59,7 @@ from persistence._json import (
     roundtrip_arguments,
 )
 from persistence._leases import DEFAULT_LEASE_TTL, LeaseObserver, why_dead
+from persistence._listing import Instant, RunPage, RunQuery, instant, iso_utc, run_query
 from persistence._opening import open_same_store, open_store
 from persistence._pruning import prune, prune_batch, prune_runtimes
 from persistence._records import (
@@ -94,6 +104,7 @@ __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_PAYLOAD_BYTES",
+    "FOLLOW_INTERVAL",
     "MAX_REASON_BYTES",
     "MAX_RECORD_DEPTH",
     "MAX_VALUE_DEPTH",
@@ -113,6 +124,7 @@ __all__ = [
     "FileIdentity",
     "Folded",
     "HeartbeatRecord",
+    "Instant",
     "InvalidArgument",
     "InvalidArgumentType",
     "InvalidTransition",
@@ -127,6 +139,8 @@ __all__ = [
     "PruneReport",
     "Refused",
     "RunNotFound",
+    "RunPage",
+    "RunQuery",
     "RunRecord",
     "RunState",
     "RuntimeRecord",
@@ -146,8 +160,14 @@ __all__ = [
     "check_reason",
     "check_same_file",
     "claim_request",
+    "create_unowned_run",
     "dumps",
     "fold",
+    "follow_run",
+    "follow_to_end",
+    "grace_reason",
+    "instant",
+    "iso_utc",
     "later_state",
     "loads",
     "next_state",
@@ -159,10 +179,13 @@ __all__ = [
     "prune_batch",
     "prune_runtimes",
     "reason_cut",
+    "refused_create",
+    "request_cancel",
     "resume_request",
     "retention_seconds",
     "roundtrip",
     "roundtrip_arguments",
+    "run_query",
     "safe_repr",
     "safe_str",
     "terminate_request",

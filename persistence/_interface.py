@@ -28,6 +28,7 @@ from typing import Protocol
 
 from persistence._file import FileIdentity
 from persistence._leases import LeaseObserver
+from persistence._listing import RunPage, RunQuery
 from persistence._records import (
     AppendOutcome,
     EventRecord,
@@ -192,6 +193,11 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first, filtered by any of the arguments."""
+        ...
+
+    def list_runs_page(self, query: RunQuery) -> RunPage:
+        """One page of runs, newest first, filtered by ``query``; its
+        ``next_cursor`` reads the next page (keyset pagination, A6)."""
         ...
 
     def descendants(self, run_id: str, *, unfinished: bool = True) -> list[RunRecord]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from persistence._connection import SharedConnection
-from persistence._errors import InvalidArgument, InvalidArgumentType, RunNotFound
+from persistence._errors import InvalidArgumentType, RunNotFound
+from persistence._listing import RunPage, RunQuery, encode_cursor, run_query
 from persistence._payloads import inflate
 from persistence._records import EventRecord, RunRecord, StepRecord
 from persistence._schema import CONTROL_WHERE
@@ -44,34 +45,58 @@ def get_run(db: SharedConnection, run_id: str) -> RunRecord:
     return record
 
 
-def run_states(status: object) -> list[RunState]:
-    """``status`` as a list of states: a RunState, a state's name in any case
-    (``"running"``), or a sequence (not a str) of those.
+def list_runs_page(db: SharedConnection, query: RunQuery) -> RunPage:
+    """One page of runs, newest first (``created_at`` descending, then
+    ``run_id``), filtered by ``query`` (see ``_listing``).
 
-    Raises:
-        InvalidArgument: a name that is no state (the message lists them).
-        InvalidArgumentType: anything else.
+    The page holds ``query.limit`` runs at most (all of them for None); its
+    ``next_cursor`` is None when no run follows. ``workflow`` matches the
+    full name or the short name after its last dot (``order`` matches
+    ``shop.orders.order``).
     """
-    items = [status] if isinstance(status, RunState | str) else status
-    if not isinstance(items, Sequence):
-        raise InvalidArgumentType(
-            f"status must be a RunState, its name, or a sequence of them; got {status!r}"
-        )
-    states = []
-    for item in items:
-        if isinstance(item, RunState):
-            states.append(item)
-        elif isinstance(item, str) and item.lower() in _STATE_NAMES:
-            states.append(RunState(item.lower()))
-        elif isinstance(item, str):
-            names = ", ".join(sorted(_STATE_NAMES))
-            raise InvalidArgument(f"status {item!r} names no run state; one of: {names}")
-        else:
-            raise InvalidArgumentType(f"status must be a RunState or its name, got {item!r}")
-    return states
-
-
-_STATE_NAMES = frozenset(s.value for s in RunState)
+    where: list[str] = []
+    params: list[str | float | int] = []
+    if query.states is not None:
+        where.append(f"status IN ({', '.join('?' * len(query.states))})")
+        params.extend(s.value for s in query.states)
+    if query.workflow is not None and "." in query.workflow:
+        where.append("workflow = ?")  # a full name
+        params.append(query.workflow)
+    elif query.workflow is not None:
+        # A full name, or the short name after the last dot. Exact
+        # comparisons, no LIKE: a name may hold % or _.
+        where.append("(workflow = ? OR substr(workflow, -(length(?) + 1)) = '.' || ?)")
+        params.extend([query.workflow] * 3)
+    if query.parent_run_id is not None:
+        where.append("parent_run_id = ?")
+        params.append(query.parent_run_id)
+    for column, low, high in (
+        ("created_at", query.since, query.until),
+        ("finished_at", query.ended_since, query.ended_until),
+    ):
+        if low is not None:
+            where.append(f"{column} >= ?")
+            params.append(low)
+        if high is not None:
+            where.append(f"{column} < ?")
+            params.append(high)
+    if query.after is not None:
+        # Strictly after the cursor's run in the listing's order (keyset);
+        # spelled so that SQLite walks idx_runs_page from the cursor on.
+        where.append("created_at <= ? AND (created_at < ? OR run_id > ?)")
+        params.extend([query.after[0], query.after[0], query.after[1]])
+    sql = "SELECT * FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_at DESC, run_id"
+    if query.limit is not None:
+        sql += " LIMIT ?"
+        params.append(query.limit + 1)  # one more: is there a next page?
+    runs = [RunRecord.from_row(r) for r in db.query(sql, params)]
+    if query.limit is None or len(runs) <= query.limit:
+        return RunPage(runs, None)
+    runs = runs[: query.limit]
+    return RunPage(runs, encode_cursor(runs[-1]) if runs else None)
 
 
 def list_runs(
@@ -82,7 +107,8 @@ def list_runs(
     parent_run_id: str | None = None,
     limit: int | None = None,
 ) -> list[RunRecord]:
-    """Runs, newest first, filtered by any of the arguments.
+    """Runs, newest first, filtered by any of the arguments (the first page
+    of :func:`list_runs_page`).
 
     ``status`` is a state, its name (``"running"``) or a sequence of them.
 
@@ -90,33 +116,8 @@ def list_runs(
         InvalidArgument: a status that names no state, or a negative
             ``limit`` (``InvalidArgumentType`` for an argument of the wrong type).
     """
-    where: list[str] = []
-    params: list[str | int] = []
-    if status is not None:
-        states = run_states(status)
-        where.append(f"status IN ({', '.join('?' * len(states))})")
-        params.extend(s.value for s in states)
-    for what, text in (("workflow", workflow), ("parent_run_id", parent_run_id)):
-        if text is not None and not isinstance(text, str):
-            raise InvalidArgumentType(f"{what} must be a str (or None), got {text!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-        raise InvalidArgumentType(f"limit must be an int (or None), got {limit!r}")
-    if limit is not None and limit < 0:
-        raise InvalidArgument(f"limit must be at least 0, got {limit}")
-    if workflow is not None:
-        where.append("workflow = ?")
-        params.append(workflow)
-    if parent_run_id is not None:
-        where.append("parent_run_id = ?")
-        params.append(parent_run_id)
-    sql = "SELECT * FROM runs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY created_at DESC, run_id"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return [RunRecord.from_row(r) for r in db.query(sql, params)]
+    query = run_query(status=status, workflow=workflow, parent_run_id=parent_run_id, limit=limit)
+    return list_runs_page(db, query).runs
 
 
 def descendants(db: SharedConnection, run_id: str, *, unfinished: bool = True) -> list[RunRecord]:

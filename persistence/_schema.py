@@ -161,6 +161,15 @@ def _v6_leases_proven(db: Database) -> None:
     runtimes.add_column("revoked", str)
 
 
+def _v7_listing_pages(db: Database) -> None:
+    """Listing pages (A6): an index in the listing's own order (newest
+    first, then run id), so a page and its keyset cursor read only the rows
+    they return; and one on the end time, for the ``ended_since`` and
+    ``ended_until`` filters."""
+    db.execute("CREATE INDEX idx_runs_page ON runs (created_at DESC, run_id)")
+    db.execute("CREATE INDEX idx_runs_finished_at ON runs (finished_at)")
+
+
 #: MIGRATIONS[i] upgrades a store from version i to version i + 1.
 MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v1,
@@ -169,6 +178,7 @@ MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v4,
     _v5_payloads_once,
     _v6_leases_proven,
+    _v7_listing_pages,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -39,6 +39,7 @@ from persistence._connection import (
 from persistence._file import FileIdentity, check_same_file, identify
 from persistence._interface import Store
 from persistence._leases import LeaseObserver
+from persistence._listing import RunPage, RunQuery
 from persistence._pruning import sqlite_prune_batch, sqlite_prune_runtimes
 from persistence._records import (
     AppendOutcome,
@@ -227,6 +228,9 @@ class SQLiteStore:
         return _queries.list_runs(
             self._db, status=status, workflow=workflow, parent_run_id=parent_run_id, limit=limit
         )
+
+    def list_runs_page(self, query: RunQuery) -> RunPage:
+        return _queries.list_runs_page(self._db, query)
 
     def descendants(self, run_id: str, *, unfinished: bool = True) -> list[RunRecord]:
         return _queries.descendants(self._db, run_id, unfinished=unfinished)

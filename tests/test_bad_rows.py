@@ -311,7 +311,9 @@ def test_D4_runs_list_status_and_logs_show_a_bad_row_without_a_traceback(db: Pat
                 args,
                 result.output,
             )
-    listed = json.loads(CliRunner().invoke(cli, ["--db", str(db), "runs", "list", "--json"]).stdout)
+    listed = json.loads(
+        CliRunner().invoke(cli, ["--db", str(db), "runs", "list", "--json"]).stdout
+    )["runs"]
     bad = next(r for r in listed if r["run_id"] == "bad")
     assert "args must be a JSON array" in bad["defect"]
     assert "defect" not in next(r for r in listed if r["run_id"] == "good")

@@ -73,7 +73,7 @@ def test_runs_list_shows_runs_newest_first_as_a_table_and_as_json(
     assert done.run_id in lines[2]
     assert "COMPLETED" in lines[2]
 
-    listed = json.loads(proctor(db, "runs", "list", "--json").stdout)
+    listed = json.loads(proctor(db, "runs", "list", "--json").stdout)["runs"]
     assert [r["run_id"] for r in listed] == [busy.run_id, done.run_id]
     assert listed[1]["result"] == 3
     release(folder, "list")
@@ -87,7 +87,7 @@ def test_runs_list_filters_and_limits(rt: Runtime, db: Path) -> None:
     def ids(*args: str) -> list[str]:
         result = proctor(db, "runs", "list", "--json", *args)
         assert result.exit_code == 0, result.output
-        return [r["run_id"] for r in json.loads(result.stdout)]
+        return [r["run_id"] for r in json.loads(result.stdout)["runs"]]
 
     assert ids("--status", "completed") == [h.run_id for h in reversed(handles)]
     assert ids("--status", "cancelled") == []

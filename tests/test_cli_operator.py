@@ -299,7 +299,7 @@ def test_user_text_is_never_markup_and_control_characters_are_escaped(
     ):
         text = proctor(db, *args, "--json").stdout
         assert [ch for ch in text if ch != "\n" and not ch.isprintable()] == [], args
-    listed = json.loads(proctor(db, "runs", "list", "--json").stdout)
+    listed = json.loads(proctor(db, "runs", "list", "--json").stdout)["runs"]
     # Escaped the JSON way: it decodes to the very value.
     assert {r["cancel_reason"] for r in listed} >= {HOSTILE}
     assert {tuple(r["args"]) for r in listed} >= {(HOSTILE,)}
@@ -421,7 +421,7 @@ def test_runs_list_marks_runs_whose_owner_is_dead(db: Path, folder: Path, tmp_pa
         assert code == 0, err
         run_id = out.strip()
         wait_until((folder / "dead.started").exists, timeout=DEADLINE)
-        alive = json.loads(proctor(db, "runs", "list", "--json").stdout)[0]
+        alive = json.loads(proctor(db, "runs", "list", "--json").stdout)["runs"][0]
         assert (alive["owner_alive"], alive["why_dead"]) == (True, None)
     finally:
         worker.kill()
@@ -429,7 +429,7 @@ def test_runs_list_marks_runs_whose_owner_is_dead(db: Path, folder: Path, tmp_pa
     listing = proctor(db, "runs", "list")
     line = next(line for line in listing.stdout.splitlines() if run_id in line)
     assert "RUNNING (owner dead)" in line
-    (listed,) = json.loads(proctor(db, "runs", "list", "--json").stdout)
+    (listed,) = json.loads(proctor(db, "runs", "list", "--json").stdout)["runs"]
     assert listed["owner_alive"] is False
     # Its process is gone; on a starved machine its lease may have run out first.
     assert listed["why_dead"].endswith(("is gone", "lease expired")), listed["why_dead"]
@@ -446,7 +446,7 @@ def test_timeout_without_wait_is_a_usage_error(rt: Runtime, db: Path, folder: Pa
         assert result.exit_code == 2, args
         assert "--timeout only bounds --wait" in result.stderr
     assert rt.get_run(handle.run_id).status is RunState.RUNNING  # nothing was requested
-    assert len(json.loads(proctor(db, "runs", "list", "--json").stdout)) == 1
+    assert len(json.loads(proctor(db, "runs", "list", "--json").stdout)["runs"]) == 1
     (folder / "tw.release").touch()
 
 

@@ -25,6 +25,7 @@ PRINTS = {
     "crash_resume.py": "['reservation for o-7', 'shipped o-7']",
     "embed_sync.py": "6",
     "embed_asyncio.py": "4999",
+    "client.py": "charged 1250 for o-1",
 }
 
 

@@ -1,0 +1,168 @@
+"""Requests written straight into the store, by a process that hosts no runs.
+
+``actors.Client`` and the CLI's ``start``, ``cancel`` and ``terminate`` call
+these, so each request has one implementation: a run created for a worker
+to claim, a cancel, the wait for a run's end with a cancel's grace (C8).
+A terminate of a whole tree is the store's own transaction
+(``Store.terminate_tree``).
+
+Invariants:
+
+* each request is one transaction: it is written whole or not at all;
+* a run created here is PENDING and owned by nobody, until a worker
+  (``proctor worker``, ``Runtime(claim_runs=True)``) claims it;
+* a wait only reads, except the terminate when a cancel's grace ends, which
+  is written with source ``grace`` as the owning runtime would write it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from persistence._control import cancel_request
+from persistence._errors import ProctorError
+from persistence._interface import Store
+from persistence._records import AppendOutcome, EventRecord, NewEvent, Refused, RunRecord
+from persistence._states import EventType
+
+#: How often a wait or ``--follow`` looks for news in the store.
+FOLLOW_INTERVAL: Final = 0.05
+
+
+def create_unowned_run(
+    store: Store, workflow: str, args: list[Any], kwargs: dict[str, Any], *, run_id: str
+) -> str:
+    """Create a PENDING run of ``workflow`` that nobody owns; its id.
+
+    ``args`` and ``kwargs`` must already be the JSON round trip the body
+    gets (``roundtrip_arguments``).
+
+    Raises:
+        ProctorError: the store refused the creation (see :func:`refused_create`).
+        StoreError: nothing was written.
+    """
+    created = NewEvent(
+        run_id=run_id,
+        type=EventType.RUN_CREATED,
+        data={"workflow": workflow, "args": args, "kwargs": kwargs, "owner": None},
+    )
+    outcome = store.append([created])[0]
+    if isinstance(outcome, Refused):
+        return refused_create(store, created, outcome)
+    return run_id
+
+
+def refused_create(store: Store, created: NewEvent, refused: Refused) -> str:
+    """What a refused creation means for the caller: the one place that says it.
+
+    Returns the id of the run to hand back instead (the hook for a rule
+    such as "the same workflow and arguments: the existing run"), or raises.
+    Today every refusal (a run with this id exists, say) is a
+    :class:`ProctorError` naming the run; nothing was created.
+    """
+    del store  # what a rule on the existing run would read
+    raise ProctorError(f"run {created.run_id} was not created: {refused.reason}")
+
+
+def request_cancel(
+    store: Store,
+    run_id: str,
+    reason: str | None,
+    *,
+    source: str,
+    origin: str | None,
+    grace: float | None,
+) -> AppendOutcome:
+    """C1: record the cancel request; the run is CANCELLING once it returns.
+
+    Returns the store's outcome: ``Appended`` (``changed`` False when the
+    run was already cancelling, C6), or ``Refused`` (``status`` None: no
+    such run; a terminal status: the run already finished).
+
+    Raises:
+        NotSerializable, InvalidArgument: see ``cancel_request``; nothing written.
+    """
+    event = cancel_request(run_id, reason, source=source, origin=origin, grace=grace)
+    return store.append([event])[0]
+
+
+def follow_run(
+    store: Store,
+    run_id: str,
+    emit: Callable[[EventRecord], None],
+    *,
+    after: int = 0,
+    deadline: float | None = None,
+) -> RunRecord | None:
+    """Emit the run's events past ``after`` as they come, until it is terminal.
+
+    Returns the final record, or None if ``deadline`` (``time.monotonic``)
+    passed first. Polls the store's change token (``Store.changes``) so that
+    an idle store costs no query.
+    """
+    version: int | None = None
+    while True:
+        current = store.changes()
+        if current != version:
+            version = current
+            for event in store.events(run_id, after=after):
+                emit(event)
+                after = event.run_seq
+            record = store.get_run(run_id)
+            if record.status.is_terminal and record.last_seq <= after:
+                return record
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        pause = (
+            FOLLOW_INTERVAL
+            if deadline is None
+            else min(FOLLOW_INTERVAL, deadline - time.monotonic())
+        )
+        time.sleep(max(pause, 0.0))
+
+
+def grace_reason(reason: str | None) -> str:
+    """The reason of the terminate that ends a cancel's grace (C8)."""
+    return f"cancel grace expired ({reason})" if reason else "cancel grace expired"
+
+
+def follow_to_end(
+    store: Store,
+    run_id: str,
+    *,
+    timeout_at: float | None,
+    grace_at: float | None,
+    reason: str | None,
+    origin: str,
+    emit: Callable[[EventRecord], None] = lambda _e: None,
+    after: int = 0,
+    on_grace: Callable[[], None] = lambda: None,
+) -> RunRecord | None:
+    """Follow the run until it is terminal; terminate it when the grace ends (C8).
+
+    ``timeout_at`` and ``grace_at`` are ``time.monotonic`` instants (None:
+    none). Returns the final record, or None if the timeout came first.
+    ``on_grace`` is called just before the grace's terminate is written.
+    """
+    seen = after
+
+    def seen_emit(event: EventRecord) -> None:
+        nonlocal seen
+        seen = event.run_seq
+        emit(event)
+
+    while True:
+        deadline = min((d for d in (timeout_at, grace_at) if d is not None), default=None)
+        final = follow_run(store, run_id, seen_emit, after=seen, deadline=deadline)
+        if final is not None:
+            return final
+        if grace_at is None or time.monotonic() < grace_at:
+            return None  # the timeout came first
+        grace_at = None
+        on_grace()
+        # It may have finished meanwhile, or its runtime's own grace timer
+        # fired: the store's refusal then changes nothing, and the loop reads
+        # the end.
+        store.terminate_tree(run_id, grace_reason(reason), source="grace", origin=origin)

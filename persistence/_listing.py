@@ -1,0 +1,243 @@
+"""What a listing of runs asks for: filters, a time range, a page and its cursor.
+
+:func:`run_query` turns the caller's arguments (a status name, a time as an
+ISO 8601 text, ``"2h"``, a ``datetime`` or epoch seconds, an opaque cursor)
+into one checked, immutable :class:`RunQuery`; ``_queries`` turns that into
+SQL. A listing returns a :class:`RunPage`: the runs, and the cursor of the
+next page.
+
+Invariants:
+
+* every argument is checked before anything is read: bad input is an
+  ``InvalidArgument`` (``InvalidArgumentType`` for a wrong type) that names
+  the argument and says what it takes;
+* the order of a listing is total, newest first: ``created_at`` descending,
+  then ``run_id`` ascending. A cursor is the (``created_at``, ``run_id``) of
+  the last run of a page, so the next page starts strictly after it:
+  paging never repeats a run and never skips one that existed when the
+  first page was read, whatever is inserted meanwhile (keyset pagination,
+  as Temporal's and DBOS's list APIs page);
+* a time range is half-open: ``since`` included, ``until`` excluded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from persistence._errors import InvalidArgument, InvalidArgumentType
+from persistence._records import RunRecord
+from persistence._retention import parse_duration
+from persistence._states import RunState
+
+#: What a time filter takes: epoch seconds, an aware datetime, or a text
+#: (ISO 8601, or a duration ago such as ``"2h"``).
+Instant = float | int | datetime.datetime | str
+
+#: The version tag inside a cursor; a cursor of another version is refused.
+_CURSOR_TAG: Final = "r1"
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of a listing: ``runs`` newest first, and ``next_cursor``.
+
+    ``next_cursor`` is None on the last page; otherwise pass it as
+    ``cursor=`` (with the same filters) to read the next page. It is opaque
+    text: its content may change between versions.
+    """
+
+    runs: list[RunRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunQuery:
+    """A checked listing request (see :func:`run_query`); times are epoch seconds."""
+
+    states: tuple[RunState, ...] | None = None
+    workflow: str | None = None
+    parent_run_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+    ended_since: float | None = None
+    ended_until: float | None = None
+    limit: int | None = None
+    after: tuple[float, str] | None = None
+
+
+def run_query(
+    *,
+    status: object = None,
+    workflow: object = None,
+    parent_run_id: object = None,
+    since: object = None,
+    until: object = None,
+    ended_since: object = None,
+    ended_until: object = None,
+    limit: object = None,
+    cursor: object = None,
+    now: float | None = None,
+) -> RunQuery:
+    """Check a listing's arguments; see ``Client.list_runs_page`` for their meaning.
+
+    ``now`` (epoch seconds, default the clock) is what a relative time counts back from.
+
+    Raises:
+        InvalidArgument: a status that names no state, a time that is not
+            ISO 8601 nor a duration, a naive ``datetime``, a non-finite
+            number, a negative ``limit``, a cursor this listing did not give out.
+        InvalidArgumentType: an argument of the wrong type.
+    """
+    for what, text in (("workflow", workflow), ("parent_run_id", parent_run_id)):
+        if text is not None and not isinstance(text, str):
+            raise InvalidArgumentType(f"{what} must be a str (or None), got {text!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise InvalidArgumentType(f"limit must be an int (or None), got {limit!r}")
+    if limit is not None and limit < 0:
+        raise InvalidArgument(f"limit must be at least 0, got {limit}")
+    clock = time.time() if now is None else now
+    return RunQuery(
+        states=None if status is None else tuple(run_states(status)),
+        workflow=workflow,  # type: ignore[arg-type]  # checked above
+        parent_run_id=parent_run_id,  # type: ignore[arg-type]
+        since=instant(since, "since", clock),
+        until=instant(until, "until", clock),
+        ended_since=instant(ended_since, "ended_since", clock),
+        ended_until=instant(ended_until, "ended_until", clock),
+        limit=limit,
+        after=None if cursor is None else decode_cursor(cursor),
+    )
+
+
+_STATE_NAMES = frozenset(s.value for s in RunState)
+
+
+def run_states(status: object) -> list[RunState]:
+    """``status`` as a list of states: a RunState, a state's name in any case
+    (``"running"``), or a sequence (not a str) of those.
+
+    Raises:
+        InvalidArgument: a name that is no state (the message lists them).
+        InvalidArgumentType: anything else.
+    """
+    items = [status] if isinstance(status, RunState | str) else status
+    if not isinstance(items, Sequence):
+        raise InvalidArgumentType(
+            f"status must be a RunState, its name, or a sequence of them; got {status!r}"
+        )
+    states = []
+    for item in items:
+        if isinstance(item, RunState):
+            states.append(item)
+        elif isinstance(item, str) and item.lower() in _STATE_NAMES:
+            states.append(RunState(item.lower()))
+        elif isinstance(item, str):
+            names = ", ".join(sorted(_STATE_NAMES))
+            raise InvalidArgument(f"status {item!r} names no run state; one of: {names}")
+        else:
+            raise InvalidArgumentType(f"status must be a RunState or its name, got {item!r}")
+    return states
+
+
+def instant(value: object, what: str, now: float) -> float | None:
+    """A time filter as epoch seconds (None: no bound).
+
+    Takes epoch seconds, a timezone-aware ``datetime``, or a text: ISO 8601
+    (``2026-11-30T08:00:00Z``; without an offset it is UTC) or a duration
+    ago (``30m``, ``2h``, ``1d``: that long before ``now``).
+
+    Raises:
+        InvalidArgument: a text that is neither, a naive ``datetime``
+            (its time zone would be a guess), a non-finite number.
+        InvalidArgumentType: another type.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidArgumentType(f"{what} must be a time, got {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{what} must be a finite number of epoch seconds, got {value}")
+        return float(value)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidArgument(
+                f"{what} is a naive datetime ({value.isoformat()}): give it a time zone,"
+                " e.g. datetime.now(timezone.utc)"
+            )
+        return value.timestamp()
+    if isinstance(value, str):
+        return _parse_time(value, what, now)
+    raise InvalidArgumentType(
+        f"{what} must be epoch seconds, an aware datetime or a text, got {value!r}"
+    )
+
+
+def _parse_time(text: str, what: str, now: float) -> float:
+    stripped = text.strip()
+    try:
+        return now - parse_duration(stripped)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.datetime.fromisoformat(stripped)
+    except ValueError:
+        raise InvalidArgument(
+            f"{what} {text!r} is not a time: give ISO 8601 (2026-11-30T08:00:00Z; UTC"
+            " without an offset) or a duration ago (30m, 2h, 1d)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp()
+
+
+def iso_utc(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC (``2026-11-30T08:00:00.123456Z``), or None."""
+    if ts is None:
+        return None
+    stamp = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    return stamp.isoformat().replace("+00:00", "Z")
+
+
+def encode_cursor(run: RunRecord) -> str:
+    """The cursor of a page that ends with ``run``: opaque, URL-safe text."""
+    raw = json.dumps([_CURSOR_TAG, run.created_at, run.run_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: object) -> tuple[float, str]:
+    """The position a cursor of :func:`encode_cursor` names.
+
+    Raises:
+        InvalidArgument: not a cursor a listing gave out (garbled, cut, or
+            of another version).
+        InvalidArgumentType: not a str.
+    """
+    if not isinstance(cursor, str):
+        raise InvalidArgumentType(f"cursor must be a str (or None), got {cursor!r}")
+    bad = InvalidArgument(
+        f"cursor {cursor[:80]!r} is not one a listing gave out: pass the next_cursor"
+        " of the previous page unchanged, or no cursor for the first page"
+    )
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        tag, created_at, run_id = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error):
+        raise bad from None
+    if (
+        tag != _CURSOR_TAG
+        or isinstance(created_at, bool)
+        or not isinstance(created_at, int | float)
+        or not math.isfinite(created_at)
+        or not isinstance(run_id, str)
+    ):
+        raise bad
+    return float(created_at), run_id

@@ -1,0 +1,321 @@
+"""A5: the Client starts, reads, controls and waits for runs, hosting none.
+
+Peers: Temporal's ``Client`` and DBOS's ``DBOSClient`` enqueue and control
+workflows that workers execute; a client holds no worker of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+from click.testing import CliRunner
+
+from actors import (
+    Client,
+    InvalidArgument,
+    InvalidArgumentType,
+    NotSerializable,
+    ProctorError,
+    RunNotFound,
+    RunState,
+    Runtime,
+    RuntimeClosed,
+    WaitTimeout,
+    step,
+    workflow,
+)
+from cli import cli
+from persistence import EventType, NewEvent, SQLiteStore
+from tests.conftest import assert_nothing_left, wait_until
+
+
+@step()
+def add_step(a: int, b: int) -> int:
+    return a + b
+
+
+@workflow()
+async def client_add(a: int, b: int) -> int:
+    return await add_step(a, b)
+
+
+@pytest.fixture
+def client(db: Path) -> Iterator[Client]:
+    before = set(threading.enumerate())
+    with Client(db) as opened:
+        yield opened
+    assert_nothing_left(before)
+
+
+def _created(run_id: str, parent: str | None = None) -> NewEvent:
+    data: dict[str, Any] = {"workflow": "tests.w", "owner": None}
+    if parent is not None:
+        data["parent_run_id"] = parent
+    return NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data=data)
+
+
+def test_A5_start_writes_a_pending_run_nobody_owns_and_a_worker_runs_it(
+    client: Client, db: Path
+) -> None:
+    handle = client.start(client_add, 2, 3)
+    record = handle.record()
+    assert (record.status, record.owner, record.workflow) == (
+        RunState.PENDING,
+        None,
+        client_add.name,
+    )
+    assert (record.args, record.kwargs) == ([2, 3], {})
+    with Runtime(db, claim_runs=True) as worker:
+        assert handle.result(timeout=20) == 5
+        assert worker.get_run(handle.run_id).status is RunState.COMPLETED
+    assert client.get_run(handle.run_id).owner is not None
+    assert next(e.type for e in handle.events()) is EventType.RUN_CREATED
+
+
+def test_A5_start_by_name_and_with_a_run_id(client: Client) -> None:
+    named = client.start(client_add.name, 1, b=2, run_id="order-42")
+    assert named.run_id == "order-42"
+    assert client.get_run("order-42").kwargs == {"b": 2}
+    # A workflow this process never imported: its name is enough.
+    elsewhere = client.start("shop.orders.order", "o-1")
+    assert client.get_run(elsewhere.run_id).workflow == "shop.orders.order"
+
+
+def test_A5_a_duplicate_run_id_is_refused_and_nothing_is_written(client: Client) -> None:
+    client.start(client_add, 1, 2, run_id="order-7")
+    with pytest.raises(ProctorError, match="run order-7 was not created"):
+        client.start(client_add, 1, 2, run_id="order-7")
+    assert [r.run_id for r in client.list_runs()] == ["order-7"]
+    assert len(client.events("order-7")) == 1
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda c: c.start(client_add, float("nan"), 1), NotSerializable),
+        (lambda c: c.start(client_add, 1), InvalidArgumentType),
+        (lambda c: c.start(client_add, 1, 2, c=3), InvalidArgumentType),
+        (lambda c: c.start(print, 1), InvalidArgumentType),
+        (lambda c: c.start("", 1), InvalidArgumentType),
+        (lambda c: c.start(client_add, 1, 2, run_id=""), InvalidArgument),
+        (lambda c: c.start(client_add, 1, 2, run_id=7), InvalidArgumentType),
+        (lambda c: c.cancel("r", 42), NotSerializable),
+        (lambda c: c.cancel("r", grace=-1), InvalidArgument),
+        (lambda c: c.cancel("r", wait=True, timeout=float("inf")), InvalidArgument),
+        (lambda c: c.terminate("r", b"why"), NotSerializable),
+        (lambda c: c.cancel(7), InvalidArgumentType),
+    ],
+)
+def test_A5_bad_input_is_refused_before_anything_is_written(
+    client: Client, call: Callable[[Client], object], error: type[Exception]
+) -> None:
+    with SQLiteStore.open(client.db) as store:
+        store.append([_created("r")])
+    with pytest.raises(error):
+        call(client)
+    assert [r.run_id for r in client.list_runs()] == ["r"]
+    assert [e.type for e in client.events("r")] == [EventType.RUN_CREATED]
+
+
+def test_A5_cancel_records_what_the_cli_records(client: Client, db: Path) -> None:
+    with SQLiteStore.open(db) as store:
+        store.append([_created("api")])
+        store.append([_created("cli")])
+    done = client.cancel("api", "stop", grace=30)
+    assert (done.status, done.changed, done.message) == (
+        RunState.CANCELLING,
+        True,
+        "cancel requested",
+    )
+    result = CliRunner().invoke(
+        cli, ["--db", str(db), "cancel", "cli", "--reason", "stop", "--grace", "30"]
+    )
+    assert result.exit_code == 0, result.output
+    by_api, by_cli = (client.events(r)[-1] for r in ("api", "cli"))
+    assert by_api.type is by_cli.type is EventType.CANCEL_REQUESTED
+    assert by_api.data.keys() == by_cli.data.keys()
+    assert {k: v for k, v in by_api.data.items() if k not in ("source", "origin")} == {
+        k: v for k, v in by_cli.data.items() if k not in ("source", "origin")
+    }
+    assert (by_api.data["source"], by_cli.data["source"]) == ("api", "cli")
+    # C6: a repeat changes nothing but the log.
+    again = client.cancel("api", "again")
+    assert (again.changed, again.message) == (False, "run is already cancelling")
+    with pytest.raises(RunNotFound):
+        client.cancel("nope")
+
+
+def test_A5_terminate_ends_the_whole_tree_at_once_and_a_repeat_changes_nothing(
+    client: Client, db: Path
+) -> None:
+    with SQLiteStore.open(db) as store:
+        store.append([_created("root")])
+        store.append([_created("root.1", parent="root")])
+        store.append([_created("root.1.1", parent="root.1")])
+    done = client.terminate("root", "ops")
+    assert (done.status, done.changed) == (RunState.TERMINATED, True)
+    assert {r.run_id: r.status for r in client.list_runs()} == dict.fromkeys(
+        ("root", "root.1", "root.1.1"), RunState.TERMINATED
+    )
+    assert client.get_run("root.1.1").terminate_reason == "ops"
+    again = client.terminate("root")
+    assert (again.status, again.changed) == (RunState.TERMINATED, False)
+    assert "already finished" in again.message
+    cancelled = client.cancel("root")
+    assert (cancelled.status, cancelled.changed) == (RunState.TERMINATED, False)
+    with pytest.raises(RunNotFound):
+        client.terminate("nope")
+
+
+def test_A5_cancel_wait_enforces_the_grace_when_nobody_hosts_the_run(client: Client) -> None:
+    handle = client.start(client_add, 1, 2)
+    done = client.cancel(handle.run_id, "late", wait=True, grace=0.05, timeout=10)
+    assert done.status is RunState.TERMINATED
+    assert client.get_run(handle.run_id).terminate_reason == "cancel grace expired (late)"
+    other = client.start(client_add, 1, 2)
+    waited = client.cancel(other.run_id, wait=True, timeout=0.05)
+    assert waited.status is RunState.CANCELLING  # the wait ran out: no error (C1)
+
+
+def test_A5_async_cancel_wait_enforces_the_grace_too(client: Client) -> None:
+    async def go() -> tuple[RunState, RunState]:
+        handle = await client.start_async(client_add, 1, 2)
+        done = await client.cancel_async(handle.run_id, "late", wait=True, grace=0.05, timeout=10)
+        other = await client.start_async(client_add, 1, 2)
+        waited = await client.cancel_async(other.run_id, wait=True, timeout=0.05)
+        return done.status, waited.status
+
+    assert asyncio.run(go()) == (RunState.TERMINATED, RunState.CANCELLING)
+
+
+def test_A5_handles_wait_sync_and_async_while_a_worker_runs_the_runs(
+    client: Client, db: Path
+) -> None:
+    first = client.start(client_add, 20, 22)
+    pending = client.handle(first.run_id)
+    with pytest.raises(WaitTimeout):
+        pending.result(timeout=0.05)  # nobody runs it yet: the wait says so
+
+    async def results() -> tuple[object, ...]:
+        second = await client.start_async(client_add, 1, 1)
+        return (
+            await second.result_async(timeout=20),
+            await client.handle(first.run_id).result_async(timeout=20),
+            (await client.wait_async(second.run_id, timeout=20)).status,
+            (await client.get_run_async(second.run_id)).status,
+            [r.run_id for r in await client.list_runs_async(workflow="client_add")],
+            len(await client.events_async(second.run_id)) > 1,
+        )
+
+    with Runtime(db, claim_runs=True):
+        got = asyncio.run(results())
+        assert pending.result(timeout=20) == 42
+        assert client.wait(first.run_id, timeout=20).status is RunState.COMPLETED
+    assert got[:4] == (2, 42, RunState.COMPLETED, RunState.COMPLETED)
+    assert set(got[4]) == {first.run_id, client.list_runs()[0].run_id}  # type: ignore[arg-type]
+    assert got[5] is True
+
+
+def test_A5_async_twins_run_every_store_call_off_the_event_loop(client: Client) -> None:
+    """A1 for the Client: the loop's thread never touches the store."""
+    real = client._store
+    threads: list[int] = []
+
+    class Spy:
+        def __getattr__(self, name: str) -> Any:
+            attr = getattr(real, name)
+            if not callable(attr):
+                return attr
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                threads.append(threading.get_ident())
+                return attr(*args, **kwargs)
+
+            return call
+
+    client._store = Spy()  # type: ignore[assignment]
+    client._waiter._store = client._store  # type: ignore[assignment]
+
+    async def go() -> int:
+        await client.start_async(client_add, 1, 2, run_id="spied")
+        await client.get_run_async("spied")
+        await client.list_runs_async()
+        await client.list_runs_page_async(limit=1)
+        await client.events_async("spied")
+        await client.cancel_async("spied", wait=True, timeout=0.1)
+        await client.terminate_async("spied")
+        await client.wait_async("spied", timeout=1)
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(go())
+    client._store = real
+    assert threads, "the spy saw no store call"
+    assert loop_thread not in threads
+
+
+def test_A5_after_close_every_call_raises_RuntimeClosed(db: Path) -> None:
+    client = Client(db)
+    handle = client.start(client_add, 1, 2)
+    client.close()
+    client.close()  # idempotent
+    calls: list[Callable[[], object]] = [
+        lambda: client.start(client_add, 1, 2),
+        lambda: client.handle(handle.run_id),
+        lambda: client.get_run(handle.run_id),
+        client.list_runs,
+        client.list_runs_page,
+        lambda: client.events(handle.run_id),
+        lambda: client.cancel(handle.run_id),
+        lambda: client.terminate(handle.run_id),
+        lambda: client.wait(handle.run_id, timeout=1),
+        handle.status,
+        lambda: handle.result(timeout=1),
+        handle.cancel,
+        client.__enter__,
+        lambda: asyncio.run(client.start_async(client_add, 1, 2)),
+        lambda: asyncio.run(client.get_run_async(handle.run_id)),
+        lambda: asyncio.run(client.list_runs_async()),
+        lambda: asyncio.run(client.events_async(handle.run_id)),
+        lambda: asyncio.run(client.cancel_async(handle.run_id)),
+        lambda: asyncio.run(client.terminate_async(handle.run_id)),
+        lambda: asyncio.run(client.wait_async(handle.run_id)),
+        lambda: asyncio.run(handle.result_async(timeout=1)),
+    ]
+    for call in calls:
+        with pytest.raises(RuntimeClosed, match="is closed"):
+            call()
+
+
+def test_A5_a_client_leaves_no_thread_and_no_actor(db: Path) -> None:
+    before = set(threading.enumerate())
+    with Client(db) as client:
+        handle = client.start(client_add, 1, 2)
+        assert pykka.ActorRegistry.get_all() == []
+        assert {t for t in threading.enumerate() if t.is_alive()} <= before
+        client.cancel(handle.run_id, wait=True, timeout=0.05)
+        client.list_runs_page(limit=1)
+        with pytest.raises(WaitTimeout):
+            handle.result(timeout=0.05)
+
+        async def go() -> None:
+            await client.get_run_async(handle.run_id)
+            await client.terminate_async(handle.run_id)
+
+        asyncio.run(go())
+        assert {t for t in threading.enumerate() if t.is_alive()} <= before
+    assert_nothing_left(before)
+
+
+def test_A5_a_store_with_only_clients_runs_nothing(client: Client, db: Path) -> None:
+    handle = client.start(client_add, 1, 2)
+    with Client(db) as other:
+        other.cancel(handle.run_id)
+        wait_until(lambda: client.get_run(handle.run_id).status is RunState.CANCELLING)
+    assert client.get_run(handle.run_id).owner is None
+    assert client._store.runtimes() == []
