@@ -1,12 +1,9 @@
 """The Client: start, inspect and control runs of a store without hosting any (A5).
 
-A :class:`Client` is what a CLI, an admin tool or another service process
-uses: it opens the store (``persistence.open_store``) and writes requests
-straight into it, exactly the records the ``proctor`` commands write
-(``persistence``'s ``create_unowned_run``, ``request_cancel``,
-``Store.terminate_tree``); a worker (``proctor worker``,
-``Runtime(claim_runs=True)``) claims the runs it starts, and the runtime
-that owns a run acts on its cancel and terminate (ControlInbox).
+A :class:`Client` (for a CLI, an admin tool, another service) writes
+requests straight into the store, the records the ``proctor`` commands
+write (``persistence._direct``, ``Store.terminate_tree``); a worker claims
+the runs it starts; the runtime owning a run acts on its cancel and terminate.
 
 Invariants:
 
@@ -41,6 +38,7 @@ from persistence import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_MAX_PAYLOAD_BYTES,
     Appended,
+    InvalidArgument,
     InvalidArgumentType,
     RunRecord,
     RunState,
@@ -105,13 +103,14 @@ class Client(StoreReads):
             self.max_payload_bytes = check_payload_limit(max_payload_bytes)
         except TypeError as exc:
             raise InvalidArgumentType(str(exc)) from exc
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from exc
         self.db = os.fspath(path)
         self._closed = False
         #: Who wrote a request (``origin``), so that no runtime mistakes it for its own.
         self.id = f"client-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._store = open_store(self.db, busy_timeout=waiting)
-        # The waits of a runtime, without its actors: nothing is hosted here,
-        # so every wait polls the store.
+        # A runtime's waits without its actors: nothing is hosted here, so they poll.
         self._waiter = RunWaiter(
             owner=self.id, store=self._store, directory=Directory(), check_open=self._check_open
         )

@@ -319,3 +319,56 @@ def test_A5_a_store_with_only_clients_runs_nothing(client: Client, db: Path) -> 
         wait_until(lambda: client.get_run(handle.run_id).status is RunState.CANCELLING)
     assert client.get_run(handle.run_id).owner is None
     assert client._store.runtimes() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"db": 42}, InvalidArgumentType),
+        ({"busy_timeout": float("nan")}, InvalidArgument),
+        ({"busy_timeout": -1}, InvalidArgument),
+        ({"max_payload_bytes": 0}, InvalidArgument),
+        ({"max_payload_bytes": "big"}, InvalidArgumentType),
+    ],
+)
+def test_A5_a_bad_setting_is_refused_before_the_store_is_opened(
+    tmp_path: Path, kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    kwargs.setdefault("db", tmp_path / "never.db")
+    with pytest.raises(error):
+        Client(**kwargs)
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_A5_a_handle_of_an_unknown_run_is_RunNotFound(client: Client) -> None:
+    with pytest.raises(RunNotFound):
+        client.handle("nope")
+    with pytest.raises(RunNotFound):
+        client.wait("nope", timeout=1)
+    with pytest.raises(RunNotFound):
+        asyncio.run(client.wait_async("nope", timeout=1))
+
+
+def test_A5_proctor_start_and_client_start_write_the_same_run(client: Client, db: Path) -> None:
+    by_client = client.start(client_add, 1, b=2).record()
+    result = CliRunner().invoke(
+        cli, ["--db", str(db), "start", "tests.test_client:client_add", "1", "--kwargs", '{"b": 2}']
+    )
+    assert result.exit_code == 0, result.output
+    by_cli = client.get_run(result.stdout.strip())
+
+    def shape(record: Any) -> tuple[object, ...]:
+        return (record.workflow, record.status, record.owner, record.args, record.kwargs)
+
+    assert (
+        shape(by_cli)
+        == shape(by_client)
+        == (
+            client_add.name,
+            RunState.PENDING,
+            None,
+            [1],
+            {"b": 2},
+        )
+    )
+    assert client.events(by_cli.run_id)[0].data == client.events(by_client.run_id)[0].data
