@@ -1,7 +1,8 @@
 """``proctor cancel``, ``terminate`` and ``start``: requests written into the store.
 
 They write the same records as the in-process API (``persistence``'s request
-builders), in one transaction each; the runtime that owns the run notices
+builders), in one transaction each, through the very calls ``actors.Client``
+makes (``persistence._direct``, ``Store.terminate_tree``); the runtime that owns the run notices
 them through its ControlInbox. With no runtime alive, terminate still takes
 effect at once (T1) and a cancel waits, recorded, for the worker that picks
 the run up.
