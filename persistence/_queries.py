@@ -44,6 +44,15 @@ def get_run(db: SharedConnection, run_id: str) -> RunRecord:
     return record
 
 
+def restarted_as(db: SharedConnection, run_id: str) -> list[str]:
+    """The runs created as restarts of ``run_id`` (A7), oldest first."""
+    _run_id(run_id)
+    rows = db.query(
+        "SELECT run_id FROM runs WHERE restarted_from = ? ORDER BY created_at, run_id", (run_id,)
+    )
+    return [row["run_id"] for row in rows]
+
+
 def run_states(status: object) -> list[RunState]:
     """``status`` as a list of states: a RunState, a state's name in any case
     (``"running"``), or a sequence (not a str) of those.

@@ -161,6 +161,14 @@ def _v6_leases_proven(db: Database) -> None:
     runtimes.add_column("revoked", str)
 
 
+def _v7_restarts(db: Database) -> None:
+    """Restarts (A7): a run created by ``restart`` names the run it restarts,
+    set once at creation; the old run's restarts are found through the index,
+    so nothing is ever written to the old (terminal) run."""
+    db.table("runs").add_column("restarted_from", str)
+    db.execute("CREATE INDEX idx_runs_restarted_from ON runs (restarted_from)")
+
+
 #: MIGRATIONS[i] upgrades a store from version i to version i + 1.
 MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v1,
@@ -169,6 +177,7 @@ MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v4,
     _v5_payloads_once,
     _v6_leases_proven,
+    _v7_restarts,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
