@@ -46,4 +46,4 @@ def restart(
             " imported; import its module first (or use `proctor runs restart`, for a"
             " worker that imports it)"
         )
-    return requests.host_new(workflow, created, tuple(reused))
+    return requests.host_new(workflow, created, tuple(reused), chosen=run_id is not None)

@@ -120,7 +120,8 @@ class Requests:
         """
         if not isinstance(workflow, WorkflowDef):
             raise InvalidArgumentType(f"start() takes a @workflow(), got {safe_repr(workflow)}")
-        run_id = uuid.uuid4().hex if run_id is None else check_chosen_run_id(run_id)
+        chosen = run_id is not None
+        run_id = check_chosen_run_id(run_id) if chosen else uuid.uuid4().hex
         # D4: the body gets the arguments' JSON round trip, as it will after a resume.
         args, kwargs = roundtrip_arguments(
             args, kwargs, what=f"arguments of workflow {workflow.name!r}", limit=limit
@@ -138,19 +139,24 @@ class Requests:
                 "owner": self._owner,
             },
         )
-        return self.host_new(workflow, created)
+        return self.host_new(workflow, created, chosen=chosen)
 
     def host_new(
-        self, workflow: WorkflowDef[..., Any], created: NewEvent, reused: tuple[NewEvent, ...] = ()
+        self,
+        workflow: WorkflowDef[..., Any],
+        created: NewEvent,
+        reused: tuple[NewEvent, ...] = (),
+        *,
+        chosen: bool,
     ) -> str:
         """Create the run ``created`` describes and host it here; its id.
 
         ``reused``: a restart's reused calls (A7), written with the creation.
-        The same start of an existing run id gets that run, started again by
-        nothing (A2; see ``_starts``).
+        ``chosen``: the caller chose the id (A2): the same start of an
+        existing run id gets that run, started again by nothing (``_starts``).
         """
         run_id = created.run_id
-        if existing_start(self._reader, created) is not None:
+        if chosen and existing_start(self._reader, created) is not None:
             return run_id  # the same start again (A2): nothing new runs
         # The run's supervisor writes the record with the body's first ones
         # (usually the first step's start), in one group; we return once it

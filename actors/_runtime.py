@@ -306,10 +306,9 @@ class Runtime:
             RuntimeClosed: the runtime was closed or killed.
         """
         self._check_open()
-        limit = self.max_payload_bytes
-        return RunHandle(
-            self, self._requests.create(workflow, args, kwargs, limit=limit, run_id=run_id)
-        )
+        new = self._requests.create(workflow, args, kwargs, run_id=run_id,
+                                    limit=self.max_payload_bytes)  # fmt: skip
+        return RunHandle(self, new)
 
     def restart(
         self, old_run_id: str, /, from_call: int | None = None, *, run_id: str | None = None
