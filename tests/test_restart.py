@@ -30,6 +30,7 @@ from actors import (
     Runtime,
     StepFailed,
     WorkflowFailed,
+    get_context,
     shield,
     step,
     workflow,
@@ -60,7 +61,9 @@ def flaky(key: str, n: int) -> int:
 def gated(key: str, n: int) -> int:
     NOTES.setdefault(key, []).append(n)
     note(f"{key}.started.{n}", True)
-    gate(f"{key}.{n}").wait(30)
+    ctx = get_context()
+    while not gate(f"{key}.{n}").wait(0.001):  # checks its mailbox while it waits
+        ctx.check_cancellation()
     return n * 10
 
 
@@ -335,10 +338,12 @@ def test_A7_a_cancelled_run_restarts_without_the_cancel(rt: Runtime) -> None:
     """The new run is not cancelled: the old run's cancel is not replayed."""
     handle = rt.start(three_gated, "a7-cancel")
     wait_until(lambda: NOTES.get("a7-cancel.started.2"))
-    rt.cancel(handle.run_id)
-    gate("a7-cancel.2").set()  # C4: call 2 completes; the body meets the cancel after it
+    rt.cancel(handle.run_id)  # call 2 meets it at its next check: cancelled
     with pytest.raises(RunCancelled):
         handle.result(timeout=10)
+    with pytest.raises(InvalidArgument, match=r"call 2 .*ended step_cancelled"):
+        rt.restart(handle.run_id, from_call=3)
+    gate("a7-cancel.2").set()
     new = rt.restart(handle.run_id, from_call=2)
     assert new.result(timeout=10) == [0, 10, 20]
     assert calls_run("a7-cancel") == [0, 1, 2, 2]
