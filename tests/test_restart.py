@@ -36,7 +36,7 @@ from actors import (
     workflow,
 )
 from cli import cli
-from persistence import EventType
+from persistence import EventType, SQLiteStore, restart_plan
 from tests.cli_workflows import long_job, three_marks
 from tests.conftest import NOTES, gate, note, open_rt, wait_until
 
@@ -348,3 +348,21 @@ def test_A7_a_cancelled_run_restarts_without_the_cancel(rt: Runtime) -> None:
     assert new.result(timeout=10) == [0, 10, 20]
     assert calls_run("a7-cancel") == [0, 1, 2, 2]
     assert rt.get_run(handle.run_id).status is RunState.CANCELLED
+
+
+def test_A7_a_restart_whose_runtime_died_before_it_started_replays_its_reused_calls(
+    rt: Runtime, db: Path
+) -> None:
+    """The takeover of a restart that never started (its runtime died right
+    after creating it) replays the reused calls too."""
+    old = failed_run(rt, "a7-orphan")
+    with SQLiteStore.open(db) as store:
+        store.register_runtime("rt-dead", ttl=10)
+        store.expire_lease("rt-dead", "killed")
+        group = restart_plan(store, old, 2, "orphan-restart", owner="rt-dead")
+        assert all(o.accepted for o in store.append(group))
+    NOTES["a7-orphan.fail"] = False
+    wait_until(lambda: rt.get_run("orphan-restart").status.is_terminal)
+    assert rt.handle("orphan-restart").result(timeout=10) == [0, 10, 20]
+    assert calls_run("a7-orphan") == [0, 1, 2, 2]
+    assert "run_resumed" in [e.type.value for e in rt.events("orphan-restart")]
