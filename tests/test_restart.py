@@ -32,6 +32,7 @@ from actors import (
     WorkflowFailed,
     get_context,
     shield,
+    start_child,
     step,
     workflow,
 )
@@ -84,6 +85,21 @@ async def three_gated(key: str) -> list[int]:
         b = await work(key, 1)
     c = await gated(key, 2)
     return [a, b, c]
+
+
+@workflow()
+async def child(key: str, n: int) -> int:
+    return await work(key, n)
+
+
+@workflow()
+async def with_children(key: str) -> list[int]:
+    """Call 0 a child run awaited at once, call 1 one started with start_child(),
+    call 2 a step that may fail."""
+    a = await child(key, 0)
+    started = await start_child(child, key, 1)
+    b = await started
+    return [a, b, await flaky(key, 2)]
 
 
 @workflow()
@@ -366,3 +382,16 @@ def test_A7_a_restart_whose_runtime_died_before_it_started_replays_its_reused_ca
     assert rt.handle("orphan-restart").result(timeout=10) == [0, 10, 20]
     assert calls_run("a7-orphan") == [0, 1, 2, 2]
     assert "run_resumed" in [e.type.value for e in rt.events("orphan-restart")]
+
+
+def test_A7_the_calls_reused_may_be_child_runs(rt: Runtime) -> None:
+    handle = rt.start(with_children, "a7-child")
+    with pytest.raises(WorkflowFailed):
+        handle.result(timeout=10)
+    NOTES["a7-child.fail"] = False
+    new = rt.restart(handle.run_id, from_call=2)
+    assert new.result(timeout=10) == [0, 10, 20]
+    assert calls_run("a7-child") == [0, 1, 2, 2]  # neither child ran again
+    assert rt.list_runs(parent_run_id=new.run_id) == []
+    reused = [e for e in rt.events(new.run_id) if e.type is EventType.CALL_REUSED]
+    assert [(e.call, e.data["kind"]) for e in reused] == [(0, "child"), (1, "child")]
