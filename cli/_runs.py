@@ -127,7 +127,9 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         rows.append(("terminated", plain(run.terminate_reason or "(no reason given)")))
     if run.parent_run_id:
         rows.append(("parent", plain(run.parent_run_id)))
-    rows.extend((key, plain(value)) for key, value in _restart_rows(run, restarted_as, events))
+    rows.extend(
+        (key, plain(value)) for key, value in render.restart_rows(run, restarted_as, events)
+    )
     for retry in retries:
         line = (
             f"step {retry['step']} #{retry['call']} attempt {retry['attempt']} at "
@@ -183,7 +185,7 @@ def tree(options: StoreOptions, run_id: str, as_json: bool) -> None:
             render.echo_json(_tree_json(store, root))
             return
         node = render.new_tree(root)
-        for key, value in _restart_rows(root, store.restarted_as(run_id), []):
+        for key, value in render.restart_rows(root, store.restarted_as(run_id), []):
             node.add(plain(f"{key} {value}"))
         _grow(store, root, node)
     render.console().print(node)
@@ -388,17 +390,3 @@ def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:
     ]
     links = {"restarted_from": run.restarted_from, "restarted_as": store.restarted_as(run.run_id)}
     return {**_brief(run), **links, "children": [*reused, *nodes]}
-
-
-def _restart_rows(
-    run: RunRecord, restarted_as: list[str], events: list[EventRecord]
-) -> list[tuple[str, str]]:
-    """A7: the runs this one restarts and is restarted as, and what it reused."""
-    rows = []
-    if run.restarted_from:
-        reused = sum(1 for e in events if e.type is EventType.CALL_REUSED)
-        more = f" (reusing its calls 0 to {reused - 1})" if reused else ""
-        rows.append(("restarted from", run.restarted_from + more))
-    if restarted_as:
-        rows.append(("restarted as", ", ".join(restarted_as)))
-    return rows
