@@ -45,6 +45,7 @@ from persistence import (
     StepRecord,
     StoreError,
     cap_reason,
+    check_chosen_run_id,
     check_payload_limit,
     check_reason,
     create_unowned_run,
@@ -165,22 +166,24 @@ class Client(StoreReads):
             PayloadTooLarge: the arguments take over ``max_payload_bytes``.
             InvalidArgumentType: ``workflow`` is neither, or the arguments do
                 not fit its signature; nothing was written.
-            InvalidArgument: ``run_id`` is the empty string.
-            ProctorError: the store refused the creation (a run with this
-                id exists); nothing was written.
+            InvalidArgument: ``run_id`` is not a run id a caller may choose
+                (``check_chosen_run_id``).
+            RunIdInUse: ``run_id`` names a run of another workflow or other
+                arguments; nothing was written. The same start again returns
+                a handle on the existing run (A2, Temporal's USE_EXISTING).
             StoreError: the store cannot take it; nothing was written.
             RuntimeClosed: the client was closed.
         """
         self._check_open()
         name, definition = self._workflow(workflow)
-        run_id = uuid.uuid4().hex if run_id is None else check_run_id(run_id)
+        run_id = uuid.uuid4().hex if run_id is None else check_chosen_run_id(run_id)
         args_in, kwargs_in = roundtrip_arguments(
             args, kwargs, what=f"arguments of workflow {name!r}", limit=self.max_payload_bytes
         )
         if definition is not None:
             fits(f"workflow {name}", definition.signature, args_in, kwargs_in)
         create_unowned_run(self._store, name, list(args_in), kwargs_in, run_id=run_id)
-        return RunHandle(self, run_id)
+        return RunHandle(self, run_id)  # a new run, or the same start's (A2)
 
     async def start_async(
         self,

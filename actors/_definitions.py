@@ -296,11 +296,25 @@ def workflow(
     def decorate(fn: Callable[P, Awaitable[R]]) -> WorkflowDef[P, R]:
         if not inspect.iscoroutinefunction(fn):
             raise InvalidArgumentType(f"@workflow() needs an async def, got {safe_repr(fn)}")
+        _check_run_id_parameter(fn)
         wf = WorkflowDef(fn, name_of(fn, name), intensity, strategy)
         _workflows.register(wf)
         return wf
 
     return decorate
+
+
+def _check_run_id_parameter(fn: Callable[..., Any]) -> None:
+    """A2: ``Runtime.start`` reserves the keyword ``run_id``, so a keyword-only
+    parameter of that name could never be passed; refuse it at definition."""
+    signature = signature_of(fn)
+    param = signature.parameters.get("run_id") if signature is not None else None
+    if param is not None and param.kind is inspect.Parameter.KEYWORD_ONLY:
+        raise InvalidArgument(
+            f"workflow {safe_repr(fn)} has a keyword-only parameter 'run_id', which"
+            " Runtime.start() reserves for the run's own id (A2) and so could never pass;"
+            " rename it, or make it positional"
+        )
 
 
 class _StepDecorator:

@@ -7,6 +7,9 @@ Invariants: a RunSupervisor adds itself when it is created and removes
 itself when it stops, so an entry names a live (or just stopping) actor; a
 message sent through a stale entry is refused, never lost silently (see
 ``_undeliverable``). Child runs are listed too, not only top-level ones.
+One run id has at most one entry, so two live supervisors of one run are
+impossible (A2): a second ``add`` is refused, and a supervisor that stops
+removes its own entry only, never another's.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import threading
 from typing import Any
 
 import pykka
+
+from persistence import InvalidTransition
 
 
 class Directory:
@@ -29,12 +34,22 @@ class Directory:
             return self._refs.get(run_id)
 
     def add(self, run_id: str, ref: pykka.ActorRef[Any]) -> None:
-        with self._lock:
-            self._refs[run_id] = ref
+        """Register ``ref`` as the run's supervisor.
 
-    def remove(self, run_id: str) -> None:
+        Raises:
+            InvalidTransition: another supervisor hosts the run already (a bug:
+                the Guardian hosts a run only if none does).
+        """
         with self._lock:
-            self._refs.pop(run_id, None)
+            present = self._refs.setdefault(run_id, ref)
+        if present is not ref:
+            raise InvalidTransition(f"run {run_id} has a supervisor already: {present}")
+
+    def remove(self, run_id: str, ref: pykka.ActorRef[Any]) -> None:
+        """Unregister ``ref``; an entry of another supervisor stays."""
+        with self._lock:
+            if self._refs.get(run_id) is ref:
+                del self._refs[run_id]
 
     def all(self) -> list[pykka.ActorRef[Any]]:
         with self._lock:

@@ -62,6 +62,7 @@ from persistence import (
     EventType,
     NewEvent,
     ProctorError,
+    Refused,
     RunState,
     Store,
     StoreCorrupt,
@@ -203,6 +204,9 @@ class Guardian(ProctorActor):
                 msg.created.set_exception((RuntimeClosed, closed, None))
             return  # the run stays PENDING in the store for the next runtime
         if self._directory.get(msg.run_id) is not None:
+            if msg.created is not None:  # A2: a start of a run id hosted here already
+                duplicate = Refused(f"run {msg.run_id} already exists", None, duplicate=True)
+                msg.created.set((duplicate,))
             return  # hosted already (found orphaned twice while being resumed)
         fenced = self._guard.why_fenced() if self._guard is not None else None
         if fenced is not None:
@@ -229,6 +233,7 @@ class Guardian(ProctorActor):
             unrecorded=msg.unrecorded,
             create=msg.create,
             created=msg.created,
+            reused=msg.reused,
         )
         self._runs[msg.run_id] = ref
 

@@ -39,6 +39,7 @@ from actors._fencing import LeaseGuard
 from actors._messages import Append, ClaimTag, Journaled, LeaseLost, RenewLease, StartRun
 from persistence import (
     Appended,
+    EventType,
     FileIdentity,
     LeaseObserver,
     NewEvent,
@@ -243,9 +244,27 @@ class Housekeeping:
             return
         workflow = lookup_workflow(record.workflow)
         assert workflow is not None  # we only claim or resume workflows we know
+        reused: tuple[NewEvent, ...] = ()
+        if record.restarted_from is not None and resume_from is None:
+            # A restart created by another process (A7): its body replays the
+            # calls reused from the run it restarts (a takeover reads its own log).
+            reused = tuple(
+                NewEvent(
+                    run_id=e.run_id,
+                    type=e.type,
+                    step=e.step,
+                    call=e.call,
+                    attempt=e.attempt,
+                    data=e.data,
+                )
+                for e in self._store.events(record.run_id)
+                if e.type is EventType.CALL_REUSED
+            )
         tell(
             self._guardian,
-            StartRun.of_record(record, workflow, state, resume_from=resume_from, resume_why=why),
+            StartRun.of_record(
+                record, workflow, state, resume_from=resume_from, resume_why=why, reused=reused
+            ),
         )
         # A cancel asked while nobody hosted the run: its grace has been running since.
         self._regrace(record)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from actors._definitions import Call, StepCall
@@ -31,11 +31,13 @@ from persistence import (
     BODY_EVENTS,
     EventRecord,
     EventType,
+    NewEvent,
     NotSerializable,
     PayloadTooLarge,
     RunRecord,
     RunState,
     StepRecord,
+    reused_end,
     safe_str,
     type_name,
 )
@@ -80,12 +82,26 @@ class RecordedCall:
 
 
 class History:
-    """A run's log, folded into what replay needs."""
+    """A run's log, folded into what replay needs.
+
+    ``record``: the run's record as the log was read (a takeover's); None for
+    the reused calls a restart's new run begins with (A7), whose body has not
+    run yet (``started`` is False): it records its own events (shields) live,
+    and only its calls are answered from the history.
+    """
 
     def __init__(
-        self, record: RunRecord, events: list[EventRecord], steps: Sequence[StepRecord] = ()
+        self,
+        record: RunRecord | None,
+        events: Sequence[EventRecord],
+        steps: Sequence[StepRecord] = (),
+        *,
+        run_id: str = "",
+        workflow: str = "",
     ) -> None:
         self.record = record
+        self.run_id = record.run_id if record is not None else run_id
+        self.workflow = record.workflow if record is not None else workflow
         self.calls: dict[int, RecordedCall] = {}
         self.body: deque[EventRecord] = deque()
         self.started = False
@@ -99,9 +115,39 @@ class History:
             if call and row.attempt in call.running and row.heartbeat_details is not None:
                 call.heartbeat_details = row.heartbeat_details
 
+    @classmethod
+    def of_restart(cls, run_id: str, workflow: str, reused: Sequence[NewEvent]) -> History:
+        """The history a restart's new run begins with: its ``call_reused`` records (A7)."""
+        records = [
+            EventRecord(
+                seq=0,
+                run_id=ev.run_id,
+                run_seq=0,
+                ts=0.0,
+                type=ev.type,
+                step=ev.step,
+                call=ev.call,
+                attempt=ev.attempt,
+                data=ev.data,
+            )
+            for ev in reused
+        ]
+        return cls(None, records, run_id=run_id, workflow=workflow)
+
     def _fold(self, ev: EventRecord) -> None:
         t = ev.type
-        if t is _E.RUN_STARTED:
+        if t is _E.CALL_REUSED and ev.call is not None and ev.step is not None:
+            # A7: the call ended in the run this one restarts; it runs no more.
+            end_type, data = reused_end(ev)
+            self.calls[ev.call] = RecordedCall(
+                ev.call,
+                "child" if ev.data.get("kind") == "child" else "step",
+                ev.step,
+                last_attempt=ev.attempt or 0,
+                end=replace(ev, type=end_type, data=data),
+                child_run_id=data.get("child_run_id"),
+            )
+        elif t is _E.RUN_STARTED:
             self.started = True
         elif t is _E.CANCEL_REQUESTED and self.cancel_seq is None:
             self.cancel_seq = ev.run_seq
@@ -191,8 +237,7 @@ class History:
     def diverged(self, detail: str, why: str | None = None) -> NonDeterminismError:
         why = why or "The workflow code changed while the run was unfinished."
         return NonDeterminismError(
-            f"replay of run {self.record.run_id} ({self.record.workflow}) diverged from its "
-            f"log: {detail}. {why}"
+            f"replay of run {self.run_id} ({self.workflow}) diverged from its log: {detail}. {why}"
         )
 
     def ended_at(self, next_call: int, raised: BaseException | None = None) -> NonDeterminismError:

@@ -39,6 +39,7 @@ from actors._messages import (
     Terminate,
     TerminateTree,
 )
+from actors._starts import settle_creation
 from actors._waiting import RunWaiter
 from persistence import (
     MAX_REASON_BYTES,
@@ -48,13 +49,14 @@ from persistence import (
     InvalidArgumentType,
     NewEvent,
     OutcomeUnknown,
-    ProctorError,
-    Refused,
     RunNotFound,
     RunState,
+    Store,
     cancel_request,
     cap_reason,
+    check_chosen_run_id,
     check_reason,
+    existing_start,
     reason_cut,
     roundtrip_arguments,
     safe_repr,
@@ -76,6 +78,7 @@ class Requests:
         clock: the Timers' clock (a cancel's grace counts on it).
         waiter: waits for a run's end (``cancel(wait=True)``).
         request_timeout: seconds to wait for a durable answer.
+        reader: the runtime's store, to read a run whose id a start met (A2).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Requests:
         clock: Clock,
         waiter: RunWaiter,
         request_timeout: float,
+        reader: Store,
     ) -> None:
         self._owner = owner
         self._guardian = guardian
@@ -98,16 +102,26 @@ class Requests:
         self._clock = clock
         self._waiter = waiter
         self._request_timeout = request_timeout
+        self._reader = reader
 
     def create(
-        self, workflow: object, args: tuple[Any, ...], kwargs: dict[str, Any], *, limit: int
+        self,
+        workflow: object,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        limit: int,
+        run_id: str | None = None,
     ) -> str:
         """Start a new run of ``workflow``; its id. See :meth:`Runtime.start`.
 
-        ``limit``: the most bytes of JSON the arguments may take.
+        ``limit``: the most bytes of JSON the arguments may take; ``run_id``:
+        the caller's id for the run (A2), None for a new random one.
         """
         if not isinstance(workflow, WorkflowDef):
             raise InvalidArgumentType(f"start() takes a @workflow(), got {safe_repr(workflow)}")
+        chosen = run_id is not None
+        run_id = check_chosen_run_id(run_id) if chosen else uuid.uuid4().hex
         # D4: the body gets the arguments' JSON round trip, as it will after a resume.
         args, kwargs = roundtrip_arguments(
             args, kwargs, what=f"arguments of workflow {workflow.name!r}", limit=limit
@@ -115,7 +129,6 @@ class Requests:
         # ...and they must fit its signature, or the run would only fail (as
         # ``proctor start`` checks too).
         fits(f"workflow {workflow.name}", workflow.signature, args, kwargs)
-        run_id = uuid.uuid4().hex
         created = NewEvent(
             run_id=run_id,
             type=EventType.RUN_CREATED,
@@ -126,20 +139,41 @@ class Requests:
                 "owner": self._owner,
             },
         )
+        return self.host_new(workflow, created, chosen=chosen)
+
+    def host_new(
+        self,
+        workflow: WorkflowDef[..., Any],
+        created: NewEvent,
+        reused: tuple[NewEvent, ...] = (),
+        *,
+        chosen: bool,
+    ) -> str:
+        """Create the run ``created`` describes and host it here; its id.
+
+        ``reused``: a restart's reused calls (A7), written with the creation.
+        ``chosen``: the caller chose the id (A2): the same start of an
+        existing run id gets that run, started again by nothing (``_starts``).
+        """
+        run_id = created.run_id
+        if chosen and existing_start(self._reader, created) is not None:
+            return run_id  # the same start again (A2): nothing new runs
         # The run's supervisor writes the record with the body's first ones
         # (usually the first step's start), in one group; we return once it
         # is durable.
         reply: pykka.Future[tuple[AppendOutcome, ...]] = pykka.ThreadingFuture()
+        d = created.data
         tell(
             self._guardian,
             StartRun(
                 run_id=run_id,
                 workflow=workflow,
-                args=args,
-                kwargs=tuple(kwargs.items()),
+                args=tuple(d["args"]),
+                kwargs=tuple(d["kwargs"].items()),
                 state=RunState.PENDING,
                 create=created,
                 created=reply,
+                reused=reused,
             ),
         )
         late = (
@@ -149,9 +183,13 @@ class Requests:
             " work in a step)"
         )
         outcomes = self._answer(reply, run_id, "start", late)
-        refused = next((o for o in outcomes if isinstance(o, Refused)), None)
-        if refused is not None:
-            raise ProctorError(f"run {run_id} was not created: {refused.reason}")
+        settle_creation(
+            outcomes,
+            created,
+            reader=self._reader,
+            hosted=lambda r: self._directory.get(r) is not None,
+            timeout=self._request_timeout,
+        )
         return run_id
 
     def cancel(

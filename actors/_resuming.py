@@ -123,11 +123,14 @@ class Resumption:
         resumed = msg.outcomes[0]
         assert isinstance(resumed, Appended)
         record = history.record
+        assert record is not None
         logger.info("run %s: resumed from %s", self._run_id, record.owner)
         self._run.learn(
             resumed.status,
             lambda: Cancel(reason=record.cancel_reason, source=record.cancel_source or "api"),
         )
+        if history.calls:  # a restart's reused calls (A7), or what the body did
+            self._body.history = history
         if not history.started:
             # The runtime died before the run started: start it now.
             self._log.append(NewEvent(run_id=self._run_id, type=_E.RUN_STARTED), tag=Started())

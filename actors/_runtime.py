@@ -25,6 +25,7 @@ from actors._definitions import WorkflowDef
 from actors._directory import Directory
 from actors._errors import RuntimeClosed
 from actors._fencing import register
+from actors._forking import restart
 from actors._halt import Halt
 from actors._handle import ControlResult, RunHandle
 from actors._journal import MAX_BATCH
@@ -203,6 +204,7 @@ class Runtime(StoreReads):
             clock=self.clock,
             waiter=self._waiter,
             request_timeout=request_timeout,
+            reader=self._store,
         )
         self._finalizer = weakref.finalize(self, warn_unclosed, self.id)
 
@@ -270,11 +272,17 @@ class Runtime(StoreReads):
 
     # -- runs --------------------------------------------------------------------
 
-    def start(self, workflow: WorkflowDef[..., R], /, *args: Any, **kwargs: Any) -> RunHandle[R]:
+    def start(
+        self, workflow: WorkflowDef[..., R], /, *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> RunHandle[R]:
         """Start a durable run of ``workflow``; arguments must be JSON (D4).
 
         The body receives the arguments' JSON round trip (a tuple arrives as
         a list), the same values it receives if the run is resumed.
+
+        ``run_id``: the run's id, chosen by the caller (A2; this keyword is
+        reserved); the same start again returns the existing run, runs nothing.
+        See the guide "Starting runs" for the rules.
 
         Returns once the run is durable. Its creation is written with the
         body's first records (its first step's start, usually), so the body
@@ -291,14 +299,32 @@ class Runtime(StoreReads):
                 ``request_timeout`` (a slow or locked store, or a body that
                 blocked before its first await); the run may exist, and the
                 error names its id (A3). After any other error nothing was written.
+            RunIdInUse: ``run_id`` is the id of a run of another workflow or
+                with other arguments; nothing was started.
             StoreError: the store cannot take the run (locked past the busy
                 timeout, say); ``StoreReplaced`` or ``StoreCorrupt`` once the
                 runtime stopped because its store file was deleted, replaced or damaged.
             RuntimeClosed: the runtime was closed or killed.
         """
         self._check_open()
-        run_id = self._requests.create(workflow, args, kwargs, limit=self.max_payload_bytes)
-        return RunHandle(self, run_id)
+        new = self._requests.create(workflow, args, kwargs, run_id=run_id,
+                                    limit=self.max_payload_bytes)  # fmt: skip
+        return RunHandle(self, new)
+
+    def restart(
+        self, old_run_id: str, /, from_call: int | None = None, *, run_id: str | None = None
+    ) -> RunHandle[Any]:
+        """A new run of a finished run's workflow and arguments, linked to it (A7).
+
+        With ``from_call=N``, the old run's recorded calls ``0..N-1`` are
+        reused, not run again (DBOS's fork). ``run_id`` as for :meth:`start`.
+        See the guide "Starting runs" for the rules and errors (``RunNotFound``,
+        ``RunNotFinished``, ``InvalidArgument``, and those of :meth:`start`).
+        """
+        self._check_open()
+        new = restart(self._requests, self._store, owner=self.id, old_run_id=old_run_id,
+                      from_call=from_call, run_id=run_id)  # fmt: skip
+        return RunHandle(self, new)
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on an existing run. Raises :class:`RunNotFound`."""

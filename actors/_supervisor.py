@@ -55,6 +55,7 @@ from actors._messages import (
     Started,
     Terminate,
 )
+from actors._replay import History
 from persistence import (
     EventType,
     NewEvent,
@@ -87,6 +88,7 @@ class RunSupervisor(ProctorActor):
         create: NewEvent | None = None,
         created: pykka.Future[Any] | None = None,
         unrecorded: tuple[NewEvent, ...] = (),
+        reused: tuple[NewEvent, ...] = (),
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=shared.census)
         self.run_id = run_id
@@ -112,6 +114,10 @@ class RunSupervisor(ProctorActor):
             created=created,
             unrecorded=unrecorded,
         )
+        #: A restart's reused calls (A7): written with the run's creation.
+        self._reused = reused if create is not None else ()
+        if reused:
+            self._crew.body.history = History.of_restart(run_id, workflow.name, reused)
         # Registered from creation, so a cancel never misses a run that exists.
         shared.directory.add(run_id, self.actor_ref)
 
@@ -128,14 +134,14 @@ class RunSupervisor(ProctorActor):
             # records (the first step's start, say) join the run's creation
             # in one group; nothing it does takes effect before that commit.
             self._crew.run.advance(_E.RUN_STARTED)
-            self._crew.log.begin_with(self._crew.log.create, started)
+            self._crew.log.begin_with(self._crew.log.create, *self._reused, started)
             self.begin_body(PhaseEvent.BEGIN)
         else:
             self._crew.log.append(started, tag=Started())
 
     def stopping(self) -> None:
         self._crew.life.host(HostingEvent.STOP)
-        self._directory.remove(self.run_id)
+        self._directory.remove(self.run_id, self.actor_ref)
         # Sealed: Python runs ``finally:`` blocks of a closed coroutine; they
         # can neither start a step nor write to the log, so nothing of the
         # body runs later, unrecorded.
@@ -195,6 +201,8 @@ class RunSupervisor(ProctorActor):
     # -- driving the body (BodyHost, AckHost, CallEndHost, ResumeHost) ----------------
 
     def begin_body(self, begin: PhaseEvent) -> None:
+        if begin is PhaseEvent.BEGIN and self._crew.body.history is not None:
+            begin = PhaseEvent.BEGIN_REPLAY  # a restart's reused calls come first (A7)
         self._crew.life.advance(begin)
         if self._crew.body.begin():
             self.drive()

@@ -10,10 +10,12 @@ the run up.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -23,6 +25,7 @@ from cli._imports import import_user_module
 from cli._json_args import parse_json
 from cli._main import (
     EXIT_CODES_HELP,
+    EXIT_RUN_ID_IN_USE,
     EXIT_WAIT_TIMED_OUT,
     SECONDS,
     AlreadyFinishedError,
@@ -40,12 +43,15 @@ from persistence import (
     MAX_REASON_BYTES,
     Appended,
     AppendOutcome,
+    InvalidArgument,
     NotSerializable,
     ProctorError,
+    RunIdInUse,
     RunRecord,
     RunState,
     Store,
     StoreError,
+    check_chosen_run_id,
     check_reason,
     create_unowned_run,
     follow_run,
@@ -60,6 +66,12 @@ _TIMEOUT_HELP = "With --wait: give up after this many seconds (exit 5); only wit
 _REASON_HELP = (
     f"Why; recorded in the log and shown by `runs status`. At most {MAX_REASON_BYTES} bytes"
     " (UTF-8): a longer one is cut, and the command says so."
+)
+
+
+_RUN_ID_HELP = (
+    "The run's id (default: a random one). Starting again with the same id, workflow and"
+    " arguments prints the existing run and starts nothing; with others it exits 6."
 )
 
 
@@ -153,6 +165,7 @@ def terminate(options: StoreOptions, run_id: str, reason: str | None) -> None:
 )
 @click.option("--wait", is_flag=True, help="Wait for the run to end and print its result.")
 @click.option("--timeout", type=_SECONDS, help=_TIMEOUT_HELP)
+@click.option("--run-id", "run_id", metavar="ID", help=_RUN_ID_HELP)
 @click.pass_obj
 def start(
     options: StoreOptions,
@@ -162,6 +175,7 @@ def start(
     kwargs_json: str | None,
     wait: bool,
     timeout: float | None,
+    run_id: str | None,
 ) -> None:
     """Create a run of a workflow for a worker to pick up; print its id.
 
@@ -169,7 +183,8 @@ def start(
     imported (from the current directory too) to check that the workflow
     exists and that the arguments fit it. A `proctor worker` that imports
     the same module runs it. Ctrl-C during --wait stops waiting (exit 130);
-    the run stays.
+    the run stays. With --run-id, starting again is safe: the same start
+    prints the existing run; another start with that id exits 6.
     """
     _timeout_needs_wait(timeout, wait)
     name, fn = _resolve(target)
@@ -190,17 +205,19 @@ def start(
         inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as exc:
         raise click.UsageError(clean(f"the arguments do not fit workflow {name}: {exc}")) from exc
-    run_id = uuid.uuid4().hex
+    run_id = uuid.uuid4().hex if run_id is None else chosen_run_id(run_id)
     with open_store(options, write=True, create=True) as store:
-        try:
-            create_unowned_run(store, name, args, kwargs, run_id=run_id)
-        except StoreError:
-            raise  # open_store says it
-        except ProctorError as exc:
-            fail(str(exc))
+        with creating():
+            record, new = create_unowned_run(store, name, args, kwargs, run_id=run_id)
         with interrupted(f"stopped waiting; run {run_id} stays, for a worker to run"):
             click.echo(run_id)
-            click.echo(f"started run {run_id} of {clean(name)}; a worker will pick it up", err=True)
+            click.echo(
+                f"started run {run_id} of {clean(name)}; a worker will pick it up"
+                if new
+                else f"run {run_id} of {clean(name)} already existed ({record.status}):"
+                " the same start, so nothing new was started",
+                err=True,
+            )
             if not wait:
                 return
             deadline = None if timeout is None else time.monotonic() + timeout
@@ -213,6 +230,28 @@ def start(
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def chosen_run_id(run_id: str) -> str:
+    """``--run-id`` as a run id a caller may choose (A2), or a usage error (exit 2)."""
+    try:
+        return check_chosen_run_id(run_id)
+    except InvalidArgument as exc:
+        raise click.BadParameter(str(exc), param_hint="--run-id") from exc
+
+
+@contextlib.contextmanager
+def creating() -> Iterator[None]:
+    """Around the creation of a run nobody hosts (A2): exit 6 when the id is
+    taken by another start, 1 when the store refused it otherwise."""
+    try:
+        yield
+    except RunIdInUse as exc:
+        fail(str(exc), EXIT_RUN_ID_IN_USE)
+    except StoreError:
+        raise  # open_store says it
+    except ProctorError as exc:
+        fail(str(exc))
 
 
 def _timeout_needs_wait(timeout: float | None, wait: bool) -> None:

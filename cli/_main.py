@@ -31,13 +31,16 @@ EXIT_USAGE: Final = 2
 EXIT_NOT_FOUND: Final = 3
 EXIT_ALREADY_FINISHED: Final = 4
 EXIT_WAIT_TIMED_OUT: Final = 5
+#: A start's --run-id is the id of a run of another workflow or arguments (A2).
+EXIT_RUN_ID_IN_USE: Final = 6
 #: 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
 EXIT_INTERRUPTED: Final = 130
 
 EXIT_CODES_HELP: Final = (
     "Exit codes: 0 success; 1 error (bad store file, or the run did not "
-    "complete); 2 usage; 3 run not found; 4 run already finished; "
-    "5 --wait timed out; 130 stopped by Ctrl-C (a request made stays)."
+    "complete); 2 usage; 3 run not found; 4 run already finished (restart: not "
+    "finished yet); 5 --wait timed out; 6 --run-id in use by another start; "
+    "130 stopped by Ctrl-C (a request made stays)."
 )
 
 
@@ -65,6 +68,10 @@ class WaitTimedOutError(CliError):
     exit_code = EXIT_WAIT_TIMED_OUT
 
 
+class RunIdInUseError(CliError):
+    exit_code = EXIT_RUN_ID_IN_USE
+
+
 class InterruptedByUser(CliError):
     exit_code = EXIT_INTERRUPTED
 
@@ -74,6 +81,7 @@ _ERRORS: Final[dict[int, type[CliError]]] = {
     EXIT_NOT_FOUND: RunNotFoundError,
     EXIT_ALREADY_FINISHED: AlreadyFinishedError,
     EXIT_WAIT_TIMED_OUT: WaitTimedOutError,
+    EXIT_RUN_ID_IN_USE: RunIdInUseError,
     EXIT_INTERRUPTED: InterruptedByUser,
 }
 

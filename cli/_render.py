@@ -372,3 +372,17 @@ class Tree:
 
 def new_tree(run: RunRecord) -> Tree:
     return Tree(tree_node(run))
+
+
+def restart_rows(
+    run: RunRecord, restarted_as: list[str], events: list[EventRecord]
+) -> list[tuple[str, str]]:
+    """A7: the runs this one restarts and is restarted as, and what it reused."""
+    rows = []
+    if run.restarted_from:
+        reused = sum(1 for e in events if e.type is EventType.CALL_REUSED)
+        more = f" (reusing its calls 0 to {reused - 1})" if reused else ""
+        rows.append(("restarted from", run.restarted_from + more))
+    if restarted_as:
+        rows.append(("restarted as", ", ".join(restarted_as)))
+    return rows

@@ -179,6 +179,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         cancel = _cancel_state(run, events)
         retries = _pending_retries(events)
         owner = owner_state(run, store.runtimes())
+        restarted_as = store.restarted_as(run_id)
     if as_json:
         render.echo_json(
             {
@@ -188,6 +189,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "pending_retries": retries,
                 "steps": [s.to_json() for s in steps],
                 "children": [_brief(c) for c in children],
+                "restarted_as": restarted_as,
             }
         )
         return
@@ -214,6 +216,9 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         rows.append(("terminated", plain(run.terminate_reason or "(no reason given)")))
     if run.parent_run_id:
         rows.append(("parent", plain(run.parent_run_id)))
+    rows.extend(
+        (key, plain(value)) for key, value in render.restart_rows(run, restarted_as, events)
+    )
     for retry in retries:
         line = (
             f"step {retry['step']} #{retry['call']} attempt {retry['attempt']} at "
@@ -269,6 +274,8 @@ def tree(options: StoreOptions, run_id: str, as_json: bool) -> None:
             render.echo_json(_tree_json(store, root))
             return
         node = render.new_tree(root)
+        for key, value in render.restart_rows(root, store.restarted_as(run_id), []):
+            node.add(plain(f"{key} {value}"))
         _grow(store, root, node)
     render.console().print(node)
 
@@ -377,6 +384,12 @@ def _grow(store: Store, run: RunRecord, node: render.Tree) -> None:
     children = {c.run_id: c for c in store.list_runs(parent_run_id=run.run_id)}
     events = store.events(run.run_id)
     restarts = _restarts(events)
+    for e in events:
+        if e.type is EventType.CALL_REUSED:
+            label = Text(f"{e.data.get('kind')} {clean(e.step or '')} #{e.call} ")
+            label.append("reused", style="cyan")
+            label.append(f" from run {clean(str(e.data.get('from_run')))} ({e.data.get('end')})")
+            node.add(label)
     for kind, call, item in _calls(store, run, children):
         if kind == "step":
             label = Text(f"step {clean(item.name)} #{call} attempt {item.attempt} ")
@@ -424,4 +437,10 @@ def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:
             )
         else:
             nodes.append({"kind": "run", "call": call, **_tree_json(store, item)})
-    return {**_brief(run), "children": nodes}
+    reused = [
+        {"kind": "reused", "call": e.call, "name": e.step, "from_run": e.data.get("from_run")}
+        for e in store.events(run.run_id)
+        if e.type is EventType.CALL_REUSED
+    ]
+    links = {"restarted_from": run.restarted_from, "restarted_as": store.restarted_as(run.run_id)}
+    return {**_brief(run), **links, "children": [*reused, *nodes]}

@@ -25,7 +25,6 @@ from persistence._direct import (
     follow_run,
     follow_to_end,
     grace_reason,
-    refused_create,
     request_cancel,
 )
 from persistence._errors import (
@@ -38,6 +37,8 @@ from persistence._errors import (
     OutcomeUnknown,
     PayloadTooLarge,
     ProctorError,
+    RunIdInUse,
+    RunNotFinished,
     RunNotFound,
     SchemaTooNew,
     StoreCorrupt,
@@ -73,6 +74,7 @@ from persistence._records import (
     RuntimeRecord,
     StepRecord,
 )
+from persistence._restarting import restart_plan, reused_calls, reused_end
 from persistence._retention import (
     PRUNE_BATCH,
     PruneCursor,
@@ -81,6 +83,14 @@ from persistence._retention import (
     retention_seconds,
 )
 from persistence._schema import SCHEMA_VERSION
+from persistence._starting import (
+    MAX_RUN_ID_CHARS,
+    check_chosen_run_id,
+    create_run,
+    existing_start,
+    same_start,
+    start_difference,
+)
 from persistence._states import (
     BODY_EVENTS,
     OPEN_EVENTS,
@@ -107,6 +117,7 @@ __all__ = [
     "FOLLOW_INTERVAL",
     "MAX_REASON_BYTES",
     "MAX_RECORD_DEPTH",
+    "MAX_RUN_ID_CHARS",
     "MAX_VALUE_DEPTH",
     "OPEN_EVENTS",
     "POST_MORTEM_EVENTS",
@@ -138,6 +149,8 @@ __all__ = [
     "PruneCursor",
     "PruneReport",
     "Refused",
+    "RunIdInUse",
+    "RunNotFinished",
     "RunNotFound",
     "RunPage",
     "RunQuery",
@@ -156,12 +169,15 @@ __all__ = [
     "Synchronous",
     "cancel_request",
     "cap_reason",
+    "check_chosen_run_id",
     "check_payload_limit",
     "check_reason",
     "check_same_file",
     "claim_request",
+    "create_run",
     "create_unowned_run",
     "dumps",
+    "existing_start",
     "fold",
     "follow_run",
     "follow_to_end",
@@ -179,15 +195,19 @@ __all__ = [
     "prune_batch",
     "prune_runtimes",
     "reason_cut",
-    "refused_create",
     "request_cancel",
+    "restart_plan",
     "resume_request",
     "retention_seconds",
+    "reused_calls",
+    "reused_end",
     "roundtrip",
     "roundtrip_arguments",
     "run_query",
     "safe_repr",
     "safe_str",
+    "same_start",
+    "start_difference",
     "terminate_request",
     "type_name",
     "unreadable_run_failure",

@@ -272,7 +272,7 @@ def _create_run(
     try:
         conn.execute(
             "INSERT INTO runs (run_id, workflow, status, args, kwargs, parent_run_id,"
-            " owner, created_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            " owner, created_at, last_seq, restarted_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
             (
                 ev.run_id,
                 d["workflow"],
@@ -284,7 +284,13 @@ def _create_run(
                 d.get("parent_run_id"),
                 d.get("owner"),
                 now,
+                d.get("restarted_from"),
             ),
         )
     except sqlite3.IntegrityError as exc:
-        raise _GroupRefused(Refused(f"run {ev.run_id} already exists", None)) from exc
+        # A2: the id is unique across the store, checked in the transaction
+        # that creates the run; the refusal says so, for the caller to look
+        # the existing run up (``persistence.existing_start``).
+        raise _GroupRefused(
+            Refused(f"run {ev.run_id} already exists", None, duplicate=True)
+        ) from exc

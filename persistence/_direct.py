@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from persistence._control import cancel_request
-from persistence._errors import ProctorError
 from persistence._interface import Store
-from persistence._records import AppendOutcome, EventRecord, NewEvent, Refused, RunRecord
+from persistence._records import AppendOutcome, EventRecord, NewEvent, RunRecord
+from persistence._starting import create_run
 from persistence._states import EventType
 
 #: How often a wait or ``--follow`` looks for news in the store.
@@ -33,14 +33,19 @@ FOLLOW_INTERVAL: Final = 0.05
 
 def create_unowned_run(
     store: Store, workflow: str, args: list[Any], kwargs: dict[str, Any], *, run_id: str
-) -> str:
-    """Create a PENDING run of ``workflow`` that nobody owns; its id.
+) -> tuple[RunRecord, bool]:
+    """Create a PENDING run of ``workflow`` that nobody owns.
 
     ``args`` and ``kwargs`` must already be the JSON round trip the body
     gets (``roundtrip_arguments``).
 
+    Returns:
+        (the run, True) if this call created it; (the existing run, False)
+        if ``run_id`` was taken by the same start (A2, see ``create_run``).
+
     Raises:
-        ProctorError: the store refused the creation (see :func:`refused_create`).
+        RunIdInUse: ``run_id`` is taken by another start; nothing was written.
+        ProctorError: the store refused the creation; nothing was written.
         StoreError: nothing was written.
     """
     created = NewEvent(
@@ -48,22 +53,7 @@ def create_unowned_run(
         type=EventType.RUN_CREATED,
         data={"workflow": workflow, "args": args, "kwargs": kwargs, "owner": None},
     )
-    outcome = store.append([created])[0]
-    if isinstance(outcome, Refused):
-        return refused_create(store, created, outcome)
-    return run_id
-
-
-def refused_create(store: Store, created: NewEvent, refused: Refused) -> str:
-    """What a refused creation means for the caller: the one place that says it.
-
-    Returns the id of the run to hand back instead (the hook for a rule
-    such as "the same workflow and arguments: the existing run"), or raises.
-    Today every refusal (a run with this id exists, say) is a
-    :class:`ProctorError` naming the run; nothing was created.
-    """
-    del store  # what a rule on the existing run would read
-    raise ProctorError(f"run {created.run_id} was not created: {refused.reason}")
+    return create_run(store, [created])
 
 
 def request_cancel(

@@ -11,6 +11,8 @@ tree::
 
     ProctorError
     ├── RunNotFound
+    ├── RunIdInUse                     a start with a caller's run id that another start took (A2)
+    ├── RunNotFinished                 restart of a run that has not finished (A7)
     ├── InvalidArgument(ValueError)    a bad setting or argument; nothing was done
     │   └── InvalidArgumentType(TypeError)   an argument of the wrong type
     ├── NotSerializable(TypeError)     a value that must cross the store is not JSON
@@ -55,6 +57,31 @@ class RunNotFound(ProctorError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r}")
         self.run_id = run_id
+
+
+class RunIdInUse(ProctorError):
+    """A start named a run id that a run of another workflow, or with other
+    arguments, already has (A2). Nothing of this start was created.
+
+    ``run_id`` is the id; ``workflow`` the existing run's workflow; ``differs``
+    says what differs. Temporal's ``WorkflowExecutionAlreadyStarted`` under
+    the USE_EXISTING conflict policy when the start is not the same one.
+    """
+
+    def __init__(self, run_id: str, workflow: str, differs: str) -> None:
+        super().__init__(
+            f"run id {run_id!r} is in use by a run of {workflow} with {differs}; nothing"
+            " was started (choose another id, or start with the same workflow and arguments"
+            " to get the existing run)"
+        )
+        self.run_id = run_id
+        self.workflow = workflow
+        self.differs = differs
+
+
+class RunNotFinished(ProctorError):
+    """A request that needs a finished run (``restart``, A7) named one that is
+    still pending, running or cancelling; nothing was done."""
 
 
 class InvalidArgument(ProctorError, ValueError):

@@ -176,6 +176,10 @@ class Store(Protocol):
         """The run's projection, or None."""
         ...
 
+    def restarted_as(self, run_id: str) -> list[str]:
+        """The ids of the runs that restart ``run_id`` (A7), oldest first."""
+        ...
+
     def get_run(self, run_id: str) -> RunRecord:
         """The run's projection.
 

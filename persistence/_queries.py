@@ -45,6 +45,15 @@ def get_run(db: SharedConnection, run_id: str) -> RunRecord:
     return record
 
 
+def restarted_as(db: SharedConnection, run_id: str) -> list[str]:
+    """The runs created as restarts of ``run_id`` (A7), oldest first."""
+    _run_id(run_id)
+    rows = db.query(
+        "SELECT run_id FROM runs WHERE restarted_from = ? ORDER BY created_at, run_id", (run_id,)
+    )
+    return [row["run_id"] for row in rows]
+
+
 def list_runs_page(db: SharedConnection, query: RunQuery) -> RunPage:
     """One page of runs, newest first (``created_at`` descending, then
     ``run_id``), filtered by ``query`` (see ``_listing``).

@@ -59,6 +59,9 @@ class Refused:
     #: True when the writer does not own the run (any more): it lost its lease
     #: and another runtime resumed the run. The writer must stop driving it.
     fenced: bool = False
+    #: True when a ``run_created`` was refused because a run with that id
+    #: exists already (A2): look the existing run up.
+    duplicate: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -105,6 +108,8 @@ class RunRecord:
     #: What is wrong with this row, if a column could not be read (that
     #: column then holds an empty value). The runtime fails such a run.
     defect: str | None = None
+    #: The run this one is a restart of (A7), or None.
+    restarted_from: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
@@ -134,6 +139,7 @@ class RunRecord:
             finished_at=row["finished_at"],
             last_seq=row["last_seq"],
             defect=joined(bad_args, bad_kwargs, bad_result, bad_error),
+            restarted_from=row.get("restarted_from"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -156,6 +162,7 @@ class RunRecord:
             "created_at": self.created_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "restarted_from": self.restarted_from,
         }
         return _with_defect(self.defect, fields)
 

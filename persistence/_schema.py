@@ -170,6 +170,14 @@ def _v7_listing_pages(db: Database) -> None:
     db.execute("CREATE INDEX idx_runs_finished_at ON runs (finished_at)")
 
 
+def _v8_restarts(db: Database) -> None:
+    """Restarts (A7): a run created by ``restart`` names the run it restarts,
+    set once at creation; the old run's restarts are found through the index,
+    so nothing is ever written to the old (terminal) run."""
+    db.table("runs").add_column("restarted_from", str)
+    db.execute("CREATE INDEX idx_runs_restarted_from ON runs (restarted_from)")
+
+
 #: MIGRATIONS[i] upgrades a store from version i to version i + 1.
 MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v1,
@@ -179,6 +187,7 @@ MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v5_payloads_once,
     _v6_leases_proven,
     _v7_listing_pages,
+    _v8_restarts,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

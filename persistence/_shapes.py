@@ -55,6 +55,7 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
         "kwargs": (_OPT_OBJECT, False),
         "owner": (_OPT_STR, False),
         "parent_run_id": (_OPT_STR, False),
+        "restarted_from": (_OPT_STR, False),
     },
     _E.RUN_CLAIMED: {"owner": (_STR, True)},
     _E.RUN_RESUMED: {
@@ -83,6 +84,13 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
         "child_run_id": (_OPT_STR, False),
         "status": (_STR, True),
         "error": (_OPT_OBJECT, False),
+    },
+    _E.CALL_REUSED: {
+        "from_run": (_STR, True),
+        "kind": (_STR, True),
+        "end": (_STR, True),
+        "error": (_OPT_OBJECT, False),
+        "child_run_id": (_OPT_STR, False),
     },
     _E.SHIELD_ENTERED: {"depth": ((int,), False)},
     _E.SHIELD_EXITED: {"depth": ((int,), False)},
@@ -165,12 +173,23 @@ def data_problem(type_: EventType, data: dict[str, Any]) -> str | None:
     grace = data.get("grace") if type_ is _E.CANCEL_REQUESTED else None
     if grace is not None and not (math.isfinite(grace) and grace >= 0):
         return f"cancel_requested 'grace' must be a number of seconds >= 0, not {grace}"
+    if type_ is _E.CALL_REUSED and (
+        data["kind"] not in ("step", "child") or data["end"] not in _REUSED_ENDS
+    ):
+        return (
+            "call_reused needs kind 'step' or 'child' and a call's end,"
+            f" got {data['kind']!r}, {data['end']!r}"
+        )
     if type_ is _E.CHILD_ENDED and data["status"] not in _RUN_STATES:
         return f"child_ended 'status' must be a run state, got {data['status']!r}"
     return None
 
 
 _RUN_STATES: Final = frozenset(s.value for s in RunState)
+#: What a reused call's end may be: a step's or a child run's recorded end.
+_REUSED_ENDS: Final = frozenset(
+    {_E.STEP_COMPLETED.value, _E.STEP_FAILED.value, _E.STEP_TIMED_OUT.value, _E.CHILD_ENDED.value}
+)
 
 
 def _is_int(value: object) -> bool:

@@ -76,6 +76,9 @@ class EventType(enum.Enum):
     STEP_RETRY_SCHEDULED = "step_retry_scheduled"
     CHILD_STARTED = "child_started"
     CHILD_ENDED = "child_ended"
+    #: A call of a restarted run answered from the run it restarts (A7):
+    #: its recorded end, copied, so the call does not run again.
+    CALL_REUSED = "call_reused"
     CANCEL_REQUESTED = "cancel_requested"
     CANCEL_BUFFERED = "cancel_buffered"
     CANCEL_DELIVERED = "cancel_delivered"

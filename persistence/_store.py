@@ -214,6 +214,9 @@ class SQLiteStore:
     def find_run(self, run_id: str) -> RunRecord | None:
         return _queries.find_run(self._db, run_id)
 
+    def restarted_as(self, run_id: str) -> list[str]:
+        return _queries.restarted_as(self._db, run_id)
+
     def get_run(self, run_id: str) -> RunRecord:
         return _queries.get_run(self._db, run_id)
 

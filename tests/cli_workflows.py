@@ -65,3 +65,11 @@ async def counted(folder: str, key: str) -> None:
 @workflow()
 async def parent_job(folder: str, key: str) -> str:
     return await long_job(folder, key)
+
+
+@workflow()
+async def three_marks(folder: str, key: str) -> int:
+    """Calls 0, 1, 2: one marker file each (A7's restart from a call)."""
+    for name in ("a", "b", "c"):
+        await mark(folder, f"{key}.{name}")
+    return 3

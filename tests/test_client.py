@@ -21,7 +21,7 @@ from actors import (
     InvalidArgument,
     InvalidArgumentType,
     NotSerializable,
-    ProctorError,
+    RunIdInUse,
     RunNotFound,
     RunState,
     Runtime,
@@ -87,10 +87,14 @@ def test_A5_start_by_name_and_with_a_run_id(client: Client) -> None:
     assert client.get_run(elsewhere.run_id).workflow == "shop.orders.order"
 
 
-def test_A5_a_duplicate_run_id_is_refused_and_nothing_is_written(client: Client) -> None:
-    client.start(client_add, 1, 2, run_id="order-7")
-    with pytest.raises(ProctorError, match="run order-7 was not created"):
-        client.start(client_add, 1, 2, run_id="order-7")
+def test_A2_A5_a_repeated_start_is_the_existing_run_and_another_is_refused(
+    client: Client,
+) -> None:
+    first = client.start(client_add, 1, 2, run_id="order-7")
+    again = client.start(client_add, 1, 2, run_id="order-7")
+    assert again.run_id == first.run_id == "order-7"
+    with pytest.raises(RunIdInUse, match="order-7"):
+        client.start(client_add, 1, 3, run_id="order-7")
     assert [r.run_id for r in client.list_runs()] == ["order-7"]
     assert len(client.events("order-7")) == 1
 

@@ -38,6 +38,9 @@ class StartRun:
     created: Future[tuple[AppendOutcome, ...]] | None = None
     #: Step ends the previous supervisor of this run saw and could not record.
     unrecorded: tuple[NewEvent, ...] = ()
+    #: A restart's ``call_reused`` records (A7): the body replays them. A new
+    #: run writes them with its creation; a claimed one has them in its log.
+    reused: tuple[NewEvent, ...] = ()
 
     @classmethod
     def of_record(
@@ -49,6 +52,7 @@ class StartRun:
         resume_from: str | None = None,
         resume_why: str | None = None,
         unrecorded: tuple[NewEvent, ...] = (),
+        reused: tuple[NewEvent, ...] = (),
     ) -> StartRun:
         """Host a run that exists in the store (claimed, resumed or re-hosted)."""
         return cls(
@@ -62,6 +66,7 @@ class StartRun:
             resume_from=resume_from,
             resume_why=resume_why,
             unrecorded=unrecorded,
+            reused=reused,
         )
 
 
