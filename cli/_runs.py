@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import click
 from rich.text import Text
@@ -12,157 +12,26 @@ from rich.text import Text
 from cli import _render as render
 from cli._main import (
     EXIT_CODES_HELP,
-    MAX_COUNT,
-    TIME,
     StoreOptions,
     cli,
     interrupted,
     open_store,
 )
-from cli._owner import owner_json, owner_line, owner_state
+from cli._owner import owner_line, owner_state
 from cli._text import clean, plain
 from persistence import (
     EventRecord,
     EventType,
-    InvalidArgument,
     RunRecord,
     RunState,
     Store,
     follow_run,
-    iso_utc,
-    run_query,
 )
-
-_STATUS_CHOICE = click.Choice([s.value for s in RunState], case_sensitive=False)
 
 
 @cli.group()
 def runs() -> None:
     """Inspect runs: list them, show one, read its log, draw its tree."""
-
-
-_TIME_HELP = "ISO 8601 (UTC unless it has an offset) or a duration ago: 30m, 2h, 1d."
-
-#: The shape of ``runs list --json``; bumped when a field changes meaning or goes.
-LIST_SCHEMA_VERSION: Final = 1
-
-
-@runs.command("list", epilog=EXIT_CODES_HELP)
-@click.option(
-    "--status",
-    "status",
-    type=_STATUS_CHOICE,
-    multiple=True,
-    help="Only runs in this state (repeatable).",
-)
-@click.option(
-    "--workflow",
-    help="Only runs of this workflow: its full name, or the short name after its last dot.",
-)
-@click.option("--parent", "parent", metavar="RUN_ID", help="Only the child runs of this run.")
-@click.option("--since", type=TIME, help=f"Only runs created at or after this time. {_TIME_HELP}")
-@click.option("--until", type=TIME, help=f"Only runs created before this time. {_TIME_HELP}")
-@click.option("--ended-since", type=TIME, help="Only runs that ended at or after this time.")
-@click.option("--ended-until", type=TIME, help="Only runs that ended before this time.")
-@click.option(
-    "--cursor",
-    help="Start after the page that printed this cursor (give the same filters again).",
-)
-@click.option(
-    "--limit",
-    default=50,
-    show_default=True,
-    type=click.IntRange(min=1, max=MAX_COUNT),
-    help="At most this many runs, newest first.",
-)
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print one JSON object: schema_version, runs, next_cursor.",
-)
-@click.pass_obj
-def list_runs(
-    options: StoreOptions,
-    *,
-    status: tuple[str, ...],
-    workflow: str | None,
-    parent: str | None,
-    since: float | None,
-    until: float | None,
-    ended_since: float | None,
-    ended_until: float | None,
-    cursor: str | None,
-    limit: int,
-    as_json: bool,
-) -> None:
-    """List runs, newest first: id, workflow, status, start, duration, cancel reason.
-
-    A page holds --limit runs; when there are more, the table's last line
-    (and --json's next_cursor) gives the --cursor of the next page. Paging
-    never repeats a run nor skips one, even while runs are created.
-
-    An unfinished run whose runtime is dead (stopped, lease expired, process
-    gone) shows "(owner dead)" after its status: nothing runs it until a
-    worker that knows its workflow resumes it.
-    """
-    states = [RunState(s.lower()) for s in status] or None
-    try:
-        query = run_query(
-            status=states,
-            workflow=workflow,
-            parent_run_id=parent,
-            since=since,
-            until=until,
-            ended_since=ended_since,
-            ended_until=ended_until,
-            limit=limit,
-            cursor=cursor,
-        )
-    except InvalidArgument as exc:
-        raise click.BadParameter(clean(str(exc)), param_hint="--cursor") from exc
-    with open_store(options) as store:
-        page = store.list_runs_page(query)
-        runtimes = store.runtimes()
-    shown = page.runs
-    owners = {r.run_id: owner_state(r, runtimes) for r in shown}
-    if as_json:
-        render.echo_json(
-            {
-                "schema_version": LIST_SCHEMA_VERSION,
-                "runs": [
-                    {**_iso_times(r.to_json()), **owner_json(owners[r.run_id])} for r in shown
-                ],
-                "next_cursor": page.next_cursor,
-            }
-        )
-        return
-    if not shown:
-        filtered = (
-            states
-            or workflow
-            or parent
-            or cursor
-            or any(t is not None for t in (since, until, ended_since, ended_until))
-        )
-        click.echo("no runs" + (" match" if filtered else f" in {clean(options.db)}"))
-        return
-    dead = frozenset(run_id for run_id, o in owners.items() if o["alive"] is False)
-    render.console().print(render.runs_table(shown, next_cursor=page.next_cursor, dead=dead))
-
-
-_TIME_FIELDS: Final = (
-    "created_at",
-    "started_at",
-    "finished_at",
-    "cancel_requested_at",
-    "terminate_requested_at",
-)
-
-
-def _iso_times(fields: dict[str, Any]) -> dict[str, Any]:
-    """A run's JSON with its times as ISO 8601 in UTC."""
-    return {k: iso_utc(v) if k in _TIME_FIELDS else v for k, v in fields.items()}
 
 
 @runs.command(epilog=EXIT_CODES_HELP)
