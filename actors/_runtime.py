@@ -13,7 +13,9 @@ an error that says whether it may still take effect (A3); after
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import functools
 import os
 import uuid
 import weakref
@@ -30,7 +32,7 @@ from actors._halt import Halt
 from actors._handle import RunHandle
 from actors._journal import MAX_BATCH
 from actors._reading import StoreReads
-from actors._requests import Requests
+from actors._requests import Requests, light
 from actors._settings import check_settings
 from actors._tree import ASK_TIMEOUT, ActorTree, warn_unclosed
 from actors._waiting import RunWaiter
@@ -307,12 +309,18 @@ class Runtime(StoreReads, RunControl):
     ) -> RunHandle[R]:
         """Like :meth:`start`, awaited: the durable commit does not block the loop (A1).
 
-        The arguments' checks and JSON round trip run on the calling thread
-        (microseconds for a small payload, about 1 ms per 100 KB of JSON).
-        Raises what :meth:`start` raises.
+        The arguments' checks and JSON round trip run on the loop's thread
+        when they are small (a few microseconds), in the loop's default
+        executor otherwise (``_requests.light``). Raises what :meth:`start` raises.
         """
         self._check_open()
-        submitted = self._requests.create(workflow, args, kwargs, limit=self.max_payload_bytes)
+        create = functools.partial(
+            self._requests.create, workflow, args, kwargs, limit=self.max_payload_bytes
+        )
+        if light(args, kwargs):
+            submitted = create()
+        else:
+            submitted = await asyncio.get_running_loop().run_in_executor(None, create)
         return RunHandle(self, await self._requests.wait_async(submitted))
 
     def handle(self, run_id: str) -> RunHandle[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import math
 import sqlite3
 import threading
@@ -93,6 +94,18 @@ async def parked(key: str) -> str:
     return await parks(key)
 
 
+@step()
+def holds(key: str) -> str:
+    """Never checks for a cancel: returns once its gate opens."""
+    gate(key).wait(20)
+    return key
+
+
+@workflow()
+async def held(key: str) -> str:
+    return await holds(key)
+
+
 def test_A1_every_twin_of_runtime_and_handle_agrees_with_its_sync_call(rt: Runtime) -> None:
     """Each ``*_async`` call returns what its blocking twin returns (A1)."""
 
@@ -129,7 +142,7 @@ def test_A1_every_twin_of_runtime_and_handle_agrees_with_its_sync_call(rt: Runti
         assert terminated.status is RunState.TERMINATED
         assert rt.get_run(doomed.run_id).status is RunState.TERMINATED
         # a wait that runs out is no error (C1), awaited too
-        slow = await rt.start_async(parked, "twin-wait")
+        slow = await rt.start_async(held, "twin-wait")
         pending = await rt.cancel_async(slow.run_id, wait=True, timeout=0)
         assert pending.status is RunState.CANCELLING
         with pytest.raises(WaitTimeout):
@@ -388,3 +401,106 @@ def test_A1_awaited_reads_leave_the_loop_running_while_the_store_is_slow(
     asyncio.run(drive())
     monkeypatch.undo()
     live.terminate()
+
+
+# -- the FastAPI guide's app ------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "fastapi_orders.py"
+
+
+def test_A1_the_fastapi_guide_app_serves_orders_through_the_async_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide's app (docs/examples/fastapi_orders.py), served through
+    httpx's ASGI transport, its lifespan entered as a server would: start,
+    read, cancel, terminate and await orders; unknown runs are 404s; its
+    runtime closes with the lifespan and leaves nothing behind."""
+    httpx = pytest.importorskip("httpx")
+    spec = importlib.util.spec_from_file_location("fastapi_orders", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.setenv("ORDERS_DB", str(tmp_path / "orders.db"))
+    before = set(threading.enumerate())
+
+    async def serve() -> None:
+        app = example.app
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                ids = []
+                for n in range(3):
+                    placed = await client.post("/orders", json={"order_id": f"o-{n}", "amount": n})
+                    assert placed.status_code == 201
+                    ids.append(placed.json()["run_id"])
+                read = (await client.get(f"/orders/{ids[0]}")).json()
+                assert read["status"] in {"pending", "running"}
+                terminated = await client.post(f"/orders/{ids[0]}/terminate", json={})
+                assert terminated.json() == {
+                    "run_id": ids[0],
+                    "status": "terminated",
+                    "changed": True,
+                }
+                cancelled = await client.post(f"/orders/{ids[1]}/cancel", json={"reason": "r"})
+                assert cancelled.json()["status"] == "cancelled"
+                example.WAREHOUSE_OPEN.set()
+                done = (await client.get(f"/orders/{ids[2]}/result")).json()
+                assert done["result"] == "shipped o-2 (receipt-o-2-2)"
+                assert (await client.get(f"/orders/{ids[2]}")).json()["status"] == "completed"
+                for path, method in [
+                    ("/orders/nope", "GET"),
+                    ("/orders/nope/cancel", "POST"),
+                    ("/orders/nope/terminate", "POST"),
+                    ("/orders/nope/result", "GET"),
+                ]:
+                    missing = await client.request(method, path, json={})
+                    assert missing.status_code == 404, path
+            runtime = app.state.runtime
+        with pytest.raises(RuntimeClosed):  # closed with the lifespan
+            await runtime.get_run_async(ids[2])
+
+    try:
+        asyncio.run(serve())
+    finally:
+        example.WAREHOUSE_OPEN.set()
+    assert_nothing_left(before)
+
+
+def test_A1_start_async_checks_large_arguments_off_the_loop(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JSON round trip of a start's arguments is CPU work: small ones
+    (microseconds) are checked on the loop's thread, large ones (a 100 KB
+    order takes about 0.5 ms, 4 MiB a hundred times that) in the loop's
+    default executor, and both fail alike when they are not JSON."""
+    import actors._requests as requests_module  # noqa: PLC0415 - the seam observed
+
+    checked_on: list[threading.Thread] = []
+    roundtrip = requests_module.roundtrip_arguments
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        checked_on.append(threading.current_thread())
+        return roundtrip(*args, **kwargs)
+
+    monkeypatch.setattr(requests_module, "roundtrip_arguments", observed)
+
+    @workflow(name="test_async_api.sized")
+    async def sized(items: list[Any]) -> int:
+        return len(items)
+
+    async def drive() -> None:
+        loop_thread = threading.current_thread()
+        assert await (await rt.start_async(sized, [1, 2, 3])) == 3
+        assert checked_on.pop() is loop_thread
+        big = [{"sku": f"s{i}", "qty": i} for i in range(2000)]
+        assert await (await rt.start_async(sized, big)) == 2000
+        assert checked_on.pop() is not loop_thread
+        with pytest.raises(NotSerializable):
+            await rt.start_async(sized, [*big, math.inf])
+        assert checked_on.pop() is not loop_thread
+        with pytest.raises(NotSerializable):
+            await rt.start_async(sized, [math.inf])
+        assert checked_on.pop() is loop_thread
+
+    asyncio.run(drive())

@@ -25,6 +25,7 @@ PRINTS = {
     "crash_resume.py": "['reservation for o-7', 'shipped o-7']",
     "embed_sync.py": "6",
     "embed_asyncio.py": "4999",
+    "fastapi_orders.py": "['cancelled', 'shipped o-2 (receipt-o-2-7)', '404']",
 }
 
 
