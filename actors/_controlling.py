@@ -2,7 +2,8 @@
 
 :class:`RunControl` is the control half of the Runtime's public API, each
 call with its awaitable twin (A1): ``cancel`` / ``cancel_async``,
-``terminate`` / ``terminate_async``, ``close`` / ``close_async``. A twin
+``terminate`` / ``terminate_async``, ``close`` / ``close_async`` (and
+``async with``). A twin
 runs the same submission (``_requests``: argument checks, the message to
 the Journal) and the same answer; only the wait differs.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+from typing import Self
 
 from actors._handle import ControlResult
 from actors._requests import Requests, Submitted
@@ -50,6 +52,17 @@ class RunControl(abc.ABC):
         """Like ``close``, awaited: it runs in the loop's default executor, so
         the loop goes on while steps unwind (up to ``shutdown_timeout``)."""
         await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    async def __aenter__(self) -> Self:
+        """``async with Runtime(...) as rt:`` closes it with :meth:`close_async`.
+
+        Raises :class:`RuntimeClosed` if the runtime was closed or killed.
+        """
+        self._check_open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close_async()
 
     def _submit_cancel(
         self,

@@ -12,7 +12,10 @@ loop lag). Two ways to start, each in a fresh process on a fresh store:
   that knows no better does (issue 16 measured this one);
 * ``threads``: a control: ``--tasks`` plain threads call ``rt.start(...)``
   and the loop runs the probe alone. What lag it shows is not the API's
-  doing but the runs' (their actor threads share the GIL with the loop).
+  doing but the runs' (their actor threads share the GIL with the loop);
+* ``idle``: the floor: the probe alone beside an open runtime that starts
+  nothing. On a machine shared with other busy processes it is not zero,
+  and no mode can do better than it.
 
 ``--rate`` caps the starts per second (all tasks together), as a service's
 request rate does; by default they start as fast as they can.
@@ -45,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors import Runtime, step, workflow
 
-MODES = ("async", "blocking", "threads")
+MODES = ("async", "blocking", "threads", "idle")
 
 
 @step(name="loop_lag.add")
@@ -103,7 +106,9 @@ async def measure(
             stop.wait(max(0.0, due - time.monotonic()))
 
     t0 = time.perf_counter()
-    if mode == "threads":
+    if mode == "idle":
+        await probe()
+    elif mode == "threads":
         threads = [threading.Thread(target=thread_starter, args=(k,)) for k in range(tasks)]
         for thread in threads:
             thread.start()

@@ -504,3 +504,22 @@ def test_A1_start_async_checks_large_arguments_off_the_loop(
         assert checked_on.pop() is loop_thread
 
     asyncio.run(drive())
+
+
+def test_A1_async_with_closes_the_runtime_off_the_loop(db: Path) -> None:
+    """``async with Runtime(...)``: the async twin of ``with`` (trio's and
+    httpx's async clients close the same way)."""
+    before = set(threading.enumerate())
+
+    async def drive() -> Runtime:
+        async with Runtime(db) as runtime:
+            assert await (await runtime.start_async(doubled, 2)) == 4
+        with pytest.raises(RuntimeClosed):
+            await runtime.get_run_async("any")
+        with pytest.raises(RuntimeClosed):
+            async with runtime:
+                pass
+        return runtime
+
+    asyncio.run(drive())
+    assert_nothing_left(before)

@@ -45,12 +45,10 @@ async def order(order_id: str, amount: int) -> str:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # One runtime per process: opened before the first request, closed
-    # (off the loop) after the last one.
-    app.state.runtime = Runtime(os.environ.get("ORDERS_DB", "orders.db"))
-    try:
+    # (off the loop, close_async) after the last one.
+    async with Runtime(os.environ.get("ORDERS_DB", "orders.db")) as rt:
+        app.state.runtime = rt
         yield
-    finally:
-        await app.state.runtime.close_async()
 
 
 app = FastAPI(lifespan=lifespan)
