@@ -119,18 +119,21 @@ class RunHandle(Generic[R]):
         return self._rt.get_run(self.run_id).status
 
     async def status_async(self) -> RunState:
+        """Like :meth:`status`; the store is read off the loop (A1)."""
         return (await self._rt.get_run_async(self.run_id)).status
 
     def record(self) -> RunRecord:
         return self._rt.get_run(self.run_id)
 
     async def record_async(self) -> RunRecord:
+        """Like :meth:`record`; the store is read off the loop (A1)."""
         return await self._rt.get_run_async(self.run_id)
 
     def events(self) -> list[EventRecord]:
         return self._rt.events(self.run_id)
 
     async def events_async(self) -> list[EventRecord]:
+        """Like :meth:`events`; the store is read off the loop (A1)."""
         return await self._rt.events_async(self.run_id)
 
     def cancel(
@@ -160,6 +163,7 @@ class RunHandle(Generic[R]):
         return self._rt.terminate(self.run_id, reason)
 
     async def terminate_async(self, reason: str | None = None) -> ControlResult:
+        """Like :meth:`terminate`, awaited: the commit does not block the loop (A1)."""
         return await self._rt.terminate_async(self.run_id, reason)
 
     def wait_finished(self, timeout: float | None = None) -> RunRecord:
