@@ -18,7 +18,11 @@ loop lag). Two ways to start, each in a fresh process on a fresh store:
   and no mode can do better than it.
 
 ``--rate`` caps the starts per second (all tasks together), as a service's
-request rate does; by default they start as fast as they can.
+request rate does; by default they start as fast as they can. ``--gc
+tuned`` runs each process with ``gc.freeze()`` after the runtime opens and
+``gc.set_threshold(10_000, 50, 1_000)``: the longest lags at full speed are
+CPython's full (generation 2) collections over the objects of the runs in
+flight, 30-45 ms each, every second or so. ``--modes`` picks modes.
 
 The runs started go on in the runtime's actor threads beside the loop (their
 step runs, their end is written), as in a service. The two ways run
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -132,6 +137,9 @@ async def measure(
 
 def child(args: argparse.Namespace) -> None:
     with Runtime(args.db, synchronous=args.synchronous) as rt:
+        if args.gc == "tuned":
+            gc.freeze()
+            gc.set_threshold(*GC_TUNED)
         result = asyncio.run(
             measure(rt, args.mode, args.seconds, args.tasks, args.period, rate=args.rate)
         )
@@ -144,6 +152,7 @@ def run_round(args: argparse.Namespace, mode: str, folder: Path, n: int) -> dict
     command += ["--seconds", str(args.seconds), "--tasks", str(args.tasks)]
     command += ["--period", str(args.period), "--synchronous", args.synchronous]
     command += ["--rate", str(args.rate)] if args.rate else []
+    command += ["--gc", args.gc]
     done = subprocess.run(
         command, capture_output=True, text=True, check=False, timeout=args.seconds * 10 + 60
     )
@@ -154,6 +163,9 @@ def run_round(args: argparse.Namespace, mode: str, folder: Path, n: int) -> dict
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
+
+#: ``--gc tuned``: far fewer collections of the older generations.
+GC_TUNED = (10_000, 50, 1_000)
 
 METRICS = ("lag_p50_ms", "lag_p99_ms", "lag_max_ms", "starts_per_s")
 
@@ -166,6 +178,8 @@ def main() -> None:
     parser.add_argument("--period", type=float, default=0.01, help="probe period, seconds")
     parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL")
     parser.add_argument("--rate", type=float, help="cap on starts/s, all tasks together")
+    parser.add_argument("--gc", choices=("default", "tuned"), default="default")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -177,25 +191,27 @@ def main() -> None:
         f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()};"
         f" {args.tasks} tasks starting runs for {args.seconds:g} s beside a"
         f" {args.period * 1000:g} ms loop-lag probe; store synchronous={args.synchronous};"
-        f" starts/s capped at {args.rate or 'no cap'};"
+        f" starts/s capped at {args.rate or 'no cap'}; gc {args.gc}"
+        f"{' ' + str(GC_TUNED) + ' after gc.freeze()' if args.gc == 'tuned' else ''};"
         f" medians of {args.rounds} rounds, the modes alternated, each in a fresh process"
     )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average before (1, 5, 15 min): {load}; other processes share the CPUs")
-    results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    modes = [mode for mode in MODES if mode in args.modes.split(",")]
+    results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(args.rounds):
-            for mode in MODES:  # alternately, so drift hits both alike
+            for mode in modes:  # alternately, so drift hits both alike
                 results[mode].append(run_round(args, mode, Path(tmp), n))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average after the rounds (1, 5, 15 min): {load}")
     print(f"\n{'API':<10} {'lag p50 ms':>11} {'lag p99 ms':>11} {'lag max ms':>11} {'starts/s':>9}")
-    for mode in MODES:
+    for mode in modes:
         good = [r for r in results[mode] if "error" not in r]
         cells = [f"{statistics.median(r[m] for r in good):.1f}" if good else "-" for m in METRICS]
         print(f"{mode:<10} {cells[0]:>11} {cells[1]:>11} {cells[2]:>11} {cells[3]:>9}")
     print()
-    for mode in MODES:
+    for mode in modes:
         for metric in METRICS:
             values = ", ".join(f"{r[metric]:.1f}" for r in results[mode] if metric in r)
             print(f"  {mode} {metric} per round: {values}")
