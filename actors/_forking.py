@@ -14,36 +14,80 @@ never runs a reused call; nothing is created when this raises (but
 
 from __future__ import annotations
 
+import abc
+import asyncio
+import functools
 import uuid
+from typing import Any
 
 from actors._definitions import lookup_workflow
-from actors._requests import Requests
+from actors._handle import RunHandle
+from actors._requests import Requests, Submitted
 from persistence import InvalidArgument, Store, check_chosen_run_id, restart_plan, safe_repr
 
 
-def restart(
-    requests: Requests,
-    reader: Store,
-    *,
-    owner: str,
-    old_run_id: str,
-    from_call: int | None,
-    run_id: str | None,
-) -> str:
-    """Create and host a restart of ``old_run_id``; the new run's id.
+class RunRestarts(abc.ABC):
+    """``restart`` and its awaitable twin, for the Runtime facade.
 
-    See :meth:`Runtime.restart` for the arguments and errors.
+    Subclasses set ``_requests``, ``_store`` and ``id`` and define
+    :meth:`_check_open` and :meth:`_handle`.
     """
-    new_id = uuid.uuid4().hex if run_id is None else check_chosen_run_id(run_id)
-    if not isinstance(old_run_id, str):
-        raise InvalidArgument(f"restart() takes a run id (a str), got {safe_repr(old_run_id)}")
-    created, *reused = restart_plan(reader, old_run_id, from_call, new_id, owner=owner)
-    name = created.data["workflow"]
-    workflow = lookup_workflow(name)
-    if workflow is None:
-        raise InvalidArgument(
-            f"run {old_run_id} is a run of workflow {name}, which this process has not"
-            " imported; import its module first (or use `proctor runs restart`, for a"
-            " worker that imports it)"
-        )
-    return requests.host_new(workflow, created, tuple(reused), chosen=run_id is not None)
+
+    _requests: Requests
+    _store: Store
+    id: str
+
+    @abc.abstractmethod
+    def _check_open(self) -> None:
+        """Raise ``RuntimeClosed`` (or the reason the runtime stopped) once closed."""
+
+    @abc.abstractmethod
+    def _handle(self, run_id: str) -> RunHandle[Any]:
+        """A handle on the run ``run_id``, without reading it."""
+
+    def restart(
+        self, old_run_id: str, /, from_call: int | None = None, *, run_id: str | None = None
+    ) -> RunHandle[Any]:
+        """A new run of a finished run's workflow and arguments, linked to it (A7).
+
+        With ``from_call=N``, the old run's recorded calls ``0..N-1`` are
+        reused, not run again (DBOS's fork, Temporal's reset). ``run_id`` as
+        for ``start``: the same restart again returns the run it made.
+        See the guide "Starting runs" for the rules.
+
+        Raises:
+            RunNotFound: no run ``old_run_id``.
+            RunNotFinished: it has not finished; nothing was written.
+            InvalidArgument: ``from_call`` is out of range, or past a call
+                that did not end; the workflow is not imported here.
+            RunIdInUse, OutcomeUnknown, StoreError, RuntimeClosed: as ``start``.
+        """
+        self._check_open()
+        submitted = self._submit_restart(old_run_id, from_call, run_id)
+        return self._handle(self._requests.wait(submitted))
+
+    async def restart_async(
+        self, old_run_id: str, /, from_call: int | None = None, *, run_id: str | None = None
+    ) -> RunHandle[Any]:
+        """Like :meth:`restart`, awaited: the old run is read off the loop (A1)."""
+        self._check_open()
+        submit = functools.partial(self._submit_restart, old_run_id, from_call, run_id)
+        submitted = await asyncio.get_running_loop().run_in_executor(None, submit)
+        return self._handle(await self._requests.wait_async(submitted))
+
+    def _submit_restart(
+        self, old_run_id: str, from_call: int | None, run_id: str | None
+    ) -> Submitted[str]:
+        new_id = uuid.uuid4().hex if run_id is None else check_chosen_run_id(run_id)
+        if not isinstance(old_run_id, str):
+            raise InvalidArgument(f"restart() takes a run id (a str), got {safe_repr(old_run_id)}")
+        created, *reused = restart_plan(self._store, old_run_id, from_call, new_id, owner=self.id)
+        name = created.data["workflow"]
+        workflow = lookup_workflow(name)
+        if workflow is None:
+            raise InvalidArgument(
+                f"run {old_run_id} is a run of workflow {name}, which this process has not"
+                " imported; import its module first (or use `proctor runs restart`, for a"
+                " worker that imports it)"
+            )
+        return self._requests.host_new(workflow, created, tuple(reused), chosen=run_id is not None)

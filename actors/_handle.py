@@ -5,13 +5,17 @@ Runtime facade implements): it holds no state of the run, so any number of
 handles on one run agree, and a handle outlives a test kit's restart (it
 follows the runtime that replaced the killed one).
 
-Invariant: :meth:`RunHandle.result` returns only for a COMPLETED run; every
+Invariants: :meth:`RunHandle.result` returns only for a COMPLETED run; every
 other end is an exception that says how it ended (``run_outcome`` of
-``actors._outcomes``, the one mapping).
+``actors._outcomes``, the one mapping). Every call that reads or writes the
+store has an ``*_async`` twin that raises what it raises and never blocks
+the event loop (A1): it awaits its runtime's twin, and what it reads to
+explain a timeout is read in the loop's default executor.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -51,6 +55,10 @@ class RunHost(Protocol):
 
     def events(self, run_id: str) -> list[EventRecord]: ...
 
+    async def get_run_async(self, run_id: str) -> RunRecord: ...
+
+    async def events_async(self, run_id: str) -> list[EventRecord]: ...
+
     def cancel(
         self,
         run_id: str,
@@ -63,6 +71,21 @@ class RunHost(Protocol):
     ) -> ControlResult: ...
 
     def terminate(
+        self, run_id: str, reason: str | None = None, *, source: str = "api"
+    ) -> ControlResult: ...
+
+    async def cancel_async(
+        self,
+        run_id: str,
+        reason: str | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        grace: float | None = None,
+        source: str = "api",
+    ) -> ControlResult: ...
+
+    async def terminate_async(
         self, run_id: str, reason: str | None = None, *, source: str = "api"
     ) -> ControlResult: ...
 
@@ -95,11 +118,23 @@ class RunHandle(Generic[R]):
     def status(self) -> RunState:
         return self._rt.get_run(self.run_id).status
 
+    async def status_async(self) -> RunState:
+        """Like :meth:`status`; the store is read off the loop (A1)."""
+        return (await self._rt.get_run_async(self.run_id)).status
+
     def record(self) -> RunRecord:
         return self._rt.get_run(self.run_id)
 
+    async def record_async(self) -> RunRecord:
+        """Like :meth:`record`; the store is read off the loop (A1)."""
+        return await self._rt.get_run_async(self.run_id)
+
     def events(self) -> list[EventRecord]:
         return self._rt.events(self.run_id)
+
+    async def events_async(self) -> list[EventRecord]:
+        """Like :meth:`events`; the store is read off the loop (A1)."""
+        return await self._rt.events_async(self.run_id)
 
     def cancel(
         self,
@@ -111,8 +146,25 @@ class RunHandle(Generic[R]):
     ) -> ControlResult:
         return self._rt.cancel(self.run_id, reason, wait=wait, timeout=timeout, grace=grace)
 
+    async def cancel_async(
+        self,
+        reason: str | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        grace: float | None = None,
+    ) -> ControlResult:
+        """Like :meth:`cancel`, awaited; ``wait`` does not block the loop either."""
+        return await self._rt.cancel_async(
+            self.run_id, reason, wait=wait, timeout=timeout, grace=grace
+        )
+
     def terminate(self, reason: str | None = None) -> ControlResult:
         return self._rt.terminate(self.run_id, reason)
+
+    async def terminate_async(self, reason: str | None = None) -> ControlResult:
+        """Like :meth:`terminate`, awaited: the commit does not block the loop (A1)."""
+        return await self._rt.terminate_async(self.run_id, reason)
 
     def wait_finished(self, timeout: float | None = None) -> RunRecord:
         """Block until the run is terminal or ``timeout`` passes; return its record.
@@ -120,6 +172,10 @@ class RunHandle(Generic[R]):
         Raises :class:`RuntimeClosed` once the runtime is closed or killed.
         """
         return self._rt._wait_finished(self.run_id, timeout)
+
+    async def wait_finished_async(self, timeout: float | None = None) -> RunRecord:
+        """Like :meth:`wait_finished`, awaited: the loop runs on meanwhile."""
+        return await self._rt._wait_finished_async(self.run_id, timeout)
 
     def result(self, timeout: float | None = None) -> R:
         """The run's result, once it is terminal.
@@ -138,7 +194,11 @@ class RunHandle(Generic[R]):
     async def result_async(self, timeout: float | None = None) -> R:
         """Like :meth:`result`, without blocking the event loop."""
         record = await self._rt._wait_finished_async(self.run_id, timeout)
-        return cast(R, self._outcome(record, timeout))
+        if record.status.is_terminal:
+            return cast(R, run_outcome(record))
+        # Explaining a timeout reads the log and steps: off the loop.
+        loop = asyncio.get_running_loop()
+        return cast(R, await loop.run_in_executor(None, self._outcome, record, timeout))
 
     def _outcome(self, record: RunRecord, timeout: float | None) -> Any:
         if record.status.is_terminal:

@@ -13,7 +13,9 @@ an error that says whether it may still take effect (A3); after
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import functools
 import os
 import uuid
 import weakref
@@ -21,16 +23,17 @@ from typing import Any, Final, TypeVar
 
 from actors._census import Census
 from actors._clock import Clock, SystemClock
+from actors._controlling import RunControl
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
 from actors._errors import RuntimeClosed
 from actors._fencing import register
-from actors._forking import restart
+from actors._forking import RunRestarts
 from actors._halt import Halt
-from actors._handle import ControlResult, RunHandle
+from actors._handle import RunHandle
 from actors._journal import MAX_BATCH
 from actors._reading import StoreReads
-from actors._requests import Requests
+from actors._requests import Requests, light
 from actors._settings import check_settings
 from actors._tree import ASK_TIMEOUT, ActorTree, warn_unclosed
 from actors._waiting import RunWaiter
@@ -50,11 +53,13 @@ R = TypeVar("R")
 CONTROL_INTERVAL: Final = 0.005
 
 
-class Runtime(StoreReads):
+class Runtime(StoreReads, RunControl, RunRestarts):
     """An embedded Proctor runtime: an actor system over one store.
 
     Reads (``get_run``, ``list_runs``, ``events`` and their ``*_async``
-    twins) are :class:`StoreReads`'s, shared with ``Client``.
+    twins) are :class:`StoreReads`'s, shared with ``Client``; ``cancel``,
+    ``terminate`` and ``close_async`` are :class:`RunControl`'s. Every call
+    that can block has an awaitable ``*_async`` twin that does not (A1).
 
     Use it as a context manager::
 
@@ -202,7 +207,6 @@ class Runtime(StoreReads):
             timers=self._tree.timers,
             directory=self._directory,
             clock=self.clock,
-            waiter=self._waiter,
             request_timeout=request_timeout,
             reader=self._store,
         )
@@ -307,24 +311,35 @@ class Runtime(StoreReads):
             RuntimeClosed: the runtime was closed or killed.
         """
         self._check_open()
-        new = self._requests.create(workflow, args, kwargs, run_id=run_id,
-                                    limit=self.max_payload_bytes)  # fmt: skip
-        return RunHandle(self, new)
+        submitted = self._requests.create(
+            workflow, args, kwargs, run_id=run_id, limit=self.max_payload_bytes
+        )
+        return RunHandle(self, self._requests.wait(submitted))
 
-    def restart(
-        self, old_run_id: str, /, from_call: int | None = None, *, run_id: str | None = None
-    ) -> RunHandle[Any]:
-        """A new run of a finished run's workflow and arguments, linked to it (A7).
+    async def start_async(
+        self, workflow: WorkflowDef[..., R], /, *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> RunHandle[R]:
+        """Like :meth:`start`, awaited: the durable commit does not block the loop (A1).
 
-        With ``from_call=N``, the old run's recorded calls ``0..N-1`` are
-        reused, not run again (DBOS's fork). ``run_id`` as for :meth:`start`.
-        See the guide "Starting runs" for the rules and errors (``RunNotFound``,
-        ``RunNotFinished``, ``InvalidArgument``, and those of :meth:`start`).
+        The arguments' checks and JSON round trip run on the loop's thread
+        when they are small (a few microseconds), in the loop's default
+        executor otherwise (``_requests.light``), as does the store read of
+        a start with a chosen ``run_id``. Raises what :meth:`start` raises.
         """
         self._check_open()
-        new = restart(self._requests, self._store, owner=self.id, old_run_id=old_run_id,
-                      from_call=from_call, run_id=run_id)  # fmt: skip
-        return RunHandle(self, new)
+        create = functools.partial(
+            self._requests.create,
+            workflow,
+            args,
+            kwargs,
+            run_id=run_id,
+            limit=self.max_payload_bytes,
+        )
+        if run_id is None and light(args, kwargs):
+            submitted = create()
+        else:
+            submitted = await asyncio.get_running_loop().run_in_executor(None, create)
+        return RunHandle(self, await self._requests.wait_async(submitted))
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on an existing run. Raises :class:`RunNotFound`."""
@@ -332,56 +347,13 @@ class Runtime(StoreReads):
         self._store.get_run(run_id)
         return RunHandle(self, run_id)
 
-    def cancel(
-        self,
-        run_id: str,
-        reason: str | None = None,
-        *,
-        wait: bool = False,
-        timeout: float | None = None,
-        grace: float | None = None,
-        source: str = "api",
-    ) -> ControlResult:
-        """Request a graceful cancel (C1); returns at once unless ``wait``.
+    async def handle_async(self, run_id: str) -> RunHandle[Any]:
+        """Like :meth:`handle`; the store is read off the loop (A1)."""
+        await self.get_run_async(run_id)
+        return RunHandle(self, run_id)
 
-        The run becomes CANCELLING durably before this returns. Its code meets
-        the cancel at its next checkpoint (C2). With ``grace``, a run still not
-        terminal ``grace`` seconds later is terminated (C8). ``wait``: return
-        once the run is terminal or after ``timeout`` seconds; a wait that
-        runs out is no error (``ControlResult.status`` says CANCELLING).
-
-        Raises:
-            InvalidArgument: ``timeout`` or ``grace`` is not a finite number
-                of seconds >= 0; nothing was written.
-            RunNotFound: no such run.
-            OutcomeUnknown: the request was not confirmed within
-                ``request_timeout``; it may still take effect.
-            StoreError: the store refused it (nothing was written), or the
-                runtime stopped (see :attr:`failure`).
-            NotSerializable: ``reason`` is not text; nothing was written.
-        """
-        self._check_open()
-        return self._requests.cancel(
-            run_id, reason, wait=wait, timeout=timeout, grace=grace, source=source
-        )
-
-    def terminate(
-        self, run_id: str, reason: str | None = None, *, source: str = "api"
-    ) -> ControlResult:
-        """Terminate the run and its child runs at once (T1, T4).
-
-        The run and every unfinished descendant are durably TERMINATED before
-        this returns; their actors stop right after.
-
-        Raises:
-            RunNotFound: no such run.
-            OutcomeUnknown: the request was not confirmed within
-                ``request_timeout``; it may still take effect.
-            StoreError: the store refused it; nothing was written.
-            NotSerializable: ``reason`` is not text; nothing was written.
-        """
-        self._check_open()
-        return self._requests.terminate(run_id, reason, source=source)
+    def _handle(self, run_id: str) -> RunHandle[Any]:
+        return RunHandle(self, run_id)
 
     def _steps(self, run_id: str) -> list[StepRecord]:
         return self._store.steps(run_id)

@@ -10,7 +10,8 @@ Invariants:
 * a waiter registers before it first reads the store, so an end committed
   between the read and the wait still wakes it;
 * a wait never outlasts its deadline by more than one store read, and never
-  blocks an event loop (the async wait only awaits);
+  blocks an event loop (the async wait only awaits: its store reads run in
+  the loop's default executor);
 * the registry forgets a waiter when its wait ends, however it ends.
 """
 
@@ -164,7 +165,10 @@ class RunWaiter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), self._first_pause(deadline, loop.time()))
             while True:
-                record, pause = self.poll(run_id, deadline, loop.time())
+                # The read may wait for the store's lock: never on the loop (A1).
+                record, pause = await loop.run_in_executor(
+                    None, self.poll, run_id, deadline, loop.time()
+                )
                 if pause is None:
                     return record
                 with contextlib.suppress(TimeoutError):

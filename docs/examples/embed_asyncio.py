@@ -19,7 +19,7 @@ async def quote(sku: str) -> int:
 
 
 async def handler(rt: Runtime, sku: str) -> int:
-    run = rt.start(quote, sku)
+    run = await rt.start_async(quote, sku)  # the loop runs on while it commits
     return await run  # or: await run.result_async(timeout=30)
 
 
