@@ -13,6 +13,10 @@ loop lag). Two ways to start, each in a fresh process on a fresh store:
 * ``threads``: a control: ``--tasks`` plain threads call ``rt.start(...)``
   and the loop runs the probe alone. What lag it shows is not the API's
   doing but the runs' (their actor threads share the GIL with the loop);
+* ``client``: ``await client.start_async(...)`` on an actor-free ``Client``,
+  while a worker process (``Runtime(claim_runs=True)``, as ``proctor
+  worker``) runs the runs: the service process hosts nothing, as a
+  Temporal or DBOS client does. The worker shares the machine's cores;
 * ``idle``: the floor: the probe alone beside an open runtime that starts
   nothing. On a machine shared with other busy processes it is not zero,
   and no mode can do better than it.
@@ -27,7 +31,9 @@ flight, 30-45 ms each, every second or so. ``--modes`` picks modes.
 The runs started go on in the runtime's actor threads beside the loop (their
 step runs, their end is written), as in a service. The two ways run
 alternately, ``--rounds`` times; the table has the medians over rounds of
-each round's loop lag p50 / p99 / max (ms) and starts/s, and every round's
+each round's loop lag p50 / p99 / max (ms), starts/s and completed/s (the
+runs that had completed when the round ended, per second: a way that starts
+faster than the runs can be run only grows a backlog), and every round's
 values are printed under it, so the spread is visible. The settings (CPU
 count, Python, store durability, tasks, period) are printed above.
 """
@@ -40,6 +46,7 @@ import gc
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,9 +58,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors import Runtime, step, workflow
+from actors import Client, Runtime, step, workflow
 
-MODES = ("async", "blocking", "threads", "idle")
+MODES = ("async", "blocking", "threads", "client", "idle")
 
 
 @step(name="loop_lag.add")
@@ -72,7 +79,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure(
-    rt: Runtime, mode: str, seconds: float, tasks: int, period: float, *, rate: float | None = None
+    rt: Runtime | Client,
+    mode: str,
+    seconds: float,
+    tasks: int,
+    period: float,
+    *,
+    rate: float | None = None,
 ) -> dict:
     loop = asyncio.get_running_loop()
     lags: list[float] = []
@@ -91,7 +104,7 @@ async def measure(
         nonlocal started
         i, due = 0, loop.time()
         while loop.time() < end:
-            if mode == "async":
+            if mode in ("async", "client"):
                 await rt.start_async(order, k * 1_000_000 + i)
             else:
                 rt.start(order, k * 1_000_000 + i)
@@ -104,7 +117,7 @@ async def measure(
         nonlocal started
         i, due = 0, time.monotonic()
         while not stop.is_set():
-            rt.start(order, k * 1_000_000 + i)
+            rt.start(order, k * 1_000_000 + i)  # type: ignore[union-attr]
             started += 1
             i += 1
             due += interval
@@ -124,6 +137,7 @@ async def measure(
     else:
         await asyncio.gather(probe(), *(starter(k) for k in range(tasks)))
     elapsed = time.perf_counter() - t0
+    completed = len(await rt.list_runs_async("completed"))
     ms = [lag * 1000 for lag in lags]
     return {
         "mode": mode,
@@ -132,10 +146,23 @@ async def measure(
         "lag_max_ms": max(ms),
         "probes": len(ms),
         "starts_per_s": started / elapsed,
+        "completed_per_s": completed / elapsed,
     }
 
 
 def child(args: argparse.Namespace) -> None:
+    if args.mode == "client":
+        with Client(args.db) as client:
+            print(
+                json.dumps(
+                    asyncio.run(
+                        measure(
+                            client, "client", args.seconds, args.tasks, args.period, rate=args.rate
+                        )
+                    )
+                )
+            )
+        return
     with Runtime(args.db, synchronous=args.synchronous) as rt:
         if args.gc == "tuned":
             gc.freeze()
@@ -146,6 +173,15 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def run_worker(args: argparse.Namespace) -> None:
+    """The ``client`` mode's host of the runs, until SIGTERM: ``proctor worker``'s loop."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Runtime(args.db, synchronous=args.synchronous, claim_runs=True):
+        print("ready", flush=True)
+        stop.wait()
+
+
 def run_round(args: argparse.Namespace, mode: str, folder: Path, n: int) -> dict[str, Any]:
     db = folder / f"{mode}-{n}.db"
     command = [sys.executable, __file__, "--child", mode, "--db", str(db)]
@@ -153,9 +189,31 @@ def run_round(args: argparse.Namespace, mode: str, folder: Path, n: int) -> dict
     command += ["--period", str(args.period), "--synchronous", args.synchronous]
     command += ["--rate", str(args.rate)] if args.rate else []
     command += ["--gc", args.gc]
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=False, timeout=args.seconds * 10 + 60
-    )
+    worker = None
+    if mode == "client":  # the runs' host: another process, as `proctor worker`
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--db",
+                str(db),
+                "--synchronous",
+                args.synchronous,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert worker.stdout is not None
+        worker.stdout.readline()  # "ready": the store exists and it claims
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=args.seconds * 10 + 60
+        )
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(60)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -167,7 +225,7 @@ def run_round(args: argparse.Namespace, mode: str, folder: Path, n: int) -> dict
 #: ``--gc tuned``: far fewer collections of the older generations.
 GC_TUNED = (10_000, 50, 1_000)
 
-METRICS = ("lag_p50_ms", "lag_p99_ms", "lag_max_ms", "starts_per_s")
+METRICS = ("lag_p50_ms", "lag_p99_ms", "lag_max_ms", "starts_per_s", "completed_per_s")
 
 
 def main() -> None:
@@ -182,7 +240,11 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        run_worker(args)
+        return
     if args.child:
         args.mode = args.child
         child(args)
@@ -205,11 +267,12 @@ def main() -> None:
                 results[mode].append(run_round(args, mode, Path(tmp), n))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average after the rounds (1, 5, 15 min): {load}")
-    print(f"\n{'API':<10} {'lag p50 ms':>11} {'lag p99 ms':>11} {'lag max ms':>11} {'starts/s':>9}")
+    heads = ("lag p50 ms", "lag p99 ms", "lag max ms", "starts/s", "completed/s")
+    print("\n" + f"{'API':<10}" + "".join(f" {h:>11}" for h in heads))
     for mode in modes:
         good = [r for r in results[mode] if "error" not in r]
         cells = [f"{statistics.median(r[m] for r in good):.1f}" if good else "-" for m in METRICS]
-        print(f"{mode:<10} {cells[0]:>11} {cells[1]:>11} {cells[2]:>11} {cells[3]:>9}")
+        print(f"{mode:<10}" + "".join(f" {c:>11}" for c in cells))
     print()
     for mode in modes:
         for metric in METRICS:
