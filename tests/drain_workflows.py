@@ -28,9 +28,14 @@ def _append(key: str) -> None:
 
 @step()
 def work(key: str, seconds: float) -> str:
-    """Works ``seconds`` without checking its mailbox (the work itself), then
-    writes its side effect."""
-    time.sleep(seconds)
+    """Works ``seconds`` in 10 ms slices, heartbeating between them (so a
+    worker that asked it to stop would unwind it at once), then writes its
+    side effect."""
+    ctx = get_context()
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        ctx.heartbeat()
+        time.sleep(min(left, 0.01))
     _append(key)
     return key
 
