@@ -31,7 +31,7 @@ from actors import (
     workflow,
 )
 from actors._closing import CLOSE_TRANSITIONS, CloseEvent, CloseState, next_close_state
-from persistence import InvalidTransition, SQLiteStore
+from persistence import InvalidTransition, NewEvent, SQLiteStore
 from tests.conftest import NOTES, events_of, gate, note, open_rt, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -332,3 +332,38 @@ def test_A4_every_close_transition_not_in_the_table_raises() -> None:
     for state, event in missing:
         with pytest.raises(InvalidTransition):
             next_close_state(state, event)
+
+
+def test_A4_a_draining_runtime_claims_and_resumes_no_run(runtimes: list[Runtime], db: Path) -> None:
+    orphaned_by = open_rt(runtimes, db)
+    orphan = orphaned_by.start(two_busy, "o").run_id
+    assert gate("o.1:started").wait(10)
+    rt = open_rt(runtimes, db, claim_runs=True, lease_ttl=1.0)  # scans for orphans every 0.5 s
+    hosted = rt.start(two_busy, "p").run_id
+    assert gate("p.1:started").wait(10)
+    closer = close_in_thread(rt, drain=30)
+    orphaned_by.kill()  # its lease expires at once: its run is an orphan now
+    pending = "pending-during-drain"
+    with SQLiteStore.open(db) as store:  # as `proctor start` writes a run
+        store.append(
+            [
+                NewEvent(
+                    run_id=pending,
+                    type=EventType.RUN_CREATED,
+                    data={"workflow": two_busy.name, "args": ["q"], "kwargs": {}, "owner": None},
+                )
+            ]
+        )
+    runs_on("p.1", beats=200)  # a second at least: several claim polls and orphan scans
+    gate("p.1").set()
+    closer.join(20)
+    assert not closer.is_alive()
+    with SQLiteStore.open(db, readonly=True) as store:
+        claimed = store.get_run(pending)
+        resumed = store.get_run(orphan)
+    assert (claimed.status, claimed.owner) == (RunState.PENDING, None)
+    assert resumed.owner == orphaned_by.id
+    assert "run_resumed" not in types_of(db, orphan)
+    assert "q.1:runs" not in NOTES
+    assert NOTES["o.1:runs"] == [1]
+    assert types_of(db, hosted, "busy")[-1] == "step_completed"
