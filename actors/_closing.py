@@ -26,10 +26,13 @@ runtime SETTLES, every supervisor is DRAINING with its steps let finish.
 
 Invariants: the state moves only forward, through ``CLOSE_TRANSITIONS``;
 once it has left OPEN no run starts (the facade refuses it, and the
-Guardian refuses one that raced past) and no wait for a run's end goes on
-(each raises :class:`RuntimeClosed`: no body is driven past its current
-await, so no run ends here but by a terminate); one ``close()`` drives the
-phases, any other only hurries it and waits for the end.
+Guardian refuses one that raced past), no step attempt gets a slot, and
+no wait for a run's end goes on (each raises :class:`RuntimeClosed`: no
+body is driven past its current await, so no run ends here but by a
+terminate); one ``close()`` drives the phases, any other only hurries it
+and waits for the end. A run supervisor hears of the close a moment later
+(the Guardian tells it): until then its body may still make calls, but no
+step attempt among them starts, for want of a slot; they run on resume.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from actors._base import logger
 from actors._census import Census
 from actors._errors import RuntimeClosed
 from actors._halt import Halt
+from actors._slots import StepSlots
 from actors._step import NAME_PREFIX
 from persistence import InvalidTransition
 
@@ -104,9 +108,13 @@ def next_close_state(state: CloseState, event: CloseEvent) -> CloseState:
 class Closing:
     """Where one runtime's close is (see the module docstring); thread-safe."""
 
-    def __init__(self, owner: str, halted: Halt, *, drain: float = 0.0) -> None:
+    def __init__(self, owner: str, halted: Halt, slots: StepSlots, *, drain: float = 0.0) -> None:
         self._owner = owner
         self._halted = halted
+        #: The runtime's step slots: closed the moment the close begins, so
+        #: no step attempt gets a slot after that, whatever the actors have
+        #: heard of the close yet (a retry due, a slot freed).
+        self._slots = slots
         #: The drain of a close() not given its own (``Runtime(drain=...)``).
         self._default = drain
         #: The drain of the close under way (seconds; 0: none).
@@ -142,6 +150,7 @@ class Closing:
                 self.window = 0.0 if self._halted.is_set() else window
                 event = CloseEvent.DRAIN if self.window > 0 else CloseEvent.STOP
                 self._state = next_close_state(self._state, event)
+                self._slots.close()
         if not first and hurry:
             self._hurried.set()
             self._closed.wait()

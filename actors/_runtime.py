@@ -172,7 +172,7 @@ class Runtime:
         self._census = Census(max_concurrent_steps)
         self._directory = Directory()
         self._halted = Halt()
-        self._closing = Closing(self.id, self._halted, drain=settings.drain)
+        self._closing = Closing(self.id, self._halted, self._census.slots, drain=settings.drain)
         wait_ok = self._closing.check_accepting  # no wait goes on once closing
         self._waiter = RunWaiter(
             owner=self.id, store=self._store, directory=self._directory, check_open=wait_ok
