@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from actors import (
     EventType,
@@ -31,6 +32,7 @@ from actors import (
     workflow,
 )
 from actors._closing import CLOSE_TRANSITIONS, CloseEvent, CloseState, next_close_state
+from cli import cli
 from persistence import InvalidTransition, NewEvent, SQLiteStore
 from tests.conftest import NOTES, events_of, gate, note, open_rt, wait_until
 
@@ -367,3 +369,13 @@ def test_A4_a_draining_runtime_claims_and_resumes_no_run(runtimes: list[Runtime]
     assert "q.1:runs" not in NOTES
     assert NOTES["o.1:runs"] == [1]
     assert types_of(db, hosted, "busy")[-1] == "step_completed"
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_A4_worker_refuses_a_bad_drain_with_exit_2_and_opens_nothing(db: Path, value: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["--db", str(db), "worker", "--drain", value, "tests.drain_workflows"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--drain" in result.output
+    assert not db.exists()
