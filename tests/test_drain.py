@@ -121,8 +121,11 @@ def test_A4_a_step_finishing_within_the_drain_is_recorded_and_not_run_again(
     log = events_of(first, run_id)
     step1 = [e.type for e in log if e.step and e.step.endswith("busy")]
     assert step1 == [EventType.STEP_SCHEDULED, EventType.STEP_STARTED, EventType.STEP_COMPLETED]
-    # The body did not go on past that result: its next step never started.
-    assert not [e for e in log if e.step and e.step.endswith("quick")]
+    # No step attempt started after it: the next step did not run. (The body
+    # may record that call, as waiting, if the result beats the Guardian's
+    # word of the drain to the run's supervisor; its slot is never granted.)
+    assert not [e for e in log if e.type is EventType.STEP_STARTED and e.call == 1]
+    assert "a.2:runs" not in NOTES
 
     second = open_rt(runtimes, db)
     assert second.handle(run_id).result(timeout=10) == ["a.1 done", "a.2 done"]
@@ -199,14 +202,16 @@ def test_A4_cancel_and_terminate_still_work_during_the_drain(
 
     first.cancel(cancelled, "drained")  # its heartbeat raises CancellationError
     wait_until(lambda: "step_cancelled" in types_of(db, cancelled, "busy"))
-    assert first.get_run(cancelled).status is RunState.CANCELLING
     assert first.terminate(terminated, "now").status is RunState.TERMINATED
     closer.join(20)  # nothing is left to wait for: the drain ends
     assert not closer.is_alive()
     assert "k.1:returned" not in NOTES
     assert "t.1:returned" not in NOTES
 
-    second = open_rt(runtimes, db)  # the cancel goes on where it stopped
+    # The run ends CANCELLED: on the next runtime, which goes on where the
+    # drain left it (CANCELLING), or here if the cancel overtook the drain's
+    # word to its supervisor (control messages jump the queue).
+    second = open_rt(runtimes, db)
     record = second.handle(cancelled).wait_finished(timeout=10)
     assert record.status is RunState.CANCELLED
     assert record.cancel_reason == "drained"
