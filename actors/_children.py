@@ -225,10 +225,11 @@ class Children:
             elif child.policy != "abandon":
                 self._terminate(child, why, "parent_close")
 
-    def shutdown(self, *, abandon: bool) -> None:
-        """The runtime stops hosting: each child leaves its run for resume."""
+    def shutdown(self, *, abandon: bool, let_finish: bool = False) -> None:
+        """The runtime stops hosting: each child leaves its run for resume
+        (``let_finish``: its running steps are let finish, A4)."""
         for child in self.running.values():
-            tell(child.ref, Shutdown(abandon=abandon))
+            tell(child.ref, Shutdown(abandon=abandon, let_finish=let_finish))
 
     def _cancel(self, child: Child, reason: str | None, source: str) -> None:
         request = cancel_request(child.run_id, reason, source=source, origin=self._owner)

@@ -43,6 +43,7 @@ from actors._messages import (
     Journaled,
     ScheduleTimer,
     StoreLost,
+    TakeNoRuns,
     Terminate,
     TimerTick,
 )
@@ -157,6 +158,10 @@ class ControlInbox(ProctorActor):
         elif isinstance(message, Journaled):
             assert self._housekeeping is not None
             self._housekeeping.on_claimed(message)
+        elif isinstance(message, TakeNoRuns):
+            self._claim_runs = self._resume = False  # for the Housekeeping not yet built
+            if self._housekeeping is not None:
+                self._housekeeping.take_no_runs()
         else:
             raise TypeError(f"ControlInbox cannot handle {message!r}")
 

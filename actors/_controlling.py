@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+import functools
 from typing import Self
 
 from actors._handle import ControlResult
@@ -45,13 +46,15 @@ class RunControl(abc.ABC):
         """Raise ``RuntimeClosed`` (or the reason the runtime stopped) once closed."""
 
     @abc.abstractmethod
-    def close(self) -> None:
-        """Stop the runtime (blocking)."""
+    def close(self, drain: float | None = None) -> None:
+        """Stop the runtime (blocking), after a drain of ``drain`` seconds (A4)."""
 
-    async def close_async(self) -> None:
+    async def close_async(self, drain: float | None = None) -> None:
         """Like ``close``, awaited: it runs in the loop's default executor, so
-        the loop goes on while steps unwind (up to ``shutdown_timeout``)."""
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
+        the loop goes on while running steps finish (up to ``drain`` seconds,
+        A4) and unwind (up to ``shutdown_timeout``)."""
+        close = functools.partial(self.close, drain)
+        await asyncio.get_running_loop().run_in_executor(None, close)
 
     async def __aenter__(self) -> Self:
         """``async with Runtime(...) as rt:`` closes it with :meth:`close_async`.

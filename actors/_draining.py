@@ -82,6 +82,8 @@ class Drain:
         self._children = children
         self._log = log
         self._clock = clock
+        #: Whether the running steps were asked to stop (Terminate) already.
+        self._stop_asked = False
 
     def on_shutdown(self, msg: Shutdown) -> None:
         """The runtime stops hosting: leave the run (and its children) for resume.
@@ -90,7 +92,9 @@ class Drain:
         asked to stop (a busy one unwinds at its next check and is
         abandoned), but their ends are awaited: a result that arrives
         meanwhile is recorded (A4), so the next runtime's replay returns it
-        instead of running the step again. ``abandon``: stop waiting; what
+        instead of running the step again. ``let_finish`` (the runtime's
+        graceful drain, A4): the steps are not asked to stop, only awaited,
+        until a Shutdown without it. ``abandon``: stop waiting; what
         still runs is abandoned now. Like an OTP supervisor, this one stops
         its children and waits for them before it ends, so none writes after
         the Journal is gone.
@@ -98,13 +102,15 @@ class Drain:
         first = not self._life.draining
         self._life.host(HostingEvent.SHUTDOWN)
         self._awaits.waiting = None  # the body is resumed no more
+        ask_to_stop = not (msg.abandon or msg.let_finish or self._stop_asked)
         if msg.abandon:
             self._launcher.abandon_running("runtime shutdown")
-        elif first:
+        elif ask_to_stop:
+            self._stop_asked = True
             for active in self._attempts.active.values():
                 tell(active.ref, Terminate(reason="runtime shutdown"))
-        if first or msg.abandon:
-            self._children.shutdown(abandon=msg.abandon)
+        if first or msg.abandon or ask_to_stop:
+            self._children.shutdown(abandon=msg.abandon, let_finish=msg.let_finish)
         self.exit_if_drained()
 
     def exit_if_drained(self) -> None:

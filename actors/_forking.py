@@ -30,7 +30,7 @@ class RunRestarts(abc.ABC):
     """``restart`` and its awaitable twin, for the Runtime facade.
 
     Subclasses set ``_requests``, ``_store`` and ``id`` and define
-    :meth:`_check_open` and :meth:`_handle`.
+    :meth:`_check_accepting` and :meth:`_handle`.
     """
 
     _requests: Requests
@@ -38,8 +38,8 @@ class RunRestarts(abc.ABC):
     id: str
 
     @abc.abstractmethod
-    def _check_open(self) -> None:
-        """Raise ``RuntimeClosed`` (or the reason the runtime stopped) once closed."""
+    def _check_accepting(self) -> None:
+        """Raise ``RuntimeClosed`` once closed or closing: no new run starts (A4)."""
 
     @abc.abstractmethod
     def _handle(self, run_id: str) -> RunHandle[Any]:
@@ -62,7 +62,7 @@ class RunRestarts(abc.ABC):
                 that did not end; the workflow is not imported here.
             RunIdInUse, OutcomeUnknown, StoreError, RuntimeClosed: as ``start``.
         """
-        self._check_open()
+        self._check_accepting()
         submitted = self._submit_restart(old_run_id, from_call, run_id)
         return self._handle(self._requests.wait(submitted))
 
@@ -70,7 +70,7 @@ class RunRestarts(abc.ABC):
         self, old_run_id: str, /, from_call: int | None = None, *, run_id: str | None = None
     ) -> RunHandle[Any]:
         """Like :meth:`restart`, awaited: the old run is read off the loop (A1)."""
-        self._check_open()
+        self._check_accepting()
         submit = functools.partial(self._submit_restart, old_run_id, from_call, run_id)
         submitted = await asyncio.get_running_loop().run_in_executor(None, submit)
         return self._handle(await self._requests.wait_async(submitted))

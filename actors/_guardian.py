@@ -5,7 +5,11 @@ starts one RunSupervisor per top-level
 run (child runs live under their parent's), hears every child's exit (death
 watch), turns an expired cancel grace into a terminate (C8), and stops
 everything in order on shutdown: run supervisors first, so their last records
-still reach the Journal, then Timers and Journal.
+still reach the Journal, then the ControlInbox, Timers and Journal. A
+graceful drain (A4, ``Shutdown(let_finish=True)``, see ``_closing``) keeps
+the ControlInbox serving control and renewing the lease, but claiming and
+resuming nothing, until the runs' steps have finished or a second Shutdown
+ends it.
 
 Fencing: when the runtime cannot prove it still owns a run (``LeaseLost``,
 from the Journal, the ControlInbox or a run's supervisor), it stops hosting
@@ -174,12 +178,14 @@ class Guardian(ProctorActor):
         elif isinstance(message, LeaseLost):
             self._on_lease_lost(message)
         elif isinstance(message, Shutdown):
-            # A second Shutdown (abandon=True) tells the runs to stop waiting.
+            # A second Shutdown ends a drain (A4: the first let steps finish)
+            # or, with abandon, tells the runs to stop waiting.
             first = self._shutdown is None
             if first:
                 self._shutdown = message
                 self._census.slots.close()  # no waiting step starts any more
-                self._services.stop_control()  # take no new runs
+                if message.let_finish:  # A4's drain: control is still served
+                    self._services.take_no_runs()
             elif (
                 message.reply is not None
                 and self._shutdown is not None
@@ -189,8 +195,10 @@ class Guardian(ProctorActor):
                 # close() waits for this answer.
                 self._shutdown = message
                 first = True
+            if not message.let_finish:  # take no new runs (a drain, if any, is over)
+                self._services.stop_control()
             for ref in self._runs.values():
-                tell(ref, Shutdown(abandon=message.abandon))
+                tell(ref, Shutdown(abandon=message.abandon, let_finish=message.let_finish))
             if first and not self._runs:
                 self._stop_services()
         else:
@@ -200,7 +208,7 @@ class Guardian(ProctorActor):
     def _start_run(self, msg: StartRun) -> None:
         if self._shutdown is not None:
             if msg.created is not None:  # a new run: nothing of it was written
-                closed = RuntimeClosed(f"runtime {self._owner} is closed")
+                closed = RuntimeClosed(f"runtime {self._owner} is closing: it starts no new run")
                 msg.created.set_exception((RuntimeClosed, closed, None))
             return  # the run stays PENDING in the store for the next runtime
         if self._directory.get(msg.run_id) is not None:

@@ -169,7 +169,8 @@ class RunHandle(Generic[R]):
     def wait_finished(self, timeout: float | None = None) -> RunRecord:
         """Block until the run is terminal or ``timeout`` passes; return its record.
 
-        Raises :class:`RuntimeClosed` once the runtime is closed or killed.
+        Raises :class:`RuntimeClosed` once the runtime is closed, killed or
+        closing (a drain: no run ends here any more but by a terminate).
         """
         return self._rt._wait_finished(self.run_id, timeout)
 
@@ -185,8 +186,8 @@ class RunHandle(Generic[R]):
             WaitTimeout: (a ``TimeoutError``) still not terminal after
                 ``timeout`` seconds; says what the run waits for.
             RunNotFound: no such run.
-            RuntimeClosed: the runtime was closed or killed (before or
-                during the wait).
+            RuntimeClosed: the runtime was closed or killed, or began to
+                close (a drain, A4), before or during the wait.
             StoreError: the runtime stopped itself (see ``Runtime.failure``).
         """
         return cast(R, self._outcome(self.wait_finished(timeout), timeout))

@@ -138,6 +138,10 @@ class Housekeeping:
         #: Runs whose records cannot be read, already logged as failing.
         self._unreadable: set[str] = set()
 
+    def take_no_runs(self) -> None:
+        """The runtime drains (A4): claim and resume nothing from now on."""
+        self._claim_runs = self._resume = False
+
     def renew_if_due(self) -> None:
         """Ask the Journal to renew the lease, every third of it."""
         now = self._clock.monotonic()

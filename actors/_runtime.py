@@ -23,10 +23,10 @@ from typing import Any, Final, TypeVar
 
 from actors._census import Census
 from actors._clock import Clock, SystemClock
+from actors._closing import Closing
 from actors._controlling import RunControl
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
-from actors._errors import RuntimeClosed
 from actors._fencing import register
 from actors._forking import RunRestarts
 from actors._halt import Halt
@@ -116,6 +116,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
             ones are pruned with their log, steps and finished child runs,
             in small batches off the hot path. None (default) keeps every
             run forever. See ``proctor runs prune``.
+        drain: seconds :meth:`close` lets running steps finish by default (A4); 0: none.
 
     Raises:
         InvalidArgument: (a ``ValueError``) a bad setting, named: a duration
@@ -143,6 +144,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         retention: float | datetime.timedelta | None = None,
         max_concurrent_steps: int | None = None,
+        drain: float = 0.0,
     ) -> None:
         # Bad settings are refused before the store is touched.
         settings = check_settings(
@@ -159,6 +161,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
             lease_ttl=lease_ttl,
             busy_timeout=busy_timeout,
             max_concurrent_steps=max_concurrent_steps,
+            drain=drain,
         )
         self.max_payload_bytes = settings.max_payload_bytes
         self.retention = settings.retention
@@ -176,10 +179,11 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         self._census = Census(max_concurrent_steps)
         self._directory = Directory()
         self._halted = Halt()
+        self._closing = Closing(self.id, self._halted, self._census.slots, drain=settings.drain)
+        wait_ok = self._closing.check_accepting  # no wait goes on once closing
         self._waiter = RunWaiter(
-            owner=self.id, store=self._store, directory=self._directory, check_open=self._check_open
+            owner=self.id, store=self._store, directory=self._directory, check_open=wait_ok
         )
-        self._closed = False
         #: Set by the test kit's restart(): handles of this runtime use it.
         self._successor: Runtime | None = None
         try:
@@ -222,27 +226,25 @@ class Runtime(StoreReads, RunControl, RunRestarts):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self, drain: float | None = None) -> None:
         """Stop every actor of this runtime; unfinished runs stay in the store.
 
-        Nothing new starts. Steps still running are asked to stop: they
-        unwind with :class:`Terminated` at their next check, and their
-        attempts are abandoned (``step_abandoned``) and run again by the next
-        runtime. A step that returns (or fails) before ``shutdown_timeout``
-        has its result recorded (A4), and the next runtime's replay returns
-        it without running the step again. A step still running after
-        ``shutdown_timeout`` is abandoned, reported in the log and left as a
-        daemon thread; its late result is discarded.
+        Nothing new starts, and waits for a run's end raise :class:`RuntimeClosed`.
+        Running steps first get ``drain`` seconds (None: the runtime's) to
+        finish, cancel and reads still working (A4, see ``_closing``); then
+        what still runs is asked to stop and, after ``shutdown_timeout``,
+        abandoned, to run again on resume. A close() from another thread ends
+        a drain now. ``InvalidArgument``: ``drain`` is not a number >= 0.
         """
-        if self._closed:
+        if not self._closing.begin(drain, hurry=True):
             return
+        self._waiter.watchers.wake_all()
         self._stop_actors(abandon=False)
         self._store.close()
 
     def _stop_actors(self, *, abandon: bool) -> None:
-        self._closed = True
         self._finalizer.detach()
-        self._tree.stop(abandon=abandon, timeout=self.shutdown_timeout)
+        self._tree.stop(abandon=abandon, timeout=self.shutdown_timeout, closing=self._closing)
 
     def kill(self) -> None:
         """Stop as abruptly as a SIGKILLed process, for tests of crash recovery.
@@ -253,7 +255,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         the runs without waiting for it. The actors then stop, like
         :meth:`close`.
         """
-        if self._closed:
+        if not self._closing.begin(0.0):
             return
         self._halted.set()
         self._stop_actors(abandon=True)
@@ -269,10 +271,10 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         return self._halted.error
 
     def _check_open(self) -> None:
-        if self._halted.error is not None:
-            self._halted.check(self.id)
-        if self._closed:
-            raise RuntimeClosed(f"runtime {self.id} is closed")
+        self._closing.check_open()
+
+    def _check_accepting(self) -> None:
+        self._closing.check_accepting()
 
     # -- runs --------------------------------------------------------------------
 
@@ -308,9 +310,9 @@ class Runtime(StoreReads, RunControl, RunRestarts):
             StoreError: the store cannot take the run (locked past the busy
                 timeout, say); ``StoreReplaced`` or ``StoreCorrupt`` once the
                 runtime stopped because its store file was deleted, replaced or damaged.
-            RuntimeClosed: the runtime was closed or killed.
+            RuntimeClosed: the runtime was closed or killed, or is closing.
         """
-        self._check_open()
+        self._closing.check_accepting()
         submitted = self._requests.create(
             workflow, args, kwargs, run_id=run_id, limit=self.max_payload_bytes
         )
@@ -326,7 +328,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         executor otherwise (``_requests.light``), as does the store read of
         a start with a chosen ``run_id``. Raises what :meth:`start` raises.
         """
-        self._check_open()
+        self._closing.check_accepting()
         create = functools.partial(
             self._requests.create,
             workflow,

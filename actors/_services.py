@@ -26,13 +26,14 @@ from typing import Any
 
 import pykka
 
-from actors._base import logger
+from actors._base import logger, tell
 from actors._census import Census
 from actors._clock import Clock
 from actors._control_inbox import ControlInbox
 from actors._fencing import LeaseGuard
 from actors._halt import Halt
 from actors._journal import Journal
+from actors._messages import TakeNoRuns
 from actors._timers import Timers
 from persistence import FileIdentity, RunState, Synchronous
 
@@ -172,9 +173,17 @@ class Services:
         return None
 
     def stop_control(self) -> None:
-        """Take no new runs: the ControlInbox stops."""
+        """Take no new runs: the ControlInbox stops (again: no harm)."""
         if self.control is not None:
             self.control.stop(block=False)
+
+    def take_no_runs(self) -> None:
+        """A drain (A4): the ControlInbox claims and resumes no run any more,
+        and neither does one restarted later; it still delivers control
+        requests and renews the lease, which a drain may outlast."""
+        self._claim_runs = self._resume = False
+        if self.control is not None:
+            tell(self.control, TakeNoRuns())
 
     def ended(self, ref: pykka.ActorRef[Any]) -> None:
         """The Timers or the ControlInbox ended."""
@@ -186,8 +195,9 @@ class Services:
         return services <= self._ended
 
     def stop(self) -> bool:
-        """Stop the Timers, then the Journal after every Append in its mailbox;
+        """Stop the ControlInbox and the Timers, then the Journal after every Append in its mailbox;
         True if the Journal had died already (nothing to wait for)."""
+        self.stop_control()  # still serving control, after a drain
         if self._timers is not None:
             self._timers.stop(block=False)
         if self.journal_dead:

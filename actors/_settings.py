@@ -43,6 +43,8 @@ class Settings:
     max_batch: int
     lease_ttl: float
     busy_timeout: float
+    #: Seconds close() lets running steps finish (A4), unless given its own.
+    drain: float
 
 
 def check_settings(
@@ -60,6 +62,7 @@ def check_settings(
     lease_ttl: float,
     busy_timeout: float | None,
     max_concurrent_steps: int | None,
+    drain: float = 0.0,
 ) -> Settings:
     """The settings, checked; ``busy_timeout`` None gets its default (a third
     of ``lease_ttl``, at most ``DEFAULT_BUSY_TIMEOUT``).
@@ -72,6 +75,7 @@ def check_settings(
     # NaN compares false with every bound and infinity waits forever: every
     # duration is a finite count of seconds, checked before it is compared.
     seconds("shutdown_timeout", shutdown_timeout)
+    seconds("drain", drain)
     for name, value in (
         ("request_timeout", request_timeout),
         ("control_interval", control_interval),
@@ -110,4 +114,5 @@ def check_settings(
         max_batch=max_batch,
         lease_ttl=lease_ttl,
         busy_timeout=busy_timeout,
+        drain=drain,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import pykka
 
@@ -40,6 +40,10 @@ from actors._slots import Ticket
 from persistence import DEFAULT_MAX_PAYLOAD_BYTES, MAX_VALUE_DEPTH, dumps
 
 #: How a step attempt's actor ends, by the step's outcome.
+#: A step attempt's actor is named ``StepActor run/step#call.attempt`` (the
+#: census's names of live actors: a drain reports them, ``_closing``).
+NAME_PREFIX: Final = "StepActor "
+
 _EXIT_KIND: dict[type, ExitKind] = {
     Returned: ExitKind.NORMAL,
     Raised: ExitKind.FAILED,
@@ -71,7 +75,7 @@ class StepActor(ProctorActor):
         ticket: Ticket | None = None,
         guard: LeaseGuard | None = None,
     ) -> None:
-        name = f"StepActor {step.name}#{call}.{attempt}"
+        name = f"{NAME_PREFIX}{run_id}/{step.name}#{call}.{attempt}"
         super().__init__(parent=parent, name=name, census=census)
         self._journal = journal
         self._run_id = run_id

@@ -2,7 +2,8 @@
 
 The facade starts the Guardian (which starts the Journal, the Timers and the
 ControlInbox) and learns the refs it sends requests to; at close it asks
-the Guardian to shut down and waits for every actor and thread to end.
+the Guardian to shut down, after a graceful drain if asked (``_closing``),
+and waits for every actor and thread to end.
 
 Invariants: :meth:`ActorTree.start` returns only once the Journal and the
 Timers exist (the facade's first request cannot find them missing);
@@ -21,6 +22,7 @@ import pykka
 
 from actors._base import logger
 from actors._census import Census
+from actors._closing import Closing, DrainReport, settle
 from actors._errors import RuntimeClosed
 from actors._guardian import Guardian
 from actors._halt import Halt
@@ -84,15 +86,45 @@ class ActorTree:
             timers=wiring.timers,
         )
 
-    def stop(self, *, abandon: bool, timeout: float) -> None:
+    def stop(self, *, abandon: bool, timeout: float, closing: Closing | None = None) -> None:
         """Shut the tree down; steps still running after ``timeout`` (seconds)
-        are abandoned (with ``abandon``, at once)."""
-        deadline = time.monotonic() + timeout
-        done: pykka.Future[Any] = pykka.ThreadingFuture()
+        are abandoned (with ``abandon``, at once).
+
+        If ``closing`` has a drain (``window``, seconds), first a graceful
+        drain (A4, ``_closing``): the running steps are let finish, not asked
+        to stop, until they have or the drain runs out or is hurried; only
+        then does the stop above begin.
+        """
         try:
-            self.guardian.tell(Shutdown(reply=done, abandon=abandon))
+            deadline = self._shut_down(abandon=abandon, timeout=timeout, closing=closing)
+            # Threads of abandoned steps, and pooled threads on their way out.
+            grace = max(deadline - time.monotonic(), min(1.0, timeout))
+            if not self.census.wait_empty(grace):
+                logger.warning(
+                    "runtime %s: %s still running user code that never checks its mailbox",
+                    self.owner,
+                    ", ".join(self.census.live()),
+                )
+        finally:
+            if closing is not None:
+                closing.finish()  # even if interrupted: a second close() waits for it
+
+    def _shut_down(self, *, abandon: bool, timeout: float, closing: Closing | None) -> float:
+        """Have the Guardian shut the tree down, after the drain if any;
+        returns when the threads' wait ends (``timeout`` after the drain)."""
+        done: pykka.Future[Any] = pykka.ThreadingFuture()
+        deadline = time.monotonic() + timeout
+        try:
+            drain = closing.window if closing is not None and not abandon else 0.0
+            self.guardian.tell(Shutdown(reply=done, abandon=abandon, let_finish=drain > 0))
+            if closing is not None and drain > 0:
+                if not settle(done, drain, closing, DrainReport(self.owner, self.census)):
+                    # What still runs is asked to stop, as without a drain.
+                    self.guardian.tell(Shutdown())
+                closing.stop()
+                deadline = time.monotonic() + timeout
             try:
-                done.get(timeout=timeout)
+                done.get(timeout=max(0.0, deadline - time.monotonic()))
             except pykka.Timeout:
                 # Steps that are still running now are abandoned: their
                 # results would come after this process stopped writing.
@@ -102,14 +134,7 @@ class ActorTree:
         except (pykka.ActorDeadError, pykka.Timeout):
             if self.halted.error is None:  # else it said why when it stopped
                 logger.exception("runtime %s: guardian did not shut down cleanly", self.owner)
-        # Threads of abandoned steps, and pooled threads on their way out.
-        grace = max(deadline - time.monotonic(), min(1.0, timeout))
-        if not self.census.wait_empty(grace):
-            logger.warning(
-                "runtime %s: %s still running user code that never checks its mailbox",
-                self.owner,
-                ", ".join(self.census.live()),
-            )
+        return deadline
 
 
 def warn_unclosed(runtime_id: str) -> None:

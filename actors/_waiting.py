@@ -67,6 +67,14 @@ class Watchers:
         for wake in wakes:
             wake()
 
+    def wake_all(self) -> None:
+        """Wake every waiter now (the runtime is closing: each wait's next
+        check raises ``RuntimeClosed`` instead of waiting for its run)."""
+        with self._lock:
+            wakes = [wake for wakes in self._watch.values() for wake in wakes]
+        for wake in wakes:
+            wake()
+
     def ended(self, run_id: str) -> bool:
         """Whether this process saw the run end (recently)."""
         with self._lock:
@@ -81,7 +89,9 @@ class RunWaiter:
         store: the facade's reading connection.
         directory: the runs hosted here (their end wakes a watcher).
         check_open: raises if the runtime stopped (closed, killed, or
-            stopped itself): a wait on it raises that, not a store error.
+            stopped itself) or is closing (draining): a wait on it raises
+            that, not a store error, and does not wait for a run that no
+            body will drive further here.
     """
 
     def __init__(

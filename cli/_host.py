@@ -40,8 +40,14 @@ def run_worker(
     *,
     max_concurrent_steps: int | None = None,
     busy_timeout: float | None = None,
+    drain: float = 0.0,
 ) -> None:
     """Host a runtime that claims and runs the store's unowned runs until a signal.
+
+    The first SIGINT or SIGTERM drains the runtime for ``drain`` seconds
+    (A4: running steps may finish; nothing new starts); a second one ends
+    the drain at once (Kubernetes sends SIGTERM, then SIGKILL after its
+    grace period; Temporal's worker has ``graceful_shutdown_timeout``).
 
     Raises:
         click.BadParameter: a module cannot be imported (its error's type, file
@@ -67,15 +73,16 @@ def run_worker(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    stop = threading.Event()
+    signals = _Signals()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, signals.on_signal)
     try:
         runtime = Runtime(
             db,
             claim_runs=True,
             max_concurrent_steps=max_concurrent_steps,
             busy_timeout=busy_timeout,
+            drain=drain,
         )
     except ValueError as exc:  # --busy-timeout too long for the lease, say
         raise click.UsageError(clean(str(exc))) from exc
@@ -84,15 +91,47 @@ def run_worker(
         click.echo(f"worker {rt.id} (pid {os.getpid()}) on {clean(db)}, serving: {serving}")
         # Until a signal, or until the runtime stops itself (its store file
         # deleted, replaced or damaged): then the worker exits 1 and says why.
-        while not stop.wait(WORKER_CHECK_INTERVAL) and rt.failure is None:
+        while not signals.first.wait(WORKER_CHECK_INTERVAL) and rt.failure is None:
             pass
         failure = rt.failure
+        if failure is None and drain > 0:
+            _drain(rt, drain, signals)
         click.echo(
             f"worker {rt.id} stopping; its unfinished runs stay in the store for the"
             " next runtime to resume"
         )
     if failure is not None:
         fail(f"worker {rt.id} stopped: {clean(str(failure))}")
+
+
+class _Signals:
+    """SIGINT and SIGTERM as they come: the first, then a second one."""
+
+    def __init__(self) -> None:
+        self.first = threading.Event()
+        self.second = threading.Event()
+
+    def on_signal(self, _signum: int, _frame: object) -> None:
+        # Only Event.set() here: a handler runs between two bytecodes of the
+        # main thread, which may hold any other lock (logging's, say).
+        (self.second if self.first.is_set() else self.first).set()
+
+
+def _drain(rt: Runtime, drain: float, signals: _Signals) -> None:
+    """Close ``rt`` with a drain on another thread, so that a second signal,
+    handled on this one, can end it (a close() that waits for the first)."""
+    click.echo(
+        f"worker {rt.id} draining: running steps get up to {drain:g}s to finish, nothing new"
+        " starts; SIGTERM or Ctrl-C again stops at once"
+    )
+    closer = threading.Thread(target=rt.close, name="proctor-drain")
+    closer.start()
+    while closer.is_alive():
+        if signals.second.wait(WORKER_CHECK_INTERVAL):
+            click.echo(f"worker {rt.id}: second signal, ending the drain now")
+            rt.close()  # ends the drain; returns once the runtime is closed
+            break
+    closer.join()
 
 
 def _workflows_in(module: ModuleType) -> list[str]:

@@ -41,9 +41,20 @@ def demo(options: StoreOptions, cancel_after: float) -> None:
     help="Step attempts run at once, at most; the others wait, in order"
     " (default: 50 per CPU, at least 16). A worker whose steps wait claims no new runs.",
 )
+@click.option(
+    "--drain",
+    type=SECONDS,
+    default=30.0,
+    show_default=True,
+    help="Seconds the running steps get to finish after the first SIGTERM or Ctrl-C"
+    " (their results are recorded); 0: they are asked to stop at once.",
+)
 @click.pass_obj
 def worker(
-    options: StoreOptions, modules: tuple[str, ...], max_concurrent_steps: int | None
+    options: StoreOptions,
+    modules: tuple[str, ...],
+    max_concurrent_steps: int | None,
+    drain: float,
 ) -> None:
     """Host a runtime that runs the store's runs of the workflows in MODULE...
 
@@ -52,8 +63,13 @@ def worker(
     runs it; a run is claimed by one worker only. It serves exactly those
     workflows (with those of the modules they import); a module without a
     workflow is a usage error (exit 2). Cancel and terminate reach these
-    runs like any other. Stops on SIGINT or SIGTERM; unfinished runs stay in
-    the store.
+    runs like any other.
+
+    The first SIGTERM or SIGINT (Ctrl-C) drains it: it starts and claims
+    nothing more, lets the running steps finish for up to --drain seconds
+    (logging which it waits for), then stops them and exits 0; unfinished
+    runs stay in the store, for the next worker. A second signal ends the
+    drain at once.
     """
     from cli._host import run_worker  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
@@ -63,6 +79,7 @@ def worker(
             modules,
             max_concurrent_steps=max_concurrent_steps,
             busy_timeout=options.busy_timeout,
+            drain=drain,
         )
     except StoreError as exc:
         fail(str(exc))

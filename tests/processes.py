@@ -40,11 +40,18 @@ def events(db: Path, run_id: str) -> list[EventRecord]:
 class Worker:
     """``proctor worker MODULE`` in a subprocess, its output in ``log``."""
 
-    def __init__(self, db: Path, log: Path, module: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        db: Path,
+        log: Path,
+        module: str,
+        env: dict[str, str] | None = None,
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.log = log
         self._out = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "--db", str(db), "worker", module],
+            [sys.executable, "-m", "cli", "--db", str(db), "worker", *options, module],
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=self._out,

@@ -39,10 +39,14 @@ def folder(tmp_path: Path) -> Path:
 
 
 def spawn(
-    workers: list[Worker], db: Path, tmp_path: Path, crash_after: str | None = None
+    workers: list[Worker],
+    db: Path,
+    tmp_path: Path,
+    crash_after: str | None = None,
+    options: tuple[str, ...] = (),
 ) -> Worker:
     env = {"PROCTOR_CRASH_AFTER": crash_after or ""}
-    w = Worker(db, tmp_path / f"worker{len(workers)}.log", MODULE, env)
+    w = Worker(db, tmp_path / f"worker{len(workers)}.log", MODULE, env, options)
     workers.append(w)
     return w
 
@@ -102,7 +106,8 @@ def test_D2_killed_inside_a_step_the_step_runs_again_once_and_the_log_says_so(
 def test_D2_a_step_that_returns_while_its_worker_stops_on_SIGTERM_never_runs_again(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
-    first = spawn(workers, db, tmp_path)
+    # No drain (A4): step b is asked to stop at once, and returns then.
+    first = spawn(workers, db, tmp_path, options=("--drain", "0"))
     run_id = start(db, "charges", folder)
     started(folder, "b", 1)
     assert first.stop() == 0  # SIGTERM: step b returns while the worker stops

@@ -31,6 +31,7 @@ from actors._messages._control import (
     RenewLease,
     Shutdown,
     StoreLost,
+    TakeNoRuns,
     Terminate,
 )
 from actors._messages._exits import (
@@ -119,6 +120,7 @@ __all__ = [
     "StepOutcome",
     "StepsScheduled",
     "StoreLost",
+    "TakeNoRuns",
     "Terminate",
     "TerminateTree",
     "TimerTick",

@@ -39,12 +39,22 @@ class Shutdown:
     """Stop hosting: leave unfinished runs for resume.
 
     Running steps are asked to stop and their ends awaited, so a result that
-    arrives meanwhile is recorded (A4); with ``abandon`` (the runtime gives up
-    waiting, or is killed) what still runs is abandoned at once.
+    arrives meanwhile is recorded (A4); with ``let_finish`` (a graceful
+    drain, ``close(drain=s)``) they are not asked to stop: they run on and
+    their ends are recorded, until a later Shutdown without it; with
+    ``abandon`` (the runtime gives up waiting, or is killed) what still runs
+    is abandoned at once.
     """
 
     reply: Future[None] | None = None
     abandon: bool = False
+    let_finish: bool = False
+
+
+@dataclass(**FROZEN)
+class TakeNoRuns:
+    """Guardian -> ControlInbox: the runtime drains (A4): claim and resume
+    no run from now on; go on renewing the lease and delivering control."""
 
 
 @dataclass(**FROZEN)
