@@ -66,6 +66,10 @@ from persistence import (
 
 #: Most Appends one transaction takes (group commit); ``Runtime(max_batch=)``.
 MAX_BATCH: Final = 512
+
+#: The first event of a new supervisor's first group: it takes the run from
+#: the log as the store has it (created, claimed from nobody, resumed).
+_TAKES: Final = frozenset({EventType.RUN_CREATED, EventType.RUN_CLAIMED, EventType.RUN_RESUMED})
 #: WAL pages (4 KiB) after which a commit checkpoints itself: only if the
 #: ControlInbox's checkpoints fall behind.
 JOURNAL_AUTOCHECKPOINT: Final = 10_000
@@ -280,7 +284,7 @@ class Journal(ProctorActor):
             self._tenure.lost(run_id, f"a heartbeat found run {run_id} owned by another runtime")
         for append, outcomes in zip(batch, results, strict=True):
             first = append.events[0] if append.events else None
-            if first and first.type is EventType.RUN_RESUMED and outcomes[0].accepted:
+            if first and first.type in _TAKES and outcomes[0].accepted:
                 self._broken.pop(first.run_id, None)  # hosted again, from its log
             for event, outcome in zip(append.events, outcomes, strict=True):
                 if isinstance(outcome, Refused) and outcome.fenced:
@@ -299,9 +303,12 @@ class Journal(ProctorActor):
             broken = next(
                 (self._broken[e.run_id] for e in append.events if e.run_id in self._broken), None
             )
-            # A run_resumed group is a new supervisor starting over from the
-            # log as it is: the hole it would leave is not there.
-            fresh = append.events[0].type is EventType.RUN_RESUMED
+            # A group that takes the run (creates, claims or resumes it) is
+            # a new supervisor starting over from the log as it is (the
+            # store refuses it if the log is not what it read): the hole a
+            # failed group would leave is not there. A creation that failed
+            # wrote nothing, so a retried start of that id is such a group.
+            fresh = append.events[0].type in _TAKES
             if broken is None or append.notify is None or fresh:
                 kept.append(append)
             else:

@@ -216,14 +216,17 @@ class Requests:
         )
 
         def answer(outcomes: tuple[AppendOutcome, ...]) -> str:
-            settle_creation(
+            if settle_creation(
                 outcomes,
                 created,
                 reader=self._reader,
                 hosted=lambda r: self._directory.get(r) is not None,
                 timeout=self._request_timeout,
-            )
-            return run_id
+            ):
+                return run_id
+            # The creation of this id in flight here failed, writing nothing
+            # (its supervisor is gone): this start is the first after all.
+            return self.wait(self.host_new(workflow, created, reused, chosen=chosen))
 
         return Submitted(
             reply=reply, run_id=run_id, request="start", answer=answer, late=late, blocking=chosen

@@ -41,8 +41,10 @@ def settle_creation(
     reader: Store,
     hosted: Callable[[str], bool],
     timeout: float,
-) -> None:
-    """Return if ``created`` was written, or if the run it names is the same start.
+) -> bool:
+    """True if ``created`` was written, or if the run it names is the same start;
+    False if a creation of the id in flight here failed meanwhile, having
+    written nothing: this start may be submitted again, as the first.
 
     ``hosted(run_id)``: whether a supervisor of this runtime hosts the run
     (its creation may still be in flight: wait up to ``timeout`` for it).
@@ -51,12 +53,12 @@ def settle_creation(
         RunIdInUse: the id is taken by another start.
         OutcomeUnknown: a creation of this id is in flight here and did not
             commit within ``timeout``; the run may exist.
-        ProctorError: the store refused the creation for another reason, or a
-            creation in flight here failed; nothing of this start was written.
+        ProctorError: the store refused the creation for another reason;
+            nothing of this start was written.
     """
     refused = next((o for o in outcomes if isinstance(o, Refused)), None)
     if refused is None:
-        return
+        return True
     run_id = created.run_id
     if not refused.duplicate:
         raise ProctorError(f"run {run_id} was not created: {refused.reason}")
@@ -64,12 +66,10 @@ def settle_creation(
     while existing_start(reader, created) is None:
         # Refused by the Guardian: the first start of this id is being created here.
         if not hosted(run_id):
-            raise ProctorError(
-                f"run {run_id} was not created: another start of this id failed meanwhile;"
-                " start it again"
-            )
+            return existing_start(reader, created) is not None
         if time.monotonic() >= deadline:
             raise OutcomeUnknown(
                 run_id, "start", f"another start of this id was not confirmed within {timeout}s"
             )
         time.sleep(POLL)
+    return True

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 import actors._requests
 from actors import (
+    Client,
     InvalidArgument,
     InvalidArgumentType,
     NotSerializable,
@@ -417,3 +418,40 @@ def test_A3_a_start_the_store_refuses_wrote_nothing(runtimes: list[Runtime], db:
     else:
         assert store_size(db) == (0, 0)
     assert executions("a3-refused") == 0
+
+
+@pytest.mark.parametrize("retry", ["same runtime", "client, then a claim"])
+def test_A3_a_start_the_store_refused_can_be_retried_once_the_store_is_free(
+    runtimes: list[Runtime], db: Path, retry: str
+) -> None:
+    """A creation that failed wrote nothing, so it leaves no hole for later
+    records of that run to be refused over: once the store is free, the same
+    start again (here, or written by a Client and claimed here) makes the run,
+    once, and runs it, once."""
+    rt = open_rt(
+        runtimes, db, busy_timeout=0.05, lease_ttl=3.0, request_timeout=5.0, claim_runs=True
+    )
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError):  # StoreLocked, or OutcomeUnknown
+            rt.start(order, "a3-again", 2, run_id="again-1")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    if retry == "same runtime":
+        handle = None
+        for _ in range(100):  # a creation still in flight answers OutcomeUnknown
+            try:
+                handle = rt.start(order, "a3-again", 2, run_id="again-1")
+                break
+            except OutcomeUnknown:
+                continue
+        assert handle is not None
+    else:
+        with Client(db) as client:
+            client.start(order, "a3-again", 2, run_id="again-1")
+        handle = rt.handle("again-1")
+    assert handle.result(timeout=10) == 4
+    assert executions("a3-again") == 1
+    assert store_size(db)[0] == 1
