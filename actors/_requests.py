@@ -49,7 +49,7 @@ from actors._messages import (
     TerminateTree,
 )
 from actors._replies import Reply
-from actors._starts import settle_creation
+from actors._starts import Creation, settle_creation
 from persistence import (
     MAX_REASON_BYTES,
     Appended,
@@ -91,6 +91,12 @@ class Submitted(Generic[T]):
     #: ``answer`` may read the store or wait (a start with a chosen id,
     #: A2): an event loop runs it in its executor.
     blocking: bool = False
+    #: A start's: whether it created its run, once answered (``Creation``).
+    creation: Creation | None = None
+
+    @property
+    def created(self) -> bool | None:
+        return None if self.creation is None else self.creation.created
 
 
 def _cut_note(cut: bool) -> str:
@@ -190,7 +196,14 @@ class Requests:
         reply: Reply[tuple[AppendOutcome, ...]] = Reply()
         if chosen and existing_start(self._reader, created) is not None:
             reply.set(())  # the same start again (A2): nothing new runs
-            return Submitted(reply=reply, run_id=run_id, request="start", answer=lambda _: run_id)
+            answered = Creation(created=False)
+            return Submitted(
+                reply=reply,
+                run_id=run_id,
+                request="start",
+                answer=lambda _: run_id,
+                creation=answered,
+            )
         # The run's supervisor writes the record with the body's first ones
         # (usually the first step's start), in one group; we answer once it
         # is durable.
@@ -215,8 +228,10 @@ class Requests:
             " work in a step)"
         )
 
+        creation = Creation()
+
         def answer(outcomes: tuple[AppendOutcome, ...]) -> str:
-            settle_creation(
+            creation.created = settle_creation(
                 outcomes,
                 created,
                 reader=self._reader,
@@ -226,7 +241,13 @@ class Requests:
             return run_id
 
         return Submitted(
-            reply=reply, run_id=run_id, request="start", answer=answer, late=late, blocking=chosen
+            reply=reply,
+            run_id=run_id,
+            request="start",
+            answer=answer,
+            late=late,
+            blocking=chosen,
+            creation=creation,
         )
 
     def cancel(

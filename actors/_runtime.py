@@ -316,7 +316,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         submitted = self._requests.create(
             workflow, args, kwargs, run_id=run_id, limit=self.max_payload_bytes
         )
-        return RunHandle(self, self._requests.wait(submitted))
+        return RunHandle(self, self._requests.wait(submitted), created=submitted.created)
 
     async def start_async(
         self, workflow: WorkflowDef[..., R], /, *args: Any, run_id: str | None = None, **kwargs: Any
@@ -341,7 +341,8 @@ class Runtime(StoreReads, RunControl, RunRestarts):
             submitted = create()
         else:
             submitted = await asyncio.get_running_loop().run_in_executor(None, create)
-        return RunHandle(self, await self._requests.wait_async(submitted))
+        run_id = await self._requests.wait_async(submitted)
+        return RunHandle(self, run_id, created=submitted.created)
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on an existing run. Raises :class:`RunNotFound`."""

@@ -34,6 +34,16 @@ from persistence import (
 POLL: Final = 0.002
 
 
+class Creation:
+    """Whether a start created its run (``RunHandle.created``): None until
+    the start's answer is read, then True (this start wrote the run's
+    creation) or False (the same start of an existing run id, A2: nothing
+    new runs). Written once, by the start's answer (``settle_creation``)."""
+
+    def __init__(self, created: bool | None = None) -> None:
+        self.created = created
+
+
 def settle_creation(
     outcomes: Sequence[AppendOutcome],
     created: NewEvent,
@@ -41,8 +51,9 @@ def settle_creation(
     reader: Store,
     hosted: Callable[[str], bool],
     timeout: float,
-) -> None:
-    """Return if ``created`` was written, or if the run it names is the same start.
+) -> bool:
+    """Whether ``created`` was written: True if it was, False if the run it
+    names existed and is the same start (nothing new runs).
 
     ``hosted(run_id)``: whether a supervisor of this runtime hosts the run
     (its creation may still be in flight: wait up to ``timeout`` for it).
@@ -56,7 +67,7 @@ def settle_creation(
     """
     refused = next((o for o in outcomes if isinstance(o, Refused)), None)
     if refused is None:
-        return
+        return True
     run_id = created.run_id
     if not refused.duplicate:
         raise ProctorError(f"run {run_id} was not created: {refused.reason}")
@@ -73,3 +84,4 @@ def settle_creation(
                 run_id, "start", f"another start of this id was not confirmed within {timeout}s"
             )
         time.sleep(POLL)
+    return False
