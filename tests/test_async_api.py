@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import math
+import re
 import sqlite3
 import threading
 import time
@@ -403,6 +405,53 @@ def test_A1_awaited_reads_leave_the_loop_running_while_the_store_is_slow(
     asyncio.run(drive())
     monkeypatch.undo()
     live.terminate()
+
+
+# -- every blocking call has a twin, and the docs list them -------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+#: Public calls with no awaitable twin, and why (nothing else may lack one).
+NO_TWIN = {
+    # A crash simulation for tests: it writes one lease row and stops the
+    # actors as abruptly as SIGKILL; a service never calls it.
+    ("Runtime", "kill"): "test-only crash",
+}
+
+
+def public_calls(cls: type) -> set[str]:
+    return {n for n, v in inspect.getmembers(cls) if not n.startswith("_") and callable(v)}
+
+
+def documented_twins(text: str) -> set[str]:
+    return set(re.findall(r"`(?:handle\.|rt\.)?([a-z_]+_async)\b", text))
+
+
+def test_A1_every_blocking_call_of_runtime_and_handle_has_an_async_twin_the_docs_list() -> None:
+    """Rule A1's promise, walked over the public classes rather than
+    trusted to a list: every public call of ``Runtime`` and ``RunHandle``
+    has an ``*_async`` coroutine twin (but those in ``NO_TWIN``, each with
+    its reason), every twin has its blocking call, and the guide
+    (embedding.md) and the A1 row of semantics.md list exactly the twins
+    that exist."""
+    twins: set[str] = set()
+    for cls in (Runtime, RunHandle):
+        calls = public_calls(cls)
+        for name in sorted(calls):
+            if name.endswith("_async"):
+                assert name.removesuffix("_async") in calls, f"{cls.__name__}.{name} has no twin"
+                assert inspect.iscoroutinefunction(getattr(cls, name)), f"{cls.__name__}.{name}"
+                twins.add(name)
+            elif (cls.__name__, name) not in NO_TWIN:
+                assert f"{name}_async" in calls, f"{cls.__name__}.{name} has no awaitable twin"
+    embedding = (DOCS / "guides" / "embedding.md").read_text()
+    guide = embedding.split("use the awaitable twins", 1)[1].split("```", 1)[0]
+    row = next(
+        line for line in (DOCS / "semantics.md").read_text().splitlines() if line.startswith("| A1 |")
+    )
+    for where, text in [("embedding.md", guide), ("semantics.md A1", row)]:
+        listed = documented_twins(text)
+        assert listed == twins, (where, sorted(twins - listed), sorted(listed - twins))
 
 
 # -- the FastAPI guide's app ------------------------------------------------------
