@@ -446,9 +446,8 @@ def test_A1_every_blocking_call_of_runtime_and_handle_has_an_async_twin_the_docs
                 assert f"{name}_async" in calls, f"{cls.__name__}.{name} has no awaitable twin"
     embedding = (DOCS / "guides" / "embedding.md").read_text()
     guide = embedding.split("use the awaitable twins", 1)[1].split("```", 1)[0]
-    row = next(
-        line for line in (DOCS / "semantics.md").read_text().splitlines() if line.startswith("| A1 |")
-    )
+    semantics = (DOCS / "semantics.md").read_text().splitlines()
+    row = next(line for line in semantics if line.startswith("| A1 |"))
     for where, text in [("embedding.md", guide), ("semantics.md A1", row)]:
         listed = documented_twins(text)
         assert listed == twins, (where, sorted(twins - listed), sorted(listed - twins))
