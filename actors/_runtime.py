@@ -355,8 +355,8 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         await self.get_run_async(run_id)
         return RunHandle(self, run_id)
 
-    def _handle(self, run_id: str) -> RunHandle[Any]:
-        return RunHandle(self, run_id)
+    def _handle(self, run_id: str, *, created: bool | None = None) -> RunHandle[Any]:
+        return RunHandle(self, run_id, created=created)
 
     def _steps(self, run_id: str) -> list[StepRecord]:
         return self._store.steps(run_id)
