@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from persistence import InvalidArgument, InvalidArgumentType
 
@@ -150,3 +150,37 @@ def fits(what: str, signature: inspect.Signature | None, args: Any, kwargs: Any)
         signature.bind(*args, **dict(kwargs))
     except TypeError as exc:
         raise InvalidArgumentType(f"the arguments do not fit {what}{signature}: {exc}") from None
+
+
+#: The most values (containers, items) and text (characters) a start's
+#: arguments may hold to be checked on an event loop's thread: their JSON
+#: round trip then takes well under 0.1 ms. Larger ones are checked in the
+#: loop's default executor (a 3 KB list of 100 dicts took 0.15 ms, 100 KB
+#: of strings 0.5 ms, on a 2-core machine).
+LIGHT_VALUES: Final = 64
+LIGHT_TEXT: Final = 4096
+
+
+def light(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether checking these arguments is cheap enough to do on an event loop.
+
+    Walks at most ``LIGHT_VALUES`` values, so it is cheap itself, whatever
+    the arguments hold.
+    """
+    todo: list[Any] = [args, kwargs]
+    values = text = 0
+    while todo:
+        value = todo.pop()
+        values += 1
+        if values > LIGHT_VALUES:
+            return False
+        if isinstance(value, str | bytes):
+            text += len(value)
+            if text > LIGHT_TEXT:
+                return False
+        elif isinstance(value, dict):
+            todo.extend(value.keys())
+            todo.extend(value.values())
+        elif isinstance(value, list | tuple | set | frozenset):
+            todo.extend(value)
+    return True

@@ -42,7 +42,7 @@ class RunRestarts(abc.ABC):
         """Raise ``RuntimeClosed`` once closed or closing: no new run starts (A4)."""
 
     @abc.abstractmethod
-    def _handle(self, run_id: str) -> RunHandle[Any]:
+    def _handle(self, run_id: str, *, created: bool | None = None) -> RunHandle[Any]:
         """A handle on the run ``run_id``, without reading it."""
 
     def restart(
@@ -64,7 +64,8 @@ class RunRestarts(abc.ABC):
         """
         self._check_accepting()
         submitted = self._submit_restart(old_run_id, from_call, run_id)
-        return self._handle(self._requests.wait(submitted))
+        new_id = self._requests.wait(submitted)
+        return self._handle(new_id, created=submitted.created)
 
     async def restart_async(
         self, old_run_id: str, /, from_call: int | None = None, *, run_id: str | None = None
@@ -73,7 +74,8 @@ class RunRestarts(abc.ABC):
         self._check_accepting()
         submit = functools.partial(self._submit_restart, old_run_id, from_call, run_id)
         submitted = await asyncio.get_running_loop().run_in_executor(None, submit)
-        return self._handle(await self._requests.wait_async(submitted))
+        new_id = await self._requests.wait_async(submitted)
+        return self._handle(new_id, created=submitted.created)
 
     def _submit_restart(
         self, old_run_id: str, from_call: int | None, run_id: str | None

@@ -99,9 +99,25 @@ class RunHost(Protocol):
 class RunHandle(Generic[R]):
     """A run of a workflow: its id, state, log, outcome, and control."""
 
-    def __init__(self, runtime: RunHost, run_id: str) -> None:
+    def __init__(self, runtime: RunHost, run_id: str, *, created: bool | None = None) -> None:
         self._runtime = runtime
         self.run_id = run_id
+        self._created = created
+
+    @property
+    def created(self) -> bool | None:
+        """Whether the start that returned this handle created its run.
+
+        True: this call wrote the run's creation. False: the run id was
+        chosen (A2) and an existing run of the same start was returned;
+        nothing new runs. None: a handle not from a start (``handle()``,
+        ``handle_async()``). Read-only; it never changes, whatever the run
+        does later. Temporal answers the same with the ``started`` flag of
+        ``temporal.api.workflowservice.v1.StartWorkflowExecutionResponse``
+        ("If true, a new workflow was started"; false when the USE_EXISTING
+        conflict policy returned the running workflow).
+        """
+        return self._created
 
     @property
     def _rt(self) -> RunHost:

@@ -28,7 +28,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pykka
 
@@ -49,7 +49,7 @@ from actors._messages import (
     TerminateTree,
 )
 from actors._replies import Reply
-from actors._starts import settle_creation
+from actors._starts import Creation, settle_creation
 from persistence import (
     MAX_REASON_BYTES,
     Appended,
@@ -91,6 +91,12 @@ class Submitted(Generic[T]):
     #: ``answer`` may read the store or wait (a start with a chosen id,
     #: A2): an event loop runs it in its executor.
     blocking: bool = False
+    #: A start's: whether it created its run, once answered (``Creation``).
+    creation: Creation | None = None
+
+    @property
+    def created(self) -> bool | None:
+        return None if self.creation is None else self.creation.created
 
 
 def _cut_note(cut: bool) -> str:
@@ -190,7 +196,14 @@ class Requests:
         reply: Reply[tuple[AppendOutcome, ...]] = Reply()
         if chosen and existing_start(self._reader, created) is not None:
             reply.set(())  # the same start again (A2): nothing new runs
-            return Submitted(reply=reply, run_id=run_id, request="start", answer=lambda _: run_id)
+            answered = Creation(created=False)
+            return Submitted(
+                reply=reply,
+                run_id=run_id,
+                request="start",
+                answer=lambda _: run_id,
+                creation=answered,
+            )
         # The run's supervisor writes the record with the body's first ones
         # (usually the first step's start), in one group; we answer once it
         # is durable.
@@ -215,21 +228,34 @@ class Requests:
             " work in a step)"
         )
 
+        creation = Creation()
+
         def answer(outcomes: tuple[AppendOutcome, ...]) -> str:
-            if settle_creation(
+            settled = settle_creation(
                 outcomes,
                 created,
                 reader=self._reader,
                 hosted=lambda r: self._directory.get(r) is not None,
                 timeout=self._request_timeout,
-            ):
-                return run_id
-            # The creation of this id in flight here failed, writing nothing
-            # (its supervisor is gone): this start is the first after all.
-            return self.wait(self.host_new(workflow, created, reused, chosen=chosen))
+            )
+            if settled is None:
+                # The creation of this id in flight here failed, writing
+                # nothing (its supervisor is gone): this start is the first.
+                again = self.host_new(workflow, created, reused, chosen=chosen)
+                answered = self.wait(again)
+                creation.created = again.created
+                return answered
+            creation.created = settled
+            return run_id
 
         return Submitted(
-            reply=reply, run_id=run_id, request="start", answer=answer, late=late, blocking=chosen
+            reply=reply,
+            run_id=run_id,
+            request="start",
+            answer=answer,
+            late=late,
+            blocking=chosen,
+            creation=creation,
         )
 
     def cancel(
@@ -378,37 +404,3 @@ class Requests:
             changed=False,
             message=f"run already finished: {status}; {verb} changed nothing",
         )
-
-
-#: The most values (containers, items) and text (characters) a start's
-#: arguments may hold to be checked on an event loop's thread: their JSON
-#: round trip then takes well under 0.1 ms. Larger ones are checked in the
-#: loop's default executor (a 3 KB list of 100 dicts took 0.15 ms, 100 KB
-#: of strings 0.5 ms, on a 2-core machine).
-LIGHT_VALUES: Final = 64
-LIGHT_TEXT: Final = 4096
-
-
-def light(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Whether checking these arguments is cheap enough to do on an event loop.
-
-    Walks at most ``LIGHT_VALUES`` values, so it is cheap itself, whatever
-    the arguments hold.
-    """
-    todo: list[Any] = [args, kwargs]
-    values = text = 0
-    while todo:
-        value = todo.pop()
-        values += 1
-        if values > LIGHT_VALUES:
-            return False
-        if isinstance(value, str | bytes):
-            text += len(value)
-            if text > LIGHT_TEXT:
-                return False
-        elif isinstance(value, dict):
-            todo.extend(value.keys())
-            todo.extend(value.values())
-        elif isinstance(value, list | tuple | set | frozenset):
-            todo.extend(value)
-    return True

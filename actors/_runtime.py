@@ -21,6 +21,7 @@ import uuid
 import weakref
 from typing import Any, Final, TypeVar
 
+from actors._arguments import light
 from actors._census import Census
 from actors._clock import Clock, SystemClock
 from actors._closing import Closing
@@ -33,7 +34,7 @@ from actors._halt import Halt
 from actors._handle import RunHandle
 from actors._journal import MAX_BATCH
 from actors._reading import StoreReads
-from actors._requests import Requests, light
+from actors._requests import Requests
 from actors._settings import check_settings
 from actors._tree import ASK_TIMEOUT, ActorTree, warn_unclosed
 from actors._waiting import RunWaiter
@@ -316,7 +317,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         submitted = self._requests.create(
             workflow, args, kwargs, run_id=run_id, limit=self.max_payload_bytes
         )
-        return RunHandle(self, self._requests.wait(submitted))
+        return RunHandle(self, self._requests.wait(submitted), created=submitted.created)
 
     async def start_async(
         self, workflow: WorkflowDef[..., R], /, *args: Any, run_id: str | None = None, **kwargs: Any
@@ -325,7 +326,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
 
         The arguments' checks and JSON round trip run on the loop's thread
         when they are small (a few microseconds), in the loop's default
-        executor otherwise (``_requests.light``), as does the store read of
+        executor otherwise (``_arguments.light``), as does the store read of
         a start with a chosen ``run_id``. Raises what :meth:`start` raises.
         """
         self._closing.check_accepting()
@@ -341,7 +342,8 @@ class Runtime(StoreReads, RunControl, RunRestarts):
             submitted = create()
         else:
             submitted = await asyncio.get_running_loop().run_in_executor(None, create)
-        return RunHandle(self, await self._requests.wait_async(submitted))
+        run_id = await self._requests.wait_async(submitted)
+        return RunHandle(self, run_id, created=submitted.created)
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on an existing run. Raises :class:`RunNotFound`."""
@@ -354,8 +356,8 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         await self.get_run_async(run_id)
         return RunHandle(self, run_id)
 
-    def _handle(self, run_id: str) -> RunHandle[Any]:
-        return RunHandle(self, run_id)
+    def _handle(self, run_id: str, *, created: bool | None = None) -> RunHandle[Any]:
+        return RunHandle(self, run_id, created=created)
 
     def _steps(self, run_id: str) -> list[StepRecord]:
         return self._store.steps(run_id)

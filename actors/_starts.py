@@ -34,6 +34,16 @@ from persistence import (
 POLL: Final = 0.002
 
 
+class Creation:
+    """Whether a start created its run (``RunHandle.created``): None until
+    the start's answer is read, then True (this start wrote the run's
+    creation) or False (the same start of an existing run id, A2: nothing
+    new runs). Written once, by the start's answer (``settle_creation``)."""
+
+    def __init__(self, created: bool | None = None) -> None:
+        self.created = created
+
+
 def settle_creation(
     outcomes: Sequence[AppendOutcome],
     created: NewEvent,
@@ -41,10 +51,11 @@ def settle_creation(
     reader: Store,
     hosted: Callable[[str], bool],
     timeout: float,
-) -> bool:
-    """True if ``created`` was written, or if the run it names is the same start;
-    False if a creation of the id in flight here failed meanwhile, having
-    written nothing: this start may be submitted again, as the first.
+) -> bool | None:
+    """Whether ``created`` was written: True if it was; False if the run it
+    names existed and is the same start (nothing new runs); None if a
+    creation of the id in flight here failed meanwhile, having written
+    nothing: this start may be submitted again, as the first.
 
     ``hosted(run_id)``: whether a supervisor of this runtime hosts the run
     (its creation may still be in flight: wait up to ``timeout`` for it).
@@ -66,10 +77,10 @@ def settle_creation(
     while existing_start(reader, created) is None:
         # Refused by the Guardian: the first start of this id is being created here.
         if not hosted(run_id):
-            return existing_start(reader, created) is not None
+            return False if existing_start(reader, created) is not None else None
         if time.monotonic() >= deadline:
             raise OutcomeUnknown(
                 run_id, "start", f"another start of this id was not confirmed within {timeout}s"
             )
         time.sleep(POLL)
-    return True
+    return False

@@ -1,4 +1,7 @@
-"""``proctor runs ...``: read-only views of runs. They never create or change anything."""
+"""``proctor runs ...``: the group, and its read-only views of runs (list, status,
+logs, tree), which never create or change anything. Its writing commands live
+in their own modules: ``runs restart`` (``cli._restart``), ``runs prune``
+(``cli._prune``)."""
 
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ from persistence import (
 
 @cli.group()
 def runs() -> None:
-    """Inspect runs: list them, show one, read its log, draw its tree."""
+    """Inspect, restart and prune runs: list, status, logs, tree; restart a
+    finished run as a new one; prune old finished runs."""
 
 
 @runs.command(epilog=EXIT_CODES_HELP)

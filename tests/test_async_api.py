@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import math
+import re
 import sqlite3
 import threading
 import time
@@ -405,9 +407,64 @@ def test_A1_awaited_reads_leave_the_loop_running_while_the_store_is_slow(
     live.terminate()
 
 
+# -- every blocking call has a twin, and the docs list them -------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+#: Public calls with no awaitable twin, and why (nothing else may lack one).
+NO_TWIN = {
+    # A crash simulation for tests: it writes one lease row and stops the
+    # actors as abruptly as SIGKILL; a service never calls it.
+    ("Runtime", "kill"): "test-only crash",
+}
+
+
+def public_calls(cls: type) -> set[str]:
+    return {n for n, v in inspect.getmembers(cls) if not n.startswith("_") and callable(v)}
+
+
+def documented_twins(text: str) -> set[str]:
+    return set(re.findall(r"`(?:handle\.|rt\.)?([a-z_]+_async)\b", text))
+
+
+def test_A1_every_blocking_call_of_runtime_and_handle_has_an_async_twin_the_docs_list() -> None:
+    """Rule A1's promise, walked over the public classes rather than
+    trusted to a list: every public call of ``Runtime`` and ``RunHandle``
+    has an ``*_async`` coroutine twin (but those in ``NO_TWIN``, each with
+    its reason), every twin has its blocking call, and the guide
+    (embedding.md) and the A1 row of semantics.md list exactly the twins
+    that exist."""
+    twins: set[str] = set()
+    for cls in (Runtime, RunHandle):
+        calls = public_calls(cls)
+        for name in sorted(calls):
+            if name.endswith("_async"):
+                assert name.removesuffix("_async") in calls, f"{cls.__name__}.{name} has no twin"
+                assert inspect.iscoroutinefunction(getattr(cls, name)), f"{cls.__name__}.{name}"
+                twins.add(name)
+            elif (cls.__name__, name) not in NO_TWIN:
+                assert f"{name}_async" in calls, f"{cls.__name__}.{name} has no awaitable twin"
+    embedding = (DOCS / "guides" / "embedding.md").read_text()
+    guide = embedding.split("use the awaitable twins", 1)[1].split("```", 1)[0]
+    semantics = (DOCS / "semantics.md").read_text().splitlines()
+    row = next(line for line in semantics if line.startswith("| A1 |"))
+    for where, text in [("embedding.md", guide), ("semantics.md A1", row)]:
+        listed = documented_twins(text)
+        assert listed == twins, (where, sorted(twins - listed), sorted(listed - twins))
+
+
 # -- the FastAPI guide's app ------------------------------------------------------
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "fastapi_orders.py"
+
+
+def load_example() -> Any:
+    spec = importlib.util.spec_from_file_location("fastapi_orders", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    return example
 
 
 def test_A1_the_fastapi_guide_app_serves_orders_through_the_async_api(
@@ -415,15 +472,13 @@ def test_A1_the_fastapi_guide_app_serves_orders_through_the_async_api(
 ) -> None:
     """The guide's app (docs/examples/fastapi_orders.py), served through
     httpx's ASGI transport, its lifespan entered as a server would: start,
-    read, cancel, terminate and await orders; unknown runs are 404s; its
-    runtime closes with the lifespan and leaves nothing behind."""
+    read, cancel, terminate and await orders, all by ORDER id; unknown
+    orders are 404s; its runtime closes with the lifespan and leaves
+    nothing behind."""
     httpx = pytest.importorskip("httpx")
-    spec = importlib.util.spec_from_file_location("fastapi_orders", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example()
     monkeypatch.setenv("ORDERS_DB", str(tmp_path / "orders.db"))
+    monkeypatch.setenv("ORDERS_SHIP_DELAY", "inf")  # ships when the test opens it
     before = set(threading.enumerate())
 
     async def serve() -> None:
@@ -435,26 +490,35 @@ def test_A1_the_fastapi_guide_app_serves_orders_through_the_async_api(
                 for n in range(3):
                     placed = await client.post("/orders", json={"order_id": f"o-{n}", "amount": n})
                     assert placed.status_code == 201
-                    ids.append(placed.json()["run_id"])
-                # A2: a retried POST is the same order; another under its id a 409.
+                    assert placed.json() == {"order_id": f"o-{n}", "run_id": f"order-o-{n}"}
+                    ids.append(f"o-{n}")
+                # A2: a retried POST is the same order (200, not 201 Created);
+                # another order under its id a 409.
                 retried = await client.post("/orders", json={"order_id": "o-0", "amount": 0})
-                assert retried.json()["run_id"] == ids[0] == "order-o-0"
+                assert retried.status_code == 200
+                assert retried.json()["run_id"] == "order-o-0"
                 clash = await client.post("/orders", json={"order_id": "o-0", "amount": 9})
                 assert clash.status_code == 409
                 assert len(await app.state.runtime.list_runs_async()) == 3
                 read = (await client.get(f"/orders/{ids[0]}")).json()
+                assert read["order_id"] == ids[0]
                 assert read["status"] in {"pending", "running"}
                 terminated = await client.post(f"/orders/{ids[0]}/terminate", json={})
                 assert terminated.json() == {
-                    "run_id": ids[0],
+                    "order_id": ids[0],
                     "status": "terminated",
                     "changed": True,
                 }
                 cancelled = await client.post(f"/orders/{ids[1]}/cancel", json={"reason": "r"})
                 assert cancelled.json()["status"] == "cancelled"
                 example.WAREHOUSE_OPEN.set()
-                done = (await client.get(f"/orders/{ids[2]}/result")).json()
-                assert done["result"] == "shipped o-2 (receipt-o-2-2)"
+                done = await client.get(f"/orders/{ids[2]}/result")
+                assert done.status_code == 200
+                assert done.json() == {
+                    "order_id": "o-2",
+                    "status": "completed",
+                    "result": "shipped o-2 (receipt-o-2-2)",
+                }
                 assert (await client.get(f"/orders/{ids[2]}")).json()["status"] == "completed"
                 for path, method in [
                     ("/orders/nope", "GET"),
@@ -466,12 +530,109 @@ def test_A1_the_fastapi_guide_app_serves_orders_through_the_async_api(
                     assert missing.status_code == 404, path
             runtime = app.state.runtime
         with pytest.raises(RuntimeClosed):  # closed with the lifespan
-            await runtime.get_run_async(ids[2])
+            await runtime.get_run_async("order-o-2")
 
     try:
         asyncio.run(serve())
     finally:
         example.WAREHOUSE_OPEN.set()
+    assert_nothing_left(before)
+
+
+def test_A1_the_fastapi_guide_app_answers_ordinary_situations_without_a_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an HTTP client meets besides success gets a status it can act
+    on, never a 500: an order not finished within ``?timeout`` is a 202 with
+    its status (ask again later, as HTTP's async request-reply pattern); a
+    cancelled or terminated order's result a 409 that says how it ended; an
+    order id that cannot be a run id (``x.1``, 300 characters, a ``/``) or a
+    timeout out of range (``-1``, ``nan``, ``inf``) a 422; a start whose
+    outcome is unknown a 503 naming the run; a cancel or terminate without a
+    body works (its reason is optional)."""
+    httpx = pytest.importorskip("httpx")
+    example = load_example()
+    monkeypatch.setenv("ORDERS_DB", str(tmp_path / "orders.db"))
+    monkeypatch.setenv("ORDERS_SHIP_DELAY", "inf")  # ships when the test opens it
+    before = set(threading.enumerate())
+
+    async def serve() -> None:
+        app = example.app
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                for n in ("a", "b", "c"):
+                    placed = await client.post("/orders", json={"order_id": n, "amount": 1})
+                    assert placed.status_code == 201, placed.text
+                running = await client.get("/orders/a/result", params={"timeout": 0.05})
+                assert running.status_code == 202, running.text
+                assert running.json()["status"] in {"pending", "running"}
+                assert running.headers["Retry-After"] == "1"
+                # Without a body: the reason is optional.
+                assert (await client.post("/orders/a/cancel")).json()["status"] == "cancelled"
+                assert (await client.post("/orders/b/terminate")).json()["status"] == "terminated"
+                for order_id, end in [("a", "cancelled"), ("b", "terminated")]:
+                    ended = await client.get(f"/orders/{order_id}/result")
+                    assert ended.status_code == 409, ended.text
+                    assert ended.json()["status"] == end
+                for bad in ["x.1", "x" * 300, "a b", ""]:
+                    refused = await client.post("/orders", json={"order_id": bad, "amount": 1})
+                    assert refused.status_code == 422, (bad, refused.text)
+                for path in ["/orders/x.1", "/orders/" + "x" * 300, "/orders/x.1/result"]:
+                    assert (await client.get(path)).status_code == 422, path
+                assert (await client.get("/orders/x/y")).status_code == 404
+                for timeout in ["-1", "nan", "inf", "61"]:
+                    wrong = await client.get("/orders/c/result", params={"timeout": timeout})
+                    assert wrong.status_code == 422, (timeout, wrong.text)
+                assert len(await app.state.runtime.list_runs_async()) == 3
+
+                async def unconfirmed(*args: Any, **kwargs: Any) -> RunHandle[Any]:
+                    raise OutcomeUnknown(kwargs["run_id"], "start", "not confirmed in time")
+
+                with monkeypatch.context() as patched:
+                    patched.setattr(app.state.runtime, "start_async", unconfirmed)
+                    unknown = await client.post("/orders", json={"order_id": "d", "amount": 1})
+                assert unknown.status_code == 503, unknown.text
+                assert unknown.json()["run_id"] == "order-d"
+                example.WAREHOUSE_OPEN.set()
+                done = await client.get("/orders/c/result")
+                assert done.json()["result"] == "shipped c (receipt-c-1)"
+
+    try:
+        asyncio.run(serve())
+    finally:
+        example.WAREHOUSE_OPEN.set()
+    assert_nothing_left(before)
+
+
+def test_A1_the_fastapi_guide_app_ships_by_itself_when_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served by uvicorn, nobody sets the demo's warehouse event: an order
+    still completes, after ``ORDERS_SHIP_DELAY`` seconds (read when the step
+    runs), and a cancel during that wait lands (C2)."""
+    httpx = pytest.importorskip("httpx")
+    example = load_example()
+    monkeypatch.setenv("ORDERS_DB", str(tmp_path / "orders.db"))
+    monkeypatch.setenv("ORDERS_SHIP_DELAY", "0.05")
+    before = set(threading.enumerate())
+
+    async def serve() -> None:
+        app = example.app
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                await client.post("/orders", json={"order_id": "s", "amount": 2})
+                done = await client.get("/orders/s/result", params={"timeout": 30})
+                assert done.status_code == 200, done.text
+                assert done.json()["result"] == "shipped s (receipt-s-2)"
+                monkeypatch.setenv("ORDERS_SHIP_DELAY", "inf")
+                await client.post("/orders", json={"order_id": "t", "amount": 2})
+                cancelled = await client.post("/orders/t/cancel")
+                assert cancelled.json()["status"] == "cancelled"
+
+    asyncio.run(serve())
+    assert not example.WAREHOUSE_OPEN.is_set()
     assert_nothing_left(before)
 
 

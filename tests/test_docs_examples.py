@@ -26,7 +26,9 @@ PRINTS = {
     "embed_sync.py": "6",
     "embed_asyncio.py": "4999",
     "client.py": "charged 1250 for o-1",
-    "fastapi_orders.py": "['same run', '409', 'cancelled', 'shipped o-2 (receipt-o-2-7)', '404']",
+    "fastapi_orders.py": (
+        "['201 then 200, same run: True', '409', 'cancelled', 'shipped o-2 (receipt-o-2-7)', '404']"
+    ),
 }
 
 
