@@ -22,10 +22,12 @@ from actors import (
     InvalidArgumentType,
     NotSerializable,
     RunIdInUse,
+    RunNotFinished,
     RunNotFound,
     RunState,
     Runtime,
     RuntimeClosed,
+    StoreError,
     WaitTimeout,
     step,
     workflow,
@@ -48,7 +50,7 @@ async def client_add(a: int, b: int) -> int:
 @pytest.fixture
 def client(db: Path) -> Iterator[Client]:
     before = set(threading.enumerate())
-    with Client(db) as opened:
+    with Client(db, create=True) as opened:
         yield opened
     assert_nothing_left(before)
 
@@ -264,7 +266,7 @@ def test_A5_async_twins_run_every_store_call_off_the_event_loop(client: Client) 
 
 
 def test_A5_after_close_every_call_raises_RuntimeClosed(db: Path) -> None:
-    client = Client(db)
+    client = Client(db, create=True)
     handle = client.start(client_add, 1, 2)
     client.close()
     client.close()  # idempotent
@@ -290,6 +292,10 @@ def test_A5_after_close_every_call_raises_RuntimeClosed(db: Path) -> None:
         lambda: asyncio.run(client.terminate_async(handle.run_id)),
         lambda: asyncio.run(client.wait_async(handle.run_id)),
         lambda: asyncio.run(handle.result_async(timeout=1)),
+        lambda: asyncio.run(client.handle_async(handle.run_id)),
+        lambda: client.restart(handle.run_id),
+        lambda: asyncio.run(client.restart_async(handle.run_id)),
+        lambda: asyncio.run(client.__aenter__()),
     ]
     for call in calls:
         with pytest.raises(RuntimeClosed, match="is closed"):
@@ -298,7 +304,7 @@ def test_A5_after_close_every_call_raises_RuntimeClosed(db: Path) -> None:
 
 def test_A5_a_client_leaves_no_thread_and_no_actor(db: Path) -> None:
     before = set(threading.enumerate())
-    with Client(db) as client:
+    with Client(db, create=True) as client:
         handle = client.start(client_add, 1, 2)
         assert pykka.ActorRegistry.get_all() == []
         assert {t for t in threading.enumerate() if t.is_alive()} <= before
@@ -376,3 +382,73 @@ def test_A5_proctor_start_and_client_start_write_the_same_run(client: Client, db
         )
     )
     assert client.events(by_cli.run_id)[0].data == client.events(by_client.run_id)[0].data
+
+
+def test_A5_async_with_closes_the_client_and_every_call_has_a_twin(db: Path) -> None:
+    """What ``async with Runtime`` does, a Client does (A1): ``__aenter__``,
+    ``close_async`` on exit, ``handle_async``; a closed client refuses all."""
+    with Client(db, create=True) as setup:
+        run_id = setup.start(client_add, 1, 2).run_id
+
+    async def go() -> Client:
+        async with Client(db) as client:
+            handle = await client.handle_async(run_id)
+            assert (await handle.record_async()).status is RunState.PENDING
+            with pytest.raises(RunNotFound):
+                await client.handle_async("nope")
+        with pytest.raises(RuntimeClosed, match="is closed"):
+            await client.handle_async(run_id)
+        await client.close_async()  # idempotent
+        return client
+
+    client = asyncio.run(go())
+    with pytest.raises(RuntimeClosed):
+        client.get_run(run_id)
+
+
+def test_A5_A7_client_restart_writes_what_proctor_runs_restart_writes(
+    client: Client, db: Path
+) -> None:
+    """A restart through a Client is ``proctor runs restart``'s record (one
+    implementation): PENDING, nobody's, linked, for a worker that imports the
+    workflow; the same restart again is the same run (A2)."""
+    old = client.start(client_add, 2, 3)
+    with pytest.raises(RunNotFinished):
+        client.restart(old.run_id)
+    client.terminate(old.run_id)
+    by_client = client.restart(old.run_id, run_id="again-1")
+    assert client.restart(old.run_id, run_id="again-1").run_id == "again-1"
+    by_async = asyncio.run(client.restart_async(old.run_id, run_id="again-2"))
+    result = CliRunner().invoke(
+        cli, ["--db", str(db), "runs", "restart", old.run_id, "--run-id", "again-3"]
+    )
+    assert result.exit_code == 0, result.output
+    first = [client.events(r)[0].data for r in ("again-1", "again-2", "again-3")]
+    assert first[0] == first[1] == first[2]
+    assert first[0]["restarted_from"] == old.run_id
+    record = by_client.record()
+    assert (record.status, record.owner, record.restarted_from) == (
+        RunState.PENDING,
+        None,
+        old.run_id,
+    )
+    with pytest.raises(RunNotFound):
+        client.restart("nope")
+    with Runtime(db, claim_runs=True):
+        assert by_client.result(timeout=20) == 5
+        assert by_async.result(timeout=20) == 5
+
+
+def test_A5_a_missing_store_is_an_error_not_a_new_empty_store(tmp_path: Path) -> None:
+    """A mistyped path would list nothing and start runs no worker reads:
+    the Client refuses it, as the CLI's reading commands do (exit 1)."""
+    missing = tmp_path / "typo.db"
+    with pytest.raises(StoreError, match=r"typo\.db.*does not exist.*create=True"):
+        Client(missing)
+    assert not missing.exists()
+    with Client(missing, create=True) as client:
+        assert client.list_runs() == []
+    with Client(missing) as client:  # now it exists
+        assert client.list_runs() == []
+    with pytest.raises(InvalidArgumentType):
+        Client(missing, create="yes")  # type: ignore[arg-type]

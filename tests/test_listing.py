@@ -37,7 +37,7 @@ T0 = datetime.datetime(2026, 11, 1, tzinfo=UTC).timestamp()
 @pytest.fixture
 def client(db: Path) -> Iterator[Client]:
     before = set(threading.enumerate())
-    with Client(db) as opened:
+    with Client(db, create=True) as opened:
         yield opened
     assert_nothing_left(before)
 
