@@ -190,6 +190,16 @@ class Client(StoreReads, ClientControl):
         it; this is what ``proctor start`` does. ``workflow`` is a
         ``@workflow()`` or its registered name (a workflow this process did
         not import: its signature is then checked by the worker only).
+
+        A name is taken as written: the **full** registered name
+        (``module.qualname``, as ``runs list`` prints it, or the
+        ``@workflow(name=...)``). A short name (``"order"``, which a listing's
+        ``workflow=`` filter accepts) or a typo is not refused: the client
+        cannot know what the workers import, so, as Temporal accepts any
+        workflow type name and the run waits for a worker that polls for
+        it, the run stays PENDING until a worker registering exactly that
+        name claims it (maybe never; ``cancel`` or ``terminate`` ends it).
+        Pass the ``@workflow()`` itself where this process can import it.
         ``run_id`` (reserved: a workflow's own keyword argument cannot be
         called ``run_id``) names the run; default a new random id.
 

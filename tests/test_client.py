@@ -452,3 +452,40 @@ def test_A5_a_missing_store_is_an_error_not_a_new_empty_store(tmp_path: Path) ->
         assert client.list_runs() == []
     with pytest.raises(InvalidArgumentType):
         Client(missing, create="yes")  # type: ignore[arg-type]
+
+
+def test_A1_A5_every_public_call_of_the_client_has_an_awaitable_twin() -> None:
+    """The guide says "every call has an awaitable twin": each public
+    method ``m`` of Client has a coroutine ``m_async``."""
+    import inspect  # noqa: PLC0415
+
+    calls = {
+        name
+        for name, member in inspect.getmembers(Client, inspect.isfunction)
+        if not name.startswith("_") and not name.endswith("_async")
+    }
+    assert {"start", "handle", "cancel", "terminate", "restart", "wait", "close"} <= calls
+    for name in calls:
+        assert inspect.iscoroutinefunction(getattr(Client, f"{name}_async", None)), name
+    assert inspect.iscoroutinefunction(Client.__aenter__)
+    assert inspect.iscoroutinefunction(Client.__aexit__)
+
+
+def test_A5_a_wait_that_runs_out_returns_the_unfinished_run(client: Client) -> None:
+    """wait() and cancel(wait=True) return quietly when the timeout passes
+    (documented), with a status that says the run has not finished."""
+    handle = client.start(client_add, 1, 2)
+    assert client.wait(handle.run_id, timeout=0.05).status is RunState.PENDING
+    assert handle.wait_finished(timeout=0.05).status is RunState.PENDING
+    done = client.cancel(handle.run_id, wait=True, timeout=0.05)
+    assert (done.status, done.status.is_terminal) == (RunState.CANCELLING, False)
+
+    async def go() -> None:
+        record = await client.wait_async(handle.run_id, timeout=0.05)
+        assert record.status is RunState.CANCELLING
+        again = await client.cancel_async(handle.run_id, wait=True, timeout=0.05)
+        assert again.status is RunState.CANCELLING
+
+    asyncio.run(go())
+    with pytest.raises(WaitTimeout):
+        handle.result(timeout=0.05)
