@@ -125,6 +125,10 @@ class Client(StoreReads, ClientControl):
                 f"no Proctor store at {self.db}: the file does not exist (check the path;"
                 " Client(db, create=True) makes a new store)"
             )
+        if not create:
+            # Judge the file as the CLI's commands do: an empty file (0 bytes,
+            # no tables) is not a store, and is not made one.
+            open_store(self.db, readonly=True, busy_timeout=waiting).close()
         self._store = open_store(self.db, busy_timeout=waiting, create=create)
         # A runtime's waits without its actors: nothing is hosted here, so they poll.
         self._waiter = RunWaiter(

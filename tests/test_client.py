@@ -452,6 +452,11 @@ def test_A5_a_missing_store_is_an_error_not_a_new_empty_store(tmp_path: Path) ->
         assert client.list_runs() == []
     with pytest.raises(InvalidArgumentType):
         Client(missing, create="yes")  # type: ignore[arg-type]
+    empty = tmp_path / "empty.db"
+    empty.touch()  # e.g. a mistyped `--db` a shell redirection created
+    with pytest.raises(StoreError, match="not a Proctor store"):
+        Client(empty)
+    assert empty.stat().st_size == 0
 
 
 def test_A1_A5_every_public_call_of_the_client_has_an_awaitable_twin() -> None:
