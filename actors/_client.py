@@ -4,6 +4,9 @@ A :class:`Client` (for a CLI, an admin tool, another service) writes
 requests straight into the store, the records the ``proctor`` commands
 write (``persistence._direct``, ``Store.terminate_tree``); a worker claims
 the runs it starts; the runtime owning a run acts on its cancel and terminate.
+Its reads are ``_reading.StoreReads``'s, its cancel, terminate and restart
+``_client_control.ClientControl``'s; this module holds its lifecycle, its
+starts and its waits.
 
 Invariants:
 
@@ -14,6 +17,8 @@ Invariants:
 * an ``*_async`` twin never runs a store call on the event loop's thread: the
   call runs in the loop's default executor (A1), and waits poll the store
   from there, sleeping with ``asyncio.sleep``;
+* a Client opens an existing store only, unless ``create=True``: a mistyped
+  path is an error, never a new empty store no worker reads;
 * after :meth:`Client.close` every call raises :class:`RuntimeClosed`.
 """
 
@@ -21,39 +26,30 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from typing import Any, TypeVar
 
-from actors._arguments import fits, flag, instance, optional_seconds, seconds, text
+from actors._arguments import fits, flag, instance, optional_seconds, seconds
 from actors._arguments import run_id as check_run_id
+from actors._client_control import ClientControl
 from actors._definitions import WorkflowDef, lookup_workflow
 from actors._directory import Directory
 from actors._errors import RuntimeClosed
-from actors._handle import ControlResult, RunHandle
-from actors._reading import StoreReads
-from actors._requests import Requests, _cut_note
+from actors._handle import RunHandle
+from actors._reading import InFlight, StoreReads
 from actors._waiting import RunWaiter
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_MAX_PAYLOAD_BYTES,
-    Appended,
     InvalidArgument,
     InvalidArgumentType,
     RunRecord,
-    RunState,
     StepRecord,
     StoreError,
-    cap_reason,
     check_chosen_run_id,
     check_payload_limit,
-    check_reason,
     create_unowned_run,
-    follow_to_end,
-    grace_reason,
     open_store,
-    reason_cut,
-    request_cancel,
     roundtrip_arguments,
     safe_repr,
 )
@@ -61,21 +57,31 @@ from persistence import (
 R = TypeVar("R")
 
 
-class Client(StoreReads):
-    """Start, read, cancel, terminate and wait for runs of a store, hosting none.
+class Client(StoreReads, ClientControl):
+    """Start, read, cancel, terminate, restart and wait for runs of a store, hosting none.
 
-    Reads (``get_run``, ``list_runs``, ``list_runs_page``, ``events`` and
-    their ``*_async`` twins) are :class:`StoreReads`'s, shared with
-    :class:`Runtime`. Use it as a context manager::
+    Reads (``get_run``, ``list_runs``, ``list_runs_page``, ``events``) are
+    :class:`StoreReads`'s, shared with :class:`Runtime`; ``cancel``,
+    ``terminate`` and ``restart`` are :class:`ClientControl`'s. Every call
+    has an awaitable twin (``start_async``, ``handle_async``, ``wait_async``,
+    ``close_async``, ...; A1). Use it as a context manager::
 
         with Client("proctor.db") as client:
             handle = client.start(order, "o-1")   # PENDING until a worker claims it
             print(handle.result(timeout=30))
 
+        async with Client("proctor.db") as client:
+            handle = await client.start_async("shop.orders.order", "o-1")
+
     Modelled on Temporal's ``Client`` and DBOS's ``DBOSClient``.
 
     Args:
-        db: path of the SQLite store; created if missing.
+        db: path of the SQLite store. It must exist (a worker or runtime
+            made it) unless ``create=True``: a mistyped path would otherwise
+            be a new empty store, with empty listings and starts no worker
+            ever sees.
+        create: make the store if ``db`` does not exist (as
+            ``Runtime(db)`` does); default False.
         busy_timeout: how long a write waits for another process's lock
             before failing with ``StoreLocked`` (default 5 s).
         max_payload_bytes: the most bytes of JSON a run's arguments may take
@@ -84,7 +90,9 @@ class Client(StoreReads):
     Raises:
         InvalidArgument: a bad setting (``InvalidArgumentType`` for one of the
             wrong type); nothing is opened.
-        StoreError: the store cannot be opened.
+        StoreError: the store cannot be opened: ``db`` does not exist (and
+            not ``create``), or it is locked, not a Proctor store
+            (``NotAProctorStore``), newer, damaged.
     """
 
     #: A Client is never replaced (the RunHost protocol of its handles).
@@ -94,10 +102,12 @@ class Client(StoreReads):
         self,
         db: str | os.PathLike[str] = "proctor.db",
         *,
+        create: bool = False,
         busy_timeout: float | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         path = instance("db", db, (str, os.PathLike), "a path (str or os.PathLike)")
+        flag("create", create)
         waiting = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         seconds("busy_timeout", waiting)
         try:
@@ -108,9 +118,19 @@ class Client(StoreReads):
             raise InvalidArgument(str(exc)) from exc
         self.db = os.fspath(path)
         self._closed = False
+        self._in_flight = InFlight()
         #: Who wrote a request (``origin``), so that no runtime mistakes it for its own.
         self.id = f"client-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._store = open_store(self.db, busy_timeout=waiting)
+        if not create and not os.path.exists(self.db):
+            raise StoreError(
+                f"no Proctor store at {self.db}: the file does not exist (check the path;"
+                " Client(db, create=True) makes a new store)"
+            )
+        if not create:
+            # Judge the file as the CLI's commands do: an empty file (0 bytes,
+            # no tables) is not a store, and is not made one.
+            open_store(self.db, readonly=True, busy_timeout=waiting).close()
+        self._store = open_store(self.db, busy_timeout=waiting, create=create)
         # A runtime's waits without its actors: nothing is hosted here, so they poll.
         self._waiter = RunWaiter(
             owner=self.id, store=self._store, directory=Directory(), check_open=self._check_open
@@ -126,6 +146,17 @@ class Client(StoreReads):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    async def __aenter__(self) -> Client:
+        """``async with Client(...) as client:`` closes it with :meth:`close_async`.
+
+        Raises :class:`RuntimeClosed` if the client was closed.
+        """
+        self._check_open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close_async()
+
     def close(self) -> None:
         """Close the store connection; idempotent. Runs are not affected.
 
@@ -134,8 +165,17 @@ class Client(StoreReads):
         """
         if self._closed:
             return
-        self._closed = True
+        self._in_flight.settle(self._mark_closed)  # calls under way end first (A3)
         self._store.close()
+
+    def _mark_closed(self) -> None:
+        self._closed = True
+
+    async def close_async(self) -> None:
+        """Like :meth:`close`, in the loop's default executor (A1): closing
+        waits for a read or write another thread has in flight."""
+        if not self._closed:
+            await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -158,6 +198,16 @@ class Client(StoreReads):
         it; this is what ``proctor start`` does. ``workflow`` is a
         ``@workflow()`` or its registered name (a workflow this process did
         not import: its signature is then checked by the worker only).
+
+        A name is taken as written: the **full** registered name
+        (``module.qualname``, as ``runs list`` prints it, or the
+        ``@workflow(name=...)``). A short name (``"order"``, which a listing's
+        ``workflow=`` filter accepts) or a typo is not refused: the client
+        cannot know what the workers import, so, as Temporal accepts any
+        workflow type name and the run waits for a worker that polls for
+        it, the run stays PENDING until a worker registering exactly that
+        name claims it (maybe never; ``cancel`` or ``terminate`` ends it).
+        Pass the ``@workflow()`` itself where this process can import it.
         ``run_id`` (reserved: a workflow's own keyword argument cannot be
         called ``run_id``) names the run; default a new random id.
 
@@ -182,8 +232,9 @@ class Client(StoreReads):
         )
         if definition is not None:
             fits(f"workflow {name}", definition.signature, args_in, kwargs_in)
-        create_unowned_run(self._store, name, list(args_in), kwargs_in, run_id=run_id)
-        return RunHandle(self, run_id)  # a new run, or the same start's (A2)
+        with self._using():
+            _, new = create_unowned_run(self._store, name, list(args_in), kwargs_in, run_id=run_id)
+        return RunHandle(self, run_id, created=new)  # a new run, or the same start's (A2)
 
     async def start_async(
         self,
@@ -208,160 +259,28 @@ class Client(StoreReads):
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on an existing run. Raises :class:`RunNotFound`."""
-        self._check_open()
-        self._store.get_run(check_run_id(run_id))
+        with self._using():
+            self._store.get_run(check_run_id(run_id))
         return RunHandle(self, run_id)
 
-    # -- control -------------------------------------------------------------------
+    async def handle_async(self, run_id: str) -> RunHandle[Any]:
+        """Like :meth:`handle`; the store is read off the loop (A1)."""
+        await self.get_run_async(check_run_id(run_id))
+        return RunHandle(self, run_id)
 
-    def cancel(
-        self,
-        run_id: str,
-        reason: str | None = None,
-        *,
-        wait: bool = False,
-        timeout: float | None = None,
-        grace: float | None = None,
-        source: str = "api",
-    ) -> ControlResult:
-        """Request a graceful cancel (C1), as :meth:`Runtime.cancel` does.
-
-        The run is durably CANCELLING when this returns; the runtime that
-        owns it delivers the cancel (a run nobody owns yet gets it when a
-        worker claims it). ``grace`` (C8) is recorded: the owning runtime
-        terminates the run that long after the request; with ``wait``, so
-        does this call. ``wait``: return once the run is terminal or
-        ``timeout`` seconds passed (no error: ``status`` says CANCELLING).
-
-        Raises:
-            InvalidArgument: ``timeout`` or ``grace`` is not a finite number
-                of seconds >= 0; nothing was written.
-            NotSerializable: ``reason`` is not text; nothing was written.
-            RunNotFound: no such run.
-            StoreError: the store refused it; nothing was written.
-            RuntimeClosed: the client was closed.
-        """
-        self._check_open()
-        begun = time.monotonic()
-        reason, cut = self._checked(run_id, reason, source)
-        timeout = optional_seconds("timeout", timeout)
-        flag("wait", wait)
-        outcome = request_cancel(
-            self._store, run_id, reason, source=source, origin=self.id, grace=grace
-        )
-        if not isinstance(outcome, Appended):
-            return Requests._refused(run_id, outcome, "cancel")
-        status = outcome.status
-        if wait:
-            final = follow_to_end(
-                self._store,
-                run_id,
-                timeout_at=None if timeout is None else begun + timeout,
-                grace_at=None if grace is None else begun + grace,
-                reason=reason,
-                origin=self.id,
-                after=outcome.run_seq,
-            )
-            status = (final or self._store.get_run(run_id)).status
-        return self._cancelled(run_id, status, outcome.changed, cut)
-
-    async def cancel_async(
-        self,
-        run_id: str,
-        reason: str | None = None,
-        *,
-        wait: bool = False,
-        timeout: float | None = None,
-        grace: float | None = None,
-        source: str = "api",
-    ) -> ControlResult:
-        """Like :meth:`cancel`, without blocking the event loop (A1)."""
-        loop = asyncio.get_running_loop()
-        begun = loop.time()
-        self._check_open()
-        reason, cut = self._checked(run_id, reason, source)
-        timeout = optional_seconds("timeout", timeout)
-        flag("wait", wait)
-        outcome = await self._off_loop(
-            request_cancel, self._store, run_id, reason, source=source, origin=self.id, grace=grace
-        )
-        if not isinstance(outcome, Appended):
-            return Requests._refused(run_id, outcome, "cancel")
-        status = outcome.status
-        if wait:
-            timeout_at = None if timeout is None else begun + timeout
-            grace_at = None if grace is None else begun + grace
-            while True:
-                deadline = min((d for d in (timeout_at, grace_at) if d is not None), default=None)
-                left = None if deadline is None else max(0.0, deadline - loop.time())
-                record = await self._wait_finished_async(run_id, left)
-                status = record.status
-                if status.is_terminal or grace_at is None or loop.time() < grace_at:
-                    break  # the end, or the timeout came first
-                grace_at = None
-                await self._off_loop(
-                    self._store.terminate_tree,
-                    run_id,
-                    grace_reason(reason),
-                    source="grace",
-                    origin=self.id,
-                )
-        return self._cancelled(run_id, status, outcome.changed, cut)
-
-    def terminate(
-        self, run_id: str, reason: str | None = None, *, source: str = "api"
-    ) -> ControlResult:
-        """Terminate the run and its unfinished child runs at once (T1, T4).
-
-        They are durably TERMINATED, in one transaction, when this returns,
-        whether or not a runtime hosts them; a hosting runtime stops their
-        actors right after. A run already finished changes nothing and says
-        so (``changed`` False, C6).
-
-        Raises:
-            NotSerializable: ``reason`` is not text; nothing was written.
-            RunNotFound: no such run.
-            StoreError: the store refused it; nothing was written.
-            RuntimeClosed: the client was closed.
-        """
-        self._check_open()
-        reason, cut = self._checked(run_id, reason, source)
-        outcome, _ = self._store.terminate_tree(run_id, reason, source=source, origin=self.id)
-        if not isinstance(outcome, Appended):
-            return Requests._refused(run_id, outcome, "terminate")
-        return ControlResult(
-            run_id=run_id,
-            status=RunState.TERMINATED,
-            changed=True,
-            message="terminated" + _cut_note(cut),
-        )
-
-    async def terminate_async(
-        self, run_id: str, reason: str | None = None, *, source: str = "api"
-    ) -> ControlResult:
-        """Like :meth:`terminate`, without blocking the event loop (A1)."""
-        return await self._off_loop(self.terminate, run_id, reason, source=source)
-
-    @staticmethod
-    def _checked(run_id: object, reason: object, source: object) -> tuple[str | None, bool]:
-        """Every argument of a request, checked before it is written: the
-        reason as recorded, and whether it was cut."""
-        check_run_id(run_id)
-        checked = check_reason(reason)
-        text("source", source)
-        return cap_reason(checked), reason_cut(checked)
-
-    @staticmethod
-    def _cancelled(run_id: str, status: RunState, changed: bool, cut: bool) -> ControlResult:
-        message = "cancel requested" if changed else "run is already cancelling"
-        return ControlResult(
-            run_id=run_id, status=status, changed=changed, message=message + _cut_note(cut)
-        )
+    def _handle(self, run_id: str, *, created: bool | None = None) -> RunHandle[Any]:
+        return RunHandle(self, run_id, created=created)
 
     # -- waiting -------------------------------------------------------------------
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Block until the run is terminal or ``timeout`` seconds pass; its record.
+
+        A wait that runs out is no error (unlike ``RunHandle.result``, which
+        raises ``WaitTimeout``): the record returned is then the unfinished
+        run's, ``record.status.is_terminal`` False. (Temporal's and DBOS's
+        handles have only the raising wait; this one is for a poller that
+        wants the status either way.)
 
         Raises:
             InvalidArgument: ``timeout`` is not None or a finite number >= 0.
@@ -379,8 +298,8 @@ class Client(StoreReads):
     # -- the RunHost protocol of RunHandle -------------------------------------------
 
     def _steps(self, run_id: str) -> list[StepRecord]:
-        self._check_open()
-        return self._store.steps(run_id)
+        with self._using():
+            return self._store.steps(run_id)
 
     def _wait_finished(self, run_id: str, timeout: float | None) -> RunRecord:
         return self._waiter.wait_finished(run_id, timeout)

@@ -185,6 +185,10 @@ class RunHandle(Generic[R]):
     def wait_finished(self, timeout: float | None = None) -> RunRecord:
         """Block until the run is terminal or ``timeout`` passes; return its record.
 
+        A wait that runs out is no error (unlike :meth:`result`, which raises
+        ``WaitTimeout``): the record is then the unfinished run's, its
+        ``status.is_terminal`` False.
+
         Raises :class:`RuntimeClosed` once the runtime is closed, killed or
         closing (a drain: no run ends here any more but by a terminate).
         """

@@ -9,6 +9,10 @@ Invariants:
 * every read first checks that its owner is open (:meth:`_check_open`), so a
   read of a closed runtime or client raises ``RuntimeClosed``, never a store
   error of a closed connection;
+* a store's owner closes its connection only once the calls under way on it
+  have ended (:class:`InFlight`): a call that began before the close ends as
+  it would have, one that begins after raises ``RuntimeClosed`` having
+  written nothing (A3), never a store error of a closed connection;
 * an ``*_async`` twin never runs a query on the event loop's thread (A1): the
   query runs in the loop's default executor, and the loop only awaits it.
   SQLite serialises the connection's users behind one lock, so a read the
@@ -19,8 +23,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from persistence import (
@@ -36,13 +42,48 @@ from persistence import (
 T = TypeVar("T")
 
 
+class InFlight:
+    """The store calls under way on one facade, so that its close waits for them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._count = 0
+
+    @contextlib.contextmanager
+    def call(self, check_open: Callable[[], None]) -> Iterator[None]:
+        """One call: ``check_open`` (which raises once closed), then the body."""
+        with self._cond:
+            check_open()
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._count -= 1
+                if not self._count:
+                    self._cond.notify_all()
+
+    def settle(self, close: Callable[[], None] = lambda: None) -> None:
+        """``close()`` (after which ``check_open`` raises), then wait for the
+        calls under way to end. Each is one store operation, bounded by the
+        store's busy timeout."""
+        with self._cond:
+            close()
+            self._cond.wait_for(lambda: self._count == 0)
+
+
 class StoreReads(abc.ABC):
     """The reads of the public API, over ``self._store``.
 
-    Subclasses set ``_store`` and define :meth:`_check_open`.
+    Subclasses set ``_store`` and ``_in_flight`` and define :meth:`_check_open`.
     """
 
     _store: Store
+    _in_flight: InFlight
+
+    def _using(self) -> contextlib.AbstractContextManager[None]:
+        """Around one store operation: refused once closed, waited for by close."""
+        return self._in_flight.call(self._check_open)
 
     @abc.abstractmethod
     def _check_open(self) -> None:
@@ -52,7 +93,13 @@ class StoreReads(abc.ABC):
         """``read(*args, **kwargs)`` in the loop's default executor, awaited (A1)."""
         self._check_open()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(read, *args, **kwargs))
+        return await loop.run_in_executor(
+            None, functools.partial(self._guarded, read, *args, **kwargs)
+        )
+
+    def _guarded(self, call: Callable[..., T], /, *args: object, **kwargs: object) -> T:
+        with self._using():
+            return call(*args, **kwargs)
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run's current record.
@@ -61,8 +108,8 @@ class StoreReads(abc.ABC):
             RunNotFound: no such run.
             RuntimeClosed: closed.
         """
-        self._check_open()
-        return self._store.get_run(run_id)
+        with self._using():
+            return self._store.get_run(run_id)
 
     async def get_run_async(self, run_id: str) -> RunRecord:
         """Like :meth:`get_run`, without blocking the event loop (A1)."""
@@ -178,7 +225,8 @@ class StoreReads(abc.ABC):
             ended_until=ended_until,
             cursor=cursor,
         )
-        return self._store.list_runs_page(query)
+        with self._using():
+            return self._store.list_runs_page(query)
 
     async def list_runs_page_async(
         self,
@@ -214,9 +262,9 @@ class StoreReads(abc.ABC):
             RunNotFound: no such run.
             RuntimeClosed: closed.
         """
-        self._check_open()
-        self._store.get_run(run_id)
-        return self._store.events(run_id)
+        with self._using():
+            self._store.get_run(run_id)
+            return self._store.events(run_id)
 
     async def events_async(self, run_id: str) -> list[EventRecord]:
         """Like :meth:`events`, without blocking the event loop (A1)."""

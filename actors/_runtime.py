@@ -33,7 +33,7 @@ from actors._forking import RunRestarts
 from actors._halt import Halt
 from actors._handle import RunHandle
 from actors._journal import MAX_BATCH
-from actors._reading import StoreReads
+from actors._reading import InFlight, StoreReads
 from actors._requests import Requests
 from actors._settings import check_settings
 from actors._tree import ASK_TIMEOUT, ActorTree, warn_unclosed
@@ -173,6 +173,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         self.shutdown_timeout = settings.shutdown_timeout
         # Opening the store first surfaces a bad file (locked, foreign, newer
         # schema) here, at construction, as a StoreError.
+        self._in_flight = InFlight()
         self._store = open_store(
             self.db, synchronous=synchronous, busy_timeout=settings.busy_timeout
         )
@@ -241,6 +242,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
             return
         self._waiter.watchers.wake_all()
         self._stop_actors(abandon=False)
+        self._in_flight.settle()  # the reads under way end first (A3)
         self._store.close()
 
     def _stop_actors(self, *, abandon: bool) -> None:
@@ -262,6 +264,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         self._stop_actors(abandon=True)
         # After the actors: a lease renewal already under way cannot undo it.
         self._store.expire_lease(self.id, "killed")
+        self._in_flight.settle()
         self._store.close()
 
     @property
@@ -347,8 +350,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on an existing run. Raises :class:`RunNotFound`."""
-        self._check_open()
-        self._store.get_run(run_id)
+        self.get_run(run_id)
         return RunHandle(self, run_id)
 
     async def handle_async(self, run_id: str) -> RunHandle[Any]:
@@ -360,7 +362,8 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         return RunHandle(self, run_id, created=created)
 
     def _steps(self, run_id: str) -> list[StepRecord]:
-        return self._store.steps(run_id)
+        with self._using():
+            return self._store.steps(run_id)
 
     def _wait_finished(self, run_id: str, timeout: float | None) -> RunRecord:
         return self._waiter.wait_finished(run_id, timeout)

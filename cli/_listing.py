@@ -20,7 +20,11 @@ from persistence import InvalidArgument, RunState, iso_utc, run_query
 
 _STATUS_CHOICE = click.Choice([s.value for s in RunState], case_sensitive=False)
 
-_TIME_HELP = "ISO 8601 (UTC unless it has an offset) or a duration ago: 30m, 2h, 1d."
+_TIME_HELP = (
+    "ISO 8601 (UTC unless it has an offset: the zone the table prints), a duration ago"
+    " (30m, 2h, 1d) or epoch seconds."
+)
+
 
 #: The shape of ``runs list --json``; bumped when a field changes meaning or goes.
 LIST_SCHEMA_VERSION: Final = 1
@@ -67,10 +71,10 @@ def list_runs(
     status: tuple[str, ...],
     workflow: str | None,
     parent: str | None,
-    since: float | None,
-    until: float | None,
-    ended_since: float | None,
-    ended_until: float | None,
+    since: str | None,
+    until: str | None,
+    ended_since: str | None,
+    ended_until: str | None,
     cursor: str | None,
     limit: int,
     as_json: bool,
@@ -78,8 +82,13 @@ def list_runs(
     """List runs, newest first: id, workflow, status, start, duration, cancel reason.
 
     A page holds --limit runs; when there are more, the table's last line
-    (and --json's next_cursor) gives the --cursor of the next page. Paging
+    (and --json's next_cursor) gives the --cursor of the next page: give it
+    with the same filters (a cursor of other filters is refused). Paging
     never repeats a run nor skips one, even while runs are created.
+
+    Times print in UTC (ISO 8601, ending in Z), as --json gives them and as
+    a time without an offset is read: a time copied from the table selects
+    the same instant whatever the local zone.
 
     An unfinished run whose runtime is dead (stopped, lease expired, process
     gone) shows "(owner dead)" after its status: nothing runs it until a
@@ -99,7 +108,7 @@ def list_runs(
             cursor=cursor,
         )
     except InvalidArgument as exc:
-        raise click.BadParameter(clean(str(exc)), param_hint="--cursor") from exc
+        raise click.UsageError(clean(str(exc))) from exc
     with open_store(options) as store:
         page = store.list_runs_page(query)
         runtimes = store.runtimes()
@@ -127,7 +136,11 @@ def list_runs(
         click.echo("no runs" + (" match" if filtered else f" in {clean(options.db)}"))
         return
     dead = frozenset(run_id for run_id, o in owners.items() if o["alive"] is False)
-    render.console().print(render.runs_table(shown, next_cursor=page.next_cursor, dead=dead))
+    render.console().print(
+        render.runs_table(
+            shown, next_cursor=page.next_cursor, dead=dead, after_cursor=cursor is not None
+        )
+    )
 
 
 _TIME_FIELDS: Final = (

@@ -154,8 +154,9 @@ def open_store(
 
 if TYPE_CHECKING:
     _FloatParam = click.ParamType[float]
+    _StrParam = click.ParamType[str]
 else:  # a plain class before click 8.2
-    _FloatParam = click.ParamType
+    _FloatParam = _StrParam = click.ParamType
 
 
 class Seconds(_FloatParam):
@@ -181,24 +182,24 @@ class Seconds(_FloatParam):
 SECONDS: Final = Seconds()
 
 
-class Time(_FloatParam):
-    """A point in time, as epoch seconds: ISO 8601 (UTC without an offset) or
-    a duration ago (``30m``, ``2h``, ``1d``), as ``persistence.instant`` reads it."""
+class Time(_StrParam):
+    """A point in time as ``persistence.instant`` reads it (ISO 8601, UTC
+    without an offset; a duration ago such as ``2h``; epoch seconds),
+    checked here and passed on as written: a ``--cursor`` is bound to
+    ``--since 2h`` as written, so the next page's ``--since 2h`` matches
+    though ``now`` moved."""
 
     name = "time"
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
+    ) -> str:
         what = param.opts[0] if param is not None and param.opts else "time"
         try:
-            when = persistence.instant(value, what, time.time())
+            persistence.instant(value, what, time.time())
         except InvalidArgument as exc:
             self.fail(clean(str(exc)), param, ctx)
-        assert when is not None
-        return when
+        return str(value).strip()
 
 
 #: Every option that takes a point in time: --since, --until, ...

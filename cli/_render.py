@@ -79,9 +79,12 @@ def status_text(
 
 
 def when(ts: float | None) -> str:
+    """A time as the CLI prints it: ISO 8601 in UTC, to the second
+    (``2026-11-29T20:32:32Z``), one word that ``--since`` reads back as
+    the same instant in any local zone."""
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def duration(start: float | None, end: float | None) -> str:
@@ -181,14 +184,15 @@ def runs_table(
     *,
     next_cursor: str | None = None,
     dead: frozenset[str] = frozenset(),
+    after_cursor: bool = False,
 ) -> Grid:
     """``dead``: the ids of the runs whose owner is dead (marked in STATUS);
-    ``next_cursor``: the cursor of the next page, if there is one."""
+    ``next_cursor``: the cursor of the next page, if there is one;
+    ``after_cursor``: this page continues a listing (it was given a cursor)."""
+    count = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
+    shown = f"{count} after the cursor" if after_cursor else f"the newest {count}"
     notes = (
-        [
-            f"the newest {len(runs)} runs; there are more (use --limit); next page:"
-            f" the same command with --cursor {next_cursor}"
-        ]
+        [f"{shown}; there are more; next page: the same command with --cursor {next_cursor}"]
         if next_cursor
         else []
     )
@@ -245,7 +249,7 @@ def step_label(e: EventRecord) -> str:
 
 def event_line(e: EventRecord) -> Text:
     """One event, one line (wrapped, never cut): for ``runs logs`` and ``cancel --wait``."""
-    clock = dt.datetime.fromtimestamp(e.ts).strftime("%H:%M:%S.%f")[:-3]
+    clock = dt.datetime.fromtimestamp(e.ts, dt.UTC).strftime("%H:%M:%S.%f")[:-3]  # as `when`
     line = Text(f"{e.run_seq:>4}  {clock}  ")
     line.append(f"{e.type.value:<20}", style=_event_style(e.type))
     label = step_label(e)

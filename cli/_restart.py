@@ -3,8 +3,9 @@
 The new run is written as ``proctor start`` writes one, for a worker that
 imports its workflow to pick up: the same workflow and arguments, its
 ``restarted_from``, and with ``--from-call N`` the old run's recorded calls
-before N as ``call_reused`` records (``persistence.restart_plan``, shared with
-``Runtime.restart``). The old run is only read.
+before N as ``call_reused`` records (``persistence.restart_unowned``, shared
+with ``Client.restart``; its plan ``persistence.restart_plan`` is also
+``Runtime.restart``'s). The old run is only read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from cli._control import chosen_run_id, creating
 from cli._main import EXIT_ALREADY_FINISHED, EXIT_CODES_HELP, StoreOptions, fail, open_store
 from cli._runs import runs
 from cli._text import clean
-from persistence import InvalidArgument, RunNotFinished, create_run, restart_plan
+from persistence import InvalidArgument, RunNotFinished, restart_unowned
 
 
 @runs.command(epilog=EXIT_CODES_HELP)
@@ -47,17 +48,14 @@ def restart(
     that imports the workflow runs it.
     """
     new_id = uuid.uuid4().hex if new_run_id is None else chosen_run_id(new_run_id)
-    with open_store(options, write=True) as store:
+    with creating(), open_store(options, write=True) as store:  # RunNotFound: exit 3
         try:
-            group = restart_plan(store, run_id, from_call, new_id, owner=None)
+            record, new, reused = restart_unowned(store, run_id, from_call, new_id)
         except RunNotFinished as exc:
             fail(str(exc), EXIT_ALREADY_FINISHED)
         except InvalidArgument as exc:
             raise click.BadParameter(str(exc), param_hint="--from-call") from exc
-        with creating():
-            record, new = create_run(store, group)
     click.echo(new_id)
-    reused = len(group) - 1
     more = f", reusing its calls 0 to {reused - 1}" if reused else ""
     if new:
         click.echo(

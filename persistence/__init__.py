@@ -26,6 +26,7 @@ from persistence._direct import (
     follow_to_end,
     grace_reason,
     request_cancel,
+    restart_unowned,
 )
 from persistence._errors import (
     CorruptRecord,
@@ -197,6 +198,7 @@ __all__ = [
     "reason_cut",
     "request_cancel",
     "restart_plan",
+    "restart_unowned",
     "resume_request",
     "retention_seconds",
     "reused_calls",

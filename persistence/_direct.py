@@ -1,8 +1,9 @@
 """Requests written straight into the store, by a process that hosts no runs.
 
-``actors.Client`` and the CLI's ``start``, ``cancel`` and ``terminate`` call
-these, so each request has one implementation: a run created for a worker
-to claim, a cancel, the wait for a run's end with a cancel's grace (C8).
+``actors.Client`` and the CLI's ``start``, ``cancel``, ``terminate`` and
+``runs restart`` call these, so each request has one implementation: a run
+created for a worker to claim, a restart of a finished run (A7), a cancel,
+the wait for a run's end with a cancel's grace (C8).
 A terminate of a whole tree is the store's own transaction
 (``Store.terminate_tree``).
 
@@ -24,6 +25,7 @@ from typing import Any, Final
 from persistence._control import cancel_request
 from persistence._interface import Store
 from persistence._records import AppendOutcome, EventRecord, NewEvent, RunRecord
+from persistence._restarting import restart_plan
 from persistence._starting import create_run
 from persistence._states import EventType
 
@@ -54,6 +56,30 @@ def create_unowned_run(
         data={"workflow": workflow, "args": args, "kwargs": kwargs, "owner": None},
     )
     return create_run(store, [created])
+
+
+def restart_unowned(
+    store: Store, run_id: str, from_call: int | None, new_run_id: str
+) -> tuple[RunRecord, bool, int]:
+    """Create ``new_run_id``, a restart of the finished run ``run_id`` that
+    nobody owns, for a worker to claim (A7): ``restart_plan`` with owner
+    None, created as :func:`create_unowned_run` creates a run.
+
+    Returns:
+        (the new run, True if this call created it, how many recorded calls
+        it reuses); (the existing run, False, ...) if ``new_run_id`` was
+        taken by the same restart (A2).
+
+    Raises:
+        RunNotFound: no run ``run_id``.
+        RunNotFinished: it has not finished; nothing was written.
+        InvalidArgument: ``from_call`` is out of range (``reused_calls``).
+        RunIdInUse: ``new_run_id`` is taken by another start.
+        ProctorError, StoreError: as :func:`create_unowned_run`.
+    """
+    group = restart_plan(store, run_id, from_call, new_run_id, owner=None)
+    record, new = create_run(store, group)
+    return record, new, len(group) - 1
 
 
 def request_cancel(

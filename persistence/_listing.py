@@ -17,7 +17,14 @@ Invariants:
   paging never repeats a run and never skips one that existed when the
   first page was read, whatever is inserted meanwhile (keyset pagination,
   as Temporal's and DBOS's list APIs page);
-* a time range is half-open: ``since`` included, ``until`` excluded.
+* a time range is half-open: ``since`` included, ``until`` excluded; an
+  empty range (``since`` not before ``until``) is refused, not answered
+  with nothing;
+* a cursor is bound to its listing's filters (a digest of them inside it,
+  as Temporal binds a ``next_page_token`` to its query): given with other
+  filters it is refused, never answered with a page of another listing.
+  A relative time (``"2h"``) is bound as written, so the pages of one
+  ``--since 2h`` listing go together though ``now`` moves.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +51,7 @@ from persistence._states import RunState
 Instant = float | int | datetime.datetime | str
 
 #: The version tag inside a cursor; a cursor of another version is refused.
-_CURSOR_TAG: Final = "r1"
+_CURSOR_TAG: Final = "r2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,8 @@ class RunQuery:
     ended_until: float | None = None
     limit: int | None = None
     after: tuple[float, str] | None = None
+    #: The digest of the filters, which the page's cursor carries.
+    filters: str = ""
 
 
 def run_query(
@@ -93,7 +104,9 @@ def run_query(
     Raises:
         InvalidArgument: a status that names no state, a time that is not
             ISO 8601 nor a duration, a naive ``datetime``, a non-finite
-            number, a negative ``limit``, a cursor this listing did not give out.
+            number, a ``limit`` below 1, ``since`` not before ``until`` (or
+            ``ended_since`` not before ``ended_until``), a cursor no listing
+            gave out or one of a listing with other filters.
         InvalidArgumentType: an argument of the wrong type.
     """
     for what, text in (("workflow", workflow), ("parent_run_id", parent_run_id)):
@@ -101,20 +114,60 @@ def run_query(
             raise InvalidArgumentType(f"{what} must be a str (or None), got {text!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
         raise InvalidArgumentType(f"limit must be an int (or None), got {limit!r}")
-    if limit is not None and limit < 0:
-        raise InvalidArgument(f"limit must be at least 0, got {limit}")
+    if limit is not None and limit < 1:
+        # A page of 0 runs, and no cursor, would read as "no runs" (the CLI refuses it too).
+        raise InvalidArgument(f"limit must be at least 1 (or None: every run), got {limit}")
     clock = time.time() if now is None else now
+    states = None if status is None else tuple(run_states(status))
+    given = {
+        "since": since,
+        "until": until,
+        "ended_since": ended_since,
+        "ended_until": ended_until,
+    }
+    times = {what: instant(value, what, clock) for what, value in given.items()}
+    for low, high in (("since", "until"), ("ended_since", "ended_until")):
+        start, end = times[low], times[high]
+        if start is not None and end is not None and start >= end:
+            raise InvalidArgument(
+                f"{low} ({iso_utc(start)}) is not before {high} ({iso_utc(end)}): the range"
+                f" from {low} (included) to {high} (excluded) is empty"
+            )
+    filters = _digest(
+        sorted(s.value for s in states) if states is not None else None,
+        workflow,
+        parent_run_id,
+        *(_time_key(value, times[what]) for what, value in given.items()),
+    )
     return RunQuery(
-        states=None if status is None else tuple(run_states(status)),
+        states=states,
         workflow=workflow,  # type: ignore[arg-type]  # checked above
         parent_run_id=parent_run_id,  # type: ignore[arg-type]
-        since=instant(since, "since", clock),
-        until=instant(until, "until", clock),
-        ended_since=instant(ended_since, "ended_since", clock),
-        ended_until=instant(ended_until, "ended_until", clock),
+        since=times["since"],
+        until=times["until"],
+        ended_since=times["ended_since"],
+        ended_until=times["ended_until"],
         limit=limit,
-        after=None if cursor is None else decode_cursor(cursor),
+        after=None if cursor is None else decode_cursor(cursor, filters),
+        filters=filters,
     )
+
+
+def _time_key(value: object, resolved: float | None) -> object:
+    """A time filter as its cursor binds it: a duration ago as written
+    (its instant moves with ``now``), any other time as epoch seconds."""
+    if isinstance(value, str):
+        try:
+            return f"ago {parse_duration(value.strip())}"
+        except ValueError:
+            pass
+    return resolved
+
+
+def _digest(*filters: object) -> str:
+    """A short digest of a listing's normalized filters (12 hex digits)."""
+    raw = json.dumps(filters, separators=(",", ":"))
+    return hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()
 
 
 _STATE_NAMES = frozenset(s.value for s in RunState)
@@ -151,8 +204,9 @@ def instant(value: object, what: str, now: float) -> float | None:
     """A time filter as epoch seconds (None: no bound).
 
     Takes epoch seconds, a timezone-aware ``datetime``, or a text: ISO 8601
-    (``2026-11-30T08:00:00Z``; without an offset it is UTC) or a duration
-    ago (``30m``, ``2h``, ``1d``: that long before ``now``).
+    (``2026-11-30T08:00:00Z``; without an offset it is UTC, the zone the
+    CLI prints times in), a duration ago (``30m``, ``2h``, ``1d``: that
+    long before ``now``), or epoch seconds (``1796002308``).
 
     Raises:
         InvalidArgument: a text that is neither, a naive ``datetime``
@@ -187,16 +241,22 @@ def _parse_time(text: str, what: str, now: float) -> float:
         return now - parse_duration(stripped)
     except ValueError:
         pass
+    if _EPOCH.fullmatch(stripped):  # a number without a unit: not a duration
+        return float(stripped)
     try:
         parsed = datetime.datetime.fromisoformat(stripped)
     except ValueError:
         raise InvalidArgument(
             f"{what} {text!r} is not a time: give ISO 8601 (2026-11-30T08:00:00Z; UTC"
-            " without an offset) or a duration ago (30m, 2h, 1d)"
+            " without an offset), a duration ago (30m, 2h, 1d) or epoch seconds"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed.timestamp()
+
+
+#: Epoch seconds as text: digits, and a fraction.
+_EPOCH: Final = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def iso_utc(ts: float | None) -> str | None:
@@ -207,18 +267,20 @@ def iso_utc(ts: float | None) -> str | None:
     return stamp.isoformat().replace("+00:00", "Z")
 
 
-def encode_cursor(run: RunRecord) -> str:
-    """The cursor of a page that ends with ``run``: opaque, URL-safe text."""
-    raw = json.dumps([_CURSOR_TAG, run.created_at, run.run_id], separators=(",", ":"))
+def encode_cursor(run: RunRecord, filters: str) -> str:
+    """The cursor of a page that ends with ``run``, of the listing whose
+    filters' digest is ``filters``: opaque, URL-safe text."""
+    raw = json.dumps([_CURSOR_TAG, run.created_at, run.run_id, filters], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: object) -> tuple[float, str]:
-    """The position a cursor of :func:`encode_cursor` names.
+def decode_cursor(cursor: object, filters: str) -> tuple[float, str]:
+    """The position a cursor of :func:`encode_cursor` names, checked to
+    belong to the listing whose filters' digest is ``filters``.
 
     Raises:
         InvalidArgument: not a cursor a listing gave out (garbled, cut, or
-            of another version).
+            of another version), or a cursor of a listing with other filters.
         InvalidArgumentType: not a str.
     """
     if not isinstance(cursor, str):
@@ -229,7 +291,7 @@ def decode_cursor(cursor: object) -> tuple[float, str]:
     )
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tag, created_at, run_id = json.loads(raw)
+        tag, created_at, run_id, bound = json.loads(raw)
     except (ValueError, TypeError, binascii.Error):
         raise bad from None
     if (
@@ -238,6 +300,12 @@ def decode_cursor(cursor: object) -> tuple[float, str]:
         or not isinstance(created_at, int | float)
         or not math.isfinite(created_at)
         or not isinstance(run_id, str)
+        or not isinstance(bound, str)
     ):
         raise bad
+    if bound != filters:
+        raise InvalidArgument(
+            "this cursor belongs to another listing: give the filters (status, workflow,"
+            " parent, times) of the listing that gave it out, or no cursor for a new listing"
+        )
     return float(created_at), run_id

@@ -105,7 +105,7 @@ def list_runs_page(db: SharedConnection, query: RunQuery) -> RunPage:
     if query.limit is None or len(runs) <= query.limit:
         return RunPage(runs, None)
     runs = runs[: query.limit]
-    return RunPage(runs, encode_cursor(runs[-1]) if runs else None)
+    return RunPage(runs, encode_cursor(runs[-1], query.filters) if runs else None)
 
 
 def list_runs(
@@ -122,8 +122,8 @@ def list_runs(
     ``status`` is a state, its name (``"running"``) or a sequence of them.
 
     Raises:
-        InvalidArgument: a status that names no state, or a negative
-            ``limit`` (``InvalidArgumentType`` for an argument of the wrong type).
+        InvalidArgument: a status that names no state, or a ``limit``
+            below 1 (``InvalidArgumentType`` for an argument of the wrong type).
     """
     query = run_query(status=status, workflow=workflow, parent_run_id=parent_run_id, limit=limit)
     return list_runs_page(db, query).runs

@@ -94,7 +94,7 @@ def test_runs_list_filters_and_limits(rt: Runtime, db: Path) -> None:
     assert ids("--workflow", wf.add.name, "--limit", "2") == [h.run_id for h in handles[:0:-1]]
     assert ids("--workflow", "nope") == []
     table = proctor(db, "runs", "list", "--limit", "1").stdout
-    assert "there are more (use --limit)" in table
+    assert "the newest 1 run; there are more; next page" in " ".join(table.split())
     assert "no runs match" in proctor(db, "runs", "list", "--status", "failed").stdout
 
 

@@ -22,10 +22,12 @@ from actors import (
     InvalidArgumentType,
     NotSerializable,
     RunIdInUse,
+    RunNotFinished,
     RunNotFound,
     RunState,
     Runtime,
     RuntimeClosed,
+    StoreError,
     WaitTimeout,
     step,
     workflow,
@@ -48,7 +50,7 @@ async def client_add(a: int, b: int) -> int:
 @pytest.fixture
 def client(db: Path) -> Iterator[Client]:
     before = set(threading.enumerate())
-    with Client(db) as opened:
+    with Client(db, create=True) as opened:
         yield opened
     assert_nothing_left(before)
 
@@ -264,7 +266,7 @@ def test_A5_async_twins_run_every_store_call_off_the_event_loop(client: Client) 
 
 
 def test_A5_after_close_every_call_raises_RuntimeClosed(db: Path) -> None:
-    client = Client(db)
+    client = Client(db, create=True)
     handle = client.start(client_add, 1, 2)
     client.close()
     client.close()  # idempotent
@@ -290,6 +292,10 @@ def test_A5_after_close_every_call_raises_RuntimeClosed(db: Path) -> None:
         lambda: asyncio.run(client.terminate_async(handle.run_id)),
         lambda: asyncio.run(client.wait_async(handle.run_id)),
         lambda: asyncio.run(handle.result_async(timeout=1)),
+        lambda: asyncio.run(client.handle_async(handle.run_id)),
+        lambda: client.restart(handle.run_id),
+        lambda: asyncio.run(client.restart_async(handle.run_id)),
+        lambda: asyncio.run(client.__aenter__()),
     ]
     for call in calls:
         with pytest.raises(RuntimeClosed, match="is closed"):
@@ -298,7 +304,7 @@ def test_A5_after_close_every_call_raises_RuntimeClosed(db: Path) -> None:
 
 def test_A5_a_client_leaves_no_thread_and_no_actor(db: Path) -> None:
     before = set(threading.enumerate())
-    with Client(db) as client:
+    with Client(db, create=True) as client:
         handle = client.start(client_add, 1, 2)
         assert pykka.ActorRegistry.get_all() == []
         assert {t for t in threading.enumerate() if t.is_alive()} <= before
@@ -376,3 +382,149 @@ def test_A5_proctor_start_and_client_start_write_the_same_run(client: Client, db
         )
     )
     assert client.events(by_cli.run_id)[0].data == client.events(by_client.run_id)[0].data
+
+
+def test_A5_async_with_closes_the_client_and_every_call_has_a_twin(db: Path) -> None:
+    """What ``async with Runtime`` does, a Client does (A1): ``__aenter__``,
+    ``close_async`` on exit, ``handle_async``; a closed client refuses all."""
+    with Client(db, create=True) as setup:
+        run_id = setup.start(client_add, 1, 2).run_id
+
+    async def go() -> Client:
+        async with Client(db) as client:
+            handle = await client.handle_async(run_id)
+            assert (await handle.record_async()).status is RunState.PENDING
+            with pytest.raises(RunNotFound):
+                await client.handle_async("nope")
+        with pytest.raises(RuntimeClosed, match="is closed"):
+            await client.handle_async(run_id)
+        await client.close_async()  # idempotent
+        return client
+
+    client = asyncio.run(go())
+    with pytest.raises(RuntimeClosed):
+        client.get_run(run_id)
+
+
+def test_A5_A7_client_restart_writes_what_proctor_runs_restart_writes(
+    client: Client, db: Path
+) -> None:
+    """A restart through a Client is ``proctor runs restart``'s record (one
+    implementation): PENDING, nobody's, linked, for a worker that imports the
+    workflow; the same restart again is the same run (A2)."""
+    old = client.start(client_add, 2, 3)
+    with pytest.raises(RunNotFinished):
+        client.restart(old.run_id)
+    client.terminate(old.run_id)
+    by_client = client.restart(old.run_id, run_id="again-1")
+    assert client.restart(old.run_id, run_id="again-1").run_id == "again-1"
+    by_async = asyncio.run(client.restart_async(old.run_id, run_id="again-2"))
+    result = CliRunner().invoke(
+        cli, ["--db", str(db), "runs", "restart", old.run_id, "--run-id", "again-3"]
+    )
+    assert result.exit_code == 0, result.output
+    first = [client.events(r)[0].data for r in ("again-1", "again-2", "again-3")]
+    assert first[0] == first[1] == first[2]
+    assert first[0]["restarted_from"] == old.run_id
+    record = by_client.record()
+    assert (record.status, record.owner, record.restarted_from) == (
+        RunState.PENDING,
+        None,
+        old.run_id,
+    )
+    with pytest.raises(RunNotFound):
+        client.restart("nope")
+    with Runtime(db, claim_runs=True):
+        assert by_client.result(timeout=20) == 5
+        assert by_async.result(timeout=20) == 5
+
+
+def test_A5_a_missing_store_is_an_error_not_a_new_empty_store(tmp_path: Path) -> None:
+    """A mistyped path would list nothing and start runs no worker reads:
+    the Client refuses it, as the CLI's reading commands do (exit 1)."""
+    missing = tmp_path / "typo.db"
+    with pytest.raises(StoreError, match=r"typo\.db.*does not exist.*create=True"):
+        Client(missing)
+    assert not missing.exists()
+    with Client(missing, create=True) as client:
+        assert client.list_runs() == []
+    with Client(missing) as client:  # now it exists
+        assert client.list_runs() == []
+    with pytest.raises(InvalidArgumentType):
+        Client(missing, create="yes")  # type: ignore[arg-type]
+    empty = tmp_path / "empty.db"
+    empty.touch()  # e.g. a mistyped `--db` a shell redirection created
+    with pytest.raises(StoreError, match="not a Proctor store"):
+        Client(empty)
+    assert empty.stat().st_size == 0
+
+
+def test_A1_A5_every_public_call_of_the_client_has_an_awaitable_twin() -> None:
+    """The guide says "every call has an awaitable twin": each public
+    method ``m`` of Client has a coroutine ``m_async``."""
+    import inspect  # noqa: PLC0415
+
+    calls = {
+        name
+        for name, member in inspect.getmembers(Client, inspect.isfunction)
+        if not name.startswith("_") and not name.endswith("_async")
+    }
+    assert {"start", "handle", "cancel", "terminate", "restart", "wait", "close"} <= calls
+    for name in calls:
+        assert inspect.iscoroutinefunction(getattr(Client, f"{name}_async", None)), name
+    assert inspect.iscoroutinefunction(Client.__aenter__)
+    assert inspect.iscoroutinefunction(Client.__aexit__)
+
+
+def test_A5_a_wait_that_runs_out_returns_the_unfinished_run(client: Client) -> None:
+    """wait() and cancel(wait=True) return quietly when the timeout passes
+    (documented), with a status that says the run has not finished."""
+    handle = client.start(client_add, 1, 2)
+    assert client.wait(handle.run_id, timeout=0.05).status is RunState.PENDING
+    assert handle.wait_finished(timeout=0.05).status is RunState.PENDING
+    done = client.cancel(handle.run_id, wait=True, timeout=0.05)
+    assert (done.status, done.status.is_terminal) == (RunState.CANCELLING, False)
+
+    async def go() -> None:
+        record = await client.wait_async(handle.run_id, timeout=0.05)
+        assert record.status is RunState.CANCELLING
+        again = await client.cancel_async(handle.run_id, wait=True, timeout=0.05)
+        assert again.status is RunState.CANCELLING
+
+    asyncio.run(go())
+    with pytest.raises(WaitTimeout):
+        handle.result(timeout=0.05)
+
+
+def test_A3_A5_a_close_while_calls_are_under_way_leaves_each_created_or_refused(
+    db: Path,
+) -> None:
+    """A close waits for the store calls under way: each start either returns
+    its (created) run or raises RuntimeClosed having written nothing, never a
+    store error of a closed connection after (or before) a commit."""
+    client = Client(db, create=True)
+    outcomes: dict[str, str] = {}
+
+    async def main() -> None:
+        some_done = asyncio.Event()
+
+        async def one(i: int) -> None:
+            try:
+                await client.start_async(client_add, i, i, run_id=f"c-{i}")
+                outcomes[f"c-{i}"] = "ok"
+                if len(outcomes) >= 20:
+                    some_done.set()
+            except RuntimeClosed:
+                outcomes[f"c-{i}"] = "closed"
+
+        tasks = [asyncio.create_task(one(i)) for i in range(200)]
+        await asyncio.wait_for(some_done.wait(), 30)
+        client.close()  # here, not queued behind the starts in the executor
+        await asyncio.gather(*tasks)  # any other error fails the test here
+
+    asyncio.run(main())
+    with SQLiteStore.open(db, readonly=True) as store:
+        created = {r.run_id for r in store.list_runs()}
+    assert created == {run_id for run_id, what in outcomes.items() if what == "ok"}
+    assert len(outcomes) == 200
+    assert "closed" in outcomes.values()  # the close did land mid-flight

@@ -37,7 +37,7 @@ T0 = datetime.datetime(2026, 11, 1, tzinfo=UTC).timestamp()
 @pytest.fixture
 def client(db: Path) -> Iterator[Client]:
     before = set(threading.enumerate())
-    with Client(db) as opened:
+    with Client(db, create=True) as opened:
         yield opened
     assert_nothing_left(before)
 
@@ -149,7 +149,11 @@ def test_A6_async_page_agrees_with_the_sync_page(client: Client, db: Path) -> No
         ({"ended_until": [1]}, InvalidArgumentType, "ended_until must be"),
         ({"status": "sleeping"}, InvalidArgument, "names no run state"),
         ({"workflow": 3}, InvalidArgumentType, "workflow must be a str"),
-        ({"limit": -1}, InvalidArgument, "at least 0"),
+        ({"limit": -1}, InvalidArgument, "at least 1"),
+        ({"limit": 0}, InvalidArgument, "at least 1"),
+        ({"since": T0 + 1, "until": T0}, InvalidArgument, r"since \(.*\) is not before until"),
+        ({"since": T0, "until": T0}, InvalidArgument, "is not before until"),
+        ({"ended_since": "1h", "ended_until": "2h"}, InvalidArgument, "ended_since .* ended_until"),
     ],
 )
 def test_A6_bad_input_is_a_clear_error(
@@ -160,6 +164,35 @@ def test_A6_bad_input_is_a_clear_error(
         client.list_runs_page(**kwargs)
     with pytest.raises(error, match=says):
         client.list_runs(**kwargs)
+
+
+def test_A6_a_cursor_is_bound_to_the_filters_of_its_listing(client: Client, db: Path) -> None:
+    """A cursor given with other filters would page a mixed listing: it is
+    refused (Temporal binds a next_page_token to its query). A relative
+    time is bound as written, so ``since="1d"`` pages go together."""
+    now = time.time()
+    for i in range(4):
+        add(db, f"o{i}", created=now - 60 + i, workflow="shop.order")
+        add(db, f"r{i}", created=now - 60 + i, workflow="shop.refund")
+    first = client.list_runs_page(workflow="order", limit=2)
+    assert first.next_cursor is not None
+    for other in (
+        {},
+        {"workflow": "refund"},
+        {"workflow": "shop.order"},
+        {"workflow": "order", "status": "pending"},
+        {"workflow": "order", "since": "1d"},
+        {"workflow": "order", "parent_run_id": "x"},
+    ):
+        with pytest.raises(InvalidArgument, match="this cursor belongs to another listing"):
+            client.list_runs_page(limit=2, cursor=first.next_cursor, **other)
+    second = client.list_runs_page(workflow="order", limit=2, cursor=first.next_cursor)
+    assert ids(first) + ids(second) == ["o3", "o2", "o1", "o0"]
+    recent = client.list_runs_page(since="1d", limit=5)
+    rest = client.list_runs_page(since="1d", limit=5, cursor=recent.next_cursor)
+    assert len(ids(recent) + ids(rest)) == 8
+    with pytest.raises(InvalidArgument, match="another listing"):
+        client.list_runs_page(since="2d", limit=5, cursor=recent.next_cursor)
 
 
 # -- paging while runs are created ---------------------------------------------------------
@@ -274,6 +307,8 @@ def test_A6_runs_list_filters_by_time_parent_and_short_name(db: Path) -> None:
         (["--until", "12:99"], "is not a time"),
         (["--ended-since", "-2h"], "is not a time"),
         (["--status", "sleeping"], "'sleeping' is not one of"),
+        (["--since", "2h", "--until", "3h"], "is not before until"),
+        (["--limit", "0"], "0 is not in the range"),
     ],
 )
 def test_A6_runs_list_refuses_bad_input_with_exit_2(db: Path, args: list[str], says: str) -> None:
@@ -325,4 +360,67 @@ def test_A6_a_runtime_lists_pages_as_a_client_does(db: Path) -> None:
     with Runtime(db, resume=False) as rt, Client(db) as client:
         first = rt.list_runs_page(limit=2, workflow="order")
         assert ids(first) == ids(client.list_runs_page(limit=2, workflow="order")) == ["r2", "r1"]
-        assert ids(rt.list_runs(cursor=first.next_cursor)) == ["r0"]
+        assert ids(client.list_runs(workflow="order", cursor=first.next_cursor)) == ["r0"]
+
+
+def test_A6_runs_list_cursor_of_other_filters_is_exit_2(db: Path) -> None:
+    for i in range(3):
+        add(db, f"r{i}", created=T0 + i)
+    listed = proctor(db, "runs", "list", "--json", "--limit", "1", "--status", "pending")
+    cursor = json.loads(listed.stdout)["next_cursor"]
+    result = proctor(db, "runs", "list", "--limit", "1", "--cursor", cursor)
+    assert result.exit_code == 2, result.output
+    assert "this cursor belongs to another listing" in " ".join(result.stderr.split())
+    again = proctor(db, "runs", "list", "--limit", "1", "--status", "pending", "--cursor", cursor)
+    assert again.exit_code == 0, again.output
+
+
+def test_A6_runs_list_caption_counts_this_page(db: Path) -> None:
+    """The caption says what this page holds: "the newest 1 run" on the
+    first, "2 runs after the cursor" on a later one; no "(use --limit)"."""
+    for i in range(4):
+        add(db, f"r{i}", created=T0 + i)
+    first = " ".join(proctor(db, "runs", "list", "--limit", "1").stdout.split())
+    assert "the newest 1 run; there are more; next page: the same command with --cursor" in first
+    cursor = json.loads(proctor(db, "runs", "list", "--json", "--limit", "1").stdout)["next_cursor"]
+    later = " ".join(proctor(db, "runs", "list", "--limit", "2", "--cursor", cursor).stdout.split())
+    assert "2 runs after the cursor; there are more" in later
+    assert "newest" not in later
+    assert "use --limit" not in first + later
+
+
+def test_A6_runs_list_takes_epoch_seconds_as_the_api_does(client: Client, db: Path) -> None:
+    add(db, "old", created=T0)
+    add(db, "new", created=T0 + 100)
+    result = proctor(db, "runs", "list", "--json", "--since", str(int(T0 + 50)))
+    assert result.exit_code == 0, result.output
+    assert [r["run_id"] for r in json.loads(result.stdout)["runs"]] == ["new"]
+    assert ids(client.list_runs(since=str(int(T0 + 50)))) == ids(client.list_runs(since=T0 + 50))
+    until = proctor(db, "runs", "list", "--json", "--until", f"{T0 + 50:.3f}")
+    assert [r["run_id"] for r in json.loads(until.stdout)["runs"]] == ["old"]
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The local zone is UTC-5 (UTC-4 in summer) for the test, then restored."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_A6_a_time_copied_from_the_table_selects_that_time_in_any_zone(
+    db: Path, new_york: None
+) -> None:
+    """The table prints UTC (ISO 8601, Z), the zone an offset-less --since
+    is read in: a STARTED copied from the table is that run's instant."""
+    created = T0 + 7 * 3600  # 2026-11-01T07:00:00Z, 02:00 in New York
+    add(db, "early", created=created - 1)
+    add(db, "run", created=created)
+    table = proctor(db, "runs", "list").stdout
+    shown = next(line for line in table.splitlines() if " run " in f" {line} ").split()[3]
+    assert shown == "2026-11-01T07:00:00Z"
+    for stamp in (shown, shown.removesuffix("Z")):
+        result = proctor(db, "runs", "list", "--json", "--since", stamp)
+        assert [r["run_id"] for r in json.loads(result.stdout)["runs"]] == ["run"], stamp

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
-from actors import RunHandle, Runtime, step, workflow
+from actors import Client, RunHandle, Runtime, step, workflow
 
 
 @step()
@@ -82,3 +83,18 @@ def test_A2_A7_a_restart_says_whether_it_created_the_run(rt: Runtime) -> None:
         return (await rt.restart_async(done.run_id, run_id="echoed-again")).created
 
     assert asyncio.run(restart_async()) is False
+
+
+def test_A2_A5_a_client_start_and_restart_say_whether_they_created_the_run(
+    rt: Runtime, db: Path
+) -> None:
+    """The Client's starts answer as the runtime's do."""
+    done = rt.start(echoed, 6)
+    assert done.result(timeout=10) == 6
+    with Client(db) as client:
+        first = client.start(echoed, 7, run_id="from-client")
+        again = client.start(echoed, 7, run_id="from-client")
+        assert (first.created, again.created) == (True, False)
+        restarted = client.restart(done.run_id, run_id="client-restart")
+        repeated = client.restart(done.run_id, run_id="client-restart")
+        assert (restarted.created, repeated.created) == (True, False)
