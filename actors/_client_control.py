@@ -262,6 +262,8 @@ class ClientControl(abc.ABC):
     @staticmethod
     def _cancelled(run_id: str, status: RunState, changed: bool, cut: bool) -> ControlResult:
         message = "cancel requested" if changed else "run is already cancelling"
+        if status is RunState.TERMINATED:
+            message += "; it is terminated (its grace ran out, or another request)"
         return ControlResult(
             run_id=run_id, status=status, changed=changed, message=message + _cut_note(cut)
         )

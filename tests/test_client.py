@@ -183,7 +183,14 @@ def test_A5_cancel_wait_enforces_the_grace_when_nobody_hosts_the_run(client: Cli
     handle = client.start(client_add, 1, 2)
     done = client.cancel(handle.run_id, "late", wait=True, grace=0.05, timeout=10)
     assert done.status is RunState.TERMINATED
+    assert "terminated" in done.message
     assert client.get_run(handle.run_id).terminate_reason == "cancel grace expired (late)"
+    # Repeated while cancelling: the answer says both what it changed and the end.
+    again = client.start(client_add, 1, 2)
+    client.cancel(again.run_id, "first")
+    repeat = client.cancel(again.run_id, "again", wait=True, grace=0.05, timeout=10)
+    assert (repeat.changed, repeat.status) == (False, RunState.TERMINATED)
+    assert repeat.message.startswith("run is already cancelling; it is terminated")
     other = client.start(client_add, 1, 2)
     waited = client.cancel(other.run_id, wait=True, timeout=0.05)
     assert waited.status is RunState.CANCELLING  # the wait ran out: no error (C1)
