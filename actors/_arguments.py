@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from persistence import InvalidArgument, InvalidArgumentType
@@ -149,4 +149,35 @@ def fits(what: str, signature: inspect.Signature | None, args: Any, kwargs: Any)
     try:
         signature.bind(*args, **dict(kwargs))
     except TypeError as exc:
-        raise InvalidArgumentType(f"the arguments do not fit {what}{signature}: {exc}") from None
+        hint = ""
+        if (
+            what.startswith("workflow ")
+            and "run_id" in signature.parameters
+            and "run_id" not in kwargs
+            and "'run_id'" in str(exc)
+        ):
+            hint = (
+                "; start() reserves the keyword run_id for the run's own id (A2): pass the"
+                " workflow's parameter run_id positionally"
+            )
+        raise InvalidArgumentType(
+            f"the arguments do not fit {what}{signature}: {exc}{hint}"
+        ) from None
+
+
+def binder(
+    signature: inspect.Signature | None,
+) -> Callable[[Sequence[Any], Mapping[str, Any]], Mapping[str, Any]] | None:
+    """A function binding (args, kwargs) to ``signature``: each parameter's
+    value by name, defaults not applied (a default may change between
+    deploys); it raises ``TypeError`` where they do not bind. None where the
+    signature is unknown. Used to compare two starts of one workflow (A2).
+    """
+    if signature is None:
+        return None
+    sig = signature
+
+    def bind(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return sig.bind(*args, **dict(kwargs)).arguments
+
+    return bind

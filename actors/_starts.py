@@ -22,6 +22,7 @@ from typing import Final
 
 from persistence import (
     AppendOutcome,
+    Binder,
     NewEvent,
     OutcomeUnknown,
     ProctorError,
@@ -39,13 +40,16 @@ def settle_creation(
     created: NewEvent,
     *,
     reader: Store,
+    bind: Binder | None = None,
     hosted: Callable[[str], bool],
     timeout: float,
 ) -> None:
     """Return if ``created`` was written, or if the run it names is the same start.
 
-    ``hosted(run_id)``: whether a supervisor of this runtime hosts the run
-    (its creation may still be in flight: wait up to ``timeout`` for it).
+    ``bind``: the workflow's signature binder, to compare arguments as bound
+    (``persistence.start_difference``). ``hosted(run_id)``: whether a
+    supervisor of this runtime hosts the run (its creation may still be in
+    flight: wait up to ``timeout`` for it).
 
     Raises:
         RunIdInUse: the id is taken by another start.
@@ -61,7 +65,7 @@ def settle_creation(
     if not refused.duplicate:
         raise ProctorError(f"run {run_id} was not created: {refused.reason}")
     deadline = time.monotonic() + timeout
-    while existing_start(reader, created) is None:
+    while existing_start(reader, created, bind=bind) is None:
         # Refused by the Guardian: the first start of this id is being created here.
         if not hosted(run_id):
             raise ProctorError(
