@@ -17,7 +17,13 @@ from cli._control import chosen_run_id, creating
 from cli._main import EXIT_ALREADY_FINISHED, EXIT_CODES_HELP, StoreOptions, fail, open_store
 from cli._runs import runs
 from cli._text import clean
-from persistence import InvalidArgument, RunNotFinished, create_run, restart_plan
+from persistence import (
+    InvalidArgument,
+    RunNotFinished,
+    calls_phrase,
+    create_run,
+    restart_plan,
+)
 
 
 @runs.command(epilog=EXIT_CODES_HELP)
@@ -58,7 +64,7 @@ def restart(
             record, new = create_run(store, group)
     click.echo(new_id)
     reused = len(group) - 1
-    more = f", reusing its calls 0 to {reused - 1}" if reused else ""
+    more = f", reusing its {calls_phrase(reused)}" if reused else ""
     if new:
         click.echo(
             f"restarted run {clean(run_id)} as {clean(new_id)}{more}; a worker will pick it up",
