@@ -26,6 +26,7 @@ PRINTS = {
     "embed_sync.py": "6",
     "embed_asyncio.py": "4999",
     "client.py": "charged 1250 for o-1",
+    "starting_runs.py": "shipped cart-7, charged 1 time(s)",
     "fastapi_orders.py": "['same run', '409', 'cancelled', 'shipped o-2 (receipt-o-2-7)', '404']",
 }
 
