@@ -135,11 +135,23 @@ def signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
-def fits(what: str, signature: inspect.Signature | None, args: Any, kwargs: Any) -> None:
+def fits(
+    what: str,
+    signature: inspect.Signature | None,
+    args: Any,
+    kwargs: Any,
+    *,
+    reserves_run_id: bool | None = None,
+) -> None:
     """Check that ``args`` and ``kwargs`` bind to ``signature`` (as a call would).
 
     A call that cannot bind would fail only later, inside a step attempt or a
     run's body, after a run was created; it fails here instead, at the call.
+
+    ``reserves_run_id``: the call took the keyword ``run_id`` for the run's
+    own id (``start()``, A2), so a missing parameter ``run_id`` gets a hint
+    to pass it positionally; None: whether ``what`` names a workflow (every
+    start of one reserves it, a child call in a body does not).
 
     Raises:
         InvalidArgumentType: they do not fit; the message shows the signature.
@@ -150,8 +162,10 @@ def fits(what: str, signature: inspect.Signature | None, args: Any, kwargs: Any)
         signature.bind(*args, **dict(kwargs))
     except TypeError as exc:
         hint = ""
+        if reserves_run_id is None:
+            reserves_run_id = what.startswith("workflow ")
         if (
-            what.startswith("workflow ")
+            reserves_run_id
             and "run_id" in signature.parameters
             and "run_id" not in kwargs
             and "'run_id'" in str(exc)

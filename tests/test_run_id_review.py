@@ -185,6 +185,19 @@ def test_A2_a_missing_run_id_parameter_says_start_reserves_the_keyword(
     assert "reserves" not in str(other.value)
 
 
+@workflow()
+async def calls_named() -> str:
+    return await named()  # type: ignore[call-arg]
+
+
+def test_A2_a_child_call_missing_run_id_gets_no_start_hint(rt: Runtime) -> None:
+    """Only start() reserves the keyword: a child call in a body does not."""
+    with pytest.raises(WorkflowFailed) as caught:
+        rt.start(calls_named).result(timeout=10)
+    assert "missing a required argument: 'run_id'" in str(caught.value)
+    assert "reserves" not in str(caught.value)
+
+
 # -- 5: from_call out of range: one message, the true bound --------------------------------
 
 
