@@ -36,6 +36,19 @@ def test_every_example_is_listed() -> None:
     assert scripts == set(PRINTS)
 
 
+def test_every_python_block_of_the_docs_includes_an_example_file() -> None:
+    """The README's promise: every code example in the docs is a file here,
+    which the tests run, included by the snippets extension (`--8<--`)."""
+    docs = EXAMPLES.parent
+    inline = [
+        f"{page.relative_to(docs)}: {block.splitlines()[1:2]}"
+        for page in sorted(docs.rglob("*.md"))
+        for block in page.read_text(encoding="utf-8").split("```python")[1:]
+        if not block.lstrip("\n").startswith("--8<--")
+    ]
+    assert inline == []
+
+
 @pytest.mark.parametrize("name", sorted(PRINTS))
 def test_the_example_runs_and_prints_what_the_guide_says(name: str, tmp_path: Path) -> None:
     result = subprocess.run(
