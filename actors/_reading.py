@@ -1,8 +1,9 @@
 """Reading runs from a store, blocking or awaited: what Runtime and Client share.
 
 :class:`StoreReads` is the read half of the public API: a run's record, the
-list of runs, a run's event log, the restarts of a run. Both the embedded :class:`Runtime` and the
-actor-free ``Client`` inherit it, so the two read the same way.
+list of runs, a run's event log, the restarts of a run. Both the embedded
+:class:`Runtime` and the actor-free ``Client`` inherit it, so the two read
+the same way.
 
 Invariants:
 
@@ -229,7 +230,7 @@ class StoreReads(abc.ABC):
 
         A read of its own rather than a field of every ``RunRecord``: most
         reads of a run never ask, and a field would cost each of them a
-        query (DBOS lists a workflow's forks the same way, by a query).
+        query.
 
         Raises:
             RunNotFound: no such run.
