@@ -189,7 +189,7 @@ class Requests:
         run_id = created.run_id
         reply: Reply[tuple[AppendOutcome, ...]] = Reply()
         bind = binder(workflow.signature)
-        if chosen and existing_start(self._reader, created, bind=bind) is not None:
+        if chosen and existing_start(self._reader, created, bind) is not None:
             reply.set(())  # the same start again (A2): nothing new runs
             return Submitted(reply=reply, run_id=run_id, request="start", answer=lambda _: run_id)
         # The run's supervisor writes the record with the body's first ones

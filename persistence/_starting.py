@@ -210,9 +210,7 @@ def _created_from_call(store: Store, record: RunRecord) -> int | None:
     return None
 
 
-def existing_start(
-    store: Store, created: NewEvent, *, bind: Binder | None = None
-) -> RunRecord | None:
+def existing_start(store: Store, created: NewEvent, bind: Binder | None = None) -> RunRecord | None:
     """The run a refused ``run_created`` met, if it is the same start; None if
     no run has that id (any more). ``bind``: see :func:`start_difference`.
 
