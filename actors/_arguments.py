@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from persistence import InvalidArgument, InvalidArgumentType
@@ -135,11 +135,23 @@ def signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
-def fits(what: str, signature: inspect.Signature | None, args: Any, kwargs: Any) -> None:
+def fits(
+    what: str,
+    signature: inspect.Signature | None,
+    args: Any,
+    kwargs: Any,
+    *,
+    reserves_run_id: bool | None = None,
+) -> None:
     """Check that ``args`` and ``kwargs`` bind to ``signature`` (as a call would).
 
     A call that cannot bind would fail only later, inside a step attempt or a
     run's body, after a run was created; it fails here instead, at the call.
+
+    ``reserves_run_id``: the call took the keyword ``run_id`` for the run's
+    own id (``start()``, A2), so a missing parameter ``run_id`` gets a hint
+    to pass it positionally; None: whether ``what`` names a workflow (every
+    start of one reserves it, a child call in a body does not).
 
     Raises:
         InvalidArgumentType: they do not fit; the message shows the signature.
@@ -149,7 +161,40 @@ def fits(what: str, signature: inspect.Signature | None, args: Any, kwargs: Any)
     try:
         signature.bind(*args, **dict(kwargs))
     except TypeError as exc:
-        raise InvalidArgumentType(f"the arguments do not fit {what}{signature}: {exc}") from None
+        hint = ""
+        if reserves_run_id is None:
+            reserves_run_id = what.startswith("workflow ")
+        if (
+            reserves_run_id
+            and "run_id" in signature.parameters
+            and "run_id" not in kwargs
+            and "'run_id'" in str(exc)
+        ):
+            hint = (
+                "; start() reserves the keyword run_id for the run's own id (A2): pass the"
+                " workflow's parameter run_id positionally"
+            )
+        raise InvalidArgumentType(
+            f"the arguments do not fit {what}{signature}: {exc}{hint}"
+        ) from None
+
+
+def binder(
+    signature: inspect.Signature | None,
+) -> Callable[[Sequence[Any], Mapping[str, Any]], Mapping[str, Any]] | None:
+    """A function binding (args, kwargs) to ``signature``: each parameter's
+    value by name, defaults not applied (a default may change between
+    deploys); it raises ``TypeError`` where they do not bind. None where the
+    signature is unknown. Used to compare two starts of one workflow (A2).
+    """
+    if signature is None:
+        return None
+    sig = signature
+
+    def bind(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return sig.bind(*args, **dict(kwargs)).arguments
+
+    return bind
 
 
 #: The most values (containers, items) and text (characters) a start's

@@ -29,7 +29,7 @@ import os
 import uuid
 from typing import Any, TypeVar
 
-from actors._arguments import fits, flag, instance, optional_seconds, seconds
+from actors._arguments import binder, fits, flag, instance, optional_seconds, seconds
 from actors._arguments import run_id as check_run_id
 from actors._client_control import ClientControl
 from actors._definitions import WorkflowDef, lookup_workflow
@@ -233,7 +233,14 @@ class Client(StoreReads, ClientControl):
         if definition is not None:
             fits(f"workflow {name}", definition.signature, args_in, kwargs_in)
         with self._using():
-            _, new = create_unowned_run(self._store, name, list(args_in), kwargs_in, run_id=run_id)
+            _, new = create_unowned_run(
+                self._store,
+                name,
+                list(args_in),
+                kwargs_in,
+                run_id=run_id,
+                bind=None if definition is None else binder(definition.signature),
+            )
         return RunHandle(self, run_id, created=new)  # a new run, or the same start's (A2)
 
     async def start_async(

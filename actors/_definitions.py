@@ -67,7 +67,7 @@ class WorkflowDef(Generic[P, R]):
         flow down to it (C7, T4).
         """
         ctx = _body_context(f"workflow {self.name!r}", "or start it with Runtime.start()")
-        fits(f"workflow {self.name}", self.signature, args, kwargs)
+        fits(f"workflow {self.name}", self.signature, args, kwargs, reserves_run_id=False)
         # D4: the child gets the arguments' JSON round trip, live as after a
         # resume, within the payload limit.
         sent, named = roundtrip_arguments(

@@ -52,7 +52,10 @@ class RunRestarts(abc.ABC):
 
         With ``from_call=N``, the old run's recorded calls ``0..N-1`` are
         reused, not run again (DBOS's fork, Temporal's reset). ``run_id`` as
-        for ``start``: the same restart again returns the run it made.
+        for ``start``: the same restart again (the same old run, the same
+        ``from_call``; None and 0 both reuse nothing) returns the run it
+        made; a restart of another run or from another call with that id
+        raises ``RunIdInUse``. ``restarts(old_run_id)`` lists the restarts.
         See the guide "Starting runs" for the rules.
 
         Raises:

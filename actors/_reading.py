@@ -1,8 +1,9 @@
 """Reading runs from a store, blocking or awaited: what Runtime and Client share.
 
 :class:`StoreReads` is the read half of the public API: a run's record, the
-list of runs, a run's event log. Both the embedded :class:`Runtime` and the
-actor-free ``Client`` inherit it, so the two read the same way.
+list of runs, a run's event log, the restarts of a run. Both the embedded
+:class:`Runtime` and the actor-free ``Client`` inherit it, so the two read
+the same way.
 
 Invariants:
 
@@ -269,3 +270,24 @@ class StoreReads(abc.ABC):
     async def events_async(self, run_id: str) -> list[EventRecord]:
         """Like :meth:`events`, without blocking the event loop (A1)."""
         return await self._off_loop(self.events, run_id)
+
+    def restarts(self, run_id: str) -> list[str]:
+        """The ids of the runs that restart ``run_id`` (A7), oldest first;
+        empty if it was never restarted. The other direction is the new
+        run's ``RunRecord.restarted_from``.
+
+        A read of its own rather than a field of every ``RunRecord``: most
+        reads of a run never ask, and a field would cost each of them a
+        query.
+
+        Raises:
+            RunNotFound: no such run.
+            RuntimeClosed: closed.
+        """
+        self._check_open()
+        self._store.get_run(run_id)
+        return self._store.restarted_as(run_id)
+
+    async def restarts_async(self, run_id: str) -> list[str]:
+        """Like :meth:`restarts`, without blocking the event loop (A1)."""
+        return await self._off_loop(self.restarts, run_id)

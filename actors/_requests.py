@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 import pykka
 
-from actors._arguments import fits, flag, optional_seconds, text
+from actors._arguments import binder, fits, flag, optional_seconds, text
 from actors._arguments import run_id as check_run_id
 from actors._base import tell
 from actors._clock import Clock
@@ -194,7 +194,8 @@ class Requests:
         """
         run_id = created.run_id
         reply: Reply[tuple[AppendOutcome, ...]] = Reply()
-        if chosen and existing_start(self._reader, created) is not None:
+        bind = binder(workflow.signature)
+        if chosen and existing_start(self._reader, created, bind) is not None:
             reply.set(())  # the same start again (A2): nothing new runs
             answered = Creation(created=False)
             return Submitted(
@@ -235,6 +236,7 @@ class Requests:
                 outcomes,
                 created,
                 reader=self._reader,
+                bind=bind,
                 hosted=lambda r: self._directory.get(r) is not None,
                 timeout=self._request_timeout,
             )

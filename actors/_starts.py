@@ -22,6 +22,7 @@ from typing import Final
 
 from persistence import (
     AppendOutcome,
+    Binder,
     NewEvent,
     OutcomeUnknown,
     ProctorError,
@@ -49,6 +50,7 @@ def settle_creation(
     created: NewEvent,
     *,
     reader: Store,
+    bind: Binder | None = None,
     hosted: Callable[[str], bool],
     timeout: float,
 ) -> bool | None:
@@ -57,8 +59,10 @@ def settle_creation(
     creation of the id in flight here failed meanwhile, having written
     nothing: this start may be submitted again, as the first.
 
-    ``hosted(run_id)``: whether a supervisor of this runtime hosts the run
-    (its creation may still be in flight: wait up to ``timeout`` for it).
+    ``bind``: the workflow's signature binder, to compare arguments as bound
+    (``persistence.start_difference``). ``hosted(run_id)``: whether a
+    supervisor of this runtime hosts the run (its creation may still be in
+    flight: wait up to ``timeout`` for it).
 
     Raises:
         RunIdInUse: the id is taken by another start.
@@ -74,7 +78,7 @@ def settle_creation(
     if not refused.duplicate:
         raise ProctorError(f"run {run_id} was not created: {refused.reason}")
     deadline = time.monotonic() + timeout
-    while existing_start(reader, created) is None:
+    while existing_start(reader, created, bind=bind) is None:
         # Refused by the Guardian: the first start of this id is being created here.
         if not hosted(run_id):
             return False if existing_start(reader, created) is not None else None

@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli._text import clean, json_text, plain
-from persistence import EventRecord, EventType, RunRecord, RunState, StepRecord
+from persistence import EventRecord, EventType, RunRecord, RunState, StepRecord, calls_phrase
 
 STATUS_STYLE = {
     RunState.PENDING: "dim",
@@ -385,7 +385,7 @@ def restart_rows(
     rows = []
     if run.restarted_from:
         reused = sum(1 for e in events if e.type is EventType.CALL_REUSED)
-        more = f" (reusing its calls 0 to {reused - 1})" if reused else ""
+        more = f" (reusing its {calls_phrase(reused)})" if reused else ""
         rows.append(("restarted from", run.restarted_from + more))
     if restarted_as:
         rows.append(("restarted as", ", ".join(restarted_as)))

@@ -18,7 +18,7 @@ from cli._control import chosen_run_id, creating
 from cli._main import EXIT_ALREADY_FINISHED, EXIT_CODES_HELP, StoreOptions, fail, open_store
 from cli._runs import runs
 from cli._text import clean
-from persistence import InvalidArgument, RunNotFinished, restart_unowned
+from persistence import InvalidArgument, RunNotFinished, calls_phrase, restart_unowned
 
 
 @runs.command(epilog=EXIT_CODES_HELP)
@@ -56,7 +56,7 @@ def restart(
         except InvalidArgument as exc:
             raise click.BadParameter(str(exc), param_hint="--from-call") from exc
     click.echo(new_id)
-    more = f", reusing its calls 0 to {reused - 1}" if reused else ""
+    more = f", reusing its {calls_phrase(reused)}" if reused else ""
     if new:
         click.echo(
             f"restarted run {clean(run_id)} as {clean(new_id)}{more}; a worker will pick it up",

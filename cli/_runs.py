@@ -21,6 +21,7 @@ from cli._main import (
     open_store,
 )
 from cli._owner import owner_line, owner_state
+from cli._reused import reused_calls, reused_table
 from cli._text import clean, plain
 from persistence import (
     EventRecord,
@@ -61,6 +62,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "cancel": cancel,
                 "pending_retries": retries,
                 "steps": [s.to_json() for s in steps],
+                "reused_calls": reused_calls(events),
                 "children": [_brief(c) for c in children],
                 "restarted_as": restarted_as,
             }
@@ -104,6 +106,9 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         if s.defect is not None
     )
     out.print(render.key_values(rows))
+    if reused := reused_calls(events):
+        out.print()
+        out.print(reused_table(reused))
     if steps:
         out.print()
         out.print(render.steps_table(steps))

@@ -86,6 +86,7 @@ from persistence._retention import (
 from persistence._schema import SCHEMA_VERSION
 from persistence._starting import (
     MAX_RUN_ID_CHARS,
+    Binder,
     check_chosen_run_id,
     create_run,
     existing_start,
@@ -108,7 +109,7 @@ from persistence._states import (
     next_step_state,
 )
 from persistence._store import SQLiteStore
-from persistence._text import safe_repr, safe_str, type_name, valid_text
+from persistence._text import calls_phrase, safe_repr, safe_str, type_name, valid_text
 
 __all__ = [
     "BODY_EVENTS",
@@ -130,6 +131,7 @@ __all__ = [
     "TERMINAL_STATES",
     "AppendOutcome",
     "Appended",
+    "Binder",
     "CorruptRecord",
     "EventRecord",
     "EventType",
@@ -168,6 +170,7 @@ __all__ = [
     "StoreLocked",
     "StoreReplaced",
     "Synchronous",
+    "calls_phrase",
     "cancel_request",
     "cap_reason",
     "check_chosen_run_id",

@@ -26,7 +26,7 @@ from persistence._control import cancel_request
 from persistence._interface import Store
 from persistence._records import AppendOutcome, EventRecord, NewEvent, RunRecord
 from persistence._restarting import restart_plan
-from persistence._starting import create_run
+from persistence._starting import Binder, create_run
 from persistence._states import EventType
 
 #: How often a wait or ``--follow`` looks for news in the store.
@@ -34,12 +34,20 @@ FOLLOW_INTERVAL: Final = 0.05
 
 
 def create_unowned_run(
-    store: Store, workflow: str, args: list[Any], kwargs: dict[str, Any], *, run_id: str
+    store: Store,
+    workflow: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    run_id: str,
+    bind: Binder | None = None,
 ) -> tuple[RunRecord, bool]:
     """Create a PENDING run of ``workflow`` that nobody owns.
 
     ``args`` and ``kwargs`` must already be the JSON round trip the body
-    gets (``roundtrip_arguments``).
+    gets (``roundtrip_arguments``). ``bind``: the workflow's signature, where
+    its definition is imported, to compare arguments as bound (A2,
+    ``start_difference``).
 
     Returns:
         (the run, True) if this call created it; (the existing run, False)
@@ -55,7 +63,7 @@ def create_unowned_run(
         type=EventType.RUN_CREATED,
         data={"workflow": workflow, "args": args, "kwargs": kwargs, "owner": None},
     )
-    return create_run(store, [created])
+    return create_run(store, [created], bind=bind)
 
 
 def restart_unowned(

@@ -64,15 +64,23 @@ class RunIdInUse(ProctorError):
     arguments, already has (A2). Nothing of this start was created.
 
     ``run_id`` is the id; ``workflow`` the existing run's workflow; ``differs``
-    says what differs. Temporal's ``WorkflowExecutionAlreadyStarted`` under
+    says what differs; ``restart``: the start was a restart (A7), whose
+    hint differs. Temporal's ``WorkflowExecutionAlreadyStarted`` under
     the USE_EXISTING conflict policy when the start is not the same one.
     """
 
-    def __init__(self, run_id: str, workflow: str, differs: str) -> None:
+    def __init__(self, run_id: str, workflow: str, differs: str, *, restart: bool = False) -> None:
+        hint = (
+            "choose another id, or restart the same run from the same call to get the"
+            " existing restart"
+            if restart
+            else "choose another id, or start with the same workflow and arguments to get"
+            " the existing run"
+        )
+        what = "restarted" if restart else "started"
         super().__init__(
             f"run id {run_id!r} is in use by a run of {workflow} with {differs}; nothing"
-            " was started (choose another id, or start with the same workflow and arguments"
-            " to get the existing run)"
+            f" was {what} ({hint})"
         )
         self.run_id = run_id
         self.workflow = workflow
@@ -140,16 +148,22 @@ class OutcomeUnknown(StoreError):
     """A request was sent but its outcome was not confirmed in time.
 
     It may have taken effect (the run exists, the cancel is recorded) or not;
-    ``run_id`` names the run to look up before trying again. Like a commit
+    ``run_id`` names the run. A start (or restart) with a chosen run id is
+    retried safely with the same id (A3); any other request: look the run
+    up before trying again. Like a commit
     whose acknowledgement was lost: the error says so instead of claiming
     that nothing happened.
     """
 
     def __init__(self, run_id: str, request: str, detail: str) -> None:
-        super().__init__(
-            f"{request} of run {run_id} may have taken effect: {detail};"
-            f" look the run up by its id before asking again"
+        then = (
+            "a start with a chosen run id can simply be retried with the same id, which"
+            " returns the run if it exists (A3); otherwise look the run up by its id"
+            " before starting again"
+            if request in ("start", "restart")
+            else "look the run up by its id before asking again"
         )
+        super().__init__(f"{request} of run {run_id} may have taken effect: {detail}; {then}")
         self.run_id = run_id
         self.request = request
 

@@ -16,7 +16,8 @@ Invariants (pure: these read only the records they are given):
 - a reused call is one the old run saw complete or fail (for a child run:
   end completed or failed); a call cancelled, abandoned or still unended is
   never reused, and ``from_call`` past it is refused, naming it;
-- ``0 <= from_call <= the number of calls the old run recorded``.
+- ``0 <= from_call <= the number of calls the old run recorded``, and no
+  more than the first call that cannot be reused: one bound, one message.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from persistence._errors import (
 from persistence._interface import Store
 from persistence._records import EventRecord, NewEvent, RunRecord
 from persistence._states import EventType, RunState
+from persistence._text import calls_phrase
 
 _E = EventType
 
@@ -102,9 +104,9 @@ def reused_calls(
 
     Raises:
         InvalidArgumentType: ``from_call`` is not an int.
-        InvalidArgument: ``from_call`` is out of range, or a call before it
-            did not complete or fail (the message names it and the largest
-            ``from_call`` allowed).
+        InvalidArgument: ``from_call`` is out of range: below 0, past the
+            calls recorded, or past a call that did not complete or fail (one
+            message, naming the largest ``from_call`` allowed and why).
     """
     if isinstance(from_call, bool) or not isinstance(from_call, int):
         raise InvalidArgumentType(
@@ -113,20 +115,22 @@ def reused_calls(
         )
     calls = _calls(events)
     count = max(calls, default=-1) + 1
-    if not 0 <= from_call <= count:
+    # The largest from_call allowed: the first call that cannot be reused, or all.
+    most, why_most = count, f"run {old.run_id} recorded {calls_phrase(count)}"
+    for c in range(count):
+        call = calls.get(c)
+        why = "it is not in the log" if call is None else _why_not(call)
+        if why is not None:
+            what = f"call {c}" if call is None else f"call {c} ({call.kind} {call.name!r})"
+            most, why_most = c, f"{what} of run {old.run_id} cannot be reused: {why}"
+            break
+    if not 0 <= from_call <= most:
         raise InvalidArgument(
-            f"from_call must be between 0 and {count} (run {old.run_id} recorded calls"
-            f" {'0 to ' + str(count - 1) if count else 'none'}), got {from_call}"
+            f"from_call must be between 0 and {most} ({why_most}), got {from_call}"
         )
     reused = []
     for c in range(from_call):
-        call = calls.get(c)
-        why = "it is not in the log" if call is None else _why_not(call)
-        if call is None or why is not None:
-            what = f"call {c}" if call is None else f"call {c} ({call.kind} {call.name!r})"
-            raise InvalidArgument(
-                f"{what} of run {old.run_id} cannot be reused: {why}; from_call may be at most {c}"
-            )
+        call = calls[c]
         assert call.end_type is not None
         data = {**call.data, "from_run": old.run_id, "kind": call.kind, "end": call.end_type.value}
         reused.append(

@@ -4,7 +4,8 @@ Proctor describes objects it does not own (a step's exception, a value it
 refuses, something a body awaited) in records, errors and logs. Their
 ``__str__``, ``__repr__`` or ``args`` may raise; a description must not:
 it falls back to a placeholder that names the real type, so the record
-keeps the one fact that is always true.
+keeps the one fact that is always true. Also the phrases that messages of
+several modules share (``calls_phrase``), so they read alike everywhere.
 """
 
 from __future__ import annotations
@@ -56,3 +57,10 @@ def safe_repr(value: Any) -> str:
 def _placeholder(how: str, value: Any, exc: BaseException | None) -> str:
     why = f"raised {type(exc).__name__}" if exc is not None else "did not return a str"
     return f"<unprintable {type_name(value)}: its __{how}__ {why}>"
+
+
+def calls_phrase(count: int) -> str:
+    """The first ``count`` calls, as words: "no call", "call 0", "calls 0 to 2"."""
+    if count <= 0:
+        return "no call"
+    return "call 0" if count == 1 else f"calls 0 to {count - 1}"

@@ -29,12 +29,26 @@ PRINTS = {
     "fastapi_orders.py": (
         "['201 then 200, same run: True', '409', 'cancelled', 'shipped o-2 (receipt-o-2-7)', '404']"
     ),
+    "starting_runs.py": "shipped cart-7, charged 1 time(s)",
 }
 
 
 def test_every_example_is_listed() -> None:
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_")}
     assert scripts == set(PRINTS)
+
+
+def test_every_python_block_of_the_docs_includes_an_example_file() -> None:
+    """The README's promise: every code example in the docs is a file here,
+    which the tests run, included by the snippets extension (`--8<--`)."""
+    docs = EXAMPLES.parent
+    inline = [
+        f"{page.relative_to(docs)}: {block.splitlines()[1:2]}"
+        for page in sorted(docs.rglob("*.md"))
+        for block in page.read_text(encoding="utf-8").split("```python")[1:]
+        if not block.lstrip("\n").startswith("--8<--")
+    ]
+    assert inline == []
 
 
 @pytest.mark.parametrize("name", sorted(PRINTS))

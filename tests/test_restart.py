@@ -231,7 +231,7 @@ def test_A7_from_call_past_a_call_that_did_not_complete_is_refused(rt: Runtime) 
     handle = rt.start(three_gated, "a7-cancelled")
     wait_until(lambda: NOTES.get("a7-cancelled.started.2"))
     rt.terminate(handle.run_id)
-    with pytest.raises(InvalidArgument, match=r"call 2 .*from_call may be at most 2"):
+    with pytest.raises(InvalidArgument, match=r"between 0 and 2 \(call 2 .*cannot be reused"):
         rt.restart(handle.run_id, from_call=3)
     gate("a7-cancelled.2").set()
     new = rt.restart(handle.run_id, from_call=2)

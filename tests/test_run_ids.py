@@ -132,7 +132,9 @@ def test_A2_the_same_start_of_a_running_run_returns_it(rt: Runtime) -> None:
     [
         (lambda rt: rt.start(order, "a2-diff", 22, run_id="order-7"), "other arguments"),
         (lambda rt: rt.start(other, "a2-diff", 21, run_id="order-7"), "another workflow"),
-        (lambda rt: rt.start(order, key="a2-diff", value=21, run_id="order-7"), "other arg"),
+        # By keyword: bound to the signature, so only another value differs (the
+        # same call by keyword is the same start: test_run_id_review.py).
+        (lambda rt: rt.start(order, key="a2-diff", value=22, run_id="order-7"), "other arg"),
     ],
 )
 def test_A2_another_start_with_the_id_raises_run_id_in_use_and_writes_nothing(
