@@ -27,7 +27,8 @@ import functools
 from typing import Self
 
 from actors._handle import ControlResult
-from actors._requests import Requests, Submitted
+from actors._replies import Submitted
+from actors._requests import Requests
 from actors._waiting import RunWaiter
 
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from actors._definitions import lookup_workflow
 from actors._handle import RunHandle
-from actors._requests import Requests, Submitted
+from actors._replies import Submitted
+from actors._requests import Requests
 from persistence import InvalidArgument, Store, check_chosen_run_id, restart_plan, safe_repr
 
 

@@ -1,4 +1,5 @@
-"""A reply future that a thread can block on and an event loop can await (A1).
+"""A reply future that a thread can block on and an event loop can await (A1),
+and a request submitted with one (:class:`Submitted`).
 
 The facade hands each request to an actor with a :class:`Reply` in it; the
 actor (the Journal, or the Guardian when nothing could be written) resolves
@@ -22,7 +23,8 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import pykka
 
@@ -90,3 +92,38 @@ class Reply(pykka.ThreadingFuture[T]):
         finally:
             self.remove_done_callback(wake)
         return self.get(timeout=0)  # type: ignore[no-any-return]
+
+
+class Creation:
+    """Whether a start created its run (``RunHandle.created``): None until
+    the start's answer is read, then True (this start wrote the run's
+    creation) or False (the same start of an existing run id, A2: nothing
+    new runs). Written once, by the start's answer (``settle_creation``)."""
+
+    def __init__(self, created: bool | None = None) -> None:
+        self.created = created
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submitted(Generic[T]):
+    """A request handed to an actor: the reply to wait for, and how to read it.
+
+    ``answer`` maps the reply's value to what the request returns, raising
+    what it means (``RunNotFound``, a refused creation); ``late`` explains a
+    reply missing after ``request_timeout`` (the OutcomeUnknown's detail).
+    """
+
+    reply: Reply[Any]
+    run_id: str
+    request: str
+    answer: Callable[[Any], T]
+    late: str | None = None
+    #: ``answer`` may read the store or wait (a start with a chosen id,
+    #: A2): an event loop runs it in its executor.
+    blocking: bool = False
+    #: A start's: whether it created its run, once answered (``Creation``).
+    creation: Creation | None = None
+
+    @property
+    def created(self) -> bool | None:
+        return None if self.creation is None else self.creation.created

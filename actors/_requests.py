@@ -27,8 +27,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import pykka
 
@@ -48,8 +47,8 @@ from actors._messages import (
     Terminate,
     TerminateTree,
 )
-from actors._replies import Reply
-from actors._starts import Creation, settle_creation
+from actors._replies import Creation, Reply, Submitted
+from actors._starts import settle_creation
 from persistence import (
     MAX_REASON_BYTES,
     Appended,
@@ -72,31 +71,6 @@ from persistence import (
 )
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Submitted(Generic[T]):
-    """A request handed to an actor: the reply to wait for, and how to read it.
-
-    ``answer`` maps the reply's value to what the request returns, raising
-    what it means (``RunNotFound``, a refused creation); ``late`` explains a
-    reply missing after ``request_timeout`` (the OutcomeUnknown's detail).
-    """
-
-    reply: Reply[Any]
-    run_id: str
-    request: str
-    answer: Callable[[Any], T]
-    late: str | None = None
-    #: ``answer`` may read the store or wait (a start with a chosen id,
-    #: A2): an event loop runs it in its executor.
-    blocking: bool = False
-    #: A start's: whether it created its run, once answered (``Creation``).
-    creation: Creation | None = None
-
-    @property
-    def created(self) -> bool | None:
-        return None if self.creation is None else self.creation.created
 
 
 def _cut_note(cut: bool) -> str:

@@ -35,16 +35,6 @@ from persistence import (
 POLL: Final = 0.002
 
 
-class Creation:
-    """Whether a start created its run (``RunHandle.created``): None until
-    the start's answer is read, then True (this start wrote the run's
-    creation) or False (the same start of an existing run id, A2: nothing
-    new runs). Written once, by the start's answer (``settle_creation``)."""
-
-    def __init__(self, created: bool | None = None) -> None:
-        self.created = created
-
-
 def settle_creation(
     outcomes: Sequence[AppendOutcome],
     created: NewEvent,
