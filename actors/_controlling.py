@@ -26,6 +26,7 @@ import dataclasses
 import functools
 from typing import Self
 
+from actors._errors import RuntimeClosed
 from actors._handle import ControlResult
 from actors._replies import Submitted
 from actors._requests import Requests
@@ -45,6 +46,10 @@ class RunControl(abc.ABC):
     @abc.abstractmethod
     def _check_open(self) -> None:
         """Raise ``RuntimeClosed`` (or the reason the runtime stopped) once closed."""
+
+    @abc.abstractmethod
+    def _check_accepting(self) -> None:
+        """Raise ``RuntimeClosed`` once closing: no new run, no wait (A4)."""
 
     @abc.abstractmethod
     def close(self, drain: float | None = None) -> None:
@@ -110,15 +115,23 @@ class RunControl(abc.ABC):
             StoreError: the store refused it (nothing was written), or the
                 runtime stopped (see :attr:`failure`).
             NotSerializable: ``reason`` is not text; nothing was written.
-            RuntimeClosed: the runtime was closed or killed.
+            RuntimeClosed: the runtime was closed or killed; nothing was
+                written (with ``wait``: also while it closes, which waits for
+                no run's end). A close that begins during the wait ends the
+                wait instead: the answer says so, with the status it knew.
         """
+        if wait:
+            self._check_accepting()  # no wait goes on once closing: refused unwritten
         submitted = self._submit_cancel(
             run_id, reason, wait=wait, timeout=timeout, grace=grace, source=source
         )
         result = self._requests.wait(submitted)
         if not wait:
             return result
-        record = self._waiter.wait_finished(submitted.run_id, timeout)
+        try:
+            record = self._waiter.wait_finished(submitted.run_id, timeout)
+        except RuntimeClosed:
+            return _wait_cut(result)
         return dataclasses.replace(result, status=record.status)
 
     async def cancel_async(
@@ -132,13 +145,18 @@ class RunControl(abc.ABC):
         source: str = "api",
     ) -> ControlResult:
         """Like :meth:`cancel`, awaited: neither the commit nor ``wait`` blocks the loop (A1)."""
+        if wait:
+            self._check_accepting()
         submitted = self._submit_cancel(
             run_id, reason, wait=wait, timeout=timeout, grace=grace, source=source
         )
         result = await self._requests.wait_async(submitted)
         if not wait:
             return result
-        record = await self._waiter.wait_finished_async(submitted.run_id, timeout)
+        try:
+            record = await self._waiter.wait_finished_async(submitted.run_id, timeout)
+        except RuntimeClosed:
+            return _wait_cut(result)
         return dataclasses.replace(result, status=record.status)
 
     def terminate(
@@ -167,3 +185,10 @@ class RunControl(abc.ABC):
         self._check_open()
         submitted = self._requests.terminate(run_id, reason, source=source)
         return await self._requests.wait_async(submitted)
+
+
+def _wait_cut(result: ControlResult) -> ControlResult:
+    """A cancel that was written, whose wait a close of the runtime cut short (A4)."""
+    return dataclasses.replace(
+        result, message=result.message + "; stopped waiting: the runtime is closing"
+    )

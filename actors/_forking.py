@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import functools
 import uuid
 from typing import Any
@@ -31,12 +32,16 @@ class RunRestarts(abc.ABC):
     """``restart`` and its awaitable twin, for the Runtime facade.
 
     Subclasses set ``_requests``, ``_store`` and ``id`` and define
-    :meth:`_check_accepting` and :meth:`_handle`.
+    :meth:`_using`, :meth:`_check_accepting` and :meth:`_handle`.
     """
 
     _requests: Requests
     _store: Store
     id: str
+
+    @abc.abstractmethod
+    def _using(self) -> contextlib.AbstractContextManager[None]:
+        """Around one store operation: refused once closed, waited for by close."""
 
     @abc.abstractmethod
     def _check_accepting(self) -> None:
@@ -67,7 +72,8 @@ class RunRestarts(abc.ABC):
             RunIdInUse, OutcomeUnknown, StoreError, RuntimeClosed: as ``start``.
         """
         self._check_accepting()
-        submitted = self._submit_restart(old_run_id, from_call, run_id)
+        with self._using():  # the old run is read, the new id looked up
+            submitted = self._submit_restart(old_run_id, from_call, run_id)
         new_id = self._requests.wait(submitted)
         return self._handle(new_id, created=submitted.created)
 
@@ -76,10 +82,16 @@ class RunRestarts(abc.ABC):
     ) -> RunHandle[Any]:
         """Like :meth:`restart`, awaited: the old run is read off the loop (A1)."""
         self._check_accepting()
-        submit = functools.partial(self._submit_restart, old_run_id, from_call, run_id)
+        submit = functools.partial(self._guarded_submit, old_run_id, from_call, run_id)
         submitted = await asyncio.get_running_loop().run_in_executor(None, submit)
         new_id = await self._requests.wait_async(submitted)
         return self._handle(new_id, created=submitted.created)
+
+    def _guarded_submit(
+        self, old_run_id: str, from_call: int | None, run_id: str | None
+    ) -> Submitted[str]:
+        with self._using():
+            return self._submit_restart(old_run_id, from_call, run_id)
 
     def _submit_restart(
         self, old_run_id: str, from_call: int | None, run_id: str | None

@@ -25,8 +25,9 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pykka
@@ -37,6 +38,7 @@ from actors._base import tell
 from actors._clock import Clock
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
+from actors._errors import RuntimeClosed
 from actors._handle import ControlResult
 from actors._messages import (
     Cancel,
@@ -57,9 +59,12 @@ from persistence import (
     InvalidArgumentType,
     NewEvent,
     OutcomeUnknown,
+    ProctorError,
+    RunIdInUse,
     RunNotFound,
     RunState,
     Store,
+    StoreError,
     cancel_request,
     cap_reason,
     check_chosen_run_id,
@@ -88,6 +93,7 @@ class Requests:
         clock: the Timers' clock (a cancel's grace counts on it).
         request_timeout: seconds to wait for a durable answer.
         reader: the runtime's store, to read a run whose id a start met (A2).
+        closing: whether the runtime's close has begun.
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class Requests:
         clock: Clock,
         request_timeout: float,
         reader: Store,
+        closing: Callable[[], bool],
     ) -> None:
         self._owner = owner
         self._guardian = guardian
@@ -110,6 +117,7 @@ class Requests:
         self._clock = clock
         self._request_timeout = request_timeout
         self._reader = reader
+        self._closing = closing
 
     def create(
         self,
@@ -347,23 +355,43 @@ class Requests:
                 handed to the actor and may yet take effect (A3).
             StoreError: the store refused it, or the Journal had stopped;
                 nothing of it was written.
+            RuntimeClosed: the runtime closes, and the actor stopped or the
+                store closed before the request was written: nothing was.
         """
-        try:
-            value = submitted.reply.get(timeout=self._request_timeout)
-        except pykka.Timeout as exc:
-            raise self._unknown(submitted) from exc
-        return submitted.answer(value)
+        with self._closing_means_closed(submitted):
+            try:
+                value = submitted.reply.get(timeout=self._request_timeout)
+            except pykka.Timeout as exc:
+                raise self._unknown(submitted) from exc
+            return submitted.answer(value)
 
     async def wait_async(self, submitted: Submitted[T]) -> T:
         """Like :meth:`wait`, awaited: the event loop runs on meanwhile (A1)."""
+        with self._closing_means_closed(submitted):
+            try:
+                value = await submitted.reply.wait_async(self._request_timeout)
+            except pykka.Timeout as exc:
+                raise self._unknown(submitted) from exc
+            if submitted.blocking:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(None, submitted.answer, value)
+            return submitted.answer(value)
+
+    @contextlib.contextmanager
+    def _closing_means_closed(self, submitted: Submitted[Any]) -> Iterator[None]:
+        """A store error, or an actor's refusal, met while the runtime closes
+        is its close: the request was not written (the actor stopped, or the
+        store closed, first), and the caller hears ``RuntimeClosed``, as it
+        would a moment later, not the error of a stopped part (A3)."""
         try:
-            value = await submitted.reply.wait_async(self._request_timeout)
-        except pykka.Timeout as exc:
-            raise self._unknown(submitted) from exc
-        if submitted.blocking:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, submitted.answer, value)
-        return submitted.answer(value)
+            yield
+        except (StoreError, ProctorError) as exc:
+            if isinstance(exc, OutcomeUnknown | RunIdInUse | RunNotFound) or not self._closing():
+                raise
+            raise RuntimeClosed(
+                f"runtime {self._owner} closed before the {submitted.request} of run"
+                f" {submitted.run_id} was written ({exc}); nothing of it was"
+            ) from exc
 
     def _unknown(self, submitted: Submitted[Any]) -> OutcomeUnknown:
         detail = submitted.late or f"the journal did not answer within {self._request_timeout}s"

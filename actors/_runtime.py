@@ -24,7 +24,7 @@ from typing import Any, Final, TypeVar
 from actors._arguments import light
 from actors._census import Census
 from actors._clock import Clock, SystemClock
-from actors._closing import Closing
+from actors._closing import CloseState, Closing
 from actors._controlling import RunControl
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
@@ -215,6 +215,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
             clock=self.clock,
             request_timeout=request_timeout,
             reader=self._store,
+            closing=lambda: self._closing.state is not CloseState.OPEN,
         )
         self._finalizer = weakref.finalize(self, warn_unclosed, self.id)
 
@@ -259,6 +260,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         :meth:`close`.
         """
         if not self._closing.begin(0.0):
+            self._kill_closing()
             return
         self._halted.set()
         self._stop_actors(abandon=True)
@@ -266,6 +268,16 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         self._store.expire_lease(self.id, "killed")
         self._in_flight.settle()
         self._store.close()
+
+    def _kill_closing(self) -> None:
+        """kill() during a close (a drain, say): nothing more is written from
+        now on, the close is hurried to its end, and the lease expired."""
+        if self._halted.is_set() or self._closing.state is CloseState.CLOSED:
+            return
+        self._halted.set()
+        self._closing.begin(0.0, hurry=True)  # returns once that close is over
+        with open_store(self.db) as store:
+            store.expire_lease(self.id, "killed")
 
     @property
     def failure(self) -> StoreError | None:
@@ -317,9 +329,10 @@ class Runtime(StoreReads, RunControl, RunRestarts):
             RuntimeClosed: the runtime was closed or killed, or is closing.
         """
         self._closing.check_accepting()
-        submitted = self._requests.create(
-            workflow, args, kwargs, run_id=run_id, limit=self.max_payload_bytes
-        )
+        with self._using():  # a chosen id is looked up in the store first
+            submitted = self._requests.create(
+                workflow, args, kwargs, run_id=run_id, limit=self.max_payload_bytes
+            )
         return RunHandle(self, self._requests.wait(submitted), created=submitted.created)
 
     async def start_async(
@@ -344,7 +357,8 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         if run_id is None and light(args, kwargs):
             submitted = create()
         else:
-            submitted = await asyncio.get_running_loop().run_in_executor(None, create)
+            guarded = functools.partial(self._guarded, create)
+            submitted = await asyncio.get_running_loop().run_in_executor(None, guarded)
         run_id = await self._requests.wait_async(submitted)
         return RunHandle(self, run_id, created=submitted.created)
 

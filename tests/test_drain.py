@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from actors import (
+    ControlResult,
     EventType,
     InvalidArgument,
     RetryPolicy,
@@ -422,3 +423,142 @@ def test_A1_A4_close_async_drains_and_nothing_new_starts_by_any_way(
         assert {r.run_id for r in store.list_runs()} == {done.run_id, running}
     assert types_of(db, running, "busy")[-1] == EventType.STEP_COMPLETED.value
     assert "new.1:runs" not in NOTES
+
+
+@pytest.mark.parametrize("call", ["cancel", "terminate", "cancel_async", "start_async"])
+def test_A3_A4_calls_racing_a_close_succeed_or_raise_runtime_closed_having_written_nothing(
+    runtimes: list[Runtime], db: Path, call: str
+) -> None:
+    """Whatever phase the close is in when a call meets it (the drain, the
+    end of the drain while the actors stop, the store closing), the call
+    either takes effect or raises RuntimeClosed, writing nothing; never the
+    error of a stopped Journal or Guardian or a closed connection."""
+    rt = open_rt(runtimes, db)
+    done = [rt.start(two_busy, f"race{i}") for i in range(4)]
+    for i in range(4):
+        gate(f"race{i}.1").set()
+    for handle in done:
+        handle.result(timeout=10)
+    finished = [r.run_id for r in rt.list_runs()]
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def caller(k: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            target = done[n % len(done)].run_id
+            try:
+                if call == "cancel":
+                    rt.cancel(target, "race")
+                elif call == "terminate":
+                    rt.terminate(target, "race")
+                elif call == "cancel_async":
+                    asyncio.run(rt.cancel_async(target, "race"))
+                else:
+                    asyncio.run(rt.start_async(two_busy, f"new{k}-{n}", run_id=f"new{k}-{n}"))
+                outcomes.append("ok")
+            except RuntimeClosed:
+                outcomes.append("closed")
+                return
+
+    callers = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+    for thread in callers:
+        thread.start()
+    wait_until(lambda: len(outcomes) >= 4)
+    rt.close(drain=1)
+    stop.set()
+    for thread in callers:
+        thread.join(20)
+    assert outcomes.count("closed") == len(callers)  # each met the close as RuntimeClosed
+    with SQLiteStore.open(db, readonly=True) as store:
+        created = [r.run_id for r in store.list_runs() if r.run_id.startswith("new")]
+        for run_id in finished:  # a cancel or terminate of a finished run changes nothing
+            assert store.get_run(run_id).status is RunState.COMPLETED
+    if call == "start_async":
+        assert len(created) == outcomes.count("ok")  # each start that answered made its run
+
+
+def test_A4_a_cancel_with_wait_is_refused_unwritten_during_a_drain(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    """Waits for a run's end are refused while the runtime drains; a cancel
+    that would wait is refused before it writes, so RuntimeClosed means
+    nothing was written. A cancel without wait is written, as before."""
+    rt = open_rt(runtimes, db)
+    run_id = rt.start(two_busy, "cw").run_id
+    assert gate("cw.1:started").wait(10)
+    closer = close_in_thread(rt, drain=30)
+    with pytest.raises(RuntimeClosed, match="drains"):
+        rt.cancel(run_id, "wait for me", wait=True, timeout=5)
+    with pytest.raises(RuntimeClosed, match="drains"):
+        asyncio.run(rt.cancel_async(run_id, "wait for me", wait=True, timeout=5))
+    assert "cancel_requested" not in types_of(db, run_id)
+    assert rt.cancel(run_id, "no wait").changed  # written: its heartbeat raises
+    closer.join(20)
+    assert not closer.is_alive()
+    assert types_of(db, run_id).count("cancel_requested") == 1
+
+
+def test_A4_a_wait_of_a_cancel_that_a_close_cuts_short_says_so(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    """A cancel written before the close, whose wait the close then cuts:
+    the answer is the written cancel, saying the wait stopped, not an error."""
+    rt = open_rt(runtimes, db)
+    run_id = rt.start(stubborn, "cut").run_id
+    assert gate("cut:started").wait(10)
+    answers: list[object] = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(rt.cancel(run_id, "cut", wait=True, timeout=30))
+    )
+    waiter.start()
+    wait_until(lambda: "cancel_requested" in types_of(db, run_id))
+    closer = close_in_thread(rt)
+    waiter.join(20)
+    gate("cut").set()
+    closer.join(20)
+    (answer,) = answers
+    assert isinstance(answer, ControlResult)
+    assert answer.changed
+    assert answer.message.endswith("stopped waiting: the runtime is closing")
+
+
+@step()
+def ignores(key: str) -> str:
+    """Never checks its mailbox: only its gate ends it."""
+    gate(f"{key}:started").set()
+    assert gate(key).wait(20)
+    note(f"{key}:returned", 1)
+    return f"{key} done"
+
+
+@workflow()
+async def stubborn(key: str) -> str:
+    return await ignores(key)
+
+
+def test_A4_kill_during_a_drain_stops_every_write_at_once(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    """kill() is a crash, drain or not: from the call on nothing more is
+    written (the step's late result is not), and its runs are another
+    runtime's to resume at once."""
+    rt = open_rt(runtimes, db)
+    run_id = rt.start(stubborn, "kd").run_id
+    assert gate("kd:started").wait(10)
+    closer = close_in_thread(rt, drain=30)
+    killer = threading.Thread(target=rt.kill)
+    killer.start()
+    wait_until(rt._halted.is_set)
+    logged = types_of(db, run_id)
+    gate("kd").set()  # its result comes after the kill: never recorded
+    killer.join(20)
+    closer.join(20)
+    assert not killer.is_alive()
+    assert not closer.is_alive()
+    wait_until(lambda: "kd:returned" in NOTES)
+    assert types_of(db, run_id) == logged
+    second = open_rt(runtimes, db)
+    gate("kd").set()
+    assert second.handle(run_id).result(timeout=10) == "kd done"
