@@ -89,6 +89,22 @@ def test_A5_start_by_name_and_with_a_run_id(client: Client) -> None:
     assert client.get_run(elsewhere.run_id).workflow == "shop.orders.order"
 
 
+def test_A5_a_name_is_never_resolved_though_this_process_imported_it(client: Client) -> None:
+    """``start`` given a name does the same whatever this process imported:
+    no signature check (the worker checks it) and arguments compared as
+    written; the ``@workflow()`` itself is bound and checked."""
+    assert client_add.name.endswith("client_add")  # imported here, registered
+    misfit = client.start(client_add.name, 1)  # no b: the worker will say so
+    assert (client.get_run(misfit.run_id).args, misfit.created) == ([1], True)
+    client.start(client_add.name, 1, 2, run_id="by-name")
+    with pytest.raises(RunIdInUse, match="by-name"):
+        client.start(client_add.name, a=1, b=2, run_id="by-name")  # another call as written
+    client.start(client_add, 1, 2, run_id="by-def")
+    assert client.start(client_add, a=1, b=2, run_id="by-def").created is False  # bound
+    with pytest.raises(InvalidArgumentType):
+        client.start(client_add, 1)
+
+
 def test_A2_A5_a_repeated_start_is_the_existing_run_and_another_is_refused(
     client: Client,
 ) -> None:
