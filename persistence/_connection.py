@@ -139,12 +139,14 @@ def connect(
     switched to WAL, configured and migrated. See ``SQLiteStore.open``.
 
     Raises:
-        StoreError: the file is missing (readonly), unreadable, locked past
+        StoreError: the file is missing (readonly), a directory, unreadable, locked past
             ``busy_timeout``, not a Proctor store, or from a newer version.
         InvalidArgument: ``synchronous`` is not one of SQLite's levels, or
             ``busy_timeout`` is not a finite number of seconds >= 0.
     """
     check_connection_settings(synchronous=synchronous, busy_timeout=busy_timeout)
+    if os.path.isdir(spath):  # SQLite would say "unable to open", or "does not exist"
+        raise StoreError(f"{spath} is a directory, not a Proctor store: give the store file's path")
     if readonly:
         if not Path(spath).is_file():
             raise StoreError(f"no Proctor store at {spath}: the file does not exist")

@@ -482,6 +482,30 @@ def test_A5_a_missing_store_is_an_error_not_a_new_empty_store(tmp_path: Path) ->
     assert empty.stat().st_size == 0
 
 
+@pytest.mark.parametrize("create", [False, True])
+def test_A5_a_directory_is_not_a_store_to_the_client_the_runtime_or_the_cli(
+    tmp_path: Path, create: bool
+) -> None:
+    """A directory given as the store says so (persistence's one place every
+    opener goes through), not "does not exist" nor SQLite's "unable to open"."""
+    folder = tmp_path / "dir.db"
+    folder.mkdir()
+    says = f"{folder} is a directory, not a Proctor store: give the store file's path"
+    with pytest.raises(StoreError) as raised:
+        Client(folder, create=create)
+    assert str(raised.value) == says
+    if create:
+        with pytest.raises(StoreError) as raised:
+            Runtime(folder)
+        assert str(raised.value) == says
+    # The CLI's --db option refuses a directory before any command opens it (exit 2).
+    for args in (["runs", "list"], ["cancel", "x"], ["worker"]):
+        result = CliRunner().invoke(cli, ["--db", str(folder), *args])
+        assert result.exit_code == 2, result.output
+        assert f"'{folder}' is a directory" in result.stderr
+    assert list(folder.iterdir()) == []
+
+
 def test_A1_A5_every_public_call_of_the_client_has_an_awaitable_twin() -> None:
     """The guide says "every call has an awaitable twin": each public
     method ``m`` of Client has a coroutine ``m_async``."""
