@@ -7,6 +7,7 @@ workflows that workers execute; a client holds no worker of its own.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ from actors import (
     workflow,
 )
 from cli import cli
-from persistence import EventType, NewEvent, SQLiteStore
+from persistence import EventType, NewEvent, SQLiteStore, _connection
 from tests.conftest import assert_nothing_left, wait_until
 
 
@@ -478,7 +479,7 @@ def test_A5_a_missing_store_is_an_error_not_a_new_empty_store(tmp_path: Path) ->
     empty = tmp_path / "empty.db"
     empty.touch()  # e.g. a mistyped `--db` a shell redirection created
     with pytest.raises(StoreError, match="not a Proctor store"):
-        Client(empty)
+        Client(empty, busy_timeout=0.1)  # waited for as a store being created, briefly
     assert empty.stat().st_size == 0
 
 
@@ -504,6 +505,58 @@ def test_A5_a_directory_is_not_a_store_to_the_client_the_runtime_or_the_cli(
         assert result.exit_code == 2, result.output
         assert f"'{folder}' is a directory" in result.stderr
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage", ["zero-bytes", "wal-header-only"])
+def test_A5_a_client_opening_a_store_another_process_is_creating_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    """A store being created is, for a moment, a 0-byte file, then a WAL
+    header with no tables: a Client that opens it then waits (up to its
+    busy timeout) for the schema instead of calling it "empty". The creator
+    here finishes only once the Client has seen the file empty."""
+    path = tmp_path / "new.db"
+    path.touch()  # the creator's connect made the file
+    creator = None
+    if stage == "wal-header-only":  # it switched to WAL; its schema is not committed
+        creator = sqlite3.connect(path)
+        creator.execute("PRAGMA journal_mode = WAL")
+        assert path.stat().st_size > 0
+    seen_empty = threading.Event()
+    real_identity = _connection.check_identity
+
+    def identity(conn: sqlite3.Connection, spath: str) -> int:
+        version = real_identity(conn, spath)
+        if version == 0 and spath == str(path):
+            seen_empty.set()
+        return version
+
+    monkeypatch.setattr(_connection, "check_identity", identity)
+
+    def create() -> None:
+        if seen_empty.wait(timeout=30):
+            SQLiteStore.open(path).close()
+
+    making = threading.Thread(target=create)
+    making.start()
+    try:
+        with Client(path, busy_timeout=20) as client:
+            assert client.list_runs() == []
+    finally:
+        seen_empty.set()
+        making.join()
+        if creator is not None:
+            creator.close()
+    assert seen_empty.is_set()
+
+
+def test_A5_a_file_still_empty_after_the_busy_timeout_is_not_a_store(tmp_path: Path) -> None:
+    """Nothing makes it a store: after the wait it is "not a Proctor store (empty)"."""
+    path = tmp_path / "new.db"
+    path.touch()
+    with pytest.raises(StoreError, match="not a Proctor store: it is empty"):
+        Client(path, busy_timeout=0.05)
+    assert path.stat().st_size == 0
 
 
 def test_A1_A5_every_public_call_of_the_client_has_an_awaitable_twin() -> None:
