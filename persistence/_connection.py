@@ -184,14 +184,17 @@ def _maybe_in_creation(spath: str) -> bool:
     """Whether an empty store file may be one another process is creating.
 
     A creator's file is 0 bytes from its ``connect`` until it switches to
-    WAL, then a header with no tables and a ``-wal`` beside it until its
-    schema commits. A file with content but no ``-wal`` (another program's
+    WAL (a rollback ``-journal`` beside it meanwhile), then a header marked
+    WAL (bytes 18 and 19 are 2) with no tables until its schema commits. A
+    file in rollback mode with no tables and no journal (another program's
     empty database) is not being made a store.
     """
     try:
-        return os.path.getsize(spath) == 0 or os.path.exists(f"{spath}-wal")
+        with open(spath, "rb") as file:
+            header = file.read(20)
     except OSError:
         return False
+    return len(header) < 20 or header[18:20] == b"\x02\x02" or os.path.exists(f"{spath}-journal")
 
 
 def _connect_readonly(spath: str, busy_timeout: float) -> sqlite3.Connection:
