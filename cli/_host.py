@@ -46,8 +46,14 @@ def run_worker(
 
     The first SIGINT or SIGTERM drains the runtime for ``drain`` seconds
     (A4: running steps may finish; nothing new starts); a second one ends
-    the drain at once (Kubernetes sends SIGTERM, then SIGKILL after its
-    grace period; Temporal's worker has ``graceful_shutdown_timeout``).
+    the drain at once: the running steps are asked to stop, and any still
+    running after the runtime's ``shutdown_timeout`` are abandoned (re-run
+    on resume). A signal after that (the third; the second with no drain)
+    exits at once, killed by that signal, writing nothing more: a crash,
+    whose runs another worker resumes once their leases expire (uvicorn and
+    the Docker CLI force the exit on a repeated signal; Kubernetes sends
+    SIGTERM, then SIGKILL after its grace period; Temporal's worker has
+    ``graceful_shutdown_timeout``).
 
     Raises:
         click.BadParameter: a module cannot be imported (its error's type, file
@@ -73,7 +79,7 @@ def run_worker(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    signals = _Signals()
+    signals = _Signals(drains=drain > 0)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signals.on_signal)
     try:
@@ -105,16 +111,41 @@ def run_worker(
 
 
 class _Signals:
-    """SIGINT and SIGTERM as they come: the first, then a second one."""
+    """SIGINT and SIGTERM as they come: the first starts the shutdown; the
+    second ends a drain under way; one more exits the process at once.
 
-    def __init__(self) -> None:
+    Invariant: a signal that finds nothing left to end (no drain under way,
+    or it was ended already) kills the process, writing nothing more.
+    """
+
+    def __init__(self, *, drains: bool) -> None:
         self.first = threading.Event()
         self.second = threading.Event()
+        #: Whether the first signal starts a drain a second one can end.
+        self._drains = drains
 
-    def on_signal(self, _signum: int, _frame: object) -> None:
-        # Only Event.set() here: a handler runs between two bytecodes of the
-        # main thread, which may hold any other lock (logging's, say).
-        (self.second if self.first.is_set() else self.first).set()
+    def on_signal(self, signum: int, _frame: object) -> None:
+        # Only Event.set() and system calls here: a handler runs between two
+        # bytecodes of the main thread, which may hold any other lock
+        # (logging's, stdout's, the store's).
+        if not self.first.is_set():
+            self.first.set()
+        elif self._drains and not self.second.is_set():
+            self.second.set()
+        else:
+            _exit_at_once(signum)
+
+
+def _exit_at_once(signum: int) -> None:
+    """Die of ``signum`` now, as a crash: no close, no store write, no flush.
+
+    The runs' leases expire and another worker resumes them; a step whose
+    body returned but was not recorded runs again (``step_reexecuted``).
+    """
+    os.write(2, f"worker (pid {os.getpid()}): signal again, exiting at once\n".encode())
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)  # only if the signal did not end the process
 
 
 def _drain(rt: Runtime, drain: float, signals: _Signals) -> None:
@@ -122,13 +153,17 @@ def _drain(rt: Runtime, drain: float, signals: _Signals) -> None:
     handled on this one, can end it (a close() that waits for the first)."""
     click.echo(
         f"worker {rt.id} draining: running steps get up to {drain:g}s to finish, nothing new"
-        " starts; SIGTERM or Ctrl-C again stops at once"
+        " starts; SIGTERM or Ctrl-C again ends the drain (steps are asked to stop), a third"
+        " exits at once"
     )
     closer = threading.Thread(target=rt.close, name="proctor-drain")
     closer.start()
     while closer.is_alive():
         if signals.second.wait(WORKER_CHECK_INTERVAL):
-            click.echo(f"worker {rt.id}: second signal, ending the drain now")
+            click.echo(
+                f"worker {rt.id}: second signal, ending the drain now; steps still running"
+                f" after {rt.shutdown_timeout:g}s are abandoned (another signal exits at once)"
+            )
             rt.close()  # ends the drain; returns once the runtime is closed
             break
     closer.join()
