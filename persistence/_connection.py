@@ -153,6 +153,9 @@ def connect(
     check_connection_settings(synchronous=synchronous, busy_timeout=busy_timeout)
     if os.path.isdir(spath):  # SQLite would say "unable to open", or "does not exist"
         raise StoreError(f"{spath} is a directory, not a Proctor store: give the store file's path")
+    folder = os.path.dirname(spath) or "."
+    if not os.path.isdir(folder):  # SQLite would say "unable to open database file"
+        raise StoreError(f"cannot open {spath}: the folder {folder} does not exist")
     if readonly:
         if not Path(spath).is_file():
             raise StoreError(f"no Proctor store at {spath}: the file does not exist")

@@ -559,6 +559,17 @@ def test_A5_a_file_still_empty_after_the_busy_timeout_is_not_a_store(tmp_path: P
     assert path.stat().st_size == 0
 
 
+def test_A5_a_store_in_a_missing_folder_names_the_folder(tmp_path: Path) -> None:
+    """Not SQLite's "unable to open database file": the folder is what is missing."""
+    path = tmp_path / "nodir" / "x.db"
+    says = f"cannot open {path}: the folder {path.parent} does not exist"
+    for opening in (lambda: Client(path, create=True), lambda: Runtime(path)):
+        with pytest.raises(StoreError) as raised:
+            opening()
+        assert str(raised.value) == says
+    assert not path.parent.exists()
+
+
 def test_A1_A5_every_public_call_of_the_client_has_an_awaitable_twin() -> None:
     """The guide says "every call has an awaitable twin": each public
     method ``m`` of Client has a coroutine ``m_async``."""
