@@ -49,7 +49,8 @@ def run_worker(
     the drain at once: the running steps are asked to stop, and any still
     running after the runtime's ``shutdown_timeout`` are abandoned (re-run
     on resume). A signal after that (the third; the second with no drain)
-    exits at once, killed by that signal, writing nothing more: a crash,
+    kills the worker at once (the default action of the signal), writing
+    nothing more: a crash,
     whose runs another worker resumes once their leases expire (uvicorn and
     the Docker CLI force the exit on a repeated signal; Kubernetes sends
     SIGTERM, then SIGKILL after its grace period; Temporal's worker has
@@ -102,9 +103,10 @@ def run_worker(
         failure = rt.failure
         if failure is None and drain > 0:
             _drain(rt, drain, signals)
+        again = " (SIGTERM or Ctrl-C again exits at once)" if signals.first.is_set() else ""
         click.echo(
             f"worker {rt.id} stopping; its unfinished runs stay in the store for the"
-            " next runtime to resume"
+            f" next runtime to resume{again}"
         )
     if failure is not None:
         fail(f"worker {rt.id} stopped: {clean(str(failure))}")
@@ -112,10 +114,13 @@ def run_worker(
 
 class _Signals:
     """SIGINT and SIGTERM as they come: the first starts the shutdown; the
-    second ends a drain under way; one more exits the process at once.
+    second ends a drain under way; one more kills the process at once.
 
-    Invariant: a signal that finds nothing left to end (no drain under way,
-    or it was ended already) kills the process, writing nothing more.
+    Invariant: once nothing is left for a signal to end (no drain under way,
+    or it was ended), SIGINT and SIGTERM have their default action again, so
+    the next one kills the process in the kernel, at once, whatever its
+    threads are doing (a Python handler runs only when the main thread gets
+    to it, which a blocking wait of the close can hold up for seconds).
     """
 
     def __init__(self, *, drains: bool) -> None:
@@ -124,28 +129,26 @@ class _Signals:
         #: Whether the first signal starts a drain a second one can end.
         self._drains = drains
 
-    def on_signal(self, signum: int, _frame: object) -> None:
-        # Only Event.set() and system calls here: a handler runs between two
-        # bytecodes of the main thread, which may hold any other lock
+    def on_signal(self, _signum: int, _frame: object) -> None:
+        # Only Event.set() and signal.signal() here: a handler runs between
+        # two bytecodes of the main thread, which may hold any other lock
         # (logging's, stdout's, the store's).
         if not self.first.is_set():
             self.first.set()
-        elif self._drains and not self.second.is_set():
-            self.second.set()
+            if not self._drains:
+                _die_on_next_signal()
         else:
-            _exit_at_once(signum)
+            self.second.set()
+            _die_on_next_signal()
 
 
-def _exit_at_once(signum: int) -> None:
-    """Die of ``signum`` now, as a crash: no close, no store write, no flush.
-
-    The runs' leases expire and another worker resumes them; a step whose
-    body returned but was not recorded runs again (``step_reexecuted``).
-    """
-    os.write(2, f"worker (pid {os.getpid()}): signal again, exiting at once\n".encode())
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-    os._exit(128 + signum)  # only if the signal did not end the process
+def _die_on_next_signal() -> None:
+    """Give SIGINT and SIGTERM their default action: the next one kills the
+    process as a crash (no close, no store write, no flush). Its runs'
+    leases expire and another worker resumes them; a step whose body
+    returned but was not recorded runs again (``step_reexecuted``)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _drain(rt: Runtime, drain: float, signals: _Signals) -> None:
