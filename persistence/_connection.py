@@ -17,6 +17,11 @@ Invariants:
   ``mode=ro`` URI (or ``immutable=1`` only when no ``-wal`` exists).
 - A write transaction is committed at the end of its block unless the
   block rolled it back, and rolled back if the block raises.
+- A file is judged "not a Proctor store (empty)" only after it stayed
+  without tables for the busy timeout while it looked like a store another
+  process is creating (0 bytes, a WAL header, a rollback journal); a
+  directory or a missing folder is named as such, never SQLite's "unable
+  to open".
 """
 
 from __future__ import annotations
