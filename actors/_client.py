@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from actors._arguments import binder, fits, flag, instance, optional_seconds, seconds
 from actors._arguments import run_id as check_run_id
 from actors._client_control import ClientControl
-from actors._definitions import WorkflowDef, lookup_workflow
+from actors._definitions import WorkflowDef
 from actors._directory import Directory
 from actors._errors import RuntimeClosed
 from actors._handle import RunHandle
@@ -196,8 +196,11 @@ class Client(StoreReads, ClientControl):
         The run is PENDING, owned by nobody, until a worker that imported the
         workflow (``proctor worker``, ``Runtime(claim_runs=True)``) claims
         it; this is what ``proctor start`` does. ``workflow`` is a
-        ``@workflow()`` or its registered name (a workflow this process did
-        not import: its signature is then checked by the worker only).
+        ``@workflow()`` (its signature is checked here, and the arguments
+        bound to it, so positional and keyword forms of one call are the same
+        start) or its registered name. A name is never resolved, whether or
+        not this process imported the workflow: the signature is checked by
+        the worker only, and the arguments are compared as written (A2).
 
         A name is taken as written: the **full** registered name
         (``module.qualname``, as ``runs list`` prints it, or the
@@ -259,7 +262,9 @@ class Client(StoreReads, ClientControl):
         if isinstance(workflow, WorkflowDef):
             return workflow.name, workflow
         if isinstance(workflow, str) and workflow:
-            return workflow, lookup_workflow(workflow)
+            # Never resolved, even if this process imported it: a name means
+            # the same start whatever the caller imported.
+            return workflow, None
         raise InvalidArgumentType(
             f"start() takes a @workflow() or its name, got {safe_repr(workflow)}"
         )

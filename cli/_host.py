@@ -46,8 +46,15 @@ def run_worker(
 
     The first SIGINT or SIGTERM drains the runtime for ``drain`` seconds
     (A4: running steps may finish; nothing new starts); a second one ends
-    the drain at once (Kubernetes sends SIGTERM, then SIGKILL after its
-    grace period; Temporal's worker has ``graceful_shutdown_timeout``).
+    the drain at once: the running steps are asked to stop, and any still
+    running after the runtime's ``shutdown_timeout`` are abandoned (re-run
+    on resume). A signal after that (the third; the second with no drain)
+    kills the worker at once (the default action of the signal), writing
+    nothing more: a crash,
+    whose runs another worker resumes once their leases expire (uvicorn and
+    the Docker CLI force the exit on a repeated signal; Kubernetes sends
+    SIGTERM, then SIGKILL after its grace period; Temporal's worker has
+    ``graceful_shutdown_timeout``).
 
     Raises:
         click.BadParameter: a module cannot be imported (its error's type, file
@@ -73,7 +80,7 @@ def run_worker(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    signals = _Signals()
+    signals = _Signals(drains=drain > 0)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signals.on_signal)
     try:
@@ -96,25 +103,52 @@ def run_worker(
         failure = rt.failure
         if failure is None and drain > 0:
             _drain(rt, drain, signals)
+        again = " (SIGTERM or Ctrl-C again exits at once)" if signals.first.is_set() else ""
         click.echo(
             f"worker {rt.id} stopping; its unfinished runs stay in the store for the"
-            " next runtime to resume"
+            f" next runtime to resume{again}"
         )
     if failure is not None:
         fail(f"worker {rt.id} stopped: {clean(str(failure))}")
 
 
 class _Signals:
-    """SIGINT and SIGTERM as they come: the first, then a second one."""
+    """SIGINT and SIGTERM as they come: the first starts the shutdown; the
+    second ends a drain under way; one more kills the process at once.
 
-    def __init__(self) -> None:
+    Invariant: once nothing is left for a signal to end (no drain under way,
+    or it was ended), SIGINT and SIGTERM have their default action again, so
+    the next one kills the process in the kernel, at once, whatever its
+    threads are doing (a Python handler runs only when the main thread gets
+    to it, which a blocking wait of the close can hold up for seconds).
+    """
+
+    def __init__(self, *, drains: bool) -> None:
         self.first = threading.Event()
         self.second = threading.Event()
+        #: Whether the first signal starts a drain a second one can end.
+        self._drains = drains
 
     def on_signal(self, _signum: int, _frame: object) -> None:
-        # Only Event.set() here: a handler runs between two bytecodes of the
-        # main thread, which may hold any other lock (logging's, say).
-        (self.second if self.first.is_set() else self.first).set()
+        # Only Event.set() and signal.signal() here: a handler runs between
+        # two bytecodes of the main thread, which may hold any other lock
+        # (logging's, stdout's, the store's).
+        if not self.first.is_set():
+            self.first.set()
+            if not self._drains:
+                _die_on_next_signal()
+        else:
+            self.second.set()
+            _die_on_next_signal()
+
+
+def _die_on_next_signal() -> None:
+    """Give SIGINT and SIGTERM their default action: the next one kills the
+    process as a crash (no close, no store write, no flush). Its runs'
+    leases expire and another worker resumes them; a step whose body
+    returned but was not recorded runs again (``step_reexecuted``)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _drain(rt: Runtime, drain: float, signals: _Signals) -> None:
@@ -122,13 +156,17 @@ def _drain(rt: Runtime, drain: float, signals: _Signals) -> None:
     handled on this one, can end it (a close() that waits for the first)."""
     click.echo(
         f"worker {rt.id} draining: running steps get up to {drain:g}s to finish, nothing new"
-        " starts; SIGTERM or Ctrl-C again stops at once"
+        " starts; SIGTERM or Ctrl-C again ends the drain (steps are asked to stop), a third"
+        " exits at once"
     )
     closer = threading.Thread(target=rt.close, name="proctor-drain")
     closer.start()
     while closer.is_alive():
         if signals.second.wait(WORKER_CHECK_INTERVAL):
-            click.echo(f"worker {rt.id}: second signal, ending the drain now")
+            click.echo(
+                f"worker {rt.id}: second signal, ending the drain now; steps still running"
+                f" after {rt.shutdown_timeout:g}s are abandoned (another signal exits at once)"
+            )
             rt.close()  # ends the drain; returns once the runtime is closed
             break
     closer.join()

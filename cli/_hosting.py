@@ -69,7 +69,9 @@ def worker(
     nothing more, lets the running steps finish for up to --drain seconds
     (logging which it waits for), then stops them and exits 0; unfinished
     runs stay in the store, for the next worker. A second signal ends the
-    drain at once.
+    drain at once (the running steps are asked to stop); one more exits at
+    once, writing nothing more, as a crash (another worker resumes its runs
+    when their leases expire).
     """
     from cli._host import run_worker  # noqa: PLC0415 - hosts a runtime: import actors lazily
 

@@ -17,6 +17,11 @@ Invariants:
   ``mode=ro`` URI (or ``immutable=1`` only when no ``-wal`` exists).
 - A write transaction is committed at the end of its block unless the
   block rolled it back, and rolled back if the block raises.
+- A file is judged "not a Proctor store (empty)" only after it stayed
+  without tables for the busy timeout while it looked like a store another
+  process is creating (0 bytes, a WAL header, a rollback journal); a
+  directory or a missing folder is named as such, never SQLite's "unable
+  to open".
 """
 
 from __future__ import annotations
@@ -138,24 +143,36 @@ def connect(
     """Open the store file at ``spath``: checked, and unless ``readonly``,
     switched to WAL, configured and migrated. See ``SQLiteStore.open``.
 
+    A read-only open of a file with no tables yet, that another process may
+    be creating (0 bytes, or a ``-wal`` beside it), waits up to
+    ``busy_timeout`` for its schema, as a write waits for a lock: a store
+    being made is not "empty" a moment before it is one. Still empty after
+    that, it is not a Proctor store.
+
     Raises:
-        StoreError: the file is missing (readonly), unreadable, locked past
+        StoreError: the file is missing (readonly), a directory, unreadable, locked past
             ``busy_timeout``, not a Proctor store, or from a newer version.
         InvalidArgument: ``synchronous`` is not one of SQLite's levels, or
             ``busy_timeout`` is not a finite number of seconds >= 0.
     """
     check_connection_settings(synchronous=synchronous, busy_timeout=busy_timeout)
+    if os.path.isdir(spath):  # SQLite would say "unable to open", or "does not exist"
+        raise StoreError(f"{spath} is a directory, not a Proctor store: give the store file's path")
+    folder = os.path.dirname(spath) or "."
+    if not os.path.isdir(folder):  # SQLite would say "unable to open database file"
+        raise StoreError(f"cannot open {spath}: the folder {folder} does not exist")
     if readonly:
         if not Path(spath).is_file():
             raise StoreError(f"no Proctor store at {spath}: the file does not exist")
-        try:
-            return _connect(spath, f"file:{quote(spath)}?mode=ro", busy_timeout=busy_timeout)
-        except StoreError as exc:
-            if not _in_read_only_folder(spath, exc):
-                raise
-        # See _in_read_only_folder: with no WAL, the file is all there is.
-        target = f"file:{quote(spath)}?mode=ro&immutable=1"
-        return _connect(spath, target, busy_timeout=busy_timeout)
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                return _connect_readonly(spath, busy_timeout)
+            except _EmptyStore:
+                # Another process may be creating it: judge it once it had time to be made.
+                if not _maybe_in_creation(spath) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.005)
     return _connect(
         spath,
         None,
@@ -164,6 +181,40 @@ def connect(
         autocheckpoint=autocheckpoint,
         create=create,
     )
+
+
+class _EmptyStore(NotAProctorStore):
+    """A SQLite file with no tables (0 bytes, or a header only): maybe a store
+    another process is creating."""
+
+
+def _maybe_in_creation(spath: str) -> bool:
+    """Whether an empty store file may be one another process is creating.
+
+    A creator's file is 0 bytes from its ``connect`` until it switches to
+    WAL (a rollback ``-journal`` beside it meanwhile), then a header marked
+    WAL (bytes 18 and 19 are 2) with no tables until its schema commits. A
+    file in rollback mode with no tables and no journal (another program's
+    empty database) is not being made a store.
+    """
+    try:
+        with open(spath, "rb") as file:
+            header = file.read(20)
+    except OSError:
+        return False
+    return len(header) < 20 or header[18:20] == b"\x02\x02" or os.path.exists(f"{spath}-journal")
+
+
+def _connect_readonly(spath: str, busy_timeout: float) -> sqlite3.Connection:
+    """One read-only open; in a read-only folder, of the file as an immutable snapshot."""
+    try:
+        return _connect(spath, f"file:{quote(spath)}?mode=ro", busy_timeout=busy_timeout)
+    except StoreError as exc:
+        if isinstance(exc, _EmptyStore) or not _in_read_only_folder(spath, exc):
+            raise
+    # See _in_read_only_folder: with no WAL, the file is all there is.
+    target = f"file:{quote(spath)}?mode=ro&immutable=1"
+    return _connect(spath, target, busy_timeout=busy_timeout)
 
 
 def _connect(
@@ -197,7 +248,7 @@ def _connect(
             if readonly:
                 version = check_identity(conn, spath)
                 if version == 0:
-                    raise NotAProctorStore(f"{spath} is not a Proctor store: it is empty")
+                    raise _EmptyStore(f"{spath} is not a Proctor store: it is empty")
             else:
                 # WAL: readers never block the writer, and the CLI can read
                 # while a runtime writes. NORMAL in WAL survives a crash of

@@ -24,7 +24,11 @@ Invariants:
   as Temporal binds a ``next_page_token`` to its query): given with other
   filters it is refused, never answered with a page of another listing.
   A relative time (``"2h"``) is bound as written, so the pages of one
-  ``--since 2h`` listing go together though ``now`` moves.
+  ``--since 2h`` listing go together though ``now`` moves; the first page
+  resolves it to an instant and the cursor carries that instant, so every
+  page reads the same window (a later ``now`` would move it and skip runs);
+* a cursor is short (under :data:`MAX_CURSOR_CHARS`): a longer text is
+  refused before it is decoded.
 """
 
 from __future__ import annotations
@@ -51,7 +55,12 @@ from persistence._states import RunState
 Instant = float | int | datetime.datetime | str
 
 #: The version tag inside a cursor; a cursor of another version is refused.
-_CURSOR_TAG: Final = "r2"
+_CURSOR_TAG: Final = "r3"
+
+#: The longest cursor a listing gives out is about 200 characters; a longer
+#: text is refused before it is decoded (a forged one could nest deep enough
+#: to exhaust the parser's recursion, or be big enough to cost time).
+MAX_CURSOR_CHARS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +135,22 @@ def run_query(
         "ended_until": ended_until,
     }
     times = {what: instant(value, what, clock) for what, value in given.items()}
+    filters = _digest(
+        sorted(s.value for s in states) if states is not None else None,
+        workflow,
+        parent_run_id,
+        *(_time_key(value, times[what]) for what, value in given.items()),
+    )
+    after = None
+    if cursor is not None:
+        created_at, run_id, resolved = decode_cursor(cursor, filters)
+        after = (created_at, run_id)
+        # A later page keeps the first page's instants: a relative time
+        # recomputed from a later now would move the window and skip runs.
+        times = {
+            what: resolved[i] if _relative(value) else times[what]
+            for i, (what, value) in enumerate(given.items())
+        }
     for low, high in (("since", "until"), ("ended_since", "ended_until")):
         start, end = times[low], times[high]
         if start is not None and end is not None and start >= end:
@@ -133,12 +158,6 @@ def run_query(
                 f"{low} ({iso_utc(start)}) is not before {high} ({iso_utc(end)}): the range"
                 f" from {low} (included) to {high} (excluded) is empty"
             )
-    filters = _digest(
-        sorted(s.value for s in states) if states is not None else None,
-        workflow,
-        parent_run_id,
-        *(_time_key(value, times[what]) for what, value in given.items()),
-    )
     return RunQuery(
         states=states,
         workflow=workflow,  # type: ignore[arg-type]  # checked above
@@ -148,9 +167,14 @@ def run_query(
         ended_since=times["ended_since"],
         ended_until=times["ended_until"],
         limit=limit,
-        after=None if cursor is None else decode_cursor(cursor, filters),
+        after=after,
         filters=filters,
     )
+
+
+def _relative(value: object) -> bool:
+    """Whether a time filter is a duration ago (``"2h"``): its instant depends on ``now``."""
+    return _time_key(value, None) is not None
 
 
 def _time_key(value: object, resolved: float | None) -> object:
@@ -267,16 +291,24 @@ def iso_utc(ts: float | None) -> str | None:
     return stamp.isoformat().replace("+00:00", "Z")
 
 
-def encode_cursor(run: RunRecord, filters: str) -> str:
-    """The cursor of a page that ends with ``run``, of the listing whose
-    filters' digest is ``filters``: opaque, URL-safe text."""
-    raw = json.dumps([_CURSOR_TAG, run.created_at, run.run_id, filters], separators=(",", ":"))
+def encode_cursor(run: RunRecord, query: RunQuery) -> str:
+    """The cursor of a page of ``query`` that ends with ``run``: opaque,
+    URL-safe text carrying the position, the digest of the filters and the
+    instants the time filters resolved to (for the next pages' window)."""
+    times = [query.since, query.until, query.ended_since, query.ended_until]
+    raw = json.dumps(
+        [_CURSOR_TAG, run.created_at, run.run_id, query.filters, times], separators=(",", ":")
+    )
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: object, filters: str) -> tuple[float, str]:
-    """The position a cursor of :func:`encode_cursor` names, checked to
-    belong to the listing whose filters' digest is ``filters``.
+def decode_cursor(
+    cursor: object, filters: str
+) -> tuple[float, str, tuple[float | None, float | None, float | None, float | None]]:
+    """The position a cursor of :func:`encode_cursor` names, and the
+    instants of its listing's ``since``, ``until``, ``ended_since`` and
+    ``ended_until``, checked to belong to the listing whose filters' digest
+    is ``filters``.
 
     Raises:
         InvalidArgument: not a cursor a listing gave out (garbled, cut, or
@@ -289,10 +321,16 @@ def decode_cursor(cursor: object, filters: str) -> tuple[float, str]:
         f"cursor {cursor[:80]!r} is not one a listing gave out: pass the next_cursor"
         " of the previous page unchanged, or no cursor for the first page"
     )
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidArgument(
+            f"cursor {cursor[:80]!r}... is {len(cursor)} characters: no listing gives out"
+            f" one longer than {MAX_CURSOR_CHARS}; pass the next_cursor of the previous"
+            " page unchanged, or no cursor for the first page"
+        )
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tag, created_at, run_id, bound = json.loads(raw)
-    except (ValueError, TypeError, binascii.Error):
+        tag, created_at, run_id, bound, times = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error, RecursionError):
         raise bad from None
     if (
         tag != _CURSOR_TAG
@@ -301,6 +339,9 @@ def decode_cursor(cursor: object, filters: str) -> tuple[float, str]:
         or not math.isfinite(created_at)
         or not isinstance(run_id, str)
         or not isinstance(bound, str)
+        or not isinstance(times, list)
+        or len(times) != 4
+        or not all(_is_instant(t) for t in times)
     ):
         raise bad
     if bound != filters:
@@ -308,4 +349,12 @@ def decode_cursor(cursor: object, filters: str) -> tuple[float, str]:
             "this cursor belongs to another listing: give the filters (status, workflow,"
             " parent, times) of the listing that gave it out, or no cursor for a new listing"
         )
-    return float(created_at), run_id
+    since, until, ended_since, ended_until = (None if t is None else float(t) for t in times)
+    return float(created_at), run_id, (since, until, ended_since, ended_until)
+
+
+def _is_instant(value: object) -> bool:
+    """Whether a cursor's time is None or a finite number of epoch seconds."""
+    if value is None:
+        return True
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

@@ -105,7 +105,7 @@ def list_runs_page(db: SharedConnection, query: RunQuery) -> RunPage:
     if query.limit is None or len(runs) <= query.limit:
         return RunPage(runs, None)
     runs = runs[: query.limit]
-    return RunPage(runs, encode_cursor(runs[-1], query.filters) if runs else None)
+    return RunPage(runs, encode_cursor(runs[-1], query) if runs else None)
 
 
 def list_runs(

@@ -61,3 +61,21 @@ def beating(key: str, release: str) -> str:
 @workflow()
 async def held(key: str, release: str) -> str:
     return await beating(key, release)
+
+
+@step()
+def stubborn(key: str, release: str) -> str:
+    """Never heartbeats, so a stop request does not reach it: sleeps in 10 ms
+    slices until the file ``release`` exists (at most 60 s); says so in
+    ``<release>.started`` when it begins."""
+    Path(f"{release}.started").write_text(key)
+    end = time.monotonic() + 60
+    while not Path(release).exists() and time.monotonic() < end:
+        time.sleep(0.01)
+    _append(key)
+    return key
+
+
+@workflow()
+async def ignoring(key: str, release: str) -> str:
+    return await stubborn(key, release)

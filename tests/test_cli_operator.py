@@ -549,7 +549,9 @@ def test_an_empty_file_is_treated_the_same_by_reading_and_writing_commands(
         conn.close()
         assert db.stat().st_size > 0
     before = db.read_bytes()
-    result = proctor(db, *args)
+    # A 0-byte file may be a store another process is creating: a command
+    # waits for it up to its busy timeout, kept short here.
+    result = proctor(db, "--busy-timeout", "0.1", *args)
     assert result.exit_code == 1, result.output
     assert result.stderr == f"Error: {db} is not a Proctor store: it is empty\n"
     assert db.read_bytes() == before

@@ -7,6 +7,7 @@ workflows that workers execute; a client holds no worker of its own.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ from actors import (
     workflow,
 )
 from cli import cli
-from persistence import EventType, NewEvent, SQLiteStore
+from persistence import EventType, NewEvent, SQLiteStore, _connection
 from tests.conftest import assert_nothing_left, wait_until
 
 
@@ -87,6 +88,22 @@ def test_A5_start_by_name_and_with_a_run_id(client: Client) -> None:
     # A workflow this process never imported: its name is enough.
     elsewhere = client.start("shop.orders.order", "o-1")
     assert client.get_run(elsewhere.run_id).workflow == "shop.orders.order"
+
+
+def test_A5_a_name_is_never_resolved_though_this_process_imported_it(client: Client) -> None:
+    """``start`` given a name does the same whatever this process imported:
+    no signature check (the worker checks it) and arguments compared as
+    written; the ``@workflow()`` itself is bound and checked."""
+    assert client_add.name.endswith("client_add")  # imported here, registered
+    misfit = client.start(client_add.name, 1)  # no b: the worker will say so
+    assert (client.get_run(misfit.run_id).args, misfit.created) == ([1], True)
+    client.start(client_add.name, 1, 2, run_id="by-name")
+    with pytest.raises(RunIdInUse, match="by-name"):
+        client.start(client_add.name, a=1, b=2, run_id="by-name")  # another call as written
+    client.start(client_add, 1, 2, run_id="by-def")
+    assert client.start(client_add, a=1, b=2, run_id="by-def").created is False  # bound
+    with pytest.raises(InvalidArgumentType):
+        client.start(client_add, 1)
 
 
 def test_A2_A5_a_repeated_start_is_the_existing_run_and_another_is_refused(
@@ -462,8 +479,95 @@ def test_A5_a_missing_store_is_an_error_not_a_new_empty_store(tmp_path: Path) ->
     empty = tmp_path / "empty.db"
     empty.touch()  # e.g. a mistyped `--db` a shell redirection created
     with pytest.raises(StoreError, match="not a Proctor store"):
-        Client(empty)
+        Client(empty, busy_timeout=0.1)  # waited for as a store being created, briefly
     assert empty.stat().st_size == 0
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_A5_a_directory_is_not_a_store_to_the_client_the_runtime_or_the_cli(
+    tmp_path: Path, create: bool
+) -> None:
+    """A directory given as the store says so (persistence's one place every
+    opener goes through), not "does not exist" nor SQLite's "unable to open"."""
+    folder = tmp_path / "dir.db"
+    folder.mkdir()
+    says = f"{folder} is a directory, not a Proctor store: give the store file's path"
+    with pytest.raises(StoreError) as raised:
+        Client(folder, create=create)
+    assert str(raised.value) == says
+    if create:
+        with pytest.raises(StoreError) as raised:
+            Runtime(folder)
+        assert str(raised.value) == says
+    # The CLI's --db option refuses a directory before any command opens it (exit 2).
+    for args in (["runs", "list"], ["cancel", "x"], ["worker"]):
+        result = CliRunner().invoke(cli, ["--db", str(folder), *args])
+        assert result.exit_code == 2, result.output
+        assert f"'{folder}' is a directory" in result.stderr
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage", ["zero-bytes", "wal-header-only"])
+def test_A5_a_client_opening_a_store_another_process_is_creating_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    """A store being created is, for a moment, a 0-byte file, then a WAL
+    header with no tables: a Client that opens it then waits (up to its
+    busy timeout) for the schema instead of calling it "empty". The creator
+    here finishes only once the Client has seen the file empty."""
+    path = tmp_path / "new.db"
+    path.touch()  # the creator's connect made the file
+    creator = None
+    if stage == "wal-header-only":  # it switched to WAL; its schema is not committed
+        creator = sqlite3.connect(path)
+        creator.execute("PRAGMA journal_mode = WAL")
+        assert path.stat().st_size > 0
+    seen_empty = threading.Event()
+    real_identity = _connection.check_identity
+
+    def identity(conn: sqlite3.Connection, spath: str) -> int:
+        version = real_identity(conn, spath)
+        if version == 0 and spath == str(path):
+            seen_empty.set()
+        return version
+
+    monkeypatch.setattr(_connection, "check_identity", identity)
+
+    def create() -> None:
+        if seen_empty.wait(timeout=30):
+            SQLiteStore.open(path).close()
+
+    making = threading.Thread(target=create)
+    making.start()
+    try:
+        with Client(path, busy_timeout=20) as client:
+            assert client.list_runs() == []
+    finally:
+        seen_empty.set()
+        making.join()
+        if creator is not None:
+            creator.close()
+    assert seen_empty.is_set()
+
+
+def test_A5_a_file_still_empty_after_the_busy_timeout_is_not_a_store(tmp_path: Path) -> None:
+    """Nothing makes it a store: after the wait it is "not a Proctor store (empty)"."""
+    path = tmp_path / "new.db"
+    path.touch()
+    with pytest.raises(StoreError, match="not a Proctor store: it is empty"):
+        Client(path, busy_timeout=0.05)
+    assert path.stat().st_size == 0
+
+
+def test_A5_a_store_in_a_missing_folder_names_the_folder(tmp_path: Path) -> None:
+    """Not SQLite's "unable to open database file": the folder is what is missing."""
+    path = tmp_path / "nodir" / "x.db"
+    says = f"cannot open {path}: the folder {path.parent} does not exist"
+    for opening in (lambda: Client(path, create=True), lambda: Runtime(path)):
+        with pytest.raises(StoreError) as raised:
+            opening()
+        assert str(raised.value) == says
+    assert not path.parent.exists()
 
 
 def test_A1_A5_every_public_call_of_the_client_has_an_awaitable_twin() -> None:

@@ -160,3 +160,53 @@ def test_A4_a_step_the_drain_does_not_wait_for_is_abandoned_and_reexecuted(
     types = [e.type for e in logs(db, [run_id])[run_id]]
     assert EventType.STEP_REEXECUTED in types
     assert ledger(book) == ["h"]
+
+
+@pytest.mark.parametrize("drain", ["60", "0"])
+def test_A4_a_signal_after_the_drain_ended_exits_the_worker_at_once_as_a_crash(
+    db: Path, tmp_path: Path, drain: str
+) -> None:
+    """Once the drain is over (ended by the second signal; with ``--drain 0``
+    there is none), a step that ignores the stop request would hold the exit
+    for the shutdown timeout: one more signal kills the worker at once,
+    writing nothing more (uvicorn and the Docker CLI force the exit on a
+    repeated signal). As after a crash, the next worker resumes the run and
+    runs the step again."""
+    release = tmp_path / "release"
+    started = Path(f"{release}.started")
+    book = tmp_path / "ledger"
+    env = {LEDGER: str(book)}
+    (run_id,) = create_runs(db, "ignoring", [["s", str(release)]])
+    first = Worker(db, tmp_path / "first.log", MODULE, env, options=("--drain", drain))
+    wait_until(started.exists, timeout=DEADLINE)
+    first.process.send_signal(signal.SIGINT)
+    if drain == "60":
+        wait_until(lambda: "draining" in first.log.read_text(), timeout=DEADLINE)
+        first.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "ending the drain now" in first.log.read_text(), timeout=DEADLINE)
+    else:
+        wait_until(lambda: "stopping" in first.log.read_text(), timeout=DEADLINE)
+    before = logs(db, [run_id])[run_id]
+    began = time.monotonic()
+    first.process.send_signal(signal.SIGTERM)
+    code = first.reap()
+    out = first.log.read_text()
+    assert code == -signal.SIGTERM, out
+    assert time.monotonic() - began < 4, out  # not the 5 s shutdown timeout
+    assert "again exits at once" in out or "another signal exits at once" in out, out
+    after = logs(db, [run_id])[run_id]
+    assert [e.type for e in after] == [e.type for e in before], "it wrote after the signal"
+    assert EventType.STEP_ABANDONED not in [e.type for e in after]
+    assert statuses(db, [run_id]) == [RunState.RUNNING]
+
+    started.unlink()
+    second = Worker(db, tmp_path / "second.log", MODULE, env)
+    try:
+        wait_until(started.exists, timeout=DEADLINE)  # resumed: the step runs again
+        release.write_text("go")
+        wait_until(lambda: statuses(db, [run_id]) == [RunState.COMPLETED], timeout=DEADLINE)
+    finally:
+        assert second.stop() == 0, second.log.read_text()
+    types = [e.type for e in logs(db, [run_id])[run_id]]
+    assert EventType.STEP_REEXECUTED in types
+    assert ledger(book) == ["s"]

@@ -8,6 +8,7 @@ runs are created.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import sqlite3
@@ -32,6 +33,8 @@ from tests.conftest import assert_nothing_left
 
 UTC = datetime.UTC
 T0 = datetime.datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+#: A forged cursor nested deep enough to exhaust a JSON parser's recursion.
+DEEP_CURSOR = base64.urlsafe_b64encode(b"[" * 100000).decode()
 
 
 @pytest.fixture
@@ -142,6 +145,8 @@ def test_A6_async_page_agrees_with_the_sync_page(client: Client, db: Path) -> No
         ({"cursor": "WyJyMSIsMSw1XQ"}, InvalidArgument, "not one a listing gave out"),
         ({"cursor": "WyJyMSIsIngiLCJhIl0"}, InvalidArgument, "not one a listing gave out"),
         ({"cursor": 42}, InvalidArgumentType, "cursor must be a str"),
+        ({"cursor": DEEP_CURSOR}, InvalidArgument, "no listing gives out one longer"),
+        ({"cursor": "A" * 1025}, InvalidArgument, "no listing gives out one longer"),
         ({"since": "yesterday"}, InvalidArgument, "since 'yesterday' is not a time"),
         ({"until": "2026-13-45"}, InvalidArgument, "is not a time"),
         ({"since": datetime.datetime(2026, 1, 1)}, InvalidArgument, "naive datetime"),
@@ -193,6 +198,26 @@ def test_A6_a_cursor_is_bound_to_the_filters_of_its_listing(client: Client, db: 
     assert len(ids(recent) + ids(rest)) == 8
     with pytest.raises(InvalidArgument, match="another listing"):
         client.list_runs_page(since="2d", limit=5, cursor=recent.next_cursor)
+
+
+def test_A6_pages_of_a_relative_time_listing_read_the_first_pages_window(db: Path) -> None:
+    """A later page keeps the instants ``since="1h"`` resolved to on the first
+    page: recomputed from a later now, the window would move past runs the
+    first page's window held, and they would never be listed (A6: no skip)."""
+    now = T0 + 10 * 3600
+    for i in range(4):
+        add(db, f"r{i}", created=now - 3500 + i * 100)  # all within the hour before now
+    add(db, "older", created=now - 7200)
+    with SQLiteStore.open(db) as store:
+        first = store.list_runs_page(run_query(since="1h", limit=2, now=now))
+        later = now + 1800  # the second page is read half an hour later
+        second = store.list_runs_page(
+            run_query(since="1h", limit=2, now=later, cursor=first.next_cursor)
+        )
+        # A new listing counts back from its own now.
+        fresh = store.list_runs_page(run_query(since="1h", now=later))
+    assert (ids(first), ids(second), second.next_cursor) == (["r3", "r2"], ["r1", "r0"], None)
+    assert ids(fresh) == []
 
 
 # -- paging while runs are created ---------------------------------------------------------
@@ -303,6 +328,7 @@ def test_A6_runs_list_filters_by_time_parent_and_short_name(db: Path) -> None:
     ("args", "says"),
     [
         (["--cursor", "garbage"], "not one a listing gave out"),
+        (["--cursor", DEEP_CURSOR[:27000]], "no listing gives out one longer"),
         (["--since", "yesterday"], "--since 'yesterday' is not a time"),
         (["--until", "12:99"], "is not a time"),
         (["--ended-since", "-2h"], "is not a time"),
