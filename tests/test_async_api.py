@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import inspect
 import math
@@ -10,7 +11,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -467,80 +468,97 @@ def load_example() -> Any:
     return example
 
 
+@pytest.fixture
+def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The guide's app, freshly imported, on a store of its own; afterwards
+    its warehouse is open (no step left waiting) and nothing is left behind."""
+    pytest.importorskip("httpx")
+    loaded = load_example()
+    monkeypatch.setenv("ORDERS_DB", str(tmp_path / "orders.db"))
+    before = set(threading.enumerate())
+    try:
+        yield loaded
+    finally:
+        loaded.WAREHOUSE_OPEN.set()
+    assert_nothing_left(before)
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[Any]:
+    """An httpx client of ``app`` through its ASGI transport, inside the app's
+    lifespan (which that transport does not run), as a server would enter it."""
+    import httpx  # noqa: PLC0415 - a test dependency, skipped without it
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
+
+
 def test_A1_the_fastapi_guide_app_serves_orders_through_the_async_api(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    example: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The guide's app (docs/examples/fastapi_orders.py), served through
     httpx's ASGI transport, its lifespan entered as a server would: start,
     read, cancel, terminate and await orders, all by ORDER id; unknown
     orders are 404s; its runtime closes with the lifespan and leaves
     nothing behind."""
-    httpx = pytest.importorskip("httpx")
-    example = load_example()
-    monkeypatch.setenv("ORDERS_DB", str(tmp_path / "orders.db"))
     monkeypatch.setenv("ORDERS_SHIP_DELAY", "inf")  # ships when the test opens it
-    before = set(threading.enumerate())
 
     async def serve() -> None:
         app = example.app
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                ids = []
-                for n in range(3):
-                    placed = await client.post("/orders", json={"order_id": f"o-{n}", "amount": n})
-                    assert placed.status_code == 201
-                    assert placed.json() == {"order_id": f"o-{n}", "run_id": f"order-o-{n}"}
-                    ids.append(f"o-{n}")
-                # A2: a retried POST is the same order (200, not 201 Created);
-                # another order under its id a 409.
-                retried = await client.post("/orders", json={"order_id": "o-0", "amount": 0})
-                assert retried.status_code == 200
-                assert retried.json()["run_id"] == "order-o-0"
-                clash = await client.post("/orders", json={"order_id": "o-0", "amount": 9})
-                assert clash.status_code == 409
-                assert len(await app.state.runtime.list_runs_async()) == 3
-                read = (await client.get(f"/orders/{ids[0]}")).json()
-                assert read["order_id"] == ids[0]
-                assert read["status"] in {"pending", "running"}
-                terminated = await client.post(f"/orders/{ids[0]}/terminate", json={})
-                assert terminated.json() == {
-                    "order_id": ids[0],
-                    "status": "terminated",
-                    "changed": True,
-                }
-                cancelled = await client.post(f"/orders/{ids[1]}/cancel", json={"reason": "r"})
-                assert cancelled.json()["status"] == "cancelled"
-                example.WAREHOUSE_OPEN.set()
-                done = await client.get(f"/orders/{ids[2]}/result")
-                assert done.status_code == 200
-                assert done.json() == {
-                    "order_id": "o-2",
-                    "status": "completed",
-                    "result": "shipped o-2 (receipt-o-2-2)",
-                }
-                assert (await client.get(f"/orders/{ids[2]}")).json()["status"] == "completed"
-                for path, method in [
-                    ("/orders/nope", "GET"),
-                    ("/orders/nope/cancel", "POST"),
-                    ("/orders/nope/terminate", "POST"),
-                    ("/orders/nope/result", "GET"),
-                ]:
-                    missing = await client.request(method, path, json={})
-                    assert missing.status_code == 404, path
+        async with served(app) as client:
+            ids = []
+            for n in range(3):
+                placed = await client.post("/orders", json={"order_id": f"o-{n}", "amount": n})
+                assert placed.status_code == 201
+                assert placed.json() == {"order_id": f"o-{n}", "run_id": f"order-o-{n}"}
+                ids.append(f"o-{n}")
+            # A2: a retried POST is the same order (200, not 201 Created);
+            # another order under its id a 409.
+            retried = await client.post("/orders", json={"order_id": "o-0", "amount": 0})
+            assert retried.status_code == 200
+            assert retried.json()["run_id"] == "order-o-0"
+            clash = await client.post("/orders", json={"order_id": "o-0", "amount": 9})
+            assert clash.status_code == 409
+            assert len(await app.state.runtime.list_runs_async()) == 3
+            read = (await client.get(f"/orders/{ids[0]}")).json()
+            assert read["order_id"] == ids[0]
+            assert read["status"] in {"pending", "running"}
+            terminated = await client.post(f"/orders/{ids[0]}/terminate", json={})
+            assert terminated.json() == {
+                "order_id": ids[0],
+                "status": "terminated",
+                "changed": True,
+            }
+            cancelled = await client.post(f"/orders/{ids[1]}/cancel", json={"reason": "r"})
+            assert cancelled.json()["status"] == "cancelled"
+            example.WAREHOUSE_OPEN.set()
+            done = await client.get(f"/orders/{ids[2]}/result")
+            assert done.status_code == 200
+            assert done.json() == {
+                "order_id": "o-2",
+                "status": "completed",
+                "result": "shipped o-2 (receipt-o-2-2)",
+            }
+            assert (await client.get(f"/orders/{ids[2]}")).json()["status"] == "completed"
+            for path, method in [
+                ("/orders/nope", "GET"),
+                ("/orders/nope/cancel", "POST"),
+                ("/orders/nope/terminate", "POST"),
+                ("/orders/nope/result", "GET"),
+            ]:
+                missing = await client.request(method, path, json={})
+                assert missing.status_code == 404, path
             runtime = app.state.runtime
         with pytest.raises(RuntimeClosed):  # closed with the lifespan
             await runtime.get_run_async("order-o-2")
 
-    try:
-        asyncio.run(serve())
-    finally:
-        example.WAREHOUSE_OPEN.set()
-    assert_nothing_left(before)
+    asyncio.run(serve())
 
 
 def test_A1_the_fastapi_guide_app_answers_ordinary_situations_without_a_500(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    example: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What an HTTP client meets besides success gets a status it can act
     on, never a 500: an order not finished within ``?timeout`` is a 202 with
@@ -550,90 +568,73 @@ def test_A1_the_fastapi_guide_app_answers_ordinary_situations_without_a_500(
     timeout out of range (``-1``, ``nan``, ``inf``) a 422; a start whose
     outcome is unknown a 503 naming the run; a cancel or terminate without a
     body works (its reason is optional)."""
-    httpx = pytest.importorskip("httpx")
-    example = load_example()
-    monkeypatch.setenv("ORDERS_DB", str(tmp_path / "orders.db"))
     monkeypatch.setenv("ORDERS_SHIP_DELAY", "inf")  # ships when the test opens it
-    before = set(threading.enumerate())
 
     async def serve() -> None:
         app = example.app
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                for n in ("a", "b", "c"):
-                    placed = await client.post("/orders", json={"order_id": n, "amount": 1})
-                    assert placed.status_code == 201, placed.text
-                running = await client.get("/orders/a/result", params={"timeout": 0.05})
-                assert running.status_code == 202, running.text
-                assert running.json()["status"] in {"pending", "running"}
-                assert running.headers["Retry-After"] == "1"
-                # Without a body: the reason is optional.
-                assert (await client.post("/orders/a/cancel")).json()["status"] == "cancelled"
-                assert (await client.post("/orders/b/terminate")).json()["status"] == "terminated"
-                for order_id, end in [("a", "cancelled"), ("b", "terminated")]:
-                    ended = await client.get(f"/orders/{order_id}/result")
-                    assert ended.status_code == 409, ended.text
-                    assert ended.json()["status"] == end
-                for bad in ["x.1", "x" * 300, "a b", ""]:
-                    refused = await client.post("/orders", json={"order_id": bad, "amount": 1})
-                    assert refused.status_code == 422, (bad, refused.text)
-                for path in ["/orders/x.1", "/orders/" + "x" * 300, "/orders/x.1/result"]:
-                    assert (await client.get(path)).status_code == 422, path
-                assert (await client.get("/orders/x/y")).status_code == 404
-                for timeout in ["-1", "nan", "inf", "61"]:
-                    wrong = await client.get("/orders/c/result", params={"timeout": timeout})
-                    assert wrong.status_code == 422, (timeout, wrong.text)
-                assert len(await app.state.runtime.list_runs_async()) == 3
+        async with served(app) as client:
+            for n in ("a", "b", "c"):
+                placed = await client.post("/orders", json={"order_id": n, "amount": 1})
+                assert placed.status_code == 201, placed.text
+            running = await client.get("/orders/a/result", params={"timeout": 0.05})
+            assert running.status_code == 202, running.text
+            assert running.json()["status"] in {"pending", "running"}
+            assert running.headers["Retry-After"] == "1"
+            # Without a body: the reason is optional.
+            assert (await client.post("/orders/a/cancel")).json()["status"] == "cancelled"
+            assert (await client.post("/orders/b/terminate")).json()["status"] == "terminated"
+            for order_id, end in [("a", "cancelled"), ("b", "terminated")]:
+                ended = await client.get(f"/orders/{order_id}/result")
+                assert ended.status_code == 409, ended.text
+                assert ended.json()["status"] == end
+            for bad in ["x.1", "x" * 300, "a b", ""]:
+                refused = await client.post("/orders", json={"order_id": bad, "amount": 1})
+                assert refused.status_code == 422, (bad, refused.text)
+            for path in ["/orders/x.1", "/orders/" + "x" * 300, "/orders/x.1/result"]:
+                assert (await client.get(path)).status_code == 422, path
+            assert (await client.get("/orders/x/y")).status_code == 404
+            for timeout in ["-1", "nan", "inf", "61"]:
+                wrong = await client.get("/orders/c/result", params={"timeout": timeout})
+                assert wrong.status_code == 422, (timeout, wrong.text)
+            assert len(await app.state.runtime.list_runs_async()) == 3
 
-                async def unconfirmed(*args: Any, **kwargs: Any) -> RunHandle[Any]:
-                    raise OutcomeUnknown(kwargs["run_id"], "start", "not confirmed in time")
+            async def unconfirmed(*args: Any, **kwargs: Any) -> RunHandle[Any]:
+                raise OutcomeUnknown(kwargs["run_id"], "start", "not confirmed in time")
 
-                with monkeypatch.context() as patched:
-                    patched.setattr(app.state.runtime, "start_async", unconfirmed)
-                    unknown = await client.post("/orders", json={"order_id": "d", "amount": 1})
-                assert unknown.status_code == 503, unknown.text
-                assert unknown.json()["run_id"] == "order-d"
-                example.WAREHOUSE_OPEN.set()
-                done = await client.get("/orders/c/result")
-                assert done.json()["result"] == "shipped c (receipt-c-1)"
+            with monkeypatch.context() as patched:
+                patched.setattr(app.state.runtime, "start_async", unconfirmed)
+                unknown = await client.post("/orders", json={"order_id": "d", "amount": 1})
+            assert unknown.status_code == 503, unknown.text
+            assert unknown.json()["run_id"] == "order-d"
+            example.WAREHOUSE_OPEN.set()
+            done = await client.get("/orders/c/result")
+            assert done.json()["result"] == "shipped c (receipt-c-1)"
 
-    try:
-        asyncio.run(serve())
-    finally:
-        example.WAREHOUSE_OPEN.set()
-    assert_nothing_left(before)
+    asyncio.run(serve())
 
 
 def test_A1_the_fastapi_guide_app_ships_by_itself_when_served(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    example: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Served by uvicorn, nobody sets the demo's warehouse event: an order
     still completes, after ``ORDERS_SHIP_DELAY`` seconds (read when the step
     runs), and a cancel during that wait lands (C2)."""
-    httpx = pytest.importorskip("httpx")
-    example = load_example()
-    monkeypatch.setenv("ORDERS_DB", str(tmp_path / "orders.db"))
     monkeypatch.setenv("ORDERS_SHIP_DELAY", "0.05")
-    before = set(threading.enumerate())
 
     async def serve() -> None:
         app = example.app
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                await client.post("/orders", json={"order_id": "s", "amount": 2})
-                done = await client.get("/orders/s/result", params={"timeout": 30})
-                assert done.status_code == 200, done.text
-                assert done.json()["result"] == "shipped s (receipt-s-2)"
-                monkeypatch.setenv("ORDERS_SHIP_DELAY", "inf")
-                await client.post("/orders", json={"order_id": "t", "amount": 2})
-                cancelled = await client.post("/orders/t/cancel")
-                assert cancelled.json()["status"] == "cancelled"
+        async with served(app) as client:
+            await client.post("/orders", json={"order_id": "s", "amount": 2})
+            done = await client.get("/orders/s/result", params={"timeout": 30})
+            assert done.status_code == 200, done.text
+            assert done.json()["result"] == "shipped s (receipt-s-2)"
+            monkeypatch.setenv("ORDERS_SHIP_DELAY", "inf")
+            await client.post("/orders", json={"order_id": "t", "amount": 2})
+            cancelled = await client.post("/orders/t/cancel")
+            assert cancelled.json()["status"] == "cancelled"
 
     asyncio.run(serve())
     assert not example.WAREHOUSE_OPEN.is_set()
-    assert_nothing_left(before)
 
 
 def test_A1_start_async_checks_large_arguments_off_the_loop(
