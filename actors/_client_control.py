@@ -29,8 +29,7 @@ from typing import Any, TypeVar
 
 from actors._arguments import flag, optional_seconds, text
 from actors._arguments import run_id as check_run_id
-from actors._handle import ControlResult, RunHandle
-from actors._requests import Requests, _cut_note
+from actors._handle import ControlResult, RunHandle, cut_note, refused_result
 from persistence import (
     Appended,
     InvalidArgument,
@@ -121,7 +120,7 @@ class ClientControl(abc.ABC):
                 self._store, run_id, reason, source=source, origin=self.id, grace=grace
             )
         if not isinstance(outcome, Appended):
-            return Requests._refused(run_id, outcome, "cancel")
+            return refused_result(run_id, outcome, "cancel")
         status = outcome.status
         if wait:
             final = follow_to_end(
@@ -157,7 +156,7 @@ class ClientControl(abc.ABC):
             request_cancel, self._store, run_id, reason, source=source, origin=self.id, grace=grace
         )
         if not isinstance(outcome, Appended):
-            return Requests._refused(run_id, outcome, "cancel")
+            return refused_result(run_id, outcome, "cancel")
         status = outcome.status
         if wait:
             timeout_at = None if timeout is None else begun + timeout
@@ -200,12 +199,12 @@ class ClientControl(abc.ABC):
         with self._using():
             outcome, _ = self._store.terminate_tree(run_id, reason, source=source, origin=self.id)
         if not isinstance(outcome, Appended):
-            return Requests._refused(run_id, outcome, "terminate")
+            return refused_result(run_id, outcome, "terminate")
         return ControlResult(
             run_id=run_id,
             status=RunState.TERMINATED,
             changed=True,
-            message="terminated" + _cut_note(cut),
+            message="terminated" + cut_note(cut),
         )
 
     async def terminate_async(
@@ -265,5 +264,5 @@ class ClientControl(abc.ABC):
         if status is RunState.TERMINATED:
             message += "; it is terminated (its grace ran out, or another request)"
         return ControlResult(
-            run_id=run_id, status=status, changed=changed, message=message + _cut_note(cut)
+            run_id=run_id, status=status, changed=changed, message=message + cut_note(cut)
         )

@@ -23,7 +23,15 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 from actors._diagnosis import explain
 from actors._errors import WaitTimeout
 from actors._outcomes import run_outcome
-from persistence import EventRecord, RunRecord, RunState, StepRecord
+from persistence import (
+    MAX_REASON_BYTES,
+    AppendOutcome,
+    EventRecord,
+    RunNotFound,
+    RunRecord,
+    RunState,
+    StepRecord,
+)
 
 R = TypeVar("R")
 
@@ -43,6 +51,29 @@ class ControlResult:
     status: RunState
     changed: bool
     message: str
+
+
+def cut_note(cut: bool) -> str:
+    """What a ControlResult's message adds when the reason was cut to size."""
+    return f" (its reason was cut to {MAX_REASON_BYTES} bytes)" if cut else ""
+
+
+def refused_result(run_id: str, outcome: AppendOutcome, verb: str) -> ControlResult:
+    """The answer to a cancel or terminate the store refused (C6): the run
+    had finished, so nothing changed.
+
+    Raises:
+        RunNotFound: the refusal names no run.
+    """
+    status = outcome.status
+    if status is None:
+        raise RunNotFound(run_id)
+    return ControlResult(
+        run_id=run_id,
+        status=status,
+        changed=False,
+        message=f"run already finished: {status}; {verb} changed nothing",
+    )
 
 
 class RunHost(Protocol):

@@ -39,7 +39,7 @@ from actors._clock import Clock
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
 from actors._errors import RuntimeClosed
-from actors._handle import ControlResult
+from actors._handle import ControlResult, cut_note, refused_result
 from actors._messages import (
     Cancel,
     ControlAppend,
@@ -52,7 +52,6 @@ from actors._messages import (
 from actors._replies import Creation, Reply, Submitted
 from actors._starts import settle_creation
 from persistence import (
-    MAX_REASON_BYTES,
     Appended,
     AppendOutcome,
     EventType,
@@ -76,10 +75,6 @@ from persistence import (
 )
 
 T = TypeVar("T")
-
-
-def _cut_note(cut: bool) -> str:
-    return f" (its reason was cut to {MAX_REASON_BYTES} bytes)" if cut else ""
 
 
 class Requests:
@@ -278,7 +273,7 @@ class Requests:
         cut: bool,
     ) -> ControlResult:
         if not isinstance(outcome, Appended):
-            return self._refused(run_id, outcome, "cancel")
+            return refused_result(run_id, outcome, "cancel")
         if grace is not None:
             tell(
                 self._timers,
@@ -292,7 +287,7 @@ class Requests:
         changed = outcome.changed
         message = "cancel requested" if changed else "run is already cancelling"
         return ControlResult(
-            run_id=run_id, status=outcome.status, changed=changed, message=message + _cut_note(cut)
+            run_id=run_id, status=outcome.status, changed=changed, message=message + cut_note(cut)
         )
 
     def terminate(
@@ -324,12 +319,12 @@ class Requests:
         def answer(reply: tuple[AppendOutcome, tuple[str, ...]]) -> ControlResult:
             outcome = reply[0]
             if not isinstance(outcome, Appended):
-                return self._refused(run_id, outcome, "terminate")
+                return refused_result(run_id, outcome, "terminate")
             return ControlResult(
                 run_id=run_id,
                 status=RunState.TERMINATED,
                 changed=True,
-                message="terminated" + _cut_note(cut),
+                message="terminated" + cut_note(cut),
             )
 
         return Submitted(reply=reply, run_id=run_id, request="terminate", answer=answer)
@@ -396,15 +391,3 @@ class Requests:
     def _unknown(self, submitted: Submitted[Any]) -> OutcomeUnknown:
         detail = submitted.late or f"the journal did not answer within {self._request_timeout}s"
         return OutcomeUnknown(submitted.run_id, submitted.request, detail)
-
-    @staticmethod
-    def _refused(run_id: str, outcome: AppendOutcome, verb: str) -> ControlResult:
-        status = outcome.status
-        if status is None:
-            raise RunNotFound(run_id)
-        return ControlResult(
-            run_id=run_id,
-            status=status,
-            changed=False,
-            message=f"run already finished: {status}; {verb} changed nothing",
-        )
