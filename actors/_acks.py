@@ -7,6 +7,8 @@ record. In the order they are tested:
 
 - the group failed to commit (``error``): the store cannot take the run's
   records; it drains (``_draining``);
+- a re-execution refused because the run turned CANCELLING meanwhile (C3):
+  its calls end as the cancel would have ended them;
 - a refusal neither fencing nor the run's end explains is a fault: the run
   fails, visibly, rather than wait for an effect that will never come;
 - the run's creation refused: nothing of it may go on;
@@ -39,6 +41,7 @@ from actors._call_ends import CallEnds
 from actors._cancelling import Cancelling
 from actors._draining import Drain
 from actors._ending import Ending
+from actors._errors import CancellationError
 from actors._launch import Launcher
 from actors._lifecycle import Lifecycle, PhaseEvent
 from actors._messages import (
@@ -57,7 +60,7 @@ from actors._messages import (
 )
 from actors._resuming import Resumption
 from actors._terminating import Termination
-from persistence import Appended, ProctorError, Refused
+from persistence import Appended, ProctorError, Refused, RunState
 
 
 def refused_as_ended(msg: Journaled) -> bool:
@@ -143,6 +146,8 @@ class JournalReplies:
             self._drain.on_store_failure(msg)
             return
         tag = msg.tag
+        if isinstance(tag, StepsScheduled) and self._cancelled_rerun(tag, msg):
+            return
         if not msg.accepted and not self._life.terminated and self._failed_by_refusal(msg):
             return
         if creating and not msg.accepted:  # the run was not created: nothing of it may go on
@@ -184,6 +189,25 @@ class JournalReplies:
             )
         elif isinstance(tag, CallEnded):
             self._ends.on_call_recorded(tag)
+
+    def _cancelled_rerun(self, tag: StepsScheduled[Any], msg: Journaled) -> bool:
+        """C3: the store refused to run again an attempt lost with its runtime,
+        because the run turned CANCELLING after this supervisor read its log
+        (a cancel from another process, right after the takeover). The run is
+        cancelling, as the store says; each call of the group ends as if the
+        cancel had been read with the log (``_awaits``: no new attempt, the
+        await meets the cancel). Whether it was handled."""
+        if self._life.terminated or not any(
+            isinstance(o, Refused) and o.cancelling for o in msg.outcomes
+        ):
+            return False
+        self._run.learn(RunState.CANCELLING, self._run.recorded_cancel)
+        reason = self._run.cancel.reason if self._run.cancel is not None else None
+        for s in tag.steps:
+            self._ends.on_call_recorded(
+                CallEnded(call_id=s.call_id, error=CancellationError(reason))
+            )
+        return True
 
     def _failed_by_refusal(self, msg: Journaled) -> bool:
         """Fail the run if the refusal is a fault (see ``refusal_fault``)."""

@@ -173,6 +173,7 @@ def start_records(run_id: str, s: Scheduled, recorded: RecordedCall | None) -> l
         s.call_id,
         s.attempt,
         lost_attempt=recorded.last_attempt,
+        shielded=s.shielded,  # the store refuses an unshielded one while cancelling (C3)
     )
     return [reexecuted, started]
 

@@ -240,6 +240,21 @@ def _apply(
     refusal = fence(ev, status, owner, row.last_seq, writer)
     if refusal is not None:
         raise _GroupRefused(refusal)
+    if (
+        ev.type is _E.STEP_REEXECUTED
+        and status is RunState.CANCELLING
+        and not ev.data.get("shielded")
+    ):
+        # C3: a step whose call starts while CANCELLING is not started at
+        # all; the writer read the log before the cancel came in.
+        raise _GroupRefused(
+            Refused(
+                f"run {ev.run_id} is cancelling: an unshielded attempt in flight is"
+                " not run again (C3)",
+                status,
+                cancelling=True,
+            )
+        )
 
     new_status = status
     try:

@@ -62,6 +62,10 @@ class Refused:
     #: True when a ``run_created`` was refused because a run with that id
     #: exists already (A2): look the existing run up.
     duplicate: bool = False
+    #: True when an unshielded re-execution (``step_reexecuted``) was refused
+    #: because the run is CANCELLING (C3): the cancel came in after the
+    #: writer read the log; the await meets it instead.
+    cancelling: bool = False
 
     @property
     def accepted(self) -> bool:

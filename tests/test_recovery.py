@@ -31,7 +31,8 @@ from actors import (
     step,
     workflow,
 )
-from persistence import SQLiteStore, cancel_request
+from actors._journal import AFTER_COMMIT
+from persistence import NewEvent, SQLiteStore, cancel_request
 from tests.conftest import (
     NOTES,
     assert_nothing_left,
@@ -305,3 +306,34 @@ def test_D2_step_ends_seen_when_the_store_fails_are_handed_to_the_next_host(
     completed = [(e.call, e.attempt) for e in log if e.type is EventType.STEP_COMPLETED]
     assert sorted(completed) == [(0, 1), (1, 1)]
     assert_nothing_left(before)
+
+
+def test_C3_a_cancel_written_between_a_takeover_and_its_reexecution_stops_the_rerun(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    """The race of a resume: another process cancels the run right after the
+    new runtime's ``run_resumed`` commits, before its replay re-runs the lost
+    attempt. The store refuses the unshielded re-execution of a run that is
+    CANCELLING (C3: a step whose call starts while CANCELLING is not started
+    at all); the body meets the cancel at that await, as if the cancel had
+    come before the takeover."""
+    first = open_rt(runtimes, db)
+    run_id = first.start(cleans_up, "race").run_id
+    started("race")
+    first.kill()
+
+    def cancel_after_takeover(events: list[NewEvent]) -> None:
+        if any(e.type is EventType.RUN_RESUMED and e.run_id == run_id for e in events):
+            _cancel_while_down(db, run_id)
+
+    AFTER_COMMIT.append(cancel_after_takeover)
+    try:
+        second = open_rt(runtimes, db)
+        started("race.cleanup")
+        gate("race.cleanup").set()
+        record = second.handle(run_id).wait_finished(timeout=10)
+    finally:
+        AFTER_COMMIT.remove(cancel_after_takeover)
+    assert record.status is RunState.CANCELLED
+    assert NOTES["race:runs"] == [1]  # the lost attempt was not started again (C3)
+    assert "step_reexecuted" not in event_types(second, run_id)
