@@ -15,8 +15,9 @@ Invariants:
 * each request is one store transaction, written whole or not at all, and
   every argument is checked before it is written;
 * an ``*_async`` twin never runs a store call on the event loop's thread: the
-  call runs in the loop's default executor (A1), and waits poll the store
-  from there, sleeping with ``asyncio.sleep``;
+  call runs in the loop's default executor (A1), and waits are a
+  ``RunWaiter``'s, as the Runtime's are (nothing is hosted here, so they
+  poll the store, from the executor);
 * a Client opens an existing store only, unless ``create=True``: a mistyped
   path is an error, never a new empty store no worker reads;
 * after :meth:`Client.close` every call raises :class:`RuntimeClosed`.
@@ -29,7 +30,7 @@ import os
 import uuid
 from typing import Any, TypeVar
 
-from actors._arguments import binder, fits, flag, instance, optional_seconds, seconds
+from actors._arguments import binder, fits, flag, instance, seconds
 from actors._arguments import run_id as check_run_id
 from actors._client_control import ClientControl
 from actors._definitions import WorkflowDef
@@ -317,19 +318,4 @@ class Client(StoreReads, ClientControl):
         return self._waiter.wait_finished(run_id, timeout)
 
     async def _wait_finished_async(self, run_id: str, timeout: float | None) -> RunRecord:
-        """Poll the store from the loop's executor until the run is terminal
-        or ``timeout`` passes (the rule of ``RunWaiter.poll``)."""
-        timeout = optional_seconds("timeout", timeout)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            try:
-                record, pause = await self._off_loop(
-                    self._waiter.poll, run_id, deadline, loop.time()
-                )
-            except StoreError:
-                self._check_open()  # closed meanwhile: that is the reason
-                raise
-            if pause is None:
-                return record
-            await asyncio.sleep(pause)
+        return await self._waiter.wait_finished_async(run_id, timeout)

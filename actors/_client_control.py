@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from actors._arguments import flag, optional_seconds, text
 from actors._arguments import run_id as check_run_id
-from actors._handle import ControlResult, RunHandle, cut_note, refused_result
+from actors._handle import ControlResult, RunHandle, cut_note, refused_result, terminated_result
 from persistence import (
     Appended,
     InvalidArgument,
@@ -200,12 +200,7 @@ class ClientControl(abc.ABC):
             outcome, _ = self._store.terminate_tree(run_id, reason, source=source, origin=self.id)
         if not isinstance(outcome, Appended):
             return refused_result(run_id, outcome, "terminate")
-        return ControlResult(
-            run_id=run_id,
-            status=RunState.TERMINATED,
-            changed=True,
-            message="terminated" + cut_note(cut),
-        )
+        return terminated_result(run_id, cut)
 
     async def terminate_async(
         self, run_id: str, reason: str | None = None, *, source: str = "api"

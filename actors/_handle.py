@@ -58,6 +58,16 @@ def cut_note(cut: bool) -> str:
     return f" (its reason was cut to {MAX_REASON_BYTES} bytes)" if cut else ""
 
 
+def terminated_result(run_id: str, cut: bool) -> ControlResult:
+    """The answer to a terminate the store took (T1): the run is TERMINATED."""
+    return ControlResult(
+        run_id=run_id,
+        status=RunState.TERMINATED,
+        changed=True,
+        message="terminated" + cut_note(cut),
+    )
+
+
 def refused_result(run_id: str, outcome: AppendOutcome, verb: str) -> ControlResult:
     """The answer to a cancel or terminate the store refused (C6): the run
     had finished, so nothing changed.

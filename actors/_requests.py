@@ -39,7 +39,7 @@ from actors._clock import Clock
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
 from actors._errors import RuntimeClosed
-from actors._handle import ControlResult, cut_note, refused_result
+from actors._handle import ControlResult, cut_note, refused_result, terminated_result
 from actors._messages import (
     Cancel,
     ControlAppend,
@@ -320,12 +320,7 @@ class Requests:
             outcome = reply[0]
             if not isinstance(outcome, Appended):
                 return refused_result(run_id, outcome, "terminate")
-            return ControlResult(
-                run_id=run_id,
-                status=RunState.TERMINATED,
-                changed=True,
-                message="terminated" + cut_note(cut),
-            )
+            return terminated_result(run_id, cut)
 
         return Submitted(reply=reply, run_id=run_id, request="terminate", answer=answer)
 
