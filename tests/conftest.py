@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pykka
 import pytest
+from click.testing import CliRunner, Result
 
 from actors import EventRecord, EventType, Runtime, StepRecord
+from cli import cli
 from persistence import SQLiteStore
 
 #: Gates that steps wait on; keyed by a JSON-friendly string (step args are JSON).
@@ -116,3 +118,16 @@ def open_rt(runtimes: list[Runtime], db: Path, **options: object) -> Runtime:
     runtime = Runtime(db, **options)  # type: ignore[arg-type]
     runtimes.append(runtime)
     return runtime
+
+
+def run_cli(db: Path, *args: str) -> Result:
+    """``proctor --db DB ARGS...`` in this process, through click's runner."""
+    return CliRunner().invoke(cli, ["--db", str(db), *args])
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder for a test's marker files (what its steps did, and when)."""
+    path = tmp_path / "markers"
+    path.mkdir()
+    return path

@@ -11,26 +11,16 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from actors import RunState, Runtime
 from cli import cli
 from persistence import SCHEMA_VERSION, SQLiteStore
 from tests import cli_workflows as wf
 from tests.conftest import assert_nothing_left, steps_of, wait_until
+from tests.conftest import run_cli as proctor
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def proctor(db: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--db", str(db), *args])
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "markers"
-    path.mkdir()
-    return path
 
 
 def started(folder: Path, key: str) -> None:

@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlite_utils import Database
 
 from actors import Client, InvalidArgument, InvalidArgumentType, RunPage, RunState
-from cli import cli
 from persistence import EventType, NewEvent, SQLiteStore, run_query
 from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import assert_nothing_left
+from tests.conftest import run_cli as proctor
 
 UTC = datetime.UTC
 T0 = datetime.datetime(2026, 11, 1, tzinfo=UTC).timestamp()
@@ -263,10 +262,6 @@ def test_A6_paging_under_concurrent_inserts_never_skips_or_repeats_a_run(
 
 
 # -- the CLI -------------------------------------------------------------------------------
-
-
-def proctor(db: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["--db", str(db), *args])
 
 
 def test_A6_runs_list_json_is_an_object_with_iso_times_and_a_cursor(db: Path) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from actors import (
     InvalidArgument,
@@ -36,10 +35,10 @@ from actors import (
     step,
     workflow,
 )
-from cli import cli
 from persistence import EventType, SQLiteStore, restart_plan
 from tests.cli_workflows import long_job, three_marks
 from tests.conftest import NOTES, gate, note, open_rt, wait_until
+from tests.conftest import run_cli as proctor
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -283,17 +282,6 @@ def test_A7_a_restarted_run_in_flight_is_resumed_with_its_reused_calls(
 
 
 # -- restart through the CLI ------------------------------------------------------------------
-
-
-def proctor(db: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["--db", str(db), *args])
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "markers"
-    path.mkdir()
-    return path
 
 
 def test_A7_cli_runs_restart_from_a_call_for_a_worker_to_run(

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from actors import (
     Client,
@@ -29,10 +28,10 @@ from actors import (
     WorkflowFailed,
     workflow,
 )
-from cli import cli
 from persistence import EventType, NewEvent, SQLiteStore, create_run
 from tests.cli_workflows import three_marks
 from tests.conftest import NOTES, gate, open_rt, wait_until
+from tests.conftest import run_cli as proctor
 from tests.test_restart import failed_run, gated, work
 from tests.test_run_ids import executions, named, order, store_size
 
@@ -49,17 +48,6 @@ async def two_gated(key: str) -> int:
     """Call 0 completes; call 1 waits on a gate (a terminate leaves it unended)."""
     a = await work(key, 0)
     return a + await gated(key, 1)
-
-
-def proctor(db: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["--db", str(db), *args])
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "markers"
-    path.mkdir()
-    return path
 
 
 # -- 1, 3: a restart is defined by the run it restarts and its from_call ------------------

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 import actors._requests
 from actors import (
@@ -37,7 +36,6 @@ from actors import (
     workflow,
 )
 from actors._directory import Directory
-from cli import cli
 from persistence import (
     EventType,
     InvalidTransition,
@@ -48,6 +46,7 @@ from persistence import (
 )
 from tests.cli_workflows import add
 from tests.conftest import NOTES, gate, note, open_rt, wait_until
+from tests.conftest import run_cli as proctor
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.timeout(60)
@@ -313,10 +312,6 @@ def test_A2_concurrent_starts_of_one_id_from_two_processes_make_one_run(
 
 
 # -- A2 through the CLI --------------------------------------------------------------------
-
-
-def proctor(db: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["--db", str(db), *args])
 
 
 def test_A2_cli_start_with_a_run_id_is_safe_to_repeat(db: Path) -> None:
