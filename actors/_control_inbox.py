@@ -1,4 +1,4 @@
-"""The ControlInbox: cancel and terminate written by other processes (DESIGN §4).
+"""The ControlInbox: cancel, terminate and signals written by other processes (DESIGN §4).
 
 The CLI, or another runtime on the same store, writes a request into the log
 and exits; it cannot reach our actors. This actor notices such writes
@@ -42,6 +42,7 @@ from actors._messages import (
     GraceExpired,
     Journaled,
     ScheduleTimer,
+    SignalArrived,
     StoreLost,
     TakeNoRuns,
     Terminate,
@@ -220,6 +221,14 @@ class ControlInbox(ProctorActor):
                 tell(self._guardian, Forward(run_id=request.run_id, message=cancel))
                 if data.get("grace") is not None:
                     self._schedule_grace(request.run_id, request.ts, data["grace"], reason)
+            elif request.type is EventType.SIGNAL_SENT:
+                # B5: the same path as a cancel's, so as fast (DESIGN §4).
+                signal = SignalArrived(
+                    signal_id=str(data.get("signal_id")),
+                    name=str(data.get("name")),
+                    payload=data.get("payload"),
+                )
+                tell(self._guardian, Forward(run_id=request.run_id, message=signal))
             else:
                 terminate = Terminate(reason=data.get("reason"))
                 tell(self._guardian, Forward(run_id=request.run_id, message=terminate))

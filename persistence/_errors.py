@@ -92,6 +92,21 @@ class RunNotFinished(ProctorError):
     still pending, running or cancelling; nothing was done."""
 
 
+class RunNotActive(ProctorError):
+    """A signal (B5) sent to a run that already finished: the store refused it
+    and nothing was written. Unlike a cancel (C6), a signal carries data the
+    caller means to reach the body, so its refusal is an error, as in
+    Temporal (signalling a closed workflow fails).
+
+    Attributes: ``run_id``; ``status``, the run's terminal state (a ``RunState``).
+    """
+
+    def __init__(self, run_id: str, status: Any, what: str = "signal") -> None:
+        super().__init__(f"run {run_id} already finished: {status}; the {what} was not sent")
+        self.run_id = run_id
+        self.status = status
+
+
 class InvalidArgument(ProctorError, ValueError):
     """A bad setting or argument (a value out of range, say); nothing was done."""
 
