@@ -196,7 +196,7 @@ def assemble(
         log=log,
         clock=clock,
     )
-    signals = SignalWaits(host, run_id=run_id, body=body, log=log)
+    signals = SignalWaits(host, run_id=run_id, body=body, log=log, reader=reader)
     run = Cancelling(
         host,
         run_id=run_id,

@@ -34,13 +34,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from actors._base import logger
 from actors._body import AwaitResult, Body
 from actors._errors import CancellationError, NonDeterminismError
 from actors._messages import SignalArrived
 from actors._recorder import Recorder
 from actors._replay import RecordedCall
 from actors._signal_log import SentSignal, SignalLog, WaitForSignal
-from persistence import EventType, NewEvent
+from persistence import EventType, NewEvent, Store, StoreError
 
 _E = EventType
 
@@ -76,9 +77,12 @@ class SuspendedWait:
 class SignalWaits:
     """One run's signals and its body's waits for them (see the module docstring)."""
 
-    def __init__(self, host: SignalHost, *, run_id: str, body: Body, log: Recorder) -> None:
+    def __init__(
+        self, host: SignalHost, *, run_id: str, body: Body, log: Recorder, reader: Store
+    ) -> None:
         self._host = host
         self._run_id = run_id
+        self._reader = reader
         self._body = body
         self._log = log
         #: Every signal the run knows of, and which were taken.
@@ -91,6 +95,24 @@ class SignalWaits:
     def adopt(self, log: SignalLog) -> None:
         """A takeover read the run's log: its signals, sent and taken, come first."""
         self.known.adopt(log)
+
+    def read_log(self) -> None:
+        """A run this runtime claimed, whose log it does not replay (it never
+        started): the signals sent to it before now are read from its log.
+
+        Read before its ``run_started`` is written; a signal written after
+        the read reaches the run through the ControlInbox (its supervisor is
+        in the Directory already), and one heard of twice is kept once.
+        """
+        try:
+            events = self._reader.events(self._run_id)
+        except StoreError as exc:
+            logger.warning("run %s: cannot read its signals: %s", self._run_id, exc)
+            return
+        log = SignalLog()
+        for ev in events:
+            log.fold(ev)
+        self.adopt(log)
 
     def on_signal(self, msg: SignalArrived) -> None:
         """A signal's ``signal_sent`` committed; a wait for its name takes it."""

@@ -139,6 +139,7 @@ class RunSupervisor(ProctorActor):
             self._crew.log.begin_with(self._crew.log.create, *self._reused, started)
             self.begin_body(PhaseEvent.BEGIN)
         else:
+            self._crew.signals.read_log()  # B5: a claimed run's signals sent so far
             self._crew.log.append(started, tag=Started())
 
     def stopping(self) -> None:
