@@ -13,6 +13,7 @@ tree::
     ├── RunNotFound
     ├── RunIdInUse                     a start with a caller's run id that another start took (A2)
     ├── RunNotFinished                 restart of a run that has not finished (A7)
+    ├── RunNotActive                   a signal to a run that already finished (B5)
     ├── InvalidArgument(ValueError)    a bad setting or argument; nothing was done
     │   └── InvalidArgumentType(TypeError)   an argument of the wrong type
     ├── NotSerializable(TypeError)     a value that must cross the store is not JSON
@@ -39,7 +40,8 @@ tree::
 
 A control request on a run that already finished is not an error: it
 changes nothing and says so (``ControlResult.changed`` is False, C6; the CLI
-exits 4).
+exits 4). A signal to such a run is (``RunNotActive``; the CLI exits 4 too):
+its payload would be lost.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from persistence import (
     resume_request,
     terminate_request,
 )
-from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from persistence._schema import APPLICATION_ID, CONTROL_WHERE, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import (
     NOTES,
     assert_nothing_left,
@@ -455,8 +455,7 @@ def test_a_v3_store_gets_the_partial_index_of_control_requests(tmp_path: Path) -
         store.append([cancel_request("r", "ops", source="cli")])
         requests = store.control_requests(after=0)
         plan = store._conn.execute(
-            "EXPLAIN QUERY PLAN SELECT * FROM events WHERE type IN"
-            " ('cancel_requested', 'terminate_requested') AND seq > 0 ORDER BY seq"
+            f"EXPLAIN QUERY PLAN SELECT * FROM events WHERE {CONTROL_WHERE} AND seq > 0 ORDER BY seq"
         ).fetchall()
     assert [(e.run_id, e.type.value) for e in requests] == [("r", "cancel_requested")]
     assert "idx_events_control" in str(plan)

@@ -399,7 +399,8 @@ def test_B5_the_async_twins_send_as_the_blocking_calls_do(rt: Runtime, db: Path)
         await handle.signal_async("b", 2)
         async with Client(db) as client:
             result = await client.signal_async(handle.run_id, "c", 3)
-            assert result.changed and "signal 'c' sent" in result.message
+            assert result.changed
+            assert "signal 'c' sent" in result.message
             with pytest.raises(RunNotFound):
                 await client.signal_async("nope", "c", 3)
 

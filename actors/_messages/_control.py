@@ -27,6 +27,10 @@ class Cancel(ControlMessage):
     source: str
 
 
+#: A JSON value as decoded (``json.loads``): what a signal's payload is (D4).
+JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
+
+
 @dataclass(**FROZEN)
 class SignalArrived(ControlMessage):
     """A signal sent to the run was recorded (B5): its ``signal_sent`` committed.
@@ -39,7 +43,7 @@ class SignalArrived(ControlMessage):
 
     signal_id: str
     name: str
-    payload: Any
+    payload: JsonValue
 
 
 @dataclass(**FROZEN)
