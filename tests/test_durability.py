@@ -454,9 +454,8 @@ def test_a_v3_store_gets_the_partial_index_of_control_requests(tmp_path: Path) -
         store.append([_created("r", "rt")])
         store.append([cancel_request("r", "ops", source="cli")])
         requests = store.control_requests(after=0)
-        plan = store._conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT * FROM events WHERE {CONTROL_WHERE} AND seq > 0 ORDER BY seq"
-        ).fetchall()
+        query = f"SELECT * FROM events WHERE {CONTROL_WHERE} AND seq > 0 ORDER BY seq"
+        plan = store._conn.execute(f"EXPLAIN QUERY PLAN {query}").fetchall()
     assert [(e.run_id, e.type.value) for e in requests] == [("r", "cancel_requested")]
     assert "idx_events_control" in str(plan)
     conn = sqlite3.connect(path)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from actors import (
     CancellationError,
@@ -37,6 +38,7 @@ from actors import (
     wait_for_signal,
     workflow,
 )
+from cli import cli
 from persistence import EventType
 from tests.conftest import (
     NOTES,
@@ -427,10 +429,6 @@ def test_B5_a_signal_from_the_cli_in_another_process_wakes_a_waiting_body(
 def test_B5_cli_payload_from_stdin_and_bad_json_is_a_usage_error(rt: Runtime, db: Path) -> None:
     handle = rt.start(takes, ["approved", "approved"])
     waiting(rt, handle.run_id)
-    from click.testing import CliRunner
-
-    from cli import cli
-
     bad = run_cli(db, "signal", handle.run_id, "approved", "{not json")
     assert bad.exit_code == 2
     assert "is not JSON" in bad.output
