@@ -14,9 +14,10 @@ Invariants:
   limit, D4);
 * a run that already finished refuses the signal, in the store's
   transaction (fencing): :class:`RunNotActive`, and nothing is written;
-* a run this runtime hosts hears of the signal once its record commits (the
-  Journal delivers it); a run hosted elsewhere, through that runtime's
-  ControlInbox, as a cancel;
+* the runtime hosting the run hears of every signal through its
+  ControlInbox (the path of a cancel from another process), this runtime's
+  own too: one path, in the log's order, keeps signals of one name FIFO
+  across senders;
 * a twin raises what its blocking call raises and never blocks the loop.
 """
 
@@ -33,7 +34,7 @@ from actors._arguments import run_id as check_run_id
 from actors._base import tell
 from actors._directory import Directory
 from actors._handle import ControlResult
-from actors._messages import Append, SignalArrived
+from actors._messages import Append
 from actors._replies import Reply, Submitted
 from actors._requests import Requests
 from persistence import (
@@ -85,16 +86,12 @@ class RuntimeSignals(abc.ABC):
         self._check_open()
         run_id = check_run_id(run_id)
         event = signal_request(run_id, name, payload, origin=self.id, limit=self.max_payload_bytes)
-        data = event.data
-        arrived = SignalArrived(
-            signal_id=data["signal_id"], name=data["name"], payload=data["payload"]
-        )
-        ref = self._directory.get(run_id)
         reply: Reply[tuple[AppendOutcome, ...]] = Reply()
-        # Ordered behind this process's earlier appends: two signals sent
-        # one after the other are recorded, and delivered, in that order.
-        deliver = ((ref, arrived),) if ref is not None else ()
-        tell(self._journal, Append(events=(event,), reply=reply, deliver=deliver))
+        # Ordered behind this process's earlier appends. The run hears of it
+        # through the ControlInbox, as of a signal from another process: one
+        # path, in the log's order, so that signals of one name are taken in
+        # the order they were recorded whoever sent them (FIFO).
+        tell(self._journal, Append(events=(event,), reply=reply))
         return Submitted(
             reply=reply,
             run_id=run_id,
@@ -107,9 +104,9 @@ class RuntimeSignals(abc.ABC):
 
         Durable when this returns (``signal_sent`` in the run's log); the
         run's body takes it with ``await wait_for_signal(name)``, now or
-        later, in the order signals of that name were sent (FIFO). A run
-        hosted by another process gets it through that runtime's
-        ControlInbox, as a cancel. Peers: Temporal's ``signal``
+        later, in the order signals of that name were recorded (FIFO). The
+        runtime that hosts the run, this one or another, gets it through its
+        ControlInbox, as a cancel from another process. Peers: Temporal's ``signal``
         (``WorkflowHandle.signal``), DBOS ``send``.
 
         Returns a :class:`ControlResult` (``changed`` True; ``message``
