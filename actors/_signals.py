@@ -52,10 +52,10 @@ class SignalHost(Protocol):
     @property
     def replaying(self) -> bool: ...
 
-    @property
-    def terminated(self) -> bool: ...
-
     def go_live(self) -> None: ...
+
+    def may_start(self) -> bool:
+        """Not terminated, not ended, not draining: the body may go on here."""
 
     def cancel_due(self) -> bool: ...
 
@@ -119,15 +119,15 @@ class SignalWaits:
         if not self.known.add(SentSignal(msg.signal_id, msg.name, msg.payload)):
             return  # heard of twice (our own delivery, then the ControlInbox's scan)
         waiting = self.waiting
-        if waiting is None or waiting.name != msg.name or self._host.terminated:
-            return
+        if waiting is None or waiting.name != msg.name or not self._host.may_start():
+            return  # (draining: the runtime that resumes the run takes it)
         signal = self.known.oldest(waiting.name)
         assert signal is not None
         self.end_wait(value=self._take(waiting.call_id, signal))
 
     def on_cancel(self) -> None:
         """The run's cancel came in: a suspended wait meets it, unless shielded (C3, S1)."""
-        if self.waiting is None or self._host.terminated or not self._host.cancel_due():
+        if self.waiting is None or not self._host.may_start() or not self._host.cancel_due():
             return
         self.end_wait(error=self._body.deliver_cancel())
 

@@ -304,6 +304,32 @@ def test_B5_a_wait_in_flight_at_a_crash_takes_a_signal_sent_while_nobody_hosted_
     assert types.count(_E.SIGNAL_WAITING) == 1  # the resumed wait is not recorded twice
 
 
+def test_B5_a_wait_in_flight_at_a_crash_meets_a_cancel_recorded_while_nobody_hosted_the_run(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    @workflow()
+    async def wf() -> str:
+        try:
+            await wait_for_signal("approved")
+        except CancellationError as exc:
+            note("d3", exc.reason)
+            raise
+        return "unreachable"
+
+    first_rt = open_rt(runtimes, db)
+    run_id = first_rt.start(wf).run_id
+    waiting(first_rt, run_id)
+    first_rt.kill()
+    with Client(db) as client:
+        client.signal(run_id, "other", "not for this wait")
+        client.cancel(run_id, "while down")
+    second_rt = open_rt(runtimes, db)
+    record = second_rt.handle(run_id).wait_finished(timeout=10)
+    assert record.status is RunState.CANCELLED  # D3: met at the resumed wait
+    assert NOTES["d3"] == ["while down"]
+    assert received(second_rt, run_id) == []
+
+
 def test_B5_a_cancel_met_in_a_wait_replays_at_the_same_wait_after_a_crash(
     runtimes: list[Runtime], db: Path
 ) -> None:
