@@ -32,7 +32,6 @@ import pykka
 
 from actors._arguments import run_id as check_run_id
 from actors._base import tell
-from actors._directory import Directory
 from actors._handle import ControlResult
 from actors._messages import Append
 from actors._replies import Reply, Submitted
@@ -68,14 +67,13 @@ def sent_result(run_id: str, event: NewEvent, outcome: AppendOutcome) -> Control
 class RuntimeSignals(abc.ABC):
     """``signal`` / ``signal_async`` of the Runtime facade (see the module docstring).
 
-    Subclasses set ``id``, ``max_payload_bytes``, ``_journal``,
-    ``_directory`` and ``_requests`` and define :meth:`_check_open`.
+    Subclasses set ``id``, ``max_payload_bytes``, ``_journal`` and
+    ``_requests`` and define :meth:`_check_open`.
     """
 
     id: str
     max_payload_bytes: int
     _journal: pykka.ActorRef[Any]
-    _directory: Directory
     _requests: Requests
 
     @abc.abstractmethod
