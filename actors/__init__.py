@@ -32,6 +32,7 @@ from actors._handle import ControlResult, RunHandle
 from actors._policy import RetryPolicy
 from actors._runtime import Runtime
 from actors._shield import shield
+from actors._signal_log import wait_for_signal
 from persistence import (
     CorruptRecord,
     EventRecord,
@@ -45,6 +46,7 @@ from persistence import (
     PayloadTooLarge,
     ProctorError,
     RunIdInUse,
+    RunNotActive,
     RunNotFinished,
     RunNotFound,
     RunPage,
@@ -84,6 +86,7 @@ __all__ = [
     "RunEnded",
     "RunHandle",
     "RunIdInUse",
+    "RunNotActive",
     "RunNotFinished",
     "RunNotFound",
     "RunPage",
@@ -114,5 +117,6 @@ __all__ = [
     "shield",
     "start_child",
     "step",
+    "wait_for_signal",
     "workflow",
 ]

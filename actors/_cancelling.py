@@ -48,6 +48,10 @@ class CancelHost(Protocol):
     def on_call_recorded(self, ended: CallEnded) -> None:
         """A call ended (here: a back-off withdrawn by the cancel, C3)."""
 
+    def cancel_came(self) -> None:
+        """The run's cancel is in: a wait that is no call of a step or child
+        (a signal's, B5) meets it now, unless shielded."""
+
 
 class Cancelling:
     """One run's state and cancel (see the module docstring)."""
@@ -113,6 +117,7 @@ class Cancelling:
         if depth:
             self._log.record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=depth)
         self.forward()
+        self._host.cancel_came()
 
     def forward(self) -> None:
         """Pass the run's cancel to its active steps (C2) and child runs (C7).

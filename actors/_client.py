@@ -38,6 +38,7 @@ from actors._directory import Directory
 from actors._errors import RuntimeClosed
 from actors._handle import RunHandle
 from actors._reading import InFlight, StoreReads
+from actors._signalling import ClientSignals
 from actors._waiting import RunWaiter
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
@@ -58,7 +59,7 @@ from persistence import (
 R = TypeVar("R")
 
 
-class Client(StoreReads, ClientControl):
+class Client(StoreReads, ClientControl, ClientSignals):
     """Start, read, cancel, terminate, restart and wait for runs of a store, hosting none.
 
     Reads (``get_run``, ``list_runs``, ``list_runs_page``, ``events``) are

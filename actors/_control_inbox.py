@@ -1,4 +1,4 @@
-"""The ControlInbox: cancel and terminate written by other processes (DESIGN §4).
+"""The ControlInbox: cancel, terminate and signals written by other processes (DESIGN §4).
 
 The CLI, or another runtime on the same store, writes a request into the log
 and exits; it cannot reach our actors. This actor notices such writes
@@ -16,7 +16,9 @@ from the request's time, also for a run handed over after its owner died.
 
 Invariants: requests are delivered in log order, each once (the cursor
 only moves forward, and a restarted ControlInbox goes on from it); a
-request this runtime made itself (``origin``) is not delivered twice.
+request this runtime made itself (``origin``) is not delivered twice; a
+signal (B5) is delivered from here only, whoever sent it, so a run hears of
+its signals in the order the log has them.
 
 Its mailbox doubles as its poll timer, like the Timers actor's: no extra thread.
 """
@@ -42,6 +44,7 @@ from actors._messages import (
     GraceExpired,
     Journaled,
     ScheduleTimer,
+    SignalArrived,
     StoreLost,
     TakeNoRuns,
     Terminate,
@@ -212,6 +215,17 @@ class ControlInbox(ProctorActor):
                     request.seq,
                     request.defect,
                 )
+            if request.type is EventType.SIGNAL_SENT:
+                # B5: every signal, our own facade's too, takes this one path,
+                # in the log's order: a run takes signals of one name in the
+                # order they were recorded, whichever process sent them.
+                signal = SignalArrived(
+                    signal_id=str(data.get("signal_id")),
+                    name=str(data.get("name")),
+                    payload=data.get("payload"),
+                )
+                tell(self._guardian, Forward(run_id=request.run_id, message=signal))
+                continue
             if data.get("origin") == self._owner:
                 continue  # our own facade or supervisors delivered it already
             if request.type is EventType.CANCEL_REQUESTED:

@@ -21,6 +21,7 @@ collaborator       module         concept
 ``drain``          _draining      shutdown, store failure, lost lease
 ``ends``           _call_ends     what a step's or child's end means
 ``replies``        _acks          what each reply of the Journal means
+``signals``        _signals       the body's waits for signals (B5)
 =================  =============  ==========================================
 
 Invariants: one crew per supervisor, built in its constructor, before its
@@ -60,6 +61,7 @@ from actors._messages import Cancel
 from actors._recorder import Recorder
 from actors._restarts import RestartHost, Restarts
 from actors._resuming import ResumeHost, Resumption
+from actors._signals import SignalHost, SignalWaits
 from actors._terminating import TerminateHost, Termination
 from persistence import NewEvent, RunState, Store
 
@@ -76,6 +78,7 @@ class RunHost(
     TerminateHost,
     ResumeHost,
     AckHost,
+    SignalHost,
     Protocol,
 ):
     """Everything the collaborators need of their run supervisor."""
@@ -116,6 +119,7 @@ class Crew:
     drain: Drain
     ends: CallEnds
     replies: JournalReplies
+    signals: SignalWaits
 
 
 def assemble(
@@ -192,6 +196,7 @@ def assemble(
         log=log,
         clock=clock,
     )
+    signals = SignalWaits(host, run_id=run_id, body=body, log=log, reader=reader)
     run = Cancelling(
         host,
         run_id=run_id,
@@ -215,6 +220,7 @@ def assemble(
         run=run,
         body=body,
         log=log,
+        signals=signals,
     )
     terminate = Termination(
         host,
@@ -285,4 +291,5 @@ def assemble(
         drain=drain,
         ends=ends,
         replies=replies,
+        signals=signals,
     )

@@ -115,6 +115,10 @@ class RunHost(Protocol):
         self, run_id: str, reason: str | None = None, *, source: str = "api"
     ) -> ControlResult: ...
 
+    def signal(self, run_id: str, name: str, payload: Any = None) -> ControlResult: ...
+
+    async def signal_async(self, run_id: str, name: str, payload: Any = None) -> ControlResult: ...
+
     async def cancel_async(
         self,
         run_id: str,
@@ -218,6 +222,14 @@ class RunHandle(Generic[R]):
 
     def terminate(self, reason: str | None = None) -> ControlResult:
         return self._rt.terminate(self.run_id, reason)
+
+    def signal(self, name: str, payload: Any = None) -> ControlResult:
+        """Send the signal ``name`` to this run (B5): see ``Runtime.signal``."""
+        return self._rt.signal(self.run_id, name, payload)
+
+    async def signal_async(self, name: str, payload: Any = None) -> ControlResult:
+        """Like :meth:`signal`, awaited: the commit does not block the loop (A1)."""
+        return await self._rt.signal_async(self.run_id, name, payload)
 
     async def terminate_async(self, reason: str | None = None) -> ControlResult:
         """Like :meth:`terminate`, awaited: the commit does not block the loop (A1)."""

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from actors._definitions import Call, StepCall
 from actors._errors import CancellationError, NonDeterminismError, StepFailed
 from actors._outcomes import child_outcome
+from actors._signal_log import SignalLog
 from persistence import (
     BODY_EVENTS,
     EventRecord,
@@ -44,6 +45,7 @@ from persistence import (
 
 _E = EventType
 
+_SIGNAL_EVENTS = frozenset({_E.SIGNAL_SENT, _E.SIGNAL_WAITING, _E.SIGNAL_RECEIVED})
 _STEP_ENDS = frozenset({_E.STEP_COMPLETED, _E.STEP_FAILED, _E.STEP_CANCELLED, _E.STEP_TIMED_OUT})
 
 
@@ -52,7 +54,7 @@ class RecordedCall:
     """One call of the body as its log records it."""
 
     call: int
-    kind: Literal["step", "child"]
+    kind: Literal["step", "child", "signal"]
     name: str
     #: The highest attempt number started so far.
     last_attempt: int = 0
@@ -77,7 +79,7 @@ class RecordedCall:
     waiting: bool = False
 
     def describe(self) -> str:
-        what = "child workflow" if self.kind == "child" else "step"
+        what = {"child": "child workflow", "signal": "wait for signal"}.get(self.kind, "step")
         return f"{what} {self.name!r}"
 
 
@@ -106,6 +108,8 @@ class History:
         self.body: deque[EventRecord] = deque()
         self.started = False
         self.cancel_seq: int | None = None
+        #: B5: the signals sent to the run and taken by its waits (``_signal_log``).
+        self.signals = SignalLog()
         for event in events:
             self._fold(event)
         # An attempt lost with its runtime has no end record: its latest
@@ -147,6 +151,8 @@ class History:
                 end=replace(ev, type=end_type, data=data),
                 child_run_id=data.get("child_run_id"),
             )
+        elif t in _SIGNAL_EVENTS:
+            self._fold_signal(ev)
         elif t is _E.RUN_STARTED:
             self.started = True
         elif t is _E.CANCEL_REQUESTED and self.cancel_seq is None:
@@ -182,6 +188,14 @@ class History:
                 call.end = None  # the failure was not the call's end: a retry follows
             elif t is _E.CHILD_ENDED:
                 call.end = ev
+
+    def _fold_signal(self, ev: EventRecord) -> None:
+        """B5: a signal sent, or a wait of the body (call ``n``) and what it took."""
+        self.signals.fold(ev)
+        if ev.call is not None and ev.step is not None and ev.type is not _E.SIGNAL_SENT:
+            wait = self.calls.setdefault(ev.call, RecordedCall(ev.call, "signal", ev.step))
+            if ev.type is _E.SIGNAL_RECEIVED:
+                wait.end = ev
 
     def fold(self, ev: EventRecord) -> None:
         """Take in a record written after the log was read (a takeover's own)."""

@@ -36,6 +36,7 @@ from actors._messages import (
 )
 from actors._recorder import Recorder
 from actors._replay import History
+from actors._signals import SignalWaits
 from actors._takeover import FailUnreadable, adopt, plan_takeover, read_again
 from persistence import Appended, EventType, NewEvent, Store
 
@@ -67,6 +68,7 @@ class Resumption:
         run: Cancelling,
         body: Body,
         log: Recorder,
+        signals: SignalWaits,
     ) -> None:
         self._host = host
         self._run_id = run_id
@@ -77,6 +79,7 @@ class Resumption:
         self._run = run
         self._body = body
         self._log = log
+        self._signals = signals
         #: Claims refused so far because the run's log grew meanwhile.
         self._tries = 0
         #: The history the takeover in flight was based on.
@@ -129,6 +132,7 @@ class Resumption:
             resumed.status,
             lambda: Cancel(reason=record.cancel_reason, source=record.cancel_source or "api"),
         )
+        self._signals.adopt(history.signals)  # B5: before the body replays its waits
         if history.calls:  # a restart's reused calls (A7), or what the body did
             self._body.history = history
         if not history.started:

@@ -36,6 +36,7 @@ from actors._journal import MAX_BATCH
 from actors._reading import InFlight, StoreReads
 from actors._requests import Requests
 from actors._settings import check_settings
+from actors._signalling import RuntimeSignals
 from actors._tree import ASK_TIMEOUT, ActorTree, warn_unclosed
 from actors._waiting import RunWaiter
 from persistence import (
@@ -54,7 +55,7 @@ R = TypeVar("R")
 CONTROL_INTERVAL: Final = 0.005
 
 
-class Runtime(StoreReads, RunControl, RunRestarts):
+class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
     """An embedded Proctor runtime: an actor system over one store.
 
     Reads (``get_run``, ``list_runs``, ``events`` and their ``*_async``

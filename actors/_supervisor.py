@@ -51,11 +51,13 @@ from actors._messages import (
     RetryDue,
     ScheduleTimer,
     Shutdown,
+    SignalArrived,
     SlotGranted,
     Started,
     Terminate,
 )
 from actors._replay import History
+from actors._signal_log import WaitForSignal
 from persistence import (
     EventType,
     NewEvent,
@@ -137,6 +139,7 @@ class RunSupervisor(ProctorActor):
             self._crew.log.begin_with(self._crew.log.create, *self._reused, started)
             self.begin_body(PhaseEvent.BEGIN)
         else:
+            self._crew.signals.read_log()  # B5: a claimed run's signals sent so far
             self._crew.log.append(started, tag=Started())
 
     def stopping(self) -> None:
@@ -176,6 +179,8 @@ class RunSupervisor(ProctorActor):
                 self.drive(error=CancellationError(message.reason))
         elif isinstance(message, SlotGranted):
             crew.launcher.on_slot_granted(message)
+        elif isinstance(message, SignalArrived):
+            crew.signals.on_signal(message)
         elif isinstance(message, LeaseLost):
             crew.drain.lost_ownership(message.why)
         else:
@@ -238,6 +243,8 @@ class RunSupervisor(ProctorActor):
         self._crew.life.go_live()
 
     def on_await(self, command: Any) -> AwaitResult | None:
+        if isinstance(command, WaitForSignal):
+            return self._crew.signals.on_await(command)
         return self._crew.awaits.on_await(command)
 
     @property
@@ -311,6 +318,9 @@ class RunSupervisor(ProctorActor):
     @property
     def current_cancel(self) -> Cancel | None:
         return self._crew.run.cancel
+
+    def cancel_came(self) -> None:
+        self._crew.signals.on_cancel()
 
     def lost_ownership(self, why: str) -> None:
         self._crew.drain.lost_ownership(why)

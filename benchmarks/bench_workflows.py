@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from actors import CancellationError, get_context, step, workflow
+from actors import CancellationError, get_context, step, wait_for_signal, workflow
 
 
 @step(name="bench.xp_looping")
@@ -32,3 +32,10 @@ def xp_looping(folder: str, key: str) -> None:
 @workflow(name="bench.xp_cancel_me")
 async def xp_cancel_me(folder: str, key: str) -> None:
     await xp_looping(folder, key)
+
+
+@workflow(name="bench.xp_signal_me")
+async def xp_signal_me(folder: str, key: str) -> None:
+    """Waits for the signal ``go``, then writes when it resumed into ``<key>.seen``."""
+    await wait_for_signal("go")
+    Path(folder, f"{key}.seen").write_text(repr(time.monotonic()))

@@ -239,7 +239,7 @@ def cli(ctx: click.Context, db: str, busy_timeout: float | None) -> None:
     """Proctor: durable, cancellable workflows on actors.
 
     Inspect runs (runs list/status/logs/tree), control them from any process
-    (cancel, terminate), start them (start), restart a finished one (runs
+    (cancel, terminate, signal), start them (start), restart a finished one (runs
     restart), prune old ones (runs prune) and host them (worker).
     """
     ctx.obj = StoreOptions(db=os.fspath(db), busy_timeout=busy_timeout)

@@ -29,6 +29,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from cli._signal_view import SIGNAL_EVENTS, signal_details
 from cli._text import clean, json_text, plain
 from persistence import EventRecord, EventType, RunRecord, RunState, StepRecord, calls_phrase
 
@@ -229,6 +230,8 @@ def event_details(e: EventRecord) -> str:
     if e.defect is not None:
         return f"(cannot be read: {e.defect})"
     data = e.data
+    if e.type in SIGNAL_EVENTS:
+        return signal_details(e)
     if "error" in data and isinstance(data["error"], dict):
         return error_text(data["error"])
     parts = []
@@ -267,6 +270,8 @@ def _event_style(t: EventType) -> str:
         return "yellow"
     if name.startswith("shield"):
         return "blue"
+    if name.startswith("signal"):
+        return "cyan"
     if name.endswith(("failed", "terminated", "abandoned")) or name == "terminate_requested":
         return "red"
     if name.endswith("completed"):

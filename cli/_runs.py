@@ -22,6 +22,7 @@ from cli._main import (
 )
 from cli._owner import owner_line, owner_state
 from cli._reused import reused_calls, reused_table
+from cli._signal_view import signal_rows, signal_state
 from cli._text import clean, plain
 from persistence import (
     EventRecord,
@@ -44,7 +45,7 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
-    """Show a run: state, arguments, outcome, steps, pending cancel, parent and children."""
+    """Show a run: state, args, outcome, steps, pending cancel and signals, parent, children."""
     with open_store(options) as store:
         run = store.get_run(run_id)
         steps = store.steps(run_id)
@@ -54,6 +55,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         retries = _pending_retries(events)
         owner = owner_state(run, store.runtimes())
         restarted_as = store.restarted_as(run_id)
+    signals = signal_state(run, events)
     if as_json:
         render.echo_json(
             {
@@ -65,6 +67,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "reused_calls": reused_calls(events),
                 "children": [_brief(c) for c in children],
                 "restarted_as": restarted_as,
+                "signals": signals,
             }
         )
         return
@@ -94,6 +97,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
     rows.extend(
         (key, plain(value)) for key, value in render.restart_rows(run, restarted_as, events)
     )
+    rows.extend((key, plain(value)) for key, value in signal_rows(signals))
     for retry in retries:
         line = (
             f"step {retry['step']} #{retry['call']} attempt {retry['attempt']} at "

@@ -21,11 +21,13 @@ from persistence._control import (
 )
 from persistence._direct import (
     FOLLOW_INTERVAL,
+    accepted_signal,
     create_unowned_run,
     follow_run,
     follow_to_end,
     grace_reason,
     request_cancel,
+    request_signal,
     restart_unowned,
 )
 from persistence._errors import (
@@ -39,6 +41,7 @@ from persistence._errors import (
     PayloadTooLarge,
     ProctorError,
     RunIdInUse,
+    RunNotActive,
     RunNotFinished,
     RunNotFound,
     SchemaTooNew,
@@ -84,6 +87,7 @@ from persistence._retention import (
     retention_seconds,
 )
 from persistence._schema import SCHEMA_VERSION
+from persistence._signals import MAX_SIGNAL_NAME, check_signal_name, signal_request
 from persistence._starting import (
     MAX_RUN_ID_CHARS,
     Binder,
@@ -120,6 +124,7 @@ __all__ = [
     "MAX_REASON_BYTES",
     "MAX_RECORD_DEPTH",
     "MAX_RUN_ID_CHARS",
+    "MAX_SIGNAL_NAME",
     "MAX_VALUE_DEPTH",
     "OPEN_EVENTS",
     "POST_MORTEM_EVENTS",
@@ -153,6 +158,7 @@ __all__ = [
     "PruneReport",
     "Refused",
     "RunIdInUse",
+    "RunNotActive",
     "RunNotFinished",
     "RunNotFound",
     "RunPage",
@@ -170,6 +176,7 @@ __all__ = [
     "StoreLocked",
     "StoreReplaced",
     "Synchronous",
+    "accepted_signal",
     "calls_phrase",
     "cancel_request",
     "cap_reason",
@@ -177,6 +184,7 @@ __all__ = [
     "check_payload_limit",
     "check_reason",
     "check_same_file",
+    "check_signal_name",
     "claim_request",
     "create_run",
     "create_unowned_run",
@@ -200,6 +208,7 @@ __all__ = [
     "prune_runtimes",
     "reason_cut",
     "request_cancel",
+    "request_signal",
     "restart_plan",
     "restart_unowned",
     "resume_request",
@@ -212,6 +221,7 @@ __all__ = [
     "safe_repr",
     "safe_str",
     "same_start",
+    "signal_request",
     "start_difference",
     "terminate_request",
     "type_name",

@@ -23,9 +23,11 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from persistence._control import cancel_request
+from persistence._errors import RunNotActive, RunNotFound
 from persistence._interface import Store
-from persistence._records import AppendOutcome, EventRecord, NewEvent, RunRecord
+from persistence._records import Appended, AppendOutcome, EventRecord, NewEvent, RunRecord
 from persistence._restarting import restart_plan
+from persistence._signals import signal_request
 from persistence._starting import Binder, create_run
 from persistence._states import EventType
 
@@ -110,6 +112,45 @@ def request_cancel(
     """
     event = cancel_request(run_id, reason, source=source, origin=origin, grace=grace)
     return store.append([event])[0]
+
+
+def request_signal(
+    store: Store,
+    run_id: str,
+    name: str,
+    payload: Any,
+    *,
+    origin: str | None,
+    limit: int | None,
+) -> Appended:
+    """B5: record the signal ``name`` with ``payload`` for the run ``run_id``.
+
+    Returns the store's ``Appended`` (its ``seq`` is the signal's place in
+    the log). A runtime hosting the run hears of it through its
+    ControlInbox, as of a cancel.
+
+    Raises:
+        RunNotFound: no such run; nothing written.
+        RunNotActive: the run already finished; nothing written.
+        InvalidArgument, NotSerializable, PayloadTooLarge: see
+            ``signal_request``; nothing written.
+    """
+    event = signal_request(run_id, name, payload, origin=origin, limit=limit)
+    return accepted_signal(run_id, store.append([event])[0])
+
+
+def accepted_signal(run_id: str, outcome: AppendOutcome) -> Appended:
+    """The store's outcome of a ``signal_sent``: appended, or the error of its refusal.
+
+    Raises:
+        RunNotFound: the refusal names no run.
+        RunNotActive: the run had finished (fencing, B5).
+    """
+    if isinstance(outcome, Appended):
+        return outcome
+    if outcome.status is None:
+        raise RunNotFound(run_id)
+    raise RunNotActive(run_id, outcome.status)
 
 
 def follow_run(

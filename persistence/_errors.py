@@ -13,6 +13,7 @@ tree::
     ├── RunNotFound
     ├── RunIdInUse                     a start with a caller's run id that another start took (A2)
     ├── RunNotFinished                 restart of a run that has not finished (A7)
+    ├── RunNotActive                   a signal to a run that already finished (B5)
     ├── InvalidArgument(ValueError)    a bad setting or argument; nothing was done
     │   └── InvalidArgumentType(TypeError)   an argument of the wrong type
     ├── NotSerializable(TypeError)     a value that must cross the store is not JSON
@@ -39,7 +40,8 @@ tree::
 
 A control request on a run that already finished is not an error: it
 changes nothing and says so (``ControlResult.changed`` is False, C6; the CLI
-exits 4).
+exits 4). A signal to such a run is (``RunNotActive``; the CLI exits 4 too):
+its payload would be lost.
 """
 
 from __future__ import annotations
@@ -90,6 +92,21 @@ class RunIdInUse(ProctorError):
 class RunNotFinished(ProctorError):
     """A request that needs a finished run (``restart``, A7) named one that is
     still pending, running or cancelling; nothing was done."""
+
+
+class RunNotActive(ProctorError):
+    """A signal (B5) sent to a run that already finished: the store refused it
+    and nothing was written. Unlike a cancel (C6), a signal carries data the
+    caller means to reach the body, so its refusal is an error, as in
+    Temporal (signalling a closed workflow fails).
+
+    Attributes: ``run_id``; ``status``, the run's terminal state (a ``RunState``).
+    """
+
+    def __init__(self, run_id: str, status: Any, what: str = "signal") -> None:
+        super().__init__(f"run {run_id} already finished: {status}; the {what} was not sent")
+        self.run_id = run_id
+        self.status = status
 
 
 class InvalidArgument(ProctorError, ValueError):

@@ -120,7 +120,7 @@ def _v3(db: Database) -> None:
 
 
 #: The control requests the ControlInbox scans for (a partial index holds only these).
-CONTROL_REQUEST_TYPES: Final = ("cancel_requested", "terminate_requested")
+CONTROL_REQUEST_TYPES: Final = ("cancel_requested", "terminate_requested", "signal_sent")
 CONTROL_WHERE: Final = "type IN ({})".format(", ".join(f"'{t}'" for t in CONTROL_REQUEST_TYPES))
 
 
@@ -129,7 +129,10 @@ def _v4(db: Database) -> None:
     other event (most of the log) no longer writes an index page per type at
     each commit, a third of a commit's pages."""
     db.execute("DROP INDEX IF EXISTS idx_events_type_seq")
-    db.execute(f"CREATE INDEX idx_events_control ON events (seq) WHERE {CONTROL_WHERE}")
+    db.execute(
+        "CREATE INDEX idx_events_control ON events (seq)"
+        " WHERE type IN ('cancel_requested', 'terminate_requested')"
+    )
 
 
 def _v5_payloads_once(db: Database) -> None:
@@ -178,6 +181,14 @@ def _v8_restarts(db: Database) -> None:
     db.execute("CREATE INDEX idx_runs_restarted_from ON runs (restarted_from)")
 
 
+def _v12_signals(db: Database) -> None:
+    """Signals (B5): a ``signal_sent`` written by another process reaches the
+    runtime that hosts the run the way a cancel does, through the ControlInbox's
+    scan, so the partial index of control requests holds signals too."""
+    db.execute("DROP INDEX IF EXISTS idx_events_control")
+    db.execute(f"CREATE INDEX idx_events_control ON events (seq) WHERE {CONTROL_WHERE}")
+
+
 #: MIGRATIONS[i] upgrades a store from version i to version i + 1.
 MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v1,
@@ -188,6 +199,7 @@ MIGRATIONS: Final[Sequence[Callable[[Database], None]]] = (
     _v6_leases_proven,
     _v7_listing_pages,
     _v8_restarts,
+    _v12_signals,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

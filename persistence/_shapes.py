@@ -95,6 +95,13 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
     _E.SHIELD_ENTERED: {"depth": ((int,), False)},
     _E.SHIELD_EXITED: {"depth": ((int,), False)},
     _E.CANCEL_DELIVERED: {"checkpoint": (_OPT_INT, False)},
+    _E.SIGNAL_SENT: {
+        "name": (_STR, True),
+        "signal_id": (_STR, True),
+        "origin": (_OPT_STR, False),
+    },
+    _E.SIGNAL_WAITING: {},
+    _E.SIGNAL_RECEIVED: {"signal_id": (_STR, True)},
     **{t: {"error": (_OPT_OBJECT, False)} for t in STEP_END_EVENTS},
 }
 

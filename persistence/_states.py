@@ -85,6 +85,12 @@ class EventType(enum.Enum):
     SHIELD_ENTERED = "shield_entered"
     SHIELD_EXITED = "shield_exited"
     TERMINATE_REQUESTED = "terminate_requested"
+    #: B5: a signal sent to the run (name, payload, id); kept until a wait takes it.
+    SIGNAL_SENT = "signal_sent"
+    #: B5: the body's wait (call ``n``) for a signal of its name found none and waits.
+    SIGNAL_WAITING = "signal_waiting"
+    #: B5: the body's wait (call ``n``) took the signal with this id.
+    SIGNAL_RECEIVED = "signal_received"
     RUN_COMPLETED = "run_completed"
     RUN_FAILED = "run_failed"
     RUN_CANCELLED = "run_cancelled"
@@ -142,6 +148,7 @@ OPEN_EVENTS: Final = frozenset(
         EventType.CANCEL_REQUESTED,
         EventType.TERMINATE_REQUESTED,
         EventType.RUN_TERMINATED,
+        EventType.SIGNAL_SENT,
     }
 )
 

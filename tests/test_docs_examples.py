@@ -30,6 +30,7 @@ PRINTS = {
         "['201 then 200, same run: True', '409', 'cancelled', 'shipped o-2 (receipt-o-2-7)', '404']"
     ),
     "starting_runs.py": "shipped cart-7, charged 1 time(s)",
+    "signals.py": "o-2: refused by bob",
 }
 
 

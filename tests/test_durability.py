@@ -39,7 +39,7 @@ from persistence import (
     resume_request,
     terminate_request,
 )
-from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from persistence._schema import APPLICATION_ID, CONTROL_WHERE, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import (
     NOTES,
     assert_nothing_left,
@@ -444,7 +444,7 @@ def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> 
         assert [r.owner for r in store.runtimes()] == ["rt-new"]
         assert store.get_run("old").owner == "rt-old"
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
     conn.close()
 
 
@@ -454,10 +454,8 @@ def test_a_v3_store_gets_the_partial_index_of_control_requests(tmp_path: Path) -
         store.append([_created("r", "rt")])
         store.append([cancel_request("r", "ops", source="cli")])
         requests = store.control_requests(after=0)
-        plan = store._conn.execute(
-            "EXPLAIN QUERY PLAN SELECT * FROM events WHERE type IN"
-            " ('cancel_requested', 'terminate_requested') AND seq > 0 ORDER BY seq"
-        ).fetchall()
+        query = f"SELECT * FROM events WHERE {CONTROL_WHERE} AND seq > 0 ORDER BY seq"
+        plan = store._conn.execute(f"EXPLAIN QUERY PLAN {query}").fetchall()
     assert [(e.run_id, e.type.value) for e in requests] == [("r", "cancel_requested")]
     assert "idx_events_control" in str(plan)
     conn = sqlite3.connect(path)

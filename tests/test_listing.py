@@ -367,7 +367,7 @@ def test_A6_a_v6_store_gets_the_listing_indexes_and_pages_use_them(tmp_path: Pat
             row[0]
             for row in store._conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
-    assert version == SCHEMA_VERSION == 8
+    assert version == SCHEMA_VERSION == 9
     assert {"idx_runs_page", "idx_runs_finished_at"} <= indexes
     assert "idx_runs_page" in str(plan)
     assert "TEMP B-TREE" not in str(plan)

@@ -28,7 +28,7 @@ PACKAGE = Path(inspect.getfile(_messages)).parent
 #: Fields whose type is left open, each with its reason (see the module's docstring).
 OPEN_FIELDS = {("StartRun", "workflow")}
 #: JSON values carried as decoded; the receiver copies before it changes them.
-JSON_FIELDS = {("Raised", "error")}
+JSON_FIELDS = {("Raised", "error"), ("SignalArrived", "payload")}
 
 
 def test_the_messages_that_lived_elsewhere_are_in_the_messages_module() -> None:

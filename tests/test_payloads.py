@@ -465,7 +465,7 @@ def test_D4_a_v4_store_is_migrated_to_payloads_stored_once_and_replays(tmp_path:
     after_rows = _raw(path, "SELECT type, data, moved FROM events ORDER BY seq")
     assert [(t, m) for t, _, m in after_rows if m] == [("run_created", 1), ("step_completed", 1)]
     assert [d for t, d, _ in after_rows if t == "step_completed"] == [None]
-    assert _raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(8,)]
+    assert _raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(9,)]
     # D2 on the migrated log: the recorded result is replayed, the lost step runs again.
     threads = set(threading.enumerate())
     with Runtime(path) as runtime:

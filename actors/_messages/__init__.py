@@ -16,7 +16,7 @@ read-only mappings (``MappingProxyType``) or frozen dataclasses; a field
 holding a live actor is an ``ActorRef`` (or a :class:`Launchable` prepared
 actor), a future says what it resolves to. Known exceptions: JSON values
 carried as they were decoded (a run's arguments, a step error's
-description, ``Raised.error``) are the senders' to leave alone, and
+description, ``Raised.error``, ``SignalArrived.payload``) are the senders' to leave alone, and
 ``StartRun.workflow`` is a ``WorkflowDef`` typed ``Any`` (naming it here
 would make this bottom module import the definitions, a cycle).
 """
@@ -30,6 +30,7 @@ from actors._messages._control import (
     LeaseLost,
     RenewLease,
     Shutdown,
+    SignalArrived,
     StoreLost,
     TakeNoRuns,
     Terminate,
@@ -112,6 +113,7 @@ __all__ = [
     "RunFinished",
     "ScheduleTimer",
     "Shutdown",
+    "SignalArrived",
     "SlotGranted",
     "StartRun",
     "Started",

@@ -10,7 +10,7 @@ handling control never waits on the store.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from actors._messages._kinds import FROZEN, ControlMessage
 from persistence import StoreError
@@ -25,6 +25,25 @@ class Cancel(ControlMessage):
 
     reason: str | None
     source: str
+
+
+#: A JSON value as decoded (``json.loads``): what a signal's payload is (D4).
+JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
+
+
+@dataclass(**FROZEN)
+class SignalArrived(ControlMessage):
+    """A signal sent to the run was recorded (B5): its ``signal_sent`` committed.
+
+    From the facade's Journal right after the commit, or from the
+    ControlInbox for one another process wrote. ``payload`` is JSON as
+    decoded (the sender's to leave alone). Control-first, as a cancel: a
+    waiting body is resumed as fast as a cancel reaches it.
+    """
+
+    signal_id: str
+    name: str
+    payload: JsonValue
 
 
 @dataclass(**FROZEN)

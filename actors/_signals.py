@@ -1,0 +1,231 @@
+"""Signal waits: one run's ``await wait_for_signal(name)``, answered (B5).
+
+The run's supervisor hands this collaborator each ``WaitForSignal`` the body
+awaits, each signal reported to the run (``SignalArrived``: from the facade
+after its commit, or from the ControlInbox for another process's), and the
+run's cancel. A wait is a call of the body: it takes the next call id, so
+replay finds it again, and it is one checkpoint (C2, C3).
+
+- A wait whose log records the signal it took (``signal_received``) gets
+  that signal's payload again, from the log, in replay (D2).
+- Live, it takes the oldest pending signal of its name (``SignalLog``), or,
+  if there is none, records ``signal_waiting`` and suspends the body until
+  one arrives, or until a cancel meets it.
+- A cancel meets a suspended wait at once, outside a shield (C3), recorded
+  as delivered at the wait's checkpoint, exactly as replay will meet it
+  there; inside a shield it is buffered (S1) and the wait goes on.
+- A terminate ends the run (T2): the wait simply never resumes.
+
+A timeout (not yet accepted: ``wait_for_signal`` refuses one) will be one
+more way for a suspended wait to end: a durable body timer keyed by the
+wait's call id, whose firing is recorded for that call; the first of
+``signal_received`` and the timer's record ends the wait, and replay reads
+which one the log has (:meth:`SignalWaits.end_wait` is the one place a wait
+ends).
+
+Invariants: at most one wait is suspended (the body awaits one thing at a
+time); a signal is taken by at most one wait, and each wait takes at most
+one signal; every wait takes exactly one checkpoint, whichever way it ends,
+so a replay counts checkpoints as the first run did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from actors._base import logger
+from actors._body import AwaitResult, Body
+from actors._errors import CancellationError, NonDeterminismError
+from actors._messages import SignalArrived
+from actors._recorder import Recorder
+from actors._replay import RecordedCall
+from actors._signal_log import SentSignal, SignalLog, WaitForSignal
+from persistence import EventType, NewEvent, Store, StoreError
+
+_E = EventType
+
+
+class SignalHost(Protocol):
+    """What signal waits need of the run supervisor."""
+
+    @property
+    def replaying(self) -> bool: ...
+
+    def go_live(self) -> None: ...
+
+    def may_start(self) -> bool:
+        """Not terminated, not ended, not draining: the body may go on here."""
+
+    def cancel_due(self) -> bool: ...
+
+    def drive(self, value: Any = None, error: BaseException | None = None) -> None:
+        """Resume the body with ``value`` (or ``error``) until it waits again."""
+
+    def resume_later(self, reason: str | None) -> None:
+        """Resume the body with a CancellationError through the mailbox."""
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendedWait:
+    """The body's wait for a signal that has not come yet."""
+
+    call_id: int
+    name: str
+
+
+class SignalWaits:
+    """One run's signals and its body's waits for them (see the module docstring)."""
+
+    def __init__(
+        self, host: SignalHost, *, run_id: str, body: Body, log: Recorder, reader: Store
+    ) -> None:
+        self._host = host
+        self._run_id = run_id
+        self._reader = reader
+        self._body = body
+        self._log = log
+        #: Every signal the run knows of, and which were taken.
+        self.known = SignalLog()
+        #: The wait the body is suspended in; None while it runs or awaits another thing.
+        self.waiting: SuspendedWait | None = None
+
+    # -- what the run learns ------------------------------------------------------
+
+    def adopt(self, log: SignalLog) -> None:
+        """A takeover read the run's log: its signals, sent and taken, come first."""
+        self.known.adopt(log)
+
+    def read_log(self) -> None:
+        """A run this runtime claimed, whose log it does not replay (it never
+        started): the signals sent to it before now are read from its log.
+
+        Read before its ``run_started`` is written; a signal written after
+        the read reaches the run through the ControlInbox (its supervisor is
+        in the Directory already), and one heard of twice is kept once.
+        """
+        try:
+            events = self._reader.events(self._run_id)
+        except StoreError as exc:
+            logger.warning("run %s: cannot read its signals: %s", self._run_id, exc)
+            return
+        log = SignalLog()
+        for ev in events:
+            log.fold(ev)
+        self.adopt(log)
+
+    def on_signal(self, msg: SignalArrived) -> None:
+        """A signal's ``signal_sent`` committed; a wait for its name takes it."""
+        if not self.known.add(SentSignal(msg.signal_id, msg.name, msg.payload)):
+            return  # heard of twice (our own delivery, then the ControlInbox's scan)
+        waiting = self.waiting
+        if waiting is None or waiting.name != msg.name or not self._host.may_start():
+            return  # (draining: the runtime that resumes the run takes it)
+        signal = self.known.oldest(waiting.name)
+        assert signal is not None
+        self.end_wait(value=self._take(waiting.call_id, signal))
+
+    def on_cancel(self) -> None:
+        """The run's cancel came in: a suspended wait meets it, unless shielded (C3, S1)."""
+        if self.waiting is None or not self._host.may_start() or not self._host.cancel_due():
+            return
+        self.end_wait(error=self._body.deliver_cancel())
+
+    def end_wait(self, *, value: Any = None, error: BaseException | None = None) -> None:
+        """The suspended wait ends: with a signal's payload, or with ``error``.
+
+        A cancel resumes the body through the mailbox, so that a Terminate
+        that came with it is read first (T2), as at any await.
+        """
+        self.waiting = None
+        if isinstance(error, CancellationError):
+            self._host.resume_later(error.reason)
+        else:
+            self._host.drive(value=value, error=error)
+
+    # -- the body's await -----------------------------------------------------------
+
+    def on_await(self, command: WaitForSignal) -> AwaitResult | None:
+        """``await wait_for_signal(name)``: its payload now, or once a signal comes."""
+        body = self._body
+        # The wait's one checkpoint (C3). Its call id is taken either way, so
+        # that replay numbers the calls after it as the first run did, whether
+        # the cancel met the wait at once or while it waited.
+        due = body.checkpoint_due()
+        call_id = body.next_call_id()
+        if due:
+            return None, body.deliver_cancel()
+        recorded = self._recorded(call_id, command.name)
+        if isinstance(recorded, NonDeterminismError):
+            body.fail_replay(recorded)
+            return None
+        if recorded is not None and recorded.end is not None:
+            # Replay (D2): the log says which signal this wait took.
+            signal_id = recorded.end.data.get("signal_id")
+            signal = self.known.take(signal_id) if isinstance(signal_id, str) else None
+            if signal is None:
+                body.fail_replay(
+                    self._diverged(f"wait {call_id} took signal {signal_id!r}, not in its log")
+                )
+                return None
+            return signal.payload, None
+        signal = self.known.oldest(command.name)
+        if signal is not None:
+            self._host.go_live()
+            return self._take(call_id, signal), None
+        self._host.go_live()
+        if recorded is None:
+            self._write(NewEvent(run_id=self._run_id, type=_E.SIGNAL_WAITING), call_id, command)
+        self.waiting = SuspendedWait(call_id, command.name)
+        if self._host.cancel_due():
+            # D3: the run was cancelled while nobody hosted it, and resumed here.
+            self.waiting = None
+            return None, body.deliver_cancel()
+        return None
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _take(self, call_id: int, signal: SentSignal) -> Any:
+        """Record that wait ``call_id`` took ``signal``; its payload."""
+        self.known.take(signal.signal_id)
+        event = NewEvent(
+            run_id=self._run_id,
+            type=_E.SIGNAL_RECEIVED,
+            data={"signal_id": signal.signal_id},
+        )
+        self._write(event, call_id, WaitForSignal(signal.name))
+        return signal.payload
+
+    def _write(self, event: NewEvent, call_id: int, command: WaitForSignal) -> None:
+        event = NewEvent(
+            run_id=event.run_id, type=event.type, step=command.name, call=call_id, data=event.data
+        )
+        if self._log.driving:
+            self._log.defer(event)  # with the body's next records, in one group
+        else:
+            self._log.append(event, tag=None)
+
+    def _recorded(self, call_id: int, name: str) -> RecordedCall | NonDeterminismError | None:
+        """What the log has for wait ``call_id`` (replay), or the divergence; None if live."""
+        history = self._body.history
+        if not self._host.replaying or history is None:
+            return None
+        recorded = history.calls.get(call_id)
+        what = f"a wait for signal {name!r}"
+        if recorded is None:
+            if history.body:
+                return self._diverged(
+                    f"call {call_id} is {what}, but the log has {history.body[0].type} first"
+                )
+            return None
+        if recorded.kind != "signal" or recorded.name != name:
+            return self._diverged(
+                f"call {call_id} is {what}, but the log has {recorded.describe()}"
+            )
+        return recorded
+
+    def _diverged(self, detail: str) -> NonDeterminismError:
+        history = self._body.history
+        if history is not None:
+            return history.diverged(detail)
+        return NonDeterminismError(f"replay of run {self._run_id} diverged from its log: {detail}")

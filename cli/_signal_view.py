@@ -1,0 +1,86 @@
+"""What ``runs status`` and ``runs logs`` say of a run's signals (B5).
+
+Read from the run's log alone: a signal is pending from its ``signal_sent``
+until a wait's ``signal_received`` names its id; the body is waiting for a
+signal from its ``signal_waiting`` (call ``n``) until that call's
+``signal_received``, or the run's end.
+
+Invariants: pending signals are listed oldest first (log order); payloads
+are abbreviated to :data:`PAYLOAD_CHARS` characters in every line (the
+JSON output of ``runs logs --json`` keeps them whole).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from persistence import EventRecord, EventType, RunRecord
+
+_E = EventType
+
+#: Signal records, for the log's rendering.
+SIGNAL_EVENTS: Final = frozenset({_E.SIGNAL_SENT, _E.SIGNAL_WAITING, _E.SIGNAL_RECEIVED})
+
+#: The most characters of a payload's JSON a line shows.
+PAYLOAD_CHARS: Final = 60
+
+
+def abbreviated(value: Any) -> str:
+    """A payload's JSON, cut to :data:`PAYLOAD_CHARS` characters with an ellipsis."""
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) <= PAYLOAD_CHARS:
+        return text
+    return text[: PAYLOAD_CHARS - 1] + "…" + f" ({len(text)} chars)"
+
+
+def signal_details(e: EventRecord) -> str:
+    """One signal record's details, for ``runs logs``."""
+    data = e.data
+    signal_id = str(data.get("signal_id", ""))[:8]
+    if e.type is _E.SIGNAL_SENT:
+        return (
+            f"name={data.get('name')!r} payload={abbreviated(data.get('payload'))} id={signal_id}"
+        )
+    if e.type is _E.SIGNAL_RECEIVED:
+        return f"took signal id={signal_id}"
+    return "waiting for a signal of this name"
+
+
+def signal_state(run: RunRecord, events: list[EventRecord]) -> dict[str, Any]:
+    """Pending signals (oldest first) and the signal the body waits for, if any."""
+    sent: dict[str, dict[str, Any]] = {}
+    taken: set[str] = set()
+    waits: dict[int, str] = {}
+    for e in events:
+        signal_id = e.data.get("signal_id")
+        if e.type is _E.SIGNAL_SENT and isinstance(signal_id, str):
+            sent[signal_id] = {
+                "name": e.data.get("name"),
+                "signal_id": signal_id,
+                "seq": e.run_seq,
+                "sent_at": e.ts,
+            }
+        elif e.type is _E.SIGNAL_RECEIVED and isinstance(signal_id, str):
+            taken.add(signal_id)
+            waits.pop(e.call if e.call is not None else -1, None)
+        elif e.type is _E.SIGNAL_WAITING and e.call is not None and e.step is not None:
+            waits[e.call] = e.step
+    pending = [s for i, s in sent.items() if i not in taken]
+    waiting = None
+    if waits and not run.status.is_terminal:
+        waiting = waits[max(waits)]
+    return {"pending": pending, "waiting_for": waiting}
+
+
+def signal_rows(state: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rows of ``runs status`` for the run's signals (none if there is nothing to say)."""
+    rows = []
+    if state["waiting_for"] is not None:
+        rows.append(("waiting", f"for signal {state['waiting_for']}"))
+    pending = state["pending"]
+    if pending:
+        names = ", ".join(str(s["name"]) for s in pending)
+        count = len(pending)
+        rows.append(("signals", f"{count} pending (oldest first): {names}"))
+    return rows
