@@ -135,6 +135,15 @@ def signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+#: The keywords ``start()`` takes for itself, never passed to the workflow,
+#: with what each means there (a workflow's parameter of that name is
+#: passed positionally; ``@workflow()`` refuses a keyword-only one).
+RESERVED_KEYWORDS: Final[Mapping[str, str]] = {
+    "run_id": "the run's own id (A2)",
+    "timeout": "the run's timeout (B4)",
+}
+
+
 def fits(
     what: str,
     signature: inspect.Signature | None,
@@ -164,16 +173,13 @@ def fits(
         hint = ""
         if reserves_run_id is None:
             reserves_run_id = what.startswith("workflow ")
-        if (
-            reserves_run_id
-            and "run_id" in signature.parameters
-            and "run_id" not in kwargs
-            and "'run_id'" in str(exc)
-        ):
-            hint = (
-                "; start() reserves the keyword run_id for the run's own id (A2): pass the"
-                " workflow's parameter run_id positionally"
-            )
+        for name, role in RESERVED_KEYWORDS.items() if reserves_run_id else ():
+            if name in signature.parameters and name not in kwargs and f"'{name}'" in str(exc):
+                hint = (
+                    f"; start() reserves the keyword {name} for {role}: pass the"
+                    f" workflow's parameter {name} positionally"
+                )
+                break
         raise InvalidArgumentType(
             f"the arguments do not fit {what}{signature}: {exc}{hint}"
         ) from None

@@ -38,6 +38,7 @@ from actors._directory import Directory
 from actors._errors import RuntimeClosed
 from actors._handle import RunHandle
 from actors._reading import InFlight, StoreReads
+from actors._run_timeouts import start_deadline
 from actors._waiting import RunWaiter
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
@@ -190,6 +191,7 @@ class Client(StoreReads, ClientControl):
         /,
         *args: Any,
         run_id: str | None = None,
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> RunHandle[R]:
         """Create a run of ``workflow`` for a worker to claim; its handle.
@@ -214,6 +216,10 @@ class Client(StoreReads, ClientControl):
         Pass the ``@workflow()`` itself where this process can import it.
         ``run_id`` (reserved: a workflow's own keyword argument cannot be
         called ``run_id``) names the run; default a new random id.
+        ``timeout`` (B4, reserved too): seconds the run may take, counted
+        from now, PENDING time included; default the ``@workflow()``'s own
+        (none when ``workflow`` is a name). A PENDING run's deadline fires
+        when a worker claims it (see the guide "Run timeouts").
 
         Raises:
             NotSerializable: an argument is not JSON (D4).
@@ -230,6 +236,7 @@ class Client(StoreReads, ClientControl):
         """
         self._check_open()
         name, definition = self._workflow(workflow)
+        deadline = start_deadline(definition, timeout)
         run_id = uuid.uuid4().hex if run_id is None else check_chosen_run_id(run_id)
         args_in, kwargs_in = roundtrip_arguments(
             args, kwargs, what=f"arguments of workflow {name!r}", limit=self.max_payload_bytes
@@ -244,6 +251,7 @@ class Client(StoreReads, ClientControl):
                 kwargs_in,
                 run_id=run_id,
                 bind=None if definition is None else binder(definition.signature),
+                extra=deadline,
             )
         return RunHandle(self, run_id, created=new)  # a new run, or the same start's (A2)
 
@@ -253,10 +261,13 @@ class Client(StoreReads, ClientControl):
         /,
         *args: Any,
         run_id: str | None = None,
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> RunHandle[R]:
         """Like :meth:`start`, without blocking the event loop (A1)."""
-        return await self._off_loop(self.start, workflow, *args, run_id=run_id, **kwargs)
+        return await self._off_loop(
+            self.start, workflow, *args, run_id=run_id, timeout=timeout, **kwargs
+        )
 
     @staticmethod
     def _workflow(workflow: object) -> tuple[str, WorkflowDef[..., Any] | None]:

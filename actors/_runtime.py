@@ -295,7 +295,13 @@ class Runtime(StoreReads, RunControl, RunRestarts):
     # -- runs --------------------------------------------------------------------
 
     def start(
-        self, workflow: WorkflowDef[..., R], /, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: WorkflowDef[..., R],
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
     ) -> RunHandle[R]:
         """Start a durable run of ``workflow``; arguments must be JSON (D4).
 
@@ -304,7 +310,9 @@ class Runtime(StoreReads, RunControl, RunRestarts):
 
         ``run_id``: the run's id, chosen by the caller (A2; this keyword is
         reserved); the same start again returns the existing run, runs nothing.
-        See the guide "Starting runs" for the rules.
+        See the guide "Starting runs" for the rules. ``timeout`` (B4; also
+        reserved): seconds the run may take, instead of the workflow's
+        ``@workflow(timeout=...)``; see the guide "Run timeouts".
 
         Returns once the run is durable. Its creation is written with the
         body's first records (its first step's start, usually), so the body
@@ -331,12 +339,18 @@ class Runtime(StoreReads, RunControl, RunRestarts):
         self._closing.check_accepting()
         with self._using():  # a chosen id is looked up in the store first
             submitted = self._requests.create(
-                workflow, args, kwargs, run_id=run_id, limit=self.max_payload_bytes
+                workflow, args, kwargs, run_id=run_id, timeout=timeout, limit=self.max_payload_bytes
             )
         return RunHandle(self, self._requests.wait(submitted), created=submitted.created)
 
     async def start_async(
-        self, workflow: WorkflowDef[..., R], /, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: WorkflowDef[..., R],
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
     ) -> RunHandle[R]:
         """Like :meth:`start`, awaited: the durable commit does not block the loop (A1).
 
@@ -352,6 +366,7 @@ class Runtime(StoreReads, RunControl, RunRestarts):
             args,
             kwargs,
             run_id=run_id,
+            timeout=timeout,
             limit=self.max_payload_bytes,
         )
         if run_id is None and light(args, kwargs):
