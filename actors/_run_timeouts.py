@@ -6,9 +6,10 @@ on the runtime's Timers actor (no thread of its own; a FakeClock drives it):
 the Guardian arms it when it starts the run's supervisor (a new run, a
 claimed PENDING run, a run resumed or re-hosted after its owner died) and
 disarms it when that supervisor exits. The time left is measured once, at
-arming, against the wall clock (``deadline - time.time()``, at least 0: a
-deadline that passed while nobody hosted the run fires at once) and counted
-on the Timers' monotonic clock from then.
+arming, against the wall clock (``deadline`` minus the Timers' clock's wall
+time, ``_clock.wall_time``; at least 0: a deadline that passed while nobody
+hosted the run fires at once) and counted on the Timers' monotonic clock
+from then, so a later jump of the wall clock does not move it.
 
 When it fires, the run is cancelled as ``cancel(reason, grace=...)`` would
 cancel it (C1, C8), with source ``timeout``: one ``cancel_requested``
@@ -133,15 +134,10 @@ class RunTimeouts:
     def fire(self, msg: RunTimedOut) -> None:
         """B4: cancel the run with source ``timeout``; terminate it after the grace (C8).
 
-        The store refuses the cancel of a run that ended meanwhile (C6).
+        The store refuses the cancel of a run that ended meanwhile (C6), and
+        then the grace's terminate too. The grace is armed first, so that it
+        counts from before the cancel can be seen in the log.
         """
-        event = cancel_request(
-            msg.run_id, msg.reason, source=TIMEOUT_SOURCE, origin=self._owner, grace=msg.grace
-        )
-        ref = self._directory.get(msg.run_id)
-        cancel = Cancel(reason=msg.reason, source=TIMEOUT_SOURCE)
-        deliver = ((ref, cancel),) if ref is not None else ()
-        tell(self._journal(), ControlAppend(events=(event,), deliver=deliver))
         if msg.grace is not None:
             tell(
                 self._timers,
@@ -152,3 +148,10 @@ class RunTimeouts:
                     message=GraceExpired(run_id=msg.run_id, reason=msg.reason),
                 ),
             )
+        event = cancel_request(
+            msg.run_id, msg.reason, source=TIMEOUT_SOURCE, origin=self._owner, grace=msg.grace
+        )
+        ref = self._directory.get(msg.run_id)
+        cancel = Cancel(reason=msg.reason, source=TIMEOUT_SOURCE)
+        deliver = ((ref, cancel),) if ref is not None else ()
+        tell(self._journal(), ControlAppend(events=(event,), deliver=deliver))
