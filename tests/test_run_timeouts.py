@@ -11,6 +11,7 @@ hour passes at once; the kill -9 tests are in test_run_timeout_processes.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -370,3 +371,23 @@ def test_B4_proctor_start_refuses_a_bad_run_timeout(tmp_path: Path, value: str) 
     if db.exists():
         with Client(db) as client:
             assert client.list_runs() == []
+
+
+def test_B4_A1_start_async_and_the_clients_starts_take_a_timeout_too(
+    kit: ProctorTestKit, folder: str
+) -> None:
+    async def starts() -> list[str]:
+        run = await kit.runtime.start_async(wf.unbounded, folder, "a", timeout=7)
+        with Client(kit.db) as client:
+            by_def = client.start(wf.brisk, 1)  # the decorator's 3600 s
+            by_name = await client.start_async("tests.timeout_workflows.brisk", 2, timeout=9)
+            plain = client.start("tests.timeout_workflows.brisk", 3)  # a name: no decorator
+        return [run.run_id, by_def.run_id, by_name.run_id, plain.run_id]
+
+    ids = asyncio.run(starts())
+    timeouts = [kit.runtime.events(i)[0].data.get("timeout") for i in ids]
+    assert timeouts == [7, 3600, 9, None]
+    run = kit.runtime.handle(ids[0])
+    kit.wait_for_event(run, "step_started")
+    kit.clock.advance(7)
+    assert run.wait_finished(timeout=10).status is RunState.CANCELLED
