@@ -57,6 +57,24 @@ def optional_seconds(what: str, value: object, *, positive: bool = False) -> flo
     return None if value is None else seconds(what, value, positive=positive)
 
 
+def timeout_options(timeout: object, cancel_grace: object) -> tuple[float | None, float | None]:
+    """``@workflow(timeout=..., cancel_grace=...)`` checked (B4): a positive
+    number of seconds or None; a grace of at least 0 seconds, only with a timeout.
+
+    Raises:
+        InvalidArgumentType: either is not a number (``True``, a str).
+        InvalidArgument: out of range, not finite, or a grace without a timeout.
+    """
+    checked = optional_seconds("@workflow(timeout=...)", timeout, positive=True)
+    grace = optional_seconds("@workflow(cancel_grace=...)", cancel_grace)
+    if grace is not None and checked is None:
+        raise InvalidArgument(
+            "@workflow(cancel_grace=...) needs a timeout: it is the time from the"
+            " timeout's cancel to a terminate"
+        )
+    return checked, grace
+
+
 def count(what: str, value: object, *, minimum: int = 0) -> int:
     """``value`` as an ``int`` of at least ``minimum``.
 

@@ -25,6 +25,7 @@ from actors._arguments import (
     optional_seconds,
     seconds,
     signature_of,
+    timeout_options,
 )
 from actors._context import WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
@@ -301,29 +302,15 @@ def workflow(
     ``strategy``: the default strategy of this workflow's ``gather()`` calls
     (SV3; see :func:`gather`).
 
-    ``timeout`` (B4): seconds a run may take, counted from its start; at
-    the deadline the run is cancelled with source ``timeout`` (C1), and,
-    with ``cancel_grace``, terminated that many seconds later if it is
-    still not terminal (C8). ``start(..., timeout=...)`` overrides it for
-    one run. A deadline is recorded with the run, so a restart does not
-    reset it (Temporal's WorkflowExecutionTimeout; see the guide "Run
-    timeouts"). A child run is bounded by its parent's timeout (the
-    parent's cancel flows down, C7), not by its own.
-
-    Raises:
-        InvalidArgumentType: an option of the wrong type (``timeout=True``).
-        InvalidArgument: ``timeout`` not a positive finite number of
-            seconds; ``cancel_grace`` negative or not finite; a
-            ``cancel_grace`` without a ``timeout``.
+    ``timeout`` (B4): seconds a run may take; at the deadline it is
+    cancelled with source ``timeout`` and, with ``cancel_grace``,
+    terminated that many seconds later if still not terminal (C8).
+    ``start(..., timeout=...)`` overrides it. Recorded with the run, so a
+    restart does not reset it (Temporal's WorkflowExecutionTimeout); see
+    the guide "Run timeouts" (``_arguments.timeout_options`` for the errors).
     """
     _check_called("workflow", _bare)
-    run_timeout = optional_seconds("@workflow(timeout=...)", timeout, positive=True)
-    grace = optional_seconds("@workflow(cancel_grace=...)", cancel_grace)
-    if grace is not None and run_timeout is None:
-        raise InvalidArgument(
-            "@workflow(cancel_grace=...) needs a timeout: it is the time from the"
-            " timeout's cancel to a terminate"
-        )
+    run_timeout, grace = timeout_options(timeout, cancel_grace)
     if name is not None:
         instance("@workflow(name=...)", name, str, "a str (or None)")
     _check_strategy(strategy)

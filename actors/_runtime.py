@@ -310,9 +310,8 @@ class Runtime(StoreReads, RunControl, RunRestarts):
 
         ``run_id``: the run's id, chosen by the caller (A2; this keyword is
         reserved); the same start again returns the existing run, runs nothing.
-        See the guide "Starting runs" for the rules. ``timeout`` (B4; also
-        reserved): seconds the run may take, instead of the workflow's
-        ``@workflow(timeout=...)``; see the guide "Run timeouts".
+        See the guide "Starting runs" for the rules. ``timeout`` (B4, reserved
+        too): seconds the run may take; see the guide "Run timeouts".
 
         Returns once the run is durable. Its creation is written with the
         body's first records (its first step's start, usually), so the body
