@@ -57,6 +57,24 @@ def optional_seconds(what: str, value: object, *, positive: bool = False) -> flo
     return None if value is None else seconds(what, value, positive=positive)
 
 
+def timeout_options(timeout: object, cancel_grace: object) -> tuple[float | None, float | None]:
+    """``@workflow(timeout=..., cancel_grace=...)`` checked (B4): a positive
+    number of seconds or None; a grace of at least 0 seconds, only with a timeout.
+
+    Raises:
+        InvalidArgumentType: either is not a number (``True``, a str).
+        InvalidArgument: out of range, not finite, or a grace without a timeout.
+    """
+    checked = optional_seconds("@workflow(timeout=...)", timeout, positive=True)
+    grace = optional_seconds("@workflow(cancel_grace=...)", cancel_grace)
+    if grace is not None and checked is None:
+        raise InvalidArgument(
+            "@workflow(cancel_grace=...) needs a timeout: it is the time from the"
+            " timeout's cancel to a terminate"
+        )
+    return checked, grace
+
+
 def count(what: str, value: object, *, minimum: int = 0) -> int:
     """``value`` as an ``int`` of at least ``minimum``.
 
@@ -135,6 +153,15 @@ def signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+#: The keywords ``start()`` takes for itself, never passed to the workflow,
+#: with what each means there (a workflow's parameter of that name is
+#: passed positionally; ``@workflow()`` refuses a keyword-only one).
+RESERVED_KEYWORDS: Final[Mapping[str, str]] = {
+    "run_id": "the run's own id (A2)",
+    "timeout": "the run's timeout (B4)",
+}
+
+
 def fits(
     what: str,
     signature: inspect.Signature | None,
@@ -164,16 +191,13 @@ def fits(
         hint = ""
         if reserves_run_id is None:
             reserves_run_id = what.startswith("workflow ")
-        if (
-            reserves_run_id
-            and "run_id" in signature.parameters
-            and "run_id" not in kwargs
-            and "'run_id'" in str(exc)
-        ):
-            hint = (
-                "; start() reserves the keyword run_id for the run's own id (A2): pass the"
-                " workflow's parameter run_id positionally"
-            )
+        for name, role in RESERVED_KEYWORDS.items() if reserves_run_id else ():
+            if name in signature.parameters and name not in kwargs and f"'{name}'" in str(exc):
+                hint = (
+                    f"; start() reserves the keyword {name} for {role}: pass the"
+                    f" workflow's parameter {name} positionally"
+                )
+                break
         raise InvalidArgumentType(
             f"the arguments do not fit {what}{signature}: {exc}{hint}"
         ) from None

@@ -39,6 +39,7 @@ from actors._errors import RuntimeClosed
 from actors._handle import RunHandle
 from actors._reading import InFlight, StoreReads
 from actors._signalling import ClientSignals
+from actors._run_timeouts import start_deadline
 from actors._waiting import RunWaiter
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
@@ -191,6 +192,7 @@ class Client(StoreReads, ClientControl, ClientSignals):
         /,
         *args: Any,
         run_id: str | None = None,
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> RunHandle[R]:
         """Create a run of ``workflow`` for a worker to claim; its handle.
@@ -215,6 +217,10 @@ class Client(StoreReads, ClientControl, ClientSignals):
         Pass the ``@workflow()`` itself where this process can import it.
         ``run_id`` (reserved: a workflow's own keyword argument cannot be
         called ``run_id``) names the run; default a new random id.
+        ``timeout`` (B4, reserved too): seconds the run may take, counted
+        from now, PENDING time included; default the ``@workflow()``'s own
+        (none when ``workflow`` is a name). A PENDING run's deadline fires
+        when a worker claims it (see the guide "Run timeouts").
 
         Raises:
             NotSerializable: an argument is not JSON (D4).
@@ -231,6 +237,7 @@ class Client(StoreReads, ClientControl, ClientSignals):
         """
         self._check_open()
         name, definition = self._workflow(workflow)
+        deadline = start_deadline(definition, timeout)
         run_id = uuid.uuid4().hex if run_id is None else check_chosen_run_id(run_id)
         args_in, kwargs_in = roundtrip_arguments(
             args, kwargs, what=f"arguments of workflow {name!r}", limit=self.max_payload_bytes
@@ -245,6 +252,7 @@ class Client(StoreReads, ClientControl, ClientSignals):
                 kwargs_in,
                 run_id=run_id,
                 bind=None if definition is None else binder(definition.signature),
+                extra=deadline,
             )
         return RunHandle(self, run_id, created=new)  # a new run, or the same start's (A2)
 
@@ -254,10 +262,13 @@ class Client(StoreReads, ClientControl, ClientSignals):
         /,
         *args: Any,
         run_id: str | None = None,
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> RunHandle[R]:
         """Like :meth:`start`, without blocking the event loop (A1)."""
-        return await self._off_loop(self.start, workflow, *args, run_id=run_id, **kwargs)
+        return await self._off_loop(
+            self.start, workflow, *args, run_id=run_id, timeout=timeout, **kwargs
+        )
 
     @staticmethod
     def _workflow(workflow: object) -> tuple[str, WorkflowDef[..., Any] | None]:

@@ -29,6 +29,10 @@ class SystemClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
+    def time(self) -> float:
+        """The wall clock: UTC seconds since the epoch (a run's deadline, B4)."""
+        return time.time()
+
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
         if deadline is None:
             cond.wait()
@@ -44,12 +48,20 @@ class FakeClock:
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
+        self._start = start
+        #: The wall clock's reading when this clock was made; it moves with advance().
+        self._wall = time.time()
         self._lock = threading.Lock()
         self._waiters: weakref.WeakSet[threading.Condition] = weakref.WeakSet()
 
     def monotonic(self) -> float:
         with self._lock:
             return self._now
+
+    def time(self) -> float:
+        """Virtual wall clock: the real one when made, plus every advance()."""
+        with self._lock:
+            return self._wall + (self._now - self._start)
 
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
         with self._lock:
@@ -66,3 +78,11 @@ class FakeClock:
         for cond in waiters:
             with cond:
                 cond.notify_all()
+
+
+def wall_time(clock: object) -> float:
+    """``clock``'s wall clock (its ``time()``, UTC seconds since the epoch), or
+    the system's for a clock that has none (the Clock protocol asks only for
+    ``monotonic`` and ``wait``)."""
+    read = getattr(clock, "time", None)
+    return float(read()) if callable(read) else time.time()

@@ -17,7 +17,16 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-from actors._arguments import count, fits, instance, optional_seconds, seconds, signature_of
+from actors._arguments import (
+    RESERVED_KEYWORDS,
+    count,
+    fits,
+    instance,
+    optional_seconds,
+    seconds,
+    signature_of,
+    timeout_options,
+)
 from actors._context import WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
 from actors._registry import Registry, name_of
@@ -49,12 +58,19 @@ class WorkflowDef(Generic[P, R]):
         name: str,
         intensity: Intensity | None = None,
         strategy: Strategy = "one_for_one",
+        *,
+        timeout: float | None = None,
+        cancel_grace: float | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
         self.signature = signature_of(fn)
         self.intensity = intensity or Intensity()
         self.strategy: Strategy = strategy
+        #: B4: seconds a run started with ``start()`` may take (None: no limit).
+        self.timeout = timeout
+        #: B4, C8: seconds from the timeout's cancel to a terminate (None: never).
+        self.cancel_grace = cancel_grace
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> ChildCall[R]:
@@ -269,6 +285,8 @@ def workflow(
     max_restarts: int = 10,
     within: float = 60.0,
     strategy: Strategy = "one_for_one",
+    timeout: float | None = None,
+    cancel_grace: float | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], WorkflowDef[P, R]]:
     """Declare an ``async def`` as a workflow; ``name`` defaults to module.qualname.
 
@@ -283,8 +301,16 @@ def workflow(
 
     ``strategy``: the default strategy of this workflow's ``gather()`` calls
     (SV3; see :func:`gather`).
+
+    ``timeout`` (B4): seconds a run may take; at the deadline it is
+    cancelled with source ``timeout`` and, with ``cancel_grace``,
+    terminated that many seconds later if still not terminal (C8).
+    ``start(..., timeout=...)`` overrides it. Recorded with the run, so a
+    restart does not reset it (Temporal's WorkflowExecutionTimeout); see
+    the guide "Run timeouts" (``_arguments.timeout_options`` for the errors).
     """
     _check_called("workflow", _bare)
+    run_timeout, grace = timeout_options(timeout, cancel_grace)
     if name is not None:
         instance("@workflow(name=...)", name, str, "a str (or None)")
     _check_strategy(strategy)
@@ -297,7 +323,9 @@ def workflow(
         if not inspect.iscoroutinefunction(fn):
             raise InvalidArgumentType(f"@workflow() needs an async def, got {safe_repr(fn)}")
         _check_run_id_parameter(fn)
-        wf = WorkflowDef(fn, name_of(fn, name), intensity, strategy)
+        wf = WorkflowDef(
+            fn, name_of(fn, name), intensity, strategy, timeout=run_timeout, cancel_grace=grace
+        )
         _workflows.register(wf)
         return wf
 
@@ -305,16 +333,18 @@ def workflow(
 
 
 def _check_run_id_parameter(fn: Callable[..., Any]) -> None:
-    """A2: ``Runtime.start`` reserves the keyword ``run_id``, so a keyword-only
-    parameter of that name could never be passed; refuse it at definition."""
+    """A2, B4: ``Runtime.start`` reserves the keywords ``run_id`` and
+    ``timeout`` (``RESERVED_KEYWORDS``), so a keyword-only parameter of
+    either name could never be passed; refuse it at definition."""
     signature = signature_of(fn)
-    param = signature.parameters.get("run_id") if signature is not None else None
-    if param is not None and param.kind is inspect.Parameter.KEYWORD_ONLY:
-        raise InvalidArgument(
-            f"workflow {safe_repr(fn)} has a keyword-only parameter 'run_id', which"
-            " Runtime.start() reserves for the run's own id (A2) and so could never pass;"
-            " rename it, or make it positional"
-        )
+    for name, role in RESERVED_KEYWORDS.items():
+        param = signature.parameters.get(name) if signature is not None else None
+        if param is not None and param.kind is inspect.Parameter.KEYWORD_ONLY:
+            raise InvalidArgument(
+                f"workflow {safe_repr(fn)} has a keyword-only parameter {name!r}, which"
+                f" Runtime.start() reserves for {role} and so could never pass;"
+                " rename it, or make it positional"
+            )
 
 
 class _StepDecorator:

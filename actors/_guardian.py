@@ -51,6 +51,7 @@ from actors._messages import (
     GraceExpired,
     LeaseLost,
     Rehost,
+    RunTimedOut,
     Shutdown,
     StartRun,
     StoreLost,
@@ -58,6 +59,7 @@ from actors._messages import (
     Wiring,
 )
 from actors._rehosting import Rehosting
+from actors._run_timeouts import RunTimeouts
 from actors._services import Services
 from actors._supervisor import RunSupervisor
 from persistence import (
@@ -147,6 +149,14 @@ class Guardian(ProctorActor):
             guardian=self.actor_ref,
             start_run=self._start_run,
         )
+        self._timeouts = RunTimeouts(
+            owner=self._owner,
+            timers=self._services.timers,
+            guardian=self.actor_ref,
+            journal=lambda: self.journal,
+            directory=self._directory,
+            clock=self._clock,
+        )
 
     @property
     def journal(self) -> pykka.ActorRef[Any]:
@@ -170,6 +180,8 @@ class Guardian(ProctorActor):
             self._on_child_exited(message)
         elif isinstance(message, GraceExpired):
             self._on_grace_expired(message)
+        elif isinstance(message, RunTimedOut):
+            self._timeouts.fire(message)
         elif isinstance(message, Rehost):
             if self._shutdown is None:
                 self.again.due(message)
@@ -244,6 +256,7 @@ class Guardian(ProctorActor):
             reused=msg.reused,
         )
         self._runs[msg.run_id] = ref
+        self._timeouts.arm(msg)  # B4
 
     def _run_services(self) -> RunServices:
         """What every run supervisor of this runtime shares (its children too)."""
@@ -275,6 +288,8 @@ class Guardian(ProctorActor):
             return
         run_id = msg.name
         hosted = self._runs.pop(run_id, None) is not None
+        if hosted:
+            self._timeouts.disarm(run_id)  # B4: re-armed if it is hosted again
         fenced = self.again.take_fenced(run_id)
         if fenced is not None and self._shutdown is None:
             self.again.later(run_id, fenced)  # if the store says it is still ours

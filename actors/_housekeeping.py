@@ -53,6 +53,7 @@ from persistence import (
     prune_batch,
     prune_runtimes,
     resume_request,
+    run_deadline,
     unreadable_run_failure,
 )
 
@@ -267,7 +268,13 @@ class Housekeeping:
         tell(
             self._guardian,
             StartRun.of_record(
-                record, workflow, state, resume_from=resume_from, resume_why=why, reused=reused
+                record,
+                workflow,
+                state,
+                resume_from=resume_from,
+                resume_why=why,
+                reused=reused,
+                deadline=run_deadline(self._store, record.run_id),  # B4: it counts on
             ),
         )
         # A cancel asked while nobody hosted the run: its grace has been running since.

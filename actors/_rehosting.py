@@ -29,7 +29,7 @@ from actors._clock import Clock
 from actors._definitions import lookup_workflow
 from actors._fencing import LeaseGuard
 from actors._messages import Rehost, ScheduleTimer, StartRun
-from persistence import CorruptRecord, NewEvent, Store, StoreError
+from persistence import CorruptRecord, NewEvent, Store, StoreError, run_deadline
 
 #: Back-off before a run whose supervisor stopped on a store failure is hosted
 #: again: doubling from REHOST_FIRST, at most REHOST_MAX seconds.
@@ -123,6 +123,7 @@ class Rehosting:
             return  # we were judged dead: the run is for other runtimes to resume
         try:
             record = self._reader.find_run(msg.run_id)
+            deadline = run_deadline(self._reader, msg.run_id) if record is not None else None
         except CorruptRecord as exc:
             logger.error("run %s: not hosted again: %s", msg.run_id, exc)
             self._rehosts.pop(msg.run_id, None)
@@ -144,5 +145,6 @@ class Rehosting:
                 resume_from=self._owner,
                 resume_why=msg.why,
                 unrecorded=self._unrecorded.pop(msg.run_id, ()),
+                deadline=deadline,
             )
         )

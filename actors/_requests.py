@@ -35,7 +35,7 @@ import pykka
 from actors._arguments import binder, fits, flag, optional_seconds, text
 from actors._arguments import run_id as check_run_id
 from actors._base import tell
-from actors._clock import Clock
+from actors._clock import Clock, wall_time
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
 from actors._errors import RuntimeClosed
@@ -50,6 +50,7 @@ from actors._messages import (
     TerminateTree,
 )
 from actors._replies import Creation, Reply, Submitted
+from actors._run_timeouts import start_deadline
 from actors._starts import settle_creation
 from persistence import (
     Appended,
@@ -68,6 +69,7 @@ from persistence import (
     cap_reason,
     check_chosen_run_id,
     check_reason,
+    deadline_of,
     existing_start,
     reason_cut,
     roundtrip_arguments,
@@ -122,16 +124,19 @@ class Requests:
         *,
         limit: int,
         run_id: str | None = None,
+        timeout: float | None = None,
     ) -> Submitted[str]:
         """Start a new run of ``workflow``; answers its id. See :meth:`Runtime.start`.
 
         ``limit``: the most bytes of JSON the arguments may take; ``run_id``:
         the caller's id for the run (A2), None for a new random one. With a
         chosen id this reads the store (is it the same start again?): call
-        it off an event loop's thread.
+        it off an event loop's thread. ``timeout``: the run's (B4), None
+        for the workflow's own.
         """
         if not isinstance(workflow, WorkflowDef):
             raise InvalidArgumentType(f"start() takes a @workflow(), got {safe_repr(workflow)}")
+        deadline = start_deadline(workflow, timeout, now=wall_time(self._clock))
         chosen = run_id is not None
         run_id = check_chosen_run_id(run_id) if chosen else uuid.uuid4().hex
         # D4: the body gets the arguments' JSON round trip, as it will after a resume.
@@ -149,6 +154,7 @@ class Requests:
                 "args": list(args),
                 "kwargs": kwargs,
                 "owner": self._owner,
+                **deadline,
             },
         )
         return self.host_new(workflow, created, chosen=chosen)
@@ -197,6 +203,7 @@ class Requests:
                 create=created,
                 created=reply,
                 reused=reused,
+                deadline=deadline_of(d),
             ),
         )
         late = (

@@ -296,7 +296,13 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
     # -- runs --------------------------------------------------------------------
 
     def start(
-        self, workflow: WorkflowDef[..., R], /, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: WorkflowDef[..., R],
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
     ) -> RunHandle[R]:
         """Start a durable run of ``workflow``; arguments must be JSON (D4).
 
@@ -305,7 +311,8 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
 
         ``run_id``: the run's id, chosen by the caller (A2; this keyword is
         reserved); the same start again returns the existing run, runs nothing.
-        See the guide "Starting runs" for the rules.
+        See the guide "Starting runs" for the rules. ``timeout`` (B4, reserved
+        too): seconds the run may take; see the guide "Run timeouts".
 
         Returns once the run is durable. Its creation is written with the
         body's first records (its first step's start, usually), so the body
@@ -332,12 +339,18 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         self._closing.check_accepting()
         with self._using():  # a chosen id is looked up in the store first
             submitted = self._requests.create(
-                workflow, args, kwargs, run_id=run_id, limit=self.max_payload_bytes
+                workflow, args, kwargs, run_id=run_id, timeout=timeout, limit=self.max_payload_bytes
             )
         return RunHandle(self, self._requests.wait(submitted), created=submitted.created)
 
     async def start_async(
-        self, workflow: WorkflowDef[..., R], /, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: WorkflowDef[..., R],
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
     ) -> RunHandle[R]:
         """Like :meth:`start`, awaited: the durable commit does not block the loop (A1).
 
@@ -353,6 +366,7 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             args,
             kwargs,
             run_id=run_id,
+            timeout=timeout,
             limit=self.max_payload_bytes,
         )
         if run_id is None and light(args, kwargs):

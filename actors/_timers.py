@@ -15,7 +15,7 @@ from actors._base import ProctorActor, tell
 from actors._census import Census
 from actors._clock import Clock
 from actors._mailbox import TimerInbox
-from actors._messages import CancelTimer, ScheduleTimer, TimerTick
+from actors._messages import CancelTimer, PendingTimers, ScheduleTimer, TimerTick
 
 
 class Timers(ProctorActor):
@@ -31,7 +31,9 @@ class Timers(ProctorActor):
     def new_inbox(self) -> TimerInbox:
         return TimerInbox()
 
-    def handle(self, message: Any) -> None:
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, PendingTimers):
+            return frozenset(self._pending)
         if isinstance(message, ScheduleTimer):
             self._pending[message.token] = (message.target, message.message)
             heapq.heappush(self._heap, (message.due, next(self._seq), message.token))
@@ -51,3 +53,4 @@ class Timers(ProctorActor):
             heapq.heappop(self._heap)
         assert isinstance(self.actor_inbox, TimerInbox)
         self.actor_inbox.deadline = self._heap[0][0] if self._heap else None
+        return None

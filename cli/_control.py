@@ -54,6 +54,7 @@ from persistence import (
     check_chosen_run_id,
     check_reason,
     create_unowned_run,
+    deadline_data,
     follow_run,
     follow_to_end,
     reason_cut,
@@ -166,6 +167,13 @@ def terminate(options: StoreOptions, run_id: str, reason: str | None) -> None:
 @click.option("--wait", is_flag=True, help="Wait for the run to end and print its result.")
 @click.option("--timeout", type=_SECONDS, help=_TIMEOUT_HELP)
 @click.option("--run-id", "run_id", metavar="ID", help=_RUN_ID_HELP)
+@click.option(
+    "--run-timeout",
+    "run_timeout",
+    type=_SECONDS,
+    help="Seconds the run may take (B4), instead of its @workflow(timeout=...): then it"
+    " is cancelled with source timeout. Counted from now, PENDING time included.",
+)
 @click.pass_obj
 def start(
     options: StoreOptions,
@@ -176,6 +184,7 @@ def start(
     wait: bool,
     timeout: float | None,
     run_id: str | None,
+    run_timeout: float | None,
 ) -> None:
     """Create a run of a workflow for a worker to pick up; print its id.
 
@@ -187,7 +196,13 @@ def start(
     prints the existing run; another start with that id exits 6.
     """
     _timeout_needs_wait(timeout, wait)
-    name, fn = _resolve(target)
+    if run_timeout == 0:
+        raise click.BadParameter("must be a positive number of seconds", param_hint="--run-timeout")
+    name, fn, workflow = _resolve(target)
+    # B4: the option, else the decorator's (WorkflowDef.timeout, read by name:
+    # this command does not import actors).
+    seconds = run_timeout if run_timeout is not None else getattr(workflow, "timeout", None)
+    grace = getattr(workflow, "cancel_grace", None)
     args = [parse_json(text, f"argument {i}") for i, text in enumerate(json_args, 1)]
     kwargs = parse_json(kwargs_json, "--kwargs") if kwargs_json is not None else {}
     if not isinstance(kwargs, dict):
@@ -208,7 +223,14 @@ def start(
     run_id = uuid.uuid4().hex if run_id is None else chosen_run_id(run_id)
     with open_store(options, write=True, create=True) as store:
         with creating():
-            record, new = create_unowned_run(store, name, args, kwargs, run_id=run_id)
+            record, new = create_unowned_run(
+                store,
+                name,
+                args,
+                kwargs,
+                run_id=run_id,
+                extra=deadline_data(seconds, grace, now=time.time()),
+            )
         with interrupted(f"stopped waiting; run {run_id} stays, for a worker to run"):
             click.echo(run_id)
             click.echo(
@@ -336,8 +358,9 @@ def _wait(
 _HINT = "MODULE:WORKFLOW"
 
 
-def _resolve(target: str) -> tuple[str, Any]:
-    """MODULE:WORKFLOW -> (the workflow's registered name, its body function)."""
+def _resolve(target: str) -> tuple[str, Any, Any]:
+    """MODULE:WORKFLOW -> (the workflow's registered name, its body function, the
+    ``@workflow()`` object)."""
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise click.BadParameter(
@@ -348,7 +371,7 @@ def _resolve(target: str) -> tuple[str, Any]:
     fn, name = getattr(obj, "fn", None), getattr(obj, "name", None)
     if obj is None or not isinstance(name, str) or not inspect.iscoroutinefunction(fn):
         raise click.BadParameter(f"{clean(target)} is not a @workflow()", param_hint=_HINT)
-    return name, fn
+    return name, fn, obj
 
 
 def _checked_reason(reason: str | None) -> str | None:

@@ -96,6 +96,11 @@ def duration(start: float | None, end: float | None) -> str:
     return text if end is not None else f"{text}+"
 
 
+def seconds_text(seconds: float) -> str:
+    """A span of seconds as the CLI prints it: ``250ms``, ``4.2s``, ``3m07s``, ``2h05m``."""
+    return _seconds(seconds)
+
+
 def _seconds(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
@@ -238,7 +243,9 @@ def event_details(e: EventRecord) -> str:
     for key, value in data.items():
         if value is None or key in {"origin", "traceback"}:
             continue
-        parts.append(f"{key}={json.dumps(value, ensure_ascii=False)}")
+        # B4: a deadline is an instant, shown as every other time is.
+        shown = when(value) if key == "deadline" and isinstance(value, int | float) else value
+        parts.append(f"{key}={json.dumps(shown, ensure_ascii=False)}")
     return " ".join(parts)
 
 

@@ -6,6 +6,7 @@ in their own modules: ``runs restart`` (``cli._restart``), ``runs prune``
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from cli._owner import owner_line, owner_state
 from cli._reused import reused_calls, reused_table
 from cli._signal_view import signal_rows, signal_state
 from cli._text import clean, plain
+from cli._timeouts import run_deadline_of, timeout_json, timeout_line
 from persistence import (
     EventRecord,
     EventType,
@@ -56,12 +58,14 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         owner = owner_state(run, store.runtimes())
         restarted_as = store.restarted_as(run_id)
     signals = signal_state(run, events)
+    deadline, now = run_deadline_of(events), time.time()
     if as_json:
         render.echo_json(
             {
                 "run": run.to_json(),
                 "owner": owner,
                 "cancel": cancel,
+                "timeout": timeout_json(deadline, now),
                 "pending_retries": retries,
                 "steps": [s.to_json() for s in steps],
                 "reused_calls": reused_calls(events),
@@ -88,6 +92,8 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         rows.append(("result", plain(json.dumps(run.result, ensure_ascii=False))))
     if run.error:
         rows.append(("error", plain(render.error_text(run.error))))
+    if deadline is not None:
+        rows.append(("timeout", plain(timeout_line(deadline, run.status, now))))
     if cancel["requested"]:
         rows.append(("cancel", plain(_cancel_line(cancel))))
     if run.terminate_requested_at is not None:

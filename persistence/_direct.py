@@ -19,7 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from persistence._control import cancel_request
@@ -43,8 +43,12 @@ def create_unowned_run(
     *,
     run_id: str,
     bind: Binder | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[RunRecord, bool]:
     """Create a PENDING run of ``workflow`` that nobody owns.
+
+    ``extra``: more fields of its ``run_created`` (a timeout's, B4:
+    ``deadline_data``).
 
     ``args`` and ``kwargs`` must already be the JSON round trip the body
     gets (``roundtrip_arguments``). ``bind``: the workflow's signature, where
@@ -63,7 +67,7 @@ def create_unowned_run(
     created = NewEvent(
         run_id=run_id,
         type=EventType.RUN_CREATED,
-        data={"workflow": workflow, "args": args, "kwargs": kwargs, "owner": None},
+        data={"workflow": workflow, "args": args, "kwargs": kwargs, "owner": None, **(extra or {})},
     )
     return create_run(store, [created], bind=bind)
 

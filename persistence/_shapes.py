@@ -56,6 +56,9 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
         "owner": (_OPT_STR, False),
         "parent_run_id": (_OPT_STR, False),
         "restarted_from": (_OPT_STR, False),
+        "timeout": (_OPT_NUMBER, False),
+        "deadline": (_OPT_NUMBER, False),
+        "cancel_grace": (_OPT_NUMBER, False),
     },
     _E.RUN_CLAIMED: {"owner": (_STR, True)},
     _E.RUN_RESUMED: {

@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from persistence._deadlines import run_deadline, timeout_difference
 from persistence._errors import (
     InvalidArgument,
     InvalidArgumentType,
@@ -232,6 +233,8 @@ def existing_start(store: Store, created: NewEvent, bind: Binder | None = None) 
         existing_from_call=_created_from_call(store, record) if restarted_from else None,
         bind=bind,
     )
+    if diff is None:
+        diff = timeout_difference(d.get("timeout"), run_deadline(store, record.run_id))
     if diff is not None:
         raise RunIdInUse(created.run_id, record.workflow, diff, restart=restarted_from is not None)
     return record

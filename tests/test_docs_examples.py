@@ -31,6 +31,7 @@ PRINTS = {
     ),
     "starting_runs.py": "shipped cart-7, charged 1 time(s)",
     "signals.py": "o-2: refused by bob",
+    "run_timeout.py": "run is cancelled: run timed out after 0.5 s",
 }
 
 

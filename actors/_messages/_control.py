@@ -92,6 +92,17 @@ class GraceExpired:
 
 
 @dataclass(**FROZEN)
+class RunTimedOut:
+    """Timers -> Guardian: run ``run_id``'s deadline has passed (B4): cancel it
+    with source ``timeout`` and ``reason``, terminate it ``grace`` seconds
+    later if it is still not terminal (None: never)."""
+
+    run_id: str
+    reason: str
+    grace: float | None
+
+
+@dataclass(**FROZEN)
 class Forward:
     """ControlInbox -> Guardian: deliver ``message`` to the run's supervisor, if hosted.
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from actors._messages._kinds import FROZEN
-from persistence import AppendOutcome, NewEvent, RunRecord, RunState
+from persistence import AppendOutcome, NewEvent, RunDeadline, RunRecord, RunState
 
 if TYPE_CHECKING:
     from pykka import ActorRef, Future
@@ -41,6 +41,8 @@ class StartRun:
     #: A restart's ``call_reused`` records (A7): the body replays them. A new
     #: run writes them with its creation; a claimed one has them in its log.
     reused: tuple[NewEvent, ...] = ()
+    #: The run's timeout as its ``run_created`` recorded it (B4), or None.
+    deadline: RunDeadline | None = None
 
     @classmethod
     def of_record(
@@ -53,6 +55,7 @@ class StartRun:
         resume_why: str | None = None,
         unrecorded: tuple[NewEvent, ...] = (),
         reused: tuple[NewEvent, ...] = (),
+        deadline: RunDeadline | None = None,
     ) -> StartRun:
         """Host a run that exists in the store (claimed, resumed or re-hosted)."""
         return cls(
@@ -67,6 +70,7 @@ class StartRun:
             resume_why=resume_why,
             unrecorded=unrecorded,
             reused=reused,
+            deadline=deadline,
         )
 
 
@@ -138,6 +142,12 @@ class TimerTick:
 @dataclass(**FROZEN)
 class GetWiring:
     """Facade -> Guardian: ask for the refs of the Journal and the Timers."""
+
+
+@dataclass(**FROZEN)
+class PendingTimers:
+    """Anyone -> Timers (ask): the tokens of the timers not yet fired or
+    cancelled, a frozenset (a test's check that nothing is left armed)."""
 
 
 @dataclass(**FROZEN)
