@@ -38,8 +38,8 @@ from actors._directory import Directory
 from actors._errors import RuntimeClosed
 from actors._handle import RunHandle
 from actors._reading import InFlight, StoreReads
-from actors._signalling import ClientSignals
 from actors._run_timeouts import start_deadline
+from actors._signalling import ClientSignals
 from actors._waiting import RunWaiter
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
