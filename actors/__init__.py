@@ -32,6 +32,7 @@ from actors._handle import ControlResult, RunHandle
 from actors._policy import RetryPolicy
 from actors._runtime import Runtime
 from actors._shield import shield
+from actors._sleep import sleep, sleep_until
 from persistence import (
     CorruptRecord,
     EventRecord,
@@ -112,6 +113,8 @@ __all__ = [
     "get_context",
     "registered_workflows",
     "shield",
+    "sleep",
+    "sleep_until",
     "start_child",
     "step",
     "workflow",

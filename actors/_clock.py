@@ -2,6 +2,11 @@
 
 ``SystemClock`` is real time. ``FakeClock`` only moves when a test calls
 :meth:`FakeClock.advance`, which fires every deadline it passes at once.
+
+Two readings: ``monotonic()`` schedules (it never goes backwards);
+``time()`` is the wall clock (UTC seconds since the epoch), only for what is
+recorded to be read by another process or host, such as a durable timer's
+due instant (B1). A FakeClock's wall clock moves with its monotonic one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ class Clock(Protocol):
         """Seconds on a clock that never goes backwards."""
         ...
 
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch (UTC), as ``time.time()``."""
+        ...
+
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
         """Wait on ``cond`` (held by the caller) until notified or ``deadline``."""
         ...
@@ -28,6 +37,9 @@ class Clock(Protocol):
 class SystemClock:
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
 
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
         if deadline is None:
@@ -44,12 +56,19 @@ class FakeClock:
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
+        #: The wall clock reads real time at construction, then moves only
+        #: with :meth:`advance` (so a due instant recorded under it is virtual).
+        self._wall = time.time() - start
         self._lock = threading.Lock()
         self._waiters: weakref.WeakSet[threading.Condition] = weakref.WeakSet()
 
     def monotonic(self) -> float:
         with self._lock:
             return self._now
+
+    def time(self) -> float:
+        with self._lock:
+            return self._wall + self._now
 
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
         with self._lock:

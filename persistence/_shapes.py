@@ -95,6 +95,12 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
     _E.SHIELD_ENTERED: {"depth": ((int,), False)},
     _E.SHIELD_EXITED: {"depth": ((int,), False)},
     _E.CANCEL_DELIVERED: {"checkpoint": (_OPT_INT, False)},
+    _E.TIMER_STARTED: {
+        "due_at": (_NUMBER, True),
+        "due": (_STR, True),
+        "seconds": (_OPT_NUMBER, False),
+    },
+    _E.TIMER_CANCELLED: {"reason": (_OPT_STR, False)},
     **{t: {"error": (_OPT_OBJECT, False)} for t in STEP_END_EVENTS},
 }
 

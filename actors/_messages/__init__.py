@@ -55,6 +55,7 @@ from actors._messages._hosting import (
     ScheduleTimer,
     SlotGranted,
     StartRun,
+    TimerDue,
     TimerTick,
     Wiring,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "TakeNoRuns",
     "Terminate",
     "TerminateTree",
+    "TimerDue",
     "TimerTick",
     "Unwound",
     "Wiring",
