@@ -30,6 +30,7 @@ PRINTS = {
         "['201 then 200, same run: True', '409', 'cancelled', 'shipped o-2 (receipt-o-2-7)', '404']"
     ),
     "starting_runs.py": "shipped cart-7, charged 1 time(s)",
+    "durable_sleep.py": "reminder sent for inv-1; inv-2 cancelled",
 }
 
 
