@@ -11,13 +11,16 @@ D3). The kill -9 tests with real processes are in test_sleep_processes.py.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import re
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from actors import (
     CancellationError,
@@ -37,6 +40,7 @@ from actors import (
     workflow,
 )
 from actors.testing import ProctorTestKit
+from cli import cli as cli_group
 from persistence import EventRecord, EventType, SQLiteStore, cancel_request
 from tests.conftest import NOTES, events_of, gate, note, open_rt, wait_for_event, wait_until
 
@@ -433,3 +437,41 @@ def test_B1_the_clock_reads_wall_time_for_due_instants() -> None:
     clock.advance(HOUR)
     assert clock.time() == pytest.approx(wall + HOUR)
     assert threading.current_thread() is threading.main_thread()
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def test_B1_runs_status_shows_a_pending_timer_and_runs_logs_its_events(
+    proctor: ProctorTestKit,
+) -> None:
+    rt, clock = proctor.runtime, proctor.clock
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(cli_group, ["--db", str(proctor.db), "runs", *args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    run = rt.start(naps, "cli", HOUR)
+    wait_for_event(rt, run.run_id, EventType.TIMER_STARTED)
+    status = cli("status", run.run_id)
+    assert re.search(
+        r"timer\s+sleep #1 until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in 59m\d\ds\)", status
+    )
+    pending = json.loads(cli("status", run.run_id, "--json"))["pending_timers"]
+    assert [(t["call"], t["kind"], t["seconds"]) for t in pending] == [(1, "sleep", HOUR)]
+
+    clock.advance(HOUR)
+    run.result(timeout=10)
+    assert "timer" not in cli("status", run.run_id)
+    assert json.loads(cli("status", run.run_id, "--json"))["pending_timers"] == []
+    logs = cli("logs", run.run_id)
+    assert re.search(r"timer_started\s+sleep #1\s+due_at=\S+ due=\"\S+Z\" seconds=3600", logs)
+    assert re.search(r"timer_fired\s+sleep #1", logs)
+
+    cancelled = rt.start(naps, "cli-cancel", HOUR)
+    wait_for_event(rt, cancelled.run_id, EventType.TIMER_STARTED)
+    rt.cancel(cancelled.run_id, reason="not today", wait=True, timeout=10)
+    assert re.search(
+        r'timer_cancelled\s+sleep #1\s+reason="not today"', cli("logs", cancelled.run_id)
+    )
