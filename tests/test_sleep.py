@@ -212,6 +212,36 @@ def test_B1_D3_a_cancel_recorded_while_no_runtime_was_alive_ends_the_sleep_on_re
     assert "d3.after" not in NOTES
 
 
+@workflow()
+async def naps_then_cleans_up(key: str) -> str:
+    try:
+        await sleep(HOUR)
+    except CancellationError:
+        async with shield():
+            await noted(f"{key}.cleanup")
+        raise
+    return key
+
+
+def test_B1_D2_a_cancel_met_in_a_sleep_replays_at_the_same_checkpoint(
+    proctor: ProctorTestKit,
+) -> None:
+    rt = proctor.runtime
+    crashed = proctor.crash_after(EventType.STEP_STARTED)  # the cleanup step's start
+    run = rt.start(naps_then_cleans_up, "again")
+    wait_for_event(rt, run.run_id, EventType.TIMER_STARTED)
+    rt.cancel(run.run_id, reason="stop")
+    assert crashed.wait(10)
+
+    second = proctor.restart()  # replays: the sleep meets the cancel again, from the log
+    wait_until(lambda: second.get_run(run.run_id).status is RunState.CANCELLED)
+    log = types(second.events(run.run_id))
+    for once in ("timer_started", "timer_cancelled", "cancel_delivered", "shield_entered"):
+        assert log.count(once) == 1, log
+    assert "timer_fired" not in log
+    assert "step_reexecuted" in log  # the cleanup, lost with the first runtime, ran again
+
+
 # -- cancel, shield, terminate ----------------------------------------------------------------
 
 
