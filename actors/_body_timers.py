@@ -34,7 +34,12 @@ cancel scope's deadline, B3; ``wait_for_signal(timeout=)``, B5)::
 
 Replay reads the records back through ``History`` (``actors._replay``): a
 ``timer_started`` makes call ``n`` a recorded call of kind ``"timer"``
-whose end is its ``timer_fired`` or ``timer_cancelled``.
+(``RecordedCall.timer`` its start data) whose end is its ``timer_fired``
+or ``timer_cancelled`` (also ``RecordedCall.timer_end``). A timer started
+for a call that has records of its own kind (the timeout of a signal wait,
+say) only adds ``timer`` and ``timer_end`` to that call's record: its end
+stays the call's own business. Check a timer call with ``TimerCall(kind)``
+(``actors._sleep``) through ``Body.recorded``.
 
 Invariants: at most one pending timer per call id; a timer fires at most
 once, and only while pending (a drop or a release before the ``TimerDue``

@@ -72,8 +72,11 @@ class RecordedCall:
     #: The latest heartbeat details any attempt recorded: the next attempt's
     #: ``ctx.last_heartbeat_details`` (H2), after a timeout or a crash alike.
     heartbeat_details: Any = None
-    #: A timer's ``timer_started`` data (its ``due_at``); None for the others.
+    #: The ``timer_started`` data (its ``due_at``) of the call's durable timer,
+    #: and that timer's ``timer_fired``/``timer_cancelled``: a timer call's
+    #: own (then also its ``end``), or the timeout of a call of another kind.
     timer: dict[str, Any] | None = None
+    timer_end: EventRecord | None = None
 
     def end_data(self) -> dict[str, Any]:
         """The latest details, for the end record of an attempt lost in a crash."""
@@ -167,9 +170,12 @@ class History:
                 ev.call, "child", ev.step, child_run_id=ev.data.get("child_run_id")
             )
         elif t is _E.TIMER_STARTED and ev.call is not None:
-            self.calls[ev.call] = RecordedCall(
-                ev.call, "timer", ev.step or "timer", timer=dict(ev.data)
-            )
+            if ev.call in self.calls:  # the timeout of a call of its own kind
+                self.calls[ev.call].timer = dict(ev.data)
+            else:
+                self.calls[ev.call] = RecordedCall(
+                    ev.call, "timer", ev.step or "timer", timer=dict(ev.data)
+                )
         elif ev.call is not None and ev.call in self.calls:
             call = self.calls[ev.call]
             if t in _STEP_ENDS or t is _E.STEP_ABANDONED:
@@ -191,7 +197,11 @@ class History:
                 call.end, call.waiting = ev, False
             elif t is _E.STEP_RETRY_SCHEDULED:
                 call.end = None  # the failure was not the call's end: a retry follows
-            elif t is _E.CHILD_ENDED or t in _TIMER_ENDS:
+            elif t in _TIMER_ENDS:
+                call.timer_end = ev
+                if call.kind == "timer":
+                    call.end = ev
+            elif t is _E.CHILD_ENDED:
                 call.end = ev
 
     def fold(self, ev: EventRecord) -> None:
