@@ -33,7 +33,7 @@ from actors._errors import CancellationError, NonDeterminismError
 from actors._messages import CallEnded, Cancel
 from actors._replay import RecordedCall
 from actors._sleep import Sleep, TimerCall
-from persistence import EventType
+from persistence import EventRecord, EventType
 
 _E = EventType
 
@@ -57,7 +57,7 @@ class SleepHost(Protocol):
         """A call's end is written (or decided): the await may resume."""
 
 
-def timer_outcome(end: Any) -> tuple[Any, BaseException | None]:
+def timer_outcome(end: EventRecord) -> tuple[Any, BaseException | None]:
     """What the await of an ended timer gives the body: (value, error)."""
     if end.type is _E.TIMER_CANCELLED:
         return None, CancellationError(end.data.get("reason"))
