@@ -97,3 +97,23 @@ def test_B1_D2_a_sleep_due_while_no_worker_was_alive_fires_at_once_on_resume(
     assert resumed.ts > due_at
     assert fired.ts - resumed.ts < 5  # at once (generous for a loaded machine)
     assert (runs(folder, "before"), runs(folder, "after")) == (1, 1)
+
+
+def test_B1_C2_proctor_cancel_from_another_process_ends_a_one_hour_sleep_at_once(
+    workers: list[Worker], db: Path, tmp_path: Path, folder: Path
+) -> None:
+    spawn(workers, db, tmp_path)
+    run_id = start_dozes(db, folder, 3600)
+    wait_until(
+        lambda: any(e.type.value == "timer_started" for e in events(db, run_id)),
+        timeout=DEADLINE,
+    )
+    began = time.monotonic()
+    result = proctor(db, "cancel", run_id, "--reason", "no time", "--wait", "--timeout", "20")
+    took = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    assert record(db, run_id).status is RunState.CANCELLED
+    assert took < 20  # a fresh interpreter, not the hour
+    log = [e.type.value for e in events(db, run_id)]
+    assert log[-3:] == ["timer_cancelled", "cancel_delivered", "run_cancelled"]
+    assert runs(folder, "after") == 0
