@@ -324,6 +324,27 @@ def test_B1_T2_a_terminate_during_a_sleep_ends_the_run_and_its_timer(
     assert "t2.after" not in NOTES
 
 
+@workflow()
+async def parent_of_a_napper(key: str) -> str:
+    return await naps(key, HOUR)
+
+
+def test_B1_C7_a_cancel_of_the_parent_ends_a_childs_sleep_at_once(rt: Runtime) -> None:
+    run = rt.start(parent_of_a_napper, "c7")
+    child = f"{run.run_id}.0"
+    wait_until(
+        lambda: (
+            any(e.type is EventType.TIMER_STARTED for e in events_of(rt, child))
+            if rt.list_runs(parent_run_id=run.run_id)
+            else False
+        )
+    )
+    result = rt.cancel(run.run_id, reason="parent says stop", wait=True, timeout=5)
+    assert result.status is RunState.CANCELLED
+    assert rt.get_run(child).status is RunState.CANCELLED
+    assert timers(events_of(rt, child)) == [("timer_started", 1), ("timer_cancelled", 1)]
+
+
 # -- bad input, and where sleep may be used ------------------------------------------------------
 
 
