@@ -33,6 +33,7 @@ from actors._policy import RetryPolicy
 from actors._runtime import Runtime
 from actors._shield import shield
 from actors._signal_log import wait_for_signal
+from actors._sleep import sleep, sleep_until
 from persistence import (
     CorruptRecord,
     EventRecord,
@@ -115,6 +116,8 @@ __all__ = [
     "get_context",
     "registered_workflows",
     "shield",
+    "sleep",
+    "sleep_until",
     "start_child",
     "step",
     "wait_for_signal",

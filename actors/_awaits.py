@@ -38,6 +38,8 @@ from actors._launch import Launcher
 from actors._messages import CallEnded, Cancel, ChildStartedNoWait, StepsScheduled
 from actors._recorder import Recorder
 from actors._replay import RecordedCall, recorded_outcome
+from actors._sleep import Sleep
+from actors._sleeping import Sleeps
 from persistence import NewEvent, ProctorError, safe_repr
 
 
@@ -83,6 +85,7 @@ class Awaits:
         launcher: Launcher,
         log: Recorder,
         clock: Clock,
+        sleeps: Sleeps,
     ) -> None:
         self._host = host
         self._run_id = run_id
@@ -94,6 +97,7 @@ class Awaits:
         self._launcher = launcher
         self._log = log
         self._clock = clock
+        self._sleeps = sleeps
         #: What the suspended body is waiting for; None while it runs.
         self.waiting: Waiting | None = None
 
@@ -117,14 +121,19 @@ class Awaits:
             return self._start_child(command)
         if isinstance(command, JoinChild):
             return self._join_child(command.call_id)
+        if isinstance(command, Sleep):  # B1: a durable timer (_sleeping)
+            slept = self._sleeps.on_await(command)
+            if isinstance(slept, Waiting):
+                self.waiting, slept = slept, None
+            return slept
         if isinstance(command, StepCall | ChildCall):
             calls: tuple[Call, ...] = (command,)
         elif isinstance(command, Gather):
             calls = command.calls
         else:
             return None, ProctorError(
-                f"a workflow body can only await steps, child workflows and "
-                f"proctor gather(); it awaited {safe_repr(command)}"
+                f"a workflow body can only await steps, child workflows, proctor "
+                f"sleep() and gather(); it awaited {safe_repr(command)}"
             )
         # Checkpoint (C3): a call that starts while cancelling is never started.
         if self._body.checkpoint_due():

@@ -32,6 +32,7 @@ from actors._context import WorkflowContext, reset_current, set_current
 from actors._definitions import Call, WorkflowDef
 from actors._errors import CancellationError, NonDeterminismError, Terminated
 from actors._replay import History, RecordedCall
+from actors._sleep import TimerCall
 from persistence import EventType, safe_repr
 
 _E = EventType
@@ -221,7 +222,9 @@ class Body:
 
     # -- replay -------------------------------------------------------------------
 
-    def recorded(self, call_id: int, call: Call) -> RecordedCall | NonDeterminismError | None:
+    def recorded(
+        self, call_id: int, call: Call | TimerCall
+    ) -> RecordedCall | NonDeterminismError | None:
         """What the log has for this call (replay), or the divergence; None if live."""
         if not self._host.replaying:
             return None

@@ -11,6 +11,8 @@ run's state lives here with the cancel that moved it there:
   runs (C7), never to those started inside a shield (S1); an attempt
   waiting for a step slot or a back-off is never started while cancelling:
   its await gets CancellationError (C3);
+- it ends the body's durable timers that a cancel interrupts (an
+  unshielded ``await sleep``, B1): the sleep raises at once;
 - the store's view, learnt from an acknowledgement (``learn``): a cancel
   recorded before this supervisor existed (or while nobody hosted the run,
   D3) is adopted then; only then may the store be read, for its reason.
@@ -29,6 +31,7 @@ from typing import Protocol
 from actors._attempts import Attempts
 from actors._base import tell
 from actors._body import Body
+from actors._body_timers import BodyTimers
 from actors._children import Children
 from actors._errors import CancellationError
 from actors._launch import Launcher
@@ -70,6 +73,7 @@ class Cancelling:
         launcher: Launcher,
         children: Children,
         log: Recorder,
+        timers: BodyTimers,
     ) -> None:
         self._host = host
         self._run_id = run_id
@@ -84,6 +88,7 @@ class Cancelling:
         self._launcher = launcher
         self._children = children
         self._log = log
+        self._timers = timers
 
     def advance(self, type_: EventType) -> None:
         """The run's state after a record of ``type_`` (``next_state``)."""
@@ -140,6 +145,8 @@ class Cancelling:
                     CallEnded(call_id=call_id, error=CancellationError(cancel.reason))
                 )
         self._children.forward_cancel(cancel.reason)
+        # C2 for a sleeping body (B1): its timer ends now, not when due.
+        self._timers.on_run_cancel(cancel.reason)
 
     def learn(self, status: RunState, recorded: Callable[[], Cancel]) -> None:
         """The run's state when a group of ours committed (``status``): a

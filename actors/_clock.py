@@ -2,6 +2,11 @@
 
 ``SystemClock`` is real time. ``FakeClock`` only moves when a test calls
 :meth:`FakeClock.advance`, which fires every deadline it passes at once.
+
+Two readings: ``monotonic()`` schedules (it never goes backwards);
+``time()`` is the wall clock (UTC seconds since the epoch), only for what is
+recorded to be read by another process or host, such as a durable timer's
+due instant (B1). A FakeClock's wall clock moves with its monotonic one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ class Clock(Protocol):
         """Seconds on a clock that never goes backwards."""
         ...
 
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch (UTC), as ``time.time()``."""
+        ...
+
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
         """Wait on ``cond`` (held by the caller) until notified or ``deadline``."""
         ...
@@ -30,7 +39,7 @@ class SystemClock:
         return time.monotonic()
 
     def time(self) -> float:
-        """The wall clock: UTC seconds since the epoch (a run's deadline, B4)."""
+        """The wall clock: UTC seconds since the epoch (deadlines, due instants)."""
         return time.time()
 
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
@@ -48,9 +57,9 @@ class FakeClock:
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
-        self._start = start
-        #: The wall clock's reading when this clock was made; it moves with advance().
-        self._wall = time.time()
+        #: The wall clock reads real time at construction, then moves only
+        #: with :meth:`advance` (so a due instant recorded under it is virtual).
+        self._wall = time.time() - start
         self._lock = threading.Lock()
         self._waiters: weakref.WeakSet[threading.Condition] = weakref.WeakSet()
 
@@ -61,7 +70,7 @@ class FakeClock:
     def time(self) -> float:
         """Virtual wall clock: the real one when made, plus every advance()."""
         with self._lock:
-            return self._wall + (self._now - self._start)
+            return self._wall + self._now
 
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
         with self._lock:
@@ -78,11 +87,3 @@ class FakeClock:
         for cond in waiters:
             with cond:
                 cond.notify_all()
-
-
-def wall_time(clock: object) -> float:
-    """``clock``'s wall clock (its ``time()``, UTC seconds since the epoch), or
-    the system's for a clock that has none (the Clock protocol asks only for
-    ``monotonic`` and ``wait``)."""
-    read = getattr(clock, "time", None)
-    return float(read()) if callable(read) else time.time()

@@ -14,6 +14,8 @@ collaborator       module         concept
 ``children``       _children      child runs and what flows down to them
 ``body``           _body          the workflow coroutine and its replay cursor
 ``awaits``         _awaits        what the body awaits, as calls
+``timers``         _body_timers   the body's durable timers (B1)
+``sleeps``         _sleeping      the body's ``await sleep(...)`` (B1)
 ``run``            _cancelling    the run's state and the cancel it acts on
 ``resuming``       _resuming      the takeover of a run whose runtime died
 ``terminate``      _terminating   a terminate (T1-T4)
@@ -45,6 +47,7 @@ from actors._acks import AckHost, JournalReplies
 from actors._attempts import Attempts
 from actors._awaits import AwaitHost, Awaits
 from actors._body import Body, BodyHost
+from actors._body_timers import BodyTimers, TimerHost
 from actors._call_ends import CallEndHost, CallEnds
 from actors._cancelling import CancelHost, Cancelling
 from actors._census import Census
@@ -62,6 +65,7 @@ from actors._recorder import Recorder
 from actors._restarts import RestartHost, Restarts
 from actors._resuming import ResumeHost, Resumption
 from actors._signals import SignalHost, SignalWaits
+from actors._sleeping import SleepHost, Sleeps
 from actors._terminating import TerminateHost, Termination
 from persistence import NewEvent, RunState, Store
 
@@ -79,6 +83,8 @@ class RunHost(
     ResumeHost,
     AckHost,
     SignalHost,
+    TimerHost,
+    SleepHost,
     Protocol,
 ):
     """Everything the collaborators need of their run supervisor."""
@@ -112,6 +118,8 @@ class Crew:
     children: Children
     body: Body
     awaits: Awaits
+    timers: BodyTimers
+    sleeps: Sleeps
     run: Cancelling
     resuming: Resumption
     terminate: Termination
@@ -185,6 +193,8 @@ def assemble(
         kwargs=dict(kwargs),
         max_payload_bytes=max_payload_bytes,
     )
+    timers = BodyTimers(host, run_id=run_id, log=log, clock=clock)
+    sleeps = Sleeps(host, body=body, timers=timers)
     awaits = Awaits(
         host,
         run_id=run_id,
@@ -195,6 +205,7 @@ def assemble(
         launcher=launcher,
         log=log,
         clock=clock,
+        sleeps=sleeps,
     )
     signals = SignalWaits(host, run_id=run_id, body=body, log=log, reader=reader)
     run = Cancelling(
@@ -209,6 +220,7 @@ def assemble(
         launcher=launcher,
         children=children,
         log=log,
+        timers=timers,
     )
     resuming = Resumption(
         host,
@@ -284,6 +296,8 @@ def assemble(
         children=children,
         body=body,
         awaits=awaits,
+        timers=timers,
+        sleeps=sleeps,
         run=run,
         resuming=resuming,
         terminate=terminate,

@@ -14,7 +14,14 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from persistence import EventRecord, EventType, RunRecord, StepRecord, StepState
+from persistence import (
+    EventRecord,
+    EventType,
+    RunRecord,
+    StepRecord,
+    StepState,
+    pending_timers,
+)
 
 _E = EventType
 
@@ -53,6 +60,11 @@ def waiting_on(
     found.extend(_pending_retries(events, now))
     found.extend(_running(a, now) for a in steps if a.status is StepState.RUNNING)
     found.extend(_open_children(events))
+    found.extend(
+        f"a durable timer ({t['kind']} #{t['call']}) due at {t['due']}, in"
+        f" {t['due_at'] - now:.1f}s on the wall clock (a virtual clock must be advanced)"
+        for t in pending_timers(events)
+    )
     if record.cancel_requested_at is not None:
         found.append(
             f"a cancel requested {now - record.cancel_requested_at:.1f}s ago"

@@ -8,6 +8,9 @@ the same way, so call ``n`` of the replayed body is call ``n`` of the log.
   recorded failure, without starting anything.
 - A call that started and never ended (its attempt was lost with its
   runtime) runs again as a new attempt (``step_reexecuted``).
+- A durable timer (``await sleep``, B1) is a call too: its
+  ``timer_started`` holds the due instant, its end is ``timer_fired`` or
+  ``timer_cancelled``; one never ended is scheduled again (``_sleeping``).
 - What the body itself recorded (shield entry and exit, a cancel delivered
   at checkpoint ``k``) is matched one by one and not written twice. This
   is also what makes cancellation replay exactly: a cancel is delivered
@@ -28,6 +31,7 @@ from actors._definitions import Call, StepCall
 from actors._errors import CancellationError, NonDeterminismError, StepFailed
 from actors._outcomes import child_outcome
 from actors._signal_log import SignalLog
+from actors._sleep import TimerCall
 from persistence import (
     BODY_EVENTS,
     EventRecord,
@@ -47,6 +51,8 @@ _E = EventType
 
 _SIGNAL_EVENTS = frozenset({_E.SIGNAL_SENT, _E.SIGNAL_WAITING, _E.SIGNAL_RECEIVED})
 _STEP_ENDS = frozenset({_E.STEP_COMPLETED, _E.STEP_FAILED, _E.STEP_CANCELLED, _E.STEP_TIMED_OUT})
+_TIMER_ENDS = frozenset({_E.TIMER_FIRED, _E.TIMER_CANCELLED})
+_WHAT = {"step": "step", "child": "child workflow", "signal": "wait for signal", "timer": "timer"}
 
 
 @dataclass(slots=True)
@@ -54,7 +60,7 @@ class RecordedCall:
     """One call of the body as its log records it."""
 
     call: int
-    kind: Literal["step", "child", "signal"]
+    kind: Literal["step", "child", "signal", "timer"]
     name: str
     #: The highest attempt number started so far.
     last_attempt: int = 0
@@ -68,6 +74,11 @@ class RecordedCall:
     #: The latest heartbeat details any attempt recorded: the next attempt's
     #: ``ctx.last_heartbeat_details`` (H2), after a timeout or a crash alike.
     heartbeat_details: Any = None
+    #: The ``timer_started`` data (its ``due_at``) of the call's durable timer,
+    #: and that timer's ``timer_fired``/``timer_cancelled``: a timer call's
+    #: own (then also its ``end``), or the timeout of a call of another kind.
+    timer: dict[str, Any] | None = None
+    timer_end: EventRecord | None = None
 
     def end_data(self) -> dict[str, Any]:
         """The latest details, for the end record of an attempt lost in a crash."""
@@ -79,8 +90,7 @@ class RecordedCall:
     waiting: bool = False
 
     def describe(self) -> str:
-        what = {"child": "child workflow", "signal": "wait for signal"}.get(self.kind, "step")
-        return f"{what} {self.name!r}"
+        return f"{_WHAT[self.kind]} {self.name!r}"
 
 
 class History:
@@ -165,6 +175,13 @@ class History:
             self.calls[ev.call] = RecordedCall(
                 ev.call, "child", ev.step, child_run_id=ev.data.get("child_run_id")
             )
+        elif t is _E.TIMER_STARTED and ev.call is not None:
+            if ev.call in self.calls:  # the timeout of a call of its own kind
+                self.calls[ev.call].timer = dict(ev.data)
+            else:
+                self.calls[ev.call] = RecordedCall(
+                    ev.call, "timer", ev.step or "timer", timer=dict(ev.data)
+                )
         elif ev.call is not None and ev.call in self.calls:
             call = self.calls[ev.call]
             if t in _STEP_ENDS or t is _E.STEP_ABANDONED:
@@ -186,6 +203,10 @@ class History:
                 call.end, call.waiting = ev, False
             elif t is _E.STEP_RETRY_SCHEDULED:
                 call.end = None  # the failure was not the call's end: a retry follows
+            elif t in _TIMER_ENDS:
+                call.timer_end = ev
+                if call.kind == "timer":
+                    call.end = ev
             elif t is _E.CHILD_ENDED:
                 call.end = ev
 
@@ -209,16 +230,21 @@ class History:
         """Nothing left to replay once the body's next call id is ``next_call``."""
         return not self.body and all(call_id < next_call for call_id in self.calls)
 
-    def check_call(self, call_id: int, call: Call) -> RecordedCall | None:
+    def check_call(self, call_id: int, call: Call | TimerCall) -> RecordedCall | None:
         """The recorded call with this id, checked against what the body asks now.
 
         Raises:
             NonDeterminismError: the log has another call there, or expects
                 the body to do something else first.
         """
-        kind = "step" if isinstance(call, StepCall) else "child"
-        name = call.step.name if isinstance(call, StepCall) else call.workflow.name
-        what = f"{'child workflow' if kind == 'child' else 'step'} {name!r}"
+        kind: Literal["step", "child", "timer"]
+        if isinstance(call, TimerCall):
+            kind, name = "timer", call.kind
+        elif isinstance(call, StepCall):
+            kind, name = "step", call.step.name
+        else:
+            kind, name = "child", call.workflow.name
+        what = f"{_WHAT[kind]} {name!r}"
         recorded = self.calls.get(call_id)
         if recorded is None:
             if self.body:

@@ -35,7 +35,7 @@ import pykka
 from actors._arguments import binder, fits, flag, optional_seconds, text
 from actors._arguments import run_id as check_run_id
 from actors._base import tell
-from actors._clock import Clock, wall_time
+from actors._clock import Clock
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
 from actors._errors import RuntimeClosed
@@ -136,7 +136,7 @@ class Requests:
         """
         if not isinstance(workflow, WorkflowDef):
             raise InvalidArgumentType(f"start() takes a @workflow(), got {safe_repr(workflow)}")
-        deadline = start_deadline(workflow, timeout, now=wall_time(self._clock))
+        deadline = start_deadline(workflow, timeout, now=self._clock.time())
         chosen = run_id is not None
         run_id = check_chosen_run_id(run_id) if chosen else uuid.uuid4().hex
         # D4: the body gets the arguments' JSON round trip, as it will after a resume.

@@ -7,7 +7,7 @@ the Guardian arms it when it starts the run's supervisor (a new run, a
 claimed PENDING run, a run resumed or re-hosted after its owner died) and
 disarms it when that supervisor exits. The time left is measured once, at
 arming, against the wall clock (``deadline`` minus the Timers' clock's wall
-time, ``_clock.wall_time``; at least 0: a deadline that passed while nobody
+time, ``Clock.time()``; at least 0: a deadline that passed while nobody
 hosted the run fires at once) and counted on the Timers' monotonic clock
 from then, so a later jump of the wall clock does not move it.
 
@@ -35,7 +35,7 @@ import pykka
 
 from actors._arguments import optional_seconds
 from actors._base import tell
-from actors._clock import Clock, wall_time
+from actors._clock import Clock
 from actors._definitions import WorkflowDef
 from actors._directory import Directory
 from actors._messages import (
@@ -84,7 +84,7 @@ class RunTimeouts:
         timers: the Timers actor; guardian: the Guardian (the timers' target);
         journal: the Journal, as a function (the Guardian's may be restarted).
         directory: the runs hosted here, to deliver the cancel to.
-        clock: the Timers' clock; its wall clock (``_clock.wall_time``)
+        clock: the Timers' clock; its wall clock (``Clock.time()``)
             measures what is left of a deadline.
     """
 
@@ -114,7 +114,7 @@ class RunTimeouts:
         deadline = msg.deadline
         if deadline is None or msg.cancel_source == TIMEOUT_SOURCE:
             return
-        left = max(0.0, deadline.left(wall_time(self._clock)))
+        left = max(0.0, deadline.left(self._clock.time()))
         tell(
             self._timers,
             ScheduleTimer(

@@ -55,6 +55,7 @@ from actors._messages import (
     SlotGranted,
     Started,
     Terminate,
+    TimerDue,
 )
 from actors._replay import History
 from actors._signal_log import WaitForSignal
@@ -153,6 +154,7 @@ class RunSupervisor(ProctorActor):
         # Waiting attempts are left as recorded (a resume starts them); their
         # slots, or places in line, go to the next attempts.
         self._crew.attempts.release_queued()
+        self._crew.timers.release()  # unfired timers stay recorded: a resume fires them
 
     # -- dispatch ----------------------------------------------------------------
 
@@ -177,6 +179,9 @@ class RunSupervisor(ProctorActor):
         elif isinstance(message, ResumeBody):
             if crew.body.coro is not None and not crew.life.terminated:
                 self.drive(error=CancellationError(message.reason))
+        elif isinstance(message, TimerDue):
+            if not (crew.life.terminated or crew.life.draining or crew.life.ended):
+                crew.timers.on_due(message)
         elif isinstance(message, SlotGranted):
             crew.launcher.on_slot_granted(message)
         elif isinstance(message, SignalArrived):

@@ -4,7 +4,8 @@ Installing Proctor gives every test these fixtures:
 
 - ``proctor_db``: the path of a fresh store, in the test's tmp_path.
 - ``virtual_clock``: a :class:`FakeClock`; ``virtual_clock.advance(s)`` fires
-  back-offs, step timeouts, heartbeat deadlines and cancel graces at once.
+  back-offs, step timeouts, heartbeat deadlines, cancel graces and durable
+  sleeps (B1) at once.
 - ``proctor``: a :class:`~actors.testing.ProctorTestKit` on both: its
   ``runtime``, fault injection (``fail``, ``hang``, ``crash_after`` then
   ``restart``), ``wait_for_status`` and ``assert_events``. Torn down with a

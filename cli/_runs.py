@@ -33,6 +33,7 @@ from persistence import (
     RunState,
     Store,
     follow_run,
+    pending_timers,
 )
 
 
@@ -55,6 +56,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         events = store.events(run_id)
         cancel = _cancel_state(run, events)
         retries = _pending_retries(events)
+        timers = [] if run.status.is_terminal else pending_timers(events)
         owner = owner_state(run, store.runtimes())
         restarted_as = store.restarted_as(run_id)
     signals = signal_state(run, events)
@@ -67,6 +69,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "cancel": cancel,
                 "timeout": timeout_json(deadline, now),
                 "pending_retries": retries,
+                "pending_timers": timers,
                 "steps": [s.to_json() for s in steps],
                 "reused_calls": reused_calls(events),
                 "children": [_brief(c) for c in children],
@@ -110,6 +113,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
             f"{render.when(retry['retry_at'])} (after {retry['after']})"
         )
         rows.append(("next retry", plain(line)))
+    rows.extend(("timer", plain(_timer_line(timer))) for timer in timers)
     rows.extend(
         ("bad row", plain(f"step #{s.call}.{s.attempt} cannot be read: {s.defect}"))
         for s in steps
@@ -257,6 +261,13 @@ def _pending_retries(events: list[EventRecord]) -> list[dict[str, Any]]:
         for e in events
         if e.type is EventType.STEP_RETRY_SCHEDULED and (e.call, e.attempt) not in started
     ]
+
+
+def _timer_line(timer: dict[str, Any]) -> str:
+    """A pending durable timer (B1): what, due when (UTC), and in how long."""
+    left = timer["due_at"] - time.time()
+    due = f"in {render.duration(0.0, left)}" if left > 0 else "due now (overdue)"
+    return f"{timer['kind']} #{timer['call']} until {render.when(timer['due_at'])} ({due})"
 
 
 def _restarts(events: list[EventRecord]) -> dict[tuple[int | None, int | None], str]:

@@ -122,6 +122,7 @@ from persistence._states import (
 )
 from persistence._store import SQLiteStore
 from persistence._text import calls_phrase, safe_repr, safe_str, type_name, valid_text
+from persistence._timers import pending_timers
 
 __all__ = [
     "BODY_EVENTS",
@@ -215,6 +216,7 @@ __all__ = [
     "open_same_store",
     "open_store",
     "parse_duration",
+    "pending_timers",
     "prune",
     "prune_batch",
     "prune_runtimes",

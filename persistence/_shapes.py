@@ -105,6 +105,12 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
     },
     _E.SIGNAL_WAITING: {},
     _E.SIGNAL_RECEIVED: {"signal_id": (_STR, True)},
+    _E.TIMER_STARTED: {
+        "due_at": (_NUMBER, True),
+        "due": (_STR, True),
+        "seconds": (_OPT_NUMBER, False),
+    },
+    _E.TIMER_CANCELLED: {"reason": (_OPT_STR, False)},
     **{t: {"error": (_OPT_OBJECT, False)} for t in STEP_END_EVENTS},
 }
 

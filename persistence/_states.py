@@ -84,6 +84,11 @@ class EventType(enum.Enum):
     CANCEL_DELIVERED = "cancel_delivered"
     SHIELD_ENTERED = "shield_entered"
     SHIELD_EXITED = "shield_exited"
+    #: A durable timer of the body (B1): started for call ``n`` (``due_at``:
+    #: a UTC wall-clock instant), fired, or dropped before it fired.
+    TIMER_STARTED = "timer_started"
+    TIMER_FIRED = "timer_fired"
+    TIMER_CANCELLED = "timer_cancelled"
     TERMINATE_REQUESTED = "terminate_requested"
     #: B5: a signal sent to the run (name, payload, id); kept until a wait takes it.
     SIGNAL_SENT = "signal_sent"

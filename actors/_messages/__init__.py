@@ -58,6 +58,7 @@ from actors._messages._hosting import (
     ScheduleTimer,
     SlotGranted,
     StartRun,
+    TimerDue,
     TimerTick,
     Wiring,
 )
@@ -129,6 +130,7 @@ __all__ = [
     "TakeNoRuns",
     "Terminate",
     "TerminateTree",
+    "TimerDue",
     "TimerTick",
     "Unwound",
     "Wiring",

@@ -95,6 +95,13 @@ class RetryDue:
 
 
 @dataclass(**FROZEN)
+class TimerDue:
+    """Timers -> supervisor: the body's durable timer of this call is due (B1)."""
+
+    call: int
+
+
+@dataclass(**FROZEN)
 class Deadline:
     """Timers -> supervisor: check an attempt's timeout and heartbeat timeout."""
 
