@@ -3,6 +3,7 @@
 The public API is exactly ``__all__``; everything else is private.
 """
 
+from actors._cancellation_type import CancellationType
 from actors._client import Client
 from actors._clock import Clock, FakeClock, SystemClock
 from actors._context import Context, StepContext, WorkflowContext, get_context
@@ -32,6 +33,7 @@ from actors._handle import ControlResult, RunHandle
 from actors._policy import RetryPolicy
 from actors._runtime import Runtime
 from actors._shield import shield
+from actors._step_handles import StepHandle, start_step
 from persistence import (
     CorruptRecord,
     EventRecord,
@@ -61,6 +63,7 @@ from persistence import (
 
 __all__ = [
     "CancellationError",
+    "CancellationType",
     "ChildRun",
     "Client",
     "Clock",
@@ -96,6 +99,7 @@ __all__ = [
     "StepContext",
     "StepDef",
     "StepFailed",
+    "StepHandle",
     "StepRecord",
     "StepState",
     "StoreCorrupt",
@@ -113,6 +117,7 @@ __all__ = [
     "registered_workflows",
     "shield",
     "start_child",
+    "start_step",
     "step",
     "workflow",
 ]

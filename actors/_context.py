@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable, Generator
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import pykka
 
@@ -274,6 +274,16 @@ class StepContext(Context):
         tell(self._journal, Append(events=(event,)))
 
 
+class CallHandles(Protocol):
+    """The run supervisor's side of call handles (B2, ``_handle_desk``)."""
+
+    def start_step(self, call: Any) -> Any:
+        """Record and start a step call; its handle."""
+
+    def cancel_call(self, call_id: int, reason: str | None, mode: Any) -> bool:
+        """Cancel one call of the body through its handle."""
+
+
 class WorkflowContext(Context):
     """The context of a workflow body; lives in its RunSupervisor's thread."""
 
@@ -295,6 +305,8 @@ class WorkflowContext(Context):
         self._record = record
         self.sealed = False
         self.call_counter = 0
+        #: Step and child-run handles (B2): set by the run supervisor.
+        self.handles: CallHandles | None = None
 
     @property
     def is_cancelling(self) -> bool:

@@ -21,6 +21,8 @@ collaborator       module         concept
 ``drain``          _draining      shutdown, store failure, lost lease
 ``ends``           _call_ends     what a step's or child's end means
 ``replies``        _acks          what each reply of the Journal means
+``calls``          _call_cancel   cancelling some calls only (B2, B3)
+``handles``        _handle_desk   step and child-run handles (B2)
 =================  =============  ==========================================
 
 Invariants: one crew per supervisor, built in its constructor, before its
@@ -44,6 +46,7 @@ from actors._acks import AckHost, JournalReplies
 from actors._attempts import Attempts
 from actors._awaits import AwaitHost, Awaits
 from actors._body import Body, BodyHost
+from actors._call_cancel import CallCancel, CallCancelHost
 from actors._call_ends import CallEndHost, CallEnds
 from actors._cancelling import CancelHost, Cancelling
 from actors._census import Census
@@ -54,6 +57,7 @@ from actors._directory import Directory
 from actors._draining import Drain, DrainHost
 from actors._ending import Ending, EndingHost
 from actors._fencing import LeaseGuard
+from actors._handle_desk import HandleDesk, HandleHost
 from actors._launch import Launcher, LaunchHost
 from actors._lifecycle import Lifecycle
 from actors._messages import Cancel
@@ -76,6 +80,8 @@ class RunHost(
     TerminateHost,
     ResumeHost,
     AckHost,
+    CallCancelHost,
+    HandleHost,
     Protocol,
 ):
     """Everything the collaborators need of their run supervisor."""
@@ -116,6 +122,8 @@ class Crew:
     drain: Drain
     ends: CallEnds
     replies: JournalReplies
+    calls: CallCancel
+    handles: HandleDesk
 
 
 def assemble(
@@ -192,6 +200,20 @@ def assemble(
         log=log,
         clock=clock,
     )
+    calls = CallCancel(host, run_id=run_id, attempts=attempts, children=children, log=log)
+    handles = HandleDesk(
+        host,
+        run_id=run_id,
+        body=body,
+        awaits=awaits,
+        attempts=attempts,
+        children=children,
+        launcher=launcher,
+        calls=calls,
+        clock=clock,
+    )
+    awaits.handles = handles
+    body.ctx.handles = handles
     run = Cancelling(
         host,
         run_id=run_id,
@@ -285,4 +307,6 @@ def assemble(
         drain=drain,
         ends=ends,
         replies=replies,
+        calls=calls,
+        handles=handles,
     )

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from actors._arguments import count, fits, instance, optional_seconds, seconds, signature_of
-from actors._context import WorkflowContext, _current
+from actors._cancellation_type import CancellationType, cancellation_type
+from actors._context import CallHandles, WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
 from actors._registry import Registry, name_of
 from persistence import (
@@ -90,6 +91,7 @@ class StepDef(Generic[P, R]):
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         heartbeat_timeout: float | None = None,
+        cancellation: CancellationType = CancellationType.TRY_CANCEL,
     ) -> None:
         if retry is not None:
             instance("@step(retry=...)", retry, RetryPolicy, "a RetryPolicy (or None)")
@@ -101,6 +103,8 @@ class StepDef(Generic[P, R]):
         self.heartbeat_timeout = optional_seconds(
             "@step(heartbeat_timeout=...)", heartbeat_timeout, positive=True
         )
+        #: B2: what ``handle.cancel()`` does by default (Temporal's default: TRY_CANCEL).
+        self.cancellation = cancellation_type("@step(cancellation=...)", cancellation)
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
@@ -182,6 +186,31 @@ class ChildRun(Generic[R]):
         result: R = yield JoinChild(call_id=self.call_id)
         return result
 
+    def cancel(self, reason: str | None = None, mode: CancellationType | None = None) -> bool:
+        """Cancel this child run only; the parent and its other calls go on (B2).
+
+        ``mode`` (default ``TRY_CANCEL``, as Temporal's): ``TRY_CANCEL`` sends
+        the child a cancel (source ``parent``, ``reason``; it flows down its
+        tree, C7) and ``await child`` raises ``CancellationError`` at once;
+        ``WAIT_CANCELLATION_COMPLETED`` sends it and ``await child`` waits for
+        the child's end and gives what awaiting it directly would
+        (``RunCancelled`` if it ended cancelled, its result if it completed
+        anyway); ``ABANDON`` leaves the child running untold, ``await child``
+        raises ``CancellationError`` at once, and the child meets its
+        ``parent_close_policy`` when the parent ends. Recorded
+        (``call_cancel_requested``) and replayed exactly.
+
+        Returns:
+            True if the cancel took effect; False if the child had already
+            ended or was cancelled through its handle before.
+
+        Raises:
+            InvalidArgumentType: ``mode`` is not a CancellationType, or
+                ``reason`` is not a str (or None).
+            ProctorError: called outside the workflow body that started it.
+        """
+        return cancel_call(self.call_id, reason, mode, "ChildRun.cancel")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JoinChild:
@@ -250,6 +279,26 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
 def _check_strategy(strategy: str | None) -> None:
     if strategy is not None and strategy not in STRATEGIES:
         raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+
+
+def call_handles(what: str) -> CallHandles:
+    """The run supervisor's side of handles (B2), for a call made in a body."""
+    ctx = _current.get()
+    if not isinstance(ctx, WorkflowContext) or ctx.handles is None:
+        raise ProctorError(f"{what} was called outside a workflow body; use it inside a @workflow")
+    if ctx.sealed:
+        raise ProctorError(f"{what} was called in a workflow body that has ended")
+    return ctx.handles
+
+
+def cancel_call(call_id: int, reason: object, mode: object, what: str) -> bool:
+    """Check a handle's ``cancel()`` arguments, then cancel its call (B2)."""
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidArgumentType(
+            f"{what}(reason=...) must be a str or None; got {safe_repr(reason)}"
+        )
+    checked = None if mode is None else cancellation_type(f"{what}(mode=...)", mode)
+    return call_handles(what).cancel_call(call_id, reason, checked)
 
 
 def _body_context(what: str, hint: str) -> WorkflowContext:
@@ -338,6 +387,7 @@ def step(
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
     heartbeat_timeout: float | None = None,
+    cancellation: CancellationType = CancellationType.TRY_CANCEL,
 ) -> _StepDecorator:
     """Declare a sync or async function as a step; ``name`` defaults to module.qualname.
 
@@ -349,11 +399,19 @@ def step(
         heartbeat_timeout: seconds an attempt may go without ``ctx.heartbeat()``
             before it is timed out; its next attempt sees
             ``ctx.last_heartbeat_details``.
+        cancellation: what ``handle.cancel()`` of a handle from
+            :func:`start_step` does when it names no mode (B2; Temporal's
+            ``ActivityCancellationType``, default ``TRY_CANCEL``).
     """
     _check_called("step", _bare)
     if name is not None:
         instance("@step(name=...)", name, str, "a str (or None)")
-    options = {"retry": retry, "timeout": timeout, "heartbeat_timeout": heartbeat_timeout}
+    options = {
+        "retry": retry,
+        "timeout": timeout,
+        "heartbeat_timeout": heartbeat_timeout,
+        "cancellation": cancellation,
+    }
     return _StepDecorator(name, options)
 
 

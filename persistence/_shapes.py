@@ -95,6 +95,13 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
     _E.SHIELD_ENTERED: {"depth": ((int,), False)},
     _E.SHIELD_EXITED: {"depth": ((int,), False)},
     _E.CANCEL_DELIVERED: {"checkpoint": (_OPT_INT, False)},
+    _E.CALL_CANCEL_REQUESTED: {
+        "call_id": ((int,), True),
+        "kind": (_STR, True),
+        "mode": (_STR, True),
+        "reason": (_OPT_STR, False),
+        "ended": ((bool,), False),
+    },
     **{t: {"error": (_OPT_OBJECT, False)} for t in STEP_END_EVENTS},
 }
 
