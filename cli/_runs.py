@@ -13,6 +13,7 @@ import click
 from rich.text import Text
 
 from cli import _render as render
+from cli._call_cancels import call_cancel_line, call_cancels
 from cli._main import (
     EXIT_CODES_HELP,
     StoreOptions,
@@ -61,6 +62,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "owner": owner,
                 "cancel": cancel,
                 "pending_retries": retries,
+                "call_cancels": call_cancels(events),
                 "steps": [s.to_json() for s in steps],
                 "reused_calls": reused_calls(events),
                 "children": [_brief(c) for c in children],
@@ -100,6 +102,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
             f"{render.when(retry['retry_at'])} (after {retry['after']})"
         )
         rows.append(("next retry", plain(line)))
+    rows.extend(("call cancel", plain(call_cancel_line(c))) for c in call_cancels(events))
     rows.extend(
         ("bad row", plain(f"step #{s.call}.{s.attempt} cannot be read: {s.defect}"))
         for s in steps

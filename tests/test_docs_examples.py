@@ -30,6 +30,10 @@ PRINTS = {
         "['201 then 200, same run: True', '409', 'cancelled', 'shipped o-2 (receipt-o-2-7)', '404']"
     ),
     "starting_runs.py": "shipped cart-7, charged 1 time(s)",
+    "step_handles.py": (
+        "['fast: 12.50', 'cancelled: the fast carrier answered first',"
+        " 'cancelled: not worth waiting for']"
+    ),
 }
 
 

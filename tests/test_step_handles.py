@@ -8,6 +8,7 @@ a crash, and bad input.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from tests.conftest import (
     gate,
     note,
     open_rt,
+    run_cli,
     steps_of,
     wait_for_event,
     wait_until,
@@ -503,3 +505,23 @@ def test_B2_a_bad_default_mode_is_refused_at_the_decorator() -> None:
 
         @step(cancellation="try_cancel")  # type: ignore[arg-type]
         def wrong() -> None: ...
+
+
+# -- the CLI shows handle cancels plainly ---------------------------------------------------
+
+
+def test_B2_runs_status_and_logs_show_a_handle_cancel(rt: Runtime, db: Path) -> None:
+    run_id = rt.start(shielded_handle, "cli").run_id
+    rt.handle(run_id).result(timeout=10)
+    status = run_cli(db, "runs", "status", run_id)
+    assert status.exit_code == 0, status.output
+    assert "call cancel" in status.output
+    assert 'heartbeating #0: wait_cancellation_completed, "own"' in status.output
+    logs = run_cli(db, "runs", "logs", run_id)
+    (line,) = [x for x in logs.output.splitlines() if "call_cancel_requested" in x]
+    assert "wait_cancellation_completed" in line
+    assert "own" in line
+    as_json = json.loads(run_cli(db, "runs", "status", run_id, "--json").output)
+    assert [(c["call"], c["kind"], c["mode"], c["reason"]) for c in as_json["call_cancels"]] == [
+        (0, "step", "wait_cancellation_completed", "own")
+    ]
