@@ -3,10 +3,22 @@ and is SIGKILLed (see ``tests/test_step_handle_processes.py``)."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
-from actors import CancellationError, start_step, workflow
-from tests.crash_workflows import deaf, hold, mark
+from actors import CancellationError, start_step, step, workflow
+from tests.crash_workflows import _runs, hold, mark
+
+
+@step()
+def deaf(folder: str, key: str) -> str:
+    """Never checks its mailbox: runs until ``<key>.release`` exists (C4)."""
+    nth = _runs(folder, key)
+    Path(folder, f"{key}.started.{nth}").touch()
+    while not Path(folder, f"{key}.release").exists():
+        time.sleep(0.001)
+    return key
 
 
 @workflow()
