@@ -26,7 +26,8 @@ For each call id, by where the call is now:
   ``abandon`` (then it starts and runs as it would have);
 - a running child run: sent a cancel with source ``parent`` (recorded in
   the child's own log first), which flows down its tree (C7); ``abandon``:
-  left running (it meets its parent close policy when the parent ends);
+  left running, never told, not even by the run's own cancel later (it
+  meets its parent close policy when the parent ends);
 - anything else (ended, unknown, not started yet): nothing.
 
 Shields (S1): the run-wide cancel skips calls started inside a shield. This
@@ -154,6 +155,7 @@ class CallCancel:
         child = self._children.running.get(call_id)
         if child is not None:
             if abandon:
+                child.cancel_sent = True  # never told, not even by the run's cancel (C7)
                 return CallFate.ABANDONED
             self._children.cancel_one(call_id, reason)
             return CallFate.TOLD

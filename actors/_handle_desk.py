@@ -172,7 +172,7 @@ class HandleDesk:
             return False  # cancelled through its handle before: changes nothing
         mode = mode or default
         ended = call_id in self._children.finished
-        logged = self._body.record_or_replay(
+        logged, replayed = self._body.record_or_replay(
             _E.CALL_CANCEL_REQUESTED,
             call_id=call_id,
             kind=kind,
@@ -183,6 +183,13 @@ class HandleDesk:
         if logged.get("ended", ended):
             return False  # it had ended: its outcome stands
         self.cancels[call_id] = (mode, reason)
+        child = self._children.running.get(call_id)
+        if replayed and child is not None:
+            # Its cancel_requested went to the one Journal before our record
+            # did, so it is durable: the resumed child acts on it (D3); a
+            # second request would only repeat it in the child's log.
+            child.cancel_sent = True
+            return True
         self._calls.cancel((call_id,), reason, abandon=mode is CancellationType.ABANDON)
         return True
 

@@ -545,3 +545,70 @@ def test_B2_runs_status_and_logs_show_a_handle_cancel(rt: Runtime, db: Path) -> 
     assert [(c["call"], c["kind"], c["mode"], c["reason"]) for c in as_json["call_cancels"]] == [
         (0, "step", "wait_cancellation_completed", "own")
     ]
+
+
+@workflow()
+async def child_cleans_up_slowly(key: str) -> str:
+    try:
+        return await heartbeating(key)
+    except CancellationError:
+        with shield():
+            await hold(f"{key}:cleanup")
+        raise
+
+
+@workflow()
+async def cancels_child_then_holds(key: str) -> list[Any]:
+    child = await start_child(child_cleans_up_slowly, key)
+    await started(key)
+    took = child.cancel("enough")
+    try:
+        got: list[Any] = ["value", await child]
+    except CancellationError as exc:
+        got = ["cancelled", exc.reason]
+    await hold(f"{key}:release")
+    return [took, got]
+
+
+def test_B2_a_child_handle_cancel_is_replayed_after_a_crash_and_not_sent_twice(
+    runtimes: list[Runtime], db: Path
+) -> None:
+    key = "child-replay"
+    first = open_rt(runtimes, db)
+    run_id = first.start(cancels_child_then_holds, key).run_id
+    child_id = f"{run_id}.0"
+    wait_for_event(first, child_id, EventType.STEP_STARTED, "hold")  # its cleanup runs
+    wait_for_event(first, run_id, EventType.STEP_STARTED, "hold")  # the parent went on
+    first.kill()
+
+    second = open_rt(runtimes, db)
+    wait_until(lambda: second.get_run(child_id).owner == second.id)
+    gate(f"{key}:cleanup").set()
+    wait_until(lambda: second.get_run(child_id).status is RunState.CANCELLED)
+    gate(f"{key}:release").set()
+    assert second.handle(run_id).result(timeout=10) == [True, ["cancelled", "enough"]]
+    asked = [e for e in events_of(second, child_id) if e.type is EventType.CANCEL_REQUESTED]
+    assert [(e.data["source"], e.data["reason"]) for e in asked] == [("parent", "enough")]
+    assert [e.type for e in events_of(second, run_id)].count(EventType.CALL_CANCEL_REQUESTED) == 1
+
+
+@workflow()
+async def abandons_child(key: str) -> str:
+    child = await start_child(child_cleans_up_slowly, key, parent_close_policy="abandon")
+    await started(key)
+    child.cancel("go away", mode=CancellationType.ABANDON)
+    await hold(f"{key}:release")
+    return "parent done"
+
+
+def test_B2_an_abandoned_child_is_not_told_even_by_the_parents_cancel(rt: Runtime) -> None:
+    key = "abandoned-child"
+    run_id = rt.start(abandons_child, key).run_id
+    child_id = f"{run_id}.0"
+    wait_until(lambda: "call_cancel_requested" in _types(rt, run_id))
+    rt.cancel(run_id, "parent cancelled")
+    wait_until(lambda: rt.get_run(run_id).status is RunState.CANCELLED)
+    assert rt.get_run(child_id).status is RunState.RUNNING
+    assert [e for e in events_of(rt, child_id) if e.type is EventType.CANCEL_REQUESTED] == []
+    gate(key).set()
+    assert rt.handle(child_id).result(timeout=10) == key
