@@ -19,7 +19,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from actors._arguments import count, fits, instance, optional_seconds, seconds, signature_of
 from actors._cancellation_type import CancellationType, cancellation_type
-from actors._context import CallHandles, WorkflowContext, _current
+from actors._context import WorkflowContext, _current, cancel_call
 from actors._policy import Intensity, RetryPolicy
 from actors._registry import Registry, name_of
 from persistence import (
@@ -189,15 +189,12 @@ class ChildRun(Generic[R]):
     def cancel(self, reason: str | None = None, mode: CancellationType | None = None) -> bool:
         """Cancel this child run only; the parent and its other calls go on (B2).
 
-        ``mode`` (default ``TRY_CANCEL``, as Temporal's): ``TRY_CANCEL`` sends
-        the child a cancel (source ``parent``, ``reason``; it flows down its
-        tree, C7) and ``await child`` raises ``CancellationError`` at once;
-        ``WAIT_CANCELLATION_COMPLETED`` sends it and ``await child`` waits for
-        the child's end and gives what awaiting it directly would
-        (``RunCancelled`` if it ended cancelled, its result if it completed
-        anyway); ``ABANDON`` leaves the child running untold, ``await child``
-        raises ``CancellationError`` at once, and the child meets its
-        ``parent_close_policy`` when the parent ends. Recorded
+        ``mode`` (default ``TRY_CANCEL``, as Temporal's): ``TRY_CANCEL`` and
+        ``WAIT_CANCELLATION_COMPLETED`` send the child a cancel (source
+        ``parent``; it flows down its tree, C7); ``ABANDON`` never tells it.
+        ``await child`` then raises ``CancellationError`` at once, except
+        after WAIT_CANCELLATION_COMPLETED: it gives what awaiting the child
+        directly would (``RunCancelled``, or its result). Recorded
         (``call_cancel_requested``) and replayed exactly.
 
         Returns:
@@ -279,26 +276,6 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
 def _check_strategy(strategy: str | None) -> None:
     if strategy is not None and strategy not in STRATEGIES:
         raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
-
-
-def call_handles(what: str) -> CallHandles:
-    """The run supervisor's side of handles (B2), for a call made in a body."""
-    ctx = _current.get()
-    if not isinstance(ctx, WorkflowContext) or ctx.handles is None:
-        raise ProctorError(f"{what} was called outside a workflow body; use it inside a @workflow")
-    if ctx.sealed:
-        raise ProctorError(f"{what} was called in a workflow body that has ended")
-    return ctx.handles
-
-
-def cancel_call(call_id: int, reason: object, mode: object, what: str) -> bool:
-    """Check a handle's ``cancel()`` arguments, then cancel its call (B2)."""
-    if reason is not None and not isinstance(reason, str):
-        raise InvalidArgumentType(
-            f"{what}(reason=...) must be a str or None; got {safe_repr(reason)}"
-        )
-    checked = None if mode is None else cancellation_type(f"{what}(mode=...)", mode)
-    return call_handles(what).cancel_call(call_id, reason, checked)
 
 
 def _body_context(what: str, hint: str) -> WorkflowContext:

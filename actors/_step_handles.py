@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from actors._cancellation_type import CancellationType
-from actors._definitions import ChildCall, StartChild, StepCall, call_handles, cancel_call
+from actors._context import call_handles, cancel_call
+from actors._definitions import ChildCall, StartChild, StepCall
 from persistence import InvalidArgumentType, safe_repr
 
 R = TypeVar("R")
