@@ -3,6 +3,7 @@
 The public API is exactly ``__all__``; everything else is private.
 """
 
+from actors._cancellation_type import CancellationType
 from actors._client import Client
 from actors._clock import Clock, FakeClock, SystemClock
 from actors._context import Context, StepContext, WorkflowContext, get_context
@@ -34,6 +35,7 @@ from actors._runtime import Runtime
 from actors._shield import shield
 from actors._signal_log import wait_for_signal
 from actors._sleep import sleep, sleep_until
+from actors._step_handles import StepHandle, start_step
 from persistence import (
     CorruptRecord,
     EventRecord,
@@ -64,6 +66,7 @@ from persistence import (
 
 __all__ = [
     "CancellationError",
+    "CancellationType",
     "ChildRun",
     "Client",
     "Clock",
@@ -100,6 +103,7 @@ __all__ = [
     "StepContext",
     "StepDef",
     "StepFailed",
+    "StepHandle",
     "StepRecord",
     "StepState",
     "StoreCorrupt",
@@ -119,6 +123,7 @@ __all__ = [
     "sleep",
     "sleep_until",
     "start_child",
+    "start_step",
     "step",
     "wait_for_signal",
     "workflow",

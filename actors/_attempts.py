@@ -43,6 +43,8 @@ class Active:
     #: Runtime-clock time its timeout and heartbeat timeout count from (H1).
     started_at: float
     cancel_sent: bool = False
+    #: B2: cancelled alone (its handle, ``_call_cancel``): never retried (SV1).
+    cancelled: bool = False
     #: The attempt's latest heartbeat, written by its thread (steps with a
     #: heartbeat_timeout only).
     beats: BeatBox | None = None

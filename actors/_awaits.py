@@ -70,6 +70,16 @@ class AwaitHost(Protocol):
         """Start (or resume) a child run's supervisor under this one."""
 
 
+class HandleJoins(Protocol):
+    """B2: the awaits of handles (``_handle_desk.HandleDesk``)."""
+
+    def claims(self, command: Any) -> bool:
+        """Whether this await is a handle's."""
+
+    def join(self, command: Any) -> AwaitResult | None:
+        """Its outcome now, or None once the body waits for it."""
+
+
 class Awaits:
     """The body's pending await, and the calls that answer it."""
 
@@ -100,10 +110,16 @@ class Awaits:
         self._sleeps = sleeps
         #: What the suspended body is waiting for; None while it runs.
         self.waiting: Waiting | None = None
+        #: B2: step and child-run handles (``_handle_desk``), set by the crew.
+        self.handles: HandleJoins | None = None
 
     def call_ended(self, ended: CallEnded) -> AwaitResult | None:
         """A call's end is in: how the body resumes, if this was its last one."""
         waiting = self.waiting
+        if ended.call_id in self._children.started:
+            # A handle's call (start_child, start_step): its outcome is kept,
+            # so the handle can be awaited (again) and a cancel knows it ended.
+            self._children.finished[ended.call_id] = (ended.value, ended.error)
         if waiting is None or ended.call_id not in waiting.call_ids:
             # A child run from start_child() that nobody awaits yet: keep its outcome.
             self._children.finished[ended.call_id] = (ended.value, ended.error)
@@ -117,6 +133,8 @@ class Awaits:
 
     def on_await(self, command: Any) -> AwaitResult | None:
         """Start what the body awaits; or, if it can resume at once, how."""
+        if self.handles is not None and self.handles.claims(command):
+            return self.handles.join(command)  # B2: a handle's await
         if isinstance(command, StartChild):
             return self._start_child(command)
         if isinstance(command, JoinChild):

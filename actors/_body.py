@@ -198,6 +198,24 @@ class Body:
             return False
         return True
 
+    def diverge(self, error: NonDeterminismError) -> None:
+        """Replay diverged inside the body (a sync call): fail the run at its next yield."""
+        self._diverged = self._diverged or error
+
+    def record_or_replay(self, type_: EventType, **data: Any) -> tuple[dict[str, Any], bool]:
+        """A body record whose data decides what the body does next (B2):
+        live, recorded and returned; on replay, the log's own data, matched
+        and not written again (D2: never re-decided from live state).
+        Returns the data and whether it came from the log."""
+        history = self.history
+        replaying = self._in_history() and history is not None and history.started
+        replayed = bool(
+            replaying and history is not None and history.body and history.body[0].type is type_
+        )
+        logged = dict(history.body[0].data) if replayed and history is not None else data
+        self._record_body(type_, **data)
+        return logged, replayed
+
     def fail_replay(self, error: NonDeterminismError) -> None:
         """The body no longer matches its log: fail the run, run none of it."""
         logger.error("%s", error)

@@ -207,6 +207,13 @@ class Children:
                 # Durable for the child too: its log says who asked, and why.
                 self._cancel(child, reason, "parent")
 
+    def cancel_one(self, call_id: int, reason: str | None) -> None:
+        """B2: cancel this one child (source ``parent``), once; it flows down its tree (C7)."""
+        child = self.running.get(call_id)
+        if child is not None and not child.cancel_sent:
+            child.cancel_sent = True
+            self._cancel(child, reason, "parent")
+
     def terminate_all(self, reason: str | None, source: str = "parent") -> None:
         """T4: every child run is terminated with us, whatever its shields.
 

@@ -11,16 +11,25 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable, Generator
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import pykka
 
 from actors._base import tell
+from actors._cancellation_type import cancellation_type
 from actors._errors import CancellationError, Terminated
 from actors._fencing import LeaseGuard
 from actors._mailbox import ControlFirstInbox
 from actors._messages import Append, Cancel, Heartbeat, Terminate
-from persistence import DEFAULT_MAX_PAYLOAD_BYTES, EventType, NewEvent, ProctorError, roundtrip
+from persistence import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EventType,
+    InvalidArgumentType,
+    NewEvent,
+    ProctorError,
+    roundtrip,
+    safe_repr,
+)
 
 
 class _Checked:
@@ -274,6 +283,16 @@ class StepContext(Context):
         tell(self._journal, Append(events=(event,)))
 
 
+class CallHandles(Protocol):
+    """The run supervisor's side of call handles (B2, ``_handle_desk``)."""
+
+    def start_step(self, call: Any) -> Any:
+        """Record and start a step call; its handle."""
+
+    def cancel_call(self, call_id: int, reason: str | None, mode: Any) -> bool:
+        """Cancel one call of the body through its handle."""
+
+
 class WorkflowContext(Context):
     """The context of a workflow body; lives in its RunSupervisor's thread."""
 
@@ -295,6 +314,8 @@ class WorkflowContext(Context):
         self._record = record
         self.sealed = False
         self.call_counter = 0
+        #: Step and child-run handles (B2): set by the run supervisor.
+        self.handles: CallHandles | None = None
 
     @property
     def is_cancelling(self) -> bool:
@@ -321,6 +342,26 @@ class WorkflowContext(Context):
                 depth=self.shield_depth,
                 cancel_pending=self.is_cancelling,
             )
+
+
+def call_handles(what: str) -> CallHandles:
+    """The run supervisor's side of handles (B2), for a call made in a body."""
+    ctx = _current.get()
+    if not isinstance(ctx, WorkflowContext) or ctx.handles is None:
+        raise ProctorError(f"{what} was called outside a workflow body; use it inside a @workflow")
+    if ctx.sealed:
+        raise ProctorError(f"{what} was called in a workflow body that has ended")
+    return ctx.handles
+
+
+def cancel_call(call_id: int, reason: object, mode: object, what: str) -> bool:
+    """Check a handle's ``cancel()`` arguments, then cancel its call (B2)."""
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidArgumentType(
+            f"{what}(reason=...) must be a str or None; got {safe_repr(reason)}"
+        )
+    checked = None if mode is None else cancellation_type(f"{what}(mode=...)", mode)
+    return call_handles(what).cancel_call(call_id, reason, checked)
 
 
 def set_current(ctx: Context | None) -> contextvars.Token[Context | None]:

@@ -24,6 +24,8 @@ collaborator       module         concept
 ``ends``           _call_ends     what a step's or child's end means
 ``replies``        _acks          what each reply of the Journal means
 ``signals``        _signals       the body's waits for signals (B5)
+``calls``          _call_cancel   cancelling some calls only (B2, B3)
+``handles``        _handle_desk   step and child-run handles (B2)
 =================  =============  ==========================================
 
 Invariants: one crew per supervisor, built in its constructor, before its
@@ -48,6 +50,7 @@ from actors._attempts import Attempts
 from actors._awaits import AwaitHost, Awaits
 from actors._body import Body, BodyHost
 from actors._body_timers import BodyTimers, TimerHost
+from actors._call_cancel import CallCancel, CallCancelHost
 from actors._call_ends import CallEndHost, CallEnds
 from actors._cancelling import CancelHost, Cancelling
 from actors._census import Census
@@ -58,6 +61,7 @@ from actors._directory import Directory
 from actors._draining import Drain, DrainHost
 from actors._ending import Ending, EndingHost
 from actors._fencing import LeaseGuard
+from actors._handle_desk import HandleDesk, HandleHost
 from actors._launch import Launcher, LaunchHost
 from actors._lifecycle import Lifecycle
 from actors._messages import Cancel
@@ -85,6 +89,8 @@ class RunHost(
     SignalHost,
     TimerHost,
     SleepHost,
+    CallCancelHost,
+    HandleHost,
     Protocol,
 ):
     """Everything the collaborators need of their run supervisor."""
@@ -128,6 +134,8 @@ class Crew:
     ends: CallEnds
     replies: JournalReplies
     signals: SignalWaits
+    calls: CallCancel
+    handles: HandleDesk
 
 
 def assemble(
@@ -208,6 +216,20 @@ def assemble(
         sleeps=sleeps,
     )
     signals = SignalWaits(host, run_id=run_id, body=body, log=log, reader=reader)
+    calls = CallCancel(host, run_id=run_id, attempts=attempts, children=children, log=log)
+    handles = HandleDesk(
+        host,
+        run_id=run_id,
+        body=body,
+        awaits=awaits,
+        attempts=attempts,
+        children=children,
+        launcher=launcher,
+        calls=calls,
+        clock=clock,
+    )
+    awaits.handles = handles
+    body.ctx.handles = handles
     run = Cancelling(
         host,
         run_id=run_id,
@@ -306,4 +328,6 @@ def assemble(
         ends=ends,
         replies=replies,
         signals=signals,
+        calls=calls,
+        handles=handles,
     )

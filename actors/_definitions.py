@@ -27,7 +27,8 @@ from actors._arguments import (
     signature_of,
     timeout_options,
 )
-from actors._context import WorkflowContext, _current
+from actors._cancellation_type import CancellationType, cancellation_type
+from actors._context import WorkflowContext, _current, cancel_call
 from actors._policy import Intensity, RetryPolicy
 from actors._registry import Registry, name_of
 from persistence import (
@@ -106,6 +107,7 @@ class StepDef(Generic[P, R]):
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         heartbeat_timeout: float | None = None,
+        cancellation: CancellationType = CancellationType.TRY_CANCEL,
     ) -> None:
         if retry is not None:
             instance("@step(retry=...)", retry, RetryPolicy, "a RetryPolicy (or None)")
@@ -117,6 +119,8 @@ class StepDef(Generic[P, R]):
         self.heartbeat_timeout = optional_seconds(
             "@step(heartbeat_timeout=...)", heartbeat_timeout, positive=True
         )
+        #: B2: what ``handle.cancel()`` does by default (Temporal's default: TRY_CANCEL).
+        self.cancellation = cancellation_type("@step(cancellation=...)", cancellation)
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
@@ -197,6 +201,28 @@ class ChildRun(Generic[R]):
     def __await__(self) -> Generator[Any, Any, R]:
         result: R = yield JoinChild(call_id=self.call_id)
         return result
+
+    def cancel(self, reason: str | None = None, mode: CancellationType | None = None) -> bool:
+        """Cancel this child run only; the parent and its other calls go on (B2).
+
+        ``mode`` (default ``TRY_CANCEL``, as Temporal's): ``TRY_CANCEL`` and
+        ``WAIT_CANCELLATION_COMPLETED`` send the child a cancel (source
+        ``parent``; it flows down its tree, C7); ``ABANDON`` never tells it.
+        ``await child`` then raises ``CancellationError`` at once, except
+        after WAIT_CANCELLATION_COMPLETED: it gives what awaiting the child
+        directly would (``RunCancelled``, or its result). Recorded
+        (``call_cancel_requested``) and replayed exactly.
+
+        Returns:
+            True if the cancel took effect; False if the child had already
+            ended or was cancelled through its handle before.
+
+        Raises:
+            InvalidArgumentType: ``mode`` is not a CancellationType, or
+                ``reason`` is not a str (or None).
+            ProctorError: called outside the workflow body that started it.
+        """
+        return cancel_call(self.call_id, reason, mode, "ChildRun.cancel")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -368,6 +394,7 @@ def step(
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
     heartbeat_timeout: float | None = None,
+    cancellation: CancellationType = CancellationType.TRY_CANCEL,
 ) -> _StepDecorator:
     """Declare a sync or async function as a step; ``name`` defaults to module.qualname.
 
@@ -379,11 +406,19 @@ def step(
         heartbeat_timeout: seconds an attempt may go without ``ctx.heartbeat()``
             before it is timed out; its next attempt sees
             ``ctx.last_heartbeat_details``.
+        cancellation: what ``handle.cancel()`` of a handle from
+            :func:`start_step` does when it names no mode (B2; Temporal's
+            ``ActivityCancellationType``, default ``TRY_CANCEL``).
     """
     _check_called("step", _bare)
     if name is not None:
         instance("@step(name=...)", name, str, "a str (or None)")
-    options = {"retry": retry, "timeout": timeout, "heartbeat_timeout": heartbeat_timeout}
+    options = {
+        "retry": retry,
+        "timeout": timeout,
+        "heartbeat_timeout": heartbeat_timeout,
+        "cancellation": cancellation,
+    }
     return _StepDecorator(name, options)
 
 

@@ -180,7 +180,7 @@ class Restarts:
         """
         policy = active.call.step.retry
         error_type = data["error"]["type"]
-        cancelling = self._host.cancelling() and not active.shielded
+        cancelling = (self._host.cancelling() and not active.shielded) or active.cancelled
         if not may_retry(policy, error, error_type, active.attempt, cancelling=cancelling):
             return ""
         assert policy is not None

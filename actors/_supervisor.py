@@ -266,12 +266,15 @@ class RunSupervisor(ProctorActor):
         self._crew.log.record(type_, **data)
 
     def finish_completed(self, value: Any) -> None:
+        self._crew.handles.left_behind()  # B2: steps whose handles were not awaited
         self._crew.ending.completed(value)
 
     def finish_failed(self, exc: BaseException) -> None:
+        self._crew.handles.left_behind()
         self._crew.ending.failed(exc)
 
     def finish_cancelled(self, reason: str | None) -> None:
+        self._crew.handles.left_behind()
         self._crew.ending.cancelled(reason)
 
     # -- starting calls (AwaitHost, AckHost, LaunchHost) ---------------------------

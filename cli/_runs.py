@@ -14,6 +14,7 @@ import click
 from rich.text import Text
 
 from cli import _render as render
+from cli._call_cancels import call_cancel_line, call_cancels
 from cli._main import (
     EXIT_CODES_HELP,
     StoreOptions,
@@ -70,6 +71,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "timeout": timeout_json(deadline, now),
                 "pending_retries": retries,
                 "pending_timers": timers,
+                "call_cancels": call_cancels(events),
                 "steps": [s.to_json() for s in steps],
                 "reused_calls": reused_calls(events),
                 "children": [_brief(c) for c in children],
@@ -114,6 +116,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         )
         rows.append(("next retry", plain(line)))
     rows.extend(("timer", plain(_timer_line(timer))) for timer in timers)
+    rows.extend(("call cancel", plain(call_cancel_line(c))) for c in call_cancels(events))
     rows.extend(
         ("bad row", plain(f"step #{s.call}.{s.attempt} cannot be read: {s.defect}"))
         for s in steps

@@ -111,6 +111,13 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
         "seconds": (_OPT_NUMBER, False),
     },
     _E.TIMER_CANCELLED: {"reason": (_OPT_STR, False)},
+    _E.CALL_CANCEL_REQUESTED: {
+        "call_id": ((int,), True),
+        "kind": (_STR, True),
+        "mode": (_STR, True),
+        "reason": (_OPT_STR, False),
+        "ended": ((bool,), False),
+    },
     **{t: {"error": (_OPT_OBJECT, False)} for t in STEP_END_EVENTS},
 }
 

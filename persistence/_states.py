@@ -82,6 +82,8 @@ class EventType(enum.Enum):
     CANCEL_REQUESTED = "cancel_requested"
     CANCEL_BUFFERED = "cancel_buffered"
     CANCEL_DELIVERED = "cancel_delivered"
+    #: B2: the body cancelled one call through its handle (call_id, kind, mode, reason).
+    CALL_CANCEL_REQUESTED = "call_cancel_requested"
     SHIELD_ENTERED = "shield_entered"
     SHIELD_EXITED = "shield_exited"
     #: A durable timer of the body (B1): started for call ``n`` (``due_at``:
@@ -160,7 +162,12 @@ OPEN_EVENTS: Final = frozenset(
 #: Records the workflow body itself writes (not a step, not the supervisor's
 #: bookkeeping). Replay matches them one by one against the body's actions.
 BODY_EVENTS: Final = frozenset(
-    {EventType.SHIELD_ENTERED, EventType.SHIELD_EXITED, EventType.CANCEL_DELIVERED}
+    {
+        EventType.SHIELD_ENTERED,
+        EventType.SHIELD_EXITED,
+        EventType.CANCEL_DELIVERED,
+        EventType.CALL_CANCEL_REQUESTED,
+    }
 )
 
 _S = StepState
