@@ -4,16 +4,15 @@ The public API is exactly ``__all__``; everything else is private.
 """
 
 from actors._cancellation_type import CancellationType
+from actors._child_handles import ChildRun, start_child
 from actors._client import Client
 from actors._clock import Clock, FakeClock, SystemClock
 from actors._context import Context, StepContext, WorkflowContext, get_context
 from actors._definitions import (
-    ChildRun,
     StepDef,
     WorkflowDef,
     gather,
     registered_workflows,
-    start_child,
     step,
     workflow,
 )

@@ -21,18 +21,11 @@ from typing import Any, Protocol
 
 from actors._attempts import Scheduled, Waiting, start_records
 from actors._body import AwaitResult, Body
+from actors._child_handles import ChildRun, JoinChild, StartChild
 from actors._children import Children, child_run_id
 from actors._children import start_records as child_start_records
 from actors._clock import Clock
-from actors._definitions import (
-    Call,
-    ChildCall,
-    ChildRun,
-    Gather,
-    JoinChild,
-    StartChild,
-    StepCall,
-)
+from actors._definitions import Call, ChildCall, Gather, StepCall
 from actors._errors import CancellationError, NonDeterminismError
 from actors._launch import Launcher
 from actors._messages import CallEnded, Cancel, ChildStartedNoWait, StepsScheduled

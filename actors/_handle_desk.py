@@ -44,9 +44,10 @@ from actors._awaits import Awaits
 from actors._body import AwaitResult, Body
 from actors._call_cancel import CallCancel
 from actors._cancellation_type import CancellationType
+from actors._child_handles import JoinChild
 from actors._children import Children
 from actors._clock import Clock
-from actors._definitions import JoinChild, StepCall
+from actors._definitions import StepCall
 from actors._errors import CancellationError, NonDeterminismError, Terminated
 from actors._launch import Launcher
 from actors._messages import Cancel

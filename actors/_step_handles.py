@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from actors._cancellation_type import CancellationType
+from actors._child_handles import StartChild
 from actors._context import call_handles, cancel_call
-from actors._definitions import ChildCall, StartChild, StepCall
+from actors._definitions import ChildCall, StepCall
 from persistence import InvalidArgumentType, safe_repr
 
 R = TypeVar("R")
