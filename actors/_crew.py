@@ -207,7 +207,7 @@ def assemble(
         clock=clock,
         sleeps=sleeps,
     )
-    signals = SignalWaits(host, run_id=run_id, body=body, log=log, reader=reader)
+    signals = SignalWaits(host, run_id=run_id, body=body, log=log, reader=reader, timers=timers)
     run = Cancelling(
         host,
         run_id=run_id,
