@@ -215,7 +215,7 @@ def assemble(
         clock=clock,
         sleeps=sleeps,
     )
-    signals = SignalWaits(host, run_id=run_id, body=body, log=log, reader=reader)
+    signals = SignalWaits(host, run_id=run_id, body=body, log=log, reader=reader, timers=timers)
     calls = CallCancel(host, run_id=run_id, attempts=attempts, children=children, log=log)
     handles = HandleDesk(
         host,

@@ -115,6 +115,28 @@ class WaitTimeout(ProctorError, TimeoutError):
         self.status = status
 
 
+class SignalTimeout(ProctorError, TimeoutError):
+    """``await wait_for_signal(name, timeout=s)`` ran out before a signal came (B5).
+
+    Raised in the workflow body at the wait; no signal was taken (one sent
+    later stays pending for a later wait). The log records the timeout as
+    the wait's durable timer firing (``timer_fired``), so a replay raises it
+    at the same wait. A ``TimeoutError`` too, as Temporal's
+    ``workflow.wait_condition(timeout=...)`` raises ``asyncio.TimeoutError``
+    (DBOS ``recv(timeout_seconds=...)`` returns None instead: here a None
+    payload stays distinguishable from no signal).
+
+    Attributes:
+        name: the signal's name.
+        timeout: the seconds the wait was given.
+    """
+
+    def __init__(self, name: str, timeout: float | None) -> None:
+        super().__init__(f"no signal {name!r} came within {timeout} seconds")
+        self.name = name
+        self.timeout = timeout
+
+
 def describe(exc: BaseException) -> dict[str, Any]:
     """A JSON description of an exception, for the log and the CLI.
 

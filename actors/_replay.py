@@ -153,6 +153,9 @@ class History:
         if t is _E.CALL_REUSED and ev.call is not None and ev.step is not None:
             # A7: the call ended in the run this one restarts; it runs no more.
             end_type, data = reused_end(ev)
+            if ev.data.get("kind") in ("signal", "timer"):
+                self.calls[ev.call] = reused_wait(ev, end_type, data)
+                return
             self.calls[ev.call] = RecordedCall(
                 ev.call,
                 "child" if ev.data.get("kind") == "child" else "step",
@@ -298,6 +301,19 @@ class History:
         )
         error.__cause__ = raised
         return error
+
+
+def reused_wait(ev: EventRecord, end_type: EventType, data: dict[str, Any]) -> RecordedCall:
+    """A7: a reused sleep (fired) or signal wait (its signal, payload and
+    all, or its timeout) as the new run's replay reads it."""
+    assert ev.step is not None
+    assert ev.call is not None
+    end = replace(ev, type=end_type, data=data)
+    if ev.data["kind"] == "timer":
+        return RecordedCall(ev.call, "timer", ev.step, end=end, timer=data, timer_end=end)
+    if end_type is _E.SIGNAL_RECEIVED:
+        return RecordedCall(ev.call, "signal", ev.step, end=end)
+    return RecordedCall(ev.call, "signal", ev.step, timer=data, timer_end=end)
 
 
 def recorded_outcome(run_id: str, call: RecordedCall) -> tuple[Any, BaseException | None]:

@@ -22,7 +22,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from persistence import EventRecord, EventType, ProctorError, check_signal_name, safe_repr
+from actors._arguments import optional_seconds
+from persistence import EventRecord, EventType, check_signal_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,23 +113,30 @@ def wait_for_signal(name: str, timeout: float | None = None) -> WaitForSignal:
     ``Runtime.signal``, ``Client.signal``, ``RunHandle.signal`` or
     ``proctor signal RUN_ID NAME [JSON]``.
 
-    Peers: Temporal's signals (``workflow.wait_condition`` on a signal
-    handler's state), DBOS ``recv(topic)``.
+    With ``timeout=s`` the wait runs on a durable body timer due ``s``
+    seconds after the wait began (UTC wall clock, recorded with
+    ``timer_started``): if it fires first (``timer_fired``), the wait raises
+    :class:`SignalTimeout` (a ``TimeoutError``) and takes no signal; a
+    signal sent later stays pending for a later wait. A signal taken first
+    drops the timer (``timer_cancelled``). Whichever the log records first
+    decides, live and on replay; a runtime that resumes the run after a
+    crash keeps the original due instant. ``timeout=0`` takes a pending
+    signal, or times out at once.
+
+    Peers: Temporal's signals (``workflow.wait_condition(..., timeout=)`` on
+    a signal handler's state, which raises ``asyncio.TimeoutError``), DBOS
+    ``recv(topic, timeout_seconds)`` (which returns None on a timeout).
 
     Args:
         name: the signal's name (non-empty text, at most 200 characters).
-        timeout: only None for now (wait for as long as it takes). A
-            durable timeout comes with the durable body timer.
+        timeout: None (wait for as long as it takes), or a finite number of
+            seconds >= 0.
 
     Raises:
-        InvalidArgument, InvalidArgumentType: a bad ``name``; ``timeout``
-            other than None (a ``ProctorError``).
+        InvalidArgument, InvalidArgumentType: a bad ``name``; a ``timeout``
+            that is negative, NaN, infinite, or not a number (a bool, a str).
+        SignalTimeout: (at the await) the timeout passed before a signal came.
         CancellationError: the run was cancelled while waiting (or before).
     """
     name = check_signal_name(name)
-    if timeout is not None:
-        raise ProctorError(
-            f"wait_for_signal(timeout=...) is not supported yet (got {safe_repr(timeout)}):"
-            " a durable timeout needs the durable body timer; pass timeout=None"
-        )
-    return WaitForSignal(name, timeout)
+    return WaitForSignal(name, optional_seconds("wait_for_signal(timeout)", timeout))

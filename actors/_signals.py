@@ -16,12 +16,18 @@ replay finds it again, and it is one checkpoint (C2, C3).
   there; inside a shield it is buffered (S1) and the wait goes on.
 - A terminate ends the run (T2): the wait simply never resumes.
 
-A timeout (not yet accepted: ``wait_for_signal`` refuses one) will be one
-more way for a suspended wait to end: a durable body timer keyed by the
-wait's call id, whose firing is recorded for that call; the first of
-``signal_received`` and the timer's record ends the wait, and replay reads
-which one the log has (:meth:`SignalWaits.end_wait` is the one place a wait
-ends).
+- A wait with a timeout that finds no pending signal starts a durable
+  body timer (``_body_timers``) for its own call id, kind
+  ``signal_timeout``, in the same group as its ``signal_waiting``. The
+  first of ``signal_received`` and the timer's ``timer_fired`` to be
+  recorded ends the wait (both reach the supervisor through its mailbox,
+  one at a time): a signal drops the timer (``timer_cancelled``); a fired
+  timer raises ``SignalTimeout`` and leaves later signals pending. Replay
+  reads which one the log has; a timer the log shows started and not ended
+  is resumed at its recorded instant. The run's cancel drops it too (the
+  timer has no ``on_run_cancel`` of its own: :meth:`SignalWaits.on_cancel`
+  ends the wait, so a shielded wait keeps its timer).
+  (:meth:`SignalWaits.end_wait` is the one place a suspended wait ends.)
 
 Invariants: at most one wait is suspended (the body awaits one thing at a
 time); a signal is taken by at most one wait, and each wait takes at most
@@ -36,7 +42,8 @@ from typing import Any, Protocol
 
 from actors._base import logger
 from actors._body import AwaitResult, Body
-from actors._errors import CancellationError, NonDeterminismError
+from actors._body_timers import BodyTimers
+from actors._errors import CancellationError, NonDeterminismError, SignalTimeout
 from actors._messages import SignalArrived
 from actors._recorder import Recorder
 from actors._replay import RecordedCall
@@ -44,6 +51,9 @@ from actors._signal_log import SentSignal, SignalLog, WaitForSignal
 from persistence import EventType, NewEvent, Store, StoreError
 
 _E = EventType
+
+#: The kind of the body timer of a wait's timeout (the ``step`` of its records).
+SIGNAL_TIMEOUT = "signal_timeout"
 
 
 class SignalHost(Protocol):
@@ -72,15 +82,25 @@ class SuspendedWait:
 
     call_id: int
     name: str
+    #: The seconds the wait was given (None: no timeout).
+    timeout: float | None = None
 
 
 class SignalWaits:
     """One run's signals and its body's waits for them (see the module docstring)."""
 
     def __init__(
-        self, host: SignalHost, *, run_id: str, body: Body, log: Recorder, reader: Store
+        self,
+        host: SignalHost,
+        *,
+        run_id: str,
+        body: Body,
+        log: Recorder,
+        reader: Store,
+        timers: BodyTimers,
     ) -> None:
         self._host = host
+        self._timers = timers
         self._run_id = run_id
         self._reader = reader
         self._body = body
@@ -123,13 +143,26 @@ class SignalWaits:
             return  # (draining: the runtime that resumes the run takes it)
         signal = self.known.oldest(waiting.name)
         assert signal is not None
-        self.end_wait(value=self._take(waiting.call_id, signal))
+        value = self._take(waiting.call_id, signal)
+        # The signal came first: the timeout's timer (if any) never fires now.
+        self._timers.drop(waiting.call_id, f"signal {waiting.name!r} received")
+        self.end_wait(value=value)
 
     def on_cancel(self) -> None:
         """The run's cancel came in: a suspended wait meets it, unless shielded (C3, S1)."""
-        if self.waiting is None or not self._host.may_start() or not self._host.cancel_due():
+        waiting = self.waiting
+        if waiting is None or not self._host.may_start() or not self._host.cancel_due():
             return
-        self.end_wait(error=self._body.deliver_cancel())
+        error = self._body.deliver_cancel()
+        self._timers.drop(waiting.call_id, error.reason)
+        self.end_wait(error=error)
+
+    def _timed_out(self, call_id: int) -> None:
+        """The timeout's timer fired (``timer_fired`` is deferred): the wait raises."""
+        waiting = self.waiting
+        if waiting is None or waiting.call_id != call_id:
+            return  # cannot happen: a wait's end drops its timer first
+        self.end_wait(error=SignalTimeout(waiting.name, waiting.timeout))
 
     def end_wait(self, *, value: Any = None, error: BaseException | None = None) -> None:
         """The suspended wait ends: with a signal's payload, or with ``error``.
@@ -161,6 +194,9 @@ class SignalWaits:
             return None
         if recorded is not None and recorded.end is not None:
             # Replay (D2): the log says which signal this wait took.
+            if "payload" in recorded.end.data:
+                # A7: reused from the run this one restarts, payload and all.
+                return recorded.end.data["payload"], None
             signal_id = recorded.end.data.get("signal_id")
             signal = self.known.take(signal_id) if isinstance(signal_id, str) else None
             if signal is None:
@@ -169,19 +205,56 @@ class SignalWaits:
                 )
                 return None
             return signal.payload, None
+        if recorded is not None and _timed_out(recorded):
+            # Replay: the log says the timeout fired before any signal came.
+            return None, SignalTimeout(command.name, command.timeout)
         signal = self.known.oldest(command.name)
-        if signal is not None:
-            self._host.go_live()
-            return self._take(call_id, signal), None
+        if signal is None and command.timeout == 0 and recorded is None:
+            # No time to wait for a delivery under way: a signal whose send
+            # returned before this wait is in the log, so read it there.
+            self.read_log()
+            signal = self.known.oldest(command.name)
         self._host.go_live()
+        if signal is not None:
+            value = self._take(call_id, signal)
+            if recorded is not None and _timer_pending(recorded):
+                # Resumed with a signal sent while nobody hosted the run: end its timer.
+                self._arm(call_id, command, recorded)
+                self._timers.drop(call_id, f"signal {command.name!r} received")
+            return value, None
         if recorded is None:
             self._write(NewEvent(run_id=self._run_id, type=_E.SIGNAL_WAITING), call_id, command)
-        self.waiting = SuspendedWait(call_id, command.name)
+        self.waiting = SuspendedWait(call_id, command.name, command.timeout)
+        # timeout=0 with nothing pending: a timer due now, recorded like any
+        # other, so the wait times out at once and replay decides the same.
+        self._arm(call_id, command, recorded)
         if self._host.cancel_due():
             # D3: the run was cancelled while nobody hosted it, and resumed here.
             self.waiting = None
-            return None, body.deliver_cancel()
+            error = body.deliver_cancel()
+            self._timers.drop(call_id, error.reason)
+            return None, error
         return None
+
+    def _arm(self, call_id: int, command: WaitForSignal, recorded: RecordedCall | None) -> None:
+        """Start the wait's timeout timer, or resume the one its log shows pending."""
+        if command.timeout is None or call_id in self._timers.pending:
+            return
+        if recorded is not None and recorded.timer is not None:
+            if recorded.timer_end is not None:
+                return  # dropped by a cancel met here: the wait goes on untimed
+            due_at = float(recorded.timer["due_at"])
+            self._timers.resume(
+                call_id, kind=SIGNAL_TIMEOUT, due_at=due_at, on_fired=self._timed_out
+            )
+            return
+        self._timers.start(
+            call_id,
+            kind=SIGNAL_TIMEOUT,
+            due_at=self._timers.now() + command.timeout,
+            seconds=command.timeout,
+            on_fired=self._timed_out,
+        )
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -229,3 +302,13 @@ class SignalWaits:
         if history is not None:
             return history.diverged(detail)
         return NonDeterminismError(f"replay of run {self._run_id} diverged from its log: {detail}")
+
+
+def _timed_out(recorded: RecordedCall) -> bool:
+    """The log shows the wait's timeout firing (and no signal taken)."""
+    return recorded.timer_end is not None and recorded.timer_end.type is _E.TIMER_FIRED
+
+
+def _timer_pending(recorded: RecordedCall) -> bool:
+    """The log shows the wait's timeout timer started and not ended."""
+    return recorded.timer is not None and recorded.timer_end is None

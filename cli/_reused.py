@@ -22,7 +22,7 @@ from persistence import EventRecord, EventType, reused_end
 
 
 def reused_calls(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
-    """Each reused call: call, kind (step or child), name, the status it
+    """Each reused call: call, kind (step, child, signal or timer), name, the status it
     ended with in the old run, and that run (``from_run``)."""
     rows = []
     for e in events:
@@ -31,6 +31,10 @@ def reused_calls(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
         end, data = reused_end(e)
         if end is EventType.CHILD_ENDED:
             status = str(data.get("status"))
+        elif end is EventType.SIGNAL_RECEIVED:
+            status = "received"  # B5: a signal wait, reused with its payload
+        elif end is EventType.TIMER_FIRED:
+            status = "timed out" if e.data.get("kind") == "signal" else "fired"
         else:
             status = end.value.removeprefix("step_")
         rows.append(

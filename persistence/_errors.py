@@ -27,6 +27,7 @@ tree::
     │   ├── RunCancelled               the run ended CANCELLED
     │   └── RunTerminated              the run ended TERMINATED
     ├── WaitTimeout(TimeoutError)      (actors) a wait for a run's end ran out; says why
+    ├── SignalTimeout(TimeoutError)    (actors) in a body: wait_for_signal(timeout=) ran out (B5)
     └── StoreError
         ├── OutcomeUnknown         a request may have taken effect; names the run
         ├── StoreLocked            busy past the busy timeout

@@ -16,6 +16,16 @@ Invariants (pure: these read only the records they are given):
 - a reused call is one the old run saw complete or fail (for a child run:
   end completed or failed); a call cancelled, abandoned or still unended is
   never reused, and ``from_call`` past it is refused, naming it;
+- B1, B5: a durable sleep that fired is reused as fired (its
+  ``timer_started`` data, so its due instant, with it); a signal wait that
+  took a signal is reused with that signal's id *and payload*, so the new
+  run's wait returns the same value though the signal was sent to the old
+  run only; a wait that timed out is reused as timed out (its
+  ``timer_fired`` is its recorded end, as a step's failure is). A sleep or
+  a wait that a cancel ended, or one still waiting, is a cancelled or
+  unended call: never reused (as Temporal's reset keeps the history before
+  the reset point and DBOS's fork reuses the recorded step outputs before
+  it, neither a cancelled nor an unfinished one);
 - ``0 <= from_call <= the number of calls the old run recorded``, and no
   more than the first call that cannot be reused: one bound, one message.
 """
@@ -45,6 +55,8 @@ _STEP_ENDS: Final = frozenset(
 #: Ends a restart reuses: the call completed, or failed for good.
 _REUSABLE: Final = frozenset({_E.STEP_COMPLETED, _E.STEP_FAILED, _E.STEP_TIMED_OUT})
 _CHILD_REUSABLE: Final = frozenset({RunState.COMPLETED.value, RunState.FAILED.value})
+#: B1, B5: a sleep that fired; a signal wait that took a signal or timed out.
+_WAIT_REUSABLE: Final = frozenset({_E.TIMER_FIRED, _E.SIGNAL_RECEIVED})
 #: Keys a ``call_reused`` adds to the copied end's data.
 REUSE_KEYS: Final = ("from_run", "kind", "end")
 
@@ -67,9 +79,12 @@ def reused_end(ev: EventRecord | NewEvent) -> tuple[EventType, dict[str, Any]]:
 def _calls(events: Sequence[EventRecord]) -> dict[int, _Call]:
     """Each call of a run's log with its final end (None: it has none)."""
     calls: dict[int, _Call] = {}
+    payloads: dict[str, Any] = {}  # B5: each signal's payload, by its id
     for ev in events:
         c = ev.call
-        if c is None:
+        if ev.type is _E.SIGNAL_SENT:
+            payloads[str(ev.data.get("signal_id"))] = ev.data.get("payload")
+        if c is None or _wait_record(calls, c, ev, payloads):
             continue
         if ev.type is _E.STEP_SCHEDULED and ev.step is not None:
             calls[c] = _Call("step", ev.step)
@@ -88,9 +103,43 @@ def _calls(events: Sequence[EventRecord]) -> dict[int, _Call]:
     return calls
 
 
+def _wait_record(
+    calls: dict[int, _Call], c: int, ev: EventRecord, payloads: dict[str, Any]
+) -> bool:
+    """Fold a record of a sleep or a signal wait (B1, B5) into call ``c``;
+    False if ``ev`` is none of theirs."""
+    t = ev.type
+    if t is _E.SIGNAL_WAITING and ev.step is not None:
+        calls[c] = _Call("signal", ev.step)
+    elif t is _E.SIGNAL_RECEIVED and ev.step is not None:
+        call = calls.setdefault(c, _Call("signal", ev.step))
+        signal_id = ev.data.get("signal_id")
+        call.end_type = t
+        call.data = {"signal_id": signal_id, "payload": payloads.get(str(signal_id))}
+    elif t is _E.TIMER_STARTED:
+        if c in calls:  # a signal wait's timeout
+            calls[c].data = {**calls[c].data, "timer": dict(ev.data)}
+        else:
+            calls[c] = _Call("timer", ev.step or "timer", data={"timer": dict(ev.data)})
+    elif t is _E.TIMER_FIRED or t is _E.TIMER_CANCELLED:
+        timed = calls.get(c)
+        if timed is not None and timed.end_type is not _E.SIGNAL_RECEIVED:
+            # A sleep's end, or a wait's timeout (a cancel's drop ends no wait).
+            fired = timed.kind == "timer" or t is _E.TIMER_FIRED
+            timed.end_type = t if fired else None
+            timed.data = dict(timed.data.get("timer", {}))
+    else:
+        return False
+    return True
+
+
 def _why_not(call: _Call) -> str | None:
+    if call.kind == "signal" and call.end_type is None:
+        return "the wait took no signal (it was cancelled, or never ended)"
     if call.end_type is None:
         return "it has no recorded end"
+    if call.kind in ("signal", "timer"):
+        return None if call.end_type in _WAIT_REUSABLE else f"it ended {call.end_type}"
     if call.end_type is _E.CHILD_ENDED:
         status = call.data.get("status")
         return None if status in _CHILD_REUSABLE else f"the child run ended {status}"

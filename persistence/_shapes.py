@@ -197,10 +197,10 @@ def data_problem(type_: EventType, data: dict[str, Any]) -> str | None:
     if grace is not None and not (math.isfinite(grace) and grace >= 0):
         return f"cancel_requested 'grace' must be a number of seconds >= 0, not {grace}"
     if type_ is _E.CALL_REUSED and (
-        data["kind"] not in ("step", "child") or data["end"] not in _REUSED_ENDS
+        data["kind"] not in _REUSED_KINDS or data["end"] not in _REUSED_ENDS
     ):
         return (
-            "call_reused needs kind 'step' or 'child' and a call's end,"
+            "call_reused needs kind 'step', 'child', 'signal' or 'timer' and a call's end,"
             f" got {data['kind']!r}, {data['end']!r}"
         )
     if type_ is _E.CHILD_ENDED and data["status"] not in _RUN_STATES:
@@ -209,10 +209,19 @@ def data_problem(type_: EventType, data: dict[str, Any]) -> str | None:
 
 
 _RUN_STATES: Final = frozenset(s.value for s in RunState)
-#: What a reused call's end may be: a step's or a child run's recorded end.
+#: What a reused call's end may be: a step's or a child run's recorded end;
+#: a sleep's ``timer_fired``; a signal wait's ``signal_received`` or timeout.
 _REUSED_ENDS: Final = frozenset(
-    {_E.STEP_COMPLETED.value, _E.STEP_FAILED.value, _E.STEP_TIMED_OUT.value, _E.CHILD_ENDED.value}
+    {
+        _E.STEP_COMPLETED.value,
+        _E.STEP_FAILED.value,
+        _E.STEP_TIMED_OUT.value,
+        _E.CHILD_ENDED.value,
+        _E.TIMER_FIRED.value,
+        _E.SIGNAL_RECEIVED.value,
+    }
 )
+_REUSED_KINDS: Final = frozenset({"step", "child", "signal", "timer"})
 
 
 def _is_int(value: object) -> bool:

@@ -419,15 +419,17 @@ def test_B5_bad_names_and_payloads_are_clear_errors_and_write_nothing(
     assert handle.result(timeout=10) is None
 
 
-def test_B5_a_wait_with_a_timeout_is_refused_clearly_for_now(rt: Runtime) -> None:
+def test_B5_a_wait_with_a_bad_timeout_or_name_is_refused_clearly(rt: Runtime) -> None:
+    """(Timeouts themselves are tested in test_signal_timeouts.py.)"""
+
     @workflow()
     async def wf() -> object:
-        return await wait_for_signal("approved", timeout=5)
+        return await wait_for_signal("approved", timeout=-5)
 
-    with pytest.raises(WorkflowFailed, match=r"timeout=\.\.\.\) is not supported yet"):
+    with pytest.raises(WorkflowFailed, match=r"wait_for_signal\(timeout\) must be at least 0"):
         rt.start(wf).result(timeout=10)
     with pytest.raises(ProctorError):
-        wait_for_signal("approved", timeout=1.0)
+        wait_for_signal("approved", timeout=-1.0)
     with pytest.raises(InvalidArgument):
         wait_for_signal("")
 

@@ -3,7 +3,15 @@
 import tempfile
 from pathlib import Path
 
-from actors import CancellationError, Client, Runtime, step, wait_for_signal, workflow
+from actors import (
+    CancellationError,
+    Client,
+    Runtime,
+    SignalTimeout,
+    step,
+    wait_for_signal,
+    workflow,
+)
 
 
 @step()
@@ -24,6 +32,17 @@ async def refund_with_approval(order_id: str, amount: int) -> str:
     return await refund(order_id, amount) + f" (approved by {decision['by']})"
 
 
+@workflow()
+async def refund_or_escalate(order_id: str, seconds: float) -> str:
+    try:
+        # A durable timeout: its due instant is recorded, so a runtime that
+        # resumes the run after a crash times out at the same instant.
+        decision = await wait_for_signal("approved", timeout=seconds)
+    except SignalTimeout:
+        return f"{order_id}: nobody approved within {seconds} s, escalated"
+    return f"{order_id}: approved by {decision['by']}"
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Runtime(Path(tmp, "proctor.db")) as rt:
         # A signal sent before the body waits is kept until it does.
@@ -31,6 +50,12 @@ def main() -> None:
         early.signal("approved", {"ok": True, "by": "ann"})
         outcome = early.result(timeout=10)
         assert outcome == "refunded 1250 for o-1 (approved by ann)"
+        print(outcome)
+
+        # Nobody answers in time: the wait raises SignalTimeout (a TimeoutError).
+        unanswered = rt.start(refund_or_escalate, "o-3", 0.2)
+        outcome = unanswered.result(timeout=10)
+        assert outcome == "o-3: nobody approved within 0.2 s, escalated"
         print(outcome)
 
         # Another party (here a Client, as a web handler would hold; or the
