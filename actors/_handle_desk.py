@@ -262,10 +262,7 @@ def left_behind_reason(mode: CancellationType | None, reason: str | None) -> str
         return "the run ended before the step ended (its handle was not awaited)"
     why = f": {reason}" if reason else ""
     if mode is CancellationType.ABANDON:
-        return (
-            "the run ended before the step ended (it was abandoned through its"
-            f" handle{why})"
-        )
+        return f"the run ended before the step ended (it was abandoned through its handle{why})"
     return (
         "the run ended before the step ended (it was cancelled through its handle"
         f" with {mode.value}{why}, and had not stopped)"
