@@ -27,7 +27,7 @@ import inspect
 from types import TracebackType
 from typing import Any, Final
 
-from actors._errors import ProctorError
+from persistence import ProctorError
 
 #: What to use instead, said in every such error.
 HINT: Final = (
