@@ -78,8 +78,13 @@ def waiting_on(
     )
     found.extend(_open_children(events))
     found.extend(
-        f"a durable timer ({t['kind']} #{t['call']}) due at {t['due']}, in"
-        f" {t['due_at'] - now:.1f}s on the wall clock (a virtual clock must be advanced)"
+        f"a durable timer ({t['kind']} #{t['call']}) due at {t['due']}, "
+        + (
+            f"in {t['due_at'] - now:.1f}s"
+            if t["due_at"] > now
+            else f"overdue by {now - t['due_at']:.1f}s"
+        )
+        + " on the wall clock (a virtual clock must be advanced)"
         for t in pending_timers(events)
     )
     found.extend(_signal_waits(events))
