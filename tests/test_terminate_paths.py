@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from actors import FakeClock, RunHandle, RunState, Runtime
+from actors import FakeClock, RunHandle, RunState, Runtime, sleep, start_child, workflow
 from actors.testing import ProctorTestKit
 from persistence import StepState
 from tests import timeout_workflows as wf
@@ -84,3 +84,49 @@ def test_T3_cli_cancel_grace_abandons_the_running_step(db: Path, markers: str) -
         status = run_cli(db, "runs", "status", run.run_id)
         assert "abandoned" in status.output, status.output
         Path(markers, "a.release").touch()
+
+
+@workflow()
+async def deaf_child(folder: str, key: str) -> str:
+    return await wf.deaf(folder, key)
+
+
+@workflow()
+async def awaits_child(folder: str, key: str) -> str:
+    return await deaf_child(folder, key)
+
+
+@workflow()
+async def leaves_child(folder: str, key: str) -> str:
+    await start_child(deaf_child, folder, key, parent_close_policy="terminate")
+    while not Path(folder, f"{key}.started").exists():
+        await sleep(0.01)
+    return "left"
+
+
+def _child_of(rt: Runtime, run_id: str) -> RunHandle[object]:
+    wait_until(lambda: rt.list_runs(parent_run_id=run_id))
+    (child,) = rt.list_runs(parent_run_id=run_id)
+    return rt.handle(child.run_id)
+
+
+def test_T4_a_parents_grace_expiry_abandons_its_childs_running_step(db: Path, markers: str) -> None:
+    clock = FakeClock()
+    with Runtime(db, clock=clock) as rt:
+        run = rt.start(awaits_child, markers, "a")
+        wait_until(lambda: Path(markers, "a.started").exists())
+        child = _child_of(rt, run.run_id)
+        rt.cancel(run.run_id, "c", grace=0.3)
+        clock.advance(1)
+        assert run.wait_finished(timeout=10).status is RunState.TERMINATED
+        _closed(child, rt)
+        Path(markers, "a.release").touch()
+
+
+def test_T4_parent_close_policy_terminate_abandons_the_childs_running_step(
+    rt: Runtime, markers: str
+) -> None:
+    run = rt.start(leaves_child, markers, "a")
+    assert run.result(timeout=10) == "left"
+    _closed(_child_of(rt, run.run_id), rt)
+    Path(markers, "a.release").touch()
