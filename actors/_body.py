@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from actors._asyncio_misuse import translated
 from actors._attempts import Waiting
 from actors._base import logger
 from actors._context import WorkflowContext, reset_current, set_current
@@ -165,6 +166,7 @@ class Body:
                     host.finish_cancelled(exc.reason)
                 return
             except BaseException as exc:
+                exc = translated(exc)  # asyncio's "no event loop": named with its fix
                 if self._end_matches_log(exc):
                     host.finish_failed(exc)
                 return

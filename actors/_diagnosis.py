@@ -24,6 +24,17 @@ from persistence import (
 )
 
 _E = EventType
+#: The ends of a step attempt (its open shields end with it).
+_ATTEMPT_ENDS = frozenset(
+    {
+        _E.STEP_COMPLETED,
+        _E.STEP_FAILED,
+        _E.STEP_CANCELLED,
+        _E.STEP_ABANDONED,
+        _E.STEP_TIMED_OUT,
+        _E.STEP_REEXECUTED,
+    }
+)
 
 
 def timeline(events: Iterable[EventRecord]) -> str:
@@ -59,19 +70,26 @@ def waiting_on(
         found.append("no runtime has claimed it yet (is a worker running for its workflow?)")
     found.extend(_pending_retries(events, now))
     found.extend(_running(a, now) for a in steps if a.status is StepState.RUNNING)
+    found.extend(
+        f"step {_short(a.name)}#{a.call}: attempt {a.attempt} waits for a free step slot"
+        " (the runtime's max_concurrent_steps are all taken)"
+        for a in steps
+        if a.status is StepState.WAITING
+    )
     found.extend(_open_children(events))
     found.extend(
-        f"a durable timer ({t['kind']} #{t['call']}) due at {t['due']}, in"
-        f" {t['due_at'] - now:.1f}s on the wall clock (a virtual clock must be advanced)"
+        f"a durable timer ({t['kind']} #{t['call']}) due at {t['due']}, "
+        + (
+            f"in {t['due_at'] - now:.1f}s"
+            if t["due_at"] > now
+            else f"overdue by {now - t['due_at']:.1f}s"
+        )
+        + " on the wall clock (a virtual clock must be advanced)"
         for t in pending_timers(events)
     )
+    found.extend(_signal_waits(events))
     if record.cancel_requested_at is not None:
-        found.append(
-            f"a cancel requested {now - record.cancel_requested_at:.1f}s ago"
-            f" ({record.cancel_reason or 'no reason'}) that its code has not met yet:"
-            " it is met at the next checkpoint (an await in the body, a step's"
-            " check_cancellation() or heartbeat())"
-        )
+        found.append(_cancel(record, events, now))
     if not found:
         found.append("its workflow body, between records (no step or timer is pending)")
     return found
@@ -143,6 +161,71 @@ def _open_children(events: Sequence[EventRecord]) -> list[str]:
         elif e.type is _E.CHILD_ENDED:
             started.pop(e.call, None)
     return [f"child run {child} (call #{call}) to end" for call, child in sorted(started.items())]
+
+
+def _signal_waits(events: Sequence[EventRecord]) -> list[str]:
+    """B5: a ``wait_for_signal`` whose ``signal_waiting`` no ``signal_received`` ended."""
+    waits: dict[int, str] = {}
+    sent: dict[str, str] = {}
+    for e in events:
+        signal_id = e.data.get("signal_id")
+        if e.type is _E.SIGNAL_WAITING and e.call is not None:
+            waits[e.call] = e.step or "?"
+        elif e.type is _E.SIGNAL_SENT and isinstance(signal_id, str):
+            sent[signal_id] = str(e.data.get("name"))
+        elif e.type is _E.SIGNAL_RECEIVED:
+            waits.pop(e.call if e.call is not None else -1, None)
+            sent.pop(str(signal_id), None)
+    found = []
+    for call, name in sorted(waits.items()):
+        pending = sum(1 for n in sent.values() if n == name)
+        found.append(
+            f"a signal {name!r} (wait #{call}; {pending} pending of that name): send it"
+            " with Runtime.signal, Client.signal or proctor signal"
+        )
+    return found
+
+
+def _cancel(record: RunRecord, events: Sequence[EventRecord], now: float) -> str:
+    """The run's cancel: buffered by a shield, met and unwinding, or not met yet."""
+    assert record.cancel_requested_at is not None
+    asked = (
+        f"a cancel requested {now - record.cancel_requested_at:.1f}s ago"
+        f" ({record.cancel_reason or 'no reason'})"
+    )
+    # Open shields by where they are: the body's (None) or a step attempt's.
+    open_at: dict[tuple[str, int, int | None] | None, list[int]] = {}
+    delivered = False
+    for e in events:
+        where = None if e.step is None or e.call is None else (_short(e.step), e.call, e.attempt)
+        if e.type in _ATTEMPT_ENDS:
+            open_at.pop(where, None)  # an attempt's shields end with it
+        elif e.type is _E.SHIELD_ENTERED:
+            open_at.setdefault(where, []).append(e.run_seq)
+        elif e.type is _E.SHIELD_EXITED and open_at.get(where):
+            open_at[where].pop()
+        elif e.type is _E.CANCEL_DELIVERED:
+            delivered = True
+    if delivered:
+        return (
+            f"{asked}, met by its code already: the body is unwinding (its cleanup,"
+            " shielded or not, runs before the run ends as cancelled)"
+        )
+    shields = [
+        f"{'the workflow body' if where is None else f'step {where[0]}#{where[1]}'}'s"
+        f" shield (entered at record {seqs[0]})"
+        for where, seqs in open_at.items()
+        if seqs
+    ]
+    if shields:
+        return (
+            f"{asked}, held by {', '.join(shields)}: it is met at the first checkpoint"
+            " after the shield's block ends (S1)"
+        )
+    return (
+        f"{asked} that its code has not met yet: it is met at the next checkpoint (an"
+        " await in the body, a step's check_cancellation() or heartbeat())"
+    )
 
 
 def _short(name: str | None) -> str:

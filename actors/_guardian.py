@@ -43,7 +43,6 @@ from actors._messages import (
     Append,
     Cancel,
     ChildExited,
-    ControlAppend,
     ExitKind,
     ExitReason,
     Forward,
@@ -56,9 +55,11 @@ from actors._messages import (
     StartRun,
     StoreLost,
     Terminate,
+    TerminateTree,
     Wiring,
 )
 from actors._rehosting import Rehosting
+from actors._replies import Reply
 from actors._run_timeouts import RunTimeouts
 from actors._services import Services
 from actors._supervisor import RunSupervisor
@@ -75,7 +76,6 @@ from persistence import (
     StoreError,
     StoreReplaced,
     Synchronous,
-    terminate_request,
 )
 
 
@@ -351,9 +351,18 @@ class Guardian(ProctorActor):
         """C8: the cancel's grace ended; terminate unless the run already finished."""
         ref = self._directory.get(msg.run_id)
         reason = f"cancel grace expired ({msg.reason})" if msg.reason else "cancel grace expired"
-        events = tuple(terminate_request(msg.run_id, reason, source="grace", origin=self._owner))
         deliver = ((ref, Terminate(reason=reason)),) if ref is not None else ()
-        tell(self.journal, ControlAppend(events=events, deliver=deliver))
+        # The same one path as Runtime.terminate: the tree in one transaction
+        # (T4), and the supervisor told, so its running steps are abandoned (T3).
+        terminate = TerminateTree(
+            run_id=msg.run_id,
+            reason=reason,
+            source="grace",
+            origin=self._owner,
+            reply=Reply(),
+            deliver=deliver,
+        )
+        tell(self.journal, terminate)
 
     def _stop_services(self) -> None:
         if self._services.stop():

@@ -238,9 +238,32 @@ class HandleDesk:
 
     def left_behind(self) -> None:
         """The body ended: its started steps still running are abandoned with it."""
-        reason = "the run ended before the step ended (its handle was not awaited)"
+        reason = "the run ended before the step ended"
+        reasons = {
+            call_id: left_behind_reason(*self.cancels.get(call_id, (None, None)))
+            for call_id in self._steps
+        }
         for call_id in [c for c in self._attempts.backoff if c in self._steps]:
             del self._attempts.backoff[call_id]
             self._host.cancel_timer(("retry", call_id))
-        self._launcher.end_waiting(_E.STEP_ABANDONED, reason, shielded=True)
-        self._launcher.abandon_running(reason)
+        self._launcher.end_waiting(_E.STEP_ABANDONED, reason, shielded=True, reasons=reasons)
+        self._launcher.abandon_running(reason, reasons=reasons)
+
+
+def left_behind_reason(mode: CancellationType | None, reason: str | None) -> str:
+    """Why a handle's step still running at the body's end is abandoned.
+
+    ``mode`` and ``reason`` are its cancel through its handle, None if none:
+    an ABANDONed step was let go by the body, which may have awaited its
+    handle (the await raised at once); a TRY_CANCELled one was asked to stop
+    and has not yet; otherwise its handle was never awaited.
+    """
+    if mode is None:
+        return "the run ended before the step ended (its handle was not awaited)"
+    why = f": {reason}" if reason else ""
+    if mode is CancellationType.ABANDON:
+        return f"the run ended before the step ended (it was abandoned through its handle{why})"
+    return (
+        "the run ended before the step ended (it was cancelled through its handle"
+        f" with {mode.value}{why}, and had not stopped)"
+    )

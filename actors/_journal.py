@@ -358,4 +358,6 @@ def _delivers(append: Append, outcomes: tuple[AppendOutcome, ...]) -> bool:
     ControlInbox, and the supervisor must act on that first one, whose reason
     the run's record keeps.
     """
-    return not isinstance(append, ControlAppend) or all(_changed(o) for o in outcomes)
+    # Judged by the group, not by each event: a terminate's group
+    # (terminate_requested, run_terminated) changes the state at its last.
+    return not isinstance(append, ControlAppend) or any(_changed(o) for o in outcomes)

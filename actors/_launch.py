@@ -19,6 +19,7 @@ by attempt number, T3).
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -148,9 +149,17 @@ class Launcher:
         )
         self._log.append(started, tag=StepsScheduled(steps=(s,)), launch=(self.prepare(s),))
 
-    def end_waiting(self, type_: EventType, reason: str | None, *, shielded: bool) -> None:
+    def end_waiting(
+        self,
+        type_: EventType,
+        reason: str | None,
+        *,
+        shielded: bool,
+        reasons: Mapping[int, str] | None = None,
+    ) -> None:
         """Withdraw waiting attempts (only unshielded ones unless ``shielded``):
-        they are recorded ``type_`` (cancelled or abandoned) and never start."""
+        they are recorded ``type_`` (cancelled or abandoned) and never start.
+        ``reasons`` gives a call its own reason in place of ``reason``."""
         for call_id, s in list(self._attempts.queued.items()):
             if s.shielded and not shielded:
                 continue
@@ -158,8 +167,9 @@ class Launcher:
             assert s.ticket is not None
             assert isinstance(s.call, StepCall)
             s.ticket.release()
+            why = (reasons or {}).get(call_id, reason)
             self._log.send(
-                step_event(self._run_id, type_, s.call.step.name, call_id, s.attempt, reason=reason)
+                step_event(self._run_id, type_, s.call.step.name, call_id, s.attempt, reason=why)
             )
             if type_ is _E.STEP_CANCELLED:
                 self._host.on_call_recorded(
@@ -217,10 +227,16 @@ class Launcher:
             )
         return actor
 
-    def abandon_running(self, reason: str | None) -> None:
-        """Leave every running attempt; a busy one unwinds at its next check (T3)."""
+    def abandon_running(
+        self, reason: str | None, *, reasons: Mapping[int, str] | None = None
+    ) -> None:
+        """Leave every running attempt; a busy one unwinds at its next check (T3).
+
+        ``reasons`` gives a call its own reason in place of ``reason``.
+        """
         if not self._attempts.active:
             return
+        why = reasons or {}
         events = [
             step_event(
                 self._run_id,
@@ -228,12 +244,12 @@ class Launcher:
                 a.name,
                 call_id,
                 a.attempt,
-                reason=reason,
+                reason=why.get(call_id, reason),
                 **a.end_data(),
             )
             for call_id, a in self._attempts.active.items()
         ]
         self._log.send(*events)
-        for active in self._attempts.active.values():
-            tell(active.ref, Terminate(reason=reason))
+        for call_id, active in self._attempts.active.items():
+            tell(active.ref, Terminate(reason=why.get(call_id, reason)))
         self._attempts.active.clear()

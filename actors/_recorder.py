@@ -17,8 +17,9 @@ to the Journal in one Append, and the Journaled reply carries a tag (see
   (``_handover``), with those it was handed by its predecessor.
 
 Invariants: records reach the Journal in the order they are made, the
-deferred ones first; nothing is sent after a store failure; the run's
-creation is in the first group sent, and only there.
+deferred ones first (also before a teardown's ``send``); nothing is sent
+after a store failure; the run's creation is in the first group sent, and
+only there.
 """
 
 from __future__ import annotations
@@ -108,7 +109,15 @@ class Recorder:
             self.append(event, tag=None)
 
     def send(self, *events: NewEvent) -> None:
-        """Write records no reply waits for (another run's, or a teardown's)."""
+        """Write records no reply waits for (a teardown's: steps abandoned, say).
+
+        Deferred records were made before these, so they go first (D1: the
+        step end that let the body end precedes the abandons its end caused),
+        in a group of their own, so that a refusal of theirs (the run ended
+        elsewhere) cannot take these post-mortem records with it.
+        """
+        if self._unsent and self.create is None:
+            self.flush()
         tell(self._journal, Append(events=events))
 
     def store_failed(self, error: BaseException, events: tuple[NewEvent, ...]) -> bool:

@@ -20,11 +20,11 @@ from typing import Any
 
 import click
 
+from cli import _exits
 from cli import _render as render
 from cli._imports import import_user_module
 from cli._json_args import parse_json
 from cli._main import (
-    EXIT_CODES_HELP,
     EXIT_RUN_ID_IN_USE,
     EXIT_WAIT_TIMED_OUT,
     SECONDS,
@@ -80,7 +80,7 @@ def _origin() -> str:
     return f"cli-{os.getpid()}"
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=_exits.CANCEL)
 @click.argument("run_id")
 @click.option("--reason", help=_REASON_HELP)
 @click.option(
@@ -139,7 +139,7 @@ def cancel(
         click.echo(f"run {clean(run_id)} is {final.status}")
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=_exits.TERMINATE)
 @click.argument("run_id")
 @click.option("--reason", help=_REASON_HELP)
 @click.pass_obj
@@ -158,7 +158,7 @@ def terminate(options: StoreOptions, run_id: str, reason: str | None) -> None:
     click.echo(f"run {clean(run_id)} terminated{more}")
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=_exits.START)
 @click.argument("target", metavar="MODULE:WORKFLOW")
 @click.argument("json_args", nargs=-1, metavar="[JSON_ARGS]...")
 @click.option(
@@ -195,7 +195,7 @@ def start(
     the run stays. With --run-id, starting again is safe: the same start
     prints the existing run; another start with that id exits 6.
     """
-    _timeout_needs_wait(timeout, wait)
+    _timeout_needs_wait(timeout, wait, run_timeout=True)
     if run_timeout == 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--run-timeout")
     name, fn, workflow = _resolve(target)
@@ -276,9 +276,10 @@ def creating() -> Iterator[None]:
         fail(str(exc))
 
 
-def _timeout_needs_wait(timeout: float | None, wait: bool) -> None:
-    if timeout is not None and not wait:
-        raise click.UsageError("--timeout only bounds --wait; add --wait, or drop --timeout")
+def _timeout_needs_wait(timeout: float | None, wait: bool, *, run_timeout: bool = False) -> None:
+    if timeout is not None and not wait:  # run_timeout: the command has --run-timeout too
+        also = "; for a deadline of the run itself, use --run-timeout" if run_timeout else ""
+        raise click.UsageError(f"--timeout only bounds --wait; add --wait, or drop --timeout{also}")
 
 
 def _say_if_cut(reason: str | None) -> None:

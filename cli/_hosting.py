@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import click
 
-from cli._main import EXIT_CODES_HELP, SECONDS, StoreOptions, cli, fail
+from cli import _exits
+from cli._main import SECONDS, StoreOptions, cli, fail
 from persistence import StoreError
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=_exits.PLAIN)
 @click.option(
     "--cancel-after",
     default=0.3,
@@ -32,7 +33,7 @@ def demo(options: StoreOptions, cancel_after: float) -> None:
         fail(str(exc))
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=_exits.PLAIN)
 @click.argument("modules", nargs=-1, required=True, metavar="MODULE...")
 @click.option(
     "--max-concurrent-steps",

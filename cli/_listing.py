@@ -11,8 +11,9 @@ from typing import Any, Final
 
 import click
 
+from cli import _exits
 from cli import _render as render
-from cli._main import EXIT_CODES_HELP, MAX_COUNT, TIME, StoreOptions, open_store
+from cli._main import MAX_COUNT, TIME, StoreOptions, open_store
 from cli._owner import owner_json, owner_state
 from cli._runs import runs
 from cli._text import clean
@@ -30,7 +31,7 @@ _TIME_HELP = (
 LIST_SCHEMA_VERSION: Final = 1
 
 
-@runs.command("list", epilog=EXIT_CODES_HELP)
+@runs.command("list", epilog=_exits.PLAIN)
 @click.option(
     "--status",
     "status",

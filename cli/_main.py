@@ -36,11 +36,36 @@ EXIT_RUN_ID_IN_USE: Final = 6
 #: 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
 EXIT_INTERRUPTED: Final = 130
 
-EXIT_CODES_HELP: Final = (
-    "Exit codes: 0 success; 1 error (bad store file, or the run did not "
-    "complete); 2 usage; 3 run not found; 4 run already finished (restart: not "
-    "finished yet); 5 --wait timed out; 6 --run-id in use by another start; "
-    "130 stopped by Ctrl-C (a request made stays)."
+#: What each exit code means, for the --help of the commands that can exit with it.
+EXIT_MEANINGS: Final = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "error (bad store file)",
+    EXIT_USAGE: "usage",
+    EXIT_NOT_FOUND: "run not found",
+    EXIT_ALREADY_FINISHED: "run already finished",
+    EXIT_WAIT_TIMED_OUT: "--wait timed out",
+    EXIT_RUN_ID_IN_USE: "--run-id in use by another start",
+    EXIT_INTERRUPTED: "stopped by Ctrl-C (a request made stays)",
+}
+
+
+def exit_codes_help(*codes: int, **meaning: str) -> str:
+    """A command's epilog: the exit codes it can end with (0, 1 and 2 always),
+    each with its meaning; ``meaning`` overrides one, keyed ``e<code>``."""
+    chosen = sorted({EXIT_OK, EXIT_ERROR, EXIT_USAGE, *codes})
+    said = (f"{code} {meaning.get(f'e{code}', EXIT_MEANINGS[code])}" for code in chosen)
+    return "Exit codes: " + "; ".join(said) + "."
+
+
+#: The group's epilog: every code some command can end with.
+EXIT_CODES_HELP: Final = exit_codes_help(
+    EXIT_NOT_FOUND,
+    EXIT_ALREADY_FINISHED,
+    EXIT_WAIT_TIMED_OUT,
+    EXIT_RUN_ID_IN_USE,
+    EXIT_INTERRUPTED,
+    e1="error (bad store file, or the run did not complete)",
+    e4="run already finished (restart: not finished yet)",
 )
 
 

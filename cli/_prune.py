@@ -10,7 +10,8 @@ import json
 
 import click
 
-from cli._main import EXIT_CODES_HELP, MAX_COUNT, StoreOptions, open_store
+from cli import _exits
+from cli._main import MAX_COUNT, StoreOptions, open_store
 from cli._runs import runs
 from persistence import PRUNE_BATCH, parse_duration, prune
 
@@ -23,7 +24,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float
         raise click.BadParameter(str(exc)) from exc
 
 
-@runs.command("prune", epilog=EXIT_CODES_HELP)
+@runs.command("prune", epilog=_exits.PLAIN)
 @click.option(
     "--older-than",
     "older_than",

@@ -14,14 +14,15 @@ import uuid
 
 import click
 
+from cli import _exits
 from cli._control import chosen_run_id, creating
-from cli._main import EXIT_ALREADY_FINISHED, EXIT_CODES_HELP, StoreOptions, fail, open_store
+from cli._main import EXIT_ALREADY_FINISHED, StoreOptions, fail, open_store
 from cli._runs import runs
 from cli._text import clean
 from persistence import InvalidArgument, RunNotFinished, calls_phrase, restart_unowned
 
 
-@runs.command(epilog=EXIT_CODES_HELP)
+@runs.command(epilog=_exits.RESTART)
 @click.argument("run_id")
 @click.option(
     "--from-call",

@@ -13,10 +13,10 @@ from typing import Any
 import click
 from rich.text import Text
 
+from cli import _exits
 from cli import _render as render
 from cli._call_cancels import call_cancel_line, call_cancels
 from cli._main import (
-    EXIT_CODES_HELP,
     StoreOptions,
     cli,
     interrupted,
@@ -44,7 +44,7 @@ def runs() -> None:
     finished run as a new one; prune old finished runs."""
 
 
-@runs.command(epilog=EXIT_CODES_HELP)
+@runs.command(epilog=_exits.READ_ONE)
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
@@ -134,7 +134,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         out.print(render.runs_table(children))
 
 
-@runs.command(epilog=EXIT_CODES_HELP)
+@runs.command(epilog=_exits.LOGS)
 @click.argument("run_id")
 @click.option(
     "--follow", "-f", is_flag=True, help="Keep printing new events until the run is terminal."
@@ -157,7 +157,7 @@ def logs(options: StoreOptions, run_id: str, follow: bool, as_json: bool) -> Non
                 emit(event)
 
 
-@runs.command(epilog=EXIT_CODES_HELP)
+@runs.command(epilog=_exits.READ_ONE)
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the tree as nested JSON.")
 @click.pass_obj
@@ -269,7 +269,11 @@ def _pending_retries(events: list[EventRecord]) -> list[dict[str, Any]]:
 def _timer_line(timer: dict[str, Any]) -> str:
     """A pending durable timer (B1): what, due when (UTC), and in how long."""
     left = timer["due_at"] - time.time()
-    due = f"in {render.duration(0.0, left)}" if left > 0 else "due now (overdue)"
+    due = (
+        f"in {render.duration(0.0, left)}"
+        if left > 0
+        else f"overdue by {render.duration(left, 0.0)}"
+    )
     return f"{timer['kind']} #{timer['call']} until {render.when(timer['due_at'])} ({due})"
 
 

@@ -19,9 +19,9 @@ import sys
 
 import click
 
+from cli import _exits
 from cli._json_args import parse_json
 from cli._main import (
-    EXIT_CODES_HELP,
     AlreadyFinishedError,
     RunNotFoundError,
     StoreOptions,
@@ -39,7 +39,7 @@ from persistence import (
 )
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=_exits.SIGNAL)
 @click.argument("run_id")
 @click.argument("name")
 @click.argument("payload", required=False, metavar="[JSON]")

@@ -5,7 +5,9 @@ until a wait's ``signal_received`` names its id; the body is waiting for a
 signal from its ``signal_waiting`` (call ``n``) until that call's
 ``signal_received``, or the run's end.
 
-Invariants: pending signals are listed oldest first (log order); payloads
+Invariants: pending signals are listed oldest first (log order); those of
+a finished run are said "never taken" (``never_taken`` in JSON), as no
+wait can take them any more; payloads
 are abbreviated to :data:`PAYLOAD_CHARS` characters in every line (the
 JSON output of ``runs logs --json`` keeps them whole).
 """
@@ -70,7 +72,8 @@ def signal_state(run: RunRecord, events: list[EventRecord]) -> dict[str, Any]:
     waiting = None
     if waits and not run.status.is_terminal:
         waiting = waits[max(waits)]
-    return {"pending": pending, "waiting_for": waiting}
+    # A finished run takes no more signals: its untaken ones are kept, marked.
+    return {"pending": pending, "waiting_for": waiting, "never_taken": run.status.is_terminal}
 
 
 def signal_rows(state: dict[str, Any]) -> list[tuple[str, str]]:
@@ -82,5 +85,8 @@ def signal_rows(state: dict[str, Any]) -> list[tuple[str, str]]:
     if pending:
         names = ", ".join(str(s["name"]) for s in pending)
         count = len(pending)
-        rows.append(("signals", f"{count} pending (oldest first): {names}"))
+        if state.get("never_taken"):
+            rows.append(("signals", f"{count} never taken (the run ended): {names}"))
+        else:
+            rows.append(("signals", f"{count} pending (oldest first): {names}"))
     return rows

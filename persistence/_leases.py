@@ -155,7 +155,13 @@ def process_started_at(pid: int) -> float | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists in this PID namespace."""
+    """Whether a live process with this id exists in this PID namespace.
+
+    A zombie (killed, not yet reaped by its parent: state ``Z``, or ``X``
+    dying) is dead: it runs no code and will renew no lease. Its state is
+    read from ``/proc/<pid>/stat`` where there is one (Linux); elsewhere
+    ``os.kill(pid, 0)`` alone judges, and a zombie there counts as alive.
+    """
     if pid == os.getpid():
         return True
     try:
@@ -163,5 +169,22 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by another user
-        return True
-    return True
+        pass
+    return process_state(pid) not in _DEAD_STATES
+
+
+#: ``/proc/<pid>/stat`` states of a process that will never run again.
+_DEAD_STATES: Final = frozenset({"Z", "X", "x"})
+
+
+def process_state(pid: int) -> str | None:
+    """Process ``pid``'s one-letter state (``R``, ``S``, ``Z``...) where /proc
+    tells; else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The state follows the ")" that ends the command name (which may hold spaces).
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[0] if fields else None
