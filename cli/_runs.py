@@ -27,6 +27,7 @@ from cli._reused import reused_calls, reused_table
 from cli._signal_view import signal_rows, signal_state
 from cli._text import clean, plain
 from cli._timeouts import run_deadline_of, timeout_json, timeout_line
+from cli._wrapping import copyable
 from persistence import (
     EventRecord,
     EventType,
@@ -82,7 +83,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         return
     out = render.console()
     rows: list[tuple[str, Text | str]] = [
-        ("run", plain(run.run_id)),
+        ("run", copyable(run.run_id)),
         ("workflow", plain(run.workflow)),
         ("status", render.status_text(run.status, owner_dead=owner["alive"] is False)),
         *([("bad row", plain(f"cannot be read: {run.defect}"))] if run.defect else []),
@@ -104,7 +105,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
     if run.terminate_requested_at is not None:
         rows.append(("terminated", plain(run.terminate_reason or "(no reason given)")))
     if run.parent_run_id:
-        rows.append(("parent", plain(run.parent_run_id)))
+        rows.append(("parent", copyable(run.parent_run_id)))
     rows.extend(
         (key, plain(value)) for key, value in render.restart_rows(run, restarted_as, events)
     )
