@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from actors._arguments import binder, fits, flag, instance, seconds
 from actors._arguments import run_id as check_run_id
 from actors._client_control import ClientControl
-from actors._definitions import WorkflowDef
+from actors._definitions import WorkflowDef, lookup_workflow
 from actors._directory import Directory
 from actors._errors import RuntimeClosed
 from actors._handle import RunHandle
@@ -219,8 +219,13 @@ class Client(StoreReads, ClientControl, ClientSignals):
         called ``run_id``) names the run; default a new random id.
         ``timeout`` (B4, reserved too): seconds the run may take, counted
         from now, PENDING time included; default the ``@workflow()``'s own
-        (none when ``workflow`` is a name). A PENDING run's deadline fires
-        when a worker claims it (see the guide "Run timeouts").
+        ``timeout``, also for a name when this process imported the workflow
+        under it (so ``start("orders.report", 1)`` and
+        ``start(orders.report, 1)`` record the same deadline, as ``proctor
+        start orders:report 1`` does); for a name this process did not
+        import, only an explicit ``timeout=`` applies (none otherwise). A
+        PENDING run's deadline fires when a worker claims it (see the guide
+        "Run timeouts").
 
         Raises:
             NotSerializable: an argument is not JSON (D4).
@@ -237,7 +242,9 @@ class Client(StoreReads, ClientControl, ClientSignals):
         """
         self._check_open()
         name, definition = self._workflow(workflow)
-        deadline = start_deadline(definition, timeout)
+        # B4: a name's timeout is its decorator's where this process imported it,
+        # as `proctor start module:name` does; the signature is still not checked.
+        deadline = start_deadline(definition or lookup_workflow(name), timeout)
         run_id = uuid.uuid4().hex if run_id is None else check_chosen_run_id(run_id)
         args_in, kwargs_in = roundtrip_arguments(
             args, kwargs, what=f"arguments of workflow {name!r}", limit=self.max_payload_bytes

@@ -199,14 +199,30 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
     finished, its result is dropped) and restarted with it; ``rest_for_one``
     the same for the steps after it in argument order. Child runs are not
     restarted by a sibling.
+
+    Raises:
+        InvalidArgumentType: an argument is not a step or child workflow
+            call; for a handle of :func:`start_step` or :func:`start_child`,
+            the message says to await each handle in turn (their calls
+            already run in parallel; Temporal's ``asyncio.gather`` over
+            handles is the same wait).
     """
     for call in calls:
         if not isinstance(call, StepCall | ChildCall):
             raise InvalidArgumentType(
                 f"gather() takes step calls and child workflow calls, got {safe_repr(call)}"
+                + (_HANDLE_HINT if callable(getattr(call, "cancel", None)) else "")
             )
     _check_strategy(strategy)
     return Gather(calls=calls, strategy=strategy)
+
+
+#: B2: gather() starts its calls itself (under its restart strategy, SV3); a
+#: handle's call is already running, so awaiting each handle does the same.
+_HANDLE_HINT = (
+    "; a handle's call is already running: await each handle in turn"
+    " (`results = [await h for h in handles]`), the calls run in parallel meanwhile"
+)
 
 
 def _check_strategy(strategy: str | None) -> None:

@@ -7,7 +7,8 @@ Invariants (docs/cli.md, "Reading the output"):
 - No view drops content at any width. Rows under headers are a table when
   the table fits, and otherwise one block per row, each value wrapping under
   its label (:class:`Grid`); a status is never cut. A line that is longer
-  than the width wraps; nothing is cropped.
+  than the width wraps, only at spaces (:mod:`cli._wrapping`): a value a
+  user copies back (a run id, a cursor) is never broken; nothing is cropped.
 - The width is ``COLUMNS`` when set, else the terminal's; output to a pipe
   or a file without ``COLUMNS`` is not limited (one line per row).
 """
@@ -31,6 +32,8 @@ from rich.text import Text
 
 from cli._signal_view import SIGNAL_EVENTS, signal_details
 from cli._text import clean, json_text, plain
+from cli._wrapping import Console as WrappingConsole
+from cli._wrapping import Labelled, Wrapped, copyable, whole
 from persistence import EventRecord, EventType, RunRecord, RunState, StepRecord, calls_phrase
 
 STATUS_STYLE = {
@@ -58,7 +61,7 @@ def width() -> int | None:
 
 def console() -> Console:
     # Made at each call: click's test runner swaps sys.stdout per invocation.
-    return Console(highlight=False, markup=False, emoji=False, width=width())
+    return WrappingConsole(highlight=False, markup=False, emoji=False, width=width())
 
 
 def echo_json(value: Any) -> None:
@@ -127,7 +130,7 @@ class Grid:
     headers: Sequence[str]
     rows: list[Sequence[Text]] = field(default_factory=list)
     title: str | None = None
-    caption: str | None = None
+    caption: str | Text | None = None
     #: Indexes of the columns justified right in the table form.
     right: frozenset[int] = frozenset()
 
@@ -138,7 +141,6 @@ class Grid:
         table = Table(
             title=self.title,
             title_justify="left",
-            caption=self.caption,
             box=None,
             header_style="bold",
         )
@@ -155,15 +157,15 @@ class Grid:
         for i, row in enumerate(self.rows):
             if i:
                 yield Text()
-            block = Table.grid(padding=(0, 2))
-            block.add_column(no_wrap=True, style="bold", min_width=label_width)
-            block.add_column(overflow="fold")
-            for header, cell in zip(self.headers, row, strict=True):
-                if cell.plain:
-                    block.add_row(header, cell)
-            yield block
+            cells = zip(self.headers, row, strict=True)
+            yield Labelled([(h, cell) for h, cell in cells if cell.plain], label_width)
+
+    def caption_lines(self) -> Iterator[RenderableType]:
+        # Under the rows at the console's full width, not the table's (a caption
+        # of rich's wraps to the table's width), so a cursor in it stays whole.
         if self.caption:
-            yield Text(self.caption, style="dim")
+            caption = self.caption if isinstance(self.caption, Text) else plain(self.caption)
+            yield Wrapped(Text.assemble(caption, style="dim"))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         table = self.table()
@@ -173,16 +175,14 @@ class Grid:
             yield table
         else:
             yield from self.blocks()
+        yield from self.caption_lines()
 
 
-def key_values(rows: Iterable[tuple[str, Text | str]]) -> Table:
+def key_values(rows: Iterable[tuple[str, Text | str]]) -> Labelled:
     """``label  value`` lines; a long value wraps under itself, never cut."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True, style="bold")
-    grid.add_column(overflow="fold")
-    for key, value in rows:
-        grid.add_row(key, value if isinstance(value, Text) else plain(value))
-    return grid
+    return Labelled(
+        (key, value if isinstance(value, Text) else plain(value)) for key, value in rows
+    )
 
 
 def runs_table(
@@ -198,13 +198,15 @@ def runs_table(
     count = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
     shown = f"{count} after the cursor" if after_cursor else f"the newest {count}"
     notes = (
-        [f"{shown}; there are more; next page: the same command with --cursor {next_cursor}"]
-        if next_cursor
-        else []
+        [Text(f"{shown}; there are more; next page: the same command with ")] if next_cursor else []
     )
+    if next_cursor:
+        notes[0].append_text(whole(f"--cursor {next_cursor}"))
     if any(run.defect is not None for run in runs):
-        notes.append("a (bad row) cannot be read whole: `proctor runs status RUN_ID` says why")
-    caption = "; ".join(notes) or None
+        notes.append(
+            Text("a (bad row) cannot be read whole: `proctor runs status RUN_ID` says why")
+        )
+    caption = Text("; ").join(notes) if notes else None
     grid = Grid(
         ["RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION", "CANCEL REASON"],
         caption=caption,
@@ -212,7 +214,7 @@ def runs_table(
     )
     for run in runs:
         grid.add_row(
-            plain(run.run_id),
+            copyable(run.run_id),
             plain(run.workflow),
             status_text(
                 run.status, owner_dead=run.run_id in dead, unreadable=run.defect is not None
@@ -342,7 +344,7 @@ def step_style(status: str) -> str:
 
 def tree_node(run: RunRecord) -> Text:
     text = Text("run ", style="bold")
-    text.append(clean(run.run_id), style="bold")
+    text.append_text(copyable(run.run_id, style="bold"))
     text.append(f" ({clean(run.workflow)}) ")
     text.append_text(status_text(run.status))
     if run.cancel_reason:
@@ -383,7 +385,7 @@ class Tree:
                 stack.append((child, prefix + branch, prefix + rest))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield from self.lines()
+        yield from (Wrapped(line) for line in self.lines())
 
 
 def new_tree(run: RunRecord) -> Tree:

@@ -27,6 +27,14 @@ from cli._reused import reused_calls, reused_table
 from cli._signal_view import signal_rows, signal_state
 from cli._text import clean, plain
 from cli._timeouts import run_deadline_of, timeout_json, timeout_line
+from cli._tree_calls import (
+    body_call_json,
+    body_call_label,
+    body_calls,
+    handle_cancel_note,
+    handle_cancels,
+)
+from cli._wrapping import copyable
 from persistence import (
     EventRecord,
     EventType,
@@ -82,7 +90,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         return
     out = render.console()
     rows: list[tuple[str, Text | str]] = [
-        ("run", plain(run.run_id)),
+        ("run", copyable(run.run_id)),
         ("workflow", plain(run.workflow)),
         ("status", render.status_text(run.status, owner_dead=owner["alive"] is False)),
         *([("bad row", plain(f"cannot be read: {run.defect}"))] if run.defect else []),
@@ -104,7 +112,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
     if run.terminate_requested_at is not None:
         rows.append(("terminated", plain(run.terminate_reason or "(no reason given)")))
     if run.parent_run_id:
-        rows.append(("parent", plain(run.parent_run_id)))
+        rows.append(("parent", copyable(run.parent_run_id)))
     rows.extend(
         (key, plain(value)) for key, value in render.restart_rows(run, restarted_as, events)
     )
@@ -162,7 +170,8 @@ def logs(options: StoreOptions, run_id: str, follow: bool, as_json: bool) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print the tree as nested JSON.")
 @click.pass_obj
 def tree(options: StoreOptions, run_id: str, as_json: bool) -> None:
-    """Draw the run's supervision tree: its step attempts and child runs, with states."""
+    """Draw the run's supervision tree: its calls (step attempts, child runs,
+    timers, signal waits) with their states, and its timeout."""
     with open_store(options) as store:
         root = store.get_run(run_id)
         if as_json:
@@ -290,16 +299,22 @@ def _grow(store: Store, run: RunRecord, node: render.Tree) -> None:
     children = {c.run_id: c for c in store.list_runs(parent_run_id=run.run_id)}
     events = store.events(run.run_id)
     restarts = _restarts(events)
+    cancels = handle_cancels(events)
+    if (deadline := run_deadline_of(events)) is not None:
+        node.add(plain(f"timeout {timeout_line(deadline, run.status, time.time())}"))
     for e in events:
         if e.type is EventType.CALL_REUSED:
             label = Text(f"{e.data.get('kind')} {clean(e.step or '')} #{e.call} ")
             label.append("reused", style="cyan")
             label.append(f" from run {clean(str(e.data.get('from_run')))} ({e.data.get('end')})")
             node.add(label)
-    for kind, call, item in _calls(store, run, children):
-        if kind == "step":
+    for kind, call, item in _calls(store, run, children, events):
+        if kind == "body":
+            node.add(body_call_label(item))
+        elif kind == "step":
             label = Text(f"step {clean(item.name)} #{call} attempt {item.attempt} ")
             label.append(item.status.value, style=render.step_style(item.status.value))
+            label.append(handle_cancel_note(cancels.get(call)), style="yellow")
             if (call, item.attempt) in restarts:
                 after = clean(restarts[(call, item.attempt)])
                 label.append(f"  restarted after {after}", style="yellow")
@@ -314,10 +329,12 @@ def _grow(store: Store, run: RunRecord, node: render.Tree) -> None:
 
 
 def _calls(
-    store: Store, run: RunRecord, children: dict[str, RunRecord]
+    store: Store, run: RunRecord, children: dict[str, RunRecord], events: list[EventRecord]
 ) -> list[tuple[str, int, Any]]:
-    """The run's step attempts and child runs, in call order."""
+    """The run's step attempts, child runs, timers and signal waits, in call order."""
     items: list[tuple[str, int, Any]] = [("step", s.call, s) for s in store.steps(run.run_id)]
+    ended = run.status.is_terminal
+    items.extend(("body", c.call, c) for c in body_calls(events, run_ended=ended))
     for child_id, child in children.items():
         call = int(child_id.rsplit(".", 1)[1]) if child_id.startswith(f"{run.run_id}.") else -1
         items.append(("child", call, child))
@@ -329,9 +346,13 @@ def _calls(
 
 def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:
     children = {c.run_id: c for c in store.list_runs(parent_run_id=run.run_id)}
+    events = store.events(run.run_id)
+    cancels = handle_cancels(events)
     nodes = []
-    for kind, call, item in _calls(store, run, children):
-        if kind == "step":
+    for kind, call, item in _calls(store, run, children, events):
+        if kind == "body":
+            nodes.append(body_call_json(item))
+        elif kind == "step":
             nodes.append(
                 {
                     "kind": "step",
@@ -339,14 +360,16 @@ def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:
                     "name": item.name,
                     "attempt": item.attempt,
                     "status": item.status.value,
+                    "handle_cancel": cancels.get(call),
                 }
             )
         else:
             nodes.append({"kind": "run", "call": call, **_tree_json(store, item)})
     reused = [
         {"kind": "reused", "call": e.call, "name": e.step, "from_run": e.data.get("from_run")}
-        for e in store.events(run.run_id)
+        for e in events
         if e.type is EventType.CALL_REUSED
     ]
     links = {"restarted_from": run.restarted_from, "restarted_as": store.restarted_as(run.run_id)}
-    return {**_brief(run), **links, "children": [*reused, *nodes]}
+    timeout = {"timeout": timeout_json(run_deadline_of(events), time.time())}
+    return {**_brief(run), **links, **timeout, "children": [*reused, *nodes]}

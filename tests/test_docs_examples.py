@@ -32,6 +32,7 @@ PRINTS = {
     "starting_runs.py": "shipped cart-7, charged 1 time(s)",
     "signals.py": "o-2: refused by bob",
     "run_timeout.py": "run is cancelled: run timed out after 0.5 s",
+    "async_step_cancel.py": "download cancelled: enough",
     "durable_sleep.py": "reminder sent for inv-1; inv-2 cancelled",
     "step_handles.py": (
         "['fast: 12.50', 'cancelled: the fast carrier answered first',"

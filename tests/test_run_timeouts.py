@@ -381,12 +381,13 @@ def test_B4_A1_start_async_and_the_clients_starts_take_a_timeout_too(
         with Client(kit.db) as client:
             by_def = client.start(wf.brisk, 1)  # the decorator's 3600 s
             by_name = await client.start_async("tests.timeout_workflows.brisk", 2, timeout=9)
-            plain = client.start("tests.timeout_workflows.brisk", 3)  # a name: no decorator
+            # A name this process registered: its decorator's 3600 s, as by definition.
+            plain = client.start("tests.timeout_workflows.brisk", 3)
         return [run.run_id, by_def.run_id, by_name.run_id, plain.run_id]
 
     ids = asyncio.run(starts())
     timeouts = [kit.runtime.events(i)[0].data.get("timeout") for i in ids]
-    assert timeouts == [7, 3600, 9, None]
+    assert timeouts == [7, 3600, 9, 3600]
     run = kit.runtime.handle(ids[0])
     kit.wait_for_event(run, "step_started")
     kit.clock.advance(7)

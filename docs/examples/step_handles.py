@@ -1,12 +1,14 @@
 """step_handles: start steps without waiting, then cancel the one no longer needed.
 
-Two quotes are asked for at once; the first to answer wins and the other is
-cancelled alone (TRY_CANCEL): the run goes on, and the loser's step meets
-the cancel at its next heartbeat. A third step, abandoned, is never told:
-it keeps running, and a result it gives while the run lives is recorded in
-the log and never returned; here the run ends first, so it is abandoned
-with the run (``step_abandoned``), as Temporal leaves an activity whose
-workflow completed.
+Two quotes are asked for at once; the body awaits the fast carrier's handle
+(which answers while the slow one still waits) and then cancels the slow one
+alone (TRY_CANCEL): the run goes on, and the slow step meets the cancel at
+its next heartbeat. The body chooses which handle to await; there is no
+"first of several" await yet (each handle is awaited on its own). A third
+step, abandoned, is never told: it keeps running, and a result it gives
+while the run lives is recorded in the log and never returned; here the run
+ends first, so it is abandoned with the run (``step_abandoned``), as
+Temporal leaves an activity whose workflow completed.
 """
 
 import tempfile
