@@ -3,6 +3,14 @@
 The public API is exactly ``__all__``; everything else is private.
 """
 
+from actors._cancel_scope import (
+    CancelScope,
+    DeadlineExceeded,
+    fail_after,
+    fail_at,
+    move_on_after,
+    move_on_at,
+)
 from actors._cancellation_type import CancellationType
 from actors._child_handles import ChildRun, start_child
 from actors._client import Client
@@ -64,6 +72,7 @@ from persistence import (
 )
 
 __all__ = [
+    "CancelScope",
     "CancellationError",
     "CancellationType",
     "ChildRun",
@@ -72,6 +81,7 @@ __all__ = [
     "Context",
     "ControlResult",
     "CorruptRecord",
+    "DeadlineExceeded",
     "EventRecord",
     "EventType",
     "FakeClock",
@@ -115,8 +125,12 @@ __all__ = [
     "WorkflowContext",
     "WorkflowDef",
     "WorkflowFailed",
+    "fail_after",
+    "fail_at",
     "gather",
     "get_context",
+    "move_on_after",
+    "move_on_at",
     "registered_workflows",
     "shield",
     "sleep",
