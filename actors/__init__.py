@@ -5,7 +5,6 @@ The public API is exactly ``__all__``; everything else is private.
 
 from actors._cancel_scope import (
     CancelScope,
-    DeadlineExceeded,
     fail_after,
     fail_at,
     move_on_after,
@@ -26,6 +25,7 @@ from actors._definitions import (
 )
 from actors._errors import (
     CancellationError,
+    DeadlineExceeded,
     NonDeterminismError,
     RunCancelled,
     RunEnded,

@@ -18,22 +18,13 @@ from typing import Any
 
 from actors._arguments import seconds as checked_seconds
 from actors._context import StepContext, WorkflowContext, _current
+from actors._errors import DeadlineExceeded
 from persistence import InvalidArgument, InvalidArgumentType, ProctorError, safe_repr
 
 #: The run supervisor's ``_scopes.Scopes`` and its ``ScopeState`` (typed
 #: loosely: this module sits below the supervisor's collaborators).
 Scopes = Any
 ScopeState = Any
-
-
-class DeadlineExceeded(TimeoutError):
-    """``fail_after``/``fail_at``: the scope's deadline passed before its block ended.
-
-    A ``TimeoutError`` (so ``except TimeoutError`` catches it), as AnyIO's
-    ``fail_after`` raises; Trio's equivalent is ``trio.TooSlowError``. Raised
-    at the scope's exit, in place of the ``CancellationError`` the deadline
-    raised inside the block (which is its ``__context__``).
-    """
 
 
 def _scopes(what: str) -> Scopes:

@@ -27,6 +27,7 @@ tree::
     │   ├── RunCancelled               the run ended CANCELLED
     │   └── RunTerminated              the run ended TERMINATED
     ├── WaitTimeout(TimeoutError)      (actors) a wait for a run's end ran out; says why
+    ├── DeadlineExceeded(TimeoutError) (actors) fail_after/fail_at: a scope's deadline passed (B3)
     └── StoreError
         ├── OutcomeUnknown         a request may have taken effect; names the run
         ├── StoreLocked            busy past the busy timeout
