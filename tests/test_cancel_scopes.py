@@ -334,7 +334,10 @@ def test_B3_S1_a_shield_scope_buffers_the_run_cancel(rt: Runtime) -> None:
 async def sc_nested(key: str, which: str) -> list[Any]:
     with CancelScope() as outer:
         with CancelScope() as inner:
-            (outer if which == "outer" else inner).cancel(which)
+            if which in ("inner", "both"):
+                inner.cancel("inner")
+            if which in ("outer", "both"):
+                outer.cancel("outer")
             try:
                 await sc_mark(f"{key}:in inner", True)
             finally:
@@ -345,7 +348,12 @@ async def sc_nested(key: str, which: str) -> list[Any]:
 
 @pytest.mark.parametrize(
     ("which", "expected", "in_outer"),
-    [("outer", [True, False, False], False), ("inner", [False, True, True], True)],
+    [
+        ("outer", [True, False, False], False),
+        ("inner", [False, True, True], True),
+        # Both: the outer's cancel is the one met; the inner scope does not swallow it.
+        ("both", [True, False, True], False),
+    ],
 )
 def test_B3_nested_scopes_each_catch_only_their_own_cancel(
     rt: Runtime, which: str, expected: list[bool], in_outer: bool
