@@ -12,6 +12,7 @@ recorded, so replay after a crash takes the same path (D2). Virtual time
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from tests.conftest import (
     gate,
     note,
     open_rt,
+    run_cli,
     steps_of,
     wait_for_event,
     wait_until,
@@ -512,6 +514,45 @@ def test_B3_D2_a_crash_after_the_block_replays_the_scope_from_its_records(
     assert NOTES[f"{key}:step"] == ["returned"]  # the scope's step did not run again
     assert NOTES[f"{key}:first"] == [1]
     assert types(second, run.run_id).count("scope_cancelled") == 1
+
+
+# -- the CLI shows scopes plainly ------------------------------------------------------------
+
+
+def test_B3_runs_status_logs_and_tree_show_scopes(proctor: ProctorTestKit) -> None:
+    rt, clock = proctor.runtime, proctor.clock
+    key = "cli"
+    run = rt.start(sc_moves_on, key)
+    assert gate(f"{key}:started").wait(10)
+    clock.advance(60)
+    wait_for_event(rt, run.run_id, EventType.SCOPE_CANCELLED)
+    gate(key).set()
+    run.result(timeout=10)
+    db = proctor.db
+    status = run_cli(db, "runs", "status", run.run_id)
+    assert status.exit_code == 0, status.output
+    (line,) = [x for x in status.output.splitlines() if x.lstrip().startswith("scope")]
+    assert "scope 0 (deadline " in line
+    assert "cancelled by its deadline (at checkpoint" in line
+    assert "exited, its cancel caught" in line
+    as_json = json.loads(run_cli(db, "runs", "status", run.run_id, "--json").output)
+    [scope] = as_json["scopes"]
+    assert (scope["scope"], scope["cancelled"]["cause"]) == (0, "deadline")
+    logs = run_cli(db, "runs", "logs", run.run_id).output.splitlines()
+    (cancelled,) = [x for x in logs if "scope_cancelled" in x]
+    assert 'cause="deadline"' in cancelled
+    assert [x for x in logs if "scope_entered" in x]
+    assert [x for x in logs if "scope_exited" in x]
+    tree = run_cli(db, "runs", "tree", run.run_id).output.splitlines()
+    (never,) = [x for x in tree if "sc_never_checks" in x]
+    assert "in scope 0" in never
+    (after,) = [x for x in tree if "sc_mark" in x]
+    assert "in scope" not in after
+    nodes = json.loads(run_cli(db, "runs", "tree", run.run_id, "--json").output)["children"]
+    assert [(n["name"].rsplit(".", 1)[-1], n["scope"]) for n in nodes] == [
+        ("sc_never_checks", 0),
+        ("sc_mark", None),
+    ]
 
 
 # -- bad input ------------------------------------------------------------------------------------
