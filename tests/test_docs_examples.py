@@ -33,6 +33,10 @@ PRINTS = {
     "signals.py": "o-2: refused by bob",
     "run_timeout.py": "run is cancelled: run timed out after 0.5 s",
     "durable_sleep.py": "reminder sent for inv-1; inv-2 cancelled",
+    "cancel_scopes.py": (
+        "['quote timed out: True', 'optional block skipped: True',"
+        " 'DeadlineExceeded, a TimeoutError: True', 'shipped o-9 for 499']"
+    ),
     "step_handles.py": (
         "['fast: 12.50', 'cancelled: the fast carrier answered first',"
         " 'cancelled: not worth waiting for']"
