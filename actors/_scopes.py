@@ -40,7 +40,7 @@ a deadline fires at most once and never after its scope exited.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from actors._body import Body
 from actors._body_timers import BodyTimers
@@ -318,7 +318,3 @@ class Scopes:
             if state.shield:
                 break
         return found
-
-    def describe(self) -> dict[str, Any]:
-        """For diagnostics: the open scopes, innermost last."""
-        return {"scopes": [(s.id, s.shield, s.cancel_called) for s in self.stack]}
