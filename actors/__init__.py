@@ -3,6 +3,13 @@
 The public API is exactly ``__all__``; everything else is private.
 """
 
+from actors._cancel_scope import (
+    CancelScope,
+    fail_after,
+    fail_at,
+    move_on_after,
+    move_on_at,
+)
 from actors._cancellation_type import CancellationType
 from actors._child_handles import ChildRun, start_child
 from actors._client import Client
@@ -18,6 +25,7 @@ from actors._definitions import (
 )
 from actors._errors import (
     CancellationError,
+    DeadlineExceeded,
     NonDeterminismError,
     RunCancelled,
     RunEnded,
@@ -65,6 +73,7 @@ from persistence import (
 )
 
 __all__ = [
+    "CancelScope",
     "CancellationError",
     "CancellationType",
     "ChildRun",
@@ -73,6 +82,7 @@ __all__ = [
     "Context",
     "ControlResult",
     "CorruptRecord",
+    "DeadlineExceeded",
     "EventRecord",
     "EventType",
     "FakeClock",
@@ -117,8 +127,12 @@ __all__ = [
     "WorkflowContext",
     "WorkflowDef",
     "WorkflowFailed",
+    "fail_after",
+    "fail_at",
     "gather",
     "get_context",
+    "move_on_after",
+    "move_on_at",
     "registered_workflows",
     "shield",
     "sleep",

@@ -80,6 +80,16 @@ class BodyHost(Protocol):
     def finish_failed(self, exc: BaseException) -> None: ...
 
 
+class ScopeHook(Protocol):
+    """B3: the body's cancel scopes (``_scopes.Scopes``), as checkpoints see them."""
+
+    def at_checkpoint(self, checkpoint: int, *, replaying: bool) -> CancellationError | None:
+        """The cancel of the scope met at this checkpoint, or None."""
+
+    def started(self, call_id: int) -> None:
+        """Call ``call_id`` starts inside the open scopes."""
+
+
 class Body:
     """One run's workflow body: its coroutine, context and replay cursor."""
 
@@ -112,6 +122,11 @@ class Body:
         #: Checkpoints the body has passed; a cancel_delivered names its own.
         self._checkpoints = 0
         self._checkpoint = 0
+        #: B3: the cancel scopes (set by the crew), the scope cancel met at
+        #: this checkpoint, and the one a resumption through the mailbox raises.
+        self.scopes: ScopeHook | None = None
+        self._scope_due: CancellationError | None = None
+        self._resume_error: CancellationError | None = None
         self.ctx = WorkflowContext(
             run_id,
             is_cancelling=self._is_cancelling,
@@ -129,7 +144,21 @@ class Body:
         """Call ids count the body's calls, so replay finds call ``n`` again."""
         call_id = self.ctx.call_counter
         self.ctx.call_counter += 1
+        if self.scopes is not None:
+            self.scopes.started(call_id)
         return call_id
+
+    @property
+    def next_checkpoint(self) -> int:
+        """The number the body's next checkpoint will have."""
+        return self._checkpoints
+
+    def resume_error(self, reason: str | None) -> CancellationError:
+        """The cancel a resumption through the mailbox raises (a scope's, B3, kept)."""
+        error, self._resume_error = self._resume_error, None
+        if error is not None and error.reason == reason:
+            return error
+        return CancellationError(reason)
 
     # -- running ----------------------------------------------------------------
 
@@ -183,6 +212,7 @@ class Body:
                 # Met a cancel at this await (C3): resume through the mailbox,
                 # so a Terminate or Shutdown is read first (T2) even if the
                 # body catches every cancel in a loop.
+                self._resume_error = error
                 host.resume_later(error.reason)
                 return
 
@@ -276,17 +306,31 @@ class Body:
         """
         self._checkpoint = self._checkpoints
         self._checkpoints += 1
-        if self._in_history():
+        in_history = self._in_history()
+        scope = (
+            self.scopes.at_checkpoint(self._checkpoint, replaying=in_history)
+            if self.scopes is not None
+            else None
+        )
+        self._scope_due = None
+        if in_history:
             assert self.history is not None
             replayed = self.history.cancel_at(self._checkpoint)
             if replayed is not None:
                 self.replayed_cancel = replayed.data
                 return True
-            return self._cancel_met is not None and self.ctx.shield_depth == 0
-        return self._host.cancel_due()
+            run_due = self._cancel_met is not None and self.ctx.shield_depth == 0
+        else:
+            run_due = self._host.cancel_due()
+        # The run's cancel acts as the outermost scope (B3): it wins when due.
+        self._scope_due = None if run_due else scope
+        return run_due or scope is not None
 
     def deliver_cancel(self) -> CancellationError:
         """The cancel meets the body at this checkpoint; recorded unless replayed."""
+        scope, self._scope_due = self._scope_due, None
+        if scope is not None:
+            return scope  # a scope's cancel (B3): decided by its records, none written here
         replayed, self.replayed_cancel = self.replayed_cancel, None
         if replayed is not None:
             self._cancel_replayed = True
@@ -321,6 +365,10 @@ class Body:
         if self._host.replaying:
             return self._cancel_replayed
         return self._host.cancelling()
+
+    def record_body(self, type_: EventType, **data: Any) -> None:
+        """A record of the body itself (B3: a scope's), matched once on replay."""
+        self._record_body(type_, **data)
 
     def _record_body(self, type_: EventType, **data: Any) -> None:
         """A record of the body itself (a shield); replay matches it, once."""

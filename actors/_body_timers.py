@@ -180,6 +180,30 @@ class BodyTimers:
         self._write(self._event(_E.TIMER_CANCELLED, timer, reason=reason))
         return True
 
+    def fire_now(self, call_id: int) -> bool:
+        """A pending timer whose instant has passed fires now, at a checkpoint
+        of the body (B3: a scope's deadline met live); False if not pending."""
+        timer = self.pending.pop(call_id, None)
+        if timer is None:
+            return False
+        self._host.cancel_timer((TIMER_KEY, call_id))
+        self._write(self._event(_E.TIMER_FIRED, timer))
+        return True
+
+    def interrupt(self, call_id: int, reason: str | None) -> bool:
+        """One pending timer meets a cancel (B3: its scope's): dropped and
+        recorded as the run's cancel drops it; False if it has no such callback."""
+        timer = self.pending.get(call_id)
+        if timer is None or timer.on_run_cancel is None:
+            return False
+        self.pending.pop(call_id)
+        self._host.cancel_timer((TIMER_KEY, call_id))
+        self._log.defer(self._event(_E.TIMER_CANCELLED, timer, reason=reason))
+        timer.on_run_cancel(call_id, reason)
+        if not self._log.driving:
+            self._log.flush()
+        return True
+
     def on_run_cancel(self, reason: str | None) -> None:
         """The run's cancel: drop the timers it interrupts (not shielded ones, S1)."""
         for timer in list(self.pending.values()):

@@ -316,6 +316,8 @@ class WorkflowContext(Context):
         self.call_counter = 0
         #: Step and child-run handles (B2): set by the run supervisor.
         self.handles: CallHandles | None = None
+        #: Cancel scopes (B3, ``_scopes.Scopes``): set by the run supervisor.
+        self.scopes: Any = None
 
     @property
     def is_cancelling(self) -> bool:

@@ -26,6 +26,7 @@ collaborator       module         concept
 ``signals``        _signals       the body's waits for signals (B5)
 ``calls``          _call_cancel   cancelling some calls only (B2, B3)
 ``handles``        _handle_desk   step and child-run handles (B2)
+``scopes``         _scopes        the body's cancel scopes (B3)
 =================  =============  ==========================================
 
 Invariants: one crew per supervisor, built in its constructor, before its
@@ -68,6 +69,7 @@ from actors._messages import Cancel
 from actors._recorder import Recorder
 from actors._restarts import RestartHost, Restarts
 from actors._resuming import ResumeHost, Resumption
+from actors._scopes import Scopes, ScopesHost
 from actors._signals import SignalHost, SignalWaits
 from actors._sleeping import SleepHost, Sleeps
 from actors._terminating import TerminateHost, Termination
@@ -91,6 +93,7 @@ class RunHost(
     SleepHost,
     CallCancelHost,
     HandleHost,
+    ScopesHost,
     Protocol,
 ):
     """Everything the collaborators need of their run supervisor."""
@@ -136,6 +139,7 @@ class Crew:
     signals: SignalWaits
     calls: CallCancel
     handles: HandleDesk
+    scopes: Scopes
 
 
 def assemble(
@@ -230,6 +234,9 @@ def assemble(
     )
     awaits.handles = handles
     body.ctx.handles = handles
+    scopes = Scopes(host, body=body, timers=timers, calls=calls)
+    body.scopes = scopes
+    body.ctx.scopes = scopes
     run = Cancelling(
         host,
         run_id=run_id,
@@ -330,4 +337,5 @@ def assemble(
         signals=signals,
         calls=calls,
         handles=handles,
+        scopes=scopes,
     )

@@ -35,6 +35,16 @@ class Terminated(BaseException):
         self.reason = reason
 
 
+class DeadlineExceeded(ProctorError, TimeoutError):
+    """``fail_after``/``fail_at`` (B3): the scope's deadline passed before its block ended.
+
+    A ``TimeoutError`` (so ``except TimeoutError`` catches it), as AnyIO's
+    ``fail_after`` raises; Trio's equivalent is ``trio.TooSlowError``. Raised
+    at the scope's exit, in place of the ``CancellationError`` the deadline
+    raised inside the block (its ``__cause__``).
+    """
+
+
 class StepFailed(ProctorError):
     """A step raised; ``__cause__`` is the exception of its last attempt."""
 

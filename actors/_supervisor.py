@@ -37,7 +37,6 @@ from actors._base import ProctorActor, tell
 from actors._body import AwaitResult
 from actors._crew import RunServices, assemble
 from actors._definitions import ChildCall, WorkflowDef
-from actors._errors import CancellationError
 from actors._lifecycle import HostingEvent, PhaseEvent
 from actors._messages import (
     CallEnded,
@@ -178,7 +177,7 @@ class RunSupervisor(ProctorActor):
                 crew.restarts.on_retry_due(message)
         elif isinstance(message, ResumeBody):
             if crew.body.coro is not None and not crew.life.terminated:
-                self.drive(error=CancellationError(message.reason))
+                self.drive(error=crew.body.resume_error(message.reason))
         elif isinstance(message, TimerDue):
             if not (crew.life.terminated or crew.life.draining or crew.life.ended):
                 crew.timers.on_due(message)
@@ -232,6 +231,7 @@ class RunSupervisor(ProctorActor):
         finally:
             log.driving = False
             log.flush()  # the body waits on something already under way
+        self._crew.scopes.after_drive()  # B3: a deadline the log says met this wait
 
     def resume_later(self, reason: str | None) -> None:
         tell(self.actor_ref, ResumeBody(reason=reason))

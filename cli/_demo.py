@@ -1,4 +1,6 @@
-"""``proctor demo``: the order workflow, hosted, cancelled mid-payment, its timeline.
+"""``proctor demo``: the order workflow, hosted, cancelled mid-payment, its timeline;
+then a second scene: a cancel scope's deadline (``move_on_after``) cancels one
+slow step while the run goes on and completes (B3).
 
 Only ``proctor demo`` imports this module (lazily): importing it registers
 the workflow ``order``, and a ``proctor worker`` must not serve it.
@@ -17,6 +19,7 @@ from actors import (
     RunCancelled,
     Runtime,
     get_context,
+    move_on_after,
     shield,
     step,
     workflow,
@@ -73,10 +76,37 @@ async def order(order_id: str, items: list[str], amount_cents: int) -> dict[str,
     return {"reservation": reservation, "charge": charge, "shipment": shipment}
 
 
+@step(name="fetch_shipping_quote")
+def fetch_shipping_quote(order_id: str) -> dict[str, Any]:
+    """Asks a slow carrier for an express quote; heartbeats (and so checks for cancel)."""
+    ctx = get_context()
+    for chunk in range(200):
+        ctx.heartbeat({"order": order_id, "waited": chunk})
+        time.sleep(0.02)  # the carrier's latency, simulated
+    return {"carrier": "express", "cents": 1299}
+
+
+@workflow(name="order_with_quote")
+async def order_with_quote(order_id: str, items: list[str], quote_seconds: float) -> dict[str, Any]:
+    reservation = await reserve_inventory(order_id, items)
+    quote = {"carrier": "standard", "cents": 499}  # the fallback
+    # Give the carrier quote_seconds; past that, only this step is cancelled
+    # and the order goes on with the fallback (a durable deadline, B3).
+    with move_on_after(quote_seconds) as scope:
+        quote = await fetch_shipping_quote(order_id)
+    shipment = await create_shipment(order_id)
+    return {
+        "reservation": reservation,
+        "quote": quote,
+        "quote_timed_out": scope.cancelled_caught,
+        "shipment": shipment,
+    }
+
+
 # -- proctor demo ------------------------------------------------------------------
 
 
-def run_demo(db: str, *, cancel_after: float) -> None:
+def run_demo(db: str, *, cancel_after: float, quote_seconds: float = 0.3) -> None:
     console = render.console()
     with Runtime(db) as rt:
         handle = rt.start(order, "o-1001", ["book", "lamp"], 4999)
@@ -98,6 +128,36 @@ def run_demo(db: str, *, cancel_after: float) -> None:
         final = rt.get_run(handle.run_id).status
     console.print(render.timeline(events))
     console.print(Text.assemble("final state: ", render.status_text(final)))
+    _scope_scene(db, quote_seconds=quote_seconds)
+
+
+def _scope_scene(db: str, *, quote_seconds: float) -> None:
+    """Scene 2: a scope's deadline cancels one step; the run goes on and completes."""
+    console = render.console()
+    console.print()
+    with Runtime(db) as rt:
+        handle = rt.start(order_with_quote, "o-1002", ["desk"], quote_seconds)
+        line = Text("scene 2: started run ")
+        line.append(handle.run_id, style="bold")
+        line.append(" of workflow ")
+        line.append("order_with_quote", style="bold")
+        line.append_text(
+            plain(
+                f"; the shipping quote gets {quote_seconds}s (move_on_after), then the run goes on"
+            )
+        )
+        console.print(line)
+        result = handle.result(timeout=30)
+        events = rt.events(handle.run_id)
+        final = rt.get_run(handle.run_id).status
+    console.print(render.timeline(events, title="scene 2: run timeline"))
+    console.print(
+        Text.assemble(
+            "final state: ",
+            render.status_text(final),
+            f"  (quote: {result['quote']['carrier']}, timed out: {result['quote_timed_out']})",
+        )
+    )
 
 
 def _wait_for_event(rt: Runtime, run_id: str, type_: EventType, step_name: str) -> None:

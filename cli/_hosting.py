@@ -22,13 +22,21 @@ from persistence import StoreError
     type=SECONDS,
     help="Seconds into the payment step at which the demo cancels the run.",
 )
+@click.option(
+    "--quote-deadline",
+    default=0.3,
+    show_default=True,
+    type=SECONDS,
+    help="Seconds the second scene's shipping quote gets (move_on_after) before it is cancelled.",
+)
 @click.pass_obj
-def demo(options: StoreOptions, cancel_after: float) -> None:
-    """Run the order workflow, cancel it mid-payment, and print its timeline."""
+def demo(options: StoreOptions, cancel_after: float, quote_deadline: float) -> None:
+    """Run the order workflow, cancel it mid-payment, and print its timeline; then
+    show a cancel scope's deadline cancelling one step while the run completes."""
     from cli._demo import run_demo  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
     try:
-        run_demo(options.db, cancel_after=cancel_after)
+        run_demo(options.db, cancel_after=cancel_after, quote_seconds=quote_deadline)
     except StoreError as exc:
         fail(str(exc))
 

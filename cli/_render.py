@@ -277,7 +277,7 @@ def _event_style(t: EventType) -> str:
     name = t.value
     if name.startswith("cancel"):
         return "yellow"
-    if name.startswith("shield"):
+    if name.startswith(("shield", "scope")):
         return "blue"
     if name.startswith("signal"):
         return "cyan"

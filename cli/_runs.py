@@ -24,6 +24,7 @@ from cli._main import (
 )
 from cli._owner import owner_line, owner_state
 from cli._reused import reused_calls, reused_table
+from cli._scope_view import scope_line, scope_of_calls, scopes
 from cli._signal_view import signal_rows, signal_state
 from cli._text import clean, plain
 from cli._timeouts import run_deadline_of, timeout_json, timeout_line
@@ -80,6 +81,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "pending_retries": retries,
                 "pending_timers": timers,
                 "call_cancels": call_cancels(events),
+                "scopes": scopes(events),
                 "steps": [s.to_json() for s in steps],
                 "reused_calls": reused_calls(events),
                 "children": [_brief(c) for c in children],
@@ -125,6 +127,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         rows.append(("next retry", plain(line)))
     rows.extend(("timer", plain(_timer_line(timer))) for timer in timers)
     rows.extend(("call cancel", plain(call_cancel_line(c))) for c in call_cancels(events))
+    rows.extend(("scope", plain(scope_line(s))) for s in scopes(events))
     rows.extend(
         ("bad row", plain(f"step #{s.call}.{s.attempt} cannot be read: {s.defect}"))
         for s in steps
@@ -302,6 +305,7 @@ def _grow(store: Store, run: RunRecord, node: render.Tree) -> None:
     cancels = handle_cancels(events)
     if (deadline := run_deadline_of(events)) is not None:
         node.add(plain(f"timeout {timeout_line(deadline, run.status, time.time())}"))
+    in_scope = scope_of_calls(events)
     for e in events:
         if e.type is EventType.CALL_REUSED:
             label = Text(f"{e.data.get('kind')} {clean(e.step or '')} #{e.call} ")
@@ -318,9 +322,14 @@ def _grow(store: Store, run: RunRecord, node: render.Tree) -> None:
             if (call, item.attempt) in restarts:
                 after = clean(restarts[(call, item.attempt)])
                 label.append(f"  restarted after {after}", style="yellow")
+            if call in in_scope:
+                label.append(f"  in scope {in_scope[call]}", style="cyan")
             node.add(label)
         else:
-            _grow(store, item, node.add(render.tree_node(item)))
+            child = render.tree_node(item)
+            if call in in_scope:
+                child.append(f"  in scope {in_scope[call]}", style="cyan")
+            _grow(store, item, node.add(child))
     for retry in _pending_retries(events):
         label = Text(f"step {clean(retry['step'])} #{retry['call']} attempt {retry['attempt']} ")
         label.append("retry scheduled", style="yellow")
@@ -348,6 +357,7 @@ def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:
     children = {c.run_id: c for c in store.list_runs(parent_run_id=run.run_id)}
     events = store.events(run.run_id)
     cancels = handle_cancels(events)
+    in_scope = scope_of_calls(events)
     nodes = []
     for kind, call, item in _calls(store, run, children, events):
         if kind == "body":
@@ -361,10 +371,18 @@ def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:
                     "attempt": item.attempt,
                     "status": item.status.value,
                     "handle_cancel": cancels.get(call),
+                    "scope": in_scope.get(call),
                 }
             )
         else:
-            nodes.append({"kind": "run", "call": call, **_tree_json(store, item)})
+            nodes.append(
+                {
+                    "kind": "run",
+                    "call": call,
+                    "scope": in_scope.get(call),
+                    **_tree_json(store, item),
+                }
+            )
     reused = [
         {"kind": "reused", "call": e.call, "name": e.step, "from_run": e.data.get("from_run")}
         for e in events

@@ -28,6 +28,7 @@ tree::
     │   └── RunTerminated              the run ended TERMINATED
     ├── WaitTimeout(TimeoutError)      (actors) a wait for a run's end ran out; says why
     ├── SignalTimeout(TimeoutError)    (actors) in a body: wait_for_signal(timeout=) ran out (B5)
+    ├── DeadlineExceeded(TimeoutError) (actors) fail_after/fail_at: a scope's deadline passed (B3)
     └── StoreError
         ├── OutcomeUnknown         a request may have taken effect; names the run
         ├── StoreLocked            busy past the busy timeout

@@ -98,6 +98,20 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
     _E.SHIELD_ENTERED: {"depth": ((int,), False)},
     _E.SHIELD_EXITED: {"depth": ((int,), False)},
     _E.CANCEL_DELIVERED: {"checkpoint": (_OPT_INT, False)},
+    _E.SCOPE_ENTERED: {
+        "scope": ((int,), True),
+        "shield": ((bool,), True),
+        "deadline": (_OPT_NUMBER, False),
+        "timer_call": (_OPT_INT, False),
+    },
+    _E.SCOPE_EXITED: {"scope": ((int,), True), "cancelled_caught": ((bool,), False)},
+    _E.SCOPE_CANCELLED: {
+        "scope": ((int,), True),
+        "cause": (_STR, True),
+        "reason": (_OPT_STR, False),
+        "deadline": (_OPT_NUMBER, False),
+        "checkpoint": (_OPT_INT, False),
+    },
     _E.SIGNAL_SENT: {
         "name": (_STR, True),
         "signal_id": (_STR, True),

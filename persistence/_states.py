@@ -86,6 +86,13 @@ class EventType(enum.Enum):
     CALL_CANCEL_REQUESTED = "call_cancel_requested"
     SHIELD_ENTERED = "shield_entered"
     SHIELD_EXITED = "shield_exited"
+    #: B3: a cancel scope of the body entered (scope id, shield, deadline,
+    #: the call id of its deadline's timer), exited (cancelled_caught), and
+    #: cancelled (reason, cause ``cancel`` or ``deadline``; a deadline's names
+    #: the body's checkpoint where it took effect).
+    SCOPE_ENTERED = "scope_entered"
+    SCOPE_EXITED = "scope_exited"
+    SCOPE_CANCELLED = "scope_cancelled"
     #: A durable timer of the body (B1): started for call ``n`` (``due_at``:
     #: a UTC wall-clock instant), fired, or dropped before it fired.
     TIMER_STARTED = "timer_started"
@@ -167,6 +174,9 @@ BODY_EVENTS: Final = frozenset(
         EventType.SHIELD_EXITED,
         EventType.CANCEL_DELIVERED,
         EventType.CALL_CANCEL_REQUESTED,
+        EventType.SCOPE_ENTERED,
+        EventType.SCOPE_EXITED,
+        EventType.SCOPE_CANCELLED,
     }
 )
 

@@ -24,7 +24,7 @@ def test_demo_cancels_mid_payment_and_cleans_up_in_a_shield(tmp_path: Path) -> N
     assert "CANCELLED" in result.output
     assert_nothing_left(before)
     with SQLiteStore.open(db, readonly=True) as store:
-        (run,) = store.list_runs()
+        (run,) = [r for r in store.list_runs() if r.workflow == "order"]
         assert run.status is RunState.CANCELLED
         events = [(e.type.value, e.step) for e in store.events(run.run_id)]
     order = [
@@ -36,6 +36,38 @@ def test_demo_cancels_mid_payment_and_cleans_up_in_a_shield(tmp_path: Path) -> N
         ("step_completed", "release_inventory"),
         ("shield_exited", None),
         ("run_cancelled", None),
+    ]
+    positions = [events.index(item) for item in order]
+    assert positions == sorted(positions), events
+
+
+def test_B3_demo_scene_two_a_scope_deadline_cancels_one_step_and_the_run_completes(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "demo.db"
+    before = set(threading.enumerate())
+    result = CliRunner().invoke(
+        cli, ["--db", str(db), "demo", "--cancel-after", "0.05", "--quote-deadline", "0.1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scene 2" in result.output
+    assert "COMPLETED" in result.output
+    assert "timed out: True" in result.output
+    assert_nothing_left(before)
+    with SQLiteStore.open(db, readonly=True) as store:
+        (run,) = [r for r in store.list_runs() if r.workflow == "order_with_quote"]
+        assert run.status is RunState.COMPLETED
+        assert run.result["quote"]["carrier"] == "standard"
+        events = [(e.type.value, e.step) for e in store.events(run.run_id)]
+    order = [
+        ("scope_entered", None),
+        ("step_started", "fetch_shipping_quote"),
+        ("timer_fired", "scope"),
+        ("scope_cancelled", None),
+        ("step_cancelled", "fetch_shipping_quote"),
+        ("scope_exited", None),
+        ("step_completed", "create_shipment"),
+        ("run_completed", None),
     ]
     positions = [events.index(item) for item in order]
     assert positions == sorted(positions), events

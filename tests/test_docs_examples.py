@@ -34,6 +34,10 @@ PRINTS = {
     "run_timeout.py": "run is cancelled: run timed out after 0.5 s",
     "async_step_cancel.py": "download cancelled: enough",
     "durable_sleep.py": "reminder sent for inv-1; inv-2 cancelled",
+    "cancel_scopes.py": (
+        "['quote timed out: True', 'optional block skipped: True',"
+        " 'DeadlineExceeded, a TimeoutError: True', 'shipped o-9 for 499']"
+    ),
     "step_handles.py": (
         "['fast: 12.50', 'cancelled: the fast carrier answered first',"
         " 'cancelled: not worth waiting for']"
