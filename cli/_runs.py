@@ -314,7 +314,10 @@ def _grow(store: Store, run: RunRecord, node: render.Tree) -> None:
             node.add(label)
     for kind, call, item in _calls(store, run, children, events):
         if kind == "body":
-            node.add(body_call_label(item))
+            label = body_call_label(item)
+            if call in in_scope:
+                label.append(f"  in scope {in_scope[call]}", style="cyan")
+            node.add(label)
         elif kind == "step":
             label = Text(f"step {clean(item.name)} #{call} attempt {item.attempt} ")
             label.append(item.status.value, style=render.step_style(item.status.value))
@@ -361,7 +364,7 @@ def _tree_json(store: Store, run: RunRecord) -> dict[str, Any]:
     nodes = []
     for kind, call, item in _calls(store, run, children, events):
         if kind == "body":
-            nodes.append(body_call_json(item))
+            nodes.append({**body_call_json(item), "scope": in_scope.get(call)})
         elif kind == "step":
             nodes.append(
                 {

@@ -549,9 +549,10 @@ def test_B3_runs_status_logs_and_tree_show_scopes(proctor: ProctorTestKit) -> No
     (after,) = [x for x in tree if "sc_mark" in x]
     assert "in scope" not in after
     nodes = json.loads(run_cli(db, "runs", "tree", run.run_id, "--json").output)["children"]
-    assert [(n["name"].rsplit(".", 1)[-1], n["scope"]) for n in nodes] == [
-        ("sc_never_checks", 0),
-        ("sc_mark", None),
+    assert [(n["kind"], n["name"].rsplit(".", 1)[-1], n["scope"]) for n in nodes] == [
+        ("timer", "scope", None),  # the scope's own deadline: a call of the body
+        ("step", "sc_never_checks", 0),
+        ("step", "sc_mark", None),
     ]
 
 
