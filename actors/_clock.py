@@ -16,7 +16,7 @@ import time
 import weakref
 from typing import Protocol, runtime_checkable
 
-from persistence import InvalidArgument
+from persistence import InvalidArgument, duration_seconds
 
 
 @runtime_checkable
@@ -78,9 +78,18 @@ class FakeClock:
         cond.wait()
 
     def advance(self, seconds: float) -> None:
-        """Move time forward and wake every waiter so that due deadlines fire."""
-        if seconds < 0:
+        """Move time forward by ``seconds`` and wake every waiter so that due
+        deadlines fire.
+
+        Raises:
+            InvalidArgumentType: ``seconds`` is not a real number (a str, None, a bool).
+            InvalidArgument: negative ("time cannot go backwards"), NaN,
+                infinite, or above 1000 years: virtual time stays a finite
+                number every timer can be compared with and shown as a date.
+        """
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds < 0:
             raise InvalidArgument("time cannot go backwards")
+        seconds = duration_seconds("FakeClock.advance(seconds)", seconds)
         with self._lock:
             self._now += seconds
             waiters = list(self._waiters)

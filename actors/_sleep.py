@@ -11,13 +11,20 @@ non-negative number of seconds or an aware datetime; it is immutable.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from actors._arguments import seconds as checked_seconds
 from actors._context import StepContext, WorkflowContext, _current
-from persistence import InvalidArgument, InvalidArgumentType, ProctorError, safe_repr
+from persistence import (
+    InvalidArgument,
+    InvalidArgumentType,
+    ProctorError,
+    due_instant,
+    safe_repr,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +79,8 @@ def sleep(seconds: float) -> Sleep:
 
     Raises:
         InvalidArgumentType: ``seconds`` is not a number.
-        InvalidArgument: NaN, infinite or negative.
+        InvalidArgument: NaN, infinite, negative, or above 1000 years (the
+            one bound of every duration, so that its due instant is a date).
         ProctorError: called outside a workflow body (in a step, say).
     """
     _in_body("sleep()")
@@ -91,7 +99,8 @@ def sleep_until(when: dt.datetime) -> Sleep:
     Raises:
         InvalidArgumentType: ``when`` is not a ``datetime``.
         InvalidArgument: ``when`` is naive (no ``tzinfo``): which clock it
-            means would be a guess.
+            means would be a guess; or it is at or after 9000-01-01 UTC (the
+            one bound of every due instant, so that it stays a date).
         ProctorError: called outside a workflow body.
     """
     _in_body("sleep_until()")
@@ -104,4 +113,8 @@ def sleep_until(when: dt.datetime) -> Sleep:
             f"sleep_until(when) needs a timezone-aware datetime, got the naive {when!r};"
             " give it a tzinfo, e.g. datetime.now(timezone.utc) + timedelta(hours=1)"
         )
-    return Sleep(until=when.timestamp())
+    try:
+        until = when.timestamp()
+    except (OverflowError, ValueError):  # its UTC is past year 9999
+        until = math.inf
+    return Sleep(until=due_instant("sleep_until(when)", until))

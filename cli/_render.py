@@ -82,10 +82,20 @@ def status_text(
 def when(ts: float | None) -> str:
     """A time as the CLI prints it: ISO 8601 in UTC, to the second
     (``2026-11-29T20:32:32Z``), one word that ``--since`` reads back as
-    the same instant in any local zone."""
+    the same instant in any local zone. A stored instant that is no date
+    (past year 9999, NaN, not a number: a store written by another version
+    or by hand) is shown as its raw number, never a crash of a read command."""
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc(ts, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utc(ts: Any, fmt: str) -> str:
+    """``ts`` (epoch seconds) formatted in UTC, or its raw ``repr`` if it is no date."""
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime(fmt)
+    except (ValueError, OverflowError, OSError, TypeError):
+        return repr(ts)
 
 
 def duration(start: float | None, end: float | None) -> str:
@@ -259,7 +269,8 @@ def step_label(e: EventRecord) -> str:
 
 def event_line(e: EventRecord) -> Text:
     """One event, one line (wrapped, never cut): for ``runs logs`` and ``cancel --wait``."""
-    clock = dt.datetime.fromtimestamp(e.ts, dt.UTC).strftime("%H:%M:%S.%f")[:-3]  # as `when`
+    clock = _utc(e.ts, "%H:%M:%S.%f")  # as `when`
+    clock = clock[:-3] if ":" in clock else clock
     line = Text(f"{e.run_seq:>4}  {clock}  ")
     line.append(f"{e.type.value:<20}", style=_event_style(e.type))
     label = step_label(e)
