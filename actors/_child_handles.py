@@ -18,6 +18,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+from actors._body_only import body_only
 from actors._cancellation_type import CancellationType
 from actors._context import cancel_call
 from actors._definitions import ChildCall, WorkflowDef
@@ -96,10 +97,15 @@ def start_child(
     decides: ``terminate`` (default) terminates it, ``request_cancel`` asks it
     to cancel, ``abandon`` lets it run on. A terminate of the parent always
     takes the whole tree (T4).
+
+    Raises:
+        ValueError: an unknown ``parent_close_policy``.
+        ProctorError: called in a step or outside a workflow body.
     """
     if parent_close_policy not in PARENT_CLOSE_POLICIES:
         raise ValueError(
             f"parent_close_policy must be one of {', '.join(PARENT_CLOSE_POLICIES)}; "
             f"got {parent_close_policy!r}"
         )
+    body_only("start_child()")
     return StartChild(call=workflow(*args, **kwargs), parent_close_policy=parent_close_policy)

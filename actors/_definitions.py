@@ -27,6 +27,7 @@ from actors._arguments import (
     signature_of,
     timeout_options,
 )
+from actors._body_only import body_only
 from actors._cancellation_type import CancellationType, cancellation_type
 from actors._context import WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
@@ -199,6 +200,10 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
     finished, its result is dropped) and restarted with it; ``rest_for_one``
     the same for the steps after it in argument order. Child runs are not
     restarted by a sibling.
+
+    Raises:
+        InvalidArgumentType: a call is not a step call or child workflow call.
+        ProctorError: called in a step or outside a workflow body.
     """
     for call in calls:
         if not isinstance(call, StepCall | ChildCall):
@@ -206,6 +211,7 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
                 f"gather() takes step calls and child workflow calls, got {safe_repr(call)}"
             )
     _check_strategy(strategy)
+    body_only("gather()")
     return Gather(calls=calls, strategy=strategy)
 
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors._arguments import seconds as checked_seconds
-from actors._context import StepContext, WorkflowContext, _current
+from actors._body_only import body_only
 from persistence import (
     InvalidArgument,
     InvalidArgumentType,
-    ProctorError,
     due_instant,
     safe_repr,
 )
@@ -48,17 +47,6 @@ class Sleep:
         yield self
 
 
-def _in_body(what: str) -> None:
-    ctx = _current.get()
-    if isinstance(ctx, StepContext):
-        raise ProctorError(
-            f"{what} was called in a step; it is for workflow bodies only (a step "
-            "is ordinary code: use time.sleep or asyncio.sleep there)"
-        )
-    if not isinstance(ctx, WorkflowContext):
-        raise ProctorError(f"{what} was called outside a workflow body; await it in a @workflow")
-
-
 def sleep(seconds: float) -> Sleep:
     """In a workflow body: ``await sleep(seconds)`` waits on a durable timer.
 
@@ -83,7 +71,7 @@ def sleep(seconds: float) -> Sleep:
             one bound of every duration, so that its due instant is a date).
         ProctorError: called outside a workflow body (in a step, say).
     """
-    _in_body("sleep()")
+    body_only("sleep()")
     return Sleep(seconds=checked_seconds("sleep(seconds)", seconds))
 
 
@@ -103,7 +91,7 @@ def sleep_until(when: dt.datetime) -> Sleep:
             one bound of every due instant, so that it stays a date).
         ProctorError: called outside a workflow body.
     """
-    _in_body("sleep_until()")
+    body_only("sleep_until()")
     if not isinstance(when, dt.datetime):
         raise InvalidArgumentType(
             f"sleep_until(when) needs a timezone-aware datetime, got {safe_repr(when)}"

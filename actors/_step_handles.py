@@ -25,6 +25,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from actors._body_only import body_only
 from actors._cancellation_type import CancellationType
 from actors._child_handles import StartChild
 from actors._context import call_handles, cancel_call
@@ -99,8 +100,9 @@ def start_step(call: StepCall[R], /) -> StepHandle[R]:
         InvalidArgumentType: ``call`` is not a step call (``charge(order)``),
             e.g. the step itself, or a child workflow call (use
             ``start_child``).
-        ProctorError: called outside a workflow body.
+        ProctorError: called in a step or outside a workflow body.
     """
+    body_only("start_step()")
     handles = call_handles("start_step()")
     if not isinstance(call, StepCall):
         hint = ""
