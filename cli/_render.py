@@ -241,21 +241,38 @@ def error_text(error: Any) -> str:
     return str(error)
 
 
+#: The most characters of one value (a result, an argument, an error) a
+#: line of ``runs logs`` shows; ``--json`` keeps every value whole.
+VALUE_CHARS: Final = 1000
+
+
+def cut(text: str) -> str:
+    """``text``, or its first :data:`VALUE_CHARS` characters, how long it is,
+    and where to read it whole (a 4 MB result was once printed in full)."""
+    if len(text) <= VALUE_CHARS:
+        return text
+    return (
+        f"{text[: VALUE_CHARS - 1]}… ({len(text)} chars; in full: runs logs --json"
+        " or runs status --json)"
+    )
+
+
 def event_details(e: EventRecord) -> str:
+    """One event's data for a line of ``runs logs``: each value cut (:func:`cut`)."""
     if e.defect is not None:
         return f"(cannot be read: {e.defect})"
     data = e.data
     if e.type in SIGNAL_EVENTS:
         return signal_details(e)
     if "error" in data and isinstance(data["error"], dict):
-        return error_text(data["error"])
+        return cut(error_text(data["error"]))
     parts = []
     for key, value in data.items():
         if value is None or key in {"origin", "traceback"}:
             continue
         # B4: a deadline is an instant, shown as every other time is.
         shown = when(value) if key == "deadline" and isinstance(value, int | float) else value
-        parts.append(f"{key}={json.dumps(shown, ensure_ascii=False)}")
+        parts.append(f"{key}={cut(json.dumps(shown, ensure_ascii=False))}")
     return " ".join(parts)
 
 
