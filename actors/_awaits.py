@@ -226,7 +226,7 @@ class Awaits:
             return None, self._body.deliver_cancel()
         call, policy = command.call, command.parent_close_policy
         call_id = self._body.next_call_id()
-        handle: ChildRun[Any] = ChildRun(child_run_id(self._run_id, call_id), call_id)
+        handle: ChildRun[Any] = ChildRun(child_run_id(self._run_id, call_id), call_id, self._run_id)
         self._children.started.add(call_id)
         shielded = self._body.shielded
         recorded = self._body.recorded(call_id, call)

@@ -8,8 +8,13 @@ returning a command object that fails later, far away (asyncio's "Task got
 bad yield"). :data:`BODY_AWAITABLES` is the one list of what a body may
 await, quoted by every message that names it.
 
-Invariants: ``body_only`` returns only the calling run's own
-``WorkflowContext``; it never records or changes anything.
+A handle (``StepHandle``, ``ChildRun``) is bound to the run whose body made
+it: :func:`own_run` refuses it anywhere else (another run's body, where its
+call id would name another call; a step; no run at all), as Temporal's
+handles belong to their workflow and Trio's cancel scope to its task.
+
+Invariants: ``body_only`` and ``own_run`` return only the calling run's own
+``WorkflowContext``; they never record or change anything.
 """
 
 from __future__ import annotations
@@ -43,3 +48,25 @@ def body_only(what: str) -> WorkflowContext:
     if not isinstance(ctx, WorkflowContext):
         raise ProctorError(f"{what} was called outside a workflow body; await it in a @workflow")
     return ctx
+
+
+def own_run(what: str, owner: str, call_id: int) -> WorkflowContext:
+    """The calling body's context, if it is the body of run ``owner``, which
+    made the handle of call ``call_id`` that ``what`` uses.
+
+    Raises:
+        ProctorError: called anywhere else; the message names the handle's run.
+    """
+    ctx = _current.get()
+    if isinstance(ctx, WorkflowContext) and ctx.run_id == owner:
+        return ctx
+    if isinstance(ctx, WorkflowContext):
+        where = f"in the body of run {ctx.run_id!r}"
+    elif isinstance(ctx, StepContext):
+        where = f"in a step of run {ctx.run_id!r}"
+    else:
+        where = "outside any workflow body"
+    raise ProctorError(
+        f"{what}: the handle of call #{call_id} belongs to run {owner!r} and can only be"
+        f" used in that run's body; it was used {where}"
+    )
