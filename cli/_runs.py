@@ -14,7 +14,7 @@ import click
 from rich.text import Text
 
 from cli import _render as render
-from cli._call_cancels import call_cancel_line, call_cancels
+from cli._call_cancels import call_cancel_line, call_cancels, cancelled_by_code
 from cli._main import (
     EXIT_CODES_HELP,
     StoreOptions,
@@ -72,6 +72,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "pending_retries": retries,
                 "pending_timers": timers,
                 "call_cancels": call_cancels(events),
+                "cancelled_by_code": cancelled_by_code(run, events),
                 "steps": [s.to_json() for s in steps],
                 "reused_calls": reused_calls(events),
                 "children": [_brief(c) for c in children],
@@ -101,6 +102,9 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         rows.append(("timeout", plain(timeout_line(deadline, run.status, now))))
     if cancel["requested"]:
         rows.append(("cancel", plain(_cancel_line(cancel))))
+    by_code = cancelled_by_code(run, events)
+    if by_code is not None:
+        rows.append(("cancelled", plain(by_code)))
     if run.terminate_requested_at is not None:
         rows.append(("terminated", plain(run.terminate_reason or "(no reason given)")))
     if run.parent_run_id:
