@@ -16,7 +16,13 @@ import time
 import weakref
 from typing import Protocol, runtime_checkable
 
-from persistence import InvalidArgument, duration_seconds
+from persistence import (
+    BOUND_TEXT,
+    MAX_SECONDS,
+    InvalidArgument,
+    duration_seconds,
+    finite_number,
+)
 
 
 @runtime_checkable
@@ -56,7 +62,11 @@ class FakeClock:
     """Virtual time for tests: deadlines fire only when :meth:`advance` passes them."""
 
     def __init__(self, start: float = 0.0) -> None:
-        self._now = start
+        """``start``: the first monotonic reading, a finite number of seconds
+        of at most 1000 years either way (``InvalidArgument`` otherwise)."""
+        if abs(finite_number("FakeClock(start)", start, unit="seconds")) > MAX_SECONDS:
+            raise InvalidArgument(f"FakeClock(start) must be {BOUND_TEXT}, got {start!r}")
+        self._now = float(start)
         #: The wall clock reads real time at construction, then moves only
         #: with :meth:`advance` (so a due instant recorded under it is virtual).
         self._wall = time.time() - start

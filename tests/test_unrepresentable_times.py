@@ -25,6 +25,7 @@ from actors import (
     InvalidArgument,
     InvalidArgumentType,
     RetryPolicy,
+    Runtime,
     sleep,
     sleep_until,
     step,
@@ -108,6 +109,8 @@ def test_every_other_duration_argument_has_the_same_bound(proctor: ProctorTestKi
             RetryPolicy(initial_interval=value)
         with pytest.raises(InvalidArgument):
             RetryPolicy(max_interval=value)
+        with pytest.raises(InvalidArgument, match="retention"):
+            Runtime(proctor.db.with_name("retention.db"), retention=value)
     run = proctor.runtime.start(wf.brisk, 1)
     run.result(timeout=10)
     with pytest.raises(InvalidArgument, match="grace"):
@@ -166,6 +169,8 @@ def test_fake_clock_refuses_an_advance_that_is_no_finite_duration(
     seconds: Any, error: type[Exception]
 ) -> None:
     """Before: ``advance(nan)`` made virtual time NaN (timers never fired)."""
+    with pytest.raises(error, match=r"FakeClock\(start\)"):
+        FakeClock(seconds)
     clock = FakeClock()
     before = clock.monotonic()
     with pytest.raises(error, match=r"FakeClock\.advance\(seconds\)"):
