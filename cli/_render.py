@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import sys
 import time
@@ -112,6 +113,8 @@ def seconds_text(seconds: float) -> str:
 
 
 def _seconds(seconds: float) -> str:
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        return repr(seconds)  # a stored value that is no span (another version, a hand edit)
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:

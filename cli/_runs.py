@@ -271,8 +271,12 @@ def _pending_retries(events: list[EventRecord]) -> list[dict[str, Any]]:
 
 
 def _timer_line(timer: dict[str, Any]) -> str:
-    """A pending durable timer (B1): what, due when (UTC), and in how long."""
-    left = timer["due_at"] - time.time()
+    """A pending durable timer (B1): what, due when (UTC), and in how long; a
+    stored due instant that is no number is shown raw (never a crash)."""
+    due_at = timer["due_at"]
+    if not isinstance(due_at, int | float) or isinstance(due_at, bool):
+        return f"{timer['kind']} #{timer['call']} until {due_at!r}"
+    left = due_at - time.time()
     due = f"in {render.duration(0.0, left)}" if left > 0 else "due now (overdue)"
     return f"{timer['kind']} #{timer['call']} until {render.when(timer['due_at'])} ({due})"
 
