@@ -96,7 +96,7 @@ def signal_rows(state: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def pending_line(pending: list[dict[str, Any]]) -> str:
+def pending_line(pending: list[dict[str, Any]], label: str = "pending (oldest first)") -> str:
     """``3 pending (oldest first): a, b, a``; past :data:`NAMES_SHOWN`, the
     first few, ``... and K more``, and the count of each name (the most
     frequent first, at most :data:`NAMES_SHOWN` names): bounded, whatever
@@ -104,12 +104,12 @@ def pending_line(pending: list[dict[str, Any]]) -> str:
     count = len(pending)
     names = ", ".join(str(s["name"]) for s in pending[:NAMES_SHOWN])
     if count <= NAMES_SHOWN:
-        return f"{count} pending (oldest first): {names}"
+        return f"{count} {label}: {names}"
     by_name = Counter(str(s["name"]) for s in pending).most_common()
     counts = ", ".join(f"{name} x{n}" for name, n in by_name[:NAMES_SHOWN])
     if len(by_name) > NAMES_SHOWN:
         counts += f", ... and {len(by_name) - NAMES_SHOWN} more names"
     return (
-        f"{count} pending (oldest first): {names}, ... and {count - NAMES_SHOWN} more;"
+        f"{count} {label}: {names}, ... and {count - NAMES_SHOWN} more;"
         f" by name: {counts} (all of them: runs status --json)"
     )
