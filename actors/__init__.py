@@ -41,7 +41,7 @@ from actors._handle import ControlResult, RunHandle
 from actors._policy import RetryPolicy
 from actors._runtime import Runtime
 from actors._shield import shield
-from actors._signal_log import wait_for_signal
+from actors._signal_wait import wait_for_signal
 from actors._sleep import sleep, sleep_until
 from actors._step_handles import StepHandle, start_step
 from persistence import (

@@ -10,17 +10,23 @@ builtins keep working.
 
 Invariants: a duration is a finite, real number of seconds (``bool`` is not
 a number here; NaN compares false with every bound and infinity waits
-forever, so both are refused); a count is an ``int``; a flag is a ``bool``.
+forever, so both are refused) of at most 1000 years, so that every due
+instant is a date (``persistence._durations``, the one bound); a count is
+an ``int``; a flag is a ``bool``.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from persistence import InvalidArgument, InvalidArgumentType
+from persistence import (
+    InvalidArgument,
+    InvalidArgumentType,
+    duration_seconds,
+    finite_number,
+)
 
 
 def number(what: str, value: object, *, unit: str = "") -> float:
@@ -30,26 +36,20 @@ def number(what: str, value: object, *, unit: str = "") -> float:
         InvalidArgumentType: not a real number (a str, a bool, None...).
         InvalidArgument: NaN or infinite.
     """
-    kind = f"a number of {unit}" if unit else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgumentType(f"{what} must be {kind}, got {type(value).__name__}: {value!r}")
-    if not math.isfinite(value):
-        raise InvalidArgument(f"{what} must be {kind}, finite, got {value!r}")
-    return float(value)
+    return finite_number(what, value, unit=unit)
 
 
 def seconds(what: str, value: object, *, positive: bool = False) -> float:
-    """``value`` as a finite number of seconds, at least 0 (above 0 if ``positive``).
+    """``value`` as a finite number of seconds, at least 0 (above 0 if
+    ``positive``), at most ``MAX_SECONDS`` (1000 years): the one bound of
+    every duration, so that its due instant is a date (``persistence._durations``).
 
     Raises:
         InvalidArgumentType: not a real number (a str, a bool, None...).
-        InvalidArgument: NaN, infinite, negative, or 0 where ``positive``.
+        InvalidArgument: NaN, infinite, negative, 0 where ``positive``, or
+            above 1000 years.
     """
-    checked = number(what, value, unit="seconds")
-    if checked < 0 or (positive and checked == 0):
-        bound = "positive" if positive else "at least 0"
-        raise InvalidArgument(f"{what} must be {bound} (seconds), got {value!r}")
-    return checked
+    return duration_seconds(what, value, positive=positive)
 
 
 def optional_seconds(what: str, value: object, *, positive: bool = False) -> float | None:

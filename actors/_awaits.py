@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from actors._attempts import Scheduled, Waiting, start_records
 from actors._body import AwaitResult, Body
+from actors._body_only import BODY_AWAITABLES
 from actors._child_handles import ChildRun, JoinChild, StartChild
 from actors._children import Children, child_run_id
 from actors._children import start_records as child_start_records
@@ -143,8 +144,7 @@ class Awaits:
             calls = command.calls
         else:
             return None, ProctorError(
-                f"a workflow body can only await steps, child workflows, proctor "
-                f"sleep() and gather(); it awaited {safe_repr(command)}"
+                f"a workflow body can only await {BODY_AWAITABLES}; it awaited {safe_repr(command)}"
             )
         # Checkpoint (C3): a call that starts while cancelling is never started.
         if self._body.checkpoint_due():
@@ -226,7 +226,7 @@ class Awaits:
             return None, self._body.deliver_cancel()
         call, policy = command.call, command.parent_close_policy
         call_id = self._body.next_call_id()
-        handle: ChildRun[Any] = ChildRun(child_run_id(self._run_id, call_id), call_id)
+        handle: ChildRun[Any] = ChildRun(child_run_id(self._run_id, call_id), call_id, self._run_id)
         self._children.started.add(call_id)
         shielded = self._body.shielded
         recorded = self._body.recorded(call_id, call)

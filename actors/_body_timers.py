@@ -88,8 +88,12 @@ class PendingTimer:
 
 
 def due_text(due_at: float) -> str:
-    """A due instant as ISO 8601 UTC text with milliseconds (``...Z``)."""
-    when = dt.datetime.fromtimestamp(due_at, dt.UTC)
+    """A due instant as ISO 8601 UTC text with milliseconds (``...Z``); its
+    raw number if it is no date (recorded by another version or by hand)."""
+    try:
+        when = dt.datetime.fromtimestamp(due_at, dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return repr(due_at)
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

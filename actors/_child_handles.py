@@ -18,6 +18,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+from actors._body_only import body_only, own_run
 from actors._cancellation_type import CancellationType
 from actors._context import cancel_call
 from actors._definitions import ChildCall, WorkflowDef
@@ -43,12 +44,24 @@ class StartChild(Generic[R]):
 
 @dataclass(frozen=True, slots=True)
 class ChildRun(Generic[R]):
-    """A child run started with :func:`start_child`; ``await`` it for its result."""
+    """A child run started with :func:`start_child`; ``await`` it for its result.
+
+    It belongs to the parent run whose body started it: used in another
+    run's body, in a step or outside any body, its ``cancel()`` and
+    ``await`` raise ``ProctorError`` naming that run.
+
+    Attributes:
+        run_id: the child run's id.
+        call_id: the child call's id in the parent's log.
+        parent_run_id: the id of the run whose body started it.
+    """
 
     run_id: str
     call_id: int
+    parent_run_id: str
 
     def __await__(self) -> Generator[Any, Any, R]:
+        own_run("await ChildRun", self.parent_run_id, self.call_id)
         result: R = yield JoinChild(call_id=self.call_id)
         return result
 
@@ -72,6 +85,7 @@ class ChildRun(Generic[R]):
                 ``reason`` is not a str (or None).
             ProctorError: called outside the workflow body that started it.
         """
+        own_run("ChildRun.cancel()", self.parent_run_id, self.call_id)
         return cancel_call(self.call_id, reason, mode, "ChildRun.cancel")
 
 
@@ -96,10 +110,15 @@ def start_child(
     decides: ``terminate`` (default) terminates it, ``request_cancel`` asks it
     to cancel, ``abandon`` lets it run on. A terminate of the parent always
     takes the whole tree (T4).
+
+    Raises:
+        ValueError: an unknown ``parent_close_policy``.
+        ProctorError: called in a step or outside a workflow body.
     """
     if parent_close_policy not in PARENT_CLOSE_POLICIES:
         raise ValueError(
             f"parent_close_policy must be one of {', '.join(PARENT_CLOSE_POLICIES)}; "
             f"got {parent_close_policy!r}"
         )
+    body_only("start_child()")
     return StartChild(call=workflow(*args, **kwargs), parent_close_policy=parent_close_policy)

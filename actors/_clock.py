@@ -16,7 +16,13 @@ import time
 import weakref
 from typing import Protocol, runtime_checkable
 
-from persistence import InvalidArgument
+from persistence import (
+    BOUND_TEXT,
+    MAX_SECONDS,
+    InvalidArgument,
+    duration_seconds,
+    finite_number,
+)
 
 
 @runtime_checkable
@@ -56,7 +62,11 @@ class FakeClock:
     """Virtual time for tests: deadlines fire only when :meth:`advance` passes them."""
 
     def __init__(self, start: float = 0.0) -> None:
-        self._now = start
+        """``start``: the first monotonic reading, a finite number of seconds
+        of at most 1000 years either way (``InvalidArgument`` otherwise)."""
+        if abs(finite_number("FakeClock(start)", start, unit="seconds")) > MAX_SECONDS:
+            raise InvalidArgument(f"FakeClock(start) must be {BOUND_TEXT}, got {start!r}")
+        self._now = float(start)
         #: The wall clock reads real time at construction, then moves only
         #: with :meth:`advance` (so a due instant recorded under it is virtual).
         self._wall = time.time() - start
@@ -78,9 +88,18 @@ class FakeClock:
         cond.wait()
 
     def advance(self, seconds: float) -> None:
-        """Move time forward and wake every waiter so that due deadlines fire."""
-        if seconds < 0:
+        """Move time forward by ``seconds`` and wake every waiter so that due
+        deadlines fire.
+
+        Raises:
+            InvalidArgumentType: ``seconds`` is not a real number (a str, None, a bool).
+            InvalidArgument: negative ("time cannot go backwards"), NaN,
+                infinite, or above 1000 years: virtual time stays a finite
+                number every timer can be compared with and shown as a date.
+        """
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds < 0:
             raise InvalidArgument("time cannot go backwards")
+        seconds = duration_seconds("FakeClock.advance(seconds)", seconds)
         with self._lock:
             self._now += seconds
             waiters = list(self._waiters)

@@ -27,6 +27,7 @@ from actors._arguments import (
     signature_of,
     timeout_options,
 )
+from actors._body_only import body_only
 from actors._cancellation_type import CancellationType, cancellation_type
 from actors._context import WorkflowContext, _current
 from actors._policy import Intensity, RetryPolicy
@@ -206,6 +207,7 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
             the message says to await each handle in turn (their calls
             already run in parallel; Temporal's ``asyncio.gather`` over
             handles is the same wait).
+        ProctorError: called in a step or outside a workflow body.
     """
     for call in calls:
         if not isinstance(call, StepCall | ChildCall):
@@ -214,6 +216,7 @@ def gather(*calls: Call, strategy: Strategy | None = None) -> Gather:
                 + (_HANDLE_HINT if callable(getattr(call, "cancel", None)) else "")
             )
     _check_strategy(strategy)
+    body_only("gather()")
     return Gather(calls=calls, strategy=strategy)
 
 

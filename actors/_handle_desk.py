@@ -111,7 +111,7 @@ class HandleDesk:
         body = self._body
         body.ctx.check_cancellation()  # C3: never started while cancelling (or terminated)
         call_id = body.next_call_id()
-        handle: StepHandle[Any] = StepHandle(call_id, call.step.name)
+        handle: StepHandle[Any] = StepHandle(call_id, call.step.name, self._run_id)
         self._steps[call_id] = call.step.cancellation
         # Its outcome is kept (Children.finished) whenever it ends: awaitable again.
         self._children.started.add(call_id)

@@ -11,13 +11,19 @@ non-negative number of seconds or an aware datetime; it is immutable.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from actors._arguments import seconds as checked_seconds
-from actors._context import StepContext, WorkflowContext, _current
-from persistence import InvalidArgument, InvalidArgumentType, ProctorError, safe_repr
+from actors._body_only import body_only
+from persistence import (
+    InvalidArgument,
+    InvalidArgumentType,
+    due_instant,
+    safe_repr,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +47,6 @@ class Sleep:
         yield self
 
 
-def _in_body(what: str) -> None:
-    ctx = _current.get()
-    if isinstance(ctx, StepContext):
-        raise ProctorError(
-            f"{what} was called in a step; it is for workflow bodies only (a step "
-            "is ordinary code: use time.sleep or asyncio.sleep there)"
-        )
-    if not isinstance(ctx, WorkflowContext):
-        raise ProctorError(f"{what} was called outside a workflow body; await it in a @workflow")
-
-
 def sleep(seconds: float) -> Sleep:
     """In a workflow body: ``await sleep(seconds)`` waits on a durable timer.
 
@@ -72,10 +67,11 @@ def sleep(seconds: float) -> Sleep:
 
     Raises:
         InvalidArgumentType: ``seconds`` is not a number.
-        InvalidArgument: NaN, infinite or negative.
+        InvalidArgument: NaN, infinite, negative, or above 1000 years (the
+            one bound of every duration, so that its due instant is a date).
         ProctorError: called outside a workflow body (in a step, say).
     """
-    _in_body("sleep()")
+    body_only("sleep()")
     return Sleep(seconds=checked_seconds("sleep(seconds)", seconds))
 
 
@@ -91,10 +87,11 @@ def sleep_until(when: dt.datetime) -> Sleep:
     Raises:
         InvalidArgumentType: ``when`` is not a ``datetime``.
         InvalidArgument: ``when`` is naive (no ``tzinfo``): which clock it
-            means would be a guess.
+            means would be a guess; or it is at or after 9000-01-01 UTC (the
+            one bound of every due instant, so that it stays a date).
         ProctorError: called outside a workflow body.
     """
-    _in_body("sleep_until()")
+    body_only("sleep_until()")
     if not isinstance(when, dt.datetime):
         raise InvalidArgumentType(
             f"sleep_until(when) needs a timezone-aware datetime, got {safe_repr(when)}"
@@ -104,4 +101,8 @@ def sleep_until(when: dt.datetime) -> Sleep:
             f"sleep_until(when) needs a timezone-aware datetime, got the naive {when!r};"
             " give it a tzinfo, e.g. datetime.now(timezone.utc) + timedelta(hours=1)"
         )
-    return Sleep(until=when.timestamp())
+    try:
+        until = when.timestamp()
+    except (OverflowError, ValueError):  # its UTC is past year 9999
+        until = math.inf
+    return Sleep(until=due_instant("sleep_until(when)", until))

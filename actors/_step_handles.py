@@ -25,6 +25,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from actors._body_only import body_only, own_run
 from actors._cancellation_type import CancellationType
 from actors._child_handles import StartChild
 from actors._context import call_handles, cancel_call
@@ -44,16 +45,22 @@ class JoinStep:
 class StepHandle(Generic[R]):
     """A step started with :func:`start_step`: await it, or cancel it.
 
+    A handle belongs to the run whose body started it: used in another
+    run's body (say, kept in a global), in a step or outside any body, its
+    ``cancel()`` and ``await`` raise ``ProctorError`` naming its run.
+
     Attributes:
         call_id: the call's id in the run's log (``runs logs`` shows it).
         step_name: the step's name.
+        run_id: the id of the run whose body started it.
     """
 
-    __slots__ = ("call_id", "step_name")
+    __slots__ = ("call_id", "run_id", "step_name")
 
-    def __init__(self, call_id: int, step_name: str) -> None:
+    def __init__(self, call_id: int, step_name: str, run_id: str) -> None:
         self.call_id = call_id
         self.step_name = step_name
+        self.run_id = run_id
 
     def cancel(self, reason: str | None = None, mode: CancellationType | None = None) -> bool:
         """Cancel this step only; the run and its other calls go on (B2).
@@ -73,14 +80,16 @@ class StepHandle(Generic[R]):
                 ``reason`` is not a str (or None).
             ProctorError: called outside the workflow body that started it.
         """
+        own_run("StepHandle.cancel()", self.run_id, self.call_id)
         return cancel_call(self.call_id, reason, mode, "StepHandle.cancel")
 
     def __await__(self) -> Generator[Any, Any, R]:
+        own_run("await StepHandle", self.run_id, self.call_id)
         result: R = yield JoinStep(call_id=self.call_id)
         return result
 
     def __repr__(self) -> str:
-        return f"<StepHandle {self.step_name} #{self.call_id}>"
+        return f"<StepHandle {self.step_name} #{self.call_id} of run {self.run_id}>"
 
 
 def start_step(call: StepCall[R], /) -> StepHandle[R]:
@@ -99,8 +108,9 @@ def start_step(call: StepCall[R], /) -> StepHandle[R]:
         InvalidArgumentType: ``call`` is not a step call (``charge(order)``),
             e.g. the step itself, or a child workflow call (use
             ``start_child``).
-        ProctorError: called outside a workflow body.
+        ProctorError: called in a step or outside a workflow body.
     """
+    body_only("start_step()")
     handles = call_handles("start_step()")
     if not isinstance(call, StepCall):
         hint = ""

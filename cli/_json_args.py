@@ -1,9 +1,11 @@
-"""The JSON arguments of ``proctor start``: parsed as the store would keep them.
+"""The JSON a user gives the CLI (``start`` arguments, ``signal`` payloads): one parser.
 
 Invariant: what this returns is a value a runtime takes (D4): NaN, Infinity
-and numbers too large for a float are refused, and nothing nests deeper
-than :data:`MAX_JSON_DEPTH`; anything else is a usage error (exit 2) that
-names the argument, and nothing is written.
+and numbers too large for a float are refused, an object that names a key
+twice is refused (JSON leaves it undefined; Python would keep the last one
+silently), and nothing nests deeper than :data:`MAX_JSON_DEPTH`; anything
+else is a usage error (exit 2) that names the argument, and nothing is
+written.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ MAX_JSON_DEPTH = MAX_VALUE_DEPTH
 
 def parse_json(text: str, what: str) -> Any:
     """One JSON value, as the store keeps it: NaN, Infinity and 1e999 are not JSON,
-    and nothing nests deeper than :data:`MAX_JSON_DEPTH`.
+    no object names a key twice (``{"a": 1, "a": 2}``), and nothing nests
+    deeper than :data:`MAX_JSON_DEPTH`.
 
     Raises:
         click.BadParameter: it is not such a value; ``what`` names it.
     """
     try:
-        value = json.loads(text, parse_constant=_not_json, parse_float=_finite)
+        value = json.loads(
+            text, parse_constant=_not_json, parse_float=_finite, object_pairs_hook=_unique_keys
+        )
     except json.JSONDecodeError as exc:
         raise click.BadParameter(
             f"{_short(text)} is not JSON ({exc.msg}); quote strings, e.g. '\"text\"'",
@@ -60,6 +65,17 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, level)
             stack.extend((child, level + 1) for child in item)
     return deepest
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's pairs as a dict, refusing a key given twice (RFC 8259 §4:
+    names "SHOULD be unique"; a duplicate would otherwise be dropped silently)."""
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        value[key] = item
+    return value
 
 
 def _not_json(constant: str) -> Any:

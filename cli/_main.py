@@ -192,7 +192,7 @@ class Seconds(_FloatParam):
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        if isinstance(value, float) and math.isfinite(value) and value >= 0:
+        if isinstance(value, float) and 0 <= value <= persistence.MAX_SECONDS:
             return value
         try:
             seconds = float(value)  # type: ignore[arg-type]
@@ -200,6 +200,10 @@ class Seconds(_FloatParam):
             self.fail(f"{clean(str(value))!r} is not a number of seconds", param, ctx)
         if not math.isfinite(seconds) or seconds < 0:
             self.fail(f"{clean(str(value))!r} is not a finite number of seconds >= 0", param, ctx)
+        if seconds > persistence.MAX_SECONDS:
+            self.fail(
+                f"{clean(str(value))!r} seconds: must be {persistence.BOUND_TEXT}", param, ctx
+            )
         return seconds
 
 

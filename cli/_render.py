@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import sys
 import time
@@ -85,10 +86,20 @@ def status_text(
 def when(ts: float | None) -> str:
     """A time as the CLI prints it: ISO 8601 in UTC, to the second
     (``2026-11-29T20:32:32Z``), one word that ``--since`` reads back as
-    the same instant in any local zone."""
+    the same instant in any local zone. A stored instant that is no date
+    (past year 9999, NaN, not a number: a store written by another version
+    or by hand) is shown as its raw number, never a crash of a read command."""
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc(ts, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utc(ts: Any, fmt: str) -> str:
+    """``ts`` (epoch seconds) formatted in UTC, or its raw ``repr`` if it is no date."""
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime(fmt)
+    except (ValueError, OverflowError, OSError, TypeError):
+        return repr(ts)
 
 
 def duration(start: float | None, end: float | None) -> str:
@@ -105,6 +116,8 @@ def seconds_text(seconds: float) -> str:
 
 
 def _seconds(seconds: float) -> str:
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        return repr(seconds)  # a stored value that is no span (another version, a hand edit)
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
@@ -233,21 +246,38 @@ def error_text(error: Any) -> str:
     return str(error)
 
 
+#: The most characters of one value (a result, an argument, an error) a
+#: line of ``runs logs`` shows; ``--json`` keeps every value whole.
+VALUE_CHARS: Final = 1000
+
+
+def cut(text: str) -> str:
+    """``text``, or its first :data:`VALUE_CHARS` characters, how long it is,
+    and where to read it whole (a 4 MB result was once printed in full)."""
+    if len(text) <= VALUE_CHARS:
+        return text
+    return (
+        f"{text[: VALUE_CHARS - 1]}… ({len(text)} chars; in full: runs logs --json"
+        " or runs status --json)"
+    )
+
+
 def event_details(e: EventRecord) -> str:
+    """One event's data for a line of ``runs logs``: each value cut (:func:`cut`)."""
     if e.defect is not None:
         return f"(cannot be read: {e.defect})"
     data = e.data
     if e.type in SIGNAL_EVENTS:
         return signal_details(e)
     if "error" in data and isinstance(data["error"], dict):
-        return error_text(data["error"])
+        return cut(error_text(data["error"]))
     parts = []
     for key, value in data.items():
         if value is None or key in {"origin", "traceback"}:
             continue
         # B4: a deadline is an instant, shown as every other time is.
         shown = when(value) if key == "deadline" and isinstance(value, int | float) else value
-        parts.append(f"{key}={json.dumps(shown, ensure_ascii=False)}")
+        parts.append(f"{key}={cut(json.dumps(shown, ensure_ascii=False))}")
     return " ".join(parts)
 
 
@@ -261,7 +291,8 @@ def step_label(e: EventRecord) -> str:
 
 def event_line(e: EventRecord) -> Text:
     """One event, one line (wrapped, never cut): for ``runs logs`` and ``cancel --wait``."""
-    clock = dt.datetime.fromtimestamp(e.ts, dt.UTC).strftime("%H:%M:%S.%f")[:-3]  # as `when`
+    clock = _utc(e.ts, "%H:%M:%S.%f")  # as `when`
+    clock = clock[:-3] if ":" in clock else clock
     line = Text(f"{e.run_seq:>4}  {clock}  ")
     line.append(f"{e.type.value:<20}", style=_event_style(e.type))
     label = step_label(e)

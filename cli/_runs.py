@@ -15,7 +15,7 @@ from rich.text import Text
 
 from cli import _exits
 from cli import _render as render
-from cli._call_cancels import call_cancel_line, call_cancels
+from cli._call_cancels import call_cancel_line, call_cancels, cancelled_by_code
 from cli._main import (
     StoreOptions,
     cli,
@@ -82,6 +82,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
                 "pending_timers": timers,
                 "call_cancels": call_cancels(events),
                 "scopes": scopes(events),
+                "cancelled_by_code": cancelled_by_code(run, events),
                 "steps": [s.to_json() for s in steps],
                 "reused_calls": reused_calls(events),
                 "children": [_brief(c) for c in children],
@@ -111,6 +112,9 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
         rows.append(("timeout", plain(timeout_line(deadline, run.status, now))))
     if cancel["requested"]:
         rows.append(("cancel", plain(_cancel_line(cancel))))
+    by_code = cancelled_by_code(run, events)
+    if by_code is not None:
+        rows.append(("cancelled", plain(by_code)))
     if run.terminate_requested_at is not None:
         rows.append(("terminated", plain(run.terminate_reason or "(no reason given)")))
     if run.parent_run_id:
@@ -279,8 +283,12 @@ def _pending_retries(events: list[EventRecord]) -> list[dict[str, Any]]:
 
 
 def _timer_line(timer: dict[str, Any]) -> str:
-    """A pending durable timer (B1): what, due when (UTC), and in how long."""
-    left = timer["due_at"] - time.time()
+    """A pending durable timer (B1): what, due when (UTC), and in how long; a
+    stored due instant that is no number is shown raw (never a crash)."""
+    due_at = timer["due_at"]
+    if not isinstance(due_at, int | float) or isinstance(due_at, bool):
+        return f"{timer['kind']} #{timer['call']} until {due_at!r}"
+    left = due_at - time.time()
     due = (
         f"in {render.duration(0.0, left)}"
         if left > 0

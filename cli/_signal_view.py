@@ -9,12 +9,16 @@ Invariants: pending signals are listed oldest first (log order); those of
 a finished run are said "never taken" (``never_taken`` in JSON), as no
 wait can take them any more; payloads
 are abbreviated to :data:`PAYLOAD_CHARS` characters in every line (the
-JSON output of ``runs logs --json`` keeps them whole).
+JSON output of ``runs logs --json`` keeps them whole); the ``signals`` row
+of ``runs status`` names at most :data:`NAMES_SHOWN` pending signals and
+counts per name for at most as many names, whatever the run holds
+(``runs status --json`` keeps the full list, with the counts beside it).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any, Final
 
 from persistence import EventRecord, EventType, RunRecord
@@ -26,6 +30,8 @@ SIGNAL_EVENTS: Final = frozenset({_E.SIGNAL_SENT, _E.SIGNAL_WAITING, _E.SIGNAL_R
 
 #: The most characters of a payload's JSON a line shows.
 PAYLOAD_CHARS: Final = 60
+#: The most pending signals (and names counted) the ``signals`` row shows.
+NAMES_SHOWN: Final = 10
 
 
 def abbreviated(value: Any) -> str:
@@ -72,8 +78,15 @@ def signal_state(run: RunRecord, events: list[EventRecord]) -> dict[str, Any]:
     waiting = None
     if waits and not run.status.is_terminal:
         waiting = waits[max(waits)]
+    by_name = Counter(str(s["name"]) for s in pending)
     # A finished run takes no more signals: its untaken ones are kept, marked.
-    return {"pending": pending, "waiting_for": waiting, "never_taken": run.status.is_terminal}
+    return {
+        "pending": pending,
+        "pending_count": len(pending),
+        "pending_by_name": dict(by_name.most_common()),
+        "waiting_for": waiting,
+        "never_taken": run.status.is_terminal,
+    }
 
 
 def signal_rows(state: dict[str, Any]) -> list[tuple[str, str]]:
@@ -83,10 +96,27 @@ def signal_rows(state: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("waiting", f"for signal {state['waiting_for']}"))
     pending = state["pending"]
     if pending:
-        names = ", ".join(str(s["name"]) for s in pending)
-        count = len(pending)
         if state.get("never_taken"):
-            rows.append(("signals", f"{count} never taken (the run ended): {names}"))
+            rows.append(("signals", pending_line(pending, "never taken (the run ended)")))
         else:
-            rows.append(("signals", f"{count} pending (oldest first): {names}"))
+            rows.append(("signals", pending_line(pending)))
     return rows
+
+
+def pending_line(pending: list[dict[str, Any]], label: str = "pending (oldest first)") -> str:
+    """``3 pending (oldest first): a, b, a``; past :data:`NAMES_SHOWN`, the
+    first few, ``... and K more``, and the count of each name (the most
+    frequent first, at most :data:`NAMES_SHOWN` names): bounded, whatever
+    the run holds (3,000 pending once made a 231 KB line)."""
+    count = len(pending)
+    names = ", ".join(str(s["name"]) for s in pending[:NAMES_SHOWN])
+    if count <= NAMES_SHOWN:
+        return f"{count} {label}: {names}"
+    by_name = Counter(str(s["name"]) for s in pending).most_common()
+    counts = ", ".join(f"{name} x{n}" for name, n in by_name[:NAMES_SHOWN])
+    if len(by_name) > NAMES_SHOWN:
+        counts += f", ... and {len(by_name) - NAMES_SHOWN} more names"
+    return (
+        f"{count} {label}: {names}, ... and {count - NAMES_SHOWN} more;"
+        f" by name: {counts} (all of them: runs status --json)"
+    )

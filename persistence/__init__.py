@@ -38,6 +38,14 @@ from persistence._direct import (
     request_signal,
     restart_unowned,
 )
+from persistence._durations import (
+    BOUND_TEXT,
+    LATEST_INSTANT,
+    MAX_SECONDS,
+    due_instant,
+    duration_seconds,
+    finite_number,
+)
 from persistence._errors import (
     CorruptRecord,
     InvalidArgument,
@@ -126,13 +134,16 @@ from persistence._timers import pending_timers
 
 __all__ = [
     "BODY_EVENTS",
+    "BOUND_TEXT",
     "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "FOLLOW_INTERVAL",
+    "LATEST_INSTANT",
     "MAX_REASON_BYTES",
     "MAX_RECORD_DEPTH",
     "MAX_RUN_ID_CHARS",
+    "MAX_SECONDS",
     "MAX_SIGNAL_NAME",
     "MAX_VALUE_DEPTH",
     "OPEN_EVENTS",
@@ -201,8 +212,11 @@ __all__ = [
     "create_unowned_run",
     "deadline_data",
     "deadline_of",
+    "due_instant",
     "dumps",
+    "duration_seconds",
     "existing_start",
+    "finite_number",
     "fold",
     "follow_run",
     "follow_to_end",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
+from persistence._durations import duration_seconds
 from persistence._errors import InvalidArgument, InvalidArgumentType, NotSerializable
 from persistence._json import dumps
 from persistence._records import NewEvent, RunRecord
@@ -82,8 +83,10 @@ def cancel_request(
     reason = cap_reason(check_reason(reason))
     if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int | float)):
         raise InvalidArgumentType(f"grace must be a number of seconds, got {grace!r}")
-    if grace is not None and (not math.isfinite(grace) or grace < 0):
+    if grace is not None and (grace < 0 or (isinstance(grace, float) and not math.isfinite(grace))):
         raise InvalidArgument(f"grace must be a finite number of seconds >= 0, got {grace!r}")
+    if grace is not None:  # the one bound of every duration (an int past a float too)
+        grace = duration_seconds("grace", grace)
     return NewEvent(
         run_id=run_id,
         type=EventType.CANCEL_REQUESTED,

@@ -59,8 +59,12 @@ class RunDeadline:
         return self.deadline - now
 
     def deadline_text(self) -> str:
-        """The deadline as an ISO 8601 UTC instant."""
-        at = datetime.datetime.fromtimestamp(self.deadline, tz=datetime.UTC)
+        """The deadline as an ISO 8601 UTC instant; its raw number if it is
+        no date (a store written by another version or by hand)."""
+        try:
+            at = datetime.datetime.fromtimestamp(self.deadline, tz=datetime.UTC)
+        except (ValueError, OverflowError, OSError):
+            return repr(self.deadline)
         return at.isoformat(timespec="milliseconds")
 
 

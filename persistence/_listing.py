@@ -284,10 +284,14 @@ _EPOCH: Final = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def iso_utc(ts: float | None) -> str | None:
-    """Epoch seconds as ISO 8601 in UTC (``2026-11-30T08:00:00.123456Z``), or None."""
+    """Epoch seconds as ISO 8601 in UTC (``2026-11-30T08:00:00.123456Z``), or
+    None; the raw number as text if it is no date (a hand-written store)."""
     if ts is None:
         return None
-    stamp = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    try:
+        stamp = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    except (ValueError, OverflowError, OSError):
+        return repr(ts)
     return stamp.isoformat().replace("+00:00", "Z")
 
 

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from persistence._durations import duration_seconds, finite_number
+
 #: Runs deleted per transaction by default.
 PRUNE_BATCH: Final = 100
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -32,19 +34,20 @@ def retention_seconds(value: float | datetime.timedelta | None) -> float | None:
 
     Raises:
         TypeError: neither a number of seconds nor a ``timedelta``.
-        ValueError: zero, negative, or not finite.
+        ValueError: zero, negative, not finite, an ``int`` too large for a
+            float, or above 1000 years (``InvalidArgument``, the one bound).
     """
     if value is None:
         return None
     if isinstance(value, datetime.timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = float(value) if isinstance(value, float) else finite_number("retention", value)
     else:
         raise TypeError(f"retention must be seconds or a timedelta, got {value!r}")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"retention must be a positive age, got {value!r}")
-    return seconds
+    return duration_seconds("retention", seconds)  # the one bound of every duration
 
 
 def parse_duration(text: str) -> float:
