@@ -22,6 +22,7 @@ import click
 
 from cli import _exits
 from cli import _render as render
+from cli._event_view import event_line
 from cli._imports import import_user_module
 from cli._json_args import parse_json
 from cli._main import (
@@ -350,7 +351,7 @@ def _wait(
         grace_at=grace_at,
         reason=reason,
         origin=_origin(),
-        emit=lambda event: out.print(render.event_line(event)),
+        emit=lambda event: out.print(event_line(event)),
         after=after,
         on_grace=lambda: click.echo(f"grace is over: terminating run {run_id}"),
     )

@@ -25,6 +25,7 @@ from actors import (
     workflow,
 )
 from cli import _render as render
+from cli._event_view import timeline
 from cli._text import plain
 from persistence import EventType
 
@@ -126,7 +127,7 @@ def run_demo(db: str, *, cancel_after: float, quote_seconds: float = 0.3) -> Non
             handle.result(timeout=30)
         events = rt.events(handle.run_id)
         final = rt.get_run(handle.run_id).status
-    console.print(render.timeline(events))
+    console.print(timeline(events))
     console.print(Text.assemble("final state: ", render.status_text(final)))
     _scope_scene(db, quote_seconds=quote_seconds)
 
@@ -150,7 +151,7 @@ def _scope_scene(db: str, *, quote_seconds: float) -> None:
         result = handle.result(timeout=30)
         events = rt.events(handle.run_id)
         final = rt.get_run(handle.run_id).status
-    console.print(render.timeline(events, title="scene 2: run timeline"))
+    console.print(timeline(events, title="scene 2: run timeline"))
     console.print(
         Text.assemble(
             "final state: ",

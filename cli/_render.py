@@ -31,7 +31,6 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from cli._signal_view import SIGNAL_EVENTS, signal_details
 from cli._text import clean, json_text, plain
 from cli._wrapping import Console as WrappingConsole
 from cli._wrapping import Labelled, Wrapped, copyable, whole
@@ -91,10 +90,10 @@ def when(ts: float | None) -> str:
     or by hand) is shown as its raw number, never a crash of a read command."""
     if ts is None:
         return "-"
-    return _utc(ts, "%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(ts, "%Y-%m-%dT%H:%M:%SZ")
 
 
-def _utc(ts: Any, fmt: str) -> str:
+def utc_text(ts: Any, fmt: str) -> str:
     """``ts`` (epoch seconds) formatted in UTC, or its raw ``repr`` if it is no date."""
     try:
         return dt.datetime.fromtimestamp(ts, dt.UTC).strftime(fmt)
@@ -244,94 +243,6 @@ def error_text(error: Any) -> str:
     if isinstance(error, dict):
         return f"{error.get('type')}: {error.get('message')}"
     return str(error)
-
-
-#: The most characters of one value (a result, an argument, an error) a
-#: line of ``runs logs`` shows; ``--json`` keeps every value whole.
-VALUE_CHARS: Final = 1000
-
-
-def cut(text: str) -> str:
-    """``text``, or its first :data:`VALUE_CHARS` characters, how long it is,
-    and where to read it whole (a 4 MB result was once printed in full)."""
-    if len(text) <= VALUE_CHARS:
-        return text
-    return (
-        f"{text[: VALUE_CHARS - 1]}… ({len(text)} chars; in full: runs logs --json"
-        " or runs status --json)"
-    )
-
-
-def event_details(e: EventRecord) -> str:
-    """One event's data for a line of ``runs logs``: each value cut (:func:`cut`)."""
-    if e.defect is not None:
-        return f"(cannot be read: {e.defect})"
-    data = e.data
-    if e.type in SIGNAL_EVENTS:
-        return signal_details(e)
-    if "error" in data and isinstance(data["error"], dict):
-        return cut(error_text(data["error"]))
-    parts = []
-    for key, value in data.items():
-        if value is None or key in {"origin", "traceback"}:
-            continue
-        # B4: a deadline is an instant, shown as every other time is.
-        shown = when(value) if key == "deadline" and isinstance(value, int | float) else value
-        parts.append(f"{key}={cut(json.dumps(shown, ensure_ascii=False))}")
-    return " ".join(parts)
-
-
-def step_label(e: EventRecord) -> str:
-    if e.step is None:
-        return ""
-    if e.attempt is not None:
-        return f"{e.step} #{e.call}.{e.attempt}"
-    return f"{e.step} #{e.call}" if e.call is not None else e.step
-
-
-def event_line(e: EventRecord) -> Text:
-    """One event, one line (wrapped, never cut): for ``runs logs`` and ``cancel --wait``."""
-    clock = _utc(e.ts, "%H:%M:%S.%f")  # as `when`
-    clock = clock[:-3] if ":" in clock else clock
-    line = Text(f"{e.run_seq:>4}  {clock}  ")
-    line.append(f"{e.type.value:<20}", style=_event_style(e.type))
-    label = step_label(e)
-    if label:
-        line.append(f" {clean(label)}", style="bold")
-    details = event_details(e)
-    if details:
-        line.append(f"  {clean(details)}", style="dim")
-    return line
-
-
-def _event_style(t: EventType) -> str:
-    name = t.value
-    if name.startswith("cancel"):
-        return "yellow"
-    if name.startswith(("shield", "scope")):
-        return "blue"
-    if name.startswith("signal"):
-        return "cyan"
-    if name.endswith(("failed", "terminated", "abandoned")) or name == "terminate_requested":
-        return "red"
-    if name.endswith("completed"):
-        return "green"
-    return ""
-
-
-def timeline(events: list[EventRecord], title: str = "run timeline") -> Grid:
-    """The run's events as rows, times relative to the first."""
-    grid = Grid(["#", "+ms", "event", "step", "details"], title=title, right=frozenset({0, 1}))
-    start = events[0].ts if events else 0.0
-    for e in events:
-        grid.add_row(
-            str(e.run_seq),
-            f"{(e.ts - start) * 1000:.1f}",
-            Text(e.type.value, style=_event_style(e.type)),
-            plain(step_label(e)),
-            plain(event_details(e)),
-        )
-    return grid
 
 
 def steps_table(steps: Iterable[StepRecord]) -> Grid:

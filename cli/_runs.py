@@ -16,6 +16,7 @@ from rich.text import Text
 from cli import _exits
 from cli import _render as render
 from cli._call_cancels import call_cancel_line, call_cancels, cancelled_by_code
+from cli._event_view import event_line
 from cli._main import (
     StoreOptions,
     cli,
@@ -198,7 +199,7 @@ def _emitter(as_json: bool) -> Callable[[EventRecord], None]:
     if as_json:
         return lambda e: render.echo_json(e.to_json())
     out = render.console()
-    return lambda e: out.print(render.event_line(e))
+    return lambda e: out.print(event_line(e))
 
 
 def _json_args(run: RunRecord) -> str:
