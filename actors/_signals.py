@@ -89,7 +89,7 @@ class SuspendedWait:
     #: The seconds the wait was given (None: no timeout).
     timeout: float | None = None
     #: The body's checkpoint at the wait (its one checkpoint).
-    checkpoint: int = 0
+    at_checkpoint: int = 0
 
 
 class SignalWaits:
@@ -168,7 +168,7 @@ class SignalWaits:
         waiting = self.waiting
         if waiting is None or waiting.call_id not in call_ids:
             return None
-        return waiting.checkpoint
+        return waiting.at_checkpoint
 
     def interrupt(self, call_ids: list[int], error: CancellationError) -> bool:
         """B3: a cancel scope around the suspended wait is cancelled: it ends.
