@@ -160,6 +160,12 @@ class Body:
             return error
         return CancellationError(reason)
 
+    def raise_later(self, error: CancellationError) -> None:
+        """Resume the body with ``error`` through the mailbox (B3: a scope's,
+        kept, so that only that scope's exit catches it)."""
+        self._resume_error = error
+        self._host.resume_later(error.reason)
+
     # -- running ----------------------------------------------------------------
 
     def begin(self) -> bool:

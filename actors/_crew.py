@@ -234,7 +234,7 @@ def assemble(
     )
     awaits.handles = handles
     body.ctx.handles = handles
-    scopes = Scopes(host, body=body, timers=timers, calls=calls)
+    scopes = Scopes(host, body=body, timers=timers, calls=calls, waits=signals)
     body.scopes = scopes
     body.ctx.scopes = scopes
     run = Cancelling(

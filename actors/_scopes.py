@@ -12,8 +12,11 @@ is met there, and which scope it belongs to.
 - Cancelling a scope (``scope.cancel()`` or its deadline) cancels its
   running calls through the call-cancel primitive (``_call_cancel``: a
   step is told and runs to its end if it never checks, C4; a child run
-  gets a cancel with source ``parent``, C7) and interrupts its sleeps. It
-  cancels nothing else: the run stays RUNNING.
+  gets a cancel with source ``parent``, C7), interrupts its sleeps and
+  ends its suspended signal wait (B5, ``WaitHook``: the deadline's
+  ``scope_cancelled`` then names the wait's own checkpoint, so replay
+  meets the cancel at that wait before it takes any signal). It cancels
+  nothing else: the run stays RUNNING.
 - At a checkpoint the cancel met is that of the *outermost* cancelled scope
   between the body and the innermost shield (the run's own cancel acts as
   the scope outside every other; ``_body`` decides that one first). The
@@ -58,6 +61,16 @@ CAUSE_CANCEL = "cancel"
 CAUSE_DEADLINE = "deadline"
 
 
+class WaitHook(Protocol):
+    """B5: the body's suspended signal wait (``_signals.SignalWaits``), as scopes see it."""
+
+    def checkpoint_of(self, call_ids: list[int]) -> int | None:
+        """The checkpoint of the wait suspended as one of ``call_ids``, or None."""
+
+    def interrupt(self, call_ids: list[int], error: CancellationError) -> bool:
+        """End the wait suspended as one of ``call_ids`` with ``error``."""
+
+
 class ScopesHost(Protocol):
     """What scopes need of the run supervisor."""
 
@@ -99,9 +112,16 @@ class Scopes:
     """One body's cancel scopes (see the module docstring)."""
 
     def __init__(
-        self, host: ScopesHost, *, body: Body, timers: BodyTimers, calls: CallCancel
+        self,
+        host: ScopesHost,
+        *,
+        body: Body,
+        timers: BodyTimers,
+        calls: CallCancel,
+        waits: WaitHook | None = None,
     ) -> None:
         self._host = host
+        self._waits = waits
         self._body = body
         self._timers = timers
         self._calls = calls
@@ -219,7 +239,13 @@ class Scopes:
         """A deadline's timer fired while the body waits: its next checkpoint meets it."""
         state = self._by_timer(call_id)
         if state is not None and state.active:
-            self._deadline(state, self._body.next_checkpoint)
+            checkpoint = self._body.next_checkpoint
+            if self._waits is not None:
+                # B5: a signal wait suspended inside meets it at its own
+                # checkpoint (as the run's cancel does), before any signal.
+                at = self._waits.checkpoint_of(state.calls)
+                checkpoint = checkpoint if at is None else at
+            self._deadline(state, checkpoint)
 
     def _deadline(self, state: ScopeState, checkpoint: int) -> None:
         if state.cancel_called:
@@ -244,6 +270,9 @@ class Scopes:
         self._calls.cancel(calls, why)
         for call_id in calls:
             self._timers.interrupt(call_id, why)
+        effective = self.effective()
+        if self._waits is not None and effective is not None:
+            self._waits.interrupt(calls, ScopeCancelled(effective))
 
     def after_drive(self) -> None:
         """The body waits (again, live) at an await its log shows a deadline met.

@@ -53,7 +53,9 @@ def wait_for_signal(name: str, timeout: float | None = None) -> WaitForSignal:
         InvalidArgument, InvalidArgumentType: a bad ``name``; a ``timeout``
             that is negative, NaN, infinite, or not a number (a bool, a str).
         SignalTimeout: (at the await) the timeout passed before a signal came.
-        CancellationError: the run was cancelled while waiting (or before).
+        CancellationError: the run was cancelled while waiting (or before),
+            or a cancel scope around the wait was (its deadline passed, B3;
+            ``fail_after`` turns it into ``DeadlineExceeded`` at its exit).
         ProctorError: called in a step or outside a workflow body.
     """
     name = check_signal_name(name)

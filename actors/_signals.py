@@ -14,6 +14,10 @@ replay finds it again, and it is one checkpoint (C2, C3).
 - A cancel meets a suspended wait at once, outside a shield (C3), recorded
   as delivered at the wait's checkpoint, exactly as replay will meet it
   there; inside a shield it is buffered (S1) and the wait goes on.
+- A cancel scope's cancel (B3: its deadline, or an outer scope's) meets a
+  suspended wait started inside it and not behind a shield inside it, the
+  same way: the scope's ``scope_cancelled`` names the wait's checkpoint,
+  so replay raises it there (``interrupt``), before it looks for a signal.
 - A terminate ends the run (T2): the wait simply never resumes.
 
 - A wait with a timeout that finds no pending signal starts a durable
@@ -84,6 +88,8 @@ class SuspendedWait:
     name: str
     #: The seconds the wait was given (None: no timeout).
     timeout: float | None = None
+    #: The body's checkpoint at the wait (its one checkpoint).
+    at_checkpoint: int = 0
 
 
 class SignalWaits:
@@ -157,6 +163,30 @@ class SignalWaits:
         self._timers.drop(waiting.call_id, error.reason)
         self.end_wait(error=error)
 
+    def checkpoint_of(self, call_ids: list[int]) -> int | None:
+        """B3: the checkpoint of the wait suspended as one of ``call_ids``, or None."""
+        waiting = self.waiting
+        if waiting is None or waiting.call_id not in call_ids:
+            return None
+        return waiting.at_checkpoint
+
+    def interrupt(self, call_ids: list[int], error: CancellationError) -> bool:
+        """B3: a cancel scope around the suspended wait is cancelled: it ends.
+
+        ``call_ids`` are the scope's calls (none behind a shield inside it,
+        S1); ``error`` is the scope's cancel the wait raises, at its own
+        checkpoint, where the scope's ``scope_cancelled`` names it (so
+        replay meets it there before it looks at any signal, D2). Its
+        timeout timer is dropped; a signal sent later stays pending. False
+        if no wait of these calls is suspended.
+        """
+        if self.checkpoint_of(call_ids) is None or not self._host.may_start():
+            return False
+        assert self.waiting is not None
+        self._timers.drop(self.waiting.call_id, error.reason)
+        self.end_wait(error=error)
+        return True
+
     def _timed_out(self, call_id: int) -> None:
         """The timeout's timer fired (``timer_fired`` is deferred): the wait raises."""
         waiting = self.waiting
@@ -172,7 +202,7 @@ class SignalWaits:
         """
         self.waiting = None
         if isinstance(error, CancellationError):
-            self._host.resume_later(error.reason)
+            self._body.raise_later(error)  # a scope's (B3) stays that scope's
         else:
             self._host.drive(value=value, error=error)
 
@@ -224,7 +254,8 @@ class SignalWaits:
             return value, None
         if recorded is None:
             self._write(NewEvent(run_id=self._run_id, type=_E.SIGNAL_WAITING), call_id, command)
-        self.waiting = SuspendedWait(call_id, command.name, command.timeout)
+        checkpoint = body.next_checkpoint - 1  # the one taken above
+        self.waiting = SuspendedWait(call_id, command.name, command.timeout, checkpoint)
         # timeout=0 with nothing pending: a timer due now, recorded like any
         # other, so the wait times out at once and replay decides the same.
         self._arm(call_id, command, recorded)
