@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from actors import EventRecord, EventType, Runtime, StepRecord
 from cli import cli
 from persistence import SQLiteStore
+from tests.processes import Worker
 
 #: Gates that steps wait on; keyed by a JSON-friendly string (step args are JSON).
 GATES: dict[str, threading.Event] = {}
@@ -131,3 +132,14 @@ def folder(tmp_path: Path) -> Path:
     path = tmp_path / "markers"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Worker processes a test starts (``spawn_worker``); those still running
+    at its end are stopped."""
+    started: list[Worker] = []
+    yield started
+    for w in started:
+        if w.process.poll() is None:
+            w.stop()

@@ -73,3 +73,15 @@ class Worker:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.reap()
+
+
+def spawn_worker(
+    workers: list[Worker], db: Path, tmp_path: Path, module: str, crash_after: str = ""
+) -> Worker:
+    """Start ``proctor worker module`` (kept in ``workers``, so the ``workers``
+    fixture stops it); ``crash_after``: the event type after whose commit the
+    worker kills itself (as kill -9), or "" for none."""
+    env = {"PROCTOR_CRASH_AFTER": crash_after} if crash_after else None
+    w = Worker(db, tmp_path / f"worker{len(workers)}.log", module, env)
+    workers.append(w)
+    return w

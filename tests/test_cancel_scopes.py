@@ -32,7 +32,6 @@ from actors import (
     Runtime,
     WorkflowFailed,
     fail_after,
-    get_context,
     move_on_after,
     move_on_at,
     shield,
@@ -42,6 +41,10 @@ from actors import (
     workflow,
 )
 from actors.testing import ProctorTestKit
+from tests.cancellable_steps import heartbeating as sc_checks
+from tests.cancellable_steps import never_checks as sc_never_checks
+from tests.cancellable_steps import started as sc_started
+from tests.cancellable_steps import swallows as sc_swallows
 from tests.conftest import (
     NOTES,
     events_of,
@@ -60,50 +63,6 @@ HOUR = 3600.0
 
 
 # -- steps ------------------------------------------------------------------------------
-
-
-@step()
-def sc_checks(key: str) -> str:
-    """Checks (heartbeats) until its gate opens; notes how it ended."""
-    ctx = get_context()
-    gate(f"{key}:started").set()
-    try:
-        while not gate(key).wait(0.001):
-            ctx.heartbeat()
-    except BaseException as exc:
-        note(f"{key}:step", type(exc).__name__)
-        raise
-    note(f"{key}:step", "returned")
-    return key
-
-
-@step()
-def sc_never_checks(key: str) -> str:
-    """Never looks at its mailbox: runs until its gate opens (C4)."""
-    gate(f"{key}:started").set()
-    gate(key).wait(20)
-    note(f"{key}:step", "returned")
-    return key
-
-
-@step()
-def sc_swallows(key: str) -> str:
-    """Meets the cancel at a check, catches it and returns."""
-    ctx = get_context()
-    gate(f"{key}:started").set()
-    try:
-        while not gate(key).wait(0.001):
-            ctx.check_cancellation()
-    except CancellationError:
-        note(f"{key}:step", "swallowed")
-        return "swallowed"
-    note(f"{key}:step", "returned")
-    return key
-
-
-@step()
-def sc_started(key: str) -> None:
-    gate(f"{key}:started").wait(20)
 
 
 @step()
@@ -204,7 +163,7 @@ def test_B3_C4_move_on_after_around_a_step_that_never_checks_leaves_when_the_ste
     assert run.result(timeout=10) == [True, 42]
     assert NOTES[f"{key}:step"] == ["returned"]
     assert f"{key}:unreached" not in NOTES
-    [never] = [s for s in steps_of(rt, run.run_id) if s.name.endswith("sc_never_checks")]
+    [never] = [s for s in steps_of(rt, run.run_id) if s.name.endswith(".never_checks")]
     assert never.status.value == "completed"  # its result recorded, not returned
     fired = [d for t, d in scope_events(rt, run.run_id) if t == "scope_cancelled"]
     assert [(d["scope"], d["cause"]) for d in fired] == [(0, "deadline")]
@@ -544,14 +503,14 @@ def test_B3_runs_status_logs_and_tree_show_scopes(proctor: ProctorTestKit) -> No
     assert [x for x in logs if "scope_entered" in x]
     assert [x for x in logs if "scope_exited" in x]
     tree = run_cli(db, "runs", "tree", run.run_id).output.splitlines()
-    (never,) = [x for x in tree if "sc_never_checks" in x]
+    (never,) = [x for x in tree if ".never_checks" in x]
     assert "in scope 0" in never
     (after,) = [x for x in tree if "sc_mark" in x]
     assert "in scope" not in after
     nodes = json.loads(run_cli(db, "runs", "tree", run.run_id, "--json").output)["children"]
     assert [(n["kind"], n["name"].rsplit(".", 1)[-1], n["scope"]) for n in nodes] == [
         ("timer", "scope", None),  # the scope's own deadline: a call of the body
-        ("step", "sc_never_checks", 0),
+        ("step", "never_checks", 0),
         ("step", "sc_mark", None),
     ]
 

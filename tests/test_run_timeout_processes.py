@@ -16,20 +16,11 @@ import pytest
 
 from persistence import EventRecord, EventType, RunState
 from tests.conftest import wait_until
-from tests.processes import DEADLINE, Worker, events, proctor, record
+from tests.processes import DEADLINE, Worker, events, proctor, record, spawn_worker
 
 pytestmark = pytest.mark.timeout(120)
 
 MODULE = "tests.timeout_workflows"
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        if w.process.poll() is None:
-            w.stop()
 
 
 @pytest.fixture
@@ -38,12 +29,6 @@ def folder(tmp_path: Path) -> Iterator[Path]:
     path.mkdir()
     yield path
     (path / "a.release").touch()
-
-
-def spawn(workers: list[Worker], db: Path, tmp_path: Path) -> Worker:
-    w = Worker(db, tmp_path / f"worker{len(workers)}.log", MODULE)
-    workers.append(w)
-    return w
 
 
 def start(db: Path, folder: Path, run_timeout: float) -> str:
@@ -73,14 +58,14 @@ def test_B4_a_kill_9_does_not_reset_the_clock(
     db: Path, tmp_path: Path, folder: Path, workers: list[Worker]
 ) -> None:
     run_id = start(db, folder, 6)
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     wait_until((folder / "a.started").exists, timeout=DEADLINE)
     (folder / "a.started").unlink()
     created = first(db, run_id, EventType.RUN_CREATED)
     # Killed 2 s into the run: a reset clock would then fire at 8 s or later, not 6.
     wait_until(lambda: time.time() > created.ts + 2, timeout=DEADLINE)
     workers[0].kill()
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     wait_until((folder / "a.started").exists, timeout=DEADLINE)  # taken over
     assert finished(db, run_id) is RunState.CANCELLED
     deadline = first(db, run_id, EventType.RUN_CREATED).data["deadline"]
@@ -97,14 +82,14 @@ def test_B4_a_deadline_that_passed_while_no_worker_was_alive_fires_at_once_on_re
     db: Path, tmp_path: Path, folder: Path, workers: list[Worker]
 ) -> None:
     run_id = start(db, folder, 3)
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     wait_until((folder / "a.started").exists, timeout=DEADLINE)
     workers[0].kill()
     deadline = first(db, run_id, EventType.RUN_CREATED).data["deadline"]
     if record(db, run_id).status.is_terminal:
         pytest.fail("the first worker was not killed before the deadline")
     wait_until(lambda: time.time() > deadline + 0.5, timeout=DEADLINE)
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     assert finished(db, run_id) is RunState.CANCELLED
     resumed = first(db, run_id, EventType.RUN_RESUMED)
     cancel = first(db, run_id, EventType.CANCEL_REQUESTED)
@@ -119,7 +104,7 @@ def test_B4_a_pending_run_past_its_deadline_is_cancelled_when_a_worker_claims_it
     deadline = first(db, run_id, EventType.RUN_CREATED).data["deadline"]
     wait_until(lambda: time.time() > deadline + 0.2, timeout=DEADLINE)
     assert record(db, run_id).status is RunState.PENDING  # nobody fires it meanwhile
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     assert finished(db, run_id) is RunState.CANCELLED
     claimed = first(db, run_id, EventType.RUN_CLAIMED)
     cancel = first(db, run_id, EventType.CANCEL_REQUESTED)

@@ -11,34 +11,17 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from persistence import EventRecord, RunState
 from tests.conftest import wait_until
-from tests.processes import DEADLINE, Worker, events, proctor, record
+from tests.processes import DEADLINE, Worker, events, proctor, record, spawn_worker
 
 pytestmark = pytest.mark.timeout(120)
 
 MODULE = "tests.scope_workflows"
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        if w.process.poll() is None:
-            w.stop()
-
-
-def spawn(workers: list[Worker], db: Path, tmp_path: Path, crash_after: str = "") -> Worker:
-    env = {"PROCTOR_CRASH_AFTER": crash_after}
-    w = Worker(db, tmp_path / f"worker{len(workers)}.log", MODULE, env)
-    workers.append(w)
-    return w
 
 
 def start_moves_on(db: Path, folder: Path, seconds: float) -> str:
@@ -72,14 +55,14 @@ def check(log: list[EventRecord], folder: Path) -> None:
 def test_B3_D2_a_deadline_that_passed_while_no_worker_was_alive_fires_on_resume(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
-    first = spawn(workers, db, tmp_path, crash_after="timer_started@2")
+    first = spawn_worker(workers, db, tmp_path, MODULE, crash_after="timer_started@2")
     run_id = start_moves_on(db, folder, 1)
     assert first.reap() == -signal.SIGKILL
     (scope_timer,) = [e for e in events(db, run_id) if e.type.value == "timer_started"][:1]
     due_at = scope_timer.data["due_at"]
     wait_until(lambda: time.time() > due_at + 0.5, timeout=DEADLINE)  # the instant passes
 
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     log = finish(db, run_id)
     check(log, folder)
     (resumed,) = [e for e in log if e.type.value == "run_resumed"]
@@ -90,12 +73,12 @@ def test_B3_D2_a_deadline_that_passed_while_no_worker_was_alive_fires_on_resume(
 def test_B3_D2_a_deadline_fired_before_kill_9_replays_at_the_same_point(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
-    first = spawn(workers, db, tmp_path, crash_after="timer_fired@1")
+    first = spawn_worker(workers, db, tmp_path, MODULE, crash_after="timer_fired@1")
     run_id = start_moves_on(db, folder, 0.5)
     assert first.reap() == -signal.SIGKILL
     assert "scope_cancelled" in [e.type.value for e in events(db, run_id)]
 
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     log = finish(db, run_id)
     check(log, folder)
     types = [e.type.value for e in log]

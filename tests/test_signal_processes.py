@@ -11,34 +11,17 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from persistence import EventRecord, RunState
 from tests.conftest import wait_until
-from tests.processes import DEADLINE, Worker, events, proctor, record
+from tests.processes import DEADLINE, Worker, events, proctor, record, spawn_worker
 
 pytestmark = pytest.mark.timeout(120)
 
 MODULE = "tests.signal_workflows"
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        if w.process.poll() is None:
-            w.stop()
-
-
-def spawn(workers: list[Worker], db: Path, tmp_path: Path, crash_after: str = "") -> Worker:
-    env = {"PROCTOR_CRASH_AFTER": crash_after}
-    w = Worker(db, tmp_path / f"worker{len(workers)}.log", MODULE, env)
-    workers.append(w)
-    return w
 
 
 def start_timed(db: Path, folder: Path, seconds: float) -> str:
@@ -61,12 +44,12 @@ def finish(db: Path, run_id: str) -> tuple[object, list[EventRecord]]:
 def test_B5_D2_a_signal_timeout_survives_kill_9_and_fires_once_at_its_due_time(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
-    first = spawn(workers, db, tmp_path, crash_after="timer_started@1")
+    first = spawn_worker(workers, db, tmp_path, MODULE, crash_after="timer_started@1")
     run_id = start_timed(db, folder, 4)
     assert first.reap() == -signal.SIGKILL
     assert [e.type.value for e in events(db, run_id)][-1] == "timer_started"
 
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     result, log = finish(db, run_id)
     assert result == "timed out"
     (started,), (fired,) = of(log, "timer_started"), of(log, "timer_fired")
@@ -82,13 +65,13 @@ def test_B5_D2_a_signal_timeout_survives_kill_9_and_fires_once_at_its_due_time(
 def test_B5_D2_a_signal_sent_while_no_worker_lived_ends_the_resumed_timed_wait(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
-    first = spawn(workers, db, tmp_path, crash_after="timer_started@1")
+    first = spawn_worker(workers, db, tmp_path, MODULE, crash_after="timer_started@1")
     run_id = start_timed(db, folder, 3600)
     assert first.reap() == -signal.SIGKILL
     sent = proctor(db, "signal", run_id, "approved", '"while down"')
     assert sent.returncode == 0, sent.stderr
 
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     result, log = finish(db, run_id)
     assert result == "while down"
     assert [e.type.value for e in log if e.type.value.startswith("timer_")] == [

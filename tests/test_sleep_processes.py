@@ -10,34 +10,17 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from persistence import EventRecord, RunState
 from tests.conftest import wait_until
-from tests.processes import DEADLINE, Worker, events, proctor, record
+from tests.processes import DEADLINE, Worker, events, proctor, record, spawn_worker
 
 pytestmark = pytest.mark.timeout(120)
 
 MODULE = "tests.sleep_workflows"
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        if w.process.poll() is None:
-            w.stop()
-
-
-def spawn(workers: list[Worker], db: Path, tmp_path: Path, crash_after: str = "") -> Worker:
-    env = {"PROCTOR_CRASH_AFTER": crash_after}
-    w = Worker(db, tmp_path / f"worker{len(workers)}.log", MODULE, env)
-    workers.append(w)
-    return w
 
 
 def start_dozes(db: Path, folder: Path, seconds: float) -> str:
@@ -66,12 +49,12 @@ def finish(db: Path, run_id: str) -> list[EventRecord]:
 def test_B1_D2_a_sleep_survives_kill_9_and_fires_once_at_its_due_time(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
-    first = spawn(workers, db, tmp_path, crash_after="timer_started@1")
+    first = spawn_worker(workers, db, tmp_path, MODULE, crash_after="timer_started@1")
     run_id = start_dozes(db, folder, 4)
     assert first.reap() == -signal.SIGKILL
     assert [e.type.value for e in events(db, run_id)][-1] == "timer_started"
 
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     log = finish(db, run_id)
     started, fired = only(log, "timer_started"), only(log, "timer_fired")
     assert fired.call == started.call == 1
@@ -85,13 +68,13 @@ def test_B1_D2_a_sleep_survives_kill_9_and_fires_once_at_its_due_time(
 def test_B1_D2_a_sleep_due_while_no_worker_was_alive_fires_at_once_on_resume(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
-    first = spawn(workers, db, tmp_path, crash_after="timer_started@1")
+    first = spawn_worker(workers, db, tmp_path, MODULE, crash_after="timer_started@1")
     run_id = start_dozes(db, folder, 1)
     assert first.reap() == -signal.SIGKILL
     due_at = only(events(db, run_id), "timer_started").data["due_at"]
     wait_until(lambda: time.time() > due_at + 0.5, timeout=DEADLINE)  # the instant passes
 
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     log = finish(db, run_id)
     fired, resumed = only(log, "timer_fired"), only(log, "run_resumed")
     assert resumed.ts > due_at
@@ -102,7 +85,7 @@ def test_B1_D2_a_sleep_due_while_no_worker_was_alive_fires_at_once_on_resume(
 def test_B1_C2_proctor_cancel_from_another_process_ends_a_one_hour_sleep_at_once(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path
 ) -> None:
-    spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     run_id = start_dozes(db, folder, 3600)
     wait_until(
         lambda: any(e.type.value == "timer_started" for e in events(db, run_id)),

@@ -4,33 +4,17 @@ start another on the same store, and check the await's outcome is replayed
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from persistence import RunState
 from tests.conftest import wait_until
-from tests.processes import DEADLINE, Worker, events, proctor, record
+from tests.processes import DEADLINE, Worker, events, proctor, record, spawn_worker
 
 pytestmark = pytest.mark.timeout(90)
 
 MODULE = "tests.handle_workflows"
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        if w.process.poll() is None:
-            w.stop()
-
-
-def _spawn(workers: list[Worker], db: Path, tmp_path: Path) -> Worker:
-    w = Worker(db, tmp_path / f"worker{len(workers)}.log", MODULE)
-    workers.append(w)
-    return w
 
 
 def _runs(folder: Path, key: str) -> int:
@@ -50,7 +34,7 @@ def _types(db: Path, run_id: str) -> list[str]:
 def test_B2_a_handle_cancel_is_replayed_after_kill_9(
     workers: list[Worker], db: Path, tmp_path: Path, folder: Path, step_ended_before_the_kill: bool
 ) -> None:
-    first = _spawn(workers, db, tmp_path)
+    first = spawn_worker(workers, db, tmp_path, MODULE)
     result = proctor(db, "start", f"{MODULE}:cancels_a_deaf_step", f'"{folder}"')
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.strip()
@@ -62,7 +46,7 @@ def test_B2_a_handle_cancel_is_replayed_after_kill_9(
         wait_until(lambda: _ended(db, run_id, call=0), timeout=DEADLINE)
     first.kill()
 
-    _spawn(workers, db, tmp_path)
+    spawn_worker(workers, db, tmp_path, MODULE)
     wait_until((folder / "wait.started.2").exists, timeout=DEADLINE)
     (folder / "wait.release").touch()
     (folder / "deaf.release").touch()

@@ -32,6 +32,7 @@ from actors import (
     step,
     workflow,
 )
+from tests.cancellable_steps import heartbeating, never_checks, started, swallows
 from tests.conftest import (
     NOTES,
     events_of,
@@ -50,51 +51,6 @@ _C = CancellationType
 
 
 # -- steps ------------------------------------------------------------------------------
-
-
-@step()
-def heartbeating(key: str) -> str:
-    """Checks (heartbeats) until its gate opens; notes how it ended."""
-    ctx = get_context()
-    gate(f"{key}:started").set()
-    try:
-        while not gate(key).wait(0.001):
-            ctx.heartbeat()
-    except BaseException as exc:
-        note(f"{key}:step", type(exc).__name__)
-        raise
-    note(f"{key}:step", "returned")
-    return key
-
-
-@step()
-def never_checks(key: str) -> str:
-    """Never looks at its mailbox: runs until its gate opens (C4)."""
-    gate(f"{key}:started").set()
-    gate(key).wait(20)
-    note(f"{key}:step", "returned")
-    return key
-
-
-@step()
-def swallows(key: str) -> str:
-    """Meets the cancel at a check, catches it and returns."""
-    ctx = get_context()
-    gate(f"{key}:started").set()
-    try:
-        while not gate(key).wait(0.001):
-            ctx.check_cancellation()
-    except CancellationError:
-        note(f"{key}:step", "swallowed")
-        return "swallowed"
-    note(f"{key}:step", "returned")
-    return key
-
-
-@step()
-def started(key: str) -> None:
-    """Returns once the step ``key`` is running."""
-    gate(f"{key}:started").wait(20)
 
 
 @step()
