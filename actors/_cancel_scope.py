@@ -68,7 +68,11 @@ class CancelScope:
     ``CancellationScope`` (``nonCancellable`` is ``shield=True``).
 
     Attributes:
-        cancel_called: ``cancel()`` was called or the deadline passed.
+        cancel_called: ``cancel()`` was called, or the deadline fired. A
+            deadline fires at a checkpoint (or while the body waits), and is
+            recorded there: a block with no checkpoint never sees its
+            deadline fire, so ``cancel_called`` stays False (Trio reads the
+            clock instead; Proctor's answer must be the log's, for replay).
         cancelled_caught: the block ended by this scope's cancel, caught at exit.
         deadline: read-only; UTC epoch seconds of the deadline once entered
             (None without one). Unlike Trio's, it cannot be moved.
