@@ -54,12 +54,9 @@ from actors._messages import (
     Shutdown,
     StartRun,
     StoreLost,
-    Terminate,
-    TerminateTree,
     Wiring,
 )
 from actors._rehosting import Rehosting
-from actors._replies import Reply
 from actors._run_timeouts import RunTimeouts
 from actors._services import Services
 from actors._supervisor import RunSupervisor
@@ -179,7 +176,7 @@ class Guardian(ProctorActor):
         elif isinstance(message, ChildExited):
             self._on_child_exited(message)
         elif isinstance(message, GraceExpired):
-            self._on_grace_expired(message)
+            self._timeouts.grace_expired(message)  # C8, any cancel's grace
         elif isinstance(message, RunTimedOut):
             self._timeouts.fire(message)
         elif isinstance(message, Rehost):
@@ -346,23 +343,6 @@ class Guardian(ProctorActor):
                     " nothing more; restart the process"
                 )
             )
-
-    def _on_grace_expired(self, msg: GraceExpired) -> None:
-        """C8: the cancel's grace ended; terminate unless the run already finished."""
-        ref = self._directory.get(msg.run_id)
-        reason = f"cancel grace expired ({msg.reason})" if msg.reason else "cancel grace expired"
-        deliver = ((ref, Terminate(reason=reason)),) if ref is not None else ()
-        # The same one path as Runtime.terminate: the tree in one transaction
-        # (T4), and the supervisor told, so its running steps are abandoned (T3).
-        terminate = TerminateTree(
-            run_id=msg.run_id,
-            reason=reason,
-            source="grace",
-            origin=self._owner,
-            reply=Reply(),
-            deliver=deliver,
-        )
-        tell(self.journal, terminate)
 
     def _stop_services(self) -> None:
         if self._services.stop():

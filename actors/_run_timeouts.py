@@ -1,4 +1,5 @@
-"""Run timeouts (B4): a run's deadline, armed on the Timers while the run is hosted here.
+"""Run timeouts (B4): a run's deadline, armed on the Timers while the run is
+hosted here; and the end of a cancel's grace (C8), which terminates the run.
 
 A run started with a timeout records its deadline in its ``run_created``
 (``persistence.RunDeadline``). Whoever hosts the run arms one timer for it
@@ -46,7 +47,10 @@ from actors._messages import (
     RunTimedOut,
     ScheduleTimer,
     StartRun,
+    Terminate,
+    TerminateTree,
 )
+from actors._replies import Reply
 from persistence import TIMEOUT_SOURCE, cancel_request, deadline_data
 
 
@@ -155,3 +159,22 @@ class RunTimeouts:
         cancel = Cancel(reason=msg.reason, source=TIMEOUT_SOURCE)
         deliver = ((ref, cancel),) if ref is not None else ()
         tell(self._journal(), ControlAppend(events=(event,), deliver=deliver))
+
+    def grace_expired(self, msg: GraceExpired) -> None:
+        """C8: a cancel's grace ended (a timeout's or any other cancel's):
+        terminate the run, unless it finished meanwhile (the store refuses
+        then). The one path of ``Runtime.terminate``: the tree in one
+        transaction (T4), and the supervisor told, so its running steps are
+        abandoned (T3)."""
+        ref = self._directory.get(msg.run_id)
+        reason = f"cancel grace expired ({msg.reason})" if msg.reason else "cancel grace expired"
+        deliver = ((ref, Terminate(reason=reason)),) if ref is not None else ()
+        terminate = TerminateTree(
+            run_id=msg.run_id,
+            reason=reason,
+            source="grace",
+            origin=self._owner,
+            reply=Reply(),
+            deliver=deliver,
+        )
+        tell(self._journal(), terminate)
