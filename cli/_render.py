@@ -114,6 +114,12 @@ def seconds_text(seconds: float) -> str:
     return _seconds(seconds)
 
 
+def due_text(due_at: float, now: float) -> str:
+    """How far a due instant is from ``now``: ``in 3m07s`` or ``overdue by 4.2s``."""
+    left = due_at - now
+    return f"in {_seconds(left)}" if left > 0 else f"overdue by {_seconds(-left)}"
+
+
 def _seconds(seconds: float) -> str:
     if not isinstance(seconds, int | float) or not math.isfinite(seconds):
         return repr(seconds)  # a stored value that is no span (another version, a hand edit)

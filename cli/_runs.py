@@ -35,6 +35,7 @@ from cli._tree_calls import (
     body_calls,
     handle_cancel_note,
     handle_cancels,
+    timer_line,
 )
 from cli._wrapping import copyable
 from persistence import (
@@ -130,7 +131,7 @@ def status(options: StoreOptions, run_id: str, as_json: bool) -> None:
             f"{render.when(retry['retry_at'])} (after {retry['after']})"
         )
         rows.append(("next retry", plain(line)))
-    rows.extend(("timer", plain(_timer_line(timer))) for timer in timers)
+    rows.extend(("timer", plain(timer_line(timer))) for timer in timers)
     rows.extend(("call cancel", plain(call_cancel_line(c))) for c in call_cancels(events))
     rows.extend(("scope", plain(scope_line(s))) for s in scopes(events))
     rows.extend(
@@ -281,21 +282,6 @@ def _pending_retries(events: list[EventRecord]) -> list[dict[str, Any]]:
         for e in events
         if e.type is EventType.STEP_RETRY_SCHEDULED and (e.call, e.attempt) not in started
     ]
-
-
-def _timer_line(timer: dict[str, Any]) -> str:
-    """A pending durable timer (B1): what, due when (UTC), and in how long; a
-    stored due instant that is no number is shown raw (never a crash)."""
-    due_at = timer["due_at"]
-    if not isinstance(due_at, int | float) or isinstance(due_at, bool):
-        return f"{timer['kind']} #{timer['call']} until {due_at!r}"
-    left = due_at - time.time()
-    due = (
-        f"in {render.duration(0.0, left)}"
-        if left > 0
-        else f"overdue by {render.duration(left, 0.0)}"
-    )
-    return f"{timer['kind']} #{timer['call']} until {render.when(timer['due_at'])} ({due})"
 
 
 def _restarts(events: list[EventRecord]) -> dict[tuple[int | None, int | None], str]:

@@ -80,8 +80,7 @@ def body_call_label(c: BodyCall, now: float | None = None) -> Text:
     style = "cyan" if c.status in ("pending", "waiting") else render.step_style(c.status)
     text.append(c.status, style=style)
     if c.status in ("pending", "waiting") and c.due_at is not None:
-        left = c.due_at - now
-        text.append(f" (in {render.seconds_text(left)})" if left > 0 else " (due now)")
+        text.append(f" ({render.due_text(c.due_at, now)})")
     return text
 
 
@@ -118,3 +117,14 @@ def handle_cancel_note(cancel: dict[str, Any] | None) -> str:
         return " (abandoned by its handle)"
     reason = f", {cancel['reason']!r}" if cancel["reason"] else ""
     return f" (cancelled by its handle: {cancel['mode']}{reason})"
+
+
+def timer_line(timer: dict[str, Any]) -> str:
+    """``runs status``'s row of a pending durable timer (B1): what, due when
+    (UTC), and in how long; a stored due instant that is no number is shown
+    raw (never a crash)."""
+    due_at = timer["due_at"]
+    if not isinstance(due_at, int | float) or isinstance(due_at, bool):
+        return f"{timer['kind']} #{timer['call']} until {due_at!r}"
+    due = render.due_text(due_at, time.time())
+    return f"{timer['kind']} #{timer['call']} until {render.when(due_at)} ({due})"
