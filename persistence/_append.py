@@ -22,12 +22,10 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from persistence._connection import SharedConnection
 from persistence._control import terminate_request
 from persistence._errors import CorruptRecord, InvalidTransition, NotSerializable
 from persistence._fencing import fence
@@ -44,6 +42,7 @@ from persistence._records import (
     Refused,
 )
 from persistence._shapes import InvalidEvent, check_event
+from persistence._sql import Conn, Db
 from persistence._states import (
     RUN_TRANSITION_EVENTS,
     EventType,
@@ -67,15 +66,14 @@ class _RunRow:
     dirty: bool = False
 
 
-def _log(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int:
+def _log(conn: Conn, values: tuple[Any, ...]) -> int:
     """Append one row to the log; its seq."""
-    cursor = conn.execute(
+    row = conn.execute(
         "INSERT INTO events (run_id, run_seq, ts, type, step, call, attempt, data, moved)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
         values,
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
 class _GroupRefused(Exception):
@@ -84,7 +82,7 @@ class _GroupRefused(Exception):
 
 
 def append_groups(
-    db: SharedConnection,
+    db: Db,
     groups: Sequence[Sequence[NewEvent]],
     heartbeats: Sequence[HeartbeatRecord] = (),
     *,
@@ -132,7 +130,7 @@ def append_groups(
 
 
 def _owned_heartbeats(
-    conn: sqlite3.Connection,
+    conn: Conn,
     heartbeats: Sequence[HeartbeatRecord],
     writer: str,
     foreign: set[str] | None,
@@ -146,7 +144,7 @@ def _owned_heartbeats(
 
 
 def terminate_tree(
-    db: SharedConnection, run_id: str, reason: str | None, *, source: str, origin: str | None = None
+    db: Db, run_id: str, reason: str | None, *, source: str, origin: str | None = None
 ) -> tuple[AppendOutcome, list[str]]:
     """T1 and T4 in one transaction: the run, then each unfinished descendant.
 
@@ -167,7 +165,7 @@ def terminate_tree(
 
 
 def _apply_group(
-    conn: sqlite3.Connection,
+    conn: Conn,
     group: Sequence[NewEvent],
     now: float,
     writer: str | None,
@@ -200,7 +198,7 @@ def _apply_group(
 
 
 def _apply(
-    conn: sqlite3.Connection,
+    conn: Conn,
     ev: NewEvent,
     now: float,
     writer: str | None,
@@ -280,32 +278,28 @@ def _apply(
     return Appended(seq, run_seq, new_status, status)
 
 
-def _create_run(
-    conn: sqlite3.Connection, ev: NewEvent, now: float, payloads: dict[str, str]
-) -> None:
+def _create_run(conn: Conn, ev: NewEvent, now: float, payloads: dict[str, str]) -> None:
     d = ev.data
-    try:
-        conn.execute(
-            "INSERT INTO runs (run_id, workflow, status, args, kwargs, parent_run_id,"
-            " owner, created_at, last_seq, restarted_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-            (
-                ev.run_id,
-                d["workflow"],
-                RunState.PENDING.value,
-                payloads.get("args") or dumps(d.get("args", []), what="workflow arguments"),
-                payloads["kwargs"]
-                if isinstance(d.get("kwargs"), dict)
-                else dumps(d.get("kwargs") or {}, what="workflow keyword arguments"),
-                d.get("parent_run_id"),
-                d.get("owner"),
-                now,
-                d.get("restarted_from"),
-            ),
-        )
-    except sqlite3.IntegrityError as exc:
+    created = conn.execute(
+        "INSERT INTO runs (run_id, workflow, status, args, kwargs, parent_run_id,"
+        " owner, created_at, last_seq, restarted_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)"
+        " ON CONFLICT (run_id) DO NOTHING",
+        (
+            ev.run_id,
+            d["workflow"],
+            RunState.PENDING.value,
+            payloads.get("args") or dumps(d.get("args", []), what="workflow arguments"),
+            payloads["kwargs"]
+            if isinstance(d.get("kwargs"), dict)
+            else dumps(d.get("kwargs") or {}, what="workflow keyword arguments"),
+            d.get("parent_run_id"),
+            d.get("owner"),
+            now,
+            d.get("restarted_from"),
+        ),
+    ).rowcount
+    if created == 0:
         # A2: the id is unique across the store, checked in the transaction
         # that creates the run; the refusal says so, for the caller to look
         # the existing run up (``persistence.existing_start``).
-        raise _GroupRefused(
-            Refused(f"run {ev.run_id} already exists", None, duplicate=True)
-        ) from exc
+        raise _GroupRefused(Refused(f"run {ev.run_id} already exists", None, duplicate=True))

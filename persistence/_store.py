@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from persistence import _append, _queries, _runtimes
 from persistence._connection import (
     DEFAULT_BUSY_TIMEOUT,
     SharedConnection,
+    SQLiteConn,
     Synchronous,
     connect,
 )
@@ -40,7 +40,7 @@ from persistence._file import FileIdentity, check_same_file, identify
 from persistence._interface import Store
 from persistence._leases import LeaseObserver
 from persistence._listing import RunPage, RunQuery
-from persistence._pruning import sqlite_prune_batch, sqlite_prune_runtimes
+from persistence._pruning import prune_store_batch, prune_store_runtimes
 from persistence._records import (
     AppendOutcome,
     EventRecord,
@@ -64,7 +64,7 @@ class SQLiteStore:
     :meth:`data_version`, :meth:`checkpoint` and :meth:`check_file`.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: str, *, readonly: bool) -> None:
+    def __init__(self, conn: SQLiteConn, path: str, *, readonly: bool) -> None:
         self._db = SharedConnection(conn, path)
         self.path = path
         self.readonly = readonly
@@ -72,7 +72,7 @@ class SQLiteStore:
         self._opened: FileIdentity | None = None
 
     @property
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> SQLiteConn:
         """The raw connection (for tests and tools that inspect SQLite itself)."""
         return self._db.conn
 
@@ -283,14 +283,14 @@ class SQLiteStore:
         report: PruneReport | None = None,
         lock_wait: float | None = None,
     ) -> tuple[PruneCursor | None, bool]:
-        return sqlite_prune_batch(
+        return prune_store_batch(
             self._db, cutoff, after=after, batch=batch, report=report, lock_wait=lock_wait
         )
 
     def prune_runtimes(
         self, cutoff: float, report: PruneReport | None = None, *, lock_wait: float | None = None
     ) -> int:
-        return sqlite_prune_runtimes(self._db, cutoff, report, lock_wait=lock_wait)
+        return prune_store_runtimes(self._db, cutoff, report, lock_wait=lock_wait)
 
 
 if TYPE_CHECKING:
