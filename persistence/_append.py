@@ -41,8 +41,9 @@ from persistence._records import (
     NewEvent,
     Refused,
 )
+from persistence._row_locks import lock_rows
 from persistence._shapes import InvalidEvent, check_event
-from persistence._sql import Conn, Db
+from persistence._sql import Conn, Db, row_lock
 from persistence._states import (
     RUN_TRANSITION_EVENTS,
     EventType,
@@ -109,6 +110,8 @@ def append_groups(
     # rolled back. Every statement saved here is a GIL hand-off saved.
     alone = len(groups) == 1 and not heartbeats
     with db.transaction() as conn:
+        if conn.dialect != "sqlite":
+            lock_rows(conn, [ev for group in groups for ev in group], heartbeats)
         if heartbeats and writer is not None:
             heartbeats = _owned_heartbeats(conn, heartbeats, writer, foreign)
         # Heartbeats first: an attempt's last one may share a commit with
@@ -155,6 +158,8 @@ def terminate_tree(
     terminated: list[str] = []
     with db.transaction() as conn:
         group = terminate_request(run_id, reason, source=source, origin=origin)
+        if conn.dialect != "sqlite":
+            lock_rows(conn, group, ())
         root = _apply_group(conn, group, now, None)[-1]
         if root.accepted:
             for child in descendants(db, run_id):
@@ -226,9 +231,18 @@ def _apply(
         )
     row = rows.get(ev.run_id)
     if row is None:
+        claim = ev.type is _E.RUN_CLAIMED
         found = conn.execute(
-            "SELECT status, last_seq, owner FROM runs WHERE run_id = ?", (ev.run_id,)
+            "SELECT status, last_seq, owner FROM runs WHERE run_id = ?"
+            + row_lock(conn.dialect, skip_locked=claim),
+            (ev.run_id,),
         ).fetchone()
+        if found is None and claim and conn.dialect != "sqlite" and _exists(conn, ev.run_id):
+            # P2: another runtime's claim holds the row: it is theirs, and
+            # this one moves on at once instead of queueing behind it.
+            raise _GroupRefused(
+                Refused(f"run {ev.run_id} is being claimed by another runtime", None)
+            )
         if found is None:
             raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
         if found[0] not in _STATES:  # a row written by hand: refuse, never crash
@@ -276,6 +290,10 @@ def _apply(
         if ev.type in (_E.RUN_CLAIMED, _E.RUN_RESUMED):
             row.owner = ev.data["owner"]
     return Appended(seq, run_seq, new_status, status)
+
+
+def _exists(conn: Conn, run_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
 
 def _create_run(conn: Conn, ev: NewEvent, now: float, payloads: dict[str, str]) -> None:

@@ -25,7 +25,7 @@ def owners_other_than(conn: Conn, run_ids: Sequence[str], me: str) -> dict[str, 
         chunk = run_ids[i : i + IN_CHUNK]
         rows = conn.execute(
             f"SELECT run_id, owner FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
-            " AND owner IS NOT ?",
+            " AND (owner IS NULL OR owner != ?)",
             (*chunk, me),
         )
         found.update((run_id, owner) for run_id, owner in rows)

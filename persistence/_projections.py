@@ -122,9 +122,9 @@ def run_projection(
     if t is _E.CANCEL_REQUESTED:
         # The first request is the one acted on; repeats are only logged (C6).
         return (
-            ", cancel_reason = iif(cancel_requested_at IS NULL, ?, cancel_reason)"
-            ", cancel_source = iif(cancel_requested_at IS NULL, ?, cancel_source)"
-            ", cancel_grace = iif(cancel_requested_at IS NULL, ?, cancel_grace)"
+            ", cancel_reason = CASE WHEN cancel_requested_at IS NULL THEN ? ELSE cancel_reason END"
+            ", cancel_source = CASE WHEN cancel_requested_at IS NULL THEN ? ELSE cancel_source END"
+            ", cancel_grace = CASE WHEN cancel_requested_at IS NULL THEN ? ELSE cancel_grace END"
             ", cancel_requested_at = coalesce(cancel_requested_at, ?)",
             (d.get("reason"), d.get("source"), d.get("grace"), now),
         )

@@ -74,7 +74,11 @@ def list_runs_page(db: Db, query: RunQuery) -> RunPage:
     elif query.workflow is not None:
         # A full name, or the short name after the last dot. Exact
         # comparisons, no LIKE: a name may hold % or _.
-        where.append("(workflow = ? OR substr(workflow, -(length(?) + 1)) = '.' || ?)")
+        where.append(
+            "(workflow = ? OR substr(workflow, -(length(?) + 1)) = '.' || ?)"
+            if db.dialect == "sqlite"
+            else "(workflow = ? OR right(workflow, length(CAST(? AS text)) + 1) = '.' || ?)"
+        )
         params.extend([query.workflow] * 3)
     if query.parent_run_id is not None:
         where.append("parent_run_id = ?")

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from persistence._leases import BOOT_ID, HOSTNAME, PID_NS, LeaseObserver, why_dead
 from persistence._ownership import owners_other_than
 from persistence._records import RunRecord, RuntimeRecord
-from persistence._sql import Db
+from persistence._sql import Db, json_text
 from persistence._states import TERMINAL_STATES, EventType, RunState
 
 
@@ -116,7 +116,7 @@ def orphaned_runs(
         f" AND (r.parent_run_id IS NULL OR p.run_id IS NULL OR p.status IN ({terminal})"
         f"  OR EXISTS (SELECT 1 FROM events AS e WHERE e.run_id = p.run_id"
         f"   AND e.type = '{EventType.CHILD_ENDED.value}'"
-        f"   AND json_extract(e.data, '$.child_run_id') = r.run_id))"
+        f"   AND {json_text(db.dialect, 'e.data', 'child_run_id')} = r.run_id))"
         f" ORDER BY r.created_at, r.run_id",
         (*(s.value for s in unfinished), me, *workflows),
     )
