@@ -13,8 +13,8 @@ of the one a runtime already has open (a file deleted or replaced under it).
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from persistence._errors import StoreError, StoreReplaced
 from persistence._file import FileIdentity, check_same_file

@@ -20,7 +20,8 @@ Invariants:
   inside the block use it, so they see the block's transaction.
 - A write transaction commits at the end of its block unless the block
   rolled it back, and is rolled back if the block raises; a connection goes
-  back to the pool idle, or broken and then discarded by the pool.
+  back to the pool idle, or broken and then discarded by the pool; one the
+  server dropped meanwhile is found at the next borrow and replaced.
 - No psycopg exception leaves this module: a deadlock or serialization
   failure is a ``WriteConflict`` (retry the whole write), a lock or
   statement timeout a ``StoreLocked``, everything else a ``StoreError``.
@@ -131,6 +132,9 @@ class PgDb:
             max_size=max(1, pool_size),
             kwargs=self._kwargs,
             configure=self._configure,
+            # A connection the server dropped (a restart, a failover) is found
+            # at the borrow, by an empty query, and replaced, not handed out.
+            check=ConnectionPool.check_connection,
             timeout=max(busy_timeout, 1.0),
             open=False,
             name=f"proctor {shown}",
