@@ -20,7 +20,6 @@ Invariants:
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any, Final
 
@@ -61,11 +60,11 @@ def open_store(target: str | os.PathLike[str] | StoreTarget, **options: Any) -> 
 def _open_postgres(target: StoreTarget, options: dict[str, Any]) -> Store:
     try:
         # Lazy: psycopg is imported by the first PostgreSQL target, never before.
-        postgres = importlib.import_module("persistence._pg_store")
-    except ImportError as exc:  # no psycopg, or a Proctor without the PostgreSQL store
+        from persistence._pg_store import PostgresStore  # noqa: PLC0415
+    except ImportError as exc:  # no psycopg (the postgres extra is not installed)
         raise StoreError(f"cannot open {target.display}: {POSTGRES_EXTRA}") from exc
     try:
-        store: Store = postgres.PostgresStore.open(target.location, **options)
+        store: Store = PostgresStore.open(target.location, shown=target.display, **options)
     except ImportError as exc:  # a driver the store imports when first used
         raise StoreError(f"cannot open {target.display}: {POSTGRES_EXTRA}") from exc
     except ProctorError as exc:
