@@ -255,6 +255,9 @@ class Time(_StrParam):
 #: Every option that takes a point in time: --since, --until, ...
 TIME: Final = Time()
 
+#: A SQLite target's path is checked as ``click.Path`` checks one: not a directory.
+_FILE: Final = click.Path(dir_okay=False)
+
 
 class StoreParam(_StrParam):
     """``--db``: a store target (``persistence.parse_target``), given back as
@@ -277,8 +280,6 @@ class StoreParam(_StrParam):
             _FILE.convert(target.location, param, ctx)  # a directory: usage error, as ever
         return given
 
-
-_FILE: Final = click.Path(dir_okay=False)
 
 #: The largest count an option takes (--limit, --batch): SQLite's integers are
 #: 64-bit, and a count is sometimes given one more (a page's "is there more").
