@@ -143,7 +143,7 @@ def test_P1_a_bad_db_option_is_a_usage_error_that_shows_no_password(
 
 
 @pytest.mark.parametrize("opener", [Runtime, Client])
-def test_P1_a_runtime_whose_postgres_store_cannot_be_reached_raises_without_the_password(
+def test_P1_a_runtime_or_client_on_an_unreachable_postgres_store_raises_without_the_password(
     leak_check: None, caplog: pytest.LogCaptureFixture, opener: type[Runtime | Client]
 ) -> None:
     caplog.set_level(logging.DEBUG)
