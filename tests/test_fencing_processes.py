@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from persistence import EventType, RunState, SQLiteStore
+from persistence import EventType, RunState, open_store
 from persistence._leases import pid_alive
 from tests.conftest import wait_until
 from tests.fencing_workflows import attempts
@@ -191,7 +191,7 @@ def test_P3_a_worker_in_another_pid_namespace_is_not_judged_dead_by_its_pid(
     spawn(workers, db, tmp_path, lease, prefix)
     run_id = start(db, "beating", folder)
     wait_until(lambda: len(attempts(folder, "b")) == 1, timeout=DEADLINE)
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         [a] = store.runtimes()
     assert a.pid == pid  # its pid, as it sees it
     assert not pid_alive(a.pid)  # means nothing here
@@ -210,7 +210,7 @@ def test_P3_a_worker_in_another_pid_namespace_is_not_judged_dead_by_its_pid(
 
 
 def _runtimes(db: Path) -> list[str]:
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return [r.owner for r in store.runtimes()]
 
 
@@ -219,7 +219,7 @@ def _renewals_seen(db: Path, owner: str, *, count: int) -> int:
     seen: set[float] = set()
 
     def renewed() -> bool:
-        with SQLiteStore.open(db, readonly=True) as store:
+        with open_store(db, readonly=True) as store:
             row = next(r for r in store.runtimes() if r.owner == owner)
         if row.heartbeat_at is not None:
             seen.add(row.heartbeat_at)

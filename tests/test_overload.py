@@ -4,7 +4,6 @@ control that jumps the Journal's backlog, coalesced heartbeats."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,15 @@ from actors import (
 from actors._messages import Append, RenewLease
 from actors._slots import StepSlots
 from cli import cli
-from persistence import EventType, NewEvent, SQLiteStore, Store, StoreLocked, cancel_request
+from persistence import (
+    EventType,
+    NewEvent,
+    SQLiteStore,
+    Store,
+    StoreLocked,
+    cancel_request,
+    open_store,
+)
 from tests.conftest import (
     NOTES,
     events_of,
@@ -36,6 +43,7 @@ from tests.conftest import (
     steps_of,
     wait_until,
 )
+from tests.store_access import store_exists, write_lock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -267,9 +275,7 @@ def test_overload_control_jumps_the_journals_backlog(
     monkeypatch.setattr(SQLiteStore, "terminate_tree", spy_terminate)
     journal = rt._journal
     inbox = journal.actor_inbox
-    holder = sqlite3.connect(db, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")  # the Journal blocks on its first commit
+    with write_lock(db):  # the Journal blocks on its first commit
         first = pykka.ThreadingFuture[Any]()
         journal.tell(Append(events=(backlog(victims[0].run_id, "first"),), reply=first))
         wait_until(inbox.empty)  # taken, and stuck in its commit
@@ -284,9 +290,6 @@ def test_overload_control_jumps_the_journals_backlog(
         ).start()
         journal.tell(RenewLease())
         wait_until(lambda: len(inbox._control) >= 3)
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     wait_until(lambda: len(done) == 2)
     first.get(timeout=10)
     last = pykka.ThreadingFuture[Any]()
@@ -305,7 +308,7 @@ def test_overload_bad_max_concurrent_steps_is_a_clear_error(db: Path) -> None:
     for bad, error in [(0, ValueError), (-3, ValueError), ("2", TypeError), (True, TypeError)]:
         with pytest.raises(error, match="max_concurrent_steps"):
             Runtime(db, max_concurrent_steps=bad)
-    assert not db.exists()  # refused before anything was opened
+    assert not store_exists(db)  # refused before anything was opened
     result = CliRunner().invoke(
         cli, ["--db", str(db), "worker", "--max-concurrent-steps", "0", "x"]
     )
@@ -361,7 +364,7 @@ def create_unowned(db: Path, key: str, workflow: str = one_counted.name) -> str:
         type=EventType.RUN_CREATED,
         data={"workflow": workflow, "args": [key], "kwargs": {}, "owner": None},
     )
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([created])
     return run_id
 
@@ -421,7 +424,7 @@ def test_overload_lease_renewal_waits_for_no_read_of_the_store(
     rt = open_rt(runtimes, db, lease_ttl=0.3)  # renewed every 0.1 s
 
     def renewed_at() -> float:
-        with SQLiteStore.open(db, readonly=True) as store:
+        with open_store(db, readonly=True) as store:
             (me,) = [r for r in store.runtimes() if r.owner == rt.id]
             return me.heartbeat_at
 
