@@ -289,21 +289,22 @@ def terminate(db: Path, run_id: str, reason: str = "fault test") -> bool:
 
 
 _LOCKER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.read()
-conn.execute("ROLLBACK")
+import sys
+from tests.store_access import write_lock
+with write_lock(sys.argv[1]):
+    print("locked", flush=True)
+    sys.stdin.read()
 """
 
 
 class WriteLock:
-    """Holds the store's write lock (``BEGIN EXCLUSIVE``) from another process until released."""
+    """Holds the store's write lock (``tests.store_access.write_lock``) from
+    another process until released."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path | str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _LOCKER, str(db)],
+            [sys.executable, "-c", _LOCKER, os.fspath(db)],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -98,7 +98,9 @@ def write_lock(db: str | os.PathLike[str]) -> Iterator[None]:
     but not plain reads; the store's busy timeout is its ``lock_timeout``.
     """
     if not is_postgres(db):
-        conn = sqlite3.connect(db, isolation_level=None)
+        # Patient to take it (another writer may be mid-commit); WAL mode:
+        # IMMEDIATE and EXCLUSIVE are the same lock.
+        conn = sqlite3.connect(db, timeout=30, isolation_level=None)
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -112,16 +114,55 @@ def write_lock(db: str | os.PathLike[str]) -> Iterator[None]:
 
     assert isinstance(db, str)
     with psycopg.connect(db) as pg:
-        tables = [
-            f"{PG_SCHEMA}.{name}"
-            for (name,) in pg.execute(
-                "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = %s ORDER BY 1",
-                (PG_SCHEMA,),
-            ).fetchall()
-        ]
-        assert tables, "no store to lock: open it first"
-        pg.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+        pg.execute(f"LOCK TABLE {_pg_tables(pg)} IN EXCLUSIVE MODE")
         try:
             yield
         finally:
             pg.rollback()
+
+
+def nobody_writing(db: str | os.PathLike[str]) -> bool:
+    """Whether a writer could start now: nobody is inside a write transaction
+    (SQLite: the write lock is free; PostgreSQL: no transaction holds a row
+    of the store's tables locked, so :func:`write_lock` would not wait)."""
+    if not is_postgres(db):
+        conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+        return True
+    import psycopg  # noqa: PLC0415
+
+    assert isinstance(db, str)
+    with psycopg.connect(db) as pg:
+        try:
+            pg.execute(f"LOCK TABLE {_pg_tables(pg)} IN EXCLUSIVE MODE NOWAIT")
+        except psycopg.errors.LockNotAvailable:
+            return False
+        pg.rollback()
+    return True
+
+
+def _pg_tables(pg: Any) -> str:
+    """Every table of the store's schema, qualified, for one LOCK TABLE."""
+    rows = pg.execute(
+        "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = %s ORDER BY 1",
+        (PG_SCHEMA,),
+    ).fetchall()
+    assert rows, "no store to lock: open it first"
+    return ", ".join(f"{PG_SCHEMA}.{name}" for (name,) in rows)
+
+
+def store_class(db: str | os.PathLike[str]) -> type[Any]:
+    """The class of the store ``db`` names: what a test's ``monkeypatch`` spies on."""
+    if is_postgres(db):
+        from persistence._pg_store import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore
+    from persistence import SQLiteStore  # noqa: PLC0415
+
+    return SQLiteStore

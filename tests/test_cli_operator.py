@@ -519,6 +519,7 @@ def read_only_folder(db: Path, rt: Runtime) -> Iterator[Path]:
         shutil.rmtree(folder)
 
 
+@pytest.mark.sqlite_only("copies the store's file into a folder nobody can write to")
 @pytest.mark.parametrize(
     "args", [["runs", "list"], ["runs", "list", "--json"], ["runs", "status", "RUN"]]
 )

@@ -30,7 +30,7 @@ from persistence._leases import BOOT_ID, PID_NS
 from persistence._schema import SCHEMA_VERSION
 from tests.conftest import assert_nothing_left, events_of, wait_until
 from tests.fencing_workflows import Attempt, attempts, beating, checking
-from tests.store_access import store_exists, write_lock
+from tests.store_access import raw_sql, store_exists, write_lock
 from tests.test_durability import old_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -277,11 +277,11 @@ def test_P3_a_pid_is_trusted_only_in_the_same_pid_namespace_and_boot(db: Path) -
     with open_store(db) as store:
         for owner in ("rt-here", "rt-other-ns", "rt-other-boot", "rt-old"):
             store.register_runtime(owner, ttl=10)
-        store._write("UPDATE runtimes SET pid = ?", (dead_pid,))
-        store._write("UPDATE runtimes SET pid_ns = 'pid:[1]' WHERE owner = 'rt-other-ns'", ())
-        store._write("UPDATE runtimes SET boot_id = 'x' WHERE owner = 'rt-other-boot'", ())
+        raw_sql(db, "UPDATE runtimes SET pid = ?", dead_pid)
+        raw_sql(db, "UPDATE runtimes SET pid_ns = 'pid:[1]' WHERE owner = 'rt-other-ns'")
+        raw_sql(db, "UPDATE runtimes SET boot_id = 'x' WHERE owner = 'rt-other-boot'")
         # A row of an older release says nothing of where its pid lives.
-        store._write("UPDATE runtimes SET pid_ns = NULL, boot_id = NULL WHERE owner = 'rt-old'", ())
+        raw_sql(db, "UPDATE runtimes SET pid_ns = NULL, boot_id = NULL WHERE owner = 'rt-old'")
         for owner in ("rt-here", "rt-other-ns", "rt-other-boot", "rt-old"):
             store.append([_created(f"r-{owner}", owner)])
         observer = LeaseObserver()

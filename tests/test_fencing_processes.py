@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from persistence._leases import pid_alive
 from tests.conftest import wait_until
 from tests.fencing_workflows import attempts
 from tests.processes import DEADLINE, ROOT, events, proctor, record
+from tests.store_access import nobody_writing
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,19 +92,6 @@ def start(db: Path, workflow: str, folder: Path) -> str:
     return result.stdout.strip()
 
 
-def holds_no_write_lock(db: Path) -> bool:
-    """Whether a writer could start now (nobody is inside a write transaction)."""
-    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        conn.close()
-    return True
-
-
 def pause_outside_a_transaction(worker: FencingWorker, db: Path) -> None:
     """SIGSTOP the worker at a moment it holds no write lock (a worker frozen
     inside a transaction blocks every writer, which is not this scenario)."""
@@ -113,7 +100,7 @@ def pause_outside_a_transaction(worker: FencingWorker, db: Path) -> None:
         # kill() returns before every thread has stopped: one running on
         # another core may still be taking the lock.
         wait_until(lambda: all_stopped(worker.process.pid), timeout=DEADLINE)
-        if holds_no_write_lock(db):
+        if nobody_writing(db):
             return
         worker.signal(signal.SIGCONT)
 

@@ -29,6 +29,7 @@ from persistence import EventType, NewEvent, open_store, run_query
 from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import assert_nothing_left
 from tests.conftest import run_cli as proctor
+from tests.store_access import raw_sql
 
 UTC = datetime.UTC
 T0 = datetime.datetime(2026, 11, 1, tzinfo=UTC).timestamp()
@@ -59,10 +60,10 @@ def add(
         data["parent_run_id"] = parent
     with open_store(db) as store:
         store.append([NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data=data)])
-        store._write("UPDATE runs SET created_at = ? WHERE run_id = ?", (created, run_id))
+        raw_sql(db, "UPDATE runs SET created_at = ? WHERE run_id = ?", created, run_id)
         if ended is not None:
             store.terminate_tree(run_id, None, source="test")
-            store._write("UPDATE runs SET finished_at = ? WHERE run_id = ?", (ended, run_id))
+            raw_sql(db, "UPDATE runs SET finished_at = ? WHERE run_id = ?", ended, run_id)
 
 
 def ids(page: RunPage | list[Any]) -> list[str]:
