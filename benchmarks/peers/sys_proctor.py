@@ -63,7 +63,7 @@ async def in_flight(key: str) -> None:
 
 def main() -> None:
     args = parse()
-    common.durability = lambda: common.sqlite_durability(args.db, synchronous=args.synchronous)
+    common.durability = lambda: common.durability_of(args.db, synchronous=args.synchronous)
     # In flight: every run parked in its step at once, as the peers run them
     # (DBOS and PyWorkflow do not bound them); so as many step slots as runs.
     slots = {"max_concurrent_steps": args.runs} if args.scenario == "inflight" else {}
