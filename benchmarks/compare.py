@@ -27,7 +27,8 @@ Durability is always equal between the systems a ratio compares (DESIGN §6):
 
 ``--normal-row`` adds Proctor at ``synchronous=NORMAL`` (SQLite: no fsync per
 commit) as one more row, labelled "not equal durability": it is shown for
-what the setting buys and is never divided by a peer.
+what the setting buys and is never divided by a peer. (On PostgreSQL, NORMAL
+and FULL are one level, ``synchronous_commit=on``: no such row.)
 
 ``--baseline CHECKOUT`` adds a system ``baseline``: the same Proctor scenario
 script run against another checkout's code (``PYTHONPATH=CHECKOUT``),
@@ -213,7 +214,7 @@ def choose_systems(args: argparse.Namespace, baseline: Path | None) -> list[Syst
         systems.append(System("dbos", "dbos"))
         if args.store == "sqlite":
             systems.append(System("pyworkflow", "pyworkflow"))
-    if args.normal_row:
+    if args.normal_row and args.store == "sqlite":  # on PostgreSQL both levels commit alike
         systems.append(System("proctor NORMAL", "proctor", synchronous="NORMAL", equal=False))
     return systems
 

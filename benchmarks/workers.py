@@ -23,7 +23,10 @@ median runs/s and every round's value.
 Takeover: 2 workers hold ``--takeover-runs`` runs in a step; the one
 holding the most is killed with SIGKILL; the time until each of its runs'
 steps starts again in the other worker (the new owner's ``run_resumed``
-comes just before it), p50 and max.
+comes just before it), median and last. Twice for Proctor: on one host (a
+worker sees the dead one's pid gone) and with a host name per worker (a
+UTS namespace each, root only: as on separate hosts, only the lease's
+silence, 10 s by default, tells; P3).
 
 PostgreSQL (the default here): one throw-away server with ``fsync=on`` and
 ``synchronous_commit=on`` (``benchmarks/pg_server.py``), a fresh database a
@@ -58,8 +61,11 @@ def run_fleet(
     command = [str(exe), str(PEERS / f"fleet_{system}.py"), scenario, "--db", target]
     command += ["--workers", str(workers), "--runs", str(args.runs)]
     command += ["--windows", *map(str, args.windows)]
-    if scenario == "takeover":
+    if scenario.startswith("takeover"):
+        command[2] = "takeover"
         command += ["--runs", str(args.takeover_runs), "--give-up", str(args.give_up)]
+    if scenario == "takeover-hosts":
+        command += ["--hosts"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
@@ -90,7 +96,7 @@ def main() -> None:  # noqa: PLR0915 - one report, printed as it fills
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="postgres")
     parser.add_argument("--postgres-url", help="an admin URL of a running server")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
@@ -152,19 +158,28 @@ def main() -> None:  # noqa: PLR0915 - one report, printed as it fills
                     + " | ".join(cells[s][0].split(" (")[0] for s in args.systems)
                     + f" | {ratio} |"
                 )
-        if not args.no_takeover:
-            results = {s: [] for s in args.systems}
+        takeovers = {
+            "takeover": ("one host: the dead worker's pid is seen gone", args.systems),
+            "takeover-hosts": (
+                "a host name per worker: only the lease's silence tells",
+                [s for s in args.systems if s == "proctor"],
+            ),
+        }
+        for scenario, (how, systems) in takeovers.items():
+            if args.no_takeover or not systems:
+                continue
+            results = {s: [] for s in systems}
             for _ in range(args.rounds):
-                for system in args.systems:
+                for system in systems:
                     results[system].append(
-                        run_fleet(exe, system, "takeover", fresh(system), args, workers=2)
+                        run_fleet(exe, system, scenario, fresh(system), args, workers=2)
                     )
-            record["takeover"] = results
+            record[scenario] = results
             print(
-                f"\ntakeover: kill -9 of a worker holding runs -> their steps run again"
-                f" in the other worker ({args.takeover_runs} held runs, 2 workers), s:"
+                f"\n{scenario}: kill -9 of a worker holding runs -> their steps run again"
+                f" in the other worker ({args.takeover_runs} held runs, 2 workers; {how}), s:"
             )
-            for system in args.systems:
+            for system in systems:
                 p50, value = cell(results[system], "median_s", 2)
                 last, _ = cell(results[system], "last_s", 2)
                 print(f"  {system}: " + (f"median {p50}; last {last}" if value else p50))

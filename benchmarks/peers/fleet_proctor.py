@@ -32,7 +32,19 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL")
     parser.add_argument("--give-up", type=float, default=60.0)
+    parser.add_argument(
+        "--hosts",
+        action="store_true",
+        help="each worker its own host name (a UTS namespace; root only), so no"
+        " worker can judge another's pid: a death is seen by the lease's silence",
+    )
     return parser.parse_args()
+
+
+def as_host(command: list[str], index: int) -> list[str]:
+    """``command`` run under the host name ``bench-host-<index>`` (``unshare --uts``)."""
+    rename = 'hostname "$0" && exec "$@"'
+    return ["unshare", "--uts", "--", "sh", "-c", rename, f"bench-host-{index}", *command]
 
 
 def main() -> None:
@@ -40,7 +52,8 @@ def main() -> None:
     command = [sys.executable, str(HERE / "worker_proctor.py"), "--db", args.db]
     command += ["--synchronous", args.synchronous]
     with Client(args.db, create=True) as client:
-        workers = fleet.spawn([command] * args.workers)
+        commands = [as_host(command, i) if args.hosts else command for i in range(args.workers)]
+        workers = fleet.spawn(commands)
         try:
             if args.scenario == "throughput":
 
@@ -66,9 +79,14 @@ def main() -> None:
                     give_up=args.give_up,
                 )
                 result["lease_ttl_s"] = 10.0  # Runtime's default, as proctor worker's
+                result["hosts"] = args.hosts
         finally:
             fleet.stop(workers)
-    common.durability = lambda: common.durability_of(args.db, synchronous=args.synchronous)
+    if common.is_postgres(args.db):  # the store sets it from synchronous (sys_proctor.py)
+        session = f"synchronous_commit=on (from synchronous={args.synchronous})"
+        common.durability = lambda: common.postgres_durability(args.db, session=session)
+    else:
+        common.durability = lambda: common.sqlite_durability(args.db, synchronous=args.synchronous)
     common.emit(result)
 
 
