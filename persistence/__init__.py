@@ -65,6 +65,7 @@ from persistence._errors import (
     StoreError,
     StoreLocked,
     StoreReplaced,
+    StoreUnavailable,
 )
 from persistence._file import FileIdentity, check_same_file
 from persistence._fold import Folded, fold
@@ -197,6 +198,7 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StoreReplaced",
+    "StoreUnavailable",
     "Synchronous",
     "accepted_signal",
     "calls_phrase",
