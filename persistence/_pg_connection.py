@@ -141,12 +141,17 @@ class PgDb:
             open=False,
             name=f"proctor {shown}",
         )
-        with translate(shown):
-            # One connection first, outside the pool: a server that is down,
-            # full (max_connections) or refuses the login is said at once,
-            # with the server's reason, where the pool would try again
-            # quietly until its timeout and then give none.
+        # One connection first, outside the pool: a server that is down, full
+        # (max_connections) or refuses the login is said at once, with the
+        # server's reason, where the pool would try again quietly until its
+        # timeout and then give none.
+        try:
             psycopg.connect(conninfo, **self._kwargs).close()
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(
+                f"{shown}: no connection to the server: {_first_line(exc)}"
+            ) from exc
+        with translate(shown):
             self._pool.open(wait=True, timeout=connect_timeout)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
