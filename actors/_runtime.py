@@ -329,10 +329,10 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             PayloadTooLarge: the arguments take over ``max_payload_bytes`` of JSON.
             InvalidArgumentType: ``workflow`` is not a ``@workflow()``, or the
                 arguments do not fit its signature; nothing was written.
-            OutcomeUnknown: its creation was not confirmed within
-                ``request_timeout`` (a slow or locked store, or a body that
-                blocked before its first await); the run may exist, and the
-                error names its id (A3). After any other error nothing was written.
+            OutcomeUnknown: its creation was not confirmed (within
+                ``request_timeout``: a slow or locked store, a body that blocked
+                before its first await; or a server out of reach); the run may
+                exist, and the error names its id (A3). After any other error nothing was written.
             RunIdInUse: ``run_id`` is the id of a run of another workflow or
                 with other arguments; nothing was started.
             StoreError: the store cannot take the run (locked past the busy
