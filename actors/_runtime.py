@@ -173,8 +173,7 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         self.db = settings.db
         self.clock: Clock = clock or SystemClock()
         self.shutdown_timeout = settings.shutdown_timeout
-        # Opening the store first surfaces a bad file (locked, foreign, newer
-        # schema) here, at construction, as a StoreError.
+        # A bad store (locked, foreign, newer, out of reach) is a StoreError here.
         self._in_flight = InFlight()
         self._store = open_store(
             self.db, synchronous=synchronous, busy_timeout=settings.busy_timeout
