@@ -35,7 +35,7 @@ from actors._handle import RunHandle
 from actors._journal import MAX_BATCH
 from actors._reading import InFlight, StoreReads
 from actors._requests import Requests
-from actors._settings import check_settings
+from actors._settings import READ_POOL_SIZE, check_settings
 from actors._signalling import RuntimeSignals
 from actors._tree import ASK_TIMEOUT, ActorTree, warn_unclosed
 from actors._waiting import RunWaiter
@@ -176,7 +176,10 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         # A bad store (locked, foreign, newer, out of reach) is a StoreError here.
         self._in_flight = InFlight()
         self._store = open_store(
-            self.db, synchronous=synchronous, busy_timeout=settings.busy_timeout
+            self.db,
+            synchronous=synchronous,
+            busy_timeout=settings.busy_timeout,
+            pool_size=READ_POOL_SIZE,
         )
         self._guard = register(self._store, self.id, lease_ttl)
         self._census = Census(max_concurrent_steps)

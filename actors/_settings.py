@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
+from typing import Final
 
 from actors._arguments import count, flag, instance, seconds, store_target
 from actors._clock import Clock
@@ -26,6 +27,11 @@ from persistence import (
     check_payload_limit,
     retention_seconds,
 )
+
+#: Connections of a runtime's own store object on a server store (P1): the
+#: caller's threads read through it at once. Its Journal and ControlInbox
+#: each use one, from their own thread (``pool_size`` in the URL overrides).
+READ_POOL_SIZE: Final = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

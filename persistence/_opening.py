@@ -53,6 +53,7 @@ def open_store(target: str | os.PathLike[str] | StoreTarget, **options: Any) -> 
     """
     parsed = target if isinstance(target, StoreTarget) else parse_target(target)
     if parsed.is_file:
+        options.pop("pool_size", None)  # one connection per SQLite store object
         return SQLiteStore.open(parsed.location, **options)
     return _open_postgres(parsed, options)
 

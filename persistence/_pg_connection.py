@@ -45,6 +45,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from persistence._errors import StoreError, StoreLocked, StoreUnavailable
+from persistence._pg_one import OneConnection
 from persistence._sql import Cursor, Dialect, WriteConflict
 
 #: The schema every table of a PostgreSQL store lives in (it can share a
@@ -128,18 +129,22 @@ class PgDb:
             "keepalives_count": 3,
             "tcp_user_timeout": 15000,
         }
-        self._pool = ConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=max(1, pool_size),
-            kwargs=self._kwargs,
-            configure=self._configure,
-            # A connection the server dropped (a restart, a failover) is found
-            # at the borrow, by an empty query, and replaced, not handed out.
-            check=ConnectionPool.check_connection,
-            timeout=max(busy_timeout, 1.0),
-            open=False,
-            name=f"proctor {shown}",
+        self._pool: ConnectionPool | OneConnection = (
+            OneConnection(self._new_connection)
+            if pool_size <= 1
+            else ConnectionPool(
+                conninfo,
+                min_size=1,
+                max_size=pool_size,
+                kwargs=self._kwargs,
+                configure=self._configure,
+                # A connection the server dropped (a restart, a failover) is found
+                # at the borrow, by an empty query, and replaced, not handed out.
+                check=ConnectionPool.check_connection,
+                timeout=max(busy_timeout, 1.0),
+                open=False,
+                name=f"proctor {shown}",
+            )
         )
         # One connection first, outside the pool: a server that is down, full
         # (max_connections) or refuses the login is said at once, with the
@@ -151,8 +156,19 @@ class PgDb:
             raise StoreUnavailable(
                 f"{shown}: no connection to the server: {_first_line(exc)}"
             ) from exc
-        with translate(shown):
-            self._pool.open(wait=True, timeout=connect_timeout)
+        if isinstance(self._pool, ConnectionPool):
+            with translate(shown):
+                self._pool.open(wait=True, timeout=connect_timeout)
+
+    def _new_connection(self) -> psycopg.Connection[Any]:
+        """A connection made as the pool makes its own (settings, adapters)."""
+        conn = psycopg.connect(self._conninfo, **self._kwargs)
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.adapters.register_dumper(bool, _BoolAsInt)
@@ -194,7 +210,7 @@ class PgDb:
         with self._borrowed() as conn, translate(self.path):
             if conn.in_transaction:
                 raise StoreError(f"{self.path}: a write transaction inside another block")
-            conn.raw.execute("BEGIN")
+            self._begin(conn, "BEGIN")
             wait = getattr(self._local, "lock_wait", None)
             if wait is not None:
                 conn.raw.execute("SELECT set_config('lock_timeout', %s, true)", (wait,))
@@ -214,13 +230,26 @@ class PgDb:
                 yield
                 return
             with translate(self.path):
-                conn.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                self._begin(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 yield
             finally:
                 if not conn.raw.closed and conn.in_transaction:
                     with translate(self.path):
                         conn.raw.execute("COMMIT")
+
+    def _begin(self, conn: PgConn, begin: str) -> None:
+        """Open a transaction; on a connection the server dropped while it sat
+        idle (a restart), once more on a new one: nothing was sent yet."""
+        try:
+            conn.raw.execute(begin)
+        except psycopg.OperationalError:
+            if not conn.raw.broken or not isinstance(self._pool, OneConnection):
+                raise
+            self._pool.discard()
+            with self._pool.connection() as raw:
+                conn.raw = raw
+                raw.execute(begin)
 
     @contextlib.contextmanager
     def lock_wait(self, seconds: float) -> Iterator[None]:

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from persistence._errors import InvalidArgument, StoreReplaced
 from persistence._file import FileIdentity
 from persistence._pg_changes import ChangeFeed
-from persistence._pg_connection import DEFAULT_POOL_SIZE, PgDb, translate
+from persistence._pg_connection import PgDb, translate
 from persistence._pg_schema import check_store
 from persistence._sql_store import SqlStore
 
@@ -79,10 +79,12 @@ class PostgresStore(SqlStore):
                 before ``StoreLocked``; also the wait for a free pooled connection.
             synchronous: SQLite's level names; see the module docstring.
             autocheckpoint: SQLite's alone; ignored.
-            pool_size: connections kept at most by this store object
-                (default: the URL's ``pool_size`` query parameter, else 4; a
-                runtime opens a few store objects: the facade's, its
-                Journal's and its ControlInbox's).
+            pool_size: connections kept at most by this store object: the
+                URL's ``pool_size`` query parameter if it has one, else this,
+                else 1. One connection is shared behind a lock and starts no
+                thread (a Client, the CLI, a runtime's Journal and
+                ControlInbox); more is a ``psycopg_pool`` (a runtime's
+                facade asks for 4: the caller's threads read at once).
 
         Raises:
             StoreUnavailable: the server cannot be reached, or refuses the
@@ -107,7 +109,7 @@ class PostgresStore(SqlStore):
         db = PgDb(
             conninfo,
             shown,
-            pool_size=pool_size or from_url or DEFAULT_POOL_SIZE,
+            pool_size=from_url or pool_size or 1,
             synchronous_commit=level,
             busy_timeout=busy_timeout,
             readonly=readonly,
