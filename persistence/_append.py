@@ -22,12 +22,10 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from persistence._connection import SharedConnection
 from persistence._control import terminate_request
 from persistence._errors import CorruptRecord, InvalidTransition, NotSerializable
 from persistence._fencing import fence
@@ -43,7 +41,9 @@ from persistence._records import (
     NewEvent,
     Refused,
 )
+from persistence._row_locks import lock_rows
 from persistence._shapes import InvalidEvent, check_event
+from persistence._sql import Conn, Db, row_lock
 from persistence._states import (
     RUN_TRANSITION_EVENTS,
     EventType,
@@ -67,15 +67,14 @@ class _RunRow:
     dirty: bool = False
 
 
-def _log(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int:
+def _log(conn: Conn, values: tuple[Any, ...]) -> int:
     """Append one row to the log; its seq."""
-    cursor = conn.execute(
+    row = conn.execute(
         "INSERT INTO events (run_id, run_seq, ts, type, step, call, attempt, data, moved)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
         values,
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
 class _GroupRefused(Exception):
@@ -84,7 +83,7 @@ class _GroupRefused(Exception):
 
 
 def append_groups(
-    db: SharedConnection,
+    db: Db,
     groups: Sequence[Sequence[NewEvent]],
     heartbeats: Sequence[HeartbeatRecord] = (),
     *,
@@ -111,6 +110,8 @@ def append_groups(
     # rolled back. Every statement saved here is a GIL hand-off saved.
     alone = len(groups) == 1 and not heartbeats
     with db.transaction() as conn:
+        if conn.dialect != "sqlite":
+            lock_rows(conn, [ev for group in groups for ev in group], heartbeats)
         if heartbeats and writer is not None:
             heartbeats = _owned_heartbeats(conn, heartbeats, writer, foreign)
         # Heartbeats first: an attempt's last one may share a commit with
@@ -132,7 +133,7 @@ def append_groups(
 
 
 def _owned_heartbeats(
-    conn: sqlite3.Connection,
+    conn: Conn,
     heartbeats: Sequence[HeartbeatRecord],
     writer: str,
     foreign: set[str] | None,
@@ -146,7 +147,7 @@ def _owned_heartbeats(
 
 
 def terminate_tree(
-    db: SharedConnection, run_id: str, reason: str | None, *, source: str, origin: str | None = None
+    db: Db, run_id: str, reason: str | None, *, source: str, origin: str | None = None
 ) -> tuple[AppendOutcome, list[str]]:
     """T1 and T4 in one transaction: the run, then each unfinished descendant.
 
@@ -157,6 +158,8 @@ def terminate_tree(
     terminated: list[str] = []
     with db.transaction() as conn:
         group = terminate_request(run_id, reason, source=source, origin=origin)
+        if conn.dialect != "sqlite":
+            lock_rows(conn, group, ())
         root = _apply_group(conn, group, now, None)[-1]
         if root.accepted:
             for child in descendants(db, run_id):
@@ -167,7 +170,7 @@ def terminate_tree(
 
 
 def _apply_group(
-    conn: sqlite3.Connection,
+    conn: Conn,
     group: Sequence[NewEvent],
     now: float,
     writer: str | None,
@@ -200,7 +203,7 @@ def _apply_group(
 
 
 def _apply(
-    conn: sqlite3.Connection,
+    conn: Conn,
     ev: NewEvent,
     now: float,
     writer: str | None,
@@ -228,9 +231,18 @@ def _apply(
         )
     row = rows.get(ev.run_id)
     if row is None:
+        claim = ev.type is _E.RUN_CLAIMED
         found = conn.execute(
-            "SELECT status, last_seq, owner FROM runs WHERE run_id = ?", (ev.run_id,)
+            "SELECT status, last_seq, owner FROM runs WHERE run_id = ?"
+            + row_lock(conn.dialect, skip_locked=claim),
+            (ev.run_id,),
         ).fetchone()
+        if found is None and claim and conn.dialect != "sqlite" and _exists(conn, ev.run_id):
+            # P2: another runtime's claim holds the row: it is theirs, and
+            # this one moves on at once instead of queueing behind it.
+            raise _GroupRefused(
+                Refused(f"run {ev.run_id} is being claimed by another runtime", None)
+            )
         if found is None:
             raise _GroupRefused(Refused(f"no run with id {ev.run_id!r}", None))
         if found[0] not in _STATES:  # a row written by hand: refuse, never crash
@@ -280,32 +292,32 @@ def _apply(
     return Appended(seq, run_seq, new_status, status)
 
 
-def _create_run(
-    conn: sqlite3.Connection, ev: NewEvent, now: float, payloads: dict[str, str]
-) -> None:
+def _exists(conn: Conn, run_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+
+def _create_run(conn: Conn, ev: NewEvent, now: float, payloads: dict[str, str]) -> None:
     d = ev.data
-    try:
-        conn.execute(
-            "INSERT INTO runs (run_id, workflow, status, args, kwargs, parent_run_id,"
-            " owner, created_at, last_seq, restarted_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-            (
-                ev.run_id,
-                d["workflow"],
-                RunState.PENDING.value,
-                payloads.get("args") or dumps(d.get("args", []), what="workflow arguments"),
-                payloads["kwargs"]
-                if isinstance(d.get("kwargs"), dict)
-                else dumps(d.get("kwargs") or {}, what="workflow keyword arguments"),
-                d.get("parent_run_id"),
-                d.get("owner"),
-                now,
-                d.get("restarted_from"),
-            ),
-        )
-    except sqlite3.IntegrityError as exc:
+    created = conn.execute(
+        "INSERT INTO runs (run_id, workflow, status, args, kwargs, parent_run_id,"
+        " owner, created_at, last_seq, restarted_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)"
+        " ON CONFLICT (run_id) DO NOTHING",
+        (
+            ev.run_id,
+            d["workflow"],
+            RunState.PENDING.value,
+            payloads.get("args") or dumps(d.get("args", []), what="workflow arguments"),
+            payloads["kwargs"]
+            if isinstance(d.get("kwargs"), dict)
+            else dumps(d.get("kwargs") or {}, what="workflow keyword arguments"),
+            d.get("parent_run_id"),
+            d.get("owner"),
+            now,
+            d.get("restarted_from"),
+        ),
+    ).rowcount
+    if created == 0:
         # A2: the id is unique across the store, checked in the transaction
         # that creates the run; the refusal says so, for the caller to look
         # the existing run up (``persistence.existing_start``).
-        raise _GroupRefused(
-            Refused(f"run {ev.run_id} already exists", None, duplicate=True)
-        ) from exc
+        raise _GroupRefused(Refused(f"run {ev.run_id} already exists", None, duplicate=True))

@@ -40,6 +40,7 @@ from urllib.parse import quote
 from persistence._errors import InvalidArgument, NotAProctorStore, StoreError, StoreLocked
 from persistence._file import check_shm_writable, damage
 from persistence._schema import check_identity, migrate
+from persistence._sql import Dialect
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 #: The levels of ``PRAGMA synchronous``, weakest first.
@@ -49,22 +50,30 @@ SYNCHRONOUS_LEVELS: Final = get_args(Synchronous)
 DEFAULT_BUSY_TIMEOUT: Final = 5.0
 
 
-class SharedConnection:
-    """One connection to a store file, shared by threads behind one lock."""
+class SQLiteConn(sqlite3.Connection):
+    """A ``sqlite3`` connection that names its dialect (``_sql.Conn``)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+    dialect: Final[Dialect] = "sqlite"
+
+
+class SharedConnection:
+    """One connection to a store file, shared by threads behind one lock (a ``_sql.Db``)."""
+
+    dialect: Final[Dialect] = "sqlite"
+
+    def __init__(self, conn: SQLiteConn, path: str) -> None:
         self.conn = conn
         self.lock = threading.RLock()
         self.path = path
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[sqlite3.Connection]:
+    def locked(self) -> Iterator[SQLiteConn]:
         """The connection, for statements of one thread, errors translated."""
         with self.lock, translate(self.path):
             yield self.conn
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[SQLiteConn]:
         """One write transaction: committed at the end of the block unless the
         block rolled it back, rolled back if the block raises."""
         with self.lock, translate(self.path):
@@ -87,6 +96,9 @@ class SharedConnection:
         threads using this connection wait until the block ends.
         """
         with self.lock:
+            if self.conn.in_transaction:  # inside an outer snapshot: that one holds
+                yield
+                return
             with translate(self.path):
                 self.conn.execute("BEGIN")
             try:
@@ -108,6 +120,17 @@ class SharedConnection:
         """One statement in its own (autocommit) transaction."""
         with self.lock, translate(self.path):
             self.conn.execute(sql, params)
+
+    @contextlib.contextmanager
+    def lock_wait(self, seconds: float) -> Iterator[None]:
+        """The connection's busy timeout is ``seconds`` in this block."""
+        with self.lock:
+            before = self.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            self.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+            try:
+                yield
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(before)}")
 
     def close(self) -> None:
         with self.lock:
@@ -139,7 +162,7 @@ def connect(
     synchronous: Synchronous = "NORMAL",
     autocheckpoint: int | None = None,
     create: bool = True,
-) -> sqlite3.Connection:
+) -> SQLiteConn:
     """Open the store file at ``spath``: checked, and unless ``readonly``,
     switched to WAL, configured and migrated. See ``SQLiteStore.open``.
 
@@ -205,7 +228,7 @@ def _maybe_in_creation(spath: str) -> bool:
     return len(header) < 20 or header[18:20] == b"\x02\x02" or os.path.exists(f"{spath}-journal")
 
 
-def _connect_readonly(spath: str, busy_timeout: float) -> sqlite3.Connection:
+def _connect_readonly(spath: str, busy_timeout: float) -> SQLiteConn:
     """One read-only open; in a read-only folder, of the file as an immutable snapshot."""
     try:
         return _connect(spath, f"file:{quote(spath)}?mode=ro", busy_timeout=busy_timeout)
@@ -225,7 +248,7 @@ def _connect(
     synchronous: Synchronous = "NORMAL",
     autocheckpoint: int | None = None,
     create: bool = True,
-) -> sqlite3.Connection:
+) -> SQLiteConn:
     """:func:`connect`'s work: read-only through ``readonly_uri``, else read-write."""
     readonly = readonly_uri is not None
     if readonly_uri is not None:
@@ -240,6 +263,7 @@ def _connect(
             timeout=busy_timeout,
             isolation_level=None,  # we issue BEGIN/COMMIT ourselves
             check_same_thread=False,  # guarded by SharedConnection.lock
+            factory=SQLiteConn,
         )
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {spath}: {exc}") from exc

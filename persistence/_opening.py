@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from persistence._errors import StoreError, StoreReplaced
 from persistence._file import FileIdentity, check_same_file
@@ -34,7 +35,30 @@ def open_store(target: str | os.PathLike[str], **options: Any) -> Store:
         InvalidArgument: an option is out of range (an unknown
             ``synchronous`` level, a non-finite busy timeout).
     """
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        return _open_postgres(target, **options)
     return SQLiteStore.open(target, **options)
+
+
+def _open_postgres(url: str, **options: Any) -> Store:
+    """A PostgreSQL store (the ``postgres`` extra: psycopg 3 and psycopg_pool)."""
+    shown = _hide_password(url)
+    try:
+        from persistence._pg_store import PostgresStore  # noqa: PLC0415
+    except ImportError as exc:
+        raise StoreError(
+            f"{shown}: PostgreSQL stores need the postgres extra:"
+            f" pip install 'proctor[postgres]' ({exc})"
+        ) from exc
+    return PostgresStore.open(url, shown=shown, **options)
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_same_store(

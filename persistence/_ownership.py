@@ -9,24 +9,23 @@ store). Invariant: ``runs.owner`` is the only truth; a run owned by nobody
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Final
+
+from persistence._sql import Conn
 
 #: Ids per ``IN (...)`` list: well under SQLite's limit on bound parameters.
 IN_CHUNK: Final = 500
 
 
-def owners_other_than(
-    conn: sqlite3.Connection, run_ids: Sequence[str], me: str
-) -> dict[str, str | None]:
+def owners_other_than(conn: Conn, run_ids: Sequence[str], me: str) -> dict[str, str | None]:
     """Of ``run_ids``, those whose owner is not ``me``: run id -> owner."""
     found: dict[str, str | None] = {}
     for i in range(0, len(run_ids), IN_CHUNK):
         chunk = run_ids[i : i + IN_CHUNK]
         rows = conn.execute(
             f"SELECT run_id, owner FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
-            " AND owner IS NOT ?",
+            " AND (owner IS NULL OR owner != ?)",
             (*chunk, me),
         )
         found.update((run_id, owner) for run_id, owner in rows)

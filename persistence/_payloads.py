@@ -24,12 +24,12 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Mapping
 from typing import Any, Final
 
 from persistence._json import dumps, loads
 from persistence._records import EventRecord, NewEvent
+from persistence._sql import Conn
 from persistence._states import EventType
 
 _E = EventType
@@ -62,7 +62,7 @@ def texts(ev: NewEvent) -> dict[str, str]:
     return {key: dumps(ev.data[key], what=f"{ev.type} {key}") for key in keys if key in ev.data}
 
 
-def moves(ev: NewEvent, payloads: Mapping[str, str], conn: sqlite3.Connection) -> bool:
+def moves(ev: NewEvent, payloads: Mapping[str, str], conn: Conn) -> bool:
     """Whether the store holds elsewhere every payload key of ``ev.data``.
 
     All or nothing, so that a reader puts back exactly the keys that were
@@ -96,7 +96,7 @@ def event_data(ev: NewEvent, moved: bool) -> tuple[str | None, int | None]:
     return text, (1 if moved else None)
 
 
-def inflate(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[EventRecord]:
+def inflate(conn: Conn, rows: list[dict[str, Any]]) -> list[EventRecord]:
     """Events from their rows, each moved key filled from where it is held.
 
     Call inside the read transaction that read ``rows``.
@@ -137,9 +137,7 @@ def inflate(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[EventR
 _RUN_COLUMNS: Final = ("args", "kwargs", "result", "error")
 
 
-def _steps(
-    conn: sqlite3.Connection, run_id: str
-) -> dict[tuple[str, int | None, int | None], dict[str, Any]]:
+def _steps(conn: Conn, run_id: str) -> dict[tuple[str, int | None, int | None], dict[str, Any]]:
     return {
         (run_id, call, attempt): {"result": result, "error": error}
         for call, attempt, result, error in conn.execute(
@@ -148,7 +146,7 @@ def _steps(
     }
 
 
-def move_existing(conn: sqlite3.Connection) -> None:
+def move_existing(conn: Conn) -> None:
     """Migration: strip from every stored event the payloads its projection
     also holds (the same JSON text), and mark it ``moved``."""
     types = [t.value for t in (*RUN_KEYS, *STEP_KEYS, _E.CHILD_ENDED)]
@@ -169,7 +167,7 @@ def move_existing(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE events SET data = ?, moved = ? WHERE seq = ?", (rest, flag, seq))
 
 
-def _held(conn: sqlite3.Connection, ev: NewEvent) -> dict[str, str]:
+def _held(conn: Conn, ev: NewEvent) -> dict[str, str]:
     """The payload keys of a stored event whose projection holds the same text."""
     if ev.type is _E.CHILD_ENDED:
         return {}

@@ -17,12 +17,12 @@ Invariants:
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Final
 
 from persistence._errors import CorruptRecord, InvalidTransition
 from persistence._json import dumps
 from persistence._records import NewEvent
+from persistence._sql import Conn
 from persistence._states import (
     STEP_END_EVENTS,
     STEP_TRANSITIONS,
@@ -45,9 +45,7 @@ def _ending_waiting(type_: EventType) -> str:
 _STEP_STATES: Final = frozenset(s.value for s in StepState)
 
 
-def project_step(
-    conn: sqlite3.Connection, ev: NewEvent, now: float, payloads: dict[str, str]
-) -> None:
+def project_step(conn: Conn, ev: NewEvent, now: float, payloads: dict[str, str]) -> None:
     if ev.type in (_E.STEP_STARTED, _E.STEP_WAITING):
         # A waiting attempt's row (started_at: when it began to wait)
         # becomes RUNNING in place when it starts; any other row there
@@ -124,9 +122,9 @@ def run_projection(
     if t is _E.CANCEL_REQUESTED:
         # The first request is the one acted on; repeats are only logged (C6).
         return (
-            ", cancel_reason = iif(cancel_requested_at IS NULL, ?, cancel_reason)"
-            ", cancel_source = iif(cancel_requested_at IS NULL, ?, cancel_source)"
-            ", cancel_grace = iif(cancel_requested_at IS NULL, ?, cancel_grace)"
+            ", cancel_reason = CASE WHEN cancel_requested_at IS NULL THEN ? ELSE cancel_reason END"
+            ", cancel_source = CASE WHEN cancel_requested_at IS NULL THEN ? ELSE cancel_source END"
+            ", cancel_grace = CASE WHEN cancel_requested_at IS NULL THEN ? ELSE cancel_grace END"
             ", cancel_requested_at = coalesce(cancel_requested_at, ?)",
             (d.get("reason"), d.get("source"), d.get("grace"), now),
         )

@@ -32,13 +32,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
-from persistence._connection import SharedConnection
 from persistence._retention import PRUNE_BATCH, PruneCursor, PruneReport
+from persistence._sql import Conn, Db, json_values
 from persistence._states import TERMINAL_STATES
 
 if TYPE_CHECKING:
@@ -121,8 +120,8 @@ def prune_runtimes(
     return store.prune_runtimes(cutoff, report, lock_wait=lock_wait)
 
 
-def sqlite_prune_batch(
-    db: SharedConnection,
+def prune_store_batch(
+    db: Db,
     cutoff: float,
     *,
     after: PruneCursor | None = None,
@@ -140,20 +139,24 @@ def sqlite_prune_batch(
     # A run finishes after it is created: the index of creation times finds
     # every candidate, in a stable order, without an index of its own.
     since, rowid = after or (-math.inf, -1)
+    # SQLite's rowid; a PostgreSQL store's runs have an identity column ``pos``.
+    pos, hint = (
+        ("rowid", " INDEXED BY idx_runs_created_at") if db.dialect == "sqlite" else ("pos", "")
+    )
     roots = db.query(
-        "SELECT rowid AS pos, run_id, created_at FROM runs INDEXED BY idx_runs_created_at"
-        " WHERE created_at >= ? AND created_at < ? AND (created_at, rowid) > (?, ?)"
+        f"SELECT {pos} AS pos, run_id, created_at FROM runs{hint}"
+        f" WHERE created_at >= ? AND created_at < ? AND (created_at, {pos}) > (?, ?)"
         " AND parent_run_id IS NULL AND finished_at < ?"
-        " ORDER BY created_at, rowid LIMIT ?",
+        f" ORDER BY created_at, {pos} LIMIT ?",
         (since, cutoff, since, rowid, cutoff, batch),
     )
     if not roots:
         return after, False
     last: PruneCursor = (roots[-1]["created_at"], roots[-1]["pos"])
     if report.dry_run:
-        with db.snapshot():
-            for tree in _trees(db.conn, [r["run_id"] for r in roots], cutoff):
-                _count(db.conn, tree, report)
+        with db.snapshot(), db.locked() as conn:
+            for tree in _trees(conn, [r["run_id"] for r in roots], cutoff):
+                _count(conn, tree, report)
         return last, len(roots) == batch
     with _busy_timeout(db, lock_wait):
         done = _delete_trees(db, [r["run_id"] for r in roots], cutoff, batch, report)
@@ -163,23 +166,17 @@ def sqlite_prune_batch(
 
 
 @contextlib.contextmanager
-def _busy_timeout(db: SharedConnection, seconds: float | None) -> Iterator[None]:
+def _busy_timeout(db: Db, seconds: float | None) -> Iterator[None]:
     """The store's connection waits at most ``seconds`` for a lock in this block."""
     if seconds is None:
         yield
         return
-    with db.lock:
-        conn = db.conn
-        before = conn.execute("PRAGMA busy_timeout").fetchone()[0]
-        conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
-        try:
-            yield
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(before)}")
+    with db.lock_wait(seconds):
+        yield
 
 
 def _delete_trees(
-    db: SharedConnection, roots: Sequence[str], cutoff: float, batch: int, report: PruneReport
+    db: Db, roots: Sequence[str], cutoff: float, batch: int, report: PruneReport
 ) -> int:
     """One transaction: delete each of these trees that is still wholly old and
     finished, until ``batch`` runs are gone; how many roots it got through."""
@@ -215,16 +212,16 @@ def _delete_trees(
     return done
 
 
-def _trees(conn: sqlite3.Connection, roots: Sequence[str], cutoff: float) -> list[list[str] | None]:
+def _trees(conn: Conn, roots: Sequence[str], cutoff: float) -> list[list[str] | None]:
     """For each root, the run ids of its tree, parents first, if every run in it
     is terminal and finished before ``cutoff``; None if any is not (or the
     root is gone). One statement for all roots: a transaction of the
     ControlInbox's thread takes the GIL back once per statement."""
     found: dict[str, list[tuple[str, str, float | None]]] = {root: [] for root in roots}
     rows = conn.execute(
-        """
+        f"""
         WITH RECURSIVE tree(root, run_id, depth) AS (
-            SELECT value, value, 0 FROM json_each(?)
+            SELECT value, value, 0 FROM {json_values(conn.dialect)}
             UNION ALL
             SELECT tree.root, runs.run_id, tree.depth + 1
             FROM runs JOIN tree ON runs.parent_run_id = tree.run_id
@@ -247,7 +244,7 @@ def _trees(conn: sqlite3.Connection, roots: Sequence[str], cutoff: float) -> lis
     return trees
 
 
-def _count(conn: sqlite3.Connection, tree: list[str] | None, report: PruneReport) -> None:
+def _count(conn: Conn, tree: list[str] | None, report: PruneReport) -> None:
     """A dry run's counts for one tree."""
     if tree is None:
         report.kept += 1
@@ -265,8 +262,8 @@ def _count(conn: sqlite3.Connection, tree: list[str] | None, report: PruneReport
     report.run_ids.extend(tree)
 
 
-def sqlite_prune_runtimes(
-    db: SharedConnection,
+def prune_store_runtimes(
+    db: Db,
     cutoff: float,
     report: PruneReport | None = None,
     *,

@@ -1,6 +1,6 @@
 """The read API of a SQLite store: runs, their logs, step attempts, requests.
 
-Each function reads through the store's :class:`SharedConnection` and
+Each function reads through the store's :class:`Db` and
 returns records (``RunRecord``, ``EventRecord``, ``StepRecord``), never
 rows. Invariants:
 
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from persistence._connection import SharedConnection
 from persistence._errors import InvalidArgumentType, RunNotFound
 from persistence._listing import RunPage, RunQuery, encode_cursor, run_query
 from persistence._payloads import inflate
 from persistence._records import EventRecord, RunRecord, StepRecord
 from persistence._schema import CONTROL_WHERE
+from persistence._sql import Db
 from persistence._states import TERMINAL_STATES, RunState
 
 
@@ -29,7 +29,7 @@ def _run_id(run_id: object) -> None:
         raise InvalidArgumentType(f"a run id is a str, got {type(run_id).__name__}: {run_id!r}")
 
 
-def find_run(db: SharedConnection, run_id: str) -> RunRecord | None:
+def find_run(db: Db, run_id: str) -> RunRecord | None:
     """The run's projection, or None. Raises InvalidArgumentType for a run
     id that is not a str."""
     _run_id(run_id)
@@ -37,7 +37,7 @@ def find_run(db: SharedConnection, run_id: str) -> RunRecord | None:
     return RunRecord.from_row(rows[0]) if rows else None
 
 
-def get_run(db: SharedConnection, run_id: str) -> RunRecord:
+def get_run(db: Db, run_id: str) -> RunRecord:
     """The run's projection, or :class:`RunNotFound`."""
     record = find_run(db, run_id)
     if record is None:
@@ -45,7 +45,7 @@ def get_run(db: SharedConnection, run_id: str) -> RunRecord:
     return record
 
 
-def restarted_as(db: SharedConnection, run_id: str) -> list[str]:
+def restarted_as(db: Db, run_id: str) -> list[str]:
     """The runs created as restarts of ``run_id`` (A7), oldest first."""
     _run_id(run_id)
     rows = db.query(
@@ -54,7 +54,7 @@ def restarted_as(db: SharedConnection, run_id: str) -> list[str]:
     return [row["run_id"] for row in rows]
 
 
-def list_runs_page(db: SharedConnection, query: RunQuery) -> RunPage:
+def list_runs_page(db: Db, query: RunQuery) -> RunPage:
     """One page of runs, newest first (``created_at`` descending, then
     ``run_id``), filtered by ``query`` (see ``_listing``).
 
@@ -74,7 +74,11 @@ def list_runs_page(db: SharedConnection, query: RunQuery) -> RunPage:
     elif query.workflow is not None:
         # A full name, or the short name after the last dot. Exact
         # comparisons, no LIKE: a name may hold % or _.
-        where.append("(workflow = ? OR substr(workflow, -(length(?) + 1)) = '.' || ?)")
+        where.append(
+            "(workflow = ? OR substr(workflow, -(length(?) + 1)) = '.' || ?)"
+            if db.dialect == "sqlite"
+            else "(workflow = ? OR right(workflow, length(CAST(? AS text)) + 1) = '.' || ?)"
+        )
         params.extend([query.workflow] * 3)
     if query.parent_run_id is not None:
         where.append("parent_run_id = ?")
@@ -109,7 +113,7 @@ def list_runs_page(db: SharedConnection, query: RunQuery) -> RunPage:
 
 
 def list_runs(
-    db: SharedConnection,
+    db: Db,
     *,
     status: RunState | str | Sequence[RunState | str] | None = None,
     workflow: str | None = None,
@@ -129,7 +133,7 @@ def list_runs(
     return list_runs_page(db, query).runs
 
 
-def descendants(db: SharedConnection, run_id: str, *, unfinished: bool = True) -> list[RunRecord]:
+def descendants(db: Db, run_id: str, *, unfinished: bool = True) -> list[RunRecord]:
     """The run's child runs, their children, and so on, parents first.
 
     With ``unfinished`` (the default), only runs not yet terminal: the ones
@@ -151,13 +155,13 @@ def descendants(db: SharedConnection, run_id: str, *, unfinished: bool = True) -
     return [RunRecord.from_row(r) for r in db.query(sql, (run_id,))]
 
 
-def last_seq(db: SharedConnection) -> int:
+def last_seq(db: Db) -> int:
     """The global sequence number of the newest event (0 for an empty log)."""
     rows = db.query("SELECT coalesce(max(seq), 0) AS seq FROM events", ())
     return int(rows[0]["seq"])
 
 
-def control_requests(db: SharedConnection, *, after: int, limit: int = 1000) -> list[EventRecord]:
+def control_requests(db: Db, *, after: int, limit: int = 1000) -> list[EventRecord]:
     """Cancel and terminate requests with global ``seq > after``, oldest first."""
     # The condition is spelled as in the partial index, so it is used.
     rows = db.query(
@@ -167,7 +171,7 @@ def control_requests(db: SharedConnection, *, after: int, limit: int = 1000) -> 
     return [EventRecord.from_row(r) for r in rows]
 
 
-def claimable(db: SharedConnection, workflows: Sequence[str], *, limit: int) -> list[RunRecord]:
+def claimable(db: Db, workflows: Sequence[str], *, limit: int) -> list[RunRecord]:
     """Top-level runs nobody owns yet (``proctor start``), oldest first.
 
     Child runs are never claimable: they belong to their parent's owner.
@@ -184,28 +188,20 @@ def claimable(db: SharedConnection, workflows: Sequence[str], *, limit: int) -> 
     return [RunRecord.from_row(r) for r in rows]
 
 
-def events(db: SharedConnection, run_id: str, *, after: int = 0) -> list[EventRecord]:
+def events(db: Db, run_id: str, *, after: int = 0) -> list[EventRecord]:
     """The run's events with ``run_seq > after``, in order, each as appended
     (payloads held by a projection are filled back in, from one snapshot)."""
     _run_id(run_id)
-    with db.lock:
-        outer = db.conn.in_transaction
-        if not outer:
-            with db.locked() as conn:
-                conn.execute("BEGIN")
-        try:
-            rows = db.query(
-                "SELECT * FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq",
-                (run_id, after),
-            )
-            with db.locked() as conn:
-                return inflate(conn, rows)
-        finally:
-            if not outer and db.conn.in_transaction:
-                db.conn.execute("COMMIT")
+    with db.snapshot():
+        rows = db.query(
+            "SELECT * FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq",
+            (run_id, after),
+        )
+        with db.locked() as conn:
+            return inflate(conn, rows)
 
 
-def steps(db: SharedConnection, run_id: str) -> list[StepRecord]:
+def steps(db: Db, run_id: str) -> list[StepRecord]:
     """Every step attempt of the run, in call and attempt order."""
     _run_id(run_id)
     rows = db.query("SELECT * FROM steps WHERE run_id = ? ORDER BY call, attempt", (run_id,))

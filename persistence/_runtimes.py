@@ -22,16 +22,14 @@ import os
 import time
 from collections.abc import Sequence
 
-from persistence._connection import SharedConnection
 from persistence._leases import BOOT_ID, HOSTNAME, PID_NS, LeaseObserver, why_dead
 from persistence._ownership import owners_other_than
 from persistence._records import RunRecord, RuntimeRecord
+from persistence._sql import Db, json_text
 from persistence._states import TERMINAL_STATES, EventType, RunState
 
 
-def register_runtime(
-    db: SharedConnection, owner: str, *, ttl: float, version: str | None = None
-) -> None:
+def register_runtime(db: Db, owner: str, *, ttl: float, version: str | None = None) -> None:
     """Say that ``owner`` (this process) is alive and renews within ``ttl`` seconds.
 
     The row names this process's PID namespace and boot, so that only a
@@ -46,7 +44,7 @@ def register_runtime(
     )
 
 
-def renew_lease(db: SharedConnection, owner: str, *, ttl: float) -> bool:
+def renew_lease(db: Db, owner: str, *, ttl: float) -> bool:
     """Renew ``owner``'s lease: bump its renewal counter (what observers watch).
 
     Returns False, and changes nothing, when the row says the runtime
@@ -66,25 +64,25 @@ def renew_lease(db: SharedConnection, owner: str, *, ttl: float) -> bool:
         return cur.rowcount == 1
 
 
-def release_runtime(db: SharedConnection, owner: str) -> None:
+def release_runtime(db: Db, owner: str) -> None:
     """``owner`` stopped on purpose: its unfinished runs may be resumed at once."""
     db.write("UPDATE runtimes SET stopped_at = ? WHERE owner = ?", (time.time(), owner))
 
 
-def expire_lease(db: SharedConnection, owner: str, why: str = "ended at once") -> None:
+def expire_lease(db: Db, owner: str, why: str = "ended at once") -> None:
     """End ``owner``'s lease now, as if it had stopped renewing it long ago:
     its runs may be resumed at once, and its next renewal fails."""
     db.write("UPDATE runtimes SET lease_expires_at = 0, revoked = ? WHERE owner = ?", (why, owner))
 
 
-def runtimes(db: SharedConnection) -> list[RuntimeRecord]:
+def runtimes(db: Db) -> list[RuntimeRecord]:
     """Every registered runtime, oldest first."""
     rows = db.query("SELECT * FROM runtimes ORDER BY started_at", ())
     return [RuntimeRecord.from_row(r) for r in rows]
 
 
 def orphaned_runs(
-    db: SharedConnection,
+    db: Db,
     workflows: Sequence[str],
     *,
     me: str,
@@ -118,7 +116,7 @@ def orphaned_runs(
         f" AND (r.parent_run_id IS NULL OR p.run_id IS NULL OR p.status IN ({terminal})"
         f"  OR EXISTS (SELECT 1 FROM events AS e WHERE e.run_id = p.run_id"
         f"   AND e.type = '{EventType.CHILD_ENDED.value}'"
-        f"   AND json_extract(e.data, '$.child_run_id') = r.run_id))"
+        f"   AND {json_text(db.dialect, 'e.data', 'child_run_id')} = r.run_id))"
         f" ORDER BY r.created_at, r.run_id",
         (*(s.value for s in unfinished), me, *workflows),
     )
@@ -148,7 +146,7 @@ def orphaned_runs(
     return found
 
 
-def revoke(db: SharedConnection, runtime: RuntimeRecord, why: str) -> bool:
+def revoke(db: Db, runtime: RuntimeRecord, why: str) -> bool:
     """Revoke ``runtime``'s lease unless it renewed since we read its row."""
     with db.locked() as conn:
         cur = conn.execute(
@@ -159,9 +157,7 @@ def revoke(db: SharedConnection, runtime: RuntimeRecord, why: str) -> bool:
         return cur.rowcount == 1
 
 
-def owned_elsewhere(
-    db: SharedConnection, run_ids: Sequence[str], *, me: str
-) -> dict[str, str | None]:
+def owned_elsewhere(db: Db, run_ids: Sequence[str], *, me: str) -> dict[str, str | None]:
     """Of ``run_ids``, those the store says are not ``me``'s: run id -> owner.
 
     What a runtime asks about the runs it hosts: one taken over while it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from persistence._errors import NotAProctorStore, SchemaTooNew
 from persistence._file import damage
@@ -17,6 +17,8 @@ from persistence._payloads import move_existing
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
+
+    from persistence._sql import Conn
 
 #: "PRCT": marks a SQLite file as a Proctor store.
 APPLICATION_ID: Final = 0x50524354
@@ -140,7 +142,7 @@ def _v5_payloads_once(db: Database) -> None:
     payload keys (by type) to the projection that holds the same value;
     existing events are converted."""
     db.table("events").add_column("moved", int)
-    move_existing(db.conn)
+    move_existing(cast("Conn", db.conn))  # the store's own SQLiteConn
 
 
 def _v6_leases_proven(db: Database) -> None:

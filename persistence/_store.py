@@ -23,38 +23,23 @@ ago all meet the same check.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from persistence import _append, _queries, _runtimes
 from persistence._connection import (
     DEFAULT_BUSY_TIMEOUT,
     SharedConnection,
+    SQLiteConn,
     Synchronous,
     connect,
 )
 from persistence._file import FileIdentity, check_same_file, identify
 from persistence._interface import Store
-from persistence._leases import LeaseObserver
-from persistence._listing import RunPage, RunQuery
-from persistence._pruning import sqlite_prune_batch, sqlite_prune_runtimes
-from persistence._records import (
-    AppendOutcome,
-    EventRecord,
-    HeartbeatRecord,
-    NewEvent,
-    RunRecord,
-    RuntimeRecord,
-    StepRecord,
-)
-from persistence._retention import PRUNE_BATCH, PruneCursor, PruneReport
-from persistence._states import RunState
+from persistence._sql_store import SqlStore
 
 
-class SQLiteStore:
+class SQLiteStore(SqlStore):
     """One connection to a Proctor store file. Thread-safe; one writer per process.
 
     Use :meth:`open`. A store opened with ``readonly=True`` never creates or
@@ -64,7 +49,9 @@ class SQLiteStore:
     :meth:`data_version`, :meth:`checkpoint` and :meth:`check_file`.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: str, *, readonly: bool) -> None:
+    _db: SharedConnection
+
+    def __init__(self, conn: SQLiteConn, path: str, *, readonly: bool) -> None:
         self._db = SharedConnection(conn, path)
         self.path = path
         self.readonly = readonly
@@ -72,7 +59,7 @@ class SQLiteStore:
         self._opened: FileIdentity | None = None
 
     @property
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> SQLiteConn:
         """The raw connection (for tests and tools that inspect SQLite itself)."""
         return self._db.conn
 
@@ -143,116 +130,6 @@ class SQLiteStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- writing (``_append``) -------------------------------------------------
-
-    def append(
-        self, events: Sequence[NewEvent], *, writer: str | None = None
-    ) -> list[AppendOutcome]:
-        """Append one atomic group of events; all are written or none are."""
-        return self.append_groups([events], writer=writer)[0]
-
-    def append_groups(
-        self,
-        groups: Sequence[Sequence[NewEvent]],
-        heartbeats: Sequence[HeartbeatRecord] = (),
-        *,
-        writer: str | None = None,
-        foreign: set[str] | None = None,
-    ) -> list[list[AppendOutcome]]:
-        return _append.append_groups(self._db, groups, heartbeats, writer=writer, foreign=foreign)
-
-    def terminate_tree(
-        self, run_id: str, reason: str | None, *, source: str, origin: str | None = None
-    ) -> tuple[AppendOutcome, list[str]]:
-        return _append.terminate_tree(self._db, run_id, reason, source=source, origin=origin)
-
-    # -- runtimes and leases (``_runtimes``) -------------------------------------
-
-    def register_runtime(self, owner: str, *, ttl: float, version: str | None = None) -> None:
-        _runtimes.register_runtime(self._db, owner, ttl=ttl, version=version)
-
-    def renew_lease(self, owner: str, *, ttl: float) -> bool:
-        return _runtimes.renew_lease(self._db, owner, ttl=ttl)
-
-    def release_runtime(self, owner: str) -> None:
-        _runtimes.release_runtime(self._db, owner)
-
-    def expire_lease(self, owner: str, why: str = "ended at once") -> None:
-        _runtimes.expire_lease(self._db, owner, why)
-
-    def runtimes(self) -> list[RuntimeRecord]:
-        return _runtimes.runtimes(self._db)
-
-    def orphaned_runs(
-        self,
-        workflows: Sequence[str],
-        *,
-        me: str,
-        observer: LeaseObserver | None = None,
-        limit: int = 100,
-    ) -> list[tuple[RunRecord, str]]:
-        return _runtimes.orphaned_runs(self._db, workflows, me=me, observer=observer, limit=limit)
-
-    def _revoke(self, runtime: RuntimeRecord, why: str) -> bool:
-        return _runtimes.revoke(self._db, runtime, why)
-
-    def owned_elsewhere(self, run_ids: Sequence[str], *, me: str) -> dict[str, str | None]:
-        return _runtimes.owned_elsewhere(self._db, run_ids, me=me)
-
-    # -- reading (``_queries``) ------------------------------------------------
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Reads in this block see one state of the store, as of its first read.
-
-        (One read transaction; in WAL mode it never blocks the writer.) Other
-        threads using this Store wait until the block ends.
-        """
-        with self._db.snapshot():
-            yield
-
-    def find_run(self, run_id: str) -> RunRecord | None:
-        return _queries.find_run(self._db, run_id)
-
-    def restarted_as(self, run_id: str) -> list[str]:
-        return _queries.restarted_as(self._db, run_id)
-
-    def get_run(self, run_id: str) -> RunRecord:
-        return _queries.get_run(self._db, run_id)
-
-    def list_runs(
-        self,
-        *,
-        status: RunState | str | Sequence[RunState | str] | None = None,
-        workflow: str | None = None,
-        parent_run_id: str | None = None,
-        limit: int | None = None,
-    ) -> list[RunRecord]:
-        return _queries.list_runs(
-            self._db, status=status, workflow=workflow, parent_run_id=parent_run_id, limit=limit
-        )
-
-    def list_runs_page(self, query: RunQuery) -> RunPage:
-        return _queries.list_runs_page(self._db, query)
-
-    def descendants(self, run_id: str, *, unfinished: bool = True) -> list[RunRecord]:
-        return _queries.descendants(self._db, run_id, unfinished=unfinished)
-
-    def last_seq(self) -> int:
-        return _queries.last_seq(self._db)
-
-    def control_requests(self, *, after: int, limit: int = 1000) -> list[EventRecord]:
-        return _queries.control_requests(self._db, after=after, limit=limit)
-
-    def claimable(self, workflows: Sequence[str], *, limit: int) -> list[RunRecord]:
-        return _queries.claimable(self._db, workflows, limit=limit)
-
-    def events(self, run_id: str, *, after: int = 0) -> list[EventRecord]:
-        return _queries.events(self._db, run_id, after=after)
-
-    def steps(self, run_id: str) -> list[StepRecord]:
-        return _queries.steps(self._db, run_id)
-
     # -- change detection and housekeeping: SQLite's own mechanisms ---------------
 
     def data_version(self) -> int:
@@ -273,24 +150,6 @@ class SQLiteStore:
     def housekeep(self) -> None:
         """The interface's periodic upkeep: :meth:`checkpoint`."""
         self.checkpoint()
-
-    def prune_batch(
-        self,
-        cutoff: float,
-        *,
-        after: PruneCursor | None = None,
-        batch: int = PRUNE_BATCH,
-        report: PruneReport | None = None,
-        lock_wait: float | None = None,
-    ) -> tuple[PruneCursor | None, bool]:
-        return sqlite_prune_batch(
-            self._db, cutoff, after=after, batch=batch, report=report, lock_wait=lock_wait
-        )
-
-    def prune_runtimes(
-        self, cutoff: float, report: PruneReport | None = None, *, lock_wait: float | None = None
-    ) -> int:
-        return sqlite_prune_runtimes(self._db, cutoff, report, lock_wait=lock_wait)
 
 
 if TYPE_CHECKING:

@@ -1,0 +1,261 @@
+"""The PostgreSQL connections of one store: a pool, transactions, errors (a ``_sql.Db``).
+
+A :class:`PgDb` is what :class:`~persistence._connection.SharedConnection`
+is for SQLite: the one way the store's SQL reaches the database. It holds a
+``psycopg_pool.ConnectionPool``; each statement, transaction or snapshot
+borrows one connection for the calling thread and gives it back at the end,
+so the threads of one store object (a runtime's facade, a CLI) run in
+parallel on their own connections, where SQLite's share one.
+
+Everything that is PostgreSQL's own business lives here: the ``proctor``
+schema on the ``search_path``, the session's ``synchronous_commit``,
+translating ``?`` placeholders to psycopg's ``%s``, lock timeouts, and
+turning psycopg's errors into the ``StoreError`` family with the URL's
+password hidden.
+
+Invariants:
+
+- A connection serves one thread at a time: a block (``transaction``,
+  ``snapshot``) keeps it for the thread, and statements the thread runs
+  inside the block use it, so they see the block's transaction.
+- A write transaction commits at the end of its block unless the block
+  rolled it back, and is rolled back if the block raises; a connection goes
+  back to the pool idle, or broken and then discarded by the pool; one the
+  server dropped meanwhile is found at the next borrow and replaced.
+- No psycopg exception leaves this module: a deadlock or serialization
+  failure is a ``WriteConflict`` (retry the whole write), a lock or
+  statement timeout a ``StoreLocked``, everything else a ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.adapt import Dumper
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from persistence._errors import StoreError, StoreLocked
+from persistence._sql import Cursor, Dialect, WriteConflict
+
+#: The schema every table of a PostgreSQL store lives in (it can share a
+#: database with the application, as DBOS's ``dbos`` schema does).
+SCHEMA: Final = "proctor"
+
+#: Connections a store object keeps open at most (psycopg_pool's max_size).
+DEFAULT_POOL_SIZE: Final = 4
+
+_PLACEHOLDER: Final = re.compile(r"%|\?")
+
+
+@functools.lru_cache(maxsize=512)
+def to_psycopg(sql: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (and a literal ``%`` doubled).
+
+    The store's SQL never holds a ``?`` inside a string literal.
+    """
+    return _PLACEHOLDER.sub(lambda m: "%s" if m.group() == "?" else "%%", sql)
+
+
+class _BoolAsInt(Dumper):
+    """Python booleans as the 0/1 integers the store's columns hold (as in SQLite)."""
+
+    oid = psycopg.adapters.types["int8"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class PgConn:
+    """One borrowed psycopg connection, speaking the store's ``?`` SQL (a ``_sql.Conn``)."""
+
+    dialect: Final[Dialect] = "postgres"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        return self.raw.execute(to_psycopg(sql), parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
+        with self.raw.cursor() as cursor:
+            cursor.executemany(to_psycopg(sql), seq_of_parameters)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+
+class PgDb:
+    """A pool of connections to one PostgreSQL database (a ``_sql.Db``)."""
+
+    dialect: Final[Dialect] = "postgres"
+
+    def __init__(
+        self,
+        conninfo: str,
+        shown: str,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        synchronous_commit: str = "on",
+        busy_timeout: float = 5.0,
+        connect_timeout: float = 10.0,
+        readonly: bool = False,
+    ) -> None:
+        #: The URL as it may be shown: its password hidden.
+        self.path = shown
+        self._busy_timeout = busy_timeout
+        self._synchronous_commit = synchronous_commit
+        self._readonly = readonly
+        self._local = threading.local()
+        self._conninfo = conninfo
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,  # we issue BEGIN/COMMIT ourselves
+            "connect_timeout": max(1, round(connect_timeout)),
+            # A peer gone silent (a cut link) is noticed in seconds, not hours.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 15000,
+        }
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max(1, pool_size),
+            kwargs=self._kwargs,
+            configure=self._configure,
+            # A connection the server dropped (a restart, a failover) is found
+            # at the borrow, by an empty query, and replaced, not handed out.
+            check=ConnectionPool.check_connection,
+            timeout=max(busy_timeout, 1.0),
+            open=False,
+            name=f"proctor {shown}",
+        )
+        with translate(shown):
+            self._pool.open(wait=True, timeout=connect_timeout)
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.adapters.register_dumper(bool, _BoolAsInt)
+        conn.execute(
+            "SELECT set_config('search_path', %s, false),"
+            " set_config('synchronous_commit', %s, false),"
+            " set_config('lock_timeout', %s, false),"
+            " set_config('default_transaction_read_only', %s, false)",
+            (
+                SCHEMA,
+                self._synchronous_commit,
+                f"{round(self._busy_timeout * 1000)}ms",
+                "on" if self._readonly else "off",
+            ),
+        )
+
+    @contextlib.contextmanager
+    def _borrowed(self) -> Iterator[PgConn]:
+        """The thread's connection inside a block, else one from the pool."""
+        held: PgConn | None = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        with translate(self.path), self._pool.connection() as raw:
+            conn = PgConn(raw)
+            self._local.conn = conn
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[PgConn]:
+        with self._borrowed() as conn, translate(self.path):
+            yield conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PgConn]:
+        with self._borrowed() as conn, translate(self.path):
+            if conn.in_transaction:
+                raise StoreError(f"{self.path}: a write transaction inside another block")
+            conn.raw.execute("BEGIN")
+            wait = getattr(self._local, "lock_wait", None)
+            if wait is not None:
+                conn.raw.execute("SELECT set_config('lock_timeout', %s, true)", (wait,))
+            try:
+                yield conn
+            except BaseException:
+                if not conn.raw.closed and conn.in_transaction:
+                    conn.raw.execute("ROLLBACK")
+                raise
+            if conn.in_transaction:
+                conn.raw.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self._borrowed() as conn:
+            if conn.in_transaction:  # inside an outer block: that one holds
+                yield
+                return
+            with translate(self.path):
+                conn.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield
+            finally:
+                if not conn.raw.closed and conn.in_transaction:
+                    with translate(self.path):
+                        conn.raw.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def lock_wait(self, seconds: float) -> Iterator[None]:
+        self._local.lock_wait = f"{max(1, round(seconds * 1000))}ms"
+        try:
+            yield
+        finally:
+            self._local.lock_wait = None
+
+    def query(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        with self.locked() as conn:
+            cursor = conn.execute(sql, params)
+            columns = [c[0] for c in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def write(self, sql: str, params: Sequence[Any]) -> None:
+        with self.locked() as conn:
+            conn.execute(sql, params)
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A connection of its own, outside the pool (LISTEN needs one to itself)."""
+        with translate(self.path):
+            return psycopg.connect(self._conninfo, **self._kwargs)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+@contextlib.contextmanager
+def translate(shown: str) -> Iterator[None]:
+    """Turn psycopg's errors into the StoreError family, naming the store by
+    ``shown`` (its URL without the password)."""
+    try:
+        yield
+    except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure) as exc:
+        raise WriteConflict(f"{shown}: {_first_line(exc)}") from exc
+    except (pgerrors.LockNotAvailable, pgerrors.QueryCanceled) as exc:
+        raise StoreLocked(
+            f"{shown} is locked by another connection (waited past the lock timeout):"
+            f" {_first_line(exc)}"
+        ) from exc
+    except PoolTimeout as exc:
+        raise StoreError(f"{shown}: no connection to the server: {_first_line(exc)}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"{shown}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
