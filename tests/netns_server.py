@@ -51,22 +51,26 @@ SERVER_SETTINGS: Final = {
 }
 
 
+class ServerUnavailable(Exception):
+    """No PostgreSQL server binaries, no user to run them as, or no psycopg."""
+
+
 def server_user() -> str:
     """The unprivileged user the server runs as.
 
     Raises:
-        RuntimeError: no ``postgres`` user on this machine.
+        ServerUnavailable: no ``postgres`` user on this machine.
     """
     try:
         return pwd.getpwnam("postgres").pw_name
     except KeyError:
-        raise RuntimeError("no `postgres` user to run the server as") from None
+        raise ServerUnavailable("no `postgres` user to run the server as") from None
 
 
 def _binary(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/lib/postgresql/15/bin")
     if found is None:
-        raise RuntimeError(f"PostgreSQL's `{name}` is not installed")
+        raise ServerUnavailable(f"PostgreSQL's `{name}` is not installed")
     return found
 
 
@@ -74,6 +78,14 @@ class Server:
     """One PostgreSQL server on ``network``'s database host; see the module docstring."""
 
     def __init__(self, network: Network) -> None:
+        """Start the server; raises :class:`ServerUnavailable` (nothing was
+        started) or ``RuntimeError`` (it did not start; its log says why)."""
+        try:
+            import psycopg  # noqa: F401, PLC0415 (the hosts' store needs it)
+        except ImportError as exc:
+            raise ServerUnavailable("psycopg is not installed") from exc
+        for tool in ("initdb", "postgres", "pg_isready", "psql"):
+            _binary(tool)
         self.network = network
         self.user = server_user()
         account = pwd.getpwnam(self.user)

@@ -3,8 +3,12 @@
 Each host is a network namespace with a hostname of its own, linked by a
 veth pair to a bridge on the database host, where a throw-away PostgreSQL
 server listens on the bridge address (``tests.netns``,
-``tests.netns_server``). A worker runs on each host; the test process
-reads the store through the server's Unix socket.
+``tests.netns_server``). A worker runs on each host and reaches the server
+over TCP; the test process reads the store through the server's Unix
+socket. Steps leave traces in a folder all hosts share
+(``tests.multi_host_workflows``), so executions are counted independently
+of the store. The takeover and partition tests use a short lease
+(``tests.multi_host_worker``), as a Temporal test shortens its timeouts.
 
 These tests need root (``ip netns add``); elsewhere they are skipped, saying
 why, except under CI (the environment variable ``CI`` set), where that is a
@@ -14,15 +18,34 @@ failure: CI must run them.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from actors import Client
+from persistence import EventRecord, EventType, RunState, Store, open_store
+from tests.multi_host_workflows import attempts, held, markers, three_marks
 from tests.netns import NamespacesUnavailable, Network
-from tests.netns_server import Server
+from tests.netns_server import Server, ServerUnavailable
+from tests.processes import ROOT
 
 pytestmark = pytest.mark.timeout(120)
+
+#: Seconds for anything a busy 2-core machine must get done.
+DEADLINE = 60.0
+
+
+def unavailable(reason: str) -> None:
+    """Skip, saying why; under CI (``CI`` set), fail: CI must run these tests."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the multi-host tests: {reason}")
+    pytest.skip(f"the multi-host tests need {reason}")
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +53,8 @@ def network() -> Iterator[Network]:
     try:
         net = Network.create()
     except NamespacesUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the multi-host tests: {exc}")
-        pytest.skip(f"multi-host tests need network namespaces: {exc}")
+        unavailable(f"network namespaces: {exc}")
+        raise  # unreachable: skip and fail raise
     try:
         yield net
     finally:
@@ -41,11 +63,143 @@ def network() -> Iterator[Network]:
 
 @pytest.fixture(scope="module")
 def server(network: Network) -> Iterator[Server]:
-    srv = Server(network)
+    try:
+        srv = Server(network)
+    except ServerUnavailable as exc:
+        unavailable(f"a PostgreSQL server: {exc}")
+        raise
     try:
         yield srv
     finally:
         srv.stop()
+
+
+@dataclass(frozen=True)
+class Urls:
+    """One test's store: as the hosts reach it (TCP over the bridge) and as
+    the test process does (the Unix socket)."""
+
+    hosts: str
+    here: str
+
+
+@pytest.fixture
+def urls(server: Server) -> Urls:
+    database = server.database()
+    here = server.socket_url(database)
+    Client(here, create=True).close()  # the schema, before any worker starts
+    return Urls(hosts=server.tcp_url(database, connect_timeout="5"), here=here)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "traces"
+    path.mkdir()
+    return path
+
+
+class HostWorker:
+    """A worker process on one host, its output in ``log``."""
+
+    def __init__(self, network: Network, host: str, argv: list[str], log: Path) -> None:
+        self.host = host
+        self.log = log
+        self._out = log.open("w")
+        self.process = network.popen(
+            host, argv, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait(timeout=DEADLINE)
+        self._out.close()
+
+
+@pytest.fixture
+def workers(network: Network) -> Iterator[list[HostWorker]]:
+    started: list[HostWorker] = []
+    yield started
+    for host in network.hosts:
+        if not network.linked(host):
+            network.restore(host)
+    for w in started:
+        w.stop()
+
+
+def cli_worker(
+    workers: list[HostWorker], network: Network, host: str, url: str, tmp_path: Path
+) -> HostWorker:
+    """``proctor --db URL worker tests.multi_host_workflows`` on ``host``."""
+    argv = [sys.executable, "-m", "cli", "--db", url, "worker", "tests.multi_host_workflows"]
+    w = HostWorker(network, host, argv, tmp_path / f"{host}.log")
+    workers.append(w)
+    return w
+
+
+def short_lease_worker(
+    workers: list[HostWorker],
+    network: Network,
+    host: str,
+    url: str,
+    tmp_path: Path,
+    *,
+    lease: float,
+) -> HostWorker:
+    """``python -m tests.multi_host_worker URL LEASE`` on ``host``."""
+    argv = [sys.executable, "-m", "tests.multi_host_worker", url, str(lease)]
+    w = HostWorker(network, host, argv, tmp_path / f"{host}.log")
+    workers.append(w)
+    return w
+
+
+def wait_until(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "") -> None:
+    """Poll ``condition`` every 10 ms until it is truthy; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout}s: {what or condition}")
+        time.sleep(0.01)
+
+
+def reading(url: str) -> Store:
+    return open_store(url, readonly=True)
+
+
+def owners_by_host(store: Store, network: Network) -> dict[str, str]:
+    """Runtime id -> host, from the hostnames the runtimes registered with."""
+    names = {network.hostname(h): h for h in network.hosts}
+    return {r.owner: names[r.hostname] for r in store.runtimes() if r.hostname in names}
+
+
+def registered(url: str, count: int) -> Callable[[], bool]:
+    def check() -> bool:
+        with reading(url) as store:
+            return len([r for r in store.runtimes() if r.stopped_at is None]) >= count
+
+    return check
+
+
+def of_type(events: list[EventRecord], type_: EventType) -> list[EventRecord]:
+    return [e for e in events if e.type is type_]
+
+
+def all_finished(url: str, ids: list[str]) -> Callable[[], bool]:
+    def check() -> bool:
+        with reading(url) as store:
+            return all(store.get_run(run_id).status.is_terminal for run_id in ids)
+
+    return check
+
+
+# -- the harness --------------------------------------------------------------------
 
 
 def connect(network: Network, host: str, url: str) -> tuple[bool, str, float]:
@@ -86,3 +240,225 @@ def test_P2_every_host_reaches_the_database_and_a_cut_link_isolates_only_its_hos
     while not (reached := connect(network, "h2", url))[0] and time.monotonic() < deadline:
         pass
     assert reached[:2] == (True, network.address("h2"))
+
+
+# -- P2: many workers, each run once -------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_P2_300_runs_on_three_hosts_each_step_executed_once(
+    network: Network, urls: Urls, workers: list[HostWorker], folder: Path, tmp_path: Path
+) -> None:
+    """Three ``proctor worker`` processes, one per host, share one database:
+    each claim is ``FOR UPDATE SKIP LOCKED`` (DBOS's queue), so every run is
+    claimed by exactly one worker and every step runs once."""
+    ids = [f"r{i:03d}" for i in range(300)]
+    with Client(urls.here, create=True) as client:
+        for run_id in ids:
+            client.start(three_marks, str(folder), run_id, run_id=run_id)
+    began = time.monotonic()
+    for host in network.hosts:
+        cli_worker(workers, network, host, urls.hosts, tmp_path)
+    wait_until(all_finished(urls.here, ids), 150, "all 300 runs finished")
+    took = time.monotonic() - began
+
+    with reading(urls.here) as store:
+        hosts = owners_by_host(store, network)
+        records = {run_id: store.get_run(run_id) for run_id in ids}
+        logs = {run_id: store.events(run_id) for run_id in ids}
+    assert {r.status for r in records.values()} == {RunState.COMPLETED}
+    executed = markers(folder)
+    assert sorted(executed) == sorted((run_id, n) for run_id in ids for n in range(3))
+    twice = {key: ran for key, ran in executed.items() if len(ran) != 1}
+    assert twice == {}
+    split = dict.fromkeys(network.hosts, 0)
+    for run_id, log in logs.items():
+        assert len(of_type(log, EventType.STEP_STARTED)) == 3, run_id
+        assert len(of_type(log, EventType.STEP_COMPLETED)) == 3, run_id
+        assert of_type(log, EventType.RUN_RESUMED) == [], run_id
+        [claimed] = of_type(log, EventType.RUN_CLAIMED)
+        host = hosts[claimed.data["owner"]]
+        ran_on = {network.hostname(host)}
+        assert set(records[run_id].result) == ran_on, run_id
+        assert {executed[(run_id, n)][0] for n in range(3)} == ran_on, run_id
+        split[host] += 1
+    print(f"\n300 runs x 3 steps on 3 hosts in {took:.1f}s; runs per host: {split}")
+    assert all(count > 0 for count in split.values()), split
+
+
+# -- P2: a host dies ---------------------------------------------------------------
+
+
+def run_started_on_all(folder: Path, ids: list[str], count: int = 1) -> Callable[[], bool]:
+    return lambda: all(len(attempts(folder, run_id)) >= count for run_id in ids)
+
+
+def resumed_by_other(url: str, ids: list[str], old: str) -> Callable[[], bool]:
+    def check() -> bool:
+        with reading(url) as store:
+            return all(store.get_run(run_id).owner not in (None, old) for run_id in ids)
+
+    return check
+
+
+def release(folder: Path, ids: list[str]) -> None:
+    for run_id in ids:
+        (folder / f"{run_id}.release").touch()
+
+
+def started_held(url: str, folder: Path, ids: list[str]) -> None:
+    with Client(url, create=True) as client:
+        for run_id in ids:
+            client.start(held, str(folder), run_id, run_id=run_id)
+
+
+@pytest.mark.timeout(120)
+def test_P2_the_runs_of_a_host_killed_outright_are_taken_over_by_the_others(
+    network: Network, urls: Urls, workers: list[HostWorker], folder: Path, tmp_path: Path
+) -> None:
+    """Every process of h1 is killed (SIGKILL: as a machine losing power)
+    while it holds runs; h2 and h3 see its lease unrenewed for a full lease
+    on their own clocks (P3: it is on another host, so its pid means
+    nothing to them), take its runs over from their logs (D2) and finish
+    them; each step's result is recorded once."""
+    lease = 2.0
+    short_lease_worker(workers, network, "h1", urls.hosts, tmp_path, lease=lease)
+    wait_until(registered(urls.here, 1), what="h1's worker registered")
+    ids = [f"k{i}" for i in range(6)]
+    started_held(urls.here, folder, ids)
+    wait_until(run_started_on_all(folder, ids), what="h1 runs every run")
+    with reading(urls.here) as store:
+        [old] = owners_by_host(store, network)
+    for host in ("h2", "h3"):
+        short_lease_worker(workers, network, host, urls.hosts, tmp_path, lease=lease)
+    wait_until(registered(urls.here, 3), what="h2 and h3 registered")
+
+    killed_at = time.monotonic()
+    assert network.kill_host("h1")
+    wait_until(resumed_by_other(urls.here, ids, old), what="h1's runs taken over")
+    taken_over = time.monotonic() - killed_at
+    wait_until(run_started_on_all(folder, ids, 2), what="a second attempt of every run")
+    restarted = max(attempts(folder, run_id)[1].start for run_id in ids) - killed_at
+    release(folder, ids)
+    wait_until(all_finished(urls.here, ids), what="every run finished")
+
+    with reading(urls.here) as store:
+        hosts = owners_by_host(store, network)
+        for run_id in ids:
+            record = store.get_run(run_id)
+            assert record.status is RunState.COMPLETED, run_id
+            log = store.events(run_id)
+            [resumed] = of_type(log, EventType.RUN_RESUMED)
+            assert resumed.data["previous_owner"] == old
+            assert hosts[resumed.data["owner"]] in ("h2", "h3")
+            assert len(of_type(log, EventType.STEP_COMPLETED)) == 1
+            assert record.result == network.hostname(hosts[resumed.data["owner"]])
+            first, second = attempts(folder, run_id)
+            assert first.host == network.hostname("h1")
+            assert first.ended is None  # killed mid-step: no last word
+            assert second.host != first.host
+            assert second.ended == "end"
+    print(
+        f"\ntakeover after SIGKILL of a host (lease {lease:g}s): every run resumed within"
+        f" {taken_over:.2f}s, every step running again within {restarted:.2f}s"
+    )
+    assert taken_over < lease + DEADLINE / 2
+
+
+# -- P2/P3: a host cut off -------------------------------------------------------------
+
+
+@pytest.mark.timeout(150)
+def test_P3_a_host_cut_off_loses_its_runs_and_learns_it_when_its_link_returns(
+    network: Network, urls: Urls, workers: list[HostWorker], folder: Path, tmp_path: Path
+) -> None:
+    """h2's link is cut while its steps heartbeat. It cannot renew its lease:
+    at three quarters of it, its own clock says it may be judged dead, and
+    its steps raise ``Terminated`` at their next heartbeat (self-fencing,
+    Chubby's jeopardy); h1 and h3, having seen its lease unrenewed for a
+    full lease on their own clocks, take its runs over. When the link comes
+    back, h2's next renewal is refused by the database (its lease was
+    revoked) and it logs that it lost its runs; a write of it as the runs'
+    old owner is refused (fenced). No step result is recorded twice, and the
+    runs of h1 and h3 go on undisturbed."""
+    lease = 3.0
+    h2 = short_lease_worker(workers, network, "h2", urls.hosts, tmp_path, lease=lease)
+    wait_until(registered(urls.here, 1), what="h2's worker registered")
+    cut_off = [f"p{i}" for i in range(4)]
+    started_held(urls.here, folder, cut_off)
+    wait_until(run_started_on_all(folder, cut_off), what="h2 runs its runs")
+    with reading(urls.here) as store:
+        [stale] = owners_by_host(store, network)
+    for host in ("h1", "h3"):
+        short_lease_worker(workers, network, host, urls.hosts, tmp_path, lease=lease)
+    wait_until(registered(urls.here, 3), what="h1 and h3 registered")
+    more = [f"q{i}" for i in range(6)]  # any host may claim these, h2 too
+    started_held(urls.here, folder, more)
+    wait_until(run_started_on_all(folder, more), what="the other runs started")
+    with reading(urls.here) as store:
+        owned = {run_id: store.get_run(run_id).owner for run_id in more}
+    cut_off += [run_id for run_id in more if owned[run_id] == stale]
+    others = [run_id for run_id in more if owned[run_id] != stale]
+
+    cut_at = time.monotonic()
+    network.cut("h2")
+    wait_until(resumed_by_other(urls.here, cut_off, stale), what="h2's runs taken over")
+    taken_over = time.monotonic() - cut_at
+    wait_until(run_started_on_all(folder, cut_off, 2), what="a second attempt of h2's runs")
+    # Self-fenced before anyone could take over: every old attempt stopped
+    # at a heartbeat, and none beat after its successor started.
+    for run_id in cut_off:
+        old, new = attempts(folder, run_id)[:2]
+        assert old.host == network.hostname("h2")
+        assert old.ended == "terminated", run_id
+        assert old.last < new.start, run_id
+        assert new.host != old.host
+    assert "no longer ours" in h2.output()  # it says why it stopped them
+    assert "lost its lease" not in h2.output()  # that, only the database can tell it
+
+    network.restore("h2")
+    restored_at = time.monotonic()
+    wait_until(lambda: "lost its lease" in h2.output(), what="h2 learns it lost its lease")
+    learnt = time.monotonic() - restored_at
+    refused = stale_write(network, urls.hosts, stale, cut_off[0])
+    assert refused.startswith("refused fenced=True"), refused
+
+    release(folder, cut_off + others)
+    wait_until(all_finished(urls.here, cut_off + others), what="every run finished")
+    with reading(urls.here) as store:
+        for run_id in cut_off + others:
+            record = store.get_run(run_id)
+            assert record.status is RunState.COMPLETED, run_id
+            log = store.events(run_id)
+            assert len(of_type(log, EventType.STEP_COMPLETED)) == 1, run_id
+            assert record.result != network.hostname("h2"), run_id
+            if run_id in others:  # not disturbed by the partition
+                assert record.owner == owned[run_id], run_id
+                assert of_type(log, EventType.RUN_RESUMED) == [], run_id
+                assert len(attempts(folder, run_id)) == 1, run_id
+    print(
+        f"\nh2 cut off (lease {lease:g}s): its {len(cut_off)} runs taken over within"
+        f" {taken_over:.2f}s; it learnt it lost its lease {learnt:.2f}s after its link returned"
+    )
+
+
+#: Run on the stale host: append a step result for RUN as OWNER; print the outcome.
+_STALE_WRITE = """
+import sys
+from persistence import EventType, NewEvent, open_store
+url, owner, run_id = sys.argv[1:]
+done = NewEvent(run_id=run_id, type=EventType.STEP_COMPLETED,
+                step="tests.multi_host_workflows.hold", call=0, attempt=1, data={"result": "x"})
+with open_store(url) as store:
+    [outcome] = store.append([done], writer=owner)
+print("accepted" if outcome.accepted else f"refused fenced={outcome.fenced} {outcome.reason}")
+"""
+
+
+def stale_write(network: Network, url: str, owner: str, run_id: str) -> str:
+    """From h2, append a step result for ``run_id`` as ``owner``: the outcome."""
+    deadline = time.monotonic() + DEADLINE
+    while True:  # the host's link was just restored: its first connect may fail
+        done = network.run("h2", [sys.executable, "-c", _STALE_WRITE, url, owner, run_id], 30)
+        if done.returncode == 0 or time.monotonic() > deadline:
+            return done.stdout.strip() or done.stderr.strip()
