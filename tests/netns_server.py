@@ -6,10 +6,10 @@ the test process, which stays in the root namespace: a socket file is
 reached through the file system, whatever the namespace).
 
 Settings are the throw-away cluster's (no fsync: a crash of the machine is
-not under test) plus what a partition test needs from a server: TCP
-keepalives and a user timeout, so a backend whose client was cut off dies
-within seconds and releases its locks instead of holding them for the
-kernel's two hours.
+not under test); everything about connections is the server's default, as
+in production: TCP keepalives after two hours of silence. Whatever a cut
+link needs (ending a cut-off client's transaction, noticing a dead peer)
+the store must ask for itself, on its own sessions.
 
 Invariants: the data folder is a fresh temporary folder owned by the
 server's unprivileged user (PostgreSQL refuses to run as root) and removed
@@ -34,20 +34,13 @@ from tests.netns import DB_ADDRESS, SUBNET, Network
 PORT: Final = 5432
 #: Seconds the server gets to start or stop on a busy machine.
 _DEADLINE: Final = 60.0
-#: The server side of a partition: a backend whose client is gone dies within
-#: about 5 s (keepalive probes after 2 s idle, 1 s apart, 3 lost; or 5 s of
-#: unacknowledged data), so it never holds a dead worker's locks for long.
 SERVER_SETTINGS: Final = {
     "listen_addresses": DB_ADDRESS,
     "port": str(PORT),
     "fsync": "off",
-    "synchronous_commit": "off",
+    "synchronous_commit": "on",
     "full_page_writes": "off",
     "max_connections": "200",
-    "tcp_keepalives_idle": "2",
-    "tcp_keepalives_interval": "1",
-    "tcp_keepalives_count": "3",
-    "tcp_user_timeout": "5000",
 }
 
 

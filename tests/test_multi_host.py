@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from actors import Client
-from persistence import EventRecord, EventType, RunState, Store, open_store
+from persistence import EventRecord, EventType, RunState, Store, StoreLocked, open_store
 from tests.multi_host_workflows import attempts, held, markers, three_marks
 from tests.netns import NamespacesUnavailable, Network
 from tests.netns_server import Server, ServerUnavailable
@@ -440,6 +440,69 @@ def test_P3_a_host_cut_off_loses_its_runs_and_learns_it_when_its_link_returns(
         f"\nh2 cut off (lease {lease:g}s): its {len(cut_off)} runs taken over within"
         f" {taken_over:.2f}s; it learnt it lost its lease {learnt:.2f}s after its link returned"
     )
+
+
+#: Run on a host: open the store as a worker with a 3 s lease does (busy
+#: timeout 1 s), lock RUN's row inside a write transaction, say "locked",
+#: then never commit: a Journal's write caught between its first statement
+#: and its COMMIT when the link goes. (The store's own connection, reached
+#: through its private transaction block: no public call holds one open.)
+_HOLD_LOCK = """
+import sys, time
+from persistence import open_store
+url, run_id = sys.argv[1:]
+store = open_store(url, busy_timeout=1.0)
+with store._db.transaction() as conn:
+    conn.execute("SELECT run_id FROM runs WHERE run_id = ? FOR UPDATE", (run_id,)).fetchall()
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_P2_a_host_cut_off_inside_a_write_does_not_keep_the_run_locked(
+    network: Network, urls: Urls, folder: Path
+) -> None:
+    """h2's link is cut while it holds a run's row lock in an open write.
+    The server cannot tell a silent client from a slow one: with its
+    default settings it would keep the transaction, and the lock, until
+    TCP keepalives give up after two hours, and no other host could cancel
+    or take the run over meanwhile. The store's sessions end a transaction
+    left idle for three busy timeouts (PostgreSQL's
+    ``idle_in_transaction_session_timeout``, which DBOS and pgBouncer
+    deployments set for the same reason), so another host's write goes
+    through within seconds."""
+    started_held(urls.here, folder, ["x"])
+    holder = network.popen(
+        "h2",
+        [sys.executable, "-c", _HOLD_LOCK, urls.hosts, "x"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        with Client(urls.here, create=True, busy_timeout=0.5) as client:
+            with pytest.raises(StoreLocked):  # the lock is held: the scenario is real
+                client.cancel("x", reason="while locked")
+            network.cut("h2")
+            cut_at = time.monotonic()
+            while True:
+                try:
+                    result = client.cancel("x", reason="h2 is cut off")
+                    break
+                except StoreLocked:
+                    if time.monotonic() - cut_at > 30:
+                        raise
+            took = time.monotonic() - cut_at
+        assert result.changed
+    finally:
+        holder.kill()
+        holder.communicate(timeout=DEADLINE)  # reaps it and closes its pipe
+        network.restore("h2")
+    print(f"\na run locked by a host cut off mid-write was written again {took:.2f}s after the cut")
+    assert took < 10  # three busy timeouts of 1 s, plus a busy machine's slack
 
 
 #: Run on the stale host: append a step result for RUN as OWNER; print the outcome.
