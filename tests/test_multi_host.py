@@ -31,7 +31,7 @@ import pytest
 from actors import Client
 from persistence import EventRecord, EventType, RunState, Store, StoreLocked, open_store
 from tests.multi_host_workflows import attempts, held, markers, three_marks
-from tests.netns import NamespacesUnavailable, Network
+from tests.netns import NamespacesUnavailable, Network, namespaces, remove_leftovers
 from tests.netns_server import Server, ServerUnavailable
 from tests.processes import ROOT
 
@@ -124,7 +124,7 @@ class HostWorker:
 
 
 @pytest.fixture
-def workers(network: Network) -> Iterator[list[HostWorker]]:
+def host_workers(network: Network) -> Iterator[list[HostWorker]]:
     started: list[HostWorker] = []
     yield started
     for host in network.hosts:
@@ -135,17 +135,17 @@ def workers(network: Network) -> Iterator[list[HostWorker]]:
 
 
 def cli_worker(
-    workers: list[HostWorker], network: Network, host: str, url: str, tmp_path: Path
+    host_workers: list[HostWorker], network: Network, host: str, url: str, tmp_path: Path
 ) -> HostWorker:
     """``proctor --db URL worker tests.multi_host_workflows`` on ``host``."""
     argv = [sys.executable, "-m", "cli", "--db", url, "worker", "tests.multi_host_workflows"]
     w = HostWorker(network, host, argv, tmp_path / f"{host}.log")
-    workers.append(w)
+    host_workers.append(w)
     return w
 
 
 def short_lease_worker(
-    workers: list[HostWorker],
+    host_workers: list[HostWorker],
     network: Network,
     host: str,
     url: str,
@@ -156,7 +156,7 @@ def short_lease_worker(
     """``python -m tests.multi_host_worker URL LEASE`` on ``host``."""
     argv = [sys.executable, "-m", "tests.multi_host_worker", url, str(lease)]
     w = HostWorker(network, host, argv, tmp_path / f"{host}.log")
-    workers.append(w)
+    host_workers.append(w)
     return w
 
 
@@ -242,12 +242,32 @@ def test_P2_every_host_reaches_the_database_and_a_cut_link_isolates_only_its_hos
     assert reached[:2] == (True, network.address("h2"))
 
 
+def test_the_harness_removes_the_namespaces_of_dead_sessions_only(network: Network) -> None:
+    dead_pid = subprocess.Popen(["true"])  # reaped: a pid no process has now
+    dead_pid.wait()
+    dead = f"proctor-h1-{dead_pid.pid}-0dead0"
+    live = f"proctor-h1-{os.getpid()}-0a11e0"
+    for name in (dead, live):
+        subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        removed = remove_leftovers()
+        assert dead in removed
+        assert live not in removed
+        present = namespaces()
+        assert dead not in present
+        assert live in present
+        assert all(network.namespace(h) in present for h in ("db", *network.hosts))
+    finally:
+        for name in (dead, live):
+            subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
+
+
 # -- P2: many workers, each run once -------------------------------------------------
 
 
 @pytest.mark.timeout(180)
 def test_P2_300_runs_on_three_hosts_each_step_executed_once(
-    network: Network, urls: Urls, workers: list[HostWorker], folder: Path, tmp_path: Path
+    network: Network, urls: Urls, host_workers: list[HostWorker], folder: Path, tmp_path: Path
 ) -> None:
     """Three ``proctor worker`` processes, one per host, share one database:
     each claim is ``FOR UPDATE SKIP LOCKED`` (DBOS's queue), so every run is
@@ -258,7 +278,7 @@ def test_P2_300_runs_on_three_hosts_each_step_executed_once(
             client.start(three_marks, str(folder), run_id, run_id=run_id)
     began = time.monotonic()
     for host in network.hosts:
-        cli_worker(workers, network, host, urls.hosts, tmp_path)
+        cli_worker(host_workers, network, host, urls.hosts, tmp_path)
     wait_until(all_finished(urls.here, ids), 150, "all 300 runs finished")
     took = time.monotonic() - began
 
@@ -314,7 +334,7 @@ def started_held(url: str, folder: Path, ids: list[str]) -> None:
 
 @pytest.mark.timeout(120)
 def test_P2_the_runs_of_a_host_killed_outright_are_taken_over_by_the_others(
-    network: Network, urls: Urls, workers: list[HostWorker], folder: Path, tmp_path: Path
+    network: Network, urls: Urls, host_workers: list[HostWorker], folder: Path, tmp_path: Path
 ) -> None:
     """Every process of h1 is killed (SIGKILL: as a machine losing power)
     while it holds runs; h2 and h3 see its lease unrenewed for a full lease
@@ -322,7 +342,7 @@ def test_P2_the_runs_of_a_host_killed_outright_are_taken_over_by_the_others(
     nothing to them), take its runs over from their logs (D2) and finish
     them; each step's result is recorded once."""
     lease = 2.0
-    short_lease_worker(workers, network, "h1", urls.hosts, tmp_path, lease=lease)
+    short_lease_worker(host_workers, network, "h1", urls.hosts, tmp_path, lease=lease)
     wait_until(registered(urls.here, 1), what="h1's worker registered")
     ids = [f"k{i}" for i in range(6)]
     started_held(urls.here, folder, ids)
@@ -330,7 +350,7 @@ def test_P2_the_runs_of_a_host_killed_outright_are_taken_over_by_the_others(
     with reading(urls.here) as store:
         [old] = owners_by_host(store, network)
     for host in ("h2", "h3"):
-        short_lease_worker(workers, network, host, urls.hosts, tmp_path, lease=lease)
+        short_lease_worker(host_workers, network, host, urls.hosts, tmp_path, lease=lease)
     wait_until(registered(urls.here, 3), what="h2 and h3 registered")
 
     killed_at = time.monotonic()
@@ -370,7 +390,7 @@ def test_P2_the_runs_of_a_host_killed_outright_are_taken_over_by_the_others(
 
 @pytest.mark.timeout(150)
 def test_P3_a_host_cut_off_loses_its_runs_and_learns_it_when_its_link_returns(
-    network: Network, urls: Urls, workers: list[HostWorker], folder: Path, tmp_path: Path
+    network: Network, urls: Urls, host_workers: list[HostWorker], folder: Path, tmp_path: Path
 ) -> None:
     """h2's link is cut while its steps heartbeat. It cannot renew its lease:
     at three quarters of it, its own clock says it may be judged dead, and
@@ -382,7 +402,7 @@ def test_P3_a_host_cut_off_loses_its_runs_and_learns_it_when_its_link_returns(
     old owner is refused (fenced). No step result is recorded twice, and the
     runs of h1 and h3 go on undisturbed."""
     lease = 3.0
-    h2 = short_lease_worker(workers, network, "h2", urls.hosts, tmp_path, lease=lease)
+    h2 = short_lease_worker(host_workers, network, "h2", urls.hosts, tmp_path, lease=lease)
     wait_until(registered(urls.here, 1), what="h2's worker registered")
     cut_off = [f"p{i}" for i in range(4)]
     started_held(urls.here, folder, cut_off)
@@ -390,7 +410,7 @@ def test_P3_a_host_cut_off_loses_its_runs_and_learns_it_when_its_link_returns(
     with reading(urls.here) as store:
         [stale] = owners_by_host(store, network)
     for host in ("h1", "h3"):
-        short_lease_worker(workers, network, host, urls.hosts, tmp_path, lease=lease)
+        short_lease_worker(host_workers, network, host, urls.hosts, tmp_path, lease=lease)
     wait_until(registered(urls.here, 3), what="h1 and h3 registered")
     more = [f"q{i}" for i in range(6)]  # any host may claim these, h2 too
     started_held(urls.here, folder, more)
