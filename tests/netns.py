@@ -23,9 +23,13 @@ Invariants:
 - :meth:`Network.close` kills every process still inside the namespaces,
   then deletes them (their interfaces and the bridge go with them); it runs
   whatever happened before, and twice is harmless.
-- A cut link (:meth:`Network.cut`) drops every packet between one host and
-  the others, both ways, until :meth:`Network.restore`; the host keeps its
-  address, so its open connections hang (TCP retransmits) rather than fail.
+- A cut link (:meth:`Network.cut`) carries no packet between one host and
+  the others, either way, until :meth:`Network.restore`. Cut on the bridge's
+  side (the default) the host still sees its own link up, so its open
+  connections hang (TCP retransmits) and new ones time out, as across a
+  real partition; cut on the host's side its sends fail at once (no route).
+- Only the ``ip`` commands above change anything; the root namespace's
+  interfaces, addresses and routes are never touched.
 """
 
 from __future__ import annotations

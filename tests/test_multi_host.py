@@ -262,6 +262,25 @@ def test_the_harness_removes_the_namespaces_of_dead_sessions_only(network: Netwo
             subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
 
 
+def test_the_harness_says_why_it_cannot_make_namespaces_without_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(NamespacesUnavailable, match=r"needs root"):
+        Network.create()
+
+
+def test_without_namespaces_the_tests_skip_saying_why_except_under_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="need network namespaces: not root"):
+        unavailable("network namespaces: not root")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the multi-host tests: not root"):
+        unavailable("not root")
+
+
 # -- P2: many workers, each run once -------------------------------------------------
 
 
