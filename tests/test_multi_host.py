@@ -187,6 +187,11 @@ def registered(url: str, count: int) -> Callable[[], bool]:
     return check
 
 
+def story(events: list[EventRecord]) -> list[str]:
+    """A run's log in short, for a failure's message."""
+    return [f"{e.type.value} {e.call} {e.attempt} {e.data}" for e in events]
+
+
 def of_type(events: list[EventRecord], type_: EventType) -> list[EventRecord]:
     return [e for e in events if e.type is type_]
 
@@ -290,7 +295,15 @@ def test_P2_300_runs_on_three_hosts_each_step_executed_once(
 ) -> None:
     """Three ``proctor worker`` processes, one per host, share one database:
     each claim is ``FOR UPDATE SKIP LOCKED`` (DBOS's queue), so every run is
-    claimed by exactly one worker and every step runs once."""
+    claimed by exactly one worker, every step runs once and its result is
+    recorded once.
+
+    One exception is checked, not excused: a worker starved of CPU past
+    three quarters of its lease stops its runs (self-fencing) and hosts
+    them again from their logs (D2), so a step it had started may start
+    again, and its log says so. Such a run must come from a worker that
+    logged its stall, and every execution must be an attempt the log
+    records; its result is still recorded once."""
     ids = [f"r{i:03d}" for i in range(300)]
     with Client(urls.here, create=True) as client:
         for run_id in ids:
@@ -301,6 +314,7 @@ def test_P2_300_runs_on_three_hosts_each_step_executed_once(
     wait_until(all_finished(urls.here, ids), 150, "all 300 runs finished")
     took = time.monotonic() - began
 
+    worker_logs = {w.host: w.output() for w in host_workers}
     with reading(urls.here) as store:
         hosts = owners_by_host(store, network)
         records = {run_id: store.get_run(run_id) for run_id in ids}
@@ -308,20 +322,31 @@ def test_P2_300_runs_on_three_hosts_each_step_executed_once(
     assert {r.status for r in records.values()} == {RunState.COMPLETED}
     executed = markers(folder)
     assert sorted(executed) == sorted((run_id, n) for run_id in ids for n in range(3))
-    twice = {key: ran for key, ran in executed.items() if len(ran) != 1}
-    assert twice == {}
     split = dict.fromkeys(network.hosts, 0)
+    hosted_again = []
     for run_id, log in logs.items():
-        assert len(of_type(log, EventType.STEP_STARTED)) == 3, run_id
-        assert len(of_type(log, EventType.STEP_COMPLETED)) == 3, run_id
-        assert of_type(log, EventType.RUN_RESUMED) == [], run_id
+        assert len(of_type(log, EventType.STEP_COMPLETED)) == 3, (run_id, story(log))
         [claimed] = of_type(log, EventType.RUN_CLAIMED)
         host = hosts[claimed.data["owner"]]
-        ran_on = {network.hostname(host)}
-        assert set(records[run_id].result) == ran_on, run_id
-        assert {executed[(run_id, n)][0] for n in range(3)} == ran_on, run_id
         split[host] += 1
-    print(f"\n300 runs x 3 steps on 3 hosts in {took:.1f}s; runs per host: {split}")
+        started = of_type(log, EventType.STEP_STARTED)
+        resumed = of_type(log, EventType.RUN_RESUMED)
+        if len(started) == 3 and not resumed:
+            ran_on = {network.hostname(host)}
+            assert set(records[run_id].result) == ran_on, run_id
+            for n in range(3):
+                assert executed[(run_id, n)] == [network.hostname(host)], (run_id, n)
+            continue
+        hosted_again.append(run_id)
+        owners = {host} | {hosts[e.data["previous_owner"]] for e in resumed}
+        assert any(stalled(worker_logs[h]) for h in owners), (run_id, story(log))
+        for n in range(3):
+            tries = [e for e in started if e.call == n]
+            assert 1 <= len(executed[(run_id, n)]) <= len(tries), (run_id, n, story(log))
+    print(
+        f"\n300 runs x 3 steps on 3 hosts in {took:.1f}s; runs per host: {split};"
+        f" hosted again after a worker's stall: {len(hosted_again)}"
+    )
     assert all(count > 0 for count in split.values()), split
 
 
