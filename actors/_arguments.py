@@ -18,14 +18,17 @@ an ``int``; a flag is a ``bool``.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from persistence import (
     InvalidArgument,
     InvalidArgumentType,
+    StoreTarget,
     duration_seconds,
     finite_number,
+    parse_target,
 )
 
 
@@ -135,6 +138,23 @@ def instance(what: str, value: Any, kind: type[Any] | tuple[type[Any], ...], hin
     if not isinstance(value, kind):
         raise InvalidArgumentType(f"{what} must be {hint}, got {type(value).__name__}: {value!r}")
     return value
+
+
+def store_target(what: str, value: object) -> StoreTarget:
+    """``value`` read as a store target: a path, or a ``sqlite:`` or
+    ``postgresql://`` URL (``persistence.parse_target``).
+
+    Raises:
+        InvalidArgumentType: neither a str nor an ``os.PathLike`` (the message
+            names the type only: the value may hold a password).
+        InvalidArgument: an empty target, an unknown scheme, a malformed URL;
+            the message shows it redacted.
+    """
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidArgumentType(
+            f"{what} must be a path (str or os.PathLike) or a store URL, got {type(value).__name__}"
+        )
+    return parse_target(value)
 
 
 def signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:

@@ -30,7 +30,7 @@ import os
 import uuid
 from typing import Any, TypeVar
 
-from actors._arguments import binder, fits, flag, instance, seconds
+from actors._arguments import binder, fits, flag, seconds, store_target
 from actors._arguments import run_id as check_run_id
 from actors._client_control import ClientControl
 from actors._definitions import WorkflowDef, lookup_workflow
@@ -79,10 +79,12 @@ class Client(StoreReads, ClientControl, ClientSignals):
     Modelled on Temporal's ``Client`` and DBOS's ``DBOSClient``.
 
     Args:
-        db: path of the SQLite store. It must exist (a worker or runtime
-            made it) unless ``create=True``: a mistyped path would otherwise
-            be a new empty store, with empty listings and starts no worker
-            ever sees.
+        db: the store, as ``Runtime(db)`` takes it: a SQLite file's path
+            (or ``sqlite:`` URL), or a ``postgresql://`` URL (P1). It must
+            exist (a worker or runtime made it) unless ``create=True``: a
+            mistyped path would otherwise be a new empty store, with empty
+            listings and starts no worker ever sees. Messages show it with
+            its password hidden.
         create: make the store if ``db`` does not exist (as
             ``Runtime(db)`` does); default False.
         busy_timeout: how long a write waits for another process's lock
@@ -91,8 +93,8 @@ class Client(StoreReads, ClientControl, ClientSignals):
             (D4); more is a ``PayloadTooLarge`` at :meth:`start`.
 
     Raises:
-        InvalidArgument: a bad setting (``InvalidArgumentType`` for one of the
-            wrong type); nothing is opened.
+        InvalidArgument: a bad setting, or a malformed ``db`` URL
+            (``InvalidArgumentType`` for one of the wrong type); nothing is opened.
         StoreError: the store cannot be opened: ``db`` does not exist (and
             not ``create``), or it is locked, not a Proctor store
             (``NotAProctorStore``), newer, damaged.
@@ -109,7 +111,7 @@ class Client(StoreReads, ClientControl, ClientSignals):
         busy_timeout: float | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
-        path = instance("db", db, (str, os.PathLike), "a path (str or os.PathLike)")
+        target = store_target("db", db)
         flag("create", create)
         waiting = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         seconds("busy_timeout", waiting)
@@ -119,21 +121,25 @@ class Client(StoreReads, ClientControl, ClientSignals):
             raise InvalidArgumentType(str(exc)) from exc
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from exc
-        self.db = os.fspath(path)
+        #: Where the store is, as opened (a PostgreSQL URL keeps its password:
+        #: show ``persistence.redact(client.db)``).
+        self.db = target.location
+        self._shown = target.display
         self._closed = False
         self._in_flight = InFlight()
         #: Who wrote a request (``origin``), so that no runtime mistakes it for its own.
         self.id = f"client-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        if not create and not os.path.exists(self.db):
+        if not create and target.is_file and not os.path.exists(self.db):
             raise StoreError(
-                f"no Proctor store at {self.db}: the file does not exist (check the path;"
+                f"no Proctor store at {self._shown}: the file does not exist (check the path;"
                 " Client(db, create=True) makes a new store)"
             )
         if not create:
-            # Judge the file as the CLI's commands do: an empty file (0 bytes,
-            # no tables) is not a store, and is not made one.
-            open_store(self.db, readonly=True, busy_timeout=waiting).close()
-        self._store = open_store(self.db, busy_timeout=waiting, create=create)
+            # Judge the store as the CLI's commands do: an empty file (0 bytes,
+            # no tables), or a database without Proctor's schema, is not a
+            # store, and is not made one.
+            open_store(target, readonly=True, busy_timeout=waiting).close()
+        self._store = open_store(target, busy_timeout=waiting, create=create)
         # A runtime's waits without its actors: nothing is hosted here, so they poll.
         self._waiter = RunWaiter(
             owner=self.id, store=self._store, directory=Directory(), check_open=self._check_open
@@ -182,7 +188,7 @@ class Client(StoreReads, ClientControl, ClientSignals):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeClosed(f"client {self.id} of {self.db} is closed")
+            raise RuntimeClosed(f"client {self.id} of {self._shown} is closed")
 
     # -- starting ------------------------------------------------------------------
 

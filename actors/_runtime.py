@@ -70,7 +70,11 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             print(handle.result(timeout=30))
 
     Args:
-        db: path of the SQLite store; created if missing.
+        db: the store: a SQLite file's path (or ``sqlite:///relative/path``,
+            ``sqlite:////absolute/path``), created if missing; or a PostgreSQL
+            URL, ``postgresql://user:password@host:port/database`` (P1, extra
+            ``proctor[postgres]``). Messages show it with the password hidden
+            (``persistence.redact``); ``rt.db`` is where it is, as opened.
         synchronous: SQLite ``synchronous`` level of the writer. ``NORMAL``
             (default) survives a crash of the process; ``FULL`` also survives
             power loss, for an fsync per commit.
@@ -121,9 +125,9 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         drain: seconds :meth:`close` lets running steps finish by default (A4); 0: none.
 
     Raises:
-        InvalidArgument: (a ``ValueError``) a bad setting, named: a duration
-            that is not a finite number of seconds, a limit out of range, or
-            ``lease_ttl`` under 3x ``busy_timeout``; ``InvalidArgumentType``
+        InvalidArgument: (a ``ValueError``) a bad setting, named: a malformed
+            ``db`` URL, a duration that is not a finite number of seconds, a
+            limit out of range, or ``lease_ttl`` under 3x ``busy_timeout``; ``InvalidArgumentType``
             (a ``TypeError``) for one of the wrong type. Nothing is opened.
         StoreError: the store cannot be opened.
         RuntimeClosed: its actors could not start; the store is closed again.

@@ -11,10 +11,9 @@ long enough for a wait on a locked store).
 from __future__ import annotations
 
 import datetime
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from actors._arguments import count, flag, instance, seconds
+from actors._arguments import count, flag, instance, seconds, store_target
 from actors._clock import Clock
 from actors._fencing import MIN_LEASE_PER_BUSY_TIMEOUT, check_lease_config
 from actors._slots import check_max_concurrent_steps
@@ -23,6 +22,7 @@ from persistence import (
     InvalidArgument,
     InvalidArgumentType,
     ProctorError,
+    StoreTarget,
     check_payload_limit,
     retention_seconds,
 )
@@ -32,7 +32,11 @@ from persistence import (
 class Settings:
     """The checked settings of one runtime (see :class:`Runtime` for each)."""
 
-    db: str
+    #: Where the store is, as ``open_store`` takes it: a SQLite file's path,
+    #: or a PostgreSQL URL that may hold a password (never shown).
+    db: str = field(repr=False)
+    #: ``db`` read: which store, and how to show it (``target.display``).
+    target: StoreTarget
     claim_runs: bool
     resume: bool
     max_payload_bytes: int
@@ -84,7 +88,7 @@ def check_settings(
     ):
         if value is not None:
             seconds(name, value, positive=True)
-    path = instance("db", db, (str, os.PathLike), "a path (str or os.PathLike)")
+    target = store_target("db", db)
     if clock is not None:
         instance("clock", clock, Clock, "a Clock (monotonic() and wait()), or None")
     count("max_batch", max_batch, minimum=1)
@@ -103,7 +107,8 @@ def check_settings(
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from exc
     return Settings(
-        db=os.fspath(path),
+        db=target.location,
+        target=target,
         claim_runs=flag("claim_runs", claim_runs),
         resume=flag("resume", resume),
         max_payload_bytes=payload,

@@ -2,7 +2,9 @@
 
 Installing Proctor gives every test these fixtures:
 
-- ``proctor_db``: the path of a fresh store, in the test's tmp_path.
+- ``proctor_db``: the path of a fresh store, in the test's tmp_path. Override
+  it to return a store URL (``postgresql://...`` of an empty database) to run
+  the kit on PostgreSQL.
 - ``virtual_clock``: a :class:`FakeClock`; ``virtual_clock.advance(s)`` fires
   back-offs, step timeouts, heartbeat deadlines, cancel graces and durable
   sleeps (B1) at once.
@@ -15,6 +17,7 @@ Installing Proctor gives every test these fixtures:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +41,9 @@ def virtual_clock() -> FakeClock:
 
 
 @pytest.fixture
-def proctor(proctor_db: Path, virtual_clock: FakeClock) -> Iterator[ProctorTestKit]:
+def proctor(
+    proctor_db: str | os.PathLike[str], virtual_clock: FakeClock
+) -> Iterator[ProctorTestKit]:
     """A runtime on a fresh store and virtual time, with faults to inject."""
     kit = ProctorTestKit(proctor_db, virtual_clock)
     try:

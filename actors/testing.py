@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from actors._arguments import store_target
 from actors._clock import FakeClock
 from actors._context import get_context
 from actors._definitions import StepDef
@@ -109,7 +110,11 @@ class ProctorTestKit:
     """
 
     def __init__(self, db: str | os.PathLike[str], clock: FakeClock | None = None) -> None:
-        self.db = Path(db)
+        target = store_target("db", db)
+        #: The store: a SQLite file's ``Path``, or a PostgreSQL URL (a str, which
+        #: ``Path`` would mangle); ``persistence.redact`` shows it.
+        self.db: Path | str = Path(target.location) if target.is_file else target.location
+        self._shown = target.display
         self.clock = clock or FakeClock()
         self._runtimes: list[Runtime] = []
         self._patches: list[Callable[[], None]] = []
@@ -142,7 +147,7 @@ class ProctorTestKit:
                 be left running).
         """
         if self._closed:
-            raise RuntimeClosed(f"this test kit on {self.db} is closed")
+            raise RuntimeClosed(f"this test kit on {self._shown} is closed")
         old = self.runtime
         old.kill()
         self.runtime = self._open()

@@ -27,7 +27,7 @@ from actors import (
 from cli import _render as render
 from cli._event_view import timeline
 from cli._text import plain
-from persistence import EventType
+from persistence import EventType, redact
 
 # -- the order workflow ----------------------------------------------------------------
 
@@ -115,7 +115,7 @@ def run_demo(db: str, *, cancel_after: float, quote_seconds: float = 0.3) -> Non
         line.append(handle.run_id, style="bold")
         line.append(" of workflow ")
         line.append("order", style="bold")
-        line.append_text(plain(f" on {db}"))
+        line.append_text(plain(f" on {redact(db)}"))
         console.print(line)
         _wait_for_event(rt, handle.run_id, EventType.STEP_STARTED, "charge_payment")
         time.sleep(cancel_after)  # let the payment get going: the demo is about mid-step cancel

@@ -27,6 +27,7 @@ from actors import Runtime, WorkflowDef, registered_workflows
 from cli._imports import import_user_module
 from cli._main import fail
 from cli._text import clean
+from persistence import redact
 
 # -- proctor worker ----------------------------------------------------------------
 
@@ -95,7 +96,7 @@ def run_worker(
         raise click.UsageError(clean(str(exc))) from exc
     with runtime as rt:
         serving = clean(", ".join(known))
-        click.echo(f"worker {rt.id} (pid {os.getpid()}) on {clean(db)}, serving: {serving}")
+        click.echo(f"worker {rt.id} (pid {os.getpid()}) on {clean(redact(db))}, serving: {serving}")
         # Until a signal, or until the runtime stops itself (its store file
         # deleted, replaced or damaged): then the worker exits 1 and says why.
         while not signals.first.wait(WORKER_CHECK_INTERVAL) and rt.failure is None:

@@ -134,7 +134,7 @@ def list_runs(
             or cursor
             or any(t is not None for t in (since, until, ended_since, ended_until))
         )
-        click.echo("no runs" + (" match" if filtered else f" in {clean(options.db)}"))
+        click.echo("no runs" + (" match" if filtered else f" in {clean(options.shown)}"))
         return
     dead = frozenset(run_id for run_id, o in owners.items() if o["alive"] is False)
     render.console().print(

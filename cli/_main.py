@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NoReturn
 
@@ -22,7 +22,14 @@ import click
 
 import persistence
 from cli._text import clean
-from persistence import DEFAULT_BUSY_TIMEOUT, InvalidArgument, RunNotFound, Store, StoreError
+from persistence import (
+    DEFAULT_BUSY_TIMEOUT,
+    InvalidArgument,
+    RunNotFound,
+    Store,
+    StoreError,
+    StoreTarget,
+)
 
 #: Exit codes, documented in --help and docs/cli.md.
 EXIT_OK: Final = 0
@@ -132,9 +139,21 @@ def interrupted(what_stays: str) -> Iterator[None]:
 class StoreOptions:
     """The group's options, handed to every command."""
 
-    db: str
+    #: The store as given (``--db``, ``PROCTOR_DB``): a path or a URL that
+    #: may hold a password; messages show :attr:`shown` instead.
+    db: str = field(repr=False)
     #: As given (``--busy-timeout``), or None: each command's own default.
     busy_timeout: float | None
+
+    @property
+    def target(self) -> StoreTarget:
+        """``db`` read (checked by the ``--db`` option already)."""
+        return persistence.parse_target(self.db)
+
+    @property
+    def shown(self) -> str:
+        """``db`` as messages show it: its password hidden."""
+        return persistence.redact(self.db)
 
     @property
     def waiting(self) -> float:
@@ -146,35 +165,37 @@ class StoreOptions:
 def open_store(
     options: StoreOptions, *, write: bool = False, create: bool = False
 ) -> Iterator[Store]:
-    """The store at ``db``: read-only unless ``write``; created only if ``create``.
+    """The store ``--db`` names: read-only unless ``write``; created only if ``create``.
 
     A reading command never creates or changes anything; it reads a store in
     a folder it cannot write (``persistence.open_store(readonly=True)``). A missing, locked,
-    foreign or too-new file is a one-sentence error (exit 1); an unknown run
-    id raised inside the block is exit 3.
+    foreign or too-new store, or a server that cannot be reached, is a
+    one-sentence error (exit 1) that shows the store with its password
+    hidden; an unknown run id raised inside the block is exit 3.
     """
-    db = options.db
-    if not create and not Path(db).is_file():
-        fail(f"no Proctor store at {db}: the file does not exist (set --db or PROCTOR_DB)")
+    target, shown = options.target, options.shown
+    if not create and target.is_file and not Path(target.location).is_file():
+        fail(f"no Proctor store at {shown}: the file does not exist (set --db or PROCTOR_DB)")
     try:
         if write and not create:
-            # A command that does not create a store judges the file as the
-            # reading ones do (an empty file, 0 bytes or no tables, is not a
-            # store) instead of making one in it.
-            persistence.open_store(db, readonly=True, busy_timeout=options.waiting).close()
-        store = persistence.open_store(db, readonly=not write, busy_timeout=options.waiting)
+            # A command that does not create a store judges the store as the
+            # reading ones do (an empty file, 0 bytes or no tables, or a
+            # database without Proctor's schema, is not a store) instead of
+            # making one in it.
+            persistence.open_store(target, readonly=True, busy_timeout=options.waiting).close()
+        store = persistence.open_store(target, readonly=not write, busy_timeout=options.waiting)
     except StoreError as exc:
         fail(str(exc))
     try:
         with store:
             yield store
     except RunNotFound as exc:
-        fail(f"{exc} in {db}", EXIT_NOT_FOUND)
+        fail(f"{exc} in {shown}", EXIT_NOT_FOUND)
     except StoreError as exc:
         fail(str(exc))
     except RecursionError:
         # Past even main()'s headroom: a row no runtime could have written.
-        fail(f"a value in {db} is nested too deeply to be read")
+        fail(f"a value in {shown} is nested too deeply to be read")
 
 
 if TYPE_CHECKING:
@@ -234,6 +255,32 @@ class Time(_StrParam):
 #: Every option that takes a point in time: --since, --until, ...
 TIME: Final = Time()
 
+#: A SQLite target's path is checked as ``click.Path`` checks one: not a directory.
+_FILE: Final = click.Path(dir_okay=False)
+
+
+class StoreParam(_StrParam):
+    """``--db``: a store target (``persistence.parse_target``), given back as
+    written. A malformed URL is a usage error that shows it redacted; a
+    SQLite path must not be a directory (as ``click.Path(dir_okay=False)``)."""
+
+    name = "store"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        given = os.fspath(value) if isinstance(value, os.PathLike) else value
+        if not isinstance(given, str):
+            self.fail(f"a store must be a path or a URL, not {type(value).__name__}", param, ctx)
+        try:
+            target = persistence.parse_target(given)
+        except InvalidArgument as exc:
+            self.fail(clean(str(exc)), param, ctx)
+        if target.is_file:
+            _FILE.convert(target.location, param, ctx)  # a directory: usage error, as ever
+        return given
+
+
 #: The largest count an option takes (--limit, --batch): SQLite's integers are
 #: 64-bit, and a count is sometimes given one more (a page's "is there more").
 MAX_COUNT: Final = 2**62
@@ -249,8 +296,11 @@ MAX_COUNT: Final = 2**62
     default="proctor.db",
     show_default=True,
     envvar="PROCTOR_DB",
-    type=click.Path(dir_okay=False),
-    help="Path of the Proctor store (env PROCTOR_DB).",
+    type=StoreParam(),
+    help=(
+        "The Proctor store (env PROCTOR_DB): a SQLite file's path, or a URL"
+        " (sqlite:///relative/path, postgresql://user@host:port/database)."
+    ),
 )
 @click.option(
     "--busy-timeout",

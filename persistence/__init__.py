@@ -2,7 +2,9 @@
 
 ``Store`` is the interface (a Protocol) the actors and the CLI type against;
 ``SQLiteStore`` is its SQLite implementation; :func:`open_store` is where a
-store is opened and its implementation chosen.
+store is opened and its implementation chosen, from its target (a path or a
+URL, :func:`parse_target`); :func:`redact` shows a target without its
+password, as every message must.
 
 This package imports neither ``actors`` nor ``cli``; both build on it.
 """
@@ -129,6 +131,7 @@ from persistence._states import (
     next_step_state,
 )
 from persistence._store import SQLiteStore
+from persistence._targets import StoreTarget, parse_target, redact
 from persistence._text import calls_phrase, safe_repr, safe_str, type_name, valid_text
 from persistence._timers import pending_timers
 
@@ -197,6 +200,7 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StoreReplaced",
+    "StoreTarget",
     "Synchronous",
     "accepted_signal",
     "calls_phrase",
@@ -230,11 +234,13 @@ __all__ = [
     "open_same_store",
     "open_store",
     "parse_duration",
+    "parse_target",
     "pending_timers",
     "prune",
     "prune_batch",
     "prune_runtimes",
     "reason_cut",
+    "redact",
     "request_cancel",
     "request_signal",
     "restart_plan",

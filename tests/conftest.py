@@ -1,7 +1,13 @@
-"""Shared fixtures: a runtime per test with a leak check, and gates for steps."""
+"""Shared fixtures: a runtime per test with a leak check, and gates for steps.
+
+``db`` is parametrized by store (``tests/stores.py``): ``db[sqlite]`` is a
+file path, ``db[postgres]`` the URL of an empty database on the session's
+throw-away PostgreSQL cluster (``tests/pg_cluster.py``).
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,8 +19,19 @@ from click.testing import CliRunner, Result
 
 from actors import EventRecord, EventType, Runtime, StepRecord
 from cli import cli
-from persistence import SQLiteStore
-from tests.processes import Worker
+from persistence import open_store
+
+# The cluster's fixtures (pg_cluster, pg_database, pg_url), and the store
+# parametrization's hooks (--store, sqlite_only); imported here too, so
+# registered for assertion rewriting first.
+pytest_plugins = ["tests.pg_cluster", "tests.stores"]
+pytest.register_assert_rewrite(*pytest_plugins)
+
+from tests.processes import Worker  # noqa: E402
+from tests.stores import STORES  # noqa: E402
+
+#: What names a store: a SQLite file path, or a ``postgresql://`` URL.
+Target = str | os.PathLike[str]
 
 #: Gates that steps wait on; keyed by a JSON-friendly string (step args are JSON).
 GATES: dict[str, threading.Event] = {}
@@ -57,12 +74,12 @@ def event_types(rt: Runtime, run_id: str) -> list[str]:
 
 def events_of(rt: Runtime, run_id: str) -> list[EventRecord]:
     """The run's log, read on a connection of our own (works after rt.close())."""
-    with SQLiteStore.open(rt.db, readonly=True) as store:
+    with open_store(rt.db, readonly=True) as store:
         return store.events(run_id)
 
 
 def steps_of(rt: Runtime, run_id: str) -> list[StepRecord]:
-    with SQLiteStore.open(rt.db, readonly=True) as store:
+    with open_store(rt.db, readonly=True) as store:
         return store.steps(run_id)
 
 
@@ -82,13 +99,18 @@ def assert_nothing_left(threads_before: set[threading.Thread]) -> None:
     assert extra == [], f"threads left behind: {extra}"
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "proctor.db"
+@pytest.fixture(params=STORES)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The store a test runs on: ``[sqlite]`` a file path (not created yet),
+    ``[postgres]`` the URL of an empty database of the test's own."""
+    if request.param == "sqlite":
+        return tmp_path / "proctor.db"
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 @pytest.fixture
-def rt(db: Path) -> Iterator[Runtime]:
+def rt(db: Target) -> Iterator[Runtime]:
     before = set(threading.enumerate())
     runtime = Runtime(db)
     try:
@@ -101,7 +123,7 @@ def rt(db: Path) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def runtimes(db: Path) -> Iterator[list[Runtime]]:
+def runtimes(db: Target) -> Iterator[list[Runtime]]:
     """Runtimes a test opens on ``db``; all closed, and nothing left, at the end."""
     before = set(threading.enumerate())
     opened: list[Runtime] = []
@@ -115,15 +137,15 @@ def runtimes(db: Path) -> Iterator[list[Runtime]]:
     assert_nothing_left(before)
 
 
-def open_rt(runtimes: list[Runtime], db: Path, **options: object) -> Runtime:
+def open_rt(runtimes: list[Runtime], db: Target, **options: object) -> Runtime:
     runtime = Runtime(db, **options)  # type: ignore[arg-type]
     runtimes.append(runtime)
     return runtime
 
 
-def run_cli(db: Path, *args: str) -> Result:
+def run_cli(db: Target, *args: str) -> Result:
     """``proctor --db DB ARGS...`` in this process, through click's runner."""
-    return CliRunner().invoke(cli, ["--db", str(db), *args])
+    return CliRunner().invoke(cli, ["--db", os.fspath(db), *args])
 
 
 @pytest.fixture

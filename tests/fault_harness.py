@@ -32,9 +32,9 @@ from persistence import (
     EventType,
     NewEvent,
     RunRecord,
-    SQLiteStore,
     StoreError,
     cancel_request,
+    open_store,
 )
 from tests.fault_invariants import read_side_files
 from tests.processes import ROOT
@@ -177,7 +177,7 @@ class Fleet:
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with SQLiteStore.open(self.db, readonly=True) as store:
+            with open_store(self.db, readonly=True) as store:
                 registered = [r for r in store.runtimes() if r.stopped_at is None]
             # By count: a worker in another pid namespace registers another pid.
             if len(registered) >= len(self.live()):
@@ -253,7 +253,7 @@ def start_runs(db: Path, workflow: str, args: Iterable[list[Any]]) -> list[str]:
     """Create runs of ``workflow`` (a name in :mod:`tests.fault_workflows`) for a
     worker to claim, with ``proctor start``'s records; their ids."""
     ids: list[str] = []
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         for a in args:
             run_id = uuid.uuid4().hex
             store.append(
@@ -276,34 +276,35 @@ def start_runs(db: Path, workflow: str, args: Iterable[list[Any]]) -> list[str]:
 
 def cancel(db: Path, run_id: str, reason: str = "fault test") -> bool:
     """Whether the request was recorded (False: the run had already finished)."""
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         event = cancel_request(run_id, reason, source="cli", origin=f"cli-{os.getpid()}")
         return store.append([event])[0].accepted
 
 
 def terminate(db: Path, run_id: str, reason: str = "fault test") -> bool:
     """Whether the run was terminated (False: it had already finished)."""
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         outcome, _ = store.terminate_tree(run_id, reason, source="cli", origin=f"cli-{os.getpid()}")
         return outcome.accepted
 
 
 _LOCKER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.read()
-conn.execute("ROLLBACK")
+import sys
+from tests.store_access import write_lock
+with write_lock(sys.argv[1]):
+    print("locked", flush=True)
+    sys.stdin.read()
 """
 
 
 class WriteLock:
-    """Holds the store's write lock (``BEGIN EXCLUSIVE``) from another process until released."""
+    """Holds the store's write lock (``tests.store_access.write_lock``) from
+    another process until released."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path | str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _LOCKER, str(db)],
+            [sys.executable, "-c", _LOCKER, os.fspath(db)],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -327,7 +328,7 @@ class WriteLock:
 
 
 def all_runs(db: Path) -> list[RunRecord]:
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return store.list_runs()
 
 
@@ -337,7 +338,7 @@ def wait_all_terminal(db: Path, run_ids: Iterable[str], *, timeout: float) -> li
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with SQLiteStore.open(db, readonly=True) as store:
+            with open_store(db, readonly=True) as store:
                 pending = {r for r in pending if not store.get_run(r).status.is_terminal}
         except StoreError:
             pass  # a torn read while a fault is under way: look again
@@ -349,7 +350,7 @@ def wait_all_terminal(db: Path, run_ids: Iterable[str], *, timeout: float) -> li
 def wait_for_run(db: Path, run_id: str, *, timeout: float) -> bool:
     """Poll (every millisecond) until the run exists; whether it does."""
     deadline = time.monotonic() + timeout
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         while time.monotonic() < deadline:
             if store.find_run(run_id) is not None:
                 return True

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from persistence import EventRecord, EventType, RunRecord, RunState, SQLiteStore, StepState
+from persistence import EventRecord, EventType, RunRecord, RunState, StepState, open_store
 from tests.fault_workflows import SIDE_FILE_SUFFIX
 
 _E = EventType
@@ -147,7 +147,7 @@ def check_invariants(
     """
     found = Findings()
     sides = read_side_files(folder)
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         for run_id in run_ids:
             record = store.find_run(run_id)
             if record is None:
@@ -290,7 +290,7 @@ def cancelled_outcomes(db: Path, run_ids: Iterable[str]) -> Findings:
     """A cancelled run ends CANCELLED or TERMINATED; COMPLETED only if the cancel
     came after its last step had started (it may never have met a checkpoint, C4/C5)."""
     found = Findings()
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         for run_id in run_ids:
             record = store.get_run(run_id)
             found.stats[f"cancelled_{record.status.value}"] += 1

@@ -8,17 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from persistence import EventRecord, RunRecord, SQLiteStore
+from persistence import EventRecord, RunRecord, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Processes start in a fresh interpreter; give them room on a busy 2-core CI box.
 DEADLINE = 30.0
 
 
-def proctor(db: Path, *args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+def proctor(
+    db: str | os.PathLike[str], *args: str, timeout: float = DEADLINE
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m cli --db DB ARGS...`` to completion."""
     return subprocess.run(
-        [sys.executable, "-m", "cli", "--db", str(db), *args],
+        [sys.executable, "-m", "cli", "--db", os.fspath(db), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -27,13 +29,13 @@ def proctor(db: Path, *args: str, timeout: float = DEADLINE) -> subprocess.Compl
     )
 
 
-def record(db: Path, run_id: str) -> RunRecord:
-    with SQLiteStore.open(db, readonly=True) as store:
+def record(db: str | os.PathLike[str], run_id: str) -> RunRecord:
+    with open_store(db, readonly=True) as store:
         return store.get_run(run_id)
 
 
-def events(db: Path, run_id: str) -> list[EventRecord]:
-    with SQLiteStore.open(db, readonly=True) as store:
+def events(db: str | os.PathLike[str], run_id: str) -> list[EventRecord]:
+    with open_store(db, readonly=True) as store:
         return store.events(run_id)
 
 
@@ -42,7 +44,7 @@ class Worker:
 
     def __init__(
         self,
-        db: Path,
+        db: str | os.PathLike[str],
         log: Path,
         module: str,
         env: dict[str, str] | None = None,
@@ -51,7 +53,7 @@ class Worker:
         self.log = log
         self._out = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "--db", str(db), "worker", *options, module],
+            [sys.executable, "-m", "cli", "--db", os.fspath(db), "worker", *options, module],
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=self._out,
@@ -76,7 +78,11 @@ class Worker:
 
 
 def spawn_worker(
-    workers: list[Worker], db: Path, tmp_path: Path, module: str, crash_after: str = ""
+    workers: list[Worker],
+    db: str | os.PathLike[str],
+    tmp_path: Path,
+    module: str,
+    crash_after: str = "",
 ) -> Worker:
     """Start ``proctor worker module`` (kept in ``workers``, so the ``workers``
     fixture stops it); ``crash_after``: the event type after whose commit the

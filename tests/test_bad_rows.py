@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -29,12 +28,13 @@ from persistence import (
     EventType,
     NewEvent,
     Refused,
-    SQLiteStore,
     cancel_request,
+    open_store,
 )
 from persistence._json import MAX_VALUE_DEPTH as MAX_DEPTH
 from tests import cli_workflows as wf
 from tests.conftest import assert_nothing_left, wait_until
+from tests.store_access import raw_script, raw_sql
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,38 +65,33 @@ def created(run_id: str, owner: str | None = None, **data: Any) -> NewEvent:
     return NewEvent(run_id=run_id, type=_E.RUN_CREATED, data=fields)
 
 
-def raw(db: Path, sql: str, *params: Any) -> None:
-    """Write straight into the SQLite file, past every check (a hand edit)."""
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute(sql, params)
-        conn.commit()
-    finally:
-        conn.close()
+def raw(db: Path | str, sql: str, *params: Any) -> None:
+    """Write straight into the store's tables, past every check (a hand edit)."""
+    raw_sql(db, sql, *params)
 
 
-def raw_event(db: Path, run_id: str, type_: str, data: str) -> None:
+def raw_event(db: Path | str, run_id: str, type_: str, data: str) -> None:
     """Append an event by hand: the next run_seq, the run's last_seq moved on."""
-    conn = sqlite3.connect(db)
-    try:
-        (seq,) = conn.execute("SELECT last_seq FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        conn.execute(
-            "INSERT INTO events (run_id, run_seq, ts, type, data) VALUES (?, ?, ?, ?, ?)",
-            (run_id, seq + 1, time.time(), type_, data),
-        )
-        conn.execute("UPDATE runs SET last_seq = ? WHERE run_id = ?", (seq + 1, run_id))
-        conn.commit()
-    finally:
-        conn.close()
+    ((seq,),) = raw_sql(db, "SELECT last_seq FROM runs WHERE run_id = ?", run_id)
+    raw_script(
+        db,
+        [
+            (
+                "INSERT INTO events (run_id, run_seq, ts, type, data) VALUES (?, ?, ?, ?, ?)",
+                (run_id, seq + 1, time.time(), type_, data),
+            ),
+            ("UPDATE runs SET last_seq = ? WHERE run_id = ?", (seq + 1, run_id)),
+        ],
+    )
 
 
 def status_of(db: Path, run_id: str) -> RunState:
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return store.get_run(run_id).status
 
 
 def error_of(db: Path, run_id: str) -> dict[str, Any]:
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         error = store.get_run(run_id).error
     assert error is not None
     return error
@@ -142,7 +137,7 @@ BAD_RECORDS = {
 def test_D4_a_malformed_record_is_refused_at_append_and_nothing_is_written(
     db: Path, event: NewEvent, why: str
 ) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         (outcome,) = store.append([event])
         assert isinstance(outcome, Refused)
         assert why in outcome.reason  # one sentence saying what is wrong
@@ -165,7 +160,7 @@ BAD_EVENTS = {
 def test_D4_a_malformed_event_of_an_existing_run_is_refused_whole(
     db: Path, type_: str, data: dict[str, Any]
 ) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([created("r")])
         bad = NewEvent(run_id="r", type=EventType(type_), data=data)
         outcomes = store.append([NewEvent(run_id="r", type=_E.RUN_STARTED), bad])
@@ -185,7 +180,7 @@ def test_D4_arguments_nested_too_deeply_are_NotSerializable_at_the_call(rt: Runt
 
 
 def test_D4_proctor_start_refuses_arguments_nested_too_deeply_in_one_sentence(db: Path) -> None:
-    with SQLiteStore.open(db):
+    with open_store(db):
         pass  # an empty store
     for text in (deep_json(5000), deep_json(MAX_DEPTH + 10)):
         result = CliRunner().invoke(
@@ -194,7 +189,7 @@ def test_D4_proctor_start_refuses_arguments_nested_too_deeply_in_one_sentence(db
         assert result.exit_code == 2, result.output  # usage: bad arguments
         assert isinstance(result.exception, SystemExit), result.exception
         assert "nested" in result.output
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         assert store.list_runs() == []
 
 
@@ -203,7 +198,7 @@ def test_D4_proctor_start_refuses_arguments_nested_too_deeply_in_one_sentence(db
 
 def test_D4_a_bad_row_found_by_a_claim_fails_only_its_run(db: Path, crashes: list[str]) -> None:
     before = set(threading.enumerate())
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         for run_id in ("args-5", "args-deep", "args-not-json", "kwargs-list"):
             store.append([created(run_id)])
     raw(db, "UPDATE runs SET args = '5' WHERE run_id = 'args-5'")
@@ -214,7 +209,7 @@ def test_D4_a_bad_row_found_by_a_claim_fails_only_its_run(db: Path, crashes: lis
         bad = ("args-5", "args-deep", "args-not-json", "kwargs-list")
         wait_until(lambda: all(worker.get_run(r).status is RunState.FAILED for r in bad))
         # The worker goes on: it claims and runs a good run created after them.
-        with SQLiteStore.open(db) as store:
+        with open_store(db) as store:
             store.append([created("good")])
         assert worker.handle("good").result(timeout=10) == 3
     assert "must be a JSON array, found the number 5" in error_of(db, "args-5")["message"]
@@ -230,7 +225,7 @@ def test_D4_a_bad_row_found_by_the_orphan_scan_fails_only_its_run(
 ) -> None:
     before = set(threading.enumerate())
     # Runs of a runtime that died (never registered here): orphans to resume.
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         for run_id in ("bad-record", "bad-event", "good"):
             store.append([created(run_id, owner="rt-dead")])
             store.append([NewEvent(run_id=run_id, type=_E.RUN_STARTED)])
@@ -258,7 +253,7 @@ def test_D4_a_control_request_whose_data_is_not_json_is_still_delivered(
     assert handle.wait_finished(timeout=10).status is RunState.CANCELLED
     later = rt.start(wf.long_job, str(folder), "later")
     wait_until((folder / "later.started").exists)
-    with SQLiteStore.open(db) as other:  # another process's cancel still arrives
+    with open_store(db) as other:  # another process's cancel still arrives
         other.append([cancel_request(later.run_id, "by hand", source="cli", origin="cli-1")])
     assert later.wait_finished(timeout=10).status is RunState.CANCELLED
     assert crashes == []
@@ -269,7 +264,7 @@ def test_D4_a_bad_row_never_reaches_a_worker_through_Store_append(
 ) -> None:
     """The issue's reproduction: the public Store.append, then a worker."""
     before = set(threading.enumerate())
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         assert not store.append([created("five", args=5)])[0].accepted
         assert not store.append([created("deep", args=[nested(5000)])])[0].accepted
         store.append([created("good")])
@@ -283,7 +278,7 @@ def test_D4_a_bad_row_never_reaches_a_worker_through_Store_append(
 
 
 def test_D4_runs_list_status_and_logs_show_a_bad_row_without_a_traceback(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([created("bad")])
         store.append([NewEvent(run_id="bad", type=_E.RUN_STARTED)])
         store.append([created("good")])
@@ -320,7 +315,7 @@ def test_D4_runs_list_status_and_logs_show_a_bad_row_without_a_traceback(db: Pat
 
 
 def test_D4_a_run_state_no_table_knows_is_one_sentence_from_the_cli(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([created("odd")])
     raw(db, "UPDATE runs SET status = 'sleeping' WHERE run_id = 'odd'")
     for args in (["runs", "list"], ["runs", "status", "odd"], ["cancel", "odd"]):
@@ -352,12 +347,12 @@ def test_SV_a_dead_ControlInbox_is_restarted_and_delivers_cancels_again(
         first = rt.start(wf.long_job, str(folder), "a")
         second = rt.start(wf.long_job, str(folder), "b")
         wait_until(lambda: (folder / "a.started").exists() and (folder / "b.started").exists())
-        with SQLiteStore.open(db) as other:
+        with open_store(db) as other:
             other.append([cancel_request(first.run_id, "one", source="cli", origin="cli-1")])
         # The request the dead inbox had taken is delivered by its successor.
         assert first.wait_finished(timeout=10).status is RunState.CANCELLED
         assert died.is_set()
-        with SQLiteStore.open(db) as other:
+        with open_store(db) as other:
             other.append([cancel_request(second.run_id, "two", source="cli", origin="cli-1")])
         assert second.wait_finished(timeout=10).status is RunState.CANCELLED
         assert rt.failure is None

@@ -27,7 +27,7 @@ from actors import (
     step,
     workflow,
 )
-from persistence import RUN_TRANSITIONS, InvalidTransition, SQLiteStore, cancel_request, later_state
+from persistence import RUN_TRANSITIONS, InvalidTransition, cancel_request, later_state, open_store
 from persistence import RunState as R
 from tests.conftest import NOTES, assert_nothing_left, events_of, gate, note, wait_until
 
@@ -227,7 +227,7 @@ def test_D3_a_tree_cancelled_while_no_runtime_lives_ends_as_it_would_live(db: Pa
         assert gate("down:started").wait(10)
     finally:
         first.kill()
-    with SQLiteStore.open(db) as store:  # what `proctor cancel` writes
+    with open_store(db) as store:  # what `proctor cancel` writes
         store.append([cancel_request(run.run_id, "while down", source="cli")])
     with Runtime(db) as second:
         outcome = _tree_outcome(second, run.run_id, "down")

@@ -23,7 +23,7 @@ from actors import (
     step,
     workflow,
 )
-from persistence import SQLiteStore
+from persistence import open_store
 from tests.conftest import (
     NOTES,
     assert_nothing_left,
@@ -361,7 +361,7 @@ def test_shutdown_leaves_the_tree_unfinished_and_stops_every_actor(db: Path) -> 
         child = child_of(runtime, handle.run_id)
         grandchild = child_of(runtime, child)
     assert_nothing_left(before)
-    with SQLiteStore.open(db, readonly=True) as store:  # (a Runtime would resume them)
+    with open_store(db, readonly=True) as store:  # (a Runtime would resume them)
         statuses = [store.get_run(r).status for r in (handle.run_id, child, grandchild)]
     assert statuses == [RunState.RUNNING] * 3  # left for resume (D2)
     assert NOTES["sd"] == ["Terminated"]

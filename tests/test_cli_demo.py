@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli._main import cli
-from persistence import RunState, SQLiteStore
+from persistence import RunState, open_store
 from tests.conftest import assert_nothing_left
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,7 +23,7 @@ def test_demo_cancels_mid_payment_and_cleans_up_in_a_shield(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "CANCELLED" in result.output
     assert_nothing_left(before)
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         (run,) = [r for r in store.list_runs() if r.workflow == "order"]
         assert run.status is RunState.CANCELLED
         events = [(e.type.value, e.step) for e in store.events(run.run_id)]
@@ -54,7 +54,7 @@ def test_B3_demo_scene_two_a_scope_deadline_cancels_one_step_and_the_run_complet
     assert "COMPLETED" in result.output
     assert "timed out: True" in result.output
     assert_nothing_left(before)
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         (run,) = [r for r in store.list_runs() if r.workflow == "order_with_quote"]
         assert run.status is RunState.COMPLETED
         assert run.result["quote"]["carrier"] == "standard"

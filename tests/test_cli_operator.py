@@ -20,11 +20,12 @@ from click.testing import CliRunner, Result
 
 from actors import RunState, Runtime, workflow
 from cli import cli
-from persistence import MAX_REASON_BYTES, MAX_VALUE_DEPTH, SQLiteStore
+from persistence import MAX_REASON_BYTES, MAX_VALUE_DEPTH, open_store
 from tests import cli_workflows as wf
 from tests import operator_workflows as ow
 from tests.conftest import wait_until
 from tests.processes import DEADLINE, ROOT, Worker, record
+from tests.store_access import raw_sql, store_exists
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -80,7 +81,7 @@ def create_run(db: Path, workflow_name: str, *args: object) -> str:
     from persistence import EventType, NewEvent  # noqa: PLC0415
 
     run_id = f"op-{workflow_name}-{len(args)}-{os.urandom(4).hex()}"
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append(
             [
                 NewEvent(
@@ -102,7 +103,7 @@ def create_run(db: Path, workflow_name: str, *args: object) -> str:
 
 
 def test_a_worker_serves_exactly_the_workflows_of_its_modules(db: Path, tmp_path: Path) -> None:
-    SQLiteStore.open(db).close()
+    open_store(db).close()
     foreign = create_run(db, "order", "o-1", ["book"], 100)  # the demo's workflow
     mine = create_run(db, wf.add.name, 20, 22)
     worker = Worker(db, tmp_path / "worker.log", "tests.cli_workflows")
@@ -351,7 +352,7 @@ def test_an_argument_json_cannot_hold_is_a_usage_error(
     assert code == 2, out + err
     assert message in err
     assert "Traceback" not in err
-    assert not db.exists()
+    assert not store_exists(db)
 
 
 def test_a_deeply_nested_stored_value_does_not_break_the_views(db: Path) -> None:
@@ -360,11 +361,11 @@ def test_a_deeply_nested_stored_value_does_not_break_the_views(db: Path) -> None
     value: list[object] = []
     for _ in range(MAX_VALUE_DEPTH):
         value = [value]
-    SQLiteStore.open(db).close()
+    open_store(db).close()
     run_id = create_run(db, "w", value)
     deeper = create_run(db, "w", 1)
-    with sqlite3.connect(db) as conn:  # what no writer through the store can do
-        conn.execute("UPDATE runs SET args = ? WHERE run_id = ?", ("[" * 985 + "]" * 985, deeper))
+    # what no writer through the store can do
+    raw_sql(db, "UPDATE runs SET args = ? WHERE run_id = ?", "[" * 985 + "]" * 985, deeper)
     for args in (["runs", "list"], ["runs", "list", "--json"], ["runs", "status", run_id]):
         code, out, err = run(db, *args)
         assert code == 0, (args, err[-500:])
@@ -396,7 +397,7 @@ def interrupt_after_first_line(process: subprocess.Popen[str]) -> tuple[str, str
 
 
 def test_ctrl_c_while_waiting_exits_130_and_the_request_stays(db: Path) -> None:
-    SQLiteStore.open(db).close()
+    open_store(db).close()
     run_id = create_run(db, wf.add.name, 1, 2)  # no worker: the wait never ends by itself
     with spawn(db, "cancel", run_id, "--reason", "ops", "--wait") as waiting:
         out, err = interrupt_after_first_line(waiting)
@@ -518,13 +519,14 @@ def read_only_folder(db: Path, rt: Runtime) -> Iterator[Path]:
         shutil.rmtree(folder)
 
 
+@pytest.mark.sqlite_only("copies the store's file into a folder nobody can write to")
 @pytest.mark.parametrize(
     "args", [["runs", "list"], ["runs", "list", "--json"], ["runs", "status", "RUN"]]
 )
 def test_reading_commands_work_on_a_store_in_a_read_only_folder(
     read_only_folder: Path, args: list[str]
 ) -> None:
-    with SQLiteStore.open(read_only_folder, readonly=True) as store:
+    with open_store(read_only_folder, readonly=True) as store:
         (only,) = store.list_runs()
     args = [only.run_id if a == "RUN" else a for a in args]
     code, out, err = run(read_only_folder, *args)
@@ -540,6 +542,7 @@ WRITING = [["cancel", "x"], ["terminate", "x"]]
 
 @pytest.mark.parametrize("args", READING + WRITING)
 @pytest.mark.parametrize("empty", ["zero-bytes", "no-tables"])
+@pytest.mark.sqlite_only("an empty or table-less SQLite file")
 def test_an_empty_file_is_treated_the_same_by_reading_and_writing_commands(
     db: Path, args: list[str], empty: str
 ) -> None:

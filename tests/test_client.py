@@ -34,7 +34,7 @@ from actors import (
     workflow,
 )
 from cli import cli
-from persistence import EventType, NewEvent, SQLiteStore, _connection
+from persistence import EventType, NewEvent, _connection, open_store
 from tests.conftest import assert_nothing_left, wait_until
 
 
@@ -138,7 +138,7 @@ def test_A2_A5_a_repeated_start_is_the_existing_run_and_another_is_refused(
 def test_A5_bad_input_is_refused_before_anything_is_written(
     client: Client, call: Callable[[Client], object], error: type[Exception]
 ) -> None:
-    with SQLiteStore.open(client.db) as store:
+    with open_store(client.db) as store:
         store.append([_created("r")])
     with pytest.raises(error):
         call(client)
@@ -147,7 +147,7 @@ def test_A5_bad_input_is_refused_before_anything_is_written(
 
 
 def test_A5_cancel_records_what_the_cli_records(client: Client, db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([_created("api")])
         store.append([_created("cli")])
     done = client.cancel("api", "stop", grace=30)
@@ -177,7 +177,7 @@ def test_A5_cancel_records_what_the_cli_records(client: Client, db: Path) -> Non
 def test_A5_terminate_ends_the_whole_tree_at_once_and_a_repeat_changes_nothing(
     client: Client, db: Path
 ) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([_created("root")])
         store.append([_created("root.1", parent="root")])
         store.append([_created("root.1.1", parent="root.1")])
@@ -535,7 +535,7 @@ def test_A5_a_client_opening_a_store_another_process_is_creating_waits_for_it(
 
     def create() -> None:
         if seen_empty.wait(timeout=30):
-            SQLiteStore.open(path).close()
+            open_store(path).close()
 
     making = threading.Thread(target=create)
     making.start()
@@ -634,7 +634,7 @@ def test_A3_A5_a_close_while_calls_are_under_way_leaves_each_created_or_refused(
         await asyncio.gather(*tasks)  # any other error fails the test here
 
     asyncio.run(main())
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         created = {r.run_id for r in store.list_runs()}
     assert created == {run_id for run_id, what in outcomes.items() if what == "ok"}
     assert len(outcomes) == 200

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from actors import FakeClock, RunState, Runtime
 from cli import cli
-from persistence import SQLiteStore
+from persistence import open_store
 from tests import cli_workflows as wf
 from tests.conftest import assert_nothing_left, event_types, steps_of, wait_until
 
@@ -100,7 +100,7 @@ def test_two_claiming_runtimes_never_run_the_same_run(db: Path, folder: Path) ->
 
 
 def event_types_of(db: Path, run_id: str) -> list[str]:
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return [e.type.value for e in store.events(run_id)]
 
 
@@ -126,7 +126,7 @@ def test_a_terminate_with_no_worker_alive_takes_effect_at_once(db: Path, folder:
     before = set(threading.enumerate())
     doomed = proctor(db, "start", "tests.cli_workflows:long_job", f'"{folder}"', '"x5"').strip()
     assert "terminated" in proctor(db, "terminate", doomed)
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         assert store.get_run(doomed).status is RunState.TERMINATED
     later = proctor(db, "start", "tests.cli_workflows:add", "1", "2").strip()
     with Runtime(db, claim_runs=True) as worker:

@@ -34,8 +34,9 @@ from actors import (
 )
 from actors._closing import CLOSE_TRANSITIONS, CloseEvent, CloseState, next_close_state
 from cli import cli
-from persistence import InvalidTransition, NewEvent, SQLiteStore
+from persistence import InvalidTransition, NewEvent, open_store
 from tests.conftest import NOTES, events_of, gate, note, open_rt, wait_until
+from tests.store_access import store_exists
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,7 +101,7 @@ def close_in_thread(rt: Runtime, drain: float | None = None) -> threading.Thread
 
 def types_of(db: Path, run_id: str, step_name: str | None = None) -> list[str]:
     """The run's event types (of one step's calls only, if named), read apart."""
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         events = store.events(run_id)
     return [e.type.value for e in events if step_name is None or (e.step or "").endswith(step_name)]
 
@@ -304,7 +305,7 @@ def test_A4_a_bad_drain_is_refused_and_loses_nothing(
 ) -> None:
     with pytest.raises(error, match="drain"):
         Runtime(db, drain=drain)  # type: ignore[arg-type]
-    assert not db.exists()  # refused before the store was touched
+    assert not store_exists(db)  # refused before the store was touched
     rt = open_rt(runtimes, db)
     if drain is not None:  # None is close()'s own default
         with pytest.raises(error, match="drain"):
@@ -352,7 +353,7 @@ def test_A4_a_draining_runtime_claims_and_resumes_no_run(runtimes: list[Runtime]
     closer = close_in_thread(rt, drain=30)
     orphaned_by.kill()  # its lease expires at once: its run is an orphan now
     pending = "pending-during-drain"
-    with SQLiteStore.open(db) as store:  # as `proctor start` writes a run
+    with open_store(db) as store:  # as `proctor start` writes a run
         store.append(
             [
                 NewEvent(
@@ -366,7 +367,7 @@ def test_A4_a_draining_runtime_claims_and_resumes_no_run(runtimes: list[Runtime]
     gate("p.1").set()
     closer.join(20)
     assert not closer.is_alive()
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         claimed = store.get_run(pending)
         resumed = store.get_run(orphan)
     assert (claimed.status, claimed.owner) == (RunState.PENDING, None)
@@ -384,7 +385,7 @@ def test_A4_worker_refuses_a_bad_drain_with_exit_2_and_opens_nothing(db: Path, v
     )
     assert result.exit_code == 2, result.output
     assert "--drain" in result.output
-    assert not db.exists()
+    assert not store_exists(db)
 
 
 def test_A1_A4_close_async_drains_and_nothing_new_starts_by_any_way(
@@ -419,7 +420,7 @@ def test_A1_A4_close_async_drains_and_nothing_new_starts_by_any_way(
         await closing
 
     asyncio.run(service())
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         assert {r.run_id for r in store.list_runs()} == {done.run_id, running}
     assert types_of(db, running, "busy")[-1] == EventType.STEP_COMPLETED.value
     assert "new.1:runs" not in NOTES
@@ -471,7 +472,7 @@ def test_A3_A4_calls_racing_a_close_succeed_or_raise_runtime_closed_having_writt
     for thread in callers:
         thread.join(20)
     assert outcomes.count("closed") == len(callers)  # each met the close as RuntimeClosed
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         created = [r.run_id for r in store.list_runs() if r.run_id.startswith("new")]
         for run_id in finished:  # a cancel or terminate of a finished run changes nothing
             assert store.get_run(run_id).status is RunState.COMPLETED

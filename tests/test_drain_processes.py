@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from persistence import EventRecord, EventType, NewEvent, RunState, SQLiteStore
+from persistence import EventRecord, EventType, NewEvent, RunState, open_store
 from tests.conftest import wait_until
 from tests.drain_workflows import LEDGER
 from tests.processes import DEADLINE, Worker
@@ -32,7 +32,7 @@ STEPS = 3
 def create_runs(db: Path, workflow: str, args: list[list[object]]) -> list[str]:
     """Runs for a worker to claim, written as ``proctor start`` writes them."""
     ids = [uuid.uuid4().hex for _ in args]
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append(
             [
                 NewEvent(
@@ -59,7 +59,7 @@ def ledger(path: Path) -> list[str]:
 
 
 def logs(db: Path, run_ids: list[str]) -> dict[str, list[EventRecord]]:
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return {run_id: store.events(run_id) for run_id in run_ids}
 
 
@@ -70,7 +70,7 @@ def step_keys(events: list[EventRecord], type_: EventType) -> list[str]:
 
 
 def statuses(db: Path, run_ids: list[str]) -> list[RunState]:
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return [store.get_run(run_id).status for run_id in run_ids]
 
 

@@ -6,7 +6,6 @@ the store. The real-process crash tests are in ``test_crash_processes.py``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
@@ -34,8 +33,8 @@ from cli import cli
 from persistence import (
     NewEvent,
     Refused,
-    SQLiteStore,
     cancel_request,
+    open_store,
     resume_request,
     terminate_request,
 )
@@ -51,6 +50,7 @@ from tests.conftest import (
     steps_of,
     wait_until,
 )
+from tests.store_access import raw_sql
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -127,7 +127,7 @@ async def evolving(key: str) -> str:
 @step()
 def look_back(db: str, run_id: str) -> list[str]:
     """What the log holds while this step's code runs."""
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return [f"{e.type.value}@{e.call}" for e in store.events(run_id)]
 
 
@@ -249,7 +249,7 @@ def test_D3_a_cancel_written_while_no_runtime_lives_takes_effect_on_resume(
     handle = first.start(cancellable, "d")
     started("d")
     first.kill()
-    with SQLiteStore.open(db) as store:  # what `proctor cancel` writes
+    with open_store(db) as store:  # what `proctor cancel` writes
         store.append([cancel_request(handle.run_id, "while down", source="cli")])
 
     second = open_rt(runtimes, db)
@@ -270,7 +270,7 @@ def test_D3_a_terminate_written_while_no_runtime_lives_is_final(
     handle = first.start(two_steps, "t")
     started("t.2")
     first.kill()
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append(terminate_request(handle.run_id, "while down", source="cli"))
 
     second = open_rt(runtimes, db)
@@ -332,7 +332,7 @@ def test_fencing_a_runtime_that_lost_its_lease_writes_nothing_more(
     stale = open_rt(runtimes, db, lease_ttl=600)
     run_id = stale.start(two_steps, "f").run_id
     started("f.2")
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.expire_lease(stale.id)  # as if `stale` had hung for 10 minutes
 
     fresh = open_rt(runtimes, db)
@@ -377,7 +377,7 @@ def _created(run_id: str, owner: str | None) -> NewEvent:
 
 
 def test_fencing_the_store_refuses_a_writer_that_does_not_own_the_run(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([_created("r1", "rt-a")])
         started = NewEvent(run_id="r1", type=EventType.RUN_STARTED)
         [refused] = store.append([started], writer="rt-b")
@@ -401,7 +401,7 @@ def test_fencing_the_store_refuses_a_writer_that_does_not_own_the_run(db: Path) 
 
 
 def test_leases_say_who_is_dead_and_why(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.register_runtime("alive", ttl=60)
         store.register_runtime("expired", ttl=60)
         store.expire_lease("expired")
@@ -410,10 +410,7 @@ def test_leases_say_who_is_dead_and_why(db: Path) -> None:
         # Registered by an earlier process that had this process's pid (a
         # restarted container): the pid is alive, but it is not that process.
         store.register_runtime("reused", ttl=60)
-        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
-            conn.execute(
-                "UPDATE runtimes SET started_at = started_at - 3600 WHERE owner = 'reused'"
-            )
+        raw_sql(db, "UPDATE runtimes SET started_at = started_at - 3600 WHERE owner = 'reused'")
         for i, owner in enumerate(["alive", "expired", "stopped", "unknown", "reused"]):
             store.append([_created(f"r{i}", owner)])
         orphans = {r.run_id: why for r, why in store.orphaned_runs(["w"], me="me")}
@@ -438,7 +435,7 @@ def old_store(path: Path, version: int) -> Path:
 
 def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
     path = old_store(tmp_path / "old.db", 2)  # written by the release before leases
-    with SQLiteStore.open(path) as store:
+    with open_store(path) as store:
         store.append([_created("old", "rt-old")])
         store.register_runtime("rt-new", ttl=10)
         assert [r.owner for r in store.runtimes()] == ["rt-new"]
@@ -450,7 +447,7 @@ def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> 
 
 def test_a_v3_store_gets_the_partial_index_of_control_requests(tmp_path: Path) -> None:
     path = old_store(tmp_path / "v3.db", 3)
-    with SQLiteStore.open(path) as store:
+    with open_store(path) as store:
         store.append([_created("r", "rt")])
         store.append([cancel_request("r", "ops", source="cli")])
         requests = store.control_requests(after=0)
@@ -491,7 +488,7 @@ def test_D3_a_cancel_grace_survives_the_crash_and_counts_from_the_request(
     handle = first.start(shielded, "g")  # the shield holds the cancel back
     started("g")
     first.kill()
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([cancel_request(handle.run_id, "too slow", source="cli", grace=30)])
 
     clock = FakeClock()
@@ -539,6 +536,7 @@ async def counts_twice(key: str) -> list[str]:
     return [await counted(f"{key}.1"), await counted(f"{key}.2")]
 
 
+@pytest.mark.sqlite_only("reads the size of SQLite's WAL file")
 def test_the_wal_is_checkpointed_off_the_journals_commits(db: Path) -> None:
     """The Journal's commits do not checkpoint (below a large backstop); the
     ControlInbox does, every second: committed pages reach the database file."""

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from persistence import SQLiteStore, StoreError
+from persistence import StoreError, open_store
 from tests.fault_harness import (
     LEASE_TTL,
     FaultWorker,
@@ -346,6 +346,9 @@ CORRUPTIONS = ["wal_deleted", "shm_truncated", "shm_readonly", "replaced_by_back
 
 
 @pytest.mark.parametrize("kind", CORRUPTIONS)
+@pytest.mark.sqlite_only(
+    "deletes, replaces or damages the store's file (its -wal, -shm): a PostgreSQL store has none"
+)
 def test_faults_store_file_damaged_the_worker_stops_loudly_and_nothing_is_lost_or_doubled(
     db: Path, tmp_path: Path, kind: str
 ) -> None:
@@ -383,7 +386,7 @@ def test_faults_store_file_damaged_the_worker_stops_loudly_and_nothing_is_lost_o
             # may also refuse a store it finds inconsistent, loudly.
             fresh = f.spawn()
             try:
-                with SQLiteStore.open(db, readonly=True) as store:
+                with open_store(db, readonly=True) as store:
                     known = [r.run_id for r in store.list_runs()]
             except StoreError:
                 assert not _loud_exit(f, len(f.workers) - 1), f.report()

@@ -25,11 +25,12 @@ from actors._census import Census
 from actors._fencing import LeaseGuard
 from actors._journal import Journal
 from actors._messages import Append, LeaseLost, RenewLease
-from persistence import LeaseObserver, NewEvent, SQLiteStore, resume_request
+from persistence import LeaseObserver, NewEvent, open_store, resume_request
 from persistence._leases import BOOT_ID, PID_NS
 from persistence._schema import SCHEMA_VERSION
 from tests.conftest import assert_nothing_left, events_of, wait_until
 from tests.fencing_workflows import Attempt, attempts, beating, checking
+from tests.store_access import raw_sql, store_exists, write_lock
 from tests.test_durability import old_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -81,9 +82,7 @@ def test_fencing_a_store_locked_past_the_lease_stops_the_step_before_anyone_can_
     run_id = a.start(beating, str(folder)).run_id
     wait_until(lambda: attempts(folder, "b"))
 
-    lock = sqlite3.connect(db, isolation_level=None)
-    try:
-        lock.execute("BEGIN EXCLUSIVE")  # another process's long write transaction
+    with write_lock(db):  # another process's long write transaction
         locked_at = time.monotonic()
         # The step's own checks raise before the lease could have lapsed:
         # nobody can write (take over) while the lock is held anyway.
@@ -95,9 +94,6 @@ def test_fencing_a_store_locked_past_the_lease_stops_the_step_before_anyone_can_
         # The scenario: the lock is held past a whole lease, so `b` saw `a`
         # silent for longer than the lease while it could not write.
         time.sleep(max(0.0, locked_at + 2 * lease - time.monotonic()))
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
 
     # Now `a` renews again (and hosts its run anew) or `b` revokes it and
     # takes the run over: one of them, never both at once.
@@ -118,12 +114,12 @@ def test_fencing_a_runtime_whose_lease_was_revoked_stops_its_steps_and_hosts_not
     a = open_rt(runtimes, db, lease_ttl=0.9, resume=False)  # renews every 0.3 s
     run_id = a.start(beating, str(folder)).run_id
     wait_until(lambda: attempts(folder, "b"))
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.expire_lease(a.id, "judged dead by a test")
     wait_until(lambda: terminated(folder) is not None)
     wait_until(lambda: a._directory.get(run_id) is None)
     # Nothing of the fenced attempt was recorded: the run waits for a runtime.
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         record = store.get_run(run_id)
     assert record.status is RunState.RUNNING
     assert record.owner == a.id
@@ -149,7 +145,7 @@ def test_fencing_a_step_learns_at_its_heartbeat_that_its_run_changed_owner(
     a = open_rt(runtimes, db, lease_ttl=600, resume=False)
     run_id = a.start(beating, str(folder)).run_id
     wait_until(lambda: attempts(folder, "b"))
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         seen = store.get_run(run_id).last_seq
         [taken] = store.append(
             [resume_request(run_id, "rt-other", previous_owner=a.id, seen_seq=seen, why="test")]
@@ -168,7 +164,7 @@ def test_fencing_a_hosted_run_owned_elsewhere_stops_at_the_next_renewal(
     a = open_rt(runtimes, db, lease_ttl=0.9, resume=False)
     run_id = a.start(checking, str(folder)).run_id
     wait_until(lambda: attempts(folder, "b"))
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         seen = store.get_run(run_id).last_seq
         [taken] = store.append(
             [resume_request(run_id, "rt-other", previous_owner=a.id, seen_seq=seen, why="test")]
@@ -196,9 +192,10 @@ def test_fencing_a_lease_not_comfortably_longer_than_the_busy_timeout_is_refused
 ) -> None:
     with pytest.raises(ValueError, match=message):
         Runtime(db, **options)  # type: ignore[arg-type]
-    assert not db.exists()  # refused before anything was created
+    assert not store_exists(db)  # refused before anything was created
 
 
+@pytest.mark.sqlite_only("reads PRAGMA busy_timeout")
 def test_fencing_the_busy_timeout_defaults_to_a_third_of_the_lease(
     runtimes: list[Runtime], db: Path
 ) -> None:
@@ -236,7 +233,7 @@ def _created(run_id: str, owner: str) -> NewEvent:
 def test_P3_an_observer_whose_wall_clock_is_an_hour_ahead_does_not_take_over_a_live_owner(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with SQLiteStore.open(db) as owner, SQLiteStore.open(db) as observer_store:
+    with open_store(db) as owner, open_store(db) as observer_store:
         owner.register_runtime("rt-live", ttl=10)
         owner.append([_created("r", "rt-live")])
         clock = [0.0]
@@ -262,7 +259,7 @@ def test_P3_an_observer_whose_wall_clock_is_an_hour_ahead_does_not_take_over_a_l
 
 
 def test_P3_an_owner_that_renews_between_the_verdict_and_its_write_is_alive(db: Path) -> None:
-    with SQLiteStore.open(db) as owner, SQLiteStore.open(db) as observer_store:
+    with open_store(db) as owner, open_store(db) as observer_store:
         owner.register_runtime("rt-live", ttl=10)
         owner.append([_created("r", "rt-live")])
         clock = [0.0]
@@ -277,14 +274,14 @@ def test_P3_an_owner_that_renews_between_the_verdict_and_its_write_is_alive(db: 
 
 def test_P3_a_pid_is_trusted_only_in_the_same_pid_namespace_and_boot(db: Path) -> None:
     dead_pid = _a_dead_pid()
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         for owner in ("rt-here", "rt-other-ns", "rt-other-boot", "rt-old"):
             store.register_runtime(owner, ttl=10)
-        store._write("UPDATE runtimes SET pid = ?", (dead_pid,))
-        store._write("UPDATE runtimes SET pid_ns = 'pid:[1]' WHERE owner = 'rt-other-ns'", ())
-        store._write("UPDATE runtimes SET boot_id = 'x' WHERE owner = 'rt-other-boot'", ())
+        raw_sql(db, "UPDATE runtimes SET pid = ?", dead_pid)
+        raw_sql(db, "UPDATE runtimes SET pid_ns = 'pid:[1]' WHERE owner = 'rt-other-ns'")
+        raw_sql(db, "UPDATE runtimes SET boot_id = 'x' WHERE owner = 'rt-other-boot'")
         # A row of an older release says nothing of where its pid lives.
-        store._write("UPDATE runtimes SET pid_ns = NULL, boot_id = NULL WHERE owner = 'rt-old'", ())
+        raw_sql(db, "UPDATE runtimes SET pid_ns = NULL, boot_id = NULL WHERE owner = 'rt-old'")
         for owner in ("rt-here", "rt-other-ns", "rt-other-boot", "rt-old"):
             store.append([_created(f"r-{owner}", owner)])
         observer = LeaseObserver()
@@ -312,7 +309,7 @@ def test_P3_a_store_of_schema_4_gets_renewal_counters_and_pid_namespaces(tmp_pat
         " lease_expires_at) VALUES ('rt-old', 1, 'h', 0, 0, 1e12)"
     )
     conn.close()
-    with SQLiteStore.open(path) as store:
+    with open_store(path) as store:
         [old] = store.runtimes()
         assert (old.renewals, old.pid_ns, old.boot_id, old.revoked) == (0, None, None, None)
         assert store.renew_lease("rt-old", ttl=10)
@@ -348,7 +345,7 @@ def test_fencing_a_run_being_taken_over_is_not_lost_before_its_takeover_commits(
     """The new owner hosts a run a moment before its ``run_resumed`` commits; a
     renewal in that moment must not find it "owned by another runtime" (it
     is still the old owner's) and stop it. Once ours, a takeover is seen."""
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.register_runtime("rt-b", ttl=30)
         store.append([_created("r", "rt-a")])  # rt-b is resuming it
     got: list[object] = []
@@ -385,7 +382,7 @@ def test_fencing_a_run_being_taken_over_is_not_lost_before_its_takeover_commits(
         taken = resume_request("r", "rt-b", previous_owner="rt-a", seen_seq=1, why="test")
         journal.tell(Append(events=(taken,), reply=reply))
         assert reply.get(timeout=10)[0].accepted  # type: ignore[attr-defined]
-        with SQLiteStore.open(db) as store:
+        with open_store(db) as store:
             again = resume_request("r", "rt-c", previous_owner="rt-b", seen_seq=2, why="test")
             assert store.append([again])[0].accepted
         renew_and_sync()

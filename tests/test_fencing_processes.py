@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from persistence import EventType, RunState, SQLiteStore
+from persistence import EventType, RunState, open_store
 from persistence._leases import pid_alive
 from tests.conftest import wait_until
 from tests.fencing_workflows import attempts
 from tests.processes import DEADLINE, ROOT, events, proctor, record
+from tests.store_access import nobody_writing
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,19 +92,6 @@ def start(db: Path, workflow: str, folder: Path) -> str:
     return result.stdout.strip()
 
 
-def holds_no_write_lock(db: Path) -> bool:
-    """Whether a writer could start now (nobody is inside a write transaction)."""
-    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        conn.close()
-    return True
-
-
 def pause_outside_a_transaction(worker: FencingWorker, db: Path) -> None:
     """SIGSTOP the worker at a moment it holds no write lock (a worker frozen
     inside a transaction blocks every writer, which is not this scenario)."""
@@ -113,7 +100,7 @@ def pause_outside_a_transaction(worker: FencingWorker, db: Path) -> None:
         # kill() returns before every thread has stopped: one running on
         # another core may still be taking the lock.
         wait_until(lambda: all_stopped(worker.process.pid), timeout=DEADLINE)
-        if holds_no_write_lock(db):
+        if nobody_writing(db):
             return
         worker.signal(signal.SIGCONT)
 
@@ -191,7 +178,7 @@ def test_P3_a_worker_in_another_pid_namespace_is_not_judged_dead_by_its_pid(
     spawn(workers, db, tmp_path, lease, prefix)
     run_id = start(db, "beating", folder)
     wait_until(lambda: len(attempts(folder, "b")) == 1, timeout=DEADLINE)
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         [a] = store.runtimes()
     assert a.pid == pid  # its pid, as it sees it
     assert not pid_alive(a.pid)  # means nothing here
@@ -210,7 +197,7 @@ def test_P3_a_worker_in_another_pid_namespace_is_not_judged_dead_by_its_pid(
 
 
 def _runtimes(db: Path) -> list[str]:
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return [r.owner for r in store.runtimes()]
 
 
@@ -219,7 +206,7 @@ def _renewals_seen(db: Path, owner: str, *, count: int) -> int:
     seen: set[float] = set()
 
     def renewed() -> bool:
-        with SQLiteStore.open(db, readonly=True) as store:
+        with open_store(db, readonly=True) as store:
             row = next(r for r in store.runtimes() if r.owner == owner)
         if row.heartbeat_at is not None:
             seen.add(row.heartbeat_at)

@@ -25,10 +25,11 @@ from hypothesis import strategies as st
 from sqlite_utils import Database
 
 from actors import Client, InvalidArgument, InvalidArgumentType, RunPage, RunState
-from persistence import EventType, NewEvent, SQLiteStore, run_query
+from persistence import EventType, NewEvent, open_store, run_query
 from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import assert_nothing_left
 from tests.conftest import run_cli as proctor
+from tests.store_access import raw_sql
 
 UTC = datetime.UTC
 T0 = datetime.datetime(2026, 11, 1, tzinfo=UTC).timestamp()
@@ -57,12 +58,12 @@ def add(
     data: dict[str, Any] = {"workflow": workflow, "owner": None}
     if parent is not None:
         data["parent_run_id"] = parent
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data=data)])
-        store._write("UPDATE runs SET created_at = ? WHERE run_id = ?", (created, run_id))
+        raw_sql(db, "UPDATE runs SET created_at = ? WHERE run_id = ?", created, run_id)
         if ended is not None:
             store.terminate_tree(run_id, None, source="test")
-            store._write("UPDATE runs SET finished_at = ? WHERE run_id = ?", (ended, run_id))
+            raw_sql(db, "UPDATE runs SET finished_at = ? WHERE run_id = ?", ended, run_id)
 
 
 def ids(page: RunPage | list[Any]) -> list[str]:
@@ -207,7 +208,7 @@ def test_A6_pages_of_a_relative_time_listing_read_the_first_pages_window(db: Pat
     for i in range(4):
         add(db, f"r{i}", created=now - 3500 + i * 100)  # all within the hour before now
     add(db, "older", created=now - 7200)
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         first = store.list_runs_page(run_query(since="1h", limit=2, now=now))
         later = now + 1800  # the second page is read half an hour later
         second = store.list_runs_page(
@@ -239,7 +240,7 @@ def test_A6_paging_under_concurrent_inserts_never_skips_or_repeats_a_run(
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "p.db"
-        SQLiteStore.open(db).close()
+        open_store(db).close()
         for i, created in enumerate(existing):
             add(db, f"e{i:02d}", created=T0 + created)
         with Client(db) as client:
@@ -353,7 +354,7 @@ def test_A6_a_v6_store_gets_the_listing_indexes_and_pages_use_them(tmp_path: Pat
     conn.close()
     add(path, "kept", created=T0)  # opening it migrates it
     add(path, "next", created=T0 + 1)
-    with SQLiteStore.open(path) as store:
+    with open_store(path) as store:
         first = store.list_runs_page(run_query(limit=1))
         queries: list[str] = []
         store._conn.set_trace_callback(queries.append)

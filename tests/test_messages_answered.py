@@ -21,7 +21,7 @@ from actors._base import tell
 from actors._census import Census
 from actors._journal import Journal
 from actors._messages import Append
-from persistence import EventType, NewEvent, RunState, SQLiteStore
+from persistence import EventType, NewEvent, RunState, open_store
 from tests.conftest import assert_nothing_left, gate, wait_until
 
 #: Enough appends to fill several batches of the default size.
@@ -61,7 +61,7 @@ def test_D1_every_append_queued_behind_a_lock_is_answered_and_written_once(
     released every one is answered and every run exists exactly once. (A full
     batch used to drop the message it had just taken: #512, #1025, #1538.)"""
     path = tmp_path / "j.db"
-    with SQLiteStore.open(path) as store:
+    with open_store(path) as store:
         store.register_runtime("me", ttl=60)
     journal = _start_journal(census, path, max_batch)
     try:
@@ -95,7 +95,7 @@ def _queue_behind_a_lock_and_check(journal: pykka.ActorRef[object], path: Path) 
         assert isinstance(outcomes, tuple)
         assert all(o.accepted for o in outcomes)
     assert unanswered == []
-    with SQLiteStore.open(path, readonly=True) as store:
+    with open_store(path, readonly=True) as store:
         runs = store.list_runs()
     assert sorted(r.run_id for r in runs) == sorted(f"r{n}" for n in range(QUEUED))
 

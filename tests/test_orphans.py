@@ -18,7 +18,7 @@ from actors import (
     workflow,
 )
 from actors._journal import AFTER_COMMIT
-from persistence import NewEvent, SQLiteStore
+from persistence import NewEvent, open_store
 from tests.conftest import NOTES, events_of, gate, open_rt, wait_until
 from tests.recovery_helpers import checking, started
 
@@ -96,7 +96,7 @@ def terminate_children_on_creation(db: Path) -> Iterator[list[str]]:
     def hook(events: list[NewEvent]) -> None:
         for event in events:
             if event.type is EventType.RUN_CREATED and event.data.get("parent_run_id"):
-                with SQLiteStore.open(db) as store:
+                with open_store(db) as store:
                     store.terminate_tree(event.run_id, "before it started", source="cli")
                 terminated.append(event.run_id)
 
@@ -198,7 +198,7 @@ def test_D2_the_orphan_scan_finds_every_run_nobody_else_resumes(db: Path) -> Non
             data["status"] = "completed"
         return NewEvent(run_id=parent, type=type_, step="w", call=0, data=data)
 
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.register_runtime("dead", ttl=60)
         store.release_runtime("dead")
         store.append([created("top")])

@@ -4,7 +4,6 @@ control that jumps the Journal's backlog, coalesced heartbeats."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,14 @@ from actors import (
 from actors._messages import Append, RenewLease
 from actors._slots import StepSlots
 from cli import cli
-from persistence import EventType, NewEvent, SQLiteStore, Store, StoreLocked, cancel_request
+from persistence import (
+    EventType,
+    NewEvent,
+    Store,
+    StoreLocked,
+    cancel_request,
+    open_store,
+)
 from tests.conftest import (
     NOTES,
     events_of,
@@ -36,6 +42,7 @@ from tests.conftest import (
     steps_of,
     wait_until,
 )
+from tests.store_access import store_class, store_exists, write_lock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -218,13 +225,14 @@ def test_H1_a_heartbeat_flood_is_coalesced_with_the_latest_details_recorded(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written: list[int] = []
-    append_groups = SQLiteStore.append_groups
+    store = store_class(rt.db)
+    append_groups = store.append_groups
 
     def counting(self: Store, groups: Any, heartbeats: Any = (), **kw: Any) -> Any:
         written.append(len(heartbeats))
         return append_groups(self, groups, heartbeats, **kw)
 
-    monkeypatch.setattr(SQLiteStore, "append_groups", counting)
+    monkeypatch.setattr(store, "append_groups", counting)
     handle = rt.start(one_flood, "f", 20_000)
     assert handle.result(timeout=30) == "f"
     (row,) = steps_of(rt, handle.run_id)
@@ -242,10 +250,11 @@ def test_overload_control_jumps_the_journals_backlog(
     # (and the lease outlasts that wait, so the runtime does not fence itself).
     rt = open_rt(runtimes, db, busy_timeout=60, lease_ttl=600)
     calls: list[str] = []
+    store = store_class(db)
     append_groups, renew, terminate_tree = (
-        SQLiteStore.append_groups,
-        SQLiteStore.renew_lease,
-        SQLiteStore.terminate_tree,
+        store.append_groups,
+        store.renew_lease,
+        store.terminate_tree,
     )
 
     def spy_groups(self: Store, groups: Any, heartbeats: Any = (), **kw: Any) -> Any:
@@ -262,14 +271,12 @@ def test_overload_control_jumps_the_journals_backlog(
 
     victims = [rt.start(one_counted, f"v{i}") for i in range(2)]
     wait_until(lambda: len(entered()) == 2)
-    monkeypatch.setattr(SQLiteStore, "append_groups", spy_groups)
-    monkeypatch.setattr(SQLiteStore, "renew_lease", spy_renew)
-    monkeypatch.setattr(SQLiteStore, "terminate_tree", spy_terminate)
+    monkeypatch.setattr(store, "append_groups", spy_groups)
+    monkeypatch.setattr(store, "renew_lease", spy_renew)
+    monkeypatch.setattr(store, "terminate_tree", spy_terminate)
     journal = rt._journal
     inbox = journal.actor_inbox
-    holder = sqlite3.connect(db, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")  # the Journal blocks on its first commit
+    with write_lock(db):  # the Journal blocks on its first commit
         first = pykka.ThreadingFuture[Any]()
         journal.tell(Append(events=(backlog(victims[0].run_id, "first"),), reply=first))
         wait_until(inbox.empty)  # taken, and stuck in its commit
@@ -284,9 +291,6 @@ def test_overload_control_jumps_the_journals_backlog(
         ).start()
         journal.tell(RenewLease())
         wait_until(lambda: len(inbox._control) >= 3)
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     wait_until(lambda: len(done) == 2)
     first.get(timeout=10)
     last = pykka.ThreadingFuture[Any]()
@@ -305,7 +309,7 @@ def test_overload_bad_max_concurrent_steps_is_a_clear_error(db: Path) -> None:
     for bad, error in [(0, ValueError), (-3, ValueError), ("2", TypeError), (True, TypeError)]:
         with pytest.raises(error, match="max_concurrent_steps"):
             Runtime(db, max_concurrent_steps=bad)
-    assert not db.exists()  # refused before anything was opened
+    assert not store_exists(db)  # refused before anything was opened
     result = CliRunner().invoke(
         cli, ["--db", str(db), "worker", "--max-concurrent-steps", "0", "x"]
     )
@@ -361,7 +365,7 @@ def create_unowned(db: Path, key: str, workflow: str = one_counted.name) -> str:
         type=EventType.RUN_CREATED,
         data={"workflow": workflow, "args": [key], "kwargs": {}, "owner": None},
     )
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([created])
     return run_id
 
@@ -373,7 +377,8 @@ def test_overload_a_worker_whose_steps_wait_claims_no_new_runs(
     workers while this one's steps wait for slots."""
     polls: list[int] = []
     claims: list[int] = []
-    control_requests, claimable = SQLiteStore.control_requests, SQLiteStore.claimable
+    store = store_class(db)
+    control_requests, claimable = store.control_requests, store.claimable
 
     def spy_poll(self: Store, **kw: Any) -> Any:
         polls.append(1)
@@ -383,8 +388,8 @@ def test_overload_a_worker_whose_steps_wait_claims_no_new_runs(
         claims.append(1)
         return claimable(self, workflows, **kw)
 
-    monkeypatch.setattr(SQLiteStore, "control_requests", spy_poll)
-    monkeypatch.setattr(SQLiteStore, "claimable", spy_claim)
+    monkeypatch.setattr(store, "control_requests", spy_poll)
+    monkeypatch.setattr(store, "claimable", spy_claim)
     rt = open_rt(runtimes, db, claim_runs=True, max_concurrent_steps=1)
     first = create_unowned(db, "first")
     wait_until(lambda: entered() == ["first"])
@@ -417,11 +422,12 @@ def test_overload_lease_renewal_waits_for_no_read_of_the_store(
     def unreadable(self: Store) -> int:
         raise StoreLocked("the store is locked by another process (test)")
 
-    monkeypatch.setattr(SQLiteStore, "data_version", unreadable)
+    # The store's change token, which the ControlInbox polls (SQLite: PRAGMA data_version).
+    monkeypatch.setattr(store_class(db), "changes", unreadable)
     rt = open_rt(runtimes, db, lease_ttl=0.3)  # renewed every 0.1 s
 
     def renewed_at() -> float:
-        with SQLiteStore.open(db, readonly=True) as store:
+        with open_store(db, readonly=True) as store:
             (me,) = [r for r in store.runtimes() if r.owner == rt.id]
             return me.heartbeat_at
 

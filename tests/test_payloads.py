@@ -40,11 +40,12 @@ from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     EventType,
     NewEvent,
-    SQLiteStore,
     dumps,
+    open_store,
 )
 from persistence._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import GATES, NOTES, assert_nothing_left, events_of, note, steps_of
+from tests.store_access import raw_sql, store_exists
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -204,18 +205,18 @@ def test_D4_payload_limit_bad_values_are_refused_before_the_store_is_touched(
 ) -> None:
     with pytest.raises(error, match="max_payload_bytes must be"):
         Runtime(db, max_payload_bytes=limit)  # type: ignore[arg-type]
-    assert not db.exists()
+    assert not store_exists(db)
 
 
 def test_D4_payload_limit_cli_start_exits_2_and_writes_nothing(db: Path) -> None:
-    SQLiteStore.open(db).close()
+    open_store(db).close()
     big = json.dumps("x" * DEFAULT_MAX_PAYLOAD_BYTES)
     result = CliRunner().invoke(
         cli, ["--db", str(db), "start", "tests.cli_workflows:add", big, "1"]
     )
     assert result.exit_code == 2, result.output
     assert "over the payload limit of 4,194,304 bytes" in result.stderr
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         assert store.list_runs() == []
 
 
@@ -241,12 +242,8 @@ def test_D4_payload_limit_a_replayed_step_failure_is_raised_as_itself(small: Run
 # -- stored once -----------------------------------------------------------------
 
 
-def _raw(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+def _raw(db: Path | str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    return raw_sql(db, sql, *params)
 
 
 def test_D4_each_payload_is_stored_once(db: Path) -> None:
@@ -360,7 +357,7 @@ def test_D4_readers_see_each_event_as_it_was_appended(db: Path) -> None:
         [NewEvent(run_id="q", type=EventType.RUN_FAILED, data={"error": error})],
         [NewEvent(run_id="p", type=EventType.RUN_COMPLETED, data={"result": [result]})],
     ]
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         for group in groups:
             assert all(o.accepted for o in store.append(group)), group
         for run_id in ("p", "q", "p.3"):
@@ -456,7 +453,7 @@ async def resumable(tag: str) -> list[Any]:
 def test_D4_a_v4_store_is_migrated_to_payloads_stored_once_and_replays(tmp_path: Path) -> None:
     path = _v4_store(tmp_path / "v4.db")
     before_rows = _raw(path, "SELECT type, data FROM events ORDER BY seq")
-    with SQLiteStore.open(path) as store:
+    with open_store(path) as store:
         events = store.events("old")
     # Readers see what the old release wrote, value for value.
     assert [(e.type.value, e.data) for e in events] == [
@@ -475,4 +472,4 @@ def test_D4_a_v4_store_is_migrated_to_payloads_stored_once_and_replays(tmp_path:
     assert NOTES.get("first") is None
     assert NOTES["second"] == [1]
     assert EventType.STEP_REEXECUTED in [e.type for e in events_of(runtime, "old")]
-    assert RunState.COMPLETED is SQLiteStore.open(path, readonly=True).get_run("old").status
+    assert RunState.COMPLETED is open_store(path, readonly=True).get_run("old").status

@@ -40,9 +40,9 @@ from actors import (
 from persistence import (
     POST_MORTEM_EVENTS,
     TERMINAL_EVENTS,
-    SQLiteStore,
     StepState,
     fold,
+    open_store,
 )
 from tests.conftest import GATES, NOTES, assert_nothing_left, gate, note, wait_until
 
@@ -88,7 +88,7 @@ OPERATIONS = st.sampled_from(["complete", "complete", "cancel", "terminate", "cr
 
 
 def check_invariants(db: Path, run_id: str, seen_terminal: list[RunState]) -> None:
-    with SQLiteStore.open(db, readonly=True) as store, store.snapshot():
+    with open_store(db, readonly=True) as store, store.snapshot():
         events = store.events(run_id)
         record = store.get_run(run_id)
         steps = store.steps(run_id)
@@ -169,7 +169,7 @@ def test_random_interleavings_keep_every_log_invariant(
             assert final.status in (RunState.COMPLETED, RunState.CANCELLED, RunState.TERMINATED)
             tally(f"ended {final.status.value}, {len(runtimes) - 1} crash(es)")
             check_invariants(db, run_id, seen_terminal)
-            with SQLiteStore.open(db, readonly=True) as store:
+            with open_store(db, readonly=True) as store:
                 steps = store.steps(run_id)
             completed = [s.call for s in steps if s.status is StepState.COMPLETED]
             assert len(completed) == len(set(completed))  # no step completed twice
@@ -194,6 +194,6 @@ def _resting(rt: Runtime, run_id: str, released: int) -> bool:
     record = rt.get_run(run_id)
     if record.status.is_terminal:
         return True
-    with SQLiteStore.open(rt.db, readonly=True) as store:
+    with open_store(rt.db, readonly=True) as store:
         steps = store.steps(run_id)
     return any(s.status is StepState.RUNNING and s.call >= released for s in steps)

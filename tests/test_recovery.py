@@ -13,7 +13,6 @@ its parent: ``test_orphans.py``.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from actors import (
     workflow,
 )
 from actors._journal import AFTER_COMMIT
-from persistence import NewEvent, SQLiteStore, cancel_request
+from persistence import NewEvent, cancel_request, open_store
 from tests.conftest import (
     NOTES,
     assert_nothing_left,
@@ -45,6 +44,7 @@ from tests.conftest import (
     wait_until,
 )
 from tests.recovery_helpers import checking, started
+from tests.store_access import write_lock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -71,7 +71,7 @@ async def shielded_then_more(key: str) -> str:
 
 
 def _cancel_while_down(db: Path, run_id: str) -> None:
-    with SQLiteStore.open(db) as store:  # what `proctor cancel` writes
+    with open_store(db) as store:  # what `proctor cancel` writes
         store.append([cancel_request(run_id, "while down", source="cli")])
 
 
@@ -290,14 +290,9 @@ def test_D2_step_ends_seen_when_the_store_fails_are_handed_to_the_next_host(
         handle = rt.start(two_at_once, "sf")
         assert gate("sf.a:started").wait(10)
         assert gate("sf.b:started").wait(10)
-        holder = sqlite3.connect(db, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
-        try:
+        with write_lock(db):  # another process holds the write lock
             gate("sf.a").set()
             wait_until(lambda: "hosting it again" in caplog.text)
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
         assert handle.result(timeout=10) == ["sf.a", "sf.b charged"]
         log = rt.events(handle.run_id)
     assert NOTES["sf.a:runs"] == [1]

@@ -35,7 +35,7 @@ from actors import (
     step,
     workflow,
 )
-from persistence import EventType, SQLiteStore, restart_plan
+from persistence import EventType, open_store, restart_plan
 from tests.cli_workflows import long_job, three_marks
 from tests.conftest import NOTES, gate, note, open_rt, wait_until
 from tests.conftest import run_cli as proctor
@@ -360,7 +360,7 @@ def test_A7_a_restart_whose_runtime_died_before_it_started_replays_its_reused_ca
     """The takeover of a restart that never started (its runtime died right
     after creating it) replays the reused calls too."""
     old = failed_run(rt, "a7-orphan")
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.register_runtime("rt-dead", ttl=10)
         store.expire_lease("rt-dead", "killed")
         group = restart_plan(store, old, 2, "orphan-restart", owner="rt-dead")

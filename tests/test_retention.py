@@ -23,10 +23,10 @@ from cli import cli
 from persistence import (
     EventType,
     NewEvent,
-    SQLiteStore,
     Store,
     StoreLocked,
     cancel_request,
+    open_store,
     parse_duration,
     prune,
     prune_batch,
@@ -34,6 +34,7 @@ from persistence import (
     terminate_request,
 )
 from tests.conftest import GATES, assert_nothing_left, gate
+from tests.store_access import raw_sql, store_exists
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,20 +73,12 @@ def _unfinished(store: Store, run_id: str, parent: str | None = None) -> None:
     assert store.append([_created(run_id, parent)])[0].accepted
 
 
-def _rows(db: Path, table: str) -> list[str]:
-    conn = sqlite3.connect(db)
-    try:
-        return sorted({r[0] for r in conn.execute(f"SELECT run_id FROM {table}")})
-    finally:
-        conn.close()
+def _rows(db: Path | str, table: str) -> list[str]:
+    return sorted({r[0] for r in raw_sql(db, f"SELECT run_id FROM {table}")})
 
 
-def _rows_of(db: Path, table: str, column: str) -> list[str]:
-    conn = sqlite3.connect(db)
-    try:
-        return sorted(r[0] for r in conn.execute(f"SELECT {column} FROM {table}"))
-    finally:
-        conn.close()
+def _rows_of(db: Path | str, table: str, column: str) -> list[str]:
+    return sorted(r[0] for r in raw_sql(db, f"SELECT {column} FROM {table}"))
 
 
 def _everywhere(db: Path) -> dict[str, list[str]]:
@@ -96,7 +89,7 @@ LATER = time.time() + DAY  # "now", a day on: everything written by the test is 
 
 
 def test_retention_prunes_old_finished_runs_with_their_events_and_steps(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         _finished(store, "done-1")
         _finished(store, "done-2")
         _unfinished(store, "running")
@@ -117,14 +110,14 @@ def test_retention_prunes_old_finished_runs_with_their_events_and_steps(db: Path
 
 
 def test_retention_keeps_runs_that_finished_more_recently_than_the_age(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         _finished(store, "recent")
         assert prune(store, DAY, now=time.time()).runs == 0
         assert prune(store, DAY, now=LATER + DAY).runs == 1
 
 
 def test_retention_never_prunes_a_tree_with_an_unfinished_run(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         # A finished parent whose abandoned child still runs, and its grandchild.
         _finished(store, "p")
         _finished(store, "p.1", parent="p")
@@ -143,21 +136,18 @@ def test_retention_never_prunes_a_tree_with_an_unfinished_run(db: Path) -> None:
 
 
 def test_retention_a_tree_with_a_recently_finished_child_is_kept(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         _finished(store, "p")
         _unfinished(store, "p.0", parent="p")
         store.append(terminate_request("p.0", None, source="api"))
         # The child finished now too; with a cutoff between the two ends, the tree stays.
-        conn = sqlite3.connect(db)
-        conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = 'p'", (time.time() - DAY,))
-        conn.commit()
-        conn.close()
+        raw_sql(db, "UPDATE runs SET finished_at = ? WHERE run_id = 'p'", time.time() - DAY)
         assert prune(store, DAY / 2, now=time.time()).runs == 0
         assert prune(store, DAY / 2, now=LATER).runs == 2
 
 
 def test_retention_prunes_in_transactions_of_at_most_batch_runs(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         for i in range(250):
             _finished(store, f"r{i:03d}")
         _finished(store, "big")
@@ -171,7 +161,7 @@ def test_retention_prunes_in_transactions_of_at_most_batch_runs(db: Path) -> Non
 
 
 def test_retention_dry_run_counts_and_deletes_nothing(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         _finished(store, "a")
         _finished(store, "a.0", parent="a")
         _unfinished(store, "b")
@@ -182,7 +172,7 @@ def test_retention_dry_run_counts_and_deletes_nothing(db: Path) -> None:
 
 
 def test_retention_runtimes_that_stopped_long_ago_go_once_no_run_names_them(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.register_runtime("rt-old", ttl=1)
         store.release_runtime("rt-old")
         store.register_runtime("rt-owner", ttl=1)
@@ -202,8 +192,9 @@ def test_retention_runtimes_that_stopped_long_ago_go_once_no_run_names_them(db: 
         assert sorted(r.owner for r in store.runtimes()) == ["rt-live", "rt-owner"]
 
 
+@pytest.mark.sqlite_only("reads PRAGMA busy_timeout of the store's SQLite connection")
 def test_retention_a_batch_waits_for_the_write_lock_at_most_its_lock_wait(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         _finished(store, "old")
         holder = sqlite3.connect(db, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
@@ -236,8 +227,8 @@ def test_retention_bad_ages_are_refused_before_the_store_is_touched(
 ) -> None:
     with pytest.raises(error, match="retention must be"):
         Runtime(db, retention=value)  # type: ignore[arg-type]
-    assert not db.exists()
-    with SQLiteStore.open(db) as store, pytest.raises(ValueError, match="older_than"):
+    assert not store_exists(db)
+    with open_store(db) as store, pytest.raises(ValueError, match="older_than"):
         prune(store, -1)
 
 
@@ -313,7 +304,7 @@ def _wait_gone(runtime: Runtime, run_ids: list[str]) -> None:
 def test_retention_a_runtime_prunes_finished_runs_in_the_background(
     keeping: Runtime, db: Path
 ) -> None:
-    with SQLiteStore.open(db) as store:  # a runtime that stopped: its row goes too
+    with open_store(db) as store:  # a runtime that stopped: its row goes too
         store.register_runtime("rt-gone", ttl=1)
         store.release_runtime("rt-gone")
     running = keeping.start(held, "held")
@@ -345,17 +336,17 @@ def invoke(db: Path, *args: str) -> Result:
 
 
 def _aged_store(db: Path) -> None:
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         _finished(store, "old")
         _finished(store, "old.0", parent="old")
         _unfinished(store, "live")
-    conn = sqlite3.connect(db)
     month = 31 * DAY
-    conn.execute(
-        "UPDATE runs SET finished_at = finished_at - ?, created_at = created_at - ?", (month, month)
+    raw_sql(
+        db,
+        "UPDATE runs SET finished_at = finished_at - ?, created_at = created_at - ?",
+        month,
+        month,
     )
-    conn.commit()
-    conn.close()
 
 
 def test_prune_cli_deletes_runs_older_than_the_age_and_says_so(db: Path) -> None:
@@ -402,4 +393,4 @@ def test_prune_cli_needs_an_age_and_a_store(db: Path) -> None:
     no_store = invoke(db, "runs", "prune", "--older-than", "30d")
     assert no_store.exit_code == 1
     assert "no Proctor store" in no_store.stderr
-    assert not db.exists()
+    assert not store_exists(db)

@@ -38,9 +38,9 @@ from persistence import (
     SCHEMA_VERSION,
     EventType,
     NewEvent,
-    SQLiteStore,
     cancel_request,
     next_state,
+    open_store,
 )
 from tests.conftest import assert_nothing_left, event_types, gate, wait_until
 
@@ -244,7 +244,7 @@ def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
 
 def test_a_store_from_a_newer_proctor_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
-    SQLiteStore.open(path).close()
+    open_store(path).close()
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SchemaTooNew, match="upgrade Proctor"):
@@ -300,7 +300,7 @@ def test_a_locked_store_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
 def test_readonly_open_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "missing.db"
     with pytest.raises(StoreError, match="does not exist"):
-        SQLiteStore.open(path, readonly=True)
+        open_store(path, readonly=True)
     assert not path.exists()
 
 
@@ -319,8 +319,8 @@ def test_every_public_name_is_exported_exactly_once() -> None:
 def _open_together(path: Path, barrier: threading.Barrier, errors: list[BaseException]) -> None:
     barrier.wait()
     try:
-        SQLiteStore.open(path).close()
-        SQLiteStore.open(path, readonly=True).close()
+        open_store(path).close()
+        open_store(path, readonly=True).close()
     except BaseException as exc:
         errors.append(exc)
 
@@ -426,7 +426,7 @@ def test_after_a_failed_commit_no_later_group_of_that_supervisor_commits(tmp_pat
     replies: queue.Queue[Journaled] = queue.Queue()
     probe = _Collector.start(replies)
     try:
-        with SQLiteStore.open(path) as store:
+        with open_store(path) as store:
             store.register_runtime("me", ttl=10)
         create = NewEvent(
             run_id="r", type=EventType.RUN_CREATED, data={"workflow": "w", "owner": "me"}
@@ -455,7 +455,7 @@ def test_after_a_failed_commit_no_later_group_of_that_supervisor_commits(tmp_pat
         )
         journal.tell(cancel)
         assert all(o.accepted for o in cancel.reply.get(timeout=10))
-        with SQLiteStore.open(path, readonly=True) as store:
+        with open_store(path, readonly=True) as store:
             assert [e.type.value for e in store.events("r")] == [
                 "run_created",
                 "run_started",

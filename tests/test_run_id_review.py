@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,11 @@ from actors import (
     WorkflowFailed,
     workflow,
 )
-from persistence import EventType, NewEvent, SQLiteStore, create_run
+from persistence import EventType, NewEvent, create_run, open_store
 from tests.cli_workflows import three_marks
 from tests.conftest import NOTES, gate, open_rt, wait_until
 from tests.conftest import run_cli as proctor
+from tests.store_access import write_lock
 from tests.test_restart import failed_run, gated, work
 from tests.test_run_ids import executions, named, order, store_size
 
@@ -149,7 +149,7 @@ def test_A2_without_the_workflow_arguments_are_compared_as_written(db: Path) -> 
         data = {"workflow": order.name, "args": args, "kwargs": kwargs, "owner": None}
         return NewEvent(run_id="k-4", type=EventType.RUN_CREATED, data=data)
 
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         create_run(store, [created(["a2-written", 7], {})])
         with pytest.raises(RunIdInUse, match=re.escape('kwargs {"key":"a2-written","value":7}')):
             create_run(store, [created([], {"key": "a2-written", "value": 7})])
@@ -285,14 +285,8 @@ def test_A3_outcome_unknown_of_a_start_says_to_retry_with_the_same_id(
     runtimes: list[Runtime], db: Path
 ) -> None:
     rt = open_rt(runtimes, db, request_timeout=0.2)
-    blocker = sqlite3.connect(db, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(OutcomeUnknown) as caught:
-            rt.start(order, "a3-words", 7, run_id="words-1")
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
+    with write_lock(db), pytest.raises(OutcomeUnknown) as caught:
+        rt.start(order, "a3-words", 7, run_id="words-1")
     message = str(caught.value)
     assert "can simply be retried with the same id" in message
     assert "otherwise look the run up by its id" in message

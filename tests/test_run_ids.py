@@ -11,7 +11,6 @@ chosen id, retrying is always safe.
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -41,13 +40,14 @@ from persistence import (
     InvalidTransition,
     NewEvent,
     Refused,
-    SQLiteStore,
+    open_store,
     same_start,
 )
 from tests.cli_workflows import add
 from tests.conftest import NOTES, gate, note, open_rt, wait_until
 from tests.conftest import run_cli as proctor
 from tests.processes import ROOT
+from tests.store_access import write_lock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -92,7 +92,7 @@ def executions(key: str) -> int:
 
 def store_size(db: Path) -> tuple[int, int]:
     """(runs, events) in the store: what a refused start must leave as it was."""
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         runs = store.list_runs()
         return len(runs), sum(len(store.events(r.run_id)) for r in runs)
 
@@ -212,7 +212,7 @@ def test_A2_the_store_refuses_a_second_run_created_for_an_id(db: Path) -> None:
     created = NewEvent(
         run_id="dup", type=EventType.RUN_CREATED, data={"workflow": "w", "args": [1]}
     )
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         assert store.append([created])[0].accepted
         refused = store.append([created])[0]
         assert isinstance(refused, Refused)
@@ -351,17 +351,12 @@ def test_A3_a_start_that_timed_out_then_a_retry_give_one_run_and_one_execution(
 ) -> None:
     rt = open_rt(runtimes, db, request_timeout=0.2)
     # Another connection holds the write lock: the creation cannot commit in time.
-    blocker = sqlite3.connect(db, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
+    with write_lock(db):
         with pytest.raises(OutcomeUnknown) as caught:
             rt.start(order, "a3-retry", 7, run_id="retry-1")
         assert caught.value.run_id == "retry-1"
         assert "retry-1" in str(caught.value)
         assert "may have taken effect" in str(caught.value)
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
     handle = None
     for _ in range(100):  # what a client does: retry with the same id until answered
         try:
@@ -402,14 +397,8 @@ def test_A3_a_start_the_store_refuses_wrote_nothing(runtimes: list[Runtime], db:
     start raises a StoreError or says the run may exist; either way, once the
     lock is gone, no run exists unless its id was named."""
     rt = open_rt(runtimes, db, busy_timeout=0.05, lease_ttl=3.0, request_timeout=5.0)
-    blocker = sqlite3.connect(db, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(StoreError) as caught:  # StoreLocked, or OutcomeUnknown
-            rt.start(order, "a3-refused", 1, run_id="refused-1")
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
+    with write_lock(db), pytest.raises(StoreError) as caught:  # StoreLocked, or OutcomeUnknown
+        rt.start(order, "a3-refused", 1, run_id="refused-1")
     if isinstance(caught.value, OutcomeUnknown):
         assert caught.value.run_id == "refused-1"
     else:
@@ -428,14 +417,8 @@ def test_A3_a_start_the_store_refused_can_be_retried_once_the_store_is_free(
     rt = open_rt(
         runtimes, db, busy_timeout=0.05, lease_ttl=3.0, request_timeout=5.0, claim_runs=True
     )
-    blocker = sqlite3.connect(db, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(StoreError):  # StoreLocked, or OutcomeUnknown
-            rt.start(order, "a3-again", 2, run_id="again-1")
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
+    with write_lock(db), pytest.raises(StoreError):  # StoreLocked, or OutcomeUnknown
+        rt.start(order, "a3-again", 2, run_id="again-1")
     if retry == "same runtime":
         handle = None
         for _ in range(100):  # a creation still in flight answers OutcomeUnknown

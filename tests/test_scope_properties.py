@@ -43,7 +43,7 @@ from actors import (
     workflow,
 )
 from actors.testing import ProctorTestKit
-from persistence import SQLiteStore
+from persistence import open_store
 from tests.conftest import NOTES, note, wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -254,7 +254,7 @@ def _number(plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _log(db: Path, run_id: str) -> list[Any]:
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return store.events(run_id)
 
 

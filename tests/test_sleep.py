@@ -41,7 +41,7 @@ from actors import (
 )
 from actors.testing import ProctorTestKit
 from cli import cli as cli_group
-from persistence import EventRecord, EventType, SQLiteStore, cancel_request
+from persistence import EventRecord, EventType, cancel_request, open_store
 from tests.conftest import NOTES, events_of, note, open_rt, wait_for_event, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -197,7 +197,7 @@ def test_B1_D3_a_cancel_recorded_while_no_runtime_was_alive_ends_the_sleep_on_re
     run = first.start(naps, "d3", HOUR)
     wait_for_event(first, run.run_id, EventType.TIMER_STARTED)
     first.kill()
-    with SQLiteStore.open(db) as store:
+    with open_store(db) as store:
         store.append([cancel_request(run.run_id, "while down", source="cli")])
 
     second = open_rt(runtimes, db, clock=clock)  # the clock never moves

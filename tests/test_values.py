@@ -41,9 +41,9 @@ from persistence import (
     EventType,
     InvalidTransition,
     NewEvent,
-    SQLiteStore,
     _append,
     dumps,
+    open_store,
     roundtrip,
 )
 from tests.conftest import (
@@ -55,6 +55,7 @@ from tests.conftest import (
     steps_of,
     wait_until,
 )
+from tests.store_access import store_exists
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -377,7 +378,7 @@ def test_D4_proctor_start_refuses_values_that_are_not_json_and_creates_nothing(
     )
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    assert not db.exists() or SQLiteStore.open(db, readonly=True).list_runs() == []
+    assert not store_exists(db) or open_store(db, readonly=True).list_runs() == []
 
 
 def test_D4_a_reason_that_is_not_text_is_refused_at_the_call(rt: Runtime, db: Path) -> None:
@@ -645,7 +646,7 @@ def test_D4_a_body_that_changes_a_step_result_changes_only_its_own_copy(db: Path
     handle = first.start(changes_its_result, "changes-result")
     wait_until(lambda: [e.step for e in first.events(handle.run_id)][-1] == after_the_list.name)
     first.kill()  # while the second step runs: its end is not recorded
-    with SQLiteStore.open(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         events = store.events(handle.run_id)
     recorded = [e.data["result"] for e in events if e.type is EventType.STEP_COMPLETED]
     assert recorded == [[1]]
