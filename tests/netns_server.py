@@ -3,7 +3,9 @@
 The server runs inside the database host's namespace, so it listens on the
 bridge address (TCP, for the hosts) and on a Unix socket in its folder (for
 the test process, which stays in the root namespace: a socket file is
-reached through the file system, whatever the namespace).
+reached through the file system, whatever the namespace). That is why it is
+not the session's cluster (``tests.pg_cluster``), which lives in the root
+namespace; it uses the same binaries and the same unprivileged user.
 
 Settings are the throw-away cluster's (no fsync: a crash of the machine is
 not under test); everything about connections is the server's default, as
@@ -19,7 +21,6 @@ new name.
 
 from __future__ import annotations
 
-import pwd
 import secrets
 import shutil
 import signal
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from tests.netns import DB_ADDRESS, SUBNET, Network
+from tests.pg_cluster import PgUnavailable, find_bindir, server_user
 
 PORT: Final = 5432
 #: Seconds the server gets to start or stop on a busy machine.
@@ -48,20 +50,13 @@ class ServerUnavailable(Exception):
     """No PostgreSQL server binaries, no user to run them as, or no psycopg."""
 
 
-def server_user() -> str:
-    """The unprivileged user the server runs as.
-
-    Raises:
-        ServerUnavailable: no ``postgres`` user on this machine.
-    """
-    try:
-        return pwd.getpwnam("postgres").pw_name
-    except KeyError:
-        raise ServerUnavailable("no `postgres` user to run the server as") from None
-
-
 def _binary(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/lib/postgresql/15/bin")
+    """A PostgreSQL program, from the folder the session's cluster uses too."""
+    try:
+        path = find_bindir() / name
+    except PgUnavailable as exc:
+        raise ServerUnavailable(str(exc)) from exc
+    found = str(path) if path.is_file() else shutil.which(name)
     if found is None:
         raise ServerUnavailable(f"PostgreSQL's `{name}` is not installed")
     return found
@@ -80,13 +75,16 @@ class Server:
         for tool in ("initdb", "postgres", "pg_isready", "psql"):
             _binary(tool)
         self.network = network
-        self.user = server_user()
-        account = pwd.getpwnam(self.user)
+        try:
+            account = server_user()  # the session cluster's: postgres, else nobody
+        except PgUnavailable as exc:
+            raise ServerUnavailable(str(exc)) from exc
+        self.user = account.name
         self.folder = Path(tempfile.mkdtemp(prefix="proctor-netns-pg-"))
         self.data = self.folder / "data"
         self._process: subprocess.Popen[bytes] | None = None
         try:
-            shutil.chown(self.folder, account.pw_uid, account.pw_gid)
+            shutil.chown(self.folder, account.uid, account.gid)
             self._as_user(
                 [_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                  "-E", "UTF8", "--no-sync"],
