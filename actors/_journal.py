@@ -218,8 +218,12 @@ class Journal(ProctorActor):
         if lost is None and not self._halted.is_set():
             try:
                 self._store.check_same_store()
-            except StoreError as gone:
+            except (StoreReplaced, StoreCorrupt) as gone:
                 lost = gone
+            except StoreError:
+                # Not a verdict on the store: a server store unreachable for
+                # now (a cut link, a restart). The runtime goes on and retries.
+                pass
         if lost is not None and self._parent is not None and not self._halted.is_set():
             tell(self._parent, StoreLost(error=lost))
 
