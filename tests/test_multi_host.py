@@ -539,6 +539,39 @@ def test_P3_a_host_cut_off_loses_its_runs_and_learns_it_when_its_link_returns(
     )
 
 
+@pytest.mark.timeout(150)
+def test_P2_a_host_cut_off_for_long_is_not_halted_and_learns_its_loss_when_it_returns(
+    network: Network, urls: Urls, host_workers: list[HostWorker], folder: Path, tmp_path: Path
+) -> None:
+    """A cut longer than a write may wait (here 25 s, lease 3 s): the cut-off
+    worker's writes fail meanwhile, which is not a lost store (a file
+    deleted or replaced): when its link returns it reconnects, its renewal
+    is refused and it logs that it lost its lease, as after a short cut,
+    instead of having halted for good while cut off."""
+    lease = 3.0
+    h2 = short_lease_worker(host_workers, network, "h2", urls.hosts, tmp_path, lease=lease)
+    wait_until(registered(urls.here, 1), what="h2's worker registered")
+    started_held(urls.here, folder, ["long"])
+    wait_until(run_started_on_all(folder, ["long"]), what="h2 runs it")
+    short_lease_worker(host_workers, network, "h1", urls.hosts, tmp_path, lease=lease)
+    wait_until(registered(urls.here, 2), what="h1's worker registered")
+    network.cut("h2")
+    cut_at = time.monotonic()
+    wait_until(run_started_on_all(folder, ["long"], 2), what="h1 takes the run over")
+    time.sleep(max(0.0, cut_at + 25 - time.monotonic()))  # the cut's length is the scenario
+    network.restore("h2")
+    restored_at = time.monotonic()
+    wait_until(lambda: "lost its lease" in h2.output(), what="h2 learns it lost its lease")
+    learnt = time.monotonic() - restored_at
+    halted = [line for line in h2.output().splitlines() if "stops: " in line]
+    assert not [line for line in halted if "no connection" in line], halted
+    release(folder, ["long"])
+    wait_until(all_finished(urls.here, ["long"]), what="the run finished")
+    print(
+        f"\nh2 cut off for 25s: it learnt it lost its lease {learnt:.2f}s after its link returned"
+    )
+
+
 #: Run on a host: open the store as a worker with a 3 s lease does (busy
 #: timeout 1 s), lock RUN's row inside a write transaction, say "locked",
 #: then never commit: a Journal's write caught between its first statement
