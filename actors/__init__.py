@@ -70,6 +70,7 @@ from persistence import (
     StoreError,
     StoreLocked,
     StoreReplaced,
+    StoreUnavailable,
 )
 
 __all__ = [
@@ -121,6 +122,7 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StoreReplaced",
+    "StoreUnavailable",
     "SystemClock",
     "Terminated",
     "WaitTimeout",

@@ -324,6 +324,8 @@ class Client(StoreReads, ClientControl, ClientSignals):
             InvalidArgument: ``timeout`` is not None or a finite number >= 0.
             RunNotFound: no such run.
             RuntimeClosed: the client was closed (before or during the wait).
+            StoreUnavailable, StoreLocked: the store was still out of reach at
+                the deadline (until then the wait reads again).
         """
         self._check_open()
         return self._wait_finished(check_run_id(run_id), timeout)

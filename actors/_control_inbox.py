@@ -58,9 +58,14 @@ from persistence import (
     Store,
     StoreCorrupt,
     StoreError,
+    StoreLocked,
     StoreReplaced,
+    StoreUnavailable,
     open_same_store,
 )
+
+#: How often a ControlInbox whose store could not be opened tries again (seconds).
+REOPEN_EVERY = 0.5
 
 
 class ControlInbox(ProctorActor):
@@ -125,13 +130,28 @@ class ControlInbox(ProctorActor):
         return self._cursor
 
     def started(self) -> None:
+        self._poll()
+
+    def _open(self) -> bool:
+        """Open this actor's connection and its housekeeping; False if not now.
+
+        A server store out of reach (``StoreUnavailable``, ``StoreLocked``: a
+        restart) is tried again every ``REOPEN_EVERY`` seconds, not a crash:
+        restarted while the server is down, this actor would die again at
+        once and, past its restart intensity, stop the runtime.
+        """
         try:
             # Read-write only to checkpoint the WAL; it writes no records.
             self._store = open_same_store(self._path, self._opened)
         except (StoreReplaced, StoreCorrupt) as exc:
             self._lost = True
             tell(self._guardian, StoreLost(error=exc))
-            return
+            return False
+        except (StoreUnavailable, StoreLocked) as exc:
+            logger.warning("control inbox: cannot open the store yet: %s", exc)
+            assert isinstance(self.actor_inbox, TimerInbox)
+            self.actor_inbox.deadline = self._clock.monotonic() + REOPEN_EVERY
+            return False
         self._housekeeping = Housekeeping(
             store=self._store,
             owner=self._owner,
@@ -149,7 +169,7 @@ class ControlInbox(ProctorActor):
             guard=self._guard,
             first_renewal=self._first_renewal,
         )
-        self._poll()
+        return True
 
     def stopping(self) -> None:
         if self._store is not None:
@@ -171,6 +191,8 @@ class ControlInbox(ProctorActor):
     def _poll(self) -> None:
         if self._lost:
             return  # the Guardian is stopping the runtime
+        if self._store is None and not self._open():
+            return
         assert self._store is not None
         assert self._housekeeping is not None
         chores = self._housekeeping

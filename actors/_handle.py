@@ -261,7 +261,10 @@ class RunHandle(Generic[R]):
             RunNotFound: no such run.
             RuntimeClosed: the runtime was closed or killed, or began to
                 close (a drain, A4), before or during the wait.
-            StoreError: the runtime stopped itself (see ``Runtime.failure``).
+            StoreError: the runtime stopped itself (see ``Runtime.failure``);
+                ``StoreUnavailable`` or ``StoreLocked``: the store was still out
+                of reach at the deadline (until then the wait reads again: a
+                server restarting does not end it).
         """
         return cast(R, self._outcome(self.wait_finished(timeout), timeout))
 

@@ -212,7 +212,11 @@ class Journal(ProctorActor):
         check_halted(self._halted, self._owner)
 
     def _store_failed(self, exc: StoreError) -> None:
-        """A write failed: if the file itself is gone or damaged, the runtime must stop."""
+        """A write failed: if the file itself is gone or damaged, the runtime must stop.
+
+        A check that cannot be made (a server store's server unreachable, say)
+        proves nothing lost: the run's supervisor stops and is hosted again.
+        """
         assert self._store is not None
         lost: StoreError | None = exc if isinstance(exc, StoreReplaced | StoreCorrupt) else None
         if lost is None and not self._halted.is_set():
@@ -220,10 +224,8 @@ class Journal(ProctorActor):
                 self._store.check_same_store()
             except (StoreReplaced, StoreCorrupt) as gone:
                 lost = gone
-            except StoreError:
-                # Not a verdict on the store: a server store unreachable for
-                # now (a cut link, a restart). The runtime goes on and retries.
-                pass
+            except StoreError as unknown:
+                logger.warning("journal: cannot check the store after a failed write: %s", unknown)
         if lost is not None and self._parent is not None and not self._halted.is_set():
             tell(self._parent, StoreLost(error=lost))
 

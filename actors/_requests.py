@@ -12,8 +12,9 @@ Invariants:
 
 * a request returns only once its record is durable, or raises
   :class:`OutcomeUnknown` naming the run when no answer came within
-  ``request_timeout`` (it may still take effect, A3), or a
-  :class:`StoreError` when nothing of it was written;
+  ``request_timeout``, or when the store's server dropped the connection
+  (it may have committed: A3), or a :class:`StoreError` when nothing of it
+  was written;
 * a control message reaches a hosted run's supervisor only after its record
   commits (the Journal delivers it), never before;
 * a request on a terminal run changes nothing and says so in its
@@ -65,6 +66,7 @@ from persistence import (
     RunState,
     Store,
     StoreError,
+    StoreUnavailable,
     cancel_request,
     cap_reason,
     check_chosen_run_id,
@@ -348,8 +350,10 @@ class Requests:
         """The answer to a submitted request, blocking this thread for it.
 
         Raises:
-            OutcomeUnknown: no answer within ``request_timeout``: the request was
-                handed to the actor and may yet take effect (A3).
+            OutcomeUnknown: no answer within ``request_timeout``, or the store's
+                server out of reach (``StoreUnavailable``: a connection that
+                drops may drop after the commit): the request was handed to
+                the actor and may yet take effect, or have taken it (A3).
             StoreError: the store refused it, or the Journal had stopped;
                 nothing of it was written.
             RuntimeClosed: the runtime closes, and the actor stopped or the
@@ -382,6 +386,8 @@ class Requests:
         would a moment later, not the error of a stopped part (A3)."""
         try:
             yield
+        except StoreUnavailable as exc:  # the connection may have dropped after the commit
+            raise OutcomeUnknown(submitted.run_id, submitted.request, str(exc)) from exc
         except (StoreError, ProctorError) as exc:
             if isinstance(exc, OutcomeUnknown | RunIdInUse | RunNotFound) or not self._closing():
                 raise

@@ -70,14 +70,12 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             print(handle.result(timeout=30))
 
     Args:
-        db: the store: a SQLite file's path (or ``sqlite:///relative/path``,
-            ``sqlite:////absolute/path``), created if missing; or a PostgreSQL
-            URL, ``postgresql://user:password@host:port/database`` (P1, extra
-            ``proctor[postgres]``). Messages show it with the password hidden
-            (``persistence.redact``); ``rt.db`` is where it is, as opened.
+        db: a SQLite file's path or ``sqlite:///path`` (created if missing), or
+            a ``postgresql://`` URL (P1, extra ``proctor[postgres]``); messages
+            hide its password (``persistence.redact``).
         synchronous: SQLite ``synchronous`` level of the writer. ``NORMAL``
-            (default) survives a crash of the process; ``FULL`` also survives
-            power loss, for an fsync per commit.
+            (default) survives a crash of the process; ``FULL`` also power
+            loss (an fsync per commit). PostgreSQL: ``OFF`` or else ``on``.
         clock: time source of the Timers actor; a FakeClock in tests.
         shutdown_timeout: how long :meth:`close` waits for step threads that
             do not check their mailbox.
@@ -105,12 +103,10 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             recorded as ``waiting`` (``step_waiting``), and start in the order
             they were decided as slots free. Default: 50 per CPU, at least 16.
             An abandoned attempt (terminate, timeout) holds its slot until its
-            code returns. Raises ``InvalidArgument`` if not an int
-            of at least 1.
+            code returns. At least 1.
         max_batch: the most appends the Journal commits in one transaction
-            (group commit); at least 1. Larger batches amortise the commit
-            over more runs; smaller ones bound how long one commit holds the
-            write lock.
+            (group commit); at least 1. Larger batches amortise the commit;
+            smaller ones bound how long one commit holds the write lock.
         request_timeout: how long (seconds) ``start``, ``cancel`` and
             ``terminate`` wait for their durable record before raising
             :class:`OutcomeUnknown`, which names the run: the request may
@@ -126,9 +122,10 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
 
     Raises:
         InvalidArgument: (a ``ValueError``) a bad setting, named: a malformed
-            ``db`` URL, a duration that is not a finite number of seconds, a
-            limit out of range, or ``lease_ttl`` under 3x ``busy_timeout``; ``InvalidArgumentType``
-            (a ``TypeError``) for one of the wrong type. Nothing is opened.
+            ``db``, a duration that is not a finite number of seconds, a limit
+            out of range, or ``lease_ttl`` under 3x ``busy_timeout``;
+            ``InvalidArgumentType`` (a ``TypeError``) for one of the wrong type;
+            nothing is opened.
         StoreError: the store cannot be opened.
         RuntimeClosed: its actors could not start; the store is closed again.
     """
@@ -176,8 +173,7 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         self.db = settings.db
         self.clock: Clock = clock or SystemClock()
         self.shutdown_timeout = settings.shutdown_timeout
-        # Opening the store first surfaces a bad file (locked, foreign, newer
-        # schema) here, at construction, as a StoreError.
+        # A bad store (locked, foreign, newer, out of reach) is a StoreError here.
         self._in_flight = InFlight()
         self._store = open_store(
             self.db, synchronous=synchronous, busy_timeout=settings.busy_timeout
@@ -329,10 +325,10 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             PayloadTooLarge: the arguments take over ``max_payload_bytes`` of JSON.
             InvalidArgumentType: ``workflow`` is not a ``@workflow()``, or the
                 arguments do not fit its signature; nothing was written.
-            OutcomeUnknown: its creation was not confirmed within
-                ``request_timeout`` (a slow or locked store, or a body that
-                blocked before its first await); the run may exist, and the
-                error names its id (A3). After any other error nothing was written.
+            OutcomeUnknown: its creation was not confirmed (within
+                ``request_timeout``: a slow or locked store, a body that blocked
+                before its first await; or a server out of reach); the run may
+                exist, and the error names its id (A3). Otherwise nothing was written.
             RunIdInUse: ``run_id`` is the id of a run of another workflow or
                 with other arguments; nothing was started.
             StoreError: the store cannot take the run (locked past the busy

@@ -12,6 +12,8 @@ Invariants:
 * a wait never outlasts its deadline by more than one store read, and never
   blocks an event loop (the async wait only awaits: its store reads run in
   the loop's default executor);
+* a store out of reach for a while (a server restarting) does not end a
+  wait early: the wait reads again until its deadline;
 * the registry forgets a waiter when its wait ends, however it ends.
 """
 
@@ -27,10 +29,14 @@ from typing import Final
 
 from actors._arguments import optional_seconds
 from actors._directory import Directory
-from persistence import RunRecord, RunState, Store, StoreError
+from persistence import RunRecord, RunState, Store, StoreError, StoreLocked, StoreUnavailable
 
 #: How often a waiter re-reads the store for runs that end in another process.
 POLL_INTERVAL: Final = 0.05
+#: Store errors a wait outlasts (until its deadline): the store is back soon.
+TRANSIENT: Final = (StoreUnavailable, StoreLocked)
+#: How often a waiter tries again to read a store out of reach.
+RETRY_INTERVAL: Final = 0.1
 
 
 class Watchers:
@@ -110,18 +116,30 @@ class RunWaiter:
 
     def poll(
         self, run_id: str, deadline: float | None, now: float
-    ) -> tuple[RunRecord, float | None]:
+    ) -> tuple[RunRecord | None, float | None]:
         """The run's record, and how long to wait before reading it again.
 
         ``None`` means stop waiting: the run is terminal or the deadline passed.
         The wait is capped so that runs ending in another process (no wake-up
         from our Journal) are seen within POLL_INTERVAL.
+
+        A store out of reach for a while (``StoreUnavailable``: its server
+        restarting; ``StoreLocked``) gives no record and a pause of
+        RETRY_INTERVAL: the run's end is still to come, so the wait goes on
+        until its deadline, and only then raises that error (as DBOS's
+        ``get_result`` retries its database reads, ``_sys_db.db_retry``).
         """
         self._check_open()  # the store under the run is gone, or closed
         try:
             record = self._store.get_run(run_id)
-        except StoreError:
+        except TRANSIENT:
             self._check_open()  # closed meanwhile: that is the reason
+            pause = RETRY_INTERVAL if deadline is None else min(RETRY_INTERVAL, deadline - now)
+            if pause <= 0:
+                raise
+            return None, pause
+        except StoreError:
+            self._check_open()
             raise
         if record.status.is_terminal:
             return record, None
@@ -154,6 +172,7 @@ class RunWaiter:
             while True:
                 record, pause = self.poll(run_id, deadline, time.monotonic())
                 if pause is None:
+                    assert record is not None  # poll raises instead
                     return record
                 woken.wait(pause)
         finally:
@@ -180,6 +199,7 @@ class RunWaiter:
                     None, self.poll, run_id, deadline, loop.time()
                 )
                 if pause is None:
+                    assert record is not None  # poll raises instead
                     return record
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), pause)

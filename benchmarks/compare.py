@@ -1,47 +1,69 @@
-"""Proctor side by side with DBOS and PyWorkflow, in the same run, on this machine.
+"""Proctor side by side with DBOS and PyWorkflow, at equal durability, in one run.
 
-    python3 benchmarks/compare.py [--rounds 3] [--runs 200] [--inflight 1000]
-                                  [--proctor-synchronous FULL|NORMAL]
-                                  [--baseline CHECKOUT] [--no-peers]
+    python3 benchmarks/compare.py [--store sqlite|postgres] [--postgres-url URL]
+                                  [--rounds 3] [--runs 200] [--inflight 1000]
+                                  [--only SCENARIO ...] [--normal-row]
+                                  [--json FILE] [--baseline CHECKOUT] [--no-peers]
 
 The first run creates ``benchmarks/.venv`` with Proctor (this checkout, editable),
-``dbos`` (SQLite system database) and ``pyworkflow-engine[sqlite]`` (local
-runtime), so the peers never touch the project's own environment. Each
-scenario runs every system alternately, ``--rounds`` times, each in a fresh
-process on a fresh store, and prints medians and the ratio Proctor/peer. A
-peer that fails or lacks the feature is reported as such, never dropped.
-``proctor runs list`` cold start is ``benchmarks/cli_cold_start.py``.
+``dbos`` and ``pyworkflow-engine[sqlite]`` (local runtime), so the peers never
+touch the project's own environment. Each scenario runs every system
+alternately, ``--rounds`` times, each in a fresh process on a fresh store,
+and prints, one row per system, the median, the spread (min-max) and every
+round's value, with the durability settings that system ran with beside
+them (read from its store or server after the run, not assumed).
 
-Durability is equal by default: Proctor runs with ``synchronous=FULL`` (an
-fsync per commit), as DBOS and PyWorkflow do with SQLite's defaults. Each
-system reports the settings it ran with, read from its store, and they are
-printed under the table. ``--proctor-synchronous NORMAL`` (no fsync per
-commit) is for a row labelled as such, never for a ratio against the peers.
+Durability is always equal between the systems a ratio compares (DESIGN §6):
+
+* SQLite (``--store sqlite``, the default): Proctor at ``synchronous=FULL``
+  (WAL, an fsync per commit) against DBOS and PyWorkflow with SQLite's
+  defaults (rollback journal, ``synchronous=FULL``: an fsync per commit).
+* PostgreSQL (``--store postgres``): Proctor's PostgreSQL store and DBOS
+  against one throw-away server this script starts (``benchmarks/pg_server.py``:
+  ``fsync=on``, ``synchronous_commit=on``), or the server of
+  ``--postgres-url`` (an admin URL; its settings are read and printed, and a
+  server without ``fsync`` or ``synchronous_commit`` is refused). Each round
+  gets a fresh database. PyWorkflow is not run on PostgreSQL.
+
+``--normal-row`` adds Proctor at ``synchronous=NORMAL`` (SQLite: no fsync per
+commit) as one more row, labelled "not equal durability": it is shown for
+what the setting buys and is never divided by a peer. (On PostgreSQL, NORMAL
+and FULL are one level, ``synchronous_commit=on``: no such row.)
 
 ``--baseline CHECKOUT`` adds a system ``baseline``: the same Proctor scenario
-script run against another checkout's code (``PYTHONPATH=CHECKOUT``), alternated
-with the others, for before/after comparisons of a change; ``--no-peers``
-leaves DBOS and PyWorkflow out. Every round's value is printed under the
-table, so the spread is visible beside the medians.
+script run against another checkout's code (``PYTHONPATH=CHECKOUT``),
+alternated with the others, for before/after comparisons of a change;
+``--no-peers`` leaves DBOS and PyWorkflow out. ``--json FILE`` records every
+round, the settings and the machine. ``proctor runs list`` cold start is
+``benchmarks/cli_cold_start.py``; worker processes on a shared store are
+``benchmarks/workers.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
+import sys
 import tempfile
+import time
 import venv
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine
+import pg_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "peers"
 VENV = Path(__file__).resolve().parent / ".venv"
-SYSTEMS = ("proctor", "dbos", "pyworkflow")
 TIMEOUT = 300.0
 
 #: scenario -> (metric, higher is better, what it means)
@@ -54,26 +76,53 @@ SCENARIOS: dict[str, tuple[str, bool, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class System:
+    """One column of the comparison: a script, and the durability it runs at."""
+
+    name: str
+    script: str
+    synchronous: str = "FULL"
+    #: At equal durability with the peers: only such a system is divided by one.
+    equal: bool = True
+    #: Another checkout of Proctor this system imports (``--baseline``).
+    code: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.equal else f"{self.name} (NOT equal durability)"
+
+
+#: What ``benchmarks/.venv`` holds besides this checkout: the peers, and the
+#: PostgreSQL driver Proctor's ``postgres`` extra and DBOS use.
+REQUIREMENTS = ("dbos", "pyworkflow-engine[sqlite]", "psycopg[binary]>=3.2", "psycopg-pool>=3.2")
+#: One module of each, imported to check that the environment is complete.
+PROBE = "import actors, dbos, pyworkflow, psycopg, psycopg_pool"
+
+
 def python() -> Path:
+    """The benchmark environment's interpreter: created on first use, and
+    completed if a requirement is missing (a venv made by an older script)."""
     exe = VENV / "bin" / "python"
     if not exe.exists():
         print(f"creating {VENV} with proctor, dbos and pyworkflow-engine ...", flush=True)
         venv.create(VENV, with_pip=True)
-        peers = ["dbos", "pyworkflow-engine[sqlite]"]
-        # Editable: the benchmark always measures this checkout as it is now.
-        command = [str(exe), "-m", "pip", "install", "-q", "-e", str(ROOT), *peers]
-        subprocess.run(command, check=True)
+    elif subprocess.run([str(exe), "-c", PROBE], capture_output=True, check=False).returncode == 0:
+        return exe
+    # Editable: the benchmark always measures this checkout as it is now.
+    command = [str(exe), "-m", "pip", "install", "-q", "-e", str(ROOT), *REQUIREMENTS]
+    subprocess.run(command, check=True)
     return exe
 
 
-def environment(system: str, baseline: Path | None) -> dict[str, str] | None:
+def environment(system: System) -> dict[str, str] | None:
     """The environment a system's process runs in: the baseline's code first."""
-    if system != "baseline" or baseline is None:
+    if system.code is None:
         return None
-    return {**os.environ, "PYTHONPATH": str(baseline)}
+    return {**os.environ, "PYTHONPATH": str(system.code)}
 
 
-def code_of(exe: Path, system: str, baseline: Path | None) -> str:
+def code_of(exe: Path, system: System) -> str:
     """Which checkout a Proctor system really imports (printed beside the numbers)."""
     probe = "import actors, pathlib; print(pathlib.Path(actors.__file__).parent.parent)"
     done = subprocess.run(  # from the scripts' folder, the first entry of their sys.path
@@ -81,37 +130,47 @@ def code_of(exe: Path, system: str, baseline: Path | None) -> str:
         capture_output=True,
         text=True,
         cwd=PEERS,
-        env=environment(system, baseline),
+        env=environment(system),
         check=True,
     )
     return done.stdout.strip()
 
 
-def run_one(
-    exe: Path,
-    system: str,
-    scenario: str,
-    runs: int,
-    folder: Path,
-    *,
-    synchronous: str,
-    baseline: Path | None = None,
-) -> dict[str, Any]:
-    db = folder / f"{system}-{scenario}-{len(list(folder.iterdir()))}.db"
-    script = "proctor" if system == "baseline" else system
-    command = [str(exe), str(PEERS / f"sys_{script}.py"), scenario, "--db", str(db)]
-    command += ["--runs", str(runs), "--synchronous", synchronous]
-    env = environment(system, baseline)
+class Stores:
+    """A fresh store for every round: a new SQLite file, or a new database on
+    the one PostgreSQL server of this comparison."""
+
+    def __init__(self, folder: Path, server: pg_server.Server | None) -> None:
+        self.folder = folder
+        self.server = server
+        self.count = 0
+
+    def fresh(self, system: System, scenario: str) -> str:
+        self.count += 1
+        name = f"{system.script}_{scenario}_{self.count}"
+        if self.server is None:
+            return str(self.folder / f"{name}.db")
+        return self.server.create_database(name)
+
+
+def run_one(exe: Path, system: System, scenario: str, runs: int, target: str) -> dict[str, Any]:
+    command = [str(exe), str(PEERS / f"sys_{system.script}.py"), scenario, "--db", target]
+    command += ["--runs", str(runs), "--synchronous", system.synchronous]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=TIMEOUT, check=False, env=env
+            command,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+            env=environment(system),
         )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {TIMEOUT:.0f}s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"exit {done.returncode}: {tail[:120]}"}
+        return {"error": f"exit {done.returncode}: {tail[:160]}"}
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
@@ -145,18 +204,60 @@ def describe(results: list[dict[str, Any]], scenario: str) -> tuple[str, float |
     return cell, value
 
 
-def main() -> None:  # noqa: PLR0915 - one table, printed as it fills
+def spread(results: list[dict[str, Any]], metric: str) -> str:
+    """Every round's value, and max-min as a share of the median."""
+    values = [r[metric] for r in results if metric in r]
+    if not values:
+        return "-"
+    rounds = ", ".join(f"{v:.2f}" if v < 100 else f"{v:.0f}" for v in values)
+    middle = statistics.median(values)
+    width = (max(values) - min(values)) / middle if middle else 0.0
+    return f"{metric} by round: {rounds}; spread (max-min)/median {100 * width:.0f}%"
+
+
+def choose_systems(args: argparse.Namespace, baseline: Path | None) -> list[System]:
+    systems = [System("proctor", "proctor")]
+    if baseline is not None:
+        systems.append(System("baseline", "proctor", code=baseline))
+    if not args.no_peers:
+        systems.append(System("dbos", "dbos"))
+        if args.store == "sqlite":
+            systems.append(System("pyworkflow", "pyworkflow"))
+    if args.normal_row and args.store == "sqlite":  # on PostgreSQL both levels commit alike
+        systems.append(System("proctor NORMAL", "proctor", synchronous="NORMAL", equal=False))
+    return systems
+
+
+@contextlib.contextmanager
+def postgres(args: argparse.Namespace) -> Iterator[pg_server.Server | None]:
+    """The one PostgreSQL server of this comparison (None on SQLite)."""
+    if args.store != "postgres":
+        yield None
+    elif args.postgres_url:
+        server = pg_server.Server.existing(args.postgres_url)
+        server.require_durable()
+        yield server
+    else:
+        with pg_server.throwaway() as server:
+            yield server
+
+
+def main() -> None:  # noqa: PLR0915 - one report, printed as it fills
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url", help="an admin URL of a running server (default: start a throw-away one)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--inflight", type=int, default=1000)
     parser.add_argument("--only", choices=tuple(SCENARIOS), action="append")
     parser.add_argument(
-        "--proctor-synchronous",
-        choices=("FULL", "NORMAL"),
-        default="FULL",
-        help="FULL (default): equal durability with the peers; NORMAL: a labelled extra",
+        "--normal-row",
+        action="store_true",
+        help="add Proctor at synchronous=NORMAL as a row labelled 'not equal durability'",
     )
+    parser.add_argument("--json", type=Path, help="write every round and setting to this file")
     parser.add_argument(
         "--baseline", type=Path, help="another checkout of Proctor, run as system 'baseline'"
     )
@@ -165,78 +266,93 @@ def main() -> None:  # noqa: PLR0915 - one table, printed as it fills
     baseline: Path | None = args.baseline.resolve() if args.baseline else None
     if baseline is not None and not (baseline / "actors" / "__init__.py").is_file():
         parser.error(f"--baseline {baseline}: not a Proctor checkout (no actors/__init__.py)")
-    systems = ["proctor"] + (["baseline"] if baseline else [])
-    systems += [] if args.no_peers else [s for s in SYSTEMS if s != "proctor"]
-    others = systems[1:]
+    systems = choose_systems(args, baseline)
+    peers = [s for s in systems if s.script != "proctor"]
     exe = python()
-    print(
-        f"{platform.platform()}, {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}; medians of {args.rounds} rounds"
-    )
-    for system in ("proctor", "baseline"):
-        if system in systems:
-            print(f"{system} imports the code of {code_of(exe, system, baseline)}")
-    if args.proctor_synchronous != "FULL":
-        print(
-            f"NOT EQUAL DURABILITY: Proctor runs with synchronous={args.proctor_synchronous}"
-            " (no fsync per commit) while the peers fsync every commit; these ratios"
-            " flatter Proctor and are not comparisons."
-        )
-    print()
-    settings: dict[str, set[str]] = {s: set() for s in systems}
-    header = f"{'scenario':<12} {'proctor':>26}" + "".join(f" {s:>30}" for s in others)
-    header += "".join(f"  {'proctor/' + s:>18}" for s in others)
-    print(header)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+    record: dict[str, Any] = {
+        "machine": machine.describe(),
+        "store": args.store,
+        "rounds": args.rounds,
+        "runs": args.runs,
+        "command": " ".join(["python3", "benchmarks/compare.py", *sys.argv[1:]]),
+        "scenarios": {},
+    }
+    print(machine.summary(record["machine"]))
+    print(f"store: {args.store}; medians of {args.rounds} rounds; load {machine.load()}")
+    for system in systems:
+        if system.script == "proctor" and system.synchronous == "FULL":
+            print(f"{system.name} imports the code of {code_of(exe, system)}")
+    settings: dict[str, set[str]] = {s.name: set() for s in systems}
+    summary: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp, postgres(args) as server:
+        if server is not None:
+            record["server"] = server.settings()
+            print(f"PostgreSQL server: {server.describe()}")
+        stores = Stores(Path(tmp), server)
         for scenario in args.only or SCENARIOS:
+            metric, higher_better, meaning = SCENARIOS[scenario]
             runs = args.inflight if scenario == "inflight" else args.runs
-            results: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
+            results: dict[str, list[dict[str, Any]]] = {s.name: [] for s in systems}
+            began = time.monotonic()
             for _ in range(args.rounds):
                 for system in systems:  # alternately, so drift hits every system alike
-                    result = run_one(
-                        exe,
-                        system,
-                        scenario,
-                        runs,
-                        folder,
-                        synchronous=args.proctor_synchronous,
-                        baseline=baseline,
-                    )
-                    results[system].append(result)
+                    target = stores.fresh(system, scenario)
+                    result = run_one(exe, system, scenario, runs, target)
+                    results[system.name].append(result)
                     if "durability" in result:
-                        settings[system].add(result["durability"])
-            cells = {s: describe(results[s], scenario) for s in systems}
-            ratios = []
-            higher_better = SCENARIOS[scenario][1]
+                        settings[system.name].add(result["durability"])
+            cells = {s.name: describe(results[s.name], scenario) for s in systems}
+            print(f"\n{scenario}: {meaning}; {runs} runs a round, {time.monotonic() - began:.0f} s")
+            for system in systems:
+                durability = "; ".join(sorted(settings[system.name])) or "not reported"
+                print(f"  {system.label:<40} {cells[system.name][0]:>22}")
+                print(f"      {spread(results[system.name], metric)}")
+                print(f"      durability: {durability}")
+                for r in results[system.name]:
+                    if "error" in r:
+                        print(f"      {system.name}: {r['error']}")
             mine = cells["proctor"][1]
-            for other in others:
-                theirs = cells[other][1]
+            ratios = []
+            for peer in peers:
+                theirs = cells[peer.name][1]
                 if mine and theirs:
                     ratio = mine / theirs if higher_better else theirs / mine
-                    ratios.append(f"{ratio:.2f}x")
+                    ratios.append(f"proctor/{peer.name} {ratio:.2f}x")
                 else:
-                    ratios.append("-")
-            row = f"{scenario:<12} {cells['proctor'][0]:>26}"
-            row += "".join(f" {cells[s][0][:30]:>30}" for s in others)
-            row += "".join(f"  {r:>18}" for r in ratios)
-            print(row, flush=True)
-            metric = SCENARIOS[scenario][0]
-            for system in systems:
-                if cells[system][0].startswith("n/a") and len(cells[system][0]) > 30:
-                    print(f"    {system}: {cells[system][0]}")  # the table cuts it short
-                rounds = [f"{r[metric]:.2f}" for r in results[system] if metric in r]
-                print(f"    {system} {metric} per round: {', '.join(rounds) or '-'}")
-                for r in results[system]:
-                    if "error" in r:
-                        print(f"    {system}: {r['error']}")
-    print("\nDurability each system ran with (read from its store after each run):")
+                    ratios.append(f"proctor/{peer.name} -")
+            if ratios:
+                print(f"  at equal durability: {', '.join(ratios)}")
+            summary.append(
+                f"| {meaning} | "
+                + " | ".join(cells[s.name][0][:60] for s in systems)
+                + " | "
+                + " | ".join(r.split(" ", 1)[1] for r in ratios)
+                + " |"
+            )
+            record["scenarios"][scenario] = {
+                s.name: {
+                    "rounds": results[s.name],
+                    "median": cells[s.name][1],
+                    "synchronous": s.synchronous,
+                    "equal_durability": s.equal,
+                    "durability": sorted(settings[s.name]),
+                }
+                for s in systems
+            }
+    print("\nMarkdown (ratios only between systems at equal durability):\n")
+    head = ["scenario", *(s.label for s in systems), *(f"Proctor / {p.name}" for p in peers)]
+    print("| " + " | ".join(head) + " |")
+    print("|" + " --- |" * len(head))
+    for row in summary:
+        print(row)
+    print("\nDurability each system ran with (read from its store or server after each run):")
     for system in systems:
-        for setting in sorted(settings[system]) or ["not reported (no run succeeded)"]:
-            print(f"  {system}: {setting}")
-    print("\nRatios: how many times better Proctor is (throughput up, latency down).")
-    for name, (_, _, meaning) in SCENARIOS.items():
-        print(f"  {name}: {meaning}")
+        for setting in sorted(settings[system.name]) or ["not reported (no run succeeded)"]:
+            print(f"  {system.label}: {setting}")
+    print(f"load after: {machine.load()}")
+    if args.json:
+        args.json.write_text(json.dumps(record, indent=1))
+        print(f"recorded in {args.json}")
 
 
 if __name__ == "__main__":

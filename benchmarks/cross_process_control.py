@@ -1,7 +1,8 @@
 """Cross-process control latency: a cancel or a signal written to the store
 -> the code it is for sees it, in a worker process.
 
-A ``proctor worker`` subprocess hosts the runs; this process plays the CLI:
+A worker subprocess hosts the runs (``peers/worker_proctor.py``: the runtime
+``proctor worker`` hosts, at ``synchronous=FULL``); this process plays the CLI:
 it creates each run, waits until it is ready (its step runs, for a cancel;
 its body waits for the signal ``go``, for a signal), and writes the request
 through ``persistence`` exactly as ``proctor cancel`` / ``proctor signal``
@@ -11,13 +12,19 @@ CancellationError`` (cancel), or when the body resumes after
 ``wait_for_signal`` (signal); both read CLOCK_MONOTONIC. Both requests
 reach the worker through its ControlInbox (DESIGN §4).
 
+The store is a fresh SQLite file (the default), the store ``--db`` names (a
+path or a ``postgresql://`` URL; it is created if missing), or, with
+``--store postgres``, a database on a throw-away PostgreSQL server started
+for the run (``fsync=on``, ``synchronous_commit=on``: ``pg_server.py``).
+
     python benchmarks/cross_process_control.py [--control cancel|signal] [--runs 100]
+                                               [--db TARGET | --store postgres]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import signal
 import statistics
 import subprocess
@@ -25,17 +32,22 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import machine  # noqa: E402
+import pg_server  # noqa: E402
 
 from persistence import (  # noqa: E402
     EventType,
     NewEvent,
-    SQLiteStore,
     cancel_request,
+    open_store,
     signal_request,
 )
 
@@ -48,28 +60,58 @@ def wait_for(done: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.0005)
 
 
+@contextlib.contextmanager
+def store_target(args: argparse.Namespace, work: Path) -> Iterator[str]:
+    """The store this run uses: ``--db``, a throw-away server's database, or a file."""
+    if args.db:
+        yield args.db
+    elif args.store == "postgres":
+        with pg_server.throwaway() as server:
+            print(f"PostgreSQL server: {server.describe()}")
+            yield server.create_database("xp")
+    else:
+        yield str(work / "bench.db")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--control", choices=("cancel", "signal"), default="cancel")
     parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--db", help="a store: a SQLite path or a postgresql:// URL")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
-    cancel = args.control == "cancel"
     work = Path(tempfile.mkdtemp(prefix="proctor-xp-"))
-    db, folder = work / "bench.db", work / "markers"
+    print(machine.summary(machine.describe()) + f"; load {machine.load()}")
+    with store_target(args, work) as db:
+        latencies = measure(args, db, work)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    sees = "step sees it" if args.control == "cancel" else "body resumes"
+    runs = len(latencies)
+    print(f"cross-process {args.control} latency over {runs} runs (store write -> {sees})")
+    print(f"  store {machine.redacted(db)}")
+    print(f"  p50 {statistics.median(latencies):6.2f} ms")
+    print(f"  p99 {p99:6.2f} ms   (target < 50 ms)")
+    print(f"  max {latencies[-1]:6.2f} ms")
+    print(f"  load after: {machine.load()}")
+
+
+def measure(args: argparse.Namespace, db: str, work: Path) -> list[float]:
+    """Latencies (ms) of ``args.runs`` requests, each to a run of a worker process."""
+    cancel = args.control == "cancel"
+    folder = work / "markers"
     folder.mkdir()
-    SQLiteStore.open(db).close()
+    open_store(db).close()  # created before the worker opens it
     log = (work / "worker.log").open("w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--db", str(db), "worker", "bench_workflows"],
-        cwd=ROOT / "benchmarks",
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, str(HERE / "peers" / "worker_proctor.py"), "--db", db],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     workflow = "bench.xp_cancel_me" if cancel else "bench.xp_signal_me"
     latencies = []
     try:
-        with SQLiteStore.open(db) as store:
+        with open_store(db) as store:
             for i in range(args.runs):
                 key, run_id = f"k{i}", uuid.uuid4().hex
                 data = {"workflow": workflow, "args": [str(folder), key], "kwargs": {}}
@@ -95,14 +137,7 @@ def main() -> None:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
         log.close()
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    sees = "step sees it" if cancel else "body resumes"
-    runs = len(latencies)
-    print(f"cross-process {args.control} latency over {runs} runs (store write -> {sees})")
-    print(f"  p50 {statistics.median(latencies):6.2f} ms")
-    print(f"  p99 {p99:6.2f} ms   (target < 50 ms)")
-    print(f"  max {latencies[-1]:6.2f} ms")
+    return latencies
 
 
 if __name__ == "__main__":

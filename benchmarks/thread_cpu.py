@@ -5,7 +5,7 @@ each thread's user and system time from ``/proc/self/task`` before and after
 (Linux only). Pooled threads are grouped under ``pool``: a step attempt or a
 run supervisor borrows any of them.
 
-    python benchmarks/thread_cpu.py [--runs 2000] [--window 1]
+    python benchmarks/thread_cpu.py [--runs 2000] [--window 1] [--synchronous NORMAL|FULL]
 """
 
 from __future__ import annotations
@@ -59,8 +59,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--window", type=int, default=1, help="runs in flight at once")
+    parser.add_argument(
+        "--synchronous",
+        choices=("FULL", "NORMAL"),
+        default="NORMAL",
+        help="FULL: an fsync per commit (the peers' durability); NORMAL: none",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, Runtime(Path(tmp) / "cpu.db", resume=False) as rt:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Runtime(Path(tmp) / "cpu.db", resume=False, synchronous=args.synchronous) as rt,
+    ):
         rt.start(three_steps, 0).result(timeout=10)  # warm up: imports, first threads
         before, begin = thread_times(), time.perf_counter()
         pending = []
@@ -79,7 +88,10 @@ def main() -> None:
         sums = per_role.setdefault(role(by_id.get(tid)), [0.0, 0.0])
         sums[0] += user - user0
         sums[1] += system - system0
-    print(f"{args.runs / elapsed:.0f} runs/s, {args.window} in flight; CPU per run:")
+    print(
+        f"{args.runs / elapsed:.0f} runs/s, {args.window} in flight,"
+        f" synchronous={args.synchronous}; CPU per run:"
+    )
     total = [0.0, 0.0]
     for name, (user, system) in sorted(per_role.items(), key=lambda kv: -sum(kv[1])):
         total[0] += user

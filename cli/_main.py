@@ -186,6 +186,8 @@ def open_store(
         store = persistence.open_store(target, readonly=not write, busy_timeout=options.waiting)
     except StoreError as exc:
         fail(str(exc))
+    except InvalidArgument as exc:  # an option of the URL (?pool_size=0): as the worker does
+        raise click.BadParameter(clean(str(exc)), param_hint="--db") from exc
     try:
         with store:
             yield store

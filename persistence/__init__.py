@@ -67,6 +67,7 @@ from persistence._errors import (
     StoreError,
     StoreLocked,
     StoreReplaced,
+    StoreUnavailable,
 )
 from persistence._file import FileIdentity, check_same_file
 from persistence._fold import Folded, fold
@@ -201,6 +202,7 @@ __all__ = [
     "StoreLocked",
     "StoreReplaced",
     "StoreTarget",
+    "StoreUnavailable",
     "Synchronous",
     "accepted_signal",
     "calls_phrase",

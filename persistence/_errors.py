@@ -32,6 +32,7 @@ tree::
     └── StoreError
         ├── OutcomeUnknown         a request may have taken effect; names the run
         ├── StoreLocked            busy past the busy timeout
+        ├── StoreUnavailable       the server cannot be reached, or dropped the connection
         ├── NotAProctorStore       not SQLite, or another application's database
         ├── SchemaTooNew           written by a newer Proctor
         ├── StoreCorrupt           the file is damaged (malformed, I/O error, stale WAL)
@@ -189,6 +190,19 @@ class OutcomeUnknown(StoreError):
 
 class StoreLocked(StoreError):
     """Another connection held the database lock past the busy timeout."""
+
+
+class StoreUnavailable(StoreError):
+    """A server store's server cannot be reached, or dropped the connection
+    (a restart, a failover, ``max_connections`` full, a network cut).
+
+    Transient, like :class:`StoreLocked`: the same call may succeed once the
+    server is back, and a runtime rides it out (a write's run is hosted again
+    from its log, a wait for a run's end goes on until its timeout). A write
+    whose connection dropped while it committed may have committed: what the
+    store holds is the truth (a runtime reads its log again before going on).
+    SQLite stores never raise it.
+    """
 
 
 class NotAProctorStore(StoreError):

@@ -24,7 +24,9 @@ Invariants:
   server dropped meanwhile is found at the next borrow and replaced.
 - No psycopg exception leaves this module: a deadlock or serialization
   failure is a ``WriteConflict`` (retry the whole write), a lock or
-  statement timeout a ``StoreLocked``, everything else a ``StoreError``.
+  statement timeout a ``StoreLocked``, a server out of reach (down,
+  restarting, its connections full, the connection dropped) a
+  ``StoreUnavailable``, everything else a ``StoreError``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from persistence._errors import StoreError, StoreLocked
+from persistence._errors import StoreError, StoreLocked, StoreUnavailable
 from persistence._sql import Cursor, Dialect, WriteConflict
 
 #: The schema every table of a PostgreSQL store lives in (it can share a
@@ -148,6 +150,16 @@ class PgDb:
             open=False,
             name=f"proctor {shown}",
         )
+        # One connection first, outside the pool: a server that is down, full
+        # (max_connections) or refuses the login is said at once, with the
+        # server's reason, where the pool would try again quietly until its
+        # timeout and then give none.
+        try:
+            psycopg.connect(conninfo, **self._kwargs).close()
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(
+                f"{shown}: no connection to the server: {_first_line(exc)}"
+            ) from exc
         with translate(shown):
             self._pool.open(wait=True, timeout=connect_timeout)
 
@@ -278,9 +290,27 @@ def translate(shown: str) -> Iterator[None]:
             f" {_first_line(exc)}"
         ) from exc
     except PoolTimeout as exc:
-        raise StoreError(f"{shown}: no connection to the server: {_first_line(exc)}") from exc
+        raise StoreUnavailable(f"{shown}: no connection to the server: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
+        if _unavailable(exc):
+            raise StoreUnavailable(f"{shown}: {_first_line(exc)}") from exc
         raise StoreError(f"{shown}: {_first_line(exc)}") from exc
+
+
+#: SQLSTATEs of a server that went away: shut down, crashed, starting, full.
+_GONE: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def _unavailable(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` says the server is out of reach, not that the statement is wrong.
+
+    A connection that failed or dropped carries no SQLSTATE (libpq's own
+    error), or one of class 08 (connection exception) or :data:`_GONE`.
+    """
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _GONE
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from persistence._errors import InvalidArgument, StoreReplaced
 from persistence._file import FileIdentity
@@ -79,16 +80,21 @@ class PostgresStore(SqlStore):
             synchronous: SQLite's level names; see the module docstring.
             autocheckpoint: SQLite's alone; ignored.
             pool_size: connections kept at most by this store object
-                (default 4; a runtime opens a few store objects: the facade's,
-                its Journal's and its ControlInbox's).
+                (default: the URL's ``pool_size`` query parameter, else 4; a
+                runtime opens a few store objects: the facade's, its
+                Journal's and its ControlInbox's).
 
         Raises:
-            StoreError: the server cannot be reached or refuses the login.
+            StoreUnavailable: the server cannot be reached, or refuses the
+                connection (down, ``max_connections`` full, a wrong login),
+                said at once with the server's reason.
+            StoreError: another failure of the server.
             NotAProctorStore: the ``proctor`` schema holds another
                 application's tables, or there is no store and ``readonly``
                 or ``create=False``.
             SchemaTooNew: written by a newer Proctor.
-            InvalidArgument: an unknown ``synchronous`` level.
+            InvalidArgument: an unknown ``synchronous`` level, or a
+                ``pool_size`` in the URL that is not a whole number >= 1.
         """
         del autocheckpoint  # a WAL checkpoint is the server's business
         level = _SYNCHRONOUS_COMMIT.get(str(synchronous).upper())
@@ -97,10 +103,11 @@ class PostgresStore(SqlStore):
                 f"synchronous must be one of {', '.join(_SYNCHRONOUS_COMMIT)}, not {synchronous!r}"
             )
         shown = shown if shown is not None else "PostgreSQL store"
+        conninfo, from_url = take_pool_size(conninfo)
         db = PgDb(
             conninfo,
             shown,
-            pool_size=pool_size or DEFAULT_POOL_SIZE,
+            pool_size=pool_size or from_url or DEFAULT_POOL_SIZE,
             synchronous_commit=level,
             busy_timeout=busy_timeout,
             readonly=readonly,
@@ -157,6 +164,34 @@ class PostgresStore(SqlStore):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def take_pool_size(conninfo: str) -> tuple[str, int | None]:
+    """``conninfo`` without its ``pool_size`` query parameter, and its value (None: none).
+
+    Proctor's own parameter of a ``postgresql://`` URL (libpq knows no such
+    one, so it is taken out before connecting), as Prisma's
+    ``connection_limit``: every process and command given the URL (a
+    ``proctor worker``, a ``Client``, the CLI) sizes its pools by it. A
+    libpq ``key=value`` string has none.
+
+    Raises:
+        InvalidArgument: the value is not a whole number of connections >= 1.
+    """
+    parts = urlsplit(conninfo)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.query:
+        return conninfo, None
+    items = parts.query.split("&")
+    values = [item.partition("=")[2] for item in items if item.partition("=")[0] == "pool_size"]
+    if not values:
+        return conninfo, None
+    value = values[-1]
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise InvalidArgument(
+            f"pool_size in a PostgreSQL URL is a whole number of connections >= 1, not {value!r}"
+        )
+    kept = "&".join(item for item in items if item.partition("=")[0] != "pool_size")
+    return urlunsplit(parts._replace(query=kept)), int(value)
 
 
 if TYPE_CHECKING:

@@ -110,6 +110,13 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
 
 
 @pytest.fixture
+def proctor_db(db: Path | str) -> Path | str:
+    """The test kit's store (the plugin's fixture, overridden here): the
+    suite's ``db``, so the tests written with the kit run on both stores."""
+    return db
+
+
+@pytest.fixture
 def rt(db: Target) -> Iterator[Runtime]:
     before = set(threading.enumerate())
     runtime = Runtime(db)

@@ -19,7 +19,7 @@ from persistence import SCHEMA_VERSION, open_store
 from tests import cli_workflows as wf
 from tests.conftest import assert_nothing_left, steps_of, wait_until
 from tests.conftest import run_cli as proctor
-from tests.store_access import store_exists
+from tests.store_access import is_postgres, store_exists
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -342,12 +342,17 @@ WRITING = [["cancel", "x"], ["terminate", "x"]]
 
 @pytest.mark.parametrize("args", READING + WRITING)
 def test_a_missing_store_is_a_clear_error_and_is_not_created(db: Path, args: list[str]) -> None:
+    """SQLite: no file at the path. PostgreSQL: a database without the
+    ``proctor`` schema (as a SQLite file with no tables: not a store yet)."""
     result = proctor(db, *args)
     assert result.exit_code == 1
-    assert (
-        result.stderr
-        == f"Error: no Proctor store at {db}: the file does not exist (set --db or PROCTOR_DB)\n"
-    )
+    if is_postgres(db):
+        expected = f"Error: {db} is not a Proctor store: it has no 'proctor' schema\n"
+    else:
+        expected = (
+            f"Error: no Proctor store at {db}: the file does not exist (set --db or PROCTOR_DB)\n"
+        )
+    assert result.stderr == expected
     assert not store_exists(db)
 
 

@@ -7,6 +7,7 @@ guide says it prints.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,7 @@ PRINTS = {
         "['quote timed out: True', 'optional block skipped: True',"
         " 'DeadlineExceeded, a TimeoutError: True', 'shipped o-9 for 499']"
     ),
+    "postgresql_store.py": "reserved o-1",
     "step_handles.py": (
         "['fast: 12.50', 'cancelled: the fast carrier answered first',"
         " 'cancelled: not worth waiting for']"
@@ -75,3 +77,20 @@ def test_the_example_runs_and_prints_what_the_guide_says(name: str, tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     assert PRINTS[name] in result.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.timeout(90)
+def test_the_postgresql_guide_example_runs_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The guide's example on the store it is about (the PROCTOR_DB it documents)."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "postgresql_store.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=80,
+        check=False,
+        env={**os.environ, "PROCTOR_DB": pg_url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "reserved o-1"
+    assert not (tmp_path / "orders.db").exists()

@@ -34,7 +34,7 @@ from persistence import (
     terminate_request,
 )
 from tests.conftest import GATES, assert_nothing_left, gate
-from tests.store_access import raw_sql, store_exists
+from tests.store_access import is_postgres, raw_sql, store_exists
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -392,5 +392,6 @@ def test_prune_cli_needs_an_age_and_a_store(db: Path) -> None:
     assert "--older-than" in missing_age.stderr
     no_store = invoke(db, "runs", "prune", "--older-than", "30d")
     assert no_store.exit_code == 1
-    assert "no Proctor store" in no_store.stderr
+    missing = "has no 'proctor' schema" if is_postgres(db) else "no Proctor store"
+    assert missing in no_store.stderr
     assert not store_exists(db)

@@ -12,8 +12,8 @@ every CLI command, which shows the raw number instead of crashing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from actors import (
 from actors.testing import ProctorTestKit
 from tests import timeout_workflows as wf
 from tests.conftest import run_cli
+from tests.store_access import raw_sql
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -93,7 +94,9 @@ def _plain() -> None:
     pass
 
 
-def test_every_other_duration_argument_has_the_same_bound(proctor: ProctorTestKit) -> None:
+def test_every_other_duration_argument_has_the_same_bound(
+    proctor: ProctorTestKit, tmp_path: Path
+) -> None:
     """Decorators, retry intervals, cancel grace and request timeouts: one rule."""
     too_long, no_float = 1e12, 10**400
     for value in (too_long, no_float):
@@ -110,7 +113,7 @@ def test_every_other_duration_argument_has_the_same_bound(proctor: ProctorTestKi
         with pytest.raises(InvalidArgument):
             RetryPolicy(max_interval=value)
         with pytest.raises(InvalidArgument, match="retention"):
-            Runtime(proctor.db.with_name("retention.db"), retention=value)
+            Runtime(tmp_path / "retention.db", retention=value)
     run = proctor.runtime.start(wf.brisk, 1)
     run.result(timeout=10)
     with pytest.raises(InvalidArgument, match="grace"):
@@ -145,13 +148,12 @@ def test_runs_status_and_logs_show_a_stored_instant_that_is_no_date_raw(
     out of range" from ``runs status`` and ``runs logs``)."""
     run = proctor.runtime.start(naps_an_hour)
     proctor.wait_for_event(run, "timer_started")
-    with sqlite3.connect(proctor.db) as conn:
-        for event, key in (("run_created", "deadline"), ("timer_started", "due_at")):
-            conn.execute(
-                f"UPDATE events SET data = json_set(data, '$.{key}', {stored})"
-                " WHERE run_id = ? AND type = ?",
-                (run.run_id, event),
-            )
+    value = json.loads(stored.replace("'", '"'))
+    for event, key in (("run_created", "deadline"), ("timer_started", "due_at")):
+        where = " WHERE run_id = ? AND type = ?"
+        ((data,),) = raw_sql(proctor.db, "SELECT data FROM events" + where, run.run_id, event)
+        edited = json.dumps({**json.loads(data), key: value})
+        raw_sql(proctor.db, "UPDATE events SET data = ?" + where, edited, run.run_id, event)
     for command in (("runs", "status"), ("runs", "logs"), ("runs", "list"), ("runs", "tree")):
         for extra in ((), ("--json",)):
             target = () if command[1] == "list" else (run.run_id,)

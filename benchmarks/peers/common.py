@@ -25,7 +25,9 @@ SCENARIOS = ("sequential", "concurrent", "cancel", "terminate", "inflight")
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("scenario", choices=SCENARIOS)
-    parser.add_argument("--db", required=True, help="a path for this run's store")
+    parser.add_argument(
+        "--db", required=True, help="this run's store: a SQLite path or a PostgreSQL URL"
+    )
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
@@ -59,6 +61,35 @@ def sqlite_durability(path: str, *, synchronous: str | None = None) -> str:
     if journal == "wal" and level.startswith("NORMAL"):
         fsync = "no fsync per commit: WAL synced at checkpoints only"
     return f"journal_mode={journal}, synchronous={level}: {fsync}"
+
+
+def is_postgres(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def postgres_durability(url: str, *, session: str | None = None) -> str:
+    """The server's durability settings, read with ``SHOW`` on a connection
+    to the run's database (so a database- or role-level setting shows too),
+    and ``session``: what the system sets on its own connections, if any."""
+    import psycopg  # noqa: PLC0415 - only the PostgreSQL runs need the driver
+
+    names = ("synchronous_commit", "fsync", "wal_sync_method", "full_page_writes")
+    with psycopg.connect(url) as conn:
+        values = {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in names}  # type: ignore[index]
+    text = ", ".join(f"{n}={v}" for n, v in values.items())
+    own = f"; the system's sessions: {session}" if session else "; the system sets none"
+    durable = values["fsync"] == "on" and values["synchronous_commit"] in ("on", "remote_apply")
+    fsync = "an fsync of the WAL per commit" if durable else "NO fsync per commit"
+    if session and "synchronous_commit=off" in session:
+        fsync = "NO fsync per commit (asynchronous commit)"
+    return f"server {text}{own}: {fsync}"
+
+
+def durability_of(target: str, *, synchronous: str | None = None) -> str:
+    """The settings of the store ``target`` names (see the two functions above)."""
+    if is_postgres(target):
+        return postgres_durability(target)
+    return sqlite_durability(target, synchronous=synchronous)
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -22,9 +22,11 @@ def main() -> None:
     if args.scenario == "terminate":
         emit({"unsupported": "DBOS has no terminate: cancel_workflow only marks the workflow"})
         return
-    DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{args.db}"})
-    # DBOS sets neither journal_mode nor synchronous: SQLite's defaults.
-    common.durability = lambda: common.sqlite_durability(args.db)
+    url = args.db if common.is_postgres(args.db) else f"sqlite:///{args.db}"
+    DBOS(config={"name": "bench", "system_database_url": url})
+    # DBOS sets neither journal_mode nor synchronous on SQLite (SQLite's
+    # defaults), nor synchronous_commit on PostgreSQL (the server's).
+    common.durability = lambda: common.durability_of(args.db)
 
     ran_on: list[float] = []
 

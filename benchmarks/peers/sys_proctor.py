@@ -63,7 +63,14 @@ async def in_flight(key: str) -> None:
 
 def main() -> None:
     args = parse()
-    common.durability = lambda: common.sqlite_durability(args.db, synchronous=args.synchronous)
+    if common.is_postgres(args.db):
+        # The PostgreSQL store sets its sessions' synchronous_commit from
+        # synchronous: OFF -> off; NORMAL, FULL, EXTRA -> on (the server's
+        # default: the commit waits for the WAL flush).
+        session = f"synchronous_commit=on (from synchronous={args.synchronous})"
+        common.durability = lambda: common.postgres_durability(args.db, session=session)
+    else:
+        common.durability = lambda: common.sqlite_durability(args.db, synchronous=args.synchronous)
     # In flight: every run parked in its step at once, as the peers run them
     # (DBOS and PyWorkflow do not bound them); so as many step slots as runs.
     slots = {"max_concurrent_steps": args.runs} if args.scenario == "inflight" else {}
