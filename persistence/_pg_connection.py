@@ -55,6 +55,15 @@ SCHEMA: Final = "proctor"
 #: Connections a store object keeps open at most (psycopg_pool's max_size).
 DEFAULT_POOL_SIZE: Final = 4
 
+#: TCP keepalives (seconds) and user timeout (ms), on both ends of every
+#: connection: a peer gone silent (a cut link) is dropped in seconds, not hours.
+_KEEPALIVE_IDLE: Final = 5
+_KEEPALIVE_INTERVAL: Final = 2
+_KEEPALIVE_COUNT: Final = 3
+_TCP_USER_TIMEOUT_MS: Final = 15000
+#: Seconds a transaction may sit idle at least before the server ends it.
+_MIN_IDLE_IN_TRANSACTION: Final = 5.0
+
 _PLACEHOLDER: Final = re.compile(r"%|\?")
 
 
@@ -124,10 +133,10 @@ class PgDb:
             "connect_timeout": max(1, round(connect_timeout)),
             # A peer gone silent (a cut link) is noticed in seconds, not hours.
             "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
-            "keepalives_count": 3,
-            "tcp_user_timeout": 15000,
+            "keepalives_idle": _KEEPALIVE_IDLE,
+            "keepalives_interval": _KEEPALIVE_INTERVAL,
+            "keepalives_count": _KEEPALIVE_COUNT,
+            "tcp_user_timeout": _TCP_USER_TIMEOUT_MS,
         }
         self._pool: ConnectionPool | OneConnection = (
             OneConnection(self._new_connection)
@@ -172,16 +181,34 @@ class PgDb:
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.adapters.register_dumper(bool, _BoolAsInt)
+        # The server's side of a cut link (P2): a client cut off between a
+        # write's first statement and its COMMIT leaves the transaction, and
+        # its row locks, open on the server, which by default notices a
+        # silent peer only after two hours of TCP keepalives; meanwhile no
+        # other host could write the run (cancel it, take it over). A
+        # transaction idle for three busy timeouts (at least 5 s) is ended,
+        # and the server probes a silent client as the client probes it.
+        idle = max(_MIN_IDLE_IN_TRANSACTION, 3 * self._busy_timeout)
         conn.execute(
             "SELECT set_config('search_path', %s, false),"
             " set_config('synchronous_commit', %s, false),"
             " set_config('lock_timeout', %s, false),"
-            " set_config('default_transaction_read_only', %s, false)",
+            " set_config('default_transaction_read_only', %s, false),"
+            " set_config('idle_in_transaction_session_timeout', %s, false),"
+            " set_config('tcp_keepalives_idle', %s, false),"
+            " set_config('tcp_keepalives_interval', %s, false),"
+            " set_config('tcp_keepalives_count', %s, false),"
+            " set_config('tcp_user_timeout', %s, false)",
             (
                 SCHEMA,
                 self._synchronous_commit,
                 f"{round(self._busy_timeout * 1000)}ms",
                 "on" if self._readonly else "off",
+                f"{round(idle * 1000)}ms",
+                str(_KEEPALIVE_IDLE),
+                str(_KEEPALIVE_INTERVAL),
+                str(_KEEPALIVE_COUNT),
+                f"{_TCP_USER_TIMEOUT_MS}ms",
             ),
         )
 
