@@ -41,10 +41,11 @@ from typing import Any, Final
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg.adapt import Dumper
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from persistence._errors import StoreError, StoreLocked, StoreUnavailable
+from persistence._errors import InvalidArgument, StoreError, StoreLocked, StoreUnavailable
 from persistence._pg_one import OneConnection
 from persistence._sql import Cursor, Dialect, WriteConflict
 
@@ -128,8 +129,8 @@ class PgDb:
         self._readonly = readonly
         self._local = threading.local()
         self._conninfo = conninfo
-        self._kwargs: dict[str, Any] = {
-            "autocommit": True,  # we issue BEGIN/COMMIT ourselves
+        defaults: dict[str, Any] = {
+            "application_name": "proctor",  # as pg_stat_activity shows it
             "connect_timeout": max(1, round(connect_timeout)),
             # A peer gone silent (a cut link) is noticed in seconds, not hours.
             "keepalives": 1,
@@ -137,6 +138,15 @@ class PgDb:
             "keepalives_interval": _KEEPALIVE_INTERVAL,
             "keepalives_count": _KEEPALIVE_COUNT,
             "tcp_user_timeout": _TCP_USER_TIMEOUT_MS,
+        }
+        try:
+            given = conninfo_to_dict(conninfo)
+        except psycopg.ProgrammingError as exc:  # libpq cannot read the URL
+            raise InvalidArgument(f"{shown}: {_first_line(exc)}") from None
+        # What the URL says wins over our defaults (libpq's own parameters).
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,  # we issue BEGIN/COMMIT ourselves
+            **{key: value for key, value in defaults.items() if key not in given},
         }
         self._pool: ConnectionPool | OneConnection = (
             OneConnection(self._new_connection)
@@ -287,10 +297,27 @@ class PgDb:
             self._local.lock_wait = None
 
     def query(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows as dicts; a read that met a connection the server had dropped
+        while it sat idle (a restart) is read once more on a new one."""
+        try:
+            return self._query(sql, params)
+        except StoreUnavailable:
+            if getattr(self._local, "conn", None) is not None or not self._dropped():
+                raise  # inside a block, or the server is still away
+            return self._query(sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         with self.locked() as conn:
             cursor = conn.execute(sql, params)
             columns = [c[0] for c in cursor.description]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def _dropped(self) -> bool:
+        """Whether this store object's one connection is broken (then forgotten)."""
+        if not isinstance(self._pool, OneConnection) or not self._pool.broken:
+            return False
+        self._pool.discard()
+        return True
 
     def write(self, sql: str, params: Sequence[Any]) -> None:
         with self.locked() as conn:

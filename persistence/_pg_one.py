@@ -48,6 +48,12 @@ class OneConnection:
                 self._conn = self._connect()
             yield self._conn
 
+    @property
+    def broken(self) -> bool:
+        """Whether the connection failed (the server dropped it, say)."""
+        conn = self._conn
+        return conn is not None and (conn.closed or conn.broken)
+
     def discard(self) -> None:
         """Forget the connection (it failed): the next borrow makes a new one."""
         with self._lock:

@@ -213,7 +213,8 @@ def redact_text(text: str) -> str:
 
 
 #: A URL inside free text: from its scheme to the next whitespace or quote.
-_URL_IN_TEXT: Final = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]+://[^\s"'<>]*""")
+#: It does not end with punctuation that follows it in a sentence ("...: ").
+_URL_IN_TEXT: Final = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]+://[^\s"'<>]*[^\s"'<>:,.;)]""")
 
 
 def _sqlite_path(path: str, *, shown: str) -> StoreTarget:

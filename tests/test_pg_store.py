@@ -17,14 +17,18 @@ import pytest
 
 from persistence import (
     EventType,
+    InvalidArgument,
     NewEvent,
     NotAProctorStore,
     Refused,
+    SchemaTooNew,
     Store,
+    StoreReplaced,
     open_store,
 )
 from persistence._row_locks import CONTROL_LOCK
 from tests.conftest import wait_until
+from tests.pg_cluster import PgCluster
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -177,3 +181,40 @@ def test_P2_a_lost_notification_connection_falls_back_to_polling(
         # notifications, every token is new (polling, as on SQLite): three
         # in a row, where a listening feed moves once a second at most.
         wait_until(lambda: len({listener.changes() for _ in range(3)}) == 3, timeout=10)
+
+
+def test_P1_a_store_written_by_a_newer_proctor_is_refused(store: Store, pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE proctor.store_info SET version = version + 1")
+    with pytest.raises(SchemaTooNew, match="newer than this Proctor"):
+        open_store(pg_url)
+
+
+def test_P1_a_database_dropped_and_created_again_is_another_store(
+    pg_url: str, pg_cluster: PgCluster
+) -> None:
+    name = pg_url.rsplit("/", 1)[1]
+    with open_store(pg_url) as opened:
+        opened.check_same_store()
+        pg_cluster.sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        pg_cluster.sql(f'CREATE DATABASE "{name}"')
+        with pytest.raises(StoreReplaced):
+            opened.check_same_store()
+
+
+def test_P1_what_the_url_says_wins_over_the_stores_connection_defaults(pg_url: str) -> None:
+    with open_store(f"{pg_url}?application_name=shop-worker") as opened:
+        opened.list_runs()
+        with psycopg.connect(pg_url) as conn:
+            names = {r[0] for r in conn.execute("SELECT application_name FROM pg_stat_activity")}
+    assert "shop-worker" in names
+    with open_store(pg_url) as opened:
+        opened.list_runs()
+        with psycopg.connect(pg_url) as conn:
+            names = {r[0] for r in conn.execute("SELECT application_name FROM pg_stat_activity")}
+    assert "proctor" in names
+
+
+def test_P1_a_url_libpq_cannot_read_is_a_bad_argument(pg_url: str) -> None:
+    with pytest.raises(InvalidArgument, match=r'invalid URI query parameter: "bogus"$'):
+        open_store(f"{pg_url}?bogus=1")

@@ -228,3 +228,10 @@ def test_P1_a_store_target_is_frozen_and_hashable() -> None:
     assert hash(target) == hash(parse_target("sqlite:///p.db"))
     with pytest.raises(AttributeError):
         target.kind = "postgres"  # type: ignore[misc]
+
+
+def test_P1_a_url_in_a_sentence_keeps_the_punctuation_after_it() -> None:
+    """The colon after a URL whose last option is a password stays the sentence's."""
+    target = parse_target("postgresql://127.0.0.1/shop?user=app&password=WRONG")
+    said = target.scrub("postgresql://127.0.0.1/shop?user=app&password=WRONG: connection refused")
+    assert said == "postgresql://127.0.0.1/shop?user=app&password=***: connection refused"
