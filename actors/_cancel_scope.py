@@ -19,7 +19,7 @@ from typing import Any
 from actors._arguments import seconds as checked_seconds
 from actors._context import StepContext, WorkflowContext, _current
 from actors._errors import DeadlineExceeded
-from persistence import InvalidArgument, InvalidArgumentType, ProctorError, safe_repr
+from persistence import InvalidArgument, InvalidArgumentType, ProctorError, check_reason, safe_repr
 
 #: The run supervisor's ``_scopes.Scopes`` and its ``ScopeState`` (typed
 #: loosely: this module sits below the supervisor's collaborators).
@@ -117,6 +117,7 @@ class CancelScope:
             raise InvalidArgumentType(
                 f"scope.cancel(reason=...) must be a str or None; got {reason!r}"
             )
+        check_reason(reason, "scope.cancel(reason=...)")
         if self._scopes is None or self._state is None:
             raise ProctorError("cancel() of a scope that was never entered; enter it with `with`")
         self._scopes.cancel(self._state, reason)

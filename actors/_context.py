@@ -27,6 +27,7 @@ from persistence import (
     InvalidArgumentType,
     NewEvent,
     ProctorError,
+    check_reason,
     roundtrip,
     safe_repr,
 )
@@ -362,6 +363,7 @@ def cancel_call(call_id: int, reason: object, mode: object, what: str) -> bool:
         raise InvalidArgumentType(
             f"{what}(reason=...) must be a str or None; got {safe_repr(reason)}"
         )
+    check_reason(reason, f"{what}(reason=...)")
     checked = None if mode is None else cancellation_type(f"{what}(mode=...)", mode)
     return call_handles(what).cancel_call(call_id, reason, checked)
 

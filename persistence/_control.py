@@ -21,15 +21,22 @@ def check_reason(reason: object, what: str = "reason") -> str | None:
     """A request's reason as the log keeps it: text or None.
 
     Raises:
-        NotSerializable: ``reason`` is not a str (or None), or not valid
-            Unicode; checked before anything is written, so the writer gets
-            the error instead of a refusal that reads like "no such run".
+        NotSerializable: ``reason`` is not a str (or None), not valid
+            Unicode, or holds a NUL character; checked before anything is
+            written, so the writer gets the error instead of a refusal that
+            reads like "no such run".
     """
     if reason is None:
         return None
     if not isinstance(reason, str):
         given = f"{type_name(reason)}: {safe_repr(reason)}"
         raise NotSerializable.recorded(f"{what} must be text (a str) or None, got {given}", what)
+    if "\x00" in reason:
+        # PostgreSQL keeps no NUL in text: refused on every store, so a reason
+        # means the same wherever it is recorded.
+        raise NotSerializable.recorded(
+            f"{what} holds a NUL character (\\x00), which a store cannot keep in text", what
+        )
     dumps(reason, what=what)
     return reason
 

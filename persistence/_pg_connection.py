@@ -340,10 +340,15 @@ def translate(shown: str) -> Iterator[None]:
         yield
     except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure) as exc:
         raise WriteConflict(f"{shown}: {_first_line(exc)}") from exc
-    except (pgerrors.LockNotAvailable, pgerrors.QueryCanceled) as exc:
+    except pgerrors.LockNotAvailable as exc:
         raise StoreLocked(
             f"{shown} is locked by another connection (waited past the lock timeout):"
             f" {_first_line(exc)}"
+        ) from exc
+    except pgerrors.QueryCanceled as exc:  # transient, as a lock is: tried again later
+        raise StoreLocked(
+            f"{shown}: the server cancelled a statement (its statement_timeout, or an"
+            f" operator): {_first_line(exc)}"
         ) from exc
     except PoolTimeout as exc:
         raise StoreUnavailable(f"{shown}: no connection to the server: {_first_line(exc)}") from exc

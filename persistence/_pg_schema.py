@@ -132,14 +132,15 @@ def _version(conn: psycopg.Connection[Any], shown: str) -> int:
     ).fetchone()
     if tables is None or tables[0] == 0:
         return 0
+    # store_info with our two columns, or it is somebody else's table.
     found = conn.execute(
-        "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = %s"
-        " AND tablename = 'store_info'",
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s"
+        " AND table_name = 'store_info' AND column_name IN ('application', 'version')",
         (SCHEMA,),
     ).fetchone()
     row = (
         conn.execute(f"SELECT application, version FROM {SCHEMA}.store_info").fetchone()
-        if found and found[0]
+        if found is not None and found[0] == 2
         else None
     )
     if row is None or row[0] != APPLICATION:
@@ -148,6 +149,13 @@ def _version(conn: psycopg.Connection[Any], shown: str) -> int:
             " tables"
         )
     version = int(row[1])
+    if version < SCHEMA_VERSION:
+        # PostgreSQL stores start at SCHEMA_VERSION: an older version was
+        # written by hand, and no migration knows its tables.
+        raise NotAProctorStore(
+            f"{shown} is not a Proctor store this Proctor can open: its schema version is"
+            f" {version}, and PostgreSQL stores start at version {SCHEMA_VERSION}"
+        )
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(
             f"{shown} has schema version {version}, newer than this Proctor understands"

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from actors import (
+    CancelScope,
     InvalidArgument,
     InvalidArgumentType,
     NotSerializable,
@@ -30,6 +31,7 @@ from actors import (
     RuntimeClosed,
     gather,
     shield,
+    start_child,
     step,
     workflow,
 )
@@ -208,3 +210,40 @@ def test_a_reason_that_is_not_text_says_so_not_that_it_is_not_json(rt: Runtime) 
     done.result(timeout=10)
     with pytest.raises(NotSerializable, match=r"reason must be text \(a str\) or None, got int: 5"):
         rt.cancel(done.run_id, 5)  # type: ignore[arg-type]
+
+
+@workflow()
+async def cancels_a_child_with_a_nul(a: int) -> str:
+    child = await start_child(adds, a, a)
+    try:
+        child.cancel(reason="bad\x00reason")
+    except NotSerializable as exc:  # at the call, in the body: catchable
+        said = str(exc)
+    else:
+        said = "not refused"
+    with CancelScope() as scope:
+        try:
+            scope.cancel("bad\x00reason")
+        except NotSerializable:
+            said += " | scope refused too"
+    await child
+    return said
+
+
+def test_a_reason_holding_a_nul_is_refused_on_every_store_and_writes_nothing(
+    rt: Runtime,
+) -> None:
+    """PostgreSQL keeps no NUL in text: refused at the call on both stores, so
+    a reason means the same wherever it is recorded (and no run retries a
+    write the server can never take)."""
+    running = rt.start(adds, 1, 2)
+    running.result(timeout=10)
+    nul = r"reason holds a NUL character \(\\x00\)"
+    with pytest.raises(NotSerializable, match=nul):
+        rt.cancel(running.run_id, "stop\x00now")
+    with pytest.raises(NotSerializable, match=nul):
+        rt.terminate(running.run_id, "stop\x00now")
+    said = rt.start(cancels_a_child_with_a_nul, 2).result(timeout=20)
+    assert "holds a NUL character" in said
+    assert said.endswith(" | scope refused too")
+    assert rt.get_run(running.run_id).status is RunState.COMPLETED

@@ -218,3 +218,32 @@ def test_P1_what_the_url_says_wins_over_the_stores_connection_defaults(pg_url: s
 def test_P1_a_url_libpq_cannot_read_is_a_bad_argument(pg_url: str) -> None:
     with pytest.raises(InvalidArgument, match=r'invalid URI query parameter: "bogus"$'):
         open_store(f"{pg_url}?bogus=1")
+
+
+@pytest.mark.parametrize(
+    "store_info",
+    [
+        "CREATE TABLE proctor.store_info (application text, version int);"
+        " INSERT INTO proctor.store_info VALUES ('proctor', 1)",
+        "CREATE TABLE proctor.store_info (application text, version int);"
+        " INSERT INTO proctor.store_info VALUES ('proctor', 0)",
+        "CREATE TABLE proctor.store_info (name text)",
+    ],
+    ids=["older-version", "version-0", "foreign-store-info"],
+)
+def test_P1_a_proctor_schema_this_proctor_did_not_write_is_refused_and_left_alone(
+    pg_url: str, store_info: str
+) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA proctor")
+        conn.execute("CREATE TABLE proctor.runs (x int)")
+        conn.execute(store_info)
+    for readonly in (False, True):
+        with pytest.raises(NotAProctorStore, match="not a Proctor store"):
+            open_store(pg_url, readonly=readonly)
+    with psycopg.connect(pg_url) as conn:
+        tables = sorted(
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'proctor'")
+        )
+    assert tables == ["runs", "store_info"]
