@@ -48,6 +48,7 @@ from persistence import (  # noqa: E402
     NewEvent,
     cancel_request,
     open_store,
+    redact,
     signal_request,
 )
 
@@ -89,7 +90,7 @@ def main() -> None:
     sees = "step sees it" if args.control == "cancel" else "body resumes"
     runs = len(latencies)
     print(f"cross-process {args.control} latency over {runs} runs (store write -> {sees})")
-    print(f"  store {machine.redacted(db)}")
+    print(f"  store {redact(db)}")
     print(f"  p50 {statistics.median(latencies):6.2f} ms")
     print(f"  p99 {p99:6.2f} ms   (target < 50 ms)")
     print(f"  max {latencies[-1]:6.2f} ms")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -82,13 +81,3 @@ def load() -> str:
     except OSError:
         return "unknown"
     return f"{one:.1f} (1 min), {five:.1f} (5 min)"
-
-
-def redacted(target: str) -> str:
-    """``target`` with any password replaced by ``***`` (a URL's ``user:pw@``)."""
-    try:
-        from persistence import redact  # type: ignore[attr-defined]  # noqa: PLC0415
-    except ImportError:  # a checkout from before store URLs
-        return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", target)
-    text: str = redact(target)
-    return text
