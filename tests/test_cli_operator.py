@@ -35,6 +35,17 @@ def proctor(db: Path, *args: str, columns: int | None = None) -> Result:
     return CliRunner().invoke(cli, ["--db", str(db), *args], env=env)
 
 
+#: ``python -m cli``, with Ctrl-C as a terminal gives it: a suite started in
+#: the background by a script (``cmd &``) passes SIGINT on ignored, and a
+#: child that ignores it would never see the Ctrl-C these tests send.
+_AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys;"
+    " signal.signal(signal.SIGINT, signal.default_int_handler);"
+    " sys.argv[0] = 'proctor';"
+    " runpy.run_module('cli', run_name='__main__', alter_sys=True)"
+)
+
+
 def spawn(
     db: Path, *args: str, cwd: Path = ROOT, columns: int | None = None
 ) -> subprocess.Popen[str]:
@@ -44,7 +55,7 @@ def spawn(
     if columns:
         env["COLUMNS"] = str(columns)
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "--db", str(db), *args],
+        [sys.executable, "-c", _AS_FROM_A_TERMINAL, "--db", str(db), *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
