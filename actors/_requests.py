@@ -351,9 +351,8 @@ class Requests:
 
         Raises:
             OutcomeUnknown: no answer within ``request_timeout``, or the store's
-                server out of reach (``StoreUnavailable``: a connection that
-                drops may drop after the commit): the request was handed to
-                the actor and may yet take effect, or have taken it (A3).
+                server out of reach (a connection may drop after the commit):
+                the request may yet take effect, or have taken it (A3).
             StoreError: the store refused it, or the Journal had stopped;
                 nothing of it was written.
             RuntimeClosed: the runtime closes, and the actor stopped or the

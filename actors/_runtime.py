@@ -77,16 +77,14 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             (default) survives a crash of the process; ``FULL`` also power
             loss (an fsync per commit). PostgreSQL: ``OFF`` or else ``on``.
         clock: time source of the Timers actor; a FakeClock in tests.
-        shutdown_timeout: how long :meth:`close` waits for step threads that
-            do not check their mailbox.
+        shutdown_timeout: how long :meth:`close` waits for steps that never check.
         busy_timeout: how long a write waits for another process's lock
             before failing with :class:`StoreLocked`. Default: a third of
             ``lease_ttl``, at most 5 s.
         claim_runs: also run the runs nobody owns yet (created by ``proctor
             start``) of every workflow this process has imported, as
             ``proctor worker`` does. Two runtimes never run the same run.
-        control_interval: how often the ControlInbox looks for cancel and
-            terminate requests written by other processes (``proctor cancel``).
+        control_interval: how often the ControlInbox looks for requests of other processes.
         resume: resume, by replay, the unfinished runs (of workflows this
             process has imported) whose runtime died or stopped (D2). A run's
             owner is dead when its lease ran out, when it stopped, or when its
@@ -107,10 +105,8 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         max_batch: the most appends the Journal commits in one transaction
             (group commit); at least 1. Larger batches amortise the commit;
             smaller ones bound how long one commit holds the write lock.
-        request_timeout: how long (seconds) ``start``, ``cancel`` and
-            ``terminate`` wait for their durable record before raising
-            :class:`OutcomeUnknown`, which names the run: the request may
-            still take effect.
+        request_timeout: seconds ``start``, ``cancel`` and ``terminate`` wait
+            for their record, then :class:`OutcomeUnknown` (naming the run).
         max_payload_bytes: the most bytes of JSON a workflow or step argument,
             a step or workflow result, or heartbeat details may take (D4);
             a larger one is a :class:`PayloadTooLarge` at the call.
