@@ -345,14 +345,9 @@ def main() -> None:  # noqa: PLR0915 - one report, printed as it fills
     print("|" + " --- |" * len(head))
     for row in summary:
         print(row)
-    print("\nDurability each system ran with (read from its store or server after each run):")
-    for system in systems:
-        for setting in sorted(settings[system.name]) or ["not reported (no run succeeded)"]:
-            print(f"  {system.label}: {setting}")
-    print(f"load after: {machine.load()}")
-    if args.json:
-        args.json.write_text(json.dumps(record, indent=1))
-        print(f"recorded in {args.json}")
+    machine.print_settings_and_record(
+        {system.label: settings[system.name] for system in systems}, record, args.json
+    )
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ Linux only; elsewhere the fields say "unknown".
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -81,3 +83,18 @@ def load() -> str:
     except OSError:
         return "unknown"
     return f"{one:.1f} (1 min), {five:.1f} (5 min)"
+
+
+def print_settings_and_record(
+    settings: Mapping[str, Iterable[str]], record: object, json_path: Path | None
+) -> None:
+    """The footer every comparison prints: each system's durability as read
+    back after its runs, the load, and where the JSON record went."""
+    print("\nDurability each system ran with (read from its store or server after each run):")
+    for label, found in settings.items():
+        for setting in sorted(found) or ["not reported (no run succeeded)"]:
+            print(f"  {label}: {setting}")
+    print(f"load after: {load()}")
+    if json_path is not None:
+        json_path.write_text(json.dumps(record, indent=1))
+        print(f"recorded in {json_path}")

@@ -192,14 +192,9 @@ def main() -> None:  # noqa: PLR0915 - one report, printed as it fills
     print("|" + " --- |" * (3 + len(args.systems)))
     for row in rows:
         print(row)
-    print("\nDurability each system ran with (read from its store or server after each run):")
-    for system in args.systems:
-        for setting in sorted(durability[system]) or ["not reported"]:
-            print(f"  {system}: {setting}")
-    print(f"load after: {machine.load()}")
-    if args.json:
-        args.json.write_text(json.dumps(record, indent=1))
-        print(f"recorded in {args.json}")
+    machine.print_settings_and_record(
+        {system: durability[system] for system in args.systems}, record, args.json
+    )
 
 
 if __name__ == "__main__":
