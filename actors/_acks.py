@@ -44,6 +44,7 @@ from actors._ending import Ending
 from actors._errors import CancellationError
 from actors._launch import Launcher
 from actors._lifecycle import Lifecycle, PhaseEvent
+from actors._log_records import run_extra
 from actors._messages import (
     CallEnded,
     ChildStartedNoWait,
@@ -214,7 +215,7 @@ class JournalReplies:
         error = refusal_fault(self._run_id, msg)
         if error is None:
             return False
-        logger.error("%s", error)
+        logger.error("%s", error, extra=run_extra(self._run_id))
         self._launcher.abandon_running("a record was refused")
         self._body.close()
         self._host.exit(ExitReason(kind=ExitKind.FAILED, error=error))

@@ -32,6 +32,7 @@ from actors._base import logger
 from actors._context import WorkflowContext, reset_current, set_current
 from actors._definitions import Call, WorkflowDef
 from actors._errors import CancellationError, NonDeterminismError, Terminated
+from actors._log_records import run_extra
 from actors._replay import History, RecordedCall
 from actors._sleep import TimerCall
 from persistence import EventType, safe_repr
@@ -256,7 +257,7 @@ class Body:
 
     def fail_replay(self, error: NonDeterminismError) -> None:
         """The body no longer matches its log: fail the run, run none of it."""
-        logger.error("%s", error)
+        logger.error("%s", error, extra=run_extra(self._run_id))
         self.close()
         self._host.finish_failed(error)
 
@@ -271,7 +272,10 @@ class Body:
             coro.close()
         except BaseException as exc:
             logger.warning(
-                "run %s: body misbehaved while being closed: %s", self._run_id, safe_repr(exc)
+                "run %s: body misbehaved while being closed: %s",
+                self._run_id,
+                safe_repr(exc),
+                extra=run_extra(self._run_id),
             )
         finally:
             reset_current(token)

@@ -29,13 +29,14 @@ from collections.abc import Callable
 from typing import Protocol
 
 from actors._attempts import Attempts
-from actors._base import tell
+from actors._base import logger, tell
 from actors._body import Body
 from actors._body_timers import BodyTimers
 from actors._children import Children
 from actors._errors import CancellationError
 from actors._launch import Launcher
 from actors._lifecycle import Lifecycle
+from actors._log_records import run_extra
 from actors._messages import CallEnded, Cancel
 from actors._recorder import Recorder
 from persistence import EventType, RunState, Store, StoreError, later_state, next_state
@@ -121,6 +122,20 @@ class Cancelling:
         depth = self._body.ctx.shield_depth
         if depth:
             self._log.record(_E.CANCEL_BUFFERED, reason=msg.reason, depth=depth)
+        if self.cancel is msg:
+            buffered = f"; buffered: the body is in a shield (depth {depth})" if depth else ""
+            logger.info(
+                "run %s: cancel requested (%s): %s%s",
+                self._run_id,
+                msg.source,
+                msg.reason if msg.reason is not None else "no reason given",
+                buffered,
+                extra=run_extra(
+                    self._run_id,
+                    event_type=_E.CANCEL_BUFFERED if depth else _E.CANCEL_REQUESTED,
+                    reason=msg.reason,
+                ),
+            )
         self.forward()
         self._host.cancel_came()
 

@@ -174,10 +174,11 @@ class Children:
         """Start the child run of call ``call_id``; ``resume``: it exists (replay),
         and its own supervisor takes it over from the owner its record names."""
         child_id = child_run_id(self._run_id, call_id)
-        previous = None
+        previous = created_at = None
         if resume:
             found = self._reader.find_run(child_id)
-            previous = found.owner if found is not None else None
+            if found is not None:
+                previous, created_at = found.owner, found.created_at
         ref = self._start(
             run_id=child_id,
             workflow=call.workflow,
@@ -186,6 +187,7 @@ class Children:
             resume=resume,
             resume_from=previous,
             resume_why=f"its parent {self._run_id} was resumed",
+            created_at=created_at,
         )
         self.running[call_id] = Child(
             ref=ref, run_id=child_id, name=call.workflow.name, shielded=shielded, policy=policy

@@ -37,6 +37,7 @@ from actors._census import Census
 from actors._clock import SystemClock
 from actors._fencing import LeaseGuard
 from actors._housekeeping import Housekeeping
+from actors._log_records import run_extra
 from actors._mailbox import TimerInbox
 from actors._messages import (
     Cancel,
@@ -236,6 +237,7 @@ class ControlInbox(ProctorActor):
                     request.type,
                     request.seq,
                     request.defect,
+                    extra=run_extra(request.run_id, event_type=request.type),
                 )
             if request.type is EventType.SIGNAL_SENT:
                 # B5: every signal, our own facade's too, takes this one path,

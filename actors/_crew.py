@@ -65,6 +65,7 @@ from actors._fencing import LeaseGuard
 from actors._handle_desk import HandleDesk, HandleHost
 from actors._launch import Launcher, LaunchHost
 from actors._lifecycle import Lifecycle
+from actors._log_records import RunOutcome
 from actors._messages import Cancel
 from actors._recorder import Recorder
 from actors._restarts import RestartHost, Restarts
@@ -160,11 +161,13 @@ def assemble(
     create: NewEvent | None,
     created: pykka.Future[Any] | None,
     unrecorded: tuple[NewEvent, ...],
+    created_at: float | None = None,
 ) -> Crew:
     """Build the crew of the supervisor ``host`` (actor ``me``) of run ``run_id``.
 
     ``start_run``: how a child run's supervisor starts (``RunSupervisor.start``);
-    the other arguments are the supervisor's own.
+    ``created_at``: when the run was created (its record's), if it exists
+    already; else now. The other arguments are the supervisor's own.
     """
     census, journal, owner, reader = shared.census, shared.journal, shared.owner, shared.reader
     clock, max_payload_bytes, guard = shared.clock, shared.max_payload_bytes, shared.guard
@@ -263,8 +266,15 @@ def assemble(
         log=log,
         signals=signals,
     )
+    outcome = RunOutcome(
+        run_id=run_id,
+        workflow=workflow.name,
+        created_at=clock.time() if created_at is None else created_at,
+        clock=clock,
+    )
     terminate = Termination(
         host,
+        outcome=outcome,
         run_id=run_id,
         reader=reader,
         life=life,
@@ -274,6 +284,7 @@ def assemble(
     )
     ending = Ending(
         host,
+        outcome=outcome,
         run_id=run_id,
         workflow_name=workflow.name,
         max_payload_bytes=max_payload_bytes,

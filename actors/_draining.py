@@ -30,6 +30,7 @@ from actors._children import Children
 from actors._clock import Clock
 from actors._launch import Launcher
 from actors._lifecycle import HostingEvent, Lifecycle
+from actors._log_records import run_extra
 from actors._messages import (
     ExitKind,
     ExitReason,
@@ -141,7 +142,12 @@ class Drain:
                 if active is not None and active.attempt == s.attempt:
                     del self._attempts.active[s.call_id]
         if first:
-            logger.error("run %s: journal failed: %s", self._run_id, msg.error)
+            logger.error(
+                "run %s: journal failed: %s",
+                self._run_id,
+                msg.error,
+                extra=run_extra(self._run_id),
+            )
             if not self._life.draining:
                 self.on_shutdown(Shutdown())
                 due = self._clock.monotonic() + STORE_FAILURE_DRAIN
@@ -156,7 +162,9 @@ class Drain:
         if self._life.draining:
             self.exit_if_drained()  # stopping already: this attempt was the last, say
             return
-        logger.warning("run %s: no longer ours, stopping: %s", self._run_id, why)
+        logger.warning(
+            "run %s: no longer ours, stopping: %s", self._run_id, why, extra=run_extra(self._run_id)
+        )
         # The parent first (a run supervisor, or the Guardian): it stops
         # hosting too before it hears of our exit, so it records no end of us.
         tell(self._parent, LeaseLost(why=why, run_id=self._run_id))

@@ -13,7 +13,8 @@ Invariants: a completed run's result is the JSON round trip of the value
 is not serializable fails the run instead; the end is recorded before the
 exit that reports it (an end the store refused exits at once with what the
 supervisor knows); a lingering supervisor exits, with the recorded end,
-exactly when its last child has.
+exactly when its last child has; the run's outcome is logged once its
+end is durable (``_log_records``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from actors._body import Body
 from actors._children import Children
 from actors._errors import describe
 from actors._lifecycle import Lifecycle, Phase, PhaseEvent
+from actors._log_records import RunOutcome
 from actors._messages import ExitKind, ExitReason, RunFinished
 from actors._recorder import Recorder
 from persistence import EventType, NewEvent, NotSerializable, roundtrip
@@ -46,6 +48,7 @@ class Ending:
         self,
         host: EndingHost,
         *,
+        outcome: RunOutcome,
         run_id: str,
         workflow_name: str,
         max_payload_bytes: int,
@@ -55,6 +58,7 @@ class Ending:
         log: Recorder,
     ) -> None:
         self._host = host
+        self._outcome = outcome
         self._run_id = run_id
         self._workflow_name = workflow_name
         self._max_payload_bytes = max_payload_bytes
@@ -97,6 +101,8 @@ class Ending:
         """The run's end is recorded; children it started and did not await
         meet their parent close policy, and the supervisor waits for them."""
         reason = ExitReason(kind=tag.kind, data=dict(tag.data))
+        if accepted:
+            self._outcome.ended(tag.kind, tag.data)  # O3: durable now
         if not accepted or not self._children:
             self._host.exit(reason)
             return

@@ -251,6 +251,7 @@ class Guardian(ProctorActor):
             create=msg.create,
             created=msg.created,
             reused=msg.reused,
+            created_at=msg.created_at,
         )
         self._runs[msg.run_id] = ref
         self._timeouts.arm(msg)  # B4

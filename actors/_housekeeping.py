@@ -36,6 +36,7 @@ from actors._census import Census
 from actors._clock import SystemClock
 from actors._definitions import lookup_workflow, registered_workflows
 from actors._fencing import LeaseGuard
+from actors._log_records import run_extra
 from actors._messages import Append, ClaimTag, Journaled, LeaseLost, RenewLease, StartRun
 from persistence import (
     Appended,
@@ -223,7 +224,15 @@ class Housekeeping:
         for record, why in self._store.orphaned_runs(
             workflows, me=self._owner, observer=self._observer
         ):
-            logger.info("resuming run %s (%s): %s", record.run_id, record.workflow, why)
+            logger.info(
+                "resuming run %s (%s): %s",
+                record.run_id,
+                record.workflow,
+                why,
+                extra=run_extra(
+                    record.run_id, event_type=EventType.RUN_RESUMED, workflow=record.workflow
+                ),
+            )
             self._hand_over(record, record.status, resume_from=record.owner, why=why)
 
     def _hand_over(
@@ -284,7 +293,14 @@ class Housekeeping:
         """A run whose record cannot be read fails alone; the poll goes on."""
         if record.run_id not in self._unreadable:
             self._unreadable.add(record.run_id)
-            logger.error("run %s cannot be read, failing it: %s", record.run_id, defect)
+            logger.error(
+                "run %s cannot be read, failing it: %s",
+                record.run_id,
+                defect,
+                extra=run_extra(
+                    record.run_id, event_type=EventType.RUN_FAILED, workflow=record.workflow
+                ),
+            )
         group = unreadable_run_failure(record, defect, take=take)
         tell(self._journal, Append(events=tuple(group)))
 
@@ -315,5 +331,12 @@ class Housekeeping:
         outcome = msg.outcomes[0] if msg.outcomes else None
         if not isinstance(outcome, Appended):
             return  # another runtime was first, or the run ended meanwhile
-        logger.info("claimed run %s (%s)", record.run_id, record.workflow)
+        logger.info(
+            "claimed run %s (%s)",
+            record.run_id,
+            record.workflow,
+            extra=run_extra(
+                record.run_id, event_type=EventType.RUN_CLAIMED, workflow=record.workflow
+            ),
+        )
         self._hand_over(record, outcome.status)

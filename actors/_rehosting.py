@@ -28,6 +28,7 @@ from actors._base import logger
 from actors._clock import Clock
 from actors._definitions import lookup_workflow
 from actors._fencing import LeaseGuard
+from actors._log_records import run_extra
 from actors._messages import Rehost, ScheduleTimer, StartRun
 from persistence import CorruptRecord, NewEvent, Store, StoreError, run_deadline
 
@@ -102,7 +103,9 @@ class Rehosting:
         """Host the run again after its back-off."""
         tries = self._rehosts[run_id] = self._rehosts.get(run_id, 0) + 1
         delay = min(REHOST_MAX, REHOST_FIRST * 2 ** (tries - 1))
-        logger.warning("run %s: %s; hosting it again in %.1fs", run_id, why, delay)
+        logger.warning(
+            "run %s: %s; hosting it again in %.1fs", run_id, why, delay, extra=run_extra(run_id)
+        )
         self._rehosting.add(run_id)
         self._timers.tell(
             ScheduleTimer(
@@ -125,7 +128,9 @@ class Rehosting:
             record = self._reader.find_run(msg.run_id)
             deadline = run_deadline(self._reader, msg.run_id) if record is not None else None
         except CorruptRecord as exc:
-            logger.error("run %s: not hosted again: %s", msg.run_id, exc)
+            logger.error(
+                "run %s: not hosted again: %s", msg.run_id, exc, extra=run_extra(msg.run_id)
+            )
             self._rehosts.pop(msg.run_id, None)
             return
         except StoreError as exc:

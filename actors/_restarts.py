@@ -27,10 +27,11 @@ from collections import deque
 from typing import Any, Protocol
 
 from actors._attempts import Active, Attempts, Backoff, Scheduled, Waiting, step_event
-from actors._base import tell
+from actors._base import logger, tell
 from actors._clock import Clock
 from actors._definitions import StepDef
 from actors._errors import StepFailed
+from actors._log_records import run_extra
 from actors._messages import CallEnded, Cancel, Deadline, RetryDue, RetryScheduled, Terminate
 from actors._policy import Intensity, RetryPolicy
 from actors._recorder import Recorder
@@ -198,6 +199,25 @@ class Restarts:
         )
         ended = step_event(self._run_id, end, active.name, call_id, active.attempt, **data)
         self._schedule_retry(call_id, backoff, ended, now + delay, error_type)
+        logger.info(
+            "run %s: step %s (call %d) attempt %d %s (%s: %s); attempt %d in %.2fs",
+            self._run_id,
+            active.name,
+            call_id,
+            active.attempt,
+            "timed out" if end is _E.STEP_TIMED_OUT else "failed",
+            error_type,
+            data["error"].get("message", ""),
+            attempt,
+            delay,
+            extra=run_extra(
+                self._run_id,
+                step=active.name,
+                call=call_id,
+                attempt=attempt,
+                event_type=_E.STEP_RETRY_SCHEDULED,
+            ),
+        )
         self._restart_siblings(call_id, active.name, now + delay)
         return None
 
@@ -297,6 +317,21 @@ class Restarts:
         del self._attempts.active[msg.call]
         tell(active.ref, Terminate(reason=f"{kind} ({limit:g}s)"))
         error = timed_out_error(kind, limit)
+        logger.warning(
+            "run %s: step %s (call %d) attempt %d timed out: %s",
+            self._run_id,
+            active.name,
+            msg.call,
+            active.attempt,
+            error["message"],
+            extra=run_extra(
+                self._run_id,
+                step=active.name,
+                call=msg.call,
+                attempt=active.attempt,
+                event_type=_E.STEP_TIMED_OUT,
+            ),
+        )
         data: dict[str, Any] = {
             "kind": kind,
             "error": error,

@@ -25,6 +25,7 @@ from actors._base import logger
 from actors._body import Body
 from actors._cancelling import Cancelling
 from actors._lifecycle import PhaseEvent
+from actors._log_records import run_extra
 from actors._messages import (
     Cancel,
     ExitKind,
@@ -118,7 +119,12 @@ class Resumption:
                 self.take_over()
             else:
                 refused = msg.outcomes[0] if msg.outcomes else None
-                logger.info("run %s: not resumed: %s", self._run_id, refused)
+                logger.info(
+                    "run %s: not resumed: %s",
+                    self._run_id,
+                    refused,
+                    extra=run_extra(self._run_id, event_type=_E.RUN_RESUMED),
+                )
                 self._host.exit(ExitReason(kind=ExitKind.TERMINATED))
             return
         adopt(history, group, msg.outcomes, time.time())
@@ -127,7 +133,12 @@ class Resumption:
         assert isinstance(resumed, Appended)
         record = history.record
         assert record is not None
-        logger.info("run %s: resumed from %s", self._run_id, record.owner)
+        logger.info(
+            "run %s: resumed from %s",
+            self._run_id,
+            record.owner,
+            extra=run_extra(self._run_id, event_type=_E.RUN_RESUMED),
+        )
         self._run.learn(
             resumed.status,
             lambda: Cancel(reason=record.cancel_reason, source=record.cancel_source or "api"),

@@ -48,6 +48,7 @@ from actors._base import logger
 from actors._body import AwaitResult, Body
 from actors._body_timers import BodyTimers
 from actors._errors import CancellationError, NonDeterminismError, SignalTimeout
+from actors._log_records import run_extra
 from actors._messages import SignalArrived
 from actors._recorder import Recorder
 from actors._replay import RecordedCall
@@ -133,7 +134,12 @@ class SignalWaits:
         try:
             events = self._reader.events(self._run_id)
         except StoreError as exc:
-            logger.warning("run %s: cannot read its signals: %s", self._run_id, exc)
+            logger.warning(
+                "run %s: cannot read its signals: %s",
+                self._run_id,
+                exc,
+                extra=run_extra(self._run_id),
+            )
             return
         log = SignalLog()
         for ev in events:

@@ -91,6 +91,7 @@ class RunSupervisor(ProctorActor):
         created: pykka.Future[Any] | None = None,
         unrecorded: tuple[NewEvent, ...] = (),
         reused: tuple[NewEvent, ...] = (),
+        created_at: float | None = None,
     ) -> None:
         super().__init__(parent=parent, name=run_id, census=shared.census)
         self.run_id = run_id
@@ -115,6 +116,7 @@ class RunSupervisor(ProctorActor):
             create=create,
             created=created,
             unrecorded=unrecorded,
+            created_at=created_at,
         )
         #: A restart's reused calls (A7): written with the run's creation.
         self._reused = reused if create is not None else ()

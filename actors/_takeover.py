@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from actors._attempts import step_event
 from actors._base import logger
 from actors._handover import ends_of_lost, fold_written
+from actors._log_records import run_extra
 from actors._messages import ExitKind, ExitReason
 from actors._outcomes import recorded_exit
 from actors._replay import History
@@ -89,7 +90,7 @@ def plan_takeover(
         return recorded_exit(record)
     if record.owner != resume_from:
         # Another runtime took it over first: it is alive and owns it now.
-        logger.info("run %s: taken over by %s first", run_id, record.owner)
+        logger.info("run %s: taken over by %s first", run_id, record.owner, extra=run_extra(run_id))
         return ExitReason(kind=ExitKind.TERMINATED)
     take = resume_request(
         run_id, owner, previous_owner=record.owner, seen_seq=record.last_seq, why=why
@@ -97,7 +98,12 @@ def plan_takeover(
     unreadable = unreadable or record.defect or next((e.defect for e in events if e.defect), None)
     if unreadable is not None:
         # Replaying a log it cannot read would return wrong results: fail the run.
-        logger.error("run %s cannot be read, failing it: %s", run_id, unreadable)
+        logger.error(
+            "run %s cannot be read, failing it: %s",
+            run_id,
+            unreadable,
+            extra=run_extra(run_id, event_type=EventType.RUN_FAILED),
+        )
         return FailUnreadable(tuple(unreadable_run_failure(record, unreadable, take=take)))
     history = History(record, events, steps)
     group = [take]

@@ -27,6 +27,7 @@ from actors._cancelling import Cancelling
 from actors._children import Children
 from actors._launch import Launcher
 from actors._lifecycle import Lifecycle, PhaseEvent
+from actors._log_records import RunOutcome
 from actors._messages import ExitKind, ExitReason, Terminate
 from actors._outcomes import recorded_exit
 from persistence import EventType, Store, StoreError
@@ -48,6 +49,7 @@ class Termination:
         self,
         host: TerminateHost,
         *,
+        outcome: RunOutcome,
         run_id: str,
         reader: Store,
         life: Lifecycle,
@@ -56,6 +58,7 @@ class Termination:
         children: Children,
     ) -> None:
         self._host = host
+        self._outcome = outcome
         self._run_id = run_id
         self._reader = reader
         self._life = life
@@ -78,6 +81,7 @@ class Termination:
         # it, so whatever the child writes next is ordered after them (fenced).
         self._children.terminate_all(msg.reason)
         reason = recorded or ExitReason(kind=ExitKind.TERMINATED, data={"reason": msg.reason})
+        self._outcome.ended(reason.kind, reason.data)  # O3: the end is durable (T1)
         self._host.exit(reason)
 
     def ended_elsewhere(self) -> None:

@@ -43,6 +43,9 @@ class StartRun:
     reused: tuple[NewEvent, ...] = ()
     #: The run's timeout as its ``run_created`` recorded it (B4), or None.
     deadline: RunDeadline | None = None
+    #: When the run was created (its record's ``created_at``), for its
+    #: outcome's duration (O3); None for a new run (now).
+    created_at: float | None = None
 
     @classmethod
     def of_record(
@@ -71,6 +74,7 @@ class StartRun:
             unrecorded=unrecorded,
             reused=reused,
             deadline=deadline,
+            created_at=record.created_at,
         )
 
 
