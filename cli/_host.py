@@ -13,10 +13,8 @@ which only ``proctor demo`` imports.
 from __future__ import annotations
 
 import faulthandler
-import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Sequence
 from types import ModuleType
@@ -25,6 +23,7 @@ import click
 
 from actors import Runtime, WorkflowDef, registered_workflows
 from cli._imports import import_user_module
+from cli._log_format import configure_logging
 from cli._main import fail
 from cli._text import clean
 from persistence import redact
@@ -42,6 +41,8 @@ def run_worker(
     max_concurrent_steps: int | None = None,
     busy_timeout: float | None = None,
     drain: float = 0.0,
+    log_format: str = "text",
+    log_level: str = "info",
 ) -> None:
     """Host a runtime that claims and runs the store's unowned runs until a signal.
 
@@ -56,6 +57,9 @@ def run_worker(
     the Docker CLI force the exit on a repeated signal; Kubernetes sends
     SIGTERM, then SIGKILL after its grace period; Temporal's worker has
     ``graceful_shutdown_timeout``).
+
+    ``log_format`` (``text`` or ``json``) and ``log_level``: how and from
+    which level the runtime's log records are printed on stderr.
 
     Raises:
         click.BadParameter: a module cannot be imported (its error's type, file
@@ -78,9 +82,7 @@ def run_worker(
     # SIGSEGV) kills the process before any Python code can react: it says
     # so on stderr, with every thread's stack, instead of dying silently.
     faulthandler.enable()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    configure_logging(log_format, log_level)  # O3: text or JSON Lines, on stderr
     signals = _Signals(drains=drain > 0)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signals.on_signal)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from cli import _exits
+from cli._log_format import LOG_FORMATS, LOG_LEVELS
 from cli._main import SECONDS, StoreOptions, cli, fail
 from persistence import StoreError
 
@@ -58,12 +59,30 @@ def demo(options: StoreOptions, cancel_after: float, quote_deadline: float) -> N
     help="Seconds the running steps get to finish after the first SIGTERM or Ctrl-C"
     " (their results are recorded); 0: they are asked to stop at once.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="How log records are printed on stderr: text lines, or JSON Lines (one object per"
+    " record, with its run_id, step, attempt, event_type... fields).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="The least severe log records printed.",
+)
 @click.pass_obj
 def worker(
     options: StoreOptions,
+    *,
     modules: tuple[str, ...],
     max_concurrent_steps: int | None,
     drain: float,
+    log_format: str,
+    log_level: str,
 ) -> None:
     """Host a runtime that runs the store's runs of the workflows in MODULE...
 
@@ -81,6 +100,10 @@ def worker(
     drain at once (the running steps are asked to stop); one more exits at
     once, writing nothing more, as a crash (another worker resumes its runs
     when their leases expire).
+
+    It logs on stderr each run it claims or resumes and how each run it
+    hosts ends (completed, failed, cancelled or terminated, with the time
+    it took), as text or, with --log-format json, as JSON Lines.
     """
     from cli._host import run_worker  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
@@ -91,6 +114,8 @@ def worker(
             max_concurrent_steps=max_concurrent_steps,
             busy_timeout=options.busy_timeout,
             drain=drain,
+            log_format=log_format,
+            log_level=log_level,
         )
     except StoreError as exc:
         fail(str(exc))
