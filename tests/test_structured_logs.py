@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 
 from actors import Runtime
+from actors._log_records import RunOutcome
+from actors._messages import ExitKind
+from actors.testing import FakeClock
 from cli._log_format import JsonLinesFormatter
 from persistence import RunState
 from tests import log_workflows as lw
@@ -137,6 +140,21 @@ def test_O3_a_terminate_is_logged_once_with_its_reason(
     assert terminated.reason == "runaway"  # type: ignore[attr-defined]
 
 
+def test_O3_an_outcome_is_logged_once_per_run(caplog: pytest.LogCaptureFixture) -> None:
+    """A run's end reported twice (a lingering run terminated after its end
+    was recorded, say) is one outcome line: the first end is the one recorded."""
+    caplog.set_level(logging.INFO, logger="proctor")
+    clock = FakeClock()
+    outcome = RunOutcome(run_id="r-2", workflow="w", created_at=clock.time(), clock=clock)
+    clock.advance(1.5)  # the duration is on the runtime's clock: virtual under a FakeClock
+    outcome.ended(ExitKind.NORMAL, {"result": 1})
+    outcome.ended(ExitKind.TERMINATED, {"reason": "late"})
+    (line,) = proctor_records(caplog)
+    assert line.status == "completed"  # type: ignore[attr-defined]
+    assert line.duration_s == pytest.approx(1.5)  # type: ignore[attr-defined]
+    assert line.getMessage() == "run r-2 w completed in 1.50s"
+
+
 def test_O3_the_json_formatter_writes_every_field_on_one_line() -> None:
     """One record, one line, with ts in UTC, the extra fields and the traceback."""
     try:
@@ -208,7 +226,7 @@ def json_workers(db: Target, tmp_path: Path) -> Iterator[list[JsonWorker]]:
     yield started
     for w in started:
         if w.process.poll() is None:
-            w.stop()
+            w.kill()  # a test that failed may leave a step held: no drain to wait out
 
 
 ENDS = {"run_completed", "run_failed", "run_cancelled", "run_terminated"}
