@@ -38,6 +38,12 @@ def flaky(folder: str, key: str) -> int:
     return 2
 
 
+@step(timeout=5, retry=RetryPolicy(max_attempts=2, initial_interval=1))
+def slow(key: str) -> str:
+    """Times out when the test kit makes it hang; its retry returns at once."""
+    return key
+
+
 @step()
 def echo(value: str) -> str:
     return value
@@ -56,6 +62,11 @@ async def quick(a: int) -> int:
 @workflow()
 async def retried(folder: str, key: str) -> int:
     return await flaky(folder, key)
+
+
+@workflow()
+async def timed(key: str) -> str:
+    return await slow(key)
 
 
 @workflow()

@@ -24,7 +24,7 @@ import pytest
 from actors import Runtime
 from actors._log_records import RunOutcome
 from actors._messages import ExitKind
-from actors.testing import FakeClock
+from actors.testing import FakeClock, ProctorTestKit
 from cli._log_format import JsonLinesFormatter
 from persistence import RunState
 from tests import log_workflows as lw
@@ -138,6 +138,36 @@ def test_O3_a_terminate_is_logged_once_with_its_reason(
     assert terminated.event_type == "run_terminated"  # type: ignore[attr-defined]
     assert terminated.status == "terminated"  # type: ignore[attr-defined]
     assert terminated.reason == "runaway"  # type: ignore[attr-defined]
+
+
+def test_O3_a_step_timeout_and_its_retry_on_the_virtual_clock(
+    proctor: ProctorTestKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """H1's timeout is a WARNING naming the attempt; the outcome's duration
+    is on the runtime's clock, so a FakeClock's advance counts."""
+    caplog.set_level(logging.INFO, logger="proctor")
+    proctor.hang(lw.slow, times=1)
+    run = proctor.runtime.start(lw.timed, "v1")
+    proctor.wait_for_event(run, "step_started", 0)
+    proctor.clock.advance(6)  # past the step's 5 s timeout
+    proctor.wait_for_event(run, "step_retry_scheduled", 0)
+    proctor.clock.advance(1)  # the back-off
+    assert run.result(timeout=DEADLINE) == "v1"
+    wait_until(lambda: outcome_logged(caplog, run.run_id))
+    records = proctor_records(caplog)
+    (timed_out,) = about(records, run.run_id, "step_timed_out")
+    assert timed_out.levelno == logging.WARNING
+    assert (timed_out.step, timed_out.call, timed_out.attempt) == (  # type: ignore[attr-defined]
+        "tests.log_workflows.slow",
+        0,
+        1,
+    )
+    assert "no result within 5s" in timed_out.getMessage()
+    (retry,) = about(records, run.run_id, "step_retry_scheduled")
+    assert retry.attempt == 2  # type: ignore[attr-defined]
+    assert "timed out" in retry.getMessage()
+    (done,) = outcome_logged(caplog, run.run_id)
+    assert done.duration_s >= 7  # type: ignore[attr-defined]  # virtual seconds
 
 
 def test_O3_an_outcome_is_logged_once_per_run(caplog: pytest.LogCaptureFixture) -> None:
