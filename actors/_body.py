@@ -271,12 +271,8 @@ class Body:
         try:
             coro.close()
         except BaseException as exc:
-            logger.warning(
-                "run %s: body misbehaved while being closed: %s",
-                self._run_id,
-                safe_repr(exc),
-                extra=run_extra(self._run_id),
-            )
+            why = f"run {self._run_id}: body misbehaved while being closed: {safe_repr(exc)}"
+            logger.warning("%s", why, extra=run_extra(self._run_id))
         finally:
             reset_current(token)
 
