@@ -40,6 +40,7 @@ PRINTS = {
         " 'DeadlineExceeded, a TimeoutError: True', 'shipped o-9 for 499']"
     ),
     "postgresql_store.py": "reserved o-1",
+    "tracing.py": "['-', 'completed', 'completed', 'completed', 'failed']",
     "step_handles.py": (
         "['fast: 12.50', 'cancelled: the fast carrier answered first',"
         " 'cancelled: not worth waiting for']"

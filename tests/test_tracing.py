@@ -266,6 +266,35 @@ def test_O2_a_child_runs_span_is_parented_to_its_parent_runs_span(
     ]
 
 
+@workflow()
+async def parent_at_once(x: int) -> int:
+    return await child(x) + 1  # the child is created in the parent's first group
+
+
+def test_O2_a_child_created_in_its_parents_first_group_is_parented_to_the_parents_span(
+    runtimes: list[Runtime],
+    db: Target,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+) -> None:
+    """Before that group commits the parent has no span to record: the child
+    records the parent's own caller context (the same trace), and is parented
+    to the parent's span, open by the time the child's is."""
+    rt = open_rt(runtimes, db, tracer_provider=provider)
+    with provider.get_tracer("test").start_as_current_span("caller") as caller:
+        handle = rt.start(parent_at_once, 20)
+    assert handle.result(timeout=10) == 41
+    (parent_span,) = finished(exporter, f"run {parent_at_once.name}")
+    (child_span,) = finished(exporter, f"run {child.name}")
+    assert parent_span.context is not None
+    assert child_span.parent is not None
+    assert child_span.parent.span_id == parent_span.context.span_id
+    (child_run,) = rt.list_runs(parent_run_id=handle.run_id)
+    recorded = events_of(rt, child_run.run_id)[0].data["traceparent"]
+    ctx = caller.get_span_context()
+    assert recorded.split("-")[1:3] == [f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"]
+
+
 @step()
 def terminated_step(key: str) -> str:
     gate(f"{key}:started").set()
