@@ -37,9 +37,10 @@ async def order(order_id: str) -> str:
     return await ship(await reserve(order_id))
 
 
-with tempfile.TemporaryDirectory() as folder, Runtime(
-    Path(folder) / "orders.db", tracer_provider=provider
-) as rt:
+with (
+    tempfile.TemporaryDirectory() as folder,
+    Runtime(Path(folder) / "orders.db", tracer_provider=provider) as rt,
+):
     # A web framework's instrumentation opens this span for each request.
     with provider.get_tracer("shop").start_as_current_span("POST /orders"):
         handle = rt.start(order, "o-1")
