@@ -372,7 +372,7 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             submitted = create()
         else:
             guarded = functools.partial(self._guarded, create)
-            submitted = await asyncio.get_running_loop().run_in_executor(None, guarded)
+            submitted = await asyncio.to_thread(guarded)  # with the caller's context (O2)
         run_id = await self._requests.wait_async(submitted)
         return RunHandle(self, run_id, created=submitted.created)
 

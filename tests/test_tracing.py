@@ -9,6 +9,7 @@ never set in this process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -538,3 +539,25 @@ def test_O2_a_run_started_by_a_client_and_run_by_a_worker_process_joins_the_call
         "proctor.workflow": hello.name,
         "proctor.outcome": "completed",
     }
+
+
+def test_O2_A1_the_async_starts_record_the_callers_context_off_the_loop_too(
+    runtimes: list[Runtime], db: Target, provider: TracerProvider
+) -> None:
+    """A start with a chosen run id reads the store in the loop's executor: the
+    caller's context must travel there (``run_in_executor`` does not copy it)."""
+    rt = open_rt(runtimes, db, tracer_provider=provider)
+
+    async def main() -> tuple[str, list[str]]:
+        with provider.get_tracer("test").start_as_current_span("request") as span:
+            ids = [
+                (await rt.start_async(hello, "a", run_id="o2-async-1")).run_id,
+                (await rt.start_async(hello, "b" * 300_000)).run_id,  # heavy: off the loop
+            ]
+            async with Client(db) as client:
+                ids.append((await client.start_async(hello, "c", run_id="o2-async-2")).run_id)
+        return f"{span.get_span_context().trace_id:032x}", ids
+
+    trace_id, ids = asyncio.run(main())
+    for run_id in ids:
+        assert events_of(rt, run_id)[0].data["traceparent"].split("-")[1] == trace_id
