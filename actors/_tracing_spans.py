@@ -17,6 +17,10 @@ Spans (the names follow Temporal's interceptor, ``RunWorkflow:<name>`` and
   of ``start()``), else none (a new trace).
 - ``step <name>``: one step attempt, from ``step_started`` to its end.
 
+A claim or a resume reads the run's log once (on the Journal's thread,
+after the commit is answered) for its ``run_created``: its workflow, its
+creation time and its recorded trace context. Nothing else is read.
+
 Invariants: all state is behind one lock (the Journal's and the
 ControlInbox's threads both feed it); a span is ended at most once; a
 tracing error never reaches the caller: it is logged once, and the book

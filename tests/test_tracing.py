@@ -561,3 +561,25 @@ def test_O2_A1_the_async_starts_record_the_callers_context_off_the_loop_too(
     trace_id, ids = asyncio.run(main())
     for run_id in ids:
         assert events_of(rt, run_id)[0].data["traceparent"].split("-")[1] == trace_id
+
+
+class _BrokenTracer:
+    def start_span(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("exporter misconfigured")
+
+
+class _BrokenProvider:
+    def get_tracer(self, *args: object, **kwargs: object) -> _BrokenTracer:
+        return _BrokenTracer()
+
+
+def test_O2_a_tracing_error_never_breaks_a_run_and_is_logged_once(
+    runtimes: list[Runtime], db: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    rt = open_rt(runtimes, db, tracer_provider=_BrokenProvider())
+    with caplog.at_level(logging.WARNING, logger="proctor.tracing"):
+        assert [rt.start(parent, i).result(timeout=10) for i in range(3)] == [1, 3, 5]
+        wait_until(lambda: "tracing failed" in caplog.text)
+    failures = [r for r in caplog.records if "tracing failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert "exporter misconfigured" in failures[0].getMessage()
