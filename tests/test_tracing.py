@@ -583,3 +583,19 @@ def test_O2_a_tracing_error_never_breaks_a_run_and_is_logged_once(
     failures = [r for r in caplog.records if "tracing failed" in r.getMessage()]
     assert len(failures) == 1
     assert "exporter misconfigured" in failures[0].getMessage()
+
+
+def test_O2_A2_the_same_start_from_another_trace_is_the_same_start(
+    runtimes: list[Runtime], db: Target, provider: TracerProvider
+) -> None:
+    """The recorded context is not part of a start's identity: a retried request
+    (a new trace) gets the existing run, whose spans stay in the first trace."""
+    rt = open_rt(runtimes, db, tracer_provider=provider)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("first try") as first:
+        one = rt.start(hello, "a", run_id="o2-same")
+    with tracer.start_as_current_span("retry"):
+        again = rt.start(hello, "a", run_id="o2-same")
+    assert (one.created, again.created) == (True, False)
+    recorded = events_of(rt, "o2-same")[0].data["traceparent"]
+    assert recorded.split("-")[1] == f"{first.get_span_context().trace_id:032x}"
