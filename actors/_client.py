@@ -40,6 +40,7 @@ from actors._handle import RunHandle
 from actors._reading import InFlight, StoreReads
 from actors._run_timeouts import start_deadline
 from actors._signalling import ClientSignals
+from actors._tracing import trace_context
 from actors._waiting import RunWaiter
 from persistence import (
     DEFAULT_BUSY_TIMEOUT,
@@ -265,7 +266,7 @@ class Client(StoreReads, ClientControl, ClientSignals):
                 kwargs_in,
                 run_id=run_id,
                 bind=None if definition is None else binder(definition.signature),
-                extra=deadline,
+                extra=deadline | trace_context(),  # O2: the caller's trace
             )
         return RunHandle(self, run_id, created=new)  # a new run, or the same start's (A2)
 

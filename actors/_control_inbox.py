@@ -51,6 +51,7 @@ from actors._messages import (
     Terminate,
     TimerTick,
 )
+from actors._tracing import TraceSink
 from persistence import (
     EventRecord,
     EventType,
@@ -88,8 +89,10 @@ class ControlInbox(ProctorActor):
         retention: float | None = None,
         opened: FileIdentity | None = None,
         guard: LeaseGuard | None = None,
+        tracing: TraceSink | None = None,
     ) -> None:
         super().__init__(parent=parent, name="ControlInbox", census=census)
+        self._tracing = tracing  # O2: requests of other processes become span events
         self._retention = retention
         #: The store file the runtime opened: never another one.
         self._opened = opened
@@ -250,6 +253,8 @@ class ControlInbox(ProctorActor):
                 )
                 tell(self._guardian, Forward(run_id=request.run_id, message=signal))
                 continue
+            if self._tracing is not None:
+                self._tracing.request_read(request)
             if data.get("origin") == self._owner:
                 continue  # our own facade or supervisors delivered it already
             if request.type is EventType.CANCEL_REQUESTED:

@@ -60,6 +60,7 @@ from actors._rehosting import Rehosting
 from actors._run_timeouts import RunTimeouts
 from actors._services import Services
 from actors._supervisor import RunSupervisor
+from actors._tracing import TraceSink
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     CorruptRecord,
@@ -99,6 +100,7 @@ class Guardian(ProctorActor):
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         retention: float | None = None,
         guard: LeaseGuard | None = None,
+        tracing: TraceSink | None = None,
     ) -> None:
         super().__init__(parent=None, name="Guardian", census=census)
         self._max_payload_bytes = max_payload_bytes
@@ -128,6 +130,7 @@ class Guardian(ProctorActor):
             retention=retention,
             opened=reader.opened,
             guard=guard,
+            tracing=tracing,
         )
         #: The top-level runs' supervisors, by run id: this actor's own children.
         self._runs: dict[str, pykka.ActorRef[Any]] = {}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -45,6 +46,7 @@ from actors._messages import (
     TerminateTree,
 )
 from actors._tenure import Tenure
+from actors._tracing import TraceSink
 from actors._undeliverable import refuse
 from persistence import (
     TERMINAL_EVENTS,
@@ -101,6 +103,7 @@ class Journal(ProctorActor):
         opened: FileIdentity | None = None,
         guard: LeaseGuard | None = None,
         hosted: Callable[[], list[str]] = list,
+        tracing: TraceSink | None = None,
     ) -> None:
         super().__init__(parent=parent, name="Journal", census=census)
         if max_batch < 1:
@@ -127,6 +130,8 @@ class Journal(ProctorActor):
         #: runtime that can write it (D2). Requests from outside (cancel,
         #: terminate) are not held back.
         self._broken: dict[str, StoreError] = {}
+        #: O2: the runtime's spans, fed with what each commit made durable.
+        self._tracing = tracing
 
     def started(self) -> None:
         # The connection is made in the journal's own thread: it is its only user.
@@ -147,6 +152,8 @@ class Journal(ProctorActor):
             if not self._halted.is_set():
                 # Stopped on purpose: our unfinished runs may be resumed at once.
                 self._store.release_runtime(self._owner)
+                if self._tracing is not None:
+                    self._tracing.suspend(time.time())
         except StoreError as exc:
             logger.warning("journal: could not release runtime %s: %s", self._owner, exc)
         finally:
@@ -206,6 +213,8 @@ class Journal(ProctorActor):
                 tell(target, control)
             for run_id in (msg.run_id, *terminated):
                 self._on_terminal(run_id, RunState.TERMINATED)
+            if self._tracing is not None and isinstance(outcome, Appended) and outcome.ts:
+                self._tracing.terminated((msg.run_id, *terminated), msg.reason, outcome.ts)
         msg.reply.set((outcome, tuple(terminated)))
 
     def _check_alive(self) -> None:
@@ -250,6 +259,8 @@ class Journal(ProctorActor):
         assert self._store is not None
         if self._broken:
             batch = self._refuse_broken(batch)
+        if self._tracing is not None:
+            batch = [self._stamped(append, self._tracing) for append in batch]
         heartbeats = [
             HeartbeatRecord(b.run_id, b.call, b.attempt, b.at, b.details_json) for b in beats
         ]
@@ -301,6 +312,14 @@ class Journal(ProctorActor):
             for event, outcome in zip(append.events, outcomes, strict=True):
                 if isinstance(outcome, Appended) and event.type in TERMINAL_EVENTS:
                     self._on_terminal(event.run_id, outcome.status)
+        if self._tracing is not None:  # after every answer: it never delays one
+            for append, outcomes in zip(batch, results, strict=True):
+                self._tracing.committed(append.events, outcomes, self._store.events)
+
+    @staticmethod
+    def _stamped(append: Append, tracing: TraceSink) -> Append:
+        events = tracing.stamp(append.events)
+        return append if events is None else dataclasses.replace(append, events=events)
 
     def _refuse_broken(self, batch: list[Append]) -> list[Append]:
         """Refuse, with the original error, a supervisor's append for a broken run."""

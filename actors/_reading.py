@@ -25,7 +25,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
@@ -91,12 +90,10 @@ class StoreReads(abc.ABC):
         """Raise ``RuntimeClosed`` (or the reason the owner stopped) once closed."""
 
     async def _off_loop(self, read: Callable[..., T], /, *args: object, **kwargs: object) -> T:
-        """``read(*args, **kwargs)`` in the loop's default executor, awaited (A1)."""
+        """``read(*args, **kwargs)`` in the loop's default executor, awaited (A1),
+        in a copy of the caller's context (its trace, for a start: O2)."""
         self._check_open()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            None, functools.partial(self._guarded, read, *args, **kwargs)
-        )
+        return await asyncio.to_thread(self._guarded, read, *args, **kwargs)
 
     def _guarded(self, call: Callable[..., T], /, *args: object, **kwargs: object) -> T:
         with self._using():

@@ -17,8 +17,7 @@ Invariants:
   was written;
 * a control message reaches a hosted run's supervisor only after its record
   commits (the Journal delivers it), never before;
-* a request on a terminal run changes nothing and says so in its
-  :class:`ControlResult` (C6): it does not raise;
+* a request on a terminal run changes nothing and says so (C6), never raises;
 * the awaited answer never blocks the event loop: the actor resolves a
   :class:`Reply`, which wakes the loop (``call_soon_threadsafe``).
 """
@@ -53,6 +52,7 @@ from actors._messages import (
 from actors._replies import Creation, Reply, Submitted
 from actors._run_timeouts import start_deadline
 from actors._starts import settle_creation
+from actors._tracing import trace_context
 from persistence import (
     Appended,
     AppendOutcome,
@@ -138,15 +138,15 @@ class Requests:
         """
         if not isinstance(workflow, WorkflowDef):
             raise InvalidArgumentType(f"start() takes a @workflow(), got {safe_repr(workflow)}")
-        deadline = start_deadline(workflow, timeout, now=self._clock.time())
+        # B4's deadline, and O2's trace context of the caller (``_tracing``).
+        extra = start_deadline(workflow, timeout, now=self._clock.time()) | trace_context()
         chosen = run_id is not None
         run_id = check_chosen_run_id(run_id) if chosen else uuid.uuid4().hex
         # D4: the body gets the arguments' JSON round trip, as it will after a resume.
         args, kwargs = roundtrip_arguments(
             args, kwargs, what=f"arguments of workflow {workflow.name!r}", limit=limit
         )
-        # ...and they must fit its signature, or the run would only fail (as
-        # ``proctor start`` checks too).
+        # ...and they must fit its signature, or the run would only fail (as `proctor start`).
         fits(f"workflow {workflow.name}", workflow.signature, args, kwargs)
         created = NewEvent(
             run_id=run_id,
@@ -156,7 +156,7 @@ class Requests:
                 "args": list(args),
                 "kwargs": kwargs,
                 "owner": self._owner,
-                **deadline,
+                **extra,
             },
         )
         return self.host_new(workflow, created, chosen=chosen)

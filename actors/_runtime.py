@@ -37,6 +37,7 @@ from actors._reading import InFlight, StoreReads
 from actors._requests import Requests
 from actors._settings import READ_POOL_SIZE, check_settings
 from actors._signalling import RuntimeSignals
+from actors._tracing import start_tracing
 from actors._tree import ASK_TIMEOUT, ActorTree, warn_unclosed
 from actors._waiting import RunWaiter
 from persistence import (
@@ -58,10 +59,9 @@ CONTROL_INTERVAL: Final = 0.005
 class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
     """An embedded Proctor runtime: an actor system over one store.
 
-    Reads (``get_run``, ``list_runs``, ``events`` and their ``*_async``
-    twins) are :class:`StoreReads`'s, shared with ``Client``; ``cancel``,
-    ``terminate`` and ``close_async`` are :class:`RunControl`'s. Every call
-    that can block has an awaitable ``*_async`` twin that does not (A1).
+    Reads (``get_run``, ``list_runs``, ``events``, ``*_async``) are :class:`StoreReads`'s,
+    shared with ``Client``; ``cancel``, ``terminate`` and ``close_async`` are
+    :class:`RunControl`'s. Every call that can block has a ``*_async`` twin (A1).
 
     Use it as a context manager::
 
@@ -78,9 +78,8 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             loss (an fsync per commit). PostgreSQL: ``OFF`` or else ``on``.
         clock: time source of the Timers actor; a FakeClock in tests.
         shutdown_timeout: how long :meth:`close` waits for steps that never check.
-        busy_timeout: how long a write waits for another process's lock
-            before failing with :class:`StoreLocked`. Default: a third of
-            ``lease_ttl``, at most 5 s.
+        busy_timeout: how long a write waits for another process's lock, then
+            :class:`StoreLocked`. Default: a third of ``lease_ttl``, at most 5 s.
         claim_runs: also run the runs nobody owns yet (created by ``proctor
             start``) of every workflow this process has imported, as
             ``proctor worker`` does. Two runtimes never run the same run.
@@ -96,25 +95,23 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             quarters of it pass without a renewal that took, every check and
             heartbeat of its steps raises :class:`Terminated` and it stops
             hosting its runs, as Chubby's and Temporal's workers do.
-        max_concurrent_steps: how many step attempts run at once, at most
-            (Temporal's ``max_concurrent_activities``); the others wait,
-            recorded as ``waiting`` (``step_waiting``), and start in the order
-            they were decided as slots free. Default: 50 per CPU, at least 16.
-            An abandoned attempt (terminate, timeout) holds its slot until its
-            code returns. At least 1.
+        max_concurrent_steps: how many step attempts run at once, at least 1
+            (Temporal's ``max_concurrent_activities``); the others wait, recorded
+            as ``step_waiting``, and start in the order decided as slots free.
+            Default: 50 per CPU, at least 16. An abandoned attempt (terminate,
+            timeout) holds its slot until its code returns.
         max_batch: the most appends the Journal commits in one transaction
-            (group commit); at least 1. Larger batches amortise the commit;
-            smaller ones bound how long one commit holds the write lock.
+            (group commit), at least 1: larger ones amortise the commit.
         request_timeout: seconds ``start``, ``cancel`` and ``terminate`` wait
             for their record, then :class:`OutcomeUnknown` (naming the run).
-        max_payload_bytes: the most bytes of JSON a workflow or step argument,
-            a step or workflow result, or heartbeat details may take (D4);
-            a larger one is a :class:`PayloadTooLarge` at the call.
-        retention: seconds (or a ``timedelta``) a finished run is kept; older
-            ones are pruned with their log, steps and finished child runs,
-            in small batches off the hot path. None (default) keeps every
-            run forever. See ``proctor runs prune``.
+        max_payload_bytes: the most bytes of JSON an argument, a result or
+            heartbeat details may take (D4); more is a :class:`PayloadTooLarge`.
+        retention: seconds (or a ``timedelta``) a finished run is kept; older ones
+            are pruned with their log, steps and finished child runs, off the hot
+            path. None (default) keeps every run forever (``proctor runs prune``).
         drain: seconds :meth:`close` lets running steps finish by default (A4); 0: none.
+        tracer_provider: OpenTelemetry's, for spans of runs and step attempts (O2,
+            ``proctor[otel]``); None: the global one. No spans without one (guide "Tracing").
 
     Raises:
         InvalidArgument: (a ``ValueError``) a bad setting, named: a malformed
@@ -144,6 +141,7 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         retention: float | datetime.timedelta | None = None,
         max_concurrent_steps: int | None = None,
         drain: float = 0.0,
+        tracer_provider: object | None = None,
     ) -> None:
         # Bad settings are refused before the store is touched.
         settings = check_settings(
@@ -166,6 +164,7 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         self.retention = settings.retention
         self.request_timeout = settings.request_timeout
         self.id = f"rt-{uuid.uuid4().hex[:12]}"
+        tracing = start_tracing(tracer_provider, self.id)
         self.db = settings.db
         self.clock: Clock = clock or SystemClock()
         self.shutdown_timeout = settings.shutdown_timeout
@@ -201,6 +200,7 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
                 control_cursor=self._store.last_seq(),
                 reader=self._store,
                 guard=self._guard,
+                tracing=tracing,
             )
         except BaseException:
             self._store.close()
@@ -372,7 +372,7 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             submitted = create()
         else:
             guarded = functools.partial(self._guarded, create)
-            submitted = await asyncio.get_running_loop().run_in_executor(None, guarded)
+            submitted = await asyncio.to_thread(guarded)  # with the caller's context (O2)
         run_id = await self._requests.wait_async(submitted)
         return RunHandle(self, run_id, created=submitted.created)
 

@@ -35,6 +35,7 @@ from actors._halt import Halt
 from actors._journal import Journal
 from actors._messages import TakeNoRuns
 from actors._timers import Timers
+from actors._tracing import TraceSink
 from persistence import FileIdentity, RunState, Synchronous
 
 #: Restart intensity of the ControlInbox: a death beyond RESTART_INTENSITY
@@ -66,6 +67,7 @@ class Services:
         retention: float | None,
         opened: FileIdentity | None,
         guard: LeaseGuard | None,
+        tracing: TraceSink | None = None,
     ) -> None:
         self._census = census
         self._owner = owner
@@ -84,6 +86,7 @@ class Services:
         self._retention = retention
         self._opened = opened
         self._guard = guard
+        self._tracing = tracing
         self._parent: pykka.ActorRef[Any] | None = None
         self._journal: pykka.ActorRef[Any] | None = None
         self._timers: pykka.ActorRef[Any] | None = None
@@ -122,6 +125,7 @@ class Services:
             opened=self._opened,
             guard=self._guard,
             hosted=self._hosted,
+            tracing=self._tracing,
         )
         self._timers = Timers.start(census=self._census, parent=parent, clock=self._clock)
         self._start_control(control_cursor)
@@ -145,6 +149,7 @@ class Services:
             retention=self._retention,
             opened=self._opened,
             guard=self._guard,
+            tracing=self._tracing,
         )
         self.control = self._control_actor.launch()
 

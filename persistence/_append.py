@@ -228,6 +228,7 @@ def _apply(
             _log(conn, (ev.run_id, 1, now, ev.type.value, None, None, None, data, moved)),
             1,
             RunState.PENDING,
+            ts=now,
         )
     row = rows.get(ev.run_id)
     if row is None:
@@ -289,7 +290,7 @@ def _apply(
         row.dirty = False
         if ev.type in (_E.RUN_CLAIMED, _E.RUN_RESUMED):
             row.owner = ev.data["owner"]
-    return Appended(seq, run_seq, new_status, status)
+    return Appended(seq, run_seq, new_status, status, ts=now)
 
 
 def _exists(conn: Conn, run_id: str) -> bool:

@@ -40,6 +40,8 @@ class Appended:
     run_seq: int
     status: RunState
     previous: RunState | None = None
+    #: The event's ``ts`` as logged (epoch seconds of the writer's commit).
+    ts: float | None = None
 
     @property
     def changed(self) -> bool:

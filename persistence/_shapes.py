@@ -59,6 +59,9 @@ _FIELDS: Final[Mapping[EventType, Mapping[str, tuple[tuple[type, ...], bool]]]] 
         "timeout": (_OPT_NUMBER, False),
         "deadline": (_OPT_NUMBER, False),
         "cancel_grace": (_OPT_NUMBER, False),
+        # O2: the W3C trace context of the caller of start(), for the run's spans.
+        "traceparent": (_OPT_STR, False),
+        "tracestate": (_OPT_STR, False),
     },
     _E.RUN_CLAIMED: {"owner": (_STR, True)},
     _E.RUN_RESUMED: {

@@ -41,6 +41,7 @@ PRINTS = {
     ),
     "postgresql_store.py": "reserved o-1",
     "structured_logs.py": "event_type=run_completed status=completed",
+    "tracing.py": "['-', 'completed', 'completed', 'completed', 'failed']",
     "step_handles.py": (
         "['fast: 12.50', 'cancelled: the fast carrier answered first',"
         " 'cancelled: not worth waiting for']"
