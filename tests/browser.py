@@ -179,18 +179,21 @@ class Dashboard:
             pytest.fail(f"proctor ui did not stop on SIGINT:\n{self.log()}")
 
 
-#: ``start_dashboard(target, *options, env=None)``: the ``dashboard`` fixture's factory.
+#: ``start_dashboard(target, *options, env=None, cwd=ROOT)``: the ``dashboard`` fixture's factory.
 StartDashboard = Callable[..., Dashboard]
 
 
 @pytest.fixture
 def dashboard(tmp_path: Path) -> Iterator[StartDashboard]:
     """A factory: ``dashboard(target, *options)`` starts ``proctor --db TARGET ui
-    --port 0 OPTIONS...`` and returns it once it serves. Every one started is
+    --port 0 OPTIONS...`` (in ``cwd``, with ``env`` added to the environment)
+    and returns it once it serves. Every one started is
     stopped at the test's end, and must have exited 0."""
     started: list[Dashboard] = []
 
-    def start(target: str | os.PathLike[str], *options: str, env: Any = None) -> Dashboard:
+    def start(
+        target: str | os.PathLike[str], *options: str, env: Any = None, cwd: Path = ROOT
+    ) -> Dashboard:
         output = tmp_path / f"proctor-ui-{len(started)}.log"
         with output.open("wb") as sink:
             process = subprocess.Popen(
@@ -205,7 +208,7 @@ def dashboard(tmp_path: Path) -> Iterator[StartDashboard]:
                     "0",
                     *options,
                 ],
-                cwd=ROOT,
+                cwd=cwd,
                 env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
                 stdout=sink,
                 stderr=subprocess.STDOUT,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ from actors import EventType, RunCancelled, Runtime, get_context, shield, step, 
 from persistence import RunState, open_store
 from tests.browser import UPDATE_SCREENSHOTS, StartDashboard
 from tests.conftest import gate, run_cli, wait_for_event
-from tests.processes import ROOT, proctor
+from tests.processes import ROOT
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -183,14 +185,14 @@ def test_O1_runs_page_lists_filters_pages_and_updates_live(
     submit_filters(page)
     assert f"status={RunState.FAILED.value}" in page.url
     assert set(row_ids(page)) == {h.run_id for h in failed}
-    assert statuses(page) == {RunState.FAILED.value}
+    assert statuses(page) == {RunState.FAILED.name}
 
     # workflow filter (status back to all): only dashboard_ok's runs
     page.locator("#filters select[name=status]").select_option("")
     page.locator("#filters input[name=workflow]").fill("dashboard_ok")
     submit_filters(page)
     assert set(row_ids(page)) == {h.run_id for h in done}
-    assert statuses(page) == {RunState.COMPLETED.value}
+    assert statuses(page) == {RunState.COMPLETED.name}
 
     # a since after every run: none left
     page.locator("#filters input[name=workflow]").fill("")
@@ -244,14 +246,14 @@ def test_O1_run_page_timeline_shows_a_cancel_buffered_by_a_shield_in_order(
     page.goto(f"{server.url}runs/{handle.run_id}")
 
     status = page.locator("#run-status")
-    assert status.get_attribute("data-status") == RunState.CANCELLED.value
-    assert RunState.CANCELLED.value in status.inner_text()
+    assert status.get_attribute("data-status") == RunState.CANCELLED.name
+    assert RunState.CANCELLED.name in status.inner_text()
     timeline = page.locator("#timeline-section svg#timeline")
     timeline.wait_for()
     found = marks(page)
     assert_in_order(found, (*SHIELD_STORY, "terminal"))
     terminal = [m for m in found if m["kind"] == "terminal"]
-    assert [m["status"] for m in terminal] == [RunState.CANCELLED.value]
+    assert [m["status"] for m in terminal] == [RunState.CANCELLED.name]
     assert found[-1]["kind"] == "terminal"
     assert all(m["title"] for m in found), "every mark has a <title> tooltip"
     # the reason is shown as text, never as markup
@@ -284,7 +286,7 @@ def test_O1_cancel_button_cancels_a_running_run_and_its_status_updates_live(
     page = chromium.new_page()
     page.goto(f"{server.url}runs/{handle.run_id}")
     status = page.locator("#run-status")
-    assert status.get_attribute("data-status") == RunState.RUNNING.value
+    assert status.get_attribute("data-status") == RunState.RUNNING.name
 
     dialog = page.locator("dialog#cancel-dialog")
     assert not dialog.is_visible()
@@ -312,7 +314,7 @@ def test_O1_cancel_button_cancels_a_running_run_and_its_status_updates_live(
     page.wait_for_function(
         "() => document.querySelector('#run-status').dataset.status === 'CANCELLED'"
     )
-    assert RunState.CANCELLED.value in status.inner_text()
+    assert RunState.CANCELLED.name in status.inner_text()
     assert still_the_same_document(page), "the status changed by a reload, not live"
 
     page.reload()
@@ -406,21 +408,31 @@ def test_O1_docs_screenshots_of_the_demo_show_what_the_docs_say(
     demo`'s cancelled order, so they stay true. With PROCTOR_UPDATE_SCREENSHOTS=1
     they are written to docs/images; otherwise under tmp_path. Either way the
     page must show every mark the docs name."""
-    db = tmp_path / "demo.db"
-    demo = proctor(db, "demo", "--cancel-after", "0.2", timeout=120)
+    # A relative store in tmp_path: the pages' header shows "demo.db", not a
+    # path of the machine that took the screenshot.
+    demo = subprocess.run(
+        [sys.executable, "-m", "cli", "--db", "demo.db", "demo", "--cancel-after", "0.2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    with open_store(db, readonly=True) as store:
+    with open_store(tmp_path / "demo.db", readonly=True) as store:
         orders = [r for r in store.list_runs() if r.workflow == "order"]
     assert [r.status for r in orders] == [RunState.CANCELLED]
     run_id = orders[0].run_id
     out = DOCS_IMAGES if os.environ.get(UPDATE_SCREENSHOTS) == "1" else tmp_path
     out.mkdir(exist_ok=True)
 
-    server = dashboard(db)
+    server = dashboard("demo.db", cwd=tmp_path)
     page = chromium.new_page()
+    page.set_viewport_size({"width": 1280, "height": 320})  # two runs: no blank page below
     page.goto(server.url)
     page.locator(f'#runs tr[data-run-id="{run_id}"]').wait_for()
     page.screenshot(path=out / "dashboard-runs.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     page.goto(f"{server.url}runs/{run_id}")
     page.locator("svg#timeline").wait_for()
@@ -430,5 +442,5 @@ def test_O1_docs_screenshots_of_the_demo_show_what_the_docs_say(
     assert set(named) <= kinds, f"the docs name {sorted(set(named) - kinds)}; page has {kinds}"
     assert page.locator("#run-status").get_attribute("data-status") == "CANCELLED"
     shot = out / "dashboard-run.png"
-    page.screenshot(path=shot, full_page=True)
+    page.screenshot(path=shot)  # the first screen: status, timeline, arguments
     print(f"docs screenshots: {shot} and {out / 'dashboard-runs.png'}")
