@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 #: Where Chromium is looked for, in order: commands on PATH, then a path.
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 CHROMIUM_PATH = "/usr/bin/chromium"
+#: Overrides the lookup: the browser's executable (missing if not executable).
+CHROMIUM_VARIABLE = "PROCTOR_TEST_CHROMIUM"
 #: Flags for a quiet, offline, headless browser in a container.
 CHROMIUM_ARGS = (
     "--headless",
@@ -78,7 +80,11 @@ def unavailable(reason: str) -> NoReturn:
 
 
 def find_chromium() -> str | None:
-    """The system Chromium's executable, or None."""
+    """The system Chromium's executable, or None; ``$PROCTOR_TEST_CHROMIUM``
+    when set (None if that is not an executable)."""
+    override = os.environ.get(CHROMIUM_VARIABLE)
+    if override:
+        return override if os.access(override, os.X_OK) else None
     for name in CHROMIUM_NAMES:
         found = shutil.which(name)
         if found:

@@ -25,6 +25,7 @@ import pytest
 
 from actors import EventType, RunCancelled, Runtime, get_context, shield, step, workflow
 from persistence import RunState, open_store
+from tests import browser
 from tests.browser import UPDATE_SCREENSHOTS, StartDashboard
 from tests.conftest import gate, run_cli, wait_for_event
 from tests.processes import ROOT
@@ -387,6 +388,57 @@ def test_O1_token_in_the_url_sets_a_cookie_that_later_pages_carry(
     page.locator(f'#runs a[href="/runs/{handle.run_id}"]').click()
     page.locator("#run-status").wait_for()
     assert page.locator("#run-status").get_attribute("data-status") == "COMPLETED"
+
+
+# -- without a browser --------------------------------------------------------------
+
+
+def test_O1_without_a_browser_a_developer_skips_but_ci_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(browser.CHROMIUM_VARIABLE, str(tmp_path / "no-chromium"))
+    assert browser.find_chromium() is None
+    monkeypatch.delenv(browser.CI_VARIABLE, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no browser for the dashboard's tests: why"):
+        browser.unavailable("why")
+    monkeypatch.setenv(browser.CI_VARIABLE, "true")
+    with pytest.raises(pytest.fail.Exception, match="required in CI"):
+        browser.unavailable("why")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("ci", "outcome"), [("", "1 skipped"), ("1", "1 error")])
+def test_O1_the_browser_fixture_skips_without_chromium_except_under_ci(
+    tmp_path: Path, ci: str, outcome: str
+) -> None:
+    """End to end, in a pytest of its own: a browser test where no Chromium
+    is found is skipped for a developer, saying what to install, and an
+    error in CI (as the PostgreSQL half does, tests/pg_cluster.py)."""
+    env = {k: v for k, v in os.environ.items() if k != browser.CI_VARIABLE}
+    env[browser.CHROMIUM_VARIABLE] = str(tmp_path / "no-chromium")
+    if ci:
+        env[browser.CI_VARIABLE] = ci
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            f"{Path(__file__).name}::test_O1_runs_page_lists_filters_pages_and_updates_live[sqlite]",
+        ],
+        cwd=ROOT / "tests",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert outcome in done.stdout, done.stdout + done.stderr
+    assert "Chromium is not installed" in done.stdout, done.stdout
+    assert "scripts/install-system-deps" in done.stdout, done.stdout
 
 
 # -- (e) the docs' screenshots, from the demo's run --------------------------------
