@@ -11,6 +11,8 @@ before the server starts.
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from types import ModuleType
 from typing import Final
 
@@ -30,10 +32,15 @@ _LOOPBACK_HELP: Final = "127.0.0.0/8, ::1 or localhost"
 def ui_available() -> bool:
     """Whether the ``ui`` extra (Starlette, uvicorn, Jinja2) can be imported."""
     try:
-        _web()
+        require_ui()
     except click.ClickException:
         return False
     return True
+
+
+def require_ui() -> None:
+    """Return if the ``ui`` extra is installed; else the error that names it (exit 1)."""
+    _web()
 
 
 def _web() -> tuple[ModuleType, ModuleType]:
@@ -47,8 +54,18 @@ def _web() -> tuple[ModuleType, ModuleType]:
     return _app, _serve
 
 
-def serve_dashboard(options: StoreOptions, *, host: str, port: int, token: str | None) -> None:
-    """Check the host, the token and the store, then serve until Ctrl-C or SIGTERM."""
+def serve_dashboard(
+    options: StoreOptions,
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    then: Callable[[str], None] = lambda _url: None,
+) -> None:
+    """Check the host, the token and the store, then serve until Ctrl-C or SIGTERM.
+
+    Once listening it prints ``proctor ui: serving URL`` and calls ``then(URL)``.
+    """
     if token is not None and not token.strip():
         raise click.BadParameter("must not be empty", param_hint="--token")
     if token is None and not is_loopback(host):
@@ -67,6 +84,7 @@ def serve_dashboard(options: StoreOptions, *, host: str, port: int, token: str |
 
     def listening(url: str) -> None:
         click.echo(f"proctor ui: serving {url}")
+        then(url)
 
     serve_module.serve(app, sock, listening)
 
@@ -104,11 +122,12 @@ def ui(options: StoreOptions, host: str, port: int, token: str | None) -> None:
     serve_dashboard(options, host=host, port=port, token=token)
 
 
-def dashboard_hint(db: str) -> str | None:
-    """The demo's closing hint, or None when the ui extra is not installed."""
+def dashboard_hint(shown: str) -> str | None:
+    """The demo's closing hint on the store ``shown`` (password hidden), or None
+    when the ui extra is not installed."""
     if not ui_available():
         return None
-    return f"see it in the dashboard: proctor --db {clean(db)} ui"
+    return f"see it in the dashboard: proctor --db {clean(shlex.quote(shown))} ui"
 
 
-__all__ = ["dashboard_hint", "serve_dashboard", "ui", "ui_available"]
+__all__ = ["dashboard_hint", "require_ui", "serve_dashboard", "ui", "ui_available"]
