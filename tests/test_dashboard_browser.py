@@ -71,6 +71,22 @@ def hold(key: str) -> str:
     return "not cancelled"
 
 
+@step(name="dashboard_beat")
+def beat(key: str) -> str:
+    """Heartbeats until a cancel is delivered (at a heartbeat, H1)."""
+    ctx = get_context()
+    gate(f"{key}:started").set()
+    for _ in range(3000):
+        ctx.heartbeat()
+        gate(f"{key}:never").wait(0.01)
+    return "not cancelled"
+
+
+@workflow(name="dashboard_beating")
+async def beating(key: str) -> str:
+    return await beat(key)
+
+
 @workflow(name="dashboard_ok")
 async def ok(value: int) -> int:
     return await quick(value)
@@ -318,9 +334,42 @@ def test_O1_cancel_button_cancels_a_running_run_and_its_status_updates_live(
     assert RunState.CANCELLED.name in status.inner_text()
     assert still_the_same_document(page), "the status changed by a reload, not live"
 
-    page.reload()
+    page.goto(f"{server.url}runs/{handle.run_id}")  # not reload(): that would post again
     assert page.locator("#cancel-button").count() == 0
     assert page.locator("#terminate-button").count() == 0
+
+
+def test_O1_cancel_with_wait_answers_once_the_run_ended_as_the_cli_does(
+    rt: Runtime, db: str, chromium: BrowserContext, dashboard: StartDashboard
+) -> None:
+    """The dialog's wait box is `proctor cancel --wait`: the answer comes once
+    the run is terminal, with the CLI's two lines; the grace is recorded."""
+    handle = rt.start(beating, "w1")
+    assert gate("w1:started").wait(10)
+    server = dashboard(db)
+    page = chromium.new_page()
+    page.goto(f"{server.url}runs/{handle.run_id}")
+    page.locator("#cancel-button").click()
+    dialog = page.locator("dialog#cancel-dialog")
+    dialog.wait_for(state="visible")
+    dialog.locator("input[name=reason]").fill("duplicate order")
+    dialog.locator("input[name=grace]").fill("30")
+    dialog.locator("input[name=wait]").check()
+    dialog.locator("#cancel-confirm").click()
+    flash = page.locator("#flash")
+    flash.wait_for()
+    said = [line.strip() for line in flash.inner_text().splitlines() if line.strip()]
+    assert said == [
+        f"cancel requested: run {handle.run_id} is now cancelling",
+        f"run {handle.run_id} is {RunState.CANCELLED}",
+    ]
+    assert page.locator("#run-status").get_attribute("data-status") == RunState.CANCELLED.name
+    record = rt.get_run(handle.run_id)
+    assert (record.status, record.cancel_reason, record.cancel_grace) == (
+        RunState.CANCELLED,
+        "duplicate order",
+        30.0,
+    )
 
 
 def test_O1_terminate_button_terminates_a_running_run(
