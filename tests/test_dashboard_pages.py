@@ -88,7 +88,8 @@ def test_O1_runs_page_filters_by_status_workflow_and_time_as_runs_list_does(db: 
     assert future == []
     assert {r for r, _ in everything} == {"a-1", "a-2", "b-1"}
     cli = run_cli(db, "runs", "list", "--workflow", "refund", "--json")
-    assert '"b-1"' in cli.output and '"a-1"' not in cli.output
+    assert '"b-1"' in cli.output
+    assert '"a-1"' not in cli.output
 
 
 def test_O1_runs_page_pages_with_the_listing_cursor_never_repeating_nor_skipping(
@@ -139,7 +140,8 @@ def test_O1_a_bad_filter_is_a_400_page_with_the_listing_message(
     assert page.status_code == 400
     assert table.status_code == 400
     shown = re.search(r'<p id="filter-error" class="problem">(.*?)</p>', page.text, re.S)
-    assert shown and html.unescape(shown.group(1)) == str(refused.value)
+    assert shown
+    assert html.unescape(shown.group(1)) == str(refused.value)
     assert 'data-run-id="x-1"' not in page.text
 
 
@@ -170,12 +172,15 @@ def test_O1_run_page_shows_header_values_tree_and_event_log(db: Target) -> None:
     with dashboard(db) as client:
         page = client.get("/runs/tree-root").text
         child_page = client.get(f"/runs/{children[0]}").text
-    assert 'id="run-status"' in page and 'data-status="COMPLETED"' in page
-    assert '<section id="timeline-section">' in page and 'id="timeline"' in page
+    assert 'id="run-status"' in page
+    assert 'data-status="COMPLETED"' in page
+    assert '<section id="timeline-section">' in page
+    assert 'id="timeline"' in page
     for child in children:
         assert f'<a href="/runs/{child}">' in page
     assert '<ul id="tree">' in page
-    assert '<pre id="args">' in page and "14" in page.split('<pre id="result">')[1]
+    assert '<pre id="args">' in page
+    assert "14" in page.split('<pre id="result">')[1]
     for e in events:
         assert f'<tr data-seq="{e.seq}" data-type="{e.type.value}">' in page
     assert page.count("<tr data-seq=") == len(events)
@@ -224,7 +229,8 @@ def test_O1_every_user_value_is_escaped_on_every_page(db: Target) -> None:
     assert run_page.count(ESCAPED) >= 4  # id, workflow, reason, args, event data
     assert ESCAPED in pages[4].text  # the error message
     assert "ValueError" in pages[4].text
-    assert ESCAPED in pages[0].text and ESCAPED in pages[6].text
+    assert ESCAPED in pages[0].text
+    assert ESCAPED in pages[6].text
     assert ESCAPED in pages[7].text  # the 404 page names the id
 
 
@@ -284,7 +290,9 @@ def test_O1_the_live_endpoints_follow_the_run(db: Target) -> None:
             request_cancel(store, "live-1", None, source="cli", origin="t", grace=None)
         fragment = client.get("/live/runs/live-1").text
         table = client.get("/live/runs").text
-    assert 'id="run-status"' in fragment and 'data-status="CANCELLING"' in fragment
-    assert "<html" not in fragment and "<html" not in table
+    assert 'id="run-status"' in fragment
+    assert 'data-status="CANCELLING"' in fragment
+    assert "<html" not in fragment
+    assert "<html" not in table
     assert rows(table) == [("live-1", "CANCELLING")]
     assert EventType.CANCEL_REQUESTED.value in fragment
