@@ -49,6 +49,12 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
+def form_token(client: TestClient) -> str:
+    """The CSRF token every action form of this dashboard carries."""
+    token: str = client.app.state.dashboard.csrf.value  # type: ignore[attr-defined]
+    return token
+
+
 def post(
     client: TestClient, run_id: str, verb: str, *, origin: str | None = BASE, **fields: str
 ) -> Any:
