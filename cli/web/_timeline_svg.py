@@ -189,6 +189,7 @@ class _Chart:
         parts += [self.span(s, y, y + _ROW) for s in lane.spans]
         for attempt in lane.attempts:
             parts += self.attempt(lane, attempt, y)
+        parts += [self.mark(m, y, y + _ROW) for m in lane.marks]
         return parts
 
     def attempt(self, lane: Lane, a: Attempt, y: float) -> list[Markup]:
