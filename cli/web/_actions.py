@@ -80,7 +80,7 @@ def _grace(form: dict[str, str]) -> float | None:
     try:
         return SECONDS.convert(text, None, None)
     except click.BadParameter as exc:
-        raise Refusal(400, f"grace: {exc.format_message()}") from None
+        raise Refusal(400, f"grace: {exc.message}") from None
 
 
 def _cancel(

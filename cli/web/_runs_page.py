@@ -20,7 +20,8 @@ from starlette.responses import HTMLResponse
 
 from cli._owner import owner_state
 from cli.web._state import Dashboard, dashboard_of
-from persistence import InvalidArgument, RunRecord, Store, StoreError, run_query
+from cli.web._stores import Stores
+from persistence import InvalidArgument, RunQuery, RunRecord, Store, StoreError, run_query
 
 #: Runs per page unless ``?limit=`` says otherwise (``proctor runs list``'s default).
 PAGE_SIZE: Final = 50
@@ -40,7 +41,7 @@ class BadFilter(Exception):
     """A filter the CLI would refuse; the message is the CLI's."""
 
 
-def _query_of(request: Request) -> tuple[dict[str, str], Any]:
+def _query_of(request: Request) -> tuple[dict[str, str], RunQuery]:
     params = request.query_params
     filters = {k: params.get(k, "").strip() for k in _FILTERS}
     limit_text = params.get("limit", "").strip()
@@ -65,13 +66,13 @@ def _query_of(request: Request) -> tuple[dict[str, str], Any]:
     return kept, query
 
 
-def _listing(stores_read: Any, kept: dict[str, str], query: Any) -> Listing:
+def _listing(stores: Stores, kept: dict[str, str], query: RunQuery) -> Listing:
     def read(store: Store) -> tuple[list[RunRecord], str | None, dict[str, dict[str, Any]]]:
         page = store.list_runs_page(query)
         runtimes = store.runtimes()
         return page.runs, page.next_cursor, {r.run_id: owner_state(r, runtimes) for r in page.runs}
 
-    runs, cursor, owners = stores_read(read)
+    runs, cursor, owners = stores.read(read)
     next_href = None if cursor is None else "/?" + urlencode({**kept, "cursor": cursor})
     return Listing(runs=runs, owners=owners, next_href=next_href)
 
@@ -85,7 +86,7 @@ async def _answer(request: Request, template: str) -> HTMLResponse:
             "runs.html", 400, filters=_shown_filters(request), listing=None, error=str(exc)
         )
     try:
-        listing = await run_in_threadpool(_listing, dashboard.stores.read, kept, query)
+        listing = await run_in_threadpool(_listing, dashboard.stores, kept, query)
     except StoreError as exc:
         return dashboard.problem(503, str(exc))
     live = "/live/runs?" + urlencode({**kept, **_cursor_of(request)})

@@ -90,7 +90,7 @@ def build_timeline(
     terminal = run.status.is_terminal
     edge = (run.finished_at if terminal and run.finished_at is not None else now) - run.created_at
     end = max(fold.last, edge, 0.0)
-    shown, hidden = _bounded(fold.lanes(end), max_lanes, end)
+    shown, hidden = _bounded(fold, max_lanes, end)
     notes = []
     if run.defect:
         notes.append(f"this run's row has a defect: {run.defect}")
@@ -114,36 +114,28 @@ def _log_order(event: EventRecord) -> tuple[int, int]:
     return event.run_seq, event.seq
 
 
-def _bounded(
-    lanes: list[Lane], max_lanes: int, end: float
-) -> tuple[tuple[Lane, ...], Hidden | None]:
-    """The lanes to draw, in call order, and a summary of the others."""
-    if len(lanes) <= max_lanes:
-        return tuple(lanes), None
-    ranked = sorted(range(len(lanes)), key=lambda i: (_interest(lanes[i]), lanes[i].call))
-    keep = set(ranked[:max_lanes])
-    rest = [lane for i, lane in enumerate(lanes) if i not in keep]
-    outcomes = Counter(a.outcome for lane in rest for a in lane.attempts)
+def _bounded(fold: LogFold, max_lanes: int, end: float) -> tuple[tuple[Lane, ...], Hidden | None]:
+    """The lanes to draw, in call order, and a summary of the others (built
+    without making their lanes: a long log costs its fold, not its tooltips)."""
+    calls = fold.calls()
+    if len(calls) <= max_lanes:
+        return tuple(fold.lane(call, end) for call in calls), None
+    keep = set(sorted(calls, key=lambda call: (fold.interest(call), call))[:max_lanes])
+    outcomes: Counter[str] = Counter()
     activity = [0] * HIDDEN_SLICES
     width = (end or 1.0) / HIDDEN_SLICES
-    for lane in rest:
-        for a in lane.attempts:
-            first = min(int(a.start / width), HIDDEN_SLICES - 1)
-            last = min(int((a.end if a.end is not None else end) / width), HIDDEN_SLICES - 1)
+    for call in calls:
+        if call in keep:
+            continue
+        for start, stop, outcome in fold.bars(call):
+            outcomes[outcome] += 1
+            first = min(int(start / width), HIDDEN_SLICES - 1)
+            last = min(int((end if stop is None else stop) / width), HIDDEN_SLICES - 1)
             for i in range(max(first, 0), last + 1):
                 activity[i] += 1
     hidden = Hidden(
-        count=len(rest), outcomes=tuple(sorted(outcomes.items())), activity=tuple(activity)
+        count=len(calls) - len(keep),
+        outcomes=tuple(sorted(outcomes.items())),
+        activity=tuple(activity),
     )
-    return tuple(lane for i, lane in enumerate(lanes) if i in keep), hidden
-
-
-def _interest(lane: Lane) -> int:
-    """Lower is drawn first: what an operator chasing a stuck run looks for."""
-    if any(a.ignored_cancel or a.end is None for a in lane.attempts):
-        return 0
-    if any(a.outcome in ("failed", "timed_out", "abandoned") for a in lane.attempts):
-        return 1
-    if all(a.outcome == "completed" for a in lane.attempts) and len(lane.attempts) == 1:
-        return 3 if lane.kind == "step" and not lane.marks else 2
-    return 2
+    return tuple(fold.lane(call, end) for call in sorted(keep)), hidden

@@ -53,6 +53,25 @@ _RUN_MARKS: Final[dict[EventType, str]] = {
     _E.RUN_RESUMED: "resumed",
     _E.SIGNAL_SENT: "signal-sent",
 }
+#: Records of one call of the body (a step's, a child run's, a sleep's, a wait's).
+_CALL_EVENTS: Final = frozenset(
+    {
+        _E.STEP_SCHEDULED,
+        _E.STEP_WAITING,
+        _E.STEP_STARTED,
+        *_STEP_ENDS,
+        _E.STEP_RETRY_SCHEDULED,
+        _E.STEP_REEXECUTED,
+        _E.CHILD_STARTED,
+        _E.CHILD_ENDED,
+        _E.TIMER_STARTED,
+        _E.TIMER_FIRED,
+        _E.TIMER_CANCELLED,
+        _E.SIGNAL_WAITING,
+        _E.SIGNAL_RECEIVED,
+        _E.CALL_REUSED,
+    }
+)
 #: Outcomes of an attempt that ran on past a cancel it never met.
 _RAN_ON: Final = frozenset({"running", "completed", "failed", "abandoned", "timed_out"})
 
@@ -129,7 +148,7 @@ class LogFold:
         self.last = max(self.last, ts - self.run.created_at)
         return self.last
 
-    def lane(self, call: int, kind: str, name: str) -> _Lane:
+    def _lane(self, call: int, kind: str, name: str) -> _Lane:
         found = self._lanes.get(call)
         if found is None:
             found = self._lanes[call] = _Lane(kind, name)
@@ -143,7 +162,10 @@ class LogFold:
         t, d, typ = self.time(e.ts), e.data, e.type
         if e.defect:
             self.mark("defect", t, e, f"record {e.seq} ({typ}) is unreadable: {e.defect}")
-        if typ in _TERMINAL:
+        if typ in _CALL_EVENTS:
+            if e.call is not None:
+                self.call_event(e, t, e.call, e.step or "?")
+        elif typ in _TERMINAL:
             status = _TERMINAL[typ]
             why = _why(d.get("reason")) or _error_why(d.get("error") or self.run.error)
             self.mark("terminal", t, e, f"run {status}{why}", status=status)
@@ -173,8 +195,6 @@ class LogFold:
             target = d.get("call_id")
             what = f"the body cancelled call #{target} ({d.get('mode')}){_why(d.get('reason'))}"
             self.mark("call-cancel-requested", t, e, what, call=_int(target))
-        elif e.call is not None:
-            self.call_event(e, t, e.call, e.step or "?")
 
     def cancel_seen(self, e: EventRecord, t: float) -> None:
         """A cancel buffered by a shield, or delivered to a step or to the body."""
@@ -233,23 +253,23 @@ class LogFold:
             delay = d.get("delay")
             due = offset_text(t + delay) if isinstance(delay, (int, float)) else "later"
             what = f"back-off of {name} #{call}{after}: attempt {e.attempt} due {due}"
-            self.lane(call, "step", name).backoffs.append(
+            self._lane(call, "step", name).backoffs.append(
                 _Open("backoff", t, e.seq, cut(what), call, e.attempt)
             )
         elif typ is _E.STEP_REEXECUTED:
             what = f"step {name} #{call} runs again: attempt {d.get('lost_attempt')} was lost"
             mark = Mark(kind="reexecuted", t=t, seq=e.seq, what=what, call=call, attempt=e.attempt)
-            self.lane(call, "step", name).marks.append(mark)
+            self._lane(call, "step", name).marks.append(mark)
         elif typ is _E.CHILD_STARTED:
-            lane = self.lane(call, "child", name)
+            lane = self._lane(call, "child", name)
             child = d.get("child_run_id")
             lane.child = child if isinstance(child, str) else None
             lane.bars.append(_Bar(1, t, e.seq, note=f"child run {lane.child}"))
         elif typ is _E.CHILD_ENDED:
             why = _error_why(d.get("error")) or _why(d.get("reason"))
-            _end(self.lane(call, "child", name), t, str(d.get("status", "?")), why)
+            _end(self._lane(call, "child", name), t, str(d.get("status", "?")), why)
         elif typ is _E.TIMER_STARTED and e.step == "sleep":
-            self.lane(call, "sleep", "sleep").bars.append(
+            self._lane(call, "sleep", "sleep").bars.append(
                 _Bar(1, t, e.seq, note=f"due {d.get('due')}")
             )
         elif typ in (_E.TIMER_FIRED, _E.TIMER_CANCELLED) and call in self._lanes:
@@ -260,16 +280,16 @@ class LogFold:
             elif lane.kind == "signal" and fired:
                 _end(lane, t, "timed_out", None)
         elif typ is _E.SIGNAL_WAITING:
-            self.lane(call, "signal", f"signal {name}").bars.append(_Bar(1, t, e.seq))
+            self._lane(call, "signal", f"signal {name}").bars.append(_Bar(1, t, e.seq))
         elif typ is _E.SIGNAL_RECEIVED:
-            _end(self.lane(call, "signal", f"signal {name}"), t, "received", None)
+            _end(self._lane(call, "signal", f"signal {name}"), t, "received", None)
         elif typ is _E.CALL_REUSED:
-            lane = self.lane(call, "reused", name)
+            lane = self._lane(call, "reused", name)
             note = f"reused from run {d.get('from_run')} ({d.get('end')})"
             lane.bars.append(_Bar(1, t, e.seq, "reused", t, note))
 
     def step_start(self, e: EventRecord, t: float, call: int, name: str) -> None:
-        lane = self.lane(call, "step", name)
+        lane = self._lane(call, "step", name)
         if e.type is _E.STEP_SCHEDULED or e.attempt is None:
             return
         bar = self._bars.get((call, e.attempt))
@@ -289,7 +309,7 @@ class LogFold:
         bar = self._bars.get((call, e.attempt))
         if bar is None:  # its start is not in the log (a log read from the middle)
             bar = self._bars[(call, e.attempt)] = _Bar(e.attempt, t, None)
-            self.lane(call, "step", name).bars.append(bar)
+            self._lane(call, "step", name).bars.append(bar)
         if bar.end is not None:
             return  # a late post-mortem record of an attempt already ended
         bar.end, bar.outcome, bar.waiting = t, _STEP_ENDS[e.type], False
@@ -298,7 +318,7 @@ class LogFold:
             kind = str(e.data.get("kind") or "timeout").replace("_", " ")
             what = f"step {name} #{call} attempt {e.attempt}: {kind}"
             mark = Mark(kind="timeout", t=t, seq=e.seq, what=what, call=call, attempt=e.attempt)
-            self.lane(call, "step", name).marks.append(mark)
+            self._lane(call, "step", name).marks.append(mark)
         for opened in self._open.pop((call, e.attempt), []):
             opened.end = t  # an attempt's shields end with it
             self.spans.append(opened)
@@ -309,24 +329,52 @@ class LogFold:
             self.spans.extend(stack)
         self._open.clear()
 
-    def lanes(self, end: float) -> list[Lane]:
-        """Every call's lane, in call order; open bars are drawn to ``end``."""
-        spans = [s for s in self.spans if s.call is not None]
-        return [
-            Lane(
-                call=call,
-                kind=raw.kind,
-                name=raw.name,
-                attempts=tuple(self.attempt(call, raw, bar, end) for bar in raw.bars),
-                spans=tuple(
-                    [b.frozen() for b in raw.backoffs]
-                    + [s.frozen() for s in spans if s.call == call]
-                ),
-                marks=tuple(raw.marks),
-                child_run_id=raw.child,
-            )
-            for call, raw in sorted(self._lanes.items())
-        ]
+    def calls(self) -> list[int]:
+        """The calls seen, in call order: one lane each."""
+        return sorted(self._lanes)
+
+    def bars(self, call: int) -> list[tuple[float, float | None, str]]:
+        """A call's bars as (start, end or None, outcome): cheap, for a summary."""
+        return [(b.start, b.end, b.outcome) for b in self._lanes[call].bars]
+
+    def interest(self, call: int) -> int:
+        """How much an operator chasing a stuck run wants this call drawn (lower:
+        more): 0 open or ran on past the cancel, 1 failed, timed out or abandoned,
+        2 retried, cancelled, marked or not a step, 3 one plain completed attempt."""
+        lane = self._lanes[call]
+        if any(b.end is None or self.ignored(call, lane, b, b.end) for b in lane.bars):
+            return 0
+        if any(b.outcome in ("failed", "timed_out", "abandoned") for b in lane.bars):
+            return 1
+        plain = lane.kind == "step" and not lane.marks and len(lane.bars) == 1
+        return 3 if plain and lane.bars[0].outcome == "completed" else 2
+
+    def ignored(self, call: int, lane: _Lane, bar: _Bar, stop: float) -> bool:
+        """The attempt ran on past the run's cancel request without meeting it."""
+        return (
+            lane.kind == "step"
+            and self.cancel_at is not None
+            and not bar.shielded
+            and call not in self._delivered
+            and bar.start <= self.cancel_at < stop
+            and bar.outcome in _RAN_ON
+        )
+
+    def lane(self, call: int, end: float) -> Lane:
+        """A call's lane, frozen; its open bars are drawn to ``end``."""
+        raw = self._lanes[call]
+        return Lane(
+            call=call,
+            kind=raw.kind,
+            name=raw.name,
+            attempts=tuple(self.attempt(call, raw, bar, end) for bar in raw.bars),
+            spans=tuple(
+                [b.frozen() for b in raw.backoffs]
+                + [s.frozen() for s in self.spans if s.call == call]
+            ),
+            marks=tuple(raw.marks),
+            child_run_id=raw.child,
+        )
 
     def attempt(self, call: int, lane: _Lane, bar: _Bar, end: float) -> Attempt:
         record = self._records.get((call, bar.number)) if lane.kind == "step" else None
@@ -342,14 +390,7 @@ class LogFold:
                     f" at {offset_text(beat)}{_details(record.heartbeat_details)}"
                     " (the store keeps only an attempt's latest heartbeat)"
                 )
-        ignored = (
-            lane.kind == "step"
-            and self.cancel_at is not None
-            and not bar.shielded
-            and call not in self._delivered
-            and bar.start <= self.cancel_at < stop
-            and bar.outcome in _RAN_ON
-        )
+        ignored = self.ignored(call, lane, bar, stop)
         head = {
             "step": f"step {lane.name} #{call} attempt {bar.number}",
             "child": f"child run {lane.name} #{call}",

@@ -21,12 +21,14 @@ Invariants:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 from urllib.parse import quote
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from cli.web._timeline import (
     Attempt,
@@ -48,6 +50,10 @@ _TOP: Final = 52  # the run's own row starts here, below the header and the axis
 _ROW: Final = 22
 _BAR: Final = 12
 _LABEL_CHARS: Final = 30
+#: The least width between two instants something happens at (see ``_Chart``).
+_MIN_GAP: Final = 12.0
+#: The least width between two labels of the time axis.
+_TICK_GAP: Final = 56.0
 
 #: Marks drawn as a vertical line through every row (an instant the whole run lives through).
 _LINES: Final = frozenset(
@@ -137,7 +143,7 @@ def render(tl: Timeline) -> Markup:
         y = rows_of.get(mark.call, _TOP) if mark.call is not None else _TOP
         parts.append(chart.mark(mark, y, bottom))
     parts.append(_legend(bottom + 10))
-    height = bottom + 56
+    height = bottom + 62
     return _el(
         "svg",
         {
@@ -157,25 +163,49 @@ def render(tl: Timeline) -> Markup:
 
 
 class _Chart:
-    """Positions on the chart: ``x(t)`` maps seconds to the plot's width."""
+    """Positions on the chart: ``x(t)`` maps seconds to the plot's width.
+
+    The time axis is stretched where records are dense: every instant
+    something happens (a mark, a bar's or a span's ends, a heartbeat) is a
+    knot, each gap between two knots gets at least ``_MIN_GAP`` units (less
+    when there are too many knots for that) and the rest of the width is
+    shared in proportion to the gaps' durations. So a cancel requested,
+    buffered and delivered within a millisecond at the end of a long step
+    stays readable; the axis ticks show where the scale is not linear.
+    """
 
     def __init__(self, tl: Timeline) -> None:
         self.tl = tl
-        self.scale = (_X1 - _X0) / (tl.end if tl.end > 0 else 1.0)
+        end = tl.end if tl.end > 0 else 1.0
+        knots = sorted({0.0, end, *(min(max(t, 0.0), end) for t in _instants(tl))})
+        width = _X1 - _X0
+        gap = min(_MIN_GAP, width / 2 / (len(knots) - 1))
+        spare = width - gap * (len(knots) - 1)
+        xs = [float(_X0)]
+        for before, after in itertools.pairwise(knots):
+            xs.append(xs[-1] + gap + spare * (after - before) / end)
+        self.knots, self.xs = knots, xs
 
     def x(self, t: float) -> float:
-        return _X0 + min(max(t, 0.0), self.tl.end) * self.scale
+        knots, xs = self.knots, self.xs
+        i = min(max(bisect.bisect_right(knots, t) - 1, 0), len(knots) - 2)
+        share = (min(max(t, knots[i]), knots[i + 1]) - knots[i]) / (knots[i + 1] - knots[i])
+        return xs[i] + share * (xs[i + 1] - xs[i])
 
     def axis(self, bottom: float) -> list[Markup]:
+        """Round times along the top, each at least ``_TICK_GAP`` from the last drawn."""
         step = _tick_step(self.tl.end)
         parts = [_el("line", {"class": "tl-axis", "x1": _X0, "x2": _X1, "y1": 40, "y2": 40})]
-        count = int(self.tl.end / step + 1e-9)
-        for i in range(count + 1):
-            x = _n(self.x(i * step))
-            parts.append(
-                _el("line", {"class": "tl-grid", "x1": x, "x2": x, "y1": 40, "y2": bottom})
-            )
-            parts.append(_text(float(x), 36, _tick_text(i * step, step), cls="tl-tick-label"))
+        last = -math.inf
+        for i in range(int(self.tl.end / step + 1e-9) + 1):
+            x = self.x(i * step)
+            if x - last < _TICK_GAP or (x > _X1 - _TICK_GAP / 3 and i):
+                continue
+            last = x
+            grid = {"class": "tl-grid", "x1": _n(x), "x2": _n(x), "y1": 40, "y2": bottom}
+            parts.append(_el("line", grid))
+            label = _tick_text(i * step, step)
+            parts.append(_text(x, 36, label, cls="tl-tick-label", anchor="middle"))
         return parts
 
     def lane(self, lane: Lane, y: float) -> list[Markup]:
@@ -189,6 +219,7 @@ class _Chart:
         parts += [self.span(s, y, y + _ROW) for s in lane.spans]
         for attempt in lane.attempts:
             parts += self.attempt(lane, attempt, y)
+        parts += [self.mark(m, y, y + _ROW) for m in lane.marks]
         return parts
 
     def attempt(self, lane: Lane, a: Attempt, y: float) -> list[Markup]:
@@ -291,14 +322,14 @@ class _Chart:
         label = f"+{h.count} more calls"
         what = f"{h.count} calls not drawn one by one ({outcomes}); bars: how many were busy"
         peak = max(h.activity, default=0) or 1
-        width = (_X1 - _X0) / len(h.activity) if h.activity else 0
+        width = self.tl.end / len(h.activity) if h.activity else 0.0
         bars = [
             _el(
                 "rect",
                 {
                     "class": "tl-hidden",
-                    "x": _n(_X0 + i * width),
-                    "width": _n(width),
+                    "x": _n(self.x(i * width)),
+                    "width": _n(max(self.x((i + 1) * width) - self.x(i * width), 0.5)),
                     "y": _n(y + 19 - 16 * n / peak),
                     "height": _n(16 * n / peak),
                 },
@@ -352,6 +383,24 @@ _LEGEND: Final[tuple[tuple[str, str, str], ...]] = (
 )
 
 
+def _instants(tl: Timeline) -> Iterator[float]:
+    """Every time something happens on the chart: the knots of its time axis."""
+    for m in tl.marks:
+        yield m.t
+    for lane in tl.lanes:
+        for a in lane.attempts:
+            yield a.start
+            if a.end is not None:
+                yield a.end
+            if a.heartbeat is not None:
+                yield a.heartbeat
+        yield from (m.t for m in lane.marks)
+        for s in (*tl.spans, *lane.spans):
+            yield s.t
+            if s.end is not None:
+                yield s.end
+
+
 def _legend(y: float) -> Markup:
     """The key, in two rows of eight columns: each shape, and what it means."""
     items = []
@@ -374,7 +423,10 @@ def _legend(y: float) -> Markup:
             )
         items.append(icon)
         items.append(_text(x + 24, row_y + 9, label, cls="tl-label"))
-    note = "a heartbeat tick is the latest one the store keeps for that attempt"
+    note = (
+        "time is stretched where records are dense (hover a mark for its exact time);"
+        " a heartbeat tick is the latest one the store keeps of its attempt"
+    )
     items.append(_text(10, y + 44, note, cls="tl-tick-label"))
     return _el("g", {"class": "tl-legend"}, *items)
 
@@ -432,13 +484,13 @@ def _text(x: float, y: float, text: str, *, cls: str, anchor: str | None = None)
 
 def _el(tag: str, attrs: Mapping[str, object], *children: Markup | str) -> Markup:
     """One element: ``tag`` and the attribute names are this module's literals;
-    every attribute value and every plain-text child is escaped (None: left out)."""
-    head = Markup("").join(
-        Markup(' {}="{}"').format(k, v) for k, v in attrs.items() if v is not None
-    )
+    every attribute value and every plain-text child goes through ``escape``
+    (a ``Markup`` child, an element made here, passes as it is; None: left out)."""
+    head = "".join(f' {k}="{escape(v)}"' for k, v in attrs.items() if v is not None)
     if not children:
-        return Markup("<{}{}/>").format(tag, head)
-    return Markup("<{}{}>{}</{}>").format(tag, head, Markup("").join(children), tag)
+        return Markup(f"<{tag}{head}/>")  # noqa: S704 - its values are escaped above
+    body = "".join(escape(c) for c in children)
+    return Markup(f"<{tag}{head}>{body}</{tag}>")  # noqa: S704 - escaped above
 
 
 def _n(v: float) -> str:
