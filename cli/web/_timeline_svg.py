@@ -143,20 +143,32 @@ class _Chart:
     def __init__(self, tl: Timeline) -> None:
         self.tl = tl
         end = tl.end if tl.end > 0 else 1.0
-        knots = sorted({0.0, end, *(min(max(t, 0.0), end) for t in _instants(tl))})
+        # A knot is (time, seq): records of one instant (a group commit) get a
+        # knot each, in log order, so their marks stand apart; -1 is an instant
+        # no record made (a bar's end, a heartbeat), placed first at its time.
+        knots = sorted(
+            {(0.0, -1), (end, -1), *((min(max(t, 0.0), end), s) for t, s in _instants(tl))}
+        )
         width = _X1 - _X0
         gap = min(_MIN_GAP, width / 2 / (len(knots) - 1))
         spare = width - gap * (len(knots) - 1)
         xs = [float(_X0)]
-        for before, after in itertools.pairwise(knots):
+        for (before, _), (after, _) in itertools.pairwise(knots):
             xs.append(xs[-1] + gap + spare * (after - before) / end)
         self.knots, self.xs = knots, xs
+        self.at_knot = dict(zip(knots, xs, strict=True))
 
-    def x(self, t: float) -> float:
+    def x(self, t: float, seq: int | None = None) -> float:
+        """Where ``t`` is; with the ``seq`` of the record made then, that record's knot."""
+        found = self.at_knot.get((t, -1 if seq is None else seq))
+        if found is not None:
+            return found
         knots, xs = self.knots, self.xs
-        i = min(max(bisect.bisect_right(knots, t) - 1, 0), len(knots) - 2)
-        share = (min(max(t, knots[i]), knots[i + 1]) - knots[i]) / (knots[i + 1] - knots[i])
-        return xs[i] + share * (xs[i + 1] - xs[i])
+        i = min(max(bisect.bisect_left(knots, (t, -2)), 1), len(knots) - 1)
+        if knots[i][0] <= t:  # at a knot's time (or past the end): its first knot
+            return xs[i]
+        before, after = knots[i - 1][0], knots[i][0]
+        return xs[i - 1] + (t - before) / (after - before) * (xs[i] - xs[i - 1])
 
     def axis(self, bottom: float) -> list[Markup]:
         """Round times along the top, each at least ``_TICK_GAP`` from the last drawn."""
@@ -190,7 +202,7 @@ class _Chart:
 
     def attempt(self, lane: Lane, a: Attempt, y: float) -> list[Markup]:
         end = a.end if a.end is not None else self.tl.end
-        x0, x1 = self.x(a.start), self.x(end)
+        x0, x1 = self.x(a.start, a.seq), self.x(end)
         cls = f"tl-bar tl-{a.outcome if a.outcome in OUTCOMES else 'other'}"
         if a.waiting:
             cls += " tl-waiting"
@@ -236,7 +248,7 @@ class _Chart:
 
     def span(self, s: Span, top: float, bottom: float) -> Markup:
         end = s.end if s.end is not None else self.tl.end
-        x0, x1 = self.x(s.t), self.x(end)
+        x0, x1 = self.x(s.t, s.seq), self.x(end)
         inset = 2 + 2 * s.depth if s.kind != "backoff" else 5
         height = max(bottom - top - 2 * inset, 2) if s.kind != "backoff" else _BAR
         shape = el(
@@ -263,7 +275,7 @@ class _Chart:
         return el("g", attrs, el("title", {}, what), shape)
 
     def mark(self, m: Mark, y: float, bottom: float) -> Markup:
-        x = num(self.x(m.t))
+        x = num(self.x(m.t, m.seq))
         shapes = []
         if m.kind in LINES:
             line = {"class": f"tl-line tl-{m.kind}", "x1": x, "x2": x, "y1": 42, "y2": bottom}
@@ -315,22 +327,26 @@ class _Chart:
         ]
 
 
-def _instants(tl: Timeline) -> Iterator[float]:
-    """Every time something happens on the chart: the knots of its time axis."""
+def _instants(tl: Timeline) -> Iterator[tuple[float, int]]:
+    """Every instant something happens on the chart, with the record that made
+    it (-1: none): the knots of its time axis."""
+    spans = list(tl.spans)
     for m in tl.marks:
-        yield m.t
+        yield m.t, -1 if m.seq is None else m.seq
     for lane in tl.lanes:
+        spans += lane.spans
         for a in lane.attempts:
-            yield a.start
+            yield a.start, -1 if a.seq is None else a.seq
             if a.end is not None:
-                yield a.end
+                yield a.end, -1
             if a.heartbeat is not None:
-                yield a.heartbeat
-        yield from (m.t for m in lane.marks)
-        for s in (*tl.spans, *lane.spans):
-            yield s.t
-            if s.end is not None:
-                yield s.end
+                yield a.heartbeat, -1
+        for m in lane.marks:
+            yield m.t, -1 if m.seq is None else m.seq
+    for s in spans:
+        yield s.t, -1 if s.seq is None else s.seq
+        if s.end is not None:
+            yield s.end, -1
 
 
 def _header(tl: Timeline) -> Markup:
