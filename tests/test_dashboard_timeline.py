@@ -27,11 +27,13 @@ from actors import (
     StepFailed,
     gather,
     get_context,
+    move_on_after,
     shield,
+    sleep,
     step,
     workflow,
 )
-from actors.testing import wait_for_event
+from actors.testing import ProctorTestKit, wait_for_event
 from cli.web._timeline import build_timeline
 from cli.web._timeline_svg import timeline_svg
 from persistence import EventRecord, EventType, RunRecord, StepRecord, open_store
@@ -577,3 +579,63 @@ def synthetic_run(calls: int) -> tuple[RunRecord, list[EventRecord]]:
         elif call < calls - 1:
             add(EventType.STEP_COMPLETED, at + 0.9, call, 1)
     return run, events
+
+
+@step()
+def lost_once(key: str) -> str:
+    return f"{key} ok"
+
+
+@workflow()
+async def resumable(key: str) -> str:
+    return await lost_once(key)
+
+
+def test_O1_D2_a_resumed_run_shows_the_resume_the_lost_attempt_and_its_re_execution(
+    proctor: ProctorTestKit, proctor_db: Target
+) -> None:
+    crashed = proctor.crash_after("step_started", step=lost_once)
+    handle = proctor.runtime.start(resumable, "lost")
+    assert crashed.wait(10)
+    proctor.restart()
+    assert handle.result(timeout=10) == "lost ok"
+    root = chart(proctor_db, handle.run_id)
+
+    (resumed,) = marks(root, "resumed")
+    bars = marks(root, "attempt")
+    assert [(b.get("data-attempt"), b.get("data-outcome")) for b in bars] == [
+        ("1", "abandoned"),
+        ("2", "completed"),
+    ]
+    assert "lost with runtime" in title(bars[0])
+    (again,) = marks(root, "reexecuted")
+    assert again.get("data-call") == "0"
+    assert order_key(bars[0]) < order_key(resumed) <= order_key(again) <= order_key(bars[1])
+
+
+@workflow()
+async def naps(key: str) -> bool:
+    await sleep(5)
+    with move_on_after(1) as scope:
+        await sleep(10)
+    return scope.cancelled_caught
+
+
+def test_O1_B1_B3_sleeps_are_lanes_and_a_scope_is_a_span_ended_by_its_deadline(
+    runtime: Runtime, virtual_clock: FakeClock, proctor_db: Target
+) -> None:
+    handle = runtime.start(naps, "z")
+    wait_for_event(handle, EventType.TIMER_STARTED)
+    virtual_clock.advance(5)
+    wait_for_event(handle, EventType.TIMER_STARTED, count=3)  # the scope's deadline, the sleep
+    virtual_clock.advance(1)
+    assert handle.result(timeout=10) is True
+    root = chart(proctor_db, handle.run_id)
+
+    sleeps = marks(root, "sleep")
+    assert [s.get("data-outcome") for s in sleeps] == ["fired", "cancelled"]
+    (scope,) = marks(root, "scope")
+    (deadline,) = marks(root, "timeout")
+    assert "deadline" in title(deadline)
+    assert t(scope) <= t(sleeps[1]) <= t(deadline) <= t(scope, "data-t-end")
+    assert t(sleeps[1], "data-t-end") <= t(scope, "data-t-end")

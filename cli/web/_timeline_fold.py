@@ -23,12 +23,24 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from cli.web._timeline_values import Attempt, Lane, Mark, Span, cut, offset_text
+from cli.web._timeline_values import (
+    Attempt,
+    Lane,
+    Mark,
+    Span,
+    cancel_what,
+    cut,
+    details_text,
+    error_why,
+    offset_text,
+    run_mark_what,
+    source_text,
+    why,
+)
 from persistence import EventRecord, EventType, RunRecord, StepRecord
 
 _E = EventType
@@ -167,17 +179,17 @@ class LogFold:
                 self.call_event(e, t, e.call, e.step or "?")
         elif typ in _TERMINAL:
             status = _TERMINAL[typ]
-            why = _why(d.get("reason")) or _error_why(d.get("error") or self.run.error)
-            self.mark("terminal", t, e, f"run {status}{why}", status=status)
+            because = why(d.get("reason")) or error_why(d.get("error") or self.run.error)
+            self.mark("terminal", t, e, f"run {status}{because}", status=status)
         elif typ in _RUN_MARKS:
-            self.mark(_RUN_MARKS[typ], t, e, _run_mark(e))
+            self.mark(_RUN_MARKS[typ], t, e, run_mark_what(e))
         elif typ is _E.CANCEL_REQUESTED:
             self.cancel_at = t if self.cancel_at is None else self.cancel_at
-            self.mark("cancel-requested", t, e, _cancel_what(d))
+            self.mark("cancel-requested", t, e, cancel_what(d))
             if d.get("source") == "timeout":
-                self.mark("timeout", t, e, f"run timeout{_why(d.get('reason'))}")
+                self.mark("timeout", t, e, f"run timeout{why(d.get('reason'))}")
         elif typ is _E.TERMINATE_REQUESTED:
-            what = f"terminate requested{_source(d)}{_why(d.get('reason'))}"
+            what = f"terminate requested{source_text(d)}{why(d.get('reason'))}"
             self.mark("terminate-requested", t, e, what)
         elif typ in (_E.CANCEL_BUFFERED, _E.CANCEL_DELIVERED):
             self.cancel_seen(e, t)
@@ -188,12 +200,12 @@ class LogFold:
         elif typ is _E.SCOPE_CANCELLED:
             deadline = d.get("cause") == "deadline"
             what = f"cancel scope {d.get('scope')} " + (
-                "reached its deadline" if deadline else f"cancelled{_why(d.get('reason'))}"
+                "reached its deadline" if deadline else f"cancelled{why(d.get('reason'))}"
             )
             self.mark("timeout" if deadline else "scope-cancelled", t, e, what)
         elif typ is _E.CALL_CANCEL_REQUESTED:
             target = d.get("call_id")
-            what = f"the body cancelled call #{target} ({d.get('mode')}){_why(d.get('reason'))}"
+            what = f"the body cancelled call #{target} ({d.get('mode')}){why(d.get('reason'))}"
             self.mark("call-cancel-requested", t, e, what, call=_int(target))
 
     def cancel_seen(self, e: EventRecord, t: float) -> None:
@@ -207,7 +219,7 @@ class LogFold:
             held = [s for s in self._open.get(key, []) if s.kind == "shield"]
             by = f"the shield entered at {offset_text(held[-1].t)}" if held else "a shield"
             what = f"cancel buffered by {by} of {step or 'the workflow body'}"
-        what += _why(e.data.get("reason"))
+        what += why(e.data.get("reason"))
         kind = "cancel-delivered" if e.type is _E.CANCEL_DELIVERED else "cancel-buffered"
         self.mark(kind, t, e, what, call=e.call, attempt=e.attempt)
 
@@ -266,8 +278,8 @@ class LogFold:
             lane.child = child if isinstance(child, str) else None
             lane.bars.append(_Bar(1, t, e.seq, note=f"child run {lane.child}"))
         elif typ is _E.CHILD_ENDED:
-            why = _error_why(d.get("error")) or _why(d.get("reason"))
-            _end(self._lane(call, "child", name), t, str(d.get("status", "?")), why)
+            because = error_why(d.get("error")) or why(d.get("reason"))
+            _end(self._lane(call, "child", name), t, str(d.get("status", "?")), because)
         elif typ is _E.TIMER_STARTED and e.step == "sleep":
             self._lane(call, "sleep", "sleep").bars.append(
                 _Bar(1, t, e.seq, note=f"due {d.get('due')}")
@@ -276,7 +288,7 @@ class LogFold:
             lane = self._lanes[call]
             fired = typ is _E.TIMER_FIRED
             if lane.kind == "sleep":
-                _end(lane, t, "fired" if fired else "cancelled", _why(d.get("reason")))
+                _end(lane, t, "fired" if fired else "cancelled", why(d.get("reason")))
             elif lane.kind == "signal" and fired:
                 _end(lane, t, "timed_out", None)
         elif typ is _E.SIGNAL_WAITING:
@@ -313,7 +325,7 @@ class LogFold:
         if bar.end is not None:
             return  # a late post-mortem record of an attempt already ended
         bar.end, bar.outcome, bar.waiting = t, _STEP_ENDS[e.type], False
-        bar.note = _error_why(e.data.get("error")) or _why(e.data.get("reason")) or None
+        bar.note = error_why(e.data.get("error")) or why(e.data.get("reason")) or None
         if e.type is _E.STEP_TIMED_OUT:
             kind = str(e.data.get("kind") or "timeout").replace("_", " ")
             what = f"step {name} #{call} attempt {e.attempt}: {kind}"
@@ -382,12 +394,12 @@ class LogFold:
         beat = beat_what = None
         note = bar.note
         if record is not None:
-            note = note or _error_why(record.error) or None
+            note = note or error_why(record.error) or None
             if record.heartbeat_at is not None:
                 beat = min(max(record.heartbeat_at - self.run.created_at, bar.start), stop)
                 beat_what = (
                     f"latest heartbeat of {lane.name} #{call} attempt {bar.number}"
-                    f" at {offset_text(beat)}{_details(record.heartbeat_details)}"
+                    f" at {offset_text(beat)}{details_text(record.heartbeat_details)}"
                     " (the store keeps only an attempt's latest heartbeat)"
                 )
         ignored = self.ignored(call, lane, bar, stop)
@@ -425,46 +437,6 @@ def _end(lane: _Lane, t: float, outcome: str, note: str | None) -> None:
         lane.bars.append(_Bar(1, t, None))
     bar = lane.bars[-1]
     bar.end, bar.outcome, bar.note = t, outcome, note or bar.note
-
-
-def _run_mark(e: EventRecord) -> str:
-    d = e.data
-    if e.type is _E.RUN_CREATED:
-        return f"run created: workflow {d.get('workflow')}"
-    if e.type is _E.RUN_RESUMED:
-        was = f" (was {d['previous_owner']})" if d.get("previous_owner") else ""
-        return f"run resumed by {d.get('owner')}{was}{_why(d.get('why'))}"
-    if e.type is _E.RUN_CLAIMED:
-        return f"run claimed by {d.get('owner')}"
-    if e.type is _E.SIGNAL_SENT:
-        return f"signal {d.get('name')} sent"
-    return "run started"
-
-
-def _cancel_what(d: dict[str, Any]) -> str:
-    grace = d.get("grace")
-    after = f", grace {grace:g}s" if isinstance(grace, (int, float)) else ""
-    return f"cancel requested{_source(d)}{after}{_why(d.get('reason'))}"
-
-
-def _source(d: dict[str, Any]) -> str:
-    return f" by {d['source']}" if d.get("source") else ""
-
-
-def _why(reason: object) -> str:
-    return f": {cut(str(reason))}" if reason else ""
-
-
-def _error_why(error: object) -> str:
-    if not isinstance(error, dict):
-        return ""
-    return f": {cut(str(error.get('type', 'error')) + ': ' + str(error.get('message', '')))}"
-
-
-def _details(details: object) -> str:
-    if details is None:
-        return ""
-    return f", details {cut(json.dumps(details, ensure_ascii=False, default=str), 120)}"
 
 
 def _int(value: object) -> int | None:

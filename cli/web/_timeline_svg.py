@@ -24,11 +24,11 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 from urllib.parse import quote
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from cli.web._timeline import (
     Attempt,
@@ -40,6 +40,19 @@ from cli.web._timeline import (
     build_timeline,
     offset_text,
 )
+from cli.web._timeline_key import (
+    LINES,
+    OUTCOMES,
+    STYLE,
+    STYLED,
+    SYMBOLS,
+    defs,
+    el,
+    legend,
+    num,
+    text_el,
+)
+from cli.web._timeline_values import cut
 from persistence import EventRecord, RunRecord, StepRecord
 
 WIDTH: Final = 1000
@@ -54,53 +67,6 @@ _LABEL_CHARS: Final = 30
 _MIN_GAP: Final = 12.0
 #: The least width between two labels of the time axis.
 _TICK_GAP: Final = 56.0
-
-#: Marks drawn as a vertical line through every row (an instant the whole run lives through).
-_LINES: Final = frozenset(
-    {"cancel-requested", "cancel-delivered", "terminate-requested", "terminal"}
-)
-#: Each mark kind's symbol, a path around (0, 0) in a 12 x 12 box.
-_SYMBOLS: Final[dict[str, str]] = {
-    "cancel-requested": "M-5,-6 L5,-6 L0,2 Z",
-    "cancel-delivered": "M-5,6 L5,6 L0,-2 Z",
-    "cancel-buffered": "M0,-6 L6,0 L0,6 L-6,0 Z",
-    "terminate-requested": "M-5,-5 L5,5 M5,-5 L-5,5",
-    "terminal": "M-1,-7 L-1,7 M-1,-7 L6,-4 L-1,-1",
-    "timeout": "M0,-6 A6,6 0 1 1 -0.1,-6 M0,-3 L0,0 L3,2",
-    "shield-exited": "M-4,-6 L0,-6 L0,6 L-4,6",
-    "created": "M0,-5 L0,5",
-    "started": "M-3,-5 L3,0 L-3,5 Z",
-    "claimed": "M0,-5 L0,5",
-    "resumed": "M-4,-5 L2,0 L-4,5 M1,-5 L7,0 L1,5",
-    "reexecuted": "M-4,-5 L2,0 L-4,5 M1,-5 L7,0 L1,5",
-    "signal-sent": "M-4,-4 L4,-4 L4,3 L-4,3 Z",
-    "call-cancel-requested": "M-4,-6 L4,-6 L0,0 Z",
-    "scope-cancelled": "M-4,-6 L4,-6 L0,0 Z",
-    "defect": "M0,-6 L6,5 L-6,5 Z M0,-2 L0,2",
-}
-_STYLE: Final = Markup(
-    "#timeline{font:11px sans-serif;background:#fff}"
-    "#timeline .tl-label{fill:#222}#timeline .tl-axis{stroke:#999}"
-    "#timeline .tl-grid{stroke:#eee}#timeline .tl-tick-label{fill:#555}"
-    "#timeline .tl-completed{fill:#3a9a4a}#timeline .tl-failed{fill:#d04030}"
-    "#timeline .tl-cancelled{fill:#e08a1e}#timeline .tl-timed_out{fill:#a02060}"
-    "#timeline .tl-abandoned{fill:#777}#timeline .tl-running{fill:#3a78d0}"
-    "#timeline .tl-waiting{fill:#b8cbe8}#timeline .tl-other{fill:#6a8aa8}"
-    "#timeline .tl-ignored{stroke:#d00;stroke-width:2}"
-    "#timeline .tl-backoff{fill:url(#tl-hatch);stroke:#888;stroke-dasharray:3 2}"
-    "#timeline .tl-heartbeat{stroke:#111;stroke-width:2}"
-    "#timeline .tl-shield{fill:#7a5cc0;fill-opacity:.14}"
-    "#timeline .tl-scope{fill:none;stroke:#7a5cc0;stroke-dasharray:4 3}"
-    "#timeline .tl-line{stroke-width:1.5}"
-    "#timeline .tl-cancel-requested{stroke:#d00;fill:#d00;stroke-dasharray:5 3}"
-    "#timeline .tl-cancel-delivered{stroke:#e08a1e;fill:#e08a1e}"
-    "#timeline .tl-cancel-buffered{fill:#fff;stroke:#7a5cc0;stroke-width:2}"
-    "#timeline .tl-terminate-requested{stroke:#600;fill:none;stroke-width:2}"
-    "#timeline .tl-terminal{stroke:#111;fill:#111;stroke-width:2}"
-    "#timeline .tl-timeout{stroke:#a02060;fill:none;stroke-width:1.5}"
-    "#timeline .tl-symbol{stroke:#444;fill:#444}#timeline .tl-defect{fill:#ff0;stroke:#d00}"
-    "#timeline .tl-hidden{fill:#bbb}"
-)
 
 
 def timeline_svg(
@@ -129,10 +95,10 @@ def render(tl: Timeline) -> Markup:
     chart = _Chart(tl)
     rows = len(tl.lanes) + (1 if tl.hidden else 0)
     bottom = _TOP + _ROW * (rows + 1)
-    parts: list[Markup] = [_el("style", {}, _STYLE), _defs()]
+    parts: list[Markup] = [el("style", {}, STYLE), defs()]
     parts.append(_header(tl))
     parts += chart.axis(bottom)
-    parts.append(_text(_LABEL_X, _TOP + 15, "run", cls="tl-label", anchor="end"))
+    parts.append(text_el(_LABEL_X, _TOP + 15, "run", cls="tl-label", anchor="end"))
     parts += [chart.span(s, _TOP, bottom) for s in tl.spans]
     for row, lane in enumerate(tl.lanes, start=1):
         parts += chart.lane(lane, _TOP + row * _ROW)
@@ -142,9 +108,9 @@ def render(tl: Timeline) -> Markup:
     for mark in tl.marks:
         y = rows_of.get(mark.call, _TOP) if mark.call is not None else _TOP
         parts.append(chart.mark(mark, y, bottom))
-    parts.append(_legend(bottom + 10))
+    parts.append(legend(bottom + 10))
     height = bottom + 62
-    return _el(
+    return el(
         "svg",
         {
             "id": "timeline",
@@ -177,44 +143,56 @@ class _Chart:
     def __init__(self, tl: Timeline) -> None:
         self.tl = tl
         end = tl.end if tl.end > 0 else 1.0
-        knots = sorted({0.0, end, *(min(max(t, 0.0), end) for t in _instants(tl))})
+        # A knot is (time, seq): records of one instant (a group commit) get a
+        # knot each, in log order, so their marks stand apart; -1 is an instant
+        # no record made (a bar's end, a heartbeat), placed first at its time.
+        knots = sorted(
+            {(0.0, -1), (end, -1), *((min(max(t, 0.0), end), s) for t, s in _instants(tl))}
+        )
         width = _X1 - _X0
         gap = min(_MIN_GAP, width / 2 / (len(knots) - 1))
         spare = width - gap * (len(knots) - 1)
         xs = [float(_X0)]
-        for before, after in itertools.pairwise(knots):
+        for (before, _), (after, _) in itertools.pairwise(knots):
             xs.append(xs[-1] + gap + spare * (after - before) / end)
         self.knots, self.xs = knots, xs
+        self.at_knot = dict(zip(knots, xs, strict=True))
 
-    def x(self, t: float) -> float:
+    def x(self, t: float, seq: int | None = None) -> float:
+        """Where ``t`` is; with the ``seq`` of the record made then, that record's knot."""
+        found = self.at_knot.get((t, -1 if seq is None else seq))
+        if found is not None:
+            return found
         knots, xs = self.knots, self.xs
-        i = min(max(bisect.bisect_right(knots, t) - 1, 0), len(knots) - 2)
-        share = (min(max(t, knots[i]), knots[i + 1]) - knots[i]) / (knots[i + 1] - knots[i])
-        return xs[i] + share * (xs[i + 1] - xs[i])
+        i = min(max(bisect.bisect_left(knots, (t, -2)), 1), len(knots) - 1)
+        if knots[i][0] <= t:  # at a knot's time (or past the end): its first knot
+            return xs[i]
+        before, after = knots[i - 1][0], knots[i][0]
+        return xs[i - 1] + (t - before) / (after - before) * (xs[i] - xs[i - 1])
 
     def axis(self, bottom: float) -> list[Markup]:
         """Round times along the top, each at least ``_TICK_GAP`` from the last drawn."""
         step = _tick_step(self.tl.end)
-        parts = [_el("line", {"class": "tl-axis", "x1": _X0, "x2": _X1, "y1": 40, "y2": 40})]
+        parts = [el("line", {"class": "tl-axis", "x1": _X0, "x2": _X1, "y1": 40, "y2": 40})]
         last = -math.inf
         for i in range(int(self.tl.end / step + 1e-9) + 1):
             x = self.x(i * step)
             if x - last < _TICK_GAP or (x > _X1 - _TICK_GAP / 3 and i):
                 continue
             last = x
-            grid = {"class": "tl-grid", "x1": _n(x), "x2": _n(x), "y1": 40, "y2": bottom}
-            parts.append(_el("line", grid))
+            grid = {"class": "tl-grid", "x1": num(x), "x2": num(x), "y1": 40, "y2": bottom}
+            parts.append(el("line", grid))
             label = _tick_text(i * step, step)
-            parts.append(_text(x, 36, label, cls="tl-tick-label", anchor="middle"))
+            parts.append(text_el(x, 36, label, cls="tl-tick-label", anchor="middle"))
         return parts
 
     def lane(self, lane: Lane, y: float) -> list[Markup]:
         label = _lane_label(lane)
-        text = _text(_LABEL_X, y + 15, label, cls="tl-label", anchor="end")
+        text = text_el(_LABEL_X, y + 15, label, cls="tl-label", anchor="end")
         if lane.child_run_id is not None:
-            text = _el("a", {"href": f"/runs/{quote(lane.child_run_id, safe='')}"}, text)
+            text = el("a", {"href": f"/runs/{quote(lane.child_run_id, safe='')}"}, text)
         parts = [
-            _el("g", {"class": "tl-lane", "data-call": lane.call}, _el("title", {}, label), text)
+            el("g", {"class": "tl-lane", "data-call": lane.call}, el("title", {}, label), text)
         ]
         parts += [self.span(s, y, y + _ROW) for s in lane.spans]
         for attempt in lane.attempts:
@@ -224,19 +202,19 @@ class _Chart:
 
     def attempt(self, lane: Lane, a: Attempt, y: float) -> list[Markup]:
         end = a.end if a.end is not None else self.tl.end
-        x0, x1 = self.x(a.start), self.x(end)
-        cls = f"tl-bar tl-{a.outcome if a.outcome in _OUTCOMES else 'other'}"
+        x0, x1 = self.x(a.start, a.seq), self.x(end)
+        cls = f"tl-bar tl-{a.outcome if a.outcome in OUTCOMES else 'other'}"
         if a.waiting:
             cls += " tl-waiting"
         if a.ignored_cancel:
             cls += " tl-ignored"
-        bar = _el(
+        bar = el(
             "rect",
             {
                 "class": cls,
-                "x": _n(x0),
+                "x": num(x0),
                 "y": y + 5,
-                "width": _n(max(x1 - x0, 2.0)),
+                "width": num(max(x1 - x0, 2.0)),
                 "height": _BAR,
                 "rx": 2,
             },
@@ -253,10 +231,10 @@ class _Chart:
             "data-ignored-cancel": "true" if a.ignored_cancel else None,
             "data-child-run-id": lane.child_run_id,
         }
-        parts = [_el("g", attrs, _el("title", {}, a.what), bar)]
+        parts = [el("g", attrs, el("title", {}, a.what), bar)]
         if a.heartbeat is not None:
-            x = _n(self.x(a.heartbeat))
-            tick = _el(
+            x = num(self.x(a.heartbeat))
+            tick = el(
                 "line", {"class": "tl-heartbeat", "x1": x, "x2": x, "y1": y + 2, "y2": y + 20}
             )
             beat = {
@@ -265,21 +243,21 @@ class _Chart:
                 "data-call": lane.call,
                 "data-attempt": a.number,
             }
-            parts.append(_el("g", beat, _el("title", {}, a.heartbeat_what or "heartbeat"), tick))
+            parts.append(el("g", beat, el("title", {}, a.heartbeat_what or "heartbeat"), tick))
         return parts
 
     def span(self, s: Span, top: float, bottom: float) -> Markup:
         end = s.end if s.end is not None else self.tl.end
-        x0, x1 = self.x(s.t), self.x(end)
+        x0, x1 = self.x(s.t, s.seq), self.x(end)
         inset = 2 + 2 * s.depth if s.kind != "backoff" else 5
         height = max(bottom - top - 2 * inset, 2) if s.kind != "backoff" else _BAR
-        shape = _el(
+        shape = el(
             "rect",
             {
                 "class": f"tl-{s.kind}",
-                "x": _n(x0),
+                "x": num(x0),
                 "y": top + inset,
-                "width": _n(max(x1 - x0, 1.0)),
+                "width": num(max(x1 - x0, 1.0)),
                 "height": height,
             },
         )
@@ -294,18 +272,18 @@ class _Chart:
             "data-attempt": s.attempt,
             "data-depth": s.depth,
         }
-        return _el("g", attrs, _el("title", {}, what), shape)
+        return el("g", attrs, el("title", {}, what), shape)
 
     def mark(self, m: Mark, y: float, bottom: float) -> Markup:
-        x = _n(self.x(m.t))
+        x = num(self.x(m.t, m.seq))
         shapes = []
-        if m.kind in _LINES:
+        if m.kind in LINES:
             line = {"class": f"tl-line tl-{m.kind}", "x1": x, "x2": x, "y1": 42, "y2": bottom}
-            shapes.append(_el("line", line))
-        symbol = _SYMBOLS.get(m.kind, "M0,-5 L0,5")
-        cls = f"tl-{m.kind}" if m.kind in _STYLED else "tl-symbol"
+            shapes.append(el("line", line))
+        symbol = SYMBOLS.get(m.kind, "M0,-5 L0,5")
+        cls = f"tl-{m.kind}" if m.kind in STYLED else "tl-symbol"
         shapes.append(
-            _el("path", {"class": cls, "d": symbol, "transform": f"translate({x},{_n(y + 11)})"})
+            el("path", {"class": cls, "d": symbol, "transform": f"translate({x},{num(y + 11)})"})
         )
         attrs = {
             "data-kind": m.kind,
@@ -315,7 +293,7 @@ class _Chart:
             "data-attempt": m.attempt,
             "data-status": m.status,
         }
-        return _el("g", attrs, _el("title", {}, f"{m.what} ({offset_text(m.t)})"), *shapes)
+        return el("g", attrs, el("title", {}, f"{m.what} ({offset_text(m.t)})"), *shapes)
 
     def hidden(self, h: Hidden, y: float) -> list[Markup]:
         outcomes = ", ".join(f"{n} {o}" for o, n in h.outcomes)
@@ -324,135 +302,66 @@ class _Chart:
         peak = max(h.activity, default=0) or 1
         width = self.tl.end / len(h.activity) if h.activity else 0.0
         bars = [
-            _el(
+            el(
                 "rect",
                 {
                     "class": "tl-hidden",
-                    "x": _n(self.x(i * width)),
-                    "width": _n(max(self.x((i + 1) * width) - self.x(i * width), 0.5)),
-                    "y": _n(y + 19 - 16 * n / peak),
-                    "height": _n(16 * n / peak),
+                    "x": num(self.x(i * width)),
+                    "width": num(max(self.x((i + 1) * width) - self.x(i * width), 0.5)),
+                    "y": num(y + 19 - 16 * n / peak),
+                    "height": num(16 * n / peak),
                 },
             )
             for i, n in enumerate(h.activity)
             if n
         ]
-        text = _text(_LABEL_X, y + 15, label, cls="tl-label", anchor="end")
+        text = text_el(_LABEL_X, y + 15, label, cls="tl-label", anchor="end")
         return [
-            _el(
+            el(
                 "g",
                 {"class": "tl-hidden-calls", "data-count": h.count},
-                _el("title", {}, what),
+                el("title", {}, what),
                 text,
                 *bars,
             )
         ]
 
 
-_OUTCOMES: Final = frozenset(
-    {"completed", "failed", "cancelled", "timed_out", "abandoned", "running"}
-)
-_STYLED: Final = frozenset(
-    {
-        "cancel-requested",
-        "cancel-delivered",
-        "cancel-buffered",
-        "terminate-requested",
-        "terminal",
-        "timeout",
-        "defect",
-    }
-)
-_LEGEND: Final[tuple[tuple[str, str, str], ...]] = (
-    ("rect", "tl-completed", "completed"),
-    ("rect", "tl-failed", "failed"),
-    ("rect", "tl-cancelled", "cancelled"),
-    ("rect", "tl-timed_out", "timed out"),
-    ("rect", "tl-abandoned", "abandoned"),
-    ("rect", "tl-running", "running"),
-    ("rect", "tl-backoff", "back-off"),
-    ("rect", "tl-shield", "shield"),
-    ("heartbeat", "tl-heartbeat", "last heartbeat"),
-    ("cancel-requested", "tl-cancel-requested", "cancel requested"),
-    ("cancel-buffered", "tl-cancel-buffered", "cancel buffered"),
-    ("cancel-delivered", "tl-cancel-delivered", "cancel delivered"),
-    ("shield-exited", "tl-symbol", "shield exited"),
-    ("terminate-requested", "tl-terminate-requested", "terminate"),
-    ("timeout", "tl-timeout", "timeout"),
-    ("terminal", "tl-terminal", "run ended"),
-)
-
-
-def _instants(tl: Timeline) -> Iterator[float]:
-    """Every time something happens on the chart: the knots of its time axis."""
+def _instants(tl: Timeline) -> Iterator[tuple[float, int]]:
+    """Every instant something happens on the chart, with the record that made
+    it (-1: none): the knots of its time axis."""
+    spans = list(tl.spans)
     for m in tl.marks:
-        yield m.t
+        yield m.t, -1 if m.seq is None else m.seq
     for lane in tl.lanes:
+        spans += lane.spans
         for a in lane.attempts:
-            yield a.start
+            yield a.start, -1 if a.seq is None else a.seq
             if a.end is not None:
-                yield a.end
+                yield a.end, -1
             if a.heartbeat is not None:
-                yield a.heartbeat
-        yield from (m.t for m in lane.marks)
-        for s in (*tl.spans, *lane.spans):
-            yield s.t
-            if s.end is not None:
-                yield s.end
-
-
-def _legend(y: float) -> Markup:
-    """The key, in two rows of eight columns: each shape, and what it means."""
-    items = []
-    for i, (shape, cls, label) in enumerate(_LEGEND):
-        x, row_y = 10 + (i % 8) * 124, y + (i // 8) * 20
-        if shape == "rect":
-            icon = _el("rect", {"class": cls, "x": x, "y": row_y, "width": 18, "height": 10})
-        elif shape == "heartbeat":
-            icon = _el(
-                "line", {"class": cls, "x1": x + 9, "x2": x + 9, "y1": row_y - 2, "y2": row_y + 12}
-            )
-        else:
-            icon = _el(
-                "path",
-                {
-                    "class": cls,
-                    "d": _SYMBOLS[shape],
-                    "transform": f"translate({x + 9},{row_y + 5})",
-                },
-            )
-        items.append(icon)
-        items.append(_text(x + 24, row_y + 9, label, cls="tl-label"))
-    note = (
-        "time is stretched where records are dense (hover a mark for its exact time);"
-        " a heartbeat tick is the latest one the store keeps of its attempt"
-    )
-    items.append(_text(10, y + 44, note, cls="tl-tick-label"))
-    return _el("g", {"class": "tl-legend"}, *items)
+                yield a.heartbeat, -1
+        for m in lane.marks:
+            yield m.t, -1 if m.seq is None else m.seq
+    for s in spans:
+        yield s.t, -1 if s.seq is None else s.seq
+        if s.end is not None:
+            yield s.end, -1
 
 
 def _header(tl: Timeline) -> Markup:
     state = f"{tl.status}, {offset_text(tl.end)}" + (" so far" if tl.running else "")
     line = f"{tl.workflow} · run {tl.run_id} · {state}"
-    parts = [_text(10, 16, _cut(line, 150), cls="tl-label")]
+    parts = [text_el(10, 16, cut(line, 150), cls="tl-label")]
     notes = "; ".join(tl.notes)
     if notes:
-        parts.append(_text(10, 28, _cut(notes, 160), cls="tl-tick-label"))
-    return _el("g", {"class": "tl-header"}, *parts)
-
-
-def _defs() -> Markup:
-    hatch = Markup(
-        '<pattern id="tl-hatch" width="6" height="6" patternUnits="userSpaceOnUse"'
-        ' patternTransform="rotate(45)"><rect width="6" height="6" fill="#f4f4f4"/>'
-        '<line x1="0" y1="0" x2="0" y2="6" stroke="#999" stroke-width="2"/></pattern>'
-    )
-    return _el("defs", {}, hatch)
+        parts.append(text_el(10, 28, cut(notes, 160), cls="tl-tick-label"))
+    return el("g", {"class": "tl-header"}, *parts)
 
 
 def _lane_label(lane: Lane) -> str:
     name = lane.name.rsplit(".", 1)[-1] if lane.kind in ("step", "child") else lane.name
-    return f"{_cut(name, _LABEL_CHARS)} #{lane.call}"
+    return f"{cut(name, _LABEL_CHARS)} #{lane.call}"
 
 
 def _tick_step(end: float) -> float:
@@ -478,28 +387,5 @@ def _tick_text(t: float, step: float) -> str:
     return f"{t * 1000:.{max(0, -math.floor(math.log10(step * 1000)))}f}ms"
 
 
-def _text(x: float, y: float, text: str, *, cls: str, anchor: str | None = None) -> Markup:
-    return _el("text", {"class": cls, "x": _n(x), "y": _n(y), "text-anchor": anchor}, text)
-
-
-def _el(tag: str, attrs: Mapping[str, object], *children: Markup | str) -> Markup:
-    """One element: ``tag`` and the attribute names are this module's literals;
-    every attribute value and every plain-text child goes through ``escape``
-    (a ``Markup`` child, an element made here, passes as it is; None: left out)."""
-    head = "".join(f' {k}="{escape(v)}"' for k, v in attrs.items() if v is not None)
-    if not children:
-        return Markup(f"<{tag}{head}/>")  # noqa: S704 - its values are escaped above
-    body = "".join(escape(c) for c in children)
-    return Markup(f"<{tag}{head}>{body}</{tag}>")  # noqa: S704 - escaped above
-
-
-def _n(v: float) -> str:
-    return f"{v:.1f}"
-
-
 def _t(t: float | None) -> str | None:
     return None if t is None else f"{t:.6f}"
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

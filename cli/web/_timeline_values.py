@@ -14,8 +14,11 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+from persistence import EventRecord, EventType
 
 #: A tooltip's longest text; past it, cut with an ellipsis.
 TEXT_LIMIT: Final = 300
@@ -146,3 +149,47 @@ def offset_text(t: float) -> str:
 def cut(text: str, limit: int = TEXT_LIMIT) -> str:
     """``text``, at most ``limit`` characters (an ellipsis says it was cut)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- the tooltips' words: each returns "" for a value that is not there ----------------
+
+
+def run_mark_what(e: EventRecord) -> str:
+    """A run-level record in words: created, claimed, resumed (by whom, why), started, a signal."""
+    d = e.data
+    if e.type is EventType.RUN_CREATED:
+        return f"run created: workflow {d.get('workflow')}"
+    if e.type is EventType.RUN_RESUMED:
+        was = f" (was {d['previous_owner']})" if d.get("previous_owner") else ""
+        return f"run resumed by {d.get('owner')}{was}{why(d.get('why'))}"
+    if e.type is EventType.RUN_CLAIMED:
+        return f"run claimed by {d.get('owner')}"
+    if e.type is EventType.SIGNAL_SENT:
+        return f"signal {d.get('name')} sent"
+    return "run started"
+
+
+def cancel_what(d: dict[str, Any]) -> str:
+    grace = d.get("grace")
+    after = f", grace {grace:g}s" if isinstance(grace, (int, float)) else ""
+    return f"cancel requested{source_text(d)}{after}{why(d.get('reason'))}"
+
+
+def source_text(d: dict[str, Any]) -> str:
+    return f" by {d['source']}" if d.get("source") else ""
+
+
+def why(reason: object) -> str:
+    return f": {cut(str(reason))}" if reason else ""
+
+
+def error_why(error: object) -> str:
+    if not isinstance(error, dict):
+        return ""
+    return f": {cut(str(error.get('type', 'error')) + ': ' + str(error.get('message', '')))}"
+
+
+def details_text(details: object) -> str:
+    if details is None:
+        return ""
+    return f", details {cut(json.dumps(details, ensure_ascii=False, default=str), 120)}"
