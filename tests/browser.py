@@ -119,12 +119,39 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
         time.sleep(0.01)
 
 
+#: Whether a test's call failed (set by the report hook below, read at teardown).
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
+    report = yield
+    if report.when == "call":  # type: ignore[attr-defined]
+        item.stash[CALL_FAILED] = report.failed  # type: ignore[attr-defined]
+    return report
+
+
+def screenshot_pages(context: BrowserContext, folder: Path) -> None:
+    """A full-page screenshot of each open page into ``folder`` (after a failure:
+    what the browser showed), each path printed."""
+    shown = [page for page in context.pages if page.url != "about:blank"]
+    for n, page in enumerate(shown):
+        path = folder / f"failure-page-{n}.png"
+        try:
+            page.screenshot(path=path, full_page=True)
+        except Exception as exc:  # a hung page must not hide the test's failure
+            print(f"no screenshot of {page.url}: {exc}")
+        else:
+            print(f"screenshot of {page.url} at the failure: {path}")
+
+
 @pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[BrowserContext]:
+def chromium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrowserContext]:
     """A headless system Chromium with a fresh profile; its pages time out in 10 s.
 
     Yields a Playwright ``BrowserContext`` (``chromium.new_page()``); closed,
-    and checked gone, at the end.
+    and checked gone, at the end. When the test failed, each open page's
+    screenshot is saved under ``tmp_path`` first (its path printed).
     """
     try:
         # Lazily: without Playwright the test skips (or fails under CI) with
@@ -152,6 +179,8 @@ def chromium(tmp_path: Path) -> Iterator[BrowserContext]:
         context.set_default_navigation_timeout(PAGE_TIMEOUT)
         try:
             yield context
+            if request.node.stash.get(CALL_FAILED, False):
+                screenshot_pages(context, tmp_path)
         finally:
             context.close()
     wait_for(

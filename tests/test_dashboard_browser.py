@@ -245,7 +245,11 @@ def test_O1_runs_page_lists_filters_pages_and_updates_live(
 
 
 def test_O1_run_page_timeline_shows_a_cancel_buffered_by_a_shield_in_order(
-    rt: Runtime, db: str, chromium: BrowserContext, dashboard: StartDashboard, tmp_path: Path
+    rt: Runtime,
+    db: str,
+    chromium: BrowserContext,
+    dashboard: StartDashboard,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """S1-S2 drawn: the request, its buffering in the shield, the shield's
     end, the delivery, then CANCELLED, in this order on the time axis; the
@@ -282,10 +286,11 @@ def test_O1_run_page_timeline_shows_a_cancel_buffered_by_a_shield_in_order(
     )
     assert logged == [[e.seq, e.type.value] for e in events]
 
-    shot = tmp_path / "dashboard-run.png"
+    shot = server.output.parent / "dashboard-run.png"  # the test's tmp_path
     page.screenshot(path=shot, full_page=True)
     assert shot.stat().st_size > 10_000
-    print(f"run page screenshot: {shot}")
+    with capsys.disabled():  # shown in every run's output: CI's artifact
+        print(f"\nrun page screenshot: {shot}")
 
 
 # -- (c) cancel and terminate from the page ------------------------------------
