@@ -151,7 +151,8 @@ def chromium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser
 
     Yields a Playwright ``BrowserContext`` (``chromium.new_page()``); closed,
     and checked gone, at the end. When the test failed, each open page's
-    screenshot is saved under ``tmp_path`` first (its path printed).
+    screenshot is saved under ``tmp_path`` first (its path printed). An
+    uncaught JavaScript error on any page fails the test.
     """
     try:
         # Lazily: without Playwright the test skips (or fails under CI) with
@@ -177,6 +178,11 @@ def chromium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser
         )
         context.set_default_timeout(PAGE_TIMEOUT)
         context.set_default_navigation_timeout(PAGE_TIMEOUT)
+        script_errors: list[str] = []
+        context.on(
+            "page",
+            lambda page: page.on("pageerror", lambda e: script_errors.append(f"{page.url}: {e}")),
+        )
         try:
             yield context
             if request.node.stash.get(CALL_FAILED, False):
@@ -188,6 +194,7 @@ def chromium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser
         STOP_DEADLINE,
         "a Chromium process outlived its test",
     )
+    assert script_errors == [], "the dashboard's JavaScript threw"
 
 
 @dataclass
