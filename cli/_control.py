@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import click
 
 from cli import _exits
 from cli import _render as render
+from cli import _requesting as requesting
 from cli._event_view import event_line
 from cli._imports import import_user_module
 from cli._json_args import parse_json
@@ -29,8 +29,6 @@ from cli._main import (
     EXIT_RUN_ID_IN_USE,
     EXIT_WAIT_TIMED_OUT,
     SECONDS,
-    AlreadyFinishedError,
-    RunNotFoundError,
     StoreOptions,
     cli,
     fail,
@@ -42,8 +40,6 @@ from cli._text import clean, json_text
 from persistence import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_REASON_BYTES,
-    Appended,
-    AppendOutcome,
     InvalidArgument,
     NotSerializable,
     ProctorError,
@@ -53,13 +49,10 @@ from persistence import (
     Store,
     StoreError,
     check_chosen_run_id,
-    check_reason,
     create_unowned_run,
     deadline_data,
     follow_run,
     follow_to_end,
-    reason_cut,
-    request_cancel,
     roundtrip_arguments,
 )
 
@@ -78,7 +71,7 @@ _RUN_ID_HELP = (
 
 
 def _origin() -> str:
-    return f"cli-{os.getpid()}"
+    return requesting.origin("cli")
 
 
 @cli.command(epilog=_exits.CANCEL)
@@ -115,16 +108,10 @@ def cancel(
     start = time.monotonic()
     reason = _checked_reason(reason)
     with open_store(options, write=True) as store:
-        outcome = request_cancel(store, run_id, reason, source="cli", origin=_origin(), grace=grace)
-        appended = _accepted(outcome, run_id, "cancel")
+        appended = requesting.write_cancel(store, run_id, reason, origin=_origin(), grace=grace)
         with interrupted(f"stopped waiting; the cancel of run {run_id} stays requested"):
             _say_if_cut(reason)
-            if appended.changed:
-                click.echo(f"cancel requested: run {clean(run_id)} is now cancelling")
-            else:
-                click.echo(
-                    f"run {clean(run_id)} is already cancelling; the repeated request is logged"
-                )
+            click.echo(requesting.cancel_said(run_id, appended))
             if not wait:
                 return
             _say_if_unowned(store, run_id)
@@ -153,10 +140,9 @@ def terminate(options: StoreOptions, run_id: str, reason: str | None) -> None:
     """
     reason = _checked_reason(reason)
     with open_store(options, write=True) as store:
-        children = _terminate_tree(store, run_id, reason, source="cli")
+        children = requesting.write_terminate(store, run_id, reason, origin=_origin())
     _say_if_cut(reason)
-    more = f" with {children} child run{'s' if children != 1 else ''}" if children else ""
-    click.echo(f"run {clean(run_id)} terminated{more}")
+    click.echo(requesting.terminate_said(run_id, children))
 
 
 @cli.command(epilog=_exits.START)
@@ -284,11 +270,9 @@ def _timeout_needs_wait(timeout: float | None, wait: bool, *, run_timeout: bool 
 
 
 def _say_if_cut(reason: str | None) -> None:
-    if reason_cut(reason):
-        click.echo(
-            f"note: the reason was cut to {MAX_REASON_BYTES} bytes; its end is not recorded",
-            err=True,
-        )
+    note = requesting.cut_note(reason)
+    if note is not None:
+        click.echo(note, err=True)
 
 
 def _say_if_unowned(store: Store, run_id: str) -> None:
@@ -310,27 +294,6 @@ def _say_if_unowned(store: Store, run_id: str) -> None:
             " takes effect when a worker that knows its workflow resumes it",
             err=True,
         )
-
-
-def _accepted(outcome: AppendOutcome, run_id: str, verb: str) -> Appended:
-    """The request was recorded, or exit 3 (no such run) / 4 (already finished)."""
-    if isinstance(outcome, Appended):
-        return outcome
-    if outcome.status is None:
-        raise RunNotFoundError(f"no run with id {run_id!r}")
-    raise AlreadyFinishedError(
-        f"run {run_id} already finished: {outcome.status}; {verb} changed nothing"
-    )
-
-
-def _terminate_tree(store: Store, run_id: str, reason: str | None, *, source: str) -> int:
-    """T1 and T4, in one transaction: the run and each unfinished descendant.
-
-    Returns how many descendants this terminated.
-    """
-    outcome, terminated = store.terminate_tree(run_id, reason, source=source, origin=_origin())
-    _accepted(outcome, run_id, "terminate")
-    return len(terminated)
 
 
 def _wait(
@@ -379,7 +342,7 @@ def _resolve(target: str) -> tuple[str, Any, Any]:
 def _checked_reason(reason: str | None) -> str | None:
     """``--reason`` as the log keeps it, or a usage error (exit 2)."""
     try:
-        return check_reason(reason, "--reason")
+        return requesting.checked_reason(reason, "--reason")
     except NotSerializable as exc:
         raise click.BadParameter(str(exc), param_hint="--reason") from exc
 

@@ -107,7 +107,8 @@ async def order_with_quote(order_id: str, items: list[str], quote_seconds: float
 # -- proctor demo ------------------------------------------------------------------
 
 
-def run_demo(db: str, *, cancel_after: float, quote_seconds: float = 0.3) -> None:
+def run_demo(db: str, *, cancel_after: float, quote_seconds: float = 0.3) -> str:
+    """Both scenes on the store ``db``; returns the cancelled order's run id."""
     console = render.console()
     with Runtime(db) as rt:
         handle = rt.start(order, "o-1001", ["book", "lamp"], 4999)
@@ -130,6 +131,7 @@ def run_demo(db: str, *, cancel_after: float, quote_seconds: float = 0.3) -> Non
     console.print(timeline(events))
     console.print(Text.assemble("final state: ", render.status_text(final)))
     _scope_scene(db, quote_seconds=quote_seconds)
+    return handle.run_id
 
 
 def _scope_scene(db: str, *, quote_seconds: float) -> None:

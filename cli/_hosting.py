@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from cli import _exits
+from cli import _exits, _ui
 from cli._log_format import LOG_FORMATS, LOG_LEVELS
 from cli._main import SECONDS, StoreOptions, cli, fail
 from persistence import StoreError
@@ -30,16 +30,44 @@ from persistence import StoreError
     type=SECONDS,
     help="Seconds the second scene's shipping quote gets (move_on_after) before it is cancelled.",
 )
+@click.option(
+    "--ui",
+    "with_ui",
+    is_flag=True,
+    help="Then serve the dashboard (proctor ui) on the demo's store and print the URL of"
+    " the cancelled order's page; Ctrl-C stops it. Needs the ui extra.",
+)
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="With --ui: the dashboard's port on 127.0.0.1 (0: a free one).",
+)
 @click.pass_obj
-def demo(options: StoreOptions, cancel_after: float, quote_deadline: float) -> None:
+def demo(
+    options: StoreOptions, cancel_after: float, quote_deadline: float, with_ui: bool, port: int
+) -> None:
     """Run the order workflow, cancel it mid-payment, and print its timeline; then
     show a cancel scope's deadline cancelling one step while the run completes."""
     from cli._demo import run_demo  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
+    if with_ui:
+        _ui.require_ui()  # before the demo, not after it
     try:
-        run_demo(options.db, cancel_after=cancel_after, quote_seconds=quote_deadline)
+        cancelled = run_demo(options.db, cancel_after=cancel_after, quote_seconds=quote_deadline)
     except StoreError as exc:
         fail(str(exc))
+    if not with_ui:
+        hint = _ui.dashboard_hint(options.shown)
+        if hint is not None:
+            click.echo(hint)
+        return
+
+    def say_where(url: str) -> None:
+        click.echo(f"the cancelled order's timeline: {url}runs/{cancelled}")
+
+    _ui.serve_dashboard(options, host="127.0.0.1", port=port, token=None, then=say_where)
 
 
 @cli.command(epilog=_exits.PLAIN)

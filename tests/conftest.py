@@ -21,10 +21,11 @@ from actors import EventRecord, EventType, Runtime, StepRecord
 from cli import cli
 from persistence import open_store
 
-# The cluster's fixtures (pg_cluster, pg_database, pg_url), and the store
-# parametrization's hooks (--store, sqlite_only); imported here too, so
-# registered for assertion rewriting first.
-pytest_plugins = ["tests.pg_cluster", "tests.stores"]
+# The cluster's fixtures (pg_cluster, pg_database, pg_url), the store
+# parametrization's hooks (--store, sqlite_only) and the browser tests'
+# fixtures (chromium, dashboard); imported here too, so registered for
+# assertion rewriting first.
+pytest_plugins = ["tests.pg_cluster", "tests.stores", "tests.browser"]
 pytest.register_assert_rewrite(*pytest_plugins)
 
 from tests.processes import Worker  # noqa: E402

@@ -1,0 +1,105 @@
+"""The run page ``/runs/{run_id}``: header, timeline, supervision tree, event log, values.
+
+Invariants: it reads the run, its log, its step attempts, its descendants
+and the runtimes in one read-only connection, and writes nothing; an unknown
+run id is a 404 page saying so (the CLI's words). ``/live/runs/{run_id}``
+answers the page's changing part alone, for its live refresh; the action
+forms stay outside that part, so a refresh never clears what the user types.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from cli._owner import owner_state
+from cli.web._state import Dashboard, dashboard_of
+from cli.web._timeline_svg import timeline_svg
+from persistence import EventRecord, RunRecord, StepRecord, Store, StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """A run of the supervision tree and its child runs."""
+
+    run: RunRecord
+    children: list[TreeNode] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """Everything the run page shows, read at one moment."""
+
+    run: RunRecord
+    events: list[EventRecord]
+    steps: list[StepRecord]
+    tree: TreeNode
+    owner: dict[str, Any]
+    timeline: Markup
+
+
+def tree_of(run: RunRecord, descendants: list[RunRecord]) -> TreeNode:
+    """The run's descendants as a tree (by ``parent_run_id``), oldest child first."""
+    nodes = {r.run_id: TreeNode(r) for r in [run, *descendants]}
+    for r in sorted(descendants, key=lambda d: (d.created_at, d.run_id)):
+        parent = nodes.get(r.parent_run_id or "")
+        if parent is not None and r.run_id != run.run_id:
+            parent.children.append(nodes[r.run_id])
+    return nodes[run.run_id]
+
+
+def read_run(store: Store, run_id: str) -> RunView | None:
+    """The run's view, or None when no run has this id."""
+    with store.snapshot():
+        run = store.find_run(run_id)
+        if run is None:
+            return None
+        events = store.events(run_id)
+        steps = store.steps(run_id)
+        descendants = store.descendants(run_id, unfinished=False)
+        owner = owner_state(run, store.runtimes())
+    return RunView(
+        run=run,
+        events=events,
+        steps=steps,
+        tree=tree_of(run, descendants),
+        owner=owner,
+        timeline=timeline_svg(run, events, steps, now=time.time()),
+    )
+
+
+async def run_answer(
+    dashboard: Dashboard,
+    run_id: str,
+    template: str,
+    *,
+    status_code: int = 200,
+    flash: list[str] | None = None,
+) -> HTMLResponse:
+    """The run page (or its live part) with an optional flash message; 404 when unknown."""
+    try:
+        view = await run_in_threadpool(dashboard.stores.read, lambda s: read_run(s, run_id))
+    except StoreError as exc:
+        return dashboard.problem(503, str(exc))
+    if view is None:
+        message = f"no run with id {run_id!r} in {dashboard.stores.shown}"
+        if flash:
+            return dashboard.problem(status_code if status_code != 200 else 404, flash[-1])
+        return dashboard.problem(404, message)
+    return dashboard.page(template, status_code, view=view, flash=flash or [])
+
+
+async def run_page(request: Request) -> HTMLResponse:
+    """``GET /runs/{run_id}``: the whole run page."""
+    return await run_answer(dashboard_of(request), request.path_params["run_id"], "run.html")
+
+
+async def run_live(request: Request) -> HTMLResponse:
+    """``GET /live/runs/{run_id}``: the run page's changing part alone."""
+    return await run_answer(dashboard_of(request), request.path_params["run_id"], "run_live.html")

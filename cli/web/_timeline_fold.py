@@ -1,0 +1,443 @@
+"""One pass over a run's event log, gathering what its timeline chart shows.
+
+One concept: :class:`LogFold` takes a run's events in log order and keeps,
+per call of the body, its bars (step attempts, a child run, a sleep, a
+signal wait), its back-offs and its marks; for the body, its shield and
+cancel-scope spans; for the run, its marks (created, cancel requested,
+buffered, delivered, terminate, timeouts, the terminal event). What each
+event means is docs/semantics.md's; the data fields read are
+``persistence._shapes``'s.
+
+Invariants:
+
+- Pure and total: no I/O, no clock; a field missing or of another type (an
+  older Proctor, a hand edit) never raises, and an event with a ``defect``
+  becomes a ``defect`` mark besides whatever else it is.
+- Times never go back along the log (``time``): an event whose wall-clock
+  time is earlier than its predecessor's (another host's clock wrote it,
+  P3) is placed at its predecessor's time, so left to right is log order.
+- A bar, back-off or span has one start; its end is the first record that
+  ends it (a late post-mortem record changes nothing); an attempt's shields
+  end with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cli.web._timeline_values import (
+    Attempt,
+    Lane,
+    Mark,
+    Span,
+    cancel_what,
+    cut,
+    details_text,
+    error_why,
+    offset_text,
+    run_mark_what,
+    source_text,
+    why,
+)
+from persistence import EventRecord, EventType, RunRecord, StepRecord
+
+_E = EventType
+
+_STEP_ENDS: Final[dict[EventType, str]] = {
+    _E.STEP_COMPLETED: "completed",
+    _E.STEP_FAILED: "failed",
+    _E.STEP_CANCELLED: "cancelled",
+    _E.STEP_TIMED_OUT: "timed_out",
+    _E.STEP_ABANDONED: "abandoned",
+}
+_TERMINAL: Final[dict[EventType, str]] = {
+    _E.RUN_COMPLETED: "COMPLETED",
+    _E.RUN_FAILED: "FAILED",
+    _E.RUN_CANCELLED: "CANCELLED",
+    _E.RUN_TERMINATED: "TERMINATED",
+}
+_RUN_MARKS: Final[dict[EventType, str]] = {
+    _E.RUN_CREATED: "created",
+    _E.RUN_STARTED: "started",
+    _E.RUN_CLAIMED: "claimed",
+    _E.RUN_RESUMED: "resumed",
+    _E.SIGNAL_SENT: "signal-sent",
+}
+#: Records of one call of the body (a step's, a child run's, a sleep's, a wait's).
+_CALL_EVENTS: Final = frozenset(
+    {
+        _E.STEP_SCHEDULED,
+        _E.STEP_WAITING,
+        _E.STEP_STARTED,
+        *_STEP_ENDS,
+        _E.STEP_RETRY_SCHEDULED,
+        _E.STEP_REEXECUTED,
+        _E.CHILD_STARTED,
+        _E.CHILD_ENDED,
+        _E.TIMER_STARTED,
+        _E.TIMER_FIRED,
+        _E.TIMER_CANCELLED,
+        _E.SIGNAL_WAITING,
+        _E.SIGNAL_RECEIVED,
+        _E.CALL_REUSED,
+    }
+)
+#: Outcomes of an attempt that ran on past a cancel it never met.
+_RAN_ON: Final = frozenset({"running", "completed", "failed", "abandoned", "timed_out"})
+
+
+@dataclass(slots=True)
+class _Bar:
+    """A bar under construction (see :class:`Attempt`)."""
+
+    number: int
+    start: float
+    seq: int | None
+    outcome: str = "running"
+    end: float | None = None
+    note: str | None = None
+    shielded: bool = False
+    waiting: bool = False
+
+
+@dataclass(slots=True)
+class _Open:
+    """A span under construction (see :class:`Span`)."""
+
+    kind: str
+    t: float
+    seq: int | None
+    what: str
+    call: int | None = None
+    attempt: int | None = None
+    depth: int = 0
+    scope: bool = False
+    end: float | None = None
+
+    def frozen(self) -> Span:
+        return Span(
+            kind=self.kind,
+            t=self.t,
+            end=self.end,
+            seq=self.seq,
+            what=self.what,
+            call=self.call,
+            attempt=self.attempt,
+            depth=self.depth,
+        )
+
+
+@dataclass(slots=True)
+class _Lane:
+    kind: str
+    name: str
+    bars: list[_Bar] = field(default_factory=list)
+    backoffs: list[_Open] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    child: str | None = None
+
+
+class LogFold:
+    """Feed :meth:`take` the run's events in log order, then read :meth:`lanes`."""
+
+    def __init__(self, run: RunRecord, steps: Sequence[StepRecord]) -> None:
+        self.run = run
+        #: The latest time seen so far: no event is placed before it.
+        self.last = 0.0
+        self._lanes: dict[int, _Lane] = {}
+        self._bars: dict[tuple[int, int], _Bar] = {}
+        self._records = {(s.call, s.attempt): s for s in steps if s.run_id == run.run_id}
+        self.marks: list[Mark] = []
+        self.spans: list[_Open] = []
+        #: Open shields and scopes by where: None the body's, (call, attempt) a step's.
+        self._open: dict[tuple[int, int | None] | None, list[_Open]] = {}
+        self.cancel_at: float | None = None
+        self._delivered: set[int | None] = set()
+
+    def time(self, ts: float) -> float:
+        self.last = max(self.last, ts - self.run.created_at)
+        return self.last
+
+    def _lane(self, call: int, kind: str, name: str) -> _Lane:
+        found = self._lanes.get(call)
+        if found is None:
+            found = self._lanes[call] = _Lane(kind, name)
+        return found
+
+    def mark(self, kind: str, t: float, e: EventRecord, what: str, **more: Any) -> None:
+        self.marks.append(Mark(kind=kind, t=t, seq=e.seq, what=cut(what), **more))
+
+    def take(self, e: EventRecord) -> None:
+        """One event, the next in the log."""
+        t, d, typ = self.time(e.ts), e.data, e.type
+        if e.defect:
+            self.mark("defect", t, e, f"record {e.seq} ({typ}) is unreadable: {e.defect}")
+        if typ in _CALL_EVENTS:
+            if e.call is not None:
+                self.call_event(e, t, e.call, e.step or "?")
+        elif typ in _TERMINAL:
+            status = _TERMINAL[typ]
+            because = why(d.get("reason")) or error_why(d.get("error") or self.run.error)
+            self.mark("terminal", t, e, f"run {status}{because}", status=status)
+        elif typ in _RUN_MARKS:
+            self.mark(_RUN_MARKS[typ], t, e, run_mark_what(e))
+        elif typ is _E.CANCEL_REQUESTED:
+            self.cancel_at = t if self.cancel_at is None else self.cancel_at
+            self.mark("cancel-requested", t, e, cancel_what(d))
+            if d.get("source") == "timeout":
+                self.mark("timeout", t, e, f"run timeout{why(d.get('reason'))}")
+        elif typ is _E.TERMINATE_REQUESTED:
+            what = f"terminate requested{source_text(d)}{why(d.get('reason'))}"
+            self.mark("terminate-requested", t, e, what)
+        elif typ in (_E.CANCEL_BUFFERED, _E.CANCEL_DELIVERED):
+            self.cancel_seen(e, t)
+        elif typ in (_E.SHIELD_ENTERED, _E.SCOPE_ENTERED):
+            self.enter(e, t)
+        elif typ in (_E.SHIELD_EXITED, _E.SCOPE_EXITED):
+            self.exit(e, t)
+        elif typ is _E.SCOPE_CANCELLED:
+            deadline = d.get("cause") == "deadline"
+            what = f"cancel scope {d.get('scope')} " + (
+                "reached its deadline" if deadline else f"cancelled{why(d.get('reason'))}"
+            )
+            self.mark("timeout" if deadline else "scope-cancelled", t, e, what)
+        elif typ is _E.CALL_CANCEL_REQUESTED:
+            target = d.get("call_id")
+            what = f"the body cancelled call #{target} ({d.get('mode')}){why(d.get('reason'))}"
+            self.mark("call-cancel-requested", t, e, what, call=_int(target))
+
+    def cancel_seen(self, e: EventRecord, t: float) -> None:
+        """A cancel buffered by a shield, or delivered to a step or to the body."""
+        step = f"step {e.step} #{e.call}" if e.call is not None else None
+        if e.type is _E.CANCEL_DELIVERED:
+            self._delivered.add(e.call)
+            what = f"cancel delivered to {step or 'the workflow body'}"
+        else:
+            key = None if e.call is None else (e.call, e.attempt)
+            held = [s for s in self._open.get(key, []) if s.kind == "shield"]
+            by = f"the shield entered at {offset_text(held[-1].t)}" if held else "a shield"
+            what = f"cancel buffered by {by} of {step or 'the workflow body'}"
+        what += why(e.data.get("reason"))
+        kind = "cancel-delivered" if e.type is _E.CANCEL_DELIVERED else "cancel-buffered"
+        self.mark(kind, t, e, what, call=e.call, attempt=e.attempt)
+
+    def enter(self, e: EventRecord, t: float) -> None:
+        key = None if e.call is None else (e.call, e.attempt)
+        stack = self._open.setdefault(key, [])
+        scope = e.type is _E.SCOPE_ENTERED
+        kind = "shield" if not scope or e.data.get("shield") is True else "scope"
+        depth = sum(1 for s in stack if s.kind == kind)
+        label = "shield" if not scope else f"cancel scope {e.data.get('scope')}"
+        if scope and kind == "shield":
+            label = f"shielded {label}"
+        where = f" in step {e.step} #{e.call}" if e.call is not None else ""
+        deadline = e.data.get("deadline")
+        if isinstance(deadline, (int, float)):
+            where += f", deadline {offset_text(deadline - self.run.created_at)}"
+        stack.append(_Open(kind, t, e.seq, f"{label}{where}", e.call, e.attempt, depth, scope))
+
+    def exit(self, e: EventRecord, t: float) -> None:
+        key = None if e.call is None else (e.call, e.attempt)
+        stack = self._open.get(key, [])
+        scope = e.type is _E.SCOPE_EXITED
+        index = next((i for i in reversed(range(len(stack))) if stack[i].scope is scope), None)
+        if index is None:
+            return
+        opened = stack.pop(index)
+        opened.end = t
+        self.spans.append(opened)
+        if opened.kind == "shield":
+            pending = " with a cancel pending" if e.data.get("cancel_pending") else ""
+            what = f"{opened.what} exited{pending}"
+            self.mark("shield-exited", t, e, what, call=e.call, attempt=e.attempt)
+
+    def call_event(self, e: EventRecord, t: float, call: int, name: str) -> None:
+        """A record of one call: a step's, a child run's, a sleep's, a signal wait's."""
+        d, typ = e.data, e.type
+        if typ in (_E.STEP_SCHEDULED, _E.STEP_WAITING, _E.STEP_STARTED):
+            self.step_start(e, t, call, name)
+        elif typ in _STEP_ENDS:
+            self.step_end(e, t, call, name)
+        elif typ is _E.STEP_RETRY_SCHEDULED:
+            after = f" after {d['after']}" if d.get("after") else ""
+            delay = d.get("delay")
+            due = offset_text(t + delay) if isinstance(delay, (int, float)) else "later"
+            what = f"back-off of {name} #{call}{after}: attempt {e.attempt} due {due}"
+            self._lane(call, "step", name).backoffs.append(
+                _Open("backoff", t, e.seq, cut(what), call, e.attempt)
+            )
+        elif typ is _E.STEP_REEXECUTED:
+            what = f"step {name} #{call} runs again: attempt {d.get('lost_attempt')} was lost"
+            mark = Mark(kind="reexecuted", t=t, seq=e.seq, what=what, call=call, attempt=e.attempt)
+            self._lane(call, "step", name).marks.append(mark)
+        elif typ is _E.CHILD_STARTED:
+            lane = self._lane(call, "child", name)
+            child = d.get("child_run_id")
+            lane.child = child if isinstance(child, str) else None
+            lane.bars.append(_Bar(1, t, e.seq, note=f"child run {lane.child}"))
+        elif typ is _E.CHILD_ENDED:
+            because = error_why(d.get("error")) or why(d.get("reason"))
+            _end(self._lane(call, "child", name), t, str(d.get("status", "?")), because)
+        elif typ is _E.TIMER_STARTED and e.step == "sleep":
+            self._lane(call, "sleep", "sleep").bars.append(
+                _Bar(1, t, e.seq, note=f"due {d.get('due')}")
+            )
+        elif typ in (_E.TIMER_FIRED, _E.TIMER_CANCELLED) and call in self._lanes:
+            lane = self._lanes[call]
+            fired = typ is _E.TIMER_FIRED
+            if lane.kind == "sleep":
+                _end(lane, t, "fired" if fired else "cancelled", why(d.get("reason")))
+            elif lane.kind == "signal" and fired:
+                _end(lane, t, "timed_out", None)
+        elif typ is _E.SIGNAL_WAITING:
+            self._lane(call, "signal", f"signal {name}").bars.append(_Bar(1, t, e.seq))
+        elif typ is _E.SIGNAL_RECEIVED:
+            _end(self._lane(call, "signal", f"signal {name}"), t, "received", None)
+        elif typ is _E.CALL_REUSED:
+            lane = self._lane(call, "reused", name)
+            note = f"reused from run {d.get('from_run')} ({d.get('end')})"
+            lane.bars.append(_Bar(1, t, e.seq, "reused", t, note))
+
+    def step_start(self, e: EventRecord, t: float, call: int, name: str) -> None:
+        lane = self._lane(call, "step", name)
+        if e.type is _E.STEP_SCHEDULED or e.attempt is None:
+            return
+        bar = self._bars.get((call, e.attempt))
+        if bar is None:
+            bar = _Bar(e.attempt, t, e.seq, shielded=e.data.get("shielded") is True, waiting=True)
+            self._bars[(call, e.attempt)] = bar
+            lane.bars.append(bar)
+        if e.type is _E.STEP_STARTED and bar.waiting:
+            bar.start, bar.seq, bar.waiting = t, e.seq, False
+            for backoff in lane.backoffs:
+                if backoff.end is None and backoff.attempt == e.attempt:
+                    backoff.end = t
+
+    def step_end(self, e: EventRecord, t: float, call: int, name: str) -> None:
+        if e.attempt is None:
+            return
+        bar = self._bars.get((call, e.attempt))
+        if bar is None:  # its start is not in the log (a log read from the middle)
+            bar = self._bars[(call, e.attempt)] = _Bar(e.attempt, t, None)
+            self._lane(call, "step", name).bars.append(bar)
+        if bar.end is not None:
+            return  # a late post-mortem record of an attempt already ended
+        bar.end, bar.outcome, bar.waiting = t, _STEP_ENDS[e.type], False
+        bar.note = error_why(e.data.get("error")) or why(e.data.get("reason")) or None
+        if e.type is _E.STEP_TIMED_OUT:
+            kind = str(e.data.get("kind") or "timeout").replace("_", " ")
+            what = f"step {name} #{call} attempt {e.attempt}: {kind}"
+            mark = Mark(kind="timeout", t=t, seq=e.seq, what=what, call=call, attempt=e.attempt)
+            self._lane(call, "step", name).marks.append(mark)
+        for opened in self._open.pop((call, e.attempt), []):
+            opened.end = t  # an attempt's shields end with it
+            self.spans.append(opened)
+
+    def close(self) -> None:
+        """The log is read: what is still open stays open (drawn to the chart's end)."""
+        for stack in self._open.values():
+            self.spans.extend(stack)
+        self._open.clear()
+
+    def calls(self) -> list[int]:
+        """The calls seen, in call order: one lane each."""
+        return sorted(self._lanes)
+
+    def bars(self, call: int) -> list[tuple[float, float | None, str]]:
+        """A call's bars as (start, end or None, outcome): cheap, for a summary."""
+        return [(b.start, b.end, b.outcome) for b in self._lanes[call].bars]
+
+    def interest(self, call: int) -> int:
+        """How much an operator chasing a stuck run wants this call drawn (lower:
+        more): 0 open or ran on past the cancel, 1 failed, timed out or abandoned,
+        2 retried, cancelled, marked or not a step, 3 one plain completed attempt."""
+        lane = self._lanes[call]
+        if any(b.end is None or self.ignored(call, lane, b, b.end) for b in lane.bars):
+            return 0
+        if any(b.outcome in ("failed", "timed_out", "abandoned") for b in lane.bars):
+            return 1
+        plain = lane.kind == "step" and not lane.marks and len(lane.bars) == 1
+        return 3 if plain and lane.bars[0].outcome == "completed" else 2
+
+    def ignored(self, call: int, lane: _Lane, bar: _Bar, stop: float) -> bool:
+        """The attempt ran on past the run's cancel request without meeting it."""
+        return (
+            lane.kind == "step"
+            and self.cancel_at is not None
+            and not bar.shielded
+            and call not in self._delivered
+            and bar.start <= self.cancel_at < stop
+            and bar.outcome in _RAN_ON
+        )
+
+    def lane(self, call: int, end: float) -> Lane:
+        """A call's lane, frozen; its open bars are drawn to ``end``."""
+        raw = self._lanes[call]
+        return Lane(
+            call=call,
+            kind=raw.kind,
+            name=raw.name,
+            attempts=tuple(self.attempt(call, raw, bar, end) for bar in raw.bars),
+            spans=tuple(
+                [b.frozen() for b in raw.backoffs]
+                + [s.frozen() for s in self.spans if s.call == call]
+            ),
+            marks=tuple(raw.marks),
+            child_run_id=raw.child,
+        )
+
+    def attempt(self, call: int, lane: _Lane, bar: _Bar, end: float) -> Attempt:
+        record = self._records.get((call, bar.number)) if lane.kind == "step" else None
+        stop = bar.end if bar.end is not None else end
+        beat = beat_what = None
+        note = bar.note
+        if record is not None:
+            note = note or error_why(record.error) or None
+            if record.heartbeat_at is not None:
+                beat = min(max(record.heartbeat_at - self.run.created_at, bar.start), stop)
+                beat_what = (
+                    f"latest heartbeat of {lane.name} #{call} attempt {bar.number}"
+                    f" at {offset_text(beat)}{details_text(record.heartbeat_details)}"
+                    " (the store keeps only an attempt's latest heartbeat)"
+                )
+        ignored = self.ignored(call, lane, bar, stop)
+        head = {
+            "step": f"step {lane.name} #{call} attempt {bar.number}",
+            "child": f"child run {lane.name} #{call}",
+        }.get(lane.kind, f"{lane.name} #{call}")
+        until = offset_text(bar.end) if bar.end is not None else "still open"
+        what = f"{head}: {bar.outcome}, {offset_text(bar.start)} to {until}"
+        what += ", waiting for a step slot" if bar.waiting else ""
+        what += ", started in a shield" if bar.shielded else ""
+        what += f"; {note.lstrip(': ')}" if note else ""
+        if ignored:
+            what += "; ran on past the cancel request without meeting it (no check, no heartbeat)"
+        if record is not None and record.defect:
+            what += f"; its row has a defect: {record.defect}"
+        return Attempt(
+            number=bar.number,
+            start=bar.start,
+            end=bar.end,
+            outcome=bar.outcome,
+            seq=bar.seq,
+            what=cut(what),
+            heartbeat=beat,
+            heartbeat_what=beat_what,
+            shielded=bar.shielded,
+            waiting=bar.waiting,
+            ignored_cancel=ignored,
+        )
+
+
+def _end(lane: _Lane, t: float, outcome: str, note: str | None) -> None:
+    """The lane's last bar ends (one is made if its start is not in the log)."""
+    if not lane.bars or lane.bars[-1].end is not None:
+        lane.bars.append(_Bar(1, t, None))
+    bar = lane.bars[-1]
+    bar.end, bar.outcome, bar.note = t, outcome, note or bar.note
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,181 @@
+"""O1: ``proctor ui`` and ``proctor demo --ui`` as real processes.
+
+One ``serving`` line once it listens (``--port 0``: the OS's free port),
+pages served over real HTTP, the token enforced, and a clean stop on SIGINT
+and SIGTERM (exit 0, nothing on stderr: no access log, no traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.conftest import Target
+from tests.dashboard_helpers import seed
+from tests.processes import DEADLINE, ROOT
+
+pytestmark = pytest.mark.timeout(120)
+
+PREFIX = "proctor ui: serving "
+
+
+class Served:
+    """A ``proctor`` process whose stdout lines a thread collects (select and
+    text buffering do not mix: a line read ahead would be missed)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="stdout-reader")
+        self._reader.start()
+        self.rest: list[str] = []
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def line(self, timeout: float = DEADLINE) -> str:
+        """The next line of stdout, or fail after ``timeout`` seconds."""
+        try:
+            got = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no line from the process within {timeout}s")
+        if got is None:
+            pytest.fail(f"the process ended (exit {self.process.wait()}) without the line")
+        return got
+
+    def stop(self, sig: signal.Signals) -> tuple[int, str, str]:
+        """Send ``sig``; its exit code, the rest of its stdout, and its stderr."""
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=DEADLINE)
+        self._reader.join(timeout=DEADLINE)
+        rest = []
+        while (got := self.lines.get_nowait()) is not None:
+            rest.append(got)
+        err = self.process.stderr.read() if self.process.stderr else ""
+        return code, "\n".join(rest), err
+
+
+@contextmanager
+def proctor_process(db: Target, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "--db", os.fspath(db), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    served = Served(process)
+    try:
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=DEADLINE)
+        served._reader.join(timeout=DEADLINE)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - our own loopback URL
+    try:
+        with urllib.request.urlopen(request, timeout=DEADLINE) as answer:  # noqa: S310
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_O1_proctor_ui_says_where_it_serves_and_stops_cleanly_on_a_signal(
+    db: Target, sig: signal.Signals
+) -> None:
+    seed(db, "served")
+    with proctor_process(db, "ui", "--port", "0") as process:
+        line = process.line()
+        assert line.startswith(PREFIX), line
+        url = line.removeprefix(PREFIX)
+        assert url.startswith("http://127.0.0.1:")
+        assert url.endswith("/")
+        assert not url.endswith(":0/")
+        status, page = _get(url)
+        assert status == 200
+        assert 'data-run-id="served"' in page
+        status, run_page = _get(f"{url}runs/served")
+        assert status == 200
+        assert 'id="run-status"' in run_page
+        code, out, err = process.stop(sig)
+    assert code == 0, err
+    assert out == ""  # exactly one line in all
+    assert err == ""  # no access log, no traceback
+
+
+def test_O1_proctor_ui_with_a_token_from_the_env_serves_other_hosts_and_needs_it(
+    db: Target,
+) -> None:
+    seed(db, "served")
+    with proctor_process(
+        db,
+        "ui",
+        "--host",
+        "0.0.0.0",  # noqa: S104
+        "--port",
+        "0",
+        env={"PROCTOR_UI_TOKEN": "tok-1"},
+    ) as process:
+        line = process.line()
+        port = line.rsplit(":", 1)[1].rstrip("/")
+        url = f"http://127.0.0.1:{port}/"
+        assert _get(url)[0] == 401
+        assert _get(url, {"Authorization": "Bearer tok-2"})[0] == 401
+        status, page = _get(url, {"Authorization": "Bearer tok-1"})
+        assert status == 200
+        assert "served" in page
+        code, _out, err = process.stop(signal.SIGTERM)
+    assert code == 0, err
+
+
+def test_O1_proctor_ui_on_a_port_in_use_is_one_clear_error(db: Target) -> None:
+    seed(db, "served")
+    with proctor_process(db, "ui", "--port", "0") as first:
+        port = first.line().rsplit(":", 1)[1].rstrip("/")
+        second = subprocess.run(
+            [sys.executable, "-m", "cli", "--db", os.fspath(db), "ui", "--port", port],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            check=False,
+        )
+        first.stop(signal.SIGINT)
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+    assert "Traceback" not in second.stderr
+
+
+def test_O1_demo_ui_serves_the_cancelled_orders_page(db: Target) -> None:
+    with proctor_process(db, "demo", "--ui", "--port", "0", "--cancel-after", "0.05") as process:
+        line = ""
+        while not line.startswith("the cancelled order's timeline: "):
+            line = process.line(timeout=DEADLINE * 2)
+        url = line.removeprefix("the cancelled order's timeline: ")
+        status, page = _get(url)
+        assert status == 200
+        assert 'id="run-status" class="status status-cancelled" data-status="CANCELLED"' in page
+        assert '<section id="timeline-section">' in page
+        code, _out, err = process.stop(signal.SIGINT)
+    assert code == 0, err

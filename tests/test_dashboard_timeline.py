@@ -1,0 +1,641 @@
+"""The run page's timeline chart (DESIGN O1): its model and its SVG, from real runs.
+
+Each run is made through the public API on both stores (``db``), read back
+from the store as the dashboard reads it (``get_run``, ``events``,
+``steps``), and drawn with ``timeline_svg``; the tests read the SVG as the
+browser tests do, through its DOM contract: ``data-kind``, ``data-t``,
+``data-seq``, ``data-call``, ``data-attempt``, ``data-outcome``,
+``data-status`` and a ``<title>`` per mark.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from actors import (
+    CancellationError,
+    FakeClock,
+    RetryPolicy,
+    RunCancelled,
+    RunState,
+    RunTerminated,
+    Runtime,
+    StepFailed,
+    gather,
+    get_context,
+    move_on_after,
+    shield,
+    sleep,
+    step,
+    workflow,
+)
+from actors.testing import ProctorTestKit, wait_for_event
+from cli.web._timeline import build_timeline
+from cli.web._timeline_svg import timeline_svg
+from persistence import EventRecord, EventType, RunRecord, StepRecord, open_store
+from tests.conftest import Target, gate, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+SVG = "{http://www.w3.org/2000/svg}"
+XSS = "<script>alert(1)</script>"
+
+
+# -- reading the chart as the browser tests do --------------------------------------
+
+
+def records(db: Target, run_id: str) -> tuple[RunRecord, list[EventRecord], list[StepRecord]]:
+    with open_store(db, readonly=True) as store:
+        return store.get_run(run_id), store.events(run_id), store.steps(run_id)
+
+
+def chart(db: Target, run_id: str, *, now: float | None = None) -> ET.Element:
+    """The run's SVG, parsed (so it is well-formed XML), as the run page embeds it."""
+    run, events, steps = records(db, run_id)
+    svg = str(timeline_svg(run, events, steps, now=time.time() if now is None else now))
+    root = parse(svg)
+    assert root.tag == f"{SVG}svg"
+    assert root.get("id") == "timeline"
+    return root
+
+
+def parse(svg: str) -> ET.Element:
+    """Our own output, parsed: that it parses proves it well-formed XML."""
+    return ET.fromstring(svg)  # noqa: S314 - the chart under test, not untrusted input
+
+
+def marks(root: ET.Element, kind: str) -> list[ET.Element]:
+    found = [el for el in root.iter() if el.get("data-kind") == kind]
+    for el in found:  # the contract: every mark has data-t and a <title>
+        assert el.get("data-t") is not None
+        assert el.find(f"{SVG}title") is not None, el.attrib
+    return found
+
+
+def t(el: ET.Element, attr: str = "data-t") -> float:
+    value = el.get(attr)
+    assert value is not None, (attr, el.attrib)
+    return float(value)
+
+
+def order_key(el: ET.Element) -> tuple[float, int]:
+    return t(el), int(el.get("data-seq") or 0)
+
+
+def title(el: ET.Element) -> str:
+    found = el.find(f"{SVG}title")
+    assert found is not None
+    return found.text or ""
+
+
+# -- the runs -------------------------------------------------------------------------
+
+
+@step(retry=RetryPolicy(max_attempts=3, initial_interval=10))
+def flaky_once(key: str) -> str:
+    if get_context().attempt == 1:
+        raise ConnectionError(f"{key}: lost the connection")
+    return "ok"
+
+
+@workflow()
+async def retries(key: str) -> str:
+    return await flaky_once(key)
+
+
+def test_O1_a_retry_shows_two_attempt_bars_with_the_back_off_between(
+    runtime: Runtime, virtual_clock: FakeClock, proctor_db: Target
+) -> None:
+    handle = runtime.start(retries, "r")
+    wait_for_event(handle, EventType.STEP_RETRY_SCHEDULED)
+    virtual_clock.advance(10)
+    assert handle.result(timeout=10) == "ok"
+    root = chart(proctor_db, handle.run_id)
+
+    bars = marks(root, "attempt")
+    assert [(b.get("data-call"), b.get("data-attempt"), b.get("data-outcome")) for b in bars] == [
+        ("0", "1", "failed"),
+        ("0", "2", "completed"),
+    ]
+    assert "ConnectionError: r: lost the connection" in title(bars[0])
+    (backoff,) = marks(root, "backoff")
+    assert backoff.get("data-call") == "0"
+    assert backoff.get("data-attempt") == "2"
+    # The gap is between the bars: from the failure to the retry's start.
+    assert t(bars[0], "data-t-end") <= t(backoff) <= t(backoff, "data-t-end") <= t(bars[1])
+    assert int(bars[0].get("data-seq") or 0) < int(backoff.get("data-seq") or 0)
+    (terminal,) = marks(root, "terminal")
+    assert terminal.get("data-status") == "COMPLETED"
+
+
+@step()
+def beats_then_waits(key: str) -> str:
+    ctx = get_context()
+    ctx.heartbeat({"progress": 7})
+    gate(f"{key}:beat").set()
+    gate(key).wait(20)
+    return "done"
+
+
+@workflow()
+async def beating(key: str) -> str:
+    return await beats_then_waits(key)
+
+
+def test_O1_the_latest_heartbeat_is_a_tick_inside_its_attempt(rt: Runtime, db: Target) -> None:
+    handle = rt.start(beating, "hb")
+    assert gate("hb:beat").wait(10)
+    wait_until(lambda: records(db, handle.run_id)[2][0].heartbeat_at is not None)
+    gate("hb").set()
+    handle.result(timeout=10)
+    run, _, steps = records(db, handle.run_id)
+    assert steps[0].heartbeat_at is not None
+    root = chart(db, handle.run_id)
+
+    (bar,) = marks(root, "attempt")
+    (tick,) = marks(root, "heartbeat")
+    assert (tick.get("data-call"), tick.get("data-attempt")) == ("0", "1")
+    assert t(bar) <= t(tick) <= t(bar, "data-t-end")
+    assert t(tick) == pytest.approx(steps[0].heartbeat_at - run.created_at, abs=1e-5)
+    assert '"progress": 7' in title(tick)
+    assert "only an attempt's latest heartbeat" in title(tick)
+
+
+@step(timeout=30)
+def too_slow(key: str) -> None:
+    ctx = get_context()
+    gate(f"{key}:started").set()
+    while not gate(key).wait(0.001):
+        ctx.check_cancellation()
+
+
+@workflow()
+async def times_out(key: str) -> str:
+    try:
+        await too_slow(key)
+    except StepFailed as exc:
+        return str(exc.error["message"])
+    return "finished"
+
+
+def test_O1_a_step_timeout_is_a_timeout_mark_at_the_end_of_its_attempt(
+    runtime: Runtime, virtual_clock: FakeClock, proctor_db: Target
+) -> None:
+    handle = runtime.start(times_out, "to")
+    assert gate("to:started").wait(10)
+    virtual_clock.advance(31)
+    assert "30s" in handle.result(timeout=10)
+    root = chart(proctor_db, handle.run_id)
+
+    (bar,) = marks(root, "attempt")
+    assert bar.get("data-outcome") == "timed_out"
+    (timeout,) = marks(root, "timeout")
+    assert (timeout.get("data-call"), timeout.get("data-attempt")) == ("0", "1")
+    assert t(timeout) == t(bar, "data-t-end")
+    assert "timeout" in title(timeout)
+
+
+@step()
+def held(key: str) -> str:
+    gate(f"{key}:started").set()
+    gate(key).wait(20)
+    return "kept"
+
+
+@step()
+def quick(value: int) -> int:
+    return value
+
+
+@workflow()
+async def shielded(key: str) -> str:
+    with shield():
+        await held(key)
+    await quick(1)  # the first checkpoint after the shield: the cancel is met here
+    return "unreachable"
+
+
+def test_O1_S2_a_cancel_inside_a_shield_reads_request_buffer_shield_end_delivery_cancelled(
+    rt: Runtime, db: Target
+) -> None:
+    handle = rt.start(shielded, "sh")
+    assert gate("sh:started").wait(10)
+    rt.cancel(handle.run_id, "operator says stop")
+    wait_for_event(handle, EventType.CANCEL_BUFFERED)
+    gate("sh").set()
+    with pytest.raises(RunCancelled):
+        handle.result(timeout=10)
+    root = chart(db, handle.run_id)
+
+    (requested,) = marks(root, "cancel-requested")
+    (buffered,) = marks(root, "cancel-buffered")
+    (exited,) = marks(root, "shield-exited")
+    (delivered,) = marks(root, "cancel-delivered")
+    (terminal,) = marks(root, "terminal")
+    assert terminal.get("data-status") == "CANCELLED"
+    in_order = sorted([requested, buffered, exited, delivered, terminal], key=order_key)
+    assert in_order == [requested, buffered, exited, delivered, terminal]
+    assert t(exited) <= t(delivered)
+    assert "operator says stop" in title(requested)
+    assert "shield" in title(buffered)
+    # The shield is a shaded span holding the buffered cancel, ended at its exit.
+    (span,) = marks(root, "shield")
+    assert t(span) <= t(buffered) <= t(span, "data-t-end") == t(exited)
+    # The step inside the shield kept running: it did not ignore anything.
+    (bar,) = [b for b in marks(root, "attempt") if b.get("data-call") == "0"]
+    assert bar.get("data-outcome") == "completed"
+    assert bar.get("data-ignored-cancel") is None
+
+
+@step()
+def never_checks(key: str) -> str:
+    gate(f"{key}:started").set()
+    gate(key).wait(20)
+    return "late result"
+
+
+@step()
+def checks(key: str) -> str:
+    ctx = get_context()
+    gate(f"{key}:started").set()
+    while True:
+        ctx.check_cancellation()
+        time.sleep(0.001)
+
+
+@step()
+def meets_it_and_returns(key: str) -> str:
+    """Meets the cancel at a check, and returns anyway (C5 inside a step)."""
+    ctx = get_context()
+    gate(f"{key}:started").set()
+    try:
+        while True:
+            ctx.check_cancellation()
+            time.sleep(0.001)
+    except CancellationError:
+        return "met it"
+
+
+@workflow()
+async def one_deaf_one_listening(key: str) -> list[str]:
+    await quick(0)  # ends before the cancel: nothing to ignore
+    return await gather(
+        never_checks(key), checks(f"{key}.checks"), meets_it_and_returns(f"{key}.meets")
+    )
+
+
+def test_O1_C4_the_step_that_ignores_its_cancel_runs_past_the_request_and_stands_out(
+    rt: Runtime, db: Target
+) -> None:
+    handle = rt.start(one_deaf_one_listening, "deaf")
+    assert gate("deaf:started").wait(10)
+    assert gate("deaf.checks:started").wait(10)
+    assert gate("deaf.meets:started").wait(10)
+    rt.cancel(handle.run_id, "stop")
+    wait_for_event(handle, EventType.STEP_CANCELLED)  # the listening one met it
+    wait_for_event(handle, EventType.STEP_COMPLETED, count=2)  # quick, and the one that met it
+    gate("deaf").set()
+    with pytest.raises(RunCancelled):
+        handle.result(timeout=10)
+    root = chart(db, handle.run_id)
+
+    (requested,) = marks(root, "cancel-requested")
+    bars = {b.get("data-call"): b for b in marks(root, "attempt")}
+    first, deaf, listening, met = bars["0"], bars["1"], bars["2"], bars["3"]
+    assert t(first, "data-t-end") <= t(requested)
+    assert first.get("data-ignored-cancel") is None  # it had ended: nothing to ignore
+    assert deaf.get("data-outcome") == "completed"
+    assert t(deaf) < t(requested) < t(deaf, "data-t-end")
+    assert deaf.get("data-ignored-cancel") == "true"
+    assert "without meeting it" in title(deaf)
+    (rect,) = [el for el in deaf if el.tag == f"{SVG}rect"]
+    assert "tl-ignored" in (rect.get("class") or "")
+    # The step that checked met the cancel: delivered to it, not flagged.
+    assert listening.get("data-outcome") == "cancelled"
+    assert listening.get("data-ignored-cancel") is None
+    # The one that met the cancel and returned anyway did not ignore it either.
+    assert met.get("data-outcome") == "completed"
+    assert met.get("data-ignored-cancel") is None
+    assert {"2", "3"} <= {m.get("data-call") for m in marks(root, "cancel-delivered")}
+
+
+@step()
+def heartbeating(key: str) -> str:
+    ctx = get_context()
+    gate(f"{key}:started").set()
+    while True:
+        ctx.heartbeat({"key": key})
+        gate(key).wait(0.001)
+
+
+@workflow()
+async def stuck(key: str) -> str:
+    return await heartbeating(key)
+
+
+def test_O1_T1_terminate_is_a_request_and_a_TERMINATED_end(rt: Runtime, db: Target) -> None:
+    handle = rt.start(stuck, "term")
+    assert gate("term:started").wait(10)
+    rt.terminate(handle.run_id, "stuck for good")
+    with pytest.raises(RunTerminated):
+        handle.result(timeout=10)
+    wait_until(lambda: records(db, handle.run_id)[2][0].finished_at is not None)
+    root = chart(db, handle.run_id)
+
+    (terminal,) = marks(root, "terminal")
+    assert terminal.get("data-status") == "TERMINATED"
+    assert "stuck for good" in title(terminal)
+    (requested,) = marks(root, "terminate-requested")
+    assert order_key(requested) < order_key(terminal)
+    assert "stuck for good" in title(requested)
+    (bar,) = marks(root, "attempt")
+    assert bar.get("data-outcome") == "abandoned"
+
+
+def test_O1_a_run_still_going_ends_at_now(rt: Runtime, db: Target) -> None:
+    handle = rt.start(beating, "live")
+    assert gate("live:beat").wait(10)
+    run, _, _ = records(db, handle.run_id)
+    now = time.time() + 30
+    root = chart(db, handle.run_id, now=now)
+    gate("live").set()
+    handle.result(timeout=10)
+
+    assert float(root.get("data-end") or 0) == pytest.approx(now - run.created_at, abs=1e-5)
+    assert root.get("data-status") == "RUNNING"
+    (bar,) = marks(root, "attempt")
+    assert bar.get("data-outcome") == "running"
+    assert bar.get("data-t-end") is None
+    (rect,) = [el for el in bar if el.tag == f"{SVG}rect"]
+    right = float(rect.get("x") or 0) + float(rect.get("width") or 0)
+    plot_right = max(float(g.get("x2") or 0) for g in root.iter(f"{SVG}line"))
+    assert right == pytest.approx(plot_right, abs=0.2)  # to the right edge: now
+    assert marks(root, "terminal") == []
+
+
+@step()
+def double(x: int) -> int:
+    return 2 * x
+
+
+@workflow()
+async def doubler(x: int) -> int:
+    return await double(x)
+
+
+@workflow()
+async def parent(x: int) -> int:
+    first = await double(x)
+    return await doubler(first)
+
+
+def test_O1_a_child_run_is_a_lane_linked_to_its_run_page(rt: Runtime, db: Target) -> None:
+    handle = rt.start(parent, 3)
+    assert handle.result(timeout=10) == 12
+    root = chart(db, handle.run_id)
+
+    (child,) = marks(root, "child")
+    child_id = f"{handle.run_id}.1"
+    assert child.get("data-child-run-id") == child_id
+    assert child.get("data-call") == "1"
+    assert child.get("data-outcome") == "completed"
+    links = [a.get("href") for a in root.iter(f"{SVG}a")]
+    assert f"/runs/{child_id}" in links
+    (bar,) = marks(root, "attempt")
+    assert t(bar, "data-t-end") <= t(child)
+
+
+@step(name=XSS, retry=RetryPolicy(max_attempts=1))
+def hostile(message: str) -> None:
+    gate("x:started").set()
+    gate("x").wait(20)
+    raise ValueError(message)
+
+
+@workflow(name=f"wf {XSS}")
+async def hostile_wf(message: str) -> None:
+    try:
+        await hostile(message)
+    except CancellationError:
+        raise
+    except StepFailed:
+        raise
+
+
+def test_O1_every_user_value_is_escaped_and_the_svg_is_well_formed(rt: Runtime, db: Target) -> None:
+    # A run id of the caller's (A2) lands in attributes: quotes escaped too.
+    handle = rt.start(hostile_wf, f"error {XSS}", run_id=f'q"{XSS}')
+    assert gate("x:started").wait(10)
+    rt.cancel(handle.run_id, f"reason {XSS}")
+    gate("x").set()
+    handle.wait_finished(timeout=10)
+    run, events, steps = records(db, handle.run_id)
+    svg = str(timeline_svg(run, events, steps, now=time.time()))
+
+    assert "<script" not in svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
+    root = parse(svg)  # well-formed: the escaping kept the XML intact
+    texts = [el.text or "" for el in root.iter() if el.text]
+    assert any(f"reason {XSS}" in text for text in texts)  # the reason, as text
+    assert any(XSS in text and "ValueError" in text for text in texts)  # the error
+    assert any(text.startswith(XSS) for text in texts)  # the step's lane label
+    assert any(f"wf {XSS}" in text for text in texts)  # the workflow, in the header
+    assert root.get("data-run-id") == f'q"{XSS}'
+
+
+def test_O1_a_run_of_5000_calls_renders_a_bounded_chart_keeping_what_matters(
+    tmp_path: Path,
+) -> None:
+    run, events = synthetic_run(5000)
+    model = build_timeline(run, events, [], now=run.created_at + 10_000)
+    assert len(model.lanes) == 60
+    assert model.hidden is not None
+    assert model.hidden.count == 5000 - 60
+    shown = {lane.call for lane in model.lanes}
+    assert {1234, 4999} <= shown  # the failed call and the one still running are drawn
+    svg = str(timeline_svg(run, events, [], now=run.created_at + 10_000))
+    root = parse(svg)
+    assert len(marks(root, "attempt")) == 61  # 60 lanes, one with a retry
+    assert len(svg) < 200_000
+    (tmp_path / "big.svg").write_text(svg)
+
+
+def test_O1_an_empty_log_and_a_defect_render_without_error() -> None:
+    run, events = synthetic_run(2)
+    empty = parse(str(timeline_svg(run, [], [], now=run.created_at + 1)))
+    assert [el for el in empty.iter() if el.get("data-kind") == "attempt"] == []
+    broken = [
+        EventRecord(
+            seq=900,
+            run_id=run.run_id,
+            run_seq=900,
+            ts=run.created_at + 2,
+            type=EventType.CANCEL_REQUESTED,
+            step=None,
+            call=None,
+            attempt=None,
+            data={},
+            defect="data is not JSON (Expecting value)",
+        )
+    ]
+    root = parse(str(timeline_svg(run, events + broken, [], now=run.created_at + 3)))
+    (defect,) = marks(root, "defect")
+    assert "not JSON" in title(defect)
+    assert len(marks(root, "cancel-requested")) == 1  # still drawn, what there is of it
+
+
+def test_O1_marks_keep_the_log_order_when_a_clock_went_back() -> None:
+    run, events = synthetic_run(1)
+    late = events[-1]
+    skewed = [
+        *events,
+        EventRecord(
+            seq=late.seq + 1,
+            run_id=run.run_id,
+            run_seq=late.run_seq + 1,
+            ts=run.created_at - 50,
+            type=EventType.CANCEL_REQUESTED,
+            step=None,
+            call=None,
+            attempt=None,
+            data={"reason": "from a host behind", "source": "cli"},
+        ),
+    ]
+    root = parse(str(timeline_svg(run, skewed, [], now=run.created_at + 5)))
+    (requested,) = marks(root, "cancel-requested")
+    assert t(requested) >= max(t(b) for b in marks(root, "attempt"))
+
+
+def test_O1_max_lanes_below_one_is_refused() -> None:
+    run, events = synthetic_run(1)
+    with pytest.raises(ValueError, match="max_lanes"):
+        build_timeline(run, events, [], now=run.created_at, max_lanes=0)
+
+
+def synthetic_run(calls: int) -> tuple[RunRecord, list[EventRecord]]:
+    """A RUNNING run's log of ``calls`` sequential step calls, built by hand:
+    call 1234 fails once and is retried, the last one is still running."""
+    created = 1_800_000_000.0
+    run = RunRecord(
+        run_id="big",
+        workflow="bulk",
+        status=RunState.RUNNING,
+        args=[],
+        kwargs={},
+        result=None,
+        error=None,
+        parent_run_id=None,
+        owner="rt-1",
+        cancel_requested_at=None,
+        cancel_reason=None,
+        cancel_source=None,
+        cancel_grace=None,
+        terminate_requested_at=None,
+        terminate_reason=None,
+        created_at=created,
+        started_at=created,
+        finished_at=None,
+        last_seq=0,
+    )
+    events: list[EventRecord] = []
+
+    def add(
+        type_: EventType,
+        ts: float,
+        call: int | None = None,
+        attempt: int | None = None,
+        **data: object,
+    ) -> None:
+        n = len(events) + 1
+        events.append(
+            EventRecord(
+                seq=n,
+                run_id="big",
+                run_seq=n,
+                ts=created + ts,
+                type=type_,
+                step=None if call is None else "work",
+                call=call,
+                attempt=attempt,
+                data=dict(data),
+            )
+        )
+
+    add(EventType.RUN_CREATED, 0, workflow="bulk")
+    add(EventType.RUN_STARTED, 0)
+    for call in range(calls):
+        at = call * 1.0
+        add(EventType.STEP_SCHEDULED, at, call)
+        add(EventType.STEP_STARTED, at, call, 1)
+        if call == 1234:
+            add(EventType.STEP_FAILED, at + 0.2, call, 1, error={"type": "E", "message": "x"})
+            add(EventType.STEP_RETRY_SCHEDULED, at + 0.2, call, 2, delay=0.3)
+            add(EventType.STEP_STARTED, at + 0.5, call, 2)
+            add(EventType.STEP_COMPLETED, at + 0.9, call, 2)
+        elif call < calls - 1:
+            add(EventType.STEP_COMPLETED, at + 0.9, call, 1)
+    return run, events
+
+
+@step()
+def lost_once(key: str) -> str:
+    return f"{key} ok"
+
+
+@workflow()
+async def resumable(key: str) -> str:
+    return await lost_once(key)
+
+
+def test_O1_D2_a_resumed_run_shows_the_resume_the_lost_attempt_and_its_re_execution(
+    proctor: ProctorTestKit, proctor_db: Target
+) -> None:
+    crashed = proctor.crash_after("step_started", step=lost_once)
+    handle = proctor.runtime.start(resumable, "lost")
+    assert crashed.wait(10)
+    proctor.restart()
+    assert handle.result(timeout=10) == "lost ok"
+    root = chart(proctor_db, handle.run_id)
+
+    (resumed,) = marks(root, "resumed")
+    bars = marks(root, "attempt")
+    assert [(b.get("data-attempt"), b.get("data-outcome")) for b in bars] == [
+        ("1", "abandoned"),
+        ("2", "completed"),
+    ]
+    assert "lost with runtime" in title(bars[0])
+    (again,) = marks(root, "reexecuted")
+    assert again.get("data-call") == "0"
+    assert order_key(bars[0]) < order_key(resumed) <= order_key(again) <= order_key(bars[1])
+
+
+@workflow()
+async def naps(key: str) -> bool:
+    await sleep(5)
+    with move_on_after(1) as scope:
+        await sleep(10)
+    return scope.cancelled_caught
+
+
+def test_O1_B1_B3_sleeps_are_lanes_and_a_scope_is_a_span_ended_by_its_deadline(
+    runtime: Runtime, virtual_clock: FakeClock, proctor_db: Target
+) -> None:
+    handle = runtime.start(naps, "z")
+    wait_for_event(handle, EventType.TIMER_STARTED)
+    virtual_clock.advance(5)
+    wait_for_event(handle, EventType.TIMER_STARTED, count=3)  # the scope's deadline, the sleep
+    virtual_clock.advance(1)
+    assert handle.result(timeout=10) is True
+    root = chart(proctor_db, handle.run_id)
+
+    sleeps = marks(root, "sleep")
+    assert [s.get("data-outcome") for s in sleeps] == ["fired", "cancelled"]
+    (scope,) = marks(root, "scope")
+    (deadline,) = marks(root, "timeout")
+    assert "deadline" in title(deadline)
+    assert t(scope) <= t(sleeps[1]) <= t(deadline) <= t(scope, "data-t-end")
+    assert t(sleeps[1], "data-t-end") <= t(scope, "data-t-end")
