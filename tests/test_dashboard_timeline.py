@@ -451,15 +451,33 @@ def test_O1_a_run_of_5000_calls_renders_a_bounded_chart_keeping_what_matters(
     tmp_path: Path,
 ) -> None:
     run, events = synthetic_run(5000)
+    for n, call in enumerate((1000, 1234, 2000, 3000), start=len(events) + 1):
+        delivered = EventRecord(
+            seq=n,
+            run_id=run.run_id,
+            run_seq=n,
+            ts=run.created_at + 5000,
+            type=EventType.CANCEL_DELIVERED,
+            step="work",
+            call=call,
+            attempt=1,
+            data={},
+        )
+        events.append(delivered)
     model = build_timeline(run, events, [], now=run.created_at + 10_000)
     assert len(model.lanes) == 60
     assert model.hidden is not None
     assert model.hidden.count == 5000 - 60
+    assert model.hidden.marks == 3  # those of calls not drawn go with them
     shown = {lane.call for lane in model.lanes}
     assert {1234, 4999} <= shown  # the failed call and the one still running are drawn
     svg = str(timeline_svg(run, events, [], now=run.created_at + 10_000))
     root = parse(svg)
     assert len(marks(root, "attempt")) == 61  # 60 lanes, one with a retry
+    (delivered,) = marks(root, "cancel-delivered")
+    assert delivered.get("data-call") == "1234"
+    (summary,) = [el for el in root.iter() if el.get("data-count") == str(5000 - 60)]
+    assert "3 marks of theirs" in title(summary)
     assert len(svg) < 200_000
     (tmp_path / "big.svg").write_text(svg)
 
