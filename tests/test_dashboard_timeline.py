@@ -657,3 +657,22 @@ def test_O1_B1_B3_sleeps_are_lanes_and_a_scope_is_a_span_ended_by_its_deadline(
     assert "deadline" in title(deadline)
     assert t(scope) <= t(sleeps[1]) <= t(deadline) <= t(scope, "data-t-end")
     assert t(sleeps[1], "data-t-end") <= t(scope, "data-t-end")
+
+
+def test_O1_A7_a_restart_shows_its_reused_calls_and_the_run_it_restarts(
+    rt: Runtime, db: Target
+) -> None:
+    old = rt.start(parent, 4)
+    assert old.result(timeout=10) == 16
+    new = rt.restart(old.run_id, from_call=1)
+    assert new.result(timeout=10) == 16
+    root = chart(db, new.run_id)
+
+    (reused,) = marks(root, "reused")
+    assert (reused.get("data-call"), reused.get("data-outcome")) == ("0", "reused")
+    assert f"reused from run {old.run_id}" in title(reused)
+    assert marks(root, "attempt") == []  # call 0 did not run again
+    (child,) = marks(root, "child")  # call 1 did, as a new child run
+    assert child.get("data-call") == "1"
+    header = " ".join(el.text or "" for el in root.iter(f"{SVG}text"))
+    assert f"a restart of run {old.run_id}" in header
