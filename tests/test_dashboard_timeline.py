@@ -676,3 +676,44 @@ def test_O1_A7_a_restart_shows_its_reused_calls_and_the_run_it_restarts(
     assert child.get("data-call") == "1"
     header = " ".join(el.text or "" for el in root.iter(f"{SVG}text"))
     assert f"a restart of run {old.run_id}" in header
+
+
+@step()
+def shields_itself(key: str) -> str:
+    ctx = get_context()
+    with shield():
+        gate(f"{key}:started").set()
+        while not ctx.is_cancelling:  # until the cancel reached this step
+            time.sleep(0.001)
+        ctx.check_cancellation()  # met inside the shield: buffered, does not raise
+    ctx.check_cancellation()  # the buffered cancel takes effect here
+    return "unreachable"
+
+
+@workflow()
+async def step_shield(key: str) -> str:
+    return await shields_itself(key)
+
+
+def test_O1_S1_a_shield_inside_a_step_is_drawn_on_its_lane_with_the_cancel_it_held(
+    rt: Runtime, db: Target
+) -> None:
+    handle = rt.start(step_shield, "ss")
+    assert gate("ss:started").wait(10)
+    rt.cancel(handle.run_id, "stop")
+    with pytest.raises(RunCancelled):
+        handle.result(timeout=10)
+    root = chart(db, handle.run_id)
+
+    (span,) = marks(root, "shield")
+    (buffered,) = marks(root, "cancel-buffered")
+    (exited,) = marks(root, "shield-exited")
+    delivered = [m for m in marks(root, "cancel-delivered") if m.get("data-call") == "0"]
+    assert span.get("data-call") == buffered.get("data-call") == exited.get("data-call") == "0"
+    assert len(delivered) == 1
+    assert t(span) <= t(buffered) <= t(span, "data-t-end") == t(exited)
+    assert order_key(buffered) < order_key(exited) < order_key(delivered[0])
+    assert "step" in title(buffered)
+    (bar,) = marks(root, "attempt")
+    assert bar.get("data-outcome") == "cancelled"
+    assert bar.get("data-ignored-cancel") is None
