@@ -717,3 +717,37 @@ def test_O1_S1_a_shield_inside_a_step_is_drawn_on_its_lane_with_the_cancel_it_he
     (bar,) = marks(root, "attempt")
     assert bar.get("data-outcome") == "cancelled"
     assert bar.get("data-ignored-cancel") is None
+
+
+@step()
+def shielded_to_the_end(key: str) -> str:
+    ctx = get_context()
+    with shield():
+        gate(f"{key}:started").set()
+        while not ctx.is_cancelling:
+            time.sleep(0.001)
+        ctx.check_cancellation()  # buffered, and the shield lasts to the step's end
+        return "done anyway"
+
+
+@workflow()
+async def whole_step_shielded(key: str) -> str:
+    return await shielded_to_the_end(key)
+
+
+def test_O1_S1_a_step_whose_own_shield_held_the_cancel_did_not_ignore_it(
+    rt: Runtime, db: Target
+) -> None:
+    handle = rt.start(whole_step_shielded, "held")
+    assert gate("held:started").wait(10)
+    rt.cancel(handle.run_id, "stop")
+    with pytest.raises(RunCancelled):
+        handle.result(timeout=10)
+    root = chart(db, handle.run_id)
+
+    (bar,) = marks(root, "attempt")
+    (requested,) = marks(root, "cancel-requested")
+    assert bar.get("data-outcome") == "completed"
+    assert t(bar) < t(requested) < t(bar, "data-t-end")  # it ran on past the request ...
+    assert [m.get("data-call") for m in marks(root, "cancel-buffered")] == ["0"]
+    assert bar.get("data-ignored-cancel") is None  # ... but its shield held the cancel

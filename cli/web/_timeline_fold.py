@@ -98,7 +98,8 @@ class LogFold:
         #: Open shields and scopes by where: None the body's, (call, attempt) a step's.
         self._open: dict[tuple[int, int | None] | None, list[OpenSpan]] = {}
         self.cancel_at: float | None = None
-        self._delivered: set[int | None] = set()
+        #: The calls the cancel reached (delivered, or buffered by a shield); None: the body.
+        self._met: set[int | None] = set()
 
     def time(self, ts: float) -> float:
         self.last = max(self.last, ts - self.run.created_at)
@@ -155,8 +156,8 @@ class LogFold:
     def cancel_seen(self, e: EventRecord, t: float) -> None:
         """A cancel buffered by a shield, or delivered to a step or to the body."""
         step = f"step {e.step} #{e.call}" if e.call is not None else None
+        self._met.add(e.call)
         if e.type is _E.CANCEL_DELIVERED:
-            self._delivered.add(e.call)
             what = f"cancel delivered to {step or 'the workflow body'}"
         else:
             key = None if e.call is None else (e.call, e.attempt)
@@ -291,7 +292,7 @@ class LogFold:
 
     @property
     def cancel(self) -> CancelSeen:
-        return CancelSeen(self.cancel_at, self._delivered)
+        return CancelSeen(self.cancel_at, self._met)
 
     def bars(self, call: int) -> list[tuple[float, float | None, str]]:
         """A call's bars as (start, end or None, outcome): cheap, for a lane not drawn."""

@@ -12,7 +12,8 @@ Invariants:
   it (``Bar.end`` None: still open, drawn to the chart's end).
 - An attempt *ignored the cancel* when it is a step attempt, not started in
   a shield, the run's first cancel request came while it ran and before it
-  ended, no ``cancel_delivered`` names its call, and it did not end
+  ended, no ``cancel_delivered`` or ``cancel_buffered`` names its call (a
+  shield in its code that held the cancel met it), and it did not end
   cancelled: the step that never checks (C2, C4).
 """
 
@@ -83,10 +84,11 @@ class OpenSpan:
 @dataclass(frozen=True, slots=True)
 class CancelSeen:
     """What the log says of the run's cancel: when it was first requested (None:
-    never) and the calls it was delivered to (None: the body)."""
+    never) and the calls it reached: delivered, or buffered by a shield in
+    the step's code (None: the body)."""
 
     at: float | None
-    delivered: Collection[int | None]
+    met: Collection[int | None]
 
 
 @dataclass(slots=True)
@@ -118,7 +120,7 @@ class LaneBuilder:
             self.kind == "step"
             and cancel.at is not None
             and not bar.shielded
-            and self.call not in cancel.delivered
+            and self.call not in cancel.met
             and bar.start <= cancel.at < stop
             and bar.outcome in _RAN_ON
         )
