@@ -70,6 +70,8 @@ def wait_for_event(
     advance the clock.
     """
     wanted = EventType(event)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidArgument(f"count must be a whole number of events, at least 1, not {count!r}")
     deadline = time.monotonic() + timeout
     while True:
         events = run.events()

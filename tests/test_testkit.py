@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from actors import RetryPolicy, RunState, WaitTimeout, get_context, step, workflow
+from actors import InvalidArgument, RetryPolicy, RunState, WaitTimeout, get_context, step, workflow
 from actors.testing import ProctorTestKit
 from tests.conftest import NOTES, gate, note
 
@@ -105,6 +105,16 @@ def test_H2_hang_once_then_the_retry_succeeds(kit: ProctorTestKit) -> None:
 def test_hang_times_must_be_positive(kit: ProctorTestKit, times: int) -> None:
     with pytest.raises(ValueError, match="times must be at least 1"):
         kit.hang(sync, times=times)
+
+
+@pytest.mark.parametrize("count", [0, -1, 1.5, True])
+def test_wait_for_event_refuses_a_count_below_one(kit: ProctorTestKit, count: object) -> None:
+    """A count of 0 once returned at once (or raised IndexError) instead of
+    waiting, which let a test advance virtual time before the step began."""
+    run = kit.runtime.start(order, "o-1")
+    with pytest.raises(InvalidArgument, match="count must be a whole number of events"):
+        kit.wait_for_event(run, "step_started", count)  # type: ignore[arg-type]
+    assert run.result(timeout=10) is not None
 
 
 def test_D2_after_crash_after_no_user_code_runs_in_the_crashed_runtime(
