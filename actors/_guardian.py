@@ -1,9 +1,9 @@
 """The Guardian: root supervisor of a runtime's actors.
 
 It starts the shared actors (Journal, Timers, ControlInbox: ``_services``),
-starts one RunSupervisor per top-level
-run (child runs live under their parent's), hears every child's exit (death
-watch), turns an expired cancel grace into a terminate (C8), and stops
+one RunSupervisor per top-level run (child runs live under their parent's),
+hears every child's exit (death watch), turns an expired cancel grace into a
+terminate (C8), and stops
 everything in order on shutdown: run supervisors first, so their last records
 still reach the Journal, then the ControlInbox, Timers and Journal. A
 graceful drain (A4, ``Shutdown(let_finish=True)``, see ``_closing``) keeps
