@@ -3,13 +3,12 @@
 It starts the shared actors (Journal, Timers, ControlInbox: ``_services``),
 one RunSupervisor per top-level run (child runs live under their parent's),
 hears every child's exit (death watch), turns an expired cancel grace into a
-terminate (C8), and stops
-everything in order on shutdown: run supervisors first, so their last records
-still reach the Journal, then the ControlInbox, Timers and Journal. A
-graceful drain (A4, ``Shutdown(let_finish=True)``, see ``_closing``) keeps
-the ControlInbox serving control and renewing the lease, but claiming and
-resuming nothing, until the runs' steps have finished or a second Shutdown
-ends it.
+terminate (C8), and stops everything in order on shutdown: run supervisors
+first, so their last records still reach the Journal, then the ControlInbox,
+Timers and Journal. A graceful drain (A4, ``Shutdown(let_finish=True)``, see
+``_closing``) keeps the ControlInbox serving control and renewing the lease,
+but claiming and resuming nothing, until the runs' steps have finished or a
+second Shutdown ends it.
 
 Fencing: when the runtime cannot prove it still owns a run (``LeaseLost``,
 from the Journal, the ControlInbox or a run's supervisor), it stops hosting
