@@ -15,7 +15,7 @@ import pytest
 
 from cli import _ui
 from tests.conftest import Target, run_cli
-from tests.dashboard_helpers import BASE, dashboard, form_token, seed
+from tests.dashboard_helpers import BASE, dashboard, form_token, quote, seed
 from tests.processes import DEADLINE, ROOT
 
 pytestmark = pytest.mark.timeout(60)
@@ -73,6 +73,8 @@ def test_O1_token_in_the_url_sets_the_cookie_and_redirects_without_it(db: Target
         assert client.get("/runs/guarded").status_code == 200  # the cookie now
         client.cookies.clear()
         assert client.get("/?token=wrong").status_code == 401
+        odd = client.get(f"/runs/{quote('customer/42 ?#%')}?token={TOKEN}")
+        assert odd.headers["location"] == f"/runs/{quote('customer/42 ?#%')}"
 
 
 def test_O1_with_a_token_other_host_names_are_served(db: Target) -> None:

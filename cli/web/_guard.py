@@ -101,7 +101,11 @@ class Guard:
             if not same_token(given[-1], self._token):
                 return _unauthorized()
             rest = urlencode([(k, v) for k, v in query if k != "token"])
-            target = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
+            # The path as the client sent it (still percent-encoded: a run id
+            # may hold ``?``, ``#`` or ``%``), not the decoded ``path``.
+            raw = scope.get("raw_path") or scope["path"].encode()
+            path = raw.decode("latin-1")
+            target = scope.get("root_path", "") + path + (f"?{rest}" if rest else "")
             answer = RedirectResponse(target, status_code=303)
             answer.set_cookie(COOKIE, self._token, httponly=True, samesite="strict", path="/")
             return answer
