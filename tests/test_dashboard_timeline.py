@@ -11,8 +11,6 @@ browser tests do, through its DOM contract: ``data-kind``, ``data-t``,
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +19,6 @@ from actors import (
     FakeClock,
     RetryPolicy,
     RunCancelled,
-    RunState,
     RunTerminated,
     Runtime,
     StepFailed,
@@ -34,62 +31,14 @@ from actors import (
     workflow,
 )
 from actors.testing import ProctorTestKit, wait_for_event
-from cli.web._timeline import build_timeline
 from cli.web._timeline_svg import timeline_svg
-from persistence import EventRecord, EventType, RunRecord, StepRecord, open_store
+from persistence import EventType
 from tests.conftest import Target, gate, wait_until
+from tests.timeline_charts import SVG, chart, marks, order_key, parse, records, t, title
 
 pytestmark = pytest.mark.timeout(60)
 
-SVG = "{http://www.w3.org/2000/svg}"
 XSS = "<script>alert(1)</script>"
-
-
-# -- reading the chart as the browser tests do --------------------------------------
-
-
-def records(db: Target, run_id: str) -> tuple[RunRecord, list[EventRecord], list[StepRecord]]:
-    with open_store(db, readonly=True) as store:
-        return store.get_run(run_id), store.events(run_id), store.steps(run_id)
-
-
-def chart(db: Target, run_id: str, *, now: float | None = None) -> ET.Element:
-    """The run's SVG, parsed (so it is well-formed XML), as the run page embeds it."""
-    run, events, steps = records(db, run_id)
-    svg = str(timeline_svg(run, events, steps, now=time.time() if now is None else now))
-    root = parse(svg)
-    assert root.tag == f"{SVG}svg"
-    assert root.get("id") == "timeline"
-    return root
-
-
-def parse(svg: str) -> ET.Element:
-    """Our own output, parsed: that it parses proves it well-formed XML."""
-    return ET.fromstring(svg)  # noqa: S314 - the chart under test, not untrusted input
-
-
-def marks(root: ET.Element, kind: str) -> list[ET.Element]:
-    found = [el for el in root.iter() if el.get("data-kind") == kind]
-    for el in found:  # the contract: every mark has data-t and a <title>
-        assert el.get("data-t") is not None
-        assert el.find(f"{SVG}title") is not None, el.attrib
-    return found
-
-
-def t(el: ET.Element, attr: str = "data-t") -> float:
-    value = el.get(attr)
-    assert value is not None, (attr, el.attrib)
-    return float(value)
-
-
-def order_key(el: ET.Element) -> tuple[float, int]:
-    return t(el), int(el.get("data-seq") or 0)
-
-
-def title(el: ET.Element) -> str:
-    found = el.find(f"{SVG}title")
-    assert found is not None
-    return found.text or ""
 
 
 # -- the runs -------------------------------------------------------------------------
@@ -447,140 +396,6 @@ def test_O1_every_user_value_is_escaped_and_the_svg_is_well_formed(rt: Runtime, 
     assert root.get("data-run-id") == f'q"{XSS}'
 
 
-def test_O1_a_run_of_5000_calls_renders_a_bounded_chart_keeping_what_matters(
-    tmp_path: Path,
-) -> None:
-    run, events = synthetic_run(5000)
-    model = build_timeline(run, events, [], now=run.created_at + 10_000)
-    assert len(model.lanes) == 60
-    assert model.hidden is not None
-    assert model.hidden.count == 5000 - 60
-    shown = {lane.call for lane in model.lanes}
-    assert {1234, 4999} <= shown  # the failed call and the one still running are drawn
-    svg = str(timeline_svg(run, events, [], now=run.created_at + 10_000))
-    root = parse(svg)
-    assert len(marks(root, "attempt")) == 61  # 60 lanes, one with a retry
-    assert len(svg) < 200_000
-    (tmp_path / "big.svg").write_text(svg)
-
-
-def test_O1_an_empty_log_and_a_defect_render_without_error() -> None:
-    run, events = synthetic_run(2)
-    empty = parse(str(timeline_svg(run, [], [], now=run.created_at + 1)))
-    assert [el for el in empty.iter() if el.get("data-kind") == "attempt"] == []
-    broken = [
-        EventRecord(
-            seq=900,
-            run_id=run.run_id,
-            run_seq=900,
-            ts=run.created_at + 2,
-            type=EventType.CANCEL_REQUESTED,
-            step=None,
-            call=None,
-            attempt=None,
-            data={},
-            defect="data is not JSON (Expecting value)",
-        )
-    ]
-    root = parse(str(timeline_svg(run, events + broken, [], now=run.created_at + 3)))
-    (defect,) = marks(root, "defect")
-    assert "not JSON" in title(defect)
-    assert len(marks(root, "cancel-requested")) == 1  # still drawn, what there is of it
-
-
-def test_O1_marks_keep_the_log_order_when_a_clock_went_back() -> None:
-    run, events = synthetic_run(1)
-    late = events[-1]
-    skewed = [
-        *events,
-        EventRecord(
-            seq=late.seq + 1,
-            run_id=run.run_id,
-            run_seq=late.run_seq + 1,
-            ts=run.created_at - 50,
-            type=EventType.CANCEL_REQUESTED,
-            step=None,
-            call=None,
-            attempt=None,
-            data={"reason": "from a host behind", "source": "cli"},
-        ),
-    ]
-    root = parse(str(timeline_svg(run, skewed, [], now=run.created_at + 5)))
-    (requested,) = marks(root, "cancel-requested")
-    assert t(requested) >= max(t(b) for b in marks(root, "attempt"))
-
-
-def test_O1_max_lanes_below_one_is_refused() -> None:
-    run, events = synthetic_run(1)
-    with pytest.raises(ValueError, match="max_lanes"):
-        build_timeline(run, events, [], now=run.created_at, max_lanes=0)
-
-
-def synthetic_run(calls: int) -> tuple[RunRecord, list[EventRecord]]:
-    """A RUNNING run's log of ``calls`` sequential step calls, built by hand:
-    call 1234 fails once and is retried, the last one is still running."""
-    created = 1_800_000_000.0
-    run = RunRecord(
-        run_id="big",
-        workflow="bulk",
-        status=RunState.RUNNING,
-        args=[],
-        kwargs={},
-        result=None,
-        error=None,
-        parent_run_id=None,
-        owner="rt-1",
-        cancel_requested_at=None,
-        cancel_reason=None,
-        cancel_source=None,
-        cancel_grace=None,
-        terminate_requested_at=None,
-        terminate_reason=None,
-        created_at=created,
-        started_at=created,
-        finished_at=None,
-        last_seq=0,
-    )
-    events: list[EventRecord] = []
-
-    def add(
-        type_: EventType,
-        ts: float,
-        call: int | None = None,
-        attempt: int | None = None,
-        **data: object,
-    ) -> None:
-        n = len(events) + 1
-        events.append(
-            EventRecord(
-                seq=n,
-                run_id="big",
-                run_seq=n,
-                ts=created + ts,
-                type=type_,
-                step=None if call is None else "work",
-                call=call,
-                attempt=attempt,
-                data=dict(data),
-            )
-        )
-
-    add(EventType.RUN_CREATED, 0, workflow="bulk")
-    add(EventType.RUN_STARTED, 0)
-    for call in range(calls):
-        at = call * 1.0
-        add(EventType.STEP_SCHEDULED, at, call)
-        add(EventType.STEP_STARTED, at, call, 1)
-        if call == 1234:
-            add(EventType.STEP_FAILED, at + 0.2, call, 1, error={"type": "E", "message": "x"})
-            add(EventType.STEP_RETRY_SCHEDULED, at + 0.2, call, 2, delay=0.3)
-            add(EventType.STEP_STARTED, at + 0.5, call, 2)
-            add(EventType.STEP_COMPLETED, at + 0.9, call, 2)
-        elif call < calls - 1:
-            add(EventType.STEP_COMPLETED, at + 0.9, call, 1)
-    return run, events
-
-
 @step()
 def lost_once(key: str) -> str:
     return f"{key} ok"
@@ -639,3 +454,97 @@ def test_O1_B1_B3_sleeps_are_lanes_and_a_scope_is_a_span_ended_by_its_deadline(
     assert "deadline" in title(deadline)
     assert t(scope) <= t(sleeps[1]) <= t(deadline) <= t(scope, "data-t-end")
     assert t(sleeps[1], "data-t-end") <= t(scope, "data-t-end")
+
+
+def test_O1_A7_a_restart_shows_its_reused_calls_and_the_run_it_restarts(
+    rt: Runtime, db: Target
+) -> None:
+    old = rt.start(parent, 4)
+    assert old.result(timeout=10) == 16
+    new = rt.restart(old.run_id, from_call=1)
+    assert new.result(timeout=10) == 16
+    root = chart(db, new.run_id)
+
+    (reused,) = marks(root, "reused")
+    assert (reused.get("data-call"), reused.get("data-outcome")) == ("0", "reused")
+    assert f"reused from run {old.run_id}" in title(reused)
+    assert marks(root, "attempt") == []  # call 0 did not run again
+    (child,) = marks(root, "child")  # call 1 did, as a new child run
+    assert child.get("data-call") == "1"
+    header = " ".join(el.text or "" for el in root.iter(f"{SVG}text"))
+    assert f"a restart of run {old.run_id}" in header
+
+
+@step()
+def shields_itself(key: str) -> str:
+    ctx = get_context()
+    with shield():
+        gate(f"{key}:started").set()
+        while not ctx.is_cancelling:  # until the cancel reached this step
+            time.sleep(0.001)
+        ctx.check_cancellation()  # met inside the shield: buffered, does not raise
+    ctx.check_cancellation()  # the buffered cancel takes effect here
+    return "unreachable"
+
+
+@workflow()
+async def step_shield(key: str) -> str:
+    return await shields_itself(key)
+
+
+def test_O1_S1_a_shield_inside_a_step_is_drawn_on_its_lane_with_the_cancel_it_held(
+    rt: Runtime, db: Target
+) -> None:
+    handle = rt.start(step_shield, "ss")
+    assert gate("ss:started").wait(10)
+    rt.cancel(handle.run_id, "stop")
+    with pytest.raises(RunCancelled):
+        handle.result(timeout=10)
+    root = chart(db, handle.run_id)
+
+    (span,) = marks(root, "shield")
+    (buffered,) = marks(root, "cancel-buffered")
+    (exited,) = marks(root, "shield-exited")
+    delivered = [m for m in marks(root, "cancel-delivered") if m.get("data-call") == "0"]
+    assert span.get("data-call") == buffered.get("data-call") == exited.get("data-call") == "0"
+    assert len(delivered) == 1
+    assert t(span) <= t(buffered) <= t(span, "data-t-end") == t(exited)
+    assert order_key(buffered) < order_key(exited) < order_key(delivered[0])
+    assert "step" in title(buffered)
+    (bar,) = marks(root, "attempt")
+    assert bar.get("data-outcome") == "cancelled"
+    assert bar.get("data-ignored-cancel") is None
+
+
+@step()
+def shielded_to_the_end(key: str) -> str:
+    ctx = get_context()
+    with shield():
+        gate(f"{key}:started").set()
+        while not ctx.is_cancelling:
+            time.sleep(0.001)
+        ctx.check_cancellation()  # buffered, and the shield lasts to the step's end
+        return "done anyway"
+
+
+@workflow()
+async def whole_step_shielded(key: str) -> str:
+    return await shielded_to_the_end(key)
+
+
+def test_O1_S1_a_step_whose_own_shield_held_the_cancel_did_not_ignore_it(
+    rt: Runtime, db: Target
+) -> None:
+    handle = rt.start(whole_step_shielded, "held")
+    assert gate("held:started").wait(10)
+    rt.cancel(handle.run_id, "stop")
+    with pytest.raises(RunCancelled):
+        handle.result(timeout=10)
+    root = chart(db, handle.run_id)
+
+    (bar,) = marks(root, "attempt")
+    (requested,) = marks(root, "cancel-requested")
+    assert bar.get("data-outcome") == "completed"
+    assert t(bar) < t(requested) < t(bar, "data-t-end")  # it ran on past the request ...
+    assert [m.get("data-call") for m in marks(root, "cancel-buffered")] == ["0"]
+    assert bar.get("data-ignored-cancel") is None  # ... but its shield held the cancel

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Final
 
 from cli.web._timeline_fold import LogFold
@@ -91,6 +92,10 @@ def build_timeline(
     edge = (run.finished_at if terminal and run.finished_at is not None else now) - run.created_at
     end = max(fold.last, edge, 0.0)
     shown, hidden = _bounded(fold, max_lanes, end)
+    left_out = set(fold.calls()) - {lane.call for lane in shown}
+    marks = tuple(m for m in fold.marks if m.call not in left_out)
+    if hidden is not None:  # the marks of calls not drawn go with them
+        hidden = replace(hidden, marks=len(fold.marks) - len(marks))
     notes = []
     if run.defect:
         notes.append(f"this run's row has a defect: {run.defect}")
@@ -103,7 +108,7 @@ def build_timeline(
         end=end,
         running=not terminal,
         lanes=shown,
-        marks=tuple(fold.marks),
+        marks=marks,
         spans=tuple(s.frozen() for s in fold.spans if s.call is None),
         hidden=hidden,
         notes=tuple(notes),

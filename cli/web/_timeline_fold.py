@@ -1,12 +1,12 @@
 """One pass over a run's event log, gathering what its timeline chart shows.
 
 One concept: :class:`LogFold` takes a run's events in log order and keeps,
-per call of the body, its bars (step attempts, a child run, a sleep, a
-signal wait), its back-offs and its marks; for the body, its shield and
-cancel-scope spans; for the run, its marks (created, cancel requested,
-buffered, delivered, terminate, timeouts, the terminal event). What each
-event means is docs/semantics.md's; the data fields read are
-``persistence._shapes``'s.
+per call of the body, a :class:`~cli.web._timeline_lanes.LaneBuilder` (its
+bars: step attempts, a child run, a sleep, a signal wait; its back-offs and
+marks); for the body, its shield and cancel-scope spans; for the run, its
+marks (created, cancel requested, buffered, delivered, terminate, timeouts,
+the terminal event). What each event means is docs/semantics.md's; the data
+fields read are ``persistence._shapes``'s.
 
 Invariants:
 
@@ -24,17 +24,14 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
+from cli.web._timeline_lanes import Bar, CancelSeen, LaneBuilder, OpenSpan
 from cli.web._timeline_values import (
-    Attempt,
     Lane,
     Mark,
-    Span,
     cancel_what,
     cut,
-    details_text,
     error_why,
     offset_text,
     run_mark_what,
@@ -84,59 +81,6 @@ _CALL_EVENTS: Final = frozenset(
         _E.CALL_REUSED,
     }
 )
-#: Outcomes of an attempt that ran on past a cancel it never met.
-_RAN_ON: Final = frozenset({"running", "completed", "failed", "abandoned", "timed_out"})
-
-
-@dataclass(slots=True)
-class _Bar:
-    """A bar under construction (see :class:`Attempt`)."""
-
-    number: int
-    start: float
-    seq: int | None
-    outcome: str = "running"
-    end: float | None = None
-    note: str | None = None
-    shielded: bool = False
-    waiting: bool = False
-
-
-@dataclass(slots=True)
-class _Open:
-    """A span under construction (see :class:`Span`)."""
-
-    kind: str
-    t: float
-    seq: int | None
-    what: str
-    call: int | None = None
-    attempt: int | None = None
-    depth: int = 0
-    scope: bool = False
-    end: float | None = None
-
-    def frozen(self) -> Span:
-        return Span(
-            kind=self.kind,
-            t=self.t,
-            end=self.end,
-            seq=self.seq,
-            what=self.what,
-            call=self.call,
-            attempt=self.attempt,
-            depth=self.depth,
-        )
-
-
-@dataclass(slots=True)
-class _Lane:
-    kind: str
-    name: str
-    bars: list[_Bar] = field(default_factory=list)
-    backoffs: list[_Open] = field(default_factory=list)
-    marks: list[Mark] = field(default_factory=list)
-    child: str | None = None
 
 
 class LogFold:
@@ -146,24 +90,25 @@ class LogFold:
         self.run = run
         #: The latest time seen so far: no event is placed before it.
         self.last = 0.0
-        self._lanes: dict[int, _Lane] = {}
-        self._bars: dict[tuple[int, int], _Bar] = {}
+        self._lanes: dict[int, LaneBuilder] = {}
+        self._bars: dict[tuple[int, int], Bar] = {}
         self._records = {(s.call, s.attempt): s for s in steps if s.run_id == run.run_id}
         self.marks: list[Mark] = []
-        self.spans: list[_Open] = []
+        self.spans: list[OpenSpan] = []
         #: Open shields and scopes by where: None the body's, (call, attempt) a step's.
-        self._open: dict[tuple[int, int | None] | None, list[_Open]] = {}
+        self._open: dict[tuple[int, int | None] | None, list[OpenSpan]] = {}
         self.cancel_at: float | None = None
-        self._delivered: set[int | None] = set()
+        #: The calls the cancel reached (delivered, or buffered by a shield); None: the body.
+        self._met: set[int | None] = set()
 
     def time(self, ts: float) -> float:
         self.last = max(self.last, ts - self.run.created_at)
         return self.last
 
-    def _lane(self, call: int, kind: str, name: str) -> _Lane:
+    def _lane(self, call: int, kind: str, name: str) -> LaneBuilder:
         found = self._lanes.get(call)
         if found is None:
-            found = self._lanes[call] = _Lane(kind, name)
+            found = self._lanes[call] = LaneBuilder(call, kind, name)
         return found
 
     def mark(self, kind: str, t: float, e: EventRecord, what: str, **more: Any) -> None:
@@ -211,8 +156,8 @@ class LogFold:
     def cancel_seen(self, e: EventRecord, t: float) -> None:
         """A cancel buffered by a shield, or delivered to a step or to the body."""
         step = f"step {e.step} #{e.call}" if e.call is not None else None
+        self._met.add(e.call)
         if e.type is _E.CANCEL_DELIVERED:
-            self._delivered.add(e.call)
             what = f"cancel delivered to {step or 'the workflow body'}"
         else:
             key = None if e.call is None else (e.call, e.attempt)
@@ -236,7 +181,7 @@ class LogFold:
         deadline = e.data.get("deadline")
         if isinstance(deadline, (int, float)):
             where += f", deadline {offset_text(deadline - self.run.created_at)}"
-        stack.append(_Open(kind, t, e.seq, f"{label}{where}", e.call, e.attempt, depth, scope))
+        stack.append(OpenSpan(kind, t, e.seq, f"{label}{where}", e.call, e.attempt, depth, scope))
 
     def exit(self, e: EventRecord, t: float) -> None:
         key = None if e.call is None else (e.call, e.attempt)
@@ -266,7 +211,7 @@ class LogFold:
             due = offset_text(t + delay) if isinstance(delay, (int, float)) else "later"
             what = f"back-off of {name} #{call}{after}: attempt {e.attempt} due {due}"
             self._lane(call, "step", name).backoffs.append(
-                _Open("backoff", t, e.seq, cut(what), call, e.attempt)
+                OpenSpan("backoff", t, e.seq, cut(what), call, e.attempt)
             )
         elif typ is _E.STEP_REEXECUTED:
             what = f"step {name} #{call} runs again: attempt {d.get('lost_attempt')} was lost"
@@ -276,29 +221,29 @@ class LogFold:
             lane = self._lane(call, "child", name)
             child = d.get("child_run_id")
             lane.child = child if isinstance(child, str) else None
-            lane.bars.append(_Bar(1, t, e.seq, note=f"child run {lane.child}"))
+            lane.bars.append(Bar(1, t, e.seq, note=f"child run {lane.child}"))
         elif typ is _E.CHILD_ENDED:
             because = error_why(d.get("error")) or why(d.get("reason"))
-            _end(self._lane(call, "child", name), t, str(d.get("status", "?")), because)
+            self._lane(call, "child", name).end_last(t, str(d.get("status", "?")), because)
         elif typ is _E.TIMER_STARTED and e.step == "sleep":
             self._lane(call, "sleep", "sleep").bars.append(
-                _Bar(1, t, e.seq, note=f"due {d.get('due')}")
+                Bar(1, t, e.seq, note=f"due {d.get('due')}")
             )
         elif typ in (_E.TIMER_FIRED, _E.TIMER_CANCELLED) and call in self._lanes:
             lane = self._lanes[call]
             fired = typ is _E.TIMER_FIRED
             if lane.kind == "sleep":
-                _end(lane, t, "fired" if fired else "cancelled", why(d.get("reason")))
+                lane.end_last(t, "fired" if fired else "cancelled", why(d.get("reason")))
             elif lane.kind == "signal" and fired:
-                _end(lane, t, "timed_out", None)
+                lane.end_last(t, "timed_out", None)
         elif typ is _E.SIGNAL_WAITING:
-            self._lane(call, "signal", f"signal {name}").bars.append(_Bar(1, t, e.seq))
+            self._lane(call, "signal", f"signal {name}").bars.append(Bar(1, t, e.seq))
         elif typ is _E.SIGNAL_RECEIVED:
-            _end(self._lane(call, "signal", f"signal {name}"), t, "received", None)
+            self._lane(call, "signal", f"signal {name}").end_last(t, "received", None)
         elif typ is _E.CALL_REUSED:
             lane = self._lane(call, "reused", name)
             note = f"reused from run {d.get('from_run')} ({d.get('end')})"
-            lane.bars.append(_Bar(1, t, e.seq, "reused", t, note))
+            lane.bars.append(Bar(1, t, e.seq, "reused", t, note))
 
     def step_start(self, e: EventRecord, t: float, call: int, name: str) -> None:
         lane = self._lane(call, "step", name)
@@ -306,7 +251,7 @@ class LogFold:
             return
         bar = self._bars.get((call, e.attempt))
         if bar is None:
-            bar = _Bar(e.attempt, t, e.seq, shielded=e.data.get("shielded") is True, waiting=True)
+            bar = Bar(e.attempt, t, e.seq, shielded=e.data.get("shielded") is True, waiting=True)
             self._bars[(call, e.attempt)] = bar
             lane.bars.append(bar)
         if e.type is _E.STEP_STARTED and bar.waiting:
@@ -320,7 +265,7 @@ class LogFold:
             return
         bar = self._bars.get((call, e.attempt))
         if bar is None:  # its start is not in the log (a log read from the middle)
-            bar = self._bars[(call, e.attempt)] = _Bar(e.attempt, t, None)
+            bar = self._bars[(call, e.attempt)] = Bar(e.attempt, t, None)
             self._lane(call, "step", name).bars.append(bar)
         if bar.end is not None:
             return  # a late post-mortem record of an attempt already ended
@@ -345,98 +290,22 @@ class LogFold:
         """The calls seen, in call order: one lane each."""
         return sorted(self._lanes)
 
+    @property
+    def cancel(self) -> CancelSeen:
+        return CancelSeen(self.cancel_at, self._met)
+
     def bars(self, call: int) -> list[tuple[float, float | None, str]]:
-        """A call's bars as (start, end or None, outcome): cheap, for a summary."""
-        return [(b.start, b.end, b.outcome) for b in self._lanes[call].bars]
+        """A call's bars as (start, end or None, outcome): cheap, for a lane not drawn."""
+        return self._lanes[call].summary()
 
     def interest(self, call: int) -> int:
-        """How much an operator chasing a stuck run wants this call drawn (lower:
-        more): 0 open or ran on past the cancel, 1 failed, timed out or abandoned,
-        2 retried, cancelled, marked or not a step, 3 one plain completed attempt."""
-        lane = self._lanes[call]
-        if any(b.end is None or self.ignored(call, lane, b, b.end) for b in lane.bars):
-            return 0
-        if any(b.outcome in ("failed", "timed_out", "abandoned") for b in lane.bars):
-            return 1
-        plain = lane.kind == "step" and not lane.marks and len(lane.bars) == 1
-        return 3 if plain and lane.bars[0].outcome == "completed" else 2
-
-    def ignored(self, call: int, lane: _Lane, bar: _Bar, stop: float) -> bool:
-        """The attempt ran on past the run's cancel request without meeting it."""
-        return (
-            lane.kind == "step"
-            and self.cancel_at is not None
-            and not bar.shielded
-            and call not in self._delivered
-            and bar.start <= self.cancel_at < stop
-            and bar.outcome in _RAN_ON
-        )
+        """How much an operator wants the call's lane drawn (lower: more)."""
+        return self._lanes[call].interest(self.cancel)
 
     def lane(self, call: int, end: float) -> Lane:
         """A call's lane, frozen; its open bars are drawn to ``end``."""
-        raw = self._lanes[call]
-        return Lane(
-            call=call,
-            kind=raw.kind,
-            name=raw.name,
-            attempts=tuple(self.attempt(call, raw, bar, end) for bar in raw.bars),
-            spans=tuple(
-                [b.frozen() for b in raw.backoffs]
-                + [s.frozen() for s in self.spans if s.call == call]
-            ),
-            marks=tuple(raw.marks),
-            child_run_id=raw.child,
-        )
-
-    def attempt(self, call: int, lane: _Lane, bar: _Bar, end: float) -> Attempt:
-        record = self._records.get((call, bar.number)) if lane.kind == "step" else None
-        stop = bar.end if bar.end is not None else end
-        beat = beat_what = None
-        note = bar.note
-        if record is not None:
-            note = note or error_why(record.error) or None
-            if record.heartbeat_at is not None:
-                beat = min(max(record.heartbeat_at - self.run.created_at, bar.start), stop)
-                beat_what = (
-                    f"latest heartbeat of {lane.name} #{call} attempt {bar.number}"
-                    f" at {offset_text(beat)}{details_text(record.heartbeat_details)}"
-                    " (the store keeps only an attempt's latest heartbeat)"
-                )
-        ignored = self.ignored(call, lane, bar, stop)
-        head = {
-            "step": f"step {lane.name} #{call} attempt {bar.number}",
-            "child": f"child run {lane.name} #{call}",
-        }.get(lane.kind, f"{lane.name} #{call}")
-        until = offset_text(bar.end) if bar.end is not None else "still open"
-        what = f"{head}: {bar.outcome}, {offset_text(bar.start)} to {until}"
-        what += ", waiting for a step slot" if bar.waiting else ""
-        what += ", started in a shield" if bar.shielded else ""
-        what += f"; {note.lstrip(': ')}" if note else ""
-        if ignored:
-            what += "; ran on past the cancel request without meeting it (no check, no heartbeat)"
-        if record is not None and record.defect:
-            what += f"; its row has a defect: {record.defect}"
-        return Attempt(
-            number=bar.number,
-            start=bar.start,
-            end=bar.end,
-            outcome=bar.outcome,
-            seq=bar.seq,
-            what=cut(what),
-            heartbeat=beat,
-            heartbeat_what=beat_what,
-            shielded=bar.shielded,
-            waiting=bar.waiting,
-            ignored_cancel=ignored,
-        )
-
-
-def _end(lane: _Lane, t: float, outcome: str, note: str | None) -> None:
-    """The lane's last bar ends (one is made if its start is not in the log)."""
-    if not lane.bars or lane.bars[-1].end is not None:
-        lane.bars.append(_Bar(1, t, None))
-    bar = lane.bars[-1]
-    bar.end, bar.outcome, bar.note = t, outcome, note or bar.note
+        own = [s.frozen() for s in self.spans if s.call == call]
+        return self._lanes[call].freeze(end, self.cancel, self._records, self.run.created_at, own)
 
 
 def _int(value: object) -> int | None:

@@ -299,6 +299,8 @@ class _Chart:
         outcomes = ", ".join(f"{n} {o}" for o, n in h.outcomes)
         label = f"+{h.count} more calls"
         what = f"{h.count} calls not drawn one by one ({outcomes}); bars: how many were busy"
+        if h.marks:
+            what += f"; {h.marks} marks of theirs (cancels delivered, ...) left out"
         peak = max(h.activity, default=0) or 1
         width = self.tl.end / len(h.activity) if h.activity else 0.0
         bars = [

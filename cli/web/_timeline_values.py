@@ -106,12 +106,14 @@ class Lane:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hidden:
     """The lanes not drawn one by one: how many, how their bars ended (outcome,
-    count), and ``activity[i]``: how many of their bars were open in the i-th
-    of equal slices of the chart's time."""
+    count), ``activity[i]``: how many of their bars were open in the i-th of
+    equal slices of the chart's time, and ``marks``: how many marks of theirs
+    (a cancel delivered to one of them, ...) are left out with them."""
 
     count: int
     outcomes: tuple[tuple[str, int], ...]
     activity: tuple[int, ...]
+    marks: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
