@@ -148,9 +148,9 @@ def test_O3_a_step_timeout_and_its_retry_on_the_virtual_clock(
     caplog.set_level(logging.INFO, logger="proctor")
     proctor.hang(lw.slow, times=1)
     run = proctor.runtime.start(lw.timed, "v1")
-    proctor.wait_for_event(run, "step_started", 0)
+    proctor.wait_for_event(run, "step_started")
     proctor.clock.advance(6)  # past the step's 5 s timeout
-    proctor.wait_for_event(run, "step_retry_scheduled", 0)
+    proctor.wait_for_event(run, "step_retry_scheduled")
     proctor.clock.advance(1)  # the back-off
     assert run.result(timeout=DEADLINE) == "v1"
     wait_until(lambda: outcome_logged(caplog, run.run_id))
