@@ -62,7 +62,19 @@ def post(
     page = client.get(f"/runs/{quote(run_id)}")
     form = {"csrf": csrf_of(page.text), **fields}
     headers = {} if origin is None else {"Origin": origin}
-    return client.post(f"/runs/{quote(run_id)}/{verb}", data=form, headers=headers)
+    return followed(
+        client, client.post(f"/runs/{quote(run_id)}/{verb}", data=form, headers=headers)
+    )
+
+
+def followed(client: TestClient, answer: Any) -> Any:
+    """The page an action's answer leads to: an accepted action redirects
+    (303, Post/Redirect/Get) to its run's page, which shows what it said."""
+    if answer.status_code != 303:
+        return answer
+    location = answer.headers["location"]
+    assert location.startswith("/runs/"), location
+    return client.get(location)
 
 
 def quote(run_id: str) -> str:

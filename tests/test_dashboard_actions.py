@@ -22,8 +22,10 @@ from tests.dashboard_helpers import (
     csrf_of,
     dashboard,
     flash,
+    followed,
     form_token,
     post,
+    quote,
     request_fields,
     seed,
 )
@@ -178,9 +180,10 @@ def test_O1_a_post_from_another_origin_is_refused(db: Target, headers: dict[str,
             data={"csrf": token},
             headers={"Referer": f"{BASE}/runs/guarded"},
         )
+        shown = followed(client, allowed)
     assert answer.status_code == 403
-    assert allowed.status_code == 200  # a Referer of the same origin is enough
-    assert flash(allowed.text) == ["run guarded terminated"]
+    assert allowed.status_code == 303  # a Referer of the same origin is enough
+    assert flash(shown.text) == ["run guarded terminated"]
     assert _last_seq(db) > before  # only the allowed one wrote
 
 
@@ -262,3 +265,30 @@ def test_O1_a_form_that_is_not_utf8_is_400_and_writes_nothing(db: Target) -> Non
         )
     assert answer.status_code == 400
     assert _last_seq(db) == before
+
+
+def test_O1_an_accepted_action_redirects_so_a_reload_never_sends_it_again(db: Target) -> None:
+    """Post/Redirect/Get: the answer is a 303 to the run page, whose #flash
+    shows the CLI's sentence once; reloading it writes nothing and shows no
+    flash, and the flash of one run never shows on another's page."""
+    seed(db, "prg/1?x", "other")
+    with dashboard(db) as client:
+        form = {"csrf": form_token(client), "reason": "once"}
+        answer = client.post(
+            f"/runs/{quote('prg/1?x')}/cancel", data=form, headers={"Origin": BASE}
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == f"/runs/{quote('prg/1?x')}"
+        assert "HttpOnly" in answer.headers["set-cookie"]
+        assert "SameSite=strict" in answer.headers["set-cookie"]
+        elsewhere = client.get("/runs/other")
+        first = client.get(answer.headers["location"])
+        after = _last_seq(db)
+        again = client.get(answer.headers["location"])
+    assert 'id="flash"' not in elsewhere.text
+    assert flash(first.text) == ["cancel requested: run prg/1?x is now cancelling"]
+    assert 'id="flash"' not in again.text
+    assert _last_seq(db) == after
+    with open_store(db, readonly=True) as store:
+        requests = [e for e in store.events("prg/1?x") if e.type.value == "cancel_requested"]
+    assert len(requests) == 1

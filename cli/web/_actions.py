@@ -3,9 +3,11 @@
 Both call :mod:`cli._requesting`, the code ``proctor cancel`` and ``proctor
 terminate`` call: same checks, same records (source ``cli``; origin
 ``ui-<pid>``, as the CLI's is ``cli-<pid>``), same sentences, shown in
-``#flash``. A run that is already finished answers 409 with the CLI's
-message and nothing is written; an unknown run 404; a bad reason or grace
-400 with the CLI's message; a form without this process's CSRF token 403.
+``#flash`` of the run page the action redirects to (303, Post/Redirect/Get,
+:mod:`cli.web._flash`), so a reload never sends the form again. A run that
+is already finished answers 409 with the CLI's message and nothing is
+written; an unknown run 404; a bad reason or grace 400 with the CLI's
+message; a form without this process's CSRF token 403.
 
 With "wait", the action follows the run (``persistence.follow_to_end``, as
 ``proctor cancel --wait`` does, the grace enforced the same way) for at most
@@ -21,12 +23,13 @@ from urllib.parse import parse_qs
 import click
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import RedirectResponse, Response
 
 from cli import _requesting as requesting
 from cli._main import SECONDS, AlreadyFinishedError, CliError, RunNotFoundError
 from cli._text import clean
-from cli.web._run_page import run_answer
+from cli.web import _flash
+from cli.web._run_page import run_answer, run_path
 from cli.web._state import Dashboard, dashboard_of
 from persistence import NotSerializable, Store, StoreError, follow_to_end
 
@@ -120,7 +123,7 @@ def _terminate(store: Store, run_id: str, reason: str | None) -> list[str]:
     return said
 
 
-async def _act(request: Request, verb: str) -> HTMLResponse:
+async def _act(request: Request, verb: str) -> Response:
     dashboard = dashboard_of(request)
     run_id: str = request.path_params["run_id"]
     try:
@@ -147,14 +150,19 @@ async def _act(request: Request, verb: str) -> HTMLResponse:
         return await run_answer(dashboard, run_id, "run.html", status_code=500, flash=[exc.message])
     except StoreError as exc:
         return dashboard.problem(503, str(exc))
-    return await run_answer(dashboard, run_id, "run.html", flash=said)
+    value = _flash.encode(run_id, said)
+    if value is None:  # too long for a cookie: the page itself, at the form's URL
+        return await run_answer(dashboard, run_id, "run.html", flash=said)
+    done = RedirectResponse(run_path(run_id), status_code=303)  # Post/Redirect/Get
+    _flash.set_flash(done, value)
+    return done
 
 
-async def cancel(request: Request) -> HTMLResponse:
+async def cancel(request: Request) -> Response:
     """``POST /runs/{run_id}/cancel`` (form: csrf, reason, grace, wait): ``proctor cancel``."""
     return await _act(request, "cancel")
 
 
-async def terminate(request: Request) -> HTMLResponse:
+async def terminate(request: Request) -> Response:
     """``POST /runs/{run_id}/terminate`` (form: csrf, reason): ``proctor terminate``."""
     return await _act(request, "terminate")

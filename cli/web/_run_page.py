@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from cli._owner import owner_state
+from cli.web import _flash
 from cli.web._state import Dashboard, dashboard_of
 from cli.web._timeline_svg import timeline_svg
 from persistence import EventRecord, RunRecord, StepRecord, Store, StoreError
@@ -95,9 +97,19 @@ async def run_answer(
     return dashboard.page(template, status_code, view=view, flash=flash or [])
 
 
+def run_path(run_id: str) -> str:
+    """The run page's path, quoted as the pages link it (Jinja's ``urlencode``)."""
+    return "/runs/" + quote(run_id, safe="/")
+
+
 async def run_page(request: Request) -> HTMLResponse:
-    """``GET /runs/{run_id}``: the whole run page."""
-    return await run_answer(dashboard_of(request), request.path_params["run_id"], "run.html")
+    """``GET /runs/{run_id}``: the whole run page, with what an action just said, once."""
+    run_id: str = request.path_params["run_id"]
+    said = _flash.take_flash(request, run_id)
+    page = await run_answer(dashboard_of(request), run_id, "run.html", flash=said)
+    if said is not None:
+        _flash.clear_flash(page)
+    return page
 
 
 async def run_live(request: Request) -> HTMLResponse:
