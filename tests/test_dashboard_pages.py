@@ -25,6 +25,8 @@ from tests.dashboard_helpers import (
     rows,
     seed,
 )
+from tests.pg_cluster import PgDatabase
+from tests.pg_load import connections
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -296,3 +298,27 @@ def test_O1_the_live_endpoints_follow_the_run(db: Target) -> None:
     assert "<html" not in table
     assert rows(table) == [("live-1", "CANCELLING")]
     assert EventType.CANCEL_REQUESTED.value in fragment
+
+
+def test_O1_on_postgresql_reads_share_one_connection_closed_at_shutdown(
+    pg_database: PgDatabase,
+) -> None:
+    """A tab polling every second costs a query, not a connection: the
+    reads of a PostgreSQL dashboard share one read-only connection, which
+    a failed read drops and the app's shutdown closes."""
+    seed(pg_database.url, "polled")
+    cluster = pg_database.cluster
+    before = connections(cluster, pg_database)
+    with dashboard(pg_database.url) as client:
+        for _ in range(20):
+            assert client.get("/live/runs").status_code == 200
+            assert client.get("/live/runs/polled").status_code == 200
+        during = connections(cluster, pg_database)
+        cluster.terminate_backends(pg_database.name)  # the server drops it
+        wait_until(lambda: connections(cluster, pg_database) == 0)
+        pages = [client.get("/runs/polled").status_code for _ in range(3)]
+        assert pages[-1] == 200  # connected again
+        again = connections(cluster, pg_database)
+    assert during == before + 1
+    assert again == 1
+    wait_until(lambda: connections(cluster, pg_database) == before)

@@ -1,13 +1,17 @@
 """The dashboard's ASGI app: its routes, static files and guard, built by :func:`build_app`.
 
 Invariants: every request passes :class:`cli.web._guard.Guard` first; the
-app holds no connection between requests (:mod:`cli.web._stores`), so
-shutting it down leaves nothing open; pages are rendered on the server and
-the JavaScript and CSS are files of this package (no CDN: it works offline).
+only connection held between requests is the shared read-only one of a
+PostgreSQL store (:mod:`cli.web._stores`), closed when the app shuts down
+(its lifespan), so a stopped dashboard leaves nothing open; pages are
+rendered on the server and the JavaScript and CSS are files of this package
+(no CDN: it works offline).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from importlib.resources import files
 
 from starlette.applications import Starlette
@@ -43,7 +47,17 @@ def build_app(
     parsed = target if isinstance(target, StoreTarget) else persistence.parse_target(target)
     dashboard = Dashboard(stores=Stores(parsed, busy_timeout=busy_timeout), templates=environment())
     static = StaticFiles(directory=str(files("cli.web") / "static"))
+    stores = dashboard.stores
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            stores.close()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/", _runs_page.runs_page, methods=["GET"]),
             Route("/live/runs", _runs_page.runs_table, methods=["GET"]),

@@ -82,7 +82,7 @@ def serve(app: Starlette, sock: socket.socket, on_listening: Callable[[str], Non
         app,
         log_level="warning",
         access_log=False,
-        lifespan="off",
+        lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=5,
     )
