@@ -138,13 +138,18 @@ def descendants(db: Db, run_id: str, *, unfinished: bool = True) -> list[RunReco
 
     With ``unfinished`` (the default), only runs not yet terminal: the ones
     a terminate of ``run_id`` must reach (T4).
+
+    Parent links edited by hand into a cycle cannot make it loop: each run
+    has one parent, so the only cycle reachable from ``run_id`` passes
+    through ``run_id`` itself, and the walk never enters ``run_id`` again.
     """
     sql = """
         WITH RECURSIVE tree(run_id, depth) AS (
-            SELECT run_id, 1 FROM runs WHERE parent_run_id = ?
+            SELECT run_id, 1 FROM runs WHERE parent_run_id = ? AND run_id <> ?
             UNION ALL
             SELECT runs.run_id, tree.depth + 1
             FROM runs JOIN tree ON runs.parent_run_id = tree.run_id
+            WHERE runs.run_id <> ?
         )
         SELECT runs.* FROM runs JOIN tree USING (run_id)
     """
@@ -152,7 +157,7 @@ def descendants(db: Db, run_id: str, *, unfinished: bool = True) -> list[RunReco
         terminal = ", ".join(f"'{s.value}'" for s in TERMINAL_STATES)
         sql += f" WHERE runs.status NOT IN ({terminal})"
     sql += " ORDER BY tree.depth, runs.created_at, runs.run_id"
-    return [RunRecord.from_row(r) for r in db.query(sql, (run_id,))]
+    return [RunRecord.from_row(r) for r in db.query(sql, (run_id, run_id, run_id))]
 
 
 def last_seq(db: Db) -> int:

@@ -27,6 +27,7 @@ from tests.dashboard_helpers import (
 )
 from tests.pg_cluster import PgDatabase
 from tests.pg_load import connections
+from tests.store_access import raw_sql
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -323,3 +324,30 @@ def test_O1_on_postgresql_reads_share_one_connection_closed_at_shutdown(
     assert during == 1
     assert again == 1
     wait_until(lambda: connections(cluster, pg_database) == 0)
+
+
+@pytest.mark.parametrize("cycle", ["self", "pair"])
+def test_O1_parent_links_edited_into_a_cycle_never_hang_a_page_or_a_terminate(
+    db: Target, cycle: str
+) -> None:
+    """Found by a tester: a run whose parent link was edited to point at
+    itself (or two runs at each other) made ``descendants`` recurse forever:
+    the run page hung with a thread spinning, and on PostgreSQL the query
+    filled the temp space. The walk now never re-enters its start."""
+    seed(db, "a", "b")
+    if cycle == "self":
+        raw_sql(db, "UPDATE runs SET parent_run_id = run_id WHERE run_id = 'a'")
+    else:
+        raw_sql(db, "UPDATE runs SET parent_run_id = 'b' WHERE run_id = 'a'")
+        raw_sql(db, "UPDATE runs SET parent_run_id = 'a' WHERE run_id = 'b'")
+    with open_store(db, readonly=True) as store:
+        below = [r.run_id for r in store.descendants("a", unfinished=False)]
+    assert below == ([] if cycle == "self" else ["b"])
+    with dashboard(db) as client:
+        assert client.get("/runs/a").status_code == 200
+        assert client.get("/runs/b").status_code == 200
+    said = run_cli(db, "terminate", "a", "--reason", "loop")
+    assert said.exit_code == 0, said.output
+    with open_store(db, readonly=True) as store:
+        statuses = {r: store.get_run(r).status.value for r in ("a", "b")}
+    assert statuses == {"a": "terminated", "b": "terminated" if cycle == "pair" else "pending"}
