@@ -11,6 +11,7 @@ import subprocess
 import sys
 from typing import Any
 
+import httpx
 import pytest
 
 from cli import _ui
@@ -75,6 +76,32 @@ def test_O1_token_in_the_url_sets_the_cookie_and_redirects_without_it(db: Target
         assert client.get("/?token=wrong").status_code == 401
         odd = client.get(f"/runs/{quote('customer/42 ?#%')}?token={TOKEN}")
         assert odd.headers["location"] == f"/runs/{quote('customer/42 ?#%')}"
+        # never to another site: "//evil.example/" is a network-path reference
+        raw = f"//evil.example/?token={TOKEN}".encode()
+        away = client.get(httpx.URL(BASE).copy_with(raw_path=raw))
+        assert away.headers["location"] == "/evil.example/"
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_O1_no_answer_may_be_framed_by_another_site(db: Target, token: str | None) -> None:
+    """Clickjacking (found by a tester): another site framed the loopback
+    dashboard invisibly and had the user click terminate; the frame's POST
+    carried the dashboard's own Origin. Every answer now forbids framing."""
+    seed(db, "framed")
+    auth = {} if token is None else {"Authorization": f"Bearer {token}"}
+    with dashboard(db, token=token) as client:
+        answers = [
+            client.get("/", headers=auth),
+            client.get("/runs/framed", headers=auth),
+            client.get("/live/runs", headers=auth),
+            client.get("/static/dashboard.js", headers=auth),
+            client.get("/runs/nope", headers=auth),  # a 404
+            client.post("/runs/framed/cancel", data={}, headers=auth),  # a refusal
+        ]
+    for answer in answers:
+        assert answer.headers["x-frame-options"] == "DENY", answer.url
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert answer.headers["x-content-type-options"] == "nosniff"
 
 
 def test_O1_with_a_token_other_host_names_are_served(db: Target) -> None:

@@ -17,6 +17,13 @@ updates, actions), before any route runs:
    ``Referer``) must name the same host and port as its ``Host`` (403). The
    form's CSRF token (:class:`CsrfTokens`) is checked by the action itself.
 
+Every answer, refusals included, forbids framing (``X-Frame-Options: DENY``
+and CSP ``frame-ancestors 'none'``): another site could otherwise show the
+loopback dashboard in an invisible frame and have the user click its
+buttons (clickjacking), and the frame's writes would carry the dashboard's
+own Origin. It also sends ``X-Content-Type-Options: nosniff`` and
+``Referrer-Policy: same-origin``.
+
 Invariants: a refused request never reaches a route, so it reads nothing
 and writes nothing; the token is never echoed in a response.
 """
@@ -31,13 +38,20 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cli.web._hosts import host_name, is_loopback
 
 #: The cookie that carries the token once ``?token=`` set it.
 COOKIE: Final = "proctor_ui_token"
 _READS: Final = frozenset({"GET", "HEAD"})
+#: Sent with every answer (see the module docstring).
+SECURITY_HEADERS: Final = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
 
 
 def same_token(given: str | None, token: str) -> bool:
@@ -67,11 +81,17 @@ class Guard:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+
+        async def send_guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
         refused = self._refusal(scope)
         if refused is not None:
-            await refused(scope, receive, send)
+            await refused(scope, receive, send_guarded)
             return
-        await self._app(scope, receive, send)
+        await self._app(scope, receive, send_guarded)
 
     def _refusal(self, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
@@ -104,7 +124,8 @@ class Guard:
             # The path as the client sent it (still percent-encoded: a run id
             # may hold ``?``, ``#`` or ``%``), not the decoded ``path``.
             raw = scope.get("raw_path") or scope["path"].encode()
-            path = raw.decode("latin-1")
+            # One leading slash: "//evil.example/" would be another site.
+            path = "/" + raw.decode("latin-1").lstrip("/")
             target = scope.get("root_path", "") + path + (f"?{rest}" if rest else "")
             answer = RedirectResponse(target, status_code=303)
             answer.set_cookie(COOKIE, self._token, httponly=True, samesite="strict", path="/")
