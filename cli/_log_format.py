@@ -9,10 +9,15 @@ runtime's ``run_id``, ``step``, ``call``, ``attempt``, ``event_type``,
 and, when the record has an exception, ``exc``: its traceback as one
 string.
 
-Invariants: one record is exactly one line (JSON escapes every newline of
-a message or traceback); a field is a JSON value (one that is not, an
-object, is written as its ``repr``); a field never hides ``ts``, ``level``,
-``logger``, ``message`` or ``exc``; stdlib only.
+Invariants: one record is exactly one line of valid JSON, whatever it
+holds: JSON escapes every newline, and the line separators Python's
+``splitlines`` and JavaScript also split at (U+2028, U+2029, U+0085) are
+escaped too; a field that is not a JSON value (an object, a dict with
+other keys than strings, a cycle, NaN or an infinity) is written as its
+``repr``, and one whose ``repr`` fails as its type; a message whose
+arguments do not fit its format is written as its format and arguments.
+A field never hides ``ts``, ``level``, ``logger``, ``message`` or ``exc``;
+stdlib only.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import datetime
 import json
 import logging
 import sys
-from typing import Any, Final
+from typing import Final
 
 #: The formats ``--log-format`` accepts.
 LOG_FORMATS: Final = ("text", "json")
@@ -38,6 +43,34 @@ _STANDARD: Final = frozenset(
 
 #: The keys of the JSON object that no ``extra`` field may replace.
 _RESERVED: Final = frozenset({"ts", "level", "logger", "message", "exc"})
+#: Characters valid inside a JSON string that some readers split lines at.
+_LINE_BREAKS: Final = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a __repr__ that raises: its type must do
+        return f"<{type(value).__qualname__} (repr failed)>"
+
+
+def _encoded(value: object) -> str:
+    """``value`` as one JSON value: itself if it is one, else its repr as a string."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps(_safe_repr(value), ensure_ascii=False)
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # format and arguments that do not fit: show both
+        try:
+            text = str(record.msg)
+        except Exception:
+            text = _safe_repr(record.msg)
+        return f"{text} (with arguments that do not fit it: {_safe_repr(record.args)})"
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -50,11 +83,11 @@ class JsonLinesFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.datetime.fromtimestamp(record.created, tz=datetime.UTC)
-        line: dict[str, Any] = {
+        line: dict[str, object] = {
             "ts": ts.isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
         }
         line.update(
             (key, value)
@@ -67,7 +100,8 @@ class JsonLinesFormatter(logging.Formatter):
             line["exc"] = record.exc_text
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(line, ensure_ascii=False, default=repr)
+        fields = ",".join(f"{json.dumps(key)}:{_encoded(value)}" for key, value in line.items())
+        return ("{" + fields + "}").translate(_LINE_BREAKS)
 
 
 def configure_logging(log_format: str, level: str) -> None:

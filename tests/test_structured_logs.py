@@ -212,6 +212,45 @@ def test_O3_the_json_formatter_writes_every_field_on_one_line() -> None:
     assert data["odd"].startswith("<object object")  # not JSON: its repr
 
 
+class _BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def _cycle() -> list[object]:
+    looped: list[object] = []
+    looped.append(looped)
+    return looped
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "extra"),
+    [
+        ("keys", (), {"data": {(1, 2): 3}}),  # a dict json cannot key
+        ("cycle", (), {"data": _cycle()}),
+        ("repr", (), {"data": _BadRepr()}),
+        ("bad args %s %s", (1,), {}),  # too few arguments for the format
+        ("numbers", (), {"nan": float("nan"), "inf": float("-inf")}),
+        ("breaks \u2028 \u2029 \x85 \r", (), {"data": "a\u2028b"}),
+    ],
+)
+def test_O3_every_record_is_one_line_of_valid_json_whatever_it_holds(
+    msg: str, args: tuple[object, ...], extra: dict[str, object]
+) -> None:
+    """Found by a tester: these made the formatter raise (logging then
+    printed a multi-line "Logging error" among the JSON lines), wrote bare
+    NaN (not JSON), or let Python's splitlines split a record in two."""
+    record = logging.getLogger("proctor").makeRecord(
+        "proctor", logging.INFO, __file__, 1, msg, args, None, extra=extra
+    )
+    line = JsonLinesFormatter().format(record)
+    assert line.splitlines() == [line]
+    data = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} is not JSON"))
+    assert data["message"].startswith(msg.split(" ", maxsplit=1)[0])
+    for key in extra:
+        assert key in data
+
+
 # -- proctor worker --log-format json, as a process -----------------------------------
 
 
