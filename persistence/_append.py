@@ -104,6 +104,8 @@ def append_groups(
     its run id is added to ``foreign``, so the writer learns it lost the
     run although a heartbeat has no outcome to refuse.
     """
+    if any(_impossible(ev.run_id) for group in groups for ev in group):
+        return _without_impossible(db, groups, heartbeats, writer=writer, foreign=foreign)
     now = time.time()
     results: list[list[AppendOutcome]] = []
     # A lone group needs no savepoint: refused, the whole transaction is
@@ -132,6 +134,39 @@ def append_groups(
     return results
 
 
+def _impossible(run_id: str) -> bool:
+    """No run has this id: it holds a NUL, which ``check_chosen_run_id``
+    refuses and PostgreSQL cannot even compare; refused without asking."""
+    return "\x00" in run_id
+
+
+def _no_run(run_id: str) -> Refused:
+    return Refused(f"no run with id {run_id!r}", None)
+
+
+def _without_impossible(
+    db: Db,
+    groups: Sequence[Sequence[NewEvent]],
+    heartbeats: Sequence[HeartbeatRecord],
+    *,
+    writer: str | None,
+    foreign: set[str] | None,
+) -> list[list[AppendOutcome]]:
+    """:func:`append_groups`, a group naming an impossible run refused as
+    naming no run (the same outcome on every store), the others appended."""
+    possible = [g for g in groups if not any(_impossible(ev.run_id) for ev in g)]
+    appended = iter(
+        append_groups(db, possible, heartbeats, writer=writer, foreign=foreign)
+        if possible or heartbeats
+        else []
+    )
+    results: list[list[AppendOutcome]] = []
+    for group in groups:
+        bad = next((ev.run_id for ev in group if _impossible(ev.run_id)), None)
+        results.append([_no_run(bad)] * len(group) if bad is not None else next(appended))
+    return results
+
+
 def _owned_heartbeats(
     conn: Conn,
     heartbeats: Sequence[HeartbeatRecord],
@@ -154,6 +189,8 @@ def terminate_tree(
     Returns the run's outcome and the descendants this call terminated
     (none if the run had already finished: it keeps its children).
     """
+    if _impossible(run_id):
+        return _no_run(run_id), []
     now = time.time()
     terminated: list[str] = []
     with db.transaction() as conn:

@@ -93,6 +93,10 @@ class RunQuery:
     filters: str = ""
 
 
+#: The largest page a listing serves (a 64-bit SQL integer, with room to spare).
+MAX_LIMIT: Final = 2**62
+
+
 def run_query(
     *,
     status: object = None,
@@ -113,7 +117,8 @@ def run_query(
     Raises:
         InvalidArgument: a status that names no state, a time that is not
             ISO 8601 nor a duration, a naive ``datetime``, a non-finite
-            number, a ``limit`` below 1, ``since`` not before ``until`` (or
+            number, a ``limit`` below 1 or above :data:`MAX_LIMIT`, a
+            ``workflow`` or ``parent_run_id`` holding a NUL, ``since`` not before ``until`` (or
             ``ended_since`` not before ``ended_until``), a cursor no listing
             gave out or one of a listing with other filters.
         InvalidArgumentType: an argument of the wrong type.
@@ -121,6 +126,11 @@ def run_query(
     for what, text in (("workflow", workflow), ("parent_run_id", parent_run_id)):
         if text is not None and not isinstance(text, str):
             raise InvalidArgumentType(f"{what} must be a str (or None), got {text!r}")
+        if text is not None and "\x00" in text:
+            # no name or run id holds one, and PostgreSQL cannot compare text with one
+            raise InvalidArgument(f"{what} holds a NUL character (\\x00), which no run's can")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > MAX_LIMIT:
+        raise InvalidArgument(f"limit must be at most {MAX_LIMIT}, got {limit}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
         raise InvalidArgumentType(f"limit must be an int (or None), got {limit!r}")
     if limit is not None and limit < 1:

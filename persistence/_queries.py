@@ -24,15 +24,21 @@ from persistence._sql import Db
 from persistence._states import TERMINAL_STATES, RunState
 
 
-def _run_id(run_id: object) -> None:
+def _run_id(run_id: object) -> bool:
+    """Whether a run could have this id: a str (else InvalidArgumentType)
+    without a NUL, which no run id holds (``check_chosen_run_id`` refuses
+    it, and PostgreSQL cannot even compare text holding one). A lookup of
+    such an id finds nothing, on every store, without asking the store."""
     if not isinstance(run_id, str):
         raise InvalidArgumentType(f"a run id is a str, got {type(run_id).__name__}: {run_id!r}")
+    return "\x00" not in run_id
 
 
 def find_run(db: Db, run_id: str) -> RunRecord | None:
     """The run's projection, or None. Raises InvalidArgumentType for a run
     id that is not a str."""
-    _run_id(run_id)
+    if not _run_id(run_id):
+        return None
     rows = db.query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
     return RunRecord.from_row(rows[0]) if rows else None
 
@@ -47,7 +53,8 @@ def get_run(db: Db, run_id: str) -> RunRecord:
 
 def restarted_as(db: Db, run_id: str) -> list[str]:
     """The runs created as restarts of ``run_id`` (A7), oldest first."""
-    _run_id(run_id)
+    if not _run_id(run_id):
+        return []
     rows = db.query(
         "SELECT run_id FROM runs WHERE restarted_from = ? ORDER BY created_at, run_id", (run_id,)
     )
@@ -143,6 +150,8 @@ def descendants(db: Db, run_id: str, *, unfinished: bool = True) -> list[RunReco
     has one parent, so the only cycle reachable from ``run_id`` passes
     through ``run_id`` itself, and the walk never enters ``run_id`` again.
     """
+    if not _run_id(run_id):
+        return []
     sql = """
         WITH RECURSIVE tree(run_id, depth) AS (
             SELECT run_id, 1 FROM runs WHERE parent_run_id = ? AND run_id <> ?
@@ -196,7 +205,8 @@ def claimable(db: Db, workflows: Sequence[str], *, limit: int) -> list[RunRecord
 def events(db: Db, run_id: str, *, after: int = 0) -> list[EventRecord]:
     """The run's events with ``run_seq > after``, in order, each as appended
     (payloads held by a projection are filled back in, from one snapshot)."""
-    _run_id(run_id)
+    if not _run_id(run_id):
+        return []
     with db.snapshot():
         rows = db.query(
             "SELECT * FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq",
@@ -208,6 +218,7 @@ def events(db: Db, run_id: str, *, after: int = 0) -> list[EventRecord]:
 
 def steps(db: Db, run_id: str) -> list[StepRecord]:
     """Every step attempt of the run, in call and attempt order."""
-    _run_id(run_id)
+    if not _run_id(run_id):
+        return []
     rows = db.query("SELECT * FROM steps WHERE run_id = ? ORDER BY call, attempt", (run_id,))
     return [StepRecord.from_row(r) for r in rows]

@@ -26,6 +26,7 @@ from actors import (
     NotSerializable,
     ProctorError,
     RetryPolicy,
+    RunNotFound,
     RunState,
     Runtime,
     RuntimeClosed,
@@ -35,6 +36,7 @@ from actors import (
     step,
     workflow,
 )
+from persistence import cancel_request, open_store, run_query
 
 
 @step()
@@ -247,3 +249,38 @@ def test_a_reason_holding_a_nul_is_refused_on_every_store_and_writes_nothing(
     assert "holds a NUL character" in said
     assert said.endswith(" | scope refused too")
     assert rt.get_run(running.run_id).status is RunState.COMPLETED
+
+
+def test_a_run_id_holding_a_nul_names_no_run_on_every_store(rt: Runtime, db: Any) -> None:
+    """No run id holds a NUL (a chosen id must be printable), and PostgreSQL
+    cannot even compare text holding one: a tester's lookups, cancels and
+    listings with one were store errors there and "not found" on SQLite.
+    Now every store answers as for any id no run has, without asking."""
+    done = rt.start(adds, 1, 2)
+    done.result(timeout=10)
+    ghost = "a\x00b"
+    with pytest.raises(RunNotFound):
+        rt.get_run(ghost)
+    with pytest.raises(RunNotFound):
+        rt.events(ghost)
+    with pytest.raises(RunNotFound):
+        rt.cancel(ghost, "why")
+    with pytest.raises(RunNotFound):
+        rt.terminate(ghost, "why")
+    with pytest.raises(RunNotFound):
+        rt.signal(ghost, "go", None)
+    with open_store(db) as store:
+        assert store.find_run(ghost) is None
+        assert store.events(ghost) == []
+        assert store.restarted_as(ghost) == []
+        assert store.descendants(ghost) == []
+        assert store.steps(ghost) == []
+        outcome, children = store.terminate_tree(ghost, None, source="cli")
+        assert (outcome.accepted, outcome.status, children) == (False, None, [])  # type: ignore[union-attr]
+        mixed = store.append_groups([[cancel_request(ghost, None, source="cli")], []])
+        assert [o.accepted for o in mixed[0]] == [False]
+    with pytest.raises(InvalidArgument, match="NUL"):
+        rt.list_runs(workflow="a\x00")
+    with pytest.raises(InvalidArgument, match="at most"):
+        run_query(limit=2**70)
+    assert rt.get_run(done.run_id).status is RunState.COMPLETED
