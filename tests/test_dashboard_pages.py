@@ -351,3 +351,17 @@ def test_O1_parent_links_edited_into_a_cycle_never_hang_a_page_or_a_terminate(
     with open_store(db, readonly=True) as store:
         statuses = {r: store.get_run(r).status.value for r in ("a", "b")}
     assert statuses == {"a": "terminated", "b": "terminated" if cycle == "pair" else "pending"}
+
+
+def test_O1_a_huge_value_is_cut_on_the_page_and_its_live_part(db: Target) -> None:
+    """Found by a tester: a 4 MB argument made a 12 MB run page (shown as
+    the arguments and in two events' data), fetched again every second by
+    its live refresh. Each value is now cut, saying how much is left out."""
+    seed(db, "big", args="x" * 1_000_000)
+    with dashboard(db) as client:
+        page = client.get("/runs/big")
+        live = client.get("/live/runs/big")
+    assert page.status_code == live.status_code == 200
+    assert len(page.content) < 150_000
+    assert len(live.content) < 150_000
+    assert "more characters; the CLI&#39;s --json shows all" in page.text

@@ -20,6 +20,18 @@ from persistence import RunState, iso_utc
 
 #: Every state, for the status filter (its option values are these).
 STATES: Final = tuple(s.value for s in RunState)
+#: The most characters a value shows on a page (an argument, a result, an
+#: event's data): a page and its live refresh stay small whatever a run
+#: carries; ``proctor runs status --json`` and ``runs logs --json`` show all.
+MAX_SHOWN_CHARS: Final = 20_000
+#: The event table's data column, per event.
+MAX_CELL_CHARS: Final = 2_000
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… ({len(text) - limit:,} more characters; the CLI's --json shows all)"
 
 
 def when(ts: float | None) -> str:
@@ -43,18 +55,19 @@ def age(ts: float | None, now: float | None = None) -> str:
 
 
 def pretty(value: Any) -> str:
-    """A JSON value, indented; unsafe characters escaped as the CLI's JSON does."""
+    """A JSON value, indented, cut at :data:`MAX_SHOWN_CHARS`; unsafe
+    characters escaped as the CLI's JSON does."""
     try:
         text = json.dumps(value, indent=2, ensure_ascii=False, default=repr)
     except (RecursionError, ValueError):
         return "(nested too deeply to show)"
-    return "\n".join(clean(line) for line in text.split("\n"))
+    return "\n".join(clean(line) for line in _cut(text, MAX_SHOWN_CHARS).split("\n"))
 
 
 def compact(value: Any) -> str:
-    """A JSON value on one line (the event table's data column)."""
+    """A JSON value on one line, cut at :data:`MAX_CELL_CHARS` (the event table's data column)."""
     try:
-        return clean(json.dumps(value, ensure_ascii=False, default=repr))
+        return clean(_cut(json.dumps(value, ensure_ascii=False, default=repr), MAX_CELL_CHARS))
     except (RecursionError, ValueError):
         return "(nested too deeply to show)"
 
