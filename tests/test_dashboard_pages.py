@@ -365,3 +365,20 @@ def test_O1_a_huge_value_is_cut_on_the_page_and_its_live_part(db: Target) -> Non
     assert len(page.content) < 150_000
     assert len(live.content) < 150_000
     assert "more characters; the CLI&#39;s --json shows all" in page.text
+
+
+@pytest.mark.sqlite_only("only SQLite lets a REAL column hold text, as a hand edit can")
+def test_O1_a_row_edited_by_hand_is_one_sentence_not_a_crash(db: Target) -> None:
+    """Found by a tester: a run whose created_at was edited into text made
+    every page answer "Internal Server Error" with a traceback. A page that
+    cannot be shown now answers 500 with one sentence; the others still work."""
+    seed(db, "edited", "fine")
+    raw_sql(db, "UPDATE runs SET created_at = 'yesterday' WHERE run_id = 'edited'")
+    with dashboard(db) as client:
+        broken = client.get("/runs/edited")
+        fine = client.get("/runs/fine")
+    assert broken.status_code == 500
+    assert broken.text.startswith("500: /runs/edited could not be shown: ")
+    assert "proctor runs status RUN_ID" in broken.text
+    assert "Traceback" not in broken.text
+    assert fine.status_code == 200

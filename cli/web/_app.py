@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 import persistence
 from cli.web import _actions, _run_page, _runs_page
+from cli.web._crashes import Crashes
 from cli.web._guard import Guard
 from cli.web._state import Dashboard
 from cli.web._stores import Stores
@@ -67,7 +68,7 @@ def build_app(
             Route("/runs/{run_id:path}", _run_page.run_page, methods=["GET"]),
             Mount("/static", app=static, name="static"),
         ],
-        middleware=[Middleware(Guard, token=token)],
+        middleware=[Middleware(Guard, token=token), Middleware(Crashes)],
     )
     app.state.dashboard = dashboard
     return app
