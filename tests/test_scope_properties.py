@@ -468,13 +468,20 @@ async def torn_body(key: str) -> dict[str, bool]:
 
 
 class _WatchedClock(FakeClock):
+    """A ``FakeClock`` one can wait on until it has been moved to an instant."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.moved = threading.Event()
+        self._moved = threading.Condition()
 
     def advance(self, seconds: float) -> None:
         super().advance(seconds)
-        self.moved.set()
+        with self._moved:
+            self._moved.notify_all()
+
+    def wait_for(self, instant: float, timeout: float) -> bool:
+        with self._moved:
+            return self._moved.wait_for(lambda: self.time() >= instant, timeout)
 
 
 def test_B3_property_harness_moves_no_time_while_a_deadline_s_interrupt_is_on_its_way() -> None:
@@ -489,7 +496,8 @@ def test_B3_property_harness_moves_no_time_while_a_deadline_s_interrupt_is_on_it
     moves (or 2 s). A harness that moves the clock then (to the outer
     scope's deadline, 1.5 s) lets that deadline meet the body at its step,
     where the model (Trio: time stands still while the body runs) has the
-    outer scope exit uncaught at 0.5 s. Found as a flaky property example
+    outer scope exit uncaught at 0.5 s; a harness that waits for the
+    sleep's end passes after the 2 s hold. Found as a flaky property example
     under load; this is it, deterministic.
     """
     model = Model(None)
@@ -498,6 +506,7 @@ def test_B3_property_harness_moves_no_time_while_a_deadline_s_interrupt_is_on_it
     key = "torn"
     gate = _TORN_GATES[key] = threading.Event()
     clock = _WatchedClock()
+    outer_deadline = clock.time() + 1.5
     held: list[bool] = []
 
     def hold(events: list[NewEvent]) -> None:
@@ -506,7 +515,9 @@ def test_B3_property_harness_moves_no_time_while_a_deadline_s_interrupt_is_on_it
         if fired and not sleep_ended and not held:
             held.append(True)
             gate.set()
-            clock.moved.wait(2)  # the Journal commits nothing more meanwhile
+            # The Journal commits nothing more until the clock reaches the
+            # outer deadline (a harness that moves it now) or 2 s pass.
+            clock.wait_for(outer_deadline - 0.01, 2)
 
     AFTER_COMMIT.append(hold)
     try:
