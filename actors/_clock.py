@@ -83,8 +83,14 @@ class FakeClock:
             return self._wall + self._now
 
     def wait(self, cond: threading.Condition, deadline: float | None) -> None:
+        """Wait on ``cond`` (held by the caller) until an advance, or at once if
+        ``deadline`` has passed: the caller read the time before this call, and
+        an advance made since then, before ``cond`` was registered here (a
+        new waiter's first wait), would otherwise wake no one (lost wakeup)."""
         with self._lock:
             self._waiters.add(cond)
+            if deadline is not None and self._now >= deadline:
+                return
         cond.wait()
 
     def advance(self, seconds: float) -> None:

@@ -25,6 +25,7 @@ as the outermost scope of all. Invariants:
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from hypothesis import strategies as st
 
 from actors import (
     CancelScope,
+    EventType,
+    FakeClock,
     RunState,
     move_on_after,
     shield,
@@ -42,8 +45,9 @@ from actors import (
     step,
     workflow,
 )
+from actors._journal import AFTER_COMMIT
 from actors.testing import ProctorTestKit
-from persistence import open_store
+from persistence import NewEvent, open_store
 from tests.conftest import NOTES, note, wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -258,9 +262,80 @@ def _log(db: Path, run_id: str) -> list[Any]:
         return store.events(run_id)
 
 
+def _owners(log: list[Any], call: int) -> tuple[set[int], bool]:
+    """The scopes timer call ``call`` was started in, up to the innermost shield
+    (those whose cancel interrupts it, B3), and whether a shield is around it.
+
+    Read from the log's lexical records: ``scope_entered``/``scope_exited``
+    (a shield scope also writes ``shield_entered`` right after its entry and
+    ``shield_exited`` right after its exit) and a plain ``shield()``'s
+    ``shield_entered``/``shield_exited``.
+    """
+    shield_scopes = {
+        e.data["scope"] for e in log if e.type.value == "scope_entered" and e.data["shield"]
+    }
+    stack: list[tuple[int | None, bool]] = []
+    prev: Any = None
+    for e in log:
+        t = e.type.value
+        if t == "scope_entered":
+            stack.append((e.data["scope"], bool(e.data["shield"])))
+        elif t == "shield_entered":
+            if not (
+                prev is not None and prev.type.value == "scope_entered" and prev.data["shield"]
+            ):
+                stack.append((None, True))  # a plain shield(): no scope id
+        elif t == "scope_exited":
+            stack.pop()
+        elif t == "shield_exited":
+            if not (
+                prev is not None
+                and prev.type.value == "scope_exited"
+                and prev.data["scope"] in shield_scopes
+            ):
+                stack.pop()
+        elif t == "timer_started" and e.call == call:
+            owners: set[int] = set()
+            for scope, is_shield in reversed(stack):
+                if scope is not None:
+                    owners.add(scope)
+                if is_shield:
+                    break
+            return owners, any(is_shield for _, is_shield in stack)
+        prev = e
+    raise AssertionError(f"no timer_started for call {call}")
+
+
+def _at_rest(log: list[Any], sleep_call: int, run_cancelled: bool) -> bool:
+    """Whether the log says the body waits on sleep ``sleep_call``, still.
+
+    It does once the sleep started and until it ended, unless something was
+    recorded that ends it and whose end is not written yet: a deadline that
+    fired for a scope the sleep belongs to (its ``scope_cancelled`` and
+    ``timer_fired`` may commit before the sleep's ``timer_cancelled``, which
+    joins the body's next records), or the run's cancel outside every shield.
+    While the sleep's end is on its way the body runs: virtual time must not
+    move under it, or a deadline meets it at a checkpoint the model never
+    reaches by then.
+    """
+    ended = {e.call for e in log if e.type.value in ("timer_fired", "timer_cancelled")}
+    if sleep_call in ended:
+        return True
+    owners, shielded = _owners(log, sleep_call)
+    if run_cancelled and not shielded:
+        return False
+    cancelled = {e.data["scope"] for e in log if e.type.value == "scope_cancelled"}
+    return not owners & cancelled
+
+
 def _drive(kit: ProctorTestKit, run_id: str, cancel_at: int | None, crashes: set[int]) -> None:
-    """Act at each sleep of the body, then move the clock to its next due timer."""
+    """Act at each sleep of the body, then move the clock to its next due timer.
+
+    Time moves only while the log says the body waits on that sleep (``_at_rest``),
+    and after a restart only once the new runtime took the run over.
+    """
     index = 0
+    restarts = 0
     while True:
 
         def waits_or_ended(index: int = index) -> bool:
@@ -275,14 +350,32 @@ def _drive(kit: ProctorTestKit, run_id: str, cancel_at: int | None, crashes: set
             return
         if index in crashes:
             kit.restart()
+            restarts += 1
+
+            def taken_over(restarts: int = restarts) -> bool:
+                log = _log(kit.db, run_id)
+                resumed = sum(e.type.value == "run_resumed" for e in log)
+                return resumed >= restarts or kit.runtime.get_run(run_id).status.is_terminal
+
+            wait_until(taken_over, 20)
         if index == cancel_at:
             kit.runtime.cancel(run_id, reason="run cancel")
+        cancelled = cancel_at is not None and index >= cancel_at
         sleep_call = [
             e.call
             for e in _log(kit.db, run_id)
             if e.type.value == "timer_started" and e.step == "sleep"
         ][index]
+        assert sleep_call is not None
+
+        def at_rest(sleep_call: int = sleep_call, cancelled: bool = cancelled) -> bool:
+            log = _log(kit.db, run_id)
+            return kit.runtime.get_run(run_id).status.is_terminal or _at_rest(
+                log, sleep_call, cancelled
+            )
+
         while True:
+            wait_until(at_rest, 20)
             log = _log(kit.db, run_id)
             ended = {e.call for e in log if e.type.value in ("timer_fired", "timer_cancelled")}
             if sleep_call in ended or kit.runtime.get_run(run_id).status.is_terminal:
@@ -337,3 +430,105 @@ def test_B3_property_scopes_follow_trio_and_replay_the_same(
         tally(f"status {status.value}; scopes cancelled: {min(len(cancelled), 2)}")
         tally(f"resumed: {sum(e.type.value == 'run_resumed' for e in log) > 0}")
         assert not [e for e in log if e.type.value == "step_cancelled"]
+
+
+# -- the harness's own race, forced --------------------------------------------------
+
+_TORN_PLAN: list[dict[str, Any]] = _number(
+    [
+        {
+            "t": "shield",
+            "deadline": 1.5,
+            "cancel_after": None,
+            "children": [
+                {
+                    "t": "plain",
+                    "deadline": 0.5,
+                    "cancel_after": None,
+                    "children": [{"t": "sleep", "s": 2}],
+                },
+                {"t": "step"},
+            ],
+        }
+    ]
+)
+_TORN_GATES: dict[str, threading.Event] = {}
+
+
+@workflow()
+async def torn_body(key: str) -> dict[str, bool]:
+    """``_TORN_PLAN`` as code, held after the inner scope's exit until the
+    deadline's first records are committed on their own (see the test)."""
+    with move_on_after(1.5, shield=True) as outer:
+        with move_on_after(0.5) as inner:
+            await sleep(2)
+        assert _TORN_GATES[key].wait(10)
+        await prop_step(key)
+    return {"n0": outer.cancelled_caught, "n1": inner.cancelled_caught}
+
+
+class _WatchedClock(FakeClock):
+    """A ``FakeClock`` one can wait on until it has been moved to an instant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._moved = threading.Condition()
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds)
+        with self._moved:
+            self._moved.notify_all()
+
+    def wait_for(self, instant: float, timeout: float) -> bool:
+        with self._moved:
+            return self._moved.wait_for(lambda: self.time() >= instant, timeout)
+
+
+def test_B3_property_harness_moves_no_time_while_a_deadline_s_interrupt_is_on_its_way() -> None:
+    """The harness's rule: time moves only while the log says the body waits.
+
+    A deadline that fires while the body sleeps commits its ``timer_fired``
+    and ``scope_cancelled`` at once, and the sleep's ``timer_cancelled``
+    with the body's next records (D1 holds: each end is durable before what
+    follows it). Between the two commits the log shows the sleep pending
+    while the body runs on. Forced here: the body is held until the first
+    group is committed, and the Journal is held after it until the clock
+    moves (or 2 s). A harness that moves the clock then (to the outer
+    scope's deadline, 1.5 s) lets that deadline meet the body at its step,
+    where the model (Trio: time stands still while the body runs) has the
+    outer scope exit uncaught at 0.5 s; a harness that waits for the
+    sleep's end passes after the 2 s hold. Found as a flaky property example
+    under load; this is it, deterministic.
+    """
+    model = Model(None)
+    assert model.outcome(_TORN_PLAN) is RunState.COMPLETED
+    assert model.caught == {"n0": False, "n1": True}
+    key = "torn"
+    gate = _TORN_GATES[key] = threading.Event()
+    clock = _WatchedClock()
+    outer_deadline = clock.time() + 1.5
+    held: list[bool] = []
+
+    def hold(events: list[NewEvent]) -> None:
+        fired = [e for e in events if e.type is EventType.TIMER_FIRED and e.step == "scope"]
+        sleep_ended = [e for e in events if e.step == "sleep" and e.type.value != "timer_started"]
+        if fired and not sleep_ended and not held:
+            held.append(True)
+            gate.set()
+            # The Journal commits nothing more until the clock reaches the
+            # outer deadline (a harness that moves it now) or 2 s pass.
+            clock.wait_for(outer_deadline - 0.01, 2)
+
+    AFTER_COMMIT.append(hold)
+    try:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            ProctorTestKit(Path(tmp) / "p.db", clock=clock) as kit,
+        ):
+            run_id = kit.runtime.start(torn_body, key).run_id
+            _drive(kit, run_id, None, set())
+            assert held, "the deadline's records were not committed on their own"
+            assert kit.runtime.handle(run_id).result(timeout=10) == model.caught
+    finally:
+        AFTER_COMMIT.remove(hold)
+        _TORN_GATES.pop(key, None)

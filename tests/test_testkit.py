@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from actors import InvalidArgument, RetryPolicy, RunState, WaitTimeout, get_context, step, workflow
+from actors import (
+    FakeClock,
+    InvalidArgument,
+    RetryPolicy,
+    RunState,
+    WaitTimeout,
+    get_context,
+    step,
+    workflow,
+)
 from actors.testing import ProctorTestKit
 from tests.conftest import NOTES, gate, note
 
@@ -161,3 +170,30 @@ def test_a_result_that_times_out_names_the_running_step(kit: ProctorTestKit) -> 
         run.result(timeout=0.1)
     gate("kit-running").set()
     assert run.result(timeout=10) == "kit-running"
+
+
+def test_fake_clock_wakes_a_first_wait_that_an_advance_overtook() -> None:
+    """A waiter (the Timers actor's mailbox) reads the time, finds its deadline
+    not due, and calls ``wait``; an advance between the two, before its
+    condition was ever registered with the clock (a new runtime's Timers,
+    after a restart), must not be lost: the timer would never fire. Forced:
+    the advance comes first, the wait after, as that waiter would make it."""
+    clock = FakeClock()
+    cond = threading.Condition()
+    deadline = clock.monotonic() + 5  # read as not due yet...
+    clock.advance(10)  # ...and the clock moves before the wait begins
+    returned = threading.Event()
+
+    def waiter() -> None:
+        with cond:
+            clock.wait(cond, deadline)
+        returned.set()
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    try:
+        assert returned.wait(5), "the wait missed an advance made before it"
+    finally:
+        with cond:
+            cond.notify_all()  # release it if it hung (the bug), not to leak it
+        thread.join(5)
