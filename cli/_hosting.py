@@ -52,13 +52,18 @@ def demo(
     show a cancel scope's deadline cancelling one step while the run completes."""
     from cli._demo import run_demo  # noqa: PLC0415 - hosts a runtime: import actors lazily
 
-    if with_ui:
-        _ui.require_ui()  # before the demo, not after it
+    # With --ui the port is bound before the demo, not after it: a busy port
+    # fails at once, before the demo adds its runs to the store.
+    sock = _ui.bind_dashboard("127.0.0.1", port) if with_ui else None
     try:
         cancelled = run_demo(options.db, cancel_after=cancel_after, quote_seconds=quote_deadline)
-    except StoreError as exc:
-        fail(str(exc))
-    if not with_ui:
+    except BaseException as exc:
+        if sock is not None:
+            sock.close()
+        if isinstance(exc, StoreError):
+            fail(str(exc))
+        raise
+    if sock is None:
         hint = _ui.dashboard_hint(options.shown)
         if hint is not None:
             click.echo(hint)
@@ -67,7 +72,7 @@ def demo(
     def say_where(url: str) -> None:
         click.echo(f"the cancelled order's timeline: {url}runs/{cancelled}")
 
-    _ui.serve_dashboard(options, host="127.0.0.1", port=port, token=None, then=say_where)
+    _ui.serve_dashboard(options, host="127.0.0.1", port=port, token=None, then=say_where, sock=sock)
 
 
 @cli.command(epilog=_exits.PLAIN)

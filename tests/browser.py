@@ -41,7 +41,7 @@ import pytest
 from tests.processes import ROOT
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext
+    from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 
 #: Where Chromium is looked for, in order: commands on PATH, then a path.
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
@@ -119,6 +119,19 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
         time.sleep(0.01)
 
 
+def console_error(url: str, message: ConsoleMessage, document_status: int) -> list[str]:
+    """``message`` of the page at ``url`` as a failure, or none: every error
+    counts (a 404 for the page's icon, a failed fetch), except a failed load
+    on a page whose own document answered an error status (a 401 or 409 the
+    test provokes and checks itself): that page links nothing of its own, and
+    the browser's request for its icon meets the same refusal."""
+    if message.type != "error":
+        return []
+    if document_status >= 400 and message.text.startswith("Failed to load resource"):
+        return []
+    return [f"{url}: {message.text} ({message.location.get('url')})"]
+
+
 #: Whether a test's call failed (set by the report hook below, read at teardown).
 CALL_FAILED = pytest.StashKey[bool]()
 
@@ -152,7 +165,8 @@ def chromium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser
     Yields a Playwright ``BrowserContext`` (``chromium.new_page()``); closed,
     and checked gone, at the end. When the test failed, each open page's
     screenshot is saved under ``tmp_path`` first (its path printed). An
-    uncaught JavaScript error on any page fails the test.
+    uncaught JavaScript error on any page fails the test, and so does an
+    error the browser logs on its console (e.g. a 404 for the page's icon).
     """
     try:
         # Lazily: without Playwright the test skips (or fails under CI) with
@@ -179,10 +193,25 @@ def chromium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser
         context.set_default_timeout(PAGE_TIMEOUT)
         context.set_default_navigation_timeout(PAGE_TIMEOUT)
         script_errors: list[str] = []
-        context.on(
-            "page",
-            lambda page: page.on("pageerror", lambda e: script_errors.append(f"{page.url}: {e}")),
-        )
+        console_errors: list[str] = []
+
+        def watch(page: Page) -> None:
+            page.on("pageerror", lambda e: script_errors.append(f"{page.url}: {e}"))
+            document = {"status": 200}  # of the page's last main-frame navigation
+            page.on(
+                "response",
+                lambda r: (
+                    document.update(status=r.status)
+                    if r.request.is_navigation_request() and r.frame == page.main_frame
+                    else None
+                ),
+            )
+            page.on(
+                "console",
+                lambda m: console_errors.extend(console_error(page.url, m, document["status"])),
+            )
+
+        context.on("page", watch)
         try:
             yield context
             if request.node.stash.get(CALL_FAILED, False):
@@ -195,6 +224,7 @@ def chromium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser
         "a Chromium process outlived its test",
     )
     assert script_errors == [], "the dashboard's JavaScript threw"
+    assert console_errors == [], "the browser logged errors (a missing file, a failed request)"
 
 
 @dataclass

@@ -550,3 +550,29 @@ def test_O1_docs_screenshots_of_the_demo_show_what_the_docs_say(
     shot = out / "dashboard-run.png"
     page.screenshot(path=shot)  # the first screen: status, timeline, arguments
     print(f"docs screenshots: {shot} and {out / 'dashboard-runs.png'}")
+
+
+def test_O1_run_page_drops_its_buttons_when_the_run_ends_while_it_is_open(
+    rt: Runtime, db: str, chromium: BrowserContext, dashboard: StartDashboard
+) -> None:
+    """The live part shows the terminal status, and the actions go with it:
+    no cancel or terminate button is left for a run that cannot take one."""
+    handle = rt.start(shielded, "e1")
+    assert gate("e1:started").wait(10)
+    server = dashboard(db)
+    page = chromium.new_page()
+    page.goto(f"{server.url}runs/{handle.run_id}")
+    cancel, terminate = page.locator("#cancel-button"), page.locator("#terminate-button")
+    assert cancel.is_visible()
+    assert terminate.is_visible()
+    mark_document(page)
+
+    gate("e1").set()
+    assert handle.result(timeout=10) == "unreachable"
+    page.wait_for_function(
+        "() => document.querySelector('#run-status').dataset.status === 'COMPLETED'"
+    )
+    page.locator("#actions").wait_for(state="hidden")
+    assert not cancel.is_visible()
+    assert not terminate.is_visible()
+    assert still_the_same_document(page), "the buttons went by a reload, not live"

@@ -382,3 +382,92 @@ def test_O1_a_row_edited_by_hand_is_one_sentence_not_a_crash(db: Target) -> None
     assert "proctor runs status RUN_ID" in broken.text
     assert "Traceback" not in broken.text
     assert fine.status_code == 200
+
+
+# -- what a new user found ---------------------------------------------------------
+
+
+def test_O1_a_limit_below_one_is_refused_in_the_pages_own_words(db: Target) -> None:
+    """``?limit=`` is the page's parameter: its error names no Python API
+    (run_query's "or None: every run" is not something a URL can say)."""
+    seed(db, "x-1")
+    with dashboard(db) as client:
+        for typed in ("0", "-3", "many"):
+            page = client.get("/", params={"limit": typed})
+            assert page.status_code == 400
+            shown = re.search(r'<p id="filter-error" class="problem">(.*?)</p>', page.text, re.S)
+            assert shown
+            said = html.unescape(shown.group(1))
+            assert said == f"limit must be a whole number of runs, at least 1, got {typed!r}"
+            assert "None" not in said
+
+
+def test_O1_a_bad_status_is_echoed_as_the_user_typed_it(db: Target) -> None:
+    seed(db, "x-1")
+    with dashboard(db) as client:
+        page = client.get("/", params={"status": "BOGUS"})
+        upper = client.get("/", params={"status": "CANCELLING"})
+    assert page.status_code == 400
+    assert "status &#39;BOGUS&#39; names no run state" in page.text
+    assert "bogus" not in page.text
+    assert upper.status_code == 200  # any case still names a state
+
+
+def test_O1_a_later_page_links_the_first_page_with_the_same_filters(db: Target) -> None:
+    """A cursor pages forward only (as ``proctor runs list --cursor``), so a
+    later page offers the first (newest) page, keeping the filters."""
+    seed(db, *(f"p-{i}" for i in range(3)))
+    seed(db, "other-1", workflow="shop.refund")
+    with dashboard(db) as client:
+        first = client.get("/?limit=2&workflow=order")
+        assert 'id="first-page"' not in first.text
+        found = re.search(r'<a id="next-page" href="([^"]+)"', first.text)
+        assert found
+        second = client.get(html.unescape(found.group(1)))
+        live = client.get("/live/runs?" + html.unescape(found.group(1)).split("?", 1)[1])
+        link = re.search(r'<a id="first-page" href="([^"]+)"', second.text)
+        assert link, "the second page links no first page"
+        assert 'id="first-page"' in live.text  # the live table keeps the link
+        back = client.get(html.unescape(link.group(1)))
+    assert html.unescape(link.group(1)) == "/?workflow=order&limit=2"
+    assert rows(back.text) == rows(first.text)
+    assert 'id="first-page"' not in back.text
+
+
+def test_O1_runs_page_reason_column_shows_cancel_and_terminate_reasons(db: Target) -> None:
+    seed(db, "cancelled-1", "terminated-1", "both-1", "plain-1")
+    assert run_cli(db, "cancel", "cancelled-1", "--reason", "out of stock").exit_code == 0
+    assert run_cli(db, "terminate", "terminated-1", "--reason", "stuck").exit_code == 0
+    assert run_cli(db, "cancel", "both-1", "--reason", "late").exit_code == 0
+    assert run_cli(db, "terminate", "both-1", "--reason", "still late").exit_code == 0
+    with dashboard(db) as client:
+        page = client.get("/").text
+    assert "<th>reason</th>" in page
+    reasons = {
+        html.unescape(run_id): html.unescape(reason)
+        for run_id, reason in re.findall(
+            r'<tr data-run-id="([^"]*)".*?<td class="reason">(.*?)</td>', page, re.S
+        )
+    }
+    assert reasons == {
+        "cancelled-1": "out of stock",
+        "terminated-1": "terminate: stuck",
+        "both-1": "late; terminate: still late",
+        "plain-1": "",
+    }
+
+
+def test_O1_pages_link_an_icon_that_is_served(db: Target) -> None:
+    """A browser asks every page for an icon; a 404 would log an error each time."""
+    seed(db, "x-1")
+    with dashboard(db) as client:
+        page = client.get("/").text
+        link = re.search(r'<link rel="icon" href="([^"]+)"', page)
+        assert link
+        icon = client.get(link.group(1))
+        legacy = client.get("/favicon.ico", follow_redirects=True)
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.startswith("<svg")
+    assert legacy.status_code == 200
+    assert legacy.content == icon.content

@@ -7,21 +7,27 @@ and SIGTERM (exit 0, nothing on stderr: no access log, no traceback).
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import Target
-from tests.dashboard_helpers import seed
+from tests.conftest import Target, run_cli
+from tests.dashboard_helpers import csrf_of, seed
 from tests.processes import DEADLINE, ROOT
 
 pytestmark = pytest.mark.timeout(120)
@@ -179,3 +185,167 @@ def test_O1_demo_ui_serves_the_cancelled_orders_page(db: Target) -> None:
         assert '<section id="timeline-section">' in page
         code, _out, err = process.stop(signal.SIGINT)
     assert code == 0, err
+
+
+# -- what a new user found ---------------------------------------------------------
+
+
+def test_O1_proctor_ui_on_a_port_in_use_hints_at_port_0(db: Target) -> None:
+    seed(db, "served")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "cli", "--db", os.fspath(db), "ui", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port 0 picks a free port" in result.stderr
+    assert result.stdout == ""
+
+
+def test_O1_demo_ui_on_a_port_in_use_fails_before_the_demo(db: Target) -> None:
+    """The port is bound first: a busy one fails at once, the store untouched
+    (no demo runs added, nothing printed but the error and its hint)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "cli", "--db", os.fspath(db), "demo", "--ui"),
+                *("--port", str(port), "--cancel-after", "0.05", "--quote-deadline", "0.05"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port 0 picks a free port" in result.stderr
+    assert result.stdout == ""  # the demo, which prints its timeline, never ran
+    listed = run_cli(db, "runs", "list", "--json")
+    assert listed.exit_code != 0 or json.loads(listed.output) == [], listed.output
+
+
+def _lines_until(process: Served, prefix: str) -> list[str]:
+    lines = [process.line()]
+    while not lines[-1].startswith(prefix):
+        lines.append(process.line())
+    return lines
+
+
+def test_O1_proctor_ui_on_every_interface_says_how_to_reach_it_and_open_it(
+    db: Target,
+) -> None:
+    """``serving http://0.0.0.0:PORT/`` cannot be opened on another host: the
+    URLs of this host's name and addresses follow it, then how to pass the token."""
+    seed(db, "served")
+    with proctor_process(
+        db,
+        "ui",
+        "--host",
+        "0.0.0.0",  # noqa: S104
+        "--port",
+        "0",
+        "--token",
+        "s3cret",
+    ) as process:
+        lines = _lines_until(process, "proctor ui: open it once")
+        code, _out, err = process.stop(signal.SIGTERM)
+    assert code == 0, err
+    serving = lines[0]
+    assert re.fullmatch(r"proctor ui: serving http://0\.0\.0\.0:\d+/", serving), serving
+    port = serving.rsplit(":", 1)[1].rstrip("/")
+    reachable = [line.removeprefix("proctor ui: reachable at ") for line in lines[1:-1]]
+    assert all(re.fullmatch(rf"http://\S+:{port}/", url) for url in reachable), lines
+    try:
+        socket.getaddrinfo(socket.gethostname(), None, family=socket.AF_INET)
+    except OSError:
+        pass  # best effort: a host whose name does not resolve lists nothing
+    else:
+        assert reachable[0] == f"http://{socket.gethostname()}:{port}/"
+    assert lines[-1] == "proctor ui: open it once with ?token=s3cret (it is then kept in a cookie)"
+
+
+def test_O1_proctor_ui_never_prints_a_token_that_came_from_the_environment(
+    db: Target,
+) -> None:
+    seed(db, "served")
+    with proctor_process(
+        db, "ui", "--port", "0", env={"PROCTOR_UI_TOKEN": "env-secret-1"}
+    ) as process:
+        lines = _lines_until(process, "proctor ui: open it once")
+        code, out, err = process.stop(signal.SIGTERM)
+    assert code == 0, err
+    assert lines[-1] == (
+        "proctor ui: open it once with ?token=$PROCTOR_UI_TOKEN (it is then kept in a cookie)"
+    )
+    assert "env-secret-1" not in "\n".join([*lines, out, err])
+
+
+def test_O1_proctor_ui_logs_each_accepted_action_and_no_page_view(db: Target) -> None:
+    """One INFO line per action on stderr (who asked, what the CLI would say);
+    page views stay silent."""
+    seed(db, "served")
+    with proctor_process(db, "ui", "--port", "0") as process:
+        url = process.line().removeprefix(PREFIX)
+        status, page = _get(f"{url}runs/served")
+        assert status == 200
+        assert _get(url)[0] == 200
+        form = urllib.parse.urlencode({"csrf": csrf_of(page), "reason": "out of stock"})
+        request = urllib.request.Request(  # noqa: S310 - our own loopback URL
+            f"{url}runs/served/cancel",
+            data=form.encode(),
+            headers={"Origin": url.rstrip("/")},
+        )
+        with urllib.request.urlopen(request, timeout=DEADLINE) as answer:  # noqa: S310
+            assert answer.status == 200  # the run page, after the 303
+        code, _out, err = process.stop(signal.SIGINT)
+    assert code == 0, err
+    assert err.splitlines() == [
+        "proctor ui: cancel of run served requested from 127.0.0.1:"
+        " cancel requested: run served is now cancelling"
+    ]
+
+
+def test_O1_the_demo_hint_names_proctor_as_invoked_when_it_is_not_on_path(
+    tmp_path: Path,
+) -> None:
+    """Installed into a virtualenv that is not activated, ``proctor`` is not a
+    command: the hint names the script that ran instead."""
+    script = Path(sys.executable).parent / "proctor"
+    if not script.exists():
+        pytest.skip("proctor is not installed as a script beside this Python")
+    path = "/usr/bin:/bin"
+    assert shutil.which("proctor", path=path) is None
+    store = tmp_path / "demo.db"
+    result = subprocess.run(
+        [
+            str(script),
+            "--db",
+            str(store),
+            "demo",
+            "--cancel-after",
+            "0.05",
+            "--quote-deadline",
+            "0.05",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE * 2,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    hint = result.stdout.strip().splitlines()[-1]
+    assert hint == f"see it in the dashboard: {script} --db {store} ui"

@@ -9,6 +9,9 @@ is already finished answers 409 with the CLI's message and nothing is
 written; an unknown run 404; a bad reason or grace 400 with the CLI's
 message; a form without this process's CSRF token 403.
 
+Each accepted action is logged (logger ``proctor.ui``, INFO): which, of
+which run, from which client address, and what it said; page views are not.
+
 With "wait", the action follows the run (``persistence.follow_to_end``, as
 ``proctor cancel --wait`` does, the grace enforced the same way) for at most
 :data:`WAIT_SECONDS`, then says how it ended, or that it is still going.
@@ -16,6 +19,7 @@ With "wait", the action follows the run (``persistence.follow_to_end``, as
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Final
 from urllib.parse import parse_qs
@@ -33,6 +37,8 @@ from cli.web._run_page import run_answer, run_path
 from cli.web._state import Dashboard, dashboard_of
 from persistence import NotSerializable, Store, StoreError, follow_to_end
 
+#: The logger of accepted actions: one INFO line each (``proctor ui`` shows it on stderr).
+log = logging.getLogger("proctor.ui")
 #: How long "wait" follows the run before the page answers anyway (seconds).
 WAIT_SECONDS: Final = 10.0
 #: The largest form the actions read (bytes): a reason is at most a few KiB.
@@ -150,6 +156,14 @@ async def _act(request: Request, verb: str) -> Response:
         return await run_answer(dashboard, run_id, "run.html", status_code=500, flash=[exc.message])
     except StoreError as exc:
         return dashboard.problem(503, str(exc))
+    client = request.client.host if request.client else "an unknown client"
+    log.info(
+        "proctor ui: %s of run %s requested from %s: %s",
+        verb,
+        clean(run_id),
+        clean(client),
+        " / ".join(said),
+    )
     value = _flash.encode(run_id, said)
     if value is None:  # too long for a cookie: the page itself, at the form's URL
         return await run_answer(dashboard, run_id, "run.html", flash=said)

@@ -16,6 +16,8 @@ from importlib.resources import files
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -27,6 +29,12 @@ from cli.web._state import Dashboard
 from cli.web._stores import Stores
 from cli.web._views import environment
 from persistence import DEFAULT_BUSY_TIMEOUT, StoreTarget
+
+
+async def _favicon(_request: Request) -> RedirectResponse:
+    """``GET /favicon.ico`` (asked for by a browser on a page that links no icon):
+    the pages' icon, so no browser logs a 404 for it."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 def build_app(
@@ -61,6 +69,7 @@ def build_app(
         lifespan=lifespan,
         routes=[
             Route("/", _runs_page.runs_page, methods=["GET"]),
+            Route("/favicon.ico", _favicon, methods=["GET"]),
             Route("/live/runs", _runs_page.runs_table, methods=["GET"]),
             Route("/runs/{run_id:path}/cancel", _actions.cancel, methods=["POST"]),
             Route("/runs/{run_id:path}/terminate", _actions.terminate, methods=["POST"]),

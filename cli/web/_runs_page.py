@@ -4,13 +4,16 @@ Invariants: the filters are checked by ``persistence.run_query``, the very
 checks of ``proctor runs list`` (a bad one is a 400 page with its message);
 the page reads the store read-only; the next page's link carries the same
 filters and the cursor the listing gave out, so paging neither repeats nor
-skips a run. ``/live/runs`` answers the same query's table alone, for the
+skips a run; a page after the first links the first (newest) page with
+the same filters (a cursor pages forward only, as ``runs list`` does).
+``/live/runs`` answers the same query's table alone, for the
 page's live refresh.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -35,6 +38,8 @@ class Listing:
     runs: list[RunRecord]
     owners: dict[str, dict[str, Any]]
     next_href: str | None
+    #: The first (newest) page with the same filters; None on the first page.
+    first_href: str | None = None
 
 
 class BadFilter(Exception):
@@ -48,10 +53,13 @@ def _query_of(request: Request) -> tuple[dict[str, str], RunQuery]:
     try:
         limit = int(limit_text) if limit_text else PAGE_SIZE
     except ValueError:
-        raise BadFilter(f"limit must be a whole number >= 1, got {limit_text!r}") from None
+        limit = 0
+    if limit < 1:  # said as the page's parameter, not as run_query's (None: every run)
+        raise BadFilter(f"limit must be a whole number of runs, at least 1, got {limit_text!r}")
     try:
         query = run_query(
-            status=[filters["status"].lower()] if filters["status"] else None,
+            # as typed: run_query accepts any case, and its error echoes it
+            status=[filters["status"]] if filters["status"] else None,
             workflow=filters["workflow"] or None,
             since=filters["since"] or None,
             until=filters["until"] or None,
@@ -66,7 +74,7 @@ def _query_of(request: Request) -> tuple[dict[str, str], RunQuery]:
     return kept, query
 
 
-def _listing(stores: Stores, kept: dict[str, str], query: RunQuery) -> Listing:
+def _listing(stores: Stores, kept: dict[str, str], query: RunQuery, *, paged: bool) -> Listing:
     def read(store: Store) -> tuple[list[RunRecord], str | None, dict[str, dict[str, Any]]]:
         page = store.list_runs_page(query)
         runtimes = store.runtimes()
@@ -74,7 +82,8 @@ def _listing(stores: Stores, kept: dict[str, str], query: RunQuery) -> Listing:
 
     runs, cursor, owners = stores.read(read)
     next_href = None if cursor is None else "/?" + urlencode({**kept, "cursor": cursor})
-    return Listing(runs=runs, owners=owners, next_href=next_href)
+    first_href = ("/?" + urlencode(kept) if kept else "/") if paged else None
+    return Listing(runs=runs, owners=owners, next_href=next_href, first_href=first_href)
 
 
 async def _answer(request: Request, template: str) -> HTMLResponse:
@@ -86,7 +95,9 @@ async def _answer(request: Request, template: str) -> HTMLResponse:
             "runs.html", 400, filters=_shown_filters(request), listing=None, error=str(exc)
         )
     try:
-        listing = await run_in_threadpool(_listing, dashboard.stores, kept, query)
+        listing = await run_in_threadpool(
+            partial(_listing, paged=bool(_cursor_of(request))), dashboard.stores, kept, query
+        )
     except StoreError as exc:
         return dashboard.problem(503, str(exc))
     live = "/live/runs?" + urlencode({**kept, **_cursor_of(request)})

@@ -21,7 +21,15 @@ from starlette.applications import Starlette
 
 
 class BindError(Exception):
-    """The address cannot be bound (in use, not an address of this host)."""
+    """The address cannot be bound (in use, not an address of this host).
+
+    ``errno``: the OS's error number (``errno.EADDRINUSE`` for a port in use),
+    None when the host does not resolve.
+    """
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -43,7 +51,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise BindError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise BindError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", exc.errno
+        ) from None
     sock.set_inheritable(True)
     return sock
 

@@ -49,8 +49,13 @@
     if (!box || !box.dataset.live) { return; }
     function finished() {
       if (!TERMINAL.has(runStatus())) { return false; }
+      // The run ended while the page was open: its buttons go (an open
+      // dialog is closed; its form stays in the DOM, hidden).
       const actions = document.getElementById("actions");
-      if (actions) { actions.hidden = true; }
+      if (actions) {
+        for (const d of actions.querySelectorAll("dialog[open]")) { d.close(); }
+        actions.hidden = true;
+      }
       return true;
     }
     if (!finished()) { poll(box, box.dataset.live, finished); }
