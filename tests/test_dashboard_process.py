@@ -349,3 +349,17 @@ def test_O1_the_demo_hint_names_proctor_as_invoked_when_it_is_not_on_path(
     assert result.returncode == 0, result.stderr
     hint = result.stdout.strip().splitlines()[-1]
     assert hint == f"see it in the dashboard: {script} --db {store} ui"
+
+
+@pytest.mark.parametrize("host", ["[::1]", "::1"])
+def test_O1_proctor_ui_binds_ipv6_loopback_written_either_way(db: Target, host: str) -> None:
+    """Found by a tester: ``--host '[::1]'`` passed the loopback rule, then
+    failed with "cannot resolve host": the bind now takes the URL's form too."""
+    if not socket.has_ipv6:
+        pytest.skip("this machine has no IPv6")
+    seed(db, "six")
+    with proctor_process(db, "ui", "--host", host, "--port", "0") as process:
+        line = process.line()
+        assert line.startswith(f"{PREFIX}http://[::1]:"), line
+        code, _out, err = process.stop(signal.SIGTERM)
+    assert code == 0, err

@@ -38,6 +38,8 @@ def bind(host: str, port: int) -> socket.socket:
     Raises:
         BindError: the host does not resolve, or the address cannot be bound.
     """
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # an IPv6 address as URLs write it: [::1]
     try:
         family, kind, proto, _name, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM
