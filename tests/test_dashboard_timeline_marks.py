@@ -14,12 +14,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from actors import RunTerminated, Runtime, gather, step, workflow
+from cli import cli
 from cli.web._timeline import build_timeline
 from persistence import EventType, RunState
 from tests.conftest import Target, gate, wait_until
-from tests.timeline_charts import SVG, HandLog, chart, marks, records, t, title
+from tests.dashboard_helpers import dashboard
+from tests.processes import DEADLINE, Worker
+from tests.timeline_charts import SVG, HandLog, chart, marks, parse, records, t, title
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -169,6 +173,40 @@ def test_O1_P3_a_dead_owners_run_is_drawn_to_its_last_sign_of_life_then_owner_go
     assert _right(_rect(shield_span)) == pytest.approx(_right(_rect(bar)), abs=0.11)
     header = " ".join(el.text or "" for el in root.iter(f"{SVG}text"))
     assert "nobody hosts this run since +5.000s" in header
+
+
+@pytest.mark.timeout(120)
+def test_O1_P3_the_run_page_of_a_run_whose_worker_was_killed_shows_the_owner_gone(
+    db: Target, tmp_path: Path
+) -> None:
+    """kill -9 of the worker hosting a run: the run page's chart stops its
+    running step at the runtime's last renewal and hatches the rest."""
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    worker = Worker(db, tmp_path / "worker.log", "tests.cli_workflows")
+    try:
+        wait_until(lambda: "serving" in worker.log.read_text(), timeout=DEADLINE)
+        started = CliRunner().invoke(
+            cli, ["--db", str(db), "start", "tests.cli_workflows:long_job", f'"{folder}"', '"gone"']
+        )
+        assert started.exit_code == 0, started.output
+        run_id = started.stdout.strip()
+        wait_until((folder / "gone.started").exists, timeout=DEADLINE)
+    finally:
+        worker.kill()
+    with dashboard(db) as client:
+        page = client.get(f"/runs/{run_id}").text
+    found = re.search(r'<svg id="timeline".*?</svg>', page, re.S)
+    assert found, page
+    root = parse(found.group(0))
+    assert root.get("data-status") == "RUNNING"
+    gone = marks(root, "owner-gone")
+    assert len(gone) == 2, found.group(0)  # the run's row and its running step's lane
+    (bar,) = marks(root, "attempt")
+    assert bar.get("data-outcome") == "running"
+    assert t(gone[0]) >= t(bar)
+    assert "a worker will resume it" in title(gone[0])
+    assert t(gone[0], "data-t-end") > t(gone[0])
 
 
 def test_O1_a_live_owners_run_has_no_owner_gone_mark() -> None:

@@ -187,7 +187,7 @@ class _Chart:
         times = [k[0] for k in self.knots]
         for t0, t1, x0, x1 in stretched(times, self.xs, self.tl.end or 1.0):
             what = f"time stretched from {offset_text(t0)} to {offset_text(t1)}"
-            what += ": drawn wider than its duration"
+            what += ": drawn wider than its duration (records of one instant set apart)"
             box = {"x": num(x0), "y": 38, "width": num(x1 - x0), "height": 5}
             band = el("rect", {"class": "tl-stretched", **box})
             attrs = {"class": "tl-scale", "data-t": _t(t0), "data-t-end": _t(t1)}
