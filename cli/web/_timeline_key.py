@@ -35,7 +35,7 @@ SYMBOLS: Final[dict[str, str]] = {
     "started": "M-3,-5 L3,0 L-3,5 Z",
     "claimed": "M-4,-4 L4,-4 L4,4 L-4,4 Z M-4,4 L4,-4",
     "resumed": "M-4,-5 L2,0 L-4,5 M1,-5 L7,0 L1,5",
-    "reexecuted": "M3,-5 A5,5 0 1 0 5,1 M3,-5 L5,-1 M3,-5 L-1,-4",
+    "reexecuted": "M1,-5 L-5,0 L1,5 Z M7,-5 L1,0 L7,5 Z",
     "signal-sent": "M-4,-4 L4,-4 L4,3 L-4,3 Z",
     "call-cancel-requested": "M-4,-6 L4,-6 L0,0 Z",
     "scope-cancelled": "M-4,-6 L4,-6 L0,0 Z",
