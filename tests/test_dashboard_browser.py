@@ -293,6 +293,29 @@ def test_O1_run_page_timeline_shows_a_cancel_buffered_by_a_shield_in_order(
         print(f"\nrun page screenshot: {shot}")
 
 
+def test_O1_the_timeline_keeps_a_readable_width_in_a_narrow_window_and_scrolls(
+    rt: Runtime, db: str, chromium: BrowserContext, dashboard: StartDashboard
+) -> None:
+    """At a 700px window the chart does not shrink its text to 7px: it keeps
+    900px and its section scrolls sideways."""
+    handle = rt.start(ok, 1)
+    handle.result(timeout=10)
+    server = dashboard(db)
+    page = chromium.new_page()
+    page.set_viewport_size({"width": 700, "height": 800})
+    page.goto(f"{server.url}runs/{handle.run_id}")
+    svg = page.locator("#timeline-section svg#timeline")
+    svg.wait_for()
+    box = svg.bounding_box()
+    assert box is not None
+    assert box["width"] >= 900
+    section = page.locator("#timeline-section")
+    assert section.evaluate("s => s.scrollWidth > s.clientWidth")
+    label = page.locator("svg#timeline text.tl-label").first.bounding_box()
+    assert label is not None
+    assert label["height"] >= 10  # 11px text at a scale of at least 0.9
+
+
 # -- (c) cancel and terminate from the page ------------------------------------
 
 

@@ -261,8 +261,16 @@ def test_O1_C4_the_step_that_ignores_its_cancel_runs_past_the_request_and_stands
     assert t(deaf) < t(requested) < t(deaf, "data-t-end")
     assert deaf.get("data-ignored-cancel") == "true"
     assert "without meeting it" in title(deaf)
-    (rect,) = [el for el in deaf if el.tag == f"{SVG}rect"]
-    assert "tl-ignored" in (rect.get("class") or "")
+    bar, overlay = [el for el in deaf if el.tag == f"{SVG}rect"]
+    assert "tl-ignored" not in (bar.get("class") or "")
+    # Outlined from the cancel request on only: before it the step ran as it should.
+    assert "tl-ignored" in (overlay.get("class") or "")
+    (line,) = [el for el in requested if el.tag == f"{SVG}line"]
+    assert float(overlay.get("x") or 0) == pytest.approx(float(line.get("x1") or 0), abs=0.11)
+    assert float(overlay.get("x") or 0) > float(bar.get("x") or 0)
+    bar_end = float(bar.get("x") or 0) + float(bar.get("width") or 0)
+    overlay_end = float(overlay.get("x") or 0) + float(overlay.get("width") or 0)
+    assert overlay_end == pytest.approx(bar_end, abs=0.11)
     # The step that checked met the cancel: delivered to it, not flagged.
     assert listening.get("data-outcome") == "cancelled"
     assert listening.get("data-ignored-cancel") is None

@@ -125,3 +125,71 @@ def synthetic_run(calls: int) -> tuple[RunRecord, list[EventRecord]]:
         elif call < calls - 1:
             add(EventType.STEP_COMPLETED, at + 0.9, call, 1)
     return run, events
+
+
+class HandLog:
+    """A run's log built by hand, one record at a time (``add``), for what a
+    live run does not write at will; ``run(status)`` is its run record."""
+
+    def __init__(self, run_id: str = "hand") -> None:
+        self.run_id = run_id
+        self.created = 1_800_000_000.0
+        self.events: list[EventRecord] = []
+
+    def add(
+        self,
+        type_: EventType,
+        ts: float,
+        call: int | None = None,
+        attempt: int | None = None,
+        step: str | None = None,
+        **data: object,
+    ) -> None:
+        n = len(self.events) + 1
+        self.events.append(
+            EventRecord(
+                seq=n,
+                run_id=self.run_id,
+                run_seq=n,
+                ts=self.created + ts,
+                type=type_,
+                step=step if step is not None or call is None else "work",
+                call=call,
+                attempt=attempt,
+                data=dict(data),
+            )
+        )
+
+    def run(self, status: RunState, finished: float | None = None) -> RunRecord:
+        return RunRecord(
+            run_id=self.run_id,
+            workflow="hand",
+            status=status,
+            args=[],
+            kwargs={},
+            result=None,
+            error=None,
+            parent_run_id=None,
+            owner="rt-1",
+            cancel_requested_at=None,
+            cancel_reason=None,
+            cancel_source=None,
+            cancel_grace=None,
+            terminate_requested_at=None,
+            terminate_reason=None,
+            created_at=self.created,
+            started_at=self.created,
+            finished_at=None if finished is None else self.created + finished,
+            last_seq=len(self.events),
+        )
+
+    def chart(self, status: RunState, *, now: float, owner_gone: float | None = None) -> ET.Element:
+        """The SVG of this log, parsed; ``now`` and ``owner_gone`` in seconds
+        since its creation (``owner_gone``: the dead owner's last sign of life)."""
+        finished = now if status.is_terminal else None
+        run = self.run(status, finished)
+        at = self.created + now
+        if owner_gone is None:
+            return parse(str(timeline_svg(run, self.events, [], now=at)))
+        svg = timeline_svg(run, self.events, [], now=at, owner_gone_at=self.created + owner_gone)
+        return parse(str(svg))

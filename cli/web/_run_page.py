@@ -23,7 +23,25 @@ from cli._owner import owner_state
 from cli.web import _flash
 from cli.web._state import Dashboard, dashboard_of
 from cli.web._timeline_svg import timeline_svg
-from persistence import EventRecord, RunRecord, StepRecord, Store, StoreError
+from persistence import (
+    EventRecord,
+    EventType,
+    RunRecord,
+    RuntimeRecord,
+    StepRecord,
+    Store,
+    StoreError,
+)
+
+#: Records another process writes into a run's log: no sign of its owner's life.
+_WRITTEN_BY_OTHERS = frozenset(
+    {
+        EventType.RUN_CREATED,
+        EventType.CANCEL_REQUESTED,
+        EventType.TERMINATE_REQUESTED,
+        EventType.SIGNAL_SENT,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +74,29 @@ def tree_of(run: RunRecord, descendants: list[RunRecord]) -> TreeNode:
     return nodes[run.run_id]
 
 
+def owner_gone_at(
+    run: RunRecord,
+    owner: dict[str, Any],
+    runtimes: list[RuntimeRecord],
+    events: list[EventRecord],
+    steps: list[StepRecord],
+) -> float | None:
+    """When the dead owner of a run still going last showed life (epoch seconds),
+    or None when its owner is alive, unknown, or the run is finished.
+
+    The latest of its runtime's last renewal (``heartbeat_at``), stop or
+    start, the run's records its owner writes (not a request or a signal
+    another process writes) and its steps' heartbeats.
+    """
+    if owner.get("alive") is not False:
+        return None
+    found = next((r for r in runtimes if r.owner == run.owner), None)
+    signs = [] if found is None else [found.heartbeat_at, found.stopped_at, found.started_at]
+    signs += [e.ts for e in events if e.type not in _WRITTEN_BY_OTHERS]
+    signs += [s.heartbeat_at for s in steps]
+    return max((t for t in signs if t is not None), default=run.created_at)
+
+
 def read_run(store: Store, run_id: str) -> RunView | None:
     """The run's view, or None when no run has this id."""
     with store.snapshot():
@@ -65,14 +106,16 @@ def read_run(store: Store, run_id: str) -> RunView | None:
         events = store.events(run_id)
         steps = store.steps(run_id)
         descendants = store.descendants(run_id, unfinished=False)
-        owner = owner_state(run, store.runtimes())
+        runtimes = store.runtimes()
+        owner = owner_state(run, runtimes)
+    gone = owner_gone_at(run, owner, runtimes, events, steps)
     return RunView(
         run=run,
         events=events,
         steps=steps,
         tree=tree_of(run, descendants),
         owner=owner,
-        timeline=timeline_svg(run, events, steps, now=time.time()),
+        timeline=timeline_svg(run, events, steps, now=time.time(), owner_gone_at=gone),
     )
 
 

@@ -14,7 +14,10 @@ Invariants:
   on records the store could read (an event with a ``defect`` is a mark).
 - Every time is seconds since ``run.created_at``; an attempt, back-off or
   span still open ends at :attr:`Timeline.end`: ``now`` for a run still
-  going, the run's end (or its last record, if later) for a finished one.
+  going (or at its dead owner's last sign of life, ``owner_gone``).
+- Once the run has its terminal record nothing of it is still running:
+  every bar, back-off or span open then ends at that record, a bar as
+  ``abandoned``.
 - At most ``max_lanes`` lanes are drawn; the others are summed up in
   :attr:`Timeline.hidden` (their count, outcomes and activity over time),
   keeping first what an operator chasing a stuck cancel looks for: calls
@@ -69,6 +72,7 @@ def build_timeline(
     *,
     now: float,
     max_lanes: int = MAX_LANES,
+    owner_gone_at: float | None = None,
 ) -> Timeline:
     """A run's :class:`Timeline`; pure, linear in the records.
 
@@ -78,6 +82,9 @@ def build_timeline(
         steps: its step attempts (``Store.steps``): heartbeats, errors.
         now: wall-clock epoch seconds: the right edge of a run still going.
         max_lanes: lanes drawn one by one at most (at least 1).
+        owner_gone_at: epoch seconds: the last sign of life of the run's dead
+            owner (its runtime's last renewal), or None (alive, or unknown).
+            Ignored for a finished run.
 
     Raises:
         ValueError: ``max_lanes`` is below 1.
@@ -87,10 +94,16 @@ def build_timeline(
     fold = LogFold(run, steps)
     for event in sorted((e for e in events if e.run_id == run.run_id), key=_log_order):
         fold.take(event)
-    fold.close()
     terminal = run.status.is_terminal
     edge = (run.finished_at if terminal and run.finished_at is not None else now) - run.created_at
     end = max(fold.last, edge, 0.0)
+    ended = fold.terminal
+    if ended is None and terminal:  # its terminal record is not in the log read
+        ended = (end, run.status.value.upper())
+    fold.close(ended)
+    gone = None
+    if owner_gone_at is not None and not terminal:
+        gone = min(max(owner_gone_at - run.created_at, 0.0), end)
     shown, hidden = _bounded(fold, max_lanes, end)
     left_out = set(fold.calls()) - {lane.call for lane in shown}
     marks = tuple(m for m in fold.marks if m.call not in left_out)
@@ -101,6 +114,11 @@ def build_timeline(
         notes.append(f"this run's row has a defect: {run.defect}")
     if run.restarted_from:
         notes.append(f"a restart of run {run.restarted_from}")
+    if gone is not None:
+        notes.append(
+            f"nobody hosts this run since {offset_text(gone)} (owner {run.owner} dead);"
+            " a worker will resume it"
+        )
     return Timeline(
         run_id=run.run_id,
         workflow=run.workflow,
@@ -112,6 +130,7 @@ def build_timeline(
         spans=tuple(s.frozen() for s in fold.spans if s.call is None),
         hidden=hidden,
         notes=tuple(notes),
+        owner_gone=gone,
     )
 
 

@@ -100,6 +100,8 @@ class LogFold:
         self.cancel_at: float | None = None
         #: The calls the cancel reached (delivered, or buffered by a shield); None: the body.
         self._met: set[int | None] = set()
+        #: The run's first terminal record: (time, status), None before it.
+        self.terminal: tuple[float, str] | None = None
 
     def time(self, ts: float) -> float:
         self.last = max(self.last, ts - self.run.created_at)
@@ -124,6 +126,7 @@ class LogFold:
                 self.call_event(e, t, e.call, e.step or "?")
         elif typ in _TERMINAL:
             status = _TERMINAL[typ]
+            self.terminal = self.terminal or (t, status)
             because = why(d.get("reason")) or error_why(d.get("error") or self.run.error)
             self.mark("terminal", t, e, f"run {status}{because}", status=status)
         elif typ in _RUN_MARKS:
@@ -280,9 +283,28 @@ class LogFold:
             opened.end = t  # an attempt's shields end with it
             self.spans.append(opened)
 
-    def close(self) -> None:
-        """The log is read: what is still open stays open (drawn to the chart's end)."""
+    def close(self, ended: tuple[float, str] | None = None) -> None:
+        """The log is read. A run still going: what is open stays open (drawn to
+        the chart's end). ``ended`` (the run's end: time, status): nothing of it
+        runs any more, so every open bar, back-off and span ends there, a bar
+        as ``abandoned`` saying why (as Temporal closes a terminated workflow's
+        pending activities and timers with it)."""
+        if ended is not None:
+            t, status = ended
+            end = "was terminated" if status == "TERMINATED" else f"ended {status}"
+            note = f"the run {end} at {offset_text(t)}: nothing of it runs any more"
+            for lane in self._lanes.values():
+                for bar in lane.bars:
+                    if bar.end is None:
+                        bar.end, bar.outcome, bar.note = max(t, bar.start), "abandoned", note
+                        bar.waiting = False
+                for backoff in lane.backoffs:
+                    if backoff.end is None:
+                        backoff.end, backoff.what = max(t, backoff.t), f"{backoff.what}; {note}"
         for stack in self._open.values():
+            for opened in stack:
+                if ended is not None:
+                    opened.end, opened.what = max(ended[0], opened.t), f"{opened.what}; {note}"
             self.spans.extend(stack)
         self._open.clear()
 

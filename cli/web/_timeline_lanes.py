@@ -206,4 +206,5 @@ class LaneBuilder:
             shielded=bar.shielded,
             waiting=bar.waiting,
             ignored_cancel=ignored,
+            ignored_from=cancel.at if ignored else None,
         )

@@ -14,7 +14,8 @@ Invariants:
   run's creation), ``data-seq`` (the event's, when an event made it) and a
   ``<title>`` child (its tooltip): the page's DOM contract, which the
   browser tests read.
-- The chart scales with its ``viewBox`` to the page's width; the only text
+- The chart scales with its ``viewBox`` to the page's width, never below
+  ``min-width`` (its style; the page scrolls it sideways); the only text
   is the header, the axis, the lane labels and the legend, laid out in
   columns of their own, so no two labels overlap.
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Final
 from urllib.parse import quote
 
@@ -52,6 +53,7 @@ from cli.web._timeline_key import (
     num,
     text_el,
 )
+from cli.web._timeline_scale import instants, stretched, tick_step, tick_text
 from cli.web._timeline_values import cut
 from persistence import EventRecord, RunRecord, StepRecord
 
@@ -75,6 +77,7 @@ def timeline_svg(
     steps: Sequence[StepRecord],
     *,
     now: float,
+    owner_gone_at: float | None = None,
 ) -> Markup:
     """The run's timeline chart: one ``<svg id="timeline">`` element, safe to embed.
 
@@ -83,11 +86,14 @@ def timeline_svg(
         events: its event log (``Store.events``).
         steps: its step attempts (``Store.steps``), for heartbeats and errors.
         now: wall-clock epoch seconds: the right edge of a run still going.
+        owner_gone_at: epoch seconds: the dead owner's last sign of life (its
+            runtime's last renewal) for a run nobody hosts; its open bars are
+            drawn to it, then hatched "owner gone" to ``now``. None: alive.
 
     Returns:
         The SVG as :class:`markupsafe.Markup` (every user value escaped inside).
     """
-    return render(build_timeline(run, events, steps, now=now))
+    return render(build_timeline(run, events, steps, now=now, owner_gone_at=owner_gone_at))
 
 
 def render(tl: Timeline) -> Markup:
@@ -100,16 +106,19 @@ def render(tl: Timeline) -> Markup:
     parts += chart.axis(bottom)
     parts.append(text_el(_LABEL_X, _TOP + 15, "run", cls="tl-label", anchor="end"))
     parts += [chart.span(s, _TOP, bottom) for s in tl.spans]
+    if tl.owner_gone is not None:
+        parts.append(chart.gone(_TOP))
     for row, lane in enumerate(tl.lanes, start=1):
         parts += chart.lane(lane, _TOP + row * _ROW)
     if tl.hidden:
         parts += chart.hidden(tl.hidden, _TOP + (len(tl.lanes) + 1) * _ROW)
     rows_of = {lane.call: _TOP + row * _ROW for row, lane in enumerate(tl.lanes, start=1)}
-    for mark in tl.marks:
-        y = rows_of.get(mark.call, _TOP) if mark.call is not None else _TOP
-        parts.append(chart.mark(mark, y, bottom))
+    for mark in tl.marks:  # a call's line spans its own lane; the run's, every row
+        y = rows_of.get(mark.call, -1) if mark.call is not None else -1
+        own = y >= 0
+        parts.append(chart.mark(mark, y if own else _TOP, y + _ROW if own else bottom, own))
     parts.append(legend(bottom + 10))
-    height = bottom + 62
+    height = bottom + 82
     return el(
         "svg",
         {
@@ -137,7 +146,8 @@ class _Chart:
     when there are too many knots for that) and the rest of the width is
     shared in proportion to the gaps' durations. So a cancel requested,
     buffered and delivered within a millisecond at the end of a long step
-    stays readable; the axis ticks show where the scale is not linear.
+    stays readable; a band on the axis marks each stretch drawn wider than
+    its duration (``_timeline_scale.stretched``).
     """
 
     def __init__(self, tl: Timeline) -> None:
@@ -147,7 +157,7 @@ class _Chart:
         # knot each, in log order, so their marks stand apart; -1 is an instant
         # no record made (a bar's end, a heartbeat), placed first at its time.
         knots = sorted(
-            {(0.0, -1), (end, -1), *((min(max(t, 0.0), end), s) for t, s in _instants(tl))}
+            {(0.0, -1), (end, -1), *((min(max(t, 0.0), end), s) for t, s in instants(tl))}
         )
         width = _X1 - _X0
         gap = min(_MIN_GAP, width / 2 / (len(knots) - 1))
@@ -172,8 +182,16 @@ class _Chart:
 
     def axis(self, bottom: float) -> list[Markup]:
         """Round times along the top, each at least ``_TICK_GAP`` from the last drawn."""
-        step = _tick_step(self.tl.end)
+        step = tick_step(self.tl.end)
         parts = [el("line", {"class": "tl-axis", "x1": _X0, "x2": _X1, "y1": 40, "y2": 40})]
+        times = [k[0] for k in self.knots]
+        for t0, t1, x0, x1 in stretched(times, self.xs, self.tl.end or 1.0):
+            what = f"time stretched from {offset_text(t0)} to {offset_text(t1)}"
+            what += ": drawn wider than its duration (records of one instant set apart)"
+            box = {"x": num(x0), "y": 38, "width": num(x1 - x0), "height": 5}
+            band = el("rect", {"class": "tl-stretched", **box})
+            attrs = {"class": "tl-scale", "data-t": _t(t0), "data-t-end": _t(t1)}
+            parts.append(el("g", attrs, el("title", {}, what), band))
         last = -math.inf
         for i in range(int(self.tl.end / step + 1e-9) + 1):
             x = self.x(i * step)
@@ -182,7 +200,7 @@ class _Chart:
             last = x
             grid = {"class": "tl-grid", "x1": num(x), "x2": num(x), "y1": 40, "y2": bottom}
             parts.append(el("line", grid))
-            label = _tick_text(i * step, step)
+            label = tick_text(i * step, step)
             parts.append(text_el(x, 36, label, cls="tl-tick-label", anchor="middle"))
         return parts
 
@@ -194,20 +212,21 @@ class _Chart:
         parts = [
             el("g", {"class": "tl-lane", "data-call": lane.call}, el("title", {}, label), text)
         ]
-        parts += [self.span(s, y, y + _ROW) for s in lane.spans]
+        # a shield in a step's code is drawn over its bar (else the bar hides it)
+        over = [s for s in lane.spans if s.kind == "shield"]
+        parts += [self.span(s, y, y + _ROW) for s in lane.spans if s.kind != "shield"]
         for attempt in lane.attempts:
             parts += self.attempt(lane, attempt, y)
-        parts += [self.mark(m, y, y + _ROW) for m in lane.marks]
+        parts += [self.span(s, y, y + _ROW, over=True) for s in over]
+        parts += [self.mark(m, y, y + _ROW, True) for m in lane.marks]
         return parts
 
     def attempt(self, lane: Lane, a: Attempt, y: float) -> list[Markup]:
-        end = a.end if a.end is not None else self.tl.end
+        end = a.end if a.end is not None else self.tl.open_end
         x0, x1 = self.x(a.start, a.seq), self.x(end)
         cls = f"tl-bar tl-{a.outcome if a.outcome in OUTCOMES else 'other'}"
         if a.waiting:
             cls += " tl-waiting"
-        if a.ignored_cancel:
-            cls += " tl-ignored"
         bar = el(
             "rect",
             {
@@ -231,7 +250,14 @@ class _Chart:
             "data-ignored-cancel": "true" if a.ignored_cancel else None,
             "data-child-run-id": lane.child_run_id,
         }
-        parts = [el("g", attrs, el("title", {}, a.what), bar)]
+        shapes = [bar]
+        if a.ignored_from is not None:  # outlined from the cancel request on, not before
+            xi = max(self.x(a.ignored_from), x0)
+            box = {"x": num(xi), "y": y + 5, "width": num(max(x1 - xi, 2.0)), "height": _BAR}
+            shapes.append(el("rect", {"class": "tl-ignored", **box, "data-t": _t(a.ignored_from)}))
+        parts = [el("g", attrs, el("title", {}, a.what), *shapes)]
+        if a.end is None and self.tl.owner_gone is not None:
+            parts.append(self.gone(y))
         if a.heartbeat is not None:
             x = num(self.x(a.heartbeat))
             tick = el(
@@ -246,15 +272,27 @@ class _Chart:
             parts.append(el("g", beat, el("title", {}, a.heartbeat_what or "heartbeat"), tick))
         return parts
 
-    def span(self, s: Span, top: float, bottom: float) -> Markup:
-        end = s.end if s.end is not None else self.tl.end
+    def gone(self, y: float) -> Markup:
+        """The "owner gone" hatch of a row, from the owner's last sign of life to the end."""
+        gone = self.tl.owner_gone or 0.0
+        x0 = self.x(gone)
+        box = {"x": num(x0), "y": y + 3, "width": num(max(self.x(self.tl.end) - x0, 2.0))}
+        shape = el("rect", {"class": "tl-owner-gone", **box, "height": _BAR + 4})
+        what = (
+            f"nobody hosts this run since {offset_text(gone)} (owner dead); a worker will resume it"
+        )
+        attrs = {"data-kind": "owner-gone", "data-t": _t(gone), "data-t-end": _t(self.tl.end)}
+        return el("g", attrs, el("title", {}, what), shape)
+
+    def span(self, s: Span, top: float, bottom: float, *, over: bool = False) -> Markup:
+        end = s.end if s.end is not None else self.tl.open_end
         x0, x1 = self.x(s.t, s.seq), self.x(end)
         inset = 2 + 2 * s.depth if s.kind != "backoff" else 5
         height = max(bottom - top - 2 * inset, 2) if s.kind != "backoff" else _BAR
         shape = el(
             "rect",
             {
-                "class": f"tl-{s.kind}",
+                "class": f"tl-{s.kind}" + (" tl-over" if over else ""),
                 "x": num(x0),
                 "y": top + inset,
                 "width": num(max(x1 - x0, 1.0)),
@@ -274,11 +312,14 @@ class _Chart:
         }
         return el("g", attrs, el("title", {}, what), shape)
 
-    def mark(self, m: Mark, y: float, bottom: float) -> Markup:
+    def mark(self, m: Mark, y: float, bottom: float, own: bool = False) -> Markup:
+        """A mark at row ``y``; its line (if its kind has one) runs to ``bottom``,
+        from the axis, or from ``y`` when ``own`` (a call's mark: its lane only)."""
         x = num(self.x(m.t, m.seq))
         shapes = []
         if m.kind in LINES:
-            line = {"class": f"tl-line tl-{m.kind}", "x1": x, "x2": x, "y1": 42, "y2": bottom}
+            top = y if own else 42
+            line = {"class": f"tl-line tl-{m.kind}", "x1": x, "x2": x, "y1": top, "y2": bottom}
             shapes.append(el("line", line))
         symbol = SYMBOLS.get(m.kind, "M0,-5 L0,5")
         cls = f"tl-{m.kind}" if m.kind in STYLED else "tl-symbol"
@@ -329,28 +370,6 @@ class _Chart:
         ]
 
 
-def _instants(tl: Timeline) -> Iterator[tuple[float, int]]:
-    """Every instant something happens on the chart, with the record that made
-    it (-1: none): the knots of its time axis."""
-    spans = list(tl.spans)
-    for m in tl.marks:
-        yield m.t, -1 if m.seq is None else m.seq
-    for lane in tl.lanes:
-        spans += lane.spans
-        for a in lane.attempts:
-            yield a.start, -1 if a.seq is None else a.seq
-            if a.end is not None:
-                yield a.end, -1
-            if a.heartbeat is not None:
-                yield a.heartbeat, -1
-        for m in lane.marks:
-            yield m.t, -1 if m.seq is None else m.seq
-    for s in spans:
-        yield s.t, -1 if s.seq is None else s.seq
-        if s.end is not None:
-            yield s.end, -1
-
-
 def _header(tl: Timeline) -> Markup:
     state = f"{tl.status}, {offset_text(tl.end)}" + (" so far" if tl.running else "")
     line = f"{tl.workflow} · run {tl.run_id} · {state}"
@@ -364,29 +383,6 @@ def _header(tl: Timeline) -> Markup:
 def _lane_label(lane: Lane) -> str:
     name = lane.name.rsplit(".", 1)[-1] if lane.kind in ("step", "child") else lane.name
     return f"{cut(name, _LABEL_CHARS)} #{lane.call}"
-
-
-def _tick_step(end: float) -> float:
-    """A round step giving 4 to 10 ticks over ``end`` seconds (1, 2, 5 times a power of ten,
-    or minutes and hours past a minute)."""
-    if end <= 0:
-        return 1.0
-    raw = end / 8
-    for nice in (60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400):
-        if raw <= nice and end > 60:
-            return float(nice)
-    power = 10.0 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-
-
-def _tick_text(t: float, step: float) -> str:
-    if step >= 3600:
-        return f"{t / 3600:g}h"
-    if step >= 60:
-        return f"{t / 60:g}m"
-    if step >= 1:
-        return f"{t:g}s"
-    return f"{t * 1000:.{max(0, -math.floor(math.log10(step * 1000)))}f}ms"
 
 
 def _t(t: float | None) -> str | None:

@@ -88,6 +88,8 @@ class Attempt:
     shielded: bool = False
     waiting: bool = False
     ignored_cancel: bool = False
+    #: When it ignored the cancel: the request's time (drawn from there on).
+    ignored_from: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,7 +125,10 @@ class Timeline:
     ``status``: the run's, upper case. ``end``: the right edge in seconds
     (``now`` for a run still going). ``lanes`` in call order; ``marks`` and
     ``spans`` the run's and its body's; ``notes``: what the header says
-    besides (a defect of the run's row, the run it restarts).
+    besides (a defect of the run's row, the run it restarts, its owner gone).
+    ``owner_gone``: for a run still going whose owner is dead, its owner's
+    last sign of life (seconds): open bars are drawn to it, then an "owner
+    gone" hatch to ``end``; None otherwise.
     """
 
     run_id: str
@@ -136,6 +141,12 @@ class Timeline:
     spans: tuple[Span, ...]
     hidden: Hidden | None = None
     notes: tuple[str, ...] = ()
+    owner_gone: float | None = None
+
+    @property
+    def open_end(self) -> float:
+        """Where what is still open is drawn to: the owner's death, else ``end``."""
+        return self.end if self.owner_gone is None else self.owner_gone
 
 
 def offset_text(t: float) -> str:
