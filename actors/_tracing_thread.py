@@ -3,7 +3,9 @@
 Spans are started, ended and so exported (a ``SimpleSpanProcessor`` exports
 inside ``span.end()``) on one thread of the runtime's own, ``proctor-tracing``,
 started only when tracing is on. The Journal and the ControlInbox only hand
-over what the log made durable: a non-blocking append to a bounded FIFO.
+over what the log made durable: a non-blocking append to a bounded FIFO
+(and the Journal starts the span of a run it just created, which exports
+nothing: a child created in the next commit records its parent's context).
 An exporter that blocks (an unreachable collector: OTLP waits 10 s) then
 delays spans, never a commit, a lease renewal or a run.
 
