@@ -158,7 +158,9 @@ def test_O2_close_with_a_blocked_exporter_returns_within_its_bound(
         took = time.monotonic() - begun
     finally:
         rt.close()
-    assert took < 0.5 + 2.0, took  # the drain bound, plus the actors' stop
+    # The drain bound plus the actors' stop; an export on the Journal's
+    # thread would hold the close for the shutdown_timeout (5 s) at least.
+    assert took < 0.5 + 3.0, took
     assert any("did not return within 0.5s" in r.getMessage() for r in caplog.records)
 
     blocked.release.set()  # the thread drops the rest and ends
