@@ -314,7 +314,7 @@ class Journal(ProctorActor):
                     self._on_terminal(event.run_id, outcome.status)
         if self._tracing is not None:  # after every answer: it never delays one
             for append, outcomes in zip(batch, results, strict=True):
-                self._tracing.committed(append.events, outcomes, self._store.events)
+                self._tracing.committed(append.events, outcomes)
 
     @staticmethod
     def _stamped(append: Append, tracing: TraceSink) -> Append:

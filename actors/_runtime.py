@@ -279,6 +279,11 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         with open_store(self.db) as store:
             store.expire_lease(self.id, "killed")
 
+    def flush_traces(self, timeout: float = 5.0) -> bool:
+        """Wait up to ``timeout`` s until what is logged so far is in spans (O2: they are
+        made on a thread of their own); False if not done in time. True if tracing is off."""
+        return self._tree.tracing is None or self._tree.tracing.flush(timeout)
+
     @property
     def failure(self) -> StoreError | None:
         """Why this runtime stopped itself (its store file deleted, replaced or

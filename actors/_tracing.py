@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from persistence import AppendOutcome, EventRecord, InvalidArgumentType, NewEvent
+
+if TYPE_CHECKING:
+    from actors._tracing_spans import SpanBook
 
 logger = logging.getLogger("proctor.tracing")
 
@@ -36,17 +39,16 @@ class ReadLog(Protocol):
 
 
 class TraceSink(Protocol):
-    """What the Journal and the ControlInbox tell the tracing (``SpanBook``).
+    """What the Journal and the ControlInbox tell the tracing (``TracingThread``).
 
-    Every method returns normally whatever happens inside it (a tracing
-    error is logged once, never raised into a run).
+    Every method returns at once, whatever happens inside it: it hands the
+    fact to the tracing thread (a tracing error is logged once, never
+    raised into a run; a full queue drops it).
     """
 
     def stamp(self, events: Sequence[NewEvent]) -> tuple[NewEvent, ...] | None: ...
 
-    def committed(
-        self, events: Sequence[NewEvent], outcomes: Sequence[AppendOutcome], read: ReadLog
-    ) -> None: ...
+    def committed(self, events: Sequence[NewEvent], outcomes: Sequence[AppendOutcome]) -> None: ...
 
     def terminated(self, run_ids: Sequence[str], reason: str | None, ts: float) -> None: ...
 
@@ -55,8 +57,9 @@ class TraceSink(Protocol):
     def suspend(self, ts: float) -> None: ...
 
 
-def start_tracing(provider: object | None, owner: str) -> TraceSink | None:
-    """The runtime ``owner``'s SpanBook, or None when tracing is off (see the module).
+def start_tracing(provider: object | None, owner: str) -> SpanBook | None:
+    """The runtime ``owner``'s SpanBook, or None when tracing is off (see the module);
+    its actor tree runs it on a thread of its own (``_tracing_thread``).
 
     ``provider``: an OpenTelemetry ``TracerProvider``, or None for the global one.
 

@@ -17,14 +17,19 @@ Spans (the names follow Temporal's interceptor, ``RunWorkflow:<name>`` and
   of ``start()``), else none (a new trace).
 - ``step <name>``: one step attempt, from ``step_started`` to its end.
 
-A claim or a resume reads the run's log once (on the Journal's thread,
-after the commit is answered) for its ``run_created``: its workflow, its
-creation time and its recorded trace context. Nothing else is read.
+A claim or a resume reads the run's log once (through the runtime's read
+pool) for its ``run_created``: its workflow, its creation time and its
+recorded trace context. Nothing else is read.
 
-Invariants: all state is behind one lock (the Journal's and the
-ControlInbox's threads both feed it); a span is ended at most once; a
-tracing error never reaches the caller: it is logged once, and the book
-goes on with the next fact.
+Invariants: every span is ended, and every span event added, on the
+runtime's tracing thread only (``_tracing_thread``), so an exporter that
+blocks in ``span.end()`` blocks nobody else. The Journal's thread calls
+only :meth:`SpanBook.stamp` (before a commit) and :meth:`SpanBook.created`
+(after it: it *starts* the run span of a created run, which exports
+nothing, so that a child created in the next commit records its parent's
+span context); the open run spans they share are behind a lock that no
+``end()`` holds. A span is ended at most once; a tracing error never
+reaches the caller: it is logged once, and the book goes on.
 """
 
 from __future__ import annotations
@@ -76,8 +81,12 @@ class SpanBook:
     def __init__(self, tracer: Tracer, owner: str) -> None:
         self._tracer = tracer
         self._owner = owner
-        self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
+        #: Shared with the Journal's thread, behind the lock: the started run
+        #: spans by run id, and the runs it created that this thread has yet to see.
+        self._lock = threading.Lock()
+        self._open_spans: dict[str, Span] = {}
+        self._pending: dict[str, _Run] = {}
         self._warned = False
 
     # -- what the Journal tells -------------------------------------------------
@@ -88,8 +97,10 @@ class SpanBook:
 
         Called before the commit, so the child's trace survives its parent's
         process: a runtime that resumes the child parents it there too. A
-        child created in its parent's first group (before the parent's span
-        exists) gets the parent's own recorded context: the same trace.
+        child created before the tracing thread opened its parent's span (in
+        the parent's first group, or while the thread lags) gets the
+        parent's own recorded context if that is in the same group, else
+        none: its span is still parented here, from the log, in order.
         """
         try:
             with self._lock:
@@ -99,6 +110,19 @@ class SpanBook:
             self._failed(exc)
             return None
         return None if all(a is b for a, b in zip(stamped, events, strict=True)) else stamped
+
+    def created(self, events: Sequence[NewEvent], outcomes: Sequence[AppendOutcome]) -> None:
+        """The Journal committed ``events``: start the run span of each run
+        created (on the Journal's thread: starting exports nothing)."""
+        for event, outcome in zip(events, outcomes, strict=True):
+            if event.type is not _E.RUN_CREATED or not isinstance(outcome, Appended):
+                continue
+            try:
+                run = self._new_run(event.run_id, event.type, event.data, outcome.ts or 0.0)
+                with self._lock:
+                    self._pending[event.run_id] = run
+            except Exception as exc:
+                self._failed(exc)
 
     def committed(
         self, events: Sequence[NewEvent], outcomes: Sequence[AppendOutcome], read: ReadLog
@@ -117,8 +141,7 @@ class SpanBook:
                     call=event.call,
                     attempt=event.attempt,
                 )
-                with self._lock:
-                    self._observe(fact, read)
+                self._observe(fact, read)
             except Exception as exc:
                 self._failed(exc)
 
@@ -135,11 +158,10 @@ class SpanBook:
         the run's end are one transaction (T1).
         """
         try:
-            with self._lock:
-                self._observe(request, _no_log)
-                if request.type is _E.TERMINATE_REQUESTED:
-                    ended = Fact(run_id=request.run_id, type=_E.RUN_TERMINATED, ts=request.ts)
-                    self._observe(ended, _no_log)
+            self._observe(request, _no_log)
+            if request.type is _E.TERMINATE_REQUESTED:
+                ended = Fact(run_id=request.run_id, type=_E.RUN_TERMINATED, ts=request.ts)
+                self._observe(ended, _no_log)
         except Exception as exc:
             self._failed(exc)
 
@@ -159,14 +181,16 @@ class SpanBook:
         the runtime that resumes a run opens a new run span (``proctor.resumed``).
         """
         try:
+            runs, self._runs = self._runs, {}
             with self._lock:
-                runs, self._runs = self._runs, {}
-                for run in runs.values():
-                    for span in run.attempts.values():
-                        span.set_attribute("proctor.suspended", True)
-                        span.end(end_time=to_ns(ts))
-                    run.span.set_attribute("proctor.suspended", True)
-                    run.span.end(end_time=to_ns(ts))
+                pending, self._pending = self._pending, {}
+                self._open_spans.clear()
+            for run in (*runs.values(), *pending.values()):
+                for span in run.attempts.values():
+                    span.set_attribute("proctor.suspended", True)
+                    span.end(end_time=to_ns(ts))
+                run.span.set_attribute("proctor.suspended", True)
+                run.span.end(end_time=to_ns(ts))
         except Exception as exc:
             self._failed(exc)
 
@@ -179,10 +203,10 @@ class SpanBook:
         parent_id = ev.data.get("parent_run_id")
         if not isinstance(parent_id, str) or "traceparent" in ev.data:
             return ev
-        parent = self._runs.get(parent_id)
+        parent = self._open_spans.get(parent_id)
         carrier: dict[str, str] = {}
         if parent is not None:
-            _W3C.inject(carrier, context=trace.set_span_in_context(parent.span))
+            _W3C.inject(carrier, context=trace.set_span_in_context(parent))
         else:
             first = created.get(parent_id, {})
             carrier = {k: v for k in _W3C.fields if isinstance(v := first.get(k), str)}
@@ -210,7 +234,7 @@ class SpanBook:
             if concerned is not None:
                 concerned.add_event(SPAN_EVENTS[type_], attributes, timestamp=to_ns(ts))
         elif type_ in RUN_OUTCOMES:
-            del self._runs[run_id]
+            self._forget(run_id)
             for span in run.attempts.values():  # left running by the run's end (T3)
                 _end(span, "abandoned", {}, ts)
             _end(run.span, RUN_OUTCOMES[type_], data, ts)
@@ -220,7 +244,11 @@ class SpanBook:
     ) -> None:
         created: Mapping[str, Any] = data
         start = ts
-        if type_ is not _E.RUN_CREATED:
+        run: _Run | None = None
+        if type_ is _E.RUN_CREATED:
+            with self._lock:
+                run = self._pending.pop(run_id, None)  # started by created()
+        else:
             log = read(run_id)
             if not log or log[0].type is not _E.RUN_CREATED:
                 return
@@ -231,6 +259,13 @@ class SpanBook:
         if old is not None:  # taken again without an end seen here (fencing)
             self._runs[run_id] = old
             self._suspend_one(run_id, ts)
+        if run is None:
+            run = self._new_run(run_id, type_, created, start)
+        self._runs[run_id] = run
+
+    def _new_run(
+        self, run_id: str, type_: EventType, created: Mapping[str, Any], start: float
+    ) -> _Run:
         workflow = str(created.get("workflow", ""))
         attributes: dict[str, str | bool] = {"proctor.run_id": run_id, "proctor.workflow": workflow}
         parent_run = created.get("parent_run_id")
@@ -244,13 +279,16 @@ class SpanBook:
             attributes=attributes,
             start_time=to_ns(start),
         )
-        self._runs[run_id] = _Run(span=span, workflow=workflow)
+        with self._lock:
+            self._open_spans[run_id] = span
+        return _Run(span=span, workflow=workflow)
 
     def _parent_context(self, created: Mapping[str, Any]) -> otel_context.Context:
         parent_run = created.get("parent_run_id")
-        parent = self._runs.get(parent_run) if isinstance(parent_run, str) else None
+        with self._lock:
+            parent = self._open_spans.get(parent_run) if isinstance(parent_run, str) else None
         if parent is not None:
-            return trace.set_span_in_context(parent.span)
+            return trace.set_span_in_context(parent)
         carrier = {
             name: value
             for name in ("traceparent", "tracestate")
@@ -280,8 +318,15 @@ class SpanBook:
             _end(stale, "abandoned", {}, ts)
         run.attempts[key] = span
 
-    def _suspend_one(self, run_id: str, ts: float) -> None:
+    def _forget(self, run_id: str) -> _Run:
         run = self._runs.pop(run_id)
+        with self._lock:
+            if self._open_spans.get(run_id) is run.span:
+                del self._open_spans[run_id]
+        return run
+
+    def _suspend_one(self, run_id: str, ts: float) -> None:
+        run = self._forget(run_id)
         for span in run.attempts.values():
             span.end(end_time=to_ns(ts))
         run.span.set_attribute("proctor.suspended", True)

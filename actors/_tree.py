@@ -3,7 +3,9 @@
 The facade starts the Guardian (which starts the Journal, the Timers and the
 ControlInbox) and learns the refs it sends requests to; at close it asks
 the Guardian to shut down, after a graceful drain if asked (``_closing``),
-and waits for every actor and thread to end.
+and waits for every actor and thread to end. When the runtime traces (O2)
+the tree also holds its tracing thread, started before the Guardian and
+stopped (drained for a bounded time) after it.
 
 Invariants: :meth:`ActorTree.start` returns only once the Journal and the
 Timers exist (the facade's first request cannot find them missing);
@@ -14,9 +16,10 @@ logged, named by the census, and left as a daemon thread.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pykka
 
@@ -28,6 +31,10 @@ from actors._guardian import Guardian
 from actors._halt import Halt
 from actors._messages import GetWiring, Shutdown, Wiring
 from actors._settings import Settings
+from actors._tracing_thread import TracingThread
+
+if TYPE_CHECKING:
+    from actors._tracing_spans import SpanBook
 
 #: Upper bound on any internal ask; a healthy runtime answers in microseconds.
 ASK_TIMEOUT: Final = 30.0
@@ -43,9 +50,28 @@ class ActorTree:
     guardian: pykka.ActorRef[Any]
     journal: pykka.ActorRef[Any]
     timers: pykka.ActorRef[Any]
+    tracing: TracingThread | None = None
 
     @classmethod
-    def start(
+    def start(cls, *, tracing: SpanBook | None = None, **kwargs: Any) -> ActorTree:
+        """Start the tree (see :meth:`_start`); a ``tracing`` SpanBook is run
+        on a :class:`TracingThread` that reads through ``reader``.
+
+        Raises:
+            RuntimeClosed: as :meth:`_start`; the tracing thread is stopped.
+        """
+        if tracing is None:
+            return cls._start(**kwargs)
+        thread = TracingThread(tracing, kwargs["reader"].events)
+        try:
+            tree = cls._start(tracing=thread, **kwargs)
+        except BaseException:
+            thread.close(0.0)
+            raise
+        return dataclasses.replace(tree, tracing=thread)
+
+    @classmethod
+    def _start(
         cls, *, census: Census, owner: str, halted: Halt, settings: Settings, **guardian: Any
     ) -> ActorTree:
         """Start the Guardian with ``settings`` and ``guardian`` (its other
@@ -106,6 +132,8 @@ class ActorTree:
                     ", ".join(self.census.live()),
                 )
         finally:
+            if self.tracing is not None:  # after the Journal's last hand-over
+                self.tracing.close()
             if closing is not None:
                 closing.finish()  # even if interrupted: a second close() waits for it
 
