@@ -80,13 +80,11 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         shutdown_timeout: how long :meth:`close` waits for steps that never check.
         busy_timeout: how long a write waits for another process's lock, then
             :class:`StoreLocked`. Default: a third of ``lease_ttl``, at most 5 s.
-        claim_runs: also run the runs nobody owns yet (created by ``proctor
-            start``) of every workflow this process has imported, as
-            ``proctor worker`` does. Two runtimes never run the same run.
+        claim_runs: also run the unowned runs (``proctor start``'s) of every workflow
+            imported here, as ``proctor worker`` does. Two runtimes never run one run.
         control_interval: how often the ControlInbox looks for requests of other processes.
-        resume: resume, by replay, the unfinished runs (of workflows this
-            process has imported) whose runtime died or stopped (D2). A run's
-            owner is dead when its lease ran out, when it stopped, or when its
+        resume: resume by replay the unfinished runs (of imported workflows) whose
+            runtime died or stopped (D2): its lease ran out, it stopped, or its
             process is gone from this host.
         lease_ttl: how long this runtime's lease lasts unless renewed (it is
             renewed every third of it). Another runtime that sees it not
@@ -100,10 +98,8 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
             as ``step_waiting``, and start in the order decided as slots free.
             Default: 50 per CPU, at least 16. An abandoned attempt (terminate,
             timeout) holds its slot until its code returns.
-        max_batch: the most appends the Journal commits in one transaction
-            (group commit), at least 1: larger ones amortise the commit.
-        request_timeout: seconds ``start``, ``cancel`` and ``terminate`` wait
-            for their record, then :class:`OutcomeUnknown` (naming the run).
+        max_batch: the most appends one Journal transaction commits (group commit), at least 1.
+        request_timeout: seconds start/cancel/terminate wait, then :class:`OutcomeUnknown`.
         max_payload_bytes: the most bytes of JSON an argument, a result or
             heartbeat details may take (D4); more is a :class:`PayloadTooLarge`.
         retention: seconds (or a ``timedelta``) a finished run is kept; older ones
