@@ -102,9 +102,8 @@ class Runtime(StoreReads, RunControl, RunRestarts, RuntimeSignals):
         request_timeout: seconds start/cancel/terminate wait, then :class:`OutcomeUnknown`.
         max_payload_bytes: the most bytes of JSON an argument, a result or
             heartbeat details may take (D4); more is a :class:`PayloadTooLarge`.
-        retention: seconds (or a ``timedelta``) a finished run is kept; older ones
-            are pruned with their log, steps and finished child runs, off the hot
-            path. None (default) keeps every run forever (``proctor runs prune``).
+        retention: seconds (or a ``timedelta``) a finished run is kept, then pruned with its
+            log and finished child runs; None (default): forever (``proctor runs prune``).
         drain: seconds :meth:`close` lets running steps finish by default (A4); 0: none.
         tracer_provider: OpenTelemetry's, for spans of runs and step attempts (O2,
             ``proctor[otel]``); None: the global one. No spans without one (guide "Tracing").
