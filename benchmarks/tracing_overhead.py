@@ -82,6 +82,21 @@ print(json.dumps({"runs_per_s": runs / took, "cpu_ms_per_run": cpu * 1000 / runs
 """
 
 
+def three_step_run(run_id: str) -> tuple[list[Any], list[Any]]:
+    """A 3-step run's records as the Journal commits them, and their outcomes."""
+    from persistence import Appended, EventType, NewEvent, RunState  # noqa: PLC0415
+
+    events = [NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data={"workflow": "w"})]
+    events.extend(
+        NewEvent(run_id=run_id, type=type_, step="s", call=call, attempt=1)
+        for call in range(3)
+        for type_ in (EventType.STEP_STARTED, EventType.STEP_COMPLETED)
+    )
+    events.append(NewEvent(run_id=run_id, type=EventType.RUN_COMPLETED))
+    done = [Appended(i, i, RunState.RUNNING, ts=1.7e9 + i) for i in range(len(events))]
+    return events, done
+
+
 def one(mode: str, scenario: str, runs: int, baseline: Path | None) -> dict[str, float]:
     root = baseline if mode == "baseline" and baseline else ROOT
     mode = "off" if mode == "baseline" else mode
@@ -111,7 +126,6 @@ def micro() -> None:
 
     from actors._tracing import start_tracing, trace_context  # noqa: PLC0415
     from actors._tracing_thread import TracingThread  # noqa: PLC0415
-    from persistence import Appended, EventType, NewEvent, RunState  # noqa: PLC0415
 
     class Drop(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
@@ -147,15 +161,7 @@ def micro() -> None:
         counter = iter(range(10**9))
 
         def one_run(book: Any = book, counter: Any = counter) -> None:
-            run_id = f"r{next(counter)}"
-            events = [NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data={"workflow": "w"})]
-            events.extend(
-                NewEvent(run_id=run_id, type=type_, step="s", call=call, attempt=1)
-                for call in range(3)
-                for type_ in (EventType.STEP_STARTED, EventType.STEP_COMPLETED)
-            )
-            events.append(NewEvent(run_id=run_id, type=EventType.RUN_COMPLETED))
-            done = [Appended(i, i, RunState.RUNNING, ts=1.7e9 + i) for i in range(len(events))]
+            events, done = three_step_run(f"r{next(counter)}")
             book.created(events, done)
             book.committed(events, done, lambda _: ())
 
@@ -164,16 +170,7 @@ def micro() -> None:
         thread = TracingThread(book, lambda _: ())
 
         def hand_over(thread: Any = thread, counter: Any = counter) -> None:
-            run_id = f"r{next(counter)}"
-            events = [NewEvent(run_id=run_id, type=EventType.RUN_CREATED, data={"workflow": "w"})]
-            events.extend(
-                NewEvent(run_id=run_id, type=type_, step="s", call=call, attempt=1)
-                for call in range(3)
-                for type_ in (EventType.STEP_STARTED, EventType.STEP_COMPLETED)
-            )
-            events.append(NewEvent(run_id=run_id, type=EventType.RUN_COMPLETED))
-            done = [Appended(i, i, RunState.RUNNING, ts=1.7e9 + i) for i in range(len(events))]
-            thread.committed(events, done)
+            thread.committed(*three_step_run(f"r{next(counter)}"))
 
         cost = thread_cpu_us(hand_over, 500)
         print(f"  of it on the Journal's thread, {name:<6}: {cost:6.1f} us/run")
