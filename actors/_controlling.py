@@ -3,7 +3,7 @@
 :class:`RunControl` is the control half of the Runtime's public API, each
 call with its awaitable twin (A1): ``cancel`` / ``cancel_async``,
 ``terminate`` / ``terminate_async``, ``close`` / ``close_async`` (and
-``async with``). A twin
+``async with``), ``flush_traces`` / ``flush_traces_async``. A twin
 runs the same submission (``_requests``: argument checks, the message to
 the Journal) and the same answer; only the wait differs.
 
@@ -34,7 +34,7 @@ from actors._waiting import RunWaiter
 
 
 class RunControl(abc.ABC):
-    """Cancel, terminate and close, each with its awaitable twin.
+    """Cancel, terminate, close and flush traces, each with its awaitable twin.
 
     Subclasses set ``_requests`` and ``_waiter`` and define
     :meth:`_check_open` and :meth:`close`.
@@ -54,6 +54,17 @@ class RunControl(abc.ABC):
     @abc.abstractmethod
     def close(self, drain: float | None = None) -> None:
         """Stop the runtime (blocking), after a drain of ``drain`` seconds (A4)."""
+
+    @abc.abstractmethod
+    def flush_traces(self, timeout: float = 5.0) -> bool:
+        """Wait (blocking) until what is logged so far is in spans (O2)."""
+
+    async def flush_traces_async(self, timeout: float = 5.0) -> bool:
+        """Like ``flush_traces``, awaited: it waits in the loop's default
+        executor. True once the spans are made (or tracing is off), False if
+        not within ``timeout`` seconds."""
+        flush = functools.partial(self.flush_traces, timeout)
+        return await asyncio.get_running_loop().run_in_executor(None, flush)
 
     async def close_async(self, drain: float | None = None) -> None:
         """Like ``close``, awaited: it runs in the loop's default executor, so

@@ -12,6 +12,7 @@ task's critical path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -99,8 +100,10 @@ def test_O2_a_blocked_exporter_never_stalls_the_journal_nor_the_lease(
     assert rt.failure is None
     assert not blocked.spans  # nothing got through while blocked
     assert not rt.flush_traces(0.01)
+    assert not asyncio.run(rt.flush_traces_async(0.01))  # its awaitable twin (A1)
 
     blocked.release.set()
+    assert asyncio.run(rt.flush_traces_async(10))
     assert rt.flush_traces(10)
     assert f"run {long_run.name}" in blocked.names()
     assert f"step {beat_for.name}" in blocked.names()
