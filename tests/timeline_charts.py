@@ -65,74 +65,31 @@ def title(el: ET.Element) -> str:
 def synthetic_run(calls: int) -> tuple[RunRecord, list[EventRecord]]:
     """A RUNNING run's log of ``calls`` sequential step calls, built by hand:
     call 1234 fails once and is retried, the last one is still running."""
-    created = 1_800_000_000.0
-    run = RunRecord(
-        run_id="big",
-        workflow="bulk",
-        status=RunState.RUNNING,
-        args=[],
-        kwargs={},
-        result=None,
-        error=None,
-        parent_run_id=None,
-        owner="rt-1",
-        cancel_requested_at=None,
-        cancel_reason=None,
-        cancel_source=None,
-        cancel_grace=None,
-        terminate_requested_at=None,
-        terminate_reason=None,
-        created_at=created,
-        started_at=created,
-        finished_at=None,
-        last_seq=0,
-    )
-    events: list[EventRecord] = []
-
-    def add(
-        type_: EventType,
-        ts: float,
-        call: int | None = None,
-        attempt: int | None = None,
-        **data: object,
-    ) -> None:
-        n = len(events) + 1
-        events.append(
-            EventRecord(
-                seq=n,
-                run_id="big",
-                run_seq=n,
-                ts=created + ts,
-                type=type_,
-                step=None if call is None else "work",
-                call=call,
-                attempt=attempt,
-                data=dict(data),
-            )
-        )
-
-    add(EventType.RUN_CREATED, 0, workflow="bulk")
-    add(EventType.RUN_STARTED, 0)
+    log = HandLog("big", workflow="bulk")
+    log.add(EventType.RUN_CREATED, 0, workflow="bulk")
+    log.add(EventType.RUN_STARTED, 0)
     for call in range(calls):
         at = call * 1.0
-        add(EventType.STEP_SCHEDULED, at, call)
-        add(EventType.STEP_STARTED, at, call, 1)
+        log.add(EventType.STEP_SCHEDULED, at, call)
+        log.add(EventType.STEP_STARTED, at, call, 1)
         if call == 1234:
-            add(EventType.STEP_FAILED, at + 0.2, call, 1, error={"type": "E", "message": "x"})
-            add(EventType.STEP_RETRY_SCHEDULED, at + 0.2, call, 2, delay=0.3)
-            add(EventType.STEP_STARTED, at + 0.5, call, 2)
-            add(EventType.STEP_COMPLETED, at + 0.9, call, 2)
+            error = {"type": "E", "message": "x"}
+            log.add(EventType.STEP_FAILED, at + 0.2, call, 1, error=error)
+            log.add(EventType.STEP_RETRY_SCHEDULED, at + 0.2, call, 2, delay=0.3)
+            log.add(EventType.STEP_STARTED, at + 0.5, call, 2)
+            log.add(EventType.STEP_COMPLETED, at + 0.9, call, 2)
         elif call < calls - 1:
-            add(EventType.STEP_COMPLETED, at + 0.9, call, 1)
-    return run, events
+            log.add(EventType.STEP_COMPLETED, at + 0.9, call, 1)
+    return log.run(RunState.RUNNING), log.events
 
 
 class HandLog:
     """A run's log built by hand, one record at a time (``add``), for what a
     live run does not write at will; ``run(status)`` is its run record."""
 
-    def __init__(self, run_id: str = "hand") -> None:
+    def __init__(self, run_id: str = "hand", *, workflow: str = "hand") -> None:
         self.run_id = run_id
+        self.workflow = workflow
         self.created = 1_800_000_000.0
         self.events: list[EventRecord] = []
 
@@ -163,7 +120,7 @@ class HandLog:
     def run(self, status: RunState, finished: float | None = None) -> RunRecord:
         return RunRecord(
             run_id=self.run_id,
-            workflow="hand",
+            workflow=self.workflow,
             status=status,
             args=[],
             kwargs={},
