@@ -27,6 +27,9 @@ _TIME_HELP = (
 )
 
 
+#: Runs per page unless ``--limit`` (or the dashboard's ``?limit=``) says otherwise.
+PAGE_SIZE: Final = 50
+
 #: The shape of ``runs list --json``; bumped when a field changes meaning or goes.
 LIST_SCHEMA_VERSION: Final = 1
 
@@ -54,7 +57,7 @@ LIST_SCHEMA_VERSION: Final = 1
 )
 @click.option(
     "--limit",
-    default=50,
+    default=PAGE_SIZE,
     show_default=True,
     type=click.IntRange(min=1, max=MAX_COUNT),
     help="At most this many runs, newest first.",

@@ -21,13 +21,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from cli._listing import PAGE_SIZE
 from cli._owner import owner_state
 from cli.web._state import Dashboard, dashboard_of
 from cli.web._stores import Stores
 from persistence import InvalidArgument, RunQuery, RunRecord, Store, StoreError, run_query
 
-#: Runs per page unless ``?limit=`` says otherwise (``proctor runs list``'s default).
-PAGE_SIZE: Final = 50
 _FILTERS: Final = ("status", "workflow", "since", "until")
 
 
