@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.processes import ROOT
 
 if TYPE_CHECKING:
@@ -108,15 +109,6 @@ def processes_using(marker: str) -> list[int]:
         if state != "Z" and marker.encode() in cmdline:
             pids.append(int(entry.name))
     return pids
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll ``condition`` until truthy; fail the test with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} (within {timeout}s)")
-        time.sleep(0.01)
 
 
 def console_error(url: str, message: ConsoleMessage, document_status: int) -> list[str]:
@@ -218,7 +210,7 @@ def chromium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser
                 screenshot_pages(context, tmp_path)
         finally:
             context.close()
-    wait_for(
+    wait_until(
         lambda: not processes_using(str(profile)),
         STOP_DEADLINE,
         "a Chromium process outlived its test",

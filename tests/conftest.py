@@ -48,12 +48,14 @@ def note(key: str, value: object) -> None:
     NOTES.setdefault(key, []).append(value)
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until it is truthy; fail the test at the deadline."""
+def wait_until(
+    condition: Callable[[], object], timeout: float = 10.0, what: str = "condition not met"
+) -> None:
+    """Poll ``condition`` until it is truthy; fail the test at the deadline, saying ``what``."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
+            pytest.fail(f"{what} within {timeout}s")
         time.sleep(0.001)
 
 
