@@ -58,6 +58,9 @@ def test_O1_with_a_token_every_route_needs_it(db: Target) -> None:
         )
         assert allowed.status_code == 303  # accepted: to the run page (Post/Redirect/Get)
         assert "401" in client.get("/").text
+        # a refusal links an empty icon: a browser then asks for no /favicon.ico,
+        # which the token would refuse again (a console error in the browser tests)
+        assert '<link rel="icon" href="data:,">' in client.get("/").text
         assert TOKEN not in client.get("/").text
 
 

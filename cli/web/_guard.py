@@ -31,13 +31,14 @@ and writes nothing; the token is never echoed in a response.
 from __future__ import annotations
 
 import hmac
+import html
 import secrets
 from http.cookies import SimpleCookie
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.datastructures import Headers
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cli.web._hosts import host_name, is_loopback
@@ -97,7 +98,7 @@ class Guard:
         headers = Headers(scope=scope)
         host = headers.get("host", "")
         if self._token is None and not is_loopback(host_name(host)):
-            return PlainTextResponse(
+            return _refused(
                 "refused: the dashboard serves loopback names only without a token"
                 " (start proctor ui with --token to serve other hosts)",
                 status_code=403,
@@ -107,7 +108,7 @@ class Guard:
             if answer is not None:
                 return answer
         if scope["method"] not in _READS and not _same_origin(headers, host):
-            return PlainTextResponse(
+            return _refused(
                 "refused: a change must come from the dashboard's own page (Origin)",
                 status_code=403,
             )
@@ -146,7 +147,7 @@ class Guard:
 
 
 def _unauthorized() -> Response:
-    return PlainTextResponse(
+    return _refused(
         "401: this dashboard needs its token (Authorization: Bearer TOKEN, or open it"
         " once with ?token=TOKEN)",
         status_code=401,
@@ -160,3 +161,13 @@ def _same_origin(headers: Headers, host: str) -> bool:
     if not origin or origin == "null" or not host:
         return False
     return urlsplit(origin).netloc.lower() == host.lower()
+
+
+def _refused(text: str, *, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    """A refusal as a small HTML page that links an empty icon, so a browser
+    asks for no ``/favicon.ico`` (which the same guard would refuse again)."""
+    page = (
+        '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">'
+        f"<title>{status_code}</title><pre>{html.escape(text)}</pre>"
+    )
+    return HTMLResponse(page, status_code=status_code, headers=headers)
